@@ -1,0 +1,654 @@
+"""Data validation of a training/scoring batch with Great Expectations 1.x.
+
+Why this module exists: the retraining DAG must refuse to train (or compare) on a
+batch that is structurally broken -- a missing column, a null target, text in a
+numeric feature, a flood of out-of-range values or unknown categories.  Those
+problems would otherwise surface as a confusing scikit-learn stack trace or,
+worse, as a silently degraded challenger.  This module turns a list of
+expectation dicts (a GX suite file plus built-in schema checks) into a
+:class:`ValidationReport` that is JSON-safe (it goes to XCom and MLflow) and
+has a one-line human summary for task logs / alerts.
+
+Design notes:
+
+* Only stdlib modules are imported at module level.  ``great_expectations``
+  takes ~3 s to import and ``pandas`` is not free either; Airflow parses DAG
+  files (which import ``include.retrainer``) constantly, so both are imported
+  lazily inside the functions that need them.
+* Every run uses a fresh *ephemeral* GX context, so nothing is written to a
+  ``gx/`` project directory and parallel task runs cannot collide.
+* Problems in the data never raise: they become failed expectations in the
+  report (including columns missing from the batch).  Problems in the *suite*
+  (unknown expectation type, kwargs GX rejects, unreadable file) raise
+  :class:`SuiteError`, because that is a configuration bug, not a data issue.
+* Numeric-type check: with pandas 3, GX's ``expect_column_values_to_be_in_type_list``
+  only resolves *exact* dtype spellings.  ``"Int64"`` silently matches nothing
+  (so nullable ``Int64`` columns would fail), while the class names
+  ``"Int64Dtype"``/``"Float64Dtype"`` do resolve.  :data:`NUMERIC_TYPE_LIST`
+  was verified empirically against GX 1.24.1 / pandas 3.1: it passes
+  int8..int64, uint8..uint64, float16..float64, Int*/UInt*/Float* nullable
+  dtypes and object columns holding Python ints/floats; it fails ``str``,
+  ``string``, ``category`` (even with numeric categories), ``bool``,
+  ``boolean``, datetime, timedelta and complex columns, and object columns
+  that contain any string (reported as a percentage of unexpected values).
+  Columns backed by ``pd.ArrowDtype`` (``int64[pyarrow]`` ...) are not
+  understood by GX's type comparison at all, so :func:`validate_batch`
+  converts *those columns only* to their numpy-nullable equivalent before
+  validating (values are unchanged; the caller's frame is not modified).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at runtime
+    import pandas as pd
+
+__all__ = [
+    "CATEGORICAL_MOSTLY",
+    "DATA_DOCS_SITE_NAME",
+    "NUMERIC_TYPE_LIST",
+    "SuiteError",
+    "ValidationReport",
+    "check_expectations",
+    "load_suite_file",
+    "schema_expectations",
+    "validate_batch",
+]
+
+#: dtype names accepted as "numeric" by ``expect_column_values_to_be_in_type_list``.
+#: See the module docstring for the empirical verification; "int"/"float" make GX
+#: accept Python ints/floats held in object columns (checked value by value).
+NUMERIC_TYPE_LIST: tuple[str, ...] = (
+    "int",
+    "float",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "Int8Dtype",
+    "Int16Dtype",
+    "Int32Dtype",
+    "Int64Dtype",
+    "UInt8Dtype",
+    "UInt16Dtype",
+    "UInt32Dtype",
+    "UInt64Dtype",
+    "Float32Dtype",
+    "Float64Dtype",
+)
+
+#: Default ``mostly`` for built-in categorical value-set checks: a rare new category
+#: (the model's encoder ignores unknowns) is tolerated, a flood of them is not.
+CATEGORICAL_MOSTLY = 0.99
+
+#: Name of the Data Docs site this module adds; GX's ephemeral context already
+#: owns "local_site".
+DATA_DOCS_SITE_NAME = "retrainer_site"
+
+# Values shown per failed expectation in the report; keeps XCom payloads small.
+_MAX_UNEXPECTED_VALUES = 10
+# Failures listed in summary_line before it says "... and N more".
+_MAX_SUMMARY_FAILURES = 10
+
+
+class SuiteError(ValueError):
+    """A suite file or expectation list is unusable (configuration bug, not bad data)."""
+
+
+# --------------------------------------------------------------------------- suite I/O
+
+
+def _normalise_expectation(item: Any, where: str) -> dict:
+    """Check one expectation dict's structure and return ``{"type","kwargs","meta"?}``.
+
+    Accepts the GX 1.x key ``type`` and, for suites exported by GX 0.x, the old
+    ``expectation_type``.  Extra keys written by ``to_json_dict()`` (``id``,
+    ``severity``, ``rendered_content`` ...) are dropped: ids must be unique per
+    suite and are re-assigned by GX.
+    """
+    if not isinstance(item, Mapping):
+        raise SuiteError(f"{where}: expected an object with 'type' and 'kwargs', got {type(item).__name__}")
+    exp_type = item.get("type", item.get("expectation_type"))
+    if not isinstance(exp_type, str) or not exp_type.strip():
+        raise SuiteError(f"{where}: missing or non-string 'type'")
+    exp_type = exp_type.strip()
+    if not exp_type.startswith("expect_"):
+        raise SuiteError(
+            f"{where}: unknown expectation type {exp_type!r} "
+            "(GX expectation types are snake_case names starting with 'expect_')"
+        )
+    kwargs = item.get("kwargs", {})
+    if not isinstance(kwargs, Mapping):
+        raise SuiteError(f"{where} ({exp_type}): 'kwargs' must be an object, got {type(kwargs).__name__}")
+    out: dict = {"type": exp_type, "kwargs": dict(kwargs)}
+    meta = item.get("meta")
+    if meta is not None:
+        if not isinstance(meta, Mapping):
+            raise SuiteError(f"{where} ({exp_type}): 'meta' must be an object, got {type(meta).__name__}")
+        out["meta"] = dict(meta)
+    return out
+
+
+def load_suite_file(path: str | Path, *, validate: bool = False) -> list[dict]:
+    """Read expectations from a GX suite JSON file.
+
+    Accepts what ``ExpectationSuite.to_json_dict()`` writes
+    (``{"name", "expectations": [{"type", "kwargs", "meta"?}], "meta"}``) or a
+    plain JSON list of ``{"type", "kwargs"}``.  Only the structure is checked by
+    default, so this is safe to call while parsing configuration (no GX import).
+    Pass ``validate=True`` to additionally run :func:`check_expectations`
+    (imports GX) so unknown expectation types / rejected kwargs are reported
+    against this file.
+
+    Raises:
+        SuiteError: missing/unreadable file, invalid JSON or bad structure; the
+            message always names ``path``.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError(f"suite file {str(p)!r} does not exist") from None
+    except OSError as exc:
+        raise SuiteError(f"suite file {str(p)!r} cannot be read: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SuiteError(
+            f"suite file {str(p)!r} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+
+    if isinstance(data, list):
+        items = data
+    elif isinstance(data, Mapping):
+        if "expectations" not in data:
+            raise SuiteError(f"suite file {str(p)!r}: top-level object has no 'expectations' list")
+        items = data["expectations"]
+        if not isinstance(items, list):
+            raise SuiteError(
+                f"suite file {str(p)!r}: 'expectations' must be a list, got {type(items).__name__}"
+            )
+    else:
+        raise SuiteError(
+            f"suite file {str(p)!r}: expected a suite object or a list of expectations, "
+            f"got {type(data).__name__}"
+        )
+
+    expectations = [
+        _normalise_expectation(item, f"suite file {str(p)!r}, expectation #{i}")
+        for i, item in enumerate(items)
+    ]
+    if validate:
+        check_expectations(expectations, source=f"suite file {str(p)!r}")
+    return expectations
+
+
+# ----------------------------------------------------------------- built-in expectations
+
+
+def _unique(names: Iterable[str | None]) -> list[str]:
+    seen: dict[str, None] = {}
+    for name in names:
+        if name and name not in seen:
+            seen[name] = None
+    return list(seen)
+
+
+def schema_expectations(
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    target: str,
+    timestamp: str | None = None,
+    categorical_values: dict[str, list] | None = None,
+    *,
+    categorical_mostly: float = CATEGORICAL_MOSTLY,
+) -> list[dict]:
+    """Built-in expectations every model gets, derived from its declared schema.
+
+    * every declared column (numeric, categorical, target, timestamp) exists;
+    * the target has no nulls (rows without a label cannot be trained on);
+    * every numeric column has a numeric dtype (see :data:`NUMERIC_TYPE_LIST`);
+    * the table has at least one row;
+    * for each categorical column listed in ``categorical_values``, values are
+      in that set for at least ``categorical_mostly`` of the non-null rows.
+
+    Plain dicts are returned so this is usable without importing GX.
+    """
+    if isinstance(numeric, str) or isinstance(categorical, str):
+        # A bare string would be iterated character by character -- a classic config slip.
+        raise TypeError("numeric and categorical must be sequences of column names, not a string")
+    if not target:
+        raise ValueError("target column name must be non-empty")
+    expectations: list[dict] = [
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1, "max_value": None}}
+    ]
+    for column in _unique([*numeric, *categorical, target, timestamp]):
+        expectations.append({"type": "expect_column_to_exist", "kwargs": {"column": column}})
+    expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": target}})
+    for column in _unique(numeric):
+        expectations.append(
+            {
+                "type": "expect_column_values_to_be_in_type_list",
+                "kwargs": {"column": column, "type_list": list(NUMERIC_TYPE_LIST)},
+            }
+        )
+    for column, values in (categorical_values or {}).items():
+        if not isinstance(values, (list, tuple, set, frozenset)) or not values:
+            raise ValueError(f"categorical_values[{column!r}] must be a non-empty list of allowed values")
+        expectations.append(
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": column, "value_set": list(values), "mostly": categorical_mostly},
+            }
+        )
+    return expectations
+
+
+# ------------------------------------------------------------------------ GX helpers
+
+
+def _quiet_gx() -> None:
+    """Disable GX analytics and keep its INFO chatter out of task logs.
+
+    Uses ``setdefault`` / only touches an unconfigured logger so a deliberate
+    setting by the operator wins.
+    """
+    import logging
+    import os
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logger = logging.getLogger("great_expectations")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+
+
+def _build_gx_expectations(expectations: list[dict], source: str) -> list[Any]:
+    """Turn expectation dicts into GX ``Expectation`` objects or raise SuiteError."""
+    _quiet_gx()
+    from great_expectations.exceptions import ExpectationNotFoundError
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    if not isinstance(expectations, list):
+        raise SuiteError(f"{source}: expectations must be a list, got {type(expectations).__name__}")
+    built = []
+    for i, raw in enumerate(expectations):
+        exp = _normalise_expectation(raw, f"{source}, expectation #{i}")
+        where = f"{source}, expectation #{i} ({exp['type']})"
+        try:
+            config = ExpectationConfiguration(type=exp["type"], kwargs=exp["kwargs"], meta=exp.get("meta"))
+            built.append(config.to_domain_obj())
+        except ExpectationNotFoundError:
+            raise SuiteError(f"{where}: unknown expectation type {exp['type']!r}") from None
+        except Exception as exc:  # pydantic ValidationError, InvalidExpectationConfigurationError, ...
+            detail = " ".join(str(exc).split())
+            raise SuiteError(f"{where}: invalid kwargs {exp['kwargs']!r}: {detail}") from exc
+    return built
+
+
+def check_expectations(expectations: list[dict], source: str | None = None) -> None:
+    """Raise :class:`SuiteError` if any expectation is unknown to GX or has bad kwargs.
+
+    Builds the GX expectation objects (which runs GX's pydantic validation of
+    the kwargs) without touching any data.  Imports GX, so call it at task
+    time, not while parsing DAG configuration.  ``source`` (e.g. the suite
+    file path) is put in the error message.
+    """
+    _build_gx_expectations(expectations, source or "expectations")
+
+
+def _dedupe(expectations: list[dict]) -> list[dict]:
+    """Drop exact repeats (same type and kwargs), keeping the first.
+
+    The built-in schema checks and a hand-written suite often both say e.g.
+    ``expect_column_to_exist(churned)``; counting it twice would skew the
+    statistics and repeat the failure in the summary.
+    """
+    seen: set[str] = set()
+    out = []
+    for exp in expectations:
+        key = json.dumps([exp.get("type"), exp.get("kwargs")], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(exp)
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    """Recursively convert GX/numpy/pandas values to strict-JSON-compatible Python.
+
+    numpy scalars -> Python scalars, NaN/inf -> None, timestamps -> ISO strings,
+    anything else unknown -> ``str``.  Needed because reports go to XCom and
+    MLflow, and ``json.dumps(allow_nan=False)`` must work on them.
+    """
+    import datetime as _dt
+    import math
+
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        try:
+            return value.isoformat()
+        except ValueError:  # pd.NaT
+            return None
+    # numpy / pandas scalars and arrays without importing them.
+    module = type(value).__module__ or ""
+    if module.startswith(("numpy", "pandas")):
+        if type(value).__name__ in {"NAType", "NaTType"}:
+            return None
+        if hasattr(value, "tolist"):
+            return _json_safe(value.tolist())
+        if hasattr(value, "item"):
+            return _json_safe(value.item())
+        if hasattr(value, "isoformat"):
+            return _json_safe(value.isoformat())
+    try:
+        import decimal
+
+        if isinstance(value, decimal.Decimal):
+            return _json_safe(float(value))
+    except Exception:  # pragma: no cover - defensive
+        pass
+    return str(value)
+
+
+def _exception_message(exception_info: Any) -> str | None:
+    """Extract a readable message from a GX result's ``exception_info``.
+
+    GX stores either ``{"raised_exception", "exception_message", ...}`` or, when
+    a metric failed, ``{metric_id: {"exception_message", ...}, ...}``.
+    """
+    if not isinstance(exception_info, Mapping) or not exception_info:
+        return None
+    if "raised_exception" in exception_info:
+        if exception_info.get("raised_exception"):
+            return str(exception_info.get("exception_message") or "expectation raised an exception")
+        return None
+    messages = []
+    for info in exception_info.values():
+        if isinstance(info, Mapping) and info.get("exception_message"):
+            msg = " ".join(str(info["exception_message"]).split())
+            if msg not in messages:
+                messages.append(msg)
+    return "; ".join(messages) if messages else None
+
+
+def _format_percent(pct: float) -> str:
+    return f"{pct:.4g}%"
+
+
+def _columns_of(kwargs: Mapping[str, Any]) -> list[str]:
+    """Column names an expectation is about (single, pair or multi-column)."""
+    if kwargs.get("column") is not None:
+        return [str(kwargs["column"])]
+    if kwargs.get("column_A") is not None and kwargs.get("column_B") is not None:
+        return [str(kwargs["column_A"]), str(kwargs["column_B"])]
+    if isinstance(kwargs.get("column_list"), (list, tuple)):
+        return [str(c) for c in kwargs["column_list"]]
+    return []
+
+
+def _label(record: Mapping[str, Any]) -> str:
+    cols = _columns_of(record.get("kwargs") or {})
+    if not cols and record.get("column"):
+        cols = [record["column"]]
+    return f"{record['type']}({', '.join(cols)})" if cols else str(record["type"])
+
+
+def _convert_result(exp: dict, gx_result: Any, df_columns: set[str]) -> tuple[dict, dict | None]:
+    """Build the per-expectation record and, if it failed, the failure record."""
+    result = dict(gx_result.result or {})
+    kwargs = exp["kwargs"]
+    column = kwargs.get("column")
+    details: dict[str, Any] = {}
+
+    if "observed_value" in result:
+        observed: Any = result["observed_value"]
+    elif result.get("unexpected_percent") is not None:
+        # Column-map expectations have no single observed value; the share of
+        # offending rows is what a user needs ("12.5% unexpected").
+        observed = f"{_format_percent(float(result['unexpected_percent']))} unexpected"
+        for key in ("element_count", "unexpected_count", "unexpected_percent", "missing_count"):
+            if key in result:
+                details[key] = result[key]
+        partial = result.get("partial_unexpected_list")
+        if partial:
+            details["partial_unexpected_list"] = list(partial)[:_MAX_UNEXPECTED_VALUES]
+    else:
+        observed = None
+    if isinstance(result.get("details"), Mapping):
+        # e.g. expect_table_columns_to_match_set: {"mismatched": {"missing": [...], "unexpected": [...]}}
+        details.update(result["details"])
+
+    missing = [c for c in _columns_of(kwargs) if c not in df_columns]
+    error = _exception_message(gx_result.exception_info)
+    if missing:
+        # More useful than GX's metric traceback message, and also explains a
+        # failed expect_column_to_exist (whose GX result is empty).
+        details["missing_columns"] = missing
+        details["error"] = f"column(s) not found in batch: {', '.join(missing)}"
+    elif error:
+        details["error"] = error
+
+    success = bool(gx_result.success)
+    record = {
+        "type": exp["type"],
+        "column": column if column is None else str(column),
+        "success": success,
+        "observed_value": observed,
+    }
+    failure = None
+    if not success:
+        failure = {
+            "type": exp["type"],
+            "column": record["column"],
+            "kwargs": dict(kwargs),
+            "observed_value": observed,
+        }
+        if details:
+            failure["details"] = details
+    return _json_safe(record), (_json_safe(failure) if failure is not None else None)
+
+
+def _normalise_arrow_columns(df: "pd.DataFrame") -> "pd.DataFrame":
+    """Convert ``pd.ArrowDtype`` columns to numpy-nullable dtypes GX understands.
+
+    Returns the original object when there is nothing to convert (no copy).
+    """
+    import pandas as pd
+
+    arrow_cols = [c for c in df.columns if isinstance(df[c].dtype, pd.ArrowDtype)]
+    if not arrow_cols:
+        return df
+    out = df.copy(deep=False)
+    for col in arrow_cols:
+        out[col] = df[col].convert_dtypes(dtype_backend="numpy_nullable")
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of validating one batch; JSON-safe so it can go to XCom / MLflow.
+
+    ``failed_expectations`` items are ``{"type", "column", "kwargs",
+    "observed_value", "details"?}``; ``details`` carries the unexpected
+    count/percent, a few offending values, or an ``error`` (e.g. a missing
+    column).  ``results`` has ``{"type", "column", "success",
+    "observed_value"}`` for every expectation, in suite order.
+    """
+
+    success: bool
+    failed_expectations: list[dict]
+    statistics: dict
+    results: list[dict]
+    rows: int
+    suite_name: str = ""
+    data_docs_index: str | None = field(default=None)
+
+    def to_dict(self) -> dict:
+        """Plain dict, safe for ``json.dumps(..., allow_nan=False)``."""
+        return _json_safe(asdict(self))
+
+    def summary_line(self) -> str:
+        """One line for logs/alerts naming each failed expectation and what was observed."""
+        total = self.statistics.get("evaluated_expectations", len(self.results))
+        if self.success:
+            return f"validation passed: {total} of {total} expectations"
+        parts = []
+        for failure in self.failed_expectations[:_MAX_SUMMARY_FAILURES]:
+            details = failure.get("details") or {}
+            mismatched = details.get("mismatched") if isinstance(details.get("mismatched"), dict) else {}
+            missing = details.get("missing_columns") or mismatched.get("missing")
+            if missing:
+                what = f"missing column(s): {', '.join(map(str, missing))}"
+            elif details.get("error"):
+                what = f"error: {details['error']}"
+            elif failure.get("observed_value") is not None:
+                what = f"observed {failure['observed_value']}"
+            else:
+                what = "failed"
+            parts.append(f"{_label(failure)} {what}")
+        more = len(self.failed_expectations) - _MAX_SUMMARY_FAILURES
+        if more > 0:
+            parts.append(f"... and {more} more")
+        n_failed = self.statistics.get("unsuccessful_expectations", len(self.failed_expectations))
+        return f"validation failed: {n_failed} of {total} expectations: " + "; ".join(parts)
+
+
+# ------------------------------------------------------------------------- validation
+
+
+def validate_batch(
+    df: "pd.DataFrame",
+    expectations: list[dict],
+    suite_name: str,
+    data_docs_dir: str | Path | None = None,
+) -> ValidationReport:
+    """Validate ``df`` against ``expectations`` and return a :class:`ValidationReport`.
+
+    Uses an ephemeral GX context (pandas datasource, dataframe asset,
+    whole-dataframe batch definition) and a Checkpoint around one
+    ValidationDefinition.  Exact duplicate expectations are run once.
+    Data problems -- including columns absent from ``df`` -- never raise; they
+    are failed expectations.  Bad expectations raise :class:`SuiteError`.
+
+    If ``data_docs_dir`` is given, GX Data Docs HTML (``index.html``, the suite
+    page and this validation's page) is written there so the caller can upload
+    the folder; its ``index.html`` path is returned in ``data_docs_index``.
+    """
+    if not suite_name or not isinstance(suite_name, str):
+        raise ValueError("suite_name must be a non-empty string")
+    _quiet_gx()
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"validate_batch expects a pandas DataFrame, got {type(df).__name__}")
+
+    expectations = _dedupe([_normalise_expectation(e, f"suite {suite_name!r}, expectation #{i}")
+                            for i, e in enumerate(expectations)])
+    gx_expectations = _build_gx_expectations(expectations, f"suite {suite_name!r}")
+
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+
+    actions = []
+    docs_dir: Path | None = None
+    if data_docs_dir is not None:
+        docs_dir = Path(data_docs_dir).resolve()
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(
+            DATA_DOCS_SITE_NAME,
+            {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        actions.append(UpdateDataDocsAction(name="update_data_docs", site_names=[DATA_DOCS_SITE_NAME]))
+
+    datasource = context.data_sources.add_pandas(name="retrainer")
+    asset = datasource.add_dataframe_asset(name="batch")
+    batch_definition = asset.add_batch_definition_whole_dataframe(name="whole_batch")
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=gx_expectations))
+    # GX may evaluate expectations in any order; map results back through the ids it assigned.
+    index_by_id = {str(e.id): i for i, e in enumerate(suite.expectations)}
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{suite_name}_checkpoint",
+            validation_definitions=[validation],
+            actions=actions,
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": _MAX_UNEXPECTED_VALUES},
+        )
+    )
+    checkpoint_result = checkpoint.run(batch_parameters={"dataframe": _normalise_arrow_columns(df)})
+    (suite_result,) = checkpoint_result.run_results.values()
+
+    ordered: list[tuple[int, Any]] = []
+    for position, gx_result in enumerate(suite_result.results):
+        exp_id = str(getattr(gx_result.expectation_config, "id", None))
+        ordered.append((index_by_id.get(exp_id, len(expectations) + position), gx_result))
+    ordered.sort(key=lambda pair: pair[0])
+
+    df_columns = {str(c) for c in df.columns}
+    results: list[dict] = []
+    failures: list[dict] = []
+    for index, gx_result in ordered:
+        if index < len(expectations):
+            exp = expectations[index]
+        else:  # pragma: no cover - only if GX stops echoing ids
+            config = gx_result.expectation_config
+            exp = {"type": config.type, "kwargs": {k: v for k, v in config.kwargs.items() if k != "batch_id"}}
+        record, failure = _convert_result(exp, gx_result, df_columns)
+        results.append(record)
+        if failure is not None:
+            failures.append(failure)
+
+    stats = _json_safe(dict(suite_result.statistics))
+    docs_index = None
+    if docs_dir is not None:
+        index_html = docs_dir / "index.html"
+        if not index_html.is_file():
+            raise RuntimeError(f"GX did not write Data Docs to {str(docs_dir)!r} (no index.html)")
+        docs_index = str(index_html)
+
+    return ValidationReport(
+        success=bool(suite_result.success),
+        failed_expectations=failures,
+        statistics=stats,
+        results=results,
+        rows=int(len(df)),
+        suite_name=suite_name,
+        data_docs_index=docs_index,
+    )

@@ -1,0 +1,414 @@
+"""Tests for include/retrainer/validation.py (Great Expectations 1.x batch validation).
+
+GX takes seconds to import and each validation run builds a context, so every
+scenario is validated once in a module-scoped fixture and several tests read
+the same report.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.retrainer.validation import (
+    NUMERIC_TYPE_LIST,
+    SuiteError,
+    ValidationReport,
+    check_expectations,
+    load_suite_file,
+    schema_expectations,
+    validate_batch,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHURN_SUITE = REPO_ROOT / "include" / "suites" / "churn.json"
+
+NUMERIC = ["tenure_months", "monthly_charges", "support_calls", "usage_hours"]
+CATEGORICAL = ["contract", "payment_method", "region"]
+TARGET = "churned"
+TIMESTAMP = "event_ts"
+N_ROWS = 400
+
+
+def make_churn_frame(n: int = N_ROWS, seed: int = 7) -> pd.DataFrame:
+    """A clean batch that satisfies every expectation in include/suites/churn.json."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "event_ts": pd.date_range("2024-01-01", periods=n, freq="15min"),
+            "tenure_months": rng.integers(0, 121, n),
+            "monthly_charges": rng.uniform(10, 300, n).round(2),
+            "support_calls": rng.integers(0, 31, n),
+            "usage_hours": rng.gamma(2.0, 10.0, n),
+            "contract": rng.choice(["month-to-month", "one-year", "two-year"], n),
+            "payment_method": rng.choice(["card", "bank_transfer", "electronic_check", "mailed_check"], n),
+            "region": rng.choice(["north", "south", "east", "west"], n),
+            "churned": rng.integers(0, 2, n),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def expectations() -> list[dict]:
+    builtin = schema_expectations(NUMERIC, CATEGORICAL, TARGET, TIMESTAMP)
+    return builtin + load_suite_file(CHURN_SUITE)
+
+
+@pytest.fixture(scope="module")
+def clean_docs(expectations, tmp_path_factory) -> tuple[ValidationReport, Path]:
+    docs = tmp_path_factory.mktemp("docs") / "site"
+    return validate_batch(make_churn_frame(), expectations, "churn_weekly", data_docs_dir=docs), docs
+
+
+def _run(expectations, df: pd.DataFrame) -> ValidationReport:
+    return validate_batch(df, expectations, "churn_weekly")
+
+
+def _failed(report: ValidationReport, exp_type: str, column: str | None) -> dict:
+    matches = [f for f in report.failed_expectations if f["type"] == exp_type and f["column"] == column]
+    assert matches, f"{exp_type}({column}) not among failures: {report.summary_line()}"
+    return matches[0]
+
+
+# ------------------------------------------------------------------- scenarios (module scoped)
+
+
+@pytest.fixture(scope="module")
+def missing_column_report(expectations) -> ValidationReport:
+    return _run(expectations, make_churn_frame().drop(columns=["region"]))
+
+
+@pytest.fixture(scope="module")
+def null_target_report(expectations) -> ValidationReport:
+    df = make_churn_frame()
+    df["churned"] = df["churned"].astype("Float64")
+    df.loc[df.index[:50], "churned"] = pd.NA  # 12.5 % of 400 rows
+    return _run(expectations, df)
+
+
+@pytest.fixture(scope="module")
+def string_numeric_report(expectations) -> ValidationReport:
+    df = make_churn_frame()
+    # What pandas 3 produces when a CSV column contains text: dtype "str".
+    df["support_calls"] = df["support_calls"].astype(str)
+    df.loc[df.index[:5], "support_calls"] = "abc"
+    return _run(expectations, df)
+
+
+@pytest.fixture(scope="module")
+def out_of_range_report(expectations) -> ValidationReport:
+    df = make_churn_frame()
+    df.loc[df.index[:40], "monthly_charges"] = 5000.0  # 10 % far above 300
+    return _run(expectations, df)
+
+
+@pytest.fixture(scope="module")
+def category_flood_report(expectations) -> ValidationReport:
+    df = make_churn_frame()
+    df.loc[df.index[:80], "contract"] = "lifetime"  # 20 % unknown
+    return _run(expectations, df)
+
+
+@pytest.fixture(scope="module")
+def rare_outlier_report(expectations) -> ValidationReport:
+    df = make_churn_frame()
+    df.loc[df.index[0], "monthly_charges"] = 5000.0  # 1 of 400 = 0.25 % < 1 % allowed
+    df.loc[df.index[1], "contract"] = "lifetime"
+    df.loc[df.index[2], "tenure_months"] = 500
+    return _run(expectations, df)
+
+
+# ------------------------------------------------------------------------------- tests
+
+
+def test_clean_batch_passes(clean_docs, expectations):
+    report, _ = clean_docs
+    assert report.success, report.summary_line()
+    assert report.failed_expectations == []
+    assert report.rows == N_ROWS
+    total = report.statistics["evaluated_expectations"]
+    assert total == len(report.results) > 20
+    assert report.statistics["successful_expectations"] == total
+    assert report.statistics["unsuccessful_expectations"] == 0
+    assert report.summary_line() == f"validation passed: {total} of {total} expectations"
+    assert all(r["success"] for r in report.results)
+    # Built-ins and the suite both require e.g. expect_column_to_exist(churned): run once only.
+    keys = {json.dumps([e["type"], e["kwargs"]], sort_keys=True) for e in expectations}
+    assert total == len(keys) < len(expectations)
+
+
+def test_results_follow_suite_order_and_report_observed_values(clean_docs):
+    report, _ = clean_docs
+    assert report.results[0]["type"] == "expect_table_row_count_to_be_between"
+    assert report.results[0]["observed_value"] == N_ROWS
+    type_checks = [r for r in report.results if r["type"] == "expect_column_values_to_be_in_type_list"]
+    assert [r["column"] for r in type_checks] == NUMERIC
+    map_result = next(
+        r for r in report.results if r["type"] == "expect_column_values_to_be_in_set" and r["column"] == "contract"
+    )
+    assert map_result["observed_value"] == "0% unexpected"
+
+
+def test_missing_column_is_a_failed_expectation_not_an_exception(missing_column_report):
+    report = missing_column_report
+    assert not report.success
+    exist = _failed(report, "expect_column_to_exist", "region")
+    assert exist["details"]["missing_columns"] == ["region"]
+    # Expectations on the absent column fail with a readable reason instead of a GX traceback.
+    in_set = _failed(report, "expect_column_values_to_be_in_set", "region")
+    assert "region" in in_set["details"]["error"]
+    match_set = _failed(report, "expect_table_columns_to_match_set", None)
+    assert match_set["details"]["mismatched"]["missing"] == ["region"]
+    line = report.summary_line()
+    assert line.startswith("validation failed: ")
+    assert "expect_column_to_exist(region) missing column(s): region" in line
+    failed_columns = {f["column"] for f in report.failed_expectations}
+    assert failed_columns <= {"region", None}
+
+
+def test_null_target_fails(null_target_report):
+    report = null_target_report
+    assert not report.success
+    failure = _failed(report, "expect_column_values_to_not_be_null", "churned")
+    assert failure["details"]["unexpected_count"] == 50
+    assert failure["details"]["unexpected_percent"] == pytest.approx(12.5)
+    assert failure["observed_value"] == "12.5% unexpected"
+    assert "expect_column_values_to_not_be_null(churned) observed 12.5% unexpected" in report.summary_line()
+    n_failed = len(report.failed_expectations)
+    assert report.summary_line().startswith(
+        f"validation failed: {n_failed} of {report.statistics['evaluated_expectations']} expectations: "
+    )
+
+
+def test_strings_in_numeric_column_fail_type_check(string_numeric_report):
+    report = string_numeric_report
+    assert not report.success
+    failure = _failed(report, "expect_column_values_to_be_in_type_list", "support_calls")
+    assert failure["observed_value"] == "str"
+    assert "expect_column_values_to_be_in_type_list(support_calls) observed str" in report.summary_line()
+    # The other numeric columns are still fine.
+    assert {
+        f["column"] for f in report.failed_expectations if f["type"] == "expect_column_values_to_be_in_type_list"
+    } == {"support_calls"}
+
+
+def test_out_of_range_flood_fails(out_of_range_report):
+    report = out_of_range_report
+    assert not report.success
+    failure = _failed(report, "expect_column_values_to_be_between", "monthly_charges")
+    assert failure["kwargs"]["mostly"] == 0.99
+    assert failure["details"]["unexpected_count"] == 40
+    assert failure["details"]["partial_unexpected_list"][0] == 5000.0
+    assert "expect_column_values_to_be_between(monthly_charges) observed 10% unexpected" in report.summary_line()
+    assert len(report.failed_expectations) == 1
+
+
+def test_unknown_category_flood_fails(category_flood_report):
+    report = category_flood_report
+    assert not report.success
+    failure = _failed(report, "expect_column_values_to_be_in_set", "contract")
+    assert failure["details"]["unexpected_percent"] == pytest.approx(20.0)
+    assert "lifetime" in failure["details"]["partial_unexpected_list"]
+    assert "expect_column_values_to_be_in_set(contract) observed 20% unexpected" in report.summary_line()
+
+
+def test_rare_outliers_within_mostly_pass(rare_outlier_report):
+    report = rare_outlier_report
+    assert report.success, report.summary_line()
+    between = next(
+        r
+        for r in report.results
+        if r["type"] == "expect_column_values_to_be_between" and r["column"] == "monthly_charges"
+    )
+    assert between["observed_value"] == "0.25% unexpected"
+
+
+def test_report_to_dict_is_strict_json(null_target_report, missing_column_report, clean_docs):
+    for report in (null_target_report, missing_column_report, clean_docs[0]):
+        payload = json.dumps(report.to_dict(), allow_nan=False)
+        back = json.loads(payload)
+        assert back["success"] is report.success
+        assert back["rows"] == report.rows
+        assert len(back["failed_expectations"]) == len(report.failed_expectations)
+
+
+def test_data_docs_written_and_name_the_suite(clean_docs):
+    report, docs = clean_docs
+    index = docs / "index.html"
+    assert index.is_file()
+    assert report.data_docs_index == str(index.resolve())
+    assert "churn_weekly" in index.read_text(encoding="utf-8")
+    assert (docs / "expectations" / "churn_weekly.html").is_file()
+    assert list((docs / "validations" / "churn_weekly").rglob("*.html"))
+
+
+def test_numeric_type_check_across_dtypes():
+    """Verify NUMERIC_TYPE_LIST against what GX 1.24 actually reports for each pandas 3 dtype."""
+    n = 20
+    df = pd.DataFrame(
+        {
+            "int64": np.arange(n, dtype="int64"),
+            "int32": np.arange(n, dtype="int32"),
+            "uint8": np.arange(n, dtype="uint8"),
+            "float64": np.linspace(0, 1, n),
+            "float32": np.linspace(0, 1, n).astype("float32"),
+            "Int64": pd.array([*range(n - 1), None], dtype="Int64"),
+            "Float64": pd.array([*([0.5] * (n - 1)), None], dtype="Float64"),
+            "object_numbers": pd.Series([1, 2.5, *([3] * (n - 2))], dtype=object),
+            "arrow_int": pd.array(range(n), dtype="int64[pyarrow]"),
+            "str_abc": ["abc"] * n,
+            "str_digits": ["1"] * n,
+            "object_mixed": pd.Series([1, "abc", *([2] * (n - 2))], dtype=object),
+            "category": pd.Categorical(["a", "b"] * (n // 2)),
+            "bool": [True, False] * (n // 2),
+            "datetime": pd.date_range("2024-01-01", periods=n),
+        }
+    )
+    numeric_ok = ["int64", "int32", "uint8", "float64", "float32", "Int64", "Float64", "object_numbers", "arrow_int"]
+    numeric_bad = ["str_abc", "str_digits", "object_mixed", "category", "bool", "datetime"]
+    assert str(df["str_abc"].dtype) == "str"  # the pandas-3 behaviour this guards against
+    exps = schema_expectations(numeric_ok + numeric_bad, [], "int64")
+    report = validate_batch(df, exps, "dtype_matrix")
+    verdict = {
+        r["column"]: r["success"] for r in report.results if r["type"] == "expect_column_values_to_be_in_type_list"
+    }
+    assert verdict == {**{c: True for c in numeric_ok}, **{c: False for c in numeric_bad}}
+    mixed = _failed(report, "expect_column_values_to_be_in_type_list", "object_mixed")
+    assert mixed["details"]["unexpected_count"] == 1
+    assert df["arrow_int"].dtype == "int64[pyarrow]"  # caller's frame untouched
+
+
+def test_empty_batch_fails_row_count(expectations):
+    report = validate_batch(make_churn_frame().iloc[0:0], expectations, "churn_weekly")
+    assert not report.success
+    failure = _failed(report, "expect_table_row_count_to_be_between", None)
+    assert failure["observed_value"] == 0
+    assert report.rows == 0
+
+
+# ----------------------------------------------------------------------- built-in schema
+
+
+def test_schema_expectations_content():
+    exps = schema_expectations(
+        ["a", "b"], ["c"], "y", timestamp="ts", categorical_values={"c": ["x", "z"]}
+    )
+    by_type: dict[str, list[dict]] = {}
+    for e in exps:
+        by_type.setdefault(e["type"], []).append(e["kwargs"])
+    assert [k["column"] for k in by_type["expect_column_to_exist"]] == ["a", "b", "c", "y", "ts"]
+    assert by_type["expect_column_values_to_not_be_null"] == [{"column": "y"}]
+    assert [k["column"] for k in by_type["expect_column_values_to_be_in_type_list"]] == ["a", "b"]
+    assert by_type["expect_column_values_to_be_in_type_list"][0]["type_list"] == list(NUMERIC_TYPE_LIST)
+    assert by_type["expect_table_row_count_to_be_between"] == [{"min_value": 1, "max_value": None}]
+    assert by_type["expect_column_values_to_be_in_set"] == [{"column": "c", "value_set": ["x", "z"], "mostly": 0.99}]
+    # Target listed as numeric too must not produce duplicate existence checks.
+    again = schema_expectations(["y"], [], "y")
+    assert [e["kwargs"]["column"] for e in again if e["type"] == "expect_column_to_exist"] == ["y"]
+    check_expectations(exps)  # GX accepts every built-in
+
+
+def test_schema_expectations_rejects_string_instead_of_list():
+    with pytest.raises(TypeError):
+        schema_expectations("abc", [], "y")
+
+
+# ------------------------------------------------------------------------------ suite files
+
+
+def test_churn_suite_file_loads_and_is_valid_gx():
+    exps = load_suite_file(CHURN_SUITE, validate=True)
+    raw = json.loads(CHURN_SUITE.read_text())
+    assert raw["name"] and isinstance(raw["meta"], dict)
+    assert len(exps) == len(raw["expectations"])
+    assert all(set(e) <= {"type", "kwargs", "meta"} for e in exps)
+    in_set = {e["kwargs"]["column"]: e["kwargs"] for e in exps if e["type"] == "expect_column_values_to_be_in_set"}
+    assert in_set["churned"]["value_set"] == [0, 1] and "mostly" not in in_set["churned"]
+    assert in_set["region"]["mostly"] == 0.99
+
+
+def test_plain_list_suite_file(tmp_path):
+    path = tmp_path / "plain.json"
+    path.write_text(json.dumps([{"type": "expect_column_to_exist", "kwargs": {"column": "a"}}]))
+    assert load_suite_file(path) == [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}}]
+
+
+def test_missing_suite_file_raises_naming_path(tmp_path):
+    path = tmp_path / "nope.json"
+    with pytest.raises(SuiteError, match="does not exist") as info:
+        load_suite_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_bad_json_suite_file_raises_naming_path(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{"expectations": [')
+    with pytest.raises(SuiteError, match="not valid JSON") as info:
+        load_suite_file(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ({"name": "x"}, "no 'expectations' list"),
+        ({"expectations": {"type": "expect_column_to_exist"}}, "must be a list"),
+        ("just a string", "expected a suite object"),
+        ([{"kwargs": {"column": "a"}}], "missing or non-string 'type'"),
+        ([{"type": "expect_column_to_exist", "kwargs": ["a"]}], "'kwargs' must be an object"),
+        ([{"type": "column_exists", "kwargs": {}}], "unknown expectation type 'column_exists'"),
+    ],
+)
+def test_bad_suite_structure_raises_naming_path(tmp_path, content, problem):
+    path = tmp_path / "structure.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(SuiteError, match=problem) as info:
+        load_suite_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_expectation_type_raises_naming_path(tmp_path):
+    path = tmp_path / "unknown.json"
+    path.write_text(json.dumps({"name": "s", "expectations": [{"type": "expect_column_to_be_awesome", "kwargs": {}}]}))
+    # Structure-only load does not need GX ...
+    assert load_suite_file(path)[0]["type"] == "expect_column_to_be_awesome"
+    # ... validating it does, and names the file and the type.
+    with pytest.raises(SuiteError, match="unknown expectation type 'expect_column_to_be_awesome'") as info:
+        load_suite_file(path, validate=True)
+    assert str(path) in str(info.value)
+
+
+def test_check_expectations_rejects_bad_kwargs():
+    with pytest.raises(SuiteError, match=r"expectation #1 \(expect_column_values_to_be_between\).*mostly"):
+        check_expectations(
+            [
+                {"type": "expect_column_to_exist", "kwargs": {"column": "a"}},
+                {"type": "expect_column_values_to_be_between", "kwargs": {"column": "a", "min_value": 0, "mostly": 5}},
+            ],
+            source="suite 'demo'",
+        )
+    with pytest.raises(SuiteError, match="value_set"):
+        check_expectations([{"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "a"}}])
+
+
+def test_validate_batch_raises_suite_error_for_unknown_type():
+    with pytest.raises(SuiteError, match="expect_nothing_at_all"):
+        validate_batch(pd.DataFrame({"a": [1]}), [{"type": "expect_nothing_at_all", "kwargs": {}}], "s")
+
+
+def test_module_import_does_not_import_gx_or_pandas():
+    code = (
+        "import sys, include.retrainer.validation as v; "
+        "bad = [m for m in ('great_expectations', 'pandas', 'numpy') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
