@@ -1,0 +1,649 @@
+"""Tests for include/retrainer/drift.py.
+
+Every statistic is checked against an independent oracle: scipy.stats for KS,
+Wasserstein and chi-square (on tables counted here with collections.Counter),
+statsmodels for the multiple-testing corrections, and a plain numpy loop for
+PSI.  The gate is checked on data whose answer is known by construction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.stats.contingency import association
+from statsmodels.stats.multitest import multipletests
+
+from include.retrainer import drift as drift_mod
+from include.retrainer.drift import (
+    NULL_CATEGORY,
+    PSI_EPSILON,
+    DriftReport,
+    DriftSettings,
+    FeatureDrift,
+    adjust_pvalues,
+    chi2_columns,
+    detect_drift,
+    ks_2samp_columns,
+    psi_categorical,
+    psi_columns,
+    wasserstein_columns,
+)
+
+TOL = 1e-9
+
+
+# --------------------------------------------------------------------------------------
+# helpers / oracles
+# --------------------------------------------------------------------------------------
+
+
+def finite(col: np.ndarray) -> np.ndarray:
+    return col[np.isfinite(col)]
+
+
+def sprinkle_nan(rng: np.random.Generator, a: np.ndarray, rate: float) -> np.ndarray:
+    a = a.copy()
+    a[rng.random(a.shape) < rate] = np.nan
+    return a
+
+
+def psi_oracle(ref: np.ndarray, cur: np.ndarray, bins: int = 10) -> float:
+    """Straightforward PSI: quantile edges, open outer bins, (lo, hi] membership, floor 1e-4."""
+    ref = finite(ref)
+    cur = finite(cur)
+    inner = np.unique(np.quantile(ref, [i / bins for i in range(1, bins)]))
+    edges = [-np.inf, *inner.tolist(), np.inf]
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        r = max(np.sum((ref > lo) & (ref <= hi)) / ref.size, 1e-4)
+        c = max(np.sum((cur > lo) & (cur <= hi)) / cur.size, 1e-4)
+        total += (c - r) * math.log(c / r)
+    return total
+
+
+def table_oracle(ref: pd.Series, cur: pd.Series) -> np.ndarray:
+    """2 x K table with missing values as their own category, counted with Counter."""
+
+    def key(v):
+        return NULL_CATEGORY if pd.isna(v) else v
+
+    rc = Counter(key(v) for v in ref.tolist())
+    cc = Counter(key(v) for v in cur.tolist())
+    cats = list(dict.fromkeys([*rc, *cc]))
+    return np.array([[rc[c] for c in cats], [cc[c] for c in cats]], dtype=np.int64)
+
+
+def make_numeric(n: int, shift: float = 0.0, seed: int = 0, k: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({f"x{j}": rng.normal(shift, 1.0, size=n) for j in range(k)})
+
+
+# --------------------------------------------------------------------------------------
+# KS and Wasserstein vs scipy
+# --------------------------------------------------------------------------------------
+
+KS_SHAPES = [
+    (37, 53, 3),  # exact, n1 != n2
+    (50, 50, 2),  # exact, n1 == n2 (square-path formula)
+    (400, 9_000, 4),  # exact, unequal and large-ish
+    (15_000, 12_000, 3),  # asymptotic (both > 10,000)
+    (20_000, 300, 2),  # asymptotic because max(n1, n2) > 10,000
+    (1, 7, 2),  # degenerate tiny samples
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n1,n2,k", KS_SHAPES)
+def test_ks_and_wasserstein_match_scipy_continuous(seed, n1, n2, k):
+    rng = np.random.default_rng(seed)
+    ref = rng.normal(0.0, 1.0, size=(n1, k))
+    cur = rng.normal(rng.uniform(-0.3, 0.3, size=k), rng.uniform(0.8, 1.3, size=k), size=(n2, k))
+    d, p = ks_2samp_columns(ref, cur)
+    w = wasserstein_columns(ref, cur)
+    assert d.shape == p.shape == w.shape == (k,)
+    for j in range(k):
+        res = stats.ks_2samp(ref[:, j], cur[:, j])
+        assert d[j] == pytest.approx(res.statistic, abs=TOL, rel=0)
+        assert p[j] == pytest.approx(res.pvalue, abs=TOL, rel=TOL)
+        assert w[j] == pytest.approx(stats.wasserstein_distance(ref[:, j], cur[:, j]), abs=TOL, rel=TOL)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+@pytest.mark.parametrize("n1,n2", [(60, 80), (3_000, 2_000), (12_000, 11_000)])
+def test_ks_and_wasserstein_match_scipy_with_ties(seed, n1, n2):
+    """Heavily tied integer data: D must be evaluated at tie-group ends only."""
+    rng = np.random.default_rng(seed)
+    ref = rng.integers(0, 6, size=(n1, 3)).astype(float)
+    cur = rng.integers(0, 7, size=(n2, 3)).astype(float)
+    cur[:, 2] = rng.integers(0, 6, size=n2)  # same distribution column
+    d, p = ks_2samp_columns(ref, cur)
+    w = wasserstein_columns(ref, cur)
+    for j in range(3):
+        res = stats.ks_2samp(ref[:, j], cur[:, j])
+        assert d[j] == pytest.approx(res.statistic, abs=TOL, rel=0)
+        assert p[j] == pytest.approx(res.pvalue, abs=TOL, rel=TOL)
+        assert w[j] == pytest.approx(stats.wasserstein_distance(ref[:, j], cur[:, j]), abs=TOL, rel=TOL)
+
+
+@pytest.mark.parametrize("seed", [6, 7, 8])
+@pytest.mark.parametrize("n1,n2,k", [(80, 120, 4), (5_000, 4_000, 6), (14_000, 600, 3)])
+def test_ks_and_wasserstein_ignore_nan_and_inf_per_column(seed, n1, n2, k):
+    rng = np.random.default_rng(seed)
+    ref = sprinkle_nan(rng, rng.normal(size=(n1, k)), rate=rng.uniform(0.0, 0.4))
+    cur = sprinkle_nan(rng, rng.normal(0.2, size=(n2, k)), rate=rng.uniform(0.0, 0.4))
+    ref[0, 0] = np.inf  # treated as missing, like NaN
+    cur[1, -1] = -np.inf
+    d, p = ks_2samp_columns(ref, cur)
+    w = wasserstein_columns(ref, cur)
+    for j in range(k):
+        a, b = finite(ref[:, j]), finite(cur[:, j])
+        res = stats.ks_2samp(a, b)
+        assert d[j] == pytest.approx(res.statistic, abs=TOL, rel=0)
+        assert p[j] == pytest.approx(res.pvalue, abs=TOL, rel=TOL)
+        assert w[j] == pytest.approx(stats.wasserstein_distance(a, b), abs=TOL, rel=TOL)
+
+
+def test_ks_column_without_values_is_nan_and_others_unaffected():
+    rng = np.random.default_rng(11)
+    ref = rng.normal(size=(300, 3))
+    cur = rng.normal(size=(250, 3))
+    cur[:, 1] = np.nan
+    ref[:, 2] = 4.0  # constant reference column
+    d, p = ks_2samp_columns(ref, cur)
+    w = wasserstein_columns(ref, cur)
+    assert np.isnan(d[1]) and np.isnan(p[1]) and np.isnan(w[1])
+    for j in (0, 2):
+        res = stats.ks_2samp(ref[:, j], cur[:, j])
+        assert d[j] == pytest.approx(res.statistic, abs=TOL)
+        assert p[j] == pytest.approx(res.pvalue, abs=TOL)
+        assert w[j] == pytest.approx(stats.wasserstein_distance(ref[:, j], cur[:, j]), abs=TOL)
+
+
+def test_merge_in_several_column_blocks_gives_same_result(monkeypatch):
+    """Force the memory-bounding block loop to split columns; results must not change."""
+    rng = np.random.default_rng(12)
+    ref = sprinkle_nan(rng, rng.normal(size=(700, 7)), 0.1)
+    cur = sprinkle_nan(rng, rng.normal(0.1, size=(900, 7)), 0.1)
+    d_one, p_one = ks_2samp_columns(ref, cur)
+    w_one = wasserstein_columns(ref, cur)
+    monkeypatch.setattr(drift_mod, "_MERGE_BLOCK_ELEMENTS", 2 * (700 + 900))  # 2 columns per block
+    d_blk, p_blk = ks_2samp_columns(ref, cur)
+    np.testing.assert_array_equal(d_one, d_blk)
+    np.testing.assert_array_equal(p_one, p_blk)
+    np.testing.assert_allclose(wasserstein_columns(ref, cur), w_one, rtol=1e-12, atol=0)
+
+
+def test_one_dimensional_input_is_one_column():
+    rng = np.random.default_rng(13)
+    a, b = rng.normal(size=100), rng.normal(size=90)
+    d, p = ks_2samp_columns(a, b)
+    res = stats.ks_2samp(a, b)
+    assert d.shape == (1,)
+    assert d[0] == pytest.approx(res.statistic, abs=TOL) and p[0] == pytest.approx(res.pvalue, abs=TOL)
+
+
+def test_column_count_mismatch_raises():
+    with pytest.raises(ValueError, match="columns"):
+        ks_2samp_columns(np.zeros((10, 2)), np.zeros((10, 3)))
+
+
+# --------------------------------------------------------------------------------------
+# PSI vs numpy oracle
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("bins", [10, 5, 20])
+def test_psi_columns_matches_numpy_oracle(seed, bins):
+    rng = np.random.default_rng(seed)
+    n1, n2 = rng.integers(300, 3_000, size=2)
+    ref = np.column_stack(
+        [
+            rng.normal(size=n1),
+            rng.exponential(size=n1),
+            np.where(rng.random(n1) < 0.5, 0.0, rng.normal(size=n1)),  # point mass -> tied quantiles
+            rng.integers(0, 4, size=n1).astype(float),  # few distinct values
+            np.full(n1, 2.5),  # constant
+        ]
+    )
+    cur = np.column_stack(
+        [
+            rng.normal(0.4, 1.2, size=n2),  # partly outside reference range
+            rng.exponential(2.0, size=n2),
+            np.where(rng.random(n2) < 0.3, 0.0, rng.normal(size=n2)),
+            rng.integers(0, 6, size=n2).astype(float),
+            np.full(n2, 2.5),
+        ]
+    )
+    ref = sprinkle_nan(rng, ref, 0.05)
+    got = psi_columns(ref, cur, bins=bins)
+    for j in range(ref.shape[1]):
+        assert got[j] == pytest.approx(psi_oracle(ref[:, j], cur[:, j], bins), abs=TOL, rel=TOL)
+    assert got[4] == 0.0
+
+
+def test_psi_identical_samples_is_zero_and_empty_bins_are_floored():
+    ref = np.arange(1000, dtype=float)[:, None]
+    assert psi_columns(ref, ref)[0] == pytest.approx(0.0, abs=1e-15)
+    # Current entirely above the reference range: 9 of 10 bins empty (floored), last bin full.
+    cur = np.full((200, 1), 5_000.0)
+    expected = 9 * (PSI_EPSILON - 0.1) * math.log(PSI_EPSILON / 0.1) + (1.0 - 0.1) * math.log(1.0 / 0.1)
+    assert psi_columns(ref, cur)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_psi_categorical_arrays_and_keyed_counts():
+    ref = np.array([50, 30, 20, 0])
+    cur = np.array([40, 30, 20, 10])
+    pr = np.maximum(ref / ref.sum(), 1e-4)
+    pc = np.maximum(cur / cur.sum(), 1e-4)
+    expected = float(np.sum((pc - pr) * np.log(pc / pr)))
+    assert psi_categorical(ref, cur) == pytest.approx(expected, rel=1e-12)
+    keyed = psi_categorical(pd.Series({"a": 50, "b": 30, "c": 20}), {"c": 20, "a": 40, "b": 30, "d": 10})
+    assert keyed == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError):
+        psi_categorical([1, 2], [1, 2, 3])
+    with pytest.raises(ValueError):
+        psi_categorical([0, 0], [1, 2])
+
+
+# --------------------------------------------------------------------------------------
+# chi-square vs scipy
+# --------------------------------------------------------------------------------------
+
+
+def assert_chi2_matches(ref: pd.DataFrame, cur: pd.DataFrame, columns: list[str]) -> None:
+    got = chi2_columns(ref, cur, columns)
+    assert len(got) == len(columns)
+    for (chi2, p, dof, v), col in zip(got, columns):
+        table = table_oracle(ref[col], cur[col])
+        res = stats.chi2_contingency(table)
+        assert dof == res.dof
+        assert chi2 == pytest.approx(res.statistic, abs=TOL, rel=TOL)
+        assert p == pytest.approx(res.pvalue, abs=TOL, rel=TOL)
+        if table.shape[1] > 1:
+            assert v == pytest.approx(association(table, method="cramer"), abs=TOL)
+        else:
+            assert v == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_chi2_matches_scipy_various_cardinalities(seed):
+    rng = np.random.default_rng(seed)
+    n1, n2 = rng.integers(200, 5_000, size=2)
+    ref = pd.DataFrame(
+        {
+            "two": rng.choice(["a", "b"], size=n1, p=[0.7, 0.3]),  # dof=1 -> Yates
+            "five": rng.choice(list("abcde"), size=n1),
+            "ints": rng.integers(0, 12, size=n1),
+            "with_null": pd.Series(rng.choice(["u", "v", None], size=n1), dtype=object),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "two": rng.choice(["a", "b"], size=n2, p=[0.65, 0.35]),
+            "five": rng.choice(list("abcdef"), size=n2),  # 'f' unseen in reference
+            "ints": rng.integers(0, 12, size=n2),
+            "with_null": pd.Series(rng.choice(["u", "v", "w", None], size=n2), dtype=object),
+        }
+    )
+    assert_chi2_matches(ref, cur, list(ref.columns))
+
+
+def test_chi2_yates_at_dof_1_small_counts_and_degenerate_table():
+    ref = pd.DataFrame({"c": ["a"] * 15 + ["b"] * 3, "one": ["z"] * 18})
+    cur = pd.DataFrame({"c": ["a"] * 4 + ["b"] * 9, "one": ["z"] * 13})
+    assert_chi2_matches(ref, cur, ["c", "one"])
+    (chi2, p, dof, v), (chi2_1, p_1, dof_1, v_1) = chi2_columns(ref, cur, ["c", "one"])
+    assert dof == 1
+    # Yates-corrected value is smaller than the uncorrected one.
+    assert chi2 < stats.chi2_contingency(table_oracle(ref["c"], cur["c"]), correction=False).statistic
+    assert (chi2_1, p_1, dof_1, v_1) == (0.0, 1.0, 0, 0.0)
+
+
+def test_chi2_category_only_in_current_and_unused_categorical_levels():
+    ref = pd.DataFrame({"c": pd.Categorical(["a", "b"] * 100, categories=["a", "b", "never"])})
+    cur = pd.DataFrame({"c": pd.Categorical(["a", "b", "new"] * 50, categories=["a", "b", "new", "never"])})
+    assert_chi2_matches(ref, cur, ["c"])
+    assert chi2_columns(ref, cur, ["c"])[0][2] == 2  # 'never' (0 rows anywhere) is dropped
+
+
+def test_chi2_missing_column_raises_naming_it():
+    ref = pd.DataFrame({"a": ["x"] * 5, "b": ["y"] * 5})
+    cur = pd.DataFrame({"a": ["x"] * 5})
+    with pytest.raises(ValueError, match="'b'.*current"):
+        chi2_columns(ref, cur, ["a", "b"])
+
+
+# --------------------------------------------------------------------------------------
+# multiple-testing corrections vs statsmodels
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["holm", "bonferroni", "fdr_bh"])
+@pytest.mark.parametrize("seed", range(6))
+def test_adjust_pvalues_matches_statsmodels(method, seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    p = np.concatenate([rng.uniform(0, 0.1, size=n), rng.uniform(0, 1, size=n)])
+    p[rng.integers(0, p.size, size=3)] = p[0]  # ties
+    p[-1] = 0.0
+    p[-2] = 1.0
+    expected = multipletests(p, method=method)[1]
+    np.testing.assert_allclose(adjust_pvalues(p, method), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_adjust_pvalues_none_and_validation():
+    p = np.array([0.01, 0.5, 0.03])
+    np.testing.assert_array_equal(adjust_pvalues(p, "none"), p)
+    assert adjust_pvalues(np.array([]), "holm").size == 0
+    with pytest.raises(ValueError, match="holm"):
+        adjust_pvalues(p, "sidak")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        adjust_pvalues(np.array([0.1, np.nan]), "holm")
+
+
+# --------------------------------------------------------------------------------------
+# DriftSettings validation
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"numeric_method": "t-test"}, "numeric_method"),
+        ({"categorical_method": "ks"}, "categorical_method"),
+        ({"correction": "sidak"}, "correction"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"ks_min_statistic": -0.1}, "ks_min_statistic"),
+        ({"chi2_min_cramers_v": 2.0}, "chi2_min_cramers_v"),
+        ({"psi_threshold": 0.0}, "psi_threshold"),
+        ({"wasserstein_threshold": float("inf")}, "wasserstein_threshold"),
+        ({"psi_bins": 1}, "psi_bins"),
+        ({"psi_bins": 2.5}, "psi_bins"),
+        ({"min_rows": 0}, "min_rows"),
+        ({"min_rows": 500, "max_rows": 100}, "max_rows"),
+        ({"seed": -1}, "seed"),
+        ({"gate_min_drifted_share": 0.0}, "gate_min_drifted_share"),
+        ({"gate_min_drifted_features": 0}, "gate_min_drifted_features"),
+        ({"gate_min_drifted_features": True}, "gate_min_drifted_features"),
+        ({"critical_features": "x"}, "critical_features"),
+        ({"gate_min_drifted_share": None}, "gate_min_drifted_share"),  # gate could never trip
+    ],
+)
+def test_settings_validation_names_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        DriftSettings(**kwargs)
+
+
+def test_settings_error_lists_allowed_values_and_list_becomes_tuple():
+    with pytest.raises(ValueError, match="'ks', 'psi', 'wasserstein'"):
+        DriftSettings(numeric_method="kolmogorov")
+    s = DriftSettings(critical_features=["a", "b"])
+    assert s.critical_features == ("a", "b")
+    hash(s)  # still hashable (frozen)
+
+
+# --------------------------------------------------------------------------------------
+# detect_drift: decisions and gate
+# --------------------------------------------------------------------------------------
+
+
+def test_trivial_shift_on_large_samples_does_not_drift():
+    """0.01 std shift, 500k rows per side: p-values may be tiny, but the effect floor holds."""
+    rng = np.random.default_rng(100)
+    n = 500_000
+    ref = pd.DataFrame({f"x{j}": rng.normal(size=n) for j in range(3)})
+    cur = pd.DataFrame({f"x{j}": rng.normal(0.01, size=n) for j in range(3)})
+    ref["c"] = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
+    cur["c"] = rng.choice(["a", "b", "c"], size=n, p=[0.495, 0.305, 0.2])
+    report = detect_drift(ref, cur, ["x0", "x1", "x2"], ["c"])
+    assert report.gate is False, report.reason
+    assert report.drifted == []
+    assert report.reason.startswith("no drift: 0 of 4 features drifted")
+    assert all(f.effect["ks"] < 0.02 for f in report.features.values() if f.kind == "numeric")
+    assert all(f.n_reference == 200_000 for f in report.features.values())  # subsampled to max_rows
+    assert report.n_reference == report.n_current == n
+
+
+def test_real_shift_drifts_and_statistics_match_scipy():
+    ref = make_numeric(4_000, seed=1, k=4)
+    cur = make_numeric(3_000, seed=2, k=4)
+    cur["x0"] += 0.6  # real shift
+    cur["x1"] *= 2.0  # scale change
+    report = detect_drift(ref, cur, list(ref.columns), [])
+    assert report.gate is True
+    assert report.drifted == ["x0", "x1"]
+    assert report.reason == "drift: 2 of 4 features drifted (50% >= 30%): x0, x1"
+    raw_p = []
+    for col in ref.columns:
+        f = report.features[col]
+        res = stats.ks_2samp(ref[col], cur[col])
+        assert f.statistic == pytest.approx(res.statistic, abs=TOL)
+        assert f.p_value == pytest.approx(res.pvalue, abs=TOL)
+        assert f.effect["wasserstein"] == pytest.approx(stats.wasserstein_distance(ref[col], cur[col]), abs=TOL)
+        assert f.effect["wasserstein_normalized"] == pytest.approx(
+            f.effect["wasserstein"] / np.std(ref[col].to_numpy()), rel=1e-12
+        )
+        assert f.effect["psi"] == pytest.approx(psi_oracle(ref[col].to_numpy(), cur[col].to_numpy()), abs=TOL)
+        raw_p.append(res.pvalue)
+    holm = multipletests(raw_p, method="holm")[1]
+    for col, expected in zip(ref.columns, holm):
+        assert report.features[col].p_value_adjusted == pytest.approx(expected, abs=TOL)
+
+
+def test_significant_but_small_effect_gets_explaining_note():
+    ref = make_numeric(200_000, seed=3, k=1)
+    cur = make_numeric(200_000, shift=0.05, seed=4, k=1)
+    f = detect_drift(ref, cur, ["x0"], []).features["x0"]
+    assert f.p_value_adjusted < 0.05
+    assert f.statistic < 0.1
+    assert f.drifted is False
+    assert "too small to count as drift" in f.note
+
+
+def test_categorical_drift_and_unseen_category_note():
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({"c": rng.choice(["a", "b", "c"], size=3_000)})
+    cur = pd.DataFrame({"c": rng.choice(["a", "b", "c", "new"], size=2_000, p=[0.2, 0.2, 0.2, 0.4])})
+    report = detect_drift(ref, cur, [], ["c"])
+    f = report.features["c"]
+    res = stats.chi2_contingency(table_oracle(ref["c"], cur["c"]))
+    assert f.statistic == pytest.approx(res.statistic, rel=TOL)
+    assert f.p_value == pytest.approx(res.pvalue, abs=TOL)
+    assert f.drifted is True and report.gate is True
+    assert f.effect["cramers_v"] >= 0.1
+    assert "unseen in reference" in f.note and "'new'" in f.note
+    assert f.effect["unseen_category_share"] == pytest.approx((cur["c"] == "new").mean())
+
+
+def test_insufficient_data_does_not_guess():
+    ref = make_numeric(5_000, seed=6, k=2)
+    cur = make_numeric(150, shift=3.0, seed=7, k=2)  # obviously shifted, but too few rows
+    report = detect_drift(ref, cur, ["x0", "x1"], [])
+    assert report.gate is False
+    assert report.reason.startswith("insufficient data:")
+    assert "150" in report.reason and "200" in report.reason
+    assert report.features == {} and report.drifted == []
+    small_ref = detect_drift(make_numeric(100, seed=8, k=1), make_numeric(5_000, seed=9, k=1), ["x0"], [])
+    assert small_ref.gate is False and "reference data has 100 rows" in small_ref.reason
+    json.dumps(report.to_dict(), allow_nan=False)
+
+
+def test_critical_feature_trips_gate_alone():
+    ref = make_numeric(3_000, seed=10, k=10)
+    cur = make_numeric(3_000, seed=11, k=10)
+    cur["x3"] += 1.0
+    default = detect_drift(ref, cur, list(ref.columns), [])
+    assert default.gate is False
+    assert default.reason == "no drift: 1 of 10 features drifted (10% < 30%): x3"
+    critical = detect_drift(ref, cur, list(ref.columns), [], DriftSettings(critical_features=("x3", "x5")))
+    assert critical.gate is True
+    assert critical.reason == "critical feature drifted: x3"
+    only_critical = DriftSettings(gate_min_drifted_share=None, critical_features=("x5",))
+    held = detect_drift(ref, cur, list(ref.columns), [], only_critical)
+    assert held.gate is False and "no critical feature drifted" in held.reason
+
+
+def test_count_rule_and_unknown_critical_feature():
+    ref = make_numeric(3_000, seed=12, k=10)
+    cur = make_numeric(3_000, seed=13, k=10)
+    cur["x0"] += 1.0
+    cur["x1"] += 1.0
+    s = DriftSettings(gate_min_drifted_share=None, gate_min_drifted_features=2)
+    report = detect_drift(ref, cur, list(ref.columns), [], s)
+    assert report.gate is True
+    assert report.reason == "drift: 2 of 10 features drifted (2 >= 2 features): x0, x1"
+    with pytest.raises(ValueError, match="'nope'"):
+        detect_drift(ref, cur, list(ref.columns), [], DriftSettings(critical_features=("nope",)))
+
+
+def test_all_null_columns_constant_columns_and_inf():
+    rng = np.random.default_rng(14)
+    n = 1_000
+    ref = pd.DataFrame(
+        {
+            "gone": rng.normal(size=n),
+            "never": np.full(n, np.nan),
+            "const": np.full(n, 3.0),
+            "with_inf": rng.normal(size=n),
+            "cat_gone": rng.choice(["a", "b"], size=n),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "gone": np.full(n, np.nan),
+            "never": np.full(n, np.nan),
+            "const": np.full(n, 3.0),
+            "with_inf": rng.normal(size=n),
+            "cat_gone": pd.Series([None] * n, dtype=object),
+        }
+    )
+    ref.loc[:9, "with_inf"] = np.inf
+    report = detect_drift(ref, cur, ["gone", "never", "const", "with_inf"], ["cat_gone"])
+    f = report.features
+    assert f["gone"].drifted is True and f["gone"].note == "all values null in current batch (feature vanished)"
+    assert f["cat_gone"].drifted is True and "vanished" in f["cat_gone"].note
+    assert f["never"].drifted is False and "both" in f["never"].note
+    assert f["const"].drifted is False and f["const"].statistic == 0.0
+    assert f["const"].effect["wasserstein_normalized"] == 0.0
+    assert f["with_inf"].n_reference == n - 10
+    assert "10 reference and 0 current infinite values treated as missing" in f["with_inf"].note
+    res = stats.ks_2samp(ref["with_inf"].to_numpy()[10:], cur["with_inf"])
+    assert f["with_inf"].statistic == pytest.approx(res.statistic, abs=TOL)
+    assert report.drifted == ["gone", "cat_gone"]
+    d = report.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert d["features"]["gone"]["statistic"] is None and d["features"]["gone"]["p_value"] is None
+
+
+def test_feature_appearing_in_current_is_drift():
+    ref = pd.DataFrame({"x": np.full(500, np.nan), "y": np.arange(500.0)})
+    cur = pd.DataFrame({"x": np.arange(500.0), "y": np.arange(500.0)})
+    f = detect_drift(ref, cur, ["x", "y"], []).features
+    assert f["x"].drifted is True and "reference" in f["x"].note
+    assert f["y"].drifted is False
+
+
+def test_constant_reference_with_wasserstein_method():
+    ref = pd.DataFrame({"x": np.zeros(500)})
+    cur = pd.DataFrame({"x": np.ones(500)})
+    report = detect_drift(ref, cur, ["x"], [], DriftSettings(numeric_method="wasserstein"))
+    f = report.features["x"]
+    assert f.drifted is True and math.isinf(f.statistic) and f.p_value is None
+    assert f.to_dict()["statistic"] is None
+    json.dumps(report.to_dict(), allow_nan=False)
+
+
+def test_threshold_methods_have_no_p_value():
+    ref = make_numeric(3_000, seed=15, k=2)
+    cur = make_numeric(3_000, seed=16, k=2)
+    cur["x0"] += 1.0
+    rng = np.random.default_rng(17)
+    ref["c"] = rng.choice(list("abc"), size=3_000)
+    cur["c"] = rng.choice(list("abc"), size=3_000, p=[0.6, 0.2, 0.2])
+    s = DriftSettings(numeric_method="psi", categorical_method="psi")
+    report = detect_drift(ref, cur, ["x0", "x1"], ["c"], s)
+    for f in report.features.values():
+        assert f.p_value is None and f.p_value_adjusted is None
+        assert f.statistic == f.effect["psi"]
+        assert f.threshold == 0.2
+        assert f.drifted == (f.statistic >= 0.2)
+    assert report.features["x0"].drifted and not report.features["x1"].drifted
+    assert report.features["c"].drifted
+    w = detect_drift(ref, cur, ["x0", "x1"], [], DriftSettings(numeric_method="wasserstein"))
+    assert w.features["x0"].statistic == w.features["x0"].effect["wasserstein_normalized"]
+    assert w.drifted == ["x0"]
+
+
+def test_subsampling_is_deterministic_and_seeded():
+    ref = make_numeric(3_000, seed=18, k=2)
+    cur = make_numeric(3_000, shift=0.05, seed=19, k=2)
+    s = DriftSettings(max_rows=1_000)
+    a = detect_drift(ref, cur, ["x0", "x1"], [], s).to_dict()
+    b = detect_drift(ref, cur, ["x0", "x1"], [], s).to_dict()
+    assert a == b
+    assert a["features"]["x0"]["n_reference"] == 1_000
+    c = detect_drift(ref, cur, ["x0", "x1"], [], DriftSettings(max_rows=1_000, seed=1)).to_dict()
+    assert c["features"]["x0"]["statistic"] != a["features"]["x0"]["statistic"]
+
+
+def test_nullable_pandas_dtypes_and_low_count_note():
+    ref = pd.DataFrame({"i": pd.array(list(range(400)) + [None] * 100, dtype="Int64")})
+    cur = pd.DataFrame({"i": pd.array([None] * 450 + list(range(50)), dtype="Int64")})
+    f = detect_drift(ref, cur, ["i"], []).features["i"]
+    assert (f.n_reference, f.n_current) == (400, 50)
+    assert f.effect["null_rate_current"] == pytest.approx(0.9)
+    assert "low power" in f.note
+    res = stats.ks_2samp(np.arange(400.0), np.arange(50.0))
+    assert f.statistic == pytest.approx(res.statistic, abs=TOL) and f.p_value == pytest.approx(res.pvalue, abs=TOL)
+
+
+@pytest.mark.parametrize(
+    "numeric,categorical,match",
+    [
+        (["x0", "missing"], [], "'missing'.*reference"),
+        (["x0"], ["x0"], "both numeric and categorical"),
+        (["x0", "x0"], [], "twice"),
+        ([], [], "at least one"),
+        (["s"], [], "dtype"),
+    ],
+)
+def test_detect_drift_input_errors(numeric, categorical, match):
+    ref = make_numeric(300, seed=20, k=1).assign(s="a")
+    cur = make_numeric(300, seed=21, k=1).assign(s="b")
+    with pytest.raises(ValueError, match=match):
+        detect_drift(ref, cur, numeric, categorical)
+
+
+def test_column_missing_only_from_current_is_named():
+    ref = make_numeric(300, seed=22, k=2)
+    cur = make_numeric(300, seed=23, k=1)
+    with pytest.raises(ValueError, match="'x1'.*current"):
+        detect_drift(ref, cur, ["x0", "x1"], [])
+
+
+def test_to_dict_shape_and_json():
+    ref = make_numeric(1_000, seed=24, k=2)
+    cur = make_numeric(1_000, shift=1.0, seed=25, k=2)
+    report = detect_drift(ref, cur, ["x0", "x1"], [])
+    assert isinstance(report, DriftReport)
+    d = report.to_dict()
+    assert set(d) == {"gate", "reason", "features", "drifted", "n_reference", "n_current", "settings"}
+    assert set(d["features"]["x0"]) == {
+        "column", "kind", "method", "statistic", "p_value", "p_value_adjusted", "threshold",
+        "drifted", "effect", "n_reference", "n_current", "note",
+    }
+    assert d["settings"]["critical_features"] == []
+    text = json.dumps(d, allow_nan=False)
+    assert json.loads(text) == d
+    bad = FeatureDrift("z", "numeric", "ks", float("nan"), float("inf"), None, 0.05, True, {"ks": float("-inf")}, 1, 1)
+    assert bad.to_dict()["statistic"] is None and bad.to_dict()["p_value"] is None
+    assert bad.to_dict()["effect"] == {"ks": None}
+    json.dumps(bad.to_dict(), allow_nan=False)
