@@ -1,0 +1,332 @@
+"""Model specs: one YAML file per model, parsed and validated into typed objects.
+
+This module runs at DAG-parse time, so it imports nothing heavy (pydantic and yaml
+are already loaded by Airflow itself). Every error names the file, the field and the
+problem, e.g. ``include/models/churn.yaml: field 'drift.alpha': must be > 0 and < 1``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+#: Default folder holding the model YAML files; ``RETRAIN_MODELS_DIR`` overrides it.
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DOTTED_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+# Object-key components may not climb out of the configured prefix (no '..', no leading '/').
+KEY_PART_RE = re.compile(r"^(?!/)(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._\-/=]*$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+
+#: Columns the pipeline adds; user data may not use these names.
+PARTITION_COLUMN = "_partition_date"
+RESERVED_COLUMNS = frozenset({PARTITION_COLUMN})
+
+
+def _check_bucket(v: str) -> str:
+    if not BUCKET_RE.match(v):
+        raise ValueError(f"'{v}' is not a valid S3 bucket name")
+    return v
+
+
+def _check_prefix(v: str) -> str:
+    v = v.strip("/")
+    if not KEY_PART_RE.match(v):
+        raise ValueError(f"'{v}' is not a safe object prefix (no '..', no leading '/')")
+    return v
+
+
+Bucket = Annotated[str, AfterValidator(_check_bucket)]
+Prefix = Annotated[str, AfterValidator(_check_prefix)]
+
+
+class ModelSpecError(ValueError):
+    """A model YAML is invalid. The message names the file, the field and the problem."""
+
+    def __init__(self, path: str | Path, field: str | None, problem: str):
+        self.path = str(path)
+        self.field = field
+        self.problem = problem
+        where = f"field '{field}': " if field else ""
+        super().__init__(f"{self.path}: {where}{problem}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    """Where the raw daily partitions live: ``s3://<bucket>/<prefix>/dt=YYYY-MM-DD/*.parquet|csv``."""
+
+    conn_id: str = "s3_data"
+    bucket: Bucket
+    prefix: Prefix
+    format: Literal["auto", "parquet", "csv"] = "auto"
+    csv_delimiter: str = Field(",", min_length=1, max_length=1)
+    #: No partition in the interval: fail at once, or wait for it (sensor in reschedule mode).
+    missing_data: Literal["fail", "wait"] = "fail"
+    wait_timeout_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    wait_poke_minutes: int = Field(5, ge=1, le=24 * 60)
+    #: Refuse a batch larger than this many rows instead of exhausting worker memory.
+    max_rows: int = Field(5_000_000, ge=1)
+
+
+
+class ArtifactsSpec(_Strict):
+    """Where run artifacts (batch copy, reports, summary.json) are written."""
+
+    conn_id: str | None = None  # defaults to data.conn_id
+    bucket: Bucket = "retrain-artifacts"
+    prefix: Prefix = "runs"
+
+
+class FeaturesSpec(_Strict):
+    target: str
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    timestamp: str | None = None
+
+    @model_validator(mode="after")
+    def _columns(self) -> "FeaturesSpec":
+        if not self.numeric and not self.categorical:
+            raise ValueError("at least one numeric or categorical feature is required")
+        cols = [self.target, *self.numeric, *self.categorical] + ([self.timestamp] if self.timestamp else [])
+        dupes = sorted({c for c in cols if cols.count(c) > 1})
+        if dupes:
+            raise ValueError(f"column(s) listed more than once: {', '.join(dupes)}")
+        reserved = sorted(set(cols) & RESERVED_COLUMNS)
+        if reserved:
+            raise ValueError(f"column name(s) reserved by the pipeline: {', '.join(reserved)}")
+        if any(not c for c in cols):
+            raise ValueError("column names must be non-empty")
+        return self
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class ExpectationSpec(_Strict):
+    type: str = Field(pattern=r"^expect_[a-z0-9_]+$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class ValidationSpec(_Strict):
+    #: A GX suite JSON file, absolute or relative to the model YAML's folder.
+    suite: str | None = None
+    #: Extra expectations inline (GX snake_case type + kwargs).
+    expectations: list[ExpectationSpec] = Field(default_factory=list)
+    #: Add built-in schema checks (columns exist, target not null, numeric columns numeric).
+    schema_checks: bool = True
+
+
+class GateSpec(_Strict):
+    min_drifted_share: float | None = Field(0.3, gt=0, le=1)
+    min_drifted_features: int | None = Field(None, ge=1)
+    critical_features: list[str] = Field(default_factory=list)
+
+
+class DriftSpec(_Strict):
+    numeric_method: Literal["ks", "psi", "wasserstein"] = "ks"
+    categorical_method: Literal["chi2", "psi"] = "chi2"
+    alpha: float = Field(0.05, gt=0, lt=1)
+    correction: Literal["holm", "bonferroni", "fdr_bh", "none"] = "holm"
+    ks_min_statistic: float = Field(0.1, ge=0, le=1)
+    chi2_min_cramers_v: float = Field(0.1, ge=0, le=1)
+    psi_threshold: float = Field(0.2, gt=0)
+    wasserstein_threshold: float = Field(0.1, gt=0)
+    psi_bins: int = Field(10, ge=2, le=100)
+    min_rows: int = Field(200, ge=1)
+    max_rows: int = Field(200_000, ge=100)
+    gate: GateSpec = Field(default_factory=GateSpec)
+
+
+class TrainingSpec(_Strict):
+    estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: Training window: this many weeks of partitions ending at the data interval's end.
+    window_weeks: int = Field(4, ge=1, le=520)
+    #: Time-based holdout: the last N days of the window are never trained on.
+    holdout_days: int = Field(2, ge=1, le=365)
+    min_train_rows: int = Field(200, ge=10)
+    min_holdout_rows: int = Field(100, ge=10)
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator(cls, v: str) -> str:
+        if not DOTTED_PATH_RE.match(v):
+            raise ValueError(f"'{v}' is not a dotted class path like sklearn.ensemble.RandomForestClassifier")
+        return v
+
+
+class ComparisonSpec(_Strict):
+    primary_metric: Literal[
+        "accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss"
+    ] = "roc_auc"
+    #: Challenger's primary metric must reach this (a ceiling for log_loss); null disables it.
+    floor: float | None = None
+    min_improvement: float = Field(0.0, ge=0)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    policy: Literal["superiority", "non_inferiority"] = "superiority"
+    non_inferiority_margin: float = Field(0.01, ge=0)
+    #: Exact binomial McNemar when b + c is below this, chi-square with continuity correction otherwise.
+    exact_threshold: int = Field(25, ge=0)
+
+    @model_validator(mode="after")
+    def _floor_range(self) -> "ComparisonSpec":
+        if self.floor is not None:
+            if self.primary_metric == "log_loss" and self.floor <= 0:
+                raise ValueError("floor for log_loss is a ceiling and must be > 0")
+            if self.primary_metric != "log_loss" and not 0 <= self.floor <= 1:
+                raise ValueError(f"floor for {self.primary_metric} must be between 0 and 1")
+        return self
+
+
+class ModelSpec(_Strict):
+    name: str
+    description: str = ""
+    owner: str = "ml-platform"
+    tags: list[str] = Field(default_factory=list)
+    schedule: str | None = "@weekly"
+    start_date: dt.date = dt.date(2026, 1, 4)
+    catchup: bool = False
+    max_active_runs: int = Field(1, ge=1, le=64)
+    retries: int = Field(2, ge=1, le=10)
+    retry_delay_minutes: float = Field(1.0, gt=0, le=24 * 60)
+    data: DataSpec
+    artifacts: ArtifactsSpec = Field(default_factory=ArtifactsSpec)
+    features: FeaturesSpec
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    comparison: ComparisonSpec = Field(default_factory=ComparisonSpec)
+
+    #: Set by the loader: the YAML file this spec came from.
+    source_path: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"'{v}' must be lower-case letters, digits and '_', starting with a letter")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "ModelSpec":
+        feats = set(self.features.feature_columns)
+        unknown = [c for c in self.drift.gate.critical_features if c not in feats]
+        if unknown:
+            raise ValueError(f"drift.gate.critical_features names unknown feature(s): {', '.join(unknown)}")
+        if self.training.holdout_days >= self.training.window_weeks * 7:
+            raise ValueError("training.holdout_days must be shorter than the training window (window_weeks * 7 days)")
+        return self
+
+    # -- derived values -------------------------------------------------------------
+    @property
+    def dag_id(self) -> str:
+        return f"retrain_{self.name}"
+
+    @property
+    def artifacts_conn_id(self) -> str:
+        return self.artifacts.conn_id or self.data.conn_id
+
+    @property
+    def suite_path(self) -> Path | None:
+        if not self.validation.suite:
+            return None
+        p = Path(self.validation.suite)
+        if not p.is_absolute():
+            p = Path(self.source_path).parent / p
+        return p
+
+    def config_hash(self) -> str:
+        """Stable hash of the model's behaviour (not of where the file lives)."""
+        payload = self.model_dump(mode="json", exclude={"source_path", "description", "owner", "tags"})
+        suite = self.suite_path
+        if suite is not None and suite.is_file():
+            payload["_suite_sha256"] = hashlib.sha256(suite.read_bytes()).hexdigest()
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _loc(err: dict) -> str:
+    return ".".join(str(p) for p in err.get("loc", ())) or "<root>"
+
+
+def _problem(err: dict) -> str:
+    msg = err.get("msg", "invalid")
+    if err.get("type") == "extra_forbidden":
+        return "unknown field (check the spelling; see README 'Model spec reference')"
+    if err.get("type") == "missing":
+        return "required field is missing"
+    return msg.removeprefix("Value error, ")
+
+
+def parse_spec(raw: Any, path: str | Path) -> ModelSpec:
+    """Validate an already-loaded YAML document."""
+    if not isinstance(raw, dict):
+        raise ModelSpecError(path, None, f"expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        spec = ModelSpec.model_validate({**raw, "source_path": str(path)})
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ModelSpecError(path, _loc(first), _problem(first) + more) from None
+    suite = spec.suite_path
+    if suite is not None and not suite.is_file():
+        raise ModelSpecError(path, "validation.suite", f"suite file not found: {suite}")
+    return spec
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate one model YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelSpecError(path, None, f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ModelSpecError(path, None, f"invalid YAML{where}: {problem}") from None
+    spec = parse_spec(raw, path)
+    if spec.name != path.stem:
+        raise ModelSpecError(path, "name", f"'{spec.name}' must equal the file name '{path.stem}'")
+    return spec
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("RETRAIN_MODELS_DIR") or DEFAULT_MODELS_DIR)
+
+
+def spec_files(directory: str | Path | None = None) -> list[Path]:
+    d = Path(directory) if directory else models_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
+
+
+def load_all(directory: str | Path | None = None) -> tuple[list[ModelSpec], list[ModelSpecError]]:
+    """Load every model YAML; broken files are returned as errors, never hide the others."""
+    specs: list[ModelSpec] = []
+    errors: list[ModelSpecError] = []
+    for path in spec_files(directory):
+        try:
+            specs.append(load_spec(path))
+        except ModelSpecError as exc:
+            errors.append(exc)
+    return specs, errors

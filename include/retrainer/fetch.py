@@ -1,0 +1,134 @@
+"""Read daily partitions ``<prefix>/dt=YYYY-MM-DD/*.parquet|csv`` for a time range.
+
+Raw data is only ever read here, never modified. Every file read is recorded with its
+ETag so that a model version can name exactly what it was trained on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from include.retrainer.config import PARTITION_COLUMN, DataSpec
+from include.retrainer.storage import ObjectInfo, ObjectStore, join_key
+
+DATA_SUFFIXES = (".parquet", ".csv")
+
+
+class NoPartitionsError(RuntimeError):
+    """No data partition exists for the requested range."""
+
+
+class BadPartitionError(RuntimeError):
+    """A partition file cannot be read (corrupt, empty, wrong format)."""
+
+
+class BatchTooLargeError(RuntimeError):
+    """The batch exceeds the configured row limit (``data.max_rows``)."""
+
+
+def partition_dates(start: dt.datetime, end: dt.datetime) -> list[dt.date]:
+    """UTC calendar days d with start <= d < end (a day belongs to the interval holding its 00:00)."""
+
+    def utc(t: dt.datetime) -> dt.datetime:
+        return t.astimezone(dt.timezone.utc) if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+    start, end = utc(start), utc(end)
+    day = start.date() if start.time() == dt.time(0) else start.date() + dt.timedelta(days=1)
+    out = []
+    while dt.datetime.combine(day, dt.time(0), dt.timezone.utc) < end:
+        out.append(day)
+        day += dt.timedelta(days=1)
+    return out
+
+
+def partition_prefix(data: DataSpec, day: dt.date) -> str:
+    return join_key(data.prefix, f"dt={day.isoformat()}") + "/"
+
+
+def list_partition_files(store: ObjectStore, data: DataSpec, days: list[dt.date]) -> dict[dt.date, list[ObjectInfo]]:
+    """Data files per day (days without files are omitted). Hidden and marker files are ignored."""
+    found: dict[dt.date, list[ObjectInfo]] = {}
+    for day in days:
+        files = [
+            o
+            for o in store.iter_objects(data.bucket, partition_prefix(data, day))
+            if o.key.lower().endswith(DATA_SUFFIXES) and not o.key.rsplit("/", 1)[-1].startswith((".", "_"))
+        ]
+        if data.format != "auto":
+            files = [o for o in files if o.key.lower().endswith("." + data.format)]
+        if files:
+            found[day] = sorted(files, key=lambda o: o.key)
+    return found
+
+
+def _read_file(store: ObjectStore, obj: ObjectInfo, data: DataSpec) -> Any:
+    import pandas as pd
+
+    payload = store.get_bytes(obj.uri)
+    if not payload:
+        raise BadPartitionError(f"empty file: {obj.uri}")
+    try:
+        if obj.key.lower().endswith(".parquet"):
+            return pd.read_parquet(io.BytesIO(payload))
+        frame = pd.read_csv(io.BytesIO(payload), sep=data.csv_delimiter)
+    except Exception as exc:  # pyarrow/pandas raise many types for corrupt input
+        raise BadPartitionError(f"cannot read {obj.uri}: {type(exc).__name__}: {exc}") from None
+    if frame.shape[1] == 1 and len(frame.columns[0]) > 0 and any(d in frame.columns[0] for d in ";|\t"):
+        raise BadPartitionError(
+            f"cannot read {obj.uri}: one column {frame.columns[0]!r} found; "
+            f"the file is probably not delimited by {data.csv_delimiter!r} (set data.csv_delimiter)"
+        )
+    return frame
+
+
+@dataclass
+class PartitionBatch:
+    frame: Any  # pandas.DataFrame with PARTITION_COLUMN added
+    files: list[dict] = field(default_factory=list)  # [{uri, etag, size, dt, rows}]
+    days_found: list[str] = field(default_factory=list)
+    days_missing: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return int(len(self.frame))
+
+
+def read_partitions(
+    store: ObjectStore, data: DataSpec, start: dt.datetime, end: dt.datetime, *, max_rows: int | None = None
+) -> PartitionBatch:
+    """Read and concatenate every partition file for days in [start, end)."""
+    import pandas as pd
+
+    days = partition_dates(start, end)
+    listing = list_partition_files(store, data, days)
+    if not listing:
+        raise NoPartitionsError(
+            f"no data partitions under s3://{data.bucket}/{join_key(data.prefix)}/dt=... "
+            f"for {days[0] if days else start.date()} .. {days[-1] if days else end.date()} "
+            f"({len(days)} day(s) expected)"
+        )
+    limit = max_rows or data.max_rows
+    frames, files, total = [], [], 0
+    for day, objs in sorted(listing.items()):
+        for obj in objs:
+            frame = _read_file(store, obj, data)
+            total += len(frame)
+            if total > limit:
+                raise BatchTooLargeError(
+                    f"batch exceeds data.max_rows={limit:,} rows at {obj.uri}; raise the limit or split the interval"
+                )
+            frame[PARTITION_COLUMN] = day.isoformat()
+            frames.append(frame)
+            files.append({**obj.to_dict(), "dt": day.isoformat(), "rows": int(len(frame))})
+    # Files that disagree on columns are concatenated as a union (missing values become null):
+    # validation then reports the gap instead of columns being dropped silently.
+    frame = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
+    return PartitionBatch(
+        frame=frame,
+        files=files,
+        days_found=[d.isoformat() for d in sorted(listing)],
+        days_missing=[d.isoformat() for d in days if d not in listing],
+    )

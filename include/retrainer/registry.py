@@ -1,0 +1,243 @@
+"""MLflow registry operations: get-or-create, idempotent registration, aliases, tags.
+
+Aliases, not stages (deprecated): ``champion`` is the production model, ``challenger``
+the latest candidate. ``set_registered_model_alias`` moves an alias in one call, so there
+is never a moment without a champion. Versions are compared as strings (REST returns
+'2', a direct store returns 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TAG = "retrain."  # prefix of every tag we write
+
+# Types our pipelines are built from; skops refuses to load anything not listed at save time.
+_TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+
+
+class RegistryError(RuntimeError):
+    pass
+
+
+def client_for(tracking_uri: str):
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _is_not_found(exc: Exception) -> bool:
+    code = getattr(exc, "error_code", "") or ""
+    return "RESOURCE_DOES_NOT_EXIST" in code or "NOT_FOUND" in code or "not found" in str(exc).lower()
+
+
+@dataclass
+class VersionInfo:
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    tags: dict[str, str]
+    aliases: list[str]
+
+    @classmethod
+    def of(cls, mv: Any) -> "VersionInfo":
+        return cls(
+            name=mv.name,
+            version=str(mv.version),
+            run_id=mv.run_id,
+            source=mv.source,
+            tags=dict(mv.tags or {}),
+            aliases=list(getattr(mv, "aliases", []) or []),
+        )
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    def tag(self, key: str, default: str | None = None) -> str | None:
+        return self.tags.get(TAG + key, default)
+
+
+def get_alias(client: Any, name: str, alias: str) -> VersionInfo | None:
+    try:
+        return VersionInfo.of(client.get_model_version_by_alias(name, alias))
+    except Exception as exc:  # MlflowException / RestException
+        if _is_not_found(exc):
+            return None
+        raise
+
+
+def get_version(client: Any, name: str, version: str) -> VersionInfo | None:
+    try:
+        return VersionInfo.of(client.get_model_version(name, str(version)))
+    except Exception as exc:
+        if _is_not_found(exc):
+            return None
+        raise
+
+
+def ensure_registered_model(client: Any, name: str, description: str = "") -> None:
+    try:
+        client.get_registered_model(name)
+    except Exception as exc:
+        if not _is_not_found(exc):
+            raise
+        try:
+            client.create_registered_model(name, description=description or None, tags={TAG + "managed": "true"})
+        except Exception as exc2:  # created concurrently by another run
+            if "RESOURCE_ALREADY_EXISTS" not in (getattr(exc2, "error_code", "") or ""):
+                raise
+
+
+def ensure_experiment(client: Any, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, tags={TAG + "managed": "true"})
+    except Exception:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def find_versions(client: Any, name: str, **tags: str) -> list[VersionInfo]:
+    flt = " and ".join([f"name='{name}'"] + [f"tag.`{TAG}{k}`='{v}'" for k, v in tags.items()])
+    found = client.search_model_versions(flt)
+    return sorted((VersionInfo.of(v) for v in found), key=lambda v: int(v.version))
+
+
+def find_finished_run(client: Any, experiment_id: str, idempotency_key: str) -> Any | None:
+    """A training run for this key that finished and logged its model (crash before registration)."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG}idempotency_key` = '{idempotency_key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=5,
+    )
+    for run in runs:
+        if run.data.tags.get(TAG + "model_uri"):
+            return run
+    return None
+
+
+def trusted_types(model: Any) -> list[str]:
+    """Types skops must trust to load this model; refuse anything outside sklearn/numpy/scipy."""
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    bad = [t for t in untrusted if not t.startswith(_TRUSTED_TYPE_PREFIXES)]
+    if bad:
+        raise RegistryError(f"model contains types outside sklearn/numpy/scipy that will not be trusted: {bad}")
+    return untrusted
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the logged model (inferring them costs 5-9 s per model)."""
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "numpy", "scipy", "pandas", "skops", "mlflow")]
+
+
+def log_and_register(
+    *,
+    tracking_uri: str,
+    name: str,
+    experiment_name: str,
+    run_name: str,
+    pipeline: Any,
+    input_example: Any,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    run_tags: dict[str, str],
+    version_tags: dict[str, str],
+    artifacts: dict[str, Any],
+    idempotency_key: str,
+    description: str = "",
+) -> VersionInfo:
+    """Log the fitted pipeline in a new MLflow run and register it as a new version.
+
+    Idempotent on ``idempotency_key``: an existing version for the key is returned as it
+    is; a finished run that logged the model but crashed before registration is registered
+    instead of training a duplicate.
+    """
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    client = client_for(tracking_uri)
+    ensure_registered_model(client, name, description)
+    existing = find_versions(client, name, idempotency_key=idempotency_key)
+    if existing:
+        return existing[0]
+    experiment_id = ensure_experiment(client, experiment_name)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+
+    run = find_finished_run(client, experiment_id, idempotency_key)
+    if run is None:
+        tags = {**run_tags, TAG + "idempotency_key": idempotency_key}
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as active:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            with tempfile.TemporaryDirectory() as tmp:
+                for fname, obj in artifacts.items():
+                    path = os.path.join(tmp, fname)
+                    with open(path, "w") as fh:
+                        json.dump(obj, fh, indent=2, sort_keys=True, default=str)
+                    mlflow.log_artifact(path)
+            signature = infer_signature(input_example, pipeline.predict(input_example))
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=pip_requirements(),
+                skops_trusted_types=trusted_types(pipeline),
+            )
+            mlflow.set_tags({TAG + "model_uri": info.model_uri, TAG + "model_id": info.model_id})
+            run_id = active.info.run_id
+            model_uri, model_id = info.model_uri, info.model_id
+    else:
+        run_id, model_uri = run.info.run_id, run.data.tags[TAG + "model_uri"]
+        model_id = run.data.tags.get(TAG + "model_id")
+
+    # A concurrent attempt may have registered meanwhile: check once more before creating.
+    existing = find_versions(client, name, idempotency_key=idempotency_key)
+    if existing:
+        return existing[0]
+    tags = {**version_tags, TAG + "idempotency_key": idempotency_key, TAG + "run_id": run_id}
+    mv = client.create_model_version(
+        name, source=model_uri, run_id=run_id, tags=tags, description=description or None, model_id=model_id
+    )
+    return VersionInfo.of(client.get_model_version(name, str(mv.version)))
+
+
+def load_model(tracking_uri: str, name: str, version: str) -> Any:
+    """Load a version from our registry (never from an arbitrary URI)."""
+    import mlflow
+    import mlflow.sklearn
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+
+
+def set_tags(client: Any, name: str, version: str, tags: dict[str, Any]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value)[:5000])
+
+
+def move_alias(client: Any, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, str(version))

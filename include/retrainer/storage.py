@@ -1,0 +1,174 @@
+"""Object storage through the plain S3 API (AWS, MinIO and the local moto server alike).
+
+``ObjectStore`` wraps a boto3 S3 client that the caller builds (in Airflow: the Amazon
+provider's S3Hook, which knows the connection's endpoint and credentials). Keys are
+always built with :func:`join_key`, which refuses anything that could climb out of the
+configured prefix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+
+class StorageError(RuntimeError):
+    """An object could not be read or written; the message names the URI."""
+
+
+def join_key(*parts: str) -> str:
+    """Join key parts with '/', refusing empty, absolute or '..' components."""
+    out: list[str] = []
+    for part in parts:
+        for piece in str(part).split("/"):
+            if piece in ("", "."):
+                continue
+            if piece == "..":
+                raise ValueError(f"object key part {part!r} would escape its prefix")
+            out.append(piece)
+    return "/".join(out)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in URI: {uri!r}")
+    return bucket, key
+
+
+def s3_uri(bucket: str, *parts: str) -> str:
+    return f"s3://{bucket}/{join_key(*parts)}"
+
+
+def interval_token(start: dt.datetime, end: dt.datetime) -> str:
+    """Folder name for a data interval: ``20260104T000000Z_20260111T000000Z``."""
+
+    def fmt(t: dt.datetime) -> str:
+        if t.tzinfo is not None:
+            t = t.astimezone(dt.timezone.utc)
+        return t.strftime("%Y%m%dT%H%M%SZ")
+
+    return f"{fmt(start)}_{fmt(end)}"
+
+
+def json_safe(obj: Any) -> Any:
+    """Make numpy scalars, NaN/inf, dates and tuples JSON-serialisable (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (dt.datetime, dt.date)):
+        return obj.isoformat()
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 0) == 0:
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False).encode()
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    etag: str
+    size: int
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_dict(self) -> dict:
+        return {"uri": self.uri, "etag": self.etag, "size": self.size}
+
+
+class ObjectStore:
+    def __init__(self, client: Any):
+        self.client = client
+
+    # -- listing ----------------------------------------------------------------------
+    def iter_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(bucket, obj["Key"], obj["ETag"].strip('"'), int(obj["Size"]))
+
+    def head(self, uri: str) -> ObjectInfo | None:
+        bucket, key = split_uri(uri)
+        try:
+            r = self.client.head_object(Bucket=bucket, Key=key)
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(bucket, key, r["ETag"].strip('"'), int(r["ContentLength"]))
+
+    def exists(self, uri: str) -> bool:
+        return self.head(uri) is not None
+
+    # -- bytes ------------------------------------------------------------------------
+    def get_bytes(self, uri: str) -> bytes:
+        bucket, key = split_uri(uri)
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise StorageError(f"object not found: {uri}") from None
+
+    def put_bytes(self, uri: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        """Write (overwrite) one object; returns its ETag. Overwrite keeps re-runs idempotent."""
+        bucket, key = split_uri(uri)
+        r = self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        return r["ETag"].strip('"')
+
+    def copy(self, src_uri: str, dst_uri: str) -> None:
+        sb, sk = split_uri(src_uri)
+        db, dk = split_uri(dst_uri)
+        self.client.copy_object(Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk})
+
+    # -- JSON -------------------------------------------------------------------------
+    def put_json(self, uri: str, obj: Any) -> str:
+        return self.put_bytes(uri, dumps(obj), "application/json")
+
+    def get_json(self, uri: str) -> Any:
+        return json.loads(self.get_bytes(uri))
+
+    def get_json_or_none(self, uri: str) -> Any:
+        try:
+            return self.get_json(uri)
+        except StorageError:
+            return None
+
+    # -- tables -----------------------------------------------------------------------
+    def write_parquet(self, uri: str, frame: Any) -> str:
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False, compression="snappy")
+        return self.put_bytes(uri, buf.getvalue())
+
+    def read_parquet(self, uri: str, columns: list[str] | None = None) -> Any:
+        import pandas as pd
+
+        return pd.read_parquet(io.BytesIO(self.get_bytes(uri)), columns=columns)
+
+    def upload_dir(self, local_dir: str, uri_prefix: str) -> int:
+        """Upload every file below ``local_dir`` under ``uri_prefix``; returns the count."""
+        import mimetypes
+        from pathlib import Path
+
+        root = Path(local_dir)
+        n = 0
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                rel = path.relative_to(root).as_posix()
+                ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                self.put_bytes(uri_prefix.rstrip("/") + "/" + join_key(rel), path.read_bytes(), ctype)
+                n += 1
+        return n

@@ -1,0 +1,138 @@
+"""Training window, time-based holdout and the scikit-learn pipeline.
+
+The fitted artefact is one sklearn ``Pipeline``: impute + one-hot encode, then the
+configured estimator. Inputs are cleaned by :func:`prepare_features` (numeric columns to
+float with +-inf as missing, categoricals to strings) both at training and at scoring time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import inspect
+from typing import Any
+
+from include.retrainer.config import PARTITION_COLUMN, ModelSpec
+
+MISSING_CATEGORY = "__missing__"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot proceed (bad estimator, too little data, a single class...)."""
+
+
+def training_window(interval_end: dt.datetime, window_weeks: int) -> tuple[dt.datetime, dt.datetime]:
+    """[end - window_weeks, end): a bounded window ending at the data interval's end."""
+    return interval_end - dt.timedelta(weeks=window_weeks), interval_end
+
+
+def holdout_start(interval_end: dt.datetime, holdout_days: int) -> dt.date:
+    """First day of the holdout: the last ``holdout_days`` days before the interval end."""
+    end = interval_end.astimezone(dt.timezone.utc) if interval_end.tzinfo else interval_end
+    last_day = (end - dt.timedelta(microseconds=1)).date()
+    return last_day - dt.timedelta(days=holdout_days - 1)
+
+
+def split_holdout(frame: Any, interval_end: dt.datetime, holdout_days: int) -> tuple[Any, Any, str]:
+    """Time-based split on the partition date: rows of the last N days are held out."""
+    first = holdout_start(interval_end, holdout_days).isoformat()
+    is_holdout = frame[PARTITION_COLUMN].astype(str) >= first
+    return frame[~is_holdout].reset_index(drop=True), frame[is_holdout].reset_index(drop=True), first
+
+
+def prepare_features(frame: Any, spec: ModelSpec) -> Any:
+    """Select feature columns in a fixed order and coerce their types for the pipeline."""
+    import numpy as np
+    import pandas as pd
+
+    feats = spec.features
+    missing = [c for c in feats.feature_columns if c not in frame.columns]
+    if missing:
+        raise TrainingError(f"feature column(s) missing from data: {', '.join(missing)}")
+    out = pd.DataFrame(index=frame.index)
+    for col in feats.numeric:
+        values = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+        out[col] = values.replace([np.inf, -np.inf], np.nan)
+    for col in feats.categorical:
+        s = frame[col]
+        out[col] = s.astype(object).where(s.notna(), MISSING_CATEGORY).astype(str).astype(object)
+    return out
+
+
+def import_estimator(path: str) -> type:
+    module_name, _, cls_name = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise TrainingError(f"training.estimator: cannot import '{path}': {exc}") from None
+    from sklearn.base import is_classifier
+
+    if not inspect.isclass(cls) or not hasattr(cls, "fit") or not hasattr(cls, "predict"):
+        raise TrainingError(f"training.estimator: '{path}' is not a scikit-learn estimator class")
+    try:
+        probe = cls()
+    except TypeError as exc:
+        raise TrainingError(f"training.estimator: '{path}' cannot be built without arguments: {exc}") from None
+    if not is_classifier(probe):
+        raise TrainingError(f"training.estimator: '{path}' is not a classifier (only classifiers are supported)")
+    return cls
+
+
+def build_pipeline(spec: ModelSpec) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    cls = import_estimator(spec.training.estimator)
+    params = dict(spec.training.params)
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = [p for p in params if p not in accepted]
+    if unknown:
+        raise TrainingError(f"training.params: {cls.__name__} has no parameter(s) {', '.join(unknown)}")
+    # Deterministic fits keep re-runs of the same interval identical.
+    if "random_state" in accepted and "random_state" not in params:
+        params["random_state"] = 0
+    try:
+        estimator = cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"training.params: {exc}") from None
+    transformers = []
+    if spec.features.numeric:
+        transformers.append(("numeric", SimpleImputer(strategy="median", keep_empty_features=True), spec.features.numeric))
+    if spec.features.categorical:
+        cat = Pipeline(
+            [
+                ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=5)),
+            ]
+        )
+        transformers.append(("categorical", cat, spec.features.categorical))
+    pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("preprocess", pre), ("model", estimator)])
+
+
+def fit_pipeline(spec: ModelSpec, train: Any) -> Any:
+    """Fit the configured pipeline; clear errors for too little data or a single class."""
+    target = spec.features.target
+    y = train[target]
+    if y.isna().any():
+        raise TrainingError(f"target column '{target}' has {int(y.isna().sum())} missing value(s) in the training window")
+    if len(train) < spec.training.min_train_rows:
+        raise TrainingError(
+            f"only {len(train)} training rows in the window (training.min_train_rows={spec.training.min_train_rows})"
+        )
+    classes = sorted(y.unique().tolist(), key=str)
+    if len(classes) < 2:
+        raise TrainingError(f"target column '{target}' has a single class ({classes[0]!r}) in the training window")
+    pipeline = build_pipeline(spec)
+    pipeline.fit(prepare_features(train, spec), y.to_numpy())
+    return pipeline
+
+
+def predict(pipeline: Any, frame: Any, spec: ModelSpec) -> tuple[Any, Any | None]:
+    """Predicted labels and class probabilities (None when the estimator has no predict_proba)."""
+    X = prepare_features(frame, spec)
+    pred = pipeline.predict(X)
+    proba = pipeline.predict_proba(X) if hasattr(pipeline, "predict_proba") else None
+    return pred, proba

@@ -1,0 +1,163 @@
+"""Build one retraining DAG from one model spec (``include/models/<name>.yaml``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule
+
+from include.retrainer.config import ModelSpec
+from include.retrainer.intervals import CRON_PRESETS
+from retrain_ops.operators import (
+    BatchValidateOperator,
+    ChallengerRejectOperator,
+    ChallengerTrainOperator,
+    ChampionPromoteOperator,
+    DriftDetectOperator,
+    ModelCompareOperator,
+    PartitionFetchOperator,
+    PartitionSensor,
+    PromotionBranchOperator,
+    RetrainBranchOperator,
+    RunSummarizeOperator,
+)
+
+PROMOTION_POOL = "model_promotion"
+TRAINING_POOL = "model_training"
+
+RESULT_TASKS = (
+    "fetch_batch",
+    "validate_batch",
+    "detect_drift",
+    "train_challenger",
+    "compare_models",
+    "promote_challenger",
+    "reject_challenger",
+)
+
+
+def run_params() -> dict[str, Param]:
+    """Typed params: the UI's trigger form validates them before any task runs."""
+    return {
+        "force_retrain": Param(
+            False,
+            type="boolean",
+            title="Force retraining",
+            description="Train a challenger even when the drift gate does not trip (e.g. after a labelling fix). "
+            "The challenger is still compared with the champion before any promotion.",
+        ),
+        "allow_promotion": Param(
+            True,
+            type="boolean",
+            title="Allow promotion",
+            description="When false, the challenger is trained and evaluated but the champion never moves "
+            "(a dry run of the promotion decision).",
+        ),
+    }
+
+
+def doc_md(spec: ModelSpec) -> str:
+    feats = spec.features
+    s3 = f"s3://{spec.artifacts.bucket}/{spec.artifacts.prefix}/{spec.name}/<interval>/summary.json"
+    return f"""
+### Retraining: `{spec.name}`
+
+{spec.description or ''}
+
+Weekly loop for the MLflow registered model **`{spec.name}`** (spec: `{spec.source_path.split('/')[-1]}`):
+
+1. **fetch_batch**: daily partitions `s3://{spec.data.bucket}/{spec.data.prefix}/dt=YYYY-MM-DD/` of the data interval.
+2. **validate_batch**: Great Expectations suite; a failure stops the run (report and Data Docs kept).
+3. **detect_drift**: batch vs the champion's training data ({spec.drift.numeric_method} for numeric,
+   {spec.drift.categorical_method} for categorical features, {spec.drift.correction} correction).
+4. **decide_retrain**: retrain on drift, cold start or `force_retrain`; otherwise skip.
+5. **train_challenger**: `{spec.training.estimator}` on {spec.training.window_weeks} week(s), last
+   {spec.training.holdout_days} day(s) held out; registered with alias `challenger`.
+6. **compare_models**: same holdout rows, primary metric `{spec.comparison.primary_metric}`, floor
+   {spec.comparison.floor}, policy `{spec.comparison.policy}`, McNemar alpha {spec.comparison.alpha}.
+7. **promote_challenger / reject_challenger**: moves alias `champion` (pool `{PROMOTION_POOL}`) or tags the rejection.
+8. **summarize_run**: writes `{s3}` for every run, skipped and failed ones included.
+
+Target `{feats.target}`; numeric {', '.join(feats.numeric) or '-'}; categorical {', '.join(feats.categorical) or '-'}.
+
+**Params**: `force_retrain` (train even without drift), `allow_promotion` (false = evaluate only).
+"""
+
+
+def timetable(schedule: str | None) -> CronDataIntervalTimetable | None:
+    """Data-interval semantics: a run covers [data_interval_start, data_interval_end).
+
+    Airflow 3 maps a cron string to a trigger timetable with an empty interval by default;
+    the retraining loop reads exactly the partitions of a period, so it needs real intervals
+    (backfills then also address periods by their start).
+    """
+    if schedule is None:
+        return None
+    return CronDataIntervalTimetable(CRON_PRESETS.get(schedule, schedule), timezone="UTC")
+
+
+def build_retrain_dag(spec: ModelSpec) -> DAG:
+    start = dt.datetime.combine(spec.start_date, dt.time(0), dt.timezone.utc)
+    default_args: dict[str, Any] = {
+        "owner": spec.owner,
+        "retries": spec.retries,
+        "retry_delay": dt.timedelta(minutes=spec.retry_delay_minutes),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=max(spec.retry_delay_minutes * 8, 5)),
+    }
+    with DAG(
+        dag_id=spec.dag_id,
+        description=(spec.description or f"Retrain {spec.name}")[:200],
+        schedule=timetable(spec.schedule),
+        start_date=start,
+        catchup=spec.catchup,
+        max_active_runs=spec.max_active_runs,
+        default_args=default_args,
+        tags=sorted({"retraining", *spec.tags}),
+        params=run_params(),
+        doc_md=doc_md(spec),
+        render_template_as_native_obj=False,
+    ) as dag:
+        common: dict[str, Any] = {"spec": spec}
+        fetch = PartitionFetchOperator(task_id="fetch_batch", **common)
+        if spec.data.missing_data == "wait":
+            wait = PartitionSensor(
+                task_id="wait_for_partitions",
+                spec=spec,
+                mode="reschedule",
+                poke_interval=spec.data.wait_poke_minutes * 60,
+                timeout=spec.data.wait_timeout_minutes * 60,
+            )
+            wait >> fetch
+        validate = BatchValidateOperator(task_id="validate_batch", **common)
+        drift = DriftDetectOperator(task_id="detect_drift", **common)
+        branch = RetrainBranchOperator(
+            task_id="decide_retrain",
+            drift_task_id="detect_drift",
+            train_task_id="train_challenger",
+            skip_task_id="skip_retrain",
+        )
+        skip = EmptyOperator(task_id="skip_retrain")
+        train = ChallengerTrainOperator(task_id="train_challenger", pool=TRAINING_POOL, **common)
+        compare = ModelCompareOperator(task_id="compare_models", **common)
+        decide = PromotionBranchOperator(
+            task_id="decide_promotion",
+            compare_task_id="compare_models",
+            promote_task_id="promote_challenger",
+            reject_task_id="reject_challenger",
+        )
+        promote = ChampionPromoteOperator(task_id="promote_challenger", pool=PROMOTION_POOL, **common)
+        reject = ChallengerRejectOperator(task_id="reject_challenger", **common)
+        summarize = RunSummarizeOperator(
+            task_id="summarize_run",
+            result_task_ids=RESULT_TASKS,
+            trigger_rule=TriggerRule.ALL_DONE,
+            **common,
+        )
+        fetch >> validate >> drift >> branch >> [train, skip]
+        train >> compare >> decide >> [promote, reject]
+        # The summary waits for every task, whatever its outcome.
+        [t for t in dag.tasks if t is not summarize] >> summarize
+    return dag

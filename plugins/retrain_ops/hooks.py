@@ -1,0 +1,78 @@
+"""Hooks: one per external system, each building its client lazily."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+
+class MlflowHook(BaseHook):
+    """MLflow tracking server / model registry.
+
+    The connection (type ``http``) holds the server address: ``schema`` (http/https),
+    ``host`` and ``port``; a host that already contains ``://`` is used as it is. Login and
+    password, when set, become MLflow basic-auth credentials for the client.
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = "mlflow_default"
+    conn_type = "http"
+    hook_name = "MLflow"
+
+    def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        import os
+
+        conn = self.get_connection(self.mlflow_conn_id)
+        host = (conn.host or "").rstrip("/")
+        if not host:
+            raise ValueError(f"connection '{self.mlflow_conn_id}' has no host: set it to the MLflow server address")
+        if conn.login:
+            os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password or ""
+        if "://" in host:
+            return host
+        scheme = conn.schema or "http"
+        port = f":{conn.port}" if conn.port else ""
+        return f"{scheme}://{host}{port}"
+
+    @cached_property
+    def client(self) -> Any:
+        from include.retrainer.registry import client_for
+
+        return client_for(self.tracking_uri)
+
+
+class ObjectStoreHook(BaseHook):
+    """S3-compatible object storage (AWS, MinIO, moto) through the Amazon provider's S3Hook.
+
+    The ``aws`` connection's extra ``endpoint_url`` points at MinIO or moto; without it,
+    AWS itself. Returns our ``ObjectStore`` wrapper around the boto3 client.
+    """
+
+    conn_name_attr = "aws_conn_id"
+    default_conn_name = "aws_default"
+    conn_type = "aws"
+    hook_name = "Retrain object store"
+
+    def __init__(self, aws_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def store(self) -> Any:
+        from botocore.config import Config
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from include.retrainer.storage import ObjectStore
+
+        # Bounded retries with backoff inside boto3; Airflow task retries sit on top.
+        config = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+        client = S3Hook(aws_conn_id=self.aws_conn_id, config=config).get_conn()
+        return ObjectStore(client)

@@ -1,0 +1,340 @@
+"""Operators of the retraining DAG.
+
+Each ``execute`` resolves its inputs (connections, data interval, upstream XComs), calls
+one function of ``include.retrainer.steps`` and returns a small JSON dict (URIs, ids,
+metrics). Failures are recorded next to the run's artefacts before they propagate, so the
+run summary can say in one line what went wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseBranchOperator, BaseOperator, BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from include.retrainer.config import ModelSpec
+
+log = logging.getLogger(__name__)
+
+# Errors that a retry cannot fix (bad data or configuration): fail at once, no retries.
+_PERMANENT_ERRORS = (
+    "DataValidationFailed",
+    "NoPartitionsError",
+    "BadPartitionError",
+    "BatchTooLargeError",
+    "TrainingError",
+    "SuiteError",
+    "ValueError",
+)
+
+
+def run_context(context: Context, schedule: str | None) -> Any:
+    """The (dag, run, data interval, params) a task works on, from the Airflow context."""
+    from include.retrainer.intervals import resolve_interval
+    from include.retrainer.steps import RunContext
+
+    dag_run = context["dag_run"]
+    start, end = resolve_interval(
+        context.get("data_interval_start"),
+        context.get("data_interval_end"),
+        getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None),
+        schedule,
+    )
+    params = {k: v for k, v in (context.get("params") or {}).items()}
+    return RunContext(
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        interval_start=start,
+        interval_end=end,
+        params=params,
+        try_number=getattr(context.get("ti"), "try_number", 1) or 1,
+    )
+
+
+class RetrainBaseOperator(BaseOperator):
+    """Shared plumbing: connections, run context, failure records."""
+
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        spec: ModelSpec,
+        s3_conn_id: str | None = None,
+        mlflow_conn_id: str = "mlflow_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.s3_conn_id = s3_conn_id
+        self.mlflow_conn_id = mlflow_conn_id
+
+    # Resolved lazily, never in __init__ (no I/O at parse time).
+    def object_store(self) -> Any:
+        from retrain_ops.hooks import ObjectStoreHook
+
+        return ObjectStoreHook(aws_conn_id=self.s3_conn_id or self.spec.artifacts_conn_id).store
+
+    def data_store(self) -> Any:
+        from retrain_ops.hooks import ObjectStoreHook
+
+        return ObjectStoreHook(aws_conn_id=self.spec.data.conn_id).store
+
+    def tracking_uri(self) -> str:
+        from retrain_ops.hooks import MlflowHook
+
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id).tracking_uri
+
+    def upstream_result(self, context: Context, task_id: str, key: str = "return_value") -> Any:
+        return context["ti"].xcom_pull(task_ids=task_id, key=key)
+
+    def execute(self, context: Context) -> Any:
+        ctx = run_context(context, self.spec.schedule)
+        try:
+            return self.run_step(context, ctx)
+        except Exception as exc:
+            self._record_failure(ctx, exc)
+            if type(exc).__name__ in _PERMANENT_ERRORS:
+                raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+    def run_step(self, context: Context, ctx: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _record_failure(self, ctx: Any, exc: BaseException) -> None:
+        """Best effort: write what went wrong where the summary task will find it."""
+        from include.retrainer.steps import RunPaths
+
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
+        self.log.error("%s failed: %s", self.task_id, message)
+        try:
+            paths = RunPaths(self.spec, ctx.interval_start, ctx.interval_end)
+            self.object_store().put_json(
+                paths.error(self.task_id),
+                {
+                    "task_id": self.task_id,
+                    "dag_run_id": ctx.run_id,
+                    "try_number": ctx.try_number,
+                    "error": message,
+                    "at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                },
+            )
+        except Exception as record_exc:  # storage may be what failed
+            self.log.warning("could not record the failure in object storage: %s", record_exc)
+
+
+class PartitionFetchOperator(RetrainBaseOperator):
+    """Reads every daily partition of the data interval into one Parquet batch."""
+
+    def run_step(self, context: Context, ctx: Any) -> dict:
+        from include.retrainer import steps
+
+        # Raw data may live behind another connection than the artefacts.
+        return steps.fetch_batch(_TwoStores(self.data_store(), self.object_store()), self.spec, ctx)
+
+
+class _TwoStores:
+    """Reads raw partitions from the data connection, writes artefacts with the artefacts one."""
+
+    def __init__(self, data: Any, artifacts: Any) -> None:
+        self._data, self._artifacts = data, artifacts
+
+    def iter_objects(self, *a: Any, **kw: Any) -> Any:
+        return self._data.iter_objects(*a, **kw)
+
+    def get_bytes(self, uri: str) -> bytes:
+        return self._data.get_bytes(uri)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._artifacts, name)
+
+
+class BatchValidateOperator(RetrainBaseOperator):
+    """Validates the batch with the model's Great Expectations suite; fails the run on failure."""
+
+    def run_step(self, context: Context, ctx: Any) -> dict:
+        from include.retrainer import steps
+
+        fetched = self.upstream_result(context, "fetch_batch")
+        return steps.validate_batch(self.object_store(), self.spec, ctx, fetched["batch_uri"])
+
+
+class DriftDetectOperator(RetrainBaseOperator):
+    """Measures drift of the batch against the champion's training data."""
+
+    def run_step(self, context: Context, ctx: Any) -> dict:
+        from include.retrainer import steps
+
+        fetched = self.upstream_result(context, "fetch_batch")
+        return steps.detect_drift(self.object_store(), self.tracking_uri(), self.spec, ctx, fetched["batch_uri"])
+
+
+class RetrainBranchOperator(BaseBranchOperator):
+    """Chooses ``train_task_id`` on drift, cold start or ``force_retrain``; else ``skip_task_id``."""
+
+    ui_color = "#fff3cd"
+
+    def __init__(self, *, drift_task_id: str, train_task_id: str, skip_task_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.drift_task_id = drift_task_id
+        self.train_task_id = train_task_id
+        self.skip_task_id = skip_task_id
+
+    def choose_branch(self, context: Context) -> str | Iterable[str]:
+        from include.retrainer.steps import decide_retrain
+
+        drift = context["ti"].xcom_pull(task_ids=self.drift_task_id) or {}
+        force = bool((context.get("params") or {}).get("force_retrain", False))
+        retrain, reason = decide_retrain(drift, force)
+        self.log.info("retrain=%s: %s", retrain, reason)
+        context["ti"].xcom_push(key="decision", value={"retrain": retrain, "reason": reason, "forced": force})
+        return self.train_task_id if retrain else self.skip_task_id
+
+
+class ChallengerTrainOperator(RetrainBaseOperator):
+    """Trains the challenger on the training window and registers it in MLflow."""
+
+    ui_color = "#d1ecf1"
+
+    def run_step(self, context: Context, ctx: Any) -> dict:
+        from include.retrainer import steps
+
+        store = self.object_store()
+        return steps.train_challenger(_TwoStores(self.data_store(), store), self.tracking_uri(), self.spec, ctx)
+
+
+class ModelCompareOperator(RetrainBaseOperator):
+    """Scores champion and challenger on the same holdout; McNemar + metric thresholds."""
+
+    def run_step(self, context: Context, ctx: Any) -> dict:
+        from include.retrainer import steps
+
+        trained = self.upstream_result(context, "train_challenger")
+        return steps.compare_models(self.object_store(), self.tracking_uri(), self.spec, ctx, trained)
+
+
+class PromotionBranchOperator(BaseBranchOperator):
+    """Follows the comparison's decision: ``promote_task_id`` or ``reject_task_id``."""
+
+    ui_color = "#fff3cd"
+
+    def __init__(self, *, compare_task_id: str, promote_task_id: str, reject_task_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.compare_task_id = compare_task_id
+        self.promote_task_id = promote_task_id
+        self.reject_task_id = reject_task_id
+
+    def choose_branch(self, context: Context) -> str | Iterable[str]:
+        comparison = context["ti"].xcom_pull(task_ids=self.compare_task_id) or {}
+        return self.promote_task_id if comparison.get("decision") == "promote" else self.reject_task_id
+
+
+class ChampionPromoteOperator(RetrainBaseOperator):
+    """Moves alias ``champion`` to the challenger (compare-and-set), records the move."""
+
+    ui_color = "#c3e6cb"
+
+    def run_step(self, context: Context, ctx: Any) -> dict:
+        from include.retrainer import steps
+
+        comparison = self.upstream_result(context, "compare_models")
+        allow = bool((context.get("params") or {}).get("allow_promotion", True))
+        return steps.promote_challenger(self.object_store(), self.tracking_uri(), self.spec, ctx, comparison, allow)
+
+
+class ChallengerRejectOperator(RetrainBaseOperator):
+    """Tags the challenger as rejected with the reasons; the champion is untouched."""
+
+    ui_color = "#f5c6cb"
+
+    def run_step(self, context: Context, ctx: Any) -> dict:
+        from include.retrainer import steps
+
+        comparison = self.upstream_result(context, "compare_models")
+        return steps.reject_challenger(self.tracking_uri(), self.spec, ctx, comparison)
+
+
+class RunSummarizeOperator(RetrainBaseOperator):
+    """Writes summary.json for every run (skipped and failed ones too); fails a failed run.
+
+    Runs with trigger rule ``all_done``. As the DAG's only leaf it decides the run's final
+    state, so it re-raises when an upstream task failed: a broken run never looks green.
+    """
+
+    ui_color = "#e2e3e5"
+
+    def __init__(self, *, result_task_ids: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.result_task_ids = result_task_ids
+
+    def execute(self, context: Context) -> Any:
+        from include.retrainer import steps
+
+        ctx = run_context(context, self.spec.schedule)
+        ti = context["ti"]
+        results = {t: ti.xcom_pull(task_ids=t) for t in self.result_task_ids}
+        results["decide_retrain"] = ti.xcom_pull(task_ids="decide_retrain", key="decision")
+        failed = self._failed_tasks(context, ctx)
+        store = self.object_store()
+        try:
+            tracking_uri = self.tracking_uri()
+        except Exception as exc:  # connection missing: still write the summary
+            self.log.warning("no MLflow connection: %s", exc)
+            tracking_uri = None
+        summary = steps.summarize_run(store, tracking_uri, self.spec, ctx, results, failed)
+        self.log.info("run summary: decision=%s; %s -> %s", summary["decision"], summary["summary_uri"],
+                      "; ".join(summary["reasons"]))
+        if summary["decision"] == "failed":
+            raise AirflowFailException("run failed: " + "; ".join(summary["reasons"]))
+        return {"decision": summary["decision"], "summary_uri": summary["summary_uri"],
+                "champion_version_after": summary["champion_version_after"]}
+
+    def _failed_tasks(self, context: Context, ctx: Any) -> dict[str, str]:
+        """Upstream tasks that failed in this run, with their recorded error line."""
+        from include.retrainer.steps import RunPaths
+
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ctx.dag_id, run_ids=[ctx.run_id]).get(ctx.run_id, {})
+        failed = [t for t, s in states.items() if t != self.task_id and s in ("failed", "upstream_failed")]
+        hard_failed = [t for t in failed if states[t] == "failed"]
+        out: dict[str, str] = {}
+        store = self.object_store()
+        paths = RunPaths(self.spec, ctx.interval_start, ctx.interval_end)
+        for task_id in hard_failed:
+            record = None
+            try:
+                record = store.get_json_or_none(paths.error(task_id))
+            except Exception as exc:
+                self.log.warning("cannot read the failure record of %s: %s", task_id, exc)
+            if record and record.get("dag_run_id") == ctx.run_id:
+                out[task_id] = record.get("error", "failed")
+            else:
+                out[task_id] = "failed (see the task log)"
+        if failed and not hard_failed:
+            out["run"] = "upstream tasks did not run: " + ", ".join(sorted(failed))
+        return out
+
+
+class PartitionSensor(BaseSensorOperator):
+    """Waits until at least one data partition of the interval exists (reschedule mode)."""
+
+    def __init__(self, *, spec: ModelSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def poke(self, context: Context) -> bool:
+        from include.retrainer.fetch import list_partition_files, partition_dates
+        from retrain_ops.hooks import ObjectStoreHook
+
+        ctx = run_context(context, self.spec.schedule)
+        store = ObjectStoreHook(aws_conn_id=self.spec.data.conn_id).store
+        found = list_partition_files(store, self.spec.data, partition_dates(ctx.interval_start, ctx.interval_end))
+        self.log.info("%d of the interval's days have partitions", len(found))
+        return bool(found)

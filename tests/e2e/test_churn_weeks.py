@@ -1,0 +1,130 @@
+"""The demo churn DAG over consecutive weeks, on real moto S3, MLflow and Airflow.
+
+Week 1: cold start -> promoted. Week 2: stable -> skipped, champion unchanged.
+Week 3: drift event -> retrained; the decision equals a McNemar test computed here
+independently (statsmodels) from the stored paired predictions.
+Week 4: shuffled labels, forced retrain -> challenger rejected, champion unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from statsmodels.stats.contingency_tables import mcnemar
+
+from include.retrainer import demo_data
+from tests.e2e.conftest import DagRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+W1 = dt.date(2026, 1, 4)  # a Sunday: Airflow's @weekly intervals run Sunday to Sunday
+W2, W3, W4 = (W1 + dt.timedelta(weeks=i) for i in (1, 2, 3))
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def churn(stack):
+    frames = demo_data.generate_churn(W1, days=28, rows_per_day=2000, drift_start=W3,
+                                      shuffle_label_days=[W4 + dt.timedelta(days=i) for i in range(7)])
+    demo_data.write_partitions(stack["s3"], "raw-data", "churn", frames)
+    runner = DagRunner(ROOT / "include" / "models" / "churn.yaml", stack["s3"])
+    return runner, MlflowClient(stack["mlflow"])
+
+
+def champion(client: MlflowClient) -> str:
+    return str(client.get_model_version_by_alias("churn", "champion").version)
+
+
+def raw_etags(s3) -> dict[str, str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket="raw-data", Prefix="churn/")
+    return {o["Key"]: o["ETag"] for p in pages for o in p.get("Contents", [])}
+
+
+def test_weekly_story(churn, stack):
+    runner, client = churn
+    raw_before = raw_etags(stack["s3"])
+
+    # Week 1: no champion yet -> cold start, trained, promoted when the floor is met.
+    run, s1 = runner.run(W1)
+    assert str(run.state) == "success", runner.task_states(run)
+    assert s1["decision"] == "promoted", s1["reasons"]
+    assert s1["drift"]["cold_start"] is True
+    assert s1["champion_version_before"] is None
+    assert s1["champion_version_after"] == s1["challenger_version"] == champion(client)
+    assert s1["validation"]["success"] is True and s1["validation"]["failed_expectations"] == []
+    assert s1["rows"] == 7 * 2000
+    assert s1["metrics"]["challenger"]["roc_auc"] >= 0.70
+    v1 = champion(client)
+
+    # Week 2: same distribution -> gate closed, skipped, champion unchanged.
+    run, s2 = runner.run(W2)
+    assert str(run.state) == "success", runner.task_states(run)
+    assert s2["decision"] == "skipped", s2["reasons"]
+    assert s2["drift"]["gate"] is False
+    assert s2["drift"]["features"], "per-feature drift statistics must be recorded"
+    for col, f in s2["drift"]["features"].items():
+        assert set(f) >= {"method", "statistic", "p_value", "threshold", "drifted"}, col
+    assert s2["challenger_version"] is None and s2["mcnemar"] is None
+    assert s2["champion_version_before"] == s2["champion_version_after"] == v1 == champion(client)
+    assert runner.task_states(run)["train_challenger"] == "skipped"
+
+    # Week 3: the drift event -> retrained; decision must match an independent McNemar.
+    run, s3 = runner.run(W3)
+    assert str(run.state) == "success", runner.task_states(run)
+    assert s3["drift"]["gate"] is True
+    assert s3["drift"]["features"]["monthly_charges"]["drifted"] is True
+    assert s3["decision"] in ("promoted", "rejected")
+    preds = pd.read_parquet(io.BytesIO(runner.artefact(s3["artifacts"]["predictions"])))
+    champ_ok = preds["champion_pred"] == preds["y_true"]
+    chall_ok = preds["challenger_pred"] == preds["y_true"]
+    b = int((champ_ok & ~chall_ok).sum())
+    c = int((~champ_ok & chall_ok).sum())
+    table = [[int((champ_ok & chall_ok).sum()), b], [c, int((~champ_ok & ~chall_ok).sum())]]
+    exact = b + c < 25
+    p = 1.0 if b + c == 0 else mcnemar(table, exact=exact, correction=True).pvalue
+    assert (s3["mcnemar"]["b"], s3["mcnemar"]["c"]) == (b, c)
+    assert s3["mcnemar"]["p_value"] == pytest.approx(p, rel=1e-9, abs=1e-300)
+    m = s3["metrics"]
+    improvement = m["challenger"]["roc_auc"] - m["champion"]["roc_auc"]
+    expected = "promoted" if (p < 0.05 and c > b and improvement >= 0.005 and m["challenger"]["roc_auc"] >= 0.70) else "rejected"
+    assert s3["decision"] == expected
+    # With this drift the retrained model is clearly better: the story promotes it.
+    assert s3["decision"] == "promoted"
+    v3 = s3["challenger_version"]
+    assert champion(client) == v3 != v1
+    mv = client.get_model_version("churn", v3)
+    assert mv.tags["retrain.decision"] == "promoted"
+    assert mv.tags["retrain.data_interval_start"].startswith("2026-01-18")
+    assert client.get_model_version("churn", v1).tags["retrain.replaced_by"] == v3
+
+    # Week 4: labels shuffled; forced retrain -> challenger below the floor -> rejected.
+    run, s4 = runner.run(W4, force_retrain=True)
+    assert str(run.state) == "success", runner.task_states(run)
+    assert s4["decision"] == "rejected", s4["reasons"]
+    assert any("force_retrain" in r for r in s4["reasons"])
+    assert s4["champion_version_before"] == s4["champion_version_after"] == v3 == champion(client)
+    rejected = client.get_model_version("churn", s4["challenger_version"])
+    assert rejected.tags["retrain.decision"] == "rejected"
+    assert client.get_model_version_by_alias("churn", "challenger").version == rejected.version
+
+    # Raw data is never modified or deleted by any run.
+    assert raw_etags(stack["s3"]) == raw_before
+
+
+def test_rerun_same_interval_is_idempotent(churn, stack):
+    """A second run of week 3 reaches the same end state: no new version, same decision."""
+    runner, client = churn
+    before = {v.version for v in client.search_model_versions("name='churn'")}
+    first = runner.summary(W3)
+    # Forced: the champion is now week 3's own model, so the drift gate alone would skip.
+    run, again = runner.run(W3, force_retrain=True)
+    assert str(run.state) == "success", runner.task_states(run)
+    after = {v.version for v in client.search_model_versions("name='churn'")}
+    assert after == before
+    assert again["challenger_version"] == first["challenger_version"]
+    assert again["decision"] in ("promoted", "rejected")
