@@ -146,10 +146,13 @@ def seed_demo(endpoint: str, weeks: list[tuple[dt.datetime, dt.datetime]]) -> No
 
 def dag_runs(dag_id: str) -> list[dict]:
     out = run_airflow("dags", "list-runs", dag_id, "-o", "json", check=False)
-    try:
-        return json.loads(out.stdout[out.stdout.index("["):]) if "[" in out.stdout else []
-    except ValueError:
-        return []
+    for line in out.stdout.splitlines():  # warnings may precede the JSON document
+        if line.startswith("[{") or line.strip() == "[]":
+            try:
+                return json.loads(line)
+            except ValueError:
+                pass
+    return []
 
 
 def run_demo(endpoint: str) -> list[dict]:

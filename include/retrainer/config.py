@@ -60,6 +60,18 @@ class ModelSpecError(ValueError):
         super().__init__(f"{self.path}: {where}{problem}")
 
 
+class FieldProblem(ValueError):
+    """A cross-field check failed on ``field`` (dotted, relative to the model that raised it).
+
+    Model-level validators have no field of their own in pydantic's error location, so
+    without this the message would say ``field '<root>'`` instead of naming the culprit.
+    """
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(problem)
+        self.field = field
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -186,9 +198,9 @@ class ComparisonSpec(_Strict):
     def _floor_range(self) -> "ComparisonSpec":
         if self.floor is not None:
             if self.primary_metric == "log_loss" and self.floor <= 0:
-                raise ValueError("floor for log_loss is a ceiling and must be > 0")
+                raise FieldProblem("floor", "floor for log_loss is a ceiling and must be > 0")
             if self.primary_metric != "log_loss" and not 0 <= self.floor <= 1:
-                raise ValueError(f"floor for {self.primary_metric} must be between 0 and 1")
+                raise FieldProblem("floor", f"floor for {self.primary_metric} must be between 0 and 1")
         return self
 
 
@@ -226,9 +238,16 @@ class ModelSpec(_Strict):
         feats = set(self.features.feature_columns)
         unknown = [c for c in self.drift.gate.critical_features if c not in feats]
         if unknown:
-            raise ValueError(f"drift.gate.critical_features names unknown feature(s): {', '.join(unknown)}")
+            raise FieldProblem(
+                "drift.gate.critical_features",
+                f"unknown feature(s): {', '.join(unknown)} (not listed in features.numeric or features.categorical)",
+            )
         if self.training.holdout_days >= self.training.window_weeks * 7:
-            raise ValueError("training.holdout_days must be shorter than the training window (window_weeks * 7 days)")
+            raise FieldProblem(
+                "training.holdout_days",
+                f"must be shorter than the training window "
+                f"(window_weeks * 7 = {self.training.window_weeks * 7} days)",
+            )
         return self
 
     # -- derived values -------------------------------------------------------------
@@ -260,7 +279,11 @@ class ModelSpec(_Strict):
 
 
 def _loc(err: dict) -> str:
-    return ".".join(str(p) for p in err.get("loc", ())) or "<root>"
+    parts = [str(p) for p in err.get("loc", ())]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldProblem):
+        parts.append(cause.field)
+    return ".".join(parts) or "<root>"
 
 
 def _problem(err: dict) -> str:
