@@ -132,6 +132,18 @@ def find_finished_run(client: Any, experiment_id: str, idempotency_key: str) -> 
     return None
 
 
+def close_abandoned_runs(client: Any, experiment_id: str, idempotency_key: str) -> int:
+    """Mark runs of an earlier attempt that died mid-training (still RUNNING) as FAILED."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG}idempotency_key` = '{idempotency_key}' and attributes.status = 'RUNNING'",
+    )
+    for run in runs:
+        client.set_tag(run.info.run_id, TAG + "abandoned", "true")
+        client.set_terminated(run.info.run_id, status="FAILED")
+    return len(runs)
+
+
 def trusted_types(model: Any) -> list[str]:
     """Types skops must trust to load this model; refuse anything outside sklearn/numpy/scipy."""
     import skops.io
@@ -187,6 +199,7 @@ def log_and_register(
 
     run = find_finished_run(client, experiment_id, idempotency_key)
     if run is None:
+        close_abandoned_runs(client, experiment_id, idempotency_key)
         tags = {**run_tags, TAG + "idempotency_key": idempotency_key}
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as active:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})

@@ -466,52 +466,68 @@ def compare_error(spec: ModelSpec, champion_classes: Any, challenger_classes: An
 # --------------------------------------------------------------------------------------
 # promote / reject
 # --------------------------------------------------------------------------------------
+def champion_lock(store: ObjectStore, spec: ModelSpec, owner: str):
+    """The lease every move of ``champion`` (promotion, rollback) holds while it checks and moves."""
+    from include.retrainer.locking import LeaseLock
+
+    return LeaseLock(store, f"{RunPaths(spec, _EPOCH, _EPOCH).model_prefix}/locks/champion.lock", owner)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def promote_challenger(
     store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, comparison: dict, allow_promotion: bool = True
 ) -> dict:
-    """Move alias champion to the challenger, compare-and-set against the evaluated champion."""
+    """Move alias champion to the challenger, compare-and-set against the evaluated champion.
+
+    Under the champion lock: re-read the champion; promote only if it is still the one the
+    comparison used, otherwise reject with that reason (the run can be re-run to re-evaluate).
+    """
     from include.retrainer import history, registry
 
     client = registry.client_for(tracking_uri)
     challenger_v = str(comparison["challenger_version"])
     expected = comparison.get("champion_version")
-    current = registry.get_alias(client, spec.name, registry.CHAMPION)
-    current_v = current.version if current else None
-    now = dt.datetime.now(dt.timezone.utc).isoformat()
-
-    if current_v == challenger_v:
-        return {"promoted": True, "champion_before": expected, "champion_after": challenger_v,
-                "reasons": list(comparison.get("reasons", []))}
+    expected = str(expected) if expected is not None else None
     if not allow_promotion:
-        return reject_challenger(tracking_uri, spec, ctx, comparison, extra_reason="promotion disabled by run param allow_promotion=false")
-    if current_v != (str(expected) if expected is not None else None):
-        return reject_challenger(
-            tracking_uri, spec, ctx, comparison,
-            extra_reason=f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
-            "not promoting a challenger that was not compared with the current champion",
-        )
-    reasons = list(comparison.get("reasons", []))
-    registry.set_tags(client, spec.name, challenger_v, {
-        registry.TAG + "decision": "promoted",
-        registry.TAG + "decision_reasons": "; ".join(reasons),
-        registry.TAG + "promoted_at": now,
-        registry.TAG + "promoted_by_run": ctx.run_id,
-        registry.TAG + "replaced_version": current_v or "",
-    })
-    # The single call that moves production: the old version loses the alias atomically.
-    registry.move_alias(client, spec.name, registry.CHAMPION, challenger_v)
-    if current_v:
-        registry.set_tags(client, spec.name, current_v, {
-            registry.TAG + "replaced_by": challenger_v,
-            registry.TAG + "demoted_at": now,
+        return reject_challenger(tracking_uri, spec, ctx, comparison,
+                                 extra_reason="promotion disabled by run param allow_promotion=false")
+    with champion_lock(store, spec, owner=f"{ctx.dag_id}/{ctx.run_id}"):
+        current = registry.get_alias(client, spec.name, registry.CHAMPION)
+        current_v = current.version if current else None
+        if current_v == challenger_v:  # a retry after the alias already moved: same end state
+            return {"promoted": True, "champion_before": expected, "champion_after": challenger_v,
+                    "reasons": list(comparison.get("reasons", []))}
+        if current_v != expected:
+            return reject_challenger(
+                tracking_uri, spec, ctx, comparison,
+                extra_reason=f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
+                "not promoting a challenger that was not compared with the current champion (re-run to re-evaluate)",
+            )
+        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        reasons = list(comparison.get("reasons", []))
+        registry.set_tags(client, spec.name, challenger_v, {
+            registry.TAG + "decision": "promoted",
+            registry.TAG + "decision_reasons": "; ".join(reasons),
+            registry.TAG + "promoted_at": now,
+            registry.TAG + "promoted_by_run": ctx.run_id,
+            registry.TAG + "replaced_version": current_v or "",
         })
-    history.record_move(
-        store, spec, {
-            "action": "promote", "from_version": current_v, "to_version": challenger_v, "dag_id": ctx.dag_id,
-            "dag_run_id": ctx.run_id, "data_interval_start": ctx.interval_start, "data_interval_end": ctx.interval_end,
-            "reasons": reasons, "at": now,
-        },
-    )
+        # The single call that moves production: the old version loses the alias atomically.
+        registry.move_alias(client, spec.name, registry.CHAMPION, challenger_v)
+        if current_v:
+            registry.set_tags(client, spec.name, current_v, {
+                registry.TAG + "replaced_by": challenger_v,
+                registry.TAG + "demoted_at": now,
+            })
+        history.record_move(
+            store, spec, {
+                "action": "promote", "from_version": current_v, "to_version": challenger_v, "dag_id": ctx.dag_id,
+                "dag_run_id": ctx.run_id, "data_interval_start": ctx.interval_start,
+                "data_interval_end": ctx.interval_end, "reasons": reasons, "at": now,
+            },
+        )
     log.info("promoted v%s to champion (was %s)", challenger_v, current_v)
     return {"promoted": True, "champion_before": current_v, "champion_after": challenger_v, "reasons": reasons}
 

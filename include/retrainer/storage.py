@@ -129,6 +129,22 @@ class ObjectStore:
         r = self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
         return r["ETag"].strip('"')
 
+    def put_if_absent(self, uri: str, data: bytes, content_type: str = "application/json") -> bool:
+        """Create the object only if no object exists at ``uri`` (S3 conditional write)."""
+        bucket, key = split_uri(uri)
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
+            return True
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                return False
+            raise
+
+    def delete(self, uri: str) -> None:
+        """Delete one of our own objects (locks); raw data is never deleted."""
+        bucket, key = split_uri(uri)
+        self.client.delete_object(Bucket=bucket, Key=key)
+
     def copy(self, src_uri: str, dst_uri: str) -> None:
         sb, sk = split_uri(src_uri)
         db, dk = split_uri(dst_uri)

@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""List every move of a model's ``champion`` alias (promotions and rollbacks), oldest first.
+
+The history lives in object storage (MLflow keeps none for aliases), under the model's
+artifacts location from its spec: ``s3://<artifacts.bucket>/<artifacts.prefix>/<model>/champion_history/``.
+
+Example (from the project root)::
+
+    python scripts/champion_history.py --model churn --s3-endpoint http://127.0.0.1:9000
+    python scripts/champion_history.py --model churn --json
+
+The spec is ``<models dir>/<model>.yaml`` where the models dir is ``--models-dir``, else
+``$RETRAIN_MODELS_DIR``, else ``include/models``. The endpoint is ``--s3-endpoint``, else
+``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL``, else AWS itself. Credentials come from
+``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (or boto3's usual chain); only for a local
+endpoint (127.0.0.1 / localhost) do they default to ``test``/``test``.
+
+Exit codes: 0 listed (possibly empty), 2 bad spec/arguments, 3 storage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+_PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
+if _PROJECT_ROOT not in sys.path:
+    sys.path.insert(0, _PROJECT_ROOT)
+
+from include.retrainer.config import ModelSpec, ModelSpecError, load_spec, models_dir  # noqa: E402
+
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def find_spec(model: str, directory: str | None) -> ModelSpec:
+    folder = Path(directory) if directory else models_dir()
+    for suffix in (".yaml", ".yml"):
+        path = folder / f"{model}{suffix}"
+        if path.is_file():
+            return load_spec(path)
+    raise ModelSpecError(folder / f"{model}.yaml", None, f"no spec for model '{model}' in {folder}")
+
+
+def s3_client(endpoint: str | None) -> Any:
+    import boto3
+
+    kwargs: dict[str, Any] = {"region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+        if (urlparse(endpoint).hostname or "") in _LOCAL_HOSTS:
+            # Only a local stand-in (moto/MinIO dev) may fall back to dummy credentials.
+            kwargs["aws_access_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID", "test")
+            kwargs["aws_secret_access_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "test")
+    return boto3.client("s3", **kwargs)
+
+
+def _version(v: Any) -> str:
+    return "-" if v in (None, "") else f"v{v}"
+
+
+def format_move(move: dict) -> str:
+    reasons = move.get("reasons") or ([move["reason"]] if move.get("reason") else [])
+    run = move.get("dag_run_id") or "-"
+    dag = move.get("dag_id")
+    line = (
+        f"{move.get('at', '?')}  {move.get('action', '?'):<9} "
+        f"{_version(move.get('from_version')):>5} -> {_version(move.get('to_version')):<5}  "
+        f"run {dag + '/' if dag else ''}{run}"
+    )
+    if reasons:
+        line += "\n    " + "\n    ".join(str(r) for r in reasons)
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="List the champion history (promotions and rollbacks) of a model.")
+    parser.add_argument("--model", required=True, help="model name (the spec file's stem, e.g. churn)")
+    parser.add_argument("--models-dir", help="folder of model specs (default: $RETRAIN_MODELS_DIR or include/models)")
+    parser.add_argument("--s3-endpoint", help="S3 endpoint URL, e.g. http://127.0.0.1:9000 (default: AWS)")
+    parser.add_argument("--json", action="store_true", help="print the records as a JSON list")
+    parser.add_argument("--limit", type=int, default=0, help="only the last N moves (0 = all)")
+    args = parser.parse_args(argv)
+
+    try:
+        spec = find_spec(args.model, args.models_dir)
+    except ModelSpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from include.retrainer.history import history_prefix, list_history
+    from include.retrainer.storage import ObjectStore, StorageError
+
+    where = history_prefix(spec) + "/"
+    try:
+        moves = list_history(ObjectStore(s3_client(args.s3_endpoint)), spec)
+    except (BotoCoreError, ClientError, StorageError) as exc:
+        print(f"error: cannot read the champion history at {where}: {exc}", file=sys.stderr)
+        return 3
+    if args.limit > 0:
+        moves = moves[-args.limit:]
+
+    if args.json:
+        print(json.dumps(moves, indent=2, sort_keys=True))
+        return 0
+    if not moves:
+        print(f"no champion moves recorded for model '{spec.name}' ({where})")
+        return 0
+    print(f"champion history of '{spec.name}' ({len(moves)} move(s), oldest first; {where})")
+    for move in moves:
+        print(format_move(move))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""A second model (3-class target, CSV partitions, random forest) through the same factory."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from include.retrainer import demo_data
+from tests.e2e.conftest import DagRunner
+
+W1 = dt.date(2026, 3, 1)  # a Sunday
+W2 = W1 + dt.timedelta(weeks=1)
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def test_tickets_cold_start_then_non_inferior_retrain(stack):
+    frames = demo_data.generate_tickets(W1, days=14, rows_per_day=800)
+    demo_data.write_partitions(stack["s3"], "raw-data", "tickets", frames, fmt="csv")
+    runner = DagRunner(Path(__file__).parent / "models" / "tickets.yaml", stack["s3"])
+    client = MlflowClient(stack["mlflow"])
+
+    run, s1 = runner.run(W1)
+    assert str(run.state) == "success", runner.task_states(run)
+    assert s1["decision"] == "promoted" and s1["drift"]["cold_start"] is True
+    assert set(s1["metrics"]["challenger"]) >= {"accuracy", "f1", "log_loss"}
+    assert s1["metrics"]["challenger"]["accuracy"] > 0.5  # well above 1/3 for three classes
+    v1 = s1["challenger_version"]
+    assert str(client.get_model_version_by_alias("tickets", "champion").version) == v1
+
+    # Same distribution, forced retrain: a fresher model that is not significantly worse is
+    # promoted under the non-inferiority policy.
+    run, s2 = runner.run(W2, force_retrain=True)
+    assert str(run.state) == "success", runner.task_states(run)
+    assert s2["drift"]["gate"] is False
+    assert s2["mcnemar"] is not None and s2["mcnemar"]["method"] in ("exact", "chi2_corrected", "none")
+    champ, chall = s2["metrics"]["champion"]["accuracy"], s2["metrics"]["challenger"]["accuracy"]
+    significantly_worse = s2["mcnemar"]["p_value"] < 0.05 and s2["mcnemar"]["b"] > s2["mcnemar"]["c"]
+    expected = "promoted" if (chall >= 0.5 and champ - chall <= 0.02 and not significantly_worse) else "rejected"
+    assert s2["decision"] == expected, s2["reasons"]
+    after = str(client.get_model_version_by_alias("tickets", "champion").version)
+    assert after == (s2["challenger_version"] if expected == "promoted" else v1)
