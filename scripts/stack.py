@@ -28,14 +28,14 @@ if str(ROOT) not in sys.path:
 
 from scripts import services  # noqa: E402
 
-LOCAL = ROOT / ".local"
+LOCAL = Path(os.environ.get("RETRAIN_LOCAL_DIR") or ROOT / ".local")
 PIDS = LOCAL / "pids"
 LOGS = LOCAL / "logs"
 S3_PORT = int(os.environ.get("RETRAIN_S3_PORT", "9000"))
 MLFLOW_PORT = int(os.environ.get("RETRAIN_MLFLOW_PORT", "5000"))
 AIRFLOW_PORT = int(os.environ.get("RETRAIN_AIRFLOW_PORT", "8080"))
 DEMO_DAG = "retrain_churn"
-DEMO_WEEKS = 6
+DEMO_WEEKS = int(os.environ.get("RETRAIN_DEMO_WEEKS", "6"))
 DEMO_DRIFT_WEEK = 4
 
 
@@ -71,6 +71,9 @@ def airflow_env() -> dict[str, str]:
         "DVC_NO_ANALYTICS": "1",
         "GX_ANALYTICS_ENABLED": "False",
         "NO_PROXY": "127.0.0.1,localhost",
+        # The connections in airflow_settings.yaml follow the ports chosen here.
+        "S3_DATA_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
+        "MLFLOW_CONN_PORT": str(MLFLOW_PORT),
     }
 
 

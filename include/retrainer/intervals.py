@@ -36,10 +36,12 @@ def last_complete_interval(reference: dt.datetime, schedule: str | None) -> tupl
     cron = CRON_PRESETS.get(schedule or "", schedule or DEFAULT_CRON)
     if not croniter.is_valid(cron):
         cron = DEFAULT_CRON
-    it = croniter(cron, to_utc(reference))
-    end = to_utc(it.get_prev(dt.datetime))
-    start = to_utc(it.get_prev(dt.datetime))
-    return start, end
+    reference = to_utc(reference)
+    # On a boundary, the interval ending there is complete (as Airflow aligns manual runs).
+    on_boundary = reference.second == 0 and reference.microsecond == 0 and croniter.match(cron, reference)
+    end = reference if on_boundary else to_utc(croniter(cron, reference).get_prev(dt.datetime))
+    start = to_utc(croniter(cron, end).get_prev(dt.datetime))
+    return start.replace(fold=0), end.replace(fold=0)
 
 
 def resolve_interval(

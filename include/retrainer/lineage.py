@@ -126,12 +126,18 @@ def _remote_config(
 
 @contextlib.contextmanager
 def _dvc_environment(tmp: Path) -> Iterator[None]:
-    """Isolate DVC from the host for the duration of one call, then restore the environment.
+    """Isolate DVC from the host for the duration of one call, then restore everything.
 
-    No analytics; the site cache (DVC's per-repo state DB, by default under /var/tmp/dvc)
-    and the global/system config live in the temporary directory unless the operator
-    chose otherwise, so a result never depends on a worker's leftover state. DVC's
-    INFO chatter ("Initialized DVC repository.") is muted; warnings still show.
+    * No analytics; the site cache (DVC's per-repo state DB, by default under
+      /var/tmp/dvc) and the global/system config live in the temporary directory unless
+      the operator chose otherwise, so a result never depends on a worker's leftovers.
+    * ``import dvc`` attaches console handlers bound to whatever ``sys.stdout`` /
+      ``sys.stderr`` were at import time, and they *raise* when that stream has since
+      been closed (pytest capture, a task runner's redirected streams). They are
+      detached for the call, so DVC's records reach the host's logging (Airflow's task
+      log) through propagation instead; INFO chatter is muted, warnings still show.
+
+    Must be entered after ``dvc`` was imported (its import is what installs the handlers).
     """
     wanted = {
         "DVC_NO_ANALYTICS": "1",
@@ -142,13 +148,21 @@ def _dvc_environment(tmp: Path) -> Iterator[None]:
     added = [k for k in wanted if k not in os.environ]
     for key in added:
         os.environ[key] = wanted[key]
-    dvc_logger = logging.getLogger("dvc")
-    level = dvc_logger.level
-    dvc_logger.setLevel(max(level, logging.WARNING))
+    saved: list[tuple[logging.Logger, int, list[logging.Handler]]] = []
+    for name in ("dvc", "dvc_objects", "dvc_data"):
+        logger = logging.getLogger(name)
+        own = [h for h in logger.handlers if type(h).__module__ == "dvc.logger"]
+        saved.append((logger, logger.level, own))
+        for handler in own:
+            logger.removeHandler(handler)
+        logger.setLevel(max(logger.level, logging.WARNING))
     try:
         yield
     finally:
-        dvc_logger.setLevel(level)
+        for logger, level, own in saved:
+            logger.setLevel(level)
+            for handler in own:
+                logger.addHandler(handler)
         for key in added:
             os.environ.pop(key, None)
 

@@ -13,7 +13,9 @@ Which version?
   written at promotion), else the previous champion in the recorded history.
 
 Consecutive rollbacks without a target therefore walk back through the promotion
-lineage (v3 -> v2 -> v1); a rollback does not overwrite ``replaced_version``.
+lineage (v3 -> v2 -> v1); a rollback does not overwrite ``replaced_version``, and the
+history fallback never picks a version that was rolled back *from* (that would undo
+the rollback the user just made).
 
 Retry safety: the target is tagged with the Airflow run id *before* the alias moves. A
 retry of the same run that finds the champion already on a version tagged with its own

@@ -206,6 +206,13 @@ def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: Ru
     paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
     client = registry.client_for(tracking_uri)
     champion = registry.get_alias(client, spec.name, registry.CHAMPION)
+    if champion is not None and _trained_on_interval(champion, ctx):
+        # A re-run of an interval whose own model is already champion: judge the batch against
+        # the champion it replaced, as the first run did, so the re-run reaches the same decision.
+        previous = champion.tag("replaced_version")
+        log.info("champion v%s was trained for this interval: evaluating against v%s it replaced",
+                 champion.version, previous or "-")
+        champion = registry.get_version(client, spec.name, previous) if previous else None
     base = {"champion_version": champion.version if champion else None, "report_uri": paths.drift}
     if champion is None:
         report = {"gate": True, "reason": f"cold start: model '{spec.name}' has no champion yet", "features": {}}
@@ -238,6 +245,13 @@ def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: Ru
         "cold_start": False,
         "drifted": list(report.drifted),
     }
+
+
+def _trained_on_interval(version, ctx: RunContext) -> bool:
+    start, end = version.tag("data_interval_start"), version.tag("data_interval_end")
+    return bool(start and end) and (
+        dt.datetime.fromisoformat(start) == ctx.interval_start and dt.datetime.fromisoformat(end) == ctx.interval_end
+    )
 
 
 def decide_retrain(drift: dict, force_retrain: bool) -> tuple[bool, str]:

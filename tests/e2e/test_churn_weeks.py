@@ -117,14 +117,31 @@ def test_weekly_story(churn, stack):
 
 
 def test_rerun_same_interval_is_idempotent(churn, stack):
-    """A second run of week 3 reaches the same end state: no new version, same decision."""
+    """A second run of week 3 (clear and rerun) reaches the same end state: no new version,
+    no new artefacts, the same decision, champion unchanged."""
     runner, client = churn
     before = {v.version for v in client.search_model_versions("name='churn'")}
     first = runner.summary(W3)
-    # Forced: the champion is now week 3's own model, so the drift gate alone would skip.
-    run, again = runner.run(W3, force_retrain=True)
+    champ = champion(client)
+    pages = stack["s3"].get_paginator("list_objects_v2").paginate(Bucket="retrain-artifacts", Prefix="runs/churn/")
+    keys_before = {o["Key"] for p in pages for o in p.get("Contents", [])}
+    run, again = runner.run(W3)
     assert str(run.state) == "success", runner.task_states(run)
-    after = {v.version for v in client.search_model_versions("name='churn'")}
-    assert after == before
+    assert {v.version for v in client.search_model_versions("name='churn'")} == before
+    assert again["decision"] == first["decision"] == "promoted"
     assert again["challenger_version"] == first["challenger_version"]
-    assert again["decision"] in ("promoted", "rejected")
+    assert again["champion_version_before"] == first["champion_version_before"]
+    assert champion(client) == champ
+    pages = stack["s3"].get_paginator("list_objects_v2").paginate(Bucket="retrain-artifacts", Prefix="runs/churn/")
+    assert {o["Key"] for p in pages for o in p.get("Contents", [])} == keys_before
+
+
+def test_backfilled_older_week_never_replaces_a_newer_champion(churn):
+    """Week 2 retrained after week 3's model became champion: its challenger is stale."""
+    runner, client = churn
+    champ = champion(client)
+    run, s = runner.run(W2, force_retrain=True)
+    assert str(run.state) == "success", runner.task_states(run)
+    assert s["decision"] == "rejected", s["reasons"]
+    assert any("stale challenger" in r for r in s["reasons"]), s["reasons"]
+    assert champion(client) == champ

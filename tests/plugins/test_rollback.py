@@ -243,6 +243,28 @@ def test_retry_after_a_crash_between_move_and_record(client, store, model) -> No
     assert (move["from_version"], move["to_version"], move["dag_run_id"]) == ("3", "2", "manual__crash")
 
 
+@pytest.mark.parametrize(
+    ("moves", "current", "expected"),
+    [
+        ([("promote", None, "1"), ("promote", "1", "3")], "3", "1"),
+        # After a rollback 3->2 the default goes on to 1, never back to the rolled-away 3.
+        ([("promote", None, "1"), ("promote", "1", "2"), ("promote", "2", "3"), ("rollback", "3", "2")], "2", "1"),
+        ([("rollback", "3", "2"), ("rollback", "2", "1")], "1", None),
+        # The history starts with the move to the current champion: its from_version.
+        ([("promote", "4", "5")], "5", "4"),
+        # Alias moved by hand to 7: the latest recorded champion.
+        ([("promote", None, "1"), ("promote", "1", "2")], "7", "2"),
+        ([("promote", None, "1")], "1", None),
+        ([], "1", None),
+    ],
+)
+def test_previous_champion_from_history(moves, current, expected) -> None:
+    from include.retrainer.rollback import _previous_from_history
+
+    records = [{"action": a, "from_version": f, "to_version": t} for a, f, t in moves]
+    assert _previous_from_history(records, current) == expected
+
+
 # -- the DAG and the history CLI --------------------------------------------------------
 
 
@@ -259,11 +281,13 @@ def task_states(dag_run: Any) -> dict[str, str]:
 
 
 def test_rollback_dag_moves_champion_and_the_cli_lists_it(
-    airflow_db, mlflow_server, moto_server, client, store, source_run, tmp_path
+    airflow_db, mlflow_server, moto_server, client, store, source_run, tmp_path, monkeypatch
 ) -> None:
     from retrain_ops.rollback_factory import build_rollback_dag
 
     spec = make_model(client, source_run, tmp_path)
+    # dag.test() serializes the DAGs of the dags/ folder: it must find this model's spec there.
+    monkeypatch.setenv("RETRAIN_MODELS_DIR", str(tmp_path))
     dag = build_rollback_dag(spec)
     assert dag.dag_id == f"rollback_{spec.name}"
     assert dag.get_task("rollback_champion").pool == "model_promotion"

@@ -1,0 +1,260 @@
+"""Training-data lineage with DVC against the real moto S3 server (and MLflow for the CLI).
+
+Oracles are independent of DVC: ``hashlib`` for hashes, boto3 reading the object DVC 3's
+documented layout (``files/md5/<2>/<30>``) predicts, and S3 bucket versioning to prove a
+second push uploads nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from include.retrainer import lineage
+from include.retrainer.lineage import LineageError
+
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "dvc-store"
+SECRET = "s3cr3t-must-never-be-printed"  # moto accepts any credentials
+
+
+def parquet_bytes(seed: int, rows: int = 500) -> bytes:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "tenure": rng.integers(0, 72, rows),
+            "charges": rng.normal(70, 20, rows).round(2),
+            "plan": rng.choice(["basic", "plus", "pro"], rows),
+            "churned": rng.integers(0, 2, rows),
+        }
+    )
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False, compression="snappy")
+    return buf.getvalue()
+
+
+def remote_kwargs(endpoint: str, bucket: str = BUCKET) -> dict:
+    prefix = f"lineage-test-{uuid.uuid4().hex[:10]}"
+    return {
+        "remote_url": f"s3://{bucket}/{prefix}",
+        "endpoint_url": endpoint,
+        "access_key_id": "test",
+        "secret_access_key": SECRET,
+    }
+
+
+def keys_under(s3, bucket: str, prefix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+
+def prefix_of(remote_url: str) -> str:
+    return remote_url.split("/", 3)[3]
+
+
+def test_version_uses_dvc_layout_and_round_trips(moto_server, s3, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    data = parquet_bytes(1)
+    kw = remote_kwargs(moto_server)
+    env_before = {k: v for k, v in os.environ.items() if k.startswith("DVC_")}
+
+    record = lineage.version_training_data(data, file_name="train.parquet", **kw)
+
+    md5 = hashlib.md5(data).hexdigest()
+    assert record.md5 == md5
+    assert record.size == len(data)
+    assert record.path == "train.parquet"
+    assert record.remote_url == kw["remote_url"]
+    prefix = prefix_of(kw["remote_url"])
+    expected_key = f"{prefix}/files/md5/{md5[:2]}/{md5[2:]}"
+    assert keys_under(s3, BUCKET, prefix) == [expected_key]
+    assert s3.get_object(Bucket=BUCKET, Key=expected_key)["Body"].read() == data
+    assert record.object_url == f"s3://{BUCKET}/{expected_key}"
+    assert record.to_dict() == {
+        "md5": md5,
+        "size": len(data),
+        "remote_url": kw["remote_url"],
+        "path": "train.parquet",
+        "object_url": f"s3://{BUCKET}/{expected_key}",
+    }
+
+    fetched = lineage.fetch_training_data(md5, **kw)
+    assert fetched == data
+    assert hashlib.sha256(fetched).hexdigest() == hashlib.sha256(data).hexdigest()
+
+    # Credentials live in a deleted temp repo only; the process environment is restored.
+    out, err = capfd.readouterr()
+    assert SECRET not in out + err + caplog.text
+    assert {k: v for k, v in os.environ.items() if k.startswith("DVC_")} == env_before
+
+
+def test_versioning_twice_uploads_nothing(moto_server, s3):
+    bucket = f"lineage-versioned-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    data = parquet_bytes(2)
+    kw = remote_kwargs(moto_server, bucket)
+
+    first = lineage.version_training_data(data, file_name="train.parquet", **kw)
+    second = lineage.version_training_data(data, file_name="train.parquet", **kw)
+
+    assert first == second
+    versions = s3.list_object_versions(Bucket=bucket).get("Versions", [])
+    assert [v["Key"] for v in versions] == [f"{prefix_of(kw['remote_url'])}/files/md5/{first.md5[:2]}/{first.md5[2:]}"]
+
+    other = parquet_bytes(3)
+    third = lineage.version_training_data(other, file_name="train.parquet", **kw)
+    assert third.md5 == hashlib.md5(other).hexdigest() != first.md5
+    assert len(s3.list_object_versions(Bucket=bucket).get("Versions", [])) == 2
+
+
+def test_fetch_rejects_corrupt_object(moto_server, s3):
+    data = parquet_bytes(4)
+    kw = remote_kwargs(moto_server)
+    record = lineage.version_training_data(data, file_name="train.parquet", **kw)
+    key = record.object_url.split("/", 3)[3]
+    s3.put_object(Bucket=BUCKET, Key=key, Body=data[:-10] + b"0123456789")
+
+    with pytest.raises(LineageError, match=rf"md5 mismatch for {record.object_url}.*expected {record.md5}"):
+        lineage.fetch_training_data(record.md5, **kw)
+
+
+def test_fetch_missing_md5_names_object(moto_server):
+    kw = remote_kwargs(moto_server)
+    missing = hashlib.md5(b"never versioned " + uuid.uuid4().bytes).hexdigest()
+    with pytest.raises(LineageError, match=rf"md5 {missing} is not in DVC remote {kw['remote_url']}.*files/md5/{missing[:2]}/"):
+        lineage.fetch_training_data(missing, **kw)
+
+
+def test_fetch_all_digit_md5_is_not_read_as_a_number(moto_server):
+    # YAML would load an unquoted all-digit md5 as an int; the error must still name the md5.
+    kw = remote_kwargs(moto_server)
+    with pytest.raises(LineageError, match="md5 1234567890123456789012345678901[2] is not in DVC remote"):
+        lineage.fetch_training_data("12345678901234567890123456789012", **kw)
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "g" * 32, "0" * 31, "../" + "0" * 29])
+def test_fetch_rejects_malformed_md5(bad):
+    with pytest.raises(LineageError, match="not a DVC md5"):
+        lineage.fetch_training_data(bad, remote_url="s3://dvc-store/x", endpoint_url=None, access_key_id=None, secret_access_key=None)
+
+
+@pytest.mark.parametrize("name", ["", "dir/train.parquet", ".hidden", "train.parquet.dvc"])
+def test_version_rejects_unsafe_file_names(name):
+    with pytest.raises(LineageError, match="plain file name"):
+        lineage.version_training_data(b"x", file_name=name, remote_url="s3://dvc-store/x", endpoint_url=None, access_key_id=None, secret_access_key=None)
+
+
+@pytest.mark.parametrize("url", ["/tmp/remote", "gs://bucket/x", "s3://"])
+def test_rejects_non_s3_remotes(url):
+    with pytest.raises(LineageError, match="s3://bucket"):
+        lineage.version_training_data(b"x", file_name="t.parquet", remote_url=url, endpoint_url=None, access_key_id=None, secret_access_key=None)
+
+
+def test_version_into_missing_bucket_fails_clearly(moto_server):
+    kw = remote_kwargs(moto_server, bucket=f"no-such-bucket-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(LineageError, match=rf"could not version train.parquet .* in DVC remote {kw['remote_url']}"):
+        lineage.version_training_data(b"payload", file_name="train.parquet", **kw)
+
+
+def test_s3_settings_from_client(moto_server, s3):
+    settings = lineage.s3_settings_from_client(s3)
+    assert settings["endpoint_url"] == moto_server
+    assert (settings["access_key_id"], settings["secret_access_key"]) == ("test", "test")
+    assert settings["region"] == "us-east-1"
+
+
+# --------------------------------------------------------------------------------------
+# the documented command, end to end against MLflow + moto
+# --------------------------------------------------------------------------------------
+def run_cli(*args: str, tracking_uri: str, endpoint: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reproduce_training_data.py"), *args, "--tracking-uri", tracking_uri, "--s3-endpoint", endpoint],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(ROOT),
+        env={**os.environ, "PYTHONPATH": ""},  # the script must find the project on its own
+    )
+
+
+def test_cli_reproduces_model_version_training_data(moto_server, s3, mlflow_server, tmp_path):
+    from mlflow import MlflowClient
+
+    data = parquet_bytes(5, rows=2000)
+    kw = remote_kwargs(moto_server)
+    record = lineage.version_training_data(data, file_name="train.parquet", **kw)
+    train_key = f"lineage-test/{uuid.uuid4().hex[:8]}/train.parquet"
+    etag = s3.put_object(Bucket="retrain-artifacts", Key=train_key, Body=data)["ETag"].strip('"')
+    train_uri = f"s3://retrain-artifacts/{train_key}"
+
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    name = f"lineage_cli_{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    tags = {
+        "retrain.dvc_md5": record.md5,
+        "retrain.dvc_remote": record.remote_url,
+        "retrain.dvc_path": record.path,
+        "retrain.train_data_uri": train_uri,
+        "retrain.train_data_etag": etag,
+        "retrain.code_version": "0.0.0+test",
+        "retrain.config_hash": "cfg123",
+    }
+    mv = client.create_model_version(name, source=f"s3://mlflow-artifacts/{name}/model", tags=tags)
+    client.create_model_version(name, source=f"s3://mlflow-artifacts/{name}/model2")  # no lineage tags
+    client.set_registered_model_alias(name, "champion", str(mv.version))
+
+    out = tmp_path / "repro.parquet"
+    result = run_cli("--model", name, "--version", str(mv.version), "--out", str(out), "--json", tracking_uri=mlflow_server, endpoint=moto_server)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert report["sha256"] == hashlib.sha256(data).hexdigest()
+    assert report["md5"] == hashlib.md5(data).hexdigest()
+    assert report["size"] == len(data)
+    assert report["current_object"] == "identical"
+    assert report["recorded_etag_matches"] is True
+    assert (report["code_version"], report["config_hash"]) == ("0.0.0+test", "cfg123")
+
+    # By alias, text output, default file name; the run's own copy has since been overwritten.
+    s3.put_object(Bucket="retrain-artifacts", Key=train_key, Body=parquet_bytes(6))
+    workdir = tmp_path / "alias"
+    workdir.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reproduce_training_data.py"), "--model", name, "--version", "champion",
+         "--tracking-uri", mlflow_server, "--s3-endpoint", moto_server],
+        capture_output=True, text=True, timeout=300, cwd=str(workdir),
+    )
+    assert result.returncode == 0, result.stderr
+    produced = workdir / f"{name}_v{mv.version}_train.parquet"
+    assert produced.read_bytes() == data
+    assert f"sha256  {hashlib.sha256(data).hexdigest()}" in result.stdout
+    assert "current object at train_data_uri: different" in result.stdout
+
+    # Versions without lineage, and unknown versions, fail with exit code 2 and say why.
+    result = run_cli("--model", name, "--version", "2", "--out", str(tmp_path / "x"), tracking_uri=mlflow_server, endpoint=moto_server)
+    assert result.returncode == 2
+    assert "carries no DVC lineage" in result.stderr
+    result = run_cli("--model", name, "--version", "99", tracking_uri=mlflow_server, endpoint=moto_server)
+    assert result.returncode == 2
+    assert "has no version or alias '99'" in result.stderr
+
+    # Corrupted remote object: exit code 1, no output file.
+    s3.put_object(Bucket=BUCKET, Key=record.object_url.split("/", 3)[3], Body=b"tampered")
+    bad_out = tmp_path / "bad.parquet"
+    result = run_cli("--model", name, "--version", str(mv.version), "--out", str(bad_out), tracking_uri=mlflow_server, endpoint=moto_server)
+    assert result.returncode == 1
+    assert "md5 mismatch" in result.stderr
+    assert not bad_out.exists()
