@@ -21,6 +21,9 @@ Retry safety: the target is tagged with the Airflow run id *before* the alias mo
 retry of the same run that finds the champion already on a version tagged with its own
 run id finishes the bookkeeping instead of rolling back one version further.
 
+Concurrency: planning, move and record happen under the champion lease lock that
+promotions hold too (``steps.champion_lock``), plus a compare-and-set re-read of the alias.
+
 Pure Python: no Airflow import; callers pass an MLflow client and an ``ObjectStore``.
 """
 
@@ -213,15 +216,29 @@ def rollback(
 ) -> dict:
     """Move ``champion`` back (to ``target_version`` or the previous champion) and record it.
 
+    Holds the champion lock (:func:`include.retrainer.steps.champion_lock`, shared with
+    promotions) from planning to the history record, so a promotion can never slip in
+    between the checks and the move.
+
     Returns ``{"champion_before", "champion_after", "reason", "history_uri", "source"}``.
     Raises RollbackError (nothing changed) when the reason is missing or the target is
-    refused, or when the champion moved while the rollback was being planned.
+    refused, or when the champion was moved outside the lock while planning;
+    ``LockTimeout`` when another champion move holds the lock for too long (retryable).
     """
+    from include.retrainer.steps import champion_lock
+
     reason = (reason or "").strip()
     if not reason:
         raise RollbackError("a reason is required for a rollback (it is recorded in the champion history)")
     if not run_id:
         raise RollbackError("run_id is required: it identifies the rollback in tags and history")
+    with champion_lock(store, spec, owner=f"{dag_id}/{run_id}"):
+        return _rollback_locked(client, store, spec, target_version, reason, run_id, dag_id)
+
+
+def _rollback_locked(
+    client: Any, store: ObjectStore, spec: ModelSpec, target_version: str | None, reason: str, run_id: str, dag_id: str
+) -> dict:
     now = dt.datetime.now(dt.timezone.utc).isoformat()
 
     # A retry of this very run after the alias already moved: finish, do not go further back.
@@ -241,14 +258,15 @@ def rollback(
     if plan["target_decision"] == "rejected":
         log.warning("v%s was rejected by an earlier comparison; rolling back to it as requested", after)
 
-    # Mark the target first: a retry recognises a move this run already made (see module doc).
-    registry.set_tags(client, spec.name, after, {BY_RUN_TAG: run_id, FROM_VERSION_TAG: before})
+    # Compare-and-set: the lock serializes our own moves, not a hand edit in the MLflow UI.
     latest = registry.get_alias(client, spec.name, registry.CHAMPION)
     if latest is None or latest.version != before:
         raise RollbackError(
             f"champion of model '{spec.name}' changed during the rollback (planned from v{before}, now "
             f"v{latest.version if latest else None}); re-run the rollback against the current champion"
         )
+    # Mark the target first: a retry recognises a move this run already made (see module doc).
+    registry.set_tags(client, spec.name, after, {BY_RUN_TAG: run_id, FROM_VERSION_TAG: before})
     # The single call that moves production.
     registry.move_alias(client, spec.name, registry.CHAMPION, after)
     log.info("rolled champion of '%s' back from v%s to v%s (%s): %s", spec.name, before, after, plan["source"], reason)

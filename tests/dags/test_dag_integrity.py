@@ -67,7 +67,7 @@ EXPECTED_TASKS = {*EXPECTED_UPSTREAM, "summarize_run"}
 #: verb_noun task ids; a new verb is a deliberate addition here, not an accident.
 TASK_VERBS = {
     "fetch", "validate", "detect", "decide", "train", "skip", "compare",
-    "promote", "reject", "summarize", "wait",
+    "promote", "reject", "summarize", "wait", "rollback",
 }
 TASK_ID_RE = re.compile(r"^(?P<verb>[a-z]+)_[a-z]+(?:_[a-z]+)*$")
 

@@ -243,6 +243,34 @@ def test_retry_after_a_crash_between_move_and_record(client, store, model) -> No
     assert (move["from_version"], move["to_version"], move["dag_run_id"]) == ("3", "2", "manual__crash")
 
 
+def test_rollback_waits_for_the_champion_lock(client, store, model) -> None:
+    """A promotion holding the shared champion lock blocks the rollback until it releases."""
+    import threading
+    import time
+
+    from include.retrainer.steps import champion_lock
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = rollback(client, store, model, "1", "during a promotion", "manual__lock", "rollback_x")
+        except Exception as exc:  # surfaced by the assertions below
+            outcome["error"] = exc
+
+    with champion_lock(store, model, owner="retrain_x/promotion"):
+        worker = threading.Thread(target=run)
+        worker.start()
+        time.sleep(1.5)  # the rollback is running, and must be waiting on the lock
+        assert champion_of(client, model.name) == "3"
+        assert history.list_history(store, model) == []
+        assert not outcome
+    worker.join(timeout=120)
+
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"]["champion_after"] == "1" == champion_of(client, model.name)
+
+
 @pytest.mark.parametrize(
     ("moves", "current", "expected"),
     [
