@@ -219,7 +219,7 @@ def version_training_data(
                 with Repo(str(root)) as repo:
                     stages = repo.add(str(target))
                     transferred = repo.push()
-            except DvcException as exc:
+            except (DvcException, OSError) as exc:  # s3fs raises PermissionError etc. unwrapped
                 raise LineageError(
                     f"could not version {file_name} ({len(data)} bytes, md5 {expected}) "
                     f"in DVC remote {remote_url}: {exc} (check that the bucket exists and that "
@@ -290,7 +290,7 @@ def fetch_training_data(
                     f"md5 {md5} is not in DVC remote {remote_url}: no object {where} "
                     f"(never versioned there, deleted, or wrong remote/endpoint)"
                 ) from exc
-            except DvcException as exc:
+            except (DvcException, OSError) as exc:  # s3fs raises PermissionError etc. unwrapped
                 raise LineageError(
                     f"DVC could not fetch md5 {md5} from remote {remote_url} (object {where}); "
                     f"check the endpoint, the bucket and the credentials: {exc}"

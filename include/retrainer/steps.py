@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
+import json
 import logging
 import subprocess
 import tempfile
@@ -95,6 +97,12 @@ def idempotency_key(spec: ModelSpec, ctx: RunContext) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+def parquet_bytes(frame: Any) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False, compression="snappy")
+    return buf.getvalue()
+
+
 def experiment_name(spec: ModelSpec) -> str:
     return f"retrain_{spec.name}"
 
@@ -157,7 +165,7 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
     frame = frame.drop(columns=[PARTITION_COLUMN], errors="ignore")
     with tempfile.TemporaryDirectory() as docs_dir:
         report = validation.validate_batch(frame, suite_expectations(spec), f"{spec.name}_suite", data_docs_dir=docs_dir)
-        store.upload_dir(docs_dir, paths.data_docs)
+        store.replace_dir(docs_dir, paths.data_docs)  # overwrite, never accumulate per re-run
     result = {
         "success": report.success,
         "failed_expectations": report.failed_expectations,
@@ -267,6 +275,7 @@ def decide_retrain(drift: dict, force_retrain: bool) -> tuple[bool, str]:
 # --------------------------------------------------------------------------------------
 def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext) -> dict:
     """Fit the estimator on the training window, log to MLflow, register a version, alias challenger."""
+    from include.retrainer import lineage as dvc_lineage
     from include.retrainer import registry, training
     from include.retrainer.compare import compute_metrics
     from include.retrainer.fetch import read_partitions
@@ -280,8 +289,19 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
         raise training.TrainingError(
             f"only {len(holdout)} holdout rows from {holdout_from} (training.min_holdout_rows={spec.training.min_holdout_rows})"
         )
-    train_etag = store.write_parquet(paths.train, train)
+    train_bytes = parquet_bytes(train)
+    train_etag = store.put_bytes(paths.train, train_bytes)
     holdout_etag = store.write_parquet(paths.holdout, holdout)
+    # Version the exact training bytes with DVC (content-addressed: a re-run pushes nothing new).
+    dvc_record = dvc_lineage.version_training_data(
+        train_bytes,
+        file_name="train.parquet",
+        remote_url=s3_uri(dvc_lineage.DEFAULT_DVC_BUCKET, spec.name),
+        **dvc_lineage.s3_settings_from_client(store.client),
+    )
+    partitions_digest = hashlib.sha256(
+        json.dumps(sorted((f["uri"], f["etag"]) for f in window.files)).encode()
+    ).hexdigest()
     lineage = {
         "model": spec.name,
         "idempotency_key": key,
@@ -291,6 +311,8 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
         "window_end": window_end,
         "holdout_from": holdout_from,
         "partitions": window.files,
+        "partitions_sha256": partitions_digest,
+        "dvc": dvc_record.to_dict(),
         "train_data_uri": paths.train,
         "train_data_etag": train_etag,
         "holdout_uri": paths.holdout,
@@ -327,6 +349,11 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
             registry.TAG + "code_version": code_version(),
             registry.TAG + "train_rows": str(len(train)),
             registry.TAG + "validated": "true",
+            registry.TAG + "dvc_md5": dvc_record.md5,
+            registry.TAG + "dvc_remote": dvc_record.remote_url,
+            registry.TAG + "dvc_path": dvc_record.path,
+            registry.TAG + "partitions": str(len(window.files)),
+            registry.TAG + "partitions_sha256": partitions_digest,
         }
         version = registry.log_and_register(
             tracking_uri=tracking_uri,

@@ -145,6 +145,19 @@ class ObjectStore:
         bucket, key = split_uri(uri)
         self.client.delete_object(Bucket=bucket, Key=key)
 
+    def replace_dir(self, local_dir: str, uri_prefix: str) -> int:
+        """Make ``uri_prefix`` hold exactly the files of ``local_dir`` (our own artefacts only):
+        upload, then delete objects a previous run left that this one did not write."""
+        bucket, key_prefix = split_uri(uri_prefix.rstrip("/") + "/")
+        before = {o.key for o in self.iter_objects(bucket, key_prefix)}
+        written = self.upload_dir(local_dir, uri_prefix)
+        from pathlib import Path
+
+        now = {key_prefix + p.relative_to(local_dir).as_posix() for p in Path(local_dir).rglob("*") if p.is_file()}
+        for key in sorted(before - now):
+            self.client.delete_object(Bucket=bucket, Key=key)
+        return written
+
     def copy(self, src_uri: str, dst_uri: str) -> None:
         sb, sk = split_uri(src_uri)
         db, dk = split_uri(dst_uri)

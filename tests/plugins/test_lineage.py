@@ -190,7 +190,7 @@ def run_cli(*args: str, tracking_uri: str, endpoint: str) -> subprocess.Complete
     )
 
 
-def test_cli_reproduces_model_version_training_data(moto_server, s3, mlflow_server, tmp_path):
+def test_cli_reproduces_model_version_training_data(moto_server, s3, mlflow_server, tmp_path, capsys, monkeypatch):
     from mlflow import MlflowClient
 
     data = parquet_bytes(5, rows=2000)
@@ -228,33 +228,33 @@ def test_cli_reproduces_model_version_training_data(moto_server, s3, mlflow_serv
     assert report["recorded_etag_matches"] is True
     assert (report["code_version"], report["config_hash"]) == ("0.0.0+test", "cfg123")
 
+    # In process from here (the same main() the command runs; saves interpreter start-ups).
+    from scripts import reproduce_training_data as cli
+
+    common = ["--tracking-uri", mlflow_server, "--s3-endpoint", moto_server]
+
     # By alias, text output, default file name; the run's own copy has since been overwritten.
     s3.put_object(Bucket="retrain-artifacts", Key=train_key, Body=parquet_bytes(6))
     workdir = tmp_path / "alias"
     workdir.mkdir()
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "reproduce_training_data.py"), "--model", name, "--version", "champion",
-         "--tracking-uri", mlflow_server, "--s3-endpoint", moto_server],
-        capture_output=True, text=True, timeout=300, cwd=str(workdir),
-    )
-    assert result.returncode == 0, result.stderr
-    produced = workdir / f"{name}_v{mv.version}_train.parquet"
-    assert produced.read_bytes() == data
-    assert f"sha256  {hashlib.sha256(data).hexdigest()}" in result.stdout
-    assert "current object at train_data_uri: different" in result.stdout
+    monkeypatch.chdir(workdir)
+    assert cli.main(["--model", name, "--version", "champion", *common]) == 0
+    text = capsys.readouterr().out
+    assert (workdir / f"{name}_v{mv.version}_train.parquet").read_bytes() == data
+    assert f"sha256  {hashlib.sha256(data).hexdigest()}" in text
+    assert f"md5     {hashlib.md5(data).hexdigest()} (verified)" in text
+    assert "current object at train_data_uri: different" in text
 
-    # Versions without lineage, and unknown versions, fail with exit code 2 and say why.
-    result = run_cli("--model", name, "--version", "2", "--out", str(tmp_path / "x"), tracking_uri=mlflow_server, endpoint=moto_server)
-    assert result.returncode == 2
-    assert "carries no DVC lineage" in result.stderr
-    result = run_cli("--model", name, "--version", "99", tracking_uri=mlflow_server, endpoint=moto_server)
-    assert result.returncode == 2
-    assert "has no version or alias '99'" in result.stderr
+    # Failure paths.
+    assert cli.main(["--model", name, "--version", "2", "--out", str(tmp_path / "x"), *common]) == 2
+    assert "carries no DVC lineage" in capsys.readouterr().err
+    assert cli.main(["--model", name, "--version", "99", *common]) == 2
+    assert "has no version or alias '99'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
     # Corrupted remote object: exit code 1, no output file.
     s3.put_object(Bucket=BUCKET, Key=record.object_url.split("/", 3)[3], Body=b"tampered")
     bad_out = tmp_path / "bad.parquet"
-    result = run_cli("--model", name, "--version", str(mv.version), "--out", str(bad_out), tracking_uri=mlflow_server, endpoint=moto_server)
-    assert result.returncode == 1
-    assert "md5 mismatch" in result.stderr
+    assert cli.main(["--model", name, "--version", str(mv.version), "--out", str(bad_out), *common]) == 1
+    assert "md5 mismatch" in capsys.readouterr().err
     assert not bad_out.exists()

@@ -47,7 +47,7 @@ def make_churn_frame(n: int = N_ROWS, seed: int = 7) -> pd.DataFrame:
             "support_calls": rng.integers(0, 31, n),
             "usage_hours": rng.gamma(2.0, 10.0, n),
             "contract": rng.choice(["month-to-month", "one-year", "two-year"], n),
-            "payment_method": rng.choice(["card", "bank_transfer", "electronic_check", "mailed_check"], n),
+            "payment_method": rng.choice(["credit_card", "bank_transfer", "electronic_check", "mailed_check"], n),
             "region": rng.choice(["north", "south", "east", "west"], n),
             "churned": rng.integers(0, 2, n),
         }
