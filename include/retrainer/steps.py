@@ -164,7 +164,10 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
     frame = store.read_parquet(batch_uri)
     frame = frame.drop(columns=[PARTITION_COLUMN], errors="ignore")
     with tempfile.TemporaryDirectory() as docs_dir:
-        report = validation.validate_batch(frame, suite_expectations(spec), f"{spec.name}_suite", data_docs_dir=docs_dir)
+        report = validation.validate_batch(
+            frame, suite_expectations(spec), f"{spec.name}_suite", data_docs_dir=docs_dir,
+            run_name=interval_token(ctx.interval_start, ctx.interval_end), run_time=ctx.interval_end,
+        )
         store.replace_dir(docs_dir, paths.data_docs)  # overwrite, never accumulate per re-run
     result = {
         "success": report.success,

@@ -39,6 +39,8 @@ Design notes:
 
 from __future__ import annotations
 
+import datetime
+
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -544,6 +546,8 @@ def validate_batch(
     expectations: list[dict],
     suite_name: str,
     data_docs_dir: str | Path | None = None,
+    run_name: str | None = None,
+    run_time: "datetime.datetime | None" = None,
 ) -> ValidationReport:
     """Validate ``df`` against ``expectations`` and return a :class:`ValidationReport`.
 
@@ -612,7 +616,11 @@ def validate_batch(
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": _MAX_UNEXPECTED_VALUES},
         )
     )
-    checkpoint_result = checkpoint.run(batch_parameters={"dataframe": _normalise_arrow_columns(df)})
+    # A fixed run name/time (e.g. the data interval) makes re-runs write the same Data Docs paths.
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    run_id = RunIdentifier(run_name=run_name, run_time=run_time) if (run_name or run_time) else None
+    checkpoint_result = checkpoint.run(batch_parameters={"dataframe": _normalise_arrow_columns(df)}, run_id=run_id)
     (suite_result,) = checkpoint_result.run_results.values()
 
     ordered: list[tuple[int, Any]] = []
