@@ -97,18 +97,29 @@ class PartitionBatch:
 
 
 def read_partitions(
-    store: ObjectStore, data: DataSpec, start: dt.datetime, end: dt.datetime, *, max_rows: int | None = None
+    store: ObjectStore,
+    data: DataSpec,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    max_rows: int | None = None,
+    exclude_days: frozenset[str] | set[str] = frozenset(),
 ) -> PartitionBatch:
-    """Read and concatenate every partition file for days in [start, end)."""
+    """Read and concatenate every partition file for days in [start, end).
+
+    ``exclude_days`` (ISO dates, e.g. quarantined days) are left out and reported as missing.
+    """
     import pandas as pd
 
     days = partition_dates(start, end)
-    listing = list_partition_files(store, data, days)
+    listing = {d: f for d, f in list_partition_files(store, data, days).items() if d.isoformat() not in exclude_days}
     if not listing:
+        skipped = sorted(d for d in exclude_days if days and days[0].isoformat() <= d <= days[-1].isoformat())
         raise NoPartitionsError(
             f"no data partitions under s3://{data.bucket}/{join_key(data.prefix)}/dt=... "
             f"for {days[0] if days else start.date()} .. {days[-1] if days else end.date()} "
-            f"({len(days)} day(s) expected)"
+            f"({len(days)} day(s) expected"
+            + (f"; quarantined and skipped: {', '.join(skipped)}" if skipped else "") + ")"
         )
     limit = max_rows or data.max_rows
     frames, files, total = [], [], 0

@@ -110,12 +110,30 @@ def experiment_name(spec: ModelSpec) -> str:
 # --------------------------------------------------------------------------------------
 # fetch
 # --------------------------------------------------------------------------------------
+def quarantine_policy(ctx: RunContext) -> str:
+    from include.retrainer.quarantine import POLICIES
+
+    policy = str(ctx.params.get("quarantine", "skip"))
+    if policy not in POLICIES:
+        raise ValueError(f"run param quarantine={policy!r}: expected one of {', '.join(POLICIES)}")
+    return policy
+
+
+def excluded_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> set[str]:
+    """Quarantined days to leave out, per the run's quarantine policy."""
+    from include.retrainer.quarantine import quarantined_days
+
+    return set(quarantined_days(store, spec)) if quarantine_policy(ctx) == "skip" else set()
+
+
 def fetch_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> dict:
     """Read every daily partition of the interval and store the combined batch as Parquet."""
     from include.retrainer.fetch import read_partitions
 
     paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
-    batch = read_partitions(store, spec.data, ctx.interval_start, ctx.interval_end)
+    skip = excluded_days(store, spec, ctx)
+    batch = read_partitions(store, spec.data, ctx.interval_start, ctx.interval_end, exclude_days=skip)
+    quarantined_skipped = sorted(d for d in skip if d in batch.days_missing)
     store.write_parquet(paths.batch, batch.frame)
     manifest = {
         "model": spec.name,
@@ -125,8 +143,11 @@ def fetch_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> dict:
         "files": batch.files,
         "days_found": batch.days_found,
         "days_missing": batch.days_missing,
+        "days_quarantined_skipped": quarantined_skipped,
     }
     store.put_json(paths.manifest, manifest)
+    if quarantined_skipped:
+        log.warning("left out quarantined day(s) (run param quarantine=skip): %s", ", ".join(quarantined_skipped))
     if batch.days_missing:
         log.warning("no partition for %d day(s): %s", len(batch.days_missing), ", ".join(batch.days_missing))
     log.info("fetched %d rows from %d file(s) into %s", batch.rows, len(batch.files), paths.batch)
@@ -137,6 +158,7 @@ def fetch_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> dict:
         "files": len(batch.files),
         "days_found": batch.days_found,
         "days_missing": batch.days_missing,
+        "days_quarantined_skipped": quarantined_skipped,
     }
 
 
@@ -162,7 +184,8 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
 
     paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
     frame = store.read_parquet(batch_uri)
-    frame = frame.drop(columns=[PARTITION_COLUMN], errors="ignore")
+    days = sorted(str(d) for d in frame[PARTITION_COLUMN].unique())
+    frame = frame.drop(columns=[PARTITION_COLUMN])
     with tempfile.TemporaryDirectory() as docs_dir:
         report = validation.validate_batch(
             frame, suite_expectations(spec), f"{spec.name}_suite", data_docs_dir=docs_dir,
@@ -177,11 +200,46 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
         "report_uri": paths.validation,
         "data_docs_uri": f"{paths.data_docs}/index.html",
     }
-    store.put_json(paths.validation, {**report.to_dict(), "summary": result["summary"]})
     if not report.success:
-        raise DataValidationFailed(result["summary"])
+        result["quarantined_days"] = quarantine_failing_days(store, spec, ctx, batch_uri, result)
+        store.put_json(paths.validation, {**report.to_dict(), "summary": result["summary"],
+                                          "quarantined_days": result["quarantined_days"]})
+        where = f"; quarantined day(s): {', '.join(result['quarantined_days'])}" if result["quarantined_days"] else ""
+        raise DataValidationFailed(result["summary"] + where)
+    store.put_json(paths.validation, {**report.to_dict(), "summary": result["summary"]})
+    if quarantine_policy(ctx) == "include":
+        from include.retrainer.quarantine import release_day
+
+        released = [d for d in days if release_day(store, spec, d, ctx.run_id, "passed validation when taken back in")]
+        result["released_days"] = released
+        if released:
+            log.info("released from quarantine: %s", ", ".join(released))
     log.info(result["summary"])
     return result
+
+
+def quarantine_failing_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_uri: str, result: dict) -> list[str]:
+    """Quarantine the days that fail validation on their own (all days if none does alone)."""
+    from include.retrainer import validation
+    from include.retrainer.quarantine import quarantine_day
+
+    frame = store.read_parquet(batch_uri)
+    manifest = store.get_json_or_none(RunPaths(spec, ctx.interval_start, ctx.interval_end).manifest) or {}
+    files_by_day: dict[str, list[dict]] = {}
+    for f in manifest.get("files", []):
+        files_by_day.setdefault(f["dt"], []).append(f)
+    expectations = suite_expectations(spec)
+    failing = []
+    for day, part in frame.groupby(PARTITION_COLUMN):
+        day_report = validation.validate_batch(part.drop(columns=[PARTITION_COLUMN]), expectations, f"{spec.name}_day")
+        if not day_report.success:
+            failing.append((str(day), {**day_report.to_dict(), "summary": day_report.summary_line()}))
+    if not failing:  # only the whole batch fails (e.g. a row-count or mostly-threshold rule)
+        failing = [(str(d), {**result}) for d in sorted(frame[PARTITION_COLUMN].unique())]
+    for day, report in failing:
+        quarantine_day(store, spec, day, files_by_day.get(day, []), report, ctx.run_id)
+    log.warning("quarantined %d day(s): %s", len(failing), ", ".join(d for d, _ in failing))
+    return [d for d, _ in failing]
 
 
 # --------------------------------------------------------------------------------------
@@ -286,7 +344,7 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
     paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
     key = idempotency_key(spec, ctx)
     window_start, window_end = training.training_window(ctx.interval_end, spec.training.window_weeks)
-    window = read_partitions(store, spec.data, window_start, window_end)
+    window = read_partitions(store, spec.data, window_start, window_end, exclude_days=excluded_days(store, spec, ctx))
     train, holdout, holdout_from = training.split_holdout(window.frame, ctx.interval_end, spec.training.holdout_days)
     if len(holdout) < spec.training.min_holdout_rows:
         raise training.TrainingError(
@@ -641,10 +699,16 @@ def build_summary(
         "data_interval_start": ctx.interval_start,
         "data_interval_end": ctx.interval_end,
         "rows": fetch.get("rows"),
-        "partitions": {"days_found": fetch.get("days_found", []), "days_missing": fetch.get("days_missing", [])},
+        "partitions": {
+            "days_found": fetch.get("days_found", []),
+            "days_missing": fetch.get("days_missing", []),
+            "days_quarantined_skipped": fetch.get("days_quarantined_skipped", []),
+        },
         "validation": None if val is None else {
             "success": bool(val.get("success")),
             "failed_expectations": val.get("failed_expectations", []),
+            "quarantined_days": val.get("quarantined_days", []),
+            "released_days": val.get("released_days", []),
             "report_uri": val.get("report_uri"),
             "data_docs_uri": val.get("data_docs_uri"),
         },

@@ -48,6 +48,14 @@ def run_params() -> dict[str, Param]:
             description="Train a challenger even when the drift gate does not trip (e.g. after a labelling fix). "
             "The challenger is still compared with the champion before any promotion.",
         ),
+        "quarantine": Param(
+            "skip",
+            type="string",
+            enum=["skip", "include"],
+            title="Quarantined partitions",
+            description="skip: leave days quarantined by an earlier failed validation out of the batch and the "
+            "training window. include: take them back in; days that now pass validation are released.",
+        ),
         "allow_promotion": Param(
             True,
             type="boolean",
@@ -82,7 +90,8 @@ Weekly loop for the MLflow registered model **`{spec.name}`** (spec: `{spec.sour
 
 Target `{feats.target}`; numeric {', '.join(feats.numeric) or '-'}; categorical {', '.join(feats.categorical) or '-'}.
 
-**Params**: `force_retrain` (train even without drift), `allow_promotion` (false = evaluate only).
+**Params**: `force_retrain` (train even without drift), `allow_promotion` (false = evaluate only),
+`quarantine` (`skip` quarantined days, or `include` them again).
 """
 
 
