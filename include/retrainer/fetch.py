@@ -64,24 +64,82 @@ def list_partition_files(store: ObjectStore, data: DataSpec, days: list[dt.date]
     return found
 
 
-def _read_file(store: ObjectStore, obj: ObjectInfo, data: DataSpec) -> Any:
+#: Delimiters a CSV export commonly uses; a header split by another one than
+#: ``data.csv_delimiter`` means the setting (or the export) is wrong.
+_CSV_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (parser errors often span several)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _check_csv_header(payload: bytes, obj: ObjectInfo, delimiter: str) -> None:
+    """Refuse a CSV whose header is split by another delimiter than the configured one.
+
+    Parsing such a file "succeeds" with one wide column (or fails deep in the parser),
+    and the run would then stop at validation with every column reported missing: the
+    real cause -- the delimiter -- is cheaper to name here, from the first line alone.
+    """
+    header = payload[:65536].split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
+    if delimiter in header:
+        return
+    seen = [d for d in _CSV_DELIMITERS if d != delimiter and d in header]
+    if seen:
+        shown = ", ".join(repr(d) for d in seen)
+        raise BadPartitionError(
+            f"cannot read {obj.uri}: its header is delimited by {shown}, not by data.csv_delimiter="
+            f"{delimiter!r} (header: {header[:120]!r}); fix the export or set data.csv_delimiter"
+        )
+
+
+def _read_file(store: ObjectStore, obj: ObjectInfo, data: DataSpec, max_rows: int | None = None) -> Any:
+    """Read one partition file into a DataFrame.
+
+    ``max_rows``: refuse (BatchTooLargeError) as soon as the file is known to hold more
+    rows than this -- from the Parquet footer before anything is decoded, and for CSV by
+    parsing at most ``max_rows + 1`` rows -- so an oversized file never gets materialised.
+    """
     import pandas as pd
 
     payload = store.get_bytes(obj.uri)
     if not payload:
-        raise BadPartitionError(f"empty file: {obj.uri}")
+        raise BadPartitionError(f"empty file (0 bytes): {obj.uri}")
+    is_parquet = obj.key.lower().endswith(".parquet")
     try:
-        if obj.key.lower().endswith(".parquet"):
+        if is_parquet:
+            import pyarrow.parquet as pq
+
+            # The footer alone gives the row count: refuse before decoding any column.
+            rows = pq.ParquetFile(io.BytesIO(payload)).metadata.num_rows
+            if max_rows is not None and rows > max_rows:
+                raise BatchTooLargeError(f"{obj.uri} holds {rows:,} rows")
             return pd.read_parquet(io.BytesIO(payload))
-        frame = pd.read_csv(io.BytesIO(payload), sep=data.csv_delimiter)
+        _check_csv_header(payload, obj, data.csv_delimiter)
+        nrows = None if max_rows is None else max_rows + 1
+        frame = pd.read_csv(io.BytesIO(payload), sep=data.csv_delimiter, nrows=nrows)
+    except (BatchTooLargeError, BadPartitionError):
+        raise
     except Exception as exc:  # pyarrow/pandas raise many types for corrupt input
-        raise BadPartitionError(f"cannot read {obj.uri}: {type(exc).__name__}: {exc}") from None
-    if frame.shape[1] == 1 and len(frame.columns[0]) > 0 and any(d in frame.columns[0] for d in ";|\t"):
+        kind = "Parquet" if is_parquet else f"CSV (delimiter {data.csv_delimiter!r})"
+        raise BadPartitionError(f"cannot read {obj.uri} as {kind}: {_one_line(exc)}") from None
+    if max_rows is not None and len(frame) > max_rows:
+        raise BatchTooLargeError(f"{obj.uri} holds more than {max_rows:,} rows")
+    if frame.shape[1] == 1 and len(str(frame.columns[0])) > 0 and any(d in str(frame.columns[0]) for d in ";|\t"):
         raise BadPartitionError(
             f"cannot read {obj.uri}: one column {frame.columns[0]!r} found; "
             f"the file is probably not delimited by {data.csv_delimiter!r} (set data.csv_delimiter)"
         )
     return frame
+
+
+def _too_large(data: DataSpec, limit: int, read: int, days: list[dt.date], detail: str) -> str:
+    setting = f"data.max_rows={limit:,}" if limit == data.max_rows else f"max_rows={limit:,}"
+    return (
+        f"batch too large: the partitions of {days[0]} .. {days[-1]} exceed {setting} rows "
+        f"({read:,} rows read, then {detail}); refusing to load it (raise data.max_rows or "
+        "use a shorter schedule interval)"
+    )
 
 
 @dataclass
@@ -125,12 +183,11 @@ def read_partitions(
     frames, files, total = [], [], 0
     for day, objs in sorted(listing.items()):
         for obj in objs:
-            frame = _read_file(store, obj, data)
+            try:
+                frame = _read_file(store, obj, data, max_rows=limit - total)
+            except BatchTooLargeError as exc:
+                raise BatchTooLargeError(_too_large(data, limit, total, days, str(exc))) from None
             total += len(frame)
-            if total > limit:
-                raise BatchTooLargeError(
-                    f"batch exceeds data.max_rows={limit:,} rows at {obj.uri}; raise the limit or split the interval"
-                )
             frame[PARTITION_COLUMN] = day.isoformat()
             frames.append(frame)
             files.append({**obj.to_dict(), "dt": day.isoformat(), "rows": int(len(frame))})

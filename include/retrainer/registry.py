@@ -242,6 +242,8 @@ def load_model(tracking_uri: str, name: str, version: str) -> Any:
     import mlflow
     import mlflow.sklearn
 
+    if not str(version).isdigit():
+        raise RegistryError(f"refusing to load model version {version!r} of '{name}': not a registry version number")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return mlflow.sklearn.load_model(f"models:/{name}/{version}")

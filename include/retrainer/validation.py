@@ -415,6 +415,38 @@ def _label(record: Mapping[str, Any]) -> str:
     return f"{record['type']}({', '.join(cols)})" if cols else str(record["type"])
 
 
+def _examples(values: Any, limit: int = 3) -> str:
+    """A few distinct offending values, for one-line messages: ``2, 'n/a'``."""
+    if not isinstance(values, (list, tuple)) or not values:
+        return ""
+    distinct: list[Any] = []
+    for v in values:
+        if v not in distinct:
+            distinct.append(v)
+    shown = ", ".join(repr(v) for v in distinct[:limit])
+    return shown + (", ..." if len(distinct) > limit else "")
+
+
+def _tolerated_note(exp: dict, gx_result: Any) -> str | None:
+    """A passing expectation that still found offending rows (allowed by ``mostly``).
+
+    Such rows reach drift and training: the report says so instead of staying silent.
+    """
+    result = dict(gx_result.result or {})
+    count = result.get("unexpected_count")
+    if not gx_result.success or not count:
+        return None
+    pct = result.get("unexpected_percent")
+    share = f"{_format_percent(float(pct))} " if pct is not None else ""
+    mostly = exp["kwargs"].get("mostly")
+    within = f" within mostly={mostly:g}" if isinstance(mostly, (int, float)) else ""
+    examples = _examples(result.get("partial_unexpected_list"))
+    return (
+        f"{_label(exp)}: {int(count)} unexpected value(s) ({share.strip() or 'some'}) tolerated{within}"
+        + (f", e.g. {examples}" if examples else "")
+    )
+
+
 def _convert_result(exp: dict, gx_result: Any, df_columns: set[str]) -> tuple[dict, dict | None]:
     """Build the per-expectation record and, if it failed, the failure record."""
     result = dict(gx_result.result or {})
@@ -507,6 +539,9 @@ class ValidationReport:
     rows: int
     suite_name: str = ""
     data_docs_index: str | None = field(default=None)
+    notes: list[str] = field(default_factory=list)
+    """Acceptable oddities worth knowing (duplicated rows, columns no expectation checks,
+    offending values tolerated by ``mostly``): they do not fail the batch."""
 
     def to_dict(self) -> dict:
         """Plain dict, safe for ``json.dumps(..., allow_nan=False)``."""
@@ -516,7 +551,8 @@ class ValidationReport:
         """One line for logs/alerts naming each failed expectation and what was observed."""
         total = self.statistics.get("evaluated_expectations", len(self.results))
         if self.success:
-            return f"validation passed: {total} of {total} expectations"
+            line = f"validation passed: {total} of {total} expectations"
+            return line + ("; notes: " + "; ".join(self.notes) if self.notes else "")
         parts = []
         for failure in self.failed_expectations[:_MAX_SUMMARY_FAILURES]:
             details = failure.get("details") or {}
@@ -528,6 +564,9 @@ class ValidationReport:
                 what = f"error: {details['error']}"
             elif failure.get("observed_value") is not None:
                 what = f"observed {failure['observed_value']}"
+                examples = _examples(details.get("partial_unexpected_list"))
+                if examples:
+                    what += f", e.g. {examples}"
             else:
                 what = "failed"
             parts.append(f"{_label(failure)} {what}")
