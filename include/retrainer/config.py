@@ -49,6 +49,34 @@ Bucket = Annotated[str, AfterValidator(_check_bucket)]
 Prefix = Annotated[str, AfterValidator(_check_prefix)]
 
 
+def _estimator_problem(path: str) -> str | None:
+    """Find the estimator's module file and class name WITHOUT importing anything.
+
+    Importing sklearn at parse time would blow the DAG parse budget; a path finder lookup
+    plus a search of the module's source catches typos ('RandomForrestClassifier') at import.
+    """
+    import importlib.machinery
+
+    module_name, _, cls_name = path.rpartition(".")
+    search: list[str] | None = None
+    spec = None
+    for part in module_name.split("."):
+        spec = importlib.machinery.PathFinder.find_spec(part, search)
+        if spec is None:
+            return f"unknown estimator '{path}': module '{module_name}' not found"
+        search = list(spec.submodule_search_locations or [])
+    origin = getattr(spec, "origin", None)
+    if not origin or not origin.endswith(".py"):
+        return None  # compiled or namespace module: checked when the task imports it
+    try:
+        text = Path(origin).read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return None
+    if not re.search(rf"\b{re.escape(cls_name)}\b", text):
+        return f"unknown estimator '{path}': module '{module_name}' has no '{cls_name}'"
+    return None
+
+
 class ModelSpecError(ValueError):
     """A model YAML is invalid. The message names the file, the field and the problem."""
 
@@ -178,6 +206,9 @@ class TrainingSpec(_Strict):
     def _estimator(cls, v: str) -> str:
         if not DOTTED_PATH_RE.match(v):
             raise ValueError(f"'{v}' is not a dotted class path like sklearn.ensemble.RandomForestClassifier")
+        problem = _estimator_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
 

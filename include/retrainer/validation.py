@@ -421,6 +421,8 @@ def _examples(values: Any, limit: int = 3) -> str:
         return ""
     distinct: list[Any] = []
     for v in values:
+        if v is None or v != v:  # nulls say nothing a "not null" failure did not say
+            continue
         if v not in distinct:
             distinct.append(v)
     shown = ", ".join(repr(v) for v in distinct[:limit])
@@ -500,6 +502,37 @@ def _convert_result(exp: dict, gx_result: Any, df_columns: set[str]) -> tuple[di
         if details:
             failure["details"] = details
     return _json_safe(record), (_json_safe(failure) if failure is not None else None)
+
+
+def _data_notes(df: "pd.DataFrame", expectations: list[dict]) -> list[str]:
+    """Notes on acceptable batch properties no expectation reports.
+
+    * exact duplicate rows: harmless for drift and training at a low rate, but a jump
+      usually means an upstream job ran twice;
+    * columns that no expectation mentions (extra columns): ignored by the model unless
+      listed as features, but a user should know the schema grew.  Only reported when
+      the suite checks columns at all, otherwise every column would be listed.
+    """
+    notes: list[str] = []
+    if len(df):
+        try:
+            duplicated = int(df.duplicated().sum())
+        except TypeError:  # unhashable cells (lists, dicts): not a tabular duplicate question
+            duplicated = 0
+        if duplicated:
+            notes.append(f"{duplicated} duplicated row(s) ({duplicated / len(df):.1%} of {len(df)})")
+    checked: set[str] = set()
+    for exp in expectations:
+        kwargs = exp.get("kwargs") or {}
+        checked.update(_columns_of(kwargs))
+        for key in ("column_set", "column_list"):
+            if isinstance(kwargs.get(key), (list, tuple, set)):
+                checked.update(str(c) for c in kwargs[key])
+    if checked:
+        unchecked = [str(c) for c in df.columns if str(c) not in checked]
+        if unchecked:
+            notes.append(f"{len(unchecked)} column(s) not checked by any expectation: {', '.join(unchecked)}")
+    return notes
 
 
 def _normalise_arrow_columns(df: "pd.DataFrame") -> "pd.DataFrame":
@@ -671,6 +704,7 @@ def validate_batch(
     df_columns = {str(c) for c in df.columns}
     results: list[dict] = []
     failures: list[dict] = []
+    notes: list[str] = []
     for index, gx_result in ordered:
         if index < len(expectations):
             exp = expectations[index]
@@ -681,6 +715,10 @@ def validate_batch(
         results.append(record)
         if failure is not None:
             failures.append(failure)
+        note = _tolerated_note(exp, gx_result)
+        if note:
+            notes.append(note)
+    notes += _data_notes(df, expectations)
 
     stats = _json_safe(dict(suite_result.statistics))
     docs_index = None
@@ -698,4 +736,5 @@ def validate_batch(
         rows=int(len(df)),
         suite_name=suite_name,
         data_docs_index=docs_index,
+        notes=[str(n) for n in _json_safe(notes)],
     )
