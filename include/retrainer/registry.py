@@ -8,11 +8,13 @@ is never a moment without a champion. Versions are compared as strings (REST ret
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -26,11 +28,103 @@ class RegistryError(RuntimeError):
     pass
 
 
-def client_for(tracking_uri: str):
+class RegistryUnavailableError(RegistryError):
+    """The MLflow tracking server could not be reached (down, restarting, wrong address).
+
+    Transient by nature: Airflow retries the task (the name is not one of the operators'
+    permanent errors), and every registry write here is idempotent, so a retry after the
+    server is back converges.
+    """
+
+
+#: Bounded client-side retries for MLflow HTTP calls. MLflow's defaults (7 retries, backoff
+#: factor 2) keep a task blocked about 4 minutes per call while the server is down; here the
+#: client gives up after ~7 s and the task's own retries (exponential backoff, configured per
+#: model) are the outer layer, as for S3. A value already in the environment wins.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+}
+
+# Connection-level failures (nothing answered), as they appear in MLflow's
+# "API request to <url> failed with exception ..." message or a requests exception.
+_UNREACHABLE = (
+    ("connection refused", "connection refused"),
+    ("failed to establish a new connection", "no connection could be established"),
+    ("nameresolutionerror", "host name does not resolve"),
+    ("name or service not known", "host name does not resolve"),
+    ("connection reset", "connection reset"),
+    ("connection aborted", "connection dropped"),
+    ("remotedisconnected", "connection dropped"),
+)
+_URL = re.compile(r"API request to (https?://[^/\s]+)")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _configure_mlflow_client() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def client_for(tracking_uri: str):
+    _configure_mlflow_client()
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def unavailable_error(exc: BaseException, operation: str, server: str | None = None) -> RegistryUnavailableError | None:
+    """A one-line ``RegistryUnavailableError`` when ``exc`` means "the server did not answer".
+
+    MLflow reports a dead server as a generic ``MlflowException`` whose message buries
+    "Connection refused" in a urllib3 repr; this names the server, the operation and the
+    cause instead. Returns None for any other error (HTTP errors, not-found, bad input).
+    """
+    text = str(exc)
+    lowered = text.lower()
+    reason = next((why for marker, why in _UNREACHABLE if marker in lowered), None)
+    if reason is None:
+        return None
+    found = _URL.search(text)
+    server = found.group(1) if found else (server or "(unknown address)")
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_RETRY_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
+    return RegistryUnavailableError(
+        f"MLflow tracking server {server} is unreachable ({reason}) while {operation}, after {retries} "
+        "client retries: check that the server is running and that the MLflow connection points at it"
+    )
+
+
+def _server_of(args: tuple, kwargs: dict) -> str | None:
+    """The tracking URI of a call, from its client or ``tracking_uri`` argument."""
+    uri = kwargs.get("tracking_uri")
+    if uri is None and args:
+        first = args[0]
+        uri = first if isinstance(first, str) else getattr(first, "_registry_uri", None)
+    return str(uri) if uri else None
+
+
+def _reports_unavailable(operation: str) -> Callable[[_F], _F]:
+    """Turn "server unreachable" failures of a registry call into ``RegistryUnavailableError``."""
+
+    def wrap(func: _F) -> _F:
+        @functools.wraps(func)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except RegistryError:
+                raise
+            except Exception as exc:
+                translated = unavailable_error(exc, operation, _server_of(args, kwargs))
+                if translated is None:
+                    raise
+                raise translated from exc
+
+        return call  # type: ignore[return-value]
+
+    return wrap
 
 
 def _is_not_found(exc: Exception) -> bool:
@@ -66,6 +160,7 @@ class VersionInfo:
         return self.tags.get(TAG + key, default)
 
 
+@_reports_unavailable("reading an alias")
 def get_alias(client: Any, name: str, alias: str) -> VersionInfo | None:
     try:
         return VersionInfo.of(client.get_model_version_by_alias(name, alias))
@@ -75,6 +170,7 @@ def get_alias(client: Any, name: str, alias: str) -> VersionInfo | None:
         raise
 
 
+@_reports_unavailable("reading a model version")
 def get_version(client: Any, name: str, version: str) -> VersionInfo | None:
     try:
         return VersionInfo.of(client.get_model_version(name, str(version)))
@@ -84,6 +180,7 @@ def get_version(client: Any, name: str, version: str) -> VersionInfo | None:
         raise
 
 
+@_reports_unavailable("creating the registered model")
 def ensure_registered_model(client: Any, name: str, description: str = "") -> None:
     try:
         client.get_registered_model(name)
@@ -97,6 +194,7 @@ def ensure_registered_model(client: Any, name: str, description: str = "") -> No
                 raise
 
 
+@_reports_unavailable("creating the experiment")
 def ensure_experiment(client: Any, name: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
@@ -112,6 +210,7 @@ def ensure_experiment(client: Any, name: str) -> str:
         return exp.experiment_id
 
 
+@_reports_unavailable("searching model versions")
 def find_versions(client: Any, name: str, **tags: str) -> list[VersionInfo]:
     flt = " and ".join([f"name='{name}'"] + [f"tag.`{TAG}{k}`='{v}'" for k, v in tags.items()])
     found = client.search_model_versions(flt)
@@ -162,6 +261,7 @@ def pip_requirements() -> list[str]:
     return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "numpy", "scipy", "pandas", "skops", "mlflow")]
 
 
+@_reports_unavailable("logging and registering the model")
 def log_and_register(
     *,
     tracking_uri: str,
@@ -237,6 +337,7 @@ def log_and_register(
     return VersionInfo.of(client.get_model_version(name, str(mv.version)))
 
 
+@_reports_unavailable("loading a model version")
 def load_model(tracking_uri: str, name: str, version: str) -> Any:
     """Load a version from our registry (never from an arbitrary URI)."""
     import mlflow
@@ -244,15 +345,18 @@ def load_model(tracking_uri: str, name: str, version: str) -> Any:
 
     if not str(version).isdigit():
         raise RegistryError(f"refusing to load model version {version!r} of '{name}': not a registry version number")
+    _configure_mlflow_client()
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
 
+@_reports_unavailable("tagging a model version")
 def set_tags(client: Any, name: str, version: str, tags: dict[str, Any]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version), key, str(value)[:5000])
 
 
+@_reports_unavailable("moving an alias")
 def move_alias(client: Any, name: str, alias: str, version: str) -> None:
     client.set_registered_model_alias(name, alias, str(version))

@@ -74,5 +74,11 @@ class ObjectStoreHook(BaseHook):
 
         # Bounded retries with backoff inside boto3; Airflow task retries sit on top.
         config = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+        # The connection's extra ``config_kwargs`` (the Amazon provider's documented botocore
+        # settings) override these defaults key by key; an explicit hook config would otherwise
+        # make the provider ignore them silently.
+        configured = S3Hook(aws_conn_id=self.aws_conn_id).conn_config.botocore_config
+        if configured is not None:
+            config = config.merge(configured)
         client = S3Hook(aws_conn_id=self.aws_conn_id, config=config).get_conn()
         return ObjectStore(client)
