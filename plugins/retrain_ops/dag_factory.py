@@ -107,15 +107,19 @@ def timetable(schedule: str | None) -> CronDataIntervalTimetable | None:
     return CronDataIntervalTimetable(CRON_PRESETS.get(schedule, schedule), timezone="UTC")
 
 
-def build_retrain_dag(spec: ModelSpec) -> DAG:
-    start = dt.datetime.combine(spec.start_date, dt.time(0), dt.timezone.utc)
-    default_args: dict[str, Any] = {
+def default_args(spec: ModelSpec) -> dict[str, Any]:
+    """Owner and retries (with exponential backoff) shared by every DAG a spec makes."""
+    return {
         "owner": spec.owner,
         "retries": spec.retries,
         "retry_delay": dt.timedelta(minutes=spec.retry_delay_minutes),
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=max(spec.retry_delay_minutes * 8, 5)),
     }
+
+
+def build_retrain_dag(spec: ModelSpec) -> DAG:
+    start = dt.datetime.combine(spec.start_date, dt.time(0), dt.timezone.utc)
     with DAG(
         dag_id=spec.dag_id,
         description=(spec.description or f"Retrain {spec.name}")[:200],
@@ -123,7 +127,7 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         start_date=start,
         catchup=spec.catchup,
         max_active_runs=spec.max_active_runs,
-        default_args=default_args,
+        default_args=default_args(spec),
         tags=sorted({"retraining", *spec.tags}),
         params=run_params(),
         doc_md=doc_md(spec),

@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from include.retrainer.config import ModelSpec
-from retrain_ops.dag_factory import PROMOTION_POOL
+from retrain_ops.dag_factory import PROMOTION_POOL, default_args
 from retrain_ops.rollback_operators import ChampionRollbackOperator
 
 #: Param names, shared with the operator.
@@ -71,13 +71,6 @@ Consecutive rollbacks without a target walk back the promotion lineage (v3 -> v2
 
 
 def build_rollback_dag(spec: ModelSpec) -> DAG:
-    default_args: dict[str, Any] = {
-        "owner": spec.owner,
-        "retries": spec.retries,
-        "retry_delay": dt.timedelta(minutes=spec.retry_delay_minutes),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=max(spec.retry_delay_minutes * 8, 5)),
-    }
     with DAG(
         dag_id=rollback_dag_id(spec),
         description=f"Roll the champion of {spec.name} back to an earlier validated version"[:200],
@@ -85,7 +78,7 @@ def build_rollback_dag(spec: ModelSpec) -> DAG:
         start_date=dt.datetime.combine(spec.start_date, dt.time(0), dt.timezone.utc),
         catchup=False,
         max_active_runs=1,
-        default_args=default_args,
+        default_args=default_args(spec),
         # "retraining" groups every DAG of the orchestrator in the UI; "rollback" singles these out.
         tags=sorted({"retraining", "rollback", *spec.tags}),
         params=rollback_params(),
