@@ -197,6 +197,7 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
         "failed_expectations": report.failed_expectations,
         "statistics": report.statistics,
         "summary": report.summary_line(),
+        "notes": list(getattr(report, "notes", []) or []),
         "report_uri": paths.validation,
         "data_docs_uri": f"{paths.data_docs}/index.html",
     }
@@ -708,6 +709,7 @@ def build_summary(
             "success": bool(val.get("success")),
             "failed_expectations": val.get("failed_expectations", []),
             "quarantined_days": val.get("quarantined_days", []),
+            "notes": val.get("notes", []),
             "released_days": val.get("released_days", []),
             "report_uri": val.get("report_uri"),
             "data_docs_uri": val.get("data_docs_uri"),

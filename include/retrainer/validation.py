@@ -586,13 +586,21 @@ class ValidationReport:
         if self.success:
             line = f"validation passed: {total} of {total} expectations"
             return line + ("; notes: " + "; ".join(self.notes) if self.notes else "")
-        parts = []
-        for failure in self.failed_expectations[:_MAX_SUMMARY_FAILURES]:
+        # A missing column fails every expectation about it; name it once and count the
+        # rest, so the line stays about the cause. Identical parts are merged with a count.
+        parts: dict[str, int] = {}
+        reported_missing: set[str] = set()
+        consequential = 0
+        for failure in self.failed_expectations:
             details = failure.get("details") or {}
             mismatched = details.get("mismatched") if isinstance(details.get("mismatched"), dict) else {}
-            missing = details.get("missing_columns") or mismatched.get("missing")
+            missing = [str(c) for c in (details.get("missing_columns") or mismatched.get("missing") or [])]
+            if missing and set(missing) <= reported_missing:
+                consequential += 1
+                continue
             if missing:
-                what = f"missing column(s): {', '.join(map(str, missing))}"
+                reported_missing.update(missing)
+                what = f"missing column(s): {', '.join(missing)}"
             elif details.get("error"):
                 what = f"error: {details['error']}"
             elif failure.get("observed_value") is not None:
@@ -602,12 +610,15 @@ class ValidationReport:
                     what += f", e.g. {examples}"
             else:
                 what = "failed"
-            parts.append(f"{_label(failure)} {what}")
-        more = len(self.failed_expectations) - _MAX_SUMMARY_FAILURES
-        if more > 0:
-            parts.append(f"... and {more} more")
+            part = f"{_label(failure)} {what}"
+            parts[part] = parts.get(part, 0) + 1
+        shown = [p if n == 1 else f"{p} (x{n})" for p, n in parts.items()]
+        more = len(shown) - _MAX_SUMMARY_FAILURES
+        shown = shown[:_MAX_SUMMARY_FAILURES] + ([f"... and {more} more"] if more > 0 else [])
+        if consequential:
+            shown.append(f"{consequential} more failed because of the missing column(s)")
         n_failed = self.statistics.get("unsuccessful_expectations", len(self.failed_expectations))
-        return f"validation failed: {n_failed} of {total} expectations: " + "; ".join(parts)
+        return f"validation failed: {n_failed} of {total} expectations: " + "; ".join(shown)
 
 
 # ------------------------------------------------------------------------- validation

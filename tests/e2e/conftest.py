@@ -31,7 +31,12 @@ class DagRunner:
     def run(self, start: dt.date, **conf):
         """Run the week starting at ``start``: a manual run covers the last complete
         interval before its logical date, so the logical date is the week's end."""
-        dag_run = self.dag.test(logical_date=week(start)[1], run_conf=conf or None)
+        from retrain_ops.dag_factory import run_params
+
+        # Always pass every param: in-process dag.test() keeps the last run's values on the
+        # DAG's Param objects, so an omitted param would silently inherit them.
+        conf = {**{k: p.value for k, p in run_params().items()}, **conf}
+        dag_run = self.dag.test(logical_date=week(start)[1], run_conf=conf)
         return dag_run, self.summary(start)
 
     def summary(self, start: dt.date) -> dict:
