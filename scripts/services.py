@@ -38,7 +38,9 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
-    """Poll ``url`` until it answers 2xx/3xx; fail early if ``proc`` died."""
+    """Poll ``url`` until it answers 2xx/3xx; fail early if ``proc`` died.
+
+    Also fails if ``proc`` dies just after the answer: then something else owns the port."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -47,6 +49,11 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, wh
         try:
             with urllib.request.urlopen(url, timeout=3) as r:
                 if r.status < 400:
+                    if proc is not None:
+                        time.sleep(1.0)
+                        if proc.poll() is not None:
+                            raise RuntimeError(f"{what or url} exited with code {proc.returncode}; "
+                                               "another process answers on its port")
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
             last = str(exc)
@@ -101,7 +108,13 @@ def stop_group(pid: int, grace: float = 15.0) -> None:
             time.sleep(0.2)
 
 
+def _require_free(port: int, what: str) -> None:
+    if port_open(port):
+        raise RuntimeError(f"cannot start {what}: port {port} on 127.0.0.1 is already in use")
+
+
 def start_moto(port: int, log_path: Path) -> subprocess.Popen:
+    _require_free(port, "moto_server")
     proc = spawn([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log_path)
     wait_http(f"http://127.0.0.1:{port}/moto-api/", 30, proc, "moto_server")
     return proc
@@ -140,6 +153,7 @@ def mlflow_env(s3_endpoint: str) -> dict[str, str]:
 
 
 def start_mlflow(port: int, backend_db: Path, s3_endpoint: str, log_path: Path, artifacts_bucket: str = "mlflow-artifacts") -> subprocess.Popen:
+    _require_free(port, "mlflow server")
     backend_db.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         str(VENV_BIN / "mlflow"), "server",

@@ -24,10 +24,6 @@ for _p in (ROOT, ROOT / "plugins"):  # as Airflow does for plugins/; the root ho
 from scripts import services  # noqa: E402
 
 _STATE = Path(tempfile.mkdtemp(prefix="retrain-tests-"))
-MOTO_PORT = services.free_port()
-MLFLOW_PORT = services.free_port()
-S3_ENDPOINT = f"http://127.0.0.1:{MOTO_PORT}"
-MLFLOW_URI = f"http://127.0.0.1:{MLFLOW_PORT}"
 
 _ENV = {
     "AIRFLOW_HOME": str(_STATE / "airflow"),
@@ -37,10 +33,6 @@ _ENV = {
     "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-    "AIRFLOW_CONN_S3_DATA": json.dumps(
-        {"conn_type": "aws", "login": "test", "password": "test", "extra": {"endpoint_url": S3_ENDPOINT, "region_name": "us-east-1"}}
-    ),
-    "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": MLFLOW_PORT, "schema": "http"}),
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "test",
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -58,12 +50,19 @@ def state_dir() -> Path:
     return _STATE
 
 
+# Ports are chosen when a server starts (not at import): a port picked early but bound late
+# could be handed to another server in between, whose /health would then answer for ours.
 @pytest.fixture(scope="session")
 def moto_server(state_dir):
-    """A real moto S3 server over HTTP with the project's buckets."""
-    proc = services.start_moto(MOTO_PORT, state_dir / "logs" / "moto.log")
-    services.create_buckets(S3_ENDPOINT)
-    yield S3_ENDPOINT
+    """A real moto S3 server over HTTP with the project's buckets; the connection s3_data points at it."""
+    port = services.free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = services.start_moto(port, state_dir / "logs" / "moto.log")
+    services.create_buckets(endpoint)
+    os.environ["AIRFLOW_CONN_S3_DATA"] = json.dumps(
+        {"conn_type": "aws", "login": "test", "password": "test",
+         "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
+    yield endpoint
     services.stop_group(proc.pid, grace=4)
 
 
@@ -75,8 +74,11 @@ def s3(moto_server):
 @pytest.fixture(scope="session")
 def mlflow_server(moto_server, state_dir):
     """A real MLflow tracking server: SQLite backend, artifacts proxied into moto."""
-    proc = services.start_mlflow(MLFLOW_PORT, state_dir / "mlflow" / "mlflow.db", moto_server, state_dir / "logs" / "mlflow.log")
-    yield MLFLOW_URI
+    port = services.free_port()
+    proc = services.start_mlflow(port, state_dir / "mlflow" / "mlflow.db", moto_server, state_dir / "logs" / "mlflow.log")
+    os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http"})
+    yield f"http://127.0.0.1:{port}"
     services.stop_group(proc.pid, grace=6)
 
 

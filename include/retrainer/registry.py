@@ -8,13 +8,14 @@ is never a moment without a champion. Versions are compared as strings (REST ret
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -67,6 +68,33 @@ def _configure_mlflow_client() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     for key, value in HTTP_RETRY_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+@contextlib.contextmanager
+def using_server(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at ``tracking_uri`` for a block, then restore what was there.
+
+    ``mlflow.set_tracking_uri``/``set_registry_uri`` are process-global and also export
+    MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI to the environment; left behind, they would send
+    later clients (and child processes) to this server.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_globals = (getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None))
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved_globals
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def client_for(tracking_uri: str):
@@ -294,14 +322,11 @@ def log_and_register(
     if existing:
         return existing[0]
     experiment_id = ensure_experiment(client, experiment_name)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-
     run = find_finished_run(client, experiment_id, idempotency_key)
     if run is None:
         close_abandoned_runs(client, experiment_id, idempotency_key)
         tags = {**run_tags, TAG + "idempotency_key": idempotency_key}
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as active:
+        with using_server(tracking_uri), mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as active:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             with tempfile.TemporaryDirectory() as tmp:
@@ -346,9 +371,8 @@ def load_model(tracking_uri: str, name: str, version: str) -> Any:
     if not str(version).isdigit():
         raise RegistryError(f"refusing to load model version {version!r} of '{name}': not a registry version number")
     _configure_mlflow_client()
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    with using_server(tracking_uri):
+        return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
 
 @_reports_unavailable("tagging a model version")

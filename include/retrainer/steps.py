@@ -599,7 +599,8 @@ def promote_challenger(
     with champion_lock(store, spec, owner=f"{ctx.dag_id}/{ctx.run_id}"):
         current = registry.get_alias(client, spec.name, registry.CHAMPION)
         current_v = current.version if current else None
-        if current_v == challenger_v:  # a retry after the alias already moved: same end state
+        if current_v == challenger_v:  # a retry after the alias already moved: finish the bookkeeping
+            _complete_promotion_records(store, client, spec, ctx, challenger_v, list(comparison.get("reasons", [])))
             return {"promoted": True, "champion_before": expected, "champion_after": challenger_v,
                     "reasons": list(comparison.get("reasons", []))}
         if current_v != expected:
@@ -633,6 +634,32 @@ def promote_challenger(
         )
     log.info("promoted v%s to champion (was %s)", challenger_v, current_v)
     return {"promoted": True, "champion_before": current_v, "champion_after": challenger_v, "reasons": reasons}
+
+
+def _complete_promotion_records(store: ObjectStore, client: Any, spec: ModelSpec, ctx: RunContext,
+                                version: str, reasons: list[str]) -> None:
+    """After a crash between moving the alias and recording it: tag the replaced version and
+    write the history record, once (the promotion tags on ``version`` are set before the move)."""
+    from include.retrainer import history, registry
+
+    promoted = registry.get_version(client, spec.name, version)
+    if promoted is None or promoted.tag("promoted_by_run") != ctx.run_id:
+        return  # promoted by another run (or rolled forward manually): nothing of ours to finish
+    previous = promoted.tag("replaced_version") or None
+    at = promoted.tag("promoted_at") or dt.datetime.now(dt.timezone.utc).isoformat()
+    if previous:
+        old = registry.get_version(client, spec.name, previous)
+        if old is not None and old.tag("replaced_by") != version:
+            registry.set_tags(client, spec.name, previous, {registry.TAG + "replaced_by": version,
+                                                             registry.TAG + "demoted_at": at})
+    recorded = any(m.get("to_version") == version and m.get("dag_run_id") == ctx.run_id and m.get("action") == "promote"
+                   for m in history.list_history(store, spec))
+    if not recorded:
+        history.record_move(store, spec, {
+            "action": "promote", "from_version": previous, "to_version": version, "dag_id": ctx.dag_id,
+            "dag_run_id": ctx.run_id, "data_interval_start": ctx.interval_start,
+            "data_interval_end": ctx.interval_end, "reasons": reasons, "at": at,
+        })
 
 
 def reject_challenger(tracking_uri: str, spec: ModelSpec, ctx: RunContext, comparison: dict, extra_reason: str | None = None) -> dict:

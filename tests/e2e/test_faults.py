@@ -427,13 +427,6 @@ def test_mlflow_down_during_promotion_leaves_the_champion_then_retry_moves_once(
     assert registry.get_version(client, spec.name, v2).tag("decision") == "promoted"
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="steps.promote_challenger: a retry that finds the alias already moved returns early, so a "
-    "crash between move_alias and history.record_move loses the history record and the old version's "
-    "replaced_by tag (fix in steps.py: finish the bookkeeping idempotently in that branch)",
-)
 def test_mlflow_down_right_after_the_alias_moved_retry_completes_the_bookkeeping(
     faults, champion_and_winning_challenger, monkeypatch
 ):

@@ -35,7 +35,7 @@ def _http(url: str, data: dict | None = None, token: str | None = None) -> tuple
 def test_run_command_brings_up_the_stack_runs_the_demo_and_stops_cleanly(tmp_path):
     ports = {"RETRAIN_S3_PORT": services.free_port(), "RETRAIN_MLFLOW_PORT": services.free_port(),
              "RETRAIN_AIRFLOW_PORT": services.free_port()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING", "MLFLOW_REGISTRY"))}
     env.update({k: str(v) for k, v in ports.items()})
     env.update({"RETRAIN_LOCAL_DIR": str(tmp_path / "local"), "RETRAIN_DEMO_WEEKS": str(WEEKS), "PYTHONPATH": str(ROOT)})
     stack = [sys.executable, str(ROOT / "scripts" / "stack.py")]
