@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import logging
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any
 
 from include.retrainer import __version__
 from include.retrainer.config import PARTITION_COLUMN, ModelSpec
-from include.retrainer.storage import ObjectStore, interval_token, json_safe, s3_uri
+from include.retrainer.storage import ObjectStore, interval_token, json_safe, parquet_bytes, s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +94,6 @@ def idempotency_key(spec: ModelSpec, ctx: RunContext) -> str:
         [spec.name, ctx.interval_start.isoformat(), ctx.interval_end.isoformat(), spec.config_hash(), code_version()]
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
-
-def parquet_bytes(frame: Any) -> bytes:
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False, compression="snappy")
-    return buf.getvalue()
 
 
 def experiment_name(spec: ModelSpec) -> str:
@@ -183,9 +176,9 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
     from include.retrainer import validation
 
     paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
-    frame = store.read_parquet(batch_uri)
-    days = sorted(str(d) for d in frame[PARTITION_COLUMN].unique())
-    frame = frame.drop(columns=[PARTITION_COLUMN])
+    batch = store.read_parquet(batch_uri)
+    days = sorted(str(d) for d in batch[PARTITION_COLUMN].unique())
+    frame = batch.drop(columns=[PARTITION_COLUMN])
     with tempfile.TemporaryDirectory() as docs_dir:
         report = validation.validate_batch(
             frame, suite_expectations(spec), f"{spec.name}_suite", data_docs_dir=docs_dir,
@@ -202,7 +195,7 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
         "data_docs_uri": f"{paths.data_docs}/index.html",
     }
     if not report.success:
-        result["quarantined_days"] = quarantine_failing_days(store, spec, ctx, batch_uri, result)
+        result["quarantined_days"] = quarantine_failing_days(store, spec, ctx, batch, result)
         store.put_json(paths.validation, {**report.to_dict(), "summary": result["summary"],
                                           "quarantined_days": result["quarantined_days"]})
         where = f"; quarantined day(s): {', '.join(result['quarantined_days'])}" if result["quarantined_days"] else ""
@@ -219,12 +212,13 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
     return result
 
 
-def quarantine_failing_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_uri: str, result: dict) -> list[str]:
-    """Quarantine the days that fail validation on their own (all days if none does alone)."""
+def quarantine_failing_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext, frame: Any, result: dict) -> list[str]:
+    """Quarantine the days that fail validation on their own (all days if none does alone).
+
+    ``frame`` is the batch with its partition-date column."""
     from include.retrainer import validation
     from include.retrainer.quarantine import quarantine_day
 
-    frame = store.read_parquet(batch_uri)
     manifest = store.get_json_or_none(RunPaths(spec, ctx.interval_start, ctx.interval_end).manifest) or {}
     files_by_day: dict[str, list[dict]] = {}
     for f in manifest.get("files", []):

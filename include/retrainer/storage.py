@@ -76,6 +76,13 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False).encode()
 
 
+def parquet_bytes(frame: Any) -> bytes:
+    """The one Parquet serialisation used for every artefact (snappy, no index)."""
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False, compression="snappy")
+    return buf.getvalue()
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     bucket: str
@@ -178,9 +185,7 @@ class ObjectStore:
 
     # -- tables -----------------------------------------------------------------------
     def write_parquet(self, uri: str, frame: Any) -> str:
-        buf = io.BytesIO()
-        frame.to_parquet(buf, index=False, compression="snappy")
-        return self.put_bytes(uri, buf.getvalue())
+        return self.put_bytes(uri, parquet_bytes(frame))
 
     def read_parquet(self, uri: str, columns: list[str] | None = None) -> Any:
         import pandas as pd

@@ -9,7 +9,6 @@ run summary can say in one line what went wrong.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
 
     from include.retrainer.config import ModelSpec
 
-log = logging.getLogger(__name__)
 
 # Errors that a retry cannot fix (bad data or configuration): fail at once, no retries.
 _PERMANENT_ERRORS = (
