@@ -91,6 +91,8 @@ class Judgement:
     reasons: list[str]
     result: dict
     stale: bool = False
+    #: Per-row predictions on the held-out rows (challenger_pred, champion_pred), for the record.
+    predictions: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {**self.result, "decision": "promote" if self.promote else "reject", "reasons": list(self.reasons)}
@@ -210,9 +212,14 @@ def baseline_estimate(model: Any, frame: Any, spec: ModelSpec) -> dict:
 
 def build_challenger(spec: ModelSpec, window: Any, interval_end: dt.datetime) -> ModelState:
     """Fit the pipeline on ``window`` (the training window's rows, with the partition column)."""
+    train, holdout, info = select_holdout(window, spec)
+    return fit_challenger(spec, train, holdout, info, interval_end)
+
+
+def fit_challenger(spec: ModelSpec, train: Any, holdout: Any, info: dict, interval_end: dt.datetime) -> ModelState:
+    """Fit on ``train``; measure the baseline and the permutation importance on ``holdout``."""
     from include.retrainer import training
 
-    train, holdout, info = select_holdout(window, spec)
     try:
         model = training.fit_pipeline(spec, train)
     except training.TrainingError as exc:
@@ -346,7 +353,7 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
         result = compare.evaluate_cold_start(y, ch_pred, settings, challenger_proba=ch_proba,
                                              classes=challenger.classes)
         out = result.to_dict()
-        return Judgement(result.promote, list(result.reasons), out)
+        return Judgement(result.promote, list(result.reasons), out, predictions={"challenger_pred": ch_pred})
     cp_pred, cp_proba = training.predict(champion.model, holdout, spec)
     result = compare.compare_models(
         y, cp_pred, ch_pred, settings, champion_proba=cp_proba, challenger_proba=ch_proba,
@@ -362,7 +369,8 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
             f"stale challenger: trained on data up to {challenger.trained_through.isoformat()} but the champion "
             f"was trained on newer data up to {champion.trained_through.isoformat()}"
         )
-    return Judgement(promote, reasons, out, stale=stale)
+    return Judgement(promote, reasons, out, stale=stale,
+                     predictions={"challenger_pred": ch_pred, "champion_pred": cp_pred})
 
 
 # --------------------------------------------------------------------------------------
