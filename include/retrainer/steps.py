@@ -77,6 +77,10 @@ class RunPaths:
     def error(self, task_id: str) -> str:
         return f"{self.base}/errors/{task_id}.json"
 
+    def previous_summary(self, run_id: str) -> str:
+        safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in run_id)
+        return f"{self.base}/previous_runs/{safe}/summary.json"
+
 
 def code_version() -> str:
     """Package version plus the git commit when the code is a checkout (else the version alone)."""
@@ -888,6 +892,14 @@ def summarize_run(
             log.warning("could not read the current champion (champion_version_after left null): %s", exc)
     summary = build_summary(spec, ctx, results=results, failed_tasks=failed_tasks, champion_after=champion_after)
     summary["summary_uri"] = paths.summary
+    # Another run of the same interval (e.g. a forced retrain) keeps the earlier run's summary:
+    # it is archived, and the new one names it, so nothing is silently overwritten.
+    earlier = store.get_json_or_none(paths.summary)
+    if earlier and earlier.get("dag_run_id") not in (None, ctx.run_id):
+        archived = paths.previous_summary(str(earlier["dag_run_id"]))
+        store.put_json(archived, earlier)
+        summary["supersedes"] = {"dag_run_id": earlier["dag_run_id"], "decision": earlier.get("decision"),
+                                 "summary_uri": archived}
     store.put_json(paths.summary, summary)
     run_id = summary.get("mlflow_run_id")
     if run_id and tracking_uri:
