@@ -313,13 +313,13 @@ def _resolve_scores(
     """
     yt = _labels(y_true, "y_true")
     y_idx, cls, order = _proba_classes(yt, classes)
-    mats = [_proba_matrix(s, yt.size, cls, order, f"scores[{i}]") for i, s in enumerate(score_list)]
     present = np.unique(y_idx)
     if present.size < 2:
         raise ValueError(
             f"roc_auc is undefined: y_true contains a single class ({cls[present[0]].item()!r}, "
             f"{yt.size} rows)"
         )
+    mats = [_proba_matrix(s, yt.size, cls, order, f"scores[{i}]") for i, s in enumerate(score_list)]
     columns = [cls.size - 1] if cls.size == 2 else present.tolist()
     return y_idx, mats, cls, columns
 
