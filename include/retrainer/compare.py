@@ -801,7 +801,10 @@ def compare_models(
     if any(bad.values()):
         return _result(
             settings,
-            reasons=[_nan_reason(role, count, n) for role, count in bad.items() if count],
+            reasons=[
+                _nan_reason(role, count, n) if count else f"{role} scores are finite on all {n} held-out rows"
+                for role, count in bad.items()
+            ],
             metrics={"champion": {}, "challenger": {}},
             mcnemar=None,
             cold_start=False,
