@@ -144,6 +144,11 @@ _TOLERANCE = 1e-12
 _PROBA_SUM_ATOL = 1e-6
 
 
+def _py(value: object) -> object:
+    """A plain Python scalar: numpy scalars via .item(); object-array items are already plain."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def greater_is_better(metric: str) -> bool:
     """Return True if larger values of ``metric`` mean a better model (False for log_loss)."""
     if metric not in METRICS:
@@ -463,6 +468,9 @@ def _nonfinite_rows(pred: npt.ArrayLike, proba: npt.ArrayLike | None) -> int:
     bad = np.zeros(p.shape[0] if p.ndim else 0, dtype=bool)
     if p.dtype.kind == "f":
         bad |= np.isnan(p.reshape(p.shape[0], -1)).any(axis=1)
+    elif p.dtype == object and p.ndim == 1:
+        # e.g. labels from a pandas object column: a missing prediction is None or NaN.
+        bad |= np.fromiter((v is None or (isinstance(v, float) and v != v) for v in p), bool, p.size)
     if proba is not None:
         q = np.asarray(proba, dtype=float)
         if q.ndim >= 1 and q.shape[0] == bad.size:
@@ -505,7 +513,7 @@ def _metrics_aligned(
         metrics["accuracy"] = float(accuracy_score(y_true, y_pred))
         metrics["balanced_accuracy"] = float(balanced_accuracy_score(y_true, y_pred))
         if labels.size == 2:
-            kwargs: dict = {"average": "binary", "pos_label": labels[-1].item()}
+            kwargs: dict = {"average": "binary", "pos_label": _py(labels[-1])}
         else:
             kwargs = {"average": "macro"}
         metrics["precision"] = float(precision_score(y_true, y_pred, zero_division=0, **kwargs))
@@ -628,6 +636,11 @@ class ComparisonResult:
         }
 
 
+def _p(p_value: float) -> str:
+    # "p=0.0000" would read as impossible; below the printed resolution say so.
+    return "p<0.0001" if p_value < 1e-4 else f"p={p_value:.4f}"
+
+
 def _pct(confidence: float) -> str:
     return f"{round(confidence * 100, 4):g}%"
 
@@ -682,7 +695,7 @@ def _nan_reason(role: str, bad: int, n: int) -> str:
 
 def _single_class_reason(yt: np.ndarray) -> str:
     return (
-        f"held-out rows contain a single class ({yt[0].item()!r}, {yt.size} rows): roc_auc "
+        f"held-out rows contain a single class ({_py(yt[0])!r}, {yt.size} rows): roc_auc "
         "is undefined, so the models cannot be ranked: not promoting (configure a label "
         "metric as primary_metric if single-class holdouts are expected)"
     )
@@ -709,11 +722,11 @@ def _mcnemar_reason(mc: McNemarResult, alpha: float) -> tuple[bool, str]:
     worse = mc.p_value < alpha and mc.b > mc.c
     if worse:
         return False, (
-            f"{name} p={mc.p_value:.4f} < alpha {alpha:g} with b={mc.b} > c={mc.c}: "
+            f"{name} {_p(mc.p_value)} < alpha {alpha:g} with b={mc.b} > c={mc.c}: "
             "challenger significantly more often wrong than the champion"
         )
     return True, (
-        f"{name} p={mc.p_value:.4f} (b={mc.b} champion-only right, c={mc.c} challenger-only "
+        f"{name} {_p(mc.p_value)} (b={mc.b} champion-only right, c={mc.c} challenger-only "
         f"right): challenger not significantly more often wrong at alpha {alpha:g}"
     )
 
@@ -724,7 +737,7 @@ def _effect_reason(pt: PairedTest, settings: ComparisonSettings) -> tuple[bool, 
     sign_note = " (sign-adjusted: positive = lower log_loss)" if metric in _LOWER_IS_BETTER else ""
     values = (
         f"{metric}: challenger {pt.challenger:.3f} vs champion {pt.champion:.3f}, "
-        f"{pt.method} p={pt.p_value:.4f}"
+        f"{pt.method} {_p(pt.p_value)}"
     )
     head = f"challenger {metric} {pt.effect:+.3f}{sign_note} ({conf} one-sided lower bound {pt.ci_low:+.3f})"
     ok = pt.clears_null

@@ -108,6 +108,11 @@ _BOOTSTRAP_METRICS = frozenset({"balanced_accuracy", "f1", "precision", "recall"
 _ALL_METRICS = _LABEL_METRICS | {"roc_auc", "log_loss"}
 
 
+def _py(value: object) -> object:
+    """A plain Python scalar: numpy scalars via .item(); object-array items are already plain."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _finite_or_none(value: float | None) -> float | None:
     if value is None:
         return None
@@ -316,7 +321,7 @@ def _resolve_scores(
     present = np.unique(y_idx)
     if present.size < 2:
         raise ValueError(
-            f"roc_auc is undefined: y_true contains a single class ({cls[present[0]].item()!r}, "
+            f"roc_auc is undefined: y_true contains a single class ({_py(cls[present[0]])!r}, "
             f"{yt.size} rows)"
         )
     mats = [_proba_matrix(s, yt.size, cls, order, f"scores[{i}]") for i, s in enumerate(score_list)]
@@ -410,7 +415,7 @@ def delong_paired(
         covariance=cov,
         se_diff=math.sqrt(max(var_diff, 0.0)),
         n=int(y_idx.size),
-        classes=tuple(cls[c].item() for c in columns),
+        classes=tuple(_py(cls[c]) for c in columns),
     )
 
 

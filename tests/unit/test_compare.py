@@ -701,6 +701,13 @@ def test_nan_scores_reject_naming_the_model_and_rows():
     assert "on 2 of 150" in both.reasons[1]
     cold = evaluate_cold_start(y, chall, ComparisonSettings(), chall_proba)
     assert (cold.decision, cold.outcome_code) == ("reject", "nan_scores")
+    # Missing string predictions (None / NaN in an object column) count as well.
+    labels = np.array(["a", "b"], dtype=object)[y]
+    missing = labels.copy()
+    missing[[1, 2]] = [None, float("nan")]
+    obj = compare_models(labels, labels, missing, acc_settings())
+    assert obj.outcome_code == "nan_scores" and "challenger produced" in obj.reasons[1]
+    assert "on 2 of 150" in obj.reasons[1]
     assert "on 1 of 150" in cold.reasons[1]
 
 
@@ -829,3 +836,22 @@ def test_result_to_dict_is_json_serializable_without_nan():
     assert results[2].to_dict()["challenger_estimate"]["method"] == "delong"
     assert results[0].to_dict()["paired_test"]["method"] == "delong"
     assert isinstance(results[0].mcnemar, McNemarResult)
+
+
+def test_object_labels_from_pandas_columns_work():
+    # pandas object columns give numpy object arrays, whose items have no .item().
+    y, champ, chall = binary_preds(both_right=100, b=5, c=40, both_wrong=5)
+    names = np.array(["churn", "stay"], dtype=object)
+    champ_proba = proba_from_correct(y, champ, 0.7)
+    chall_proba = proba_from_correct(y, chall, 0.9)
+    as_obj = compare_models(
+        names[y], names[champ], names[chall], ComparisonSettings(primary_metric="f1", bootstrap_resamples=200),
+        champ_proba, chall_proba, classes=names,
+    )
+    as_int = compare_models(
+        y, champ, chall, ComparisonSettings(primary_metric="f1", bootstrap_resamples=200), champ_proba, chall_proba
+    )
+    assert as_obj.metrics == as_int.metrics  # positive class "stay" = sorted last, like 1
+    single = compare_models(names[np.zeros(150, dtype=int)], names[champ], names[chall], ComparisonSettings(),
+                            champ_proba, chall_proba, classes=names)
+    assert single.outcome_code == "single_class_holdout" and "('churn', 150 rows)" in single.reasons[0]
