@@ -308,6 +308,28 @@ def _proba_classes(
     return np.searchsorted(cls, yt), cls, order
 
 
+def _align_unseen(
+    yt: np.ndarray, proba: npt.ArrayLike, classes: npt.ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities re-indexed to the sorted union of classes and y_true labels, that union).
+
+    Columns for labels the model never saw are 0.
+    """
+    if classes is None:
+        cls, order = np.unique(yt), None
+    else:
+        given = _labels(classes, "classes")
+        if np.unique(given).size != given.size:
+            raise ValueError(f"classes contains duplicates: {given.tolist()}")
+        order = np.argsort(given, kind="stable")
+        cls = given[order]
+    mat = _proba_matrix(proba, yt.size, cls, order, "proba")
+    labels = np.union1d(cls, yt)
+    out = np.zeros((yt.size, labels.size))
+    out[:, np.searchsorted(labels, cls)] = mat
+    return out, labels
+
+
 def _resolve_scores(
     y_true: npt.ArrayLike, score_list: list[npt.ArrayLike], classes: npt.ArrayLike | None
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[int]]:
@@ -532,7 +554,10 @@ def metric_estimate(
     """One model's ``metric`` on one sample, with SE and a two-sided ``confidence`` interval.
 
     ``proba`` columns align with ``classes`` (needed for roc_auc/log_loss); ``y_pred`` is
-    needed for label metrics. Methods as in the module docstring.
+    needed for label metrics. Methods as in the module docstring. A label in ``y_true``
+    that is not in ``classes`` (a class the model never saw, e.g. new in this batch) is
+    scored with probability 0, as in ``compare.compare_models``: it lowers the model's
+    roc_auc and costs ``-log(LOG_LOSS_EPS)`` per row in log_loss.
     """
     if metric not in _ALL_METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(_ALL_METRICS)}")
@@ -541,21 +566,20 @@ def metric_estimate(
     yt = _labels(y_true, "y_true")
     n = int(yt.size)
     z = _z(0.5 + confidence / 2.0)
-    if metric == "roc_auc":
+    if metric in ("roc_auc", "log_loss"):
         if proba is None:
-            raise ValueError("roc_auc needs probabilities (proba is None)")
-        est = delong_auc(yt, proba, classes)
-        low, high = _bounded_interval(metric, est.value, z * est.se)
-        return MetricEstimate(metric, est.value, est.se, n, "delong", low, high, confidence)
-    if metric == "log_loss":
-        if proba is None:
-            raise ValueError("log_loss needs probabilities (proba is None)")
-        y_idx, cls, order = _proba_classes(yt, classes)
-        losses = per_row_log_loss(y_idx, _proba_matrix(proba, n, cls, order, "proba"))
-        value = float(losses.mean())
-        se = float(losses.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+            raise ValueError(f"{metric} needs probabilities (proba is None)")
+        aligned, labels = _align_unseen(yt, proba, classes)
+        if metric == "roc_auc":
+            est = delong_auc(yt, aligned, labels)
+            value, se, method = est.value, est.se, "delong"
+        else:
+            losses = per_row_log_loss(np.searchsorted(labels, yt), aligned)
+            value = float(losses.mean())
+            se = float(losses.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+            method = "per_row_mean"
         low, high = _bounded_interval(metric, value, z * se)
-        return MetricEstimate(metric, value, se, n, "per_row_mean", low, high, confidence)
+        return MetricEstimate(metric, value, se, n, method, low, high, confidence)
 
     if y_pred is None:
         raise ValueError(f"{metric} needs predicted labels (y_pred is None)")

@@ -447,3 +447,18 @@ def test_paired_test_validation_and_json():
     assert json.loads(json.dumps(d, allow_nan=False)) == d
     est = MetricEstimate("log_loss", float("inf"), float("nan"), 3, "per_row_mean")
     assert est.to_dict()["value"] is None and est.to_dict()["se"] is None
+
+
+def test_metric_estimate_scores_a_class_the_model_never_saw():
+    # A champion trained on {0, 1} scored on a batch that also holds class 2.
+    rng = np.random.default_rng(12)
+    y = rng.integers(0, 3, 240)
+    p1 = np.clip(0.3 + 0.4 * (y == 1) + 0.2 * rng.random(240), 0, 1)
+    proba = np.column_stack([1 - p1, p1])
+    aligned = np.column_stack([proba, np.zeros(240)])  # independent alignment
+    ll = metric_estimate("log_loss", y, None, proba, [0, 1])
+    assert ll.value == pytest.approx(skm.log_loss(y, aligned, labels=[0, 1, 2]), rel=1e-12)
+    auc = metric_estimate("roc_auc", y, None, proba, [0, 1])
+    assert auc.value == pytest.approx(skm.roc_auc_score(y, aligned, multi_class="ovr", labels=[0, 1, 2]))
+    psi = direct_macro_influence(y, aligned)
+    assert auc.se == pytest.approx(math.sqrt(stratified_var(psi, y)), rel=1e-10)
