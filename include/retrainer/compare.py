@@ -1,18 +1,86 @@
 """Champion/challenger comparison: decide whether a freshly trained model replaces the champion.
 
-Both models are scored on the SAME held-out rows, which is what makes a paired test
-(McNemar) valid: it looks only at the rows where the two models disagree about
-correctness, so it is far more sensitive than comparing two accuracies as if they were
-independent samples.
+Both models are scored on the SAME held-out rows, so every test here is paired: it uses
+the row-by-row agreement of the two models, which is far more sensitive than comparing
+two independent intervals. This docstring is the reference for the decision semantics.
 
 Decision policies
 -----------------
-* ``superiority`` (default): promote only if the challenger clears the floor, beats the
-  champion's primary metric by at least ``min_improvement`` AND is significantly more
-  often right on the disagreement rows (McNemar ``p < alpha`` with ``c > b``).
-* ``non_inferiority``: promote if the challenger clears the floor, is not worse than the
-  champion's primary metric by more than ``non_inferiority_margin`` and is NOT
-  significantly worse by McNemar. Used when fresher models are preferred unless worse.
+The decision is driven by the PRIMARY METRIC (``ComparisonSettings.primary_metric``),
+not by per-row correctness. Let ``effect`` be challenger minus champion on the primary
+metric, sign-adjusted so that positive means "challenger better" (for ``log_loss``,
+champion minus challenger). A paired test (:func:`include.retrainer.metric_tests.paired_metric_test`)
+gives its one-sided lower bound at ``alpha`` (``L``; the lower end of a two-sided
+``1 - 2*alpha`` interval). Methods: roc_auc -> paired DeLong; log_loss -> paired t on
+per-row losses; accuracy -> paired difference of proportions; balanced_accuracy / f1 /
+precision / recall -> seeded paired bootstrap.
+
+* ``superiority`` (default): promote iff
+  1. floor: the challenger's primary metric reaches ``floor`` (a ceiling for log_loss;
+     ``None`` disables it), on the point estimate;
+  2. improvement: ``L > min_improvement`` -- the test rejects H0 ``effect <= min_improvement``
+     at one-sided ``alpha``;
+  3. McNemar guard: the challenger is NOT significantly more often wrong (rejected only if
+     ``b > c`` and McNemar ``p < alpha``).
+* ``non_inferiority``: promote iff the floor holds, ``L > -non_inferiority_margin``
+  (the data rule out that the challenger is worse by the margin or more) and the same
+  McNemar guard holds. "Not significantly worse" is NOT enough: a challenger 2.4 points
+  worse with a 1-point margin is rejected because its lower bound is below -0.01.
+
+Every rule is evaluated (none short-circuits) and gives one reason sentence with the
+numbers, e.g. "challenger roc_auc +0.028 (95% one-sided lower bound -0.004) does not
+clear +0.000; with 300 held-out rows the smallest improvement this test detects at 80%
+power is +0.061". ``checks`` mirrors the reasons (rule -> passed); the decision is
+"promote" iff every check passed.
+
+McNemar
+-------
+``b`` = rows the champion gets right and the challenger wrong, ``c`` = the reverse. The
+p-value is two-sided and EXACT for every ``b + c`` (no switch to chi-square, hence no jump
+at any ``b + c``): with ``k = min(b, c)`` and ``X ~ Binomial(b + c, 1/2)``,
+
+* ``exact``: ``p = min(1, 2 P(X <= k))`` (equals ``scipy.stats.binomtest``);
+* ``midp`` (default): ``p = 2 P(X <= k) - P(X = k)``, the exact p minus the point
+  probability (Lancaster's mid-p; 1 when ``b == c``).
+
+The default is mid-p because McNemar is now a GUARD against harm: the exact test is
+conservative (its real type I error is well below alpha), which would let a challenger
+that is more often wrong slip through; mid-p keeps the type I error close to alpha
+(Fagerland, Lydersen & Laake, BMC Med Res Methodol 2013). ``b + c = 0`` gives ``p = 1``.
+
+Class sets and unseen classes
+-----------------------------
+Pass ``champion_classes`` / ``challenger_classes`` (each model's ``classes_``, aligned
+with its probability columns) or one ``classes`` when both are equal. Probabilities are
+re-indexed to the sorted union of both class sets and every label in ``y_true`` and the
+predictions; a class a model never saw gets probability 0. So a class new in the holdout
+is SCORED, not an error: roc_auc is the one-vs-rest macro average over the classes
+present in ``y_true`` (a column of zeros ranks nothing: AUC 0.5 for that class), and
+log_loss clips probabilities to ``[eps, 1 - eps]`` with ``eps`` the float64 machine
+epsilon (as scikit-learn does), so a true class given probability 0 costs
+``-log(eps) ~ 36`` for that row instead of infinity. Binary vs multi-class averaging is
+decided by this union, identically for both models.
+
+Degenerate inputs (``outcome_code``)
+------------------------------------
+* ``ok``: normal comparison.
+* ``nan_scores``: a model produced NaN/inf probabilities or NaN predictions on some rows:
+  reject, naming the model and the row count (a model that emits NaN is broken).
+* ``single_class_holdout``: the primary metric is roc_auc and the held-out rows contain a
+  single class, so AUC is undefined for both models: reject (no fallback metric is
+  substituted silently; a label metric can be configured instead).
+* ``constant_scores``: the primary metric is roc_auc and the challenger gives every row
+  the same probabilities (AUC 0.5 by construction, no ranking): reject; the other rules
+  are still evaluated and reported. A constant champion is compared normally.
+* Two models that agree on every row's correctness (``b + c = 0``) give McNemar p = 1;
+  identical scores give effect 0 with standard error 0, which is handled exactly (the
+  interval is the point; superiority is not met, non-inferiority is met when the margin
+  is positive).
+
+Cold start (no champion): promote iff the floor holds, with the challenger's metric
+reported with a standard error and a ``1 - 2*alpha`` interval
+(:func:`include.retrainer.metric_tests.metric_estimate`); the degenerate outcomes above
+apply as well.
 
 This module is pure Python (no Airflow). Heavy libraries (scipy, scikit-learn) are
 imported lazily inside the functions that need them so importing the module stays cheap
@@ -25,8 +93,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from include.retrainer.metric_tests import (
+    DEFAULT_BOOTSTRAP_RESAMPLES,
+    DEFAULT_SEED,
+    MetricEstimate,
+    PairedTest,
+    metric_estimate,
+    paired_metric_test,
+    per_row_log_loss,
+)
+
 __all__ = [
+    "MCNEMAR_METHODS",
     "METRICS",
+    "OUTCOME_CODES",
     "ComparisonResult",
     "ComparisonSettings",
     "McNemarResult",
@@ -42,21 +122,31 @@ METRICS: frozenset[str] = frozenset(
 )
 """Metrics known to :func:`compute_metrics`.
 
-f1/precision/recall: binary problems use the positive class ``sorted(classes)[-1]``;
-multiclass problems use the macro average. roc_auc for multiclass is one-vs-rest macro.
+f1/precision/recall: binary problems use the positive class ``sorted(labels)[-1]``;
+multiclass problems use the macro average. roc_auc for multiclass is one-vs-rest macro
+over the classes present in y_true.
 """
+
+MCNEMAR_METHODS: frozenset[str] = frozenset({"exact", "midp"})
+OUTCOME_CODES: frozenset[str] = frozenset(
+    {"ok", "nan_scores", "single_class_holdout", "constant_scores"}
+)
 
 _LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss"})
 _PROBA_METRICS: frozenset[str] = frozenset({"roc_auc", "log_loss"})
 _POLICIES: frozenset[str] = frozenset({"superiority", "non_inferiority"})
 
-# Absolute slack used when comparing metric differences against thresholds, so that
-# e.g. 0.81 - 0.80 (= 0.010000000000000009 or 0.009999999999999981 in binary floating
-# point) is treated as exactly meeting a 0.01 requirement.
+# Absolute slack used when comparing a metric with the floor, so that e.g. 0.81 - 0.01
+# rounding in binary floating point does not flip a decision that is exactly on the bar.
 _TOLERANCE = 1e-12
 
 # Tolerance for "probability rows sum to one".
 _PROBA_SUM_ATOL = 1e-6
+
+
+def _py(value: object) -> object:
+    """A plain Python scalar: numpy scalars via .item(); object-array items are already plain."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def greater_is_better(metric: str) -> bool:
@@ -78,16 +168,21 @@ def _is_real_number(value: object) -> bool:
     )
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 @dataclass(frozen=True)
 class ComparisonSettings:
-    """Thresholds and policy for the champion/challenger decision.
+    """Thresholds and policy for the champion/challenger decision (module docstring).
 
     ``floor`` is an absolute quality bar on the challenger's primary metric: a minimum
     for higher-is-better metrics, a maximum (ceiling) for ``log_loss``. ``None`` disables
-    it. The default is ``None`` because no single number is a sensible bar for every
-    metric (0.0 would be a no-op for roc_auc but would reject every model for log_loss).
-
-    All differences are "sign-adjusted": for ``log_loss`` an improvement is a decrease.
+    it. ``alpha`` is the ONE-sided level of the paired test (and the two-sided level of
+    the McNemar guard); it must be below 0.5. ``min_improvement`` (superiority) and
+    ``non_inferiority_margin`` are in units of the primary metric, sign-adjusted (for
+    ``log_loss`` an improvement is a decrease). ``bootstrap_resamples`` and ``seed`` are
+    used by the bootstrap-based metrics (balanced_accuracy, f1, precision, recall).
     """
 
     primary_metric: str = "roc_auc"
@@ -96,7 +191,9 @@ class ComparisonSettings:
     alpha: float = 0.05
     policy: str = "superiority"
     non_inferiority_margin: float = 0.01
-    exact_threshold: int = 25
+    mcnemar_method: str = "midp"
+    bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES
+    seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
         if self.primary_metric not in METRICS:
@@ -108,8 +205,16 @@ class ComparisonSettings:
             raise ValueError(
                 f"policy={self.policy!r} is not a known policy; expected one of {sorted(_POLICIES)}"
             )
-        if not _is_real_number(self.alpha) or not (0.0 < float(self.alpha) < 1.0):
-            raise ValueError(f"alpha={self.alpha!r} must be a number in the open interval (0, 1)")
+        if self.mcnemar_method not in MCNEMAR_METHODS:
+            raise ValueError(
+                f"mcnemar_method={self.mcnemar_method!r} is not known; expected one of "
+                f"{sorted(MCNEMAR_METHODS)}"
+            )
+        if not _is_real_number(self.alpha) or not (0.0 < float(self.alpha) < 0.5):
+            raise ValueError(
+                f"alpha={self.alpha!r} must be a number in the open interval (0, 0.5) "
+                "(it is the one-sided level of the paired test)"
+            )
         if (
             not _is_real_number(self.min_improvement)
             or not math.isfinite(float(self.min_improvement))
@@ -128,15 +233,12 @@ class ComparisonSettings:
                 f"non_inferiority_margin={self.non_inferiority_margin!r} must be a finite "
                 "number >= 0"
             )
-        if (
-            not isinstance(self.exact_threshold, (int, np.integer))
-            or isinstance(self.exact_threshold, (bool, np.bool_))
-            or self.exact_threshold < 0
-        ):
+        if not _is_int(self.bootstrap_resamples) or self.bootstrap_resamples < 100:
             raise ValueError(
-                f"exact_threshold={self.exact_threshold!r} must be an integer >= 0 "
-                "(exact binomial McNemar is used when b + c < exact_threshold)"
+                f"bootstrap_resamples={self.bootstrap_resamples!r} must be an integer >= 100"
             )
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} must be an integer >= 0")
         if self.floor is not None:
             if not _is_real_number(self.floor) or not math.isfinite(float(self.floor)):
                 raise ValueError(f"floor={self.floor!r} must be a finite number or None")
@@ -153,13 +255,20 @@ class ComparisonSettings:
                     "would reject every model; use None to disable"
                 )
 
+    @property
+    def null_value(self) -> float:
+        """Boundary of the paired test: +min_improvement or -non_inferiority_margin."""
+        if self.policy == "superiority":
+            return float(self.min_improvement)
+        return -float(self.non_inferiority_margin)
+
 
 # --------------------------------------------------------------------------------------
 # McNemar
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class McNemarResult:
     """Paired McNemar test on per-row correctness of champion vs challenger.
 
@@ -169,9 +278,9 @@ class McNemarResult:
          [c,          both_wrong]]
 
     ``b``: champion right & challenger wrong; ``c``: champion wrong & challenger right.
-    For ``method == "exact"`` the statistic is ``min(b, c)`` (statsmodels' convention);
-    for ``"chi2_corrected"`` it is ``(|b - c| - 1)^2 / (b + c)``; for ``"none"`` (no
-    disagreements, ``b + c == 0``) it is ``None`` and ``p_value`` is 1.0.
+    ``method`` is ``"exact"`` or ``"midp"`` (module docstring) with statistic
+    ``min(b, c)`` (statsmodels' convention), or ``"none"`` when there are no
+    disagreements (``b + c == 0``): statistic ``None`` and ``p_value`` 1.0.
     """
 
     b: int
@@ -222,22 +331,15 @@ def _as_correctness(values: npt.ArrayLike, name: str) -> np.ndarray:
 def mcnemar_test(
     champion_correct: npt.ArrayLike,
     challenger_correct: npt.ArrayLike,
-    exact_threshold: int = 25,
+    method: str = "midp",
 ) -> McNemarResult:
-    """Two-sided McNemar test on paired correctness vectors.
+    """Two-sided McNemar test on paired correctness vectors, exact binomial for every b + c.
 
-    Uses the exact binomial test (``Binomial(b + c, 0.5)``, two-sided) when
-    ``b + c < exact_threshold`` because the chi-square approximation is poor for few
-    discordant pairs; otherwise the continuity-corrected chi-square with 1 dof. When
-    there are no discordant pairs the models are indistinguishable: ``p = 1`` (the
-    continuity-corrected formula is undefined there and some libraries return 0).
+    ``method="exact"``: ``min(1, 2 P(X <= k))``; ``"midp"``: ``2 P(X <= k) - P(X = k)``
+    with ``k = min(b, c)``, ``X ~ Binomial(b + c, 1/2)``. No disagreements: ``p = 1``.
     """
-    if (
-        not isinstance(exact_threshold, (int, np.integer))
-        or isinstance(exact_threshold, (bool, np.bool_))
-        or exact_threshold < 0
-    ):
-        raise ValueError(f"exact_threshold={exact_threshold!r} must be an integer >= 0")
+    if method not in MCNEMAR_METHODS:
+        raise ValueError(f"method={method!r} is not known; expected one of {sorted(MCNEMAR_METHODS)}")
     champ = _as_correctness(champion_correct, "champion_correct")
     chall = _as_correctness(challenger_correct, "challenger_correct")
     if champ.shape != chall.shape:
@@ -254,26 +356,26 @@ def mcnemar_test(
 
     statistic: float | None
     if discordant == 0:
-        statistic, p_value, method = None, 1.0, "none"
-    elif discordant < exact_threshold:
+        statistic, p_value, used = None, 1.0, "none"
+    else:
         from scipy.stats import binom
 
-        statistic = float(min(b, c))
-        p_value = min(1.0, 2.0 * float(binom.cdf(min(b, c), discordant, 0.5)))
-        method = "exact"
-    else:
-        from scipy.stats import chi2
-
-        statistic = (abs(b - c) - 1.0) ** 2 / discordant
-        p_value = float(chi2.sf(statistic, 1))
-        method = "chi2_corrected"
+        k = min(b, c)
+        statistic = float(k)
+        # Both tails at once: the distribution is symmetric, so P(X >= n-k) = P(X <= k).
+        doubled = 2.0 * float(binom.cdf(k, discordant, 0.5))
+        if method == "exact":
+            p_value = min(1.0, doubled)
+        else:
+            p_value = doubled - float(binom.pmf(k, discordant, 0.5))
+        used = method
 
     return McNemarResult(
         b=b,
         c=c,
         statistic=statistic,
         p_value=float(min(1.0, max(0.0, p_value))),
-        method=method,
+        method=used,
         n=int(champ.size),
         both_right=both_right,
         both_wrong=both_wrong,
@@ -281,7 +383,7 @@ def mcnemar_test(
 
 
 # --------------------------------------------------------------------------------------
-# Metrics
+# Labels, probabilities and metrics
 # --------------------------------------------------------------------------------------
 
 
@@ -297,107 +399,108 @@ def _as_labels(values: npt.ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-@dataclass(frozen=True)
-class _LabelSpace:
-    """Label bookkeeping shared by every model scored on one holdout.
-
-    ``labels`` (sorted union of ``classes`` and every observed label) decides binary vs
-    multiclass averaging and the binary positive class, identically for champion and
-    challenger. ``proba_classes`` (sorted) are the classes the probability columns refer
-    to, and ``order`` permutes the caller's column order into that sorted order (None
-    when the classes were inferred and are therefore already sorted).
-    """
-
-    labels: np.ndarray
-    proba_classes: np.ndarray
-    order: np.ndarray | None
-
-
-def _label_space(classes: npt.ArrayLike | None, *label_vectors: np.ndarray) -> _LabelSpace:
-    observed = np.unique(np.concatenate(label_vectors))
+def _model_classes(classes: npt.ArrayLike | None, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(sorted classes, permutation from the caller's column order), or None."""
     if classes is None:
-        return _LabelSpace(labels=observed, proba_classes=observed, order=None)
-    given = _as_labels(classes, "classes")
+        return None
+    given = _as_labels(classes, name)
     if given.size == 0:
-        raise ValueError("classes is empty")
+        raise ValueError(f"{name} is empty")
     if np.unique(given).size != given.size:
-        raise ValueError(f"classes contains duplicates: {given.tolist()}")
+        raise ValueError(f"{name} contains duplicates: {given.tolist()}")
     order = np.argsort(given, kind="stable")
-    sorted_classes = given[order]
-    return _LabelSpace(
-        labels=np.union1d(sorted_classes, observed), proba_classes=sorted_classes, order=order
-    )
+    return given[order], order
 
 
-def _as_proba(
-    proba: npt.ArrayLike, n_rows: int, n_classes: int, order: np.ndarray | None, name: str
+def _union_labels(*vectors: np.ndarray) -> np.ndarray:
+    try:
+        return np.unique(np.concatenate(vectors))
+    except TypeError as exc:  # e.g. int classes vs str labels
+        raise ValueError(
+            "labels and classes mix incomparable types "
+            f"({sorted({str(v.dtype) for v in vectors})}); check the target column"
+        ) from exc
+
+
+def _aligned_proba(
+    proba: npt.ArrayLike,
+    n_rows: int,
+    model: tuple[np.ndarray, np.ndarray | None],
+    labels: np.ndarray,
+    name: str,
 ) -> np.ndarray:
-    """Validate probabilities and reorder their columns to the sorted class order.
+    """Validate a model's probabilities and re-index them to ``labels`` (zeros elsewhere).
 
-    A 1-D vector is accepted for binary problems as P(positive class = sorted(classes)[-1]).
+    ``model`` = (sorted model classes, permutation of the caller's column order or None).
+    A 1-D vector is accepted for a two-class model as P(its last sorted class).
     """
+    classes, order = model
     arr = np.asarray(proba, dtype=float)
-    if arr.ndim == 1 and n_classes == 2:
+    if arr.ndim == 1 and classes.size == 2:
         if arr.shape[0] != n_rows:
             raise ValueError(f"{name} has {arr.shape[0]} rows but y_true has {n_rows}")
-        if not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
-            raise ValueError(f"{name} must contain finite probabilities in [0, 1]")
-        return np.column_stack([1.0 - arr, arr])
+        if arr.min() < 0 or arr.max() > 1:
+            raise ValueError(f"{name} must contain probabilities in [0, 1]")
+        arr, order = np.column_stack([1.0 - arr, arr]), None
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-dimensional (n_rows, n_classes), got shape {arr.shape}")
     if arr.shape[0] != n_rows:
         raise ValueError(f"{name} has {arr.shape[0]} rows but y_true has {n_rows}")
-    if arr.shape[1] != n_classes:
+    if arr.shape[1] != classes.size:
         raise ValueError(
-            f"{name} has {arr.shape[1]} columns but there are {n_classes} classes; pass "
-            "`classes` (e.g. model.classes_) aligned with the probability columns"
+            f"{name} has {arr.shape[1]} columns but there are {classes.size} classes; pass "
+            "the model's classes (e.g. model.classes_) aligned with the probability columns"
         )
-    if not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
-        raise ValueError(f"{name} must contain finite probabilities in [0, 1]")
+    if arr.min() < 0 or arr.max() > 1:
+        raise ValueError(f"{name} must contain probabilities in [0, 1]")
     if not np.allclose(arr.sum(axis=1), 1.0, rtol=0.0, atol=_PROBA_SUM_ATOL):
         raise ValueError(f"{name} rows must sum to 1 (they are class probabilities)")
     if order is not None:
         arr = arr[:, order]
-    return arr
+    out = np.zeros((n_rows, labels.size))
+    out[:, np.searchsorted(labels, classes)] = arr
+    return out
 
 
-def _ovr_macro_auc(
-    y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray, columns: list[int]
-) -> float:
-    """Mean one-vs-rest ROC AUC of ``classes[j]`` scored by ``proba[:, j]`` for j in columns.
+def _nonfinite_rows(pred: npt.ArrayLike, proba: npt.ArrayLike | None) -> int:
+    """Rows where a model's prediction is NaN or any of its probabilities is NaN/inf."""
+    p = np.asarray(pred)
+    bad = np.zeros(p.shape[0] if p.ndim else 0, dtype=bool)
+    if p.dtype.kind == "f":
+        bad |= np.isnan(p.reshape(p.shape[0], -1)).any(axis=1)
+    elif p.dtype == object and p.ndim == 1:
+        # e.g. labels from a pandas object column: a missing prediction is None or NaN.
+        bad |= np.fromiter((v is None or (isinstance(v, float) and v != v) for v in p), bool, p.size)
+    if proba is not None:
+        q = np.asarray(proba, dtype=float)
+        if q.ndim >= 1 and q.shape[0] == bad.size:
+            bad |= ~np.isfinite(q.reshape(q.shape[0], -1)).all(axis=1)
+    return int(np.count_nonzero(bad))
 
-    Only classes present in y_true contribute. With all columns of a multiclass problem
-    this equals sklearn's ``roc_auc_score(multi_class="ovr", average="macro")`` when every
-    class is present; unlike sklearn it stays finite (no NaN) when some class is absent
-    from the holdout, by averaging only over classes for which AUC is defined. With the
-    single positive column of a binary problem it is the ordinary binary ROC AUC.
-    """
+
+def _auc(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> float | None:
+    """Binary AUC (positive = labels[-1]) or OvR macro over classes present; None if undefined."""
     from sklearn.metrics import roc_auc_score
 
-    present = set(np.unique(y_true).tolist())
-    scores = [
-        float(roc_auc_score(y_true == classes[j], proba[:, j]))
-        for j in columns
-        if classes[j].item() in present
-    ]
-    return float(np.mean(scores))
+    present = np.unique(y_true)
+    if present.size < 2:
+        return None
+    if labels.size == 2:
+        return float(roc_auc_score(y_true == labels[-1], proba[:, 1]))
+    cols = np.searchsorted(labels, present)
+    return float(np.mean([roc_auc_score(y_true == labels[j], proba[:, j]) for j in cols]))
 
 
-def _compute_metrics_checked(
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    proba: npt.ArrayLike | None,
-    space: _LabelSpace,
-    proba_name: str = "proba",
+def _metrics_aligned(
+    y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, labels: np.ndarray
 ) -> dict[str, float]:
-    """compute_metrics on already-validated label vectors and a resolved label space."""
+    """Every computable metric; ``proba`` already re-indexed to ``labels`` (sorted union)."""
     import warnings
 
     from sklearn.metrics import (
         accuracy_score,
         balanced_accuracy_score,
         f1_score,
-        log_loss,
         precision_score,
         recall_score,
     )
@@ -409,33 +512,31 @@ def _compute_metrics_checked(
         warnings.simplefilter("ignore")
         metrics["accuracy"] = float(accuracy_score(y_true, y_pred))
         metrics["balanced_accuracy"] = float(balanced_accuracy_score(y_true, y_pred))
-        if space.labels.size == 2:
-            kwargs: dict = {"average": "binary", "pos_label": space.labels[-1].item()}
+        if labels.size == 2:
+            kwargs: dict = {"average": "binary", "pos_label": _py(labels[-1])}
         else:
             kwargs = {"average": "macro"}
         metrics["precision"] = float(precision_score(y_true, y_pred, zero_division=0, **kwargs))
         metrics["recall"] = float(recall_score(y_true, y_pred, zero_division=0, **kwargs))
         metrics["f1"] = float(f1_score(y_true, y_pred, zero_division=0, **kwargs))
-
-        if proba is not None:
-            classes = space.proba_classes
-            p = _as_proba(proba, y_true.size, classes.size, space.order, proba_name)
-            unknown_pred = np.setdiff1d(np.unique(y_pred), classes)
-            if unknown_pred.size:
-                raise ValueError(
-                    f"{proba_name.removesuffix('_proba')} predictions contain labels "
-                    f"{unknown_pred.tolist()} that are not in classes {classes.tolist()} "
-                    "(the probability columns); pass the model's classes_"
-                )
-            # Probability metrics need every true label to have a column; a label the
-            # model never saw (e.g. a class new in this holdout) makes them undefined.
-            if classes.size >= 2 and np.isin(y_true, classes).all():
-                if np.unique(y_true).size >= 2:
-                    columns = [1] if classes.size == 2 else list(range(classes.size))
-                    metrics["roc_auc"] = _ovr_macro_auc(y_true, p, classes, columns)
-                metrics["log_loss"] = float(log_loss(y_true, p, labels=classes))
-
+    if proba is not None:
+        auc = _auc(y_true, proba, labels)
+        if auc is not None:
+            metrics["roc_auc"] = auc
+        y_idx = np.searchsorted(labels, y_true)
+        metrics["log_loss"] = float(per_row_log_loss(y_idx, proba).mean())
     return {name: value for name, value in metrics.items() if math.isfinite(value)}
+
+
+def _check_pred_in_classes(pred: np.ndarray, model: tuple[np.ndarray, np.ndarray | None] | None, role: str) -> None:
+    if model is None:
+        return
+    unknown = np.setdiff1d(np.unique(pred), model[0])
+    if unknown.size:
+        raise ValueError(
+            f"{role} predictions contain labels {unknown.tolist()} that are not in classes "
+            f"{model[0].tolist()} (the probability columns); pass the model's classes_"
+        )
 
 
 def compute_metrics(
@@ -448,15 +549,15 @@ def compute_metrics(
 
     ``classes`` is the model's label space (e.g. ``model.classes_``); if omitted it is
     inferred as the sorted union of ``y_true`` and ``y_pred``. ``proba`` has shape
-    ``(n, len(classes))`` with columns aligned to ``classes`` (any order; reordered
-    internally); it is needed for roc_auc and log_loss, which are omitted when they are
-    undefined: roc_auc when y_true holds a single class, both when y_true holds a label
-    that is not in ``classes`` (a class the model never saw).
+    ``(n, len(classes))`` with columns aligned to ``classes`` (any order); it is needed for
+    roc_auc and log_loss. A label in y_true that is not in ``classes`` (a class the model
+    never saw) is scored with probability 0 (log_loss clipped at machine epsilon, see the
+    module docstring). roc_auc is omitted when y_true holds a single class.
 
     Binary vs multiclass is decided by the union of ``classes`` and the observed labels:
     with two labels, precision/recall/f1 use the positive class ``sorted(labels)[-1]``;
     otherwise macro averages over the labels present in y_true or y_pred (sklearn's
-    default label set). Multiclass roc_auc is one-vs-rest macro.
+    default label set). Multiclass roc_auc is one-vs-rest macro over the classes present.
     """
     yt = _as_labels(y_true, "y_true")
     yp = _as_labels(y_pred, "y_pred")
@@ -464,7 +565,15 @@ def compute_metrics(
         raise ValueError("y_true is empty; cannot compute metrics on an empty holdout")
     if yp.size != yt.size:
         raise ValueError(f"y_true has {yt.size} rows but y_pred has {yp.size}")
-    return _compute_metrics_checked(yt, yp, proba, _label_space(classes, yt, yp))
+    model = _model_classes(classes, "classes")
+    labels = _union_labels(yt, yp, *(() if model is None else (model[0],)))
+    aligned = None
+    if proba is not None:
+        if model is None:
+            model = (labels, None)
+        aligned = _aligned_proba(proba, yt.size, model, labels, "proba")
+        _check_pred_in_classes(yp, model, "proba")
+    return _metrics_aligned(yt, yp, aligned, labels)
 
 
 # --------------------------------------------------------------------------------------
@@ -472,12 +581,20 @@ def compute_metrics(
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
+def _json_float(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
 class ComparisonResult:
     """Outcome of a champion/challenger comparison.
 
-    ``reasons`` has one human-readable line per rule checked, whether it passed or not,
-    so the decision can be audited from logs/MLflow tags alone.
+    ``reasons`` has one sentence per rule checked, whether it passed or not, so the
+    decision can be audited from logs/MLflow tags alone; ``checks`` maps rule -> passed.
+    ``outcome_code`` is ``"ok"`` or names a degenerate input (module docstring).
+    ``paired_test`` is the primary-metric test (None for cold start or when it could not
+    run); ``challenger_estimate`` is the challenger's metric with its interval (cold start).
     """
 
     decision: str
@@ -488,7 +605,9 @@ class ComparisonResult:
     policy: str
     cold_start: bool
     checks: dict[str, bool] = field(default_factory=dict)
-    """Rule name -> passed, mirroring ``reasons`` in machine-readable form."""
+    paired_test: PairedTest | None = None
+    outcome_code: str = "ok"
+    challenger_estimate: MetricEstimate | None = None
 
     @property
     def promote(self) -> bool:
@@ -496,94 +615,162 @@ class ComparisonResult:
         return self.decision == "promote"
 
     def to_dict(self) -> dict:
-        """JSON-safe representation (no NaN, plain Python scalars)."""
+        """JSON-safe representation (no NaN/inf, plain Python scalars)."""
         return {
             "decision": self.decision,
+            "outcome_code": self.outcome_code,
             "reasons": list(self.reasons),
             "primary_metric": self.primary_metric,
             "metrics": {
-                role: {name: float(value) for name, value in values.items()}
+                role: {name: _json_float(value) for name, value in values.items()}
                 for role, values in self.metrics.items()
             },
             "mcnemar": None if self.mcnemar is None else self.mcnemar.to_dict(),
+            "paired_test": None if self.paired_test is None else self.paired_test.to_dict(),
+            "challenger_estimate": (
+                None if self.challenger_estimate is None else self.challenger_estimate.to_dict()
+            ),
             "policy": self.policy,
             "cold_start": bool(self.cold_start),
             "checks": {name: bool(ok) for name, ok in self.checks.items()},
         }
 
 
-def _missing_metric_reason(
-    metric: str,
-    proba: npt.ArrayLike | None,
-    y_true: np.ndarray,
-    space: _LabelSpace,
-    proba_name: str,
-) -> str:
-    """Explain why the primary metric could not be computed."""
-    if metric in _PROBA_METRICS:
-        if proba is None:
-            return f"primary metric {metric} requires probabilities but {proba_name} is None"
-        unseen = np.setdiff1d(np.unique(y_true), space.proba_classes)
-        if unseen.size:
-            return (
-                f"primary metric {metric} is undefined: y_true contains labels "
-                f"{unseen.tolist()} not in classes {space.proba_classes.tolist()}"
-            )
-        if space.proba_classes.size < 2:
-            return f"primary metric {metric} is undefined with a single class"
-    if metric == "roc_auc" and np.unique(y_true).size < 2:
-        return "primary metric roc_auc is undefined: y_true contains a single class"
-    return f"primary metric {metric} could not be computed for {proba_name.removesuffix('_proba')}"
+def _p(p_value: float) -> str:
+    # "p=0.0000" would read as impossible; below the printed resolution say so.
+    return "p<0.0001" if p_value < 1e-4 else f"p={p_value:.4f}"
 
 
-def _floor_check(settings: ComparisonSettings, value: float) -> tuple[bool, str]:
+def _pct(confidence: float) -> str:
+    return f"{round(confidence * 100, 4):g}%"
+
+
+def _floor_check(settings: ComparisonSettings, value: float, detail: str = "") -> tuple[bool, str]:
     metric = settings.primary_metric
     if settings.floor is None:
-        return True, f"challenger {metric} {value:.3f}: no floor configured"
+        return True, f"challenger {metric} {value:.3f}{detail}: no floor configured"
     if greater_is_better(metric):
         ok = value >= settings.floor - _TOLERANCE
         op = ">=" if ok else "<"
-        return ok, f"challenger {metric} {value:.3f} {op} floor {settings.floor:.3f}"
+        return ok, f"challenger {metric} {value:.3f}{detail} {op} floor {settings.floor:.3f}"
     ok = value <= settings.floor + _TOLERANCE
     op = "<=" if ok else ">"
-    return ok, f"challenger {metric} {value:.3f} {op} ceiling {settings.floor:.3f}"
+    return ok, f"challenger {metric} {value:.3f}{detail} {op} ceiling {settings.floor:.3f}"
 
 
-def _validate_holdout(
-    y_true: npt.ArrayLike, preds: dict[str, npt.ArrayLike], probas: dict[str, npt.ArrayLike | None]
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _rows(values: npt.ArrayLike | None) -> int | None:
+    if values is None:
+        return None
+    return int(np.shape(values)[0]) if np.ndim(values) >= 1 else 0
+
+
+def _check_rows(y_rows: int, named: dict[str, npt.ArrayLike | None]) -> None:
+    for name, values in named.items():
+        rows = _rows(values)
+        if rows is not None and rows != y_rows:
+            raise ValueError(
+                f"y_true has {y_rows} rows but {name} has {rows}; both models must be "
+                "scored on the same held-out rows"
+            )
+
+
+def _holdout(y_true: npt.ArrayLike) -> np.ndarray:
     yt = _as_labels(y_true, "y_true")
     if yt.size == 0:
         raise ValueError("y_true is empty; cannot compare models on an empty holdout")
-    out = {}
-    for name, values in preds.items():
-        arr = _as_labels(values, name)
-        if arr.size != yt.size:
-            raise ValueError(
-                f"y_true has {yt.size} rows but {name} has {arr.size}; both models must be "
-                "scored on the same held-out rows"
-            )
-        out[name] = arr
-    for name, proba in probas.items():
-        if proba is not None:
-            rows = np.shape(proba)[0] if np.ndim(proba) >= 1 else 0
-            if rows != yt.size:
-                raise ValueError(f"y_true has {yt.size} rows but {name} has {rows}")
-    return yt, out
+    return yt
 
 
-def _primary(
-    metrics: dict[str, float],
-    settings: ComparisonSettings,
-    proba: npt.ArrayLike | None,
-    y_true: np.ndarray,
-    space: _LabelSpace,
-    proba_name: str,
-) -> float:
+def _require_proba(metric: str, proba: npt.ArrayLike | None, proba_name: str) -> None:
+    if metric in _PROBA_METRICS and proba is None:
+        raise ValueError(f"primary metric {metric} requires probabilities but {proba_name} is None")
+
+
+def _nan_reason(role: str, bad: int, n: int) -> str:
+    return (
+        f"{role} produced non-finite scores (NaN/inf probabilities or NaN predictions) on "
+        f"{bad} of {n} held-out rows; a comparison needs finite scores: not promoting"
+    )
+
+
+def _single_class_reason(yt: np.ndarray) -> str:
+    return (
+        f"held-out rows contain a single class ({_py(yt[0])!r}, {yt.size} rows): roc_auc "
+        "is undefined, so the models cannot be ranked: not promoting (configure a label "
+        "metric as primary_metric if single-class holdouts are expected)"
+    )
+
+
+def _constant(proba: np.ndarray) -> bool:
+    return bool(np.all(proba == proba[:1]))
+
+
+def _constant_reason(n: int) -> str:
+    return (
+        f"challenger gives all {n} held-out rows the same probabilities: its roc_auc is 0.5 "
+        "by construction (it ranks nothing): not promoting"
+    )
+
+
+def _mcnemar_reason(mc: McNemarResult, alpha: float) -> tuple[bool, str]:
+    name = "McNemar (mid-p)" if mc.method == "midp" else "McNemar (exact)"
+    if mc.method == "none":
+        return True, (
+            "McNemar: no held-out row where exactly one model is right (b=c=0), p=1: "
+            "challenger not more often wrong"
+        )
+    worse = mc.p_value < alpha and mc.b > mc.c
+    if worse:
+        return False, (
+            f"{name} {_p(mc.p_value)} < alpha {alpha:g} with b={mc.b} > c={mc.c}: "
+            "challenger significantly more often wrong than the champion"
+        )
+    return True, (
+        f"{name} {_p(mc.p_value)} (b={mc.b} champion-only right, c={mc.c} challenger-only "
+        f"right): challenger not significantly more often wrong at alpha {alpha:g}"
+    )
+
+
+def _effect_reason(pt: PairedTest, settings: ComparisonSettings) -> tuple[bool, str]:
     metric = settings.primary_metric
-    if metric not in metrics:
-        raise ValueError(_missing_metric_reason(metric, proba, y_true, space, proba_name))
-    return metrics[metric]
+    conf = _pct(1.0 - settings.alpha)
+    sign_note = " (sign-adjusted: positive = lower log_loss)" if metric in _LOWER_IS_BETTER else ""
+    values = (
+        f"{metric}: challenger {pt.challenger:.3f} vs champion {pt.champion:.3f}, "
+        f"{pt.method} {_p(pt.p_value)}"
+    )
+    head = f"challenger {metric} {pt.effect:+.3f}{sign_note} ({conf} one-sided lower bound {pt.ci_low:+.3f})"
+    ok = pt.clears_null
+    if settings.policy == "superiority":
+        if ok:
+            return True, f"{head} clears {pt.null_value:+.3f} ({values})"
+        return False, (
+            f"{head} does not clear {pt.null_value:+.3f}; with {pt.n} held-out rows the "
+            f"smallest improvement this test detects at 80% power is "
+            f"{pt.null_value + pt.mde:+.3f} ({values})"
+        )
+    margin = settings.non_inferiority_margin
+    if ok:
+        return True, (
+            f"{head} is above {pt.null_value:+.3f}: challenger not worse than the champion by "
+            f"the margin {margin:.3f} or more ({values})"
+        )
+    return False, (
+        f"{head} is not above {pt.null_value:+.3f}: the data do not rule out that the "
+        f"challenger is worse than the champion by the margin {margin:.3f} or more; with "
+        f"{pt.n} held-out rows, a challenger exactly as good as the champion passes with 80% "
+        f"power only if the margin is at least {pt.mde:.3f} ({values})"
+    )
+
+
+def _result(settings: ComparisonSettings, **kwargs) -> ComparisonResult:
+    checks = kwargs["checks"]
+    return ComparisonResult(
+        decision="promote" if checks and all(checks.values()) else "reject",
+        primary_metric=settings.primary_metric,
+        policy=settings.policy,
+        **kwargs,
+    )
 
 
 def compare_models(
@@ -594,109 +781,126 @@ def compare_models(
     champion_proba: npt.ArrayLike | None = None,
     challenger_proba: npt.ArrayLike | None = None,
     classes: npt.ArrayLike | None = None,
+    *,
+    champion_classes: npt.ArrayLike | None = None,
+    challenger_classes: npt.ArrayLike | None = None,
 ) -> ComparisonResult:
     """Decide whether the challenger replaces the champion (see module docstring).
 
-    All rules are evaluated (none short-circuits) so ``reasons`` documents every check.
-    Raises ValueError for mismatched lengths, an empty holdout, or a primary metric that
-    cannot be computed for either model (e.g. roc_auc without probabilities).
+    ``champion_classes``/``challenger_classes`` are the models' ``classes_`` aligned with
+    their probability columns; ``classes`` is used for a model whose own classes are not
+    given (and, if nothing is given, the classes are the sorted observed labels). All
+    rules are evaluated so ``reasons`` documents every check. Degenerate inputs give a
+    "reject" with an ``outcome_code``; ValueError is raised only for caller errors:
+    mismatched lengths, an empty holdout, malformed probabilities, or a probability metric
+    without probabilities.
     """
     if not isinstance(settings, ComparisonSettings):
         raise TypeError(f"settings must be ComparisonSettings, got {type(settings).__name__}")
-    yt, preds = _validate_holdout(
-        y_true,
-        {"champion_pred": champion_pred, "challenger_pred": challenger_pred},
-        {"champion_proba": champion_proba, "challenger_proba": challenger_proba},
-    )
-    champ_pred, chall_pred = preds["champion_pred"], preds["challenger_pred"]
+    yt = _holdout(y_true)
+    n = int(yt.size)
+    _check_rows(n, {
+        "champion_pred": champion_pred, "challenger_pred": challenger_pred,
+        "champion_proba": champion_proba, "challenger_proba": challenger_proba,
+    })
     metric = settings.primary_metric
+    _require_proba(metric, champion_proba, "champion_proba")
+    _require_proba(metric, challenger_proba, "challenger_proba")
 
-    # One label space for both models so that binary-vs-macro averaging and the positive
-    # class are the same for champion and challenger.
-    space = _label_space(classes, yt, champ_pred, chall_pred)
-    champ_metrics = _compute_metrics_checked(
-        yt, champ_pred, champion_proba, space, proba_name="champion_proba"
+    bad = {
+        "champion": _nonfinite_rows(champion_pred, champion_proba),
+        "challenger": _nonfinite_rows(challenger_pred, challenger_proba),
+    }
+    if any(bad.values()):
+        return _result(
+            settings,
+            reasons=[
+                _nan_reason(role, count, n) if count else f"{role} scores are finite on all {n} held-out rows"
+                for role, count in bad.items()
+            ],
+            metrics={"champion": {}, "challenger": {}},
+            mcnemar=None,
+            cold_start=False,
+            checks={f"{role}_finite_scores": not count for role, count in bad.items()},
+            outcome_code="nan_scores",
+        )
+
+    champ_pred = _as_labels(champion_pred, "champion_pred")
+    chall_pred = _as_labels(challenger_pred, "challenger_pred")
+    champ_model = _model_classes(
+        champion_classes if champion_classes is not None else classes, "champion_classes"
     )
-    chall_metrics = _compute_metrics_checked(
-        yt, chall_pred, challenger_proba, space, proba_name="challenger_proba"
+    chall_model = _model_classes(
+        challenger_classes if challenger_classes is not None else classes, "challenger_classes"
     )
-    champ_value = _primary(champ_metrics, settings, champion_proba, yt, space, "champion_proba")
-    chall_value = _primary(
-        chall_metrics, settings, challenger_proba, yt, space, "challenger_proba"
+    # One label space for both models: the same binary-vs-macro averaging and positive
+    # class for champion and challenger, and probability columns for every label.
+    labels = _union_labels(
+        yt, champ_pred, chall_pred, *(m[0] for m in (champ_model, chall_model) if m is not None)
     )
+    probas: dict[str, np.ndarray | None] = {}
+    for role, pred, proba, model in (
+        ("champion", champ_pred, champion_proba, champ_model),
+        ("challenger", chall_pred, challenger_proba, chall_model),
+    ):
+        if proba is None:
+            probas[role] = None
+            continue
+        model = model if model is not None else (labels, None)
+        _check_pred_in_classes(pred, model, role)
+        probas[role] = _aligned_proba(proba, n, model, labels, f"{role}_proba")
 
-    mc = mcnemar_test(champ_pred == yt, chall_pred == yt, settings.exact_threshold)
+    metrics = {
+        "champion": _metrics_aligned(yt, champ_pred, probas["champion"], labels),
+        "challenger": _metrics_aligned(yt, chall_pred, probas["challenger"], labels),
+    }
+    mc = mcnemar_test(champ_pred == yt, chall_pred == yt, settings.mcnemar_method)
+    guard_ok, guard_reason = _mcnemar_reason(mc, settings.alpha)
 
-    # Sign-adjusted gain of challenger over champion: positive = challenger better.
-    gain = chall_value - champ_value
-    if not greater_is_better(metric):
-        gain = -gain
+    if metric == "roc_auc" and np.unique(yt).size < 2:
+        return _result(
+            settings,
+            reasons=[_single_class_reason(yt), guard_reason],
+            metrics=metrics,
+            mcnemar=mc,
+            cold_start=False,
+            checks={"primary_metric_defined": False, "mcnemar": guard_ok},
+            outcome_code="single_class_holdout",
+        )
 
+    pt = paired_metric_test(
+        metric, yt, champ_pred, chall_pred, probas["champion"], probas["challenger"], labels,
+        settings.alpha, settings.null_value, settings.bootstrap_resamples, settings.seed,
+    )
     reasons: list[str] = []
     checks: dict[str, bool] = {}
+    outcome = "ok"
+    if metric == "roc_auc" and _constant(probas["challenger"]):
+        checks["informative_scores"] = False
+        reasons.append(_constant_reason(n))
+        outcome = "constant_scores"
 
-    ok, reason = _floor_check(settings, chall_value)
+    # The floor uses the reported metric (scikit-learn), the same number as in ``metrics``.
+    ok, reason = _floor_check(settings, metrics["challenger"][metric])
     checks["floor"] = ok
     reasons.append(reason)
 
-    significant = mc.p_value < settings.alpha
-    p_text = f"McNemar p={mc.p_value:.4f}"
-    if settings.policy == "superiority":
-        ok = gain >= settings.min_improvement - _TOLERANCE
-        op = ">=" if ok else "<"
-        checks["improvement"] = ok
-        reasons.append(
-            f"improvement {gain:+.3f} {op} minimum {settings.min_improvement:.3f} "
-            f"({metric}: challenger {chall_value:.3f} vs champion {champ_value:.3f})"
-        )
-        ok = significant and mc.c > mc.b
-        checks["mcnemar"] = ok
-        if ok:
-            reasons.append(
-                f"{p_text} < alpha {settings.alpha:g} with c={mc.c} > b={mc.b}"
-            )
-        elif not significant:
-            reasons.append(
-                f"{p_text} >= alpha {settings.alpha:g} (b={mc.b}, c={mc.c}): "
-                "challenger not significantly better"
-            )
-        else:
-            reasons.append(
-                f"{p_text} < alpha {settings.alpha:g} but c={mc.c} <= b={mc.b}: "
-                "challenger not more often right"
-            )
-    else:
-        deficit = -gain
-        margin = settings.non_inferiority_margin
-        ok = deficit <= margin + _TOLERANCE
-        op = "<=" if ok else ">"
-        checks["non_inferiority_margin"] = ok
-        reasons.append(
-            f"deficit {deficit:+.3f} {op} margin {margin:.3f} "
-            f"({metric}: challenger {chall_value:.3f} vs champion {champ_value:.3f})"
-        )
-        worse = significant and mc.b > mc.c
-        checks["mcnemar"] = not worse
-        if worse:
-            reasons.append(
-                f"{p_text} < alpha {settings.alpha:g} with b={mc.b} > c={mc.c}: "
-                "challenger significantly worse"
-            )
-        else:
-            reasons.append(
-                f"{p_text} (b={mc.b}, c={mc.c}): challenger not significantly worse "
-                f"at alpha {settings.alpha:g}"
-            )
+    ok, reason = _effect_reason(pt, settings)
+    checks["improvement" if settings.policy == "superiority" else "non_inferiority_margin"] = ok
+    reasons.append(reason)
 
-    return ComparisonResult(
-        decision="promote" if all(checks.values()) else "reject",
+    checks["mcnemar"] = guard_ok
+    reasons.append(guard_reason)
+
+    return _result(
+        settings,
         reasons=reasons,
-        primary_metric=metric,
-        metrics={"champion": champ_metrics, "challenger": chall_metrics},
+        metrics=metrics,
         mcnemar=mc,
-        policy=settings.policy,
         cold_start=False,
         checks=checks,
+        paired_test=pt,
+        outcome_code=outcome,
     )
 
 
@@ -709,27 +913,70 @@ def evaluate_cold_start(
 ) -> ComparisonResult:
     """Decide promotion when there is no champion yet: promote iff the floor is met.
 
-    The primary metric must still be computable, so a misconfigured metric fails on the
-    first run rather than on the second.
+    The challenger's primary metric is reported with its standard error and a
+    ``1 - 2*alpha`` interval. The primary metric must still be computable, so a
+    misconfigured metric fails on the first run rather than on the second; degenerate
+    inputs give the same outcome codes as :func:`compare_models`.
     """
     if not isinstance(settings, ComparisonSettings):
         raise TypeError(f"settings must be ComparisonSettings, got {type(settings).__name__}")
-    yt, preds = _validate_holdout(
-        y_true, {"challenger_pred": challenger_pred}, {"challenger_proba": challenger_proba}
+    yt = _holdout(y_true)
+    n = int(yt.size)
+    _check_rows(n, {"challenger_pred": challenger_pred, "challenger_proba": challenger_proba})
+    metric = settings.primary_metric
+    _require_proba(metric, challenger_proba, "challenger_proba")
+    base = {"mcnemar": None, "cold_start": True}
+
+    bad = _nonfinite_rows(challenger_pred, challenger_proba)
+    if bad:
+        return _result(
+            settings,
+            reasons=["cold start: no champion", _nan_reason("challenger", bad, n)],
+            metrics={"champion": {}, "challenger": {}},
+            checks={"challenger_finite_scores": False},
+            outcome_code="nan_scores",
+            **base,
+        )
+    pred = _as_labels(challenger_pred, "challenger_pred")
+    model = _model_classes(classes, "classes")
+    labels = _union_labels(yt, pred, *(() if model is None else (model[0],)))
+    proba = None
+    if challenger_proba is not None:
+        model = model if model is not None else (labels, None)
+        _check_pred_in_classes(pred, model, "challenger")
+        proba = _aligned_proba(challenger_proba, n, model, labels, "challenger_proba")
+    metrics = {"champion": {}, "challenger": _metrics_aligned(yt, pred, proba, labels)}
+
+    if metric == "roc_auc" and np.unique(yt).size < 2:
+        return _result(
+            settings,
+            reasons=["cold start: no champion", _single_class_reason(yt)],
+            metrics=metrics,
+            checks={"primary_metric_defined": False},
+            outcome_code="single_class_holdout",
+            **base,
+        )
+    est = metric_estimate(
+        metric, yt, pred, proba, labels, confidence=1.0 - 2.0 * settings.alpha,
+        bootstrap_resamples=settings.bootstrap_resamples, seed=settings.seed,
     )
-    space = _label_space(classes, yt, preds["challenger_pred"])
-    chall_metrics = _compute_metrics_checked(
-        yt, preds["challenger_pred"], challenger_proba, space, proba_name="challenger_proba"
-    )
-    value = _primary(chall_metrics, settings, challenger_proba, yt, space, "challenger_proba")
-    ok, reason = _floor_check(settings, value)
-    return ComparisonResult(
-        decision="promote" if ok else "reject",
-        reasons=["cold start: no champion", reason],
-        primary_metric=settings.primary_metric,
-        metrics={"champion": {}, "challenger": chall_metrics},
-        mcnemar=None,
-        policy=settings.policy,
-        cold_start=True,
-        checks={"floor": ok},
+    detail = f" ({_pct(est.confidence)} CI {est.ci_low:.3f} to {est.ci_high:.3f}, {est.method}, n={n})"
+    reasons = ["cold start: no champion"]
+    checks: dict[str, bool] = {}
+    outcome = "ok"
+    if metric == "roc_auc" and _constant(proba):
+        checks["informative_scores"] = False
+        reasons.append(_constant_reason(n))
+        outcome = "constant_scores"
+    ok, reason = _floor_check(settings, est.value, detail)
+    checks["floor"] = ok
+    reasons.append(reason)
+    return _result(
+        settings,
+        reasons=reasons,
+        metrics=metrics,
+        checks=checks,
+        outcome_code=outcome,
+        challenger_estimate=est,
+        **base,
     )
