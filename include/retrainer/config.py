@@ -259,13 +259,16 @@ class ComparisonSpec(_Strict):
     #: superiority: the paired test must show challenger - champion > min_improvement.
     min_improvement: float = Field(0.0, ge=0)
     #: One-sided level of the paired test of the primary metric and of the McNemar guard.
-    alpha: float = Field(0.05, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
     #: non_inferiority (default): promote the fresher model unless the lower confidence bound of
     #: challenger - champion is below -non_inferiority_margin.
     policy: Literal["superiority", "non_inferiority"] = "non_inferiority"
     non_inferiority_margin: float = Field(0.01, ge=0)
     #: McNemar on per-row correctness, exact binomial for every b+c; "midp" is less conservative.
     mcnemar_method: Literal["exact", "midp"] = "midp"
+    #: Resamples of the paired bootstrap (label metrics other than accuracy), seeded.
+    bootstrap_resamples: int = Field(2000, ge=200, le=100_000)
+    seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _floor_range(self) -> "ComparisonSpec":

@@ -260,13 +260,13 @@ def assess(
     spec: ModelSpec, champion: ModelState | None, batch: Any, interval_end: dt.datetime
 ) -> GateOutcome:
     """Should the champion be retrained on this batch? Every signal is computed and reported."""
+    if champion is None:
+        return GateOutcome(True, f"cold start: model '{spec.name}' has no champion yet", "cold_start")
     from include.retrainer import gate
     from include.retrainer.compare import greater_is_better
     from include.retrainer.drift import detect_drift
     from include.retrainer.metric_tests import metric_estimate
 
-    if champion is None:
-        return GateOutcome(True, f"cold start: model '{spec.name}' has no champion yet", "cold_start")
     g = spec.drift.gate
     enabled = [name for name, on in (
         ("data_drift", g.data_drift), ("prediction_drift", g.prediction_drift),
@@ -405,6 +405,8 @@ def comparison_settings(spec: ModelSpec) -> Any:
         policy=c.policy,
         non_inferiority_margin=c.non_inferiority_margin,
         mcnemar_method=c.mcnemar_method,
+        bootstrap_resamples=c.bootstrap_resamples,
+        seed=c.seed,
     )
 
 

@@ -115,3 +115,29 @@ def test_champion_age_in_weeks():
     spec = spec_for()
     state = loop.build_challenger(spec, frame(14, 60, seed=3), START + dt.timedelta(days=14))
     assert loop.champion_age_weeks(state, START + dt.timedelta(days=14 + 21)) == pytest.approx(3.0)
+
+
+def test_a_class_the_champion_never_saw_is_scored_not_an_error():
+    spec = spec_for(comparison={"primary_metric": "roc_auc"})
+    end = START + dt.timedelta(days=14)
+    old = frame(14, 90, seed=4, classes=3)
+    old = old[old["y"] != 2].reset_index(drop=True)  # the champion only knows classes 0 and 1
+    champion = loop.build_challenger(spec, old, end)
+    assert champion.classes == [0, 1]
+    new_end = end + dt.timedelta(days=14)
+    challenger = loop.build_challenger(spec, frame(14, 90, seed=5, classes=3, start=end), new_end)
+    assert challenger.classes == [0, 1, 2]
+    verdict = loop.judge(spec, champion, challenger)
+    metrics = verdict.result["metrics"]
+    assert metrics["challenger"]["roc_auc"] > metrics["champion"]["roc_auc"]
+    assert verdict.promote, verdict.reasons
+
+
+def test_a_challenger_trained_on_older_data_is_rejected_as_stale():
+    spec = spec_for()
+    end = START + dt.timedelta(days=14)
+    newer = loop.build_challenger(spec, frame(14, 80, seed=6, start=end), end + dt.timedelta(days=14))
+    older = loop.build_challenger(spec, frame(14, 80, seed=7), end)
+    verdict = loop.judge(spec, newer, older)
+    assert verdict.stale and not verdict.promote
+    assert any("stale challenger" in r for r in verdict.reasons)
