@@ -132,8 +132,11 @@ def _http_date(value: str | None) -> dt.datetime | None:
 
 
 class ObjectStore:
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, *, dvc_remote: str | None = None):
         self.client = client
+        # The connection's DVC remote base (extra ``dvc_remote``), carried here so the steps
+        # can find it without Airflow; see ``lineage.dvc_remote_for``.
+        self.dvc_remote = dvc_remote
 
     # -- listing ----------------------------------------------------------------------
     def iter_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
