@@ -32,7 +32,9 @@ at least ``ttl + 1`` s. A worker with a skewed clock can neither break a live le
 nor keep a dead one alive.
 
 Residual window: MLflow has no compare-and-set on aliases (``set_registered_model_alias``
-moves unconditionally; no upstream issue asking for one was found). Between the last
+moves unconditionally, no expected-version argument; the nearest upstream request,
+mlflow/mlflow#3016 "Atomic Chained Stage Transitioning", was about stages and closed
+without one; none for aliases was found). Between the last
 successful ``ensure_held`` and the moment MLflow applies the alias move, the holder must
 not be frozen for longer than the TTL (GC pause, SIGSTOP, VM suspend); the heartbeat keeps
 renewing while the process runs, so a slow MLflow call alone does not open the window.
