@@ -43,10 +43,12 @@ The fencing token on the promoted version makes any such overlap visible afterwa
 moto (the local S3 stand-in, 5.2.5) honours ``If-Match`` / ``If-None-Match`` on PutObject
 and ``If-Match`` on DeleteObject, but checks the condition in the request handler and then
 writes without a lock: two requests that interleave exactly between check and write can
-both succeed. Measured with 8 racing threads: 0 double grants in 100 rounds at Python's
-default thread switch interval, 6 in 200 with the moto server's switch interval forced to
-1 us. The read-back after acquiring catches most of those; AWS S3 and MinIO evaluate the
-condition atomically, which this protocol relies on in production.
+both succeed. Measured with 8 threads racing one conditional PUT: 0 double grants in 100
+rounds at Python's default thread switch interval, 6 in 200 with the moto server's switch
+interval forced to 1 us. Under that same stress the lease itself (with its read-back
+after acquiring) had 0 double holders in 200 rounds; the read-back narrows the window but
+cannot close it. AWS S3 and MinIO evaluate the condition atomically, which this protocol
+relies on in production.
 """
 
 from __future__ import annotations
