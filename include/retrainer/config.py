@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from include.retrainer.errors import PermanentError
+
 #: Default folder holding the model YAML files; ``RETRAIN_MODELS_DIR`` overrides it.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -77,7 +79,7 @@ def _estimator_problem(path: str) -> str | None:
     return None
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(PermanentError, ValueError):
     """A model YAML is invalid. The message names the file, the field and the problem."""
 
     def __init__(self, path: str | Path, field: str | None, problem: str):

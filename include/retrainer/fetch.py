@@ -12,20 +12,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from include.retrainer.config import PARTITION_COLUMN, DataSpec
+from include.retrainer.errors import PermanentError
 from include.retrainer.storage import ObjectInfo, ObjectStore, join_key
 
 DATA_SUFFIXES = (".parquet", ".csv")
 
 
-class NoPartitionsError(RuntimeError):
+class NoPartitionsError(PermanentError, RuntimeError):
     """No data partition exists for the requested range."""
 
 
-class BadPartitionError(RuntimeError):
+class BadPartitionError(PermanentError, RuntimeError):
     """A partition file cannot be read (corrupt, empty, wrong format)."""
 
 
-class BatchTooLargeError(RuntimeError):
+class BatchTooLargeError(PermanentError, RuntimeError):
     """The batch exceeds the configured row limit (``data.max_rows``)."""
 
 

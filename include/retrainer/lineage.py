@@ -27,13 +27,20 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 from urllib.parse import urlparse
+
+from include.retrainer.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
-#: Bucket on the S3 endpoint that holds the DVC remote (created by the stack/compose/tests).
+#: The one default DVC remote base, used only when nothing configures one (see
+#: :func:`dvc_remote_for`); the local stack, compose file and tests create this bucket.
 DEFAULT_DVC_BUCKET = "dvc-store"
+#: Environment variable naming the DVC remote base for every model of a deployment.
+DVC_REMOTE_ENV = "RETRAIN_DVC_REMOTE"
+#: Key in the artifacts connection's extra naming the DVC remote base.
+DVC_REMOTE_EXTRA = "dvc_remote"
 
 _REMOTE_NAME = "lineage"
 _FETCH_FILE = "data"
@@ -42,6 +49,10 @@ _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 
 class LineageError(RuntimeError):
     """Training data could not be versioned or reproduced; the message names md5 and remote."""
+
+
+class DvcRemoteConfigError(PermanentError, LineageError):
+    """The configured DVC remote is not an S3 bucket or URL: fix the configuration (no retry helps)."""
 
 
 @dataclass
@@ -306,6 +317,56 @@ def fetch_training_data(
             f"expected {md5}; the stored object is corrupt or was overwritten"
         )
     return data
+
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _remote_base(value: str, source: str) -> str:
+    """``bucket`` or ``s3://bucket[/prefix]`` -> ``s3://bucket[/prefix]`` (no trailing slash)."""
+    text = value.strip()
+    url = text if "://" in text else f"s3://{text}"
+    parsed = urlparse(url)
+    prefix = parsed.path.strip("/")
+    if (parsed.scheme != "s3" or not _BUCKET_RE.match(parsed.netloc or "")
+            or ".." in prefix.split("/") or parsed.query or parsed.fragment):
+        raise DvcRemoteConfigError(
+            f"DVC remote from {source} must be an S3 bucket name or s3://bucket[/prefix], got {value!r}"
+        )
+    return f"s3://{parsed.netloc}/{prefix}" if prefix else f"s3://{parsed.netloc}"
+
+
+def dvc_remote_for(
+    spec: Any,
+    *,
+    connection_remote: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """The DVC remote URL that versions ``spec``'s training data. First match wins:
+
+    1. the model YAML: ``lineage.dvc_remote`` (``spec.lineage.dvc_remote`` when the spec has
+       that field): this model's own remote, used as given;
+    2. ``connection_remote``: the artifacts connection's extra ``dvc_remote`` (the hook puts
+       it on ``ObjectStore.dvc_remote``), a base shared by the deployment's models;
+    3. the environment variable ``RETRAIN_DVC_REMOTE``, a base as well;
+    4. :data:`DEFAULT_DVC_BUCKET`.
+
+    A base (2-4) gets the model name appended, ``s3://<base>/<model>``, so models do not
+    mix their data; values may be a bucket name or ``s3://bucket[/prefix]``. Raises
+    :class:`DvcRemoteConfigError` (permanent) for anything else.
+    """
+    lineage_conf = getattr(spec, "lineage", None)
+    own = getattr(lineage_conf, "dvc_remote", None) if lineage_conf is not None else None
+    if own is None and isinstance(lineage_conf, Mapping):
+        own = lineage_conf.get("dvc_remote")
+    if own:
+        return _remote_base(str(own), f"model {spec.name!r} (lineage.dvc_remote)")
+    environ = os.environ if env is None else env
+    for value, source in ((connection_remote, f"connection extra '{DVC_REMOTE_EXTRA}'"),
+                          (environ.get(DVC_REMOTE_ENV), f"environment variable {DVC_REMOTE_ENV}")):
+        if value and str(value).strip():
+            return f"{_remote_base(str(value), source)}/{spec.name}"
+    return f"s3://{DEFAULT_DVC_BUCKET}/{spec.name}"
 
 
 def s3_settings_from_client(client: Any) -> dict[str, str | None]:

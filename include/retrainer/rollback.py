@@ -22,7 +22,9 @@ retry of the same run that finds the champion already on a version tagged with i
 run id finishes the bookkeeping instead of rolling back one version further.
 
 Concurrency: planning, move and record happen under the champion lease lock that
-promotions hold too (``steps.champion_lock``), plus a compare-and-set re-read of the alias.
+promotions hold too (``steps.champion_lock``), plus a compare-and-set re-read of the alias;
+the lease is proven still ours (``ensure_held``) right before the move, and the target is
+tagged with its fencing token.
 
 Pure Python: no Airflow import; callers pass an MLflow client and an ``ObjectStore``.
 """
@@ -36,6 +38,7 @@ from typing import Any
 
 from include.retrainer import history, registry
 from include.retrainer.config import ModelSpec
+from include.retrainer.locking import LeaseLock
 from include.retrainer.storage import ObjectStore, split_uri
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ VALIDATED_TAG = registry.TAG + "validated"
 REPLACED_TAG = registry.TAG + "replaced_version"
 BY_RUN_TAG = registry.TAG + "rolled_back_by_run"
 FROM_VERSION_TAG = registry.TAG + "rolled_back_from_version"
+FENCE_TAG = registry.TAG + "rollback_fencing_token"
 
 
 class RollbackError(ValueError):
@@ -223,7 +227,8 @@ def rollback(
     Returns ``{"champion_before", "champion_after", "reason", "history_uri", "source"}``.
     Raises RollbackError (nothing changed) when the reason is missing or the target is
     refused, or when the champion was moved outside the lock while planning;
-    ``LockTimeout`` when another champion move holds the lock for too long (retryable).
+    ``LockTimeout`` when another champion move holds the lock for too long, ``LeaseLost``
+    when the lease expired and was taken over before the move (both retryable; nothing moved).
     """
     from include.retrainer.steps import champion_lock
 
@@ -232,12 +237,13 @@ def rollback(
         raise RollbackError("a reason is required for a rollback (it is recorded in the champion history)")
     if not run_id:
         raise RollbackError("run_id is required: it identifies the rollback in tags and history")
-    with champion_lock(store, spec, owner=f"{dag_id}/{run_id}"):
-        return _rollback_locked(client, store, spec, target_version, reason, run_id, dag_id)
+    with champion_lock(store, spec, owner=f"{dag_id}/{run_id}") as lease:
+        return _rollback_locked(client, store, spec, target_version, reason, run_id, dag_id, lease)
 
 
 def _rollback_locked(
-    client: Any, store: ObjectStore, spec: ModelSpec, target_version: str | None, reason: str, run_id: str, dag_id: str
+    client: Any, store: ObjectStore, spec: ModelSpec, target_version: str | None, reason: str, run_id: str, dag_id: str,
+    lease: LeaseLock,
 ) -> dict:
     now = dt.datetime.now(dt.timezone.utc).isoformat()
 
@@ -266,7 +272,11 @@ def _rollback_locked(
             f"v{latest.version if latest else None}); re-run the rollback against the current champion"
         )
     # Mark the target first: a retry recognises a move this run already made (see module doc).
-    registry.set_tags(client, spec.name, after, {BY_RUN_TAG: run_id, FROM_VERSION_TAG: before})
+    fence = lease.ensure_held()  # LeaseLost (retryable) before any tag if the lease was taken over
+    registry.set_tags(client, spec.name, after, {BY_RUN_TAG: run_id, FROM_VERSION_TAG: before,
+                                                 FENCE_TAG: str(fence)})
+    # MLflow moves aliases unconditionally: prove the lease is ours just before (locking module doc).
+    lease.ensure_held()
     # The single call that moves production.
     registry.move_alias(client, spec.name, registry.CHAMPION, after)
     log.info("rolled champion of '%s' back from v%s to v%s (%s): %s", spec.name, before, after, plan["source"], reason)

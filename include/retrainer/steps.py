@@ -22,6 +22,7 @@ from typing import Any
 
 from include.retrainer import __version__
 from include.retrainer.config import PARTITION_COLUMN, ModelSpec
+from include.retrainer.errors import PermanentError
 from include.retrainer.storage import ObjectStore, interval_token, json_safe, parquet_bytes, s3_uri
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 SUMMARY_SCHEMA_VERSION = 2
 
 
-class DataValidationFailed(RuntimeError):
+class DataValidationFailed(PermanentError, RuntimeError):
     """The batch failed its expectation suite: the run stops, nothing is trained."""
 
 
@@ -617,11 +618,14 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
 # --------------------------------------------------------------------------------------
 # promote / reject
 # --------------------------------------------------------------------------------------
-def champion_lock(store: ObjectStore, spec: ModelSpec, owner: str):
-    """The lease every move of ``champion`` (promotion, rollback) holds while it checks and moves."""
+def champion_lock(store: ObjectStore, spec: ModelSpec, owner: str, **lease_options: Any):
+    """The lease every move of ``champion`` (promotion, rollback) holds while it checks and moves.
+
+    Call ``ensure_held()`` on it right before the alias move; ``lease_options`` go to
+    :class:`~include.retrainer.locking.LeaseLock` (ttl_seconds, wait_seconds, ...)."""
     from include.retrainer.locking import LeaseLock
 
-    return LeaseLock(store, f"{RunPaths(spec, _EPOCH, _EPOCH).model_prefix}/locks/champion.lock", owner)
+    return LeaseLock(store, f"{RunPaths(spec, _EPOCH, _EPOCH).model_prefix}/locks/champion.lock", owner, **lease_options)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -644,7 +648,7 @@ def promote_challenger(
     if not allow_promotion:
         return reject_challenger(tracking_uri, spec, ctx, comparison,
                                  extra_reason="promotion disabled by run param allow_promotion=false")
-    with champion_lock(store, spec, owner=f"{ctx.dag_id}/{ctx.run_id}"):
+    with champion_lock(store, spec, owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
         current = registry.get_alias(client, spec.name, registry.CHAMPION)
         current_v = current.version if current else None
         if current_v == challenger_v:  # a retry after the alias already moved: finish the bookkeeping
@@ -659,13 +663,17 @@ def promote_challenger(
             )
         now = dt.datetime.now(dt.timezone.utc).isoformat()
         reasons = list(comparison.get("reasons", []))
+        fence = lease.ensure_held()  # LeaseLost (retryable) before any tag if the lease was taken over
         registry.set_tags(client, spec.name, challenger_v, {
             registry.TAG + "decision": "promoted",
             registry.TAG + "decision_reasons": "; ".join(reasons),
             registry.TAG + "promoted_at": now,
             registry.TAG + "promoted_by_run": ctx.run_id,
             registry.TAG + "replaced_version": current_v or "",
+            registry.TAG + "fencing_token": str(fence),
         })
+        # MLflow moves aliases unconditionally: prove the lease is ours just before (locking module doc).
+        lease.ensure_held()
         # The single call that moves production: the old version loses the alias atomically.
         registry.move_alias(client, spec.name, registry.CHAMPION, challenger_v)
         if current_v:

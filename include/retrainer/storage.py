@@ -98,9 +98,45 @@ class ObjectInfo:
         return {"uri": self.uri, "etag": self.etag, "size": self.size}
 
 
+@dataclass(frozen=True)
+class VersionedObject:
+    """One read of an object: its bytes, the ETag of exactly those bytes, and the server's clock.
+
+    ``server_time`` is the response's HTTP ``Date`` (the storage server's clock, whole
+    seconds) and ``last_modified`` the object's ``Last-Modified`` (same clock, whole
+    seconds): comparing the two measures an object's age without trusting the worker's clock.
+    """
+
+    uri: str
+    data: bytes
+    etag: str
+    last_modified: dt.datetime | None
+    server_time: dt.datetime | None
+
+
+def _quoted(etag: str) -> str:
+    """ETags travel quoted in If-Match headers (RFC 9110); accept them either way."""
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def _http_date(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
 class ObjectStore:
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, *, dvc_remote: str | None = None):
         self.client = client
+        # The connection's DVC remote base (extra ``dvc_remote``), carried here so the steps
+        # can find it without Airflow; see ``lineage.dvc_remote_for``.
+        self.dvc_remote = dvc_remote
 
     # -- listing ----------------------------------------------------------------------
     def iter_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
@@ -136,19 +172,83 @@ class ObjectStore:
         r = self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
         return r["ETag"].strip('"')
 
-    def put_if_absent(self, uri: str, data: bytes, content_type: str = "application/json") -> bool:
-        """Create the object only if no object exists at ``uri`` (S3 conditional write)."""
+    # -- conditional writes (leases) ---------------------------------------------------
+    # S3 answers a failed precondition with 412 PreconditionFailed, a conditional write that
+    # lost a race with another conditional write on the same key with 409
+    # ConditionalRequestConflict, and If-Match on a missing key with 404 NoSuchKey: for a
+    # caller all three mean "the object is not the one you expected", never a transient fault.
+    _LOST_CONDITION = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409",
+                                 "NoSuchKey", "404", "NotFound"})
+
+    def _condition_failed(self, exc: Exception) -> bool:
+        response = getattr(exc, "response", None) or {}
+        return response.get("Error", {}).get("Code") in self._LOST_CONDITION
+
+    def get_versioned(self, uri: str) -> VersionedObject | None:
+        """The object's bytes with the ETag they belong to and the server's clock; None if absent.
+
+        One GET returns body and ETag together, so the pair is consistent (a HEAD followed by
+        a GET could pair one version's ETag with another's bytes).
+        """
         bucket, key = split_uri(uri)
         try:
-            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
-            return True
+            r = self.client.get_object(Bucket=bucket, Key=key)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        headers = r.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+        return VersionedObject(
+            uri=uri,
+            data=r["Body"].read(),
+            etag=r["ETag"].strip('"'),
+            last_modified=r.get("LastModified"),
+            server_time=_http_date(headers.get("date")),
+        )
+
+    def create_if_absent(self, uri: str, data: bytes, content_type: str = "application/json") -> str | None:
+        """Create the object only if no object exists at ``uri`` (``If-None-Match: *``).
+
+        Returns the new ETag, or None when an object was already there (nothing written)."""
+        bucket, key = split_uri(uri)
+        try:
+            r = self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
         except self.client.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+            if self._condition_failed(exc):
+                return None
+            raise
+        return r["ETag"].strip('"')
+
+    def put_if_absent(self, uri: str, data: bytes, content_type: str = "application/json") -> bool:
+        """Create the object only if no object exists at ``uri`` (S3 conditional write)."""
+        return self.create_if_absent(uri, data, content_type) is not None
+
+    def replace_if_match(self, uri: str, data: bytes, etag: str, content_type: str = "application/json") -> str | None:
+        """Overwrite the object only if its current ETag is ``etag`` (``If-Match``).
+
+        Returns the new ETag, or None when the object changed or vanished since ``etag`` was
+        read (nothing written). Atomic on AWS S3 and MinIO; see ``locking`` for moto."""
+        bucket, key = split_uri(uri)
+        try:
+            r = self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
+                                       IfMatch=_quoted(etag))
+        except self.client.exceptions.ClientError as exc:
+            if self._condition_failed(exc):
+                return None
+            raise
+        return r["ETag"].strip('"')
+
+    def delete_if_match(self, uri: str, etag: str) -> bool:
+        """Delete the object only if its current ETag is ``etag``; False (nothing deleted) otherwise."""
+        bucket, key = split_uri(uri)
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key, IfMatch=_quoted(etag))
+        except self.client.exceptions.ClientError as exc:
+            if self._condition_failed(exc):
                 return False
             raise
+        return True
 
     def delete(self, uri: str) -> None:
-        """Delete one of our own objects (locks); raw data is never deleted."""
+        """Delete one of our own objects unconditionally; raw data is never deleted."""
         bucket, key = split_uri(uri)
         self.client.delete_object(Bucket=bucket, Key=key)
 

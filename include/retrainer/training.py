@@ -13,11 +13,12 @@ import inspect
 from typing import Any
 
 from include.retrainer.config import PARTITION_COLUMN, ModelSpec
+from include.retrainer.errors import PermanentError
 
 MISSING_CATEGORY = "__missing__"
 
 
-class TrainingError(RuntimeError):
+class TrainingError(PermanentError, RuntimeError):
     """Training cannot proceed (bad estimator, too little data, a single class...)."""
 
 

@@ -46,6 +46,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from include.retrainer.errors import PermanentError
+
 if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at runtime
     import pandas as pd
 
@@ -104,7 +106,7 @@ _MAX_UNEXPECTED_VALUES = 10
 _MAX_SUMMARY_FAILURES = 10
 
 
-class SuiteError(ValueError):
+class SuiteError(PermanentError, ValueError):
     """A suite file or expectation list is unusable (configuration bug, not bad data)."""
 
 

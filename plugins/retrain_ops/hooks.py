@@ -53,7 +53,9 @@ class ObjectStoreHook(BaseHook):
     """S3-compatible object storage (AWS, MinIO, moto) through the Amazon provider's S3Hook.
 
     The ``aws`` connection's extra ``endpoint_url`` points at MinIO or moto; without it,
-    AWS itself. Returns our ``ObjectStore`` wrapper around the boto3 client.
+    AWS itself. Its extra ``dvc_remote`` (a bucket or ``s3://bucket/prefix``), when set, is
+    where training data is versioned with DVC (see ``lineage.dvc_remote_for``). Returns our
+    ``ObjectStore`` wrapper around the boto3 client.
     """
 
     conn_name_attr = "aws_conn_id"
@@ -77,8 +79,16 @@ class ObjectStoreHook(BaseHook):
         # The connection's extra ``config_kwargs`` (the Amazon provider's documented botocore
         # settings) override these defaults key by key; an explicit hook config would otherwise
         # make the provider ignore them silently.
-        configured = S3Hook(aws_conn_id=self.aws_conn_id).conn_config.botocore_config
+        base = S3Hook(aws_conn_id=self.aws_conn_id)
+        configured = base.conn_config.botocore_config
         if configured is not None:
             config = config.merge(configured)
         client = S3Hook(aws_conn_id=self.aws_conn_id, config=config).get_conn()
-        return ObjectStore(client)
+        return ObjectStore(client, dvc_remote=self.dvc_remote_from(base.conn_config.extra_config))
+
+    @staticmethod
+    def dvc_remote_from(extra: Any) -> str | None:
+        """The connection extra's ``dvc_remote``, or None when the connection sets none."""
+        value = extra.get("dvc_remote") if isinstance(extra, dict) else None
+        text = str(value).strip() if value is not None else ""
+        return text or None

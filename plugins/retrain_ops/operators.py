@@ -21,16 +21,14 @@ if TYPE_CHECKING:
     from include.retrainer.config import ModelSpec
 
 
-# Errors that a retry cannot fix (bad data or configuration): fail at once, no retries.
-_PERMANENT_ERRORS = (
-    "DataValidationFailed",
-    "NoPartitionsError",
-    "BadPartitionError",
-    "BatchTooLargeError",
-    "TrainingError",
-    "SuiteError",
-    "ValueError",
-)
+def _is_permanent(exc: BaseException) -> bool:
+    """A retry cannot fix it (bad data or configuration): the task fails at once, no retries.
+
+    Decided by type (``include.retrainer.errors.PermanentError``), never by class name: a
+    library's ValueError, a network error or a lost lease goes to Airflow's retries."""
+    from include.retrainer.errors import PermanentError
+
+    return isinstance(exc, PermanentError)
 
 
 def run_context(context: Context, schedule: str | None) -> Any:
@@ -99,7 +97,7 @@ class RetrainBaseOperator(BaseOperator):
             return self.run_step(context, ctx)
         except Exception as exc:
             self._record_failure(ctx, exc)
-            if type(exc).__name__ in _PERMANENT_ERRORS:
+            if _is_permanent(exc):
                 raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
             raise
 

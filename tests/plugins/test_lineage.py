@@ -258,3 +258,63 @@ def test_cli_reproduces_model_version_training_data(moto_server, s3, mlflow_serv
     assert cli.main(["--model", name, "--version", str(mv.version), "--out", str(bad_out), *common]) == 1
     assert "md5 mismatch" in capsys.readouterr().err
     assert not bad_out.exists()
+
+
+# -- where the DVC remote comes from ----------------------------------------------------
+class _Spec:
+    def __init__(self, name: str, lineage_conf=None):
+        self.name = name
+        if lineage_conf is not None:
+            self.lineage = lineage_conf
+
+
+@pytest.mark.parametrize(
+    ("spec", "connection", "env", "expected"),
+    [
+        # Nothing configured: the one documented default, one folder per model.
+        (_Spec("churn"), None, {}, "s3://dvc-store/churn"),
+        (_Spec("churn"), None, {"RETRAIN_DVC_REMOTE": "team-dvc"}, "s3://team-dvc/churn"),
+        (_Spec("churn"), "s3://lake/dvc/", {"RETRAIN_DVC_REMOTE": "team-dvc"}, "s3://lake/dvc/churn"),
+        # The model's own remote wins over connection and environment, and is used as given.
+        (_Spec("churn", {"dvc_remote": "s3://churn-data/versions"}), "s3://lake/dvc", {"RETRAIN_DVC_REMOTE": "x-y"},
+         "s3://churn-data/versions"),
+        (_Spec("churn", type("L", (), {"dvc_remote": "churn-only"})()), None, {}, "s3://churn-only"),
+        # Blank values do not count as configured.
+        (_Spec("churn", {"dvc_remote": ""}), "  ", {"RETRAIN_DVC_REMOTE": ""}, "s3://dvc-store/churn"),
+    ],
+)
+def test_dvc_remote_comes_from_configuration(spec, connection, env, expected):
+    assert lineage.dvc_remote_for(spec, connection_remote=connection, env=env) == expected
+
+
+@pytest.mark.parametrize("bad", ["http://host/bucket", "s3://", "Bad_Bucket", "s3://ok-bucket/../escape", "gs://b/x"])
+def test_dvc_remote_refuses_what_is_not_an_s3_bucket(bad):
+    from include.retrainer.errors import PermanentError
+
+    with pytest.raises(lineage.DvcRemoteConfigError, match="RETRAIN_DVC_REMOTE") as refused:
+        lineage.dvc_remote_for(_Spec("churn"), env={"RETRAIN_DVC_REMOTE": bad})
+    assert isinstance(refused.value, PermanentError) and isinstance(refused.value, LineageError)
+
+
+def test_the_default_bucket_is_written_in_one_place_only():
+    """``dvc-store`` may appear in code only as ``lineage.DEFAULT_DVC_BUCKET``."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for folder in ("include", "plugins", "dags")
+        for path in (ROOT / folder).rglob("*.py")
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "dvc-store" in line and not line.startswith("DEFAULT_DVC_BUCKET = ")
+    ]
+    assert offenders == []
+
+
+def test_object_store_hook_reads_the_remote_from_the_connection_extra(moto_server, monkeypatch):
+    from retrain_ops.hooks import ObjectStoreHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_DVC_TEST", json.dumps({
+        "conn_type": "aws", "login": "test", "password": "test",
+        "extra": {"endpoint_url": moto_server, "region_name": "us-east-1", "dvc_remote": "s3://lake/dvc"}}))
+    store = ObjectStoreHook(aws_conn_id="dvc_test").store
+    assert store.dvc_remote == "s3://lake/dvc"
+    assert lineage.dvc_remote_for(_Spec("churn"), connection_remote=store.dvc_remote, env={}) == "s3://lake/dvc/churn"
+    assert ObjectStoreHook(aws_conn_id="s3_data").store.dvc_remote is None  # the test connection sets none

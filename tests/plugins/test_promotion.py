@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from mlflow import MlflowClient
 
 from include.retrainer import history, registry, steps
-from include.retrainer.locking import LeaseLock, LockTimeout
+from include.retrainer.locking import LeaseLock, LeaseLost, LockTimeout
+from include.retrainer.storage import ObjectStore
+from scripts import services
 
 
 def _versions(client: MlflowClient, name: str, n: int) -> list[str]:
@@ -109,8 +112,61 @@ def test_lease_lock_excludes_and_expires(store):
     holder.release()
     with LeaseLock(store, uri, "other", wait_seconds=1):
         assert store.get_json(uri)["owner"] == "other"
-    assert not store.exists(uri)
-    # A holder that died: its expired lease is broken by the next owner.
-    LeaseLock(store, uri, "dead", ttl_seconds=0).acquire()
-    with LeaseLock(store, uri, "next", wait_seconds=2):
+    assert store.get_json(uri)["state"] == "released"
+    # A holder that died (no heartbeat any more): its expired lease is taken over by the next owner.
+    LeaseLock(store, uri, "dead", ttl_seconds=0, heartbeat=False).acquire()
+    with LeaseLock(store, uri, "next", wait_seconds=5, poll_seconds=0.2):
         assert store.get_json(uri)["owner"] == "next"
+
+
+def test_promoted_version_carries_the_fencing_token(mlflow_server, store, churn_spec_factory):
+    spec = churn_spec_factory()
+    client = MlflowClient(mlflow_server)
+    v1, v2, v3 = _versions(client, spec.name, 3)
+    client.set_registered_model_alias(spec.name, "champion", v1)
+    steps.promote_challenger(store, mlflow_server, spec, _ctx("a"),
+                             {"challenger_version": v2, "champion_version": v1, "reasons": []})
+    steps.promote_challenger(store, mlflow_server, spec, _ctx("b"),
+                             {"challenger_version": v3, "champion_version": v2, "reasons": []})
+    lock = steps.champion_lock(store, spec, "probe").current()
+    assert lock.state == "released" and lock.fence == 2
+    tokens = [int(client.get_model_version(spec.name, v).tags["retrain.fencing_token"]) for v in (v2, v3)]
+    assert tokens == [1, 2]  # one per acquisition, increasing
+
+
+@pytest.mark.parametrize("pause_in", ["get_alias", "set_tags"])
+def test_holder_paused_past_its_ttl_cannot_promote(mlflow_server, moto_server, store, churn_spec_factory,
+                                                   monkeypatch, pause_in):
+    """The promoting worker freezes (no heartbeat either) longer than the TTL; another worker
+    takes the lease over meanwhile. The frozen one must not move the alias when it wakes up:
+    paused before the checks (get_alias) or between tagging and the move (set_tags)."""
+    spec = churn_spec_factory()
+    client = MlflowClient(mlflow_server)
+    v1, v2 = _versions(client, spec.name, 2)
+    client.set_registered_model_alias(spec.name, "champion", v1)
+    real_champion_lock = steps.champion_lock
+
+    def frozen_lock(store_, spec_, owner):
+        return real_champion_lock(store_, spec_, owner, ttl_seconds=1, heartbeat=False)
+
+    monkeypatch.setattr(steps, "champion_lock", frozen_lock)
+    takeover: list[LeaseLock] = []
+    original = getattr(registry, pause_in)
+
+    def pause_then_call(*args, **kwargs):
+        if not takeover:
+            time.sleep(2.6)  # > ttl + 1 s of server-clock granularity
+            other = real_champion_lock(ObjectStore(services.s3_client(moto_server)), spec, "other-worker",
+                                       ttl_seconds=60, wait_seconds=5, poll_seconds=0.1)
+            other.acquire()
+            takeover.append(other)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(registry, pause_in, pause_then_call)
+    with pytest.raises(LeaseLost, match="other-worker"):
+        steps.promote_challenger(store, mlflow_server, spec, _ctx("frozen"),
+                                 {"challenger_version": v2, "champion_version": v1, "reasons": ["better"]})
+    assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v1
+    assert history.list_history(store, spec) == []
+    assert store.get_json(takeover[0].uri)["owner"] == "other-worker"  # the frozen worker released nothing
+    takeover[0].release()

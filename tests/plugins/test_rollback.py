@@ -359,3 +359,42 @@ def test_cli_on_a_model_without_history_and_an_unknown_model(moto_server, client
     )
     assert unknown.returncode == 2
     assert "no spec for model 'nosuchmodel'" in unknown.stderr
+
+
+def test_rollback_by_a_holder_paused_past_its_ttl_moves_nothing(client, store, model, moto_server, monkeypatch) -> None:
+    """The rolling-back worker freezes longer than the lease TTL (no heartbeat runs in a frozen
+    process) and another worker takes the lease over: on waking it raises LeaseLost (retryable)
+    and the champion stays where it was. A normal rollback tags the target with its fence."""
+    import time
+
+    from include.retrainer import registry, steps
+    from include.retrainer.locking import LeaseLost
+    from scripts import services
+
+    real_lock = steps.champion_lock
+    monkeypatch.setattr(steps, "champion_lock",
+                        lambda store_, spec_, owner: real_lock(store_, spec_, owner, ttl_seconds=1, heartbeat=False))
+    taken: list[Any] = []
+    real_set_tags = registry.set_tags
+
+    def pause_then_tag(*args: Any, **kwargs: Any) -> Any:
+        if not taken:  # the first tag write is the one right before the alias move
+            time.sleep(2.6)  # > ttl + 1 s of server-clock granularity
+            other = real_lock(ObjectStore(services.s3_client(moto_server)), model, "other-worker",
+                              ttl_seconds=60, wait_seconds=5, poll_seconds=0.1)
+            other.acquire()
+            taken.append(other)
+        return real_set_tags(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "set_tags", pause_then_tag)
+    with pytest.raises(LeaseLost, match="other-worker"):
+        rollback(client, store, model, "1", "frozen worker", "manual__frozen", "rollback_x")
+    assert champion_of(client, model.name) == "3"
+    assert history.list_history(store, model) == []
+    taken[0].release()
+
+    monkeypatch.setattr(registry, "set_tags", real_set_tags)
+    result = rollback(client, store, model, "1", "after the retry", "manual__frozen", "rollback_x")
+    assert result["champion_after"] == "1" == champion_of(client, model.name)
+    fence = real_lock(store, model, "probe").current().fence
+    assert tags_of(client, model.name, "1")["retrain.rollback_fencing_token"] == str(fence) == "3"
