@@ -282,6 +282,14 @@ class ComparisonSpec(_Strict):
         return self
 
 
+class LineageSpec(_Strict):
+    """Where the training data is versioned with DVC."""
+
+    #: This model's DVC remote (bucket or s3://bucket/prefix), used as given. Unset: the artifacts
+    #: connection's extra ``dvc_remote`` or env ``RETRAIN_DVC_REMOTE`` (+ /<model>), else s3://dvc-store/<model>.
+    dvc_remote: str | None = None
+
+
 class ModelSpec(_Strict):
     name: str
     description: str = ""
@@ -300,6 +308,7 @@ class ModelSpec(_Strict):
     drift: DriftSpec = Field(default_factory=DriftSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     comparison: ComparisonSpec = Field(default_factory=ComparisonSpec)
+    lineage: LineageSpec = Field(default_factory=LineageSpec)
 
     #: Set by the loader: the YAML file this spec came from.
     source_path: str = ""

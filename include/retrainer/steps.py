@@ -389,7 +389,7 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
     dvc_record = dvc_lineage.version_training_data(
         train_bytes,
         file_name="train.parquet",
-        remote_url=s3_uri(dvc_lineage.DEFAULT_DVC_BUCKET, spec.name),
+        remote_url=dvc_lineage.dvc_remote_for(spec, connection_remote=getattr(store, "dvc_remote", None)),
         **dvc_lineage.s3_settings_from_client(store.client),
     )
     partitions_digest = hashlib.sha256(
