@@ -295,6 +295,14 @@ def test_chi2_matches_scipy_various_cardinalities(seed):
     assert_chi2_matches(ref, cur, list(ref.columns))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chi2_large_table_path_matches_scipy(monkeypatch, seed):
+    """Above _FACTORIZE_MAX_ROWS the table is built with value_counts: same oracle."""
+    monkeypatch.setattr(drift_mod, "_FACTORIZE_MAX_ROWS", 0)
+    test_chi2_matches_scipy_various_cardinalities(seed)
+    test_chi2_category_only_in_current_and_unused_categorical_levels()
+
+
 def test_chi2_yates_at_dof_1_small_counts_and_degenerate_table():
     ref = pd.DataFrame({"c": ["a"] * 15 + ["b"] * 3, "one": ["z"] * 18})
     cur = pd.DataFrame({"c": ["a"] * 4 + ["b"] * 9, "one": ["z"] * 13})
