@@ -295,6 +295,14 @@ def test_chi2_matches_scipy_various_cardinalities(seed):
     assert_chi2_matches(ref, cur, list(ref.columns))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chi2_large_table_path_matches_scipy(monkeypatch, seed):
+    """Above _FACTORIZE_MAX_ROWS the table is built with value_counts: same oracle."""
+    monkeypatch.setattr(drift_mod, "_FACTORIZE_MAX_ROWS", 0)
+    test_chi2_matches_scipy_various_cardinalities(seed)
+    test_chi2_category_only_in_current_and_unused_categorical_levels()
+
+
 def test_chi2_yates_at_dof_1_small_counts_and_degenerate_table():
     ref = pd.DataFrame({"c": ["a"] * 15 + ["b"] * 3, "one": ["z"] * 18})
     cur = pd.DataFrame({"c": ["a"] * 4 + ["b"] * 9, "one": ["z"] * 13})
@@ -348,7 +356,6 @@ def test_adjust_pvalues_none_and_validation():
         adjust_pvalues(np.array([0.1, np.nan]), "holm")
 
 
-# --------------------------------------------------------------------------------------
 # DriftSettings validation
 # --------------------------------------------------------------------------------------
 
@@ -361,20 +368,17 @@ def test_adjust_pvalues_none_and_validation():
         ({"correction": "sidak"}, "correction"),
         ({"alpha": 0.0}, "alpha"),
         ({"alpha": 1.5}, "alpha"),
-        ({"ks_min_statistic": -0.1}, "ks_min_statistic"),
-        ({"chi2_min_cramers_v": 2.0}, "chi2_min_cramers_v"),
-        ({"psi_threshold": 0.0}, "psi_threshold"),
-        ({"wasserstein_threshold": float("inf")}, "wasserstein_threshold"),
         ({"psi_bins": 1}, "psi_bins"),
         ({"psi_bins": 2.5}, "psi_bins"),
         ({"min_rows": 0}, "min_rows"),
         ({"min_rows": 500, "max_rows": 100}, "max_rows"),
         ({"seed": -1}, "seed"),
-        ({"gate_min_drifted_share": 0.0}, "gate_min_drifted_share"),
-        ({"gate_min_drifted_features": 0}, "gate_min_drifted_features"),
-        ({"gate_min_drifted_features": True}, "gate_min_drifted_features"),
+        ({"null_resamples": 10}, "null_resamples"),
+        ({"null_max_rows": 50}, "null_max_rows"),
+        ({"min_importance_share": 0.0}, "min_importance_share"),
+        ({"min_importance_share": 1.5}, "min_importance_share"),
+        ({"min_importance_share": True}, "min_importance_share"),
         ({"critical_features": "x"}, "critical_features"),
-        ({"gate_min_drifted_share": None}, "gate_min_drifted_share"),  # gate could never trip
     ],
 )
 def test_settings_validation_names_the_field(kwargs, field):
@@ -390,26 +394,53 @@ def test_settings_error_lists_allowed_values_and_list_becomes_tuple():
     hash(s)  # still hashable (frozen)
 
 
+def test_removed_effect_floors_and_count_rules_are_rejected():
+    """The old decision knobs are gone (module docstring): passing them is an error, not a silent no-op."""
+    for old in ("ks_min_statistic", "chi2_min_cramers_v", "psi_threshold", "wasserstein_threshold",
+                "gate_min_drifted_share", "gate_min_drifted_features"):
+        with pytest.raises(TypeError, match=old):
+            DriftSettings(**{old: 0.1})
+
+
 # --------------------------------------------------------------------------------------
 # detect_drift: decisions and gate
 # --------------------------------------------------------------------------------------
 
 
-def test_trivial_shift_on_large_samples_does_not_drift():
-    """0.01 std shift, 500k rows per side: p-values may be tiny, but the effect floor holds."""
+def test_max_rows_bounds_sensitivity_and_detectable_effect_is_reported():
+    """0.015 sd shift at 300k rows: below the detectable D at 10k compared rows, above it (and found) at all rows."""
     rng = np.random.default_rng(100)
-    n = 500_000
+    n = 300_000
     ref = pd.DataFrame({f"x{j}": rng.normal(size=n) for j in range(3)})
-    cur = pd.DataFrame({f"x{j}": rng.normal(0.01, size=n) for j in range(3)})
-    ref["c"] = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
-    cur["c"] = rng.choice(["a", "b", "c"], size=n, p=[0.495, 0.305, 0.2])
-    report = detect_drift(ref, cur, ["x0", "x1", "x2"], ["c"])
-    assert report.gate is False, report.reason
-    assert report.drifted == []
-    assert report.reason.startswith("no drift: 0 of 4 features drifted")
-    assert all(f.effect["ks"] < 0.02 for f in report.features.values() if f.kind == "numeric")
-    assert all(f.n_reference == 200_000 for f in report.features.values())  # subsampled to max_rows
-    assert report.n_reference == report.n_current == n
+    cur = pd.DataFrame({f"x{j}": rng.normal(0.015, size=n) for j in range(3)})
+    true_d = 2 * stats.norm.cdf(0.015 / 2) - 1  # KS distance of a 0.015 sd normal shift
+    bounded = detect_drift(ref, cur, ["x0", "x1", "x2"], [], DriftSettings(max_rows=10_000))
+    for f in bounded.features.values():
+        assert f.n_reference == f.n_current == 10_000
+        # Independent formula: kstwo critical value at alpha/k plus 0.8416 * 0.5 / sqrt(n_eff).
+        expected = stats.kstwo.isf(0.05 / 3, 5_000) + stats.norm.ppf(0.8) * 0.5 / math.sqrt(5_000)
+        assert f.detectable_effect == pytest.approx(expected, rel=1e-9)
+        assert f.detectable_effect > 3 * true_d
+        d = f.detectable_effect
+        assert f.effect["detectable_shift_sd_if_normal"] == pytest.approx(2 * stats.norm.ppf((1 + d) / 2), rel=1e-9)
+    assert bounded.n_reference == bounded.n_current == n
+    full = detect_drift(ref, cur, ["x0", "x1", "x2"], [], DriftSettings(max_rows=n))
+    assert all(f.detectable_effect < true_d for f in full.features.values())
+    assert full.drifted == ["x0", "x1", "x2"]
+
+
+def test_ks_detectable_effect_has_about_80_percent_power():
+    """Shift a normal so that its true KS distance equals the reported detectable D; count detections."""
+    n, reps, k = 3_000, 300, 4
+    f = detect_drift(make_numeric(n, seed=1, k=k), make_numeric(n, seed=2, k=k), [f"x{j}" for j in range(k)], [])
+    d = f.features["x0"].detectable_effect
+    delta = 2 * stats.norm.ppf((1 + d) / 2)  # normal mean shift with KS distance d
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=(n, reps))
+    cur = rng.normal(delta, size=(n, reps))
+    _, p = ks_2samp_columns(ref, cur)
+    power = float(np.mean(p < 0.05 / k))
+    assert 0.8 - 3 * math.sqrt(0.16 / reps) <= power <= 0.97
 
 
 def test_real_shift_drifts_and_statistics_match_scipy():
@@ -418,9 +449,9 @@ def test_real_shift_drifts_and_statistics_match_scipy():
     cur["x0"] += 0.6  # real shift
     cur["x1"] *= 2.0  # scale change
     report = detect_drift(ref, cur, list(ref.columns), [])
-    assert report.gate is True
+    assert report.gate is True and report.status == "assessed"
     assert report.drifted == ["x0", "x1"]
-    assert report.reason == "drift: 2 of 4 features drifted (50% >= 30%): x0, x1"
+    assert report.reason == "drift: 2 of 4 features drifted, 50% of features (equal weights) >= 20%: x0, x1"
     raw_p = []
     for col in ref.columns:
         f = report.features[col]
@@ -436,16 +467,7 @@ def test_real_shift_drifts_and_statistics_match_scipy():
     holm = multipletests(raw_p, method="holm")[1]
     for col, expected in zip(ref.columns, holm):
         assert report.features[col].p_value_adjusted == pytest.approx(expected, abs=TOL)
-
-
-def test_significant_but_small_effect_gets_explaining_note():
-    ref = make_numeric(200_000, seed=3, k=1)
-    cur = make_numeric(200_000, shift=0.05, seed=4, k=1)
-    f = detect_drift(ref, cur, ["x0"], []).features["x0"]
-    assert f.p_value_adjusted < 0.05
-    assert f.statistic < 0.1
-    assert f.drifted is False
-    assert "too small to count as drift" in f.note
+        assert report.features[col].drifted == (expected < 0.05)
 
 
 def test_categorical_drift_and_unseen_category_note():
@@ -463,45 +485,163 @@ def test_categorical_drift_and_unseen_category_note():
     assert f.effect["unseen_category_share"] == pytest.approx((cur["c"] == "new").mean())
 
 
-def test_insufficient_data_does_not_guess():
+def test_chi2_detectable_cramers_v_from_noncentral_chi2():
+    rng = np.random.default_rng(6)
+    ref = pd.DataFrame({"c": rng.choice(list("abcde"), size=1_500)})
+    cur = pd.DataFrame({"c": rng.choice(list("abcde"), size=1_000)})
+    f = detect_drift(ref, cur, [], ["c"]).features["c"]
+    crit = stats.chi2.isf(0.05, 4)
+    lam = f.detectable_effect**2 * 2_500
+    assert stats.ncx2.sf(crit, 4, lam) == pytest.approx(0.8, abs=1e-4)
+
+
+def test_insufficient_data_does_not_guess_and_small_reference_is_not_stuck():
     ref = make_numeric(5_000, seed=6, k=2)
-    cur = make_numeric(150, shift=3.0, seed=7, k=2)  # obviously shifted, but too few rows
+    cur = make_numeric(20, shift=3.0, seed=7, k=2)  # obviously shifted, but too few rows
     report = detect_drift(ref, cur, ["x0", "x1"], [])
-    assert report.gate is False
+    assert report.gate is False and report.status == "insufficient"
     assert report.reason.startswith("insufficient data:")
-    assert "150" in report.reason and "200" in report.reason
+    assert "20" in report.reason and "min_rows=30" in report.reason
     assert report.features == {} and report.drifted == []
-    small_ref = detect_drift(make_numeric(100, seed=8, k=1), make_numeric(5_000, seed=9, k=1), ["x0"], [])
-    assert small_ref.gate is False and "reference data has 100 rows" in small_ref.reason
     json.dumps(report.to_dict(), allow_nan=False)
+    # The issue's stuck case: 125 reference rows used to be "insufficient" forever (min_rows=150).
+    small_ref = detect_drift(make_numeric(125, seed=8, k=1), make_numeric(175, shift=1.0, seed=9, k=1), ["x0"], [])
+    assert small_ref.status == "assessed" and small_ref.gate is True
+    assert DriftSettings().min_rows == 30
+
+
+def test_importance_weighted_gate():
+    ref = make_numeric(3_000, seed=30, k=10)
+    cur = make_numeric(3_000, seed=130, k=10)
+    cur["x3"] += 1.0
+    cols = list(ref.columns)
+    default = detect_drift(ref, cur, cols, [])
+    assert default.gate is False and default.drifted == ["x3"]
+    assert default.reason == "no drift: 1 of 10 features drifted, 10% of features (equal weights) < 20%: x3"
+    weights = {c: 1.0 for c in cols} | {"x3": 3.0}  # x3 carries 3/12 = 25%
+    weighted = detect_drift(ref, cur, cols, [], importance=weights)
+    assert weighted.gate is True and weighted.importance_source == "importance"
+    assert weighted.drifted_importance == pytest.approx(0.25)
+    assert weighted.features["x3"].importance == pytest.approx(0.25)
+    assert weighted.reason == "drift: 1 of 10 features drifted, 25% of importance >= 20%: x3"
+    # Lacking a feature, negative weights, all-zero: documented fallbacks; non-numbers raise.
+    lacking = detect_drift(ref, cur, cols, [], importance={"x3": 5.0})
+    assert lacking.importance_source == "equal" and "importance lacks x0" in lacking.reason
+    clipped = detect_drift(ref, cur, cols, [], importance={c: -0.01 for c in cols} | {"x3": 0.5})
+    assert clipped.features["x3"].importance == 1.0 and clipped.gate is True
+    zero = detect_drift(ref, cur, cols, [], importance={c: 0.0 for c in cols})
+    assert zero.importance_source == "equal"
+    with pytest.raises(ValueError, match="'x3'"):
+        detect_drift(ref, cur, cols, [], importance={c: 1.0 for c in cols} | {"x3": float("nan")})
 
 
 def test_critical_feature_trips_gate_alone():
-    ref = make_numeric(3_000, seed=10, k=10)
-    cur = make_numeric(3_000, seed=11, k=10)
+    ref = make_numeric(3_000, seed=30, k=10)
+    cur = make_numeric(3_000, seed=130, k=10)
     cur["x3"] += 1.0
-    default = detect_drift(ref, cur, list(ref.columns), [])
-    assert default.gate is False
-    assert default.reason == "no drift: 1 of 10 features drifted (10% < 30%): x3"
     critical = detect_drift(ref, cur, list(ref.columns), [], DriftSettings(critical_features=("x3", "x5")))
     assert critical.gate is True
-    assert critical.reason == "critical feature drifted: x3"
-    only_critical = DriftSettings(gate_min_drifted_share=None, critical_features=("x5",))
-    held = detect_drift(ref, cur, list(ref.columns), [], only_critical)
-    assert held.gate is False and "no critical feature drifted" in held.reason
-
-
-def test_count_rule_and_unknown_critical_feature():
-    ref = make_numeric(3_000, seed=12, k=10)
-    cur = make_numeric(3_000, seed=13, k=10)
-    cur["x0"] += 1.0
-    cur["x1"] += 1.0
-    s = DriftSettings(gate_min_drifted_share=None, gate_min_drifted_features=2)
-    report = detect_drift(ref, cur, list(ref.columns), [], s)
-    assert report.gate is True
-    assert report.reason == "drift: 2 of 10 features drifted (2 >= 2 features): x0, x1"
+    assert critical.reason == (
+        "critical feature drifted: x3 (1 of 10 features drifted, 10% of features (equal weights): x3)"
+    )
+    held = detect_drift(ref, cur, list(ref.columns), [], DriftSettings(critical_features=("x5",)))
+    assert held.gate is False
     with pytest.raises(ValueError, match="'nope'"):
         detect_drift(ref, cur, list(ref.columns), [], DriftSettings(critical_features=("nope",)))
+
+
+def test_gate_implies_a_holm_significant_feature():
+    """The gate event is a subset of 'some feature significant after Holm', whatever the weights."""
+    rng = np.random.default_rng(12)
+    for r in range(20):
+        ref = make_numeric(300, seed=100 + r, k=6)
+        cur = make_numeric(300, seed=200 + r, k=6)
+        cur["x0"] += rng.uniform(0, 0.4)
+        weights = dict(zip(ref.columns, rng.dirichlet(np.ones(6) * 0.3)))
+        s = DriftSettings(critical_features=tuple(rng.choice(list(ref.columns), size=2, replace=False)))
+        report = detect_drift(ref, cur, list(ref.columns), [], s, importance=weights)
+        if report.gate:
+            assert min(f.p_value_adjusted for f in report.features.values()) < 0.05
+
+
+@pytest.mark.parametrize("numeric_method,categorical_method", [("ks", "chi2"), ("psi", "psi"), ("wasserstein", "chi2")])
+def test_gate_false_alarm_rate_at_most_alpha_worst_case_weights(numeric_method, categorical_method):
+    """Stationary data, all importance on one feature and every feature critical: gate rate <= alpha."""
+    rng = np.random.default_rng(13)
+    reps, fired = 120, 0
+    cols = ["x0", "x1", "x2", "c"]
+    for r in range(reps):
+        ref = pd.DataFrame({c: rng.normal(size=60) for c in cols[:3]}).assign(c=rng.integers(0, 4, size=60))
+        cur = pd.DataFrame({c: rng.normal(size=45) for c in cols[:3]}).assign(c=rng.integers(0, 4, size=45))
+        s = DriftSettings(numeric_method=numeric_method, categorical_method=categorical_method, seed=r,
+                          critical_features=tuple(cols), null_resamples=200)
+        fired += detect_drift(ref, cur, cols[:3], ["c"], s, importance={"x0": 1, "x1": 0, "x2": 0, "c": 0}).gate
+    assert fired / reps <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
+
+
+@pytest.mark.parametrize("method", ["psi", "wasserstein"])
+def test_numeric_permutation_p_value_matches_brute_force_oracle(method):
+    """Below the cap the null is an exact permutation test: compare with a loop over scipy/numpy statistics."""
+    rng = np.random.default_rng(14)
+    ref = rng.normal(size=40)
+    cur = rng.normal(0.5, 1.3, size=35)
+    report = detect_drift(pd.DataFrame({"x": ref}), pd.DataFrame({"x": cur}), ["x"], [],
+                          DriftSettings(numeric_method=method, null_resamples=4_000))
+    f = report.features["x"]
+
+    def stat(a, b):
+        if method == "psi":
+            return psi_oracle(a, b)
+        return stats.wasserstein_distance(a, b) / np.std(a)
+
+    observed = stat(ref, cur)
+    assert f.statistic == pytest.approx(observed, rel=1e-9)
+    pooled = np.concatenate([ref, cur])
+    draws = 4_000
+    null = np.empty(draws)
+    for b in range(draws):
+        perm = rng.permutation(pooled)
+        null[b] = stat(perm[:40], perm[40:])
+    p_oracle = (1 + np.sum(null >= observed - 1e-12)) / (draws + 1)
+    se = math.sqrt(p_oracle * (1 - p_oracle) / draws) * math.sqrt(2)
+    assert abs(f.p_value - p_oracle) <= 4 * se + 1e-3, (f.p_value, p_oracle)
+
+
+def test_categorical_psi_permutation_p_value_matches_brute_force_oracle():
+    rng = np.random.default_rng(15)
+    ref = pd.Series(rng.choice(list("abcd"), size=80, p=[0.4, 0.3, 0.2, 0.1]))
+    cur = pd.Series(rng.choice(list("abcde"), size=60, p=[0.3, 0.3, 0.2, 0.1, 0.1]))
+    f = detect_drift(pd.DataFrame({"c": ref}), pd.DataFrame({"c": cur}), [], ["c"],
+                     DriftSettings(categorical_method="psi", null_resamples=4_000)).features["c"]
+    observed = psi_categorical(ref.value_counts(), cur.value_counts())
+    assert f.statistic == pytest.approx(observed, rel=1e-12)
+    labels, codes = np.unique(np.concatenate([ref.to_numpy(), cur.to_numpy()]), return_inverse=True)
+    draws = 4_000
+    null = np.empty(draws)
+    for b in range(draws):
+        perm = rng.permutation(codes)
+        null[b] = psi_categorical(np.bincount(perm[:80], minlength=labels.size),
+                                  np.bincount(perm[80:], minlength=labels.size))
+    p_oracle = (1 + np.sum(null >= observed - 1e-12)) / (draws + 1)
+    se = math.sqrt(max(p_oracle * (1 - p_oracle), 1e-4) / draws) * math.sqrt(2)
+    assert abs(f.p_value - p_oracle) <= 4 * se + 1e-3, (f.p_value, p_oracle)
+
+
+@pytest.mark.parametrize("method", ["psi", "wasserstein"])
+@pytest.mark.parametrize("n", [50, 3_000])
+def test_bootstrap_p_values_are_calibrated_per_feature(method, n):
+    """150 stationary columns in one call: raw p-values are (super-)uniform; at n=3000 the null is rescaled from the cap."""
+    rng = np.random.default_rng(16)
+    k = 100
+    ref = pd.DataFrame(rng.standard_t(5, size=(n, k)), columns=[f"x{j}" for j in range(k)])
+    cur = pd.DataFrame(rng.standard_t(5, size=(n, k)), columns=ref.columns)
+    # alpha=0.5 only keeps the automatic resample count (4 k / alpha) small; raw p-values do not use it.
+    s = DriftSettings(numeric_method=method, alpha=0.5, null_resamples=400)
+    report = detect_drift(ref, cur, list(ref.columns), [], s)
+    p = np.array([f.p_value for f in report.features.values()])
+    rate = float(np.mean(p < 0.1))
+    assert rate <= 0.1 + 3 * math.sqrt(0.09 / k)
+    assert rate >= 0.02  # not uselessly conservative
 
 
 def test_all_null_columns_constant_columns_and_inf():
@@ -528,10 +668,14 @@ def test_all_null_columns_constant_columns_and_inf():
     ref.loc[:9, "with_inf"] = np.inf
     report = detect_drift(ref, cur, ["gone", "never", "const", "with_inf"], ["cat_gone"])
     f = report.features
-    assert f["gone"].drifted is True and f["gone"].note == "all values null in current batch (feature vanished)"
-    assert f["cat_gone"].drifted is True and "vanished" in f["cat_gone"].note
-    assert f["never"].drifted is False and "both" in f["never"].note
-    assert f["const"].drifted is False and f["const"].statistic == 0.0
+    assert f["gone"].status == "vanished" and f["gone"].drifted is True
+    assert f["gone"].note == "all values null in current batch (feature vanished; reference null rate 0.0%)"
+    assert f["gone"].p_value == 0.0
+    assert f["cat_gone"].status == "vanished" and f["cat_gone"].drifted is True
+    assert f["never"].status == "empty" and f["never"].drifted is False and "both" in f["never"].note
+    assert f["never"].p_value is None
+    assert f["const"].status == "tested" and f["const"].drifted is False and f["const"].statistic == 0.0
+    assert f["const"].p_value == 1.0 and "reference is constant" in f["const"].note
     assert f["const"].effect["wasserstein_normalized"] == 0.0
     assert f["with_inf"].n_reference == n - 10
     assert "10 reference and 0 current infinite values treated as missing" in f["with_inf"].note
@@ -540,15 +684,41 @@ def test_all_null_columns_constant_columns_and_inf():
     assert report.drifted == ["gone", "cat_gone"]
     d = report.to_dict()
     json.dumps(d, allow_nan=False)
-    assert d["features"]["gone"]["statistic"] is None and d["features"]["gone"]["p_value"] is None
+    assert d["features"]["gone"]["statistic"] is None
+
+
+def test_mostly_missing_feature_vanishing_in_small_batch_is_not_drift():
+    """95% missing in the reference: 40 missing rows in a row happen by chance (p = 0.95**40)."""
+    rng = np.random.default_rng(17)
+    x = rng.normal(size=2_000)
+    x[rng.random(2_000) < 0.95] = np.nan
+    ref = pd.DataFrame({"x": x, "y": rng.normal(size=2_000)})
+    cur = pd.DataFrame({"x": np.full(40, np.nan), "y": rng.normal(size=40)})
+    f = detect_drift(ref, cur, ["x", "y"], []).features["x"]
+    rate = float(np.isnan(x).mean())
+    assert f.status == "vanished" and f.p_value == pytest.approx(rate**40)
+    assert f.drifted is False
 
 
 def test_feature_appearing_in_current_is_drift():
     ref = pd.DataFrame({"x": np.full(500, np.nan), "y": np.arange(500.0)})
     cur = pd.DataFrame({"x": np.arange(500.0), "y": np.arange(500.0)})
     f = detect_drift(ref, cur, ["x", "y"], []).features
-    assert f["x"].drifted is True and "reference" in f["x"].note
+    assert f["x"].status == "appeared" and f["x"].drifted is True and "reference" in f["x"].note
     assert f["y"].drifted is False
+
+
+def test_column_absent_from_a_frame_is_a_named_outcome():
+    ref = make_numeric(300, seed=22, k=2)
+    cur = make_numeric(300, seed=23, k=3)
+    report = detect_drift(ref, cur, ["x0", "x1", "x2"], [])
+    f = report.features["x2"]
+    assert f.status == "missing_reference" and f.drifted is True and f.p_value is None
+    assert "absent from the reference data" in f.note
+    assert report.gate is True  # 1 of 3 features = 33% >= 20%
+    gone = detect_drift(cur, ref, ["x0", "x1", "x2"], []).features["x2"]
+    assert gone.status == "missing_current" and gone.drifted is True
+    json.dumps(report.to_dict(), allow_nan=False)
 
 
 def test_constant_reference_with_wasserstein_method():
@@ -556,12 +726,13 @@ def test_constant_reference_with_wasserstein_method():
     cur = pd.DataFrame({"x": np.ones(500)})
     report = detect_drift(ref, cur, ["x"], [], DriftSettings(numeric_method="wasserstein"))
     f = report.features["x"]
-    assert f.drifted is True and math.isinf(f.statistic) and f.p_value is None
+    assert f.drifted is True and math.isinf(f.statistic)
+    assert f.p_value == pytest.approx(1 / (1_000 + 1))
     assert f.to_dict()["statistic"] is None
     json.dumps(report.to_dict(), allow_nan=False)
 
 
-def test_threshold_methods_have_no_p_value():
+def test_psi_and_wasserstein_decide_by_calibrated_p_values():
     ref = make_numeric(3_000, seed=15, k=2)
     cur = make_numeric(3_000, seed=16, k=2)
     cur["x0"] += 1.0
@@ -571,33 +742,33 @@ def test_threshold_methods_have_no_p_value():
     s = DriftSettings(numeric_method="psi", categorical_method="psi")
     report = detect_drift(ref, cur, ["x0", "x1"], ["c"], s)
     for f in report.features.values():
-        assert f.p_value is None and f.p_value_adjusted is None
         assert f.statistic == f.effect["psi"]
-        assert f.threshold == 0.2
-        assert f.drifted == (f.statistic >= 0.2)
-    assert report.features["x0"].drifted and not report.features["x1"].drifted
-    assert report.features["c"].drifted
+        assert f.threshold == 0.05 and 0 < f.p_value <= 1
+        assert f.drifted == (f.p_value_adjusted < 0.05)
+        assert f.detectable_effect > 0
+    assert report.drifted == ["x0", "c"]
     w = detect_drift(ref, cur, ["x0", "x1"], [], DriftSettings(numeric_method="wasserstein"))
     assert w.features["x0"].statistic == w.features["x0"].effect["wasserstein_normalized"]
     assert w.drifted == ["x0"]
 
 
-def test_subsampling_is_deterministic_and_seeded():
+def test_subsampling_and_nulls_are_deterministic_and_seeded():
     ref = make_numeric(3_000, seed=18, k=2)
     cur = make_numeric(3_000, shift=0.05, seed=19, k=2)
-    s = DriftSettings(max_rows=1_000)
-    a = detect_drift(ref, cur, ["x0", "x1"], [], s).to_dict()
-    b = detect_drift(ref, cur, ["x0", "x1"], [], s).to_dict()
-    assert a == b
-    assert a["features"]["x0"]["n_reference"] == 1_000
-    c = detect_drift(ref, cur, ["x0", "x1"], [], DriftSettings(max_rows=1_000, seed=1)).to_dict()
-    assert c["features"]["x0"]["statistic"] != a["features"]["x0"]["statistic"]
+    for method in ("ks", "psi"):
+        s = DriftSettings(max_rows=1_000, numeric_method=method)
+        a = detect_drift(ref, cur, ["x0", "x1"], [], s).to_dict()
+        b = detect_drift(ref, cur, ["x0", "x1"], [], s).to_dict()
+        assert a == b
+        assert a["features"]["x0"]["n_reference"] == 1_000
+        c = detect_drift(ref, cur, ["x0", "x1"], [], DriftSettings(max_rows=1_000, seed=1, numeric_method=method))
+        assert c.to_dict()["features"]["x0"]["statistic"] != a["features"]["x0"]["statistic"]
 
 
 def test_nullable_pandas_dtypes_and_low_count_note():
     ref = pd.DataFrame({"i": pd.array(list(range(400)) + [None] * 100, dtype="Int64")})
     cur = pd.DataFrame({"i": pd.array([None] * 450 + list(range(50)), dtype="Int64")})
-    f = detect_drift(ref, cur, ["i"], []).features["i"]
+    f = detect_drift(ref, cur, ["i"], [], DriftSettings(min_rows=100)).features["i"]
     assert (f.n_reference, f.n_current) == (400, 50)
     assert f.effect["null_rate_current"] == pytest.approx(0.9)
     assert "low power" in f.note
@@ -608,7 +779,6 @@ def test_nullable_pandas_dtypes_and_low_count_note():
 @pytest.mark.parametrize(
     "numeric,categorical,match",
     [
-        (["x0", "missing"], [], "'missing'.*reference"),
         (["x0"], ["x0"], "both numeric and categorical"),
         (["x0", "x0"], [], "twice"),
         ([], [], "at least one"),
@@ -622,28 +792,25 @@ def test_detect_drift_input_errors(numeric, categorical, match):
         detect_drift(ref, cur, numeric, categorical)
 
 
-def test_column_missing_only_from_current_is_named():
-    ref = make_numeric(300, seed=22, k=2)
-    cur = make_numeric(300, seed=23, k=1)
-    with pytest.raises(ValueError, match="'x1'.*current"):
-        detect_drift(ref, cur, ["x0", "x1"], [])
-
-
 def test_to_dict_shape_and_json():
     ref = make_numeric(1_000, seed=24, k=2)
     cur = make_numeric(1_000, shift=1.0, seed=25, k=2)
     report = detect_drift(ref, cur, ["x0", "x1"], [])
     assert isinstance(report, DriftReport)
     d = report.to_dict()
-    assert set(d) == {"gate", "reason", "features", "drifted", "n_reference", "n_current", "settings"}
+    assert set(d) == {
+        "gate", "reason", "status", "features", "drifted", "drifted_importance", "importance_source",
+        "n_reference", "n_current", "settings",
+    }
     assert set(d["features"]["x0"]) == {
-        "column", "kind", "method", "statistic", "p_value", "p_value_adjusted", "threshold",
-        "drifted", "effect", "n_reference", "n_current", "note",
+        "column", "kind", "method", "status", "statistic", "p_value", "p_value_adjusted", "threshold",
+        "drifted", "importance", "detectable_effect", "effect", "n_reference", "n_current", "note",
     }
     assert d["settings"]["critical_features"] == []
     text = json.dumps(d, allow_nan=False)
     assert json.loads(text) == d
-    bad = FeatureDrift("z", "numeric", "ks", float("nan"), float("inf"), None, 0.05, True, {"ks": float("-inf")}, 1, 1)
+    bad = FeatureDrift("z", "numeric", "ks", "tested", float("nan"), float("inf"), None, 0.05, True, 0.5,
+                       float("inf"), {"ks": float("-inf")}, 1, 1)
     assert bad.to_dict()["statistic"] is None and bad.to_dict()["p_value"] is None
-    assert bad.to_dict()["effect"] == {"ks": None}
+    assert bad.to_dict()["effect"] == {"ks": None} and bad.to_dict()["detectable_effect"] is None
     json.dumps(bad.to_dict(), allow_nan=False)

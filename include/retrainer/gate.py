@@ -1,0 +1,468 @@
+"""The retraining gate: several signals, each a calibrated test, combined by a rule.
+
+Pure functions over plain numbers and arrays (no Airflow, no MLflow): the
+DAG computes the inputs, this module decides.
+
+Signals (each returns a :class:`SignalResult`)
+---------------------------------------------
+* :func:`data_drift_signal` - the input distribution moved
+  (:func:`include.retrainer.drift.detect_drift`: per-feature calibrated tests,
+  Holm across features, importance-weighted verdict).
+* :func:`prediction_drift_signal` - the champion's *scores* moved: two-sample
+  KS of its scores on the new batch against its scores on its own held-out
+  rows.  Binary: pass P(positive) as a 1-D array (one test); multi-class: a
+  2-D (rows, classes) array, one KS per class column, Bonferroni over the
+  columns (conservative: the columns sum to 1).  Needs no labels.
+* :func:`performance_decay_signal` - the champion's primary metric on the new
+  labelled batch dropped: one-sided z test of ``drop > min_decay`` with
+  ``drop = baseline - current`` (``current - baseline`` for losses) and
+  ``se = sqrt(se_baseline**2 + se_current**2)`` (independent samples).  The
+  reported (1 - 2 alpha) confidence interval of the drop excludes
+  ``min_decay`` exactly when ``p < alpha``.  The SEs are inputs, so this module
+  does not care how they were obtained (DeLong, bootstrap, binomial).
+* :func:`age_signal` - the champion is at least ``max_age_weeks`` old, so a
+  champion that never drifts is still refreshed.  Deterministic: no p-value.
+
+Statuses: ``"fired"``, ``"quiet"``, ``"insufficient"`` (too few rows, NaN
+scores, no labels: the signal cannot decide and says why, the others decide)
+and ``"disabled"`` (not configured).
+
+False alarms
+------------
+Each p-value signal fires with probability ``<= its alpha`` when nothing
+changed.  :func:`allocate_alpha` splits the gate's ``alpha`` over the enabled
+p-value signals (Bonferroni: ``alpha / k`` each), so by the union bound the
+probability that *any* of them fires on stationary data - the false-alarm
+rate of the ``"any"`` rule, the most permissive one - is ``<= alpha``, with
+no assumption about how the signals depend on each other ("all" and
+"majority" fire on subsets of that event, so they are bounded too).  The age
+signal is a schedule, not a test; it is not part of the error budget.
+
+:func:`combine_signals` applies the rule and writes a one-sentence reason
+naming every fired signal with its numbers and listing disabled/insufficient
+ones, e.g. ``"retrain: performance decay (roc_auc 0.842 -> 0.801, drop 0.041
+> 0, p=0.003) and data drift (2 of 8 features, 46% of importance); not
+assessed: prediction drift (insufficient: 12 rows < min_rows=30)"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from include.retrainer.drift import DriftReport, adjust_pvalues, ks_2samp_columns
+
+__all__ = [
+    "GATE_RULES",
+    "PVALUE_SIGNALS",
+    "SIGNAL_STATUSES",
+    "GateDecision",
+    "SignalResult",
+    "age_signal",
+    "allocate_alpha",
+    "combine_signals",
+    "data_drift_signal",
+    "performance_decay_signal",
+    "prediction_drift_signal",
+]
+
+SIGNAL_STATUSES = ("fired", "quiet", "insufficient", "disabled")
+#: Signals that are statistical tests and share the gate's alpha.
+PVALUE_SIGNALS = ("data_drift", "prediction_drift", "performance_decay")
+GATE_RULES = ("any", "all", "majority")
+_LABELS = {
+    "data_drift": "data drift",
+    "prediction_drift": "prediction drift",
+    "performance_decay": "performance decay",
+    "age": "champion age",
+}
+#: Default minimum rows for the prediction-drift KS (the exact KS is valid there; see drift.py).
+DEFAULT_MIN_ROWS = 30
+
+
+def _json_value(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, numpy scalars/arrays -> python, recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_json_value(v) for v in value.tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+def _check_alpha(alpha: Any, name: str = "alpha") -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number strictly between 0 and 1; got {alpha!r}")
+    alpha = float(alpha)
+    if not (0.0 < alpha < 1.0):
+        raise ValueError(f"{name} must be a number strictly between 0 and 1; got {alpha!r}")
+    return alpha
+
+
+def _fmt_p(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:.3g}"
+
+
+@dataclass(frozen=True)
+class SignalResult:
+    """One signal's verdict.
+
+    ``statistic`` is compared with ``threshold`` for deterministic signals
+    (age) and reported for the others; ``p_value`` is compared with ``alpha``
+    for the test signals.  ``summary`` is the short phrase used in the gate's
+    reason; ``details`` holds everything else (JSON-safe after ``to_dict``).
+    """
+
+    name: str
+    status: str
+    statistic: float | None
+    threshold: float | None
+    p_value: float | None
+    alpha: float | None
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in SIGNAL_STATUSES:
+            raise ValueError(f"SignalResult.status must be one of {SIGNAL_STATUSES}; got {self.status!r}")
+
+    @property
+    def label(self) -> str:
+        return _LABELS.get(self.name, self.name.replace("_", " "))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable dict (``json.dumps(..., allow_nan=False)`` works)."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "statistic": _json_value(self.statistic),
+            "threshold": _json_value(self.threshold),
+            "p_value": _json_value(self.p_value),
+            "alpha": _json_value(self.alpha),
+            "summary": self.summary,
+            "details": _json_value(self.details),
+        }
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's decision: retrain or not, why, under which rule, from which signals."""
+
+    retrain: bool
+    reason: str
+    rule: str
+    signals: tuple[SignalResult, ...]
+
+    @property
+    def fired(self) -> list[str]:
+        return [s.name for s in self.signals if s.status == "fired"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "retrain": bool(self.retrain),
+            "reason": self.reason,
+            "rule": self.rule,
+            "fired": self.fired,
+            "signals": [s.to_dict() for s in self.signals],
+        }
+
+
+# --------------------------------------------------------------------------
+# alpha budget
+# --------------------------------------------------------------------------
+
+
+def allocate_alpha(alpha: float, signals_enabled: Iterable[str] | Mapping[str, bool]) -> dict[str, float]:
+    """Bonferroni split of the gate's ``alpha`` over the enabled p-value signals.
+
+    ``signals_enabled`` lists signal names (or maps names to enabled flags).
+    Returns ``{name: alpha / k}`` for the k enabled signals among
+    ``PVALUE_SIGNALS``; ``"age"`` may be listed but gets no share (it is
+    deterministic).  By the union bound the chance that any of them fires on
+    stationary data is ``<= alpha``.  An unknown name raises ``ValueError``.
+    """
+    alpha = _check_alpha(alpha)
+    if isinstance(signals_enabled, Mapping):
+        names = [str(k) for k, on in signals_enabled.items() if on]
+    elif isinstance(signals_enabled, (str, bytes)):
+        raise ValueError("signals_enabled must be a collection of signal names, not a single string")
+    else:
+        names = [str(n) for n in signals_enabled]
+    unknown = [n for n in names if n not in PVALUE_SIGNALS and n != "age"]
+    if unknown:
+        raise ValueError(
+            f"unknown signal(s) {', '.join(map(repr, unknown))}; known: {', '.join(PVALUE_SIGNALS + ('age',))}"
+        )
+    tests = [n for n in PVALUE_SIGNALS if n in names]
+    return {n: alpha / len(tests) for n in tests}
+
+
+# --------------------------------------------------------------------------
+# signals
+# --------------------------------------------------------------------------
+
+
+def data_drift_signal(report: DriftReport, alpha: float) -> SignalResult:
+    """Wrap a :class:`DriftReport` as a signal, re-deciding the features at ``alpha``.
+
+    Holm/Bonferroni/BH-adjusted p-values do not depend on alpha, so the
+    report's features are re-thresholded at the ``alpha`` given here (e.g.
+    the share from :func:`allocate_alpha`) with the report's own gate rule
+    (importance share >= ``min_importance_share`` or a critical feature).
+    Schema outcomes (a column absent from a frame) count as drifted as in the
+    report.  ``p_value`` is the smallest adjusted p-value: the test of "no
+    feature drifted".
+    """
+    alpha = _check_alpha(alpha)
+    if not isinstance(report, DriftReport):
+        raise ValueError(f"report must be a DriftReport; got {type(report).__name__}")
+    settings = report.settings
+    threshold = float(settings.get("min_importance_share", 0.2))
+    if report.status == "insufficient":
+        return SignalResult("data_drift", "insufficient", None, threshold, None, alpha,
+                            f"insufficient: {report.reason.removeprefix('insufficient data: ')}",
+                            {"reason": report.reason})
+    drifted = [
+        name for name, f in report.features.items()
+        if f.status in ("missing_reference", "missing_current")
+        or (f.p_value_adjusted is not None and f.p_value_adjusted < alpha)
+    ]
+    share = float(sum(report.features[n].importance for n in drifted))
+    critical = [c for c in settings.get("critical_features", []) if c in drifted]
+    fired = bool(critical) or (bool(drifted) and share >= threshold - 1e-12)
+    adjusted = [f.p_value_adjusted for f in report.features.values() if f.p_value_adjusted is not None]
+    p_min = min(adjusted) if adjusted else None
+    weight = "of importance" if report.importance_source == "importance" else "of features"
+    summary = f"{len(drifted)} of {len(report.features)} features, {share:.0%} {weight}"
+    if critical:
+        summary += f", critical: {', '.join(critical)}"
+    if drifted:
+        summary += f": {', '.join(drifted[:5])}" + (f" (+{len(drifted) - 5} more)" if len(drifted) > 5 else "")
+    details = {
+        "drifted": drifted,
+        "drifted_importance": share,
+        "critical_drifted": critical,
+        "importance_source": report.importance_source,
+        "report_alpha": settings.get("alpha"),
+        "report_reason": report.reason,
+        "detectable_effect": {n: f.detectable_effect for n, f in report.features.items()},
+    }
+    return SignalResult("data_drift", "fired" if fired else "quiet", share, threshold, p_min, alpha, summary, details)
+
+
+def _as_scores(values: Any, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must be a 1-D array of P(positive) or a 2-D (rows, classes) array; got shape "
+                         f"{np.shape(values)}")
+    return arr
+
+
+def prediction_drift_signal(
+    reference_scores: Any, current_scores: Any, alpha: float, min_rows: int = DEFAULT_MIN_ROWS
+) -> SignalResult:
+    """KS test(s) of the champion's scores on the new batch vs on its own held-out rows.
+
+    1-D arrays: one two-sample KS (equal to ``scipy.stats.ks_2samp``, exact at
+    small n).  2-D (rows, classes): one KS per class column, p-values
+    Bonferroni-adjusted over the columns; the signal's p-value is the
+    smallest adjusted one and its statistic the largest D.  Fewer than
+    ``min_rows`` rows on a side, or any NaN/inf score, gives status
+    ``"insufficient"`` naming the problem and its count (NaN scores mean the
+    model or its inputs are broken: no test is run on them).  A column count
+    mismatch raises ``ValueError``.
+    """
+    alpha = _check_alpha(alpha)
+    if isinstance(min_rows, bool) or not isinstance(min_rows, (int, np.integer)) or min_rows < 1:
+        raise ValueError(f"min_rows must be an integer >= 1; got {min_rows!r}")
+    ref = _as_scores(reference_scores, "reference_scores")
+    cur = _as_scores(current_scores, "current_scores")
+    if ref.shape[1] != cur.shape[1]:
+        raise ValueError(
+            f"reference_scores has {ref.shape[1]} class columns but current_scores has {cur.shape[1]}"
+        )
+    bad_ref = int(np.count_nonzero(~np.isfinite(ref).all(axis=1)))
+    bad_cur = int(np.count_nonzero(~np.isfinite(cur).all(axis=1)))
+    base = {"n_reference": int(ref.shape[0]), "n_current": int(cur.shape[0]), "classes": int(ref.shape[1])}
+    if bad_ref or bad_cur:
+        return SignalResult(
+            "prediction_drift", "insufficient", None, alpha, None, alpha,
+            f"insufficient: non-finite scores in {bad_ref} reference and {bad_cur} current rows",
+            {**base, "error": "non_finite_scores", "non_finite_reference": bad_ref, "non_finite_current": bad_cur},
+        )
+    if ref.shape[0] < min_rows or cur.shape[0] < min_rows:
+        return SignalResult(
+            "prediction_drift", "insufficient", None, alpha, None, alpha,
+            f"insufficient: {ref.shape[0]} reference / {cur.shape[0]} current rows, need min_rows={min_rows}",
+            {**base, "error": "too_few_rows", "min_rows": int(min_rows)},
+        )
+    d, p = ks_2samp_columns(ref, cur)
+    p_adj = adjust_pvalues(p, "bonferroni") if p.size > 1 else p
+    j = int(np.argmin(p_adj))
+    p_min = float(p_adj[j])
+    fired = p_min < alpha
+    where = "" if p.size == 1 else f" (class column {j}, Bonferroni over {p.size})"
+    summary = f"KS D={float(np.max(d)):.3f}, p={_fmt_p(p_min)}{where}"
+    details = {**base, "ks_d": d.tolist(), "p_values": p.tolist(), "p_values_adjusted": p_adj.tolist()}
+    return SignalResult("prediction_drift", "fired" if fired else "quiet", float(np.max(d)), alpha, p_min, alpha,
+                        summary, details)
+
+
+def _finite_number(value: Any, name: str) -> float | None:
+    """float(value), None for None/NaN (the caller reports 'insufficient'); ValueError for non-numbers."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number; got {value!r}")
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def performance_decay_signal(
+    baseline_value: float | None,
+    baseline_se: float | None,
+    current_value: float | None,
+    current_se: float | None,
+    greater_is_better: bool,
+    alpha: float,
+    min_decay: float = 0.0,
+    metric: str = "metric",
+) -> SignalResult:
+    """One-sided z test that the metric dropped by more than ``min_decay`` (module docstring).
+
+    ``p = 1 - Phi((drop - min_decay) / se)``; fires when ``p < alpha``.  The
+    details hold ``drop``, ``se``, ``z`` and the (1 - 2 alpha) interval
+    ``drop +/- z_(1-alpha) se``.  A missing or non-finite value or SE (e.g. no
+    labelled rows yet) gives ``"insufficient"``; a negative SE or a negative
+    ``min_decay`` raises ``ValueError``.  With ``se == 0`` the test is
+    deterministic (p = 0 if the drop exceeds ``min_decay``, else 1).
+    """
+    from scipy.stats import norm
+
+    alpha = _check_alpha(alpha)
+    md = _finite_number(min_decay, "min_decay")
+    if md is None or md < 0:
+        raise ValueError(f"min_decay must be a finite number >= 0; got {min_decay!r}")
+    values = {
+        "baseline_value": _finite_number(baseline_value, "baseline_value"),
+        "baseline_se": _finite_number(baseline_se, "baseline_se"),
+        "current_value": _finite_number(current_value, "current_value"),
+        "current_se": _finite_number(current_se, "current_se"),
+    }
+    for key in ("baseline_se", "current_se"):
+        if values[key] is not None and values[key] < 0:
+            raise ValueError(f"{key} must be >= 0; got {values[key]!r}")
+    missing = [k for k, v in values.items() if v is None]
+    details: dict[str, Any] = {"metric": metric, "greater_is_better": bool(greater_is_better), "min_decay": md,
+                               **values}
+    if missing:
+        return SignalResult("performance_decay", "insufficient", None, md, None, alpha,
+                            f"insufficient: {metric} {', '.join(missing)} not available", details)
+    b, c = values["baseline_value"], values["current_value"]
+    drop = (b - c) if greater_is_better else (c - b)
+    se = math.hypot(values["baseline_se"], values["current_se"])
+    if se > 0:
+        z = (drop - md) / se
+        p = float(norm.sf(z))
+    else:
+        z = math.inf if drop > md else -math.inf
+        p = 0.0 if drop > md else 1.0
+    half = float(norm.isf(alpha)) * se
+    details.update(drop=drop, se=se, z=z, ci_level=1 - 2 * alpha, ci_low=drop - half, ci_high=drop + half)
+    fired = p < alpha
+    op = ">" if fired else "not >"
+    summary = f"{metric} {b:.3f} -> {c:.3f}, drop {drop:.3f} {op} {md:g}, p={_fmt_p(p)}"
+    return SignalResult("performance_decay", "fired" if fired else "quiet", drop, md, p, alpha, summary, details)
+
+
+def age_signal(age_weeks: float, max_age_weeks: int | None) -> SignalResult:
+    """Fires when the champion is at least ``max_age_weeks`` old; ``None`` disables it."""
+    age = _finite_number(age_weeks, "age_weeks")
+    if age is None or age < 0:
+        raise ValueError(f"age_weeks must be a finite number >= 0; got {age_weeks!r}")
+    if max_age_weeks is None:
+        return SignalResult("age", "disabled", age, None, None, None, f"{age:.1f} weeks, no maximum age set",
+                            {"age_weeks": age})
+    if isinstance(max_age_weeks, bool) or not isinstance(max_age_weeks, (int, np.integer)) or max_age_weeks < 1:
+        raise ValueError(f"max_age_weeks must be None or an integer >= 1; got {max_age_weeks!r}")
+    fired = age >= max_age_weeks
+    op = ">=" if fired else "<"
+    return SignalResult("age", "fired" if fired else "quiet", age, float(max_age_weeks), None, None,
+                        f"{age:.1f} {op} {int(max_age_weeks)} weeks",
+                        {"age_weeks": age, "max_age_weeks": int(max_age_weeks)})
+
+
+# --------------------------------------------------------------------------
+# combination
+# --------------------------------------------------------------------------
+
+
+def _join(parts: Sequence[str]) -> str:
+    if len(parts) <= 2:
+        return " and ".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def combine_signals(signals: Iterable[SignalResult], rule: str = "any") -> GateDecision:
+    """Decide retrain from the signals.
+
+    ``rule``: ``"any"`` (retrain if any signal fired), ``"all"`` (every
+    assessed signal fired, and at least one was assessed) or ``"majority"``
+    (more than half of the assessed signals fired).  *Assessed* means status
+    fired or quiet; disabled and insufficient signals do not vote, and are
+    listed as such in the reason.  Signal names must be distinct.
+    """
+    if rule not in GATE_RULES:
+        raise ValueError(f"rule must be one of {', '.join(map(repr, GATE_RULES))}; got {rule!r}")
+    signals = tuple(signals)
+    for s in signals:
+        if not isinstance(s, SignalResult):
+            raise ValueError(f"signals must be SignalResult objects; got {type(s).__name__}")
+    names = [s.name for s in signals]
+    if len(set(names)) != len(names):
+        raise ValueError(f"signal names must be distinct; got {names}")
+    fired = [s for s in signals if s.status == "fired"]
+    quiet = [s for s in signals if s.status == "quiet"]
+    assessed = len(fired) + len(quiet)
+    if rule == "any":
+        retrain = bool(fired)
+    elif rule == "all":
+        retrain = assessed > 0 and len(fired) == assessed
+    else:
+        retrain = 2 * len(fired) > assessed
+    fired_text = _join([f"{s.label} ({s.summary})" for s in fired])
+    quiet_text = _join([f"{s.label} ({s.summary})" for s in quiet])
+    if retrain:
+        reason = f"retrain: {fired_text}"
+        if rule != "any":
+            reason += f" [{rule}: {len(fired)} of {assessed} assessed signals fired]"
+    elif fired:
+        reason = (f"no retrain: rule '{rule}' needs more signals, only {fired_text} fired "
+                  f"({len(fired)} of {assessed} assessed)")
+        if quiet_text:
+            reason += f"; quiet: {quiet_text}"
+    elif assessed:
+        reason = f"no retrain: no signal fired ({quiet_text})"
+    else:
+        reason = "no retrain: no signal could be assessed"
+    not_assessed = [f"{s.label} ({s.summary})" for s in signals if s.status == "insufficient"]
+    disabled = [s.label for s in signals if s.status == "disabled"]
+    if not_assessed:
+        reason += f"; not assessed: {_join(not_assessed)}"
+    if disabled:
+        reason += f"; disabled: {_join(disabled)}"
+    return GateDecision(bool(retrain), reason, rule, signals)
