@@ -182,7 +182,9 @@ class GateSpec(_Strict):
     p-value signals (Bonferroni), so the gate's false-alarm rate stays at or below it.
     """
 
-    rule: Literal["any", "all", "majority"] = "any"
+    #: any | all | majority of the assessed signals; cost: retrain when the cost signal (needs
+    #: ``retrain_cost``) or the age limit fires, the other signals being reported as advice.
+    rule: Literal["any", "all", "majority", "cost"] = "any"
     data_drift: bool = True
     prediction_drift: bool = True
     performance_decay: bool = True
@@ -329,6 +331,8 @@ class ModelSpec(_Strict):
                 "drift.gate.critical_features",
                 f"unknown feature(s): {', '.join(unknown)} (not listed in features.numeric or features.categorical)",
             )
+        if self.drift.gate.rule == "cost" and self.drift.gate.retrain_cost is None:
+            raise FieldProblem("drift.gate.retrain_cost", "rule 'cost' needs retrain_cost (metric-weeks per retrain)")
         if self.training.max_window_weeks is not None and self.training.max_window_weeks < self.training.window_weeks:
             raise FieldProblem("training.max_window_weeks", "must be >= training.window_weeks")
         if self.training.holdout_days >= self.training.window_weeks * 7:

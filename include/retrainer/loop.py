@@ -265,7 +265,6 @@ def assess(
     from include.retrainer import gate
     from include.retrainer.compare import greater_is_better
     from include.retrainer.drift import detect_drift
-    from include.retrainer.metric_tests import metric_estimate
 
     g = spec.drift.gate
     enabled = [name for name, on in (
@@ -285,49 +284,42 @@ def assess(
         report_dict = report.to_dict()
         signals.append(gate.data_drift_signal(report, alphas["data_drift"]))
     else:
-        signals.append(gate.disabled("data_drift"))
+        signals.append(_disabled("data_drift"))
 
     if "prediction_drift" in enabled:
         ref_scores = _scores(champion.model, champion.holdout, spec)
         cur_scores = _scores(champion.model, batch, spec)
         if ref_scores is None:
-            signals.append(gate.disabled("prediction_drift", "the champion has no predict_proba"))
+            signals.append(_insufficient("prediction_drift", "the champion has no predict_proba"))
         else:
             signals.append(gate.prediction_drift_signal(
                 ref_scores, cur_scores, alphas["prediction_drift"], spec.drift.min_rows))
     else:
-        signals.append(gate.disabled("prediction_drift"))
+        signals.append(_disabled("prediction_drift"))
 
+    current, why_not = _current_performance(spec, champion, batch) if (
+        "performance_decay" in enabled or g.retrain_cost is not None) else (None, "disabled")
+    higher = greater_is_better(spec.comparison.primary_metric)
+    base = champion.baseline or {}
     if "performance_decay" in enabled:
-        from include.retrainer import training
-
-        target = feats.target
-        labelled = batch[batch[target].notna()]
-        base = champion.baseline or {}
-        if len(labelled) < spec.drift.min_rows or base.get("value") is None:
-            signals.append(gate.insufficient(
-                "performance_decay",
-                f"{len(labelled)} labelled rows in the batch (drift.min_rows={spec.drift.min_rows})"
-                if len(labelled) < spec.drift.min_rows else "the champion has no recorded baseline metric",
-            ))
+        if current is None:
+            signals.append(_insufficient("performance_decay", why_not or "no estimate"))
         else:
-            pred, proba = training.predict(champion.model, labelled, spec)
-            try:
-                cur = metric_estimate(spec.comparison.primary_metric, labelled[target].to_numpy(), pred, proba,
-                                      champion.classes)
-            except ValueError as exc:  # e.g. a single class in the batch: AUC undefined
-                signals.append(gate.insufficient("performance_decay", str(exc)))
-            else:
-                signals.append(gate.performance_decay_signal(
-                    float(base["value"]), float(base.get("se") or 0.0), cur.value, cur.se,
-                    greater_is_better(spec.comparison.primary_metric), alphas["performance_decay"],
-                    g.min_decay, metric=spec.comparison.primary_metric,
-                ))
+            signals.append(gate.performance_decay_signal(
+                float(base["value"]), float(base.get("se") or 0.0), current.value, current.se,
+                higher, alphas["performance_decay"], g.min_decay, metric=spec.comparison.primary_metric,
+            ))
     else:
-        signals.append(gate.disabled("performance_decay"))
+        signals.append(_disabled("performance_decay"))
 
     signals.append(gate.age_signal(champion_age_weeks(champion, interval_end), g.max_champion_age_weeks))
-    decision = gate.combine_signals(signals, g.rule)
+    if g.retrain_cost is not None:
+        signals.append(cost_signal(base, current, why_not, higher, g.retrain_cost, g.cost_horizon_weeks,
+                                   spec.comparison.primary_metric))
+    if g.rule == "cost":
+        decision = _cost_rule(gate, signals)
+    else:
+        decision = gate.combine_signals(signals, g.rule)
     return GateOutcome(
         retrain=decision.retrain,
         reason=decision.reason,
@@ -336,6 +328,81 @@ def assess(
         drift_report=report_dict,
         rule=g.rule,
     )
+
+
+def _current_performance(spec: ModelSpec, champion: ModelState, batch: Any) -> tuple[Any, str | None]:
+    """The champion's primary metric on the batch's labelled rows (or None and why not)."""
+    from include.retrainer import training
+    from include.retrainer.metric_tests import metric_estimate
+
+    target = spec.features.target
+    labelled = batch[batch[target].notna()]
+    if len(labelled) < spec.drift.min_rows:
+        return None, f"{len(labelled)} labelled rows in the batch (drift.min_rows={spec.drift.min_rows})"
+    if (champion.baseline or {}).get("value") is None:
+        return None, "the champion has no recorded baseline metric"
+    pred, proba = training.predict(champion.model, labelled, spec)
+    try:
+        est = metric_estimate(spec.comparison.primary_metric, labelled[target].to_numpy(), pred, proba,
+                              champion.classes)
+    except ValueError as exc:  # e.g. a single class in the batch: AUC undefined
+        return None, str(exc)
+    if finite_or_none(est.value) is None:
+        return None, f"{spec.comparison.primary_metric} is undefined on this batch"
+    return est, None
+
+
+def cost_signal(baseline: dict, current: Any, why_not: str | None, higher_is_better: bool, retrain_cost: float,
+                horizon_weeks: int, metric: str) -> Any:
+    """Retrain when keeping the champion is expected to cost more than retraining.
+
+    Expected loss of keeping it over the next ``horizon_weeks`` = horizon x max(0, drop), where
+    drop = baseline - current (sign-adjusted) is the champion's measured decay, i.e. what a
+    fresh model, which starts at about the baseline, would win back each week if the drop
+    persists (after Regol et al., ICML 2025: retrain when the forecast loss exceeds the cost).
+    The point estimate is used on purpose: minimising expected cost needs the expectation.
+    """
+    from include.retrainer.gate import SignalResult
+
+    if current is None:
+        return _insufficient("retrain_cost", why_not or "no estimate")
+    drop = float(baseline["value"]) - float(current.value)
+    if not higher_is_better:
+        drop = -drop
+    expected = horizon_weeks * max(0.0, drop)
+    fired = expected >= retrain_cost
+    op = ">=" if fired else "<"
+    summary = (f"expected loss {expected:.4f} metric-weeks over {horizon_weeks} weeks ({metric} drop "
+               f"{drop:+.4f}/week) {op} retrain cost {retrain_cost:g}")
+    return SignalResult("retrain_cost", "fired" if fired else "quiet", expected, retrain_cost, None, None, summary,
+                        {"drop": drop, "horizon_weeks": horizon_weeks, "baseline": baseline.get("value"),
+                         "current": current.value})
+
+
+def _cost_rule(gate: Any, signals: list) -> Any:
+    """rule: cost — retrain when the cost signal or the age limit fires; other signals are reported."""
+    deciding = [s for s in signals if s.name in ("retrain_cost", "age")]
+    fired = [s for s in deciding if s.status == "fired"]
+    advisory = [s for s in signals if s.name not in ("retrain_cost", "age") and s.status == "fired"]
+    if fired:
+        reason = "retrain: " + " and ".join(f"{s.label} ({s.summary})" for s in fired)
+    else:
+        reason = "no retrain: " + "; ".join(f"{s.label}: {s.summary}" for s in deciding)
+    if advisory:
+        reason += "; also fired (advisory under rule cost): " + ", ".join(s.label for s in advisory)
+    return gate.GateDecision(retrain=bool(fired), reason=reason, rule="cost", signals=tuple(signals))
+
+
+def _disabled(name: str) -> Any:
+    from include.retrainer.gate import SignalResult
+
+    return SignalResult(name, "disabled", None, None, None, None, "disabled in drift.gate")
+
+
+def _insufficient(name: str, why: str) -> Any:
+    from include.retrainer.gate import SignalResult
+
+    return SignalResult(name, "insufficient", None, None, None, None, f"insufficient: {why}")
 
 
 # --------------------------------------------------------------------------------------
