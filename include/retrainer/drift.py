@@ -243,7 +243,21 @@ def _is_real(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class DriftSettings:
-    """Methods, error rate and gate rule for :func:`detect_drift` (see module docstring)."""
+    """Methods, error rate and gate rule for :func:`detect_drift` (see module docstring).
+
+    * ``numeric_method``: ``"ks"`` | ``"psi"`` | ``"wasserstein"``;
+      ``categorical_method``: ``"chi2"`` | ``"psi"``.
+    * ``alpha``: family-wise false-alarm rate of the data-drift verdict;
+      ``correction``: ``"holm"`` | ``"bonferroni"`` | ``"fdr_bh"`` | ``"none"``.
+    * ``psi_bins``: reference-quantile bins for numeric PSI.
+    * ``min_rows``: fewer rows in either frame -> status ``"insufficient"``.
+    * ``max_rows``: larger frames are subsampled (bounds sensitivity and cost).
+    * ``seed``: subsampling and permutation nulls.
+    * ``null_resamples`` / ``null_max_rows``: permutation null size and the
+      cap on the pooled thinned sample it relabels (psi/wasserstein only).
+    * ``min_importance_share``: the verdict trips when drifted features carry
+      at least this share of the importance; ``critical_features`` trip it alone.
+    """
 
     numeric_method: str = "ks"
     categorical_method: str = "chi2"
