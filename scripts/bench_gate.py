@@ -55,7 +55,7 @@ CATEGORICAL_METHODS = ("chi2", "psi")
 IMPORTANT_SHARE = 0.25
 # Repetitions per size: (false alarms, power).  Fewer at 1M rows (each call subsamples 1M -> 200k).
 REPS_FULL = {100: (300, 0), 1_000: (200, 60), 10_000: (100, 40), 1_000_000: (12, 4)}
-REPS_QUICK = {100: (60, 0), 1_000: (40, 20), 10_000: (20, 12), 1_000_000: (3, 2)}
+REPS_QUICK = {100: (40, 0), 1_000: (30, 12), 10_000: (12, 8), 1_000_000: (2, 1)}
 
 NUMERIC = [f"x{j}" for j in range(N_FEATURES)]
 CATEGORICAL = [f"c{j}" for j in range(N_FEATURES)]

@@ -139,6 +139,15 @@ the unit of the method's effect measure:
 * psi: PSI with ``n_eff * PSI`` the same non-centrality (K - 1 dof);
 * wasserstein: normalized W: permutation critical value + 0.8416 x null std.
 
+Measured (``scripts/bench_gate.py``, 8 features, alpha 0.05, Holm; rate of
+"some feature drifted" on stationary data, which bounds the verdict for any
+weights): 0.02-0.07 at 100, 1k and 10k rows per side for every method
+(300/200/100 repetitions, s.e. 0.01-0.03), 0-2 of 12 at 1M rows; raw
+PSI/Wasserstein p-values at 200k rows per side (rescaled nulls) are uniform
+within Monte Carlo error.  Power of the verdict when one feature with 25% of
+the importance shifts by 0.25 sd: 0.95-1.0 at 1k rows, 1.0 at 10k and 1M
+(0.1 sd: 0.08-0.42 at 1k, 1.0 at 10k).
+
 Missing and non-finite values, edge cases (named outcomes, ``status``)
 ----------------------------------------------------------------------
 * ``"tested"``: statistics and p-value computed.  Numeric NaN/None/pd.NA and
@@ -243,7 +252,21 @@ def _is_real(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class DriftSettings:
-    """Methods, error rate and gate rule for :func:`detect_drift` (see module docstring)."""
+    """Methods, error rate and gate rule for :func:`detect_drift` (see module docstring).
+
+    * ``numeric_method``: ``"ks"`` | ``"psi"`` | ``"wasserstein"``;
+      ``categorical_method``: ``"chi2"`` | ``"psi"``.
+    * ``alpha``: family-wise false-alarm rate of the data-drift verdict;
+      ``correction``: ``"holm"`` | ``"bonferroni"`` | ``"fdr_bh"`` | ``"none"``.
+    * ``psi_bins``: reference-quantile bins for numeric PSI.
+    * ``min_rows``: fewer rows in either frame -> status ``"insufficient"``.
+    * ``max_rows``: larger frames are subsampled (bounds sensitivity and cost).
+    * ``seed``: subsampling and permutation nulls.
+    * ``null_resamples`` / ``null_max_rows``: permutation null size and the
+      cap on the pooled thinned sample it relabels (psi/wasserstein only).
+    * ``min_importance_share``: the verdict trips when drifted features carry
+      at least this share of the importance; ``critical_features`` trip it alone.
+    """
 
     numeric_method: str = "ks"
     categorical_method: str = "chi2"

@@ -293,3 +293,13 @@ def test_gate_false_alarm_rate_with_allocated_alpha():
         ]
         fired += combine_signals(signals, "any").retrain
     assert fired / reps <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
+
+
+def test_data_drift_signal_counts_schema_outcomes_and_critical_features():
+    ref, cur = frames(400, 4, seed=10)
+    cur = cur.assign(extra=np.arange(400.0))
+    report = detect_drift(ref, cur, ["x0", "x1", "x2", "x3", "extra"], [], DriftSettings(critical_features=("extra",)))
+    assert report.features["extra"].status == "missing_reference"
+    s = data_drift_signal(report, alpha=0.01)
+    assert s.status == "fired" and s.details["critical_drifted"] == ["extra"]
+    assert "critical: extra" in s.summary
