@@ -477,7 +477,7 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
             params={
                 "estimator": spec.training.estimator,
                 **{f"estimator.{k}": v for k, v in spec.training.params.items()},
-                "window_weeks": round((window_end - window_start).days / 7),
+                "window_weeks": round((window_end.timestamp() - window_start.timestamp()) / (7 * 86400)),
                 "holdout_days": spec.training.holdout_days,
                 "window_start": window_start.isoformat(),
                 "window_end": window_end.isoformat(),
@@ -504,7 +504,7 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
         "holdout_uri": paths.holdout,
         "lineage_uri": paths.lineage,
         "window_start": window_start,
-        "window_weeks": round((window_end - window_start).days / 7),
+        "window_weeks": round((window_end.timestamp() - window_start.timestamp()) / (7 * 86400)),
         "evaluation": evaluation,
         "forced": forced,
     }
