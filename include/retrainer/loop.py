@@ -420,7 +420,8 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
         result = compare.evaluate_cold_start(y, ch_pred, settings, challenger_proba=ch_proba,
                                              classes=challenger.classes)
         out = result.to_dict()
-        return Judgement(result.promote, list(result.reasons), out, predictions={"challenger_pred": ch_pred})
+        return Judgement(result.promote, list(result.reasons), out,
+                         predictions={"challenger_pred": ch_pred, **_proba_columns("challenger", ch_proba, challenger)})
     cp_pred, cp_proba = training.predict(champion.model, holdout, spec)
     result = compare.compare_models(
         y, cp_pred, ch_pred, settings, champion_proba=cp_proba, challenger_proba=ch_proba,
@@ -436,8 +437,17 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
             f"stale challenger: trained on data up to {challenger.trained_through.isoformat()} but the champion "
             f"was trained on newer data up to {champion.trained_through.isoformat()}"
         )
-    return Judgement(promote, reasons, out, stale=stale,
-                     predictions={"challenger_pred": ch_pred, "champion_pred": cp_pred})
+    return Judgement(promote, reasons, out, stale=stale, predictions={
+        "challenger_pred": ch_pred, "champion_pred": cp_pred,
+        **_proba_columns("challenger", ch_proba, challenger), **_proba_columns("champion", cp_proba, champion),
+    })
+
+
+def _proba_columns(role: str, proba: Any, state: ModelState) -> dict:
+    """Per-class probability columns (``<role>_proba_<class>``), so anyone can recompute the paired test."""
+    if proba is None:
+        return {}
+    return {f"{role}_proba_{cls}": proba[:, j] for j, cls in enumerate(state.classes)}
 
 
 # --------------------------------------------------------------------------------------

@@ -903,7 +903,9 @@ def summarize_run(
     # Another run of the same interval (e.g. a forced retrain) keeps the earlier run's summary:
     # it is archived, and the new one names it, so nothing is silently overwritten.
     earlier = store.get_json_or_none(paths.summary)
-    if earlier and earlier.get("dag_run_id") not in (None, ctx.run_id):
+    if earlier and earlier.get("dag_run_id") not in (None, ctx.run_id) and any(
+        earlier.get(k) != summary.get(k) for k in ("decision", "challenger_version", "params")
+    ):  # a plain re-run with the same outcome replaces it (idempotent re-runs add no artefacts)
         archived = paths.previous_summary(str(earlier["dag_run_id"]))
         store.put_json(archived, earlier)
         summary["supersedes"] = {"dag_run_id": earlier["dag_run_id"], "decision": earlier.get("decision"),

@@ -1,8 +1,8 @@
 """The demo churn DAG over consecutive weeks, on real moto S3, MLflow and Airflow.
 
 Week 1: cold start -> promoted. Week 2: stable -> skipped, champion unchanged.
-Week 3: drift event -> retrained; the decision equals a McNemar test computed here
-independently (statsmodels) from the stored paired predictions.
+Week 3: drift event -> retrained; the decision equals the paired ROC AUC test (recomputed
+with sklearn) and the mid-p McNemar guard (scipy) from the stored paired predictions.
 Week 4: shuffled labels, forced retrain -> challenger rejected, champion unchanged.
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from statsmodels.stats.contingency_tables import mcnemar
+from scipy.stats import binom
+from sklearn.metrics import roc_auc_score
 
 from include.retrainer import demo_data
 from tests.e2e.conftest import DagRunner
@@ -73,25 +74,37 @@ def test_weekly_story(churn, stack):
     assert s2["champion_version_before"] == s2["champion_version_after"] == v1 == champion(client)
     assert runner.task_states(run)["train_challenger"] == "skipped"
 
-    # Week 3: the drift event -> retrained; decision must match an independent McNemar.
+    # Week 3: the drift event -> retrained; the decision must match the McNemar guard and
+    # the paired ROC AUC test recomputed here from the stored paired predictions and scores.
     run, s3 = runner.run(W3)
     assert str(run.state) == "success", runner.task_states(run)
     assert s3["drift"]["gate"] is True
     assert s3["drift"]["features"]["monthly_charges"]["drifted"] is True
+    fired = {s["name"] for s in s3["drift"]["signals"] if s["status"] == "fired"}
+    assert "data_drift" in fired, s3["drift"]["signals"]
+    assert s3["trigger"] == "signals"
     assert s3["decision"] in ("promoted", "rejected")
     preds = pd.read_parquet(io.BytesIO(runner.artefact(s3["artifacts"]["predictions"])))
     champ_ok = preds["champion_pred"] == preds["y_true"]
     chall_ok = preds["challenger_pred"] == preds["y_true"]
     b = int((champ_ok & ~chall_ok).sum())
     c = int((~champ_ok & chall_ok).sum())
-    table = [[int((champ_ok & chall_ok).sum()), b], [c, int((~champ_ok & ~chall_ok).sum())]]
-    exact = b + c < 25
-    p = 1.0 if b + c == 0 else mcnemar(table, exact=exact, correction=True).pvalue
+    # Mid-p McNemar: the exact two-sided binomial p minus the probability of the observed count.
+    k, n = min(b, c), b + c
+    p = 1.0 if n == 0 else min(1.0, 2 * binom.cdf(k, n, 0.5) - binom.pmf(k, n, 0.5))
     assert (s3["mcnemar"]["b"], s3["mcnemar"]["c"]) == (b, c)
+    assert s3["mcnemar"]["method"] == "midp"
     assert s3["mcnemar"]["p_value"] == pytest.approx(p, rel=1e-9, abs=1e-300)
+    test = s3["comparison"]["paired_test"]
+    auc_champ = roc_auc_score(preds["y_true"], preds["champion_proba_1"])
+    auc_chall = roc_auc_score(preds["y_true"], preds["challenger_proba_1"])
+    assert test["method"] == "delong"
+    assert test["effect"] == pytest.approx(auc_chall - auc_champ, abs=1e-12)
+    assert test["ci_low"] < test["effect"] < test["ci_high"]
+    assert test["null_value"] == pytest.approx(-0.01) and test["mde"] > 0
     m = s3["metrics"]
-    improvement = m["challenger"]["roc_auc"] - m["champion"]["roc_auc"]
-    expected = "promoted" if (p < 0.05 and c > b and improvement >= 0.005 and m["challenger"]["roc_auc"] >= 0.70) else "rejected"
+    harm = p < 0.05 and b > c
+    expected = "promoted" if (test["ci_low"] > -0.01 and not harm and m["challenger"]["roc_auc"] >= 0.70) else "rejected"
     assert s3["decision"] == expected
     # With this drift the retrained model is clearly better: the story promotes it.
     assert s3["decision"] == "promoted"
