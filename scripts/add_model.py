@@ -240,10 +240,12 @@ Review {name}.yaml and the suite: they describe your sample, not your business r
 
 
 def _relative(path: str) -> str:
+    """``.local/airflow`` when under the working directory (the README's form), else absolute."""
+    p = Path(path).resolve()
     try:
-        return os.path.relpath(path)
+        return str(p.relative_to(Path.cwd().resolve()))
     except ValueError:
-        return path
+        return str(p)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,13 +27,6 @@ VENV_BIN = Path(sys.executable).parent
 #: Buckets the project uses on the S3 endpoint.
 BUCKETS = ("raw-data", "retrain-artifacts", "mlflow-artifacts", "dvc-store")
 
-#: SQLite connect args for every Airflow process of the embedded stack (via
-#: ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=scripts.services.SQLITE_CONNECT_ARGS``).
-#: Python's default busy timeout is 5 s; under load a writer waits longer for the lock and
-#: fails with "database is locked". 60 s of waiting turns that failure into a short delay.
-SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
-
-
 # --------------------------------------------------------------------------- stack state
 def local_dir() -> Path:
     """Where the embedded stack keeps its state (``$RETRAIN_LOCAL_DIR``, default ``.local/``)."""

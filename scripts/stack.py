@@ -80,7 +80,10 @@ def jwt_secret() -> str:
 def db_url(db: str) -> str:
     if db == "postgres":
         return PG_URL
-    return f"sqlite:///{airflow_home() / 'airflow.db'}"
+    # timeout=60: Python's default SQLite busy timeout is 5 s; on a loaded machine a writer
+    # (a backfill created from the CLI while the scheduler writes) waits longer than that and
+    # fails with "database is locked". In the URL, so airflow.cfg gives every CLI call the same.
+    return f"sqlite:///{airflow_home() / 'airflow.db'}?timeout=60"
 
 
 def current_db() -> str:
@@ -116,10 +119,6 @@ def airflow_env(db: str | None = None) -> dict[str, str]:
         "S3_DATA_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
         "MLFLOW_CONN_PORT": str(MLFLOW_PORT),
     }
-    if db == "sqlite":
-        # Python's default SQLite busy timeout is 5 s: on a loaded machine a writer waits
-        # longer than that and fails with "database is locked". Wait up to 60 s instead.
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "scripts.services.SQLITE_CONNECT_ARGS"
     return env
 
 
