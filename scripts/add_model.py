@@ -228,6 +228,13 @@ def next_steps(name: str, inf: onboarding.Inference, airflow_home: str) -> str:
     first = onboarding.week_start(inf.first_day)
     last = onboarding.week_start(inf.last_day)
     home = f"AIRFLOW_HOME={airflow_home}"
+    latest = onboarding.week_start(dt.datetime.now(dt.timezone.utc).date()) - dt.timedelta(weeks=1)
+    stale = ""
+    if inf.last_day < latest + dt.timedelta(days=6):
+        # catchup is off: unpausing schedules the latest complete week, which this file lacks.
+        stale = (f"\nNote: unpausing also schedules the latest complete week ({latest} .. "
+                 f"{latest + dt.timedelta(weeks=1)}); your data ends {inf.last_day}, so that run fails with "
+                 "'no data partitions' until that week's partitions arrive. The backfilled weeks are unaffected.")
     return f"""
 Next steps (the DAG retrain_{name} appears within ~30 s, when the dag-processor re-reads dags/):
   {home} airflow dags reserialize                      # optional: make it appear now
@@ -236,7 +243,7 @@ Next steps (the DAG retrain_{name} appears within ~30 s, when the dag-processor 
   {home} airflow dags list-runs retrain_{name}          # follow the weekly runs
   {home} airflow dags trigger retrain_{name}            # later: a run for the last complete week
 Each weekly run writes s3://retrain-artifacts/runs/{name}/<week>/summary.json; the first one trains the champion.
-Review {name}.yaml and the suite: they describe your sample, not your business rules."""
+Review {name}.yaml and the suite: they describe your sample, not your business rules.{stale}"""
 
 
 def _relative(path: str) -> str:
