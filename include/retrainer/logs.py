@@ -29,6 +29,9 @@ from typing import Any
 #: call time, so setting it in the task process before any upload is enough.
 QUIET_ENV: Mapping[str, str] = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # MLflow attaches its own stderr handler at INFO when imported; Airflow logs a task's
+    # stderr at ERROR, so "Waiting up to 300 seconds for model version..." looked like a failure.
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "GX_ANALYTICS_ENABLED": "False",
     "DVC_NO_ANALYTICS": "1",
