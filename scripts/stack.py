@@ -86,8 +86,11 @@ def db_url(db: str) -> str:
     return f"sqlite:///{airflow_home() / 'airflow.db'}?timeout=60"
 
 
+_ACTIVE_DB: str | None = None  # set by `up`; otherwise the running stack's choice
+
+
 def current_db() -> str:
-    return str(services.read_state().get("db") or os.environ.get("RETRAIN_DB") or "sqlite")
+    return _ACTIVE_DB or str(services.read_state().get("db") or os.environ.get("RETRAIN_DB") or "sqlite")
 
 
 def airflow_env(db: str | None = None) -> dict[str, str]:
@@ -415,6 +418,7 @@ def up(demo: bool, db: str) -> int:
 
 
 def _up(demo: bool, db: str) -> int:
+    global _ACTIVE_DB
     say("install", f"virtualenv ready: {sys.prefix} (Python {sys.version.split()[0]})")
     if already_running():
         state = services.read_state()
@@ -426,6 +430,7 @@ def _up(demo: bool, db: str) -> int:
         if services.port_open(port):
             say("state", f"FAILED: port {port} ({name}) is taken by another process: stop it or set RETRAIN_*_PORT")
             return 1
+    _ACTIVE_DB = db
     say("state", f"resetting local state ({LOCAL}): S3, MLflow and Airflow start empty together")
     for sub in ("airflow", "mlflow", "logs"):
         shutil.rmtree(LOCAL / sub, ignore_errors=True)
