@@ -48,7 +48,7 @@ MLFLOW_PORT = int(os.environ.get("RETRAIN_MLFLOW_PORT", "5000"))
 AIRFLOW_PORT = int(os.environ.get("RETRAIN_AIRFLOW_PORT", "8080"))
 READY_TIMEOUT = float(os.environ.get("RETRAIN_READY_TIMEOUT", "600"))
 DEMO_TIMEOUT = float(os.environ.get("RETRAIN_DEMO_TIMEOUT", "3600"))
-DEMO_WEEKS = int(os.environ.get("RETRAIN_DEMO_WEEKS", "6"))
+DEMO_WEEKS = int(os.environ.get("RETRAIN_DEMO_WEEKS", "4"))  # cold start, 2 stable weeks, the drift week
 DEMO_MODELS = tuple(m.strip() for m in os.environ.get("RETRAIN_DEMO_MODELS", "churn,tickets").split(",") if m.strip())
 DEMO_DRIFT_WEEK = 4
 # Rows per day: churn as before; tickets trains a random forest, so fewer rows keep it quick.
