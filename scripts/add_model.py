@@ -265,8 +265,10 @@ def main(argv: list[str] | None = None) -> int:
             print("error: the stack is not running (no .local/stack.json with a live S3 endpoint): start it with "
                   "`make up` (or `make run`), or pass --s3-endpoint, or use --dry-run", file=sys.stderr)
             return 3
-        client = services.s3_client(endpoint, os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-                                    os.environ.get("AWS_SECRET_ACCESS_KEY", "test"))
+        from scripts.seed_demo import make_s3_client
+
+        # Dummy `test` keys only for a local endpoint; elsewhere the environment / boto3's chain.
+        client = make_s3_client(endpoint, os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     try:
         result = add_model(args.name, Path(args.data), timestamp=args.timestamp, target=args.target, s3_client=client,
                            bucket=args.bucket, models_dir=Path(args.models_dir), suites_dir=Path(args.suites_dir),
@@ -277,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     except StorageFailure as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except Exception as exc:  # noqa: BLE001 - botocore errors (endpoint down, access denied): name them
+        if type(exc).__module__.startswith(("botocore", "boto3", "urllib3")):
+            print(f"error: object store at {endpoint}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 3
+        raise
     if not result.dry_run:
         print(next_steps(args.name, result.inference, _relative(state.get("airflow_home") or ".local/airflow")))
     return 0
