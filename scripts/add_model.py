@@ -224,10 +224,9 @@ def add_model(name: str, data: Path, *, timestamp: str | None = None, target: st
     return AddModelResult(spec_final, suite_final, inf, tuple(uploaded), False)
 
 
-def next_steps(name: str, inf: onboarding.Inference, airflow_home: str) -> str:
+def next_steps(name: str, inf: onboarding.Inference, env_file: str) -> str:
     first = onboarding.week_start(inf.first_day)
     last = onboarding.week_start(inf.last_day)
-    home = f"AIRFLOW_HOME={airflow_home}"
     latest = onboarding.week_start(dt.datetime.now(dt.timezone.utc).date()) - dt.timedelta(weeks=1)
     stale = ""
     if inf.last_day < latest + dt.timedelta(days=6):
@@ -237,17 +236,18 @@ def next_steps(name: str, inf: onboarding.Inference, airflow_home: str) -> str:
                  "'no data partitions' until that week's partitions arrive. The backfilled weeks are unaffected.")
     return f"""
 Next steps (the DAG retrain_{name} appears within ~30 s, when the dag-processor re-reads dags/):
-  {home} airflow dags reserialize                      # optional: make it appear now
-  {home} airflow dags unpause retrain_{name}
-  {home} airflow backfill create --dag-id retrain_{name} --from-date {first} --to-date {last} --max-active-runs 1
-  {home} airflow dags list-runs retrain_{name}          # follow the weekly runs
-  {home} airflow dags trigger retrain_{name}            # later: a run for the last complete week
+  source {env_file}        # AIRFLOW_HOME, PYTHONPATH, PATH of the running stack
+  airflow dags reserialize                      # optional: make it appear now
+  airflow dags unpause retrain_{name}
+  airflow backfill create --dag-id retrain_{name} --from-date {first} --to-date {last} --max-active-runs 1
+  airflow dags list-runs retrain_{name}          # follow the weekly runs
+  airflow dags trigger retrain_{name}            # later: a run for the last complete week
 Each weekly run writes s3://retrain-artifacts/runs/{name}/<week>/summary.json; the first one trains the champion.
 Review {name}.yaml and the suite: they describe your sample, not your business rules.{stale}"""
 
 
 def _relative(path: str) -> str:
-    """``.local/airflow`` when under the working directory (the README's form), else absolute."""
+    """``.local/stack.env`` when under the working directory (the README's form), else absolute."""
     p = Path(path).resolve()
     try:
         return str(p.relative_to(Path.cwd().resolve()))
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         raise
     if not result.dry_run:
-        print(next_steps(args.name, result.inference, _relative(state.get("airflow_home") or ".local/airflow")))
+        print(next_steps(args.name, result.inference, _relative(str(services.env_file()))))
     return 0
 
 

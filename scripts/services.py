@@ -60,6 +60,7 @@ def write_state(state: dict[str, Any]) -> None:
         "# Written by scripts/stack.py: `source .local/stack.env` to point CLI tools at the running stack.",
         f"export AIRFLOW_HOME={state.get('airflow_home', '')}",
         f"export PYTHONPATH={state.get('root', ROOT)}",
+        f"export PATH={VENV_BIN}:$PATH",
         f"export MLFLOW_TRACKING_URI={state.get('mlflow_tracking_uri', '')}",
         f"export RETRAIN_S3_ENDPOINT={state.get('s3_endpoint', '')}",
         f"export AWS_ENDPOINT_URL_S3={state.get('s3_endpoint', '')}",
