@@ -6,12 +6,14 @@ artifacts location from its spec: ``s3://<artifacts.bucket>/<artifacts.prefix>/<
 
 Example (from the project root)::
 
-    python scripts/champion_history.py --model churn --s3-endpoint http://127.0.0.1:9000
+    python scripts/champion_history.py --model churn          # against the running `make run` stack
     python scripts/champion_history.py --model churn --json
+    python scripts/champion_history.py --model churn --s3-endpoint https://s3.example.com
 
 The spec is ``<models dir>/<model>.yaml`` where the models dir is ``--models-dir``, else
 ``$RETRAIN_MODELS_DIR``, else ``include/models``. The endpoint is ``--s3-endpoint``, else
-``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL``, else AWS itself. Credentials come from
+``$RETRAIN_S3_ENDPOINT`` / ``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL``, else the running
+local stack's (``.local/stack.json``), else AWS itself (``--s3-endpoint ''`` forces AWS). Credentials come from
 ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (or boto3's usual chain); only for a local
 endpoint (127.0.0.1 / localhost) do they default to ``test``/``test``.
 
@@ -33,6 +35,7 @@ if _PROJECT_ROOT not in sys.path:
     sys.path.insert(0, _PROJECT_ROOT)
 
 from include.retrainer.config import ModelSpec, ModelSpecError, load_spec, models_dir  # noqa: E402
+from scripts import services  # noqa: E402
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -46,11 +49,18 @@ def find_spec(model: str, directory: str | None) -> ModelSpec:
     raise ModelSpecError(folder / f"{model}.yaml", None, f"no spec for model '{model}' in {folder}")
 
 
+def default_endpoint() -> str | None:
+    """The environment's endpoint, else the running local stack's, else None (AWS)."""
+    for var in ("RETRAIN_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return services.running_state().get("s3_endpoint")
+
+
 def s3_client(endpoint: str | None) -> Any:
     import boto3
 
     kwargs: dict[str, Any] = {"region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         kwargs["endpoint_url"] = endpoint
         if (urlparse(endpoint).hostname or "") in _LOCAL_HOSTS:
@@ -82,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="List the champion history (promotions and rollbacks) of a model.")
     parser.add_argument("--model", required=True, help="model name (the spec file's stem, e.g. churn)")
     parser.add_argument("--models-dir", help="folder of model specs (default: $RETRAIN_MODELS_DIR or include/models)")
-    parser.add_argument("--s3-endpoint", help="S3 endpoint URL, e.g. http://127.0.0.1:9000 (default: AWS)")
+    parser.add_argument("--s3-endpoint", default=None,
+                        help="S3 endpoint URL (default: $RETRAIN_S3_ENDPOINT / $AWS_ENDPOINT_URL_S3, else the running "
+                             "local stack's from .local/stack.json, else AWS; '' forces AWS)")
     parser.add_argument("--json", action="store_true", help="print the records as a JSON list")
     parser.add_argument("--limit", type=int, default=0, help="only the last N moves (0 = all)")
     args = parser.parse_args(argv)
@@ -100,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
     where = history_prefix(spec) + "/"
     try:
-        moves = list_history(ObjectStore(s3_client(args.s3_endpoint)), spec)
+        endpoint = default_endpoint() if args.s3_endpoint is None else (args.s3_endpoint or None)
+        moves = list_history(ObjectStore(s3_client(endpoint)), spec)
     except (BotoCoreError, ClientError, StorageError) as exc:
         print(f"error: cannot read the champion history at {where}: {exc}", file=sys.stderr)
         return 3

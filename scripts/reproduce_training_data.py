@@ -10,12 +10,14 @@ is still the same data.
 
 Example (from the project root, local stack running)::
 
-    python scripts/reproduce_training_data.py --model churn --version 3 --out train.parquet \\
-        --tracking-uri http://127.0.0.1:5000 --s3-endpoint http://127.0.0.1:9000
+    python scripts/reproduce_training_data.py --model churn --version champion
+    python scripts/reproduce_training_data.py --model churn --version 3 --out /tmp/train.parquet
 
 ``--version`` also accepts an alias (``champion``, ``challenger``). Defaults come from
-``MLFLOW_TRACKING_URI`` and ``RETRAIN_S3_ENDPOINT`` (else the local stack's ports);
-``--s3-endpoint ''`` means AWS itself. Credentials come from ``AWS_ACCESS_KEY_ID`` /
+``MLFLOW_TRACKING_URI`` and ``RETRAIN_S3_ENDPOINT``, else the running local stack
+(``.local/stack.json``), else 127.0.0.1:5000 / :9000; ``--s3-endpoint ''`` means AWS itself.
+The file goes to ``--out``, else ``.local/output/<model>_v<version>_<file name>`` (the stack's
+state folder): never into the repository. Credentials come from ``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY``; only for a local endpoint (127.0.0.1 / localhost) do they
 default to ``test``/``test``, otherwise boto's default chain (profile, IAM role) applies.
 
@@ -44,26 +46,36 @@ if _PROJECT_ROOT not in sys.path:
     sys.path.insert(0, _PROJECT_ROOT)
 
 from include.retrainer import lineage, registry  # noqa: E402  (light: heavy libs load lazily)
+from scripts import services  # noqa: E402
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
 _DEFAULT_S3_ENDPOINT = "http://127.0.0.1:9000"
 
 
+def default_output_dir() -> Path:
+    """The stack's state folder, never the repository root."""
+    return Path(services.read_state().get("output_dir") or services.local_dir() / "output")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    state = services.running_state()
     p = argparse.ArgumentParser(description="Reproduce a registered model version's exact training data from DVC.")
     p.add_argument("--model", required=True, help="registered model name, e.g. churn")
     p.add_argument("--version", required=True, help="model version number, or an alias such as champion")
-    p.add_argument("--out", default=None, help="output file (default: <model>_v<version>_<tracked file name>)")
+    p.add_argument("--out", default=None,
+                   help="output file (default: .local/output/<model>_v<version>_<tracked file name>)")
     p.add_argument(
         "--tracking-uri",
-        default=os.environ.get("MLFLOW_TRACKING_URI") or _DEFAULT_TRACKING_URI,
-        help=f"MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI or {_DEFAULT_TRACKING_URI})",
+        default=os.environ.get("MLFLOW_TRACKING_URI") or state.get("mlflow_tracking_uri") or _DEFAULT_TRACKING_URI,
+        help=f"MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, else the running stack's, "
+             f"else {_DEFAULT_TRACKING_URI})",
     )
     p.add_argument(
         "--s3-endpoint",
-        default=os.environ.get("RETRAIN_S3_ENDPOINT", _DEFAULT_S3_ENDPOINT),
-        help=f"S3 endpoint of the DVC remote (default: $RETRAIN_S3_ENDPOINT or {_DEFAULT_S3_ENDPOINT}; '' for AWS)",
+        default=os.environ.get("RETRAIN_S3_ENDPOINT") or state.get("s3_endpoint") or _DEFAULT_S3_ENDPOINT,
+        help=f"S3 endpoint of the DVC remote (default: $RETRAIN_S3_ENDPOINT, else the running stack's, "
+             f"else {_DEFAULT_S3_ENDPOINT}; '' for AWS)",
     )
     p.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     p.add_argument("--json", action="store_true", help="print the report as one JSON object instead of text")
@@ -168,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     tracked_name = Path(version.tag("dvc_path") or "train.parquet").name
-    out = Path(args.out) if args.out else Path(f"{args.model}_v{version.version}_{tracked_name}")
+    out = Path(args.out) if args.out else default_output_dir() / f"{args.model}_v{version.version}_{tracked_name}"
     write_atomically(out, data)
     sha256 = hashlib.sha256(data).hexdigest()
     recorded_etag = (version.tag("train_data_etag") or "").strip('"') or None

@@ -10,9 +10,11 @@ Seeding is idempotent: the same arguments produce byte-identical objects.
 
 Example (from the project root)::
 
-    PYTHONPATH=. python scripts/seed_demo.py --endpoint-url http://127.0.0.1:9000 \\
-        --bucket raw-data --prefix churn --start 2026-01-04 --weeks 6 \\
-        --rows-per-day 2000 --drift-week 4 --create-bucket
+    python scripts/seed_demo.py --bucket raw-data --prefix churn --start 2026-01-04 --weeks 6 \\
+        --rows-per-day 2000 --drift-week 4 --create-bucket      # into the running local stack
+
+The endpoint is ``--endpoint-url``, else ``$RETRAIN_S3_ENDPOINT``, else the running local
+stack's (``.local/stack.json``), else AWS (``--endpoint-url ''`` forces AWS).
 
 Credentials come from ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``; only for a
 local endpoint (127.0.0.1 / localhost) do they default to ``test``/``test``, so a
@@ -60,7 +62,9 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Seed S3 with synthetic daily partitions for the retraining demo.")
-    p.add_argument("--endpoint-url", default=None, help="S3 endpoint, e.g. http://127.0.0.1:9000 (omit for AWS)")
+    p.add_argument("--endpoint-url", default=None,
+                   help="S3 endpoint (default: $RETRAIN_S3_ENDPOINT, else the running local stack's from "
+                        ".local/stack.json, else AWS; '' forces AWS)")
     p.add_argument("--bucket", required=True, help="target bucket, e.g. raw-data")
     p.add_argument("--prefix", default=None, help="key prefix (default: the dataset name)")
     p.add_argument("--start", type=_iso_date, required=True, help="first day, YYYY-MM-DD")
@@ -139,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         frames = generate_tickets(args.start, days, rows_per_day=rows, seed=seed, drift_start=drift_start)
 
-    client = make_s3_client(args.endpoint_url, args.region)
+    endpoint = args.endpoint_url
+    if endpoint is None:
+        from scripts import services
+
+        endpoint = os.environ.get("RETRAIN_S3_ENDPOINT") or services.running_state().get("s3_endpoint")
+    client = make_s3_client(endpoint or None, args.region)
     if args.create_bucket:
         ensure_bucket(client, args.bucket, args.region)
 

@@ -8,6 +8,7 @@ signals the whole group: no orphaned workers.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,13 +17,75 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 #: Buckets the project uses on the S3 endpoint.
 BUCKETS = ("raw-data", "retrain-artifacts", "mlflow-artifacts", "dvc-store")
+
+# --------------------------------------------------------------------------- stack state
+def local_dir() -> Path:
+    """Where the embedded stack keeps its state (``$RETRAIN_LOCAL_DIR``, default ``.local/``)."""
+    return Path(os.environ.get("RETRAIN_LOCAL_DIR") or ROOT / ".local")
+
+
+def state_file() -> Path:
+    return local_dir() / "stack.json"
+
+
+def env_file() -> Path:
+    return local_dir() / "stack.env"
+
+
+def read_state() -> dict[str, Any]:
+    """Endpoints of the stack ``make run``/``make up`` started ({} if it never ran)."""
+    try:
+        return json.loads(state_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_state(state: dict[str, Any]) -> None:
+    """``stack.json`` for the CLI tools and ``stack.env`` to ``source`` in a shell (atomically)."""
+    folder = local_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = state_file().with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, state_file())
+    lines = [
+        "# Written by scripts/stack.py: `source .local/stack.env` to point CLI tools at the running stack.",
+        f"export AIRFLOW_HOME={state.get('airflow_home', '')}",
+        f"export PYTHONPATH={state.get('root', ROOT)}",
+        f"export PATH={VENV_BIN}:$PATH",
+        f"export MLFLOW_TRACKING_URI={state.get('mlflow_tracking_uri', '')}",
+        f"export RETRAIN_S3_ENDPOINT={state.get('s3_endpoint', '')}",
+        f"export AWS_ENDPOINT_URL_S3={state.get('s3_endpoint', '')}",
+        "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1",
+        "export MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1 GX_ANALYTICS_ENABLED=False",
+    ]
+    tmp = env_file().with_suffix(".env.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, env_file())
+
+
+def running_state() -> dict[str, Any]:
+    """The state of a stack that is up now (its S3 stand-in answers), else {}."""
+    state = read_state()
+    if not state or not state.get("running") or not state.get("s3_endpoint"):
+        return {}
+    try:
+        with urllib.request.urlopen(f"{state['s3_endpoint']}/moto-api/", timeout=3):
+            return state
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return {}
+
+
+def is_db_locked(text: str) -> bool:
+    return "database is locked" in text or "database table is locked" in text
 
 
 def free_port() -> int:
@@ -37,13 +100,20 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, what: str = "",
+              progress: Callable[[str], None] | None = None, every: float = 30.0) -> None:
     """Poll ``url`` until it answers 2xx/3xx; fail early if ``proc`` died.
 
-    Also fails if ``proc`` dies just after the answer: then something else owns the port."""
-    deadline = time.monotonic() + timeout
+    Also fails if ``proc`` dies just after the answer: then something else owns the port.
+    ``progress`` gets a "still waiting" line every ``every`` seconds."""
+    started = time.monotonic()
+    deadline = started + timeout
+    next_note = started + every
     last = ""
     while time.monotonic() < deadline:
+        if progress is not None and time.monotonic() >= next_note:
+            progress(f"still waiting for {what or url} ({time.monotonic() - started:.0f}s of up to {timeout:.0f}s)")
+            next_note += every
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what or url} exited with code {proc.returncode} before becoming ready")
         try:
@@ -58,7 +128,124 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, wh
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
             last = str(exc)
         time.sleep(0.5)
-    raise TimeoutError(f"{what or url} not ready after {timeout:.0f}s ({last})")
+    raise TimeoutError(f"{what or url} not ready after {timeout:.0f}s ({last}); "
+                       "raise RETRAIN_READY_TIMEOUT on a slow machine")
+
+
+def wait_airflow_healthy(base_url: str, timeout: float, proc: subprocess.Popen | None = None,
+                         progress: Callable[[str], None] | None = None, every: float = 30.0) -> dict:
+    """Until ``/api/v2/monitor/health`` reports the metadatabase, scheduler and dag-processor healthy.
+
+    The API answering is not enough: runs only start once the scheduler heartbeats, and
+    DAGs only appear once the dag-processor runs."""
+    url = f"{base_url}/api/v2/monitor/health"
+    started = time.monotonic()
+    deadline = started + timeout
+    next_note = started + every
+    last: Any = "no answer yet"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"airflow standalone exited with code {proc.returncode} before becoming healthy")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                body = json.loads(r.read() or b"{}")
+            parts = {k: (body.get(k) or {}).get("status") for k in ("metadatabase", "scheduler", "dag_processor")}
+            if all(v == "healthy" for v in parts.values()):
+                return body
+            last = ", ".join(f"{k} {v or 'not yet'}" for k, v in parts.items())
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError) as exc:
+            last = f"API not answering ({exc})"
+        if progress is not None and time.monotonic() >= next_note:
+            progress(f"still waiting for Airflow health: {last} ({time.monotonic() - started:.0f}s of up to {timeout:.0f}s)")
+            next_note += every
+        time.sleep(1.0)
+    raise TimeoutError(f"Airflow not healthy after {timeout:.0f}s ({last}); raise RETRAIN_READY_TIMEOUT on a slow machine")
+
+
+class AirflowApi:
+    """Minimal Airflow REST client with a token and retry with backoff.
+
+    Retries transient failures (connection errors, 5xx such as a locked SQLite DB, 409 while
+    an earlier backfill is still marked running) with exponential backoff up to ``patience``
+    seconds, so a busy machine makes the demo slower, never failed."""
+
+    def __init__(self, base_url: str, password: str, username: str = "admin", patience: float = 300.0,
+                 on_retry: Callable[[str], None] | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.username, self.password = username, password
+        self.patience = patience
+        self.on_retry = on_retry
+        self._token: str | None = None
+
+    def _token_now(self) -> str:
+        if self._token is None:
+            status, body = self._send("POST", "/auth/token", {"username": self.username, "password": self.password}, None)
+            if status not in (200, 201) or not body.get("access_token"):
+                raise RuntimeError(f"Airflow login failed (HTTP {status})")
+            self._token = body["access_token"]
+        return self._token
+
+    def _send(self, method: str, path: str, data: dict | None, token: str | None) -> tuple[int, dict]:
+        req = urllib.request.Request(
+            self.base_url + path, method=method, data=json.dumps(data).encode() if data is not None else None,
+            headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                body = json.loads(exc.read() or b"{}")
+            except ValueError:
+                body = {}
+            return exc.code, body if isinstance(body, dict) else {"detail": body}
+
+    def request(self, method: str, path: str, data: dict | None = None, ok: tuple[int, ...] = (200,)) -> tuple[int, dict]:
+        deadline = time.monotonic() + self.patience
+        delay = 1.0
+        while True:
+            try:
+                status, body = self._send(method, path, data, self._token_now())
+                if status == 401:  # token expired: log in again once
+                    self._token = None
+                    status, body = self._send(method, path, data, self._token_now())
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+                status, body = 0, {"detail": str(exc)}
+            if status in ok:
+                return status, body
+            transient = status == 0 or status >= 500 or status == 409
+            if not transient or time.monotonic() + delay > deadline:
+                raise RuntimeError(f"Airflow API {method} {path} -> HTTP {status}: {str(body.get('detail', body))[:500]}")
+            if self.on_retry is not None:
+                self.on_retry(f"Airflow API {method} {path} -> HTTP {status} ({str(body.get('detail', ''))[:120]}); "
+                              f"retrying in {delay:.0f}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def recreate_postgres_db(sqlalchemy_url: str) -> str:
+    """Drop and create the stack's own PostgreSQL database (trust auth), so a fresh stack starts empty.
+
+    Only the database named in the URL is touched; it must be one the stack owns."""
+    from urllib.parse import urlparse
+
+    import psycopg2
+    from psycopg2 import sql
+
+    u = urlparse(sqlalchemy_url.replace("postgresql+psycopg2://", "postgresql://"))
+    name = u.path.lstrip("/")
+    if not name or name in ("postgres", "template0", "template1"):
+        raise RuntimeError(f"refusing to recreate database {name!r}: point RETRAIN_PG_URL at a database of its own")
+    try:
+        conn = psycopg2.connect(host=u.hostname or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
+                                password=u.password, dbname="postgres", connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        raise RuntimeError(f"cannot reach PostgreSQL at {u.hostname}:{u.port or 5432} as {u.username}: {exc}".strip()) from None
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    conn.close()
+    return name
 
 
 def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
@@ -113,10 +300,10 @@ def _require_free(port: int, what: str) -> None:
         raise RuntimeError(f"cannot start {what}: port {port} on 127.0.0.1 is already in use")
 
 
-def start_moto(port: int, log_path: Path) -> subprocess.Popen:
+def start_moto(port: int, log_path: Path, timeout: float = 60) -> subprocess.Popen:
     _require_free(port, "moto_server")
     proc = spawn([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log_path)
-    wait_http(f"http://127.0.0.1:{port}/moto-api/", 30, proc, "moto_server")
+    wait_http(f"http://127.0.0.1:{port}/moto-api/", timeout, proc, "moto_server")
     return proc
 
 
@@ -149,10 +336,12 @@ def mlflow_env(s3_endpoint: str) -> dict[str, str]:
         # One worker and no job runner: the defaults spawn ~3 GB of processes.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
 
 
-def start_mlflow(port: int, backend_db: Path, s3_endpoint: str, log_path: Path, artifacts_bucket: str = "mlflow-artifacts") -> subprocess.Popen:
+def start_mlflow(port: int, backend_db: Path, s3_endpoint: str, log_path: Path, artifacts_bucket: str = "mlflow-artifacts",
+                 timeout: float = 120, progress: Callable[[str], None] | None = None) -> subprocess.Popen:
     _require_free(port, "mlflow server")
     backend_db.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -163,5 +352,5 @@ def start_mlflow(port: int, backend_db: Path, s3_endpoint: str, log_path: Path, 
         "--workers", "1",
     ]
     proc = spawn(cmd, log_path, env=mlflow_env(s3_endpoint))
-    wait_http(f"http://127.0.0.1:{port}/health", 120, proc, "mlflow server")
+    wait_http(f"http://127.0.0.1:{port}/health", timeout, proc, "MLflow /health", progress=progress)
     return proc

@@ -1,25 +1,37 @@
 """The embedded local stack: moto S3, MLflow and Airflow on 127.0.0.1, plus the demo.
 
-    python scripts/stack.py up [--no-demo]   # fresh stack, demo data, demo runs
-    python scripts/stack.py down             # stop every process the stack started
+    python scripts/stack.py up [--no-demo] [--db sqlite|postgres]   # fresh stack (+ demo runs)
+    python scripts/stack.py down                                    # stop every process it started
     python scripts/stack.py status
 
-State lives under .local/ and is reset by ``up``: the S3 stand-in keeps objects in
-memory only, so S3, MLflow and Airflow are started empty together rather than leaving
-MLflow or Airflow remembering models and runs whose S3 objects are gone.
+Every phase prints one line ``[HH:MM:SS +ELAPSEDs] phase  what happened``. Readiness waits
+poll health endpoints until ``RETRAIN_READY_TIMEOUT`` seconds (default 600) and say what
+they wait for; the demo waits up to ``RETRAIN_DEMO_TIMEOUT`` (default 3600).
+
+State lives under .local/ (``RETRAIN_LOCAL_DIR``) and is reset by ``up``: the S3 stand-in
+keeps objects in memory only, so S3, MLflow and Airflow are started empty together rather
+than leaving MLflow or Airflow remembering models and runs whose S3 objects are gone.
+``up`` on a stack that is already running and healthy changes nothing and says so.
+The endpoints of the running stack are written to .local/stack.json and .local/stack.env
+(read by the CLI tools in scripts/); .local/airflow/airflow.cfg carries the stack's Airflow
+settings, so ``AIRFLOW_HOME=.local/airflow airflow ...`` works from any shell.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,46 +40,82 @@ if str(ROOT) not in sys.path:
 
 from scripts import services  # noqa: E402
 
-LOCAL = Path(os.environ.get("RETRAIN_LOCAL_DIR") or ROOT / ".local")
+LOCAL = services.local_dir()
 PIDS = LOCAL / "pids"
 LOGS = LOCAL / "logs"
 S3_PORT = int(os.environ.get("RETRAIN_S3_PORT", "9000"))
 MLFLOW_PORT = int(os.environ.get("RETRAIN_MLFLOW_PORT", "5000"))
 AIRFLOW_PORT = int(os.environ.get("RETRAIN_AIRFLOW_PORT", "8080"))
-DEMO_DAG = "retrain_churn"
-DEMO_WEEKS = int(os.environ.get("RETRAIN_DEMO_WEEKS", "6"))
+READY_TIMEOUT = float(os.environ.get("RETRAIN_READY_TIMEOUT", "600"))
+DEMO_TIMEOUT = float(os.environ.get("RETRAIN_DEMO_TIMEOUT", "3600"))
+DEMO_WEEKS = int(os.environ.get("RETRAIN_DEMO_WEEKS", "4"))  # cold start, 2 stable weeks, the drift week
+DEMO_MODELS = tuple(m.strip() for m in os.environ.get("RETRAIN_DEMO_MODELS", "churn,tickets").split(",") if m.strip())
 DEMO_DRIFT_WEEK = 4
+# Rows per day: churn as before; tickets trains a random forest, so fewer rows keep it quick.
+DEMO_ROWS = {"churn": 2000, "tickets": 400}
+PG_URL = os.environ.get("RETRAIN_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/retrain_stack_airflow")
+
+_T0 = time.monotonic()
 
 
-def say(msg: str) -> None:
-    print(f"[{dt.datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
+def say(phase: str, msg: str) -> None:
+    """One progress line: wall clock, seconds since the command started, phase, message."""
+    elapsed = time.monotonic() - _T0
+    print(f"[{dt.datetime.now().strftime('%H:%M:%S')} +{elapsed:5.0f}s] {phase:<8} {msg}", flush=True)
 
 
-def airflow_env() -> dict[str, str]:
-    home = LOCAL / "airflow"
-    secret_file = home / ".jwt_secret"
+def airflow_home() -> Path:
+    return LOCAL / "airflow"
+
+
+def jwt_secret() -> str:
+    secret_file = airflow_home() / ".jwt_secret"
     if not secret_file.exists():
-        home.mkdir(parents=True, exist_ok=True)
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
         secret_file.write_text(secrets.token_hex(32))  # 64 characters
         secret_file.chmod(0o600)
+    return secret_file.read_text().strip()
+
+
+def db_url(db: str) -> str:
+    if db == "postgres":
+        return PG_URL
+    # timeout=60: Python's default SQLite busy timeout is 5 s; on a loaded machine a writer
+    # (a backfill created from the CLI while the scheduler writes) waits longer than that and
+    # fails with "database is locked". In the URL, so airflow.cfg gives every CLI call the same.
+    return f"sqlite:///{airflow_home() / 'airflow.db'}?timeout=60"
+
+
+_ACTIVE_DB: str | None = None  # set by `up`; otherwise the running stack's choice
+
+
+def current_db() -> str:
+    return _ACTIVE_DB or str(services.read_state().get("db") or os.environ.get("RETRAIN_DB") or "sqlite")
+
+
+def airflow_env(db: str | None = None) -> dict[str, str]:
+    db = db or current_db()
     bin_dir = str(Path(sys.executable).parent)
-    return {
+    env = {
         # standalone spawns `airflow` subprocesses: the venv must be on PATH.
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT),
-        "AIRFLOW_HOME": str(home),
+        "AIRFLOW_HOME": str(airflow_home()),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url(db),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{AIRFLOW_PORT}",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret(),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLFLOW_LOGGING_LEVEL": "WARNING",
         "DVC_NO_ANALYTICS": "1",
         "GX_ANALYTICS_ENABLED": "False",
         "NO_PROXY": "127.0.0.1,localhost",
@@ -75,11 +123,56 @@ def airflow_env() -> dict[str, str]:
         "S3_DATA_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
         "MLFLOW_CONN_PORT": str(MLFLOW_PORT),
     }
+    return env
 
 
-def run_airflow(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+def write_airflow_cfg(db: str) -> None:
+    """The stack's settings in AIRFLOW_HOME/airflow.cfg, so that a plain
+    ``AIRFLOW_HOME=.local/airflow airflow dags list-runs ...`` talks to this stack."""
+    home = airflow_home()
+    home.mkdir(parents=True, exist_ok=True)
+    text = f"""# Written by scripts/stack.py for the embedded stack; recreated by every `make run`.
+[core]
+dags_folder = {ROOT / 'dags'}
+plugins_folder = {ROOT / 'plugins'}
+load_examples = False
+executor = LocalExecutor
+parallelism = 4
+dags_are_paused_at_creation = True
+
+[database]
+sql_alchemy_conn = {db_url(db)}
+
+[api]
+host = 127.0.0.1
+port = {AIRFLOW_PORT}
+base_url = http://127.0.0.1:{AIRFLOW_PORT}
+
+[api_auth]
+jwt_secret = {jwt_secret()}
+
+[dag_processor]
+refresh_interval = 30
+
+[logging]
+base_log_folder = {home / 'logs'}
+"""
+    cfg = home / "airflow.cfg"
+    cfg.write_text(text)
+    cfg.chmod(0o600)  # holds the JWT secret
+
+
+def run_airflow(*args: str, check: bool = True, retries: int = 4) -> subprocess.CompletedProcess:
+    """Run an ``airflow`` CLI command; retry with backoff when the metadata DB was locked."""
     cmd = [str(Path(sys.executable).parent / "airflow"), *args]
-    result = subprocess.run(cmd, env={**os.environ, **airflow_env()}, capture_output=capture, text=True, cwd=ROOT)
+    delay = 2.0
+    for attempt in range(retries + 1):
+        result = subprocess.run(cmd, env={**os.environ, **airflow_env()}, capture_output=True, text=True, cwd=ROOT)
+        if result.returncode == 0 or not services.is_db_locked(result.stdout + result.stderr) or attempt == retries:
+            break
+        say("db", f"`airflow {args[0]}`: database is locked; retrying in {delay:.0f}s")
+        time.sleep(delay)
+        delay *= 2
     if check and result.returncode != 0:
         raise RuntimeError(f"`airflow {' '.join(args)}` failed:\n{(result.stdout or '')[-2000:]}\n{(result.stderr or '')[-2000:]}")
     return result
@@ -115,16 +208,31 @@ def down(quiet: bool = False) -> int:
     for name in sorted(running, key=lambda n: order.index(n) if n in order else -1):
         pid = running[name]
         if alive(pid):
-            say(f"stopping {name} (process group {pid})")
+            say("stop", f"stopping {name} (process group {pid})")
             services.stop_group(pid, grace=20)
         (PIDS / f"{name}.pid").unlink(missing_ok=True)
     left = [n for n, p in running.items() if alive(p)]
     if left:
-        say(f"WARNING: still running: {', '.join(left)}")
+        say("stop", f"WARNING: still running: {', '.join(left)}")
         return 1
+    state = services.read_state()
+    if state:
+        services.write_state({**state, "running": False})
     if not quiet:
-        say("stack stopped; no process left behind" if running else "nothing was running")
+        say("stop", "stack stopped; no process left behind" if running else "nothing was running")
     return 0
+
+
+@contextlib.contextmanager
+def stack_lock() -> Iterator[None]:
+    """One ``up`` at a time: a second concurrent ``make run`` fails at once instead of racing."""
+    LOCAL.mkdir(parents=True, exist_ok=True)
+    with open(LOCAL / "stack.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another `make run`/`make up` is using {LOCAL} right now; wait for it or run `make stop`") from None
+        yield
 
 
 def demo_weeks(now: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -140,157 +248,320 @@ def seed_demo(endpoint: str, weeks: list[tuple[dt.datetime, dt.datetime]]) -> No
     from include.retrainer import demo_data
 
     first = weeks[0][0].date()
-    drift_start = weeks[DEMO_DRIFT_WEEK - 1][0].date()
-    frames = demo_data.generate_churn(first, days=7 * len(weeks), rows_per_day=2000, drift_start=drift_start)
-    demo_data.write_partitions(services.s3_client(endpoint), "raw-data", "churn", frames)
-    say(f"seeded {len(frames)} daily partitions s3://raw-data/churn/dt={first}..{max(frames)} "
-        f"(drift from week {DEMO_DRIFT_WEEK}, {drift_start})")
-
-
-def dag_runs(dag_id: str) -> list[dict]:
-    out = run_airflow("dags", "list-runs", dag_id, "-o", "json", check=False)
-    for line in out.stdout.splitlines():  # warnings may precede the JSON document
-        if line.startswith("[{") or line.strip() == "[]":
-            try:
-                return json.loads(line)
-            except ValueError:
-                pass
-    return []
-
-
-def run_demo(endpoint: str) -> list[dict]:
-    weeks = demo_weeks(dt.datetime.now(dt.timezone.utc))
-    seed_demo(endpoint, weeks)
-    say("waiting for the DAG to be parsed (airflow dags reserialize)")
-    run_airflow("dags", "reserialize")
-    frm, to = weeks[0][0].isoformat(), weeks[-1][0].isoformat()
-    say(f"backfilling {DEMO_DAG} over {len(weeks)} weeks ({frm[:10]} .. {weeks[-1][1].date()}), one run at a time")
-    run_airflow("backfill", "create", "--dag-id", DEMO_DAG, "--from-date", frm, "--to-date", to,
-                "--max-active-runs", "1", "--reprocess-behavior", "completed")
-    run_airflow("dags", "unpause", DEMO_DAG)
-    deadline = time.monotonic() + 45 * 60
-    last = ""
-    while time.monotonic() < deadline:
-        runs = dag_runs(DEMO_DAG)
-        states = [r.get("state") for r in runs]
-        done = sum(s in ("success", "failed") for s in states)
-        line = f"demo runs finished: {done}/{len(weeks)} ({', '.join(f'{s}' for s in states) or 'none yet'})"
-        if line != last:
-            say(line)
-            last = line
-        if runs and done >= len(weeks) and all(s in ("success", "failed") for s in states):
-            break
-        time.sleep(5)
+    drift_start = weeks[min(DEMO_DRIFT_WEEK, len(weeks)) - 1][0].date()
     client = services.s3_client(endpoint)
+    for model in DEMO_MODELS:
+        generate = {"churn": demo_data.generate_churn, "tickets": demo_data.generate_tickets}[model]
+        # tickets' drift would force a retrain of a forest every week: keep that model stable.
+        frames = generate(first, days=7 * len(weeks), rows_per_day=DEMO_ROWS[model],
+                          drift_start=drift_start if model == "churn" else None)
+        demo_data.write_partitions(client, "raw-data", model, frames, fmt="csv" if model == "tickets" else "parquet")
+        drift = f", drift from week {DEMO_DRIFT_WEEK} ({drift_start})" if model == "churn" else ""
+        say("seed", f"{model}: {len(frames)} daily partitions x {DEMO_ROWS[model]} rows "
+                    f"s3://raw-data/{model}/dt={first}..{max(frames)}{drift}")
+
+
+def wait_for_dags(api: services.AirflowApi, dag_ids: list[str], timeout: float) -> None:
+    """Until the dag-processor has parsed and serialized every DAG the demo needs."""
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    missing = list(dag_ids)
+    reserialized = False
+    next_note = 30.0
+    while missing:
+        missing = [d for d in missing if api.request("GET", f"/api/v2/dags/{d}", ok=(200, 404))[0] != 200]
+        if not missing:
+            break
+        waited = time.monotonic() - started
+        if waited > 45 and not reserialized:
+            # Normally parsed within one refresh interval; on a crowded machine force it.
+            say("dags", f"still not parsed after {waited:.0f}s: forcing `airflow dags reserialize`")
+            run_airflow("dags", "reserialize", check=False)
+            reserialized = True
+        if time.monotonic() > deadline:
+            errors = api.request("GET", "/api/v2/importErrors", ok=(200,))[1].get("import_errors", [])
+            detail = "; ".join(f"{e.get('filename')}: {str(e.get('stack_trace', ''))[-300:]}" for e in errors[:3])
+            raise TimeoutError(f"DAG(s) {', '.join(missing)} not parsed after {timeout:.0f}s "
+                               f"(RETRAIN_READY_TIMEOUT){'; import errors: ' + detail if detail else ''}")
+        if waited >= next_note:
+            say("dags", f"still waiting for the dag-processor to parse {', '.join(missing)} ({waited:.0f}s of up to {timeout:.0f}s)")
+            next_note += 30
+        time.sleep(2)
+
+
+def read_summary(client, model: str, start: dt.datetime, end: dt.datetime) -> dict | None:
     from include.retrainer.config import load_spec
     from include.retrainer.steps import RunPaths
     from include.retrainer.storage import split_uri
 
-    spec = load_spec(ROOT / "include" / "models" / "churn.yaml")
-    summaries = []
-    for start, end in weeks:
-        bucket, key = split_uri(RunPaths(spec, start, end).summary)
-        try:
-            summaries.append(json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read()))
-        except client.exceptions.NoSuchKey:
-            summaries.append({"data_interval_start": start.isoformat(), "decision": "(no summary)", "reasons": []})
-    return summaries
+    spec = load_spec(ROOT / "include" / "models" / f"{model}.yaml")
+    bucket, key = split_uri(RunPaths(spec, start, end).summary)
+    try:
+        return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except client.exceptions.NoSuchKey:
+        return None
+    except Exception:  # noqa: BLE001 - reporting only: an unreadable summary is reported as such
+        return None
 
 
-def up(demo: bool) -> int:
+def outcome_text(summary: dict | None, state: str) -> str:
+    if summary is None:
+        return f"no summary (run {state})"
+    champ = f"champion {summary.get('champion_version_before') or '-'} -> {summary.get('champion_version_after') or '-'}"
+    return f"{summary.get('decision', '?')} ({champ}; run {state})"
+
+
+def _parse_ts(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def run_demo(api: services.AirflowApi, endpoint: str) -> list[dict]:
+    weeks = demo_weeks(dt.datetime.now(dt.timezone.utc))
+    seed_demo(endpoint, weeks)
+    dag_ids = [f"retrain_{m}" for m in DEMO_MODELS]
+    t = time.monotonic()
+    wait_for_dags(api, dag_ids, READY_TIMEOUT)
+    say("dags", f"parsed: {', '.join(dag_ids)} ({time.monotonic() - t:.0f}s)")
+    frm, to = weeks[0][0].isoformat(), weeks[-1][0].isoformat()
+    for dag_id in dag_ids:
+        # Through the API server, not a second CLI process: one writer to the metadata DB.
+        api.request("POST", "/api/v2/backfills", {
+            "dag_id": dag_id, "from_date": frm, "to_date": to, "max_active_runs": 1,
+            "reprocess_behavior": "completed", "run_backwards": False, "dag_run_conf": {},
+        }, ok=(200, 201))
+        api.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, ok=(200,))
+        say("backfill", f"{dag_id}: {len(weeks)} weekly runs {frm[:10]} .. {weeks[-1][1].date()}, one at a time")
+
+    client = services.s3_client(endpoint)
+    by_start = {w[0]: w for w in weeks}
+    reported: set[tuple[str, dt.datetime]] = set()
+    results: list[dict] = []
+    deadline = time.monotonic() + DEMO_TIMEOUT
+    total = len(weeks) * len(dag_ids)
+    last_note = time.monotonic()
+    while len(reported) < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"demo runs not finished after {DEMO_TIMEOUT:.0f}s (RETRAIN_DEMO_TIMEOUT): "
+                               f"{len(reported)}/{total} done")
+        for dag_id, model in zip(dag_ids, DEMO_MODELS):
+            _, body = api.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=logical_date", ok=(200,))
+            for run in body.get("dag_runs", []):
+                start = _parse_ts(run.get("data_interval_start"))
+                if start not in by_start or (model, start) in reported or run.get("state") not in ("success", "failed"):
+                    continue
+                reported.add((model, start))
+                summary = read_summary(client, model, *by_start[start])
+                began, ended = _parse_ts(run.get("start_date")), _parse_ts(run.get("end_date"))
+                took = f"{(ended - began).total_seconds():.0f}s" if began and ended else "?"
+                index = sorted(by_start).index(start) + 1
+                say("week", f"{model} week {index}/{len(weeks)} ({start.date()}): {outcome_text(summary, run['state'])} in {took}")
+                results.append({"model": model, "week": index, "data_interval_start": start.isoformat(),
+                                "state": run["state"], **(summary or {"decision": "(no summary)", "reasons": []})})
+                last_note = time.monotonic()
+        if time.monotonic() - last_note > 60 and len(reported) < total:
+            say("week", f"waiting for the next run to finish ({len(reported)}/{total} done)")
+            last_note = time.monotonic()
+        if len(reported) < total:
+            time.sleep(3)
+    say("demo", f"demo runs finished: {len(reported)}/{total} "
+                f"({', '.join(f'{m}: {sum(r[0] == m for r in reported)}' for m in DEMO_MODELS)})")
+    return sorted(results, key=lambda r: (r["model"], r["data_interval_start"]))
+
+
+def _healthy(url: str) -> bool:
+    try:
+        services.wait_http(url, 3)
+        return True
+    except (TimeoutError, RuntimeError):
+        return False
+
+
+def already_running() -> bool:
+    running = pids()
+    if not running:
+        return False
+    state = services.read_state()
+    if set(running) >= {"moto", "mlflow", "airflow"} and all(alive(p) for p in running.values()) and state:
+        urls = [f"{state['s3_endpoint']}/moto-api/", f"{state['mlflow_tracking_uri']}/health",
+                f"{state['airflow_url']}/api/v2/monitor/health"]
+        if all(_healthy(u) for u in urls):
+            return True
+    if any(alive(p) for p in running.values()):
+        say("state", "a previous stack is only partly running: stopping what is left and starting fresh")
     down(quiet=True)
+    return False
+
+
+def prepare_db(db: str) -> None:
+    if db == "postgres":
+        created = services.recreate_postgres_db(PG_URL)
+        say("db", f"PostgreSQL database {created} (re)created empty at {PG_URL.split('@')[-1]}")
+    run_airflow("db", "migrate")
+    if db == "sqlite":
+        # WAL: readers (API, UI) no longer block the scheduler's writes. Persistent in the file.
+        with sqlite3.connect(airflow_home() / "airflow.db", timeout=60) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+
+
+def up(demo: bool, db: str) -> int:
+    try:
+        with stack_lock():
+            return _up(demo, db)
+    except RuntimeError as exc:
+        say("state", f"FAILED: {exc}")
+        return 1
+
+
+def _up(demo: bool, db: str) -> int:
+    global _ACTIVE_DB
+    say("install", f"virtualenv ready: {sys.prefix} (Python {sys.version.split()[0]})")
+    if already_running():
+        state = services.read_state()
+        say("state", f"the stack is already running (started {state.get('started_at', '?')}, {state.get('db', '?')} DB): "
+                     "nothing restarted, no data touched. `make stop` then `make run` starts over.")
+        print_banner(state.get("demo") or [], state)
+        return 0
     for port, name in ((S3_PORT, "S3 stand-in"), (MLFLOW_PORT, "MLflow"), (AIRFLOW_PORT, "Airflow")):
         if services.port_open(port):
-            say(f"port {port} ({name}) is taken by another process: stop it or set RETRAIN_*_PORT")
+            say("state", f"FAILED: port {port} ({name}) is taken by another process: stop it or set RETRAIN_*_PORT")
             return 1
-    say("resetting local state (.local/): S3, MLflow and Airflow start empty together")
+    _ACTIVE_DB = db
+    say("state", f"resetting local state ({LOCAL}): S3, MLflow and Airflow start empty together")
     for sub in ("airflow", "mlflow", "logs"):
         shutil.rmtree(LOCAL / sub, ignore_errors=True)
     LOGS.mkdir(parents=True, exist_ok=True)
     endpoint = f"http://127.0.0.1:{S3_PORT}"
+    state = {
+        "running": True,
+        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "root": str(ROOT),
+        "db": db,
+        "db_url": db_url(db),
+        "s3_endpoint": endpoint,
+        "mlflow_tracking_uri": f"http://127.0.0.1:{MLFLOW_PORT}",
+        "airflow_url": f"http://127.0.0.1:{AIRFLOW_PORT}",
+        "airflow_home": str(airflow_home()),
+        "raw_bucket": "raw-data",
+        "output_dir": str(LOCAL / "output"),
+    }
     try:
-        say(f"starting the S3 stand-in (moto_server) on {endpoint}")
-        moto = services.start_moto(S3_PORT, LOGS / "moto.log")
+        t = time.monotonic()
+        moto = services.start_moto(S3_PORT, LOGS / "moto.log", READY_TIMEOUT)
         write_pid("moto", moto)
         services.create_buckets(endpoint)
-        say(f"buckets: {', '.join(services.BUCKETS)}")
+        say("s3", f"S3 stand-in (moto_server) up on {endpoint} in {time.monotonic() - t:.0f}s; buckets: {', '.join(services.BUCKETS)}")
 
-        say(f"starting MLflow on http://127.0.0.1:{MLFLOW_PORT} (SQLite backend, artifacts in s3://mlflow-artifacts); waiting for /health")
-        mlflow = services.start_mlflow(MLFLOW_PORT, LOCAL / "mlflow" / "mlflow.db", endpoint, LOGS / "mlflow.log")
+        t = time.monotonic()
+        say("mlflow", f"starting MLflow on {state['mlflow_tracking_uri']}; waiting for /health (up to {READY_TIMEOUT:.0f}s)")
+        mlflow = services.start_mlflow(MLFLOW_PORT, LOCAL / "mlflow" / "mlflow.db", endpoint, LOGS / "mlflow.log",
+                                       timeout=READY_TIMEOUT, progress=lambda m: say("mlflow", m))
         write_pid("mlflow", mlflow)
+        say("mlflow", f"MLflow up in {time.monotonic() - t:.0f}s (SQLite backend, artifacts in s3://mlflow-artifacts)")
 
-        say("migrating the Airflow metadata DB (SQLite) and loading airflow_settings.yaml")
-        run_airflow("db", "migrate")
+        t = time.monotonic()
+        write_airflow_cfg(db)
+        prepare_db(db)
         loaded = subprocess.run([sys.executable, "-m", "scripts.load_airflow_settings", str(ROOT / "airflow_settings.yaml")],
-                                env={**os.environ, **airflow_env()}, capture_output=True, text=True, cwd=ROOT)
+                                env={**os.environ, **airflow_env(db)}, capture_output=True, text=True, cwd=ROOT)
         if loaded.returncode != 0:
             raise RuntimeError(f"loading airflow_settings.yaml failed:\n{loaded.stdout}\n{loaded.stderr}")
-        say(loaded.stdout.strip().splitlines()[-1] if loaded.stdout.strip() else "settings loaded")
+        say("db", f"Airflow metadata DB ({db}) migrated, airflow_settings.yaml loaded in {time.monotonic() - t:.0f}s")
 
-        say(f"starting Airflow standalone (LocalExecutor) on http://127.0.0.1:{AIRFLOW_PORT}; waiting for health (~30 s)")
-        airflow = services.spawn([str(Path(sys.executable).parent / "airflow"), "standalone"], LOGS / "airflow.log", env=airflow_env())
+        t = time.monotonic()
+        say("airflow", f"starting Airflow standalone (LocalExecutor) on {state['airflow_url']}; waiting for the API, "
+                       f"scheduler and dag-processor to report healthy (up to {READY_TIMEOUT:.0f}s)")
+        airflow = services.spawn([str(Path(sys.executable).parent / "airflow"), "standalone"], LOGS / "airflow.log",
+                                 env=airflow_env(db))
         write_pid("airflow", airflow)
-        services.wait_http(f"http://127.0.0.1:{AIRFLOW_PORT}/api/v2/monitor/health", 180, airflow, "airflow standalone")
-        summaries = run_demo(endpoint) if demo else []
-    except Exception as exc:
-        say(f"FAILED: {exc}")
-        say(f"logs: {LOGS}")
+        services.wait_airflow_healthy(state["airflow_url"], READY_TIMEOUT, airflow, progress=lambda m: say("airflow", m))
+        services.write_state(state)
+        say("airflow", f"Airflow up in {time.monotonic() - t:.0f}s; endpoints written to {services.state_file()}")
+        api = services.AirflowApi(state["airflow_url"], admin_password(), on_retry=lambda m: say("db", m))
+        results = run_demo(api, endpoint) if demo else []
+        state["demo"] = results
+        services.write_state(state)
+    except Exception as exc:  # noqa: BLE001 - any failure: say it, point at the logs, stop cleanly
+        say("failed", f"FAILED: {type(exc).__name__}: {exc}")
+        say("failed", f"logs: {LOGS}")
         down(quiet=True)
         return 1
-    print_banner(summaries)
+    say("ready", f"stack ready in {time.monotonic() - _T0:.0f}s")
+    print_banner(results, state)
     return 0
 
 
 def admin_password() -> str:
-    f = LOCAL / "airflow" / "simple_auth_manager_passwords.json.generated"
-    for _ in range(30):
+    f = airflow_home() / "simple_auth_manager_passwords.json.generated"
+    for _ in range(60):
         if f.exists():
             try:
                 return json.loads(f.read_text()).get("admin", "?")
             except ValueError:
                 pass
         time.sleep(1)
-    return f"(see {f})"
+    raise RuntimeError(f"Airflow did not write the admin password to {f}")
 
 
-def print_banner(summaries: list[dict]) -> None:
+def print_banner(results: list[dict], state: dict) -> None:
+    try:
+        password = json.loads((airflow_home() / "simple_auth_manager_passwords.json.generated").read_text()).get("admin", "?")
+    except (OSError, ValueError):
+        password = "(see .local/airflow/simple_auth_manager_passwords.json.generated)"
     print()
     print("=" * 78)
-    print(f"Airflow UI   http://127.0.0.1:{AIRFLOW_PORT}   login: admin / {admin_password()}")
-    print(f"MLflow UI    http://127.0.0.1:{MLFLOW_PORT}   (registered model 'churn', aliases champion/challenger)")
+    print(f"Airflow UI   http://127.0.0.1:{AIRFLOW_PORT}   login: admin / {password}")
+    print(f"MLflow UI    http://127.0.0.1:{MLFLOW_PORT}   (registered models {', '.join(DEMO_MODELS)}; alias champion)")
     print(f"S3 (moto)    http://127.0.0.1:{S3_PORT}   access key: test / secret: test (local dummy)")
-    print(f"             raw data s3://raw-data/churn/dt=YYYY-MM-DD/, run artefacts s3://retrain-artifacts/runs/churn/")
+    print("             raw data s3://raw-data/<model>/dt=YYYY-MM-DD/, run artefacts s3://retrain-artifacts/runs/<model>/")
+    print(f"Metadata DB  {state.get('db', '?')}: {state.get('db_url', '?')}")
     print(f"Logs         {LOGS}")
-    if summaries:
+    print(f"CLI          export AIRFLOW_HOME={airflow_home()}   (or: source {services.env_file()})")
+    if results:
         print("-" * 78)
         print("Demo outcome (summary.json of each weekly run):")
-        for s in summaries:
-            week = str(s.get("data_interval_start", ""))[:10]
-            champ = f"champion {s.get('champion_version_before')} -> {s.get('champion_version_after')}"
-            print(f"  week of {week}: {s.get('decision', '?'):9s} {champ}")
-            for r in (s.get("reasons") or [])[:3]:
-                print(f"      - {r}")
+        for r in results:
+            champ = f"champion {r.get('champion_version_before') or '-'} -> {r.get('champion_version_after') or '-'}"
+            print(f"  {r['model']:8s} week of {str(r.get('data_interval_start', ''))[:10]}: {r.get('decision', '?'):10s} {champ}")
+            for reason in (r.get("reasons") or [])[:2]:
+                print(f"      - {str(reason)[:150]}")
     print("-" * 78)
+    print("Bring your own data:  make add-model NAME=mymodel DATA=path/to/file.csv")
     print("Stop everything with: make stop")
     print("=" * 78)
 
 
 def status() -> int:
-    for name, pid in sorted(pids().items()):
+    running = pids()
+    if not running:
+        print("not running (start it with `make run` or `make up`)")
+        return 0
+    for name, pid in sorted(running.items()):
         print(f"{name:8s} pid {pid}: {'running' if alive(pid) else 'not running'}")
+    state = services.read_state()
+    if state:
+        print(f"S3 {state.get('s3_endpoint')}  MLflow {state.get('mlflow_tracking_uri')}  Airflow {state.get('airflow_url')}  "
+              f"DB {state.get('db')}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p_up = sub.add_parser("up", help="start a fresh stack and run the demo")
+    p_up = sub.add_parser("up", help="start a fresh stack and run the demo (no-op if it is already running)")
     p_up.add_argument("--no-demo", action="store_true", help="start the services only")
+    p_up.add_argument("--db", choices=["sqlite", "postgres"], default=os.environ.get("RETRAIN_DB") or "sqlite",
+                      help="Airflow metadata DB: sqlite (default, zero setup) or postgres on 127.0.0.1:5432 "
+                           "($RETRAIN_PG_URL; its database is created if absent and emptied by every fresh start)")
     sub.add_parser("down", help="stop every process the stack started")
     sub.add_parser("status", help="show which services run")
     args = parser.parse_args(argv)
     if args.cmd == "up":
-        return up(demo=not args.no_demo)
+        return up(demo=not args.no_demo, db=args.db)
     if args.cmd == "down":
         return down()
     return status()

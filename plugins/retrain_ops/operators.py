@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseBranchOperator, BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.retrainer.logs import run_logged
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -94,7 +96,7 @@ class RetrainBaseOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         ctx = run_context(context, self.spec.schedule)
         try:
-            return self.run_step(context, ctx)
+            return run_logged(self.log, self.task_id, ctx, self.run_step, context, ctx)
         except Exception as exc:
             self._record_failure(ctx, exc)
             if _is_permanent(exc):

@@ -11,6 +11,8 @@ from mlflow import MlflowClient
 from include.retrainer import demo_data
 from tests.e2e.conftest import DagRunner
 
+MODELS = Path(__file__).resolve().parents[2] / "include" / "models"  # the shipped example
+
 W1 = dt.date(2026, 3, 1)  # a Sunday
 W2 = W1 + dt.timedelta(weeks=1)
 
@@ -18,11 +20,11 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def test_tickets_cold_start_then_non_inferior_retrain(stack, monkeypatch):
-    # dag.test() runs the DAG as parsed from dags/: point the factory at this test's specs.
-    monkeypatch.setenv("RETRAIN_MODELS_DIR", str(Path(__file__).parent / "models"))
+    # dag.test() runs the DAG as parsed from dags/: point the factory at the shipped specs.
+    monkeypatch.setenv("RETRAIN_MODELS_DIR", str(MODELS))
     frames = demo_data.generate_tickets(W1, days=14, rows_per_day=800)
     demo_data.write_partitions(stack["s3"], "raw-data", "tickets", frames, fmt="csv")
-    runner = DagRunner(Path(__file__).parent / "models" / "tickets.yaml", stack["s3"])
+    runner = DagRunner(MODELS / "tickets.yaml", stack["s3"])
     client = MlflowClient(stack["mlflow"])
 
     run, s1 = runner.run(W1)

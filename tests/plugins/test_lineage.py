@@ -233,14 +233,17 @@ def test_cli_reproduces_model_version_training_data(moto_server, s3, mlflow_serv
 
     common = ["--tracking-uri", mlflow_server, "--s3-endpoint", moto_server]
 
-    # By alias, text output, default file name; the run's own copy has since been overwritten.
+    # By alias, text output, default file name under the stack's state folder (never the
+    # working directory); the run's own copy has since been overwritten.
     s3.put_object(Bucket="retrain-artifacts", Key=train_key, Body=parquet_bytes(6))
     workdir = tmp_path / "alias"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
+    monkeypatch.setenv("RETRAIN_LOCAL_DIR", str(tmp_path / "local"))
     assert cli.main(["--model", name, "--version", "champion", *common]) == 0
     text = capsys.readouterr().out
-    assert (workdir / f"{name}_v{mv.version}_train.parquet").read_bytes() == data
+    assert (tmp_path / "local" / "output" / f"{name}_v{mv.version}_train.parquet").read_bytes() == data
+    assert list(workdir.iterdir()) == []
     assert f"sha256  {hashlib.sha256(data).hexdigest()}" in text
     assert f"md5     {hashlib.md5(data).hexdigest()} (verified)" in text
     assert "current object at train_data_uri: different" in text

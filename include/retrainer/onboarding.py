@@ -1,0 +1,493 @@
+"""Bring your own data: infer a model spec and a starter validation suite from one table.
+
+Pure pandas: no Airflow, no S3. ``scripts/add_model.py`` reads the file, calls
+:func:`infer`, :func:`daily_partitions`, :func:`build_suite` and :func:`render_spec`, and
+does the I/O (temp files, upload, atomic moves).
+
+Inference rules (each one printed back to the user by ``add_model``):
+
+* timestamp: the named column, else the only column that is a datetime or whose text parses
+  as dates for every non-null value; naive times are taken as UTC.
+* target: the named column, else a column called ``target``/``label``/``class``/``y``/...;
+  it must have 2..50 classes (the retrainer trains classifiers).
+* numeric features: int/float columns (bool counts as numeric 0/1); categorical features:
+  text/category columns with at most ``MAX_CATEGORIES`` distinct values. Dropped, with the
+  reason: row identifiers (unique per row), constant columns, free text / high-cardinality
+  text, columns that are entirely null.
+* a text column holding mostly numbers and some non-numbers is a data error (mixed types),
+  not a categorical feature: it fails with the offending examples.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.retrainer.config import NAME_RE, RESERVED_COLUMNS
+
+#: Target names tried, in order, when no target is given.
+TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "churned", "churn", "is_fraud", "fraud")
+#: Text columns with more distinct values than this are not used as categorical features.
+MAX_CATEGORIES = 50
+#: A classification target with more classes than this is refused.
+MAX_CLASSES = 50
+#: Allowed-set and range checks tolerate this share of unexpected rows (a rare new category,
+#: an outlier) before the batch fails.
+MOSTLY = 0.99
+#: Ranges are widened by this share of the observed span on each side.
+RANGE_SLACK = 0.10
+#: Null-rate checks allow twice the observed null rate plus this absolute slack.
+NULL_SLACK = 0.02
+
+
+class OnboardingError(ValueError):
+    """The file cannot become a model as it is. The message names the column and the problem."""
+
+
+@dataclass(frozen=True)
+class Dropped:
+    column: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What :func:`infer` decided about a table."""
+
+    name: str
+    timestamp: str
+    target: str
+    classes: tuple[Any, ...]
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    dropped: tuple[Dropped, ...]
+    rows: int
+    first_day: dt.date
+    last_day: dt.date
+    days_with_data: int
+    naive_timestamps: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_binary(self) -> bool:
+        return len(self.classes) == 2
+
+
+# --------------------------------------------------------------------------- reading
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file; empty or unreadable files raise :class:`OnboardingError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise OnboardingError(f"{p}: no such file")
+    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() in (".gz", ".zst", ".bz2") else p.suffix.lower()
+    if p.stat().st_size == 0:
+        raise OnboardingError(f"{p}: the file is empty")
+    try:
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(p)
+        elif suffix.startswith(".csv") or suffix.startswith(".tsv") or suffix == ".txt":
+            sep = "\t" if suffix.startswith(".tsv") else None  # None: sniff , ; | from the header
+            df = pd.read_csv(p, sep=sep, engine="python" if sep is None else "c")
+        else:
+            raise OnboardingError(f"{p}: unsupported file type {p.suffix!r}; use .csv, .tsv or .parquet")
+    except OnboardingError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise OnboardingError(f"{p}: the file is empty") from None
+    except Exception as exc:  # noqa: BLE001 - parser errors come in many types; name the file
+        raise OnboardingError(f"{p}: cannot read it as {suffix.lstrip('.')}: {' '.join(str(exc).split())[:300]}") from None
+    if len(df.columns) == 0 or len(df) == 0:
+        raise OnboardingError(f"{p}: the file has no data rows")
+    df.columns = [str(c).strip() for c in df.columns]
+    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dupes:
+        raise OnboardingError(f"{p}: column name(s) used more than once: {', '.join(dupes)}")
+    return df
+
+
+# --------------------------------------------------------------------------- helpers
+def _is_text(s: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype)
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)) and not pd.api.types.is_datetime64_any_dtype(s)
+
+
+def _parse_times(s: pd.Series) -> pd.Series | None:
+    """UTC timestamps if every non-null value parses as a date/time, else None."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+    if not _is_text(s):
+        return None
+    values = s.dropna().astype(str)
+    if values.empty:
+        return None
+    # Dates need a separator or a known month-ish shape: plain numbers are not timestamps.
+    if not values.head(200).str.contains(r"\d{1,4}[-/.:]\d{1,2}", regex=True).all():
+        return None
+    try:
+        parsed = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+    except (ValueError, TypeError):
+        return None
+    if parsed[s.notna()].isna().any():
+        return None
+    return parsed
+
+
+def _naive(s: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.tz is None
+    sample = s.dropna().astype(str).head(50)
+    return not sample.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).any()
+
+
+def _mixed_types(column: str, s: pd.Series) -> str | None:
+    """A text column where most values are numbers but some are not (e.g. '12', '7', 'n/a ')."""
+    values = s.dropna()
+    if values.empty:
+        return None
+    if pd.api.types.is_object_dtype(s):
+        kinds = {type(v).__name__ for v in values.head(10_000)}
+        kinds = {"number" if k in ("int", "float", "int64", "float64", "bool") else k for k in kinds}
+        if len(kinds) > 1:
+            return f"column '{column}' mixes value types ({', '.join(sorted(kinds))})"
+    text = values.astype(str).str.strip()
+    as_num = pd.to_numeric(text, errors="coerce")
+    share = float(as_num.notna().mean())
+    if 0.5 <= share < 1.0:
+        bad = text[as_num.isna()].unique()[:5]
+        return (f"column '{column}' has mixed types: {share:.1%} of its values are numbers but "
+                f"{int(as_num.isna().sum())} are not (e.g. {', '.join(repr(b) for b in bad)}); "
+                "fix or blank those values, or drop the column")
+    return None
+
+
+def _plain(v: Any) -> Any:
+    """JSON/YAML-safe scalar: numpy scalars to Python, whole floats stay floats."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+# --------------------------------------------------------------------------- inference
+def find_timestamp(df: pd.DataFrame, hint: str | None) -> tuple[str, pd.Series]:
+    if hint:
+        if hint not in df.columns:
+            raise OnboardingError(f"timestamp column '{hint}' not found; columns are: {', '.join(df.columns)}")
+        parsed = _parse_times(df[hint])
+        if parsed is None:
+            sample = ", ".join(repr(str(v)) for v in df[hint].dropna().head(3))
+            raise OnboardingError(f"timestamp column '{hint}' does not hold dates/times in every row (e.g. {sample})")
+        return hint, parsed
+    found = {c: p for c in df.columns if (p := _parse_times(df[c])) is not None}
+    if not found:
+        raise OnboardingError(
+            "no timestamp column: no column holds dates/times in every row. The retrainer needs one to cut "
+            f"the data into daily partitions; pass TIMESTAMP=<column> (columns: {', '.join(df.columns)})")
+    if len(found) > 1:
+        preferred = [c for c in found if re.search(r"(^|_)(ts|time|timestamp|date|datetime|at)$", c.lower())]
+        if len(preferred) != 1:
+            raise OnboardingError(f"several date/time columns ({', '.join(found)}): pass TIMESTAMP=<column>")
+        return preferred[0], found[preferred[0]]
+    (name, parsed), = found.items()
+    return name, parsed
+
+
+def find_target(df: pd.DataFrame, hint: str | None, timestamp: str) -> str:
+    if hint:
+        if hint not in df.columns:
+            raise OnboardingError(f"target column '{hint}' not found; columns are: {', '.join(df.columns)}")
+        if hint == timestamp:
+            raise OnboardingError(f"target column '{hint}' is the timestamp column")
+        return hint
+    lower = {c.lower(): c for c in df.columns if c != timestamp}
+    for name in TARGET_NAMES:
+        if name in lower:
+            return lower[name]
+    raise OnboardingError(
+        "no target column given and none is called target/label/class/y/...: pass TARGET=<column> "
+        f"(columns: {', '.join(c for c in df.columns if c != timestamp)})")
+
+
+def check_target(df: pd.DataFrame, target: str) -> tuple[Any, ...]:
+    s = df[target]
+    if s.isna().all():
+        raise OnboardingError(f"target column '{target}' is empty (all values are null)")
+    problem = _mixed_types(target, s) if _is_text(s) else None
+    if problem:
+        raise OnboardingError(problem)
+    classes = s.dropna().unique()
+    if len(classes) < 2:
+        raise OnboardingError(f"target column '{target}' has a single class ({_plain(classes[0])!r}): nothing to learn")
+    if len(classes) > MAX_CLASSES:
+        kind = "a continuous number" if _is_numeric(s) else "free text"
+        raise OnboardingError(f"target column '{target}' has {len(classes)} distinct values; it looks like {kind}. "
+                              f"The retrainer trains classifiers (at most {MAX_CLASSES} classes)")
+    if _is_numeric(s) and pd.api.types.is_float_dtype(s) and not np.all(np.mod(classes.astype(float), 1) == 0):
+        raise OnboardingError(f"target column '{target}' holds fractional numbers; the retrainer trains classifiers")
+    try:
+        return tuple(_plain(v) for v in sorted(classes))
+    except TypeError:
+        return tuple(_plain(v) for v in classes)
+
+
+def classify_columns(df: pd.DataFrame, exclude: Sequence[str]) -> tuple[list[str], list[str], list[Dropped]]:
+    numeric: list[str] = []
+    categorical: list[str] = []
+    dropped: list[Dropped] = []
+    n = len(df)
+    for col in df.columns:
+        if col in exclude:
+            continue
+        s = df[col]
+        if col in RESERVED_COLUMNS:
+            dropped.append(Dropped(col, "name reserved by the pipeline"))
+            continue
+        non_null = s.dropna()
+        if non_null.empty:
+            dropped.append(Dropped(col, "always null"))
+            continue
+        n_unique = int(non_null.nunique())
+        if n_unique == 1:
+            dropped.append(Dropped(col, f"constant ({_plain(non_null.iloc[0])!r})"))
+            continue
+        if pd.api.types.is_datetime64_any_dtype(s) or (_is_text(s) and _parse_times(s) is not None):
+            dropped.append(Dropped(col, "a second date/time column (derive features from it yourself)"))
+            continue
+        if _is_numeric(s):
+            integral = pd.api.types.is_integer_dtype(s)
+            if integral and n_unique == n and n > 20 and (s.is_monotonic_increasing or re.search(r"(^|_)id$", col.lower())):
+                dropped.append(Dropped(col, "row identifier (unique per row)"))
+                continue
+            numeric.append(col)
+            continue
+        if _is_text(s):
+            problem = _mixed_types(col, s)
+            if problem:
+                raise OnboardingError(problem)
+            if n_unique > MAX_CATEGORIES:
+                why = "row identifier (unique per row)" if n_unique == len(non_null) else \
+                    f"{n_unique} distinct values (free text or an id; at most {MAX_CATEGORIES} for a category)"
+                dropped.append(Dropped(col, why))
+                continue
+            categorical.append(col)
+            continue
+        dropped.append(Dropped(col, f"unsupported type {s.dtype}"))
+    return numeric, categorical, dropped
+
+
+def infer(df: pd.DataFrame, name: str, timestamp: str | None = None, target: str | None = None) -> Inference:
+    """Decide timestamp, target, classes and features for ``df`` (see the module docstring)."""
+    if not NAME_RE.match(name or ""):
+        raise OnboardingError(f"model name '{name}' must be lower-case letters, digits and '_', starting with a letter")
+    if len(df) == 0:
+        raise OnboardingError("the file has no data rows")
+    ts_col, parsed = find_timestamp(df, timestamp)
+    target_col = find_target(df, target, ts_col)
+    classes = check_target(df, target_col)
+    numeric, categorical, dropped = classify_columns(df, exclude=(ts_col, target_col))
+    if not numeric and not categorical:
+        raise OnboardingError("no usable feature columns left after taking out the timestamp and the target "
+                              f"(dropped: {'; '.join(f'{d.column}: {d.reason}' for d in dropped) or 'none'})")
+    days = parsed.dt.date
+    notes = []
+    unlabeled = int(df[target_col].isna().sum())
+    if unlabeled:
+        notes.append(f"{unlabeled} row(s) have no target value; validation fails any week containing them "
+                     "(drop them before upload or relax the not-null check)")
+    return Inference(
+        name=name, timestamp=ts_col, target=target_col, classes=classes,
+        numeric=tuple(numeric), categorical=tuple(categorical), dropped=tuple(dropped),
+        rows=len(df), first_day=min(days), last_day=max(days), days_with_data=int(days.nunique()),
+        naive_timestamps=_naive(df[ts_col]), notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------- partitions
+def daily_partitions(df: pd.DataFrame, inf: Inference) -> dict[dt.date, pd.DataFrame]:
+    """Rows grouped by UTC calendar day of the timestamp, each day sorted by time.
+
+    The timestamp column is stored as UTC ``datetime64`` so every partition has the same
+    schema whatever the source wrote (strings, naive or zoned times)."""
+    ts = _parse_times(df[inf.timestamp])
+    if ts is None:  # infer() already checked this; a different frame was passed
+        raise OnboardingError(f"timestamp column '{inf.timestamp}' does not parse as dates/times")
+    out = df.copy()
+    out[inf.timestamp] = ts.astype("datetime64[us, UTC]")
+    out = out.sort_values(inf.timestamp, kind="stable")
+    day = out[inf.timestamp].dt.date
+    return {d: part.reset_index(drop=True) for d, part in out.groupby(day, sort=True)}
+
+
+# --------------------------------------------------------------------------- suite
+def _expect(kind: str, notes: str, **kwargs: Any) -> dict:
+    return {"type": kind, "kwargs": kwargs, "meta": {"notes": notes}}
+
+
+def _round_out(value: float, up: bool) -> float:
+    """Round a bound outward to 3 significant digits so it reads like a chosen number."""
+    if value == 0 or not math.isfinite(value):
+        return float(value)
+    digits = 2 - int(math.floor(math.log10(abs(value))))
+    factor = 10.0 ** digits
+    return (math.ceil(value * factor) if up else math.floor(value * factor)) / factor
+
+
+def build_suite(df: pd.DataFrame, inf: Inference, parts: dict[dt.date, pd.DataFrame] | None = None) -> dict:
+    """A starter GX suite (JSON-able dict) inferred from ``df``; every expectation says why.
+
+    Row counts: a day count range around the observed per-week volume. Nulls: columns without
+    nulls must stay without; others may reach twice the observed rate plus ``NULL_SLACK``.
+    Numeric ranges widened by ``RANGE_SLACK`` of the span (never below 0 for a column that was
+    never negative). Categorical values and target classes as observed (``mostly`` for features,
+    exact for the target)."""
+    parts = parts if parts is not None else daily_partitions(df, inf)
+    per_day = np.array([len(p) for p in parts.values()])
+    week_max = int(per_day.max()) * 7
+    exps: list[dict] = [
+        _expect("expect_table_row_count_to_be_between",
+                f"A week held at most {week_max // 7} rows/day in the sample; allow 10x that before calling it broken.",
+                min_value=1, max_value=int(week_max * 10)),
+        _expect("expect_table_columns_to_match_set",
+                "Every model input, the label and the timestamp must be present; extra columns are allowed.",
+                column_set=[inf.timestamp, *inf.numeric, *inf.categorical, inf.target], exact_match=False),
+    ]
+    for col in (inf.timestamp, inf.target, *inf.numeric, *inf.categorical):
+        rate = float(df[col].isna().mean())
+        if rate == 0:
+            exps.append(_expect("expect_column_values_to_not_be_null",
+                                "No nulls in the sample: a null now means a broken export.", column=col))
+        else:
+            mostly = max(0.0, round(1 - (2 * rate + NULL_SLACK), 3))
+            exps.append(_expect("expect_column_values_to_not_be_null",
+                                f"{rate:.1%} nulls in the sample; fail above {1 - mostly:.1%}.", column=col, mostly=mostly))
+    from include.retrainer.validation import NUMERIC_TYPE_LIST
+
+    for col in inf.numeric:
+        s = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        lo, hi = float(s.min()), float(s.max())
+        span = hi - lo
+        low = lo - RANGE_SLACK * span
+        if lo >= 0:
+            low = max(0.0, low)
+        high = hi + RANGE_SLACK * span
+        exps.append(_expect("expect_column_values_to_be_in_type_list",
+                            "Numeric in the sample: text here means a broken export.",
+                            column=col, type_list=list(NUMERIC_TYPE_LIST)))
+        exps.append(_expect("expect_column_values_to_be_between",
+                            f"Sample range [{lo:g}, {hi:g}] widened by {RANGE_SLACK:.0%} of the span; "
+                            f"{1 - MOSTLY:.0%} outliers tolerated.",
+                            column=col, min_value=_round_out(low, up=False), max_value=_round_out(high, up=True),
+                            mostly=MOSTLY))
+    for col in inf.categorical:
+        values = sorted({str(v) if not isinstance(v, (bool, np.bool_)) else bool(v) for v in df[col].dropna().unique()},
+                        key=str)
+        exps.append(_expect("expect_column_values_to_be_in_set",
+                            f"The {len(values)} values seen in the sample; {1 - MOSTLY:.0%} new values tolerated.",
+                            column=col, value_set=[_plain(v) for v in values], mostly=MOSTLY))
+    exps.append(_expect("expect_column_values_to_be_in_set",
+                        "The classes seen in the sample: a new class needs a new model, not a retrain.",
+                        column=inf.target, value_set=list(inf.classes)))
+    for e in exps:
+        e["kwargs"] = {k: _plain(v) for k, v in e["kwargs"].items()}
+    return {
+        "name": inf.name,
+        "expectations": exps,
+        "meta": {"notes": f"Starter suite inferred by `make add-model` from {inf.rows} rows "
+                          f"({inf.first_day} .. {inf.last_day}). Review the ranges and sets: they describe "
+                          "the sample, not the business rules."},
+    }
+
+
+def suite_json(suite: dict) -> str:
+    return json.dumps(suite, indent=2, sort_keys=False) + "\n"
+
+
+# --------------------------------------------------------------------------- spec
+def week_start(day: dt.date) -> dt.date:
+    """The Sunday on or before ``day`` (Airflow's @weekly intervals run Sunday to Sunday)."""
+    return day - dt.timedelta(days=(day.weekday() + 1) % 7)
+
+
+def training_defaults(inf: Inference) -> tuple[int, int]:
+    """(window_weeks, holdout_days) that fit the data: up to 4 weeks, at least 1."""
+    weeks = max(1, min(4, ((inf.last_day - inf.first_day).days + 1) // 7))
+    holdout = 2 if weeks * 7 > 2 else 1
+    return weeks, holdout
+
+
+def _yaml_list(items: Sequence[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", i) else i for i in items) + "]"
+
+
+def render_spec(inf: Inference, suite_relpath: str, source_name: str, bucket: str = "raw-data") -> str:
+    """The commented model YAML, in the style of include/models/churn.yaml."""
+    window, holdout = training_defaults(inf)
+    metric = "roc_auc" if inf.is_binary else "accuracy"
+    dropped = "".join(f"\n#   {d.column}: {d.reason}" for d in inf.dropped) or " none"
+    classes = ", ".join(str(c) for c in inf.classes[:10]) + (" ..." if len(inf.classes) > 10 else "")
+    return f"""# Written by `make add-model` from {source_name} ({inf.rows} rows, {inf.first_day} .. {inf.last_day}).
+# Review it like code: every field is documented in README.md ("Model spec reference").
+# One YAML file = one DAG, id `retrain_{inf.name}`.
+# Columns not used as features:{dropped}
+name: {inf.name}
+description: Retrained weekly from s3://{bucket}/{inf.name}/ (added with make add-model).
+owner: me
+tags: [{inf.name}, added]
+schedule: "@weekly"
+start_date: {week_start(inf.first_day).isoformat()}   # the Sunday on or before the first day of data
+catchup: false
+max_active_runs: 1
+retries: 2
+retry_delay_minutes: 1
+
+data:
+  conn_id: s3_data
+  bucket: {bucket}
+  prefix: {inf.name}              # s3://{bucket}/{inf.name}/dt=YYYY-MM-DD/part-000.parquet
+  format: parquet
+  missing_data: fail
+
+features:
+  target: {inf.target}            # {len(inf.classes)} classes: {classes}
+  timestamp: {inf.timestamp}{'          # naive times in the file were taken as UTC' if inf.naive_timestamps else ''}
+  numeric: {_yaml_list(inf.numeric)}
+  categorical: {_yaml_list(inf.categorical)}
+
+validation:
+  suite: {suite_relpath}   # starter suite inferred from the file: tighten it
+  schema_checks: true
+
+drift:
+  numeric_method: ks
+  categorical_method: chi2
+  alpha: 0.05
+  correction: holm
+  gate:
+    min_drifted_share: 0.25       # retrain when a quarter of the features drift
+
+training:
+  estimator: sklearn.ensemble.HistGradientBoostingClassifier
+  params: {{max_iter: 150, learning_rate: 0.1, random_state: 0}}
+  window_weeks: {window}                 # weeks of data per training set (the file spans {(inf.last_day - inf.first_day).days + 1} days)
+  holdout_days: {holdout}                # the last days of the window are only used to compare models
+
+comparison:
+  primary_metric: {metric}{'            # binary target' if inf.is_binary else '           # more than two classes'}
+  floor: null                     # set a minimum {metric} once you know what good looks like
+  min_improvement: 0.005
+  alpha: 0.05
+  policy: superiority
+"""

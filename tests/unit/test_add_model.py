@@ -1,0 +1,249 @@
+"""`make add-model`: inference, the generated suite and YAML, and all-or-nothing writes.
+
+The S3 side runs against moto's in-process mock; the generated YAML and suite are checked
+with the project's own loaders (config.load_spec, validation.load_suite_file)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.retrainer import onboarding
+from include.retrainer.config import load_spec
+from include.retrainer.onboarding import OnboardingError
+from scripts import add_model as cli
+
+
+def make_frame(days: int = 15, per_day: int = 40, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = days * per_day
+    start = pd.Timestamp("2026-03-02")  # a Monday: the first week is partial
+    ts = start + pd.to_timedelta(np.sort(rng.integers(0, days * 86400, n)), unit="s")
+    amount = rng.gamma(2.0, 30.0, n)
+    plan = rng.choice(["basic", "pro", "team"], n)
+    return pd.DataFrame({
+        "order_id": np.arange(1000, 1000 + n),
+        "created_at": ts.strftime("%Y-%m-%d %H:%M:%S"),
+        "amount": amount,
+        "items": rng.integers(1, 9, n),
+        "plan": plan,
+        "note": [f"free text {i}" for i in range(n)],
+        "country": "DE",
+        "label": np.where(amount + rng.normal(0, 20, n) > 60, "yes", "no"),
+    })
+
+
+@pytest.fixture()
+def dirs(tmp_path):
+    models, suites = tmp_path / "include" / "models", tmp_path / "include" / "suites"
+    models.mkdir(parents=True)
+    suites.mkdir(parents=True)
+    return models, suites
+
+
+# --------------------------------------------------------------------------- inference
+def test_infer_finds_timestamp_target_and_feature_kinds():
+    df = make_frame()
+    inf = onboarding.infer(df, "orders")
+    assert inf.timestamp == "created_at" and inf.target == "label"
+    assert inf.classes == ("no", "yes") and inf.is_binary
+    assert inf.numeric == ("amount", "items") and inf.categorical == ("plan",)
+    dropped = {d.column: d.reason for d in inf.dropped}
+    assert set(dropped) == {"order_id", "note", "country"}
+    assert "identifier" in dropped["order_id"] and "constant" in dropped["country"]
+    assert inf.first_day == dt.date(2026, 3, 2) and inf.rows == len(df)
+    assert inf.naive_timestamps is True
+
+
+def test_daily_partitions_cover_every_row_once_by_utc_day():
+    df = make_frame()
+    df["created_at"] = pd.to_datetime(df["created_at"]).dt.tz_localize("Europe/Berlin").dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+    inf = onboarding.infer(df, "orders")
+    assert inf.naive_timestamps is False
+    parts = onboarding.daily_partitions(df, inf)
+    assert sum(len(p) for p in parts.values()) == len(df)
+    utc_days = pd.to_datetime(df["created_at"], utc=True, format="mixed").dt.date
+    expected = utc_days.value_counts().to_dict()  # oracle: pandas' own UTC conversion
+    assert {d: len(p) for d, p in parts.items()} == expected
+    for day, part in parts.items():
+        assert (part["created_at"].dt.date == day).all()
+        assert part["created_at"].is_monotonic_increasing
+        assert str(part["created_at"].dtype) == "datetime64[us, UTC]"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "kwargs", "message"),
+    [
+        (lambda df: df.drop(columns=["created_at"]), {}, "no timestamp column"),
+        (lambda df: df, {"target": "nope"}, "target column 'nope' not found"),
+        (lambda df: df, {"timestamp": "amount"}, "does not hold dates/times"),
+        (lambda df: df.assign(label="yes"), {}, "single class"),
+        (lambda df: df.drop(columns=["label"]), {}, "pass TARGET="),
+        (lambda df: df.assign(label=np.linspace(0, 1, len(df))), {}, "classifiers"),
+        (lambda df: df.assign(items=[str(i) if k % 10 else "n/a" for k, i in enumerate(df["items"])]), {},
+         "column 'items' has mixed types"),
+        (lambda df: df.assign(created_at=df["created_at"].where(df.index != 5, "soon")), {"timestamp": "created_at"},
+         "does not hold dates/times"),
+    ],
+)
+def test_bad_tables_fail_with_a_named_problem(mutate, kwargs, message):
+    with pytest.raises(OnboardingError, match=message):
+        onboarding.infer(mutate(make_frame()), "orders", **kwargs)
+
+
+def test_read_table_rejects_empty_and_unknown_files(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(OnboardingError, match="empty"):
+        onboarding.read_table(empty)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("a,b,c\n")
+    with pytest.raises(OnboardingError, match="no data rows"):
+        onboarding.read_table(header_only)
+    other = tmp_path / "data.xlsx"
+    other.write_bytes(b"x")
+    with pytest.raises(OnboardingError, match="unsupported file type"):
+        onboarding.read_table(other)
+
+
+# --------------------------------------------------------------------------- suite
+def test_suite_bounds_contain_the_sample_and_follow_the_documented_slack():
+    df = make_frame()
+    df.loc[df.index % 20 == 0, "plan"] = None  # 5 % nulls
+    inf = onboarding.infer(df, "orders")
+    suite = onboarding.build_suite(df, inf)
+    by = {(e["type"], e["kwargs"].get("column")): e["kwargs"] for e in suite["expectations"]}
+    rng = by[("expect_column_values_to_be_between", "amount")]
+    lo, hi = df["amount"].min(), df["amount"].max()
+    assert rng["min_value"] <= lo and rng["max_value"] >= hi
+    assert rng["min_value"] >= 0  # never negative in the sample: the bound stays at >= 0
+    assert rng["max_value"] <= hi + 0.11 * (hi - lo) + 1e-9
+    assert by[("expect_column_values_to_not_be_null", "plan")]["mostly"] == pytest.approx(1 - (2 * 0.05 + 0.02))
+    assert "mostly" not in by[("expect_column_values_to_not_be_null", "amount")]
+    assert by[("expect_column_values_to_be_in_set", "plan")]["value_set"] == ["basic", "pro", "team"]
+    assert by[("expect_column_values_to_be_in_set", "label")] == {"column": "label", "value_set": ["no", "yes"]}
+    json.dumps(suite)  # JSON-able as written to disk
+
+
+def test_generated_suite_passes_on_its_own_sample_and_fails_on_broken_data():
+    from include.retrainer.validation import validate_batch as run_validation
+
+    df = make_frame()
+    inf = onboarding.infer(df, "orders")
+    parts = onboarding.daily_partitions(df, inf)
+    suite = onboarding.build_suite(df, inf, parts)
+    week = pd.concat(list(parts.values())[:7], ignore_index=True)
+    assert run_validation(week, suite["expectations"], suite_name="orders").success
+    broken = week.assign(amount=week["amount"] * 1000)  # a unit change upstream
+    assert not run_validation(broken, suite["expectations"], suite_name="orders").success
+
+
+# --------------------------------------------------------------------------- the command
+def write_csv(tmp_path: Path, df: pd.DataFrame) -> Path:
+    path = tmp_path / "orders.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture()
+def s3():
+    from moto import mock_aws
+    import boto3
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+        client.create_bucket(Bucket="raw-data")
+        yield client
+
+
+def keys(client, prefix: str = "") -> list[str]:
+    return sorted(o["Key"] for o in client.list_objects_v2(Bucket="raw-data", Prefix=prefix).get("Contents", []))
+
+
+def test_add_model_uploads_daily_partitions_and_writes_valid_files(tmp_path, dirs, s3):
+    models, suites = dirs
+    df = make_frame()
+    result = cli.add_model("orders", write_csv(tmp_path, df), s3_client=s3, models_dir=models, suites_dir=suites,
+                           say=lambda *_: None)
+    spec = load_spec(result.spec_path)  # the real loader, suite path resolved relative to the YAML
+    assert spec.features.numeric == ["amount", "items"] and spec.features.categorical == ["plan"]
+    assert spec.comparison.primary_metric == "roc_auc" and spec.data.format == "parquet"
+    assert spec.suite_path.resolve() == (suites / "orders.json").resolve()
+    assert spec.start_date == dt.date(2026, 3, 1)  # Sunday before the first (Monday) day
+    written = keys(s3)
+    assert all(k.startswith("orders/dt=") and k.endswith("/part-000.parquet") for k in written)
+    assert len(written) == df["created_at"].str[:10].nunique()
+    back = pd.concat(pd.read_parquet(io.BytesIO(s3.get_object(Bucket="raw-data", Key=k)["Body"].read())) for k in written)
+    assert len(back) == len(df) and sorted(back["amount"]) == sorted(df["amount"])
+    assert not list(models.glob(".*")) and not list(suites.glob(".*"))  # no temp files left
+
+
+def test_add_model_refuses_existing_raw_data_and_touches_nothing(tmp_path, dirs, s3):
+    models, suites = dirs
+    s3.put_object(Bucket="raw-data", Key="orders/dt=2020-01-01/part-000.csv", Body=b"precious")
+    with pytest.raises(OnboardingError, match="already holds data"):
+        cli.add_model("orders", write_csv(tmp_path, make_frame()), s3_client=s3, models_dir=models, suites_dir=suites,
+                      say=lambda *_: None)
+    assert keys(s3) == ["orders/dt=2020-01-01/part-000.csv"]
+    assert s3.get_object(Bucket="raw-data", Key="orders/dt=2020-01-01/part-000.csv")["Body"].read() == b"precious"
+    assert list(models.iterdir()) == [] and list(suites.iterdir()) == []
+
+
+def test_failed_upload_is_rolled_back(tmp_path, dirs, s3):
+    models, suites = dirs
+    calls = {"n": 0}
+    real_copy = s3.copy_object
+
+    def flaky_copy(**kw):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise ConnectionError("network dropped")
+        return real_copy(**kw)
+
+    s3.copy_object = flaky_copy
+    with pytest.raises(cli.StorageFailure, match="rolled back"):
+        cli.add_model("orders", write_csv(tmp_path, make_frame()), s3_client=s3, models_dir=models, suites_dir=suites,
+                      say=lambda *_: None)
+    assert keys(s3) == []  # neither staged nor copied objects remain
+    assert list(models.iterdir()) == [] and list(suites.iterdir()) == []
+
+
+def test_bad_file_writes_nothing_and_cli_exits_2(tmp_path, dirs, s3, capsys):
+    models, suites = dirs
+    path = write_csv(tmp_path, make_frame().drop(columns=["created_at"]))
+    code = cli.main(["--name", "orders", "--data", str(path), "--s3-endpoint", "http://127.0.0.1:1",
+                     "--models-dir", str(models), "--suites-dir", str(suites)])
+    assert code == 2 and "no timestamp column" in capsys.readouterr().err
+    assert list(models.iterdir()) == [] and list(suites.iterdir()) == []
+
+
+def test_existing_spec_name_is_refused(tmp_path, dirs, s3):
+    models, suites = dirs
+    (models / "orders.yaml").write_text("name: orders\n")
+    with pytest.raises(OnboardingError, match="already exists"):
+        cli.add_model("orders", write_csv(tmp_path, make_frame()), s3_client=s3, models_dir=models, suites_dir=suites,
+                      say=lambda *_: None)
+    assert keys(s3) == []
+
+
+def test_multiclass_gets_accuracy_and_dry_run_writes_nothing(tmp_path, dirs):
+    models, suites = dirs
+    df = make_frame().assign(label=lambda d: pd.cut(d["amount"], [-1, 30, 90, 1e9], labels=["low", "mid", "high"]).astype(str))
+    result = cli.add_model("orders", write_csv(tmp_path, df), s3_client=None, models_dir=models, suites_dir=suites,
+                           dry_run=True, say=lambda *_: None)
+    assert result.dry_run and result.inference.classes == ("high", "low", "mid")
+    assert list(models.iterdir()) == [] and list(suites.iterdir()) == []
+
+
+def test_help_matches_readme():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    help_text = cli.build_parser().format_help()
+    for flag in ("--name", "--data", "--timestamp", "--target", "--s3-endpoint", "--dry-run"):
+        assert flag in help_text
+    assert "make add-model NAME=" in readme and "scripts/add_model.py --help" in readme
