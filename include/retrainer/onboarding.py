@@ -476,18 +476,21 @@ drift:
   alpha: 0.05
   correction: holm
   gate:
-    min_drifted_share: 0.25       # retrain when a quarter of the features drift
+    rule: any                     # retrain when any signal fires (data drift, prediction drift, performance decay, age)
+    min_importance_share: 0.2     # data drift counts when drifted features carry >= 20% of the importance
+    max_champion_age_weeks: 8     # refresh an older champion even without drift
 
 training:
   estimator: sklearn.ensemble.HistGradientBoostingClassifier
   params: {{max_iter: 150, learning_rate: 0.1, random_state: 0}}
   window_weeks: {window}                 # weeks of data per training set (the file spans {(inf.last_day - inf.first_day).days + 1} days)
-  holdout_days: {holdout}                # the last days of the window are only used to compare models
+  holdout_days: {holdout}                # the last days with data are only used to compare models
+  max_window_weeks: {max(window, 12)}             # too few rows: widen the window up to this many weeks
 
 comparison:
   primary_metric: {metric}{'            # binary target' if inf.is_binary else '           # more than two classes'}
   floor: null                     # set a minimum {metric} once you know what good looks like
-  min_improvement: 0.005
+  policy: non_inferiority         # promote the fresher model unless it is demonstrably worse
+  non_inferiority_margin: 0.01    # ... i.e. its lower confidence bound is more than 0.01 below the champion
   alpha: 0.05
-  policy: superiority
 """
