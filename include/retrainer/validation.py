@@ -532,24 +532,28 @@ def _data_notes(df: "pd.DataFrame", expectations: list[dict]) -> list[str]:
 
 
 def _count_duplicated_rows(df: "pd.DataFrame") -> int:
-    """Exactly ``df.duplicated().sum()``, ~2-3x faster on large frames.
+    """Exactly ``df.duplicated().sum()``, without factorizing every column of every row.
 
-    Rows are hashed first (one vectorised pass); a row whose hash is unique cannot repeat
-    another row, so the exact comparison only runs on rows whose hash occurs more than once
-    (usually none). Hash collisions only add candidates, never lose a duplicate.
+    A row that is unique in one column cannot repeat another row, so columns are checked one
+    at a time on the rows still in question, cheapest and most selective first (floats and
+    timestamps before text); a real batch usually has no candidate left after one or two
+    columns. The exact pandas comparison then runs on the remaining rows only (usually none).
     """
-    import pandas as pd
+    import numpy as np
 
+    def order(col: Any) -> int:
+        kind = df[col].dtype.kind
+        return 0 if kind in "fMm" else 1 if kind in "iu" else 2
+
+    candidates = np.ones(len(df), dtype=bool)
     try:
-        hashes = pd.util.hash_pandas_object(df, index=False)
-    except TypeError:  # unhashable cells (lists, dicts): not a tabular duplicate question
-        return 0
-    candidates = hashes.duplicated(keep=False).to_numpy()
-    if not candidates.any():
-        return 0
-    try:
+        for col in sorted(df.columns, key=order):
+            column = df[col] if candidates.all() else df[col][candidates]
+            candidates[candidates] = column.duplicated(keep=False).to_numpy()
+            if not candidates.any():
+                return 0
         return int(df[candidates].duplicated().sum())
-    except TypeError:
+    except TypeError:  # unhashable cells (lists, dicts): not a tabular duplicate question
         return 0
 
 

@@ -360,8 +360,11 @@ def test_duplicate_row_count_equals_pandas(seed):
     df["contract"] = df["contract"].astype("category")
     assert _count_duplicated_rows(df) == int(df.duplicated().sum()) > 0
     assert _count_duplicated_rows(make_churn_frame(50, seed=seed)) == 0
-    lists = pd.DataFrame({"a": [[1], [1]]})
-    assert _count_duplicated_rows(lists) == 0  # unhashable cells: no tabular duplicate question
+    # Unhashable cells: pandas cannot compare the rows (TypeError), reported as no duplicates.
+    lists = pd.DataFrame({"a": [[1], [1]], "b": [1, 1]})
+    with pytest.raises(TypeError):
+        lists.duplicated()
+    assert _count_duplicated_rows(lists) == 0
 
 
 def test_numeric_type_check_across_dtypes():
