@@ -57,9 +57,9 @@ def section_validation(quick: bool) -> str:
 
 
 def section_drift(quick: bool) -> str:
-    from benchmarks import bench_drift_scipy
+    from benchmarks import bench_drift
 
-    return bench_drift_scipy.run_section(quick)
+    return bench_drift.run_section(quick)
 
 
 def _external_section(module_name: str, title: str, quick: bool) -> str:
