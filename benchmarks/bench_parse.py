@@ -141,7 +141,11 @@ def _env(models_dir: Path, airflow_home: Path, cache: bool) -> dict[str, str]:
         AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_DIR),
         AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
         RETRAIN_SPEC_CACHE="1" if cache else "0",
+        # Bytecode caching on, as in any deployment (a sandbox may set PYTHONDONTWRITEBYTECODE=1,
+        # making every parse compile the sources), kept out of the checkout.
+        PYTHONPYCACHEPREFIX=str(airflow_home.parent / "pycache"),
     )
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

@@ -315,12 +315,18 @@ print("PARSE-RESULT " + json.dumps({
 
 
 @pytest.fixture(scope="module")
-def parse_figures() -> dict[str, Any]:
+def parse_figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     files = sorted(str(p) for p in DAGS_DIR.glob("*.py"))
     assert files, f"no DAG files in {DAGS_DIR}"
+    env = subprocess_env()
+    # Bytecode caching on, as in any deployment (this sandbox sets PYTHONDONTWRITEBYTECODE=1,
+    # which would make every run compile the project's sources), in a private folder so no
+    # __pycache__ lands in the checkout.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
     proc = subprocess.run(
         [sys.executable, "-c", _PARSE_SCRIPT, json.dumps(HEAVY_MODULES), *files],
-        env=subprocess_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=180,
