@@ -171,57 +171,78 @@ VARIANTS = (
 
 
 def run(quick: bool) -> dict[str, Any]:
+    """Variants run interleaved (before, after, before, after, ...) in fresh interpreters, so a
+    neighbour's load burst on a shared machine hits both sides rather than one."""
     files = sorted(str(p) for p in DAGS_DIR.glob("*.py"))
     fleet = 30 if quick else 100
-    loops = 3 if quick else 5
-    repeats = 5 if quick else 7
-    out: dict[str, Any] = {"files": [Path(f).name for f in files], "fleet": fleet}
+    rounds = 2 if quick else 3
+    loops = 2 if quick else 3  # per interpreter, per round
+    repeats = 3 if quick else 4  # per interpreter, per round
+    out: dict[str, Any] = {"files": [Path(f).name for f in files], "fleet": fleet, "rounds": rounds}
+    variants = {label: (pure, cache, pre) for label, pure, cache, pre in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:
         tmp_path = Path(tmp)
         one = write_models(tmp_path / "one", 1)
         many = write_models(tmp_path / "many", fleet)
         home = tmp_path / "airflow"
 
-        print(f"  per file, 1 model (best/median of {repeats}, beyond Airflow's import):")
-        per_file: dict[str, dict[str, Any]] = {}
-        for label, pure, cache, pre in (VARIANTS[0], VARIANTS[2]):
-            res = _run(_RUNPY, {"files": files, "repeats": repeats, "pure_yaml": pure, "pre_import": pre},
-                       _env(one, home, cache))
-            per_file[label] = {Path(p).name: {"best": min(t), "median": statistics.median(t)} for p, t in res["runs_s"].items()}
-            for name, fig in per_file[label].items():
+        # -- per file, one model (the test's measurement)
+        times: dict[str, dict[str, list[float]]] = {v: {Path(f).name: [] for f in files} for v in ("before", "after")}
+        for _ in range(rounds):
+            for label in ("before", "after"):
+                pure, cache, pre = variants[label]
+                res = _run(_RUNPY, {"files": files, "repeats": repeats, "pure_yaml": pure, "pre_import": pre},
+                           _env(one, home, cache))
+                for path, ts in res["runs_s"].items():
+                    times[label][Path(path).name] += ts
+        per_file = {label: {name: {"best": min(ts), "median": statistics.median(ts)} for name, ts in by_file.items()}
+                    for label, by_file in times.items()}
+        print(f"  per file, 1 model ({rounds * repeats} runs each, beyond Airflow's import):")
+        for label, by_file in per_file.items():
+            for name, fig in by_file.items():
                 print(f"    {label:8s} {name:22s} best {_ms(fig['best'])}, median {_ms(fig['median'])}")
         out["per_file_one_model"] = per_file
 
-        print(f"  dag-processor model: fork per file per parse, {loops} loops:")
+        # -- the dag-processor model
         fork: dict[str, dict[str, Any]] = {}
+        print(f"  dag-processor model: fork per file per parse ({rounds * loops} parses each):")
         for n_models, folder in ((1, one), (fleet, many)):
-            for label, pure, cache, pre in VARIANTS:
-                if label == "no cache":
-                    continue  # a forked child starts with an empty cache: same as "after"
-                res = _run(_FORK, {"files": files, "loops": loops, "pure_yaml": pure, "pre_import": pre},
-                           _env(folder, home, cache))
-                per_loop = [sum(res["runs_s"][f][i] for f in files) for i in range(loops)]
-                fig = {
-                    "loop_median": statistics.median(per_loop),
-                    "loop_best": min(per_loop),
-                    "files": {Path(f).name: statistics.median(res["runs_s"][f]) for f in files},
-                }
+            per_loop: dict[str, list[float]] = {"before": [], "after": []}
+            per_file_fork: dict[str, dict[str, list[float]]] = {v: {Path(f).name: [] for f in files} for v in per_loop}
+            for _ in range(rounds):
+                for label in ("before", "after"):  # "no cache" = "after" here: a fork starts with an empty cache
+                    pure, cache, pre = variants[label]
+                    res = _run(_FORK, {"files": files, "loops": loops, "pure_yaml": pure, "pre_import": pre},
+                               _env(folder, home, cache))
+                    per_loop[label] += [sum(res["runs_s"][f][i] for f in files) for i in range(loops)]
+                    for f in files:
+                        per_file_fork[label][Path(f).name] += res["runs_s"][f]
+            for label in per_loop:
+                fig = {"loop_median": statistics.median(per_loop[label]), "loop_best": min(per_loop[label]),
+                       "files": {k: statistics.median(v) for k, v in per_file_fork[label].items()}}
                 fork[f"{label}/{n_models}"] = fig
                 detail = ", ".join(f"{k} {_ms(v)}" for k, v in fig["files"].items())
                 print(f"    {label:8s} {n_models:3d} model(s): one parse of all files {_ms(fig['loop_median'])} "
                       f"(best {_ms(fig['loop_best'])}; {detail})")
         out["fork"] = fork
 
-        print(f"  DagBag over dags/ in one process, {fleet} models, {loops + 1} loops:")
-        in_proc: dict[str, dict[str, Any]] = {}
-        for label, pure, cache, pre in VARIANTS:
-            res = _run(_LOOPS, {"files": files, "dags_dir": str(DAGS_DIR), "loops": loops + 1, "pure_yaml": pure,
-                                "pre_import": pre}, _env(many, home, cache))
-            later = res["loops_s"][1:]
-            in_proc[label] = {"first": res["loops_s"][0], "later_median": statistics.median(later),
-                              "dags": res["dags"], "import_errors": res["import_errors"]}
-            print(f"    {label:8s} first loop {_ms(res['loops_s'][0])}, later loops median {_ms(statistics.median(later))} "
-                  f"({res['dags']} DAGs, {res['import_errors']} import errors)")
+        # -- DagBag loops in one interpreter
+        first: dict[str, list[float]] = {v: [] for v in variants}
+        later: dict[str, list[float]] = {v: [] for v in variants}
+        counts: dict[str, tuple[int, int]] = {}
+        for _ in range(rounds):
+            for label, (pure, cache, pre) in variants.items():
+                res = _run(_LOOPS, {"files": files, "dags_dir": str(DAGS_DIR), "loops": loops + 1, "pure_yaml": pure,
+                                    "pre_import": pre}, _env(many, home, cache))
+                first[label].append(res["loops_s"][0])
+                later[label] += res["loops_s"][1:]
+                counts[label] = (res["dags"], res["import_errors"])
+        in_proc = {label: {"first": statistics.median(first[label]), "later_median": statistics.median(later[label]),
+                           "dags": counts[label][0], "import_errors": counts[label][1]} for label in variants}
+        print(f"  DagBag over dags/ in one process, {fleet} models:")
+        for label, v in in_proc.items():
+            print(f"    {label:8s} first loop {_ms(v['first'])}, later loops median {_ms(v['later_median'])} "
+                  f"({v['dags']} DAGs, {v['import_errors']} import errors)")
         out["in_process"] = in_proc
     return out
 
@@ -235,7 +256,7 @@ def markdown(fig: dict[str, Any]) -> str:
         "(asserted by tests/dags). _before_ = pure-Python YAML, no spec cache, no Airflow modules named "
         "for pre-import (the code as it was); _no cache_ = today's code with `RETRAIN_SPEC_CACHE=0`.",
         "",
-        "**Per DAG file, one model** (same measurement as the test's parse budget; best / median of runs):",
+        "**Per DAG file, one model** (same measurement as the test's parse budget; best / median of runs; bytecode caching on):",
         "",
         "| file | before | after | target |",
         "|---|---|---|---|",
