@@ -350,7 +350,7 @@ def parse_spec(raw: Any, path: str | Path) -> ModelSpec:
 # Why a cache: every DAG file (retrain_models, rollback_models, check_model_specs) loads every
 # model YAML, and a process that parses DAG files repeatedly (a DagBag, `airflow dags list`,
 # the tests, a dag-processor that parses in-process) would re-read and re-validate each spec
-# every time. Entries are keyed per path: (mtime_ns, size, inode) -> sha256 of the bytes, and
+# every time. Entries are keyed per path: (mtime_ns, ctime_ns, size, inode) -> sha256 of the bytes, and
 # the sha256 (plus the suite file's sha256) -> the validated spec or the error it raised. A
 # touched but unchanged file is re-hashed, not re-validated; a changed one is re-validated.
 # Note: Airflow 3.3's dag-processor forks a fresh child per file per parse, so there the cache
@@ -358,7 +358,7 @@ def parse_spec(raw: Any, path: str | Path) -> ModelSpec:
 
 #: Set to 0/false/off to disable the cache (benchmarks measure the uncached path with it).
 CACHE_ENV = "RETRAIN_SPEC_CACHE"
-#: A file modified less than this long before we looked may be rewritten within the same
+#: A file modified (or its inode changed) less than this long before we looked may be rewritten within the same
 #: coarse filesystem timestamp with the same size ("racy" stat, as git calls it): its stat
 #: is not trusted, its content is hashed again on the next lookup.
 _RACY_NS = 2_000_000_000
@@ -372,7 +372,7 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class _FileState:
     """What we know about one file's bytes: its stat key and the sha256 of its content."""
 
-    stat_key: tuple[int, int, int]
+    stat_key: tuple[int, int, int, int]
     sha256: str
     trusted: bool  # False while the stat key is "racy" (see _RACY_NS)
 
@@ -416,8 +416,10 @@ def spec_cache_info() -> SpecCacheInfo:
     return SpecCacheInfo(_counters["hits"], _counters["misses"], len(_entries), cache_enabled())
 
 
-def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    # ctime too: unlike mtime it cannot be set back by a tool (rsync -t, touch -d), so a
+    # same-size rewrite whose mtime was restored still changes the key.
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
 def _file_sha256(path: Path, data: bytes | None = None) -> str | None:
@@ -441,7 +443,7 @@ def _file_sha256(path: Path, data: bytes | None = None) -> str | None:
         except OSError:
             return None
     digest = hashlib.sha256(data).hexdigest()
-    trusted = time.time_ns() - st.st_mtime_ns > _RACY_NS
+    trusted = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS
     _file_states[key] = _FileState(stat_key, digest, trusted)
     return digest
 
