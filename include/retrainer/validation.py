@@ -694,6 +694,18 @@ def _gx_runtime() -> _GxRuntime:
     return _runtime
 
 
+def _release_batches(runtime: _GxRuntime) -> None:
+    """Drop GX's references to the last frame validated.
+
+    The process-wide context outlives the call; without this its execution engine would keep
+    the previous batch (possibly millions of rows) alive until the next validation.
+    """
+    engine = runtime.batch_definition.data_asset.datasource.get_execution_engine()
+    manager = engine.batch_manager
+    manager.reset_batch_cache()
+    manager.batch_data_cache.clear()
+
+
 def _prepared_suite(runtime: _GxRuntime, suite_name: str, expectations: list[dict]) -> _PreparedSuite:
     """The GX suite for these expectations, registered once per (name, content)."""
     import great_expectations as gx
@@ -808,7 +820,10 @@ def validate_batch(
         )
         # The validator alone: a ValidationDefinition or Checkpoint would also serialise the
         # result into the context's stores and (with a docs action) rebuild the whole site.
-        suite_result = validator.validate_expectation_suite(prepared.suite)
+        try:
+            suite_result = validator.validate_expectation_suite(prepared.suite)
+        finally:
+            _release_batches(runtime)
     index_by_id = prepared.index_by_id
 
     ordered: list[tuple[int, Any]] = []

@@ -349,6 +349,19 @@ def test_suite_is_reused_while_unchanged_and_replaced_when_changed(expectations)
     assert validate_batch(df, expectations, "churn_reuse").success
 
 
+def test_the_validated_frame_is_not_kept_alive(expectations):
+    """The per-process GX context must not pin the last batch (it can be millions of rows)."""
+    import gc
+    import weakref
+
+    df = make_churn_frame()
+    validate_batch(df, expectations, "churn_weekly")
+    ref = weakref.ref(df)
+    del df
+    gc.collect()
+    assert ref() is None
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_duplicate_row_count_equals_pandas(seed):
     from include.retrainer.validation import _count_duplicated_rows
