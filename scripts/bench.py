@@ -1,6 +1,7 @@
 """Run every benchmark section, print it, and write docs/benchmarks.md (``make bench``).
 
 Usage: PYTHONPATH=. .venv/bin/python scripts/bench.py [--quick] [--only parse,validation] [--out FILE]
+(``make bench`` / ``make bench QUICK=1``). A full run takes ~10 min on 2 busy cores, --quick ~4.
 
 Each section is a function ``(quick: bool) -> str`` registered in :data:`SECTIONS`: it prints
 its figures as it measures them and returns Markdown. Sections that depend on modules other
@@ -165,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (a few minutes)")
     parser.add_argument("--only", default="", help=f"comma-separated keys among {[s.key for s in SECTIONS]}")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="Markdown file to write")
+    parser.add_argument("--out", default=None,
+                        help="Markdown file to write (default docs/benchmarks.md; with --only, nothing unless given)")
     args = parser.parse_args(argv)
     wanted = {k.strip() for k in args.only.split(",") if k.strip()}
     unknown = wanted - {s.key for s in SECTIONS}
@@ -203,10 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         "one run; on a shared machine the load average matters, so it is recorded. Regenerate with `make bench`.\n\n"
         "## Machine\n\n" + machine_markdown(started_load, _load()) + "\n" + "\n".join(parts)
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(doc, encoding="utf-8")
-    print(f"\nwrote {out} ({total / 60:.1f} min)" + (f"; FAILED sections: {', '.join(failed)}" if failed else ""))
+    # A partial run (--only) must not replace the full report unless asked to.
+    out = Path(args.out) if args.out else (None if wanted else ROOT / "docs" / "benchmarks.md")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(doc, encoding="utf-8")
+    where = f"wrote {out}" if out is not None else "no file written (--only without --out)"
+    print(f"\n{where} ({total / 60:.1f} min)" + (f"; FAILED sections: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
 
