@@ -53,8 +53,9 @@ test: install         ## the whole suite: unit, plugins, dags, infra, e2e
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
+# Every benchmark section (scripts/bench.py) -> stdout and docs/benchmarks.md; QUICK=1 for a short run.
 bench: install
-	$(BIN)/python scripts/bench_drift.py
+	$(BIN)/python scripts/bench.py $(if $(filter 1 yes true,$(QUICK)),--quick)
 
 compose-check: install
 	$(BIN)/python -m pytest -q tests/infra

@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -421,24 +423,200 @@ def parse_spec(raw: Any, path: str | Path) -> ModelSpec:
     return spec
 
 
-def load_spec(path: str | Path) -> ModelSpec:
-    """Read and validate one model YAML file."""
-    path = Path(path)
+# -- loading, with a content-hash cache ----------------------------------------------
+#
+# Why a cache: every DAG file (retrain_models, rollback_models, check_model_specs) loads every
+# model YAML, and a process that parses DAG files repeatedly (a DagBag, `airflow dags list`,
+# the tests, a dag-processor that parses in-process) would re-read and re-validate each spec
+# every time. Entries are keyed per path: (mtime_ns, ctime_ns, size, inode) -> sha256 of the bytes, and
+# the sha256 (plus the suite file's sha256) -> the validated spec or the error it raised. A
+# touched but unchanged file is re-hashed, not re-validated; a changed one is re-validated.
+# Note: Airflow 3.3's dag-processor forks a fresh child per file per parse, so there the cache
+# lives for one file only; the cold path (libyaml, no heavy import) is what keeps that fast.
+
+#: Set to 0/false/off to disable the cache (benchmarks measure the uncached path with it).
+CACHE_ENV = "RETRAIN_SPEC_CACHE"
+#: A file modified (or its inode changed) less than this long before we looked may be rewritten within the same
+#: coarse filesystem timestamp with the same size ("racy" stat, as git calls it): its stat
+#: is not trusted, its content is hashed again on the next lookup.
+_RACY_NS = 2_000_000_000
+
+# libyaml's loader is ~8x faster than the pure-Python one and builds the same objects with
+# the same SafeLoader constructors; the fallback keeps machines without libyaml working.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class _FileState:
+    """What we know about one file's bytes: its stat key and the sha256 of its content."""
+
+    stat_key: tuple[int, int, int, int]
+    sha256: str
+    trusted: bool  # False while the stat key is "racy" (see _RACY_NS)
+
+
+@dataclass(frozen=True)
+class _CacheEntry:
+    yaml_sha256: str
+    suite_path: Path | None
+    suite_sha256: str | None  # None: no suite, or the suite file was missing/unreadable
+    spec: ModelSpec | None
+    error: ModelSpecError | None
+
+
+@dataclass(frozen=True)
+class SpecCacheInfo:
+    """Counters of the spec cache, for tests and benchmarks."""
+
+    hits: int
+    misses: int
+    entries: int
+    enabled: bool
+
+
+_file_states: dict[str, _FileState] = {}
+_entries: dict[str, _CacheEntry] = {}
+_counters = {"hits": 0, "misses": 0}
+
+
+def cache_enabled() -> bool:
+    return os.environ.get(CACHE_ENV, "1").strip().lower() not in {"0", "false", "off", "no"}
+
+
+def clear_spec_cache() -> None:
+    """Forget every cached spec and file hash (tests, or after replacing the estimator packages)."""
+    _file_states.clear()
+    _entries.clear()
+    _counters.update(hits=0, misses=0)
+
+
+def spec_cache_info() -> SpecCacheInfo:
+    return SpecCacheInfo(_counters["hits"], _counters["misses"], len(_entries), cache_enabled())
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    # ctime too: unlike mtime it cannot be set back by a tool (rsync -t, touch -d), so a
+    # same-size rewrite whose mtime was restored still changes the key.
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def _file_sha256(path: Path, data: bytes | None = None) -> str | None:
+    """sha256 of a file's bytes, from the stat cache when the stat is unchanged and trusted.
+
+    Returns None when the file cannot be read (missing suite, permissions).
+    """
+    key = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ModelSpecError(path, None, f"cannot read file: {exc.strerror or exc}") from None
+        st = path.stat()
+    except OSError:
+        _file_states.pop(key, None)
+        return None
+    stat_key = _stat_key(st)
+    known = _file_states.get(key)
+    if data is None and known is not None and known.trusted and known.stat_key == stat_key:
+        return known.sha256
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+    digest = hashlib.sha256(data).hexdigest()
+    trusted = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS
+    _file_states[key] = _FileState(stat_key, digest, trusted)
+    return digest
+
+
+def _suite_dependency(raw: Any, path: Path) -> Path | None:
+    """The suite file a spec's validity depends on, resolved exactly as ModelSpec.suite_path does."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("validation"), dict):
+        return None
+    suite = raw["validation"].get("suite")
+    if not isinstance(suite, str) or not suite:
+        return None
+    p = Path(suite)
+    return p if p.is_absolute() else Path(str(path)).parent / p
+
+
+def _copy_error(err: ModelSpecError) -> ModelSpecError:
+    # A fresh exception per raise: re-raising one cached instance would pile up tracebacks.
+    return ModelSpecError(err.path, err.field, err.problem)
+
+
+def _read_yaml(path: Path, text: str) -> Any:
     try:
-        raw = yaml.safe_load(text)
+        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a SafeLoader (C or Python)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ModelSpecError(path, None, f"invalid YAML{where}: {problem}") from None
+
+
+def _validate_raw(path: Path, raw: Any) -> ModelSpec:
     spec = parse_spec(raw, path)
     if spec.name != path.stem:
         raise ModelSpecError(path, "name", f"'{spec.name}' must equal the file name '{path.stem}'")
     return spec
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelSpecError(path, None, f"cannot read file: {exc.strerror or exc}") from None
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate one model YAML file (cached by content hash, see CACHE_ENV).
+
+    The returned spec may be shared with earlier callers: it is frozen, treat its lists and
+    dicts as read-only too.
+    """
+    path = Path(path)
+    if not cache_enabled():  # the plain path, nothing remembered
+        return _validate_raw(path, _read_yaml(path, _decode(path, _read_bytes(path))))
+
+    key = str(path)
+    entry = _entries.get(key)
+    if entry is not None and _file_sha256(path) == entry.yaml_sha256:
+        suite_now = _file_sha256(entry.suite_path) if entry.suite_path is not None else None
+        if suite_now == entry.suite_sha256:
+            _counters["hits"] += 1
+            if entry.error is not None:
+                raise _copy_error(entry.error)
+            assert entry.spec is not None
+            return entry.spec
+
+    _counters["misses"] += 1
+    try:
+        data = _read_bytes(path)
+    except ModelSpecError:
+        _entries.pop(key, None)
+        _file_states.pop(key, None)
+        raise
+    yaml_sha = _file_sha256(path, data) or hashlib.sha256(data).hexdigest()
+    raw: Any = None
+    spec: ModelSpec | None = None
+    error: ModelSpecError | None = None
+    try:
+        raw = _read_yaml(path, _decode(path, data))
+        spec = _validate_raw(path, raw)
+    except ModelSpecError as exc:
+        error = exc
+    suite_path = _suite_dependency(raw, path)
+    suite_sha = _file_sha256(suite_path) if suite_path is not None else None
+    _entries[key] = _CacheEntry(yaml_sha, suite_path, suite_sha, spec, error)
+    if error is not None:
+        raise _copy_error(error)
+    assert spec is not None
+    return spec
+
+
+def _decode(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelSpecError(path, None, f"cannot read file: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def models_dir() -> Path:

@@ -40,8 +40,10 @@ Design notes:
 from __future__ import annotations
 
 import datetime
-
+import hashlib
 import json
+import re
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
@@ -53,11 +55,12 @@ if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at runtime
 
 __all__ = [
     "CATEGORICAL_MOSTLY",
-    "DATA_DOCS_SITE_NAME",
+    "DATA_DOCS_FILE",
     "NUMERIC_TYPE_LIST",
     "SuiteError",
     "ValidationReport",
     "check_expectations",
+    "reset_gx_runtime",
     "load_suite_file",
     "schema_expectations",
     "validate_batch",
@@ -95,10 +98,6 @@ NUMERIC_TYPE_LIST: tuple[str, ...] = (
 #: Default ``mostly`` for built-in categorical value-set checks: a rare new category
 #: (the model's encoder ignores unknowns) is tolerated, a flood of them is not.
 CATEGORICAL_MOSTLY = 0.99
-
-#: Name of the Data Docs site this module adds; GX's ephemeral context already
-#: owns "local_site".
-DATA_DOCS_SITE_NAME = "retrainer_site"
 
 # Values shown per failed expectation in the report; keeps XCom payloads small.
 _MAX_UNEXPECTED_VALUES = 10
@@ -517,10 +516,7 @@ def _data_notes(df: "pd.DataFrame", expectations: list[dict]) -> list[str]:
     """
     notes: list[str] = []
     if len(df):
-        try:
-            duplicated = int(df.duplicated().sum())
-        except TypeError:  # unhashable cells (lists, dicts): not a tabular duplicate question
-            duplicated = 0
+        duplicated = _count_duplicated_rows(df)
         if duplicated:
             notes.append(f"{duplicated} duplicated row(s) ({duplicated / len(df):.1%} of {len(df)})")
     checked: set[str] = set()
@@ -535,6 +531,32 @@ def _data_notes(df: "pd.DataFrame", expectations: list[dict]) -> list[str]:
         if unchecked:
             notes.append(f"{len(unchecked)} column(s) not checked by any expectation: {', '.join(unchecked)}")
     return notes
+
+
+def _count_duplicated_rows(df: "pd.DataFrame") -> int:
+    """Exactly ``df.duplicated().sum()``, without factorizing every column of every row.
+
+    A row that is unique in one column cannot repeat another row, so columns are checked one
+    at a time on the rows still in question, cheapest and most selective first (floats and
+    timestamps before text); a real batch usually has no candidate left after one or two
+    columns. The exact pandas comparison then runs on the remaining rows only (usually none).
+    """
+    import numpy as np
+
+    def order(col: Any) -> int:
+        kind = df[col].dtype.kind
+        return 0 if kind in "fMm" else 1 if kind in "iu" else 2
+
+    candidates = np.ones(len(df), dtype=bool)
+    try:
+        for col in sorted(df.columns, key=order):
+            column = df[col] if candidates.all() else df[col][candidates]
+            candidates[candidates] = column.duplicated(keep=False).to_numpy()
+            if not candidates.any():
+                return 0
+        return int(df[candidates].duplicated().sum())
+    except TypeError:  # unhashable cells (lists, dicts): not a tabular duplicate question
+        return 0
 
 
 def _normalise_arrow_columns(df: "pd.DataFrame") -> "pd.DataFrame":
@@ -626,6 +648,136 @@ class ValidationReport:
 # ------------------------------------------------------------------------- validation
 
 
+# ----------------------------------------------------------------- per-process GX runtime
+
+#: Result format of every run: counts, percentages and a few offending values per expectation.
+_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": _MAX_UNEXPECTED_VALUES}
+
+
+@dataclass
+class _PreparedSuite:
+    """A suite registered in the process's context, reused while its expectations are unchanged."""
+
+    content_key: str
+    suite: Any
+    index_by_id: dict[str, int]
+
+
+@dataclass
+class _GxRuntime:
+    """One ephemeral GX context, pandas data source and whole-dataframe batch per process.
+
+    Building them costs ~50 ms and registering a suite ~15 ms; a task that validates the
+    batch and then each of its days (quarantine) would pay that every time. Nothing here
+    holds data: the frame is passed to each run as a batch parameter.
+    """
+
+    context: Any
+    batch_definition: Any
+    suites: dict[str, _PreparedSuite] = field(default_factory=dict)
+
+
+_runtime: _GxRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def _gx_runtime() -> _GxRuntime:
+    global _runtime
+    if _runtime is None:
+        _quiet_gx()
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        datasource = context.data_sources.add_pandas(name="retrainer")
+        asset = datasource.add_dataframe_asset(name="batch")
+        _runtime = _GxRuntime(context, asset.add_batch_definition_whole_dataframe(name="whole_batch"))
+    return _runtime
+
+
+def _release_batches(runtime: _GxRuntime) -> None:
+    """Drop GX's references to the last frame validated.
+
+    The process-wide context outlives the call; without this its execution engine would keep
+    the previous batch (possibly millions of rows) alive until the next validation.
+    """
+    engine = runtime.batch_definition.data_asset.datasource.get_execution_engine()
+    manager = engine.batch_manager
+    manager.reset_batch_cache()
+    manager.batch_data_cache.clear()
+
+
+def _prepared_suite(runtime: _GxRuntime, suite_name: str, expectations: list[dict]) -> _PreparedSuite:
+    """The GX suite for these expectations, registered once per (name, content)."""
+    import great_expectations as gx
+
+    content_key = hashlib.sha256(
+        json.dumps(expectations, sort_keys=True, default=str).encode()
+    ).hexdigest()
+    known = runtime.suites.get(suite_name)
+    if known is not None and known.content_key == content_key:
+        return known
+    gx_expectations = _build_gx_expectations(expectations, f"suite {suite_name!r}")
+    if known is not None:  # same name, other expectations: replace it (names are unique in a context)
+        runtime.context.suites.delete(suite_name)
+    suite = runtime.context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=gx_expectations))
+    # GX may evaluate expectations in any order; map results back through the ids it assigned.
+    prepared = _PreparedSuite(content_key, suite, {str(e.id): i for i, e in enumerate(suite.expectations)})
+    runtime.suites[suite_name] = prepared
+    return prepared
+
+
+def reset_gx_runtime() -> None:
+    """Drop the per-process GX context (tests; a long-lived process that wants a clean slate)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = None
+
+
+# --------------------------------------------------------------------------- Data Docs
+
+#: The one file Data Docs are written to inside ``data_docs_dir``.
+DATA_DOCS_FILE = "index.html"
+_RELATIVE_LINK_RE = re.compile(r'(href|src)="((?:\.\./)+|\./)([^"#]*)"')
+
+
+def _write_data_docs(suite_result: Any, docs_dir: Path) -> Path:
+    """Render this validation's GX Data Docs page into ONE self-contained HTML file.
+
+    GX's site builder writes the whole static site (fonts, images, scripts: ~4 MB, 20+ files)
+    for one page. The page itself inlines GX's styles and loads Bootstrap/jQuery from CDNs;
+    its only local references are the favicon (inlined as a data URI here) and links to the
+    site's other pages (the index, the suite page), which do not exist in a one-page site and
+    are pointed at this page.
+    """
+    import base64
+
+    import great_expectations
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(suite_result))
+    favicon = Path(great_expectations.__file__).parent / "render" / "view" / "static" / "images" / "favicon.ico"
+    favicon_uri = (
+        "data:image/x-icon;base64," + base64.b64encode(favicon.read_bytes()).decode()
+        if favicon.is_file() else ""
+    )
+
+    def local(match: re.Match) -> str:
+        attr, _, target = match.groups()
+        if target.endswith("favicon.ico"):
+            return f'{attr}="{favicon_uri}"'
+        return f'{attr}="{DATA_DOCS_FILE}"' if target.endswith(".html") else f'{attr}="#"'
+
+    out = docs_dir / DATA_DOCS_FILE
+    out.write_text(_RELATIVE_LINK_RE.sub(local, html), encoding="utf-8")
+    return out
+
+
+# ------------------------------------------------------------------------- validation
+
+
 def validate_batch(
     df: "pd.DataFrame",
     expectations: list[dict],
@@ -636,15 +788,15 @@ def validate_batch(
 ) -> ValidationReport:
     """Validate ``df`` against ``expectations`` and return a :class:`ValidationReport`.
 
-    Uses an ephemeral GX context (pandas datasource, dataframe asset,
-    whole-dataframe batch definition) and a Checkpoint around one
-    ValidationDefinition.  Exact duplicate expectations are run once.
-    Data problems -- including columns absent from ``df`` -- never raise; they
-    are failed expectations.  Bad expectations raise :class:`SuiteError`.
+    GX does the validation: the process's ephemeral context (built once), a pandas
+    dataframe asset fed the frame already in memory, and the suite (registered once per
+    name and content) run by GX's validator.  Exact duplicate expectations are run once.
+    Data problems -- including columns absent from ``df`` -- never raise; they are failed
+    expectations.  Bad expectations raise :class:`SuiteError`.
 
-    If ``data_docs_dir`` is given, GX Data Docs HTML (``index.html``, the suite
-    page and this validation's page) is written there so the caller can upload
-    the folder; its ``index.html`` path is returned in ``data_docs_index``.
+    If ``data_docs_dir`` is given, this validation's GX Data Docs page is written there as
+    ONE self-contained file, ``index.html`` (see :func:`_write_data_docs`), whose path is
+    returned in ``data_docs_index``; ``run_name``/``run_time`` label it.
     """
     if not suite_name or not isinstance(suite_name, str):
         raise ValueError("suite_name must be a non-empty string")
@@ -656,57 +808,25 @@ def validate_batch(
 
     expectations = _dedupe([_normalise_expectation(e, f"suite {suite_name!r}, expectation #{i}")
                             for i, e in enumerate(expectations)])
-    gx_expectations = _build_gx_expectations(expectations, f"suite {suite_name!r}")
 
-    import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-
-    actions = []
-    docs_dir: Path | None = None
-    if data_docs_dir is not None:
-        docs_dir = Path(data_docs_dir).resolve()
-        docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(
-            DATA_DOCS_SITE_NAME,
-            {
-                "class_name": "SiteBuilder",
-                "show_how_to_buttons": False,
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-        actions.append(UpdateDataDocsAction(name="update_data_docs", site_names=[DATA_DOCS_SITE_NAME]))
-
-    datasource = context.data_sources.add_pandas(name="retrainer")
-    asset = datasource.add_dataframe_asset(name="batch")
-    batch_definition = asset.add_batch_definition_whole_dataframe(name="whole_batch")
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=gx_expectations))
-    # GX may evaluate expectations in any order; map results back through the ids it assigned.
-    index_by_id = {str(e.id): i for i, e in enumerate(suite.expectations)}
-    validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch_definition, suite=suite)
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=f"{suite_name}_checkpoint",
-            validation_definitions=[validation],
-            actions=actions,
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": _MAX_UNEXPECTED_VALUES},
-        )
-    )
-    # A fixed run name/time (e.g. the data interval) makes re-runs write the same Data Docs paths.
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.validator.v1_validator import Validator
 
-    run_id = RunIdentifier(run_name=run_name, run_time=run_time) if (run_name or run_time) else None
-    checkpoint_result = checkpoint.run(batch_parameters={"dataframe": _normalise_arrow_columns(df)}, run_id=run_id)
-    (suite_result,) = checkpoint_result.run_results.values()
+    with _runtime_lock:  # one GX context per process; its stores are not built for concurrent writers
+        runtime = _gx_runtime()
+        prepared = _prepared_suite(runtime, suite_name, expectations)
+        validator = Validator(
+            batch_definition=runtime.batch_definition,
+            batch_parameters={"dataframe": _normalise_arrow_columns(df)},
+            result_format=_RESULT_FORMAT,
+        )
+        # The validator alone: a ValidationDefinition or Checkpoint would also serialise the
+        # result into the context's stores and (with a docs action) rebuild the whole site.
+        try:
+            suite_result = validator.validate_expectation_suite(prepared.suite)
+        finally:
+            _release_batches(runtime)
+    index_by_id = prepared.index_by_id
 
     ordered: list[tuple[int, Any]] = []
     for position, gx_result in enumerate(suite_result.results):
@@ -735,11 +855,15 @@ def validate_batch(
 
     stats = _json_safe(dict(suite_result.statistics))
     docs_index = None
-    if docs_dir is not None:
-        index_html = docs_dir / "index.html"
-        if not index_html.is_file():
-            raise RuntimeError(f"GX did not write Data Docs to {str(docs_dir)!r} (no index.html)")
-        docs_index = str(index_html)
+    if data_docs_dir is not None:
+        docs_dir = Path(data_docs_dir).resolve()
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        # A fixed run name/time (e.g. the data interval) labels the page; re-runs overwrite it.
+        run_id = RunIdentifier(run_name=run_name, run_time=run_time or datetime.datetime.now(datetime.timezone.utc))
+        suite_result.meta["run_id"] = run_id
+        suite_result.meta["validation_time"] = run_id.run_time
+        suite_result.meta["batch_parameters"] = {"dataframe": "<in-memory DataFrame>"}
+        docs_index = str(_write_data_docs(suite_result, docs_dir))
 
     return ValidationReport(
         success=bool(suite_result.success),

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,17 @@ import pydantic
 import pytest
 import yaml
 
+from include.retrainer import config as config_module
 from include.retrainer.config import (
     DEFAULT_MODELS_DIR,
     ModelSpec,
     ModelSpecError,
+    clear_spec_cache,
     load_all,
     load_spec,
     models_dir,
     parse_spec,
+    spec_cache_info,
     spec_files,
 )
 
@@ -580,3 +584,156 @@ def test_model_spec_direct_construction_validates_too() -> None:
     raw["training"]["holdout_days"] = 99
     with pytest.raises(pydantic.ValidationError, match="shorter than the training window"):
         ModelSpec.model_validate(raw)
+
+
+# -- the content-hash cache ---------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("RETRAIN_SPEC_CACHE", raising=False)
+    clear_spec_cache()
+    yield
+    clear_spec_cache()
+
+
+def _age(path: Path, seconds: float = 60.0) -> None:
+    """Move a file's mtime into the past, so its stat is trusted (not 'racy')."""
+    old = path.stat().st_mtime - seconds
+    os.utime(path, (old, old))
+
+
+def test_cache_returns_the_validated_spec_without_revalidating(
+    workspace: Path, fresh_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_spec(workspace / "models", churn_raw())
+    _age(path)
+    first = load_spec(path)
+    assert spec_cache_info().misses == 1
+
+    # A second load must not parse or validate again: make both impossible and load.
+    monkeypatch.setattr(config_module.ModelSpec, "model_validate", _explode)
+    monkeypatch.setattr(config_module, "_YAML_LOADER", None)
+    second = load_spec(path)
+    assert second is first
+    info = spec_cache_info()
+    assert (info.hits, info.misses, info.entries) == (1, 1, 1)
+
+
+def _explode(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("validated again although the file did not change")
+
+
+def test_cached_spec_equals_an_uncached_load(workspace: Path, fresh_cache: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_spec(workspace / "models", churn_raw())
+    cached = [load_spec(path) for _ in range(3)][-1]
+    monkeypatch.setenv("RETRAIN_SPEC_CACHE", "0")
+    uncached = load_spec(path)
+    assert uncached is not cached
+    assert uncached.model_dump() == cached.model_dump()
+    assert uncached.config_hash() == cached.config_hash()
+
+
+def test_libyaml_loader_builds_what_the_python_safe_loader_builds() -> None:
+    # Independent oracle: PyYAML's pure-Python SafeLoader on the shipped spec and a spec with
+    # every scalar kind a model YAML uses (dates, floats, nulls, bools, nested flow mappings).
+    for text in (CHURN_YAML.read_text(encoding="utf-8"),
+                 "a: 2026-01-04\nb: 1e-3\nc: ~\nd: [yes, no, 'x']\ne: {f: 0.70, g: -1}\n"):
+        assert yaml.load(text, Loader=config_module._YAML_LOADER) == yaml.load(text, Loader=yaml.SafeLoader)
+
+
+def test_a_rewrite_within_the_same_second_and_size_is_seen(workspace: Path, fresh_cache: None) -> None:
+    """Same size, written at once: the stat may not change (coarse timestamps), the hash does."""
+    raw = churn_raw()
+    path = write_spec(workspace / "models", raw)
+    assert load_spec(path).drift.alpha == pytest.approx(0.05)
+    raw["drift"]["alpha"] = 0.04  # same number of characters
+    before = path.stat()
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # identical stat key
+    assert path.stat().st_size == before.st_size
+    assert load_spec(path).drift.alpha == pytest.approx(0.04)
+
+
+def test_a_changed_file_is_validated_again(workspace: Path, fresh_cache: None) -> None:
+    raw = churn_raw()
+    path = write_spec(workspace / "models", raw)
+    _age(path)
+    load_spec(path)
+    raw["drift"]["alpha"] = 5
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ModelSpecError) as info:
+        load_spec(path)
+    assert_spec_error(info.value, path, "drift.alpha", "less than 1")
+    assert spec_cache_info().misses == 2
+
+
+def test_a_touched_but_unchanged_file_is_not_validated_again(
+    workspace: Path, fresh_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_spec(workspace / "models", churn_raw())
+    _age(path, 120)
+    first = load_spec(path)
+    _age(path, 60)  # new mtime, same bytes
+    monkeypatch.setattr(config_module.ModelSpec, "model_validate", _explode)
+    assert load_spec(path) is first
+
+
+def test_a_broken_file_is_reported_again_from_the_cache(workspace: Path, fresh_cache: None) -> None:
+    path = workspace / "models" / "churn.yaml"
+    path.write_text("name: churn\ndata: [unclosed\n", encoding="utf-8")
+    _age(path)
+    errors = []
+    for _ in range(2):
+        with pytest.raises(ModelSpecError) as info:
+            load_spec(path)
+        errors.append(info.value)
+    assert errors[0] is not errors[1]  # a fresh exception each time
+    assert str(errors[0]) == str(errors[1]) and "invalid YAML" in errors[1].problem
+    assert (spec_cache_info().hits, spec_cache_info().misses) == (1, 1)
+
+
+def test_suite_file_is_part_of_the_key(workspace: Path, fresh_cache: None) -> None:
+    path = write_spec(workspace / "models", churn_raw())
+    suite = workspace / "suites" / "churn.json"
+    _age(path)
+    _age(suite)
+    first = load_spec(path)
+    first_hash = first.config_hash()
+
+    # The suite disappears: the unchanged spec is now an error, not a stale success.
+    moved = suite.with_suffix(".bak")
+    suite.rename(moved)
+    with pytest.raises(ModelSpecError) as info:
+        load_spec(path)
+    assert_spec_error(info.value, path, "validation.suite", "suite file not found")
+
+    # It comes back with other content: validated again, and config_hash follows the suite.
+    moved.rename(suite)
+    suite.write_text(suite.read_text(encoding="utf-8").replace("10000000", "20000000"), encoding="utf-8")
+    again = load_spec(path)
+    assert again is not first
+    assert again.config_hash() != first_hash
+    assert spec_cache_info().misses == 3
+
+
+def test_cache_can_be_switched_off(workspace: Path, fresh_cache: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETRAIN_SPEC_CACHE", "off")
+    path = write_spec(workspace / "models", churn_raw())
+    a, b = load_spec(path), load_spec(path)
+    assert a is not b and a == b
+    info = spec_cache_info()
+    assert (info.hits, info.misses, info.entries, info.enabled) == (0, 0, 0, False)
+
+
+def test_load_all_is_served_from_the_cache_and_sees_new_files(workspace: Path, fresh_cache: None) -> None:
+    models = workspace / "models"
+    for name in ("a", "b"):
+        _age(write_spec(models, minimal_raw(name), name=name))
+    first, _ = load_all(models)
+    again, _ = load_all(models)
+    assert [s.name for s in again] == ["a", "b"] and all(x is y for x, y in zip(first, again))
+    write_spec(models, minimal_raw("c"), name="c")
+    third, errors = load_all(models)
+    assert errors == [] and [s.name for s in third] == ["a", "b", "c"]
+    assert third[0] is first[0]

@@ -238,14 +238,146 @@ def test_report_to_dict_is_strict_json(null_target_report, missing_column_report
         assert len(back["failed_expectations"]) == len(report.failed_expectations)
 
 
-def test_data_docs_written_and_name_the_suite(clean_docs):
+def test_data_docs_are_one_self_contained_gx_page(clean_docs):
     report, docs = clean_docs
     index = docs / "index.html"
-    assert index.is_file()
     assert report.data_docs_index == str(index.resolve())
-    assert "churn_weekly" in index.read_text(encoding="utf-8")
-    assert (docs / "expectations" / "churn_weekly.html").is_file()
-    assert list((docs / "validations" / "churn_weekly").rglob("*.html"))
+    # ONE file, not GX's static site (fonts, images, scripts and a page per suite and run).
+    assert [p.name for p in docs.rglob("*") if p.is_file()] == ["index.html"]
+    html = index.read_text(encoding="utf-8")
+    assert "churn_weekly" in html
+    # GX's own validation-results page (statistics table), not a page of ours.
+    assert "compiled by Great Expectations" in html and "Evaluated Expectations" in html
+    # No reference to a local file that is not there: only remote URLs, in-page anchors,
+    # data URIs or the page itself.
+    import re
+
+    refs = re.findall(r'(?:href|src)="([^"]*)"', html)
+    local = [r for r in refs if not r.startswith(("http://", "https://", "#", "data:")) and r not in ("index.html", "")]
+    assert local == [], local
+    assert index.stat().st_size < 500_000
+
+
+def test_data_docs_page_shows_the_failures(expectations, tmp_path):
+    df = make_churn_frame()
+    df.loc[df.index[:40], "monthly_charges"] = 5000.0
+    report = validate_batch(df, expectations, "churn_weekly", data_docs_dir=tmp_path / "docs",
+                            run_name="2026-02-01_2026-02-08")
+    html = (tmp_path / "docs" / "index.html").read_text(encoding="utf-8")
+    assert not report.success
+    assert "2026-02-01_2026-02-08" in html  # the run name labels the page
+    assert "monthly_charges" in html and "5000" in html  # the offending values are rendered
+
+
+def _checkpoint_reference(expectations: list[dict], df: pd.DataFrame, suite_name: str) -> dict:
+    """Independent oracle: the plain GX 1.x workflow (fresh ephemeral context, Checkpoint)."""
+    import great_expectations as gx
+
+    from include.retrainer.validation import _dedupe, _normalise_expectation
+
+    exps = _dedupe([_normalise_expectation(e, "x") for e in expectations])
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = context.data_sources.add_pandas("ref").add_dataframe_asset("b").add_batch_definition_whole_dataframe("w")
+    suite = context.suites.add(gx.ExpectationSuite(
+        name=suite_name,
+        expectations=[gx.expectations.expectation_configuration.ExpectationConfiguration(
+            type=e["type"], kwargs=e["kwargs"]).to_domain_obj() for e in exps]))
+    vd = context.validation_definitions.add(gx.ValidationDefinition(name="v", data=batch, suite=suite))
+    cp = context.checkpoints.add(gx.Checkpoint(name="c", validation_definitions=[vd], actions=[], result_format={
+        "result_format": "SUMMARY", "partial_unexpected_count": 10}))
+    (result,) = cp.run(batch_parameters={"dataframe": df}).run_results.values()
+    position = {str(e.id): i for i, e in enumerate(suite.expectations)}
+    ordered = sorted(result.results, key=lambda r: position[str(r.expectation_config.id)])
+    rows = [(bool(r.success), r.result.get("observed_value"), r.result.get("unexpected_count"),
+             r.result.get("partial_unexpected_list")) for r in ordered]
+    return {"success": bool(result.success), "statistics": dict(result.statistics), "results": rows}
+
+
+@pytest.mark.parametrize("scenario", ["clean", "out_of_range", "missing_column", "null_target", "rare_outliers"])
+def test_results_equal_the_plain_gx_checkpoint_workflow(expectations, scenario):
+    """The reused context and direct validator change nothing GX computes."""
+    df = make_churn_frame(seed=11)
+    if scenario == "out_of_range":
+        df.loc[df.index[:40], "monthly_charges"] = 5000.0
+    elif scenario == "missing_column":
+        df = df.drop(columns=["region"])
+    elif scenario == "null_target":
+        df["churned"] = df["churned"].astype("Float64")
+        df.loc[df.index[:50], "churned"] = pd.NA
+    elif scenario == "rare_outliers":
+        df.loc[df.index[0], "monthly_charges"] = 5000.0
+        df.loc[df.index[1], "contract"] = "lifetime"
+    ours = validate_batch(df, expectations, "churn_weekly")
+    ref = _checkpoint_reference(expectations, df, "churn_weekly")
+    assert ours.success is ref["success"]
+    for key in ("evaluated_expectations", "successful_expectations", "unsuccessful_expectations"):
+        assert ours.statistics[key] == ref["statistics"][key]
+    from include.retrainer.validation import _dedupe, _json_safe, _normalise_expectation
+
+    exps = _dedupe([_normalise_expectation(e, "x") for e in expectations])
+    assert len(ours.results) == len(exps) == len(ref["results"])
+    for exp, record, (success, observed, unexpected, partial) in zip(exps, ours.results, ref["results"]):
+        assert record["success"] is success, exp
+        if observed is not None:
+            assert record["observed_value"] == json.loads(json.dumps(observed, default=str)), exp
+        failure = next((f for f in ours.failed_expectations if f["type"] == exp["type"] and f["kwargs"] == exp["kwargs"]), None)
+        assert (failure is None) is success, exp
+        if failure is not None and unexpected is not None:
+            assert failure["details"]["unexpected_count"] == unexpected
+            assert failure["details"].get("partial_unexpected_list", []) == _json_safe(list(partial or []))[:10]
+
+
+def test_suite_is_reused_while_unchanged_and_replaced_when_changed(expectations):
+    from include.retrainer import validation
+
+    df = make_churn_frame()
+    validate_batch(df, expectations, "churn_reuse")
+    first = validation._gx_runtime().suites["churn_reuse"]
+    validate_batch(df, expectations, "churn_reuse")
+    assert validation._gx_runtime().suites["churn_reuse"] is first  # registered once
+
+    # Same name, other expectations: the new suite is what runs (tighter charges range fails).
+    tighter = [dict(e) for e in expectations] + [
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "monthly_charges", "max_value": 20}}]
+    report = validate_batch(df, tighter, "churn_reuse")
+    assert validation._gx_runtime().suites["churn_reuse"] is not first
+    assert not report.success
+    assert _failed(report, "expect_column_values_to_be_between", "monthly_charges")
+    assert validate_batch(df, expectations, "churn_reuse").success
+
+
+def test_the_validated_frame_is_not_kept_alive(expectations):
+    """The per-process GX context must not pin the last batch (it can be millions of rows)."""
+    import gc
+    import weakref
+
+    df = make_churn_frame()
+    validate_batch(df, expectations, "churn_weekly")
+    ref = weakref.ref(df)
+    del df
+    gc.collect()
+    assert ref() is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_duplicate_row_count_equals_pandas(seed):
+    from include.retrainer.validation import _count_duplicated_rows
+
+    rng = np.random.default_rng(seed)
+    df = make_churn_frame(300, seed=seed)
+    df = pd.concat([df, df.sample(40, random_state=seed), df.iloc[:5]], ignore_index=True)
+    df.loc[rng.choice(len(df), 30), "usage_hours"] = np.nan  # NaN equals NaN for duplicated()
+    df["contract"] = df["contract"].astype("category")
+    assert _count_duplicated_rows(df) == int(df.duplicated().sum()) > 0
+    assert _count_duplicated_rows(make_churn_frame(50, seed=seed)) == 0
+    # Unhashable cells: pandas cannot compare the rows (TypeError), reported as no duplicates.
+    lists = pd.DataFrame({"a": [[1], [1]], "b": [1, 1]})
+    with pytest.raises(TypeError):
+        lists.duplicated()
+    assert _count_duplicated_rows(lists) == 0
 
 
 def test_numeric_type_check_across_dtypes():

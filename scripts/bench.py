@@ -1,0 +1,219 @@
+"""Run every benchmark section, print it, and write docs/benchmarks.md (``make bench``).
+
+Usage: PYTHONPATH=. .venv/bin/python scripts/bench.py [--quick] [--only parse,validation] [--out FILE]
+(``make bench`` / ``make bench QUICK=1``). A full run takes ~10 min on 2 busy cores, --quick ~4.
+
+Each section is a function ``(quick: bool) -> str`` registered in :data:`SECTIONS`: it prints
+its figures as it measures them and returns Markdown. Sections that depend on modules other
+helpers provide import them lazily and say "not available" when they are missing. Ratios are
+measured side by side in one run on this machine; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: Packages whose versions are printed with the machine description.
+KEY_PACKAGES = (
+    "apache-airflow", "great-expectations", "pandas", "numpy", "pyarrow", "scipy", "scikit-learn",
+    "pydantic", "PyYAML", "mlflow",
+)
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    run: Callable[[bool], str]
+
+
+# -- sections -----------------------------------------------------------------------
+
+
+def section_parse(quick: bool) -> str:
+    from benchmarks import bench_parse
+
+    return bench_parse.run_section(quick)
+
+
+def section_validation(quick: bool) -> str:
+    from benchmarks import bench_validation
+
+    return bench_validation.run_section(quick)
+
+
+def section_drift(quick: bool) -> str:
+    from benchmarks import bench_drift
+
+    return bench_drift.run_section(quick)
+
+
+def _external_section(module_name: str, title: str, quick: bool) -> str:
+    """A section another helper provides as ``scripts/<module>.py`` with ``run(quick) -> dict``.
+
+    Markdown comes from the module's ``markdown(result)`` if it has one, else from a
+    ``"markdown"`` entry of the result, else the figures are shown as JSON.
+    """
+    try:
+        module = importlib.import_module(f"scripts.{module_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in (f"scripts.{module_name}", "scripts"):
+            raise
+        line = f"not available (scripts/{module_name}.py is not in this checkout)"
+        print(f"  {line}")
+        return f"_{line}_\n"
+    result = module.run(quick)
+    if hasattr(module, "markdown"):
+        text = module.markdown(result)
+    elif isinstance(result, dict) and isinstance(result.get("markdown"), str):
+        text = result["markdown"]
+    else:
+        text = "```json\n" + json.dumps(result, indent=2, default=str) + "\n```\n"
+    print(text)
+    return text
+
+
+def section_gate(quick: bool) -> str:
+    return _external_section("bench_gate", "Drift gate calibration", quick)
+
+
+def section_policy(quick: bool) -> str:
+    return _external_section("bench_policy", "Retrain/promote policy replay", quick)
+
+
+#: Every section, in the order they run and appear in docs/benchmarks.md.
+SECTIONS: list[Section] = [
+    Section("parse", "DAG parsing at fleet size", section_parse),
+    Section("validation", "Validation step (Great Expectations)", section_validation),
+    Section("drift", "Drift statistics vs a per-column scipy loop", section_drift),
+    Section("gate", "Drift gate calibration (false alarms, power)", section_gate),
+    Section("policy", "Retrain/promote policy replay", section_policy),
+]
+
+
+# -- machine description ------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _load() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def machine_markdown(started_load: str, finished_load: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ram = _ram_gib()
+    versions = []
+    for name in KEY_PACKAGES:
+        try:
+            versions.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    rows = [
+        ("CPU", _cpu_model()),
+        ("Cores", f"{os.cpu_count()} logical, {usable} usable by this process"),
+        ("RAM", f"{ram:.1f} GiB" if ram else "n/a"),
+        ("OS", platform.platform()),
+        ("Python", f"{platform.python_version()} ({platform.python_implementation()})"),
+        ("Packages", ", ".join(versions)),
+        ("Load average (1/5/15 min)", f"at start {started_load}; at end {finished_load}"),
+    ]
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+
+
+# -- driver -------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (a few minutes)")
+    parser.add_argument("--only", default="", help=f"comma-separated keys among {[s.key for s in SECTIONS]}")
+    parser.add_argument("--out", default=None,
+                        help="Markdown file to write (default docs/benchmarks.md; with --only, nothing unless given)")
+    args = parser.parse_args(argv)
+    wanted = {k.strip() for k in args.only.split(",") if k.strip()}
+    unknown = wanted - {s.key for s in SECTIONS}
+    if unknown:
+        parser.error(f"unknown section(s) {sorted(unknown)}; known: {[s.key for s in SECTIONS]}")
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    started = time.perf_counter()
+    started_load = _load()
+    parts: list[str] = []
+    failed: list[str] = []
+    for section in SECTIONS:
+        if wanted and section.key not in wanted:
+            continue
+        print(f"\n=== {section.title} ===", flush=True)
+        t0 = time.perf_counter()
+        try:
+            body = section.run(args.quick)
+        except Exception:  # one broken section must not lose the others' figures
+            failed.append(section.key)
+            tb = traceback.format_exc()
+            print(tb, file=sys.stderr)
+            body = f"_section failed:_\n\n```\n{tb.strip().splitlines()[-1]}\n```\n"
+        seconds = time.perf_counter() - t0
+        print(f"--- {section.title}: {seconds:.0f} s", flush=True)
+        parts.append(f"## {section.title}\n\n{body.rstrip()}\n\n_Section wall time: {seconds:.0f} s._\n")
+
+    total = time.perf_counter() - started
+    mode = "quick (`make bench QUICK=1`)" if args.quick else "full (`make bench`)"
+    doc = (
+        "# Benchmarks\n\n"
+        f"Written by `scripts/bench.py` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {mode} run, "
+        f"{total / 60:.1f} min. Figures are wall-clock times on the machine below, measured side by side in "
+        "one run; on a shared machine the load average matters, so it is recorded. Regenerate with `make bench`.\n\n"
+        "## Machine\n\n" + machine_markdown(started_load, _load()) + "\n" + "\n".join(parts)
+    )
+    # A partial run (--only) must not replace the full report unless asked to.
+    out = Path(args.out) if args.out else (None if wanted else ROOT / "docs" / "benchmarks.md")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(doc, encoding="utf-8")
+    where = f"wrote {out}" if out is not None else "no file written (--only without --out)"
+    print(f"\n{where} ({total / 60:.1f} min)" + (f"; FAILED sections: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
