@@ -85,3 +85,11 @@ def test_fmt_num():
     assert fmt_num(3) == "3" and fmt_num(0.8) == "0.8" and fmt_num(0.84321) == "0.8432"
     assert fmt_num(0.00012) == "1.20e-04" and fmt_num("x") == "x"
     assert key_numbers({}) == {}
+
+
+def test_unquoted_yaml_on_key_is_read():
+    import yaml
+
+    raw = yaml.safe_load("notify: {on: [failed], email: [a@example.com]}")["notify"]
+    assert True in raw  # what PyYAML does with `on:`
+    assert notify_config(raw).on == ("failed",)
