@@ -129,11 +129,13 @@ def _visible_text(driver) -> str:
     return driver.find_element(By.TAG_NAME, "body").text
 
 
-def _click_button(driver, *labels: str) -> bool:
-    """Click the first visible, enabled button (or role=button/link) whose text is one of ``labels``."""
+def _click_button(driver, *labels: str, last: bool = False) -> bool:
+    """Click the first (or last: a dialog renders at the end of the page) visible, enabled button
+    whose text is one of ``labels``."""
     from selenium.webdriver.common.by import By
 
-    for el in driver.find_elements(By.CSS_SELECTOR, "button, [role='button'], a"):
+    elements = driver.find_elements(By.CSS_SELECTOR, "button, [role='button'], a")
+    for el in (reversed(elements) if last else elements):
         try:
             if el.is_displayed() and el.is_enabled() and el.text.strip() in labels:
                 driver.execute_script("arguments[0].click();", el)
@@ -171,7 +173,7 @@ def test_a_user_triggers_the_dag_sees_the_outcome_and_follows_a_link(stack, brow
     _wait(browser, lambda d: _click_button(d, "Trigger"), 90, "the Trigger button", shots)
     _wait(browser, lambda d: "force_retrain" in d.page_source or "Force retraining" in _visible_text(d), 60,
           "the params form", shots)
-    _wait(browser, lambda d: _click_button(d, "Trigger"), 30, "the form's Trigger button", shots)
+    _wait(browser, lambda d: _click_button(d, "Trigger", last=True), 30, "the form's Trigger button", shots)
 
     # The run appears and finishes (REST polling; the UI is checked below).
     def finished_run(_):

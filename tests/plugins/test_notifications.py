@@ -224,3 +224,26 @@ def test_outcomes_not_listed_are_not_announced(run_dag, moto_server, smtp_server
     assert str(run.state) == "success"
     assert inbox.messages == [] and receiver.requests == []
     assert "notifications" not in read()
+
+
+def test_callbacks_survive_dag_serialization():
+    """The scheduler sees the serialized DAG: a task with our notifier callbacks must serialize."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from retrain_ops.notifiers import RunStoryNotifier, run_story_callbacks
+
+    class Spec:
+        name, artifacts_conn_id = "churn", "s3_data"
+
+    assert run_story_callbacks(Spec(), None) == {}
+    callbacks = run_story_callbacks(Spec(), NOTIFY)
+    assert isinstance(callbacks["on_failure_callback"][0], RunStoryNotifier)
+    with DAG("notify_serialization", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)) as dag:
+        EmptyOperator(task_id="summarize_run", **callbacks)
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    task = restored.task_dict["summarize_run"]
+    assert task.has_on_success_callback and task.has_on_failure_callback
+    with pytest.raises(ValueError, match="unknown outcome"):
+        run_story_callbacks(Spec(), {**NOTIFY, "on": ["promotion"]})  # a typo fails at parse time
