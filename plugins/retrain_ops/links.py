@@ -55,8 +55,12 @@ class _RetrainLink(BaseOperatorLink):
 
             from include.retrainer.public_urls import PublicUrls
 
-            result = XCom.get_value(ti_key=ti_key, key="return_value")
-            story = XCom.get_value(ti_key=ti_key, key=STORY_KEY)
+            # Only the summarize task pushes a story; other tasks' links come from their return
+            # value (asking for an absent XCom makes the SDK log an error line).
+            if getattr(operator, "links_from_story", False):
+                result, story = None, XCom.get_value(ti_key=ti_key, key=STORY_KEY)
+            else:
+                result, story = XCom.get_value(ti_key=ti_key, key="return_value"), None
             spec = getattr(operator, "spec", None)
             return link_url(self.name, result, story, getattr(spec, "name", None), PublicUrls.from_env())
         except Exception as exc:  # a link must never fail the task

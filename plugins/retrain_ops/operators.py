@@ -288,6 +288,7 @@ class RunSummarizeOperator(RetrainBaseOperator):
     # Resolved from the run story (XCom "story"), so they exist on failed runs too.
     operator_extra_links = (RunReportLink(), MlflowRunLink(), ChallengerVersionLink(), ChampionVersionLink(),
                             DataDocsLink())
+    links_from_story = True
 
     def __init__(self, *, result_task_ids: Sequence[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
