@@ -96,6 +96,7 @@ def current_db() -> str:
 def airflow_env(db: str | None = None) -> dict[str, str]:
     db = db or current_db()
     bin_dir = str(Path(sys.executable).parent)
+    notes_password = notes_user_password(airflow_home())
     env = {
         # standalone spawns `airflow` subprocesses: the venv must be on PATH.
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
@@ -122,8 +123,34 @@ def airflow_env(db: str | None = None) -> dict[str, str]:
         # The connections in airflow_settings.yaml follow the ports chosen here.
         "S3_DATA_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
         "MLFLOW_CONN_PORT": str(MLFLOW_PORT),
+        # Links in the UI, the report and notifications open MLflow at this address.
+        "RETRAIN_MLFLOW_PUBLIC_URL": f"http://127.0.0.1:{MLFLOW_PORT}",
+        # The summarize task sets each run's note through the REST API as this user (role "user").
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{NOTES_USER}:user",
+        "AIRFLOW_CONN_AIRFLOW_API": json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": AIRFLOW_PORT,
+                                                "schema": "http", "login": NOTES_USER, "password": notes_password}),
     }
     return env
+
+
+NOTES_USER = "retrain_notes"
+
+
+def notes_user_password(home: Path) -> str:
+    """The run-note user's password, seeded into SimpleAuthManager's password file before it
+    starts (it generates passwords only for users missing from that file)."""
+    path = home / "simple_auth_manager_passwords.json.generated"
+    passwords = {}
+    if path.exists():
+        try:
+            passwords = json.loads(path.read_text() or "{}")
+        except ValueError:
+            passwords = {}
+    if NOTES_USER not in passwords:
+        passwords[NOTES_USER] = secrets.token_urlsafe(24)
+        path.write_text(json.dumps(passwords) + "\n")
+        path.chmod(0o600)
+    return passwords[NOTES_USER]
 
 
 def write_airflow_cfg(db: str) -> None:

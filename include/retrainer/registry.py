@@ -384,3 +384,32 @@ def set_tags(client: Any, name: str, version: str, tags: dict[str, Any]) -> None
 @_reports_unavailable("moving an alias")
 def move_alias(client: Any, name: str, alias: str, version: str) -> None:
     client.set_registered_model_alias(name, alias, str(version))
+
+
+# -- descriptions: what a person reads in the registry UI -----------------------------------
+#: MLflow keeps descriptions as text; longer ones make the UI unwieldy.
+MAX_DESCRIPTION = 4000
+
+
+@_reports_unavailable("describing a model version")
+def describe_version(client: Any, name: str, version: str, text: str) -> None:
+    """Set a version's description (shown on its page and in the versions table)."""
+    client.update_model_version(name, str(version), description=str(text)[:MAX_DESCRIPTION])
+
+
+@_reports_unavailable("describing a registered model")
+def describe_model(client: Any, name: str, text: str, tags: dict[str, str] | None = None) -> None:
+    """Set the registered model's description, plus model-level tags (shown in the model list)."""
+    client.update_registered_model(name, description=str(text)[:MAX_DESCRIPTION])
+    for key, value in (tags or {}).items():
+        client.set_registered_model_tag(name, key, str(value)[:5000])
+
+
+@_reports_unavailable("removing an alias")
+def drop_alias_if_on(client: Any, name: str, alias: str, version: str) -> bool:
+    """Remove ``alias`` only if it still points at ``version`` (another run may have moved it)."""
+    current = get_alias(client, name, alias)
+    if current is None or current.version != str(version):
+        return False
+    client.delete_registered_model_alias(name, alias)
+    return True

@@ -10,6 +10,8 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule
 
 from include.retrainer.config import ModelSpec
 from include.retrainer.intervals import CRON_PRESETS
+from retrain_ops.notifiers import run_story_callbacks
+from retrain_ops.outcome import FORCED_TASK, OUTCOME_DOCS, OUTCOME_TASKS, RunOutcomeOperator
 from retrain_ops.operators import (
     BatchValidateOperator,
     ChallengerRejectOperator,
@@ -86,7 +88,10 @@ Weekly loop for the MLflow registered model **`{spec.name}`** (spec: `{spec.sour
 6. **compare_models**: same holdout rows, primary metric `{spec.comparison.primary_metric}`, floor
    {spec.comparison.floor}, policy `{spec.comparison.policy}`, McNemar alpha {spec.comparison.alpha}.
 7. **promote_challenger / reject_challenger**: moves alias `champion` (pool `{PROMOTION_POOL}`) or tags the rejection.
-8. **summarize_run**: writes `{s3}` for every run, skipped and failed ones included.
+8. **summarize_run**: writes `{s3}` for every run, skipped and failed ones included, and the
+   HTML report beside it (also logged to MLflow); sets the run note; sends notifications.
+9. **decide_outcome**: exactly one `mark_*` task succeeds per run (promoted, rejected,
+   skipped_no_drift, skipped_insufficient_data; plus `mark_forced_run` on forced runs).
 
 Target `{feats.target}`; numeric {', '.join(feats.numeric) or '-'}; categorical {', '.join(feats.categorical) or '-'}.
 
@@ -167,10 +172,22 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
             task_id="summarize_run",
             result_task_ids=RESULT_TASKS,
             trigger_rule=TriggerRule.ALL_DONE,
+            **run_story_callbacks(spec, notify_settings(spec)),
             **common,
         )
         fetch >> validate >> drift >> branch >> [train, skip]
         train >> compare >> decide >> [promote, reject]
         # The summary waits for every task, whatever its outcome.
         [t for t in dag.tasks if t is not summarize] >> summarize
+        # The grid's outcome rows: only after a summary (a failed run leaves them upstream_failed).
+        outcome = RunOutcomeOperator(task_id="decide_outcome", summarize_task_id="summarize_run")
+        summarize >> outcome >> [
+            EmptyOperator(task_id=task_id, doc_md=OUTCOME_DOCS[task_id])
+            for task_id in (*OUTCOME_TASKS.values(), FORCED_TASK)
+        ]
     return dag
+
+
+def notify_settings(spec: ModelSpec) -> Any:
+    """The spec's ``notify:`` block; None until the schema has one (then nothing is sent)."""
+    return getattr(spec, "notify", None)

@@ -16,6 +16,14 @@ from airflow.sdk import BaseBranchOperator, BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.retrainer.logs import run_logged
+from retrain_ops.links import (
+    ChallengerVersionLink,
+    ChampionVersionLink,
+    DataDocsLink,
+    MlflowRunLink,
+    RunReportLink,
+    ValidationReportLink,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -157,6 +165,8 @@ class _TwoStores:
 class BatchValidateOperator(RetrainBaseOperator):
     """Validates the batch with the model's Great Expectations suite; fails the run on failure."""
 
+    operator_extra_links = (ValidationReportLink(), DataDocsLink())
+
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
@@ -200,6 +210,7 @@ class ChallengerTrainOperator(RetrainBaseOperator):
     """Trains the challenger on the training window and registers it in MLflow."""
 
     ui_color = "#d1ecf1"
+    operator_extra_links = (MlflowRunLink(), ChallengerVersionLink())
 
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
@@ -210,6 +221,8 @@ class ChallengerTrainOperator(RetrainBaseOperator):
 
 class ModelCompareOperator(RetrainBaseOperator):
     """Scores champion and challenger on the same holdout; McNemar + metric thresholds."""
+
+    operator_extra_links = (ChallengerVersionLink(),)
 
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
@@ -240,6 +253,7 @@ class ChampionPromoteOperator(RetrainBaseOperator):
     """Moves alias ``champion`` to the challenger (compare-and-set), records the move."""
 
     ui_color = "#c3e6cb"
+    operator_extra_links = (ChampionVersionLink(),)
 
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
@@ -253,6 +267,7 @@ class ChallengerRejectOperator(RetrainBaseOperator):
     """Tags the challenger as rejected with the reasons; the champion is untouched."""
 
     ui_color = "#f5c6cb"
+    operator_extra_links = (ChallengerVersionLink(),)
 
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
@@ -269,6 +284,10 @@ class RunSummarizeOperator(RetrainBaseOperator):
     """
 
     ui_color = "#e2e3e5"
+    # Resolved from the run story (XCom "story"), so they exist on failed runs too.
+    operator_extra_links = (RunReportLink(), MlflowRunLink(), ChallengerVersionLink(), ChampionVersionLink(),
+                            DataDocsLink())
+    links_from_story = True
 
     def __init__(self, *, result_task_ids: Sequence[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -291,10 +310,15 @@ class RunSummarizeOperator(RetrainBaseOperator):
         summary = steps.summarize_run(store, tracking_uri, self.spec, ctx, results, failed)
         self.log.info("run summary: decision=%s; %s -> %s", summary["decision"], summary["summary_uri"],
                       "; ".join(summary["reasons"]))
+        from retrain_ops.story import tell_run_story  # report, MLflow copies, links, run note; never raises
+
+        story = tell_run_story(self, context, store, tracking_uri, summary)
         if summary["decision"] == "failed":
             raise AirflowFailException("run failed: " + "; ".join(summary["reasons"]))
-        return {"decision": summary["decision"], "summary_uri": summary["summary_uri"],
-                "champion_version_after": summary["champion_version_after"]}
+        return {"decision": summary["decision"], "decision_code": summary.get("decision_code"),
+                "trigger": summary.get("trigger"),
+                "summary_uri": summary["summary_uri"], "champion_version_after": summary["champion_version_after"],
+                "headline": summary.get("headline"), **story}
 
     def _failed_tasks(self, context: Context, ctx: Any) -> dict[str, str]:
         """Upstream tasks that failed in this run, with their recorded error line."""

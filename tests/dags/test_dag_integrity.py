@@ -63,12 +63,22 @@ EXPECTED_UPSTREAM: dict[str, set[str]] = {
     "decide_promotion": {"compare_models"},
     "promote_challenger": {"decide_promotion"},
     "reject_challenger": {"decide_promotion"},
+    # The grid's outcome rows, after the summary (docs/what-you-see.md).
+    "decide_outcome": {"summarize_run"},
+    "mark_promoted": {"decide_outcome"},
+    "mark_rejected": {"decide_outcome"},
+    "mark_skipped_no_drift": {"decide_outcome"},
+    "mark_skipped_insufficient_data": {"decide_outcome"},
+    "mark_forced_run": {"decide_outcome"},
 }
+#: Tasks after summarize_run (it waits for every other task).
+OUTCOME_TASKS = {"decide_outcome", "mark_promoted", "mark_rejected", "mark_skipped_no_drift",
+                 "mark_skipped_insufficient_data", "mark_forced_run"}
 EXPECTED_TASKS = {*EXPECTED_UPSTREAM, "summarize_run"}
 #: verb_noun task ids; a new verb is a deliberate addition here, not an accident.
 TASK_VERBS = {
     "fetch", "validate", "detect", "decide", "train", "skip", "compare",
-    "promote", "reject", "summarize", "wait", "rollback",
+    "promote", "reject", "summarize", "wait", "rollback", "mark",
 }
 TASK_ID_RE = re.compile(r"^(?P<verb>[a-z]+)_[a-z]+(?:_[a-z]+)*$")
 
@@ -219,8 +229,8 @@ def test_retraining_chain(churn_dag: Any) -> None:
 def test_summarize_run_waits_for_everything(churn_dag: Any) -> None:
     summary = churn_dag.get_task("summarize_run")
     assert summary.trigger_rule == TriggerRule.ALL_DONE
-    assert set(summary.upstream_task_ids) == set(churn_dag.task_ids) - {"summarize_run"}
-    assert summary.downstream_task_ids == set()
+    assert set(summary.upstream_task_ids) == set(churn_dag.task_ids) - {"summarize_run"} - OUTCOME_TASKS
+    assert summary.downstream_task_ids == {"decide_outcome"}
 
 
 def test_pools(churn_dag: Any) -> None:

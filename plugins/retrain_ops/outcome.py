@@ -1,0 +1,63 @@
+"""The outcome row of the grid: one task per possible outcome, the one that happened succeeds.
+
+After ``summarize_run``, ``decide_outcome`` branches to exactly the task naming the run's
+decision (and, for forced runs, ``mark_forced_run`` too); the others are skipped. In the
+grid view each week's column therefore shows, without opening a log, a green box on the row
+``mark_promoted``, ``mark_rejected``, ``mark_skipped_no_drift`` or
+``mark_skipped_insufficient_data``. A failed run fails ``summarize_run``, so the outcome
+tasks are ``upstream_failed`` and the run is red.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseBranchOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: decision code -> outcome task id
+OUTCOME_TASKS = {
+    "promoted": "mark_promoted",
+    "rejected": "mark_rejected",
+    "no_retrain_needed": "mark_skipped_no_drift",
+    "insufficient_data": "mark_skipped_insufficient_data",
+}
+FORCED_TASK = "mark_forced_run"
+
+OUTCOME_DOCS = {
+    "mark_promoted": "The challenger was promoted: alias `champion` now points at it.",
+    "mark_rejected": "A challenger was trained and compared, and rejected: the champion is unchanged.",
+    "mark_skipped_no_drift": "No retraining needed: the drift gate did not trip (see the run note / report).",
+    "mark_skipped_insufficient_data": "Retraining was due but there was not enough data to train and evaluate.",
+    FORCED_TASK: "The run was triggered with `force_retrain`: it trained regardless of the drift gate.",
+}
+
+
+def outcome_tasks(decision: str | None, decision_code: str | None, trigger: str | None) -> list[str]:
+    """Task ids to follow for a summary's decision; [] when there is no decision to show."""
+    code = decision_code or decision
+    if decision == "skipped" and code not in OUTCOME_TASKS:
+        code = "no_retrain_needed"
+    chosen = [OUTCOME_TASKS[code]] if code in OUTCOME_TASKS else []
+    if chosen and trigger == "forced":
+        chosen.append(FORCED_TASK)
+    return chosen
+
+
+class RunOutcomeOperator(BaseBranchOperator):
+    """Follows the outcome task of the decision ``summarize_run`` returned."""
+
+    ui_color = "#e2e3e5"
+
+    def __init__(self, *, summarize_task_id: str = "summarize_run", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.summarize_task_id = summarize_task_id
+
+    def choose_branch(self, context: Context) -> str | Iterable[str]:
+        result = context["ti"].xcom_pull(task_ids=self.summarize_task_id) or {}
+        chosen = outcome_tasks(result.get("decision"), result.get("decision_code"), result.get("trigger"))
+        self.log.info("outcome: %s (%s)", ", ".join(chosen) or "none", result.get("headline") or "")
+        return chosen

@@ -1,0 +1,95 @@
+"""notify.py: config validation, the notify decision, and messages from full and partial summaries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from include.retrainer.notify import Message, build_message, fmt_num, key_numbers, notify_config, should_notify
+
+FULL = {
+    "model": "churn", "decision": "rejected", "decision_code": "rejected", "trigger": "forced",
+    "headline": "Rejected (forced): challenger is worse on roc_auc.",
+    "reasons": ["retrained: forced", "roc_auc 0.81 < champion 0.84 - margin 0.01"],
+    "data_interval_start": "2026-11-15T00:00:00+00:00", "data_interval_end": "2026-11-22T00:00:00+00:00",
+    "dag_id": "retrain_churn", "dag_run_id": "manual__1", "rows": 14000,
+    "champion_version_before": "3", "champion_version_after": "3", "challenger_version": "5",
+    "comparison": {"paired_test": {"metric": "roc_auc", "method": "delong", "champion": 0.84, "challenger": 0.81,
+                                   "effect": -0.03, "ci_low": -0.05, "ci_high": -0.01, "confidence": 0.95,
+                                   "p_value": 0.00012}},
+    "mcnemar": {"b": 40, "c": 22, "p_value": 0.03, "method": "midp"},
+    "drift": {"signals": [{"name": "data_drift", "status": "fired"}, {"name": "performance_decay", "status": "quiet"}],
+              "features": {"a": {"drifted": True}, "b": {"drifted": False}}},
+}
+
+
+def test_config_defaults_and_validation():
+    assert notify_config(None).channels == ()
+    cfg = notify_config({"email": "a@example.com", "webhook": {"conn_id": "hook", "endpoint": "/x"}, "on": "failed"})
+    assert cfg.email == ("a@example.com",) and cfg.webhook_conn_id == "hook" and cfg.webhook_endpoint == "/x"
+    assert cfg.on == ("failed",) and cfg.channels == ("email", "webhook")
+    with pytest.raises(ValueError, match="unknown outcome"):
+        notify_config({"on": ["promotd"]})
+    with pytest.raises(ValueError, match="unknown key"):
+        notify_config({"emails": ["a@b.c"]})
+    with pytest.raises(ValueError, match="not an e-mail"):
+        notify_config({"email": ["nobody"]})
+    with pytest.raises(ValueError, match="conn_id"):
+        notify_config({"webhook": {"endpoint": "/x"}})
+
+
+def test_should_notify_by_decision_or_code():
+    cfg = notify_config({"email": ["a@example.com"], "on": ["promoted", "insufficient_data"]})
+    assert should_notify(cfg, {"decision": "promoted"})
+    assert not should_notify(cfg, {"decision": "rejected"})
+    assert should_notify(cfg, {"decision": "skipped", "decision_code": "insufficient_data"})
+    assert not should_notify(cfg, {"decision": "skipped", "decision_code": "no_retrain_needed"})
+    # No summary at all means the run failed before writing one.
+    assert should_notify(notify_config({"email": ["a@example.com"], "on": ["failed"]}), None)
+    # No channel: never.
+    assert not should_notify(notify_config({"on": ["promoted"]}), {"decision": "promoted"})
+
+
+def test_message_carries_decision_reason_numbers_and_links():
+    msg = build_message(FULL, {"Run report": "http://mlflow/#/x", "Champion version": None})
+    assert msg.subject == "[retrain churn] rejected (forced run) v5, week 2026-11-15..2026-11-22"
+    assert msg.text.startswith(FULL["headline"])
+    for needle in ("roc_auc 0.81 < champion", "0.84 -> 0.81", "-0.05 .. -0.01", "1.20e-04", "40/22, p=0.03",
+                   "data_drift", "1/2 (a)", "http://mlflow/#/x", "manual__1"):
+        assert needle in msg.text, needle
+    assert "Champion version" not in msg.text  # a missing link is left out, not rendered empty
+    assert "<a href='http://mlflow/#/x'>Run report</a>" in msg.html
+    payload = msg.webhook_payload()
+    json.dumps(payload)
+    assert payload["text"] == msg.text and payload["decision"] == "rejected"
+    assert "<http://mlflow/#/x|Run report>" in json.dumps(payload)
+
+
+@pytest.mark.parametrize("summary", [None, {}, {"decision": None}, {"decision": "failed", "reasons": None, "drift": None,
+                                                                    "comparison": {"paired_test": None}, "mcnemar": None,
+                                                                    "metrics": None}])
+def test_partial_summaries_never_crash(summary):
+    msg = build_message(summary)
+    assert isinstance(msg, Message) and msg.decision == "failed" and "failed" in msg.subject
+    assert msg.text.strip()
+
+
+def test_html_is_escaped():
+    msg = build_message({"decision": "failed", "reasons": ["<script>alert(1)</script>"], "model": "m<b>"})
+    assert "<script>" not in msg.html and "&lt;script&gt;" in msg.html
+
+
+def test_fmt_num():
+    assert fmt_num(None) == "n/a" and fmt_num(float("nan")) == "n/a"
+    assert fmt_num(3) == "3" and fmt_num(0.8) == "0.8" and fmt_num(0.84321) == "0.8432"
+    assert fmt_num(0.00012) == "1.20e-04" and fmt_num("x") == "x"
+    assert key_numbers({}) == {}
+
+
+def test_unquoted_yaml_on_key_is_read():
+    import yaml
+
+    raw = yaml.safe_load("notify: {on: [failed], email: [a@example.com]}")["notify"]
+    assert True in raw  # what PyYAML does with `on:`
+    assert notify_config(raw).on == ("failed",)
