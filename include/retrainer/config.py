@@ -294,6 +294,36 @@ class LineageSpec(_Strict):
     dvc_remote: str | None = None
 
 
+class WebhookSpec(_Strict):
+    """A Slack-compatible webhook: the HTTP connection holds the host and any secret."""
+
+    conn_id: str
+    endpoint: str = ""
+
+
+NotifyEvent = Literal["promoted", "rejected", "skipped", "failed", "no_retrain_needed", "insufficient_data"]
+
+
+class NotifySpec(_Strict):
+    """Who hears about which outcomes (Airflow notifiers; secrets live in Connections)."""
+
+    on: list[NotifyEvent] = Field(default_factory=lambda: ["promoted", "rejected", "failed"])
+    email: list[str] = Field(default_factory=list)
+    email_from: str | None = None
+    smtp_conn_id: str = "smtp_default"
+    webhook: WebhookSpec | None = None
+    retries: int = Field(2, ge=0, le=10)
+    retry_delay_seconds: float = Field(10, ge=0, le=3600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, raw: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key as the boolean True.
+        if isinstance(raw, dict) and True in raw:
+            raw = {("on" if k is True else k): v for k, v in raw.items()}
+        return raw
+
+
 class ModelSpec(_Strict):
     name: str
     description: str = ""
@@ -313,6 +343,7 @@ class ModelSpec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     comparison: ComparisonSpec = Field(default_factory=ComparisonSpec)
     lineage: LineageSpec = Field(default_factory=LineageSpec)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
 
     #: Set by the loader: the YAML file this spec came from.
     source_path: str = ""
