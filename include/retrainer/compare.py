@@ -22,6 +22,10 @@ precision / recall -> seeded paired bootstrap.
      at one-sided ``alpha``;
   3. McNemar guard: the challenger is NOT significantly more often wrong (rejected only if
      ``b > c`` and McNemar ``p < alpha``).
+* ``expected_gain``: promote iff the floor holds, the point estimate ``effect >=
+  min_improvement`` (the challenger is expected to serve at least as well: the decision a
+  risk-neutral user makes when retraining has already been paid for) and the same McNemar
+  guard holds. The interval, p-value and detectable effect are still reported.
 * ``non_inferiority``: promote iff the floor holds, ``L > -non_inferiority_margin``
   (the data rule out that the challenger is worse by the margin or more) and the same
   McNemar guard holds. "Not significantly worse" is NOT enough: a challenger 2.4 points
@@ -134,7 +138,7 @@ OUTCOME_CODES: frozenset[str] = frozenset(
 
 _LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss"})
 _PROBA_METRICS: frozenset[str] = frozenset({"roc_auc", "log_loss"})
-_POLICIES: frozenset[str] = frozenset({"superiority", "non_inferiority"})
+_POLICIES: frozenset[str] = frozenset({"superiority", "non_inferiority", "expected_gain"})
 
 # Absolute slack used when comparing a metric with the floor, so that e.g. 0.81 - 0.01
 # rounding in binary floating point does not flip a decision that is exactly on the bar.
@@ -258,7 +262,7 @@ class ComparisonSettings:
     @property
     def null_value(self) -> float:
         """Boundary of the paired test: +min_improvement or -non_inferiority_margin."""
-        if self.policy == "superiority":
+        if self.policy in ("superiority", "expected_gain"):
             return float(self.min_improvement)
         return -float(self.non_inferiority_margin)
 
@@ -741,6 +745,19 @@ def _effect_reason(pt: PairedTest, settings: ComparisonSettings) -> tuple[bool, 
     )
     head = f"challenger {metric} {pt.effect:+.3f}{sign_note} ({conf} one-sided lower bound {pt.ci_low:+.3f})"
     ok = pt.clears_null
+    if settings.policy == "expected_gain":
+        # Decide on the point estimate (the expected effect), as a risk-neutral user would:
+        # the interval, p-value and detectable effect are reported, not required.
+        ok = pt.effect >= pt.null_value - _TOLERANCE
+        interval = f"{_pct(1.0 - 2 * settings.alpha)} CI {pt.ci_low:+.3f} to {pt.ci_high:+.3f}"
+        head = f"challenger {metric} {pt.effect:+.3f}{sign_note} ({interval})"
+        if ok:
+            return True, (
+                f"{head} >= {pt.null_value:+.3f}: expected to serve at least as well; promoted on the "
+                f"estimate (a significant improvement would need {pt.null_value + pt.mde:+.3f} with "
+                f"{pt.n} held-out rows) ({values})"
+            )
+        return False, f"{head} < {pt.null_value:+.3f}: expected to serve worse than the champion ({values})"
     if settings.policy == "superiority":
         if ok:
             return True, f"{head} clears {pt.null_value:+.3f} ({values})"
@@ -886,7 +903,8 @@ def compare_models(
     reasons.append(reason)
 
     ok, reason = _effect_reason(pt, settings)
-    checks["improvement" if settings.policy == "superiority" else "non_inferiority_margin"] = ok
+    checks[{"superiority": "improvement", "expected_gain": "expected_gain"}.get(
+        settings.policy, "non_inferiority_margin")] = ok
     reasons.append(reason)
 
     checks["mcnemar"] = guard_ok

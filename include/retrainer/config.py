@@ -268,7 +268,7 @@ class ComparisonSpec(_Strict):
     alpha: float = Field(0.05, gt=0, lt=0.5)
     #: non_inferiority (default): promote the fresher model unless the lower confidence bound of
     #: challenger - champion is below -non_inferiority_margin.
-    policy: Literal["superiority", "non_inferiority"] = "non_inferiority"
+    policy: Literal["superiority", "non_inferiority", "expected_gain"] = "non_inferiority"
     non_inferiority_margin: float = Field(0.01, ge=0)
     #: McNemar on per-row correctness, exact binomial for every b+c; "midp" is less conservative.
     mcnemar_method: Literal["exact", "midp"] = "midp"

@@ -40,10 +40,14 @@ def test_tickets_cold_start_then_non_inferior_retrain(stack, monkeypatch):
     run, s2 = runner.run(W2, force_retrain=True)
     assert str(run.state) == "success", runner.task_states(run)
     assert s2["drift"]["gate"] is False
-    assert s2["mcnemar"] is not None and s2["mcnemar"]["method"] in ("exact", "chi2_corrected", "none")
+    assert s2["mcnemar"] is not None and s2["mcnemar"]["method"] in ("exact", "midp", "none")
     champ, chall = s2["metrics"]["champion"]["accuracy"], s2["metrics"]["challenger"]["accuracy"]
-    significantly_worse = s2["mcnemar"]["p_value"] < 0.05 and s2["mcnemar"]["b"] > s2["mcnemar"]["c"]
-    expected = "promoted" if (chall >= 0.5 and champ - chall <= 0.02 and not significantly_worse) else "rejected"
+    test = s2["comparison"]["paired_test"]
+    assert test["method"] == "binomial_diff"
+    assert test["effect"] == pytest.approx(chall - champ, abs=1e-12)
+    assert test["null_value"] == pytest.approx(-0.02)
+    harm = s2["mcnemar"]["p_value"] < 0.05 and s2["mcnemar"]["b"] > s2["mcnemar"]["c"]
+    expected = "promoted" if (chall >= 0.5 and test["ci_low"] > -0.02 and not harm) else "rejected"
     assert s2["decision"] == expected, s2["reasons"]
     after = str(client.get_model_version_by_alias("tickets", "champion").version)
     assert after == (s2["challenger_version"] if expected == "promoted" else v1)

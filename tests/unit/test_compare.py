@@ -855,3 +855,24 @@ def test_object_labels_from_pandas_columns_work():
     single = compare_models(names[np.zeros(150, dtype=int)], names[champ], names[chall], ComparisonSettings(),
                             champ_proba, chall_proba, classes=names)
     assert single.outcome_code == "single_class_holdout" and "('churn', 150 rows)" in single.reasons[0]
+
+
+def test_expected_gain_policy_decides_on_the_point_estimate_and_reports_the_interval():
+    rng = np.random.default_rng(5)
+    n = 300
+    y = rng.integers(0, 2, n)
+    base = y + rng.normal(0, 1.2, n)
+    champ = 1 / (1 + np.exp(-(base + rng.normal(0, 0.6, n))))
+    chall = 1 / (1 + np.exp(-(base + rng.normal(0, 0.5, n))))
+    settings = ComparisonSettings(policy="expected_gain", primary_metric="roc_auc")
+    result = compare_models(y, (champ > 0.5).astype(int), (chall > 0.5).astype(int), settings,
+                            champion_proba=champ, challenger_proba=chall)
+    effect = skm.roc_auc_score(y, chall) - skm.roc_auc_score(y, champ)
+    assert result.paired_test.effect == pytest.approx(effect, abs=1e-12)
+    assert result.checks["expected_gain"] is (effect >= 0)
+    assert any("CI" in r for r in result.reasons)
+    # Swapping the roles flips the estimate, so exactly one direction is promoted on it
+    # (unless the McNemar guard objects).
+    swapped = compare_models(y, (chall > 0.5).astype(int), (champ > 0.5).astype(int), settings,
+                             champion_proba=chall, challenger_proba=champ)
+    assert swapped.checks["expected_gain"] is (effect <= 0)
