@@ -171,23 +171,56 @@ class ValidationSpec(_Strict):
 
 
 class GateSpec(_Strict):
-    min_drifted_share: float | None = Field(0.3, gt=0, le=1)
-    min_drifted_features: int | None = Field(None, ge=1)
+    """When to retrain: each signal is computed and reported; ``rule`` combines them.
+
+    Signals: data drift (features weighted by the champion's permutation importance),
+    prediction drift (the champion's scores on the batch vs on its own held-out rows),
+    performance decay (the champion's primary metric on the labelled batch vs its baseline),
+    champion age, and optionally the retrain-cost rule. ``drift.alpha`` is split over the
+    p-value signals (Bonferroni), so the gate's false-alarm rate stays at or below it.
+    """
+
+    rule: Literal["any", "all", "majority"] = "any"
+    data_drift: bool = True
+    prediction_drift: bool = True
+    performance_decay: bool = True
+    #: Data drift counts when the drifted features carry at least this share of importance.
+    min_importance_share: float = Field(0.2, gt=0, le=1)
+    #: Any of these drifting trips the data-drift signal whatever its importance.
     critical_features: list[str] = Field(default_factory=list)
+    #: Performance decay must exceed this drop of the primary metric (in metric units).
+    min_decay: float = Field(0.0, ge=0)
+    #: A champion this old (weeks since the end of its training window) is retrained anyway.
+    max_champion_age_weeks: int | None = Field(8, ge=1, le=520)
+    #: Cost of one retrain in metric-weeks (e.g. 0.01 = one week at 0.01 lower AUC); enables the
+    #: cost rule: retrain when the measured drop times ``cost_horizon_weeks`` exceeds it.
+    retrain_cost: float | None = Field(None, gt=0)
+    cost_horizon_weeks: int = Field(4, ge=1, le=104)
+
+
+#: Fields of schema 1 that no longer exist, with what replaced them (a clear error, not "unknown field").
+REMOVED_FIELDS = {
+    "drift.ks_min_statistic": "effect-size floors no longer decide drift; the tests are calibrated (see README 'Drift gate')",
+    "drift.chi2_min_cramers_v": "effect-size floors no longer decide drift; the tests are calibrated (see README 'Drift gate')",
+    "drift.psi_threshold": "PSI now has a calibrated p-value (see README 'Drift gate')",
+    "drift.wasserstein_threshold": "Wasserstein now has a calibrated p-value (see README 'Drift gate')",
+    "drift.gate.min_drifted_share": "use drift.gate.min_importance_share (features weighted by importance)",
+    "drift.gate.min_drifted_features": "use drift.gate.min_importance_share (features weighted by importance)",
+    "comparison.exact_threshold": "McNemar is exact for every b+c now (comparison.mcnemar_method)",
+}
 
 
 class DriftSpec(_Strict):
     numeric_method: Literal["ks", "psi", "wasserstein"] = "ks"
     categorical_method: Literal["chi2", "psi"] = "chi2"
+    #: The gate's false-alarm budget on stationary data, split over its p-value signals.
     alpha: float = Field(0.05, gt=0, lt=1)
     correction: Literal["holm", "bonferroni", "fdr_bh", "none"] = "holm"
-    ks_min_statistic: float = Field(0.1, ge=0, le=1)
-    chi2_min_cramers_v: float = Field(0.1, ge=0, le=1)
-    psi_threshold: float = Field(0.2, gt=0)
-    wasserstein_threshold: float = Field(0.1, gt=0)
     psi_bins: int = Field(10, ge=2, le=100)
-    min_rows: int = Field(200, ge=1)
-    max_rows: int = Field(200_000, ge=100)
+    #: Below this many rows a signal reports "insufficient" (exact small-sample tests are used above it).
+    min_rows: int = Field(30, ge=5)
+    #: Larger frames are subsampled (seeded) to this many rows per side: bounds time and sensitivity.
+    max_rows: int = Field(50_000, ge=100)
     gate: GateSpec = Field(default_factory=GateSpec)
 
 
@@ -196,10 +229,15 @@ class TrainingSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     #: Training window: this many weeks of partitions ending at the data interval's end.
     window_weeks: int = Field(4, ge=1, le=520)
-    #: Time-based holdout: the last N days of the window are never trained on.
+    #: Time-based evaluation set: the last N days WITH DATA of the window are never trained on;
+    #: widened day by day until it has ``min_holdout_rows`` rows (never past half the window).
+    #: More held-out rows detect smaller differences (the summary prints the detectable effect).
     holdout_days: int = Field(2, ge=1, le=365)
     min_train_rows: int = Field(200, ge=10)
     min_holdout_rows: int = Field(100, ge=10)
+    #: Too few rows in the window: widen it week by week up to this many weeks (small models
+    #: still get a first champion); still too few is a named "insufficient data" outcome.
+    max_window_weeks: int | None = Field(None, ge=1, le=520)
 
     @field_validator("estimator")
     @classmethod
@@ -218,12 +256,16 @@ class ComparisonSpec(_Strict):
     ] = "roc_auc"
     #: Challenger's primary metric must reach this (a ceiling for log_loss); null disables it.
     floor: float | None = None
+    #: superiority: the paired test must show challenger - champion > min_improvement.
     min_improvement: float = Field(0.0, ge=0)
+    #: One-sided level of the paired test of the primary metric and of the McNemar guard.
     alpha: float = Field(0.05, gt=0, lt=1)
-    policy: Literal["superiority", "non_inferiority"] = "superiority"
+    #: non_inferiority (default): promote the fresher model unless the lower confidence bound of
+    #: challenger - champion is below -non_inferiority_margin.
+    policy: Literal["superiority", "non_inferiority"] = "non_inferiority"
     non_inferiority_margin: float = Field(0.01, ge=0)
-    #: Exact binomial McNemar when b + c is below this, chi-square with continuity correction otherwise.
-    exact_threshold: int = Field(25, ge=0)
+    #: McNemar on per-row correctness, exact binomial for every b+c; "midp" is less conservative.
+    mcnemar_method: Literal["exact", "midp"] = "midp"
 
     @model_validator(mode="after")
     def _floor_range(self) -> "ComparisonSpec":
@@ -273,6 +315,8 @@ class ModelSpec(_Strict):
                 "drift.gate.critical_features",
                 f"unknown feature(s): {', '.join(unknown)} (not listed in features.numeric or features.categorical)",
             )
+        if self.training.max_window_weeks is not None and self.training.max_window_weeks < self.training.window_weeks:
+            raise FieldProblem("training.max_window_weeks", "must be >= training.window_weeks")
         if self.training.holdout_days >= self.training.window_weeks * 7:
             raise FieldProblem(
                 "training.holdout_days",
@@ -326,10 +370,26 @@ def _problem(err: dict) -> str:
     return msg.removeprefix("Value error, ")
 
 
+_ABSENT = object()
+
+
+def _removed_field(raw: dict) -> tuple[str, str] | None:
+    for dotted, why in REMOVED_FIELDS.items():
+        node: Any = raw
+        for part in dotted.split("."):
+            node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT:
+            return dotted, why
+    return None
+
+
 def parse_spec(raw: Any, path: str | Path) -> ModelSpec:
     """Validate an already-loaded YAML document."""
     if not isinstance(raw, dict):
         raise ModelSpecError(path, None, f"expected a mapping at the top level, got {type(raw).__name__}")
+    removed = _removed_field(raw)
+    if removed:
+        raise ModelSpecError(path, removed[0], f"removed in model spec schema 2: {removed[1]}")
     try:
         spec = ModelSpec.model_validate({**raw, "source_path": str(path)})
     except ValidationError as exc:

@@ -26,7 +26,7 @@ from include.retrainer.storage import ObjectStore, interval_token, json_safe, pa
 
 log = logging.getLogger(__name__)
 
-SUMMARY_SCHEMA_VERSION = 1
+SUMMARY_SCHEMA_VERSION = 2
 
 
 class DataValidationFailed(RuntimeError):
@@ -64,6 +64,7 @@ class RunPaths:
             "predictions": "predictions.parquet",
             "decision": "decision.json",
             "summary": "summary.json",
+            "model_card": "model_card.json",
         }
         if name in files:
             return f"{self.base}/{files[name]}"
@@ -75,6 +76,10 @@ class RunPaths:
 
     def error(self, task_id: str) -> str:
         return f"{self.base}/errors/{task_id}.json"
+
+    def previous_summary(self, run_id: str) -> str:
+        safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in run_id)
+        return f"{self.base}/previous_runs/{safe}/summary.json"
 
 
 def code_version() -> str:
@@ -240,32 +245,50 @@ def quarantine_failing_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext
 # --------------------------------------------------------------------------------------
 # drift
 # --------------------------------------------------------------------------------------
-def drift_settings(spec: ModelSpec):
-    from include.retrainer.drift import DriftSettings
+def load_champion_state(store: ObjectStore, tracking_uri: str, spec: ModelSpec, champion: Any) -> tuple[Any, str | None]:
+    """The champion as the decision loop sees it (model, training rows, held-out rows, card).
 
-    d = spec.drift
-    return DriftSettings(
-        numeric_method=d.numeric_method,
-        categorical_method=d.categorical_method,
-        alpha=d.alpha,
-        correction=d.correction,
-        ks_min_statistic=d.ks_min_statistic,
-        chi2_min_cramers_v=d.chi2_min_cramers_v,
-        psi_threshold=d.psi_threshold,
-        wasserstein_threshold=d.wasserstein_threshold,
-        psi_bins=d.psi_bins,
-        min_rows=d.min_rows,
-        max_rows=d.max_rows,
-        gate_min_drifted_share=d.gate.min_drifted_share,
-        gate_min_drifted_features=d.gate.min_drifted_features,
-        critical_features=tuple(d.gate.critical_features),
+    Returns ``(state, None)`` or ``(None, why)`` when its lineage cannot be read (then the
+    gate retrains to re-establish it). Champions registered before the model card existed get
+    their baseline measured now on their held-out rows and equal feature weights.
+    """
+    from include.retrainer import loop, registry
+
+    feats = spec.features
+    reference_uri = champion.tag("train_data_uri")
+    holdout_uri = champion.tag("holdout_uri")
+    missing = [name for name, uri in (("train_data_uri", reference_uri), ("holdout_uri", holdout_uri))
+               if not uri or not store.exists(uri)]
+    if missing:
+        return None, (
+            f"no reference data: champion v{champion.version} has no readable training-data lineage "
+            f"(tag(s) {', '.join(registry.TAG + m for m in missing)}); retraining to re-establish lineage"
+        )
+    columns = [*feats.feature_columns, feats.target, PARTITION_COLUMN]
+    reference = store.read_parquet(reference_uri)
+    holdout = store.read_parquet(holdout_uri)
+    model = registry.load_model(tracking_uri, spec.name, champion.version)
+    card_uri = champion.tag("model_card_uri")
+    card = store.get_json_or_none(card_uri) if card_uri else None
+    if card is None:
+        log.info("champion v%s has no model card: measuring its baseline now, equal feature weights",
+                 champion.version)
+        card = {"baseline": loop.baseline_estimate(model, holdout, spec), "importance": {}}
+    trained_through = _interval_end(champion) or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    state = loop.ModelState(
+        model=model,
+        train=reference[[c for c in columns if c in reference.columns]],
+        holdout=holdout[[c for c in columns if c in holdout.columns]],
+        trained_through=trained_through,
+        baseline=card.get("baseline") or {},
+        importance=card.get("importance") or {},
     )
+    return state, None
 
 
 def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, batch_uri: str) -> dict:
-    """Compare the batch with the champion's training data (found through its lineage tag)."""
-    from include.retrainer import registry
-    from include.retrainer.drift import detect_drift as run_drift
+    """Assess the champion on the batch: every gate signal, and whether to retrain."""
+    from include.retrainer import loop, registry
 
     paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
     client = registry.client_for(tracking_uri)
@@ -279,35 +302,46 @@ def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: Ru
         champion = registry.get_version(client, spec.name, previous) if previous else None
     base = {"champion_version": champion.version if champion else None, "report_uri": paths.drift}
     if champion is None:
-        report = {"gate": True, "reason": f"cold start: model '{spec.name}' has no champion yet", "features": {}}
+        outcome = loop.assess(spec, None, None, ctx.interval_end)
+        report = {"gate": True, "reason": outcome.reason, "code": outcome.code, "signals": [], "features": {}}
         store.put_json(paths.drift, report)
+        log.info("gate: %s", outcome.reason)
         return {**base, **report, "cold_start": True, "drifted": []}
-    reference_uri = champion.tag("train_data_uri")
-    if not reference_uri or not store.exists(reference_uri):
-        report = {
-            "gate": True,
-            "reason": f"no reference data: champion v{champion.version} has no readable training-data lineage "
-            f"(tag {registry.TAG}train_data_uri={reference_uri!r}); retraining to re-establish lineage",
-            "features": {},
-        }
+    state, why_not = load_champion_state(store, tracking_uri, spec, champion)
+    if state is None:
+        report = {"gate": True, "reason": why_not, "code": "no_lineage", "signals": [], "features": {}}
         store.put_json(paths.drift, report)
         return {**base, **report, "cold_start": False, "drifted": []}
-    feats = spec.features
-    cols = feats.feature_columns
-    reference = store.read_parquet(reference_uri, columns=cols)
-    current = store.read_parquet(batch_uri, columns=cols)
-    report = run_drift(reference, current, feats.numeric, feats.categorical, drift_settings(spec))
-    out = report.to_dict()
-    out["reference_uri"] = reference_uri
-    out["reference_version"] = champion.version
+    batch = store.read_parquet(batch_uri)
+    outcome = loop.assess(spec, state, batch, ctx.interval_end)
+    drift_report = outcome.drift_report or {}
+    out = {
+        "gate": outcome.retrain,
+        "reason": outcome.reason,
+        "code": outcome.code,
+        "rule": outcome.rule,
+        "signals": [dict(s) for s in outcome.signals],
+        "champion_age_weeks": round(loop.champion_age_weeks(state, ctx.interval_end), 3),
+        "features": drift_report.get("features", {}),
+        "drifted": drift_report.get("drifted", []),
+        "importance": state.importance,
+        "reference_uri": champion.tag("train_data_uri"),
+        "reference_version": champion.version,
+        "reference_rows": int(len(state.train)),
+        "batch_rows": int(len(batch)),
+    }
     store.put_json(paths.drift, out)
-    log.info("drift gate=%s: %s", report.gate, report.reason)
+    log.info("read %d reference rows (champion v%s) and %d batch rows; gate retrain=%s: %s",
+             len(state.train), champion.version, len(batch), outcome.retrain, outcome.reason)
     return {
         **base,
-        "gate": bool(report.gate),
-        "reason": report.reason,
+        "gate": bool(outcome.retrain),
+        "reason": outcome.reason,
+        "code": outcome.code,
         "cold_start": False,
-        "drifted": list(report.drifted),
+        "drifted": list(drift_report.get("drifted", [])),
+        "signals": [{k: sig.get(k) for k in ("name", "status", "statistic", "threshold", "p_value", "summary")}
+                    for sig in outcome.signals],
     }
 
 
@@ -332,19 +366,21 @@ def decide_retrain(drift: dict, force_retrain: bool) -> tuple[bool, str]:
 def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext) -> dict:
     """Fit the estimator on the training window, log to MLflow, register a version, alias challenger."""
     from include.retrainer import lineage as dvc_lineage
-    from include.retrainer import registry, training
-    from include.retrainer.compare import compute_metrics
-    from include.retrainer.fetch import read_partitions
+    from include.retrainer import loop, registry
 
     paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
     key = idempotency_key(spec, ctx)
-    window_start, window_end = training.training_window(ctx.interval_end, spec.training.window_weeks)
-    window = read_partitions(store, spec.data, window_start, window_end, exclude_days=excluded_days(store, spec, ctx))
-    train, holdout, holdout_from = training.split_holdout(window.frame, ctx.interval_end, spec.training.holdout_days)
-    if len(holdout) < spec.training.min_holdout_rows:
-        raise training.TrainingError(
-            f"only {len(holdout)} holdout rows from {holdout_from} (training.min_holdout_rows={spec.training.min_holdout_rows})"
-        )
+    forced = bool(ctx.params.get("force_retrain"))
+    if forced:
+        # A forced run trains a new version even if this interval already has one (e.g. after a
+        # labelling fix); retries of the same forced run still reuse theirs.
+        key = hashlib.sha256(f"{key}|forced|{ctx.run_id}".encode()).hexdigest()[:24]
+    try:
+        window, window_start, window_end, (train, holdout, evaluation) = _training_window(store, spec, ctx)
+    except loop.InsufficientData as exc:
+        log.warning("not training: %s", exc)
+        return {"challenger_version": None, "insufficient_data": True, "reason": f"insufficient data: {exc}"}
+    holdout_from = evaluation["holdout_from"]
     train_bytes = parquet_bytes(train)
     train_etag = store.put_bytes(paths.train, train_bytes)
     holdout_etag = store.write_parquet(paths.holdout, holdout)
@@ -366,6 +402,7 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
         "window_start": window_start,
         "window_end": window_end,
         "holdout_from": holdout_from,
+        "evaluation": evaluation,
         "partitions": window.files,
         "partitions_sha256": partitions_digest,
         "dvc": dvc_record.to_dict(),
@@ -386,11 +423,27 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
         reused = True
         log.info("version %s already registered for this interval/config/code: reusing it", version.version)
     else:
-        pipeline = training.fit_pipeline(spec, train)
+        from include.retrainer import training
+        from include.retrainer.compare import compute_metrics
+
+        try:
+            state = loop.fit_challenger(spec, train, holdout, evaluation, ctx.interval_end)
+        except loop.InsufficientData as exc:
+            log.warning("not training: %s", exc)
+            return {"challenger_version": None, "insufficient_data": True, "reason": f"insufficient data: {exc}"}
+        pipeline = state.model
         pred, proba = training.predict(pipeline, holdout, spec)
-        classes = list(pipeline.classes_)
-        metrics = compute_metrics(holdout[spec.features.target].to_numpy(), pred, proba, classes)
+        metrics = compute_metrics(holdout[spec.features.target].to_numpy(), pred, proba, state.classes)
         example = training.prepare_features(train.head(5), spec)
+        card = {
+            "model": spec.name,
+            "trained_through": ctx.interval_end,
+            "baseline": state.baseline,
+            "importance": state.importance,
+            "evaluation": evaluation,
+            "classes": [str(c) for c in state.classes],
+        }
+        store.put_json(paths.model_card, card)
         version_tags = {
             registry.TAG + "model": spec.name,
             registry.TAG + "dag_id": ctx.dag_id,
@@ -410,6 +463,8 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
             registry.TAG + "dvc_path": dvc_record.path,
             registry.TAG + "partitions": str(len(window.files)),
             registry.TAG + "partitions_sha256": partitions_digest,
+            registry.TAG + "model_card_uri": paths.model_card,
+            **({registry.TAG + "forced_by_run": ctx.run_id} if forced else {}),
         }
         version = registry.log_and_register(
             tracking_uri=tracking_uri,
@@ -421,7 +476,7 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
             params={
                 "estimator": spec.training.estimator,
                 **{f"estimator.{k}": v for k, v in spec.training.params.items()},
-                "window_weeks": spec.training.window_weeks,
+                "window_weeks": round((window_end - window_start).days / 7),
                 "holdout_days": spec.training.holdout_days,
                 "window_start": window_start.isoformat(),
                 "window_end": window_end.isoformat(),
@@ -431,7 +486,7 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
             metrics={f"holdout_{k}": v for k, v in metrics.items()},
             run_tags={**version_tags},
             version_tags=version_tags,
-            artifacts={"lineage.json": json_safe(lineage)},
+            artifacts={"lineage.json": json_safe(lineage), "model_card.json": json_safe(card)},
             idempotency_key=key,
             description=spec.description,
         )
@@ -447,27 +502,43 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
         "train_uri": paths.train,
         "holdout_uri": paths.holdout,
         "lineage_uri": paths.lineage,
+        "window_start": window_start,
+        "window_weeks": round((window_end - window_start).days / 7),
+        "evaluation": evaluation,
+        "forced": forced,
     }
+
+
+def _training_window(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> tuple[Any, dt.datetime, dt.datetime, tuple]:
+    """Read the training window and split it; too few rows widens it a week at a time.
+
+    Up to ``training.max_window_weeks`` (default: no widening). Raises ``loop.InsufficientData``
+    when even the widest window cannot give ``min_train_rows`` + ``min_holdout_rows``.
+    """
+    from include.retrainer import loop, training
+    from include.retrainer.fetch import NoPartitionsError, read_partitions
+
+    weeks = spec.training.window_weeks
+    widest = spec.training.max_window_weeks or weeks
+    skip = excluded_days(store, spec, ctx)
+    while True:
+        window_start, window_end = training.training_window(ctx.interval_end, weeks)
+        try:
+            window = read_partitions(store, spec.data, window_start, window_end, exclude_days=skip)
+            return window, window_start, window_end, loop.select_holdout(window.frame, spec)
+        except (loop.InsufficientData, NoPartitionsError) as exc:
+            if weeks >= widest:
+                if isinstance(exc, NoPartitionsError):
+                    raise
+                suffix = f" (window widened to {weeks} weeks, training.max_window_weeks={widest})" if weeks > spec.training.window_weeks else ""
+                raise loop.InsufficientData(f"{exc}{suffix}") from None
+            log.info("window of %d week(s) too small (%s): widening to %d", weeks, exc, weeks + 1)
+            weeks += 1
 
 
 # --------------------------------------------------------------------------------------
 # compare
 # --------------------------------------------------------------------------------------
-def comparison_settings(spec: ModelSpec):
-    from include.retrainer.compare import ComparisonSettings
-
-    c = spec.comparison
-    return ComparisonSettings(
-        primary_metric=c.primary_metric,
-        floor=c.floor,
-        min_improvement=c.min_improvement,
-        alpha=c.alpha,
-        policy=c.policy,
-        non_inferiority_margin=c.non_inferiority_margin,
-        exact_threshold=c.exact_threshold,
-    )
-
-
 def _interval_end(version) -> dt.datetime | None:
     raw = version.tag("data_interval_end") if version else None
     return dt.datetime.fromisoformat(raw) if raw else None
@@ -477,16 +548,21 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
     """Score champion and challenger on the same held-out rows; decide promote or reject."""
     import pandas as pd
 
-    from include.retrainer import compare, registry, training
+    from include.retrainer import loop, registry
 
     paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    if trained.get("challenger_version") is None:
+        # Not enough data to train: a named outcome, nothing to compare or promote.
+        out = {"decision": "skip", "reasons": [trained.get("reason", "no challenger was trained")],
+               "insufficient_data": bool(trained.get("insufficient_data")), "challenger_version": None}
+        store.put_json(paths.comparison, out)
+        return {**out, "report_uri": paths.comparison}
     client = registry.client_for(tracking_uri)
     challenger_v = str(trained["challenger_version"])
     challenger = registry.get_version(client, spec.name, challenger_v)
     if challenger is None:
         raise registry.RegistryError(f"challenger version {challenger_v} of '{spec.name}' no longer exists")
     champion = registry.get_alias(client, spec.name, registry.CHAMPION)
-    settings = comparison_settings(spec)
     holdout = store.read_parquet(trained["holdout_uri"])
     target = spec.features.target
     y = holdout[target].to_numpy()
@@ -509,55 +585,33 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
         store.put_json(paths.comparison, out)
         return {**out, "report_uri": paths.comparison}
 
-    challenger_model = registry.load_model(tracking_uri, spec.name, challenger_v)
-    ch_pred, ch_proba = training.predict(challenger_model, holdout, spec)
-    classes = list(challenger_model.classes_)
-    predictions = pd.DataFrame({"y_true": y, "challenger_pred": ch_pred})
-
-    stale_reason = None
-    if champion is None:
-        result = compare.evaluate_cold_start(y, ch_pred, settings, challenger_proba=ch_proba, classes=classes)
-    else:
-        champion_model = registry.load_model(tracking_uri, spec.name, champion.version)
-        cp_pred, cp_proba = training.predict(champion_model, holdout, spec)
-        if list(champion_model.classes_) != classes:
-            cp_proba = None  # class sets differ (e.g. an unseen class): compare on labels only
-            if settings.primary_metric in ("roc_auc", "log_loss"):
-                raise compare_error(spec, champion_model.classes_, classes)
-        predictions["champion_pred"] = cp_pred
-        result = compare.compare_models(
-            y, cp_pred, ch_pred, settings, champion_proba=cp_proba, challenger_proba=ch_proba, classes=classes
+    challenger_state = loop.ModelState(
+        model=registry.load_model(tracking_uri, spec.name, challenger_v), train=None, holdout=holdout,
+        trained_through=_interval_end(challenger) or ctx.interval_end, baseline={}, importance={},
+    )
+    champion_state = None
+    if champion is not None:
+        champion_state = loop.ModelState(
+            model=registry.load_model(tracking_uri, spec.name, champion.version), train=None, holdout=None,
+            trained_through=_interval_end(champion) or dt.datetime.min.replace(tzinfo=dt.timezone.utc),
+            baseline={}, importance={},
         )
-        champ_end, chall_end = _interval_end(champion), _interval_end(challenger)
-        if champ_end and chall_end and chall_end < champ_end:
-            stale_reason = (
-                f"stale challenger: trained on data up to {chall_end.isoformat()} but champion "
-                f"v{champion.version} was trained on newer data up to {champ_end.isoformat()}"
-            )
-    out = result.to_dict()
-    if stale_reason:
-        out["decision"] = "reject"
-        out["reasons"] = [*out["reasons"], stale_reason]
+    judgement = loop.judge(spec, champion_state, challenger_state)
+    out = judgement.to_dict()
     out.update(
         {
             "champion_version": champion.version if champion else None,
             "challenger_version": challenger_v,
             "holdout_rows": int(len(holdout)),
             "predictions_uri": paths.predictions,
+            "stale": judgement.stale,
         }
     )
-    store.write_parquet(paths.predictions, predictions)
+    store.write_parquet(paths.predictions, pd.DataFrame({"y_true": y, **judgement.predictions}))
     store.put_json(paths.comparison, out)
-    log.info("decision=%s: %s", out["decision"], "; ".join(out["reasons"]))
+    log.info("scored champion v%s and challenger v%s on %d held-out rows; decision=%s: %s",
+             out["champion_version"], challenger_v, len(holdout), out["decision"], "; ".join(out["reasons"]))
     return {**json_safe(out), "report_uri": paths.comparison}
-
-
-def compare_error(spec: ModelSpec, champion_classes: Any, challenger_classes: Any) -> RuntimeError:
-    return RuntimeError(
-        f"champion classes {list(champion_classes)} differ from challenger classes {list(challenger_classes)}: "
-        f"comparison.primary_metric={spec.comparison.primary_metric} needs aligned probabilities; "
-        "use a label metric (accuracy, f1, ...) or check the target column"
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -695,14 +749,19 @@ def build_summary(
     outcome = results.get("promote_challenger") or results.get("reject_challenger")
 
     reasons: list[str] = []
+    code = None
     if failed_tasks:
         decision = "failed"
         reasons += [f"{task} failed: {msg}" for task, msg in failed_tasks.items()]
     elif branch and not branch.get("retrain"):
-        decision = "skipped"
+        decision, code = "skipped", "no_retrain_needed"
         reasons.append(branch.get("reason", "no retraining needed"))
+    elif trained is not None and trained.get("insufficient_data"):
+        decision, code = "skipped", "insufficient_data"
+        reasons.append(trained.get("reason", "insufficient data"))
     elif outcome is not None:
         decision = "promoted" if outcome.get("promoted") else "rejected"
+        code = decision
         if branch.get("reason"):
             reasons.append(f"retrained: {branch['reason']}")
         reasons += outcome.get("reasons", [])
@@ -710,6 +769,9 @@ def build_summary(
         decision = "failed"
         reasons.append("run ended before a decision was made")
 
+    trigger = None
+    if branch and branch.get("retrain"):
+        trigger = "forced" if branch.get("forced") else ((drift or {}).get("code") or "signals")
     champion_before = (drift or {}).get("champion_version")
     if outcome is not None and outcome.get("champion_before") is not None:
         champion_before = outcome["champion_before"]
@@ -738,17 +800,39 @@ def build_summary(
         "drift": None if drift is None else {
             "gate": bool(drift.get("gate")),
             "reason": drift.get("reason"),
+            "code": drift.get("code"),
             "cold_start": bool(drift.get("cold_start")),
+            "rule": drift.get("rule"),
+            "signals": drift.get("signals", []),
+            "champion_age_weeks": drift.get("champion_age_weeks"),
+            "importance": drift.get("importance", {}),
             "features": drift.get("features", {}),
             "report_uri": drift.get("report_uri"),
         },
         "decision": decision,
+        "decision_code": code or decision,
+        "trigger": trigger,
         "reasons": reasons,
+        "headline": headline(decision, code, reasons, trigger),
         "champion_version_before": champion_before,
         "champion_version_after": champion_after,
         "challenger_version": (trained or {}).get("challenger_version"),
         "metrics": comparison.get("metrics") or {"champion": {}, "challenger": {}},
         "mcnemar": comparison.get("mcnemar"),
+        "comparison": None if not comparison or comparison.get("decision") == "skip" else {
+            "policy": comparison.get("policy"),
+            "outcome_code": comparison.get("outcome_code"),
+            "paired_test": comparison.get("paired_test"),
+            "checks": comparison.get("checks", {}),
+            "holdout_rows": comparison.get("holdout_rows"),
+            "stale": bool(comparison.get("stale")),
+        },
+        "evaluation": (trained or {}).get("evaluation"),
+        "training_window": None if not trained or trained.get("challenger_version") is None else {
+            "start": trained.get("window_start"),
+            "weeks": trained.get("window_weeks"),
+            "forced": bool(trained.get("forced")),
+        },
         "params": ctx.params,
         "artifacts": {k: v for k, v in {
             "batch": fetch.get("batch_uri"),
@@ -762,6 +846,20 @@ def build_summary(
         "code_version": code_version(),
         "config_hash": spec.config_hash(),
     })
+
+
+def headline(decision: str, code: str | None, reasons: list[str], trigger: str | None) -> str:
+    """One paragraph a person reads first: what happened and the main reason, with numbers."""
+    first = reasons[0] if reasons else ""
+    if decision == "promoted":
+        why = "; ".join(r for r in reasons[1:] if r) or first
+        return f"Promoted ({trigger or 'retrained'}): {first}. Comparison: {why}."
+    if decision == "rejected":
+        return f"Rejected ({trigger or 'retrained'}): {first}. Comparison: {'; '.join(reasons[1:])}."
+    if decision == "skipped":
+        label = "insufficient data" if code == "insufficient_data" else "no retraining needed"
+        return f"Skipped ({label}): {first}."
+    return f"Failed: {'; '.join(reasons)}."
 
 
 def summarize_run(
@@ -794,6 +892,14 @@ def summarize_run(
             log.warning("could not read the current champion (champion_version_after left null): %s", exc)
     summary = build_summary(spec, ctx, results=results, failed_tasks=failed_tasks, champion_after=champion_after)
     summary["summary_uri"] = paths.summary
+    # Another run of the same interval (e.g. a forced retrain) keeps the earlier run's summary:
+    # it is archived, and the new one names it, so nothing is silently overwritten.
+    earlier = store.get_json_or_none(paths.summary)
+    if earlier and earlier.get("dag_run_id") not in (None, ctx.run_id):
+        archived = paths.previous_summary(str(earlier["dag_run_id"]))
+        store.put_json(archived, earlier)
+        summary["supersedes"] = {"dag_run_id": earlier["dag_run_id"], "decision": earlier.get("decision"),
+                                 "summary_uri": archived}
     store.put_json(paths.summary, summary)
     run_id = summary.get("mlflow_run_id")
     if run_id and tracking_uri:

@@ -231,6 +231,8 @@ class PromotionBranchOperator(BaseBranchOperator):
 
     def choose_branch(self, context: Context) -> str | Iterable[str]:
         comparison = context["ti"].xcom_pull(task_ids=self.compare_task_id) or {}
+        if comparison.get("decision") == "skip":  # nothing was trained (insufficient data)
+            return []
         return self.promote_task_id if comparison.get("decision") == "promote" else self.reject_task_id
 
 

@@ -121,7 +121,7 @@ def odd_spec_dict() -> dict:
              "kwargs": {"column": n["region"], "value_set": demo_data.CHURN_REGIONS, "mostly": 0.99}},
         ],
     }
-    raw["drift"]["gate"] = {"min_drifted_share": 0.25, "critical_features": [n["monthly_charges"]]}
+    raw["drift"]["gate"] = {"min_importance_share": 0.2, "critical_features": [n["monthly_charges"]]}
     return raw
 
 

@@ -113,13 +113,15 @@ def test_shipped_churn_spec_parses_into_typed_fields() -> None:
     # Relative suite path resolves against the YAML's folder, not the working directory.
     assert spec.suite_path is not None
     assert spec.suite_path.resolve() == CHURN_SUITE.resolve()
-    assert spec.drift.gate.min_drifted_share == 0.25
+    assert spec.drift.gate.min_importance_share == 0.2
     assert spec.drift.gate.critical_features == ["monthly_charges"]
+    assert spec.drift.gate.max_champion_age_weeks == 8
     assert spec.training.estimator == "sklearn.ensemble.HistGradientBoostingClassifier"
     assert spec.training.params == {"max_iter": 150, "learning_rate": 0.1, "random_state": 0}
     assert spec.comparison.primary_metric == "roc_auc"
     assert spec.comparison.floor == pytest.approx(0.70)
-    assert spec.comparison.min_improvement == pytest.approx(0.005)
+    assert spec.comparison.policy == "non_inferiority"
+    assert spec.comparison.non_inferiority_margin == pytest.approx(0.01)
 
 
 def test_shipped_models_folder_loads_without_errors(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,10 +173,15 @@ def test_minimal_spec_gets_documented_defaults(workspace: Path) -> None:
 
     assert (spec.drift.numeric_method, spec.drift.categorical_method) == ("ks", "chi2")
     assert (spec.drift.alpha, spec.drift.correction) == (0.05, "holm")
-    assert (spec.drift.ks_min_statistic, spec.drift.chi2_min_cramers_v) == (0.1, 0.1)
-    assert spec.drift.gate.min_drifted_share == 0.3
-    assert spec.drift.gate.min_drifted_features is None
+    assert (spec.drift.min_rows, spec.drift.max_rows) == (30, 50_000)
+    assert spec.drift.gate.rule == "any"
+    assert (spec.drift.gate.data_drift, spec.drift.gate.prediction_drift, spec.drift.gate.performance_decay) == (
+        True, True, True)
+    assert spec.drift.gate.min_importance_share == 0.2
+    assert spec.drift.gate.max_champion_age_weeks == 8
+    assert spec.drift.gate.retrain_cost is None
     assert spec.drift.gate.critical_features == []
+    assert spec.training.max_window_weeks is None
 
     assert spec.training.estimator == "sklearn.ensemble.HistGradientBoostingClassifier"
     assert spec.training.params == {}
@@ -183,7 +190,41 @@ def test_minimal_spec_gets_documented_defaults(workspace: Path) -> None:
     assert spec.comparison.primary_metric == "roc_auc"
     assert spec.comparison.floor is None
     assert (spec.comparison.min_improvement, spec.comparison.alpha) == (0.0, 0.05)
-    assert spec.comparison.policy == "superiority"
+    assert spec.comparison.policy == "non_inferiority"
+    assert spec.comparison.mcnemar_method == "midp"
+
+
+@pytest.mark.parametrize(
+    "block, key, value, field",
+    [
+        ("drift", "ks_min_statistic", 0.1, "drift.ks_min_statistic"),
+        ("drift", "psi_threshold", 0.2, "drift.psi_threshold"),
+        ("comparison", "exact_threshold", 25, "comparison.exact_threshold"),
+    ],
+)
+def test_schema_1_fields_fail_with_what_replaced_them(workspace: Path, block, key, value, field) -> None:
+    raw = minimal_raw()
+    raw.setdefault(block, {})[key] = value
+    with pytest.raises(ModelSpecError) as err:
+        load_spec(write_spec(workspace / "models", raw, name="mini"))
+    assert err.value.field == field
+    assert "removed in model spec schema 2" in err.value.problem
+
+
+def test_schema_1_gate_share_names_its_replacement(workspace: Path) -> None:
+    raw = minimal_raw()
+    raw["drift"] = {"gate": {"min_drifted_share": 0.3}}
+    with pytest.raises(ModelSpecError, match="min_importance_share") as err:
+        load_spec(write_spec(workspace / "models", raw, name="mini"))
+    assert err.value.field == "drift.gate.min_drifted_share"
+
+
+def test_max_window_weeks_must_cover_the_window(workspace: Path) -> None:
+    raw = minimal_raw()
+    raw["training"] = {"window_weeks": 4, "max_window_weeks": 2}
+    with pytest.raises(ModelSpecError) as err:
+        load_spec(write_spec(workspace / "models", raw, name="mini"))
+    assert err.value.field == "training.max_window_weeks"
 
 
 def test_defaults_are_not_shared_between_specs(workspace: Path) -> None:

@@ -1,0 +1,416 @@
+"""The weekly decision loop as pure functions: assess the champion, build a challenger, judge.
+
+These three functions ARE the product's decisions. The DAG steps (``steps.py``) wrap them
+with object-storage and MLflow I/O; the policy replay benchmark (``benchmarks/replay.py``)
+calls them on in-memory frames, so what the benchmark measures is exactly what the DAG
+decides. Nothing here touches S3, MLflow or Airflow.
+
+* :func:`assess` — should we retrain? Combines the gate's signals (data drift weighted by
+  the champion's feature importance, prediction drift, performance decay on the labelled
+  batch, champion age) by the rule configured in the model YAML.
+* :func:`build_challenger` — fit the configured pipeline on the training window with a
+  time-based evaluation set chosen from the days that HAVE data (a week whose last calendar
+  days are empty still trains), grown until it has ``min_holdout_rows``; records the
+  model's baseline metric and permutation importance for later assessments.
+* :func:`judge` — champion vs challenger on the challenger's held-out rows (the champion
+  never trained on them: its training window ended earlier), via ``compare.compare_models``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from include.retrainer.config import PARTITION_COLUMN, ModelSpec
+from include.retrainer.errors import PermanentError
+
+log = logging.getLogger(__name__)
+
+#: Rows used to compute permutation importance (a seeded subsample of the held-out rows).
+IMPORTANCE_MAX_ROWS = 5_000
+IMPORTANCE_REPEATS = 5
+
+
+class InsufficientData(PermanentError):
+    """Too few rows to train and evaluate a model; the reason names the counts and settings."""
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """A trained model and everything the gate and the comparison need of it."""
+
+    model: Any
+    #: Rows it was trained on: the data-drift reference.
+    train: Any
+    #: Rows held out from training: where its baseline metric was measured.
+    holdout: Any
+    #: End of its training window (the data interval end it was trained for).
+    trained_through: dt.datetime
+    #: Primary metric on its own held-out rows: {"metric", "value", "se", "n", "method"}.
+    baseline: dict
+    #: Permutation-importance shares per feature (non-negative, sum 1).
+    importance: dict[str, float]
+    #: How the held-out rows were chosen (days, rows, widening), for the summary.
+    evaluation: dict = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list:
+        return list(getattr(self.model, "classes_", []))
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """Whether to retrain, why (one sentence with numbers), and every signal's verdict."""
+
+    retrain: bool
+    reason: str
+    #: cold_start | signals | forced (the steps layer adds forced)
+    code: str
+    signals: tuple[dict, ...] = ()
+    drift_report: dict | None = None
+    rule: str = "any"
+
+    def to_dict(self) -> dict:
+        return {
+            "retrain": self.retrain,
+            "reason": self.reason,
+            "code": self.code,
+            "rule": self.rule,
+            "signals": [dict(s) for s in self.signals],
+        }
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The comparison's decision with its reasons and numbers."""
+
+    promote: bool
+    reasons: list[str]
+    result: dict
+    stale: bool = False
+    #: Per-row predictions on the held-out rows (challenger_pred, champion_pred), for the record.
+    predictions: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {**self.result, "decision": "promote" if self.promote else "reject", "reasons": list(self.reasons)}
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation set and training
+# --------------------------------------------------------------------------------------
+def select_holdout(frame: Any, spec: ModelSpec) -> tuple[Any, Any, dict]:
+    """Split a window into (train, held-out) by partition day, latest days held out.
+
+    The held-out days are the last ``training.holdout_days`` days that have rows (not
+    calendar days: a week whose trailing days are empty still has an evaluation set), widened
+    one day at a time until they hold ``training.min_holdout_rows`` rows, but never more than
+    half the window's rows, so training keeps the majority of the data.
+    """
+    t = spec.training
+    days = sorted(str(d) for d in frame[PARTITION_COLUMN].astype(str).unique())
+    counts = frame[PARTITION_COLUMN].astype(str).value_counts()
+    total = int(len(frame))
+    if len(days) < 2:
+        raise InsufficientData(
+            f"the training window has rows on {len(days)} day(s); a time-based evaluation set needs at least 2 days"
+        )
+    n_days = min(t.holdout_days, len(days) - 1)
+    rows = int(sum(counts[d] for d in days[-n_days:]))
+    widened = False
+    while rows < t.min_holdout_rows and n_days < len(days) - 1:
+        nxt = int(counts[days[-(n_days + 1)]])
+        if rows + nxt > total / 2:
+            break
+        n_days += 1
+        rows += nxt
+        widened = True
+    held_days = days[-n_days:]
+    is_held = frame[PARTITION_COLUMN].astype(str).isin(held_days)
+    train, holdout = frame[~is_held].reset_index(drop=True), frame[is_held].reset_index(drop=True)
+    info = {
+        "holdout_from": held_days[0],
+        "holdout_days": held_days,
+        "holdout_rows": int(len(holdout)),
+        "train_rows": int(len(train)),
+        "widened": widened,
+    }
+    if len(holdout) < t.min_holdout_rows or len(train) < t.min_train_rows:
+        raise InsufficientData(
+            f"the training window has {total} rows on {len(days)} day(s): {len(train)} to train "
+            f"(training.min_train_rows={t.min_train_rows}) and {len(holdout)} held out from {held_days[0]} "
+            f"(training.min_holdout_rows={t.min_holdout_rows})"
+        )
+    return train, holdout, info
+
+
+def _scorer(spec: ModelSpec, n_classes: int) -> str:
+    metric = spec.comparison.primary_metric
+    multi = n_classes > 2
+    return {
+        "roc_auc": "roc_auc_ovr" if multi else "roc_auc",
+        "log_loss": "neg_log_loss",
+        "accuracy": "accuracy",
+        "balanced_accuracy": "balanced_accuracy",
+        "f1": "f1_macro" if multi else "f1",
+        "precision": "precision_macro" if multi else "precision",
+        "recall": "recall_macro" if multi else "recall",
+    }[metric]
+
+
+def permutation_importance_shares(model: Any, frame: Any, spec: ModelSpec, seed: int = 0) -> dict[str, float]:
+    """Each feature's share of the model's permutation importance on held-out rows.
+
+    Importance is the drop of the primary metric when the feature's values are shuffled
+    (sklearn's ``permutation_importance``, ``IMPORTANCE_REPEATS`` repeats, at most
+    ``IMPORTANCE_MAX_ROWS`` rows). Negative drops count as 0; if nothing matters measurably
+    every feature gets an equal share, so the gate still sees every feature.
+    """
+    import numpy as np
+    from sklearn.inspection import permutation_importance
+
+    from include.retrainer import training
+
+    feats = spec.features.feature_columns
+    equal = {c: 1.0 / len(feats) for c in feats}
+    y = frame[spec.features.target].to_numpy()
+    if len(frame) > IMPORTANCE_MAX_ROWS:
+        frame = frame.sample(n=IMPORTANCE_MAX_ROWS, random_state=seed)
+        y = frame[spec.features.target].to_numpy()
+    if len(set(y.tolist())) < 2:
+        return equal
+    X = training.prepare_features(frame, spec)
+    try:
+        result = permutation_importance(
+            model, X, y, scoring=_scorer(spec, len(getattr(model, "classes_", []))),
+            n_repeats=IMPORTANCE_REPEATS, random_state=seed, n_jobs=1,
+        )
+    except ValueError as exc:  # e.g. a scorer undefined on these rows: equal weights, said in the log
+        log.warning("permutation importance not computed (%s): equal feature weights", exc)
+        return equal
+    drops = np.clip(np.nan_to_num(result.importances_mean, nan=0.0), 0.0, None)
+    total = float(drops.sum())
+    if total <= 0:
+        return equal
+    return {c: float(v / total) for c, v in zip(X.columns, drops)}
+
+
+def baseline_estimate(model: Any, frame: Any, spec: ModelSpec) -> dict:
+    """The model's primary metric on ``frame`` with its standard error."""
+    from include.retrainer import training
+    from include.retrainer.metric_tests import metric_estimate
+
+    pred, proba = training.predict(model, frame, spec)
+    est = metric_estimate(
+        spec.comparison.primary_metric, frame[spec.features.target].to_numpy(), pred, proba,
+        list(getattr(model, "classes_", [])),
+    )
+    return est.to_dict()
+
+
+def build_challenger(spec: ModelSpec, window: Any, interval_end: dt.datetime) -> ModelState:
+    """Fit the pipeline on ``window`` (the training window's rows, with the partition column)."""
+    train, holdout, info = select_holdout(window, spec)
+    return fit_challenger(spec, train, holdout, info, interval_end)
+
+
+def fit_challenger(spec: ModelSpec, train: Any, holdout: Any, info: dict, interval_end: dt.datetime) -> ModelState:
+    """Fit on ``train``; measure the baseline and the permutation importance on ``holdout``."""
+    from include.retrainer import training
+
+    try:
+        model = training.fit_pipeline(spec, train)
+    except training.TrainingError as exc:
+        # Too few rows or a single class is a property of the data, not of the code: a
+        # named "insufficient data" outcome that later weeks (more data) can resolve.
+        if "rows" in str(exc) or "single class" in str(exc):
+            raise InsufficientData(str(exc)) from None
+        raise
+    return ModelState(
+        model=model,
+        train=train,
+        holdout=holdout,
+        trained_through=interval_end,
+        baseline=baseline_estimate(model, holdout, spec),
+        importance=permutation_importance_shares(model, holdout, spec),
+        evaluation=info,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Assess
+# --------------------------------------------------------------------------------------
+def champion_age_weeks(champion: ModelState, interval_end: dt.datetime) -> float:
+    return max(0.0, (interval_end - champion.trained_through).total_seconds() / (7 * 86400))
+
+
+def _scores(model: Any, frame: Any, spec: ModelSpec) -> Any:
+    """The champion's scores: P(positive class) for binary, the probability matrix otherwise."""
+    from include.retrainer import training
+
+    _, proba = training.predict(model, frame, spec)
+    if proba is None:
+        return None
+    return proba[:, 1] if proba.shape[1] == 2 else proba
+
+
+def assess(
+    spec: ModelSpec, champion: ModelState | None, batch: Any, interval_end: dt.datetime
+) -> GateOutcome:
+    """Should the champion be retrained on this batch? Every signal is computed and reported."""
+    from include.retrainer import gate
+    from include.retrainer.compare import greater_is_better
+    from include.retrainer.drift import detect_drift
+    from include.retrainer.metric_tests import metric_estimate
+
+    if champion is None:
+        return GateOutcome(True, f"cold start: model '{spec.name}' has no champion yet", "cold_start")
+    g = spec.drift.gate
+    enabled = [name for name, on in (
+        ("data_drift", g.data_drift), ("prediction_drift", g.prediction_drift),
+        ("performance_decay", g.performance_decay),
+    ) if on]
+    alphas = gate.allocate_alpha(spec.drift.alpha, enabled)
+    signals = []
+    feats = spec.features
+    report_dict = None
+
+    if "data_drift" in enabled:
+        report = detect_drift(
+            champion.train[feats.feature_columns], batch[feats.feature_columns], feats.numeric,
+            feats.categorical, drift_settings(spec, alphas["data_drift"]), importance=champion.importance,
+        )
+        report_dict = report.to_dict()
+        signals.append(gate.data_drift_signal(report, alphas["data_drift"]))
+    else:
+        signals.append(gate.disabled("data_drift"))
+
+    if "prediction_drift" in enabled:
+        ref_scores = _scores(champion.model, champion.holdout, spec)
+        cur_scores = _scores(champion.model, batch, spec)
+        if ref_scores is None:
+            signals.append(gate.disabled("prediction_drift", "the champion has no predict_proba"))
+        else:
+            signals.append(gate.prediction_drift_signal(
+                ref_scores, cur_scores, alphas["prediction_drift"], spec.drift.min_rows))
+    else:
+        signals.append(gate.disabled("prediction_drift"))
+
+    if "performance_decay" in enabled:
+        from include.retrainer import training
+
+        target = feats.target
+        labelled = batch[batch[target].notna()]
+        base = champion.baseline or {}
+        if len(labelled) < spec.drift.min_rows or base.get("value") is None:
+            signals.append(gate.insufficient(
+                "performance_decay",
+                f"{len(labelled)} labelled rows in the batch (drift.min_rows={spec.drift.min_rows})"
+                if len(labelled) < spec.drift.min_rows else "the champion has no recorded baseline metric",
+            ))
+        else:
+            pred, proba = training.predict(champion.model, labelled, spec)
+            try:
+                cur = metric_estimate(spec.comparison.primary_metric, labelled[target].to_numpy(), pred, proba,
+                                      champion.classes)
+            except ValueError as exc:  # e.g. a single class in the batch: AUC undefined
+                signals.append(gate.insufficient("performance_decay", str(exc)))
+            else:
+                signals.append(gate.performance_decay_signal(
+                    float(base["value"]), float(base.get("se") or 0.0), cur.value, cur.se,
+                    greater_is_better(spec.comparison.primary_metric), alphas["performance_decay"],
+                    g.min_decay, metric=spec.comparison.primary_metric,
+                ))
+    else:
+        signals.append(gate.disabled("performance_decay"))
+
+    signals.append(gate.age_signal(champion_age_weeks(champion, interval_end), g.max_champion_age_weeks))
+    decision = gate.combine_signals(signals, g.rule)
+    return GateOutcome(
+        retrain=decision.retrain,
+        reason=decision.reason,
+        code="signals",
+        signals=tuple(s.to_dict() for s in signals),
+        drift_report=report_dict,
+        rule=g.rule,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Judge
+# --------------------------------------------------------------------------------------
+def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) -> Judgement:
+    """Champion vs challenger on the challenger's held-out rows; promote or reject with reasons."""
+    from include.retrainer import compare, training
+
+    settings = comparison_settings(spec)
+    holdout = challenger.holdout
+    y = holdout[spec.features.target].to_numpy()
+    ch_pred, ch_proba = training.predict(challenger.model, holdout, spec)
+    if champion is None:
+        result = compare.evaluate_cold_start(y, ch_pred, settings, challenger_proba=ch_proba,
+                                             classes=challenger.classes)
+        out = result.to_dict()
+        return Judgement(result.promote, list(result.reasons), out, predictions={"challenger_pred": ch_pred})
+    cp_pred, cp_proba = training.predict(champion.model, holdout, spec)
+    result = compare.compare_models(
+        y, cp_pred, ch_pred, settings, champion_proba=cp_proba, challenger_proba=ch_proba,
+        champion_classes=champion.classes, challenger_classes=challenger.classes,
+    )
+    out = result.to_dict()
+    reasons = list(result.reasons)
+    promote = result.promote
+    stale = challenger.trained_through < champion.trained_through
+    if stale:
+        promote = False
+        reasons.append(
+            f"stale challenger: trained on data up to {challenger.trained_through.isoformat()} but the champion "
+            f"was trained on newer data up to {champion.trained_through.isoformat()}"
+        )
+    return Judgement(promote, reasons, out, stale=stale,
+                     predictions={"challenger_pred": ch_pred, "champion_pred": cp_pred})
+
+
+# --------------------------------------------------------------------------------------
+# Settings: the YAML blocks mapped onto the statistics' settings
+# --------------------------------------------------------------------------------------
+def drift_settings(spec: ModelSpec, alpha: float | None = None) -> Any:
+    from include.retrainer.drift import DriftSettings
+
+    d = spec.drift
+    return DriftSettings(
+        numeric_method=d.numeric_method,
+        categorical_method=d.categorical_method,
+        alpha=d.alpha if alpha is None else alpha,
+        correction=d.correction,
+        psi_bins=d.psi_bins,
+        min_rows=d.min_rows,
+        max_rows=d.max_rows,
+        min_importance_share=d.gate.min_importance_share,
+        critical_features=tuple(d.gate.critical_features),
+    )
+
+
+def comparison_settings(spec: ModelSpec) -> Any:
+    from include.retrainer.compare import ComparisonSettings
+
+    c = spec.comparison
+    return ComparisonSettings(
+        primary_metric=c.primary_metric,
+        floor=c.floor,
+        min_improvement=c.min_improvement,
+        alpha=c.alpha,
+        policy=c.policy,
+        non_inferiority_margin=c.non_inferiority_margin,
+        mcnemar_method=c.mcnemar_method,
+    )
+
+
+def finite_or_none(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None

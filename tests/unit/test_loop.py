@@ -1,0 +1,117 @@
+"""The weekly decision loop (include/retrainer/loop.py) on in-memory frames.
+
+These are the functions both the DAG steps and the replay benchmark call, so each
+"nothing gets stuck" case of the decisions issue has a test here: trailing empty days,
+small weeks, a widened evaluation set, a class the champion never saw, an old champion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.retrainer import loop
+from include.retrainer.config import PARTITION_COLUMN, parse_spec
+
+START = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)  # a Monday
+
+
+def spec_for(**over):
+    raw = {
+        "name": "toy",
+        "data": {"bucket": "raw-data", "prefix": "toy"},
+        "features": {"target": "y", "numeric": ["x1", "x2", "noise"], "categorical": ["c"]},
+        "training": {"params": {"max_iter": 30}, "window_weeks": 2, "holdout_days": 2,
+                     "min_train_rows": 50, "min_holdout_rows": 40},
+    }
+    for block, values in over.items():
+        raw.setdefault(block, {}).update(values)
+    return parse_spec(raw, "bench/toy.yaml")
+
+
+def frame(days: int, rows_per_day: int, seed: int = 0, shift: float = 0.0, start=START, classes=2,
+          empty_days: tuple[int, ...] = ()) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    parts = []
+    for d in range(days):
+        if d in empty_days:
+            continue
+        n = rows_per_day
+        x1 = rng.normal(shift, 1, n)
+        x2 = rng.normal(0, 1, n)
+        logit = 2.0 * x1 + 0.5 * x2
+        if classes == 2:
+            y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+        else:
+            y = np.digitize(logit + rng.normal(0, 0.5, n), [-1, 1]).astype(int)
+        parts.append(pd.DataFrame({
+            "x1": x1, "x2": x2, "noise": rng.normal(0, 1, n),
+            "c": rng.choice(["a", "b"], n), "y": y,
+            PARTITION_COLUMN: (start + dt.timedelta(days=d)).date().isoformat(),
+        }))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_holdout_is_the_last_days_with_data_not_calendar_days():
+    spec = spec_for()
+    window = frame(14, 40, empty_days=(12, 13))  # the last two calendar days are empty
+    train, holdout, info = loop.select_holdout(window, spec)
+    assert info["holdout_days"] == [(START + dt.timedelta(days=d)).date().isoformat() for d in (10, 11)]
+    assert len(holdout) == 80 and len(train) == 10 * 40
+    assert set(holdout[PARTITION_COLUMN]).isdisjoint(set(train[PARTITION_COLUMN]))
+
+
+def test_holdout_widens_until_it_has_min_rows_but_never_past_half_the_window():
+    spec = spec_for(training={"min_holdout_rows": 100, "min_train_rows": 50})
+    window = frame(14, 25)  # 2 days = 50 rows < 100: widen to 4 days
+    train, holdout, info = loop.select_holdout(window, spec)
+    assert info["widened"] is True
+    assert len(info["holdout_days"]) == 4 and len(holdout) == 100 and len(train) == 250
+
+
+def test_too_few_rows_is_a_named_insufficient_data_outcome():
+    spec = spec_for(training={"min_holdout_rows": 100, "min_train_rows": 50})
+    with pytest.raises(loop.InsufficientData, match=r"min_holdout_rows=100"):
+        loop.select_holdout(frame(6, 20), spec)  # 120 rows: half is 60 < 100
+    with pytest.raises(loop.InsufficientData, match="at least 2 days"):
+        loop.select_holdout(frame(1, 500), spec)
+
+
+def test_importance_shares_single_out_the_feature_that_matters():
+    spec = spec_for()
+    state = loop.build_challenger(spec, frame(14, 120, seed=1), START + dt.timedelta(days=14))
+    shares = state.importance
+    assert set(shares) == {"x1", "x2", "noise", "c"}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert max(shares, key=shares.get) == "x1"
+    assert shares["x1"] > 0.5 and shares["noise"] < 0.1
+    base = state.baseline
+    assert base["metric"] == "roc_auc" and 0.8 < base["value"] <= 1 and base["se"] > 0
+    assert base["n"] == len(state.holdout)
+
+
+def test_single_class_window_is_insufficient_data_not_a_crash():
+    spec = spec_for()
+    window = frame(14, 40)
+    window["y"] = 1
+    with pytest.raises(loop.InsufficientData, match="single class"):
+        loop.build_challenger(spec, window, START + dt.timedelta(days=14))
+
+
+def test_cold_start_retrains_and_judge_promotes_on_the_floor_alone():
+    spec = spec_for(comparison={"floor": 0.6})
+    outcome = loop.assess(spec, None, None, START)
+    assert outcome.retrain and outcome.code == "cold_start"
+    challenger = loop.build_challenger(spec, frame(14, 80, seed=2), START + dt.timedelta(days=14))
+    verdict = loop.judge(spec, None, challenger)
+    assert verdict.promote
+    assert "challenger_pred" in verdict.predictions
+
+
+def test_champion_age_in_weeks():
+    spec = spec_for()
+    state = loop.build_challenger(spec, frame(14, 60, seed=3), START + dt.timedelta(days=14))
+    assert loop.champion_age_weeks(state, START + dt.timedelta(days=14 + 21)) == pytest.approx(3.0)
