@@ -113,15 +113,26 @@ class ModelBank:
     def get(self, week: int) -> Any:
         """A ModelState, or the InsufficientData message (str) when none can be trained."""
         if week not in self._models:
-            window = self.stream.window(week, self.spec.training.window_weeks)
             t0 = time.perf_counter()
-            try:
-                self._models[week] = self.loop.build_challenger(self.spec, window, self.stream.interval_end(week))
-            except self.loop.InsufficientData as exc:
-                self._models[week] = f"InsufficientData: {exc}"
+            self._models[week] = self._build(week)
             self.fit_seconds += time.perf_counter() - t0
             self.builds += 1
         return self._models[week]
+
+    def _build(self, week: int) -> Any:
+        # As the DAG's train step does: the configured window, widened a week at a time up to
+        # training.max_window_weeks while the loop says the data are insufficient.
+        weeks = self.spec.training.window_weeks
+        widest = max(weeks, self.spec.training.max_window_weeks or weeks) if hasattr(
+            self.spec.training, "max_window_weeks") else weeks
+        while True:
+            window = self.stream.window(week, weeks)
+            try:
+                return self.loop.build_challenger(self.spec, window, self.stream.interval_end(week))
+            except self.loop.InsufficientData as exc:
+                if weeks >= widest or weeks > week:  # widest reached, or the window already holds every week
+                    return f"InsufficientData: {exc}"
+                weeks += 1
 
     def has(self, week: int) -> bool:
         return not isinstance(self.get(week), str)
