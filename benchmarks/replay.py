@@ -405,7 +405,8 @@ def replay_stream(stream: Stream, loop: Any | None = None, loop_name: str | None
     changes = []
     for i, c in enumerate(stream.changes):
         d = c.to_dict()
-        d["measured_cost"] = round(measured_change_cost(q, start, stream, i, window_weeks), 4)
+        cost = measured_change_cost(q, start, stream, i, window_weeks)
+        d["measured_cost"] = round(cost, 4) if math.isfinite(cost) else None
         changes.append(d)
 
     costs: dict[float, dict[str, float]] = {}

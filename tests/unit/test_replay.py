@@ -227,5 +227,5 @@ def test_replay_six_weeks_with_the_real_loop():
     assert always.retrains == stream.weeks - 2 - r.start
     assert r.policies["never"].retrains == 0 and r.policies["never"].detection_delays == (None,)
     assert r.costs[0.01]["optimum"] <= min(r.costs[0.01][p] for p in POLICIES) + 1e-12
-    assert r.changes[0]["measured_cost"] == r.changes[0]["measured_cost"]  # not NaN
+    assert r.changes[0]["measured_cost"] is not None
     r.to_dict()  # JSON-ready
