@@ -311,7 +311,7 @@ def make_spec(name: str, multiclass: bool = False, rows_per_week: int = 1000) ->
         "features": {"target": TARGET, "numeric": list(NUMERIC), "categorical": list(CATEGORICAL), "timestamp": TIMESTAMP},
         "training": {
             "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
-            "params": {"max_iter": 80, "learning_rate": 0.1, "random_state": 0},
+            "params": {"max_iter": 60, "learning_rate": 0.1, "random_state": 0},
             "window_weeks": 4,
             "holdout_days": 2,
         },
@@ -361,11 +361,11 @@ def stream_designs(quick: bool = False) -> list[StreamDesign]:
     w = 7
 
     def sudden(d: int) -> Regime:
-        post = d >= 12 * w
+        post = d >= 10 * w
         return Regime(concept=0.45 if post else 0.0, mean_shift=_shift(x0=0.5, x5=1.0) if post else _shift())
 
     def gradual(d: int) -> Regime:
-        lam = 0.5 * float(np.clip((d - 10 * w) / (8 * w), 0.0, 1.0))
+        lam = 0.5 * float(np.clip((d - 10 * w) / (6 * w), 0.0, 1.0))
         return Regime(concept=lam)
 
     def seasonal(d: int) -> Regime:
@@ -384,7 +384,7 @@ def stream_designs(quick: bool = False) -> list[StreamDesign]:
 
     def concept(d: int) -> Regime:
         # A small change (hard to see, cheap) then a large one; inputs never move.
-        return Regime(concept=0.0 if d < 8 * w else 0.25 if d < 18 * w else 0.65)
+        return Regime(concept=0.0 if d < 8 * w else 0.25 if d < 16 * w else 0.65)
 
     def stationary(d: int) -> Regime:
         return Regime()
@@ -396,53 +396,47 @@ def stream_designs(quick: bool = False) -> list[StreamDesign]:
         return Regime(new_class=d >= 10 * w)
 
     def straddle(d: int) -> Regime:
-        # Wednesday of week 14: the 4-week windows ending in weeks 14-17 straddle it.
-        return Regime(concept=0.35 if d >= 14 * w + 3 else 0.0)
+        # Wednesday of week 12: the 4-week windows ending in weeks 12-15 straddle it.
+        return Regime(concept=0.35 if d >= 12 * w + 3 else 0.0)
 
-    def quick_sudden(d: int) -> Regime:
-        post = d >= 7 * w
-        return Regime(concept=0.45 if post else 0.0, mean_shift=_shift(x0=0.5, x5=1.0) if post else _shift())
-
-    def quick_covariate(d: int) -> Regime:
-        return covariate(d + 3 * w)  # shift at week 7
-
-    def quick_small(d: int) -> Regime:
-        return small(d + 7 * w)  # change at week 7
-
-    def quick_multiclass(d: int) -> Regime:
-        return Regime(new_class=d >= 7 * w)
+    def shifted(regime: Callable[[int], Regime], weeks: int) -> Callable[[int], Regime]:
+        return lambda d: regime(d + weeks * w)
 
     if quick:
+        # Same mechanics, changes at week 6 of 12 (the full streams' regimes shifted in time).
         return [
-            StreamDesign("sudden", "sudden concept + covariate change at week 7", 14, 1200, False, quick_sudden,
-                         (_ChangeDef(7 * w, "sudden", "lam 0 -> 0.45 and x0 +0.5 sd, x5 +1 sd"),)),
-            StreamDesign("covariate_only", "inputs move at week 7, P(y|x) fixed", 14, 1200, False, quick_covariate,
-                         (_ChangeDef(7 * w, "covariate", "x0 +0.7, x1 -0.5, x5/x6 +1.5, x7 -1.5 sd; c2 tilted"),)),
-            StreamDesign("small", "~150 rows a week, sudden change at week 7", 14, 150, False, quick_small,
-                         (_ChangeDef(7 * w, "sudden", "lam 0 -> 0.6 and x1 +0.4 sd"),)),
-            StreamDesign("multiclass", "3 classes, a 4th ('fraud') appears at week 7", 14, 1500, True, quick_multiclass,
-                         (_ChangeDef(7 * w, "new_class", "class 'fraud' appears (x5 > 0.8, c2 = t)"),)),
+            StreamDesign("sudden", "sudden concept + covariate change at week 6", 12, 1000, False, shifted(sudden, 4),
+                         (_ChangeDef(6 * w, "sudden", "lam 0 -> 0.45 and x0 +0.5 sd, x5 +1 sd"),)),
+            StreamDesign("covariate_only", "inputs move at week 6, P(y|x) fixed", 12, 1000, False,
+                         shifted(covariate, 4),
+                         (_ChangeDef(6 * w, "covariate", "x0 +0.7, x1 -0.5, x5/x6 +1.5, x7 -1.5 sd; c2 tilted"),)),
+            StreamDesign("small", "~150 rows a week, sudden change at week 6", 12, 150, False, shifted(small, 8),
+                         (_ChangeDef(6 * w, "sudden", "lam 0 -> 0.6 and x1 +0.4 sd"),)),
+            StreamDesign("multiclass", "3 classes, a 4th ('fraud') appears at week 6", 12, 1000, True,
+                         shifted(multiclass, 4),
+                         (_ChangeDef(6 * w, "new_class", "class 'fraud' appears (x5 > 0.8, c2 = t)"),)),
         ]
     return [
-        StreamDesign("no_drift", "stationary: nothing changes", 26, 1000, False, stationary),
-        StreamDesign("sudden", "sudden concept + covariate change at week 12", 28, 2000, False, sudden,
-                     (_ChangeDef(12 * w, "sudden", "lam 0 -> 0.45 and x0 +0.5 sd, x5 +1 sd"),)),
-        StreamDesign("gradual", "concept drifts linearly from week 10 to week 18", 28, 1500, False, gradual,
-                     (_ChangeDef(10 * w, "gradual", "lam 0 -> 0.5 over 8 weeks", ramp_days=8 * w),)),
-        StreamDesign("seasonal", "concept alternates every 8 weeks; x0 follows a 16-week cycle", 32, 1000, False,
+        StreamDesign("no_drift", "stationary: nothing changes", 24, 800, False, stationary),
+        StreamDesign("sudden", "sudden concept + covariate change at week 10", 24, 1500, False, sudden,
+                     (_ChangeDef(10 * w, "sudden", "lam 0 -> 0.45 and x0 +0.5 sd, x5 +1 sd"),)),
+        StreamDesign("gradual", "concept drifts linearly from week 10 to week 16", 26, 1200, False, gradual,
+                     (_ChangeDef(10 * w, "gradual", "lam 0 -> 0.5 over 6 weeks", ramp_days=6 * w),)),
+        StreamDesign("seasonal", "concept alternates every 8 weeks; x0 follows a 16-week cycle", 28, 800, False,
                      seasonal,
-                     tuple(_ChangeDef(k * 8 * w, "recurring", f"season {'AB'[k % 2]} (lam {0.4 * (k % 2):.1f})") for k in (1, 2, 3))),
-        StreamDesign("covariate_only", "inputs move at week 10, P(y|x) fixed", 26, 2000, False, covariate,
+                     tuple(_ChangeDef(k * 8 * w, "recurring", f"season {'AB'[k % 2]} (lam {0.4 * (k % 2):.1f})")
+                           for k in (1, 2, 3))),
+        StreamDesign("covariate_only", "inputs move at week 10, P(y|x) fixed", 24, 1500, False, covariate,
                      (_ChangeDef(10 * w, "covariate", "x0 +0.7, x1 -0.5, x5/x6 +1.5, x7 -1.5 sd; c2 tilted"),)),
-        StreamDesign("concept_only", "inputs fixed; small concept change at week 8, large at week 18", 28, 1000,
+        StreamDesign("concept_only", "inputs fixed; small concept change at week 8, large at week 16", 26, 1000,
                      False, concept,
-                     (_ChangeDef(8 * w, "concept", "lam 0 -> 0.25"), _ChangeDef(18 * w, "concept", "lam 0.25 -> 0.65"))),
-        StreamDesign("small", "~150 rows a week, sudden change at week 14", 30, 150, False, small,
+                     (_ChangeDef(8 * w, "concept", "lam 0 -> 0.25"), _ChangeDef(16 * w, "concept", "lam 0.25 -> 0.65"))),
+        StreamDesign("small", "~150 rows a week, sudden change at week 14", 28, 150, False, small,
                      (_ChangeDef(14 * w, "sudden", "lam 0 -> 0.6 and x1 +0.4 sd"),)),
-        StreamDesign("multiclass", "3 classes, a 4th ('fraud') appears at week 10", 26, 2500, True, multiclass,
+        StreamDesign("multiclass", "3 classes, a 4th ('fraud') appears at week 10", 24, 2000, True, multiclass,
                      (_ChangeDef(10 * w, "new_class", "class 'fraud' appears (x5 > 0.8, c2 = t)"),)),
-        StreamDesign("straddle", "5,000 rows a week; concept change on the Wednesday of week 14", 26, 5000, False,
-                     straddle, (_ChangeDef(14 * w + 3, "straddle", "lam 0 -> 0.35 mid-week"),)),
+        StreamDesign("straddle", "5,000 rows a week; concept change on the Wednesday of week 12", 22, 5000, False,
+                     straddle, (_ChangeDef(12 * w + 3, "straddle", "lam 0 -> 0.35 mid-week"),)),
     ]
 
 
