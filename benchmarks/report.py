@@ -103,20 +103,15 @@ def evaluate_targets(results: list[StreamResult]) -> dict[str, dict]:
 
 def run(quick: bool = False, progress: bool = False) -> dict:
     """Replay every stream; returns all figures (JSON-ready) plus the targets' verdicts."""
-    from threadpoolctl import threadpool_limits
-
     t0 = time.perf_counter()
     loop, loop_name = load_loop()
     results: list[StreamResult] = []
-    # One thread: HistGradientBoosting's OpenMP threads spin-wait on a shared, busy machine
-    # and run several times slower than a single thread; the models do not depend on it.
-    with threadpool_limits(1):
-        for design in stream_designs(quick):
-            stream = make_stream(design)
-            res = replay_stream(stream, loop, loop_name)
-            results.append(res)
-            if progress:
-                print(f"  {stream.name}: {res.seconds:.0f} s ({res.fit_seconds:.0f} s building models)", flush=True)
+    for design in stream_designs(quick):
+        stream = make_stream(design)
+        res = replay_stream(stream, loop, loop_name)  # single-threaded sklearn (see replay_stream)
+        results.append(res)
+        if progress:
+            print(f"  {stream.name}: {res.seconds:.0f} s ({res.fit_seconds:.0f} s building models)", flush=True)
     targets = evaluate_targets(results)
     return {
         "quick": quick,
