@@ -313,7 +313,7 @@ def stationary_weeks(stream: Stream, start: int, last: int, window_weeks: int) -
     """
     out = []
     for t in range(start + 1, last + 1):
-        if all(not (t - 2 * window_weeks < e_last + 1 and e_first <= t) for e_first, e_last in _events(stream, start)):
+        if all(not (e_first <= t and e_last > t - 2 * window_weeks) for e_first, e_last in _events(stream, start)):
             out.append(t)
     return out
 
