@@ -88,7 +88,8 @@ def test_change_points_are_real(name):
     Independent oracle: sklearn's own HGB (native categoricals, not the product's pipeline)
     and sklearn's roc_auc_score. The stated (oracle) cost is the Bayes scorers' gap; a
     learner trained before the change must be at least that far below the post-change Bayes
-    scorer (minus sampling slack), and a learner trained after the change must beat it.
+    scorer (minus sampling slack), and a learner trained after the change must beat it by
+    at least 0.02 (the benchmark's "costly change" threshold).
     """
     d = _design(name)
     s = st.make_stream(d)
@@ -108,7 +109,7 @@ def test_change_points_are_real(name):
     auc_bayes = roc_auc_score(y, st._binary_logit(feats, lam))
     slack = 0.015 if len(test) > 5000 else 0.03
     assert auc_bayes - auc_pre >= c.oracle_cost - slack, (auc_bayes, auc_pre, c.oracle_cost)
-    assert auc_post - auc_pre >= c.oracle_cost / 3, (auc_post, auc_pre, c.oracle_cost)
+    assert auc_post - auc_pre >= 0.02, (auc_post, auc_pre, c.oracle_cost)  # costly for a real learner too
 
 
 def test_covariate_only_moves_inputs_not_the_concept():
