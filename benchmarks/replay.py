@@ -369,16 +369,9 @@ def _policy_run(policy: str, records: list[WeekRecord], q: np.ndarray, start: in
 def replay_stream(stream: Stream, loop: Any | None = None, loop_name: str | None = None,
                   cost_ratios: Sequence[float] = COST_RATIOS) -> StreamResult:
     """Replay every policy on ``stream`` and compute all figures (see the module docstring)."""
-    from threadpoolctl import threadpool_limits
-
-    # One thread: HistGradientBoosting's OpenMP threads spin-wait on a shared, busy machine
-    # and run several times slower than a single thread; the models do not depend on it.
-    with threadpool_limits(1):
-        return _replay_stream(stream, loop, loop_name, cost_ratios)
-
-
-def _replay_stream(stream: Stream, loop: Any | None, loop_name: str | None,
-                   cost_ratios: Sequence[float]) -> StreamResult:
+    # Speed: on a shared, busy machine set OMP_NUM_THREADS=1 before sklearn loads (the
+    # script and the tests do): HGB's OpenMP team otherwise spin-waits and runs many times
+    # slower (measured: quick run 72 s with it, > 17 min without; threadpoolctl did not help).
     t_start = time.perf_counter()
     if loop is None:
         loop, loop_name = load_loop()

@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
+
+# Before numpy/sklearn load: one OpenMP/BLAS thread. On a shared, busy machine HGB's OpenMP
+# team spin-waits and runs many times slower (threadpool_limits alone did not prevent it here).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

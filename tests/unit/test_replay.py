@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
-import math
+import os
 
-import numpy as np
-import pandas as pd
-import pytest
+# One OpenMP thread before sklearn loads: HGB's threads spin-wait on a shared busy machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import itertools  # noqa: E402
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 from scipy.stats import ks_2samp
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
