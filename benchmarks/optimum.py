@@ -1,0 +1,163 @@
+"""Cost of a retraining policy and the retrospective optimum, by dynamic programming.
+
+Quality matrix. ``q[s, t]`` is the primary metric, on the rows of week ``t``, of the model
+trained at the end of week ``s`` (on the window ending there); defined for ``s < t`` and
+NaN otherwise or when no model could be trained at ``s``. Every week's model is trained
+once and scored on every later week.
+
+Serving path. After the shared first model (trained at ``start``, the cold start) a policy
+serves week ``t`` (``start < t < T``) with the model ``m[t]`` it holds after the decision of
+week ``t - 1``; ``m[t] in {m[t-1], t-1}``.
+
+Cost (in metric-weeks, lower is better)::
+
+    cost = retrain_cost * retrains + sum_t (best[t] - q[m[t], t])
+    best[t] = max_{s < t} q[s, t]
+
+``best[t]`` is the best quality any model trainable up to that week would have had on it
+(the upper envelope of the matrix's column, hindsight included); the second term is the
+metric lost by serving something else. ``retrains`` counts trainings after the cold start
+(the first model is paid by every policy alike, so it is left out); a retrain that is not
+promoted still costs.
+
+Optimum. The cheapest path, knowing the whole matrix in advance. A retrain that is not
+promoted can only add cost, so the optimum is a set of switch weeks; the dynamic
+programme's state is the week the serving model was trained:
+
+    V[t][s] = min cost of weeks start+1..t with model s serving week t
+    V[t+1][s] = V[t][s] + loss(s, t+1)                       (keep)
+    V[t+1][t] = min_s V[t][s] + retrain_cost + loss(t, t+1)  (retrain at the end of week t)
+
+O(T^2) time. Regret share of a policy = ``(cost - cost_opt) / (cost_never - cost_opt)``: 0 is
+the optimum, 1 is no better than never retraining. When never retraining is itself optimal
+the share is 0 for a policy at the optimum and infinite otherwise (``excess`` is reported too).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "COST_RATIOS",
+    "OptimalPath",
+    "best_available",
+    "optimal_path",
+    "path_cost",
+    "regret_share",
+]
+
+#: Retrain costs in metric-weeks (1 retrain = serving a model this much worse for one week).
+#: 0.0025: compute is cheap and nobody reviews the retrain (optimum ~ retrain nearly every
+#: time something better is available); 0.01: a typical automated retrain with a review of
+#: its report; 0.04: an expensive one (large training job, sign-off), only changes costing a
+#: few hundredths of the metric for several weeks are worth it. The spread of x16 covers the
+#: regimes where the optimum goes from "retrain often" to "retrain only after real changes".
+COST_RATIOS: tuple[float, ...] = (0.0025, 0.01, 0.04)
+
+
+@dataclass(frozen=True)
+class OptimalPath:
+    cost: float
+    retrains: int
+    serving: tuple[int, ...]  # model week serving each week start+1..T-1
+    switch_weeks: tuple[int, ...]  # weeks at whose end a model was trained and promoted
+
+
+def _check(q: np.ndarray, start: int) -> np.ndarray:
+    q = np.asarray(q, dtype=float)
+    if q.ndim != 2 or q.shape[0] != q.shape[1]:
+        raise ValueError(f"quality matrix must be square (T x T), got shape {q.shape}")
+    if not 0 <= start < q.shape[0]:
+        raise ValueError(f"start week {start} outside 0..{q.shape[0] - 1}")
+    if not np.isfinite(q[start, start + 1 :]).all():
+        raise ValueError(f"the cold-start model (week {start}) must have a quality for every later week")
+    return q
+
+
+def best_available(q: np.ndarray) -> np.ndarray:
+    """``best[t] = max_{s<t} q[s, t]`` (NaN when no earlier model exists)."""
+    q = np.asarray(q, dtype=float)
+    T = q.shape[0]
+    best = np.full(T, np.nan)
+    for t in range(1, T):
+        col = q[:t, t]
+        if np.isfinite(col).any():
+            best[t] = np.nanmax(col)
+    return best
+
+
+def path_cost(q: np.ndarray, start: int, serving: Sequence[int], retrains: int, retrain_cost: float) -> float:
+    """Cost of serving ``serving[i]`` in week ``start + 1 + i``, plus the retrains."""
+    q = _check(q, start)
+    best = best_available(q)
+    T = q.shape[0]
+    if len(serving) != T - start - 1:
+        raise ValueError(f"serving has {len(serving)} entries, expected {T - start - 1} (weeks {start + 1}..{T - 1})")
+    lost = 0.0
+    for i, s in enumerate(serving):
+        t = start + 1 + i
+        if s is None or s < 0:
+            # No model served (policy never got a champion): a constant scorer's AUC is 0.5.
+            value = 0.5
+        else:
+            if not s < t:
+                raise ValueError(f"week {t} is served by model {s}, which was trained after it")
+            value = q[s, t]
+            if not math.isfinite(value):
+                raise ValueError(f"week {t} is served by model {s}, which has no quality (it was never trained)")
+        lost += best[t] - value
+    return float(retrain_cost * retrains + lost)
+
+
+def optimal_path(q: np.ndarray, start: int, retrain_cost: float) -> OptimalPath:
+    """Retrospective optimum (see the module docstring)."""
+    q = _check(q, start)
+    if retrain_cost < 0:
+        raise ValueError("retrain_cost must be >= 0")
+    best = best_available(q)
+    T = q.shape[0]
+    if start >= T - 1:
+        return OptimalPath(0.0, 0, (), ())
+    INF = math.inf
+    # V[s]: min cost so far with model s serving the current week; back[t][s] = model serving t-1.
+    V = np.full(T, INF)
+    n_retrains = np.zeros(T, dtype=int)
+    back: list[dict[int, int]] = [dict() for _ in range(T)]
+    t = start + 1
+    V[start] = best[t] - q[start, t]
+    for t in range(start + 1, T - 1):
+        nxt = np.full(T, INF)
+        nxt_r = np.zeros(T, dtype=int)
+        for s in range(start, t):
+            if V[s] < INF:
+                nxt[s] = V[s] + best[t + 1] - q[s, t + 1]
+                nxt_r[s] = n_retrains[s]
+                back[t + 1][s] = s
+        if math.isfinite(q[t, t + 1]):
+            prev = int(np.argmin(V))
+            nxt[t] = V[prev] + retrain_cost + best[t + 1] - q[t, t + 1]
+            nxt_r[t] = n_retrains[prev] + 1
+            back[t + 1][t] = prev
+        V, n_retrains = nxt, nxt_r
+    last = int(np.argmin(V))
+    serving = [last]
+    for t in range(T - 1, start + 1, -1):
+        serving.append(back[t][serving[-1]])
+    serving.reverse()
+    switches = tuple(sorted({s for s in serving if s != start}))
+    return OptimalPath(float(V[last]), int(n_retrains[last]), tuple(serving), switches)
+
+
+def regret_share(cost: float, cost_opt: float, cost_never: float, tol: float = 1e-9) -> float:
+    """``(cost - cost_opt) / (cost_never - cost_opt)``; see the module docstring for the 0/0 case."""
+    excess = cost - cost_opt
+    denom = cost_never - cost_opt
+    if excess < -tol:
+        raise ValueError(f"cost {cost:.6f} below the optimum {cost_opt:.6f}: the optimum is wrong")
+    if denom <= tol:
+        return 0.0 if excess <= tol else math.inf
+    return max(0.0, excess) / denom

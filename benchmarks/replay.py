@@ -1,0 +1,442 @@
+"""Replay a stream one week at a time, deciding exactly as the DAG decides.
+
+The DAG's steps call pure functions of ``include.retrainer.loop``; so does this replay:
+
+* ``assess(spec, champion, batch, interval_end)`` - the gate on week ``t``'s rows;
+* ``build_challenger(spec, window, interval_end)`` - train on the rows of the last
+  ``training.window_weeks`` weeks ending at the interval end (as the DAG reads partitions);
+  raises ``loop.InsufficientData``;
+* ``judge(spec, champion, challenger)`` - promote or not.
+
+Policies replayed on every stream:
+
+* ``ours``: assess -> (if retrain) build_challenger -> judge -> promote if judged so;
+* ``never``: the first model serves forever;
+* ``always``: retrain every week and promote;
+* ``always_if_better``: retrain every week, promote when the challenger's point estimate of
+  the primary metric on the challenger's held-out rows beats the champion's on the same rows.
+
+Cold start: every policy needs a first champion. Each tries ``build_challenger`` at the end
+of weeks 0, 1, 2 ... on the window available so far and takes the first model it gets
+(InsufficientData = wait a week with more data); "ours" goes through assess and judge with
+no champion, as the DAG does. The week of the first model is recorded.
+
+Models are deterministic functions of (spec, window, interval end) (the estimator is
+seeded), so the model "trained at the end of week s" is built once and shared: the quality
+matrix, the baselines and "ours" all use the very same object (see :class:`ModelBank`).
+
+Figures per stream and policy: served quality (mean over weeks of the serving champion's
+primary metric on the week it serves, i.e. the week FOLLOWING its decision), retrains
+(challengers trained after the cold start, promoted or not), promotions, detection delay
+per change (weeks from the change's first week until a promoted model trained at or after
+that week is the champion; it serves from the week after), weeks where "ours" was
+unassessed (assess raised, or the gate had no usable signal) or stuck (it asked for a retrain
+but no challenger could be trained, or it still has no champion after the others got one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.optimum import COST_RATIOS, best_available, optimal_path, path_cost, regret_share
+from benchmarks.streams import Stream, auc_ovr_macro
+from include.retrainer.config import ModelSpec, parse_spec
+
+__all__ = [
+    "POLICIES",
+    "ModelBank",
+    "PolicyRun",
+    "StreamResult",
+    "WeekRecord",
+    "load_loop",
+    "replay_stream",
+    "score",
+]
+
+POLICIES: tuple[str, ...] = ("ours", "never", "always", "always_if_better")
+#: Weeks after a change (beyond max(window, ramp)) over which its measured cost is averaged.
+COST_HORIZON_WEEKS = 4
+
+
+def load_loop() -> tuple[Any, str]:
+    """The lead's ``include.retrainer.loop`` if present, else the interim stand-in (named)."""
+    try:
+        return importlib.import_module("include.retrainer.loop"), "include.retrainer.loop"
+    except ModuleNotFoundError as exc:
+        if exc.name != "include.retrainer.loop":
+            raise
+        return importlib.import_module("benchmarks._interim_loop"), "benchmarks._interim_loop (interim)"
+
+
+# ------------------------------------------------------------------------------- scoring
+def score(model: Any, frame: pd.DataFrame, spec: ModelSpec, classes: Sequence) -> float:
+    """Primary metric (ROC AUC; macro one-vs-rest for multi-class) of ``model`` on ``frame``.
+
+    Probability columns are aligned to the stream's classes; a class the model never saw
+    gets probability 0 (so a champion that cannot predict a new class scores 0.5 on it).
+    """
+    from include.retrainer.training import prepare_features
+
+    if spec.comparison.primary_metric != "roc_auc":
+        raise ValueError(f"the replay scores roc_auc only; spec asks for {spec.comparison.primary_metric}")
+    proba = np.asarray(model.predict_proba(prepare_features(frame, spec)), dtype=float)
+    model_classes = [c.item() if hasattr(c, "item") else c for c in model.classes_]
+    aligned = np.zeros((len(frame), len(classes)))
+    for j, c in enumerate(model_classes):
+        if c not in classes:
+            raise ValueError(f"model predicts class {c!r} that the stream does not have ({list(classes)})")
+        aligned[:, list(classes).index(c)] = proba[:, j]
+    y = frame[spec.features.target].to_numpy()
+    if len(classes) == 2:
+        return auc_ovr_macro(y, aligned[:, 1], tuple(classes))
+    return auc_ovr_macro(y, aligned, tuple(classes))
+
+
+class ModelBank:
+    """The model trained at the end of each week, built once by the loop's ``build_challenger``."""
+
+    def __init__(self, loop: Any, spec: ModelSpec, stream: Stream):
+        self.loop, self.spec, self.stream = loop, spec, stream
+        self._models: dict[int, Any] = {}
+        self.fit_seconds = 0.0
+        self.builds = 0
+
+    def get(self, week: int) -> Any:
+        """A ModelState, or the InsufficientData message (str) when none can be trained."""
+        if week not in self._models:
+            t0 = time.perf_counter()
+            self._models[week] = self._build(week)
+            self.fit_seconds += time.perf_counter() - t0
+            self.builds += 1
+        return self._models[week]
+
+    def _build(self, week: int) -> Any:
+        # As the DAG's train step does: the configured window, widened a week at a time up to
+        # training.max_window_weeks while the loop says the data are insufficient.
+        weeks = self.spec.training.window_weeks
+        widest = max(weeks, self.spec.training.max_window_weeks or weeks) if hasattr(
+            self.spec.training, "max_window_weeks") else weeks
+        while True:
+            window = self.stream.window(week, weeks)
+            try:
+                return self.loop.build_challenger(self.spec, window, self.stream.interval_end(week))
+            except self.loop.InsufficientData as exc:
+                if weeks >= widest or weeks > week:  # widest reached, or the window already holds every week
+                    return f"InsufficientData: {exc}"
+                weeks += 1
+
+    def has(self, week: int) -> bool:
+        return not isinstance(self.get(week), str)
+
+
+# ------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class WeekRecord:
+    """What a policy did at the end of one week."""
+
+    week: int
+    champion_before: int | None  # week its champion was trained
+    champion_after: int | None
+    retrained: bool  # a challenger was trained (after the cold start)
+    promoted: bool
+    status: str  # ok | cold_start | waiting | unassessed | stuck
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PolicyRun:
+    policy: str
+    records: tuple[WeekRecord, ...]
+    serving: tuple[int | None, ...]  # model week serving weeks start+1 .. T-1
+    served_quality: float
+    retrains: int
+    promotions: int
+    detection_delays: tuple[int | None, ...]  # per change of the stream; None = never within the stream
+    unassessed_weeks: int
+    stuck_weeks: int
+    stationary_weeks: int
+    stationary_retrains: int
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "records"}
+        d["serving"] = list(self.serving)
+        d["detection_delays"] = list(self.detection_delays)
+        d["records"] = [r.to_dict() for r in self.records]
+        return d
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    stream: str
+    description: str
+    weeks: int
+    rows_per_week: int
+    loop_module: str
+    start: int  # cold-start week (first week a model could be trained)
+    cold_start_notes: tuple[str, ...]
+    quality: tuple[tuple[float, ...], ...]  # q[s][t], NaN where undefined
+    changes: tuple[dict, ...]  # ChangePoint.to_dict() + measured_cost
+    policies: dict[str, PolicyRun]
+    costs: dict[float, dict[str, float]]  # retrain cost ratio -> policy (+ "optimum") -> cost
+    optimum_retrains: dict[float, int]
+    regret: dict[float, dict[str, float]]
+    seconds: float
+    fit_seconds: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        def clean(x: float) -> float | None:
+            return None if x is None or not math.isfinite(x) else round(float(x), 5)
+
+        return {
+            "stream": self.stream,
+            "description": self.description,
+            "weeks": self.weeks,
+            "rows_per_week": self.rows_per_week,
+            "loop_module": self.loop_module,
+            "start": self.start,
+            "cold_start_notes": list(self.cold_start_notes),
+            "quality": [[clean(v) for v in row] for row in self.quality],
+            "changes": list(self.changes),
+            "policies": {k: v.to_dict() for k, v in self.policies.items()},
+            "costs": {str(r): {k: clean(v) for k, v in c.items()} for r, c in self.costs.items()},
+            "optimum_retrains": {str(r): n for r, n in self.optimum_retrains.items()},
+            "regret": {str(r): {k: (None if not math.isfinite(v) else round(v, 4)) for k, v in c.items()}
+                       for r, c in self.regret.items()},
+            "seconds": round(self.seconds, 1),
+            "fit_seconds": round(self.fit_seconds, 1),
+            "notes": list(self.notes),
+        }
+
+
+# ------------------------------------------------------------------------------- policies
+def _unassessed(outcome: Any) -> str | None:
+    """A reason when the gate had no usable signal at all (it could not assess the week)."""
+    try:
+        d = outcome.to_dict()
+    except Exception:  # noqa: BLE001 - an outcome that cannot describe itself is reported, not fatal
+        return None
+    signals = d.get("signals") if isinstance(d, dict) else None
+    if isinstance(signals, list) and signals:
+        statuses = [s.get("status") for s in signals if isinstance(s, dict)]
+        if statuses and all(s in ("insufficient", "disabled") for s in statuses) and not d.get("retrain"):
+            return "no usable gate signal: " + ", ".join(f"{s.get('name')}={s.get('status')}" for s in signals)
+    return None
+
+
+def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last: int) -> list[WeekRecord]:
+    records: list[WeekRecord] = []
+    champion, champ_week = None, None
+    for t in range(last + 1):
+        before = champ_week
+        try:
+            outcome = loop.assess(spec, champion, stream.frames[t], stream.interval_end(t))
+        except Exception as exc:  # noqa: BLE001 - counted as an unassessed week, with the error
+            records.append(WeekRecord(t, before, before, False, False, "unassessed", f"assess raised {exc!r}"))
+            continue
+        why = _unassessed(outcome) if champion is not None else None
+        if not outcome.retrain:
+            records.append(WeekRecord(t, before, before, False, False, "unassessed" if why else "ok", why or outcome.reason))
+            continue
+        challenger = bank.get(t)
+        if isinstance(challenger, str):
+            status = "stuck" if champion is not None else "waiting"
+            records.append(WeekRecord(t, before, before, False, False, status, f"{outcome.reason}; {challenger}"))
+            continue
+        judgement = loop.judge(spec, champion, challenger)
+        if judgement.promote:
+            champion, champ_week = challenger, t
+        status = "ok" if before is not None else "cold_start"
+        records.append(WeekRecord(t, before, champ_week, before is not None, bool(judgement.promote), status,
+                                  f"{outcome.reason} | " + "; ".join(map(str, judgement.reasons))))
+    return records
+
+
+def _run_baseline(policy: str, spec: ModelSpec, stream: Stream, bank: ModelBank, last: int) -> list[WeekRecord]:
+    records: list[WeekRecord] = []
+    champion, champ_week = None, None
+    for t in range(last + 1):
+        before = champ_week
+        challenger = bank.get(t) if (champion is None or policy != "never") else None
+        if champion is None:
+            if isinstance(challenger, str):
+                records.append(WeekRecord(t, None, None, False, False, "waiting", challenger))
+            else:
+                champion, champ_week = challenger, t
+                records.append(WeekRecord(t, None, t, False, True, "cold_start", "first model"))
+            continue
+        if policy == "never":
+            records.append(WeekRecord(t, before, before, False, False, "ok", "never retrain"))
+            continue
+        if isinstance(challenger, str):
+            records.append(WeekRecord(t, before, before, False, False, "ok", challenger))
+            continue
+        if policy == "always":
+            promote, reason = True, "always promote"
+        else:
+            h = challenger.holdout
+            c_val, p_val = score(challenger.model, h, spec, stream.classes), score(champion.model, h, spec, stream.classes)
+            promote = c_val > p_val
+            reason = f"challenger {c_val:.4f} vs champion {p_val:.4f} on {len(h)} held-out rows"
+        if promote:
+            champion, champ_week = challenger, t
+        records.append(WeekRecord(t, before, champ_week, True, promote, "ok", reason))
+    return records
+
+
+# ------------------------------------------------------------------------------- figures
+def _events(stream: Stream, start: int) -> list[tuple[int, int]]:
+    """(first week, last week) of each period in which the data changes (cold start included)."""
+    ev = [(start, start)]
+    for c in stream.changes:
+        ev.append((c.week, c.week + c.ramp_weeks))
+    return ev
+
+
+def stationary_weeks(stream: Stream, start: int, last: int, window_weeks: int) -> list[int]:
+    """Decision weeks with no change (nor the cold start) in the preceding 2 x window weeks.
+
+    Two windows: after a change a retrain is useful until the training window holds only
+    post-change rows AND a model trained on it has had the chance to be promoted.
+    """
+    out = []
+    for t in range(start + 1, last + 1):
+        if all(not (e_first <= t and e_last > t - 2 * window_weeks) for e_first, e_last in _events(stream, start)):
+            out.append(t)
+    return out
+
+
+def measured_change_cost(q: np.ndarray, start: int, stream: Stream, index: int, window_weeks: int) -> float:
+    """Mean over post-change weeks of q[t-1, t] - q[pre, t]: a fresh model vs one trained before the change.
+
+    Weeks: from max(window, ramp) weeks after the change (windows then hold post-change
+    rows only) for COST_HORIZON_WEEKS weeks, stopping before the next change.
+    """
+    c = stream.changes[index]
+    T = q.shape[0]
+    nxt = stream.changes[index + 1].week if index + 1 < len(stream.changes) else T
+    pre = max(c.week - 1, start)
+    first = c.week + max(window_weeks, c.ramp_weeks)
+    weeks = [t for t in range(first, min(first + COST_HORIZON_WEEKS, nxt, T)) if np.isfinite(q[t - 1, t])]
+    if not weeks:
+        weeks = [t for t in range(c.week + 1, min(nxt, T)) if np.isfinite(q[t - 1, t])]
+    if not weeks:
+        return float("nan")
+    return float(np.mean([q[t - 1, t] - q[pre, t] for t in weeks]))
+
+
+def _policy_run(policy: str, records: list[WeekRecord], q: np.ndarray, start: int, stream: Stream,
+                stationary: list[int]) -> PolicyRun:
+    T = q.shape[0]
+    after = {r.week: r.champion_after for r in records}
+    serving = tuple(after.get(t - 1) for t in range(start + 1, T))
+    values = [0.5 if s is None else q[s, t] for s, t in zip(serving, range(start + 1, T))]
+    delays: list[int | None] = []
+    for c in stream.changes:
+        hit = next((t for t in range(c.week, T - 1) if after.get(t) is not None and after[t] >= c.week), None)
+        delays.append(None if hit is None else hit - c.week)
+    stuck = sum(r.status == "stuck" for r in records) + sum(
+        1 for r in records if r.week >= start and r.champion_after is None and r.status != "stuck"
+    )
+    stat = set(stationary)
+    return PolicyRun(
+        policy=policy,
+        records=tuple(records),
+        serving=serving,
+        served_quality=float(np.mean(values)) if values else float("nan"),
+        retrains=sum(r.retrained for r in records),
+        promotions=sum(r.promoted and r.champion_before is not None for r in records),
+        detection_delays=tuple(delays),
+        unassessed_weeks=sum(r.status == "unassessed" for r in records),
+        stuck_weeks=stuck,
+        stationary_weeks=len(stat),
+        stationary_retrains=sum(r.retrained for r in records if r.week in stat),
+    )
+
+
+def replay_stream(stream: Stream, loop: Any | None = None, loop_name: str | None = None,
+                  cost_ratios: Sequence[float] = COST_RATIOS) -> StreamResult:
+    """Replay every policy on ``stream`` and compute all figures (see the module docstring)."""
+    # Speed: on a shared, busy machine set OMP_NUM_THREADS=1 before sklearn loads (the
+    # script and the tests do): HGB's OpenMP team otherwise spin-waits and runs many times
+    # slower (measured: quick run 72 s with it, > 17 min without; threadpoolctl did not help).
+    t_start = time.perf_counter()
+    if loop is None:
+        loop, loop_name = load_loop()
+    spec = parse_spec(stream.spec, f"bench/{stream.name}.yaml")
+    T = stream.weeks
+    last = T - 2  # the decision at the end of the last week would serve a week beyond the data
+    bank = ModelBank(loop, spec, stream)
+
+    # Quality matrix: every week's model, scored on every later week.
+    q = np.full((T, T), np.nan)
+    notes: list[str] = []
+    for s in range(last + 1):
+        m = bank.get(s)
+        if isinstance(m, str):
+            continue
+        for t in range(s + 1, T):
+            q[s, t] = score(m.model, stream.frames[t], spec, stream.classes)
+    valid = [s for s in range(last + 1) if bank.has(s)]
+    if not valid:
+        raise RuntimeError(f"stream {stream.name}: no model could be trained in any week ({bank.get(last)})")
+    start = valid[0]
+    cold_notes = tuple(f"week {s}: {bank.get(s)}" for s in range(start))
+    gaps = [s for s in range(start, last + 1) if not bank.has(s)]
+    if gaps:
+        notes.append(f"no model could be trained at weeks {gaps} after the cold start")
+
+    window_weeks = spec.training.window_weeks
+    stationary = stationary_weeks(stream, start, last, window_weeks)
+    runs: dict[str, PolicyRun] = {}
+    runs["ours"] = _policy_run("ours", _run_ours(loop, spec, stream, bank, last), q, start, stream, stationary)
+    for p in POLICIES[1:]:
+        runs[p] = _policy_run(p, _run_baseline(p, spec, stream, bank, last), q, start, stream, stationary)
+
+    changes = []
+    for i, c in enumerate(stream.changes):
+        d = c.to_dict()
+        cost = measured_change_cost(q, start, stream, i, window_weeks)
+        d["measured_cost"] = round(cost, 4) if math.isfinite(cost) else None
+        changes.append(d)
+
+    costs: dict[float, dict[str, float]] = {}
+    regret: dict[float, dict[str, float]] = {}
+    opt_retrains: dict[float, int] = {}
+    for ratio in cost_ratios:
+        opt = optimal_path(q, start, ratio)
+        costs[ratio] = {p: path_cost(q, start, [(-1 if s is None else s) for s in r.serving], r.retrains, ratio)
+                        for p, r in runs.items()}
+        costs[ratio]["optimum"] = opt.cost
+        opt_retrains[ratio] = opt.retrains
+        regret[ratio] = {p: regret_share(costs[ratio][p], opt.cost, costs[ratio]["never"]) for p in runs}
+    return StreamResult(
+        stream=stream.name,
+        description=stream.description,
+        weeks=T,
+        rows_per_week=stream.rows_per_week,
+        loop_module=loop_name or getattr(loop, "__name__", "?"),
+        start=start,
+        cold_start_notes=cold_notes,
+        quality=tuple(tuple(float(v) for v in row) for row in q),
+        changes=tuple(changes),
+        policies=runs,
+        costs=costs,
+        optimum_retrains=opt_retrains,
+        regret=regret,
+        seconds=time.perf_counter() - t_start,
+        fit_seconds=bank.fit_seconds,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,203 @@
+"""Run the replay on every stream, check the targets and render Markdown tables.
+
+Targets (a decision rule counts as good when all are met):
+
+1. regret share of "ours" <= 0.25 at every retrain-cost ratio on every stream;
+2. served quality of "ours" within 0.005 of the best baseline on every stream;
+3. on stationary stretches, "ours" retrains at least 50% less than "always retrain"
+   (judged on every stream with at least 4 stationary decision weeks);
+4. every change whose measured cost is >= 0.02 of the primary metric is detected within
+   2 weeks (a promoted model trained at or after the change's week is the champion no more
+   than 2 weeks after it);
+5. "ours" is never unassessed or stuck.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from typing import Any
+
+from benchmarks.optimum import COST_RATIOS
+from benchmarks.replay import POLICIES, StreamResult, load_loop, replay_stream
+from benchmarks.streams import make_stream, stream_designs
+
+__all__ = ["TARGETS", "evaluate_targets", "render_markdown", "run"]
+
+TARGETS = {
+    "regret": "regret share of ours <= 0.25 at every cost ratio on every stream",
+    "served_quality": "served quality of ours within 0.005 of the best baseline on every stream",
+    "stationary_retrains": ">= 50% fewer retrains than 'always retrain' on stationary stretches "
+                           "(streams with >= 4 stationary weeks)",
+    "detection": "detection within 2 weeks of every change costing >= 0.02 (measured)",
+    "never_stuck": "ours never unassessed or stuck",
+}
+MAX_REGRET = 0.25
+QUALITY_SLACK = 0.005
+STATIONARY_MIN_WEEKS = 4
+MAX_STATIONARY_RATIO = 0.5
+COSTLY_CHANGE = 0.02
+MAX_DELAY = 2
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "never"
+    if isinstance(x, float):
+        if math.isinf(x):
+            return "inf"
+        if math.isnan(x):
+            return "n/a"
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def evaluate_targets(results: list[StreamResult]) -> dict[str, dict]:
+    """Each target: met (bool) and the failing cases with their numbers."""
+    out: dict[str, dict] = {}
+    fails = []
+    for r in results:
+        for ratio, reg in r.regret.items():
+            if not reg["ours"] <= MAX_REGRET:
+                fails.append(f"{r.stream} @ {ratio}: {_fmt(reg['ours'], 2)}")
+    out["regret"] = {"met": not fails, "failures": fails}
+
+    fails = []
+    for r in results:
+        best = max(r.policies[p].served_quality for p in POLICIES if p != "ours")
+        ours = r.policies["ours"].served_quality
+        if not ours >= best - QUALITY_SLACK:
+            fails.append(f"{r.stream}: ours {ours:.4f} vs best baseline {best:.4f} ({ours - best:+.4f})")
+    out["served_quality"] = {"met": not fails, "failures": fails}
+
+    fails, judged = [], []
+    tot_ours = tot_always = 0
+    for r in results:
+        o, a = r.policies["ours"], r.policies["always"]
+        tot_ours += o.stationary_retrains
+        tot_always += a.stationary_retrains
+        if o.stationary_weeks >= STATIONARY_MIN_WEEKS and a.stationary_retrains:
+            ratio = o.stationary_retrains / a.stationary_retrains
+            judged.append(r.stream)
+            if ratio > MAX_STATIONARY_RATIO:
+                fails.append(f"{r.stream}: {o.stationary_retrains}/{a.stationary_retrains} retrains ({ratio:.0%})")
+    out["stationary_retrains"] = {
+        # None = not judged (no stream has a long enough stationary stretch, e.g. --quick).
+        "met": (not fails) if judged else None, "failures": fails, "judged_streams": judged,
+        "pooled": f"{tot_ours}/{tot_always}",
+    }
+
+    fails = []
+    for r in results:
+        for c, delay in zip(r.changes, r.policies["ours"].detection_delays):
+            cost = c["measured_cost"]
+            if cost is not None and not math.isnan(cost) and cost >= COSTLY_CHANGE and (delay is None or delay > MAX_DELAY):
+                fails.append(f"{r.stream} week {c['week']} (cost {cost:.3f}): delay {_fmt(delay)}")
+    out["detection"] = {"met": not fails, "failures": fails}
+
+    fails = [f"{r.stream}: {r.policies['ours'].unassessed_weeks} unassessed, {r.policies['ours'].stuck_weeks} stuck"
+             for r in results if r.policies["ours"].unassessed_weeks or r.policies["ours"].stuck_weeks]
+    out["never_stuck"] = {"met": not fails, "failures": fails}
+    return out
+
+
+def run(quick: bool = False, progress: bool = False) -> dict:
+    """Replay every stream; returns all figures (JSON-ready) plus the targets' verdicts."""
+    t0 = time.perf_counter()
+    loop, loop_name = load_loop()
+    results: list[StreamResult] = []
+    for design in stream_designs(quick):
+        stream = make_stream(design)
+        res = replay_stream(stream, loop, loop_name)  # single-threaded sklearn (see replay_stream)
+        results.append(res)
+        if progress:
+            print(f"  {stream.name}: {res.seconds:.0f} s ({res.fit_seconds:.0f} s building models)", flush=True)
+    targets = evaluate_targets(results)
+    return {
+        "quick": quick,
+        "loop_module": loop_name,
+        "cost_ratios": list(COST_RATIOS),
+        "policies": list(POLICIES),
+        "streams": [r.to_dict() for r in results],
+        "targets": {k: {**v, "target": TARGETS[k]} for k, v in targets.items()},
+        "all_met": all(v["met"] is not False for v in targets.values()),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "python": platform.python_version(),
+        "_results": results,
+    }
+
+
+def render_markdown(fig: dict) -> str:
+    results: list[StreamResult] = fig["_results"]
+    L: list[str] = []
+    L.append("## Policy replay benchmark" + (" (quick)" if fig["quick"] else ""))
+    L.append("")
+    L.append(f"Generated by `python scripts/bench_policy.py{' --quick' if fig['quick'] else ''}` in {fig['seconds']:.0f} s; "
+             f"decisions by `{fig['loop_module']}` (assess -> build_challenger -> judge), models and "
+             "spec defaults as shipped (HistGradientBoosting, max_iter 60, 4-week window, 2 held-out days).")
+    L.append("")
+    L.append("### Targets")
+    L.append("")
+    L.append("| target | met | failing cases |")
+    L.append("|---|---|---|")
+    for key, t in fig["targets"].items():
+        extra = f" (pooled {t['pooled']}; judged: {', '.join(t['judged_streams']) or 'none'})" if key == "stationary_retrains" else ""
+        L.append(f"| {t['target']} | {'n/a' if t['met'] is None else 'yes' if t['met'] else '**no**'} | {'; '.join(t['failures']) or '-'}{extra} |")
+    L.append("")
+    L.append("### Streams")
+    L.append("")
+    L.append("| stream | weeks | rows/week | first model (week) | changes: week kind (oracle cost / measured cost) |")
+    L.append("|---|---|---|---|---|")
+    for r in results:
+        ch = "; ".join(f"{c['week']} {c['kind']}: {c['description']} ({c['oracle_cost']:.3f} / {_fmt(c['measured_cost'], 3)})"
+                       for c in r.changes) or "none"
+        L.append(f"| {r.stream} | {r.weeks} | {r.rows_per_week} | {r.start} | {ch} |")
+    L.append("")
+    L.append("### Served quality and decisions")
+    L.append("")
+    L.append("Served quality: mean over weeks of the serving champion's ROC AUC on the week it serves. "
+             "Delay: weeks from a change until a promoted model trained at or after it is champion. "
+             "Stationary: retrains / decision weeks on stationary stretches.")
+    L.append("")
+    L.append("| stream | policy | served quality | retrains | promotions | delay per change | unassessed | stuck | stationary |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        for p in POLICIES:
+            run_ = r.policies[p]
+            delays = ", ".join(_fmt(d) for d in run_.detection_delays) or "-"
+            L.append(f"| {r.stream} | {p} | {run_.served_quality:.4f} | {run_.retrains} | {run_.promotions} | {delays} | "
+                     f"{run_.unassessed_weeks} | {run_.stuck_weeks} | {run_.stationary_retrains}/{run_.stationary_weeks} |")
+    L.append("")
+    L.append("### Cost and regret against the retrospective optimum")
+    L.append("")
+    L.append("Cost = retrain cost x retrains + metric lost (best available that week - served), in metric-weeks. "
+             "Regret share = (cost - optimum) / (never - optimum).")
+    L.append("")
+    L.append("| stream | retrain cost | optimum (retrains) | " + " | ".join(f"{p} cost (regret)" for p in POLICIES) + " |")
+    L.append("|---|---|---|" + "---|" * len(POLICIES))
+    for r in results:
+        for ratio in r.costs:
+            c, g = r.costs[ratio], r.regret[ratio]
+            cells = " | ".join(f"{c[p]:.3f} ({_fmt(g[p], 2)})" for p in POLICIES)
+            L.append(f"| {r.stream} | {ratio} | {c['optimum']:.3f} ({r.optimum_retrains[ratio]}) | {cells} |")
+    notes = [f"{r.stream}: {n}" for r in results for n in (*r.notes, *r.cold_start_notes)]
+    if notes:
+        L.append("")
+        L.append("### Notes")
+        L.append("")
+        L.extend(f"- {n}" for n in notes)
+    L.append("")
+    L.append("### Definitions")
+    L.append("")
+    L.append("- Streams: `benchmarks/streams.py` (seeded, 8 numeric + 3 categorical features of unequal importance; "
+             "oracle cost = Bayes scorer of the new regime minus the pre-change Bayes scorer, on post-change rows). "
+             "Measured cost = mean of q[t-1][t] - q[c-1][t] over the 4 weeks starting max(window, ramp) weeks after the change.")
+    L.append("- q[s][t] = ROC AUC on week t of the model trained at the end of week s; best available = max over s < t. "
+             "The optimum is a dynamic programme over retrain weeks (`benchmarks/optimum.py`).")
+    L.append("- Retrain cost ratios 0.0025 / 0.01 / 0.04 metric-weeks: cheap unattended retrain / retrain with a "
+             "reviewed report / expensive job with sign-off.")
+    L.append("- Stationary decision week: no change (nor the cold start) in the preceding 2 x window weeks.")
+    L.append("- Unassessed: assess raised or had no usable signal. Stuck: a retrain was wanted but no challenger "
+             "could be trained, or still no champion after the baselines had one.")
+    return "\n".join(L) + "\n"
