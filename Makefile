@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := False
 # Airflow metadata DB of the embedded stack: sqlite (zero setup) or postgres (127.0.0.1:5432).
 DB     ?= sqlite
 
-.PHONY: install run up stop status add-model test test-unit bench lock compose-check clean
+.PHONY: install run up stop status add-model test browser test-unit bench lock compose-check clean
 
 install: $(STAMP)
 
@@ -47,8 +47,14 @@ stop:                 ## stop every process the stack started
 status:
 	@$(BIN)/python scripts/stack.py status
 
-test: install         ## the whole suite: unit, plugins, dags, infra, e2e
+test: install browser ## the whole suite: unit, plugins, dags, infra, e2e (incl. the browser test)
 	$(BIN)/python -m pytest -q
+
+# The browser test drives Debian's Chromium (Playwright's own download is not reachable here).
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } ; } \
+	  || echo "chromium could not be installed: the browser test will skip and say why"
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
