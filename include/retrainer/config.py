@@ -197,7 +197,7 @@ class GateSpec(_Strict):
     #: Performance decay must exceed this drop of the primary metric (in metric units).
     min_decay: float = Field(0.0, ge=0)
     #: A champion this old (weeks since the end of its training window) is retrained anyway.
-    max_champion_age_weeks: int | None = Field(8, ge=1, le=520)
+    max_champion_age_weeks: int | None = Field(4, ge=1, le=520)
     #: Cost of one retrain in metric-weeks (e.g. 0.01 = one week at 0.01 lower AUC); enables the
     #: cost rule: retrain when the measured drop times ``cost_horizon_weeks`` exceeds it.
     retrain_cost: float | None = Field(None, gt=0)
@@ -266,9 +266,11 @@ class ComparisonSpec(_Strict):
     min_improvement: float = Field(0.0, ge=0)
     #: One-sided level of the paired test of the primary metric and of the McNemar guard.
     alpha: float = Field(0.05, gt=0, lt=0.5)
-    #: non_inferiority (default): promote the fresher model unless the lower confidence bound of
-    #: challenger - champion is below -non_inferiority_margin.
-    policy: Literal["superiority", "non_inferiority", "expected_gain"] = "non_inferiority"
+    #: expected_gain (default): promote when the paired estimate of challenger - champion is at
+    #: least min_improvement (the replay benchmark's best policy, docs/benchmarks.md);
+    #: non_inferiority: the lower confidence bound must be above -non_inferiority_margin;
+    #: superiority: the lower confidence bound must be above min_improvement.
+    policy: Literal["superiority", "non_inferiority", "expected_gain"] = "expected_gain"
     non_inferiority_margin: float = Field(0.01, ge=0)
     #: McNemar on per-row correctness, exact binomial for every b+c; "midp" is less conservative.
     mcnemar_method: Literal["exact", "midp"] = "midp"

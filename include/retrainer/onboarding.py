@@ -478,7 +478,7 @@ drift:
   gate:
     rule: any                     # retrain when any signal fires (data drift, prediction drift, performance decay, age)
     min_importance_share: 0.2     # data drift counts when drifted features carry >= 20% of the importance
-    max_champion_age_weeks: 8     # refresh an older champion even without drift
+    max_champion_age_weeks: 4     # refresh an older champion even without drift
 
 training:
   estimator: sklearn.ensemble.HistGradientBoostingClassifier
@@ -490,7 +490,7 @@ training:
 comparison:
   primary_metric: {metric}{'            # binary target' if inf.is_binary else '           # more than two classes'}
   floor: null                     # set a minimum {metric} once you know what good looks like
-  policy: non_inferiority         # promote the fresher model unless it is demonstrably worse
-  non_inferiority_margin: 0.01    # ... i.e. its lower confidence bound is more than 0.01 below the champion
+  policy: expected_gain           # promote when the challenger is expected to serve at least as well
+  min_improvement: 0.0            # (stricter: non_inferiority with a margin, or superiority)
   alpha: 0.05
 """

@@ -119,13 +119,13 @@ def test_shipped_churn_spec_parses_into_typed_fields() -> None:
     assert spec.suite_path.resolve() == CHURN_SUITE.resolve()
     assert spec.drift.gate.min_importance_share == 0.2
     assert spec.drift.gate.critical_features == ["monthly_charges"]
-    assert spec.drift.gate.max_champion_age_weeks == 8
+    assert spec.drift.gate.max_champion_age_weeks == 4
     assert spec.training.estimator == "sklearn.ensemble.HistGradientBoostingClassifier"
     assert spec.training.params == {"max_iter": 150, "learning_rate": 0.1, "random_state": 0}
     assert spec.comparison.primary_metric == "roc_auc"
     assert spec.comparison.floor == pytest.approx(0.70)
-    assert spec.comparison.policy == "non_inferiority"
-    assert spec.comparison.non_inferiority_margin == pytest.approx(0.01)
+    assert spec.comparison.policy == "expected_gain"
+    assert spec.comparison.min_improvement == pytest.approx(0.0)
 
 
 def test_shipped_models_folder_loads_without_errors(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,7 +182,7 @@ def test_minimal_spec_gets_documented_defaults(workspace: Path) -> None:
     assert (spec.drift.gate.data_drift, spec.drift.gate.prediction_drift, spec.drift.gate.performance_decay) == (
         True, True, True)
     assert spec.drift.gate.min_importance_share == 0.2
-    assert spec.drift.gate.max_champion_age_weeks == 8
+    assert spec.drift.gate.max_champion_age_weeks == 4
     assert spec.drift.gate.retrain_cost is None
     assert spec.drift.gate.critical_features == []
     assert spec.training.max_window_weeks is None
@@ -194,7 +194,7 @@ def test_minimal_spec_gets_documented_defaults(workspace: Path) -> None:
     assert spec.comparison.primary_metric == "roc_auc"
     assert spec.comparison.floor is None
     assert (spec.comparison.min_improvement, spec.comparison.alpha) == (0.0, 0.05)
-    assert spec.comparison.policy == "non_inferiority"
+    assert spec.comparison.policy == "expected_gain"
     assert spec.comparison.mcnemar_method == "midp"
 
 
