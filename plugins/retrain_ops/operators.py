@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseBranchOperator, BaseOperator, BaseSensorOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.retrainer.logs import run_logged
 from retrain_ops.links import (
@@ -105,6 +105,8 @@ class RetrainBaseOperator(BaseOperator):
         ctx = run_context(context, self.spec.schedule)
         try:
             return run_logged(self.log, self.task_id, ctx, self.run_step, context, ctx)
+        except AirflowSkipException:
+            raise
         except Exception as exc:
             self._record_failure(ctx, exc)
             if _is_permanent(exc):
@@ -244,8 +246,8 @@ class PromotionBranchOperator(BaseBranchOperator):
 
     def choose_branch(self, context: Context) -> str | Iterable[str]:
         comparison = context["ti"].xcom_pull(task_ids=self.compare_task_id) or {}
-        if comparison.get("decision") == "skip":  # nothing was trained (insufficient data)
-            return []
+        if comparison.get("decision") == "skip":  # nothing was trained: reject_challenger skips itself
+            return self.reject_task_id
         return self.promote_task_id if comparison.get("decision") == "promote" else self.reject_task_id
 
 
@@ -273,6 +275,9 @@ class ChallengerRejectOperator(RetrainBaseOperator):
         from include.retrainer import steps
 
         comparison = self.upstream_result(context, "compare_models")
+        if comparison is not None and comparison.get("challenger_version") is None:
+            # Nothing was trained (e.g. insufficient data): nothing to reject; the summary says why.
+            raise AirflowSkipException("no challenger: " + "; ".join(comparison.get("reasons", [])))
         return steps.reject_challenger(self.tracking_uri(), self.spec, ctx, comparison)
 
 
