@@ -68,13 +68,8 @@ COST_HORIZON_WEEKS = 4
 
 
 def load_loop() -> tuple[Any, str]:
-    """The lead's ``include.retrainer.loop`` if present, else the interim stand-in (named)."""
-    try:
-        return importlib.import_module("include.retrainer.loop"), "include.retrainer.loop"
-    except ModuleNotFoundError as exc:
-        if exc.name != "include.retrainer.loop":
-            raise
-        return importlib.import_module("benchmarks._interim_loop"), "benchmarks._interim_loop (interim)"
+    """The product's decision loop, ``include.retrainer.loop``, and its name for the report."""
+    return importlib.import_module("include.retrainer.loop"), "include.retrainer.loop"
 
 
 # ------------------------------------------------------------------------------- scoring

@@ -296,14 +296,13 @@ def _week_rows(design: StreamDesign, week: int) -> np.ndarray:
     return rng.multinomial(design.rows_per_week, _WEEKDAY_WEIGHTS / _WEEKDAY_WEIGHTS.sum())
 
 
-def make_spec(name: str, multiclass: bool = False, rows_per_week: int = 1000) -> dict:
+def make_spec(name: str) -> dict:
     """The model YAML (as a dict) for a benchmark stream, using the product's defaults.
 
     Only what a user must state is set: columns, the estimator's size (modest, so the
     benchmark stays fast), the 4-week window with a 2-day holdout and the primary metric.
     Drift, gate and comparison settings are the schema defaults, i.e. what "ours" ships.
     """
-    del multiclass, rows_per_week  # same spec shape for every stream; kept for callers' clarity
     return {
         "name": f"bench_{name}",
         "description": f"policy replay benchmark stream '{name}'",
@@ -344,7 +343,7 @@ def make_stream(design: StreamDesign) -> Stream:
         start=design.start,
         frames=tuple(frames),
         changes=tuple(changes),
-        spec=make_spec(design.name, design.multiclass, design.rows_per_week),
+        spec=make_spec(design.name),
         classes=classes,
         rows_per_week=design.rows_per_week,
         multiclass=design.multiclass,
