@@ -234,10 +234,11 @@ def _unassessed(outcome: Any) -> str | None:
 def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last: int) -> list[WeekRecord]:
     records: list[WeekRecord] = []
     champion, champ_week = None, None
+    since = None  # the latest rejected challenger, newer than the champion (as the DAG tracks it)
     for t in range(last + 1):
         before = champ_week
         try:
-            outcome = loop.assess(spec, champion, stream.frames[t], stream.interval_end(t))
+            outcome = loop.assess(spec, champion, stream.frames[t], stream.interval_end(t), since=since)
         except Exception as exc:  # noqa: BLE001 - counted as an unassessed week, with the error
             records.append(WeekRecord(t, before, before, False, False, "unassessed", f"assess raised {exc!r}"))
             continue
@@ -252,7 +253,9 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
             continue
         judgement = loop.judge(spec, champion, challenger)
         if judgement.promote:
-            champion, champ_week = challenger, t
+            champion, champ_week, since = challenger, t, None
+        elif champion is not None:
+            since = challenger
         status = "ok" if before is not None else "cold_start"
         records.append(WeekRecord(t, before, champ_week, before is not None, bool(judgement.promote), status,
                                   f"{outcome.reason} | " + "; ".join(map(str, judgement.reasons))))

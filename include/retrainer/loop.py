@@ -72,6 +72,8 @@ class GateOutcome:
     signals: tuple[dict, ...] = ()
     drift_report: dict | None = None
     rule: str = "any"
+    #: What the batch was compared with (the champion's data, or a later rejected challenger's).
+    reference: str = "the champion's training data"
 
     def to_dict(self) -> dict:
         return {
@@ -79,6 +81,7 @@ class GateOutcome:
             "reason": self.reason,
             "code": self.code,
             "rule": self.rule,
+            "reference": self.reference,
             "signals": [dict(s) for s in self.signals],
         }
 
@@ -257,11 +260,33 @@ def _scores(model: Any, frame: Any, spec: ModelSpec) -> Any:
 
 
 def assess(
-    spec: ModelSpec, champion: ModelState | None, batch: Any, interval_end: dt.datetime
+    spec: ModelSpec, champion: ModelState | None, batch: Any, interval_end: dt.datetime,
+    since: ModelState | None = None,
 ) -> GateOutcome:
-    """Should the champion be retrained on this batch? Every signal is computed and reported."""
+    """Should the champion be retrained on this batch? Every signal is computed and reported.
+
+    ``since``: the latest challenger trained after the champion and REJECTED. Retraining was
+    tried on that data and did not help, so the question becomes "has anything changed since
+    then?": data drift is measured against that challenger's training rows, prediction drift
+    and performance decay against the champion's scores and metric on that challenger's
+    held-out rows. Without this the gate would fire every week on the same, already-judged
+    shift and retrain in vain (measured by the replay benchmark). Age still counts from the
+    champion's own training.
+    """
     if champion is None:
         return GateOutcome(True, f"cold start: model '{spec.name}' has no champion yet", "cold_start")
+    reference_note = "the champion's training data"
+    if since is not None and since.trained_through > champion.trained_through and since.train is not None:
+        try:
+            rebased = baseline_estimate(champion.model, since.holdout, spec)
+        except ValueError:  # e.g. one class in those rows: keep the champion's own baseline
+            rebased = champion.baseline
+        champion = ModelState(
+            model=champion.model, train=since.train, holdout=since.holdout,
+            trained_through=champion.trained_through, baseline=rebased, importance=champion.importance,
+        )
+        reference_note = (f"the data of the challenger rejected for the week ending "
+                          f"{since.trained_through.date().isoformat()}")
     from include.retrainer import gate
     from include.retrainer.compare import greater_is_better
     from include.retrainer.drift import detect_drift
@@ -327,6 +352,7 @@ def assess(
         signals=tuple(s.to_dict() for s in signals),
         drift_report=report_dict,
         rule=g.rule,
+        reference=reference_note,
     )
 
 

@@ -287,6 +287,33 @@ def load_champion_state(store: ObjectStore, tracking_uri: str, spec: ModelSpec, 
     return state, None
 
 
+def load_rejected_since(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, champion: Any,
+                        state: Any) -> Any:
+    """The latest challenger rejected after the champion and before this interval, if any.
+
+    Retraining on that data was tried and did not help, so the gate measures change since then
+    (see ``loop.assess``). Found through the ``challenger`` alias, which stays on a rejected
+    version; only a version trained on an interval ending after the champion's and before this
+    run's counts, so re-runs and backfills of older weeks decide as before.
+    """
+    from include.retrainer import loop, registry
+
+    client = registry.client_for(tracking_uri)
+    candidate = registry.get_alias(client, spec.name, registry.CHALLENGER)
+    if candidate is None or candidate.version == champion.version or candidate.tag("decision") != "rejected":
+        return None
+    end = _interval_end(candidate)
+    if end is None or not (state.trained_through < end < ctx.interval_end):
+        return None
+    train_uri, holdout_uri = candidate.tag("train_data_uri"), candidate.tag("holdout_uri")
+    if not train_uri or not holdout_uri or not store.exists(train_uri) or not store.exists(holdout_uri):
+        return None
+    log.info("challenger v%s (data to %s) was rejected: the gate measures change since its data",
+             candidate.version, end.date().isoformat())
+    return loop.ModelState(model=None, train=store.read_parquet(train_uri), holdout=store.read_parquet(holdout_uri),
+                           trained_through=end, baseline={}, importance={})
+
+
 def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, batch_uri: str) -> dict:
     """Assess the champion on the batch: every gate signal, and whether to retrain."""
     from include.retrainer import loop, registry
@@ -314,7 +341,8 @@ def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: Ru
         store.put_json(paths.drift, report)
         return {**base, **report, "cold_start": False, "drifted": []}
     batch = store.read_parquet(batch_uri)
-    outcome = loop.assess(spec, state, batch, ctx.interval_end)
+    since = load_rejected_since(store, tracking_uri, spec, ctx, champion, state)
+    outcome = loop.assess(spec, state, batch, ctx.interval_end, since=since)
     drift_report = outcome.drift_report or {}
     out = {
         "gate": outcome.retrain,
@@ -327,6 +355,7 @@ def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: Ru
         "drifted": drift_report.get("drifted", []),
         "importance": state.importance,
         "reference_uri": champion.tag("train_data_uri"),
+        "reference": outcome.reference,
         "reference_version": champion.version,
         "reference_rows": int(len(state.train)),
         "batch_rows": int(len(batch)),
@@ -813,6 +842,7 @@ def build_summary(
             "rule": drift.get("rule"),
             "signals": drift.get("signals", []),
             "champion_age_weeks": drift.get("champion_age_weeks"),
+            "reference": drift.get("reference"),
             "importance": drift.get("importance", {}),
             "features": drift.get("features", {}),
             "report_uri": drift.get("report_uri"),
@@ -888,7 +918,9 @@ def summarize_run(
                                          "data_docs_uri": f"{paths.data_docs}/index.html"}
     if results.get("detect_drift") is not None:
         report = store.get_json_or_none(paths.drift) or {}
-        results["detect_drift"] = {**results["detect_drift"], "features": report.get("features", {})}
+        results["detect_drift"] = {**results["detect_drift"], **{
+            k: report[k] for k in ("features", "signals", "rule", "champion_age_weeks", "importance", "reference")
+            if k in report}}
     champion_after = None
     if tracking_uri:
         try:

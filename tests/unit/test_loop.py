@@ -219,3 +219,18 @@ def test_cost_rule_retrains_only_when_the_expected_loss_exceeds_the_cost():
     # although data drift fired (reported as advice).
     if cost["status"] == "quiet":
         assert not calm.retrain and "advisory" in calm.reason
+
+
+def test_after_a_rejection_the_gate_asks_what_changed_since(trained):
+    """The same shift that was already tried (challenger rejected) does not retrain again."""
+    spec, champion, end = trained
+    shifted = frame(14, 300, seed=21, start=end, shift=0.5)
+    week_end = end + dt.timedelta(days=14)
+    rejected = loop.build_challenger(spec, shifted, week_end)
+    batch = frame(7, 300, seed=22, start=week_end, shift=0.5)
+    plain = loop.assess(spec, champion, batch, week_end + dt.timedelta(days=7))
+    assert plain.retrain and signal(plain, "data_drift")["status"] == "fired"
+    rebased = loop.assess(spec, champion, batch, week_end + dt.timedelta(days=7), since=rejected)
+    assert signal(rebased, "data_drift")["status"] == "quiet", rebased.signals
+    assert "rejected" in rebased.reference
+    assert not rebased.retrain, rebased.reason
