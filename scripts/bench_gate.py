@@ -178,5 +178,10 @@ def main() -> None:
             json.dump(result, fh, indent=2)
 
 
+
+def markdown(result: dict[str, Any]) -> str:
+    """The tables for docs/benchmarks.md (``scripts/bench.py``'s gate section)."""
+    return "```\n" + format_tables(result) + "\n```\n"
+
 if __name__ == "__main__":
     main()

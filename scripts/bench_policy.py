@@ -39,6 +39,11 @@ def run(quick: bool = False) -> dict:
     return fig
 
 
+def markdown(fig: dict) -> str:
+    """The report for docs/benchmarks.md (``scripts/bench.py``'s policy section)."""
+    return render_markdown(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="4 shorter streams (~2 minutes)")
