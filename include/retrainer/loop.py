@@ -226,9 +226,10 @@ def fit_challenger(spec: ModelSpec, train: Any, holdout: Any, info: dict, interv
     try:
         model = training.fit_pipeline(spec, train)
     except training.TrainingError as exc:
-        # Too few rows or a single class is a property of the data, not of the code: a
-        # named "insufficient data" outcome that later weeks (more data) can resolve.
-        if "rows" in str(exc) or "single class" in str(exc):
+        # Too few rows is a property of the week that later weeks (more data) resolve: a named
+        # "insufficient data" outcome. A single class in a whole training window is a data
+        # problem someone must look at (e.g. a broken labelling job): the run fails, clearly.
+        if "rows" in str(exc):
             raise InsufficientData(str(exc)) from None
         raise
     return ModelState(

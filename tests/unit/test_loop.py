@@ -93,12 +93,16 @@ def test_importance_shares_single_out_the_feature_that_matters():
     assert base["n"] == len(state.holdout)
 
 
-def test_single_class_window_is_insufficient_data_not_a_crash():
+def test_single_class_window_is_a_clear_permanent_training_error():
+    from include.retrainer.errors import PermanentError
+    from include.retrainer.training import TrainingError
+
     spec = spec_for()
     window = frame(14, 40)
     window["y"] = 1
-    with pytest.raises(loop.InsufficientData, match="single class"):
+    with pytest.raises(TrainingError, match="single class") as err:
         loop.build_challenger(spec, window, START + dt.timedelta(days=14))
+    assert isinstance(err.value, PermanentError) and not isinstance(err.value, loop.InsufficientData)
 
 
 def test_cold_start_retrains_and_judge_promotes_on_the_floor_alone():
