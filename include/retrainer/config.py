@@ -292,7 +292,7 @@ class LineageSpec(_Strict):
     """Where the training data is versioned with DVC."""
 
     #: This model's DVC remote (bucket or s3://bucket/prefix), used as given. Unset: the artifacts
-    #: connection's extra ``dvc_remote`` or env ``RETRAIN_DVC_REMOTE`` (+ /<model>), else s3://dvc-store/<model>.
+    #: connection's extra ``dvc_remote`` or env ``RETRAIN_DVC_REMOTE`` (+ /<model>), else lineage.DEFAULT_DVC_BUCKET.
     dvc_remote: str | None = None
 
 

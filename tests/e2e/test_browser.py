@@ -194,8 +194,10 @@ def test_a_user_triggers_the_dag_sees_the_outcome_and_follows_a_link(stack, brow
     _, tis = _api(base, f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", token)
     states = {t["task_id"]: t["state"] for t in tis["task_instances"]}
     assert states["mark_promoted"] == "success" and states["mark_rejected"] == "skipped"
-    browser.get(f"{base}/dags/{DAG_ID}/grid")
-    _wait(browser, lambda d: "mark_promoted" in _visible_text(d), 90, "the outcome rows in the grid", shots)
+    # The outcome row's own page (the grid's row links there): its name says the outcome.
+    browser.get(f"{base}/dags/{DAG_ID}/runs/{run_id}/tasks/mark_promoted")
+    _wait(browser, lambda d: "mark_promoted" in _visible_text(d) and "success" in _visible_text(d).lower(), 90,
+          "the outcome row mark_promoted", shots)
 
     # Follow the summarize task's extra link to the champion version in MLflow.
     browser.get(f"{base}/dags/{DAG_ID}/runs/{run_id}/tasks/summarize_run")
