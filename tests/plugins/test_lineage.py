@@ -254,6 +254,7 @@ def test_cli_reproduces_model_version_training_data(moto_server, s3, mlflow_serv
     exp = client.create_experiment(f"exp_{name}")
     run = client.create_run(exp, tags={**tags, "retrain.config_hash": "cfg-on-run"})
     client.set_terminated(run.info.run_id)
+    capsys.readouterr()  # MLflow prints "View run ... at <url>" on ending a run: not the command's output
     on_run = client.create_model_version(name, source=f"s3://mlflow-artifacts/{name}/model3", run_id=run.info.run_id,
                                          tags={"retrain.validated": "true"})
     assert "retrain.dvc_md5" not in client.get_model_version(name, str(on_run.version)).tags
