@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Reproduce a model version's exact training data, byte for byte, from the DVC remote.
 
-The training task versions every training set with DVC and tags the model version with
-``retrain.dvc_md5`` / ``retrain.dvc_remote`` (plus ``retrain.train_data_uri`` and
-``retrain.train_data_etag``, the run's own copy). This command reads those tags from the
-MLflow registry, pulls the bytes for that md5 from the DVC remote, verifies the md5,
+The training task versions every training set with DVC and tags the MLflow run that logged
+the model version with ``retrain.dvc_md5`` / ``retrain.dvc_remote`` (plus
+``retrain.train_data_uri`` and ``retrain.train_data_etag``, the run's own copy; versions
+registered before these moved to the run carry them as version tags). This command reads
+those tags (version first, then its run), pulls the bytes for that md5 from the DVC remote, verifies the md5,
 writes the file and reports whether the run's own copy in S3 (if it is still there)
 is still the same data.
 
@@ -154,11 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     if version is None:
         print(f"error: model '{args.model}' has no version or alias '{args.version}' at {args.tracking_uri}", file=sys.stderr)
         return 2
-    md5, remote = version.tag("dvc_md5"), version.tag("dvc_remote")
+    md5, remote = version.lineage_tag(client, "dvc_md5"), version.lineage_tag(client, "dvc_remote")
     if not md5 or not remote:
         print(
             f"error: {args.model} v{version.version} carries no DVC lineage "
-            f"(tags {registry.TAG}dvc_md5={md5!r}, {registry.TAG}dvc_remote={remote!r}); "
+            f"(tags {registry.TAG}dvc_md5={md5!r}, {registry.TAG}dvc_remote={remote!r} on the version and its run "
+            f"{version.run_id}); "
             "it was registered before training data was versioned with DVC",
             file=sys.stderr,
         )
@@ -179,15 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    tracked_name = Path(version.tag("dvc_path") or "train.parquet").name
+    tracked_name = Path(version.lineage_tag(client, "dvc_path") or "train.parquet").name
     out = Path(args.out) if args.out else default_output_dir() / f"{args.model}_v{version.version}_{tracked_name}"
     write_atomically(out, data)
     sha256 = hashlib.sha256(data).hexdigest()
-    recorded_etag = (version.tag("train_data_etag") or "").strip('"') or None
+    recorded_etag = (version.lineage_tag(client, "train_data_etag") or "").strip('"') or None
     # A single-part upload's ETag is the MD5 of the object: a direct check that these are
     # the bytes the training task wrote (multipart ETags contain '-' and cannot be compared).
     etag_check = None if not recorded_etag or "-" in recorded_etag else recorded_etag == md5
-    current = compare_with_current(endpoint, args.region, version.tag("train_data_uri"), sha256)
+    current = compare_with_current(endpoint, args.region, version.lineage_tag(client, "train_data_uri"), sha256)
     report = {
         "model": args.model,
         "version": version.version,
@@ -197,13 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         "sha256": sha256,
         "dvc_remote": remote,
         "dvc_object": lineage.object_url(remote, md5),
-        "train_data_uri": version.tag("train_data_uri"),
+        "train_data_uri": version.lineage_tag(client, "train_data_uri"),
         "train_data_etag": recorded_etag,
         "recorded_etag_matches": etag_check,
         "current_object": current["status"],
         "current_object_detail": current["detail"],
-        "code_version": version.tag("code_version"),
-        "config_hash": version.tag("config_hash"),
+        "code_version": version.lineage_tag(client, "code_version"),
+        "config_hash": version.lineage_tag(client, "config_hash"),
     }
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))

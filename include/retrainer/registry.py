@@ -14,12 +14,23 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG = "retrain."  # prefix of every tag we write
+
+#: Training tags (``retrain.<key>``) that stay on the model version: what people filter the
+#: registry's version list on, what ``find_versions`` looks up (idempotency) and what rollback
+#: checks (``validated``). The other training tags (data URIs and ETags, DVC object, config
+#: hash, code version, row and partition counts) go on the MLflow run only: read them with
+#: :meth:`VersionInfo.lineage_tag`. Promotion, rejection and rollback add their state tags
+#: (``decision``, ``replaced_version``, ``promoted_at``, fencing tokens, ...) to the version later.
+VERSION_TAG_KEYS = frozenset({
+    "dag_run_id", "data_interval_start", "data_interval_end", "validated", "idempotency_key", "lineage_uri",
+    "forced_by_run",
+})
 
 # Types our pipelines are built from; skops refuses to load anything not listed at save time.
 _TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
@@ -184,8 +195,41 @@ class VersionInfo:
     def model_uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
 
+    #: The producing run's tags, read once per VersionInfo by :meth:`lineage_tag` (so a call
+    #: site reading several keys of one version asks the server once).
+    _run_tags: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+
     def tag(self, key: str, default: str | None = None) -> str | None:
+        """A ``retrain.<key>`` tag of the version itself (state tags: decision, aliases' history)."""
         return self.tags.get(TAG + key, default)
+
+    def lineage_tag(self, client: Any, key: str, default: str | None = None) -> str | None:
+        """``retrain.<key>`` from the version's tags, else from the tags of the run that logged it.
+
+        Versions carry only the few tags people filter on (:data:`VERSION_TAG_KEYS`); lineage
+        details (training data URI/ETag, DVC object, config hash, ...) live on the MLflow run.
+        Versions registered before that split still carry them: the version's tag wins. The run
+        is read once per ``VersionInfo``; a version without a run, or whose run is gone, gives
+        ``default``.
+        """
+        value = self.tags.get(TAG + key)
+        if value is not None:
+            return value
+        if self._run_tags is None:
+            self._run_tags = _run_tags_of(client, self.run_id)
+        return self._run_tags.get(TAG + key, default)
+
+
+@_reports_unavailable("reading a training run's tags")
+def _run_tags_of(client: Any, run_id: str | None) -> dict[str, str]:
+    if not run_id:
+        return {}
+    try:
+        return dict(client.get_run(run_id).data.tags or {})
+    except Exception as exc:
+        if _is_not_found(exc):  # run purged by `mlflow gc`: the lineage is simply unknown
+            return {}
+        raise
 
 
 @_reports_unavailable("reading an alias")
@@ -355,7 +399,8 @@ def log_and_register(
     existing = find_versions(client, name, idempotency_key=idempotency_key)
     if existing:
         return existing[0]
-    tags = {**version_tags, TAG + "idempotency_key": idempotency_key, TAG + "run_id": run_id}
+    # The version's own run_id field names the run (and its lineage tags): no copy as a tag.
+    tags = {**version_tags, TAG + "idempotency_key": idempotency_key}
     mv = client.create_model_version(
         name, source=model_uri, run_id=run_id, tags=tags, description=description or None, model_id=model_id
     )
@@ -379,6 +424,13 @@ def load_model(tracking_uri: str, name: str, version: str) -> Any:
 def set_tags(client: Any, name: str, version: str, tags: dict[str, Any]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version), key, str(value)[:5000])
+
+
+@_reports_unavailable("tagging an MLflow run")
+def set_run_tags(client: Any, run_id: str, tags: dict[str, Any]) -> None:
+    """Tags on a (finished) run: where a version's details live (see VERSION_TAG_KEYS)."""
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value)[:5000])
 
 
 @_reports_unavailable("moving an alias")

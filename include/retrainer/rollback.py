@@ -8,7 +8,8 @@ tagged with what happened, and the move is appended to the champion history
 Which version?
 
 * an explicit ``target_version``: it must exist, carry ``retrain.validated=true`` (it was
-  trained on a batch that passed validation) and not already be the champion;
+  trained on a batch that passed validation; read from the version, else its training run)
+  and not already be the champion;
 * none: the version the current champion replaced (its ``retrain.replaced_version`` tag,
   written at promotion), else the previous champion in the recorded history.
 
@@ -74,10 +75,13 @@ def _check_target(client: Any, spec: ModelSpec, version: str, current: str, sour
     suffix = "" if source == "param" else f" (chosen from {source})"
     if target is None:
         raise RollbackError(f"version {version} of model '{spec.name}' does not exist{suffix}")
-    if (target.tags.get(VALIDATED_TAG) or "").lower() != "true":
+    # A training tag: on the version, or (for a version registered by hand from one of our
+    # training runs) on its run; the version's own tag wins.
+    validated = target.lineage_tag(client, VALIDATED_TAG[len(registry.TAG):])
+    if (validated or "").lower() != "true":
         raise RollbackError(
             f"version {version} of model '{spec.name}' was never validated (tag {VALIDATED_TAG} is "
-            f"{target.tags.get(VALIDATED_TAG)!r}, expected 'true'){suffix}; refusing to make it champion"
+            f"{validated!r} on the version and its run, expected 'true'){suffix}; refusing to make it champion"
         )
     if version == current:
         raise RollbackError(f"version {version} is already the champion of model '{spec.name}'; nothing to roll back")

@@ -246,30 +246,35 @@ def quarantine_failing_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext
 # --------------------------------------------------------------------------------------
 # drift
 # --------------------------------------------------------------------------------------
-def load_champion_state(store: ObjectStore, tracking_uri: str, spec: ModelSpec, champion: Any) -> tuple[Any, str | None]:
+def load_champion_state(
+    store: ObjectStore, tracking_uri: str, spec: ModelSpec, champion: Any, client: Any | None = None
+) -> tuple[Any, str | None]:
     """The champion as the decision loop sees it (model, training rows, held-out rows, card).
 
     Returns ``(state, None)`` or ``(None, why)`` when its lineage cannot be read (then the
     gate retrains to re-establish it). Champions registered before the model card existed get
-    their baseline measured now on their held-out rows and equal feature weights.
+    their baseline measured now on their held-out rows and equal feature weights. The lineage
+    tags are read from the version, else from its MLflow run (``VersionInfo.lineage_tag``).
     """
     from include.retrainer import loop, registry
 
+    client = client if client is not None else registry.client_for(tracking_uri)
     feats = spec.features
-    reference_uri = champion.tag("train_data_uri")
-    holdout_uri = champion.tag("holdout_uri")
+    reference_uri = champion.lineage_tag(client, "train_data_uri")
+    holdout_uri = champion.lineage_tag(client, "holdout_uri")
     missing = [name for name, uri in (("train_data_uri", reference_uri), ("holdout_uri", holdout_uri))
                if not uri or not store.exists(uri)]
     if missing:
         return None, (
             f"no reference data: champion v{champion.version} has no readable training-data lineage "
-            f"(tag(s) {', '.join(registry.TAG + m for m in missing)}); retraining to re-establish lineage"
+            f"(tag(s) {', '.join(registry.TAG + m for m in missing)} on the version or its run {champion.run_id}); "
+            "retraining to re-establish lineage"
         )
     columns = [*feats.feature_columns, feats.target, PARTITION_COLUMN]
     reference = store.read_parquet(reference_uri)
     holdout = store.read_parquet(holdout_uri)
     model = registry.load_model(tracking_uri, spec.name, champion.version)
-    card_uri = champion.tag("model_card_uri")
+    card_uri = champion.lineage_tag(client, "model_card_uri")
     card = store.get_json_or_none(card_uri) if card_uri else None
     if card is None:
         log.info("champion v%s has no model card: measuring its baseline now, equal feature weights",
@@ -305,7 +310,7 @@ def load_rejected_since(store: ObjectStore, tracking_uri: str, spec: ModelSpec, 
     end = _interval_end(candidate)
     if end is None or not (state.trained_through < end < ctx.interval_end):
         return None
-    train_uri, holdout_uri = candidate.tag("train_data_uri"), candidate.tag("holdout_uri")
+    train_uri, holdout_uri = candidate.lineage_tag(client, "train_data_uri"), candidate.lineage_tag(client, "holdout_uri")
     if not train_uri or not holdout_uri or not store.exists(train_uri) or not store.exists(holdout_uri):
         return None
     log.info("challenger v%s (data to %s) was rejected: the gate measures change since its data",
@@ -335,7 +340,7 @@ def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: Ru
         store.put_json(paths.drift, report)
         log.info("gate: %s", outcome.reason)
         return {**base, **report, "cold_start": True, "drifted": []}
-    state, why_not = load_champion_state(store, tracking_uri, spec, champion)
+    state, why_not = load_champion_state(store, tracking_uri, spec, champion, client)
     if state is None:
         report = {"gate": True, "reason": why_not, "code": "no_lineage", "signals": [], "features": {}}
         store.put_json(paths.drift, report)
@@ -354,7 +359,7 @@ def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: Ru
         "features": drift_report.get("features", {}),
         "drifted": drift_report.get("drifted", []),
         "importance": state.importance,
-        "reference_uri": champion.tag("train_data_uri"),
+        "reference_uri": champion.lineage_tag(client, "train_data_uri"),  # cached: no second read
         "reference": outcome.reference,
         "reference_version": champion.version,
         "reference_rows": int(len(state.train)),
@@ -474,7 +479,9 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
             "classes": [str(c) for c in state.classes],
         }
         store.put_json(paths.model_card, card)
-        version_tags = {
+        # Every lineage tag goes on the MLflow run; the version keeps the few people filter on
+        # (registry.VERSION_TAG_KEYS). Readers use VersionInfo.lineage_tag (version, then run).
+        training_tags = {
             registry.TAG + "model": spec.name,
             registry.TAG + "dag_id": ctx.dag_id,
             registry.TAG + "dag_run_id": ctx.run_id,
@@ -514,8 +521,8 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
                 "holdout_rows": len(holdout),
             },
             metrics={f"holdout_{k}": v for k, v in metrics.items()},
-            run_tags={**version_tags},
-            version_tags=version_tags,
+            run_tags=training_tags,
+            version_tags={k: v for k, v in training_tags.items() if k[len(registry.TAG):] in registry.VERSION_TAG_KEYS},
             artifacts={"lineage.json": json_safe(lineage), "model_card.json": json_safe(card)},
             idempotency_key=key,
             description=spec.description,
@@ -693,9 +700,9 @@ def promote_challenger(
         now = dt.datetime.now(dt.timezone.utc).isoformat()
         reasons = list(comparison.get("reasons", []))
         fence = lease.ensure_held()  # LeaseLost (retryable) before any tag if the lease was taken over
+        _record_reasons(client, spec, challenger_v, "promoted", reasons)
         registry.set_tags(client, spec.name, challenger_v, {
             registry.TAG + "decision": "promoted",
-            registry.TAG + "decision_reasons": "; ".join(reasons),
             registry.TAG + "promoted_at": now,
             registry.TAG + "promoted_by_run": ctx.run_id,
             registry.TAG + "replaced_version": current_v or "",
@@ -747,6 +754,19 @@ def _complete_promotion_records(store: ObjectStore, client: Any, spec: ModelSpec
         })
 
 
+def _record_reasons(client: Any, spec: ModelSpec, version: str, decision: str, reasons: list[str]) -> None:
+    """The comparison's reasons, on the challenger's MLflow run (the version's description,
+    written by the run story, says why in prose; the version keeps only ``retrain.decision``)."""
+    from include.retrainer import registry
+
+    info = registry.get_version(client, spec.name, version)
+    if info is None or not info.run_id:
+        log.warning("v%s of '%s' has no MLflow run: its %s reasons stay in the run summary only",
+                    version, spec.name, decision)
+        return
+    registry.set_run_tags(client, info.run_id, {registry.TAG + "decision_reasons": "; ".join(reasons)})
+
+
 def reject_challenger(tracking_uri: str, spec: ModelSpec, ctx: RunContext, comparison: dict, extra_reason: str | None = None) -> dict:
     """Tag the challenger with the rejection; the champion is untouched."""
     from include.retrainer import registry
@@ -754,9 +774,9 @@ def reject_challenger(tracking_uri: str, spec: ModelSpec, ctx: RunContext, compa
     client = registry.client_for(tracking_uri)
     challenger_v = str(comparison["challenger_version"])
     reasons = list(comparison.get("reasons", [])) + ([extra_reason] if extra_reason else [])
+    _record_reasons(client, spec, challenger_v, "rejected", reasons)
     registry.set_tags(client, spec.name, challenger_v, {
         registry.TAG + "decision": "rejected",
-        registry.TAG + "decision_reasons": "; ".join(reasons),
         registry.TAG + "rejected_by_run": ctx.run_id,
     })
     current = registry.get_alias(client, spec.name, registry.CHAMPION)

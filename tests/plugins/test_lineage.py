@@ -248,6 +248,24 @@ def test_cli_reproduces_model_version_training_data(moto_server, s3, mlflow_serv
     assert f"md5     {hashlib.md5(data).hexdigest()} (verified)" in text
     assert "current object at train_data_uri: different" in text
 
+    # Current layout: the lineage tags live on the MLflow run only (the version keeps a few);
+    # the command reads them through the version's run. The run's config hash differs from the
+    # old-style version's, so the report shows which tags were read.
+    exp = client.create_experiment(f"exp_{name}")
+    run = client.create_run(exp, tags={**tags, "retrain.config_hash": "cfg-on-run"})
+    client.set_terminated(run.info.run_id)
+    capsys.readouterr()  # MLflow prints "View run ... at <url>" on ending a run: not the command's output
+    on_run = client.create_model_version(name, source=f"s3://mlflow-artifacts/{name}/model3", run_id=run.info.run_id,
+                                         tags={"retrain.validated": "true"})
+    assert "retrain.dvc_md5" not in client.get_model_version(name, str(on_run.version)).tags
+    s3.put_object(Bucket="retrain-artifacts", Key=train_key, Body=data)  # the run's copy, unchanged again
+    run_out = tmp_path / "from_run.parquet"
+    assert cli.main(["--model", name, "--version", str(on_run.version), "--out", str(run_out), "--json", *common]) == 0
+    from_run = json.loads(capsys.readouterr().out)
+    assert run_out.read_bytes() == data
+    assert (from_run["md5"], from_run["train_data_uri"], from_run["config_hash"]) == (record.md5, train_uri, "cfg-on-run")
+    assert from_run["recorded_etag_matches"] is True and from_run["current_object"] == "identical"
+
     # Failure paths.
     assert cli.main(["--model", name, "--version", "2", "--out", str(tmp_path / "x"), *common]) == 2
     assert "carries no DVC lineage" in capsys.readouterr().err
