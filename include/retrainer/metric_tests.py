@@ -284,6 +284,17 @@ def _proba_matrix(
     return arr
 
 
+def _sorted_classes(yt: np.ndarray, classes: npt.ArrayLike | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(sorted classes, permutation sorting ``classes``; None when inferred from ``y_true``)."""
+    if classes is None:
+        return np.unique(yt), None
+    given = _labels(classes, "classes")
+    if np.unique(given).size != given.size:
+        raise ValueError(f"classes contains duplicates: {given.tolist()}")
+    order = np.argsort(given, kind="stable")
+    return given[order], order
+
+
 def _proba_classes(
     yt: np.ndarray, classes: npt.ArrayLike | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -291,14 +302,7 @@ def _proba_classes(
 
     Every label in ``y_true`` must be a class: the probability columns have to cover it.
     """
-    if classes is None:
-        cls, order = np.unique(yt), None
-    else:
-        given = _labels(classes, "classes")
-        if np.unique(given).size != given.size:
-            raise ValueError(f"classes contains duplicates: {given.tolist()}")
-        order = np.argsort(given, kind="stable")
-        cls = given[order]
+    cls, order = _sorted_classes(yt, classes)
     unknown = np.setdiff1d(np.unique(yt), cls)
     if unknown.size:
         raise ValueError(
@@ -315,14 +319,7 @@ def _align_unseen(
 
     Columns for labels the model never saw are 0.
     """
-    if classes is None:
-        cls, order = np.unique(yt), None
-    else:
-        given = _labels(classes, "classes")
-        if np.unique(given).size != given.size:
-            raise ValueError(f"classes contains duplicates: {given.tolist()}")
-        order = np.argsort(given, kind="stable")
-        cls = given[order]
+    cls, order = _sorted_classes(yt, classes)
     mat = _proba_matrix(proba, yt.size, cls, order, "proba")
     labels = np.union1d(cls, yt)
     out = np.zeros((yt.size, labels.size))
