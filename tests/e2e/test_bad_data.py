@@ -494,9 +494,12 @@ def test_rare_unseen_category_is_accepted_and_noted(world):
     start = wk(18)
     _mutate(lambda f, rng: _set(f, "region", _pick(f, rng, 0.005), "atlantis"))(world, start)
     out = world.run(start)
-    s = assert_proceeded(out)
+    # Accepted (validation passes, the run succeeds). Without effect-size floors a category the
+    # reference never had is a calibrated chi-square change, so the gate may retrain on it.
+    s = out.summary
+    assert out.state == "success", out.tasks
+    assert s["validation"]["success"] is True
     region = s["drift"]["features"]["region"]
-    assert region["drifted"] is False
     assert "1 category unseen in reference" in region["note"] and "'atlantis'" in region["note"], region
     assert region["effect"]["unseen_category_share"] == pytest.approx(2 / ROWS)  # 2 rows a day
     notes = validation_notes(world, out)
