@@ -118,12 +118,12 @@ class RetrainBaseOperator(BaseOperator):
 
     def _record_failure(self, ctx: Any, exc: BaseException) -> None:
         """Best effort: write what went wrong where the summary task will find it."""
-        from include.retrainer.steps import RunPaths
+        from include.retrainer.layout import RunLayout
 
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
         self.log.error("%s failed: %s", self.task_id, message)
         try:
-            paths = RunPaths(self.spec, ctx.interval_start, ctx.interval_end)
+            paths = RunLayout.of(self.spec, ctx.interval_start, ctx.interval_end)
             self.object_store().put_json(
                 paths.error(self.task_id),
                 {
@@ -327,7 +327,7 @@ class RunSummarizeOperator(RetrainBaseOperator):
 
     def _failed_tasks(self, context: Context, ctx: Any) -> dict[str, str]:
         """Upstream tasks that failed in this run, with their recorded error line."""
-        from include.retrainer.steps import RunPaths
+        from include.retrainer.layout import RunLayout
 
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ctx.dag_id, run_ids=[ctx.run_id]).get(ctx.run_id, {})
@@ -335,7 +335,7 @@ class RunSummarizeOperator(RetrainBaseOperator):
         hard_failed = [t for t in failed if states[t] == "failed"]
         out: dict[str, str] = {}
         store = self.object_store()
-        paths = RunPaths(self.spec, ctx.interval_start, ctx.interval_end)
+        paths = RunLayout.of(self.spec, ctx.interval_start, ctx.interval_end)
         for task_id in hard_failed:
             record = None
             try:
