@@ -87,13 +87,16 @@ def excluded_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> set[s
     return set(quarantined_days(store, spec)) if quarantine_policy(ctx) == "skip" else set()
 
 
-def fetch_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> dict:
-    """Read every daily partition of the interval and store the combined batch as Parquet."""
+def fetch_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, *, raw_store: ObjectStore | None = None) -> dict:
+    """Read every daily partition of the interval and store the combined batch as Parquet.
+
+    ``raw_store`` reads the raw partitions (the data connection) when it differs from
+    ``store``, which holds the artefacts."""
     from include.retrainer.fetch import read_partitions
 
     paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     skip = excluded_days(store, spec, ctx)
-    batch = read_partitions(store, spec.data, ctx.interval_start, ctx.interval_end, exclude_days=skip)
+    batch = read_partitions(raw_store or store, spec.data, ctx.interval_start, ctx.interval_end, exclude_days=skip)
     quarantined_skipped = sorted(d for d in skip if d in batch.days_missing)
     store.write_parquet(paths.batch, batch.frame)
     manifest = {
@@ -360,7 +363,9 @@ def decide_retrain(drift: dict, force_retrain: bool) -> tuple[bool, str]:
 # --------------------------------------------------------------------------------------
 # train
 # --------------------------------------------------------------------------------------
-def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext) -> dict:
+def train_challenger(
+    store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, *, raw_store: ObjectStore | None = None
+) -> dict:
     """Fit the estimator on the training window, log to MLflow, register a version, alias challenger."""
     from include.retrainer import lineage as dvc_lineage
     from include.retrainer import loop, registry
@@ -373,7 +378,7 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
         # labelling fix); retries of the same forced run still reuse theirs.
         key = hashlib.sha256(f"{key}|forced|{ctx.run_id}".encode()).hexdigest()[:24]
     try:
-        window, window_start, window_end, (train, holdout, evaluation) = _training_window(store, spec, ctx)
+        window, window_start, window_end, (train, holdout, evaluation) = _training_window(store, spec, ctx, raw_store or store)
     except loop.InsufficientData as exc:
         log.warning("not training: %s", exc)
         return {"challenger_version": None, "insufficient_data": True, "reason": f"insufficient data: {exc}"}
@@ -385,8 +390,8 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
     dvc_record = dvc_lineage.version_training_data(
         train_bytes,
         file_name="train.parquet",
-        remote_url=dvc_lineage.dvc_remote_for(spec, connection_remote=getattr(store, "dvc_remote", None)),
-        **dvc_lineage.s3_settings_from_client(store.client),
+        remote_url=dvc_lineage.dvc_remote_for(spec, connection_remote=store.dvc_remote),
+        **dvc_lineage.s3_settings_from_client(store.client, store.credentials),
     )
     partitions_digest = hashlib.sha256(
         json.dumps(sorted((f["uri"], f["etag"]) for f in window.files)).encode()
@@ -508,7 +513,9 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
     }
 
 
-def _training_window(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> tuple[Any, dt.datetime, dt.datetime, tuple]:
+def _training_window(
+    store: ObjectStore, spec: ModelSpec, ctx: RunContext, raw_store: ObjectStore
+) -> tuple[Any, dt.datetime, dt.datetime, tuple]:
     """Read the training window and split it; too few rows widens it a week at a time.
 
     Up to ``training.max_window_weeks`` (default: no widening). Raises ``loop.InsufficientData``
@@ -523,7 +530,7 @@ def _training_window(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> tu
     while True:
         window_start, window_end = training.training_window(ctx.interval_end, weeks)
         try:
-            window = read_partitions(store, spec.data, window_start, window_end, exclude_days=skip)
+            window = read_partitions(raw_store, spec.data, window_start, window_end, exclude_days=skip)
             return window, window_start, window_end, loop.select_holdout(window.frame, spec)
         except (loop.InsufficientData, NoPartitionsError) as exc:
             if weeks >= widest:

@@ -145,23 +145,7 @@ class PartitionFetchOperator(RetrainBaseOperator):
         from include.retrainer import steps
 
         # Raw data may live behind another connection than the artefacts.
-        return steps.fetch_batch(_TwoStores(self.data_store(), self.object_store()), self.spec, ctx)
-
-
-class _TwoStores:
-    """Reads raw partitions from the data connection, writes artefacts with the artefacts one."""
-
-    def __init__(self, data: Any, artifacts: Any) -> None:
-        self._data, self._artifacts = data, artifacts
-
-    def iter_objects(self, *a: Any, **kw: Any) -> Any:
-        return self._data.iter_objects(*a, **kw)
-
-    def get_bytes(self, uri: str) -> bytes:
-        return self._data.get_bytes(uri)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._artifacts, name)
+        return steps.fetch_batch(self.object_store(), self.spec, ctx, raw_store=self.data_store())
 
 
 class BatchValidateOperator(RetrainBaseOperator):
@@ -218,7 +202,7 @@ class ChallengerTrainOperator(RetrainBaseOperator):
         from include.retrainer import steps
 
         store = self.object_store()
-        return steps.train_challenger(_TwoStores(self.data_store(), store), self.tracking_uri(), self.spec, ctx)
+        return steps.train_challenger(store, self.tracking_uri(), self.spec, ctx, raw_store=self.data_store())
 
 
 class ModelCompareOperator(RetrainBaseOperator):
