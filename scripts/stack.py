@@ -272,7 +272,7 @@ def demo_weeks(now: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
 
 
 def seed_demo(endpoint: str, weeks: list[tuple[dt.datetime, dt.datetime]]) -> None:
-    from include.retrainer import demo_data
+    from include.demo import data as demo_data
 
     first = weeks[0][0].date()
     drift_start = weeks[min(DEMO_DRIFT_WEEK, len(weeks)) - 1][0].date()

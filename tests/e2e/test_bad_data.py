@@ -41,7 +41,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data
+from include.demo import data as demo_data
 from include.retrainer.layout import RunLayout
 from tests.e2e.conftest import DagRunner, week
 

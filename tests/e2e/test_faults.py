@@ -43,7 +43,8 @@ import yaml
 from mlflow import MlflowClient
 
 from include.retrainer.layout import RunLayout
-from include.retrainer import demo_data, history, registry, steps
+from include.demo import data as demo_data
+from include.retrainer import history, registry, steps
 from include.retrainer.config import ModelSpec, load_spec
 from include.retrainer.storage import ObjectStore, split_uri
 from retrain_ops.hooks import ObjectStoreHook

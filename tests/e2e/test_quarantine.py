@@ -12,7 +12,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data
+from include.demo import data as demo_data
 from tests.e2e.conftest import DagRunner
 from tests.plugins.conftest import ROOT
 

@@ -13,7 +13,8 @@ import pytest
 from mlflow import MlflowClient
 
 from include.retrainer.layout import RunLayout
-from include.retrainer import demo_data, registry, steps
+from include.demo import data as demo_data
+from include.retrainer import registry, steps
 
 START = dt.datetime(2026, 6, 7, tzinfo=dt.timezone.utc)  # a Sunday
 WEEK = dt.timedelta(weeks=1)
