@@ -15,6 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -309,7 +310,7 @@ NotifyEvent = Literal["promoted", "rejected", "skipped", "failed", "no_retrain_n
 class NotifySpec(_Strict):
     """Who hears about which outcomes (Airflow notifiers; secrets live in Connections)."""
 
-    on: list[NotifyEvent] = Field(default_factory=lambda: ["promoted", "rejected", "failed"])
+    on: list[NotifyEvent] = Field(default_factory=lambda: list[NotifyEvent](["promoted", "rejected", "failed"]))
     email: list[str] = Field(default_factory=list)
     email_from: str | None = None
     smtp_conn_id: str = "smtp_default"
@@ -406,7 +407,7 @@ class ModelSpec(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _loc(err: dict) -> str:
+def _loc(err: Mapping[str, Any]) -> str:
     parts = [str(p) for p in err.get("loc", ())]
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, FieldProblem):
@@ -414,7 +415,7 @@ def _loc(err: dict) -> str:
     return ".".join(parts) or "<root>"
 
 
-def _problem(err: dict) -> str:
+def _problem(err: Mapping[str, Any]) -> str:
     msg = err.get("msg", "invalid")
     if err.get("type") == "extra_forbidden":
         return "unknown field (check the spelling; see README 'Model spec reference')"

@@ -55,8 +55,9 @@ def notify_config(raw: Mapping[str, Any] | None) -> NotifyConfig:
         raw = raw.model_dump(mode="json")
     if not isinstance(raw, Mapping):
         raise ValueError(f"notify: expected a mapping, got {type(raw).__name__}")
-    if True in raw:  # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean true
-        raw = {("on" if k is True else k): v for k, v in raw.items()}
+    keys: list[Any] = list(raw)
+    if True in keys:  # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean true
+        raw = {("on" if k is True else k): v for k, v in dict[Any, Any](raw).items()}
     unknown = set(raw) - _CONFIG_KEYS
     if unknown:
         raise ValueError(f"notify: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_CONFIG_KEYS))}")

@@ -110,7 +110,7 @@ def using_server(tracking_uri: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def client_for(tracking_uri: str):
+def client_for(tracking_uri: str) -> Any:
     _configure_mlflow_client()
     from mlflow import MlflowClient
 

@@ -94,22 +94,22 @@ def distribution_plot(name: str, reference: Sequence[Any], current: Sequence[Any
             lo, hi = float(np.quantile(both, 0.005)), float(np.quantile(both, 0.995))
             if lo == hi:
                 lo, hi = lo - 0.5, hi + 0.5
-            bins = np.linspace(lo, hi, 31)
+            bins = np.linspace(lo, hi, 31).tolist()
             ax.hist(ref, bins=bins, density=True, alpha=0.55, label="reference", color="#1f77b4")
             ax.hist(cur, bins=bins, density=True, alpha=0.55, label="batch", color="#ff7f0e")
         else:
-            ref = [str(v) for v in list(reference)[:MAX_PLOT_VALUES]]
-            cur = [str(v) for v in list(current)[:MAX_PLOT_VALUES]]
-            if not ref or not cur:
+            ref_text = [str(v) for v in list(reference)[:MAX_PLOT_VALUES]]
+            cur_text = [str(v) for v in list(current)[:MAX_PLOT_VALUES]]
+            if not ref_text or not cur_text:
                 raise ValueError(f"{name}: no values to plot")
-            cats, counts = np.unique(np.array(ref + cur), return_counts=True)
+            cats, counts = np.unique(np.array(ref_text + cur_text), return_counts=True)
             order = [c for _, c in sorted(zip(-counts, cats))][:MAX_CATEGORIES]
             def shares(values: list[str]) -> list[float]:
                 n = len(values)
                 return [sum(v == c for v in values) / n for c in order]
             x = np.arange(len(order))
-            ax.bar(x - 0.2, shares(ref), width=0.4, label="reference", color="#1f77b4")
-            ax.bar(x + 0.2, shares(cur), width=0.4, label="batch", color="#ff7f0e")
+            ax.bar(x - 0.2, shares(ref_text), width=0.4, label="reference", color="#1f77b4")
+            ax.bar(x + 0.2, shares(cur_text), width=0.4, label="batch", color="#ff7f0e")
             ax.set_xticks(x, [c[:10] for c in order], rotation=45, ha="right", fontsize=6)
         ax.set_title(name, fontsize=8)
         ax.tick_params(labelsize=6)
