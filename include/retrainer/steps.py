@@ -615,7 +615,12 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
             "stale": judgement.stale,
         }
     )
-    store.write_parquet(paths.predictions, pd.DataFrame({"y_true": y, **judgement.predictions}))
+    # The slice and sensitive columns too, so anyone can recompute the per-slice tests and disparities.
+    c = spec.comparison
+    gate_columns = [*(c.slices.columns if c.slices else []), *(c.fairness.sensitive if c.fairness else [])]
+    extra = {col: holdout[col].to_numpy() for col in dict.fromkeys(gate_columns)
+             if col in holdout.columns and col not in judgement.predictions and col != "y_true"}
+    store.write_parquet(paths.predictions, pd.DataFrame({"y_true": y, **judgement.predictions, **extra}))
     store.put_json(paths.comparison, out)
     log.info("scored champion v%s and challenger v%s on %d held-out rows; decision=%s: %s",
              out["champion_version"], challenger_v, len(holdout), out["decision"], "; ".join(out["reasons"]))

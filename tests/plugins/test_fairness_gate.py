@@ -86,6 +86,8 @@ def test_better_challenger_over_the_disparity_limit_is_not_promoted(mlflow_serve
     assert summary["comparison"]["checks"]["fairness"] is False
     assert {s["column"] for s in summary["slices"]["slices"]} == {"contract", "age_band"}
     assert store.get_json(summary["summary_uri"])["fairness"]["passed"] is False
+    predictions = store.read_parquet(comparison["predictions_uri"])
+    assert {"age_band", "contract", "challenger_pred", "champion_pred"} <= set(predictions.columns)
 
     client = MlflowClient(mlflow_server)
     assert str(client.get_model_version_by_alias(name, "champion").version) == champion_v
