@@ -36,6 +36,8 @@ would be blocked somewhere most weeks. The raw one-sided p-values of all judged 
 columns together) are adjusted with Holm's step-down procedure, which controls the
 family-wise error rate at ``alpha`` under any dependence between the tests (slices of
 different columns overlap). A slice blocks when its Holm-adjusted p-value is below ``alpha``.
+The reported intervals are per slice and NOT adjusted for multiplicity (they describe the slice;
+the decision uses the adjusted p-values).
 
 Pure numpy/scipy; no Airflow, no I/O.
 """

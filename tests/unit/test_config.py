@@ -765,3 +765,13 @@ def test_slice_and_fairness_blocks_accept_features_and_attributes(workspace: Pat
     assert spec.comparison.fairness.equalized_odds_difference_max == 0.1
     assert spec.comparison.fairness.min_group_rows == 30
     assert load_spec(CHURN_YAML).comparison.slices is None  # off unless configured
+
+
+def test_attributes_must_exist_in_the_data_when_schema_checks_are_on(workspace: Path) -> None:
+    from include.retrainer.steps import suite_expectations
+
+    raw = churn_raw()
+    raw["features"]["attributes"] = ["gender"]
+    spec = load_spec(write_spec(workspace / "models", raw))
+    exists = [e["kwargs"]["column"] for e in suite_expectations(spec) if e["type"] == "expect_column_to_exist"]
+    assert "gender" in exists and "contract" in exists
