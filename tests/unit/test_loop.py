@@ -308,3 +308,18 @@ def test_judge_without_gates_reports_none():
     verdict = loop.judge(spec, champion, _state(_ScoreModel(noise=0.2, seed=2), _segment_holdout(600)))
     assert verdict.result["slices"] is None and verdict.result["fairness"] is None
     assert "slices" not in verdict.result["checks"]
+
+
+def test_judge_with_non_finite_scores_does_not_run_the_gates():
+    class _NaNModel(_ScoreModel):
+        def predict_proba(self, X):
+            p = super().predict_proba(X)
+            p[:5] = np.nan
+            return p
+
+    spec = spec_for(comparison={"slices": {"columns": ["c"]}, "fairness": {"sensitive": ["c"]}})
+    champion = _state(_ScoreModel(noise=2.0, seed=1), None, START - dt.timedelta(days=7))
+    verdict = loop.judge(spec, champion, _state(_NaNModel(noise=0.2, seed=2), _segment_holdout(600)))
+    assert not verdict.promote and verdict.result["outcome_code"] == "nan_scores"
+    assert verdict.result["slices"]["not_run"] == "non-finite scores"
+    assert verdict.result["checks"]["fairness"] is False
