@@ -41,8 +41,9 @@ Pure numpy; no Airflow, no I/O.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -151,14 +152,13 @@ def _resolve_positive(labels: np.ndarray, configured: Any) -> tuple[list, str | 
 def _model_disparities(y: np.ndarray, pred: np.ndarray, groups: np.ndarray, positives: list, min_rows: int) -> dict:
     per_class = {str(p): disparities(y, pred, groups, p, min_rows) for p in positives}
     if len(per_class) == 1:
-        out = next(iter(per_class.values()))
-        return {**out, "positive_class": str(positives[0])}
+        return {**next(iter(per_class.values())), "positive_class": str(positives[0])}
     out: dict = {"by_class": {}}
     for metric in METRICS:
-        vals = {c: d[metric] for c, d in per_class.items() if d[metric] is not None}
-        worst = max(vals, key=vals.get) if vals else None
-        out[metric] = vals[worst] if worst is not None else None
-        out[f"{metric}_class"] = worst
+        vals = [(float(d[metric]), c) for c, d in per_class.items() if d[metric] is not None]
+        top = max(vals) if vals else None  # ties: the later class (deterministic)
+        out[metric] = top[0] if top is not None else None
+        out[f"{metric}_class"] = top[1] if top is not None else None
     for c, d in per_class.items():
         out["by_class"][c] = {m: d[m] for m in (*METRICS, "true_positive_rate_difference",
                                                  "false_positive_rate_difference")}
@@ -204,7 +204,7 @@ def evaluate_fairness(
     """
     y = np.asarray(y_true)
     positives, problem = _resolve_positive(np.asarray(labels), positive_label)
-    attributes: dict[str, dict] = {}
+    attributes: dict[str, dict[str, Any]] = {}
     reasons: list[str] = []
     blocked = False
     for column in sensitive:
@@ -224,7 +224,7 @@ def evaluate_fairness(
         per_model = {role: _model_disparities(y, np.asarray(pred), groups, positives, min_group_rows)
                      for role, pred in predictions.items()}
         ch = per_model["challenger"]
-        info = {"status": "ok" if ch["judged_groups"] >= 2 else "not_judged", "binning": how,
+        info: dict[str, Any] = {"status": "ok" if ch["judged_groups"] >= 2 else "not_judged", "binning": how,
                 **{role: per_model[role] for role in per_model}, "over_limit": []}
         attributes[column] = info
     for column, info in attributes.items():

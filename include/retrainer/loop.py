@@ -514,17 +514,17 @@ def _governance_gates(spec: ModelSpec, holdout: Any, y: Any, result: Any, out: d
         promote = promote and rep.passed
     if c.fairness is not None:
         f = c.fairness
-        rep = evaluate_fairness(
+        fair = evaluate_fairness(
             holdout, f.sensitive, yt, preds, labels,
             limits={"demographic_parity_difference": f.demographic_parity_difference_max,
                     "equalized_odds_difference": f.equalized_odds_difference_max},
             min_group_rows=f.min_group_rows, positive_label=f.positive_label,
             numeric_columns=spec.features.numeric, numeric_bins=f.numeric_bins,
         )
-        out["fairness"] = rep.to_dict()
-        out["checks"]["fairness"] = rep.passed
-        reasons += rep.reasons
-        promote = promote and rep.passed
+        out["fairness"] = fair.to_dict()
+        out["checks"]["fairness"] = fair.passed
+        reasons += fair.reasons
+        promote = promote and fair.passed
     out["decision"] = "promote" if promote else "reject"
     return promote, reasons
 

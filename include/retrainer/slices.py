@@ -45,8 +45,9 @@ Pure numpy/scipy; no Airflow, no I/O.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def group_labels(values: Any, *, bin_numeric: bool, bins: int, max_groups: int) 
         return out, "quantile_bins"
     if distinct > max_groups:
         return None, f"{distinct} distinct values (max_slices_per_column={max_groups})"
-    out = np.asarray([MISSING if m else str(v) for v, m in zip(s.tolist(), missing)], dtype=object)
+    out = np.asarray([MISSING if m else str(v) for v, m in zip(s.tolist(), missing, strict=True)], dtype=object)
     return out, "values"
 
 
@@ -193,7 +194,7 @@ class _Settings:
 
 def _class_counts(y: np.ndarray) -> dict:
     values, counts = np.unique(y, return_counts=True)
-    return {(v.item() if isinstance(v, np.generic) else v): int(c) for v, c in zip(values, counts)}
+    return {(v.item() if isinstance(v, np.generic) else v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 def _one_slice(column: str, value: str, mask: np.ndarray, y: np.ndarray, preds: dict, probas: dict,
@@ -203,7 +204,7 @@ def _one_slice(column: str, value: str, mask: np.ndarray, y: np.ndarray, preds: 
     ys = y[mask]
     n = int(ys.size)
     counts = _class_counts(ys)
-    base = {"column": column, "value": value, "rows": n, "class_counts": counts}
+    base: dict[str, Any] = {"column": column, "value": value, "rows": n, "class_counts": counts}
     if n < st.min_rows:
         return SliceResult(**base, status="too_small",
                            note=f"{n} rows < comparison.slices.min_rows={st.min_rows}: too small to judge")
@@ -243,6 +244,7 @@ def _p(p: float) -> str:
 
 def _blocking_reason(s: SliceResult, st: _Settings) -> str:
     ch, cp = s.challenger or {}, s.champion or {}
+    assert s.p_worse is not None and s.p_adjusted is not None  # only tested slices block
     tol = f" by more than the tolerance {st.tolerance:g}" if st.tolerance else ""
     return (
         f"slice {s.label} ({s.rows} rows): challenger {st.metric} {ch.get('value', float('nan')):.3f} vs champion "
@@ -294,9 +296,10 @@ def evaluate_slices(
         for value in sorted(set(groups.tolist()), key=lambda v: (v == MISSING, v)):
             results.append(_one_slice(column, value, groups == value, y_true, predictions, probas, labels, st))
 
-    tested = [i for i, s in enumerate(results) if s.p_worse is not None]
-    adjusted = holm_adjust([results[i].p_worse for i in tested])
-    for i, p_adj in zip(tested, adjusted):
+    raw = [(i, s.p_worse) for i, s in enumerate(results) if s.p_worse is not None]
+    tested = [i for i, _ in raw]
+    adjusted = holm_adjust([p for _, p in raw])
+    for i, p_adj in zip(tested, adjusted, strict=True):
         results[i] = replace(results[i], p_adjusted=p_adj, worse=p_adj < alpha)
 
     reasons: list[str] = []
@@ -320,9 +323,10 @@ def evaluate_slices(
         reasons.append(f"slices: no champion, {len(judged)} slice(s) of {', '.join(columns)} reported "
                        f"(challenger {metric} per slice), nothing to compare{unjudged_text}")
     elif not worse:
-        worst = min((s for s in judged if s.effect is not None), key=lambda s: s.effect, default=None)
-        detail = (f"; largest drop {worst.label} {worst.effect:+.3f} (Holm-adjusted {_p(worst.p_adjusted)})"
-                  if worst is not None and worst.effect < 0 else "")
+        drops = [(s.effect, s.label, s.p_adjusted) for s in judged if s.effect is not None and s.p_adjusted is not None]
+        drop = min(drops) if drops else None
+        detail = (f"; largest drop {drop[1]} {drop[0]:+.3f} (Holm-adjusted {_p(drop[2])})"
+                  if drop is not None and drop[0] < 0 else "")
         reasons.append(f"slices: challenger not significantly worse on any of {len(judged)} judged slice(s) of "
                        f"{', '.join(columns)} (paired {metric} tests, Holm at {alpha:g}){detail}{unjudged_text}")
     elif unjudged_text:

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from include.retrainer import demo_data, steps
 from include.retrainer.report import render_report
 
-START = dt.datetime(2026, 6, 7, tzinfo=dt.timezone.utc)  # a Sunday
+START = dt.datetime(2026, 6, 7, tzinfo=dt.UTC)  # a Sunday
 WEEK = dt.timedelta(weeks=1)
 
 pytestmark = pytest.mark.timeout(600)
