@@ -277,6 +277,9 @@ class SlicesSpec(_Strict):
 
     columns: list[str] = Field(min_length=1)
     min_rows: int = Field(100, ge=10)
+    #: roc_auc: every class present in a slice needs this many rows, else "too small to judge"
+    #: (DeLong's variance is unreliable with a handful of positives).
+    min_class_rows: int = Field(10, ge=1)
     #: Family-wise error rate of the "significantly worse" tests over all judged slices.
     alpha: float = Field(0.05, gt=0, lt=0.5)
     #: Tolerated loss of the primary metric on a slice (metric units, sign-adjusted): the test

@@ -504,7 +504,7 @@ def _governance_gates(spec: ModelSpec, holdout: Any, y: Any, result: Any, out: d
         s = c.slices
         rep = evaluate_slices(
             holdout, s.columns, yt, preds, probas, labels, metric=c.primary_metric, alpha=s.alpha,
-            tolerance=s.tolerance, min_rows=s.min_rows, numeric_columns=spec.features.numeric,
+            tolerance=s.tolerance, min_rows=s.min_rows, min_class_rows=s.min_class_rows, numeric_columns=spec.features.numeric,
             numeric_bins=s.numeric_bins, max_slices_per_column=s.max_slices_per_column,
             bootstrap_resamples=c.bootstrap_resamples, seed=c.seed,
         )

@@ -19,7 +19,9 @@ Per slice
 ---------
 * ``rows`` < ``min_rows``: status ``too_small`` ("too small to judge"): reported with its
   counts and listed in the gate's reason, never counted as passed or failed.
-* roc_auc and a single class among the slice's rows: status ``single_class`` (AUC undefined).
+* roc_auc and a single class among the slice's rows: status ``single_class`` (AUC undefined);
+  roc_auc and a class with fewer than ``min_class_rows`` rows: ``too_small`` as well (DeLong's
+  variance from a handful of positives is unreliable and would block by chance).
 * a metric that cannot be computed on the slice: status ``undefined`` with the error.
 * otherwise ``judged``: each model's metric with a two-sided ``1 - alpha`` interval
   (:func:`include.retrainer.metric_tests.metric_estimate`: DeLong for roc_auc, binomial for
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -161,6 +163,7 @@ class SliceReport:
     alpha: float
     tolerance: float
     min_rows: int
+    min_class_rows: int
     correction: str
     slices: tuple[SliceResult, ...]
     #: column -> {"status": ok | column_missing | too_many_values, "binning": ..., "note": ...}
@@ -172,7 +175,7 @@ class SliceReport:
     def to_dict(self) -> dict:
         return {
             "metric": self.metric, "alpha": self.alpha, "tolerance": self.tolerance,
-            "min_rows": self.min_rows, "correction": self.correction, "cold_start": self.cold_start,
+            "min_rows": self.min_rows, "min_class_rows": self.min_class_rows, "correction": self.correction, "cold_start": self.cold_start,
             "passed": bool(self.passed), "reasons": list(self.reasons), "columns": dict(self.columns),
             "judged": sum(s.status == "judged" for s in self.slices),
             "too_small": sum(s.status == "too_small" for s in self.slices),
@@ -187,9 +190,9 @@ class _Settings:
     alpha: float
     tolerance: float
     min_rows: int
+    min_class_rows: int
     bootstrap_resamples: int
     seed: int
-    extra: dict = field(default_factory=dict)
 
 
 def _class_counts(y: np.ndarray) -> dict:
@@ -212,6 +215,11 @@ def _one_slice(column: str, value: str, mask: np.ndarray, y: np.ndarray, preds: 
         only = next(iter(counts))
         return SliceResult(**base, status="single_class",
                            note=f"all {n} rows are of class {only!r}: roc_auc is undefined on this slice")
+    rare = {k: v for k, v in counts.items() if v < st.min_class_rows}
+    if st.metric == "roc_auc" and rare:
+        return SliceResult(**base, status="too_small", note=(
+            "class rows " + ", ".join(f"{k!r}: {v}" for k, v in rare.items())
+            + f" < comparison.slices.min_class_rows={st.min_class_rows}: too small to judge"))
     conf = 1.0 - st.alpha
     est = {}
     try:
@@ -266,6 +274,7 @@ def evaluate_slices(
     alpha: float = 0.05,
     tolerance: float = 0.0,
     min_rows: int = 100,
+    min_class_rows: int = 10,
     numeric_columns: Sequence[str] = (),
     numeric_bins: int = 4,
     max_slices_per_column: int = 50,
@@ -278,7 +287,7 @@ def evaluate_slices(
     ``y_true`` and the already aligned ``predictions``/``probas`` (roles ``challenger`` and,
     unless cold start, ``champion``; see :func:`include.retrainer.compare.aligned_scores`).
     """
-    st = _Settings(metric, alpha, tolerance, min_rows, bootstrap_resamples, seed)
+    st = _Settings(metric, alpha, tolerance, min_rows, min_class_rows, bootstrap_resamples, seed)
     cold = "champion" not in predictions
     results: list[SliceResult] = []
     col_info: dict[str, dict] = {}
@@ -331,6 +340,7 @@ def evaluate_slices(
                        f"{', '.join(columns)} (paired {metric} tests, Holm at {alpha:g}){detail}{unjudged_text}")
     elif unjudged_text:
         reasons.append("slices" + unjudged_text)
-    return SliceReport(metric=metric, alpha=alpha, tolerance=tolerance, min_rows=min_rows, correction=CORRECTION,
+    return SliceReport(metric=metric, alpha=alpha, tolerance=tolerance, min_rows=min_rows,
+                       min_class_rows=min_class_rows, correction=CORRECTION,
                        slices=tuple(results), columns=col_info, cold_start=cold, reasons=tuple(reasons),
                        passed=not blocked)

@@ -128,17 +128,22 @@ def test_small_single_class_and_missing_slices_are_named_never_passed_silently()
     frame.loc[20:89, "region"] = "solo"  # 70 rows, one class
     y[20:90] = 1
     frame.loc[90:199, "region"] = None  # missing values: their own slice, judged
+    frame.loc[200:279, "region"] = "rare"  # 80 rows, 3 positives: too few of a class for DeLong
+    y[200:280] = 0
+    y[200:203] = 1
     rep = _evaluate(frame, y, champ, chall)
     by = {s.value: s for s in rep.slices}
     assert by["west"].status == "too_small" and by["west"].rows == 20
     assert by["solo"].status == "single_class" and by["solo"].class_counts == {1: 70}
     assert by[MISSING].status == "judged" and by[MISSING].rows == 110
+    assert by["rare"].status == "too_small" and "min_class_rows=10" in by["rare"].note
     assert rep.passed  # nothing judged worse...
     text = " ".join(rep.reasons)
     assert "region=west (20 rows, too small to judge)" in text  # ...but the gaps are said
     assert "region=solo (70 rows, single class)" in text
     d = rep.to_dict()
-    assert d["too_small"] == 1 and d["judged"] == 4
+    assert "region=rare (80 rows, too small to judge)" in text
+    assert d["too_small"] == 2 and d["judged"] == 4
 
 
 def test_missing_column_and_too_many_values_block_with_a_named_outcome():
