@@ -132,6 +132,8 @@ def test_slice_and_fairness_sections_show_each_slice_and_group_with_the_verdict(
     assert "holm correction" in page and "BLOCKED" in page
     assert "gender:demographic_parity_difference" in page and "over limit" in page
     assert "selection rate" in page and "demographic parity difference &lt;= 0.001" in page
+    assert "worse: region=north" in page  # key numbers
+    assert "over the limit: gender:demographic_parity_difference" in page
     # Without the gates the sections say so.
     bare = render_report(SUMMARY)
     assert "No slice gate configured" in bare and "No fairness gate configured" in bare
