@@ -55,6 +55,8 @@ import numpy as np
 
 MISSING = "(missing)"
 CORRECTION = "holm"
+#: Slices named in one reason sentence; the rest are counted (every slice is in the report).
+MAX_LISTED = 10
 
 __all__ = ["MISSING", "SliceReport", "SliceResult", "group_labels", "holm_adjust", "evaluate_slices"]
 
@@ -324,9 +326,11 @@ def evaluate_slices(
     unjudged = [s for s in results if s.status != "judged"]
     unjudged_text = ""
     if unjudged:
+        # At most MAX_LISTED named in the sentence (it also goes into an MLflow tag); all are in ``slices``.
         unjudged_text = "; not judged: " + ", ".join(
             f"{s.label} ({s.rows} rows, {'too small to judge' if s.status == 'too_small' else s.status.replace('_', ' ')})"
-            for s in unjudged)
+            for s in unjudged[:MAX_LISTED]) + (
+            f" and {len(unjudged) - MAX_LISTED} more" if len(unjudged) > MAX_LISTED else "")
     judged = [s for s in results if s.status == "judged"]
     if cold:
         reasons.append(f"slices: no champion, {len(judged)} slice(s) of {', '.join(columns)} reported "
