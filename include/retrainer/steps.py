@@ -28,7 +28,7 @@ from include.retrainer.storage import ObjectStore, interval_token, json_safe, pa
 
 log = logging.getLogger(__name__)
 
-SUMMARY_SCHEMA_VERSION = 2
+SUMMARY_SCHEMA_VERSION = 3
 
 
 class DataValidationFailed(PermanentError, RuntimeError):
@@ -136,6 +136,8 @@ def suite_expectations(spec: ModelSpec) -> list[dict]:
     expectations: list[dict] = []
     if spec.validation.schema_checks:
         expectations += validation.schema_expectations(feats.numeric, feats.categorical, feats.target, feats.timestamp)
+        # Attributes (e.g. sensitive columns of the fairness gate) are not trained on, but declared: they must exist.
+        expectations += [{"type": "expect_column_to_exist", "kwargs": {"column": c}} for c in feats.attributes]
     if spec.suite_path is not None:
         expectations += validation.load_suite_file(spec.suite_path)
     expectations += [e.model_dump() for e in spec.validation.expectations]
@@ -613,7 +615,12 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
             "stale": judgement.stale,
         }
     )
-    store.write_parquet(paths.predictions, pd.DataFrame({"y_true": y, **judgement.predictions}))
+    # The slice and sensitive columns too, so anyone can recompute the per-slice tests and disparities.
+    c = spec.comparison
+    gate_columns = [*(c.slices.columns if c.slices else []), *(c.fairness.sensitive if c.fairness else [])]
+    extra = {col: holdout[col].to_numpy() for col in dict.fromkeys(gate_columns)
+             if col in holdout.columns and col not in judgement.predictions and col != "y_true"}
+    store.write_parquet(paths.predictions, pd.DataFrame({"y_true": y, **judgement.predictions, **extra}))
     store.put_json(paths.comparison, out)
     log.info("scored champion v%s and challenger v%s on %d held-out rows; decision=%s: %s",
              out["champion_version"], challenger_v, len(holdout), out["decision"], "; ".join(out["reasons"]))
@@ -852,6 +859,8 @@ def build_summary(
             "holdout_rows": comparison.get("holdout_rows"),
             "stale": bool(comparison.get("stale")),
         },
+        "slices": comparison.get("slices"),
+        "fairness": comparison.get("fairness"),
         "evaluation": (trained or {}).get("evaluation"),
         "training_window": None if not trained or trained.get("challenger_version") is None else {
             "start": trained.get("window_start"),
