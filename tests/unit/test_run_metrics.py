@@ -250,3 +250,43 @@ def test_dashboard_queries_reference_mapped_metrics_and_the_provisioned_datasour
 def test_timer_values_are_milliseconds_like_statsd():
     point = next(p for p in run_metrics(promoted_summary()) if p.type == "timer")
     assert math.isclose(point.value, 1500.0)  # fetch_batch took 1.5 s
+
+
+OTEL_PROBE = r"""
+import json, os, sys
+from airflow.sdk._shared.observability.metrics import stats as stats_state
+from airflow.sdk.observability import stats
+from airflow.sdk.observability.metrics import stats_utils
+stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)  # as at task start
+from retrain_ops.metrics import emit_run_metrics
+sent = emit_run_metrics(json.loads(sys.argv[1]), "roc_auc")
+from opentelemetry import metrics
+flushed = metrics.get_meter_provider().force_flush(timeout_millis=3000)  # export now, to nobody
+print("RESULT " + json.dumps({"sent": sent, "backend": type(stats_state._backend).__name__}))
+"""
+
+
+def test_opentelemetry_collector_down_never_fails(tmp_path):
+    """otel_on with no collector listening: the OTLP exporter's errors stay in its log, the
+    metrics call returns and the process exits cleanly (run in a subprocess: OTel's meter
+    provider is process-global)."""
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "AIRFLOW__METRICS__OTEL_ON": "True", "AIRFLOW__METRICS__STATSD_ON": "False",
+           "AIRFLOW__METRICS__OTEL_HOST": "127.0.0.1", "AIRFLOW__METRICS__OTEL_PORT": str(port),
+           "AIRFLOW__METRICS__OTEL_INTERVAL_MILLISECONDS": "200", "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
+    summary = promoted_summary()
+    summary["metrics"]["champion"].pop("log_loss")  # keep it JSON
+    result = subprocess.run([sys.executable, "-c", OTEL_PROBE, json.dumps(summary)], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr  # structlog writes Airflow's log lines to stdout
+    out = json.loads(next(line for line in output.splitlines() if line.startswith("RESULT "))[7:])
+    assert out == {"sent": len(run_metrics(summary, "roc_auc")), "backend": "SafeOtelLogger"}
+    assert "Connection refused" in output or "Failed to export" in output  # the collector really was down
