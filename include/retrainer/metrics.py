@@ -107,7 +107,11 @@ def run_metrics(summary: dict[str, Any], primary_metric: str | None = None) -> l
     """
     out = _Points(summary["model"])
     code = summary.get("decision_code") or summary.get("decision") or "failed"
-    out.add(("run", code), 1, "counter", decision=code)
+    # Every decision's counter is sent (+0 for the others) so that each series exists from the
+    # first run on: Prometheus' increase() cannot see the step to a counter's first value.
+    for known in dict.fromkeys((*DECISION_CODES, code)):
+        out.add(("run", known), int(known == code), "counter", decision=known)
+        out.add(("last_decision", known), known == code, "gauge", decision=known)
     out.add(("last_run", "interval_end_timestamp"), _epoch_seconds(summary.get("data_interval_end")), "gauge")
 
     # Data: rows fetched and quarantined, days missing / quarantined.

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from include.retrainer import demo_data
+from include.retrainer.metrics import DECISION_CODES
 from tests.e2e.conftest import DagRunner
 
 W1 = dt.date(2026, 8, 2)  # a Sunday, away from the weeks other e2e tests use
@@ -140,7 +141,9 @@ def test_run_metrics_arrive_per_model_and_a_down_backend_fails_nothing(stack, tm
 
     # Outcome: one run counted under its decision code.
     assert got[f"run.{s2['decision_code']}"] == (1.0, "c")
-    assert not [n for n in got if n.startswith("run.") and n != f"run.{s2['decision_code']}"]
+    assert {n: v for n, v in got.items() if n.startswith("run.")} == {
+        f"run.{code}": (float(code == s2["decision_code"]), "c") for code in DECISION_CODES}
+    assert got[f"last_decision.{s2['decision_code']}"] == (1.0, "g")
     # Gate verdict and per-signal statistics, as the summary has them.
     assert got["gate.retrain"] == (float(s2["drift"]["gate"]), "g")
     for signal in s2["drift"]["signals"]:

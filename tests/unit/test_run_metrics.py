@@ -61,6 +61,10 @@ def test_promoted_run_metrics_named_and_tagged_per_model():
     m = "retrain.churn."
     assert points[m + "run.promoted"].as_tuple() == (m + "run.promoted", 1.0, "counter",
                                                      {"model": "churn", "decision": "promoted"})
+    # The other outcomes' counters get +0 (their series exist from the first run on).
+    assert {n: p.value for n, p in points.items() if ".run." in n} == {
+        m + "run." + code: float(code == "promoted") for code in DECISION_CODES}
+    assert points[m + "last_decision.promoted"].value == 1.0 and points[m + "last_decision.failed"].value == 0.0
     assert points[m + "gate.retrain"].value == 1.0 and points[m + "gate.cold_start"].value == 0.0
     assert points[m + "signal.data_drift.fired"].value == 1.0
     assert points[m + "signal.data_drift.statistic"].value == pytest.approx(0.31)
@@ -107,7 +111,8 @@ def test_skipped_and_failed_runs_emit_what_they_have():
               "drift": None, "metrics": {"champion": {}, "challenger": {}}, "durations": {"validate_batch": 0.8}}
     points = by_name(run_metrics(failed))
     assert set(points) == {
-        "retrain.tickets.run.failed", "retrain.tickets.validation.success", "retrain.tickets.rows.quarantined",
+        *(f"retrain.tickets.{kind}.{code}" for kind in ("run", "last_decision") for code in DECISION_CODES),
+        "retrain.tickets.validation.success", "retrain.tickets.rows.quarantined",
         "retrain.tickets.days.quarantined", "retrain.tickets.step.validate_batch.duration",
     }
     assert points["retrain.tickets.rows.quarantined"].value == 130
@@ -118,6 +123,11 @@ def test_segments_never_split_a_name():
     assert segment("a.b c/d") == "a_b_c_d"
     points = run_metrics({"model": "m", "decision_code": "promoted", "durations": {"group.task": 1}})
     assert "retrain.m.step.group_task.duration" in {p.name for p in points}
+
+
+def test_an_unknown_decision_code_still_counts():
+    points = by_name(run_metrics({"model": "m", "decision_code": "expired"}))
+    assert points["retrain.m.run.expired"].value == 1 and points["retrain.m.run.promoted"].value == 0
 
 
 # --------------------------------------------------------------------------- emitter faults
@@ -144,7 +154,7 @@ def _airflow_statsd_logger(host: str, port: int):
     return get_statsd_logger(stats_class=StatsClient, host=host, port=port, prefix=STATSD_PREFIX)
 
 
-def test_statsd_down_never_fails_and_nothing_is_lost_silently():
+def test_statsd_port_closed_never_fails():
     """Nobody listens on the port (a stopped exporter): UDP sends still return normally."""
     from retrain_ops.metrics import send_points
 
