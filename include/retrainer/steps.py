@@ -23,7 +23,8 @@ from typing import Any
 from include.retrainer import __version__
 from include.retrainer.config import PARTITION_COLUMN, ModelSpec
 from include.retrainer.errors import PermanentError
-from include.retrainer.storage import ObjectStore, interval_token, json_safe, parquet_bytes, s3_uri
+from include.retrainer.layout import ModelLayout, RunLayout
+from include.retrainer.storage import ObjectStore, interval_token, json_safe, parquet_bytes
 
 log = logging.getLogger(__name__)
 
@@ -42,45 +43,6 @@ class RunContext:
     interval_end: dt.datetime
     params: dict = field(default_factory=dict)
     try_number: int = 1
-
-
-class RunPaths:
-    """Where a (model, data interval) keeps its artefacts."""
-
-    def __init__(self, spec: ModelSpec, start: dt.datetime, end: dt.datetime):
-        self.bucket = spec.artifacts.bucket
-        self.model_prefix = s3_uri(self.bucket, spec.artifacts.prefix, spec.name)
-        self.base = f"{self.model_prefix}/{interval_token(start, end)}"
-
-    def __getattr__(self, name: str) -> str:
-        files = {
-            "batch": "batch.parquet",
-            "manifest": "batch_manifest.json",
-            "validation": "validation.json",
-            "drift": "drift.json",
-            "train": "train.parquet",
-            "holdout": "holdout.parquet",
-            "lineage": "lineage.json",
-            "comparison": "comparison.json",
-            "predictions": "predictions.parquet",
-            "decision": "decision.json",
-            "summary": "summary.json",
-            "model_card": "model_card.json",
-        }
-        if name in files:
-            return f"{self.base}/{files[name]}"
-        raise AttributeError(name)
-
-    @property
-    def data_docs(self) -> str:
-        return f"{self.base}/data_docs"
-
-    def error(self, task_id: str) -> str:
-        return f"{self.base}/errors/{task_id}.json"
-
-    def previous_summary(self, run_id: str) -> str:
-        safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in run_id)
-        return f"{self.base}/previous_runs/{safe}/summary.json"
 
 
 def code_version() -> str:
@@ -125,13 +87,16 @@ def excluded_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> set[s
     return set(quarantined_days(store, spec)) if quarantine_policy(ctx) == "skip" else set()
 
 
-def fetch_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> dict:
-    """Read every daily partition of the interval and store the combined batch as Parquet."""
+def fetch_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, *, raw_store: ObjectStore | None = None) -> dict:
+    """Read every daily partition of the interval and store the combined batch as Parquet.
+
+    ``raw_store`` reads the raw partitions (the data connection) when it differs from
+    ``store``, which holds the artefacts."""
     from include.retrainer.fetch import read_partitions
 
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     skip = excluded_days(store, spec, ctx)
-    batch = read_partitions(store, spec.data, ctx.interval_start, ctx.interval_end, exclude_days=skip)
+    batch = read_partitions(raw_store or store, spec.data, ctx.interval_start, ctx.interval_end, exclude_days=skip)
     quarantined_skipped = sorted(d for d in skip if d in batch.days_missing)
     store.write_parquet(paths.batch, batch.frame)
     manifest = {
@@ -181,7 +146,7 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
     """Validate the batch with the model's suite; store the report and Data Docs; fail on failure."""
     from include.retrainer import validation
 
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     batch = store.read_parquet(batch_uri)
     days = sorted(str(d) for d in batch[PARTITION_COLUMN].unique())
     frame = batch.drop(columns=[PARTITION_COLUMN])
@@ -227,7 +192,7 @@ def quarantine_failing_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext
     from include.retrainer import validation
     from include.retrainer.quarantine import quarantine_day
 
-    manifest = store.get_json_or_none(RunPaths(spec, ctx.interval_start, ctx.interval_end).manifest) or {}
+    manifest = store.get_json_or_none(RunLayout.of(spec, ctx.interval_start, ctx.interval_end).manifest) or {}
     files_by_day: dict[str, list[dict]] = {}
     for f in manifest.get("files", []):
         files_by_day.setdefault(f["dt"], []).append(f)
@@ -325,7 +290,7 @@ def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: Ru
     """Assess the champion on the batch: every gate signal, and whether to retrain."""
     from include.retrainer import loop, registry
 
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     client = registry.client_for(tracking_uri)
     champion = registry.get_alias(client, spec.name, registry.CHAMPION)
     if champion is not None and _trained_on_interval(champion, ctx):
@@ -400,12 +365,14 @@ def decide_retrain(drift: dict, force_retrain: bool) -> tuple[bool, str]:
 # --------------------------------------------------------------------------------------
 # train
 # --------------------------------------------------------------------------------------
-def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext) -> dict:
+def train_challenger(
+    store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, *, raw_store: ObjectStore | None = None
+) -> dict:
     """Fit the estimator on the training window, log to MLflow, register a version, alias challenger."""
     from include.retrainer import lineage as dvc_lineage
     from include.retrainer import loop, registry
 
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     key = idempotency_key(spec, ctx)
     forced = bool(ctx.params.get("force_retrain"))
     if forced:
@@ -413,7 +380,7 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
         # labelling fix); retries of the same forced run still reuse theirs.
         key = hashlib.sha256(f"{key}|forced|{ctx.run_id}".encode()).hexdigest()[:24]
     try:
-        window, window_start, window_end, (train, holdout, evaluation) = _training_window(store, spec, ctx)
+        window, window_start, window_end, (train, holdout, evaluation) = _training_window(store, spec, ctx, raw_store or store)
     except loop.InsufficientData as exc:
         log.warning("not training: %s", exc)
         return {"challenger_version": None, "insufficient_data": True, "reason": f"insufficient data: {exc}"}
@@ -425,8 +392,8 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
     dvc_record = dvc_lineage.version_training_data(
         train_bytes,
         file_name="train.parquet",
-        remote_url=dvc_lineage.dvc_remote_for(spec, connection_remote=getattr(store, "dvc_remote", None)),
-        **dvc_lineage.s3_settings_from_client(store.client),
+        remote_url=dvc_lineage.dvc_remote_for(spec, connection_remote=store.dvc_remote),
+        **dvc_lineage.s3_settings_from_client(store.client, store.credentials),
     )
     partitions_digest = hashlib.sha256(
         json.dumps(sorted((f["uri"], f["etag"]) for f in window.files)).encode()
@@ -548,7 +515,9 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
     }
 
 
-def _training_window(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> tuple[Any, dt.datetime, dt.datetime, tuple]:
+def _training_window(
+    store: ObjectStore, spec: ModelSpec, ctx: RunContext, raw_store: ObjectStore
+) -> tuple[Any, dt.datetime, dt.datetime, tuple]:
     """Read the training window and split it; too few rows widens it a week at a time.
 
     Up to ``training.max_window_weeks`` (default: no widening). Raises ``loop.InsufficientData``
@@ -563,7 +532,7 @@ def _training_window(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> tu
     while True:
         window_start, window_end = training.training_window(ctx.interval_end, weeks)
         try:
-            window = read_partitions(store, spec.data, window_start, window_end, exclude_days=skip)
+            window = read_partitions(raw_store, spec.data, window_start, window_end, exclude_days=skip)
             return window, window_start, window_end, loop.select_holdout(window.frame, spec)
         except (loop.InsufficientData, NoPartitionsError) as exc:
             if weeks >= widest:
@@ -589,7 +558,7 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
 
     from include.retrainer import loop, registry
 
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     if trained.get("challenger_version") is None:
         # Not enough data to train: a named outcome, nothing to compare or promote.
         out = {"decision": "skip", "reasons": [trained.get("reason", "no challenger was trained")],
@@ -663,10 +632,8 @@ def champion_lock(store: ObjectStore, spec: ModelSpec, owner: str, **lease_optio
     :class:`~include.retrainer.locking.LeaseLock` (ttl_seconds, wait_seconds, ...)."""
     from include.retrainer.locking import LeaseLock
 
-    return LeaseLock(store, f"{RunPaths(spec, _EPOCH, _EPOCH).model_prefix}/locks/champion.lock", owner, **lease_options)
+    return LeaseLock(store, ModelLayout.of(spec).champion_lock, owner, **lease_options)
 
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def promote_challenger(
@@ -950,7 +917,7 @@ def summarize_run(
     """Build the run summary from task results plus the reports in storage, write it, return it.
 
     ``durations``: seconds of steps without a result (failed ones), see :func:`build_summary`."""
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     results = dict(results)
     if results.get("validate_batch") is None and "validate_batch" in failed_tasks:
         report = store.get_json_or_none(paths.validation)

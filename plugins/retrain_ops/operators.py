@@ -123,12 +123,12 @@ class RetrainBaseOperator(BaseOperator):
 
     def _record_failure(self, ctx: Any, exc: BaseException, seconds: float | None = None) -> None:
         """Best effort: write what went wrong where the summary task will find it."""
-        from include.retrainer.steps import RunPaths
+        from include.retrainer.layout import RunLayout
 
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
         self.log.error("%s failed: %s", self.task_id, message)
         try:
-            paths = RunPaths(self.spec, ctx.interval_start, ctx.interval_end)
+            paths = RunLayout.of(self.spec, ctx.interval_start, ctx.interval_end)
             self.object_store().put_json(
                 paths.error(self.task_id),
                 {
@@ -151,23 +151,7 @@ class PartitionFetchOperator(RetrainBaseOperator):
         from include.retrainer import steps
 
         # Raw data may live behind another connection than the artefacts.
-        return steps.fetch_batch(_TwoStores(self.data_store(), self.object_store()), self.spec, ctx)
-
-
-class _TwoStores:
-    """Reads raw partitions from the data connection, writes artefacts with the artefacts one."""
-
-    def __init__(self, data: Any, artifacts: Any) -> None:
-        self._data, self._artifacts = data, artifacts
-
-    def iter_objects(self, *a: Any, **kw: Any) -> Any:
-        return self._data.iter_objects(*a, **kw)
-
-    def get_bytes(self, uri: str) -> bytes:
-        return self._data.get_bytes(uri)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._artifacts, name)
+        return steps.fetch_batch(self.object_store(), self.spec, ctx, raw_store=self.data_store())
 
 
 class BatchValidateOperator(RetrainBaseOperator):
@@ -224,7 +208,7 @@ class ChallengerTrainOperator(RetrainBaseOperator):
         from include.retrainer import steps
 
         store = self.object_store()
-        return steps.train_challenger(_TwoStores(self.data_store(), store), self.tracking_uri(), self.spec, ctx)
+        return steps.train_challenger(store, self.tracking_uri(), self.spec, ctx, raw_store=self.data_store())
 
 
 class ModelCompareOperator(RetrainBaseOperator):
@@ -336,7 +320,7 @@ class RunSummarizeOperator(RetrainBaseOperator):
 
     def _failed_tasks(self, context: Context, ctx: Any) -> tuple[dict[str, str], dict[str, float]]:
         """Upstream tasks that failed in this run, with their recorded error line and duration."""
-        from include.retrainer.steps import RunPaths
+        from include.retrainer.layout import RunLayout
 
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ctx.dag_id, run_ids=[ctx.run_id]).get(ctx.run_id, {})
@@ -345,7 +329,7 @@ class RunSummarizeOperator(RetrainBaseOperator):
         out: dict[str, str] = {}
         durations: dict[str, float] = {}
         store = self.object_store()
-        paths = RunPaths(self.spec, ctx.interval_start, ctx.interval_end)
+        paths = RunLayout.of(self.spec, ctx.interval_start, ctx.interval_end)
         for task_id in hard_failed:
             record = None
             try:
