@@ -82,7 +82,7 @@ def _epoch_seconds(value: Any) -> float | None:
     else:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()
 
 

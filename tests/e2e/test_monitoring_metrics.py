@@ -45,7 +45,7 @@ class StatsdReceiver:
         while not self._stop.is_set():
             try:
                 data = self.sock.recv(65535)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -147,9 +147,8 @@ def test_a_failing_backend_never_raises():
 
 def _airflow_statsd_logger(host: str, port: int):
     """Airflow's own StatsD logger, built the way its [metrics] config builds it."""
-    from statsd import StatsClient
-
     from airflow.sdk._shared.observability.metrics.statsd_logger import get_statsd_logger
+    from statsd import StatsClient
 
     return get_statsd_logger(stats_class=StatsClient, host=host, port=port, prefix=STATSD_PREFIX)
 
@@ -225,7 +224,7 @@ def test_statsd_mapping_matches_every_metric_we_emit():
         assert len(hits) == 1, f"{wire_name}: {len(hits)} mappings match"
         mapping, match = hits[0]
         used.add(mapping["name"])
-        labels = {k: re.sub(r"\$(\d)", lambda g: match.group(int(g.group(1))), v) for k, v in mapping["labels"].items()}
+        labels = {k: match.expand(v.replace("$", "\\")) for k, v in mapping["labels"].items()}  # "$1" -> group 1
         assert labels["model"] == point.tags["model"]
         for key in set(labels) & set(point.tags):  # the labels carry the same values as the tags
             assert labels[key] == point.tags[key], (wire_name, key)
