@@ -169,8 +169,10 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
     }
     if not report.success:
         result["quarantined_days"] = quarantine_failing_days(store, spec, ctx, batch, result)
+        result["quarantined_rows"] = int(batch[PARTITION_COLUMN].astype(str).isin(result["quarantined_days"]).sum())
         store.put_json(paths.validation, {**report.to_dict(), "summary": result["summary"],
-                                          "quarantined_days": result["quarantined_days"]})
+                                          "quarantined_days": result["quarantined_days"],
+                                          "quarantined_rows": result["quarantined_rows"]})
         where = f"; quarantined day(s): {', '.join(result['quarantined_days'])}" if result["quarantined_days"] else ""
         raise DataValidationFailed(result["summary"] + where)
     store.put_json(paths.validation, {**report.to_dict(), "summary": result["summary"]})
@@ -769,8 +771,12 @@ def build_summary(
     results: dict[str, Any],
     failed_tasks: dict[str, str],
     champion_after: str | None,
+    durations: dict[str, float] | None = None,
 ) -> dict:
-    """Assemble the run summary (schema: docs/run-summary.md) from the tasks' results."""
+    """Assemble the run summary (schema: docs/run-summary.md) from the tasks' results.
+
+    ``durations`` are seconds of steps that left no result (failed ones, from their error
+    records); steps that returned a result carry ``duration_seconds`` in it."""
     fetch = results.get("fetch_batch") or {}
     val = results.get("validate_batch")
     drift = results.get("detect_drift")
@@ -823,6 +829,7 @@ def build_summary(
             "success": bool(val.get("success")),
             "failed_expectations": val.get("failed_expectations", []),
             "quarantined_days": val.get("quarantined_days", []),
+            "quarantined_rows": int(val.get("quarantined_rows") or 0),
             "notes": val.get("notes", []),
             "released_days": val.get("released_days", []),
             "report_uri": val.get("report_uri"),
@@ -877,9 +884,20 @@ def build_summary(
             "predictions": comparison.get("predictions_uri"),
         }.items() if v},
         "mlflow_run_id": (trained or {}).get("run_id"),
+        "durations": step_durations(results, durations),
         "code_version": code_version(),
         "config_hash": spec.config_hash(),
     })
+
+
+def step_durations(results: dict[str, Any], extra: dict[str, float] | None = None) -> dict[str, float]:
+    """Seconds each step took, by task id: from its result's ``duration_seconds``, else ``extra``."""
+    out = {task: float(seconds) for task, seconds in (extra or {}).items() if isinstance(seconds, (int, float))}
+    for task, result in results.items():
+        seconds = result.get("duration_seconds") if isinstance(result, dict) else None
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+            out[task] = round(float(seconds), 3)
+    return dict(sorted(out.items()))
 
 
 def headline(decision: str, code: str | None, reasons: list[str], trigger: str | None) -> str:
@@ -903,8 +921,11 @@ def summarize_run(
     ctx: RunContext,
     results: dict[str, Any],
     failed_tasks: dict[str, str],
+    durations: dict[str, float] | None = None,
 ) -> dict:
-    """Build the run summary from task results plus the reports in storage, write it, return it."""
+    """Build the run summary from task results plus the reports in storage, write it, return it.
+
+    ``durations``: seconds of steps without a result (failed ones), see :func:`build_summary`."""
     paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     results = dict(results)
     if results.get("validate_batch") is None and "validate_batch" in failed_tasks:
@@ -926,7 +947,8 @@ def summarize_run(
             champion_after = current.version if current else None
         except Exception as exc:  # registry down: the summary still gets written
             log.warning("could not read the current champion (champion_version_after left null): %s", exc)
-    summary = build_summary(spec, ctx, results=results, failed_tasks=failed_tasks, champion_after=champion_after)
+    summary = build_summary(spec, ctx, results=results, failed_tasks=failed_tasks, champion_after=champion_after,
+                            durations=durations)
     summary["summary_uri"] = paths.summary
     # Another run of the same interval (e.g. a forced retrain) keeps the earlier run's summary:
     # it is archived, and the new one names it, so nothing is silently overwritten.
