@@ -25,6 +25,7 @@ from include.retrainer.config import PARTITION_COLUMN, ModelSpec
 from include.retrainer.errors import PermanentError
 from include.retrainer.layout import ModelLayout, RunLayout
 from include.retrainer.storage import ObjectStore, interval_token, json_safe, parquet_bytes
+from include.retrainer.tasks import RunParam, TaskId
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,9 @@ def experiment_name(spec: ModelSpec) -> str:
 def quarantine_policy(ctx: RunContext) -> str:
     from include.retrainer.quarantine import POLICIES
 
-    policy = str(ctx.params.get("quarantine", "skip"))
+    policy = str(ctx.params.get(RunParam.QUARANTINE, "skip"))
     if policy not in POLICIES:
-        raise ValueError(f"run param quarantine={policy!r}: expected one of {', '.join(POLICIES)}")
+        raise ValueError(f"run param {RunParam.QUARANTINE}={policy!r}: expected one of {', '.join(POLICIES)}")
     return policy
 
 
@@ -358,7 +359,7 @@ def _trained_on_interval(version, ctx: RunContext) -> bool:
 
 def decide_retrain(drift: dict, force_retrain: bool) -> tuple[bool, str]:
     if force_retrain:
-        return True, "forced by run param force_retrain=true" + (f" ({drift['reason']})" if drift.get("reason") else "")
+        return True, f"forced by run param {RunParam.FORCE_RETRAIN}=true" + (f" ({drift['reason']})" if drift.get("reason") else "")
     if drift.get("gate"):
         return True, drift["reason"]
     return False, f"skipped: {drift.get('reason', 'no drift')}"
@@ -376,7 +377,7 @@ def train_challenger(
 
     paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     key = idempotency_key(spec, ctx)
-    forced = bool(ctx.params.get("force_retrain"))
+    forced = bool(ctx.params.get(RunParam.FORCE_RETRAIN))
     if forced:
         # A forced run trains a new version even if this interval already has one (e.g. after a
         # labelling fix); retries of the same forced run still reuse theirs.
@@ -659,7 +660,7 @@ def promote_challenger(
     expected = str(expected) if expected is not None else None
     if not allow_promotion:
         return reject_challenger(tracking_uri, spec, ctx, comparison,
-                                 extra_reason="promotion disabled by run param allow_promotion=false")
+                                 extra_reason=f"promotion disabled by run param {RunParam.ALLOW_PROMOTION}=false")
     with champion_lock(store, spec, owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
         current = registry.get_alias(client, spec.name, registry.CHAMPION)
         current_v = current.version if current else None
@@ -777,13 +778,13 @@ def build_summary(
 
     ``durations`` are seconds of steps that left no result (failed ones, from their error
     records); steps that returned a result carry ``duration_seconds`` in it."""
-    fetch = results.get("fetch_batch") or {}
-    val = results.get("validate_batch")
-    drift = results.get("detect_drift")
-    branch = results.get("decide_retrain") or {}
-    trained = results.get("train_challenger")
-    comparison = results.get("compare_models") or {}
-    outcome = results.get("promote_challenger") or results.get("reject_challenger")
+    fetch = results.get(TaskId.FETCH_BATCH) or {}
+    val = results.get(TaskId.VALIDATE_BATCH)
+    drift = results.get(TaskId.DETECT_DRIFT)
+    branch = results.get(TaskId.DECIDE_RETRAIN) or {}
+    trained = results.get(TaskId.TRAIN_CHALLENGER)
+    comparison = results.get(TaskId.COMPARE_MODELS) or {}
+    outcome = results.get(TaskId.PROMOTE_CHALLENGER) or results.get(TaskId.REJECT_CHALLENGER)
 
     reasons: list[str] = []
     code = None
@@ -928,14 +929,14 @@ def summarize_run(
     ``durations``: seconds of steps without a result (failed ones), see :func:`build_summary`."""
     paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     results = dict(results)
-    if results.get("validate_batch") is None and "validate_batch" in failed_tasks:
+    if results.get(TaskId.VALIDATE_BATCH) is None and TaskId.VALIDATE_BATCH in failed_tasks:
         report = store.get_json_or_none(paths.validation)
         if report is not None:
-            results["validate_batch"] = {**report, "report_uri": paths.validation,
+            results[TaskId.VALIDATE_BATCH] = {**report, "report_uri": paths.validation,
                                          "data_docs_uri": f"{paths.data_docs}/index.html"}
-    if results.get("detect_drift") is not None:
+    if results.get(TaskId.DETECT_DRIFT) is not None:
         report = store.get_json_or_none(paths.drift) or {}
-        results["detect_drift"] = {**results["detect_drift"], **{
+        results[TaskId.DETECT_DRIFT] = {**results[TaskId.DETECT_DRIFT], **{
             k: report[k] for k in ("features", "signals", "rule", "champion_age_weeks", "importance", "reference")
             if k in report}}
     champion_after = None

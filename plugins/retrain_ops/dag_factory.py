@@ -10,6 +10,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule
 
 from include.retrainer.config import ModelSpec
 from include.retrainer.intervals import CRON_PRESETS
+from include.retrainer.tasks import RESULT_TASKS, RunParam, TaskId
 from retrain_ops.notifiers import run_story_callbacks
 from retrain_ops.outcome import FORCED_TASK, OUTCOME_DOCS, OUTCOME_TASKS, RunOutcomeOperator
 from retrain_ops.operators import (
@@ -29,28 +30,17 @@ from retrain_ops.operators import (
 PROMOTION_POOL = "model_promotion"
 TRAINING_POOL = "model_training"
 
-RESULT_TASKS = (
-    "fetch_batch",
-    "validate_batch",
-    "detect_drift",
-    "train_challenger",
-    "compare_models",
-    "promote_challenger",
-    "reject_challenger",
-)
-
-
 def run_params() -> dict[str, Param]:
     """Typed params: the UI's trigger form validates them before any task runs."""
     return {
-        "force_retrain": Param(
+        RunParam.FORCE_RETRAIN: Param(
             False,
             type="boolean",
             title="Force retraining",
             description="Train a challenger even when the drift gate does not trip (e.g. after a labelling fix). "
             "The challenger is still compared with the champion before any promotion.",
         ),
-        "quarantine": Param(
+        RunParam.QUARANTINE: Param(
             "skip",
             type="string",
             enum=["skip", "include"],
@@ -58,7 +48,7 @@ def run_params() -> dict[str, Param]:
             description="skip: leave days quarantined by an earlier failed validation out of the batch and the "
             "training window. include: take them back in; days that now pass validation are released.",
         ),
-        "allow_promotion": Param(
+        RunParam.ALLOW_PROMOTION: Param(
             True,
             type="boolean",
             title="Allow promotion",
@@ -139,38 +129,44 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         render_template_as_native_obj=False,
     ) as dag:
         common: dict[str, Any] = {"spec": spec}
-        fetch = PartitionFetchOperator(task_id="fetch_batch", **common)
+        fetch = PartitionFetchOperator(task_id=TaskId.FETCH_BATCH, **common)
         if spec.data.missing_data == "wait":
             wait = PartitionSensor(
-                task_id="wait_for_partitions",
+                task_id=TaskId.WAIT_FOR_PARTITIONS,
                 spec=spec,
                 mode="reschedule",
                 poke_interval=spec.data.wait_poke_minutes * 60,
                 timeout=spec.data.wait_timeout_minutes * 60,
             )
             wait >> fetch
-        validate = BatchValidateOperator(task_id="validate_batch", **common)
-        drift = DriftDetectOperator(task_id="detect_drift", **common)
+        # Results travel as XComArgs (``task.output``): Airflow resolves them when it renders the
+        # consuming task, and passing one also sets the dependency.
+        validate = BatchValidateOperator(task_id=TaskId.VALIDATE_BATCH, batch=fetch.output, **common)
+        drift = DriftDetectOperator(task_id=TaskId.DETECT_DRIFT, batch=fetch.output, **common)
         branch = RetrainBranchOperator(
-            task_id="decide_retrain",
-            drift_task_id="detect_drift",
-            train_task_id="train_challenger",
-            skip_task_id="skip_retrain",
+            task_id=TaskId.DECIDE_RETRAIN,
+            drift=drift.output,
+            train_task_id=TaskId.TRAIN_CHALLENGER,
+            skip_task_id=TaskId.SKIP_RETRAIN,
         )
-        skip = EmptyOperator(task_id="skip_retrain")
-        train = ChallengerTrainOperator(task_id="train_challenger", pool=TRAINING_POOL, **common)
-        compare = ModelCompareOperator(task_id="compare_models", **common)
+        skip = EmptyOperator(task_id=TaskId.SKIP_RETRAIN)
+        train = ChallengerTrainOperator(task_id=TaskId.TRAIN_CHALLENGER, pool=TRAINING_POOL, **common)
+        compare = ModelCompareOperator(task_id=TaskId.COMPARE_MODELS, trained=train.output, **common)
         decide = PromotionBranchOperator(
-            task_id="decide_promotion",
-            compare_task_id="compare_models",
-            promote_task_id="promote_challenger",
-            reject_task_id="reject_challenger",
+            task_id=TaskId.DECIDE_PROMOTION,
+            comparison=compare.output,
+            promote_task_id=TaskId.PROMOTE_CHALLENGER,
+            reject_task_id=TaskId.REJECT_CHALLENGER,
         )
-        promote = ChampionPromoteOperator(task_id="promote_challenger", pool=PROMOTION_POOL, **common)
-        reject = ChallengerRejectOperator(task_id="reject_challenger", **common)
+        promote = ChampionPromoteOperator(
+            task_id=TaskId.PROMOTE_CHALLENGER, comparison=compare.output, pool=PROMOTION_POOL, **common
+        )
+        reject = ChallengerRejectOperator(task_id=TaskId.REJECT_CHALLENGER, comparison=compare.output, **common)
+        producers = {t.task_id: t for t in (fetch, validate, drift, train, compare, promote, reject)}
         summarize = RunSummarizeOperator(
-            task_id="summarize_run",
-            result_task_ids=RESULT_TASKS,
+            task_id=TaskId.SUMMARIZE_RUN,
+            # A skipped or failed task's return value resolves to None, which the summary expects.
+            results={task_id: producers[task_id].output for task_id in RESULT_TASKS},
             trigger_rule=TriggerRule.ALL_DONE,
             **run_story_callbacks(spec, notify_settings(spec)),
             **common,
@@ -180,7 +176,7 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         # The summary waits for every task, whatever its outcome.
         [t for t in dag.tasks if t is not summarize] >> summarize
         # The grid's outcome rows: only after a summary (a failed run leaves them upstream_failed).
-        outcome = RunOutcomeOperator(task_id="decide_outcome", summarize_task_id="summarize_run")
+        outcome = RunOutcomeOperator(task_id=TaskId.DECIDE_OUTCOME, summary=summarize.output)
         summarize >> outcome >> [
             EmptyOperator(task_id=task_id, doc_md=OUTCOME_DOCS[task_id])
             for task_id in (*OUTCOME_TASKS.values(), FORCED_TASK)

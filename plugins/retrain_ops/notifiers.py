@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
+from include.retrainer.tasks import TaskId
 from retrain_ops.story import STORY_KEY
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class RunStoryNotifier(BaseNotifier):
         notify: Mapping[str, Any] | None,
         model: str,
         artifacts_conn_id: str | None = None,
-        summarize_task_id: str = "summarize_run",
+        summarize_task_id: str = TaskId.SUMMARIZE_RUN,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         from include.retrainer.notify import notify_config

@@ -1,22 +1,27 @@
 """Operators of the retraining DAG.
 
-Each ``execute`` resolves its inputs (connections, data interval, upstream XComs), calls
-one function of ``include.retrainer.steps`` and returns a small JSON dict (URIs, ids,
-metrics). Failures are recorded next to the run's artefacts before they propagate, so the
-run summary can say in one line what went wrong.
+Shaped like a provider's operators (e.g. the Amazon provider's ``operators/sns.py``):
+keyword-only arguments stored unchanged, upstream results and connection ids as
+``template_fields`` (the DAG factory passes XComArgs, ``task.output``, which Airflow resolves
+when it renders the task), hooks as ``cached_property`` and no I/O in ``__init__``. Each
+``execute`` resolves the run context, calls one function of ``include.retrainer.steps`` and
+returns a small JSON dict (URIs, ids, metrics). Failures are recorded next to the run's
+artefacts before they propagate, so the run summary can say in one line what went wrong.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseBranchOperator, BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.retrainer.logs import run_logged
+from include.retrainer.tasks import DECISION_XCOM_KEY, RunParam, TaskId
 from retrain_ops.links import (
     ChallengerVersionLink,
     ChampionVersionLink,
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from include.retrainer.config import ModelSpec
+    from retrain_ops.hooks import MlflowHook, ObjectStoreHook
 
 
 def _is_permanent(exc: BaseException) -> bool:
@@ -69,6 +75,7 @@ class RetrainBaseOperator(BaseOperator):
     """Shared plumbing: connections, run context, failure records."""
 
     ui_color = "#e8f4ea"
+    template_fields: Sequence[str] = ("s3_conn_id", "mlflow_conn_id")
 
     def __init__(
         self,
@@ -83,24 +90,35 @@ class RetrainBaseOperator(BaseOperator):
         self.s3_conn_id = s3_conn_id
         self.mlflow_conn_id = mlflow_conn_id
 
-    # Resolved lazily, never in __init__ (no I/O at parse time).
-    def object_store(self) -> Any:
+    # Hooks are built on first use, never in __init__ (no I/O at parse time).
+    @cached_property
+    def artifacts_hook(self) -> ObjectStoreHook:
+        """The artefacts' store (``s3_conn_id``, else the spec's ``artifacts.conn_id``)."""
         from retrain_ops.hooks import ObjectStoreHook
 
-        return ObjectStoreHook(aws_conn_id=self.s3_conn_id or self.spec.artifacts_conn_id).store
+        return ObjectStoreHook(aws_conn_id=self.s3_conn_id or self.spec.artifacts_conn_id)
 
-    def data_store(self) -> Any:
+    @cached_property
+    def data_hook(self) -> ObjectStoreHook:
+        """The raw partitions' store (the spec's ``data.conn_id``)."""
         from retrain_ops.hooks import ObjectStoreHook
 
-        return ObjectStoreHook(aws_conn_id=self.spec.data.conn_id).store
+        return ObjectStoreHook(aws_conn_id=self.spec.data.conn_id)
 
-    def tracking_uri(self) -> str:
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
         from retrain_ops.hooks import MlflowHook
 
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id).tracking_uri
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
-    def upstream_result(self, context: Context, task_id: str, key: str = "return_value") -> Any:
-        return context["ti"].xcom_pull(task_ids=task_id, key=key)
+    def object_store(self) -> Any:
+        return self.artifacts_hook.store
+
+    def data_store(self) -> Any:
+        return self.data_hook.store
+
+    def tracking_uri(self) -> str:
+        return self.mlflow_hook.tracking_uri
 
     def execute(self, context: Context) -> Any:
         ctx = run_context(context, self.spec.schedule)
@@ -155,46 +173,65 @@ class PartitionFetchOperator(RetrainBaseOperator):
 
 
 class BatchValidateOperator(RetrainBaseOperator):
-    """Validates the batch with the model's Great Expectations suite; fails the run on failure."""
+    """Validates the batch with the model's Great Expectations suite; fails the run on failure.
+
+    :param batch: the fetch step's result (an XComArg of ``fetch_batch``).
+    """
 
     operator_extra_links = (ValidationReportLink(), DataDocsLink())
+    template_fields: Sequence[str] = (*RetrainBaseOperator.template_fields, "batch")
+
+    def __init__(self, *, batch: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
 
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
-        fetched = self.upstream_result(context, "fetch_batch")
-        return steps.validate_batch(self.object_store(), self.spec, ctx, fetched["batch_uri"])
+        return steps.validate_batch(self.object_store(), self.spec, ctx, self.batch["batch_uri"])
 
 
 class DriftDetectOperator(RetrainBaseOperator):
-    """Measures drift of the batch against the champion's training data."""
+    """Measures drift of the batch against the champion's training data.
+
+    :param batch: the fetch step's result (an XComArg of ``fetch_batch``).
+    """
+
+    template_fields: Sequence[str] = (*RetrainBaseOperator.template_fields, "batch")
+
+    def __init__(self, *, batch: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
 
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
-        fetched = self.upstream_result(context, "fetch_batch")
-        return steps.detect_drift(self.object_store(), self.tracking_uri(), self.spec, ctx, fetched["batch_uri"])
+        return steps.detect_drift(self.object_store(), self.tracking_uri(), self.spec, ctx, self.batch["batch_uri"])
 
 
 class RetrainBranchOperator(BaseBranchOperator):
-    """Chooses ``train_task_id`` on drift, cold start or ``force_retrain``; else ``skip_task_id``."""
+    """Chooses ``train_task_id`` on drift, cold start or ``force_retrain``; else ``skip_task_id``.
+
+    :param drift: the drift step's result (an XComArg of ``detect_drift``).
+    """
 
     ui_color = "#fff3cd"
+    template_fields: Sequence[str] = ("drift",)
 
-    def __init__(self, *, drift_task_id: str, train_task_id: str, skip_task_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, drift: Any, train_task_id: str, skip_task_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.drift_task_id = drift_task_id
+        self.drift = drift
         self.train_task_id = train_task_id
         self.skip_task_id = skip_task_id
 
     def choose_branch(self, context: Context) -> str | Iterable[str]:
         from include.retrainer.steps import decide_retrain
 
-        drift = context["ti"].xcom_pull(task_ids=self.drift_task_id) or {}
-        force = bool((context.get("params") or {}).get("force_retrain", False))
-        retrain, reason = decide_retrain(drift, force)
+        force = bool((context.get("params") or {}).get(RunParam.FORCE_RETRAIN, False))
+        retrain, reason = decide_retrain(self.drift or {}, force)
         self.log.info("retrain=%s: %s", retrain, reason)
-        context["ti"].xcom_push(key="decision", value={"retrain": retrain, "reason": reason, "forced": force})
+        # The return value of a branch operator is the branch; the decision goes under its own key.
+        context["ti"].xcom_push(key=DECISION_XCOM_KEY, value={"retrain": retrain, "reason": reason, "forced": force})
         return self.train_task_id if retrain else self.skip_task_id
 
 
@@ -212,59 +249,87 @@ class ChallengerTrainOperator(RetrainBaseOperator):
 
 
 class ModelCompareOperator(RetrainBaseOperator):
-    """Scores champion and challenger on the same holdout; McNemar + metric thresholds."""
+    """Scores champion and challenger on the same holdout; McNemar + metric thresholds.
+
+    :param trained: the training step's result (an XComArg of ``train_challenger``).
+    """
 
     operator_extra_links = (ChallengerVersionLink(),)
+    template_fields: Sequence[str] = (*RetrainBaseOperator.template_fields, "trained")
+
+    def __init__(self, *, trained: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trained = trained
 
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
-        trained = self.upstream_result(context, "train_challenger")
-        return steps.compare_models(self.object_store(), self.tracking_uri(), self.spec, ctx, trained)
+        return steps.compare_models(self.object_store(), self.tracking_uri(), self.spec, ctx, self.trained)
 
 
 class PromotionBranchOperator(BaseBranchOperator):
-    """Follows the comparison's decision: ``promote_task_id`` or ``reject_task_id``."""
+    """Follows the comparison's decision: ``promote_task_id`` or ``reject_task_id``.
+
+    :param comparison: the comparison step's result (an XComArg of ``compare_models``).
+    """
 
     ui_color = "#fff3cd"
+    template_fields: Sequence[str] = ("comparison",)
 
-    def __init__(self, *, compare_task_id: str, promote_task_id: str, reject_task_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, comparison: Any, promote_task_id: str, reject_task_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.compare_task_id = compare_task_id
+        self.comparison = comparison
         self.promote_task_id = promote_task_id
         self.reject_task_id = reject_task_id
 
     def choose_branch(self, context: Context) -> str | Iterable[str]:
-        comparison = context["ti"].xcom_pull(task_ids=self.compare_task_id) or {}
+        comparison = self.comparison or {}
         if comparison.get("decision") == "skip":  # nothing was trained: reject_challenger skips itself
             return self.reject_task_id
         return self.promote_task_id if comparison.get("decision") == "promote" else self.reject_task_id
 
 
 class ChampionPromoteOperator(RetrainBaseOperator):
-    """Moves alias ``champion`` to the challenger (compare-and-set), records the move."""
+    """Moves alias ``champion`` to the challenger (compare-and-set), records the move.
+
+    :param comparison: the comparison step's result (an XComArg of ``compare_models``).
+    """
 
     ui_color = "#c3e6cb"
     operator_extra_links = (ChampionVersionLink(),)
+    template_fields: Sequence[str] = (*RetrainBaseOperator.template_fields, "comparison")
+
+    def __init__(self, *, comparison: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.comparison = comparison
 
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
-        comparison = self.upstream_result(context, "compare_models")
-        allow = bool((context.get("params") or {}).get("allow_promotion", True))
-        return steps.promote_challenger(self.object_store(), self.tracking_uri(), self.spec, ctx, comparison, allow)
+        allow = bool((context.get("params") or {}).get(RunParam.ALLOW_PROMOTION, True))
+        return steps.promote_challenger(
+            self.object_store(), self.tracking_uri(), self.spec, ctx, self.comparison, allow
+        )
 
 
 class ChallengerRejectOperator(RetrainBaseOperator):
-    """Tags the challenger as rejected with the reasons; the champion is untouched."""
+    """Tags the challenger as rejected with the reasons; the champion is untouched.
+
+    :param comparison: the comparison step's result (an XComArg of ``compare_models``).
+    """
 
     ui_color = "#f5c6cb"
     operator_extra_links = (ChallengerVersionLink(),)
+    template_fields: Sequence[str] = (*RetrainBaseOperator.template_fields, "comparison")
+
+    def __init__(self, *, comparison: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.comparison = comparison
 
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
-        comparison = self.upstream_result(context, "compare_models")
+        comparison = self.comparison
         if comparison is not None and comparison.get("challenger_version") is None:
             # Nothing was trained (e.g. insufficient data): nothing to reject; the summary says why.
             raise AirflowSkipException("no challenger: " + "; ".join(comparison.get("reasons", [])))
@@ -276,6 +341,9 @@ class RunSummarizeOperator(RetrainBaseOperator):
 
     Runs with trigger rule ``all_done``. As the DAG's only leaf it decides the run's final
     state, so it re-raises when an upstream task failed: a broken run never looks green.
+
+    :param results: task id -> that step's result (XComArgs of the result tasks); a task that
+        was skipped or failed resolves to None.
     """
 
     ui_color = "#e2e3e5"
@@ -283,18 +351,21 @@ class RunSummarizeOperator(RetrainBaseOperator):
     operator_extra_links = (RunReportLink(), MlflowRunLink(), ChallengerVersionLink(), ChampionVersionLink(),
                             DataDocsLink())
     links_from_story = True
+    template_fields: Sequence[str] = (*RetrainBaseOperator.template_fields, "results")
 
-    def __init__(self, *, result_task_ids: Sequence[str], **kwargs: Any) -> None:
+    def __init__(self, *, results: Mapping[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.result_task_ids = result_task_ids
+        self.results = results
 
     def execute(self, context: Context) -> Any:
         from include.retrainer import steps
 
         ctx = run_context(context, self.spec.schedule)
         ti = context["ti"]
-        results = {t: ti.xcom_pull(task_ids=t) for t in self.result_task_ids}
-        results["decide_retrain"] = ti.xcom_pull(task_ids="decide_retrain", key="decision")
+        results = dict(self.results)
+        # Pulled by hand: an XComArg with a key other than return_value raises XComNotFound when the
+        # branch never ran (a run that failed before it), and this task runs on every outcome.
+        results[TaskId.DECIDE_RETRAIN] = ti.xcom_pull(task_ids=TaskId.DECIDE_RETRAIN, key=DECISION_XCOM_KEY)
         failed, failed_durations = self._failed_tasks(context, ctx)
         store = self.object_store()
         try:

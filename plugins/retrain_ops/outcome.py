@@ -10,29 +10,31 @@ tasks are ``upstream_failed`` and the run is red.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseBranchOperator
+
+from include.retrainer.tasks import RunParam, TaskId
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 #: decision code -> outcome task id
 OUTCOME_TASKS = {
-    "promoted": "mark_promoted",
-    "rejected": "mark_rejected",
-    "no_retrain_needed": "mark_skipped_no_drift",
-    "insufficient_data": "mark_skipped_insufficient_data",
+    "promoted": TaskId.MARK_PROMOTED,
+    "rejected": TaskId.MARK_REJECTED,
+    "no_retrain_needed": TaskId.MARK_SKIPPED_NO_DRIFT,
+    "insufficient_data": TaskId.MARK_SKIPPED_INSUFFICIENT_DATA,
 }
-FORCED_TASK = "mark_forced_run"
+FORCED_TASK = TaskId.MARK_FORCED_RUN
 
 OUTCOME_DOCS = {
-    "mark_promoted": "The challenger was promoted: alias `champion` now points at it.",
-    "mark_rejected": "A challenger was trained and compared, and rejected: the champion is unchanged.",
-    "mark_skipped_no_drift": "No retraining needed: the drift gate did not trip (see the run note / report).",
-    "mark_skipped_insufficient_data": "Retraining was due but there was not enough data to train and evaluate.",
-    FORCED_TASK: "The run was triggered with `force_retrain`: it trained regardless of the drift gate.",
+    TaskId.MARK_PROMOTED: "The challenger was promoted: alias `champion` now points at it.",
+    TaskId.MARK_REJECTED: "A challenger was trained and compared, and rejected: the champion is unchanged.",
+    TaskId.MARK_SKIPPED_NO_DRIFT: "No retraining needed: the drift gate did not trip (see the run note / report).",
+    TaskId.MARK_SKIPPED_INSUFFICIENT_DATA: "Retraining was due but there was not enough data to train and evaluate.",
+    FORCED_TASK: f"The run was triggered with `{RunParam.FORCE_RETRAIN}`: it trained regardless of the drift gate.",
 }
 
 
@@ -48,16 +50,20 @@ def outcome_tasks(decision: str | None, decision_code: str | None, trigger: str 
 
 
 class RunOutcomeOperator(BaseBranchOperator):
-    """Follows the outcome task of the decision ``summarize_run`` returned."""
+    """Follows the outcome task of the decision ``summarize_run`` returned.
+
+    :param summary: what ``summarize_run`` returned (an XComArg of it).
+    """
 
     ui_color = "#e2e3e5"
+    template_fields: Sequence[str] = ("summary",)
 
-    def __init__(self, *, summarize_task_id: str = "summarize_run", **kwargs: Any) -> None:
+    def __init__(self, *, summary: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.summarize_task_id = summarize_task_id
+        self.summary = summary
 
     def choose_branch(self, context: Context) -> str | Iterable[str]:
-        result = context["ti"].xcom_pull(task_ids=self.summarize_task_id) or {}
+        result = self.summary or {}
         chosen = outcome_tasks(result.get("decision"), result.get("decision_code"), result.get("trigger"))
         self.log.info("outcome: %s (%s)", ", ".join(chosen) or "none", result.get("headline") or "")
         return chosen

@@ -8,12 +8,13 @@ from airflow.sdk import DAG, Param
 
 from include.retrainer.config import ModelSpec
 from include.retrainer.layout import ModelLayout
+from include.retrainer.tasks import RollbackParam, TaskId
 from retrain_ops.dag_factory import PROMOTION_POOL, default_args
 from retrain_ops.rollback_operators import ChampionRollbackOperator
 
 #: Param names, shared with the operator.
-TARGET_PARAM = "target_version"
-REASON_PARAM = "reason"
+TARGET_PARAM = RollbackParam.TARGET_VERSION
+REASON_PARAM = RollbackParam.REASON
 
 
 def rollback_dag_id(spec: ModelSpec) -> str:
@@ -85,7 +86,7 @@ def build_rollback_dag(spec: ModelSpec) -> DAG:
         doc_md=rollback_doc_md(spec),
     ) as dag:
         ChampionRollbackOperator(
-            task_id="rollback_champion",
+            task_id=TaskId.ROLLBACK_CHAMPION,
             spec=spec,
             pool=PROMOTION_POOL,
             target_version_param=TARGET_PARAM,

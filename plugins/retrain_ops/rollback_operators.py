@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.retrainer.tasks import RollbackParam
 from retrain_ops.operators import RetrainBaseOperator
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ class ChampionRollbackOperator(RetrainBaseOperator):
     def __init__(
         self,
         *,
-        target_version_param: str = "target_version",
-        reason_param: str = "reason",
+        target_version_param: str = RollbackParam.TARGET_VERSION,
+        reason_param: str = RollbackParam.REASON,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

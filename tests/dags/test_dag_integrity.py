@@ -37,6 +37,7 @@ from include.demo.data import (
     TICKETS_TIMESTAMP,
 )
 from retrain_ops.dag_factory import build_retrain_dag
+from include.retrainer.tasks import RESULT_TASKS, RunParam, TaskId
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = REPO_ROOT / "dags"
@@ -51,30 +52,32 @@ PARSE_REPEATS = 10
 #: Libraries that cost seconds to import; DAG parsing must never pull them in.
 HEAVY_MODULES = ("mlflow", "sklearn", "great_expectations", "scipy", "statsmodels", "dvc", "pandas")
 
-#: Task -> its direct upstream tasks, summarize_run excluded (checked separately).
+#: Task -> its direct upstream tasks, summarize_run excluded (checked separately). A task that
+#: receives another's result as an XComArg also depends on it directly (detect_drift reads the
+#: batch fetch_batch wrote; promote/reject read compare_models' result).
 EXPECTED_UPSTREAM: dict[str, set[str]] = {
-    "fetch_batch": set(),
-    "validate_batch": {"fetch_batch"},
-    "detect_drift": {"validate_batch"},
-    "decide_retrain": {"detect_drift"},
-    "train_challenger": {"decide_retrain"},
-    "skip_retrain": {"decide_retrain"},
-    "compare_models": {"train_challenger"},
-    "decide_promotion": {"compare_models"},
-    "promote_challenger": {"decide_promotion"},
-    "reject_challenger": {"decide_promotion"},
+    TaskId.FETCH_BATCH: set(),
+    TaskId.VALIDATE_BATCH: {TaskId.FETCH_BATCH},
+    TaskId.DETECT_DRIFT: {TaskId.VALIDATE_BATCH, TaskId.FETCH_BATCH},
+    TaskId.DECIDE_RETRAIN: {TaskId.DETECT_DRIFT},
+    TaskId.TRAIN_CHALLENGER: {TaskId.DECIDE_RETRAIN},
+    TaskId.SKIP_RETRAIN: {TaskId.DECIDE_RETRAIN},
+    TaskId.COMPARE_MODELS: {TaskId.TRAIN_CHALLENGER},
+    TaskId.DECIDE_PROMOTION: {TaskId.COMPARE_MODELS},
+    TaskId.PROMOTE_CHALLENGER: {TaskId.DECIDE_PROMOTION, TaskId.COMPARE_MODELS},
+    TaskId.REJECT_CHALLENGER: {TaskId.DECIDE_PROMOTION, TaskId.COMPARE_MODELS},
     # The grid's outcome rows, after the summary (docs/what-you-see.md).
-    "decide_outcome": {"summarize_run"},
-    "mark_promoted": {"decide_outcome"},
-    "mark_rejected": {"decide_outcome"},
-    "mark_skipped_no_drift": {"decide_outcome"},
-    "mark_skipped_insufficient_data": {"decide_outcome"},
-    "mark_forced_run": {"decide_outcome"},
+    TaskId.DECIDE_OUTCOME: {TaskId.SUMMARIZE_RUN},
+    TaskId.MARK_PROMOTED: {TaskId.DECIDE_OUTCOME},
+    TaskId.MARK_REJECTED: {TaskId.DECIDE_OUTCOME},
+    TaskId.MARK_SKIPPED_NO_DRIFT: {TaskId.DECIDE_OUTCOME},
+    TaskId.MARK_SKIPPED_INSUFFICIENT_DATA: {TaskId.DECIDE_OUTCOME},
+    TaskId.MARK_FORCED_RUN: {TaskId.DECIDE_OUTCOME},
 }
 #: Tasks after summarize_run (it waits for every other task).
-OUTCOME_TASKS = {"decide_outcome", "mark_promoted", "mark_rejected", "mark_skipped_no_drift",
-                 "mark_skipped_insufficient_data", "mark_forced_run"}
-EXPECTED_TASKS = {*EXPECTED_UPSTREAM, "summarize_run"}
+OUTCOME_TASKS = {TaskId.DECIDE_OUTCOME, TaskId.MARK_PROMOTED, TaskId.MARK_REJECTED, TaskId.MARK_SKIPPED_NO_DRIFT,
+                 TaskId.MARK_SKIPPED_INSUFFICIENT_DATA, TaskId.MARK_FORCED_RUN}
+EXPECTED_TASKS = {*EXPECTED_UPSTREAM, TaskId.SUMMARIZE_RUN}
 #: verb_noun task ids; a new verb is a deliberate addition here, not an accident.
 TASK_VERBS = {
     "fetch", "validate", "detect", "decide", "train", "skip", "compare",
@@ -195,8 +198,8 @@ def test_every_dag_has_typed_force_retrain_param(dagbag: DagBag) -> None:
     for dag_id, dag in dagbag.dags.items():
         if not dag_id.startswith("retrain_"):
             continue
-        assert "force_retrain" in dag.params, f"{dag_id}: params {list(dag.params)}"
-        param = dag.params.get_param("force_retrain")
+        assert RunParam.FORCE_RETRAIN in dag.params, f"{dag_id}: params {list(dag.params)}"
+        param = dag.params.get_param(RunParam.FORCE_RETRAIN)
         assert param.value is False, f"{dag_id}: force_retrain defaults to {param.value!r}"
         assert param.schema.get("type") == "boolean", f"{dag_id}: schema {param.schema}"
         assert param.description and len(param.description) > 20, f"{dag_id}: force_retrain has no description"
@@ -206,7 +209,7 @@ def test_every_dag_has_typed_force_retrain_param(dagbag: DagBag) -> None:
 
 
 def test_allow_promotion_param(churn_dag: Any) -> None:
-    param = churn_dag.params.get_param("allow_promotion")
+    param = churn_dag.params.get_param(RunParam.ALLOW_PROMOTION)
     assert param.value is True
     assert param.schema.get("type") == "boolean"
     assert param.description
@@ -222,20 +225,44 @@ def test_task_ids_are_verb_noun(dagbag: DagBag) -> None:
 
 def test_retraining_chain(churn_dag: Any) -> None:
     assert set(churn_dag.task_ids) == EXPECTED_TASKS
-    actual = {t.task_id: set(t.upstream_task_ids) for t in churn_dag.tasks if t.task_id != "summarize_run"}
+    actual = {t.task_id: set(t.upstream_task_ids) for t in churn_dag.tasks if t.task_id != TaskId.SUMMARIZE_RUN}
     assert actual == EXPECTED_UPSTREAM
 
 
 def test_summarize_run_waits_for_everything(churn_dag: Any) -> None:
-    summary = churn_dag.get_task("summarize_run")
+    summary = churn_dag.get_task(TaskId.SUMMARIZE_RUN)
     assert summary.trigger_rule == TriggerRule.ALL_DONE
-    assert set(summary.upstream_task_ids) == set(churn_dag.task_ids) - {"summarize_run"} - OUTCOME_TASKS
-    assert summary.downstream_task_ids == {"decide_outcome"}
+    assert set(summary.upstream_task_ids) == set(churn_dag.task_ids) - {TaskId.SUMMARIZE_RUN} - OUTCOME_TASKS
+    assert summary.downstream_task_ids == {TaskId.DECIDE_OUTCOME}
+
+
+def test_results_travel_as_xcomargs(churn_dag: Any) -> None:
+    """Each consumer names its producer through an XComArg in a template field, not a task-id string."""
+    from airflow.sdk.definitions.xcom_arg import XComArg
+
+    wiring = {
+        (TaskId.VALIDATE_BATCH, "batch"): TaskId.FETCH_BATCH,
+        (TaskId.DETECT_DRIFT, "batch"): TaskId.FETCH_BATCH,
+        (TaskId.DECIDE_RETRAIN, "drift"): TaskId.DETECT_DRIFT,
+        (TaskId.COMPARE_MODELS, "trained"): TaskId.TRAIN_CHALLENGER,
+        (TaskId.DECIDE_PROMOTION, "comparison"): TaskId.COMPARE_MODELS,
+        (TaskId.PROMOTE_CHALLENGER, "comparison"): TaskId.COMPARE_MODELS,
+        (TaskId.REJECT_CHALLENGER, "comparison"): TaskId.COMPARE_MODELS,
+        (TaskId.DECIDE_OUTCOME, "summary"): TaskId.SUMMARIZE_RUN,
+    }
+    for (task_id, field), producer in wiring.items():
+        task = churn_dag.get_task(task_id)
+        assert field in task.template_fields, f"{task_id}.{field} is not templated"
+        value = getattr(task, field)
+        assert isinstance(value, XComArg) and value.operator.task_id == producer, (task_id, field, value)
+    summary = churn_dag.get_task(TaskId.SUMMARIZE_RUN)
+    assert "results" in summary.template_fields
+    assert {k: v.operator.task_id for k, v in summary.results.items()} == {t: t for t in RESULT_TASKS}
 
 
 def test_pools(churn_dag: Any) -> None:
-    assert churn_dag.get_task("promote_challenger").pool == "model_promotion"
-    assert churn_dag.get_task("train_challenger").pool == "model_training"
+    assert churn_dag.get_task(TaskId.PROMOTE_CHALLENGER).pool == "model_promotion"
+    assert churn_dag.get_task(TaskId.TRAIN_CHALLENGER).pool == "model_training"
     # Every non-default pool a task uses is declared in the settings the stack loads.
     settings = yaml.safe_load(SETTINGS_YAML.read_text(encoding="utf-8"))
     declared = {p["pool_name"] for p in settings["airflow"]["pools"]}
@@ -257,9 +284,9 @@ def test_dag_survives_serialization(churn_dag: Any) -> None:
 
     restored = DagSerialization.from_dict(DagSerialization.to_dict(churn_dag))
     assert set(restored.task_dict) == EXPECTED_TASKS
-    assert restored.task_dict["summarize_run"].trigger_rule == TriggerRule.ALL_DONE
-    assert restored.task_dict["promote_challenger"].pool == "model_promotion"
-    assert restored.params.get_param("force_retrain").value is False
+    assert restored.task_dict[TaskId.SUMMARIZE_RUN].trigger_rule == TriggerRule.ALL_DONE
+    assert restored.task_dict[TaskId.PROMOTE_CHALLENGER].pool == "model_promotion"
+    assert restored.params.get_param(RunParam.FORCE_RETRAIN).value is False
 
 
 def test_wait_mode_adds_a_rescheduling_sensor(tmp_path: Path) -> None:
@@ -268,13 +295,13 @@ def test_wait_mode_adds_a_rescheduling_sensor(tmp_path: Path) -> None:
     raw["data"].update(missing_data="wait", wait_timeout_minutes=90, wait_poke_minutes=10)
     dag = build_retrain_dag(load_spec(write_spec(tmp_path, raw)))
 
-    sensor = dag.get_task("wait_for_partitions")
+    sensor = dag.get_task(TaskId.WAIT_FOR_PARTITIONS)
     assert sensor.mode == "reschedule"
     assert sensor.poke_interval == 600
     assert sensor.timeout == 90 * 60
     assert sensor.retries >= 1
-    assert dag.get_task("fetch_batch").upstream_task_ids == {"wait_for_partitions"}
-    assert "wait_for_partitions" in dag.get_task("summarize_run").upstream_task_ids
+    assert dag.get_task(TaskId.FETCH_BATCH).upstream_task_ids == {TaskId.WAIT_FOR_PARTITIONS}
+    assert TaskId.WAIT_FOR_PARTITIONS in dag.get_task(TaskId.SUMMARIZE_RUN).upstream_task_ids
 
 
 # -- parse budget and import hygiene, in a fresh interpreter ------------------------
@@ -450,7 +477,7 @@ def test_second_model_with_other_columns_gets_its_own_dag(tmp_path: Path) -> Non
     assert [d for d in result["dag_ids"] if d.startswith("retrain_")] == ["retrain_churn", "retrain_tickets"]
     dag = result["dags"]["retrain_tickets"]
     assert set(dag["tasks"]) == EXPECTED_TASKS
-    assert {k: set(v) for k, v in dag["tasks"].items() if k != "summarize_run"} == EXPECTED_UPSTREAM
+    assert {k: set(v) for k, v in dag["tasks"].items() if k != TaskId.SUMMARIZE_RUN} == EXPECTED_UPSTREAM
     assert dag["owner"] == "support-ml"
     assert dag["tags"] == ["retraining", "tickets"]
     assert "`tickets`" in dag["doc_md"] and "priority" in dag["doc_md"]

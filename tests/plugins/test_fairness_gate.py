@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from include.retrainer import demo_data, steps
 from include.retrainer.report import render_report
+from include.retrainer.tasks import TaskId
 
 START = dt.datetime(2026, 6, 7, tzinfo=dt.UTC)  # a Sunday
 WEEK = dt.timedelta(weeks=1)
@@ -72,8 +73,8 @@ def test_better_challenger_over_the_disparity_limit_is_not_promoted(mlflow_serve
 
     outcome = steps.reject_challenger(mlflow_server, gated, ctx2, comparison)
     assert outcome["promoted"] is False
-    results = {"decide_retrain": {"retrain": True, "reason": "data drift"}, "train_challenger": trained2,
-               "compare_models": comparison, "reject_challenger": outcome}
+    results = {TaskId.DECIDE_RETRAIN: {"retrain": True, "reason": "data drift"}, TaskId.TRAIN_CHALLENGER: trained2,
+               TaskId.COMPARE_MODELS: comparison, TaskId.REJECT_CHALLENGER: outcome}
     summary = steps.summarize_run(store, mlflow_server, gated, ctx2, results, {})
 
     assert summary["schema_version"] == 3

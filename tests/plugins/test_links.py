@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from include.retrainer.public_urls import PublicUrls
+from include.retrainer.tasks import TaskId
 from retrain_ops.links import link_url
 
 pytestmark = pytest.mark.timeout(300)
@@ -71,6 +72,7 @@ import os
 
 from airflow.sdk import DAG
 
+from include.retrainer.tasks import TaskId
 from retrain_ops.operators import ChallengerTrainOperator, ChampionPromoteOperator
 
 
@@ -92,7 +94,8 @@ class Promote(ChampionPromoteOperator):
 
 
 with DAG("links_test", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)) as dag:
-    Train(task_id="train_challenger", spec=FakeSpec()) >> Promote(task_id="promote_challenger", spec=FakeSpec())
+    train = Train(task_id=TaskId.TRAIN_CHALLENGER, spec=FakeSpec())
+    train >> Promote(task_id=TaskId.PROMOTE_CHALLENGER, comparison=train.output, spec=FakeSpec())
 '''
 
 
@@ -125,6 +128,6 @@ def test_airflow_resolves_and_stores_the_links_after_the_task(tmp_path, monkeypa
         rows = session.query(XComModel).filter(XComModel.dag_id == "links_test", XComModel.run_id == run.run_id,
                                                XComModel.key.like("_link_%")).all()
         links = {(r.task_id, r.key): XComModel.deserialize_value(r) for r in rows}
-    assert links[("train_challenger", "_link_MlflowRunLink")] == "http://mlflow.example:5000/#/runs/run123"
-    assert links[("train_challenger", "_link_ChallengerVersionLink")] == "http://mlflow.example:5000/#/models/churn/versions/4"
-    assert links[("promote_challenger", "_link_ChampionVersionLink")] == ""
+    assert links[(TaskId.TRAIN_CHALLENGER, "_link_MlflowRunLink")] == "http://mlflow.example:5000/#/runs/run123"
+    assert links[(TaskId.TRAIN_CHALLENGER, "_link_ChallengerVersionLink")] == "http://mlflow.example:5000/#/models/churn/versions/4"
+    assert links[(TaskId.PROMOTE_CHALLENGER, "_link_ChampionVersionLink")] == ""

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from include.retrainer.tasks import TaskId
 from scripts import services
 
 pytestmark = pytest.mark.timeout(300)
@@ -100,6 +101,7 @@ import os
 
 from airflow.sdk import DAG, BaseOperator
 
+from include.retrainer.tasks import TaskId
 from retrain_ops.notifiers import RunStoryNotifier
 
 STORY = json.loads(os.environ.get("NOTIFY_TEST_STORY", "{}"))
@@ -116,7 +118,7 @@ class PushStory(BaseOperator):
 
 notifier = RunStoryNotifier(notify=NOTIFY, model="churn", artifacts_conn_id="s3_data")
 with DAG("notify_test", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)) as dag:
-    PushStory(task_id="summarize_run", on_success_callback=[notifier], on_failure_callback=[notifier])
+    PushStory(task_id=TaskId.SUMMARIZE_RUN, on_success_callback=[notifier], on_failure_callback=[notifier])
 '''
 
 
@@ -241,9 +243,9 @@ def test_callbacks_survive_dag_serialization():
     callbacks = run_story_callbacks(Spec(), NOTIFY)
     assert isinstance(callbacks["on_failure_callback"][0], RunStoryNotifier)
     with DAG("notify_serialization", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)) as dag:
-        EmptyOperator(task_id="summarize_run", **callbacks)
+        EmptyOperator(task_id=TaskId.SUMMARIZE_RUN, **callbacks)
     restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
-    task = restored.task_dict["summarize_run"]
+    task = restored.task_dict[TaskId.SUMMARIZE_RUN]
     assert task.has_on_success_callback and task.has_on_failure_callback
     with pytest.raises(ValueError, match="unknown outcome"):
         run_story_callbacks(Spec(), {**NOTIFY, "on": ["promotion"]})  # a typo fails at parse time

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from include.retrainer import logs
+from include.retrainer.tasks import RunParam, TaskId
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Ctx:
     run_id: str = "backfill__2026-11-08"
     interval_start: dt.datetime = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
     interval_end: dt.datetime = dt.datetime(2026, 11, 8, tzinfo=dt.timezone.utc)
-    params: dict = field(default_factory=lambda: {"force_retrain": True, "quarantine": None})
+    params: dict = field(default_factory=lambda: {RunParam.FORCE_RETRAIN: True, RunParam.QUARANTINE: None})
     try_number: int = 2
 
 
@@ -69,7 +70,7 @@ def test_run_logged_says_what_was_read_decided_and_written(restore_warnings, cap
     result = {"decision": "promote", "rows": 14000, "challenger_version": "3", "summary_uri": "s3://b/runs/x/summary.json",
               "metrics": {"roc_auc": 0.84512, "accuracy": 0.8}, "internal": object()}
     with caplog.at_level(logging.INFO, logger="test.task"):
-        out = logs.run_logged(log, "compare_models", Ctx(), lambda a, b: result if (a, b) == (1, 2) else None, 1, 2)
+        out = logs.run_logged(log, TaskId.COMPARE_MODELS, Ctx(), lambda a, b: result if (a, b) == (1, 2) else None, 1, 2)
     assert out is result
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3
@@ -84,4 +85,4 @@ def test_run_logged_lets_failures_through(restore_warnings, caplog):
         raise ValueError("bad batch")
 
     with pytest.raises(ValueError, match="bad batch"):
-        logs.run_logged(logging.getLogger("test.task"), "validate_batch", Ctx(), boom)
+        logs.run_logged(logging.getLogger("test.task"), TaskId.VALIDATE_BATCH, Ctx(), boom)

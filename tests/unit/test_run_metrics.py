@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from include.retrainer.metrics import DECISION_CODES, MetricPoint, run_metrics, segment
+from include.retrainer.tasks import TaskId
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "docker" / "monitoring"
@@ -46,7 +47,7 @@ def promoted_summary() -> dict:
                     "challenger": {"roc_auc": 0.84, "accuracy": 0.79}},
         "comparison": {"policy": "expected_gain", "holdout_rows": 1200,
                        "paired_test": {"metric": "roc_auc", "effect": 0.03, "p_value": 0.004}},
-        "durations": {"fetch_batch": 1.5, "train_challenger": 12.25},
+        "durations": {TaskId.FETCH_BATCH: 1.5, TaskId.TRAIN_CHALLENGER: 12.25},
     }
 
 
@@ -85,7 +86,7 @@ def test_promoted_run_metrics_named_and_tagged_per_model():
     assert points[m + "rows.fetched"].value == 7000 and points[m + "rows.quarantined"].value == 0
     assert points[m + "days.missing"].value == 2 and points[m + "days.quarantined_skipped"].value == 1
     assert points[m + "step.train_challenger.duration"].as_tuple() == (
-        m + "step.train_challenger.duration", 12250.0, "timer", {"model": "churn", "step": "train_challenger"})
+        m + "step.train_challenger.duration", 12250.0, "timer", {"model": "churn", "step": TaskId.TRAIN_CHALLENGER})
     assert points[m + "last_run.interval_end_timestamp"].value == 1768089600.0  # 2026-01-11T00:00Z
 
 
@@ -108,7 +109,7 @@ def test_skipped_and_failed_runs_emit_what_they_have():
 
     failed = {"model": "tickets", "decision": "failed", "decision_code": "failed", "rows": None,
               "validation": {"success": False, "quarantined_days": ["2026-01-05"], "quarantined_rows": 130},
-              "drift": None, "metrics": {"champion": {}, "challenger": {}}, "durations": {"validate_batch": 0.8}}
+              "drift": None, "metrics": {"champion": {}, "challenger": {}}, "durations": {TaskId.VALIDATE_BATCH: 0.8}}
     points = by_name(run_metrics(failed))
     assert set(points) == {
         *(f"retrain.tickets.{kind}.{code}" for kind in ("run", "last_decision") for code in DECISION_CODES),
