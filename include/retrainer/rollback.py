@@ -23,9 +23,9 @@ retry of the same run that finds the champion already on a version tagged with i
 run id finishes the bookkeeping instead of rolling back one version further.
 
 Concurrency: planning, move and record happen under the champion lease lock that
-promotions hold too (``steps.champion_lock``), plus a compare-and-set re-read of the alias;
-the lease is proven still ours (``ensure_held``) right before the move, and the target is
-tagged with its fencing token.
+promotions hold too, plus a compare-and-set re-read of the alias; the move itself, the
+fencing token on the target and the history record are :class:`~include.retrainer.champion.ChampionRegistry`'s,
+the same code a promotion moves the champion with.
 
 Pure Python: no Airflow import; callers pass an MLflow client and an ``ObjectStore``.
 """
@@ -38,9 +38,10 @@ import re
 from typing import Any
 
 from include.retrainer import history, registry
+from include.retrainer.champion import ChampionMove, ChampionRegistry
 from include.retrainer.config import ModelSpec
 from include.retrainer.locking import LeaseLock
-from include.retrainer.storage import ObjectStore, split_uri
+from include.retrainer.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -159,22 +160,8 @@ def plan_rollback(client: Any, store: ObjectStore, spec: ModelSpec, target_versi
     }
 
 
-def _recorded_rollback(store: ObjectStore, spec: ModelSpec, run_id: str, to_version: str) -> str | None:
-    """URI of this run's rollback record to ``to_version``, if one was already written."""
-    bucket, prefix = split_uri(history.history_prefix(spec) + "/")
-    # Keys end in ``_v<to>.json``: only those records can match, the rest is not read.
-    candidates = [o for o in store.iter_objects(bucket, prefix) if o.key.endswith(f"_v{to_version}.json")]
-    for obj in sorted(candidates, key=lambda o: o.key, reverse=True):
-        move = store.get_json(obj.uri)
-        if move.get("action") == "rollback" and move.get("dag_run_id") == run_id:
-            return obj.uri
-    return None
-
-
 def _finish(
-    client: Any,
-    store: ObjectStore,
-    spec: ModelSpec,
+    champions: ChampionRegistry,
     *,
     before: str,
     after: str,
@@ -185,31 +172,21 @@ def _finish(
     now: str,
 ) -> dict:
     """Tag both versions and append the history record (idempotent per run)."""
-    registry.set_tags(client, spec.name, after, {
+    champions.tag(after, {
         registry.TAG + "decision": "rollback_target",
         registry.TAG + "rolled_back_at": now,
         registry.TAG + "rollback_reason": reason,
     })
-    registry.set_tags(client, spec.name, before, {
+    champions.tag(before, {
         registry.TAG + "rolled_back_from_at": now,
         registry.TAG + "rolled_back_to": after,
         registry.TAG + "rolled_back_from_by_run": run_id,
         registry.TAG + "rollback_reason": reason,
     })
-    recorded = _recorded_rollback(store, spec, run_id, after)
-    if recorded is not None:  # a retry after the record was written: never append it twice
-        return {"history_uri": recorded}
-    uri = history.record_move(store, spec, {
-        "action": "rollback",
-        "from_version": before,
-        "to_version": after,
-        "reason": reason,
-        "reasons": [reason],
-        "target_source": source,
-        "dag_id": dag_id,
-        "dag_run_id": run_id,
-        "at": now,
-    })
+    uri = champions.record(ChampionMove(
+        action="rollback", from_version=before, to_version=after, dag_id=dag_id, dag_run_id=run_id,
+        reasons=[reason], at=now, details={"reason": reason, "target_source": source},
+    ))
     return {"history_uri": uri}
 
 
@@ -224,9 +201,9 @@ def rollback(
 ) -> dict:
     """Move ``champion`` back (to ``target_version`` or the previous champion) and record it.
 
-    Holds the champion lock (:func:`include.retrainer.steps.champion_lock`, shared with
-    promotions) from planning to the history record, so a promotion can never slip in
-    between the checks and the move.
+    Holds the champion lock (:meth:`ChampionRegistry.lock`, shared with promotions) from
+    planning to the history record, so a promotion can never slip in between the checks and
+    the move.
 
     Returns ``{"champion_before", "champion_after", "reason", "history_uri", "source"}``.
     Raises RollbackError (nothing changed) when the reason is missing or the target is
@@ -234,31 +211,30 @@ def rollback(
     ``LockTimeout`` when another champion move holds the lock for too long, ``LeaseLost``
     when the lease expired and was taken over before the move (both retryable; nothing moved).
     """
-    from include.retrainer.steps import champion_lock
-
     reason = (reason or "").strip()
     if not reason:
         raise RollbackError("a reason is required for a rollback (it is recorded in the champion history)")
     if not run_id:
         raise RollbackError("run_id is required: it identifies the rollback in tags and history")
-    with champion_lock(store, spec, owner=f"{dag_id}/{run_id}") as lease:
-        return _rollback_locked(client, store, spec, target_version, reason, run_id, dag_id, lease)
+    champions = ChampionRegistry(client, store, spec)
+    with champions.lock(owner=f"{dag_id}/{run_id}") as lease:
+        return _rollback_locked(champions, target_version, reason, run_id, dag_id, lease)
 
 
 def _rollback_locked(
-    client: Any, store: ObjectStore, spec: ModelSpec, target_version: str | None, reason: str, run_id: str, dag_id: str,
-    lease: LeaseLock,
+    champions: ChampionRegistry, target_version: str | None, reason: str, run_id: str, dag_id: str, lease: LeaseLock,
 ) -> dict:
-    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    client, store, spec = champions.client, champions.store, champions.spec
+    now = dt.datetime.now(dt.UTC).isoformat()
 
     # A retry of this very run after the alias already moved: finish, do not go further back.
-    champion = registry.get_alias(client, spec.name, registry.CHAMPION)
+    champion = champions.current()
     if champion is not None and champion.tags.get(BY_RUN_TAG) == run_id:
         wanted = _normalise_version(target_version)
         before = champion.tags.get(FROM_VERSION_TAG) or ""
         if before and (wanted is None or wanted == champion.version):
             log.info("run %s already moved champion to v%s: completing its records", run_id, champion.version)
-            done = _finish(client, store, spec, before=before, after=champion.version, reason=reason,
+            done = _finish(champions, before=before, after=champion.version, reason=reason,
                            run_id=run_id, dag_id=dag_id, source="retry of the same run", now=now)
             return {"champion_before": before, "champion_after": champion.version, "reason": reason,
                     "source": "retry of the same run", **done}
@@ -269,21 +245,16 @@ def _rollback_locked(
         log.warning("v%s was rejected by an earlier comparison; rolling back to it as requested", after)
 
     # Compare-and-set: the lock serializes our own moves, not a hand edit in the MLflow UI.
-    latest = registry.get_alias(client, spec.name, registry.CHAMPION)
+    latest = champions.current()
     if latest is None or latest.version != before:
         raise RollbackError(
             f"champion of model '{spec.name}' changed during the rollback (planned from v{before}, now "
             f"v{latest.version if latest else None}); re-run the rollback against the current champion"
         )
     # Mark the target first: a retry recognises a move this run already made (see module doc).
-    fence = lease.ensure_held()  # LeaseLost (retryable) before any tag if the lease was taken over
-    registry.set_tags(client, spec.name, after, {BY_RUN_TAG: run_id, FROM_VERSION_TAG: before,
-                                                 FENCE_TAG: str(fence)})
-    # MLflow moves aliases unconditionally: prove the lease is ours just before (locking module doc).
-    lease.ensure_held()
-    # The single call that moves production.
-    registry.move_alias(client, spec.name, registry.CHAMPION, after)
+    # LeaseLost (retryable, nothing moved) if the lease was taken over before the tags or the move.
+    champions.move(lease, after, mark={BY_RUN_TAG: run_id, FROM_VERSION_TAG: before}, fence_tag=FENCE_TAG)
     log.info("rolled champion of '%s' back from v%s to v%s (%s): %s", spec.name, before, after, plan["source"], reason)
-    done = _finish(client, store, spec, before=before, after=after, reason=reason, run_id=run_id,
+    done = _finish(champions, before=before, after=after, reason=reason, run_id=run_id,
                    dag_id=dag_id, source=plan["source"], now=now)
     return {"champion_before": before, "champion_after": after, "reason": reason, "source": plan["source"], **done}

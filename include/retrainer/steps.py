@@ -633,17 +633,6 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
 # --------------------------------------------------------------------------------------
 # promote / reject
 # --------------------------------------------------------------------------------------
-def champion_lock(store: ObjectStore, spec: ModelSpec, owner: str, **lease_options: Any):
-    """The lease every move of ``champion`` (promotion, rollback) holds while it checks and moves.
-
-    Call ``ensure_held()`` on it right before the alias move; ``lease_options`` go to
-    :class:`~include.retrainer.locking.LeaseLock` (ttl_seconds, wait_seconds, ...)."""
-    from include.retrainer.locking import LeaseLock
-
-    return LeaseLock(store, ModelLayout.of(spec).champion_lock, owner, **lease_options)
-
-
-
 def promote_challenger(
     store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, comparison: dict, allow_promotion: bool = True
 ) -> dict:
@@ -652,20 +641,22 @@ def promote_challenger(
     Under the champion lock: re-read the champion; promote only if it is still the one the
     comparison used, otherwise reject with that reason (the run can be re-run to re-evaluate).
     """
-    from include.retrainer import history, registry
+    from include.retrainer import registry
+    from include.retrainer.champion import ChampionRegistry
 
     client = registry.client_for(tracking_uri)
+    champions = ChampionRegistry(client, store, spec)
     challenger_v = str(comparison["challenger_version"])
     expected = comparison.get("champion_version")
     expected = str(expected) if expected is not None else None
     if not allow_promotion:
         return reject_challenger(tracking_uri, spec, ctx, comparison,
                                  extra_reason=f"promotion disabled by run param {RunParam.ALLOW_PROMOTION}=false")
-    with champion_lock(store, spec, owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
-        current = registry.get_alias(client, spec.name, registry.CHAMPION)
+    with champions.lock(owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
+        current = champions.current()
         current_v = current.version if current else None
         if current_v == challenger_v:  # a retry after the alias already moved: finish the bookkeeping
-            _complete_promotion_records(store, client, spec, ctx, challenger_v, list(comparison.get("reasons", [])))
+            _complete_promotion_records(champions, ctx, challenger_v, list(comparison.get("reasons", [])))
             return {"promoted": True, "champion_before": expected, "champion_after": challenger_v,
                     "reasons": list(comparison.get("reasons", []))}
         if current_v != expected:
@@ -676,59 +667,46 @@ def promote_challenger(
             )
         now = dt.datetime.now(dt.timezone.utc).isoformat()
         reasons = list(comparison.get("reasons", []))
-        fence = lease.ensure_held()  # LeaseLost (retryable) before any tag if the lease was taken over
+        lease.ensure_held()  # LeaseLost (retryable) before any tag if the lease was taken over
         _record_reasons(client, spec, challenger_v, "promoted", reasons)
-        registry.set_tags(client, spec.name, challenger_v, {
+        champions.move(lease, challenger_v, fence_tag=registry.TAG + "fencing_token", mark={
             registry.TAG + "decision": "promoted",
             registry.TAG + "promoted_at": now,
             registry.TAG + "promoted_by_run": ctx.run_id,
             registry.TAG + "replaced_version": current_v or "",
-            registry.TAG + "fencing_token": str(fence),
         })
-        # MLflow moves aliases unconditionally: prove the lease is ours just before (locking module doc).
-        lease.ensure_held()
-        # The single call that moves production: the old version loses the alias atomically.
-        registry.move_alias(client, spec.name, registry.CHAMPION, challenger_v)
         if current_v:
-            registry.set_tags(client, spec.name, current_v, {
-                registry.TAG + "replaced_by": challenger_v,
-                registry.TAG + "demoted_at": now,
-            })
-        history.record_move(
-            store, spec, {
-                "action": "promote", "from_version": current_v, "to_version": challenger_v, "dag_id": ctx.dag_id,
-                "dag_run_id": ctx.run_id, "data_interval_start": ctx.interval_start,
-                "data_interval_end": ctx.interval_end, "reasons": reasons, "at": now,
-            },
-        )
+            champions.tag(current_v, {registry.TAG + "replaced_by": challenger_v, registry.TAG + "demoted_at": now})
+        champions.record(_promotion_move(ctx, current_v, challenger_v, reasons, now))
     log.info("promoted v%s to champion (was %s)", challenger_v, current_v)
     return {"promoted": True, "champion_before": current_v, "champion_after": challenger_v, "reasons": reasons}
 
 
-def _complete_promotion_records(store: ObjectStore, client: Any, spec: ModelSpec, ctx: RunContext,
-                                version: str, reasons: list[str]) -> None:
+def _promotion_move(ctx: RunContext, before: str | None, after: str, reasons: list[str], at: str) -> Any:
+    from include.retrainer.champion import ChampionMove
+
+    return ChampionMove(
+        action="promote", from_version=before, to_version=after, dag_id=ctx.dag_id, dag_run_id=ctx.run_id,
+        reasons=reasons, at=at,
+        details={"data_interval_start": ctx.interval_start, "data_interval_end": ctx.interval_end},
+    )
+
+
+def _complete_promotion_records(champions: Any, ctx: RunContext, version: str, reasons: list[str]) -> None:
     """After a crash between moving the alias and recording it: tag the replaced version and
     write the history record, once (the promotion tags on ``version`` are set before the move)."""
-    from include.retrainer import history, registry
+    from include.retrainer import registry
 
-    promoted = registry.get_version(client, spec.name, version)
+    promoted = champions.version(version)
     if promoted is None or promoted.tag("promoted_by_run") != ctx.run_id:
         return  # promoted by another run (or rolled forward manually): nothing of ours to finish
     previous = promoted.tag("replaced_version") or None
     at = promoted.tag("promoted_at") or dt.datetime.now(dt.timezone.utc).isoformat()
     if previous:
-        old = registry.get_version(client, spec.name, previous)
+        old = champions.version(previous)
         if old is not None and old.tag("replaced_by") != version:
-            registry.set_tags(client, spec.name, previous, {registry.TAG + "replaced_by": version,
-                                                             registry.TAG + "demoted_at": at})
-    recorded = any(m.get("to_version") == version and m.get("dag_run_id") == ctx.run_id and m.get("action") == "promote"
-                   for m in history.list_history(store, spec))
-    if not recorded:
-        history.record_move(store, spec, {
-            "action": "promote", "from_version": previous, "to_version": version, "dag_id": ctx.dag_id,
-            "dag_run_id": ctx.run_id, "data_interval_start": ctx.interval_start,
-            "data_interval_end": ctx.interval_end, "reasons": reasons, "at": at,
-        })
+            champions.tag(previous, {registry.TAG + "replaced_by": version, registry.TAG + "demoted_at": at})
+    champions.record(_promotion_move(ctx, previous, version, reasons, at))
 
 
 def _record_reasons(client: Any, spec: ModelSpec, version: str, decision: str, reasons: list[str]) -> None:

@@ -44,6 +44,7 @@ from mlflow import MlflowClient
 
 from include.retrainer.layout import RunLayout
 from include.demo import data as demo_data
+from include.retrainer import champion as champion_moves
 from include.retrainer import history, registry, steps
 from include.retrainer.config import ModelSpec, load_spec
 from include.retrainer.storage import ObjectStore, split_uri
@@ -412,7 +413,7 @@ def test_mlflow_down_during_promotion_leaves_the_champion_then_retry_moves_once(
         faults.start_mlflow()
     message = f"{type(failure.value).__name__}: {failure.value}"
     assert one_line(message) and f"MLflow tracking server {uri} is unreachable" in message, message
-    assert steps.champion_lock(store, spec, "probe").current().state == "released", \
+    assert champion_moves.champion_lock(store, spec, "probe").current().state == "released", \
         "the champion lock must be released when the promotion fails"
     assert faults.champion(spec.name) == v1  # unchanged
     assert [h["to_version"] for h in history.list_history(store, spec)] == [v1]

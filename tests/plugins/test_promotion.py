@@ -9,6 +9,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
+from include.retrainer import champion as champion_moves
 from include.retrainer import history, registry, steps
 from include.retrainer.locking import LeaseLock, LeaseLost, LockTimeout
 from include.retrainer.storage import ObjectStore
@@ -128,7 +129,7 @@ def test_promoted_version_carries_the_fencing_token(mlflow_server, store, churn_
                              {"challenger_version": v2, "champion_version": v1, "reasons": []})
     steps.promote_challenger(store, mlflow_server, spec, _ctx("b"),
                              {"challenger_version": v3, "champion_version": v2, "reasons": []})
-    lock = steps.champion_lock(store, spec, "probe").current()
+    lock = champion_moves.champion_lock(store, spec, "probe").current()
     assert lock.state == "released" and lock.fence == 2
     tokens = [int(client.get_model_version(spec.name, v).tags["retrain.fencing_token"]) for v in (v2, v3)]
     assert tokens == [1, 2]  # one per acquisition, increasing
@@ -144,12 +145,12 @@ def test_holder_paused_past_its_ttl_cannot_promote(mlflow_server, moto_server, s
     client = MlflowClient(mlflow_server)
     v1, v2 = _versions(client, spec.name, 2)
     client.set_registered_model_alias(spec.name, "champion", v1)
-    real_champion_lock = steps.champion_lock
+    real_champion_lock = champion_moves.champion_lock
 
     def frozen_lock(store_, spec_, owner):
         return real_champion_lock(store_, spec_, owner, ttl_seconds=1, heartbeat=False)
 
-    monkeypatch.setattr(steps, "champion_lock", frozen_lock)
+    monkeypatch.setattr(champion_moves, "champion_lock", frozen_lock)
     takeover: list[LeaseLock] = []
     original = getattr(registry, pause_in)
 

@@ -248,7 +248,7 @@ def test_rollback_waits_for_the_champion_lock(client, store, model) -> None:
     import threading
     import time
 
-    from include.retrainer.steps import champion_lock
+    from include.retrainer.champion import champion_lock
 
     outcome: dict[str, Any] = {}
 
@@ -367,12 +367,12 @@ def test_rollback_by_a_holder_paused_past_its_ttl_moves_nothing(client, store, m
     and the champion stays where it was. A normal rollback tags the target with its fence."""
     import time
 
-    from include.retrainer import registry, steps
+    from include.retrainer import champion, registry
     from include.retrainer.locking import LeaseLost
     from scripts import services
 
-    real_lock = steps.champion_lock
-    monkeypatch.setattr(steps, "champion_lock",
+    real_lock = champion.champion_lock
+    monkeypatch.setattr(champion, "champion_lock",
                         lambda store_, spec_, owner: real_lock(store_, spec_, owner, ttl_seconds=1, heartbeat=False))
     taken: list[Any] = []
     real_set_tags = registry.set_tags
@@ -398,3 +398,25 @@ def test_rollback_by_a_holder_paused_past_its_ttl_moves_nothing(client, store, m
     assert result["champion_after"] == "1" == champion_of(client, model.name)
     fence = real_lock(store, model, "probe").current().fence
     assert tags_of(client, model.name, "1")["retrain.rollback_fencing_token"] == str(fence) == "3"
+
+
+def test_rollback_and_promotion_share_one_champion_registry() -> None:
+    """Rollback moves the champion through ChampionRegistry, as promotion does, not through steps."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "include" / "retrainer"
+    promotion = root / "steps" / "promote.py" if (root / "steps").is_dir() else root / "steps.py"
+
+    def parsed(path: Path) -> tuple[set[str | None], set[str]]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+        return imported, calls
+
+    rollback_imports, rollback_calls = parsed(root / "rollback.py")
+    promotion_imports, promotion_calls = parsed(promotion)
+    assert "include.retrainer.champion" in rollback_imports and "include.retrainer.champion" in promotion_imports
+    assert not {"move_alias", "record_move"} & rollback_calls
+    assert "record_move" not in promotion_calls
+    assert not any(m and m.startswith("include.retrainer.steps") for m in rollback_imports)
