@@ -59,8 +59,13 @@ class ChampionMove:
     def record(self) -> dict[str, Any]:
         base = asdict(self)
         details = base.pop("details")
-        return {"action": base.pop("action"), "from_version": base.pop("from_version"),
-                "to_version": base.pop("to_version"), **details, **base}
+        return {
+            "action": base.pop("action"),
+            "from_version": base.pop("from_version"),
+            "to_version": base.pop("to_version"),
+            **details,
+            **base,
+        }
 
 
 class ChampionRegistry:

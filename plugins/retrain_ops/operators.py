@@ -169,7 +169,7 @@ class PartitionFetchOperator(RetrainBaseOperator):
         from include.retrainer import steps
 
         # Raw data may live behind another connection than the artefacts.
-        return steps.fetch_batch(self.object_store(), self.spec, ctx, raw_store=self.data_store())
+        return steps.fetch_batch(self.object_store(), self.spec, ctx, raw_store=self.data_store()).to_xcom()
 
 
 class BatchValidateOperator(RetrainBaseOperator):
@@ -188,7 +188,8 @@ class BatchValidateOperator(RetrainBaseOperator):
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
-        return steps.validate_batch(self.object_store(), self.spec, ctx, self.batch["batch_uri"])
+        batch = steps.FetchResult.of(self.batch)
+        return steps.validate_batch(self.object_store(), self.spec, ctx, batch.batch_uri).to_xcom()
 
 
 class DriftDetectOperator(RetrainBaseOperator):
@@ -206,7 +207,8 @@ class DriftDetectOperator(RetrainBaseOperator):
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
-        return steps.detect_drift(self.object_store(), self.tracking_uri(), self.spec, ctx, self.batch["batch_uri"])
+        batch = steps.FetchResult.of(self.batch)
+        return steps.detect_drift(self.object_store(), self.tracking_uri(), self.spec, ctx, batch.batch_uri).to_xcom()
 
 
 class RetrainBranchOperator(BaseBranchOperator):
@@ -225,14 +227,14 @@ class RetrainBranchOperator(BaseBranchOperator):
         self.skip_task_id = skip_task_id
 
     def choose_branch(self, context: Context) -> str | Iterable[str]:
-        from include.retrainer.steps import decide_retrain
+        from include.retrainer.steps import DriftResult, decide_retrain
 
         force = bool((context.get("params") or {}).get(RunParam.FORCE_RETRAIN, False))
-        retrain, reason = decide_retrain(self.drift or {}, force)
-        self.log.info("retrain=%s: %s", retrain, reason)
+        decision = decide_retrain(DriftResult.of(self.drift or {}), force)
+        self.log.info("retrain=%s: %s", decision.retrain, decision.reason)
         # The return value of a branch operator is the branch; the decision goes under its own key.
-        context["ti"].xcom_push(key=DECISION_XCOM_KEY, value={"retrain": retrain, "reason": reason, "forced": force})
-        return self.train_task_id if retrain else self.skip_task_id
+        context["ti"].xcom_push(key=DECISION_XCOM_KEY, value=decision.to_xcom())
+        return self.train_task_id if decision.retrain else self.skip_task_id
 
 
 class ChallengerTrainOperator(RetrainBaseOperator):
@@ -245,7 +247,7 @@ class ChallengerTrainOperator(RetrainBaseOperator):
         from include.retrainer import steps
 
         store = self.object_store()
-        return steps.train_challenger(store, self.tracking_uri(), self.spec, ctx, raw_store=self.data_store())
+        return steps.train_challenger(store, self.tracking_uri(), self.spec, ctx, raw_store=self.data_store()).to_xcom()
 
 
 class ModelCompareOperator(RetrainBaseOperator):
@@ -264,7 +266,8 @@ class ModelCompareOperator(RetrainBaseOperator):
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
-        return steps.compare_models(self.object_store(), self.tracking_uri(), self.spec, ctx, self.trained)
+        trained = steps.TrainResult.of(self.trained)
+        return steps.compare_models(self.object_store(), self.tracking_uri(), self.spec, ctx, trained).to_xcom()
 
 
 class PromotionBranchOperator(BaseBranchOperator):
@@ -307,9 +310,10 @@ class ChampionPromoteOperator(RetrainBaseOperator):
         from include.retrainer import steps
 
         allow = bool((context.get("params") or {}).get(RunParam.ALLOW_PROMOTION, True))
+        comparison = steps.ComparisonResult.of(self.comparison)
         return steps.promote_challenger(
-            self.object_store(), self.tracking_uri(), self.spec, ctx, self.comparison, allow
-        )
+            self.object_store(), self.tracking_uri(), self.spec, ctx, comparison, allow
+        ).to_xcom()
 
 
 class ChallengerRejectOperator(RetrainBaseOperator):
@@ -329,11 +333,11 @@ class ChallengerRejectOperator(RetrainBaseOperator):
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
-        comparison = self.comparison
-        if comparison is not None and comparison.get("challenger_version") is None:
+        comparison = steps.ComparisonResult.of(self.comparison)
+        if comparison.challenger_version is None:
             # Nothing was trained (e.g. insufficient data): nothing to reject; the summary says why.
-            raise AirflowSkipException("no challenger: " + "; ".join(comparison.get("reasons", [])))
-        return steps.reject_challenger(self.tracking_uri(), self.spec, ctx, comparison)
+            raise AirflowSkipException("no challenger: " + "; ".join(comparison.reasons))
+        return steps.reject_challenger(self.tracking_uri(), self.spec, ctx, comparison).to_xcom()
 
 
 class RunSummarizeOperator(RetrainBaseOperator):
@@ -373,7 +377,9 @@ class RunSummarizeOperator(RetrainBaseOperator):
         except Exception as exc:  # connection missing: still write the summary
             self.log.warning("no MLflow connection: %s", exc)
             tracking_uri = None
-        summary = steps.summarize_run(store, tracking_uri, self.spec, ctx, results, failed, failed_durations)
+        summary = steps.summarize_run(
+            store, tracking_uri, self.spec, ctx, steps.RunResults.from_xcom(results), failed, failed_durations
+        )
         self.log.info("run summary: decision=%s; %s -> %s", summary["decision"], summary["summary_uri"],
                       "; ".join(summary["reasons"]))
         from retrain_ops.metrics import emit_run_metrics  # never raises: monitoring cannot fail a run

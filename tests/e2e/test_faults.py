@@ -392,13 +392,13 @@ def champion_and_winning_challenger(faults, make_spec):
     c1 = ctx_for(spec, W1, "w1")
     t1 = steps.train_challenger(store, uri, spec, c1)
     cmp1 = steps.compare_models(store, uri, spec, c1, t1)
-    assert cmp1["decision"] == "promote", cmp1["reasons"]
-    assert steps.promote_challenger(store, uri, spec, c1, cmp1)["promoted"] is True
+    assert cmp1.decision == "promote", cmp1.reasons
+    assert steps.promote_challenger(store, uri, spec, c1, cmp1).promoted is True
     c2 = ctx_for(spec, W2, "w2")
     t2 = steps.train_challenger(store, uri, spec, c2)
     cmp2 = steps.compare_models(store, uri, spec, c2, t2)
-    assert cmp2["decision"] == "promote", cmp2["reasons"]  # the drifted week's model wins
-    return spec, c2, cmp2, t1["challenger_version"], t2["challenger_version"]
+    assert cmp2.decision == "promote", cmp2.reasons  # the drifted week's model wins
+    return spec, c2, cmp2, t1.challenger_version, t2.challenger_version
 
 
 def test_mlflow_down_during_promotion_leaves_the_champion_then_retry_moves_once(faults, champion_and_winning_challenger):
@@ -420,7 +420,7 @@ def test_mlflow_down_during_promotion_leaves_the_champion_then_retry_moves_once(
 
     # The task retry once MLflow is back: exactly one move, one history record.
     outcome = steps.promote_challenger(store, uri, spec, ctx, comparison)
-    assert outcome["promoted"] is True and outcome["champion_before"] == v1
+    assert outcome.promoted is True and outcome.champion_before == v1
     assert faults.champion(spec.name) == v2
     moves = history.list_history(store, spec)
     assert [(h["from_version"], h["to_version"]) for h in moves] == [(None, v1), (v1, v2)]
@@ -452,7 +452,7 @@ def test_mlflow_down_right_after_the_alias_moved_retry_completes_the_bookkeeping
     assert faults.champion(spec.name) == v2  # the one-call move itself is atomic
 
     outcome = steps.promote_challenger(store, uri, spec, ctx, comparison)  # the task retry
-    assert outcome["promoted"] is True and faults.champion(spec.name) == v2
+    assert outcome.promoted is True and faults.champion(spec.name) == v2
     moves = history.list_history(store, spec)
     assert [(h["from_version"], h["to_version"]) for h in moves] == [(None, v1), (v1, v2)]
     assert registry.get_version(registry.client_for(uri), spec.name, v1).tag("replaced_by") == v2

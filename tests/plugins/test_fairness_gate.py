@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data, steps
+from include.demo import data as demo_data
+from include.retrainer import steps
 from include.retrainer.report import render_report
 from include.retrainer.tasks import TaskId
 
@@ -49,10 +50,10 @@ def test_better_challenger_over_the_disparity_limit_is_not_promoted(mlflow_serve
     ctx1 = _ctx(plain, START)
     trained1 = steps.train_challenger(store, mlflow_server, plain, ctx1)
     comparison1 = steps.compare_models(store, mlflow_server, plain, ctx1, trained1)
-    assert comparison1["decision"] == "promote", comparison1["reasons"]
-    assert comparison1["slices"] is None and comparison1["fairness"] is None
-    assert steps.promote_challenger(store, mlflow_server, plain, ctx1, comparison1)["promoted"]
-    champion_v = str(trained1["challenger_version"])
+    assert comparison1.decision == "promote", comparison1.reasons
+    assert comparison1.slices is None and comparison1.fairness is None
+    assert steps.promote_challenger(store, mlflow_server, plain, ctx1, comparison1).promoted
+    champion_v = str(trained1.challenger_version)
 
     # Week 2: the same model with slice and fairness gates.
     gated = churn_spec_factory(
@@ -64,17 +65,22 @@ def test_better_challenger_over_the_disparity_limit_is_not_promoted(mlflow_serve
     ctx2 = _ctx(gated, START + WEEK)
     trained2 = steps.train_challenger(store, mlflow_server, gated, ctx2)
     comparison = steps.compare_models(store, mlflow_server, gated, ctx2, trained2)
-    checks = comparison["checks"]
-    assert comparison["paired_test"]["effect"] > 0  # better overall...
-    assert checks["floor"] and checks["expected_gain"] and checks["mcnemar"], comparison["reasons"]
-    assert checks["fairness"] is False and comparison["decision"] == "reject"  # ...but over the limit
-    assert comparison["fairness"]["blocked_by"] == ["age_band:demographic_parity_difference"]
-    assert comparison["slices"]["judged"] >= 4  # contract x3, age_band x2 (each >= 100 held-out rows)
+    checks = comparison.checks
+    assert comparison.paired_test["effect"] > 0  # better overall...
+    assert checks["floor"] and checks["expected_gain"] and checks["mcnemar"], comparison.reasons
+    assert checks["fairness"] is False and comparison.decision == "reject"  # ...but over the limit
+    assert comparison.fairness["blocked_by"] == ["age_band:demographic_parity_difference"]
+    assert comparison.slices["judged"] >= 4  # contract x3, age_band x2 (each >= 100 held-out rows)
 
     outcome = steps.reject_challenger(mlflow_server, gated, ctx2, comparison)
-    assert outcome["promoted"] is False
-    results = {TaskId.DECIDE_RETRAIN: {"retrain": True, "reason": "data drift"}, TaskId.TRAIN_CHALLENGER: trained2,
-               TaskId.COMPARE_MODELS: comparison, TaskId.REJECT_CHALLENGER: outcome}
+    assert outcome.promoted is False
+    # As the summarize task gets them: the XCom JSON of each step, read back into typed results.
+    results = steps.RunResults.from_xcom({
+        TaskId.DECIDE_RETRAIN: steps.RetrainDecision(retrain=True, reason="data drift").to_xcom(),
+        TaskId.TRAIN_CHALLENGER: trained2.to_xcom(),
+        TaskId.COMPARE_MODELS: comparison.to_xcom(),
+        TaskId.REJECT_CHALLENGER: outcome.to_xcom(),
+    })
     summary = steps.summarize_run(store, mlflow_server, gated, ctx2, results, {})
 
     assert summary["schema_version"] == 3
@@ -87,12 +93,12 @@ def test_better_challenger_over_the_disparity_limit_is_not_promoted(mlflow_serve
     assert summary["comparison"]["checks"]["fairness"] is False
     assert {s["column"] for s in summary["slices"]["slices"]} == {"contract", "age_band"}
     assert store.get_json(summary["summary_uri"])["fairness"]["passed"] is False
-    predictions = store.read_parquet(comparison["predictions_uri"])
+    predictions = store.read_parquet(comparison.predictions_uri)
     assert {"age_band", "contract", "challenger_pred", "champion_pred"} <= set(predictions.columns)
 
     client = MlflowClient(mlflow_server)
     assert str(client.get_model_version_by_alias(name, "champion").version) == champion_v
-    run_tags = client.get_run(trained2["run_id"]).data.tags
+    run_tags = client.get_run(trained2.run_id).data.tags
     assert "fairness on 'age_band'" in run_tags["retrain.decision_reasons"]
     page = render_report(summary)
     assert "<h2>Fairness</h2>" in page and "age_band:demographic_parity_difference" in page

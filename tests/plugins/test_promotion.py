@@ -44,10 +44,10 @@ def test_two_racing_promotions_only_one_wins(mlflow_server, store, churn_spec_fa
     client.set_registered_model_alias(spec.name, "champion", v1)
 
     barrier = threading.Barrier(2)
-    results: dict[str, dict] = {}
+    results: dict[str, steps.PromotionResult] = {}
 
     def promote(version: str) -> None:
-        comparison = {"challenger_version": version, "champion_version": v1, "reasons": [f"v{version} better"]}
+        comparison = steps.ComparisonResult(challenger_version=version, champion_version=v1, reasons=[f"v{version} better"])
         barrier.wait()
         results[version] = steps.promote_challenger(store, mlflow_server, spec, _ctx(f"run_{version}"), comparison)
 
@@ -57,12 +57,12 @@ def test_two_racing_promotions_only_one_wins(mlflow_server, store, churn_spec_fa
     for t in threads:
         t.join(timeout=120)
 
-    promoted = [v for v, r in results.items() if r["promoted"]]
+    promoted = [v for v, r in results.items() if r.promoted]
     assert len(promoted) == 1, results
     winner = promoted[0]
     loser = v3 if winner == v2 else v2
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == winner
-    assert any("champion changed during evaluation" in r for r in results[loser]["reasons"])
+    assert any("champion changed during evaluation" in r for r in results[loser].reasons)
     assert client.get_model_version(spec.name, loser).tags["retrain.decision"] == "rejected"
     moves = history.list_history(store, spec)
     assert [(m["from_version"], m["to_version"]) for m in moves] == [(v1, winner)]
@@ -74,8 +74,8 @@ def test_promotion_refused_when_champion_moved_since_comparison(mlflow_server, s
     v1, v2, v3 = _versions(client, spec.name, 3)
     client.set_registered_model_alias(spec.name, "champion", v3)  # moved after v2 was compared with v1
     out = steps.promote_challenger(store, mlflow_server, spec, _ctx("r"),
-                                   {"challenger_version": v2, "champion_version": v1, "reasons": []})
-    assert out["promoted"] is False
+                                   steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=[]))
+    assert out.promoted is False
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v3
 
 
@@ -84,10 +84,10 @@ def test_promotion_retry_after_alias_moved_is_a_no_op(mlflow_server, store, chur
     client = MlflowClient(mlflow_server)
     v1, v2 = _versions(client, spec.name, 2)
     client.set_registered_model_alias(spec.name, "champion", v1)
-    comparison = {"challenger_version": v2, "champion_version": v1, "reasons": ["better"]}
+    comparison = steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=["better"])
     first = steps.promote_challenger(store, mlflow_server, spec, _ctx("r"), comparison)
     again = steps.promote_challenger(store, mlflow_server, spec, _ctx("r"), comparison)
-    assert first["promoted"] and again["promoted"]
+    assert first.promoted and again.promoted
     assert len(history.list_history(store, spec)) == 1
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v2
 
@@ -98,9 +98,9 @@ def test_allow_promotion_false_keeps_the_champion(mlflow_server, store, churn_sp
     v1, v2 = _versions(client, spec.name, 2)
     client.set_registered_model_alias(spec.name, "champion", v1)
     out = steps.promote_challenger(store, mlflow_server, spec, _ctx("r"),
-                                   {"challenger_version": v2, "champion_version": v1, "reasons": []},
+                                   steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=[]),
                                    allow_promotion=False)
-    assert out["promoted"] is False and any("allow_promotion=false" in r for r in out["reasons"])
+    assert out.promoted is False and any("allow_promotion=false" in r for r in out.reasons)
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v1
 
 
@@ -126,9 +126,9 @@ def test_promoted_version_carries_the_fencing_token(mlflow_server, store, churn_
     v1, v2, v3 = _versions(client, spec.name, 3)
     client.set_registered_model_alias(spec.name, "champion", v1)
     steps.promote_challenger(store, mlflow_server, spec, _ctx("a"),
-                             {"challenger_version": v2, "champion_version": v1, "reasons": []})
+                             steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=[]))
     steps.promote_challenger(store, mlflow_server, spec, _ctx("b"),
-                             {"challenger_version": v3, "champion_version": v2, "reasons": []})
+                             steps.ComparisonResult(challenger_version=v3, champion_version=v2, reasons=[]))
     lock = champion_moves.champion_lock(store, spec, "probe").current()
     assert lock.state == "released" and lock.fence == 2
     tokens = [int(client.get_model_version(spec.name, v).tags["retrain.fencing_token"]) for v in (v2, v3)]
@@ -166,7 +166,7 @@ def test_holder_paused_past_its_ttl_cannot_promote(mlflow_server, moto_server, s
     monkeypatch.setattr(registry, pause_in, pause_then_call)
     with pytest.raises(LeaseLost, match="other-worker"):
         steps.promote_challenger(store, mlflow_server, spec, _ctx("frozen"),
-                                 {"challenger_version": v2, "champion_version": v1, "reasons": ["better"]})
+                                 steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=["better"]))
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v1
     assert history.list_history(store, spec) == []
     assert store.get_json(takeover[0].uri)["owner"] == "other-worker"  # the frozen worker released nothing

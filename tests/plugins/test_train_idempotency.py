@@ -32,7 +32,7 @@ from include.retrainer.storage import ObjectStore
 spec = load_spec(sys.argv[1])
 start = dt.datetime.fromisoformat(sys.argv[4]); end = dt.datetime.fromisoformat(sys.argv[5])
 ctx = steps.RunContext(dag_id=spec.dag_id, run_id="crashy", interval_start=start, interval_end=end)
-print(steps.train_challenger(ObjectStore(s3_client(sys.argv[2])), sys.argv[3], spec, ctx))
+print(steps.train_challenger(ObjectStore(s3_client(sys.argv[2])), sys.argv[3], spec, ctx).to_xcom())
 """
 
 
@@ -50,12 +50,12 @@ def test_rerun_reuses_the_version(mlflow_server, moto_server, s3, store, churn_s
     _seed(s3, "idem_a")
     first = steps.train_challenger(store, mlflow_server, spec, _ctx(spec))
     again = steps.train_challenger(store, mlflow_server, spec, _ctx(spec))
-    assert first["reused"] is False and again["reused"] is True
-    assert again["challenger_version"] == first["challenger_version"]
+    assert first.reused is False and again.reused is True
+    assert again.challenger_version == first.challenger_version
     client = MlflowClient(mlflow_server)
     assert len(client.search_model_versions(f"name='{spec.name}'")) == 1
     # Artefacts are overwritten in place, byte-identical: no duplicates, same ETags.
-    assert store.head(first["train_uri"]).etag == store.head(again["train_uri"]).etag
+    assert store.head(first.train_uri).etag == store.head(again.train_uri).etag
 
 
 def test_worker_killed_mid_training_then_retry_converges(mlflow_server, moto_server, s3, store, churn_spec_factory):
@@ -83,11 +83,11 @@ def test_worker_killed_mid_training_then_retry_converges(mlflow_server, moto_ser
 
     retry = steps.train_challenger(store, mlflow_server, spec, _ctx(spec))
     versions = client.search_model_versions(f"name='{spec.name}' and tag.`retrain.idempotency_key`='{key}'")
-    assert [str(v.version) for v in versions] == [retry["challenger_version"]]
+    assert [str(v.version) for v in versions] == [retry.challenger_version]
     runs = client.search_runs([client.get_experiment_by_name(steps.experiment_name(spec)).experiment_id],
                               f"tags.`retrain.idempotency_key` = '{key}'")
     statuses = sorted(r.info.status for r in runs)
     assert "RUNNING" not in statuses, statuses  # the killed attempt's run was closed as FAILED
-    assert str(client.get_model_version_by_alias(spec.name, "challenger").version) == retry["challenger_version"]
+    assert str(client.get_model_version_by_alias(spec.name, "challenger").version) == retry.challenger_version
     # And once more: the same end state.
-    assert steps.train_challenger(store, mlflow_server, spec, _ctx(spec))["challenger_version"] == retry["challenger_version"]
+    assert steps.train_challenger(store, mlflow_server, spec, _ctx(spec)).challenger_version == retry.challenger_version

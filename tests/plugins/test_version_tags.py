@@ -53,24 +53,24 @@ def test_versions_carry_few_tags_and_runs_carry_the_lineage(mlflow_server, s3, s
 
     # Week 0: cold start, promoted.
     first = steps.train_challenger(store, mlflow_server, spec, _ctx(0))
-    v1 = first["challenger_version"]
+    v1 = first.challenger_version
     steps.promote_challenger(store, mlflow_server, spec, _ctx(0),
-                             {"challenger_version": v1, "champion_version": None, "reasons": ["cold start: no champion"]})
+                             steps.ComparisonResult(challenger_version=v1, champion_version=None, reasons=["cold start: no champion"]))
 
     # Week 1: the gate reads the champion's training data through its run's tags.
     fetched = steps.fetch_batch(store, spec, _ctx(1))
-    drift = steps.detect_drift(store, mlflow_server, spec, _ctx(1), fetched["batch_uri"])
-    assert drift["code"] != "no_lineage", drift["reason"]
-    assert drift["champion_version"] == v1
+    drift = steps.detect_drift(store, mlflow_server, spec, _ctx(1), fetched.batch_uri)
+    assert drift.code != "no_lineage", drift.reason
+    assert drift.champion_version == v1
     report = store.get_json(RunLayout.of(spec, _ctx(1).interval_start, _ctx(1).interval_end).drift)
-    assert report["reference_uri"] == first["train_uri"]
+    assert report["reference_uri"] == first.train_uri
 
     second = steps.train_challenger(store, mlflow_server, spec, _ctx(1))
-    v2 = second["challenger_version"]
+    v2 = second.challenger_version
     assert v2 != v1
     promoted = steps.promote_challenger(store, mlflow_server, spec, _ctx(1),
-                                        {"challenger_version": v2, "champion_version": v1, "reasons": ["v2 better"]})
-    assert promoted["promoted"] is True
+                                        steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=["v2 better"]))
+    assert promoted.promoted is True
 
     version = client.get_model_version(spec.name, v1)
     on_version = _retrain_tags(version.tags)
@@ -83,7 +83,7 @@ def test_versions_carry_few_tags_and_runs_carry_the_lineage(mlflow_server, s3, s
     on_run = _retrain_tags(client.get_run(version.run_id).data.tags)
     assert MOVED <= set(on_run), sorted(MOVED - set(on_run))
     lineage = store.get_json(on_version["lineage_uri"])
-    assert on_run["train_data_uri"] == lineage["train_data_uri"] == first["train_uri"]
+    assert on_run["train_data_uri"] == lineage["train_data_uri"] == first.train_uri
     assert on_run["train_data_etag"] == lineage["train_data_etag"]
     assert on_run["holdout_uri"] == lineage["holdout_uri"]
     assert on_run["dvc_md5"] == lineage["dvc"]["md5"]
@@ -96,7 +96,7 @@ def test_versions_carry_few_tags_and_runs_carry_the_lineage(mlflow_server, s3, s
     assert "decision_reasons" not in on_version
 
     # The idempotency look-up still finds the version by its tag: a re-run reuses it.
-    assert steps.train_challenger(store, mlflow_server, spec, _ctx(0))["reused"] is True
+    assert steps.train_challenger(store, mlflow_server, spec, _ctx(0)).reused is True
 
 
 class _CountingClient:

@@ -1,0 +1,234 @@
+"""Steps ``detect_drift`` and ``decide_retrain``: assess the champion on the batch, then branch.
+
+``detect_drift`` measures every gate signal against the champion's training data (the
+statistics are :mod:`include.retrainer.loop`'s, shared with the replay benchmark) and stores
+the full report; ``decide_retrain`` turns its verdict and the run's ``force_retrain`` into
+the branch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from include.retrainer.config import PARTITION_COLUMN, ModelSpec
+from include.retrainer.layout import RunLayout
+from include.retrainer.steps.context import RunContext, StepResult, interval_end_of
+from include.retrainer.storage import ObjectStore
+from include.retrainer.tasks import RunParam
+
+log = logging.getLogger(__name__)
+
+#: Keys of the stored drift report the run summary adds to the task's (smaller) result.
+REPORT_DETAIL_KEYS = ("features", "signals", "rule", "champion_age_weeks", "importance", "reference")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftResult(StepResult):
+    """The gate's verdict; the per-feature detail lives in the stored report (``report_uri``)."""
+
+    champion_version: str | None = None
+    report_uri: str | None = None
+    gate: bool = False
+    reason: str | None = None
+    code: str | None = None
+    cold_start: bool = False
+    drifted: list[str] = field(default_factory=list)
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    # From the stored report (see REPORT_DETAIL_KEYS): present in the summary, not in the XCom.
+    features: dict[str, Any] = field(default_factory=dict)
+    rule: str | None = None
+    champion_age_weeks: float | None = None
+    importance: dict[str, Any] = field(default_factory=dict)
+    reference: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainDecision(StepResult):
+    """What ``decide_retrain`` chose (pushed under its own XCom key: the branch is its return value)."""
+
+    retrain: bool = False
+    reason: str = ""
+    forced: bool = False
+
+
+def load_champion_state(
+    store: ObjectStore, tracking_uri: str, spec: ModelSpec, champion: Any, client: Any | None = None
+) -> tuple[Any, str | None]:
+    """The champion as the decision loop sees it (model, training rows, held-out rows, card).
+
+    Returns ``(state, None)`` or ``(None, why)`` when its lineage cannot be read (then the
+    gate retrains to re-establish it). Champions registered before the model card existed get
+    their baseline measured now on their held-out rows and equal feature weights. The lineage
+    tags are read from the version, else from its MLflow run (``VersionInfo.lineage_tag``).
+    """
+    from include.retrainer import loop, registry
+
+    client = client if client is not None else registry.client_for(tracking_uri)
+    feats = spec.features
+    reference_uri = champion.lineage_tag(client, "train_data_uri")
+    holdout_uri = champion.lineage_tag(client, "holdout_uri")
+    missing = [
+        name
+        for name, uri in (("train_data_uri", reference_uri), ("holdout_uri", holdout_uri))
+        if not uri or not store.exists(uri)
+    ]
+    if missing:
+        return None, (
+            f"no reference data: champion v{champion.version} has no readable training-data lineage "
+            f"(tag(s) {', '.join(registry.TAG + m for m in missing)} on the version or its run {champion.run_id}); "
+            "retraining to re-establish lineage"
+        )
+    columns = [*feats.feature_columns, feats.target, PARTITION_COLUMN]
+    reference = store.read_parquet(reference_uri)
+    holdout = store.read_parquet(holdout_uri)
+    model = registry.load_model(tracking_uri, spec.name, champion.version)
+    card_uri = champion.lineage_tag(client, "model_card_uri")
+    card = store.get_json_or_none(card_uri) if card_uri else None
+    if card is None:
+        log.info("champion v%s has no model card: measuring its baseline now, equal feature weights", champion.version)
+        card = {"baseline": loop.baseline_estimate(model, holdout, spec), "importance": {}}
+    trained_through = interval_end_of(champion) or dt.datetime.min.replace(tzinfo=dt.UTC)
+    state = loop.ModelState(
+        model=model,
+        train=reference[[c for c in columns if c in reference.columns]],
+        holdout=holdout[[c for c in columns if c in holdout.columns]],
+        trained_through=trained_through,
+        baseline=card.get("baseline") or {},
+        importance=card.get("importance") or {},
+    )
+    return state, None
+
+
+def load_rejected_since(
+    store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, champion: Any, state: Any
+) -> Any:
+    """The latest challenger rejected after the champion and before this interval, if any.
+
+    Retraining on that data was tried and did not help, so the gate measures change since then
+    (see ``loop.assess``). Found through the ``challenger`` alias, which stays on a rejected
+    version; only a version trained on an interval ending after the champion's and before this
+    run's counts, so re-runs and backfills of older weeks decide as before.
+    """
+    from include.retrainer import loop, registry
+
+    client = registry.client_for(tracking_uri)
+    candidate = registry.get_alias(client, spec.name, registry.CHALLENGER)
+    if candidate is None or candidate.version == champion.version or candidate.tag("decision") != "rejected":
+        return None
+    end = interval_end_of(candidate)
+    if end is None or not (state.trained_through < end < ctx.interval_end):
+        return None
+    train_uri, holdout_uri = (
+        candidate.lineage_tag(client, "train_data_uri"),
+        candidate.lineage_tag(client, "holdout_uri"),
+    )
+    if not train_uri or not holdout_uri or not store.exists(train_uri) or not store.exists(holdout_uri):
+        return None
+    log.info(
+        "challenger v%s (data to %s) was rejected: the gate measures change since its data",
+        candidate.version,
+        end.date().isoformat(),
+    )
+    return loop.ModelState(
+        model=None,
+        train=store.read_parquet(train_uri),
+        holdout=store.read_parquet(holdout_uri),
+        trained_through=end,
+        baseline={},
+        importance={},
+    )
+
+
+def detect_drift(
+    store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, batch_uri: str
+) -> DriftResult:
+    """Assess the champion on the batch: every gate signal, and whether to retrain."""
+    from include.retrainer import loop, registry
+
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
+    client = registry.client_for(tracking_uri)
+    champion = registry.get_alias(client, spec.name, registry.CHAMPION)
+    if champion is not None and _trained_on_interval(champion, ctx):
+        # A re-run of an interval whose own model is already champion: judge the batch against
+        # the champion it replaced, as the first run did, so the re-run reaches the same decision.
+        previous = champion.tag("replaced_version")
+        log.info(
+            "champion v%s was trained for this interval: evaluating against v%s it replaced",
+            champion.version,
+            previous or "-",
+        )
+        champion = registry.get_version(client, spec.name, previous) if previous else None
+    base = {"champion_version": champion.version if champion else None, "report_uri": paths.drift}
+    if champion is None:
+        outcome = loop.assess(spec, None, None, ctx.interval_end)
+        report = {"gate": True, "reason": outcome.reason, "code": outcome.code, "signals": [], "features": {}}
+        store.put_json(paths.drift, report)
+        log.info("gate: %s", outcome.reason)
+        return DriftResult.of({**base, **report, "cold_start": True, "drifted": []})
+    state, why_not = load_champion_state(store, tracking_uri, spec, champion, client)
+    if state is None:
+        report = {"gate": True, "reason": why_not, "code": "no_lineage", "signals": [], "features": {}}
+        store.put_json(paths.drift, report)
+        return DriftResult.of({**base, **report, "cold_start": False, "drifted": []})
+    batch = store.read_parquet(batch_uri)
+    since = load_rejected_since(store, tracking_uri, spec, ctx, champion, state)
+    outcome = loop.assess(spec, state, batch, ctx.interval_end, since=since)
+    drift_report = outcome.drift_report or {}
+    out = {
+        "gate": outcome.retrain,
+        "reason": outcome.reason,
+        "code": outcome.code,
+        "rule": outcome.rule,
+        "signals": [dict(s) for s in outcome.signals],
+        "champion_age_weeks": round(loop.champion_age_weeks(state, ctx.interval_end), 3),
+        "features": drift_report.get("features", {}),
+        "drifted": drift_report.get("drifted", []),
+        "importance": state.importance,
+        "reference_uri": champion.lineage_tag(client, "train_data_uri"),  # cached: no second read
+        "reference": outcome.reference,
+        "reference_version": champion.version,
+        "reference_rows": int(len(state.train)),
+        "batch_rows": int(len(batch)),
+    }
+    store.put_json(paths.drift, out)
+    log.info(
+        "read %d reference rows (champion v%s) and %d batch rows; gate retrain=%s: %s",
+        len(state.train),
+        champion.version,
+        len(batch),
+        outcome.retrain,
+        outcome.reason,
+    )
+    return DriftResult(
+        champion_version=base["champion_version"],
+        report_uri=paths.drift,
+        gate=bool(outcome.retrain),
+        reason=outcome.reason,
+        code=outcome.code,
+        cold_start=False,
+        drifted=list(drift_report.get("drifted", [])),
+        signals=[
+            {k: sig.get(k) for k in ("name", "status", "statistic", "threshold", "p_value", "summary")}
+            for sig in outcome.signals
+        ],
+    )
+
+
+def _trained_on_interval(version: Any, ctx: RunContext) -> bool:
+    start, end = version.tag("data_interval_start"), version.tag("data_interval_end")
+    return bool(start and end) and (
+        dt.datetime.fromisoformat(start) == ctx.interval_start and dt.datetime.fromisoformat(end) == ctx.interval_end
+    )
+
+
+def decide_retrain(drift: DriftResult, force_retrain: bool) -> RetrainDecision:
+    """Step ``decide_retrain``: retrain on the gate's call, or when the run forces it."""
+    if force_retrain:
+        reason = f"forced by run param {RunParam.FORCE_RETRAIN}=true" + (f" ({drift.reason})" if drift.reason else "")
+        return RetrainDecision(retrain=True, reason=reason, forced=True)
+    if drift.gate:
+        return RetrainDecision(retrain=True, reason=drift.reason or "", forced=False)
+    return RetrainDecision(retrain=False, reason=f"skipped: {drift.reason or 'no drift'}", forced=False)

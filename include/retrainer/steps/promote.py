@@ -1,0 +1,167 @@
+"""Steps ``promote_challenger`` and ``reject_challenger``: act on the comparison's decision.
+
+Promotion moves ``champion`` through :class:`~include.retrainer.champion.ChampionRegistry`
+(lease, fencing token, tags, history), compare-and-set against the champion the comparison
+used; a rejection tags the challenger and leaves the champion alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from include.retrainer.champion import ChampionMove, ChampionRegistry
+from include.retrainer.config import ModelSpec
+from include.retrainer.steps.compare import ComparisonResult
+from include.retrainer.steps.context import RunContext, StepResult
+from include.retrainer.storage import ObjectStore
+from include.retrainer.tasks import RunParam
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromotionResult(StepResult):
+    """Where the champion was before and after (the same for a rejection), and why."""
+
+    promoted: bool = False
+    champion_before: str | None = None
+    champion_after: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def promote_challenger(
+    store: ObjectStore,
+    tracking_uri: str,
+    spec: ModelSpec,
+    ctx: RunContext,
+    comparison: ComparisonResult,
+    allow_promotion: bool = True,
+) -> PromotionResult:
+    """Move alias champion to the challenger, compare-and-set against the evaluated champion.
+
+    Under the champion lock: re-read the champion; promote only if it is still the one the
+    comparison used, otherwise reject with that reason (the run can be re-run to re-evaluate).
+    """
+    from include.retrainer import registry
+
+    client = registry.client_for(tracking_uri)
+    champions = ChampionRegistry(client, store, spec)
+    challenger_v = str(comparison.challenger_version)
+    expected = str(comparison.champion_version) if comparison.champion_version is not None else None
+    if not allow_promotion:
+        return reject_challenger(
+            tracking_uri,
+            spec,
+            ctx,
+            comparison,
+            extra_reason=f"promotion disabled by run param {RunParam.ALLOW_PROMOTION}=false",
+        )
+    with champions.lock(owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
+        current = champions.current()
+        current_v = current.version if current else None
+        if current_v == challenger_v:  # a retry after the alias already moved: finish the bookkeeping
+            _complete_promotion_records(champions, ctx, challenger_v, list(comparison.reasons))
+            return PromotionResult(
+                promoted=True, champion_before=expected, champion_after=challenger_v, reasons=list(comparison.reasons)
+            )
+        if current_v != expected:
+            return reject_challenger(
+                tracking_uri,
+                spec,
+                ctx,
+                comparison,
+                extra_reason=f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
+                "not promoting a challenger that was not compared with the current champion (re-run to re-evaluate)",
+            )
+        now = dt.datetime.now(dt.UTC).isoformat()
+        reasons = list(comparison.reasons)
+        lease.ensure_held()  # LeaseLost (retryable) before any tag if the lease was taken over
+        _record_reasons(client, spec, challenger_v, "promoted", reasons)
+        champions.move(
+            lease,
+            challenger_v,
+            fence_tag=registry.TAG + "fencing_token",
+            mark={
+                registry.TAG + "decision": "promoted",
+                registry.TAG + "promoted_at": now,
+                registry.TAG + "promoted_by_run": ctx.run_id,
+                registry.TAG + "replaced_version": current_v or "",
+            },
+        )
+        if current_v:
+            champions.tag(current_v, {registry.TAG + "replaced_by": challenger_v, registry.TAG + "demoted_at": now})
+        champions.record(_promotion_move(ctx, current_v, challenger_v, reasons, now))
+    log.info("promoted v%s to champion (was %s)", challenger_v, current_v)
+    return PromotionResult(promoted=True, champion_before=current_v, champion_after=challenger_v, reasons=reasons)
+
+
+def _promotion_move(ctx: RunContext, before: str | None, after: str, reasons: list[str], at: str) -> ChampionMove:
+    return ChampionMove(
+        action="promote",
+        from_version=before,
+        to_version=after,
+        dag_id=ctx.dag_id,
+        dag_run_id=ctx.run_id,
+        reasons=reasons,
+        at=at,
+        details={"data_interval_start": ctx.interval_start, "data_interval_end": ctx.interval_end},
+    )
+
+
+def _complete_promotion_records(champions: ChampionRegistry, ctx: RunContext, version: str, reasons: list[str]) -> None:
+    """After a crash between moving the alias and recording it: tag the replaced version and
+    write the history record, once (the promotion tags on ``version`` are set before the move)."""
+    from include.retrainer import registry
+
+    promoted = champions.version(version)
+    if promoted is None or promoted.tag("promoted_by_run") != ctx.run_id:
+        return  # promoted by another run (or rolled forward manually): nothing of ours to finish
+    previous = promoted.tag("replaced_version") or None
+    at = promoted.tag("promoted_at") or dt.datetime.now(dt.UTC).isoformat()
+    if previous:
+        old = champions.version(previous)
+        if old is not None and old.tag("replaced_by") != version:
+            champions.tag(previous, {registry.TAG + "replaced_by": version, registry.TAG + "demoted_at": at})
+    champions.record(_promotion_move(ctx, previous, version, reasons, at))
+
+
+def _record_reasons(client: Any, spec: ModelSpec, version: str, decision: str, reasons: list[str]) -> None:
+    """The comparison's reasons, on the challenger's MLflow run (the version's description,
+    written by the run story, says why in prose; the version keeps only ``retrain.decision``)."""
+    from include.retrainer import registry
+
+    info = registry.get_version(client, spec.name, version)
+    if info is None or not info.run_id:
+        log.warning(
+            "v%s of '%s' has no MLflow run: its %s reasons stay in the run summary only", version, spec.name, decision
+        )
+        return
+    registry.set_run_tags(client, info.run_id, {registry.TAG + "decision_reasons": "; ".join(reasons)})
+
+
+def reject_challenger(
+    tracking_uri: str, spec: ModelSpec, ctx: RunContext, comparison: ComparisonResult, extra_reason: str | None = None
+) -> PromotionResult:
+    """Tag the challenger with the rejection; the champion is untouched."""
+    from include.retrainer import registry
+
+    client = registry.client_for(tracking_uri)
+    challenger_v = str(comparison.challenger_version)
+    reasons = list(comparison.reasons) + ([extra_reason] if extra_reason else [])
+    _record_reasons(client, spec, challenger_v, "rejected", reasons)
+    registry.set_tags(
+        client,
+        spec.name,
+        challenger_v,
+        {
+            registry.TAG + "decision": "rejected",
+            registry.TAG + "rejected_by_run": ctx.run_id,
+        },
+    )
+    current = registry.get_alias(client, spec.name, registry.CHAMPION)
+    log.info("rejected v%s: %s", challenger_v, "; ".join(reasons))
+    current_v = current.version if current else None
+    return PromotionResult(promoted=False, champion_before=current_v, champion_after=current_v, reasons=reasons)

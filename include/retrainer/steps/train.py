@@ -1,0 +1,242 @@
+"""Step ``train_challenger``: fit, version the data (DVC), log and register (MLflow).
+
+Idempotent: the version is keyed by (model, interval, config hash, code version), so a retry
+or re-run reuses the registered version instead of adding one (a forced run gets its own key).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from include.retrainer.config import ModelSpec
+from include.retrainer.layout import RunLayout
+from include.retrainer.steps.context import (
+    RunContext,
+    StepResult,
+    code_version,
+    excluded_days,
+    experiment_name,
+    idempotency_key,
+)
+from include.retrainer.storage import ObjectStore, interval_token, json_safe, parquet_bytes
+from include.retrainer.tasks import RunParam
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainResult(StepResult):
+    """The registered challenger (``challenger_version`` None when there was too little data)."""
+
+    challenger_version: str | None = None
+    run_id: str | None = None
+    idempotency_key: str | None = None
+    reused: bool = False
+    train_rows: int = 0
+    holdout_rows: int = 0
+    train_uri: str | None = None
+    holdout_uri: str | None = None
+    lineage_uri: str | None = None
+    window_start: Any = None  # datetime from the step; Airflow's XCom serde returns it as one
+    window_weeks: int | None = None
+    evaluation: dict[str, Any] | None = None
+    forced: bool = False
+    insufficient_data: bool = False
+    reason: str | None = None
+
+    @classmethod
+    def insufficient(cls, reason: str) -> TrainResult:
+        return cls(insufficient_data=True, reason=reason)
+
+
+def train_challenger(
+    store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, *, raw_store: ObjectStore | None = None
+) -> TrainResult:
+    """Fit the estimator on the training window, log to MLflow, register a version, alias challenger."""
+    from include.retrainer import lineage as dvc_lineage
+    from include.retrainer import loop, registry
+
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
+    key = idempotency_key(spec, ctx)
+    forced = bool(ctx.params.get(RunParam.FORCE_RETRAIN))
+    if forced:
+        # A forced run trains a new version even if this interval already has one (e.g. after a
+        # labelling fix); retries of the same forced run still reuse theirs.
+        key = hashlib.sha256(f"{key}|forced|{ctx.run_id}".encode()).hexdigest()[:24]
+    try:
+        window, window_start, window_end, (train, holdout, evaluation) = _training_window(
+            store, spec, ctx, raw_store or store
+        )
+    except loop.InsufficientData as exc:
+        log.warning("not training: %s", exc)
+        return TrainResult.insufficient(f"insufficient data: {exc}")
+    holdout_from = evaluation["holdout_from"]
+    train_bytes = parquet_bytes(train)
+    train_etag = store.put_bytes(paths.train, train_bytes)
+    holdout_etag = store.write_parquet(paths.holdout, holdout)
+    # Version the exact training bytes with DVC (content-addressed: a re-run pushes nothing new).
+    dvc_record = dvc_lineage.version_training_data(
+        train_bytes,
+        file_name="train.parquet",
+        remote_url=dvc_lineage.dvc_remote_for(spec, connection_remote=store.dvc_remote),
+        **dvc_lineage.s3_settings_from_client(store.client, store.credentials),
+    )
+    partitions_digest = hashlib.sha256(
+        json.dumps(sorted((f["uri"], f["etag"]) for f in window.files)).encode()
+    ).hexdigest()
+    lineage = {
+        "model": spec.name,
+        "idempotency_key": key,
+        "data_interval_start": ctx.interval_start,
+        "data_interval_end": ctx.interval_end,
+        "window_start": window_start,
+        "window_end": window_end,
+        "holdout_from": holdout_from,
+        "evaluation": evaluation,
+        "partitions": window.files,
+        "partitions_sha256": partitions_digest,
+        "dvc": dvc_record.to_dict(),
+        "train_data_uri": paths.train,
+        "train_data_etag": train_etag,
+        "holdout_uri": paths.holdout,
+        "holdout_etag": holdout_etag,
+        "config_hash": spec.config_hash(),
+        "code_version": code_version(),
+        "source_spec": Path(spec.source_path).name,
+    }
+    store.put_json(paths.lineage, lineage)
+
+    client = registry.client_for(tracking_uri)
+    existing = registry.find_versions(client, spec.name, idempotency_key=key)
+    if existing:
+        version = existing[0]
+        reused = True
+        log.info("version %s already registered for this interval/config/code: reusing it", version.version)
+    else:
+        from include.retrainer import training
+        from include.retrainer.compare import compute_metrics
+
+        try:
+            state = loop.fit_challenger(spec, train, holdout, evaluation, ctx.interval_end)
+        except loop.InsufficientData as exc:
+            log.warning("not training: %s", exc)
+            return TrainResult.insufficient(f"insufficient data: {exc}")
+        pipeline = state.model
+        pred, proba = training.predict(pipeline, holdout, spec)
+        metrics = compute_metrics(holdout[spec.features.target].to_numpy(), pred, proba, state.classes)
+        example = training.prepare_features(train.head(5), spec)
+        card = {
+            "model": spec.name,
+            "trained_through": ctx.interval_end,
+            "baseline": state.baseline,
+            "importance": state.importance,
+            "evaluation": evaluation,
+            "classes": [str(c) for c in state.classes],
+        }
+        store.put_json(paths.model_card, card)
+        # Every lineage tag goes on the MLflow run; the version keeps the few people filter on
+        # (registry.VERSION_TAG_KEYS). Readers use VersionInfo.lineage_tag (version, then run).
+        training_tags = {
+            registry.TAG + "model": spec.name,
+            registry.TAG + "dag_id": ctx.dag_id,
+            registry.TAG + "dag_run_id": ctx.run_id,
+            registry.TAG + "data_interval_start": ctx.interval_start.isoformat(),
+            registry.TAG + "data_interval_end": ctx.interval_end.isoformat(),
+            registry.TAG + "train_data_uri": paths.train,
+            registry.TAG + "train_data_etag": train_etag,
+            registry.TAG + "holdout_uri": paths.holdout,
+            registry.TAG + "lineage_uri": paths.lineage,
+            registry.TAG + "config_hash": spec.config_hash(),
+            registry.TAG + "code_version": code_version(),
+            registry.TAG + "train_rows": str(len(train)),
+            registry.TAG + "validated": "true",
+            registry.TAG + "dvc_md5": dvc_record.md5,
+            registry.TAG + "dvc_remote": dvc_record.remote_url,
+            registry.TAG + "dvc_path": dvc_record.path,
+            registry.TAG + "partitions": str(len(window.files)),
+            registry.TAG + "partitions_sha256": partitions_digest,
+            registry.TAG + "model_card_uri": paths.model_card,
+            **({registry.TAG + "forced_by_run": ctx.run_id} if forced else {}),
+        }
+        version = registry.log_and_register(
+            tracking_uri=tracking_uri,
+            name=spec.name,
+            experiment_name=experiment_name(spec),
+            run_name=f"train_{interval_token(ctx.interval_start, ctx.interval_end)}",
+            pipeline=pipeline,
+            input_example=example,
+            params={
+                "estimator": spec.training.estimator,
+                **{f"estimator.{k}": v for k, v in spec.training.params.items()},
+                "window_weeks": round((window_end.timestamp() - window_start.timestamp()) / (7 * 86400)),
+                "holdout_days": spec.training.holdout_days,
+                "window_start": window_start.isoformat(),
+                "window_end": window_end.isoformat(),
+                "train_rows": len(train),
+                "holdout_rows": len(holdout),
+            },
+            metrics={f"holdout_{k}": v for k, v in metrics.items()},
+            run_tags=training_tags,
+            version_tags={
+                k: v for k, v in training_tags.items() if k[len(registry.TAG) :] in registry.VERSION_TAG_KEYS
+            },
+            artifacts={"lineage.json": json_safe(lineage), "model_card.json": json_safe(card)},
+            idempotency_key=key,
+            description=spec.description,
+        )
+        reused = False
+    registry.move_alias(client, spec.name, registry.CHALLENGER, version.version)
+    return TrainResult(
+        challenger_version=version.version,
+        run_id=version.run_id,
+        idempotency_key=key,
+        reused=reused,
+        train_rows=int(len(train)),
+        holdout_rows=int(len(holdout)),
+        train_uri=paths.train,
+        holdout_uri=paths.holdout,
+        lineage_uri=paths.lineage,
+        window_start=window_start,
+        window_weeks=round((window_end.timestamp() - window_start.timestamp()) / (7 * 86400)),
+        evaluation=evaluation,
+        forced=forced,
+    )
+
+
+def _training_window(
+    store: ObjectStore, spec: ModelSpec, ctx: RunContext, raw_store: ObjectStore
+) -> tuple[Any, dt.datetime, dt.datetime, tuple[Any, Any, dict[str, Any]]]:
+    """Read the training window and split it; too few rows widens it a week at a time.
+
+    Up to ``training.max_window_weeks`` (default: no widening). Raises ``loop.InsufficientData``
+    when even the widest window cannot give ``min_train_rows`` + ``min_holdout_rows``.
+    """
+    from include.retrainer import loop, training
+    from include.retrainer.fetch import NoPartitionsError, read_partitions
+
+    weeks = spec.training.window_weeks
+    widest = spec.training.max_window_weeks or weeks
+    skip = excluded_days(store, spec, ctx)
+    while True:
+        window_start, window_end = training.training_window(ctx.interval_end, weeks)
+        try:
+            window = read_partitions(raw_store, spec.data, window_start, window_end, exclude_days=skip)
+            return window, window_start, window_end, loop.select_holdout(window.frame, spec)
+        except (loop.InsufficientData, NoPartitionsError) as exc:
+            if weeks >= widest:
+                if isinstance(exc, NoPartitionsError):
+                    raise
+                suffix = (
+                    f" (window widened to {weeks} weeks, training.max_window_weeks={widest})"
+                    if weeks > spec.training.window_weeks
+                    else ""
+                )
+                raise loop.InsufficientData(f"{exc}{suffix}") from None
+            log.info("window of %d week(s) too small (%s): widening to %d", weeks, exc, weeks + 1)
+            weeks += 1
