@@ -43,6 +43,7 @@ from mlflow import MlflowClient
 
 from include.demo import data as demo_data
 from include.retrainer.layout import RunLayout
+from include.retrainer.tasks import TaskId
 from tests.e2e.conftest import DagRunner, week
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,7 +260,7 @@ def assert_failed(world: World, out: Outcome, task: str, error: str, needles: li
     s = out.summary
     assert out.state == "failed", out.tasks
     assert out.tasks[task] == "failed", out.tasks
-    assert out.tasks["summarize_run"] == "failed", "a failed run must not look green"
+    assert out.tasks[TaskId.SUMMARIZE_RUN] == "failed", "a failed run must not look green"
     assert s["decision"] == "failed", s["reasons"]
     lines = [r for r in s["reasons"] if r.startswith(f"{task} failed: ")]
     assert len(lines) == 1, s["reasons"]
@@ -284,7 +285,7 @@ def assert_proceeded(out: Outcome) -> dict:
     assert s["decision"] == "skipped", s["reasons"]
     assert s["validation"]["success"] is True, s["validation"]["failed_expectations"]
     assert s["drift"]["gate"] is False, s["drift"]["reason"]
-    assert out.tasks["train_challenger"] == "skipped"
+    assert out.tasks[TaskId.TRAIN_CHALLENGER] == "skipped"
     assert_nothing_changed(out)
     return s
 
@@ -392,32 +393,32 @@ def seed_tiny(w: World, start: dt.date) -> None:
 # (case id, week offset, seeder, failing task, error type, needles in the one-line reason)
 # Needles may use {d0}..{d6} (the week's days) and {prefix} (s3://raw-data/baddata).
 FAILURES = [
-    ("missing_partition", 1, seed_nothing, "fetch_batch", "NoPartitionsError",
+    ("missing_partition", 1, seed_nothing, TaskId.FETCH_BATCH, "NoPartitionsError",
      ["no data partitions under {prefix}/dt=...", "{d0} .. {d6}", "7 day(s) expected"]),
-    ("empty_file_zero_bytes", 2, seed_zero_byte_file, "fetch_batch", "BadPartitionError",
+    ("empty_file_zero_bytes", 2, seed_zero_byte_file, TaskId.FETCH_BATCH, "BadPartitionError",
      ["empty file (0 bytes): {prefix}/dt={d2}/part-000.parquet"]),
-    ("empty_partitions_zero_rows", 3, seed_zero_rows, "validate_batch", "DataValidationFailed",
+    ("empty_partitions_zero_rows", 3, seed_zero_rows, TaskId.VALIDATE_BATCH, "DataValidationFailed",
      ["expect_table_row_count_to_be_between observed 0"]),
-    ("truncated_parquet", 4, seed_truncated_parquet, "fetch_batch", "BadPartitionError",
+    ("truncated_parquet", 4, seed_truncated_parquet, TaskId.FETCH_BATCH, "BadPartitionError",
      ["cannot read {prefix}/dt={d3}/part-000.parquet as Parquet", "corrupt"]),
-    ("csv_wrong_delimiter", 5, seed_semicolon_csv, "fetch_batch", "BadPartitionError",
+    ("csv_wrong_delimiter", 5, seed_semicolon_csv, TaskId.FETCH_BATCH, "BadPartitionError",
      ["{prefix}/dt={d0}/part-000.csv", "delimited by ';'", "data.csv_delimiter=','"]),
-    ("missing_column", 6, _mutate(lambda f, rng: f.drop(columns=["monthly_charges"])), "validate_batch",
+    ("missing_column", 6, _mutate(lambda f, rng: f.drop(columns=["monthly_charges"])), TaskId.VALIDATE_BATCH,
      "DataValidationFailed", ["expect_column_to_exist(monthly_charges) missing column(s): monthly_charges"]),
-    ("strings_in_numeric_column", 7, _mutate(_strings_in_numeric), "validate_batch", "DataValidationFailed",
+    ("strings_in_numeric_column", 7, _mutate(_strings_in_numeric), TaskId.VALIDATE_BATCH, "DataValidationFailed",
      ["expect_column_values_to_be_in_type_list(monthly_charges) observed str"]),
-    ("all_null_column", 8, _mutate(lambda f, rng: f.assign(usage_hours=np.nan)), "validate_batch",
+    ("all_null_column", 8, _mutate(lambda f, rng: f.assign(usage_hours=np.nan)), TaskId.VALIDATE_BATCH,
      "DataValidationFailed", ["expect_column_values_to_not_be_null(usage_hours) observed 100% unexpected"]),
     ("nan_in_required_column", 9, _mutate(lambda f, rng: _set(f, "monthly_charges", _pick(f, rng, 0.02), np.nan)),
-     "validate_batch", "DataValidationFailed", ["expect_column_values_to_not_be_null(monthly_charges) observed 2"]),
+     TaskId.VALIDATE_BATCH, "DataValidationFailed", ["expect_column_values_to_not_be_null(monthly_charges) observed 2"]),
     ("outlier_flood", 10, _mutate(lambda f, rng: _set(f, "monthly_charges", _pick(f, rng, 0.05), 1e6)),
-     "validate_batch", "DataValidationFailed",
+     TaskId.VALIDATE_BATCH, "DataValidationFailed",
      ["expect_column_values_to_be_between(monthly_charges) observed 5", "e.g. 1000000.0"]),
     ("new_category_flood", 11, _mutate(lambda f, rng: _set(f, "region", _pick(f, rng, 0.3), "atlantis")),
-     "validate_batch", "DataValidationFailed", ["expect_column_values_to_be_in_set(region) observed 30", "'atlantis'"]),
-    ("target_unseen_class", 12, _mutate(_unseen_target_class), "validate_batch", "DataValidationFailed",
+     TaskId.VALIDATE_BATCH, "DataValidationFailed", ["expect_column_values_to_be_in_set(region) observed 30", "'atlantis'"]),
+    ("target_unseen_class", 12, _mutate(_unseen_target_class), TaskId.VALIDATE_BATCH, "DataValidationFailed",
      ["expect_column_values_to_be_in_set(churned) observed 2", "e.g. 2"]),
-    ("batch_over_max_rows", 13, seed_oversized, "fetch_batch", "BatchTooLargeError",
+    ("batch_over_max_rows", 13, seed_oversized, TaskId.FETCH_BATCH, "BatchTooLargeError",
      ["batch too large", "data.max_rows=5,000", "{prefix}/dt={d1}/part-000.parquet holds 20,000 rows"]),
 ]
 
@@ -432,13 +433,13 @@ def test_unusable_data_fails_the_run_with_one_clear_line(world, offset, seed, ta
     fmt = {f"d{i}": d.isoformat() for i, d in enumerate(days_of(start))} | {"prefix": f"s3://{BUCKET}/{MODEL}"}
     line = assert_failed(world, out, task, error, [n.format(**fmt) for n in needles])
     s = out.summary
-    if task == "fetch_batch":
+    if task == TaskId.FETCH_BATCH:
         assert s["rows"] is None and s["validation"] is None and s["drift"] is None
-    if task == "validate_batch":
+    if task == TaskId.VALIDATE_BATCH:
         # The report is kept with the run, and the summary lists the failed expectation(s).
         assert s["validation"]["success"] is False and s["validation"]["failed_expectations"], s["validation"]
         assert world.json_artefact(s["validation"]["report_uri"])["success"] is False
-        assert s["drift"] is None and out.tasks["detect_drift"] == "upstream_failed"
+        assert s["drift"] is None and out.tasks[TaskId.DETECT_DRIFT] == "upstream_failed"
         week_days = {d.isoformat() for d in days_of(start)}
         assert set(s["validation"].get("quarantined_days", [])) <= week_days
     assert len(line) < 1000, line
@@ -450,7 +451,7 @@ def test_single_class_target_fails_training_clearly(world):
     start = wk(14)
     _mutate(_single_class)(world, start)
     out = world.run(start, force_retrain=True)
-    assert_failed(world, out, "train_challenger", "TrainingError",
+    assert_failed(world, out, TaskId.TRAIN_CHALLENGER, "TrainingError",
                   ["target column 'churned' has a single class (0) in the training window"])
     assert out.summary["validation"]["success"] is True
     assert out.summary["drift"]["gate"] is False and out.summary["drift"]["cold_start"] is False

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from include.retrainer.tasks import RunParam, TaskId
 from scripts import services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,7 +172,7 @@ def test_a_user_triggers_the_dag_sees_the_outcome_and_follows_a_link(stack, brow
     # Trigger from the params form.
     browser.get(f"{base}/dags/{DAG_ID}")
     _wait(browser, lambda d: _click_button(d, "Trigger"), 90, "the Trigger button", shots)
-    _wait(browser, lambda d: "force_retrain" in d.page_source or "Force retraining" in _visible_text(d), 60,
+    _wait(browser, lambda d: RunParam.FORCE_RETRAIN in d.page_source or "Force retraining" in _visible_text(d), 60,
           "the params form", shots)
     _wait(browser, lambda d: _click_button(d, "Trigger", last=True), 30, "the form's Trigger button", shots)
 
@@ -193,10 +194,10 @@ def test_a_user_triggers_the_dag_sees_the_outcome_and_follows_a_link(stack, brow
     # ... and the outcome row that succeeded.
     _, tis = _api(base, f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", token)
     states = {t["task_id"]: t["state"] for t in tis["task_instances"]}
-    assert states["mark_promoted"] == "success" and states["mark_rejected"] == "skipped"
+    assert states[TaskId.MARK_PROMOTED] == "success" and states[TaskId.MARK_REJECTED] == "skipped"
     # The outcome row's own page (the grid's row links there): its name says the outcome.
     browser.get(f"{base}/dags/{DAG_ID}/runs/{run_id}/tasks/mark_promoted")
-    _wait(browser, lambda d: "mark_promoted" in _visible_text(d) and "success" in _visible_text(d).lower(), 90,
+    _wait(browser, lambda d: TaskId.MARK_PROMOTED in _visible_text(d) and "success" in _visible_text(d).lower(), 90,
           "the outcome row mark_promoted", shots)
 
     # The summarize task's "Champion version" extra link, as Airflow resolves it (REST), opened

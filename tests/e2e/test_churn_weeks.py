@@ -19,6 +19,7 @@ from scipy.stats import binom
 from sklearn.metrics import roc_auc_score
 
 from include.demo import data as demo_data
+from include.retrainer.tasks import RunParam, TaskId
 from tests.e2e.conftest import DagRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +73,7 @@ def test_weekly_story(churn, stack):
         assert set(f) >= {"method", "statistic", "p_value", "threshold", "drifted"}, col
     assert s2["challenger_version"] is None and s2["mcnemar"] is None
     assert s2["champion_version_before"] == s2["champion_version_after"] == v1 == champion(client)
-    assert runner.task_states(run)["train_challenger"] == "skipped"
+    assert runner.task_states(run)[TaskId.TRAIN_CHALLENGER] == "skipped"
 
     # Week 3: the drift event -> retrained; the decision must match the McNemar guard and
     # the paired ROC AUC test recomputed here from the stored paired predictions and scores.
@@ -120,7 +121,7 @@ def test_weekly_story(churn, stack):
     run, s4 = runner.run(W4, force_retrain=True)
     assert str(run.state) == "success", runner.task_states(run)
     assert s4["decision"] == "rejected", s4["reasons"]
-    assert any("force_retrain" in r for r in s4["reasons"])
+    assert any(RunParam.FORCE_RETRAIN in r for r in s4["reasons"])
     assert s4["champion_version_before"] == s4["champion_version_after"] == v3 == champion(client)
     rejected = client.get_model_version("churn", s4["challenger_version"])
     assert rejected.tags["retrain.decision"] == "rejected"

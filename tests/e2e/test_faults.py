@@ -48,6 +48,7 @@ from include.retrainer import champion as champion_moves
 from include.retrainer import history, registry, steps
 from include.retrainer.config import ModelSpec, load_spec
 from include.retrainer.storage import ObjectStore, split_uri
+from include.retrainer.tasks import TaskId
 from retrain_ops.hooks import ObjectStoreHook
 from scripts import services
 from tests.e2e.conftest import DagRunner, week
@@ -273,7 +274,7 @@ def test_s3_down_for_the_whole_run_fails_after_retries_with_a_clear_error(faults
     spec = make_spec("s3down")
     runner = DagRunner(Path(spec.source_path), faults.s3)
     raw_before = faults.raw_etags()
-    fetch_errors = watch_failures(runner, "fetch_batch")
+    fetch_errors = watch_failures(runner, TaskId.FETCH_BATCH)
 
     faults.stop_s3()
     try:
@@ -283,13 +284,13 @@ def test_s3_down_for_the_whole_run_fails_after_retries_with_a_clear_error(faults
 
     states = runner.task_states(run)
     assert str(run.state) == "failed", states
-    assert states["fetch_batch"] == "failed"
+    assert states[TaskId.FETCH_BATCH] == "failed"
     # The connection's botocore settings reached the client (ObjectStoreHook merges them).
     retries = ObjectStoreHook(aws_conn_id=spec.data.conn_id).store.client.meta.config.retries
     assert retries["total_max_attempts"] == 1 + S3_CLIENT_CONFIG["retries"]["max_attempts"]
-    assert ti_of(run, "fetch_batch").try_number == 1 + RETRIES  # retried with backoff, then failed
-    assert {states[t] for t in ("validate_batch", "detect_drift", "train_challenger")} == {"upstream_failed"}
-    assert states["summarize_run"] == "failed"  # the summary cannot be written while S3 is down
+    assert ti_of(run, TaskId.FETCH_BATCH).try_number == 1 + RETRIES  # retried with backoff, then failed
+    assert {states[t] for t in (TaskId.VALIDATE_BATCH, TaskId.DETECT_DRIFT, TaskId.TRAIN_CHALLENGER)} == {"upstream_failed"}
+    assert states[TaskId.SUMMARIZE_RUN] == "failed"  # the summary cannot be written while S3 is down
     # Every try ends with the same one-line, self-explaining error naming the endpoint.
     assert sorted(fetch_errors.by_try) == [1, 2, 3]
     for message in fetch_errors.by_try.values():
@@ -309,7 +310,7 @@ def test_s3_back_before_the_retry_converges(faults, make_spec):
     spec = make_spec("s3back")
     runner = DagRunner(Path(spec.source_path), faults.s3)
     raw_before = faults.raw_etags()
-    fetch_errors = watch_failures(runner, "fetch_batch")
+    fetch_errors = watch_failures(runner, TaskId.FETCH_BATCH)
     restored: list[int] = []
 
     def bring_s3_back(context: dict) -> None:
@@ -318,7 +319,7 @@ def test_s3_back_before_the_retry_converges(faults, make_spec):
             faults.start_s3()
             restored.append(context["ti"].try_number)
 
-    runner.dag.task_dict["fetch_batch"].on_retry_callback = [bring_s3_back]
+    runner.dag.task_dict[TaskId.FETCH_BATCH].on_retry_callback = [bring_s3_back]
     faults.stop_s3()
     try:
         run, summary = runner.run(W1)
@@ -329,7 +330,7 @@ def test_s3_back_before_the_retry_converges(faults, make_spec):
     states = runner.task_states(run)
     assert restored == [1], "S3 must come back right after the first failed fetch"
     assert str(run.state) == "success", states
-    assert ti_of(run, "fetch_batch").try_number == 2
+    assert ti_of(run, TaskId.FETCH_BATCH).try_number == 2
     assert "Could not connect to the endpoint URL" in fetch_errors.by_try[1]
     # A cold start that meets the floor is a legitimate promotion: exactly one version, champion.
     assert summary["decision"] == "promoted", summary["reasons"]
@@ -347,9 +348,9 @@ def test_mlflow_down_during_training_fails_clearly_then_rerun_converges(faults, 
     spec = make_spec("mltrain")
     runner = DagRunner(Path(spec.source_path), faults.s3)
     raw_before = faults.raw_etags()
-    train_errors = watch_failures(runner, "train_challenger")
+    train_errors = watch_failures(runner, TaskId.TRAIN_CHALLENGER)
     # Drift detection talks to MLflow too: the server goes away right after it, as training starts.
-    runner.dag.task_dict["train_challenger"].on_execute_callback = [lambda context: faults.stop_mlflow()]
+    runner.dag.task_dict[TaskId.TRAIN_CHALLENGER].on_execute_callback = [lambda context: faults.stop_mlflow()]
 
     try:
         run, summary = runner.run(W1)
@@ -359,9 +360,9 @@ def test_mlflow_down_during_training_fails_clearly_then_rerun_converges(faults, 
 
     states = runner.task_states(run)
     assert str(run.state) == "failed", states
-    assert states["detect_drift"] == "success" and states["train_challenger"] == "failed"
-    assert ti_of(run, "train_challenger").try_number == 1 + RETRIES
-    assert states["compare_models"] == "upstream_failed" and states["promote_challenger"] == "upstream_failed"
+    assert states[TaskId.DETECT_DRIFT] == "success" and states[TaskId.TRAIN_CHALLENGER] == "failed"
+    assert ti_of(run, TaskId.TRAIN_CHALLENGER).try_number == 1 + RETRIES
+    assert states[TaskId.COMPARE_MODELS] == "upstream_failed" and states[TaskId.PROMOTE_CHALLENGER] == "upstream_failed"
     expected = f"MLflow tracking server {faults.mlflow_uri} is unreachable (connection refused)"
     for message in train_errors.by_try.values():
         assert message.startswith("RegistryUnavailableError: " + expected), message
@@ -370,12 +371,12 @@ def test_mlflow_down_during_training_fails_clearly_then_rerun_converges(faults, 
     (reason,) = [r for r in summary["reasons"] if r.startswith("train_challenger failed: ")]
     assert one_line(reason) and expected in reason, reason
     assert summary["champion_version_before"] is None and summary["champion_version_after"] is None
-    record = faults.store.get_json(RunLayout.of(spec, *week(W1)).error("train_challenger"))
+    record = faults.store.get_json(RunLayout.of(spec, *week(W1)).error(TaskId.TRAIN_CHALLENGER))
     assert record["try_number"] == 1 + RETRIES and expected in record["error"]
     assert faults.versions(spec.name) == [] and faults.champion(spec.name) is None
 
     # MLflow restarted on the same backend file: a re-run of the interval converges.
-    runner.dag.task_dict["train_challenger"].on_execute_callback = []
+    runner.dag.task_dict[TaskId.TRAIN_CHALLENGER].on_execute_callback = []
     run, summary = runner.run(W1)
     assert str(run.state) == "success", runner.task_states(run)
     assert summary["decision"] == "promoted", summary["reasons"]
@@ -543,7 +544,7 @@ def test_metadata_db_down_when_a_task_finishes_then_rerun_converges(faults, make
     proc = _dags_test(env, spec.dag_id, W1, log_path)
     admin = _pg("postgres")
     try:
-        _wait_for_task_state(db, spec.dag_id, "train_challenger", "running", proc, log_path)
+        _wait_for_task_state(db, spec.dag_id, TaskId.TRAIN_CHALLENGER, "running", proc, log_path)
         # The restart: every open connection killed, new ones refused until the
         # in-process Airflow gives up (it needs the DB to record the task's end).
         _query(admin, f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false')
@@ -568,8 +569,8 @@ def test_metadata_db_down_when_a_task_finishes_then_rerun_converges(faults, make
     # Documented end state: the run and the task stay "running" in the metadata DB (a
     # scheduler's task-heartbeat timeout would fail and retry the task); the work itself
     # finished: one version registered, no champion yet (promotion never ran).
-    assert run_state == "running" and tis["train_challenger"] == "running", (run_state, tis)
-    assert tis["promote_challenger"] is None
+    assert run_state == "running" and tis[TaskId.TRAIN_CHALLENGER] == "running", (run_state, tis)
+    assert tis[TaskId.PROMOTE_CHALLENGER] is None
     (version,) = faults.versions(spec.name)
     assert faults.champion(spec.name) is None
 

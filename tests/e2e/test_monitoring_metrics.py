@@ -17,8 +17,9 @@ import threading
 import pytest
 import yaml
 
-from include.retrainer import demo_data
+from include.demo import data as demo_data
 from include.retrainer.metrics import DECISION_CODES
+from include.retrainer.tasks import TaskId
 from tests.e2e.conftest import DagRunner
 
 W1 = dt.date(2026, 8, 2)  # a Sunday, away from the weeks other e2e tests use
@@ -164,7 +165,7 @@ def test_run_metrics_arrive_per_model_and_a_down_backend_fails_nothing(stack, tm
     assert got["rows.quarantined"] == (0.0, "g")
     assert got["champion.version"][0] == float(s2["champion_version_after"])
     # Step durations: a timer per step that ran, in milliseconds, as in the summary.
-    for step in ("fetch_batch", "validate_batch", "detect_drift", "train_challenger", "compare_models"):
+    for step in (TaskId.FETCH_BATCH, TaskId.VALIDATE_BATCH, TaskId.DETECT_DRIFT, TaskId.TRAIN_CHALLENGER, TaskId.COMPARE_MODELS):
         value, kind = got[f"step.{step}.duration"]
         assert kind == "ms" and value > 0
         assert value == pytest.approx(s2["durations"][step] * 1000, rel=1e-3)

@@ -13,6 +13,7 @@ import yaml
 from mlflow import MlflowClient
 
 from include.demo import data as demo_data
+from include.retrainer.tasks import RunParam, TaskId
 from tests.e2e.conftest import DagRunner
 from tests.plugins.conftest import ROOT
 
@@ -57,7 +58,7 @@ def test_failing_day_is_quarantined_then_skipped_then_taken_back(setup, stack):
     assert s["validation"]["success"] is False
     assert s["validation"]["quarantined_days"] == [BAD_DAY.isoformat()]
     assert s["validation"]["quarantined_rows"] == len(frames[BAD_DAY]) == 600  # the whole day, not just bad rows
-    assert s["durations"]["validate_batch"] > 0  # a failed step's time comes from its error record
+    assert s["durations"][TaskId.VALIDATE_BATCH] > 0  # a failed step's time comes from its error record
     assert any("churned" in str(e.get("column")) for e in s["validation"]["failed_expectations"])
     assert any("validate_batch failed" in r and "quarantined day(s): " + BAD_DAY.isoformat() in r for r in s["reasons"])
     record = json.loads(
@@ -85,7 +86,7 @@ def test_failing_day_is_quarantined_then_skipped_then_taken_back(setup, stack):
     assert record["status"] == "released"
 
 
-@pytest.mark.parametrize("conf", [{"force_retrain": "yes"}, {"allow_promotion": 1}, {"quarantine": "ignore"}])
+@pytest.mark.parametrize("conf", [{RunParam.FORCE_RETRAIN: "yes"}, {RunParam.ALLOW_PROMOTION: 1}, {"quarantine": "ignore"}])
 def test_bad_params_are_refused_before_any_task_runs(setup, stack, conf):
     runner, _ = setup
     versions = len(MlflowClient(stack["mlflow"]).search_model_versions("name='quarantined_churn'"))

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from include.demo import data as demo_data
 from include.retrainer.storage import split_uri
+from include.retrainer.tasks import TaskId
 from tests.e2e.conftest import DagRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,9 +44,9 @@ def test_a_promoted_week_tells_its_story(stack, tmp_path, monkeypatch):
     assert str(run.state) == "success", states
     assert summary["decision"] == "promoted", summary["reasons"]
     # The grid: exactly the outcome that happened is green.
-    assert states["decide_outcome"] == "success" and states["mark_promoted"] == "success"
-    assert {states[t] for t in ("mark_rejected", "mark_skipped_no_drift", "mark_skipped_insufficient_data",
-                                "mark_forced_run")} == {"skipped"}
+    assert states[TaskId.DECIDE_OUTCOME] == "success" and states[TaskId.MARK_PROMOTED] == "success"
+    assert {states[t] for t in (TaskId.MARK_REJECTED, TaskId.MARK_SKIPPED_NO_DRIFT, TaskId.MARK_SKIPPED_INSUFFICIENT_DATA,
+                                TaskId.MARK_FORCED_RUN)} == {"skipped"}
 
     # The report beside summary.json, decision first.
     report_uri = summary["summary_uri"].rsplit("/", 1)[0] + "/report.html"
@@ -56,13 +57,13 @@ def test_a_promoted_week_tells_its_story(stack, tmp_path, monkeypatch):
     assert page.index(summary["headline"][:40].replace("'", "&#x27;")) < page.index("<h2>Drift gate</h2>") < page.index("<h2>Lineage</h2>")
 
     # The story in XCom, with links to things that exist.
-    ti = next(t for t in run.get_task_instances() if t.task_id == "summarize_run")
+    ti = next(t for t in run.get_task_instances() if t.task_id == TaskId.SUMMARIZE_RUN)
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         rows = {r.key: XComModel.deserialize_value(r) for r in session.query(XComModel).filter(
-            XComModel.dag_id == ti.dag_id, XComModel.run_id == ti.run_id, XComModel.task_id == "summarize_run")}
+            XComModel.dag_id == ti.dag_id, XComModel.run_id == ti.run_id, XComModel.task_id == TaskId.SUMMARIZE_RUN)}
     story = rows["story"]
     assert story["errors"] == [], story["errors"]
     links = story["links"]
