@@ -6,7 +6,9 @@ two independent intervals. This docstring is the reference for the decision sema
 
 Decision policies
 -----------------
-The decision is driven by the PRIMARY METRIC (``ComparisonSettings.primary_metric``),
+The settings are the model YAML's ``comparison:`` block itself
+(:class:`include.retrainer.config.ComparisonSpec`, validated when the YAML is parsed).
+The decision is driven by the PRIMARY METRIC (``ComparisonSpec.primary_metric``),
 not by per-row correctness. Let ``effect`` be challenger minus champion on the primary
 metric, sign-adjusted so that positive means "challenger better" (for ``log_loss``,
 champion minus challenger). A paired test (:func:`include.retrainer.metric_tests.paired_metric_test`)
@@ -15,14 +17,14 @@ gives its one-sided lower bound at ``alpha`` (``L``; the lower end of a two-side
 per-row losses; accuracy -> paired difference of proportions; balanced_accuracy / f1 /
 precision / recall -> seeded paired bootstrap.
 
-* ``superiority`` (default): promote iff
+* ``superiority``: promote iff
   1. floor: the challenger's primary metric reaches ``floor`` (a ceiling for log_loss;
      ``None`` disables it), on the point estimate;
   2. improvement: ``L > min_improvement`` -- the test rejects H0 ``effect <= min_improvement``
      at one-sided ``alpha``;
   3. McNemar guard: the challenger is NOT significantly more often wrong (rejected only if
      ``b > c`` and McNemar ``p < alpha``).
-* ``expected_gain``: promote iff the floor holds, the point estimate ``effect >=
+* ``expected_gain`` (the YAML's default): promote iff the floor holds, the point estimate ``effect >=
   min_improvement`` (the challenger is expected to serve at least as well: the decision a
   risk-neutral user makes when retraining has already been paid for) and the same McNemar
   guard holds. The interval, p-value and detectable effect are still reported.
@@ -97,9 +99,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from include.retrainer.config import ComparisonSpec
 from include.retrainer.metric_tests import (
-    DEFAULT_BOOTSTRAP_RESAMPLES,
-    DEFAULT_SEED,
     MetricEstimate,
     PairedTest,
     metric_estimate,
@@ -112,7 +113,6 @@ __all__ = [
     "METRICS",
     "OUTCOME_CODES",
     "ComparisonResult",
-    "ComparisonSettings",
     "McNemarResult",
     "compare_models",
     "compute_metrics",
@@ -138,7 +138,6 @@ OUTCOME_CODES: frozenset[str] = frozenset(
 
 _LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss"})
 _PROBA_METRICS: frozenset[str] = frozenset({"roc_auc", "log_loss"})
-_POLICIES: frozenset[str] = frozenset({"superiority", "non_inferiority", "expected_gain"})
 
 # Absolute slack used when comparing a metric with the floor, so that e.g. 0.81 - 0.01
 # rounding in binary floating point does not flip a decision that is exactly on the bar.
@@ -163,108 +162,6 @@ def greater_is_better(metric: str) -> bool:
 # --------------------------------------------------------------------------------------
 # Settings
 # --------------------------------------------------------------------------------------
-
-
-def _is_real_number(value: object) -> bool:
-    """True for int/float (incl. numpy scalars) but not bool, which is an int subclass."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-@dataclass(frozen=True)
-class ComparisonSettings:
-    """Thresholds and policy for the champion/challenger decision (module docstring).
-
-    ``floor`` is an absolute quality bar on the challenger's primary metric: a minimum
-    for higher-is-better metrics, a maximum (ceiling) for ``log_loss``. ``None`` disables
-    it. ``alpha`` is the ONE-sided level of the paired test (and the two-sided level of
-    the McNemar guard); it must be below 0.5. ``min_improvement`` (superiority) and
-    ``non_inferiority_margin`` are in units of the primary metric, sign-adjusted (for
-    ``log_loss`` an improvement is a decrease). ``bootstrap_resamples`` and ``seed`` are
-    used by the bootstrap-based metrics (balanced_accuracy, f1, precision, recall).
-    """
-
-    primary_metric: str = "roc_auc"
-    floor: float | None = None
-    min_improvement: float = 0.0
-    alpha: float = 0.05
-    policy: str = "superiority"
-    non_inferiority_margin: float = 0.01
-    mcnemar_method: str = "midp"
-    bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES
-    seed: int = DEFAULT_SEED
-
-    def __post_init__(self) -> None:
-        if self.primary_metric not in METRICS:
-            raise ValueError(
-                f"primary_metric={self.primary_metric!r} is not a known metric; "
-                f"expected one of {sorted(METRICS)}"
-            )
-        if self.policy not in _POLICIES:
-            raise ValueError(
-                f"policy={self.policy!r} is not a known policy; expected one of {sorted(_POLICIES)}"
-            )
-        if self.mcnemar_method not in MCNEMAR_METHODS:
-            raise ValueError(
-                f"mcnemar_method={self.mcnemar_method!r} is not known; expected one of "
-                f"{sorted(MCNEMAR_METHODS)}"
-            )
-        if not _is_real_number(self.alpha) or not (0.0 < float(self.alpha) < 0.5):
-            raise ValueError(
-                f"alpha={self.alpha!r} must be a number in the open interval (0, 0.5) "
-                "(it is the one-sided level of the paired test)"
-            )
-        if (
-            not _is_real_number(self.min_improvement)
-            or not math.isfinite(float(self.min_improvement))
-            or self.min_improvement < 0
-        ):
-            raise ValueError(
-                f"min_improvement={self.min_improvement!r} must be a finite number >= 0 "
-                "(it is the required sign-adjusted gain of challenger over champion)"
-            )
-        if (
-            not _is_real_number(self.non_inferiority_margin)
-            or not math.isfinite(float(self.non_inferiority_margin))
-            or self.non_inferiority_margin < 0
-        ):
-            raise ValueError(
-                f"non_inferiority_margin={self.non_inferiority_margin!r} must be a finite "
-                "number >= 0"
-            )
-        if not _is_int(self.bootstrap_resamples) or self.bootstrap_resamples < 100:
-            raise ValueError(
-                f"bootstrap_resamples={self.bootstrap_resamples!r} must be an integer >= 100"
-            )
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} must be an integer >= 0")
-        if self.floor is not None:
-            if not _is_real_number(self.floor) or not math.isfinite(float(self.floor)):
-                raise ValueError(f"floor={self.floor!r} must be a finite number or None")
-            if greater_is_better(self.primary_metric):
-                if not (0.0 <= self.floor <= 1.0):
-                    raise ValueError(
-                        f"floor={self.floor!r} must be in [0, 1] for {self.primary_metric} "
-                        "(a minimum on a metric bounded by [0, 1]), or None to disable"
-                    )
-            elif self.floor <= 0:
-                raise ValueError(
-                    f"floor={self.floor!r} must be > 0 for {self.primary_metric}: it is a "
-                    "ceiling on a lower-is-better metric that is always > 0, so a value <= 0 "
-                    "would reject every model; use None to disable"
-                )
-
-    @property
-    def null_value(self) -> float:
-        """Boundary of the paired test: +min_improvement or -non_inferiority_margin."""
-        if self.policy in ("superiority", "expected_gain"):
-            return float(self.min_improvement)
-        return -float(self.non_inferiority_margin)
 
 
 # --------------------------------------------------------------------------------------
@@ -649,7 +546,7 @@ def _pct(confidence: float) -> str:
     return f"{round(confidence * 100, 4):g}%"
 
 
-def _floor_check(settings: ComparisonSettings, value: float, detail: str = "") -> tuple[bool, str]:
+def _floor_check(settings: ComparisonSpec, value: float, detail: str = "") -> tuple[bool, str]:
     metric = settings.primary_metric
     if settings.floor is None:
         return True, f"challenger {metric} {value:.3f}{detail}: no floor configured"
@@ -735,7 +632,7 @@ def _mcnemar_reason(mc: McNemarResult, alpha: float) -> tuple[bool, str]:
     )
 
 
-def _effect_reason(pt: PairedTest, settings: ComparisonSettings) -> tuple[bool, str]:
+def _effect_reason(pt: PairedTest, settings: ComparisonSpec) -> tuple[bool, str]:
     metric = settings.primary_metric
     conf = _pct(1.0 - settings.alpha)
     sign_note = " (sign-adjusted: positive = lower log_loss)" if metric in _LOWER_IS_BETTER else ""
@@ -780,7 +677,7 @@ def _effect_reason(pt: PairedTest, settings: ComparisonSettings) -> tuple[bool, 
     )
 
 
-def _result(settings: ComparisonSettings, **kwargs) -> ComparisonResult:
+def _result(settings: ComparisonSpec, **kwargs) -> ComparisonResult:
     checks = kwargs["checks"]
     return ComparisonResult(
         decision="promote" if checks and all(checks.values()) else "reject",
@@ -794,7 +691,7 @@ def compare_models(
     y_true: npt.ArrayLike,
     champion_pred: npt.ArrayLike,
     challenger_pred: npt.ArrayLike,
-    settings: ComparisonSettings,
+    settings: ComparisonSpec,
     champion_proba: npt.ArrayLike | None = None,
     challenger_proba: npt.ArrayLike | None = None,
     classes: npt.ArrayLike | None = None,
@@ -812,8 +709,8 @@ def compare_models(
     mismatched lengths, an empty holdout, malformed probabilities, or a probability metric
     without probabilities.
     """
-    if not isinstance(settings, ComparisonSettings):
-        raise TypeError(f"settings must be ComparisonSettings, got {type(settings).__name__}")
+    if not isinstance(settings, ComparisonSpec):
+        raise TypeError(f"settings must be a ComparisonSpec, got {type(settings).__name__}")
     yt = _holdout(y_true)
     n = int(yt.size)
     _check_rows(n, {
@@ -925,7 +822,7 @@ def compare_models(
 def evaluate_cold_start(
     y_true: npt.ArrayLike,
     challenger_pred: npt.ArrayLike,
-    settings: ComparisonSettings,
+    settings: ComparisonSpec,
     challenger_proba: npt.ArrayLike | None = None,
     classes: npt.ArrayLike | None = None,
 ) -> ComparisonResult:
@@ -936,8 +833,8 @@ def evaluate_cold_start(
     misconfigured metric fails on the first run rather than on the second; degenerate
     inputs give the same outcome codes as :func:`compare_models`.
     """
-    if not isinstance(settings, ComparisonSettings):
-        raise TypeError(f"settings must be ComparisonSettings, got {type(settings).__name__}")
+    if not isinstance(settings, ComparisonSpec):
+        raise TypeError(f"settings must be a ComparisonSpec, got {type(settings).__name__}")
     yt = _holdout(y_true)
     n = int(yt.size)
     _check_rows(n, {"challenger_pred": challenger_pred, "challenger_proba": challenger_proba})

@@ -329,13 +329,15 @@ class FairnessSpec(_Strict):
 
 
 class ComparisonSpec(_Strict):
+    """The ``comparison:`` block; :mod:`include.retrainer.compare` takes it as its settings."""
+
     primary_metric: Literal[
         "accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss"
     ] = "roc_auc"
     #: Challenger's primary metric must reach this (a ceiling for log_loss); null disables it.
-    floor: float | None = None
+    floor: float | None = Field(None, allow_inf_nan=False)
     #: superiority: the paired test must show challenger - champion > min_improvement.
-    min_improvement: float = Field(0.0, ge=0)
+    min_improvement: float = Field(0.0, ge=0, allow_inf_nan=False)
     #: One-sided level of the paired test of the primary metric and of the McNemar guard.
     alpha: float = Field(0.05, gt=0, lt=0.5)
     #: expected_gain (default): promote when the paired estimate of challenger - champion is at
@@ -343,16 +345,23 @@ class ComparisonSpec(_Strict):
     #: non_inferiority: the lower confidence bound must be above -non_inferiority_margin;
     #: superiority: the lower confidence bound must be above min_improvement.
     policy: Literal["superiority", "non_inferiority", "expected_gain"] = "expected_gain"
-    non_inferiority_margin: float = Field(0.01, ge=0)
+    non_inferiority_margin: float = Field(0.01, ge=0, allow_inf_nan=False)
     #: McNemar on per-row correctness, exact binomial for every b+c; "midp" is less conservative.
     mcnemar_method: Literal["exact", "midp"] = "midp"
     #: Resamples of the paired bootstrap (label metrics other than accuracy), seeded.
-    bootstrap_resamples: int = Field(2000, ge=200, le=100_000)
-    seed: int = Field(0, ge=0)
+    bootstrap_resamples: int = Field(2000, ge=200, le=100_000, strict=True)
+    seed: int = Field(0, ge=0, strict=True)
     #: Per-slice gate (null: off).
     slices: SlicesSpec | None = None
     #: Fairness gate on sensitive attributes (null: off).
     fairness: FairnessSpec | None = None
+
+    @property
+    def null_value(self) -> float:
+        """Boundary of the paired test: +min_improvement or -non_inferiority_margin."""
+        if self.policy in ("superiority", "expected_gain"):
+            return float(self.min_improvement)
+        return -float(self.non_inferiority_margin)
 
     @model_validator(mode="after")
     def _floor_range(self) -> "ComparisonSpec":

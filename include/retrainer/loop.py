@@ -439,7 +439,7 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
     """Champion vs challenger on the challenger's held-out rows; promote or reject with reasons."""
     from include.retrainer import compare, training
 
-    settings = comparison_settings(spec)
+    settings = spec.comparison
     holdout = challenger.holdout
     y = holdout[spec.features.target].to_numpy()
     ch_pred, ch_proba = training.predict(challenger.model, holdout, spec)
@@ -537,7 +537,7 @@ def _proba_columns(role: str, proba: Any, state: ModelState) -> dict:
 
 
 # --------------------------------------------------------------------------------------
-# Settings: the YAML blocks mapped onto the statistics' settings
+# Settings: the drift block mapped onto the drift statistics' settings (comparison: spec.comparison as is)
 # --------------------------------------------------------------------------------------
 def drift_settings(spec: ModelSpec, alpha: float | None = None) -> Any:
     from include.retrainer.drift import DriftSettings
@@ -553,23 +553,6 @@ def drift_settings(spec: ModelSpec, alpha: float | None = None) -> Any:
         max_rows=d.max_rows,
         min_importance_share=d.gate.min_importance_share,
         critical_features=tuple(d.gate.critical_features),
-    )
-
-
-def comparison_settings(spec: ModelSpec) -> Any:
-    from include.retrainer.compare import ComparisonSettings
-
-    c = spec.comparison
-    return ComparisonSettings(
-        primary_metric=c.primary_metric,
-        floor=c.floor,
-        min_improvement=c.min_improvement,
-        alpha=c.alpha,
-        policy=c.policy,
-        non_inferiority_margin=c.non_inferiority_margin,
-        mcnemar_method=c.mcnemar_method,
-        bootstrap_resamples=c.bootstrap_resamples,
-        seed=c.seed,
     )
 
 

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from scipy.stats import binom, binomtest, norm
 from sklearn import metrics as skm
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
@@ -18,7 +19,6 @@ from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from include.retrainer.compare import (
     METRICS,
     ComparisonResult,
-    ComparisonSettings,
     McNemarResult,
     compare_models,
     compute_metrics,
@@ -26,6 +26,7 @@ from include.retrainer.compare import (
     greater_is_better,
     mcnemar_test,
 )
+from include.retrainer.config import ComparisonSpec
 
 # --------------------------------------------------------------------------------------
 # helpers
@@ -64,8 +65,13 @@ def independent_table(champ_ok: np.ndarray, chall_ok: np.ndarray) -> np.ndarray:
     return table
 
 
-def acc_settings(**kwargs) -> ComparisonSettings:
-    return ComparisonSettings(primary_metric="accuracy", **kwargs)
+def cmp_settings(**kwargs) -> ComparisonSpec:
+    """The comparison block as compare.py receives it, with the policy these tests were written for."""
+    return ComparisonSpec(**{"policy": "superiority", **kwargs})
+
+
+def acc_settings(**kwargs) -> ComparisonSpec:
+    return cmp_settings(primary_metric="accuracy", **kwargs)
 
 
 # --------------------------------------------------------------------------------------
@@ -123,7 +129,7 @@ def test_exact_is_binomtest_and_midp_is_exact_minus_point_probability(b, c):
 def test_default_method_is_midp():
     champ, chall = correctness(10, 4, 11, 3)
     assert mcnemar_test(champ, chall).method == "midp"
-    assert ComparisonSettings().mcnemar_method == "midp"
+    assert cmp_settings().mcnemar_method == "midp"
 
 
 def test_p_value_has_no_jump_at_any_number_of_discordant_pairs():
@@ -388,21 +394,21 @@ def test_label_unseen_by_model_is_scored_with_probability_zero():
 )
 def test_settings_validation_names_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
-        ComparisonSettings(**kwargs)
+        ComparisonSpec(**kwargs)
 
 
 def test_settings_defaults_and_frozen():
-    s = ComparisonSettings()
-    assert (s.primary_metric, s.policy, s.alpha, s.mcnemar_method) == ("roc_auc", "superiority", 0.05, "midp")
+    s = ComparisonSpec()  # the YAML's defaults: compare.py receives the parsed block itself
+    assert (s.primary_metric, s.policy, s.alpha, s.mcnemar_method) == ("roc_auc", "expected_gain", 0.05, "midp")
     assert (s.bootstrap_resamples, s.seed) == (2000, 0)
     assert s.null_value == 0.0
-    assert ComparisonSettings(policy="non_inferiority", non_inferiority_margin=0.02).null_value == -0.02
-    ComparisonSettings(primary_metric="log_loss", floor=0.7)  # ceiling for log_loss is fine
-    ComparisonSettings(primary_metric="log_loss")  # floor disabled by default
-    with pytest.raises(AttributeError):
+    assert ComparisonSpec(policy="non_inferiority", non_inferiority_margin=0.02).null_value == -0.02
+    ComparisonSpec(primary_metric="log_loss", floor=0.7)  # ceiling for log_loss is fine
+    ComparisonSpec(primary_metric="log_loss")  # floor disabled by default
+    with pytest.raises(ValidationError):
         s.alpha = 0.1  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        ComparisonSettings(exact_threshold=25)  # removed: McNemar is exact for every b + c
+    with pytest.raises(ValidationError):
+        ComparisonSpec(exact_threshold=25)  # removed: McNemar is exact for every b + c
 
 
 # --------------------------------------------------------------------------------------
@@ -536,7 +542,7 @@ def test_better_auc_is_promoted_although_mcnemar_is_not_significant():
     s1 = 1 / (1 + np.exp(-(1.0 * y - 0.6 + 0.9 * shared + 0.7 * rng.normal(size=n))))
     s2 = 1 / (1 + np.exp(-(1.3 * y - 0.75 + 0.9 * shared + 0.5 * rng.normal(size=n))))
     result = compare_models(
-        y, (s1 > 0.5).astype(int), (s2 > 0.5).astype(int), ComparisonSettings(),
+        y, (s1 > 0.5).astype(int), (s2 > 0.5).astype(int), cmp_settings(),
         np.column_stack([1 - s1, s1]), np.column_stack([1 - s2, s2]), classes=[0, 1],
     )
     effect = skm.roc_auc_score(y, s2) - skm.roc_auc_score(y, s1)
@@ -552,7 +558,7 @@ def test_log_loss_lower_is_better():
     y, champ, chall = binary_preds(both_right=100, b=5, c=40, both_wrong=5)
     champ_proba = proba_from_correct(y, champ, 0.8)
     chall_proba = proba_from_correct(y, chall, 0.8)
-    settings = ComparisonSettings(primary_metric="log_loss", min_improvement=0.1, floor=0.5)
+    settings = cmp_settings(primary_metric="log_loss", min_improvement=0.1, floor=0.5)
     result = compare_models(y, champ, chall, settings, champ_proba, chall_proba)
     ll_champ = skm.log_loss(y, champ_proba)
     ll_chall = skm.log_loss(y, chall_proba)
@@ -571,14 +577,14 @@ def test_log_loss_lower_is_better():
     assert swapped.reasons[1].startswith(f"challenger log_loss -{ll_champ - ll_chall:.3f}")
 
     # A log_loss ceiling the challenger exceeds rejects it.
-    strict = ComparisonSettings(primary_metric="log_loss", floor=0.2)
+    strict = cmp_settings(primary_metric="log_loss", floor=0.2)
     assert compare_models(y, champ, chall, strict, champ_proba, chall_proba).checks["floor"] is False
 
 
 @pytest.mark.parametrize("metric", ["f1", "balanced_accuracy", "precision", "recall"])
 def test_bootstrap_metrics_decide_with_seeded_resamples(metric):
     y, champ, chall = binary_preds(both_right=100, b=5, c=40, both_wrong=5)
-    settings = ComparisonSettings(primary_metric=metric, bootstrap_resamples=500, seed=3)
+    settings = cmp_settings(primary_metric=metric, bootstrap_resamples=500, seed=3)
     result = compare_models(y, champ, chall, settings)
     assert result.paired_test.method == "bootstrap"
     assert result.paired_test.challenger == pytest.approx(result.metrics["challenger"][metric])
@@ -590,11 +596,11 @@ def test_bootstrap_metrics_decide_with_seeded_resamples(metric):
 def test_primary_metric_without_probabilities_raises():
     y, champ, chall = binary_preds(20, 2, 3, 1)
     with pytest.raises(ValueError, match="roc_auc requires probabilities but champion_proba is None"):
-        compare_models(y, champ, chall, ComparisonSettings())
+        compare_models(y, champ, chall, cmp_settings())
     chall_proba = proba_from_correct(y, chall, 0.9)
     with pytest.raises(ValueError, match="log_loss requires probabilities but champion_proba is None"):
         compare_models(
-            y, champ, chall, ComparisonSettings(primary_metric="log_loss"), None, chall_proba
+            y, champ, chall, cmp_settings(primary_metric="log_loss"), None, chall_proba
         )
 
 
@@ -636,7 +642,7 @@ def test_class_new_in_holdout_is_scored_not_an_error(primary):
     chall_cols = chall_abc[:, [2, 0, 1]]  # the challenger reports classes_ = [c, a, b]
 
     result = compare_models(
-        y, champ_pred, chall_pred, ComparisonSettings(primary_metric=primary),
+        y, champ_pred, chall_pred, cmp_settings(primary_metric=primary),
         champ_ab, chall_cols, champion_classes=["a", "b"], challenger_classes=["c", "a", "b"],
     )
     assert result.outcome_code == "ok"
@@ -683,7 +689,7 @@ def test_nan_scores_reject_naming_the_model_and_rows():
     champ_proba = proba_from_correct(y, champ, 0.7)
     chall_proba = proba_from_correct(y, chall, 0.9)
     champ_proba[[3, 7, 9], :] = np.nan
-    result = compare_models(y, champ, chall, ComparisonSettings(), champ_proba, chall_proba)
+    result = compare_models(y, champ, chall, cmp_settings(), champ_proba, chall_proba)
     assert (result.decision, result.outcome_code) == ("reject", "nan_scores")
     assert result.reasons == [
         "champion produced non-finite scores (NaN/inf probabilities or NaN predictions) on 3 of "
@@ -695,11 +701,11 @@ def test_nan_scores_reject_naming_the_model_and_rows():
     chall_pred = chall.astype(float)
     chall_pred[0] = np.nan
     chall_proba[5, 1] = np.inf
-    both = compare_models(y, champ, chall_pred, ComparisonSettings(), champ_proba, chall_proba)
+    both = compare_models(y, champ, chall_pred, cmp_settings(), champ_proba, chall_proba)
     assert both.outcome_code == "nan_scores"
     assert [r.split(" produced")[0] for r in both.reasons] == ["champion", "challenger"]
     assert "on 2 of 150" in both.reasons[1]
-    cold = evaluate_cold_start(y, chall, ComparisonSettings(), chall_proba)
+    cold = evaluate_cold_start(y, chall, cmp_settings(), chall_proba)
     assert (cold.decision, cold.outcome_code) == ("reject", "nan_scores")
     # Missing string predictions (None / NaN in an object column) count as well.
     labels = np.array(["a", "b"], dtype=object)[y]
@@ -715,12 +721,12 @@ def test_single_class_holdout_is_a_named_reject_for_roc_auc():
     ones = np.ones(40, dtype=int)
     pred = np.array([1] * 30 + [0] * 10)
     proba = proba_from_correct(ones, pred, 0.9)
-    result = compare_models(ones, pred, pred, ComparisonSettings(), proba, proba, classes=[0, 1])
+    result = compare_models(ones, pred, pred, cmp_settings(), proba, proba, classes=[0, 1])
     assert (result.decision, result.outcome_code) == ("reject", "single_class_holdout")
     assert result.checks == {"primary_metric_defined": False, "mcnemar": True}
     assert "single class (1, 40 rows)" in result.reasons[0]
     assert result.paired_test is None
-    cold = evaluate_cold_start(ones, pred, ComparisonSettings(), proba, classes=[0, 1])
+    cold = evaluate_cold_start(ones, pred, cmp_settings(), proba, classes=[0, 1])
     assert (cold.decision, cold.outcome_code) == ("reject", "single_class_holdout")
     # A label metric is defined on a single-class holdout: a normal comparison.
     acc = compare_models(ones, pred, np.ones(40, dtype=int), acc_settings())
@@ -733,7 +739,7 @@ def test_constant_challenger_scores_are_a_named_reject():
     champ_proba = proba_from_correct(y, champ, 0.7)
     for policy in ("superiority", "non_inferiority"):
         result = compare_models(
-            y, champ, np.ones(150, dtype=int), ComparisonSettings(policy=policy, non_inferiority_margin=0.5),
+            y, champ, np.ones(150, dtype=int), cmp_settings(policy=policy, non_inferiority_margin=0.5),
             champ_proba, constant,
         )
         assert (result.decision, result.outcome_code) == ("reject", "constant_scores")
@@ -741,13 +747,13 @@ def test_constant_challenger_scores_are_a_named_reject():
         assert result.paired_test.challenger == 0.5
         assert len(result.reasons) == 4  # the other rules are still evaluated and reported
     # Both models constant: AUC 0.5 each, standard error 0 -- no crash, a definite answer.
-    both = compare_models(y, champ, champ, ComparisonSettings(policy="non_inferiority"), constant, constant)
+    both = compare_models(y, champ, champ, cmp_settings(policy="non_inferiority"), constant, constant)
     assert (both.paired_test.effect, both.paired_test.se) == (0.0, 0.0)
     assert (both.decision, both.outcome_code) == ("reject", "constant_scores")
     # A constant champion is compared normally.
-    ok = compare_models(y, champ, chall, ComparisonSettings(), constant, proba_from_correct(y, chall, 0.9))
+    ok = compare_models(y, champ, chall, cmp_settings(), constant, proba_from_correct(y, chall, 0.9))
     assert (ok.outcome_code, ok.decision) == ("ok", "promote")
-    cold = evaluate_cold_start(y, chall, ComparisonSettings(), constant)
+    cold = evaluate_cold_start(y, chall, cmp_settings(), constant)
     assert (cold.decision, cold.outcome_code) == ("reject", "constant_scores")
 
 
@@ -771,7 +777,7 @@ def test_no_disagreements_gives_mcnemar_p_one_and_a_decision_on_the_metric():
 def test_cold_start():
     y, _, chall = binary_preds(both_right=100, b=5, c=40, both_wrong=5)
     chall_proba = proba_from_correct(y, chall, 0.9)
-    ok = evaluate_cold_start(y, chall, ComparisonSettings(floor=0.7), chall_proba, classes=[0, 1])
+    ok = evaluate_cold_start(y, chall, cmp_settings(floor=0.7), chall_proba, classes=[0, 1])
     assert ok.decision == "promote" and ok.outcome_code == "ok"
     assert ok.cold_start is True and ok.mcnemar is None and ok.paired_test is None
     assert ok.metrics["champion"] == {}
@@ -786,7 +792,7 @@ def test_cold_start():
         ">= floor 0.700"
     )
 
-    too_strict = evaluate_cold_start(y, chall, ComparisonSettings(floor=0.99), chall_proba)
+    too_strict = evaluate_cold_start(y, chall, cmp_settings(floor=0.99), chall_proba)
     assert too_strict.decision == "reject"
     assert "< floor 0.990" in too_strict.reasons[1]
 
@@ -796,7 +802,7 @@ def test_cold_start():
     assert no_floor.challenger_estimate.method == "binomial"
 
     with pytest.raises(ValueError, match="requires probabilities"):
-        evaluate_cold_start(y, chall, ComparisonSettings())
+        evaluate_cold_start(y, chall, cmp_settings())
     with pytest.raises(ValueError, match="challenger_pred has 3"):
         evaluate_cold_start(y, chall[:3], acc_settings())
 
@@ -810,13 +816,13 @@ def test_result_to_dict_is_json_serializable_without_nan():
     constant = np.tile([0.5, 0.5], (150, 1))
     ones = np.ones(150, dtype=int)
     results = [
-        compare_models(y, champ, chall, ComparisonSettings(), champ_proba, chall_proba),
+        compare_models(y, champ, chall, cmp_settings(), champ_proba, chall_proba),
         compare_models(y, champ, champ, acc_settings(policy="non_inferiority")),  # b=c=0
-        evaluate_cold_start(y, chall, ComparisonSettings(), chall_proba),
-        compare_models(y, champ, chall, ComparisonSettings(), champ_proba, nan_proba),
-        compare_models(y, champ, chall, ComparisonSettings(), constant, constant),
-        compare_models(ones, champ, chall, ComparisonSettings(), champ_proba, chall_proba, classes=[0, 1]),
-        compare_models(y, champ, chall, ComparisonSettings(primary_metric="f1", bootstrap_resamples=200)),
+        evaluate_cold_start(y, chall, cmp_settings(), chall_proba),
+        compare_models(y, champ, chall, cmp_settings(), champ_proba, nan_proba),
+        compare_models(y, champ, chall, cmp_settings(), constant, constant),
+        compare_models(ones, champ, chall, cmp_settings(), champ_proba, chall_proba, classes=[0, 1]),
+        compare_models(y, champ, chall, cmp_settings(primary_metric="f1", bootstrap_resamples=200)),
     ]
     assert [r.outcome_code for r in results] == [
         "ok", "ok", "ok", "nan_scores", "constant_scores", "single_class_holdout", "ok"
@@ -845,14 +851,14 @@ def test_object_labels_from_pandas_columns_work():
     champ_proba = proba_from_correct(y, champ, 0.7)
     chall_proba = proba_from_correct(y, chall, 0.9)
     as_obj = compare_models(
-        names[y], names[champ], names[chall], ComparisonSettings(primary_metric="f1", bootstrap_resamples=200),
+        names[y], names[champ], names[chall], cmp_settings(primary_metric="f1", bootstrap_resamples=200),
         champ_proba, chall_proba, classes=names,
     )
     as_int = compare_models(
-        y, champ, chall, ComparisonSettings(primary_metric="f1", bootstrap_resamples=200), champ_proba, chall_proba
+        y, champ, chall, cmp_settings(primary_metric="f1", bootstrap_resamples=200), champ_proba, chall_proba
     )
     assert as_obj.metrics == as_int.metrics  # positive class "stay" = sorted last, like 1
-    single = compare_models(names[np.zeros(150, dtype=int)], names[champ], names[chall], ComparisonSettings(),
+    single = compare_models(names[np.zeros(150, dtype=int)], names[champ], names[chall], cmp_settings(),
                             champ_proba, chall_proba, classes=names)
     assert single.outcome_code == "single_class_holdout" and "('churn', 150 rows)" in single.reasons[0]
 
@@ -864,7 +870,7 @@ def test_expected_gain_policy_decides_on_the_point_estimate_and_reports_the_inte
     base = y + rng.normal(0, 1.2, n)
     champ = 1 / (1 + np.exp(-(base + rng.normal(0, 0.6, n))))
     chall = 1 / (1 + np.exp(-(base + rng.normal(0, 0.5, n))))
-    settings = ComparisonSettings(policy="expected_gain", primary_metric="roc_auc")
+    settings = cmp_settings(policy="expected_gain", primary_metric="roc_auc")
     result = compare_models(y, (champ > 0.5).astype(int), (chall > 0.5).astype(int), settings,
                             champion_proba=champ, challenger_proba=chall)
     effect = skm.roc_auc_score(y, chall) - skm.roc_auc_score(y, champ)
