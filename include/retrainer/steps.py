@@ -710,6 +710,12 @@ def save_approval(store: ObjectStore, spec: ModelSpec, ctx: RunContext, decision
     if earlier is not None:
         return earlier
     store.put_json(uri, decision.to_dict())
+    from include.retrainer.history import record_approval
+
+    try:  # the model's append-only log of decisions (scripts/champion_history.py --approvals)
+        record_approval(store, spec, decision.to_dict())
+    except Exception as exc:  # the per-interval record above is the one the pipeline relies on
+        log.warning("could not append the decision to the approvals log: %s", exc)
     return decision.to_dict()
 
 
@@ -900,7 +906,7 @@ def promote_challenger(
                                         approval=approval), **extra}
         if current_v != expected:
             moved = (f"{decision.reason}, but " if decision is not None else "") + (
-                f"champion changed since this run evaluated (compared against v{expected}, now v{current_v}); "
+                f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
                 "not promoting a challenger that was not compared with the current champion (re-run to re-evaluate)")
             return {**reject_challenger(tracking_uri, spec, ctx, comparison, extra_reason=moved, approval=approval),
                     **extra}
