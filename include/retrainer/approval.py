@@ -139,6 +139,21 @@ def expiry_reason(*, interval_start: Any, interval_end: Any, newest_request: Map
     return None
 
 
+def superseded_reason(interval_start: Any, interval_end: Any, now: Any) -> str | None:
+    """Why a request for this interval is superseded at ``now``: the next interval of the same
+    length has already ended (a backfill's or catch-up's older weeks, a late re-run), so a newer
+    challenger can be trained; None for the newest complete interval."""
+    start, end, at = _when(interval_start), _when(interval_end), _when(now)
+    if start is None or end is None or at is None or end <= start:
+        return None
+    next_end = end + (end - start)
+    if at < next_end:
+        return None
+    return (f"expired: the next data interval ({end.date()}..{next_end.date()}) had already ended when this "
+            f"challenger reached the approval step; only the newest challenger of a model can be approved "
+            f"(backfill, catch-up or late re-run; promotion.expire_superseded: true)")
+
+
 def newer_request(current: Mapping[str, Any] | None, candidate: Mapping[str, Any]) -> bool:
     """True when ``candidate`` should replace ``current`` as the newest request (later interval
     end; the same interval: the later request, e.g. a forced re-run)."""

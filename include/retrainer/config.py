@@ -363,6 +363,9 @@ class PromotionSpec(_Strict):
     on_timeout: Literal["reject", "promote"] = "reject"
     #: Airflow user ids allowed to respond (empty: anyone with access to the DAG).
     approvers: list[str] = Field(default_factory=list)
+    #: A run whose next data interval has already ended (backfill, catch-up, late re-run) asks
+    #: nobody: its request expires at once (only the newest challenger can be approved).
+    expire_superseded: bool = True
 
     @field_validator("approval", mode="before")
     @classmethod

@@ -751,6 +751,10 @@ def prepare_approval(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
     client = registry.client_for(tracking_uri)
     paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
     now = now or dt.datetime.now(dt.timezone.utc)
+    superseded = approval.superseded_reason(ctx.interval_start, ctx.interval_end, now)
+    if superseded and spec.promotion.expire_superseded:
+        log.warning("challenger v%s: %s", version, superseded)
+        return {"ask": False, "decision": save_approval(store, spec, ctx, approval.expired(base, superseded, at=now))}
     timeout_at = now + dt.timedelta(hours=spec.promotion.approval_timeout)
     request = {**base, "requested_at": now.isoformat(), "timeout_at": timeout_at.isoformat(),
                "champion_version": comparison.get("champion_version"),

@@ -136,7 +136,9 @@ def world(stack, api_server, tmp_path_factory):
     raw["data"]["prefix"] = MODEL
     # Every challenger passes the gates, so each week reaches the approval step.
     raw["comparison"].update({"floor": None, "policy": "non_inferiority", "non_inferiority_margin": 1.0})
-    raw["promotion"] = {"approval": "required", "approval_timeout": "2h", "approvers": ["alice", "bob"]}
+    # The weeks lie in the past: approve them anyway (by default a superseded week expires unasked).
+    raw["promotion"] = {"approval": "required", "approval_timeout": "2h", "approvers": ["alice", "bob"],
+                        "expire_superseded": False}
     models = tmp_path_factory.mktemp("approval_models")
     (models / f"{MODEL}.yaml").write_text(yaml.safe_dump(raw))
     frames = demo_data.generate_churn(W1, days=21, rows_per_day=700)

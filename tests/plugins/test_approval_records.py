@@ -40,7 +40,7 @@ def _results(version: str, champion: str | None = None) -> dict:
 
 
 def test_backfill_only_the_newest_request_can_be_approved(mlflow_server, store, churn_spec_factory):
-    spec = churn_spec_factory(promotion__approval="required")
+    spec = churn_spec_factory(promotion__approval="required", promotion__expire_superseded=False)
     v1, v2, v3 = _versions(MlflowClient(mlflow_server), spec.name, 3)
     old, new, older = _ctx(0, "backfill_w0"), _ctx(1, "backfill_w1"), _ctx(-1, "backfill_wm1")
 
@@ -75,7 +75,7 @@ def test_backfill_only_the_newest_request_can_be_approved(mlflow_server, store, 
 
 
 def test_a_dry_run_asks_nobody(mlflow_server, store, churn_spec_factory):
-    spec = churn_spec_factory(promotion__approval="required")
+    spec = churn_spec_factory(promotion__approval="required", promotion__expire_superseded=False)
     (v1,) = _versions(MlflowClient(mlflow_server), spec.name, 1)
     ctx = steps.RunContext(**{**_ctx(0, "dry").__dict__, "params": {"allow_promotion": False}})
     out = steps.prepare_approval(store, mlflow_server, spec, ctx, _results(v1))
@@ -84,7 +84,7 @@ def test_a_dry_run_asks_nobody(mlflow_server, store, churn_spec_factory):
 
 
 def test_promotion_records_the_approval_and_a_rejection_keeps_the_champion(mlflow_server, store, churn_spec_factory):
-    spec = churn_spec_factory(promotion__approval="required")
+    spec = churn_spec_factory(promotion__approval="required", promotion__expire_superseded=False)
     client = MlflowClient(mlflow_server)
     v1, v2, v3 = _versions(client, spec.name, 3)
     client.set_registered_model_alias(spec.name, "champion", v1)
@@ -108,3 +108,19 @@ def test_promotion_records_the_approval_and_a_rejection_keeps_the_champion(mlflo
     assert out["promoted"] is False and out["reasons"][-1].startswith("rejected by Carol at")
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v2
     assert client.get_model_version(spec.name, v3).tags["retrain.approval"] == "rejected"
+
+
+def test_a_superseded_week_expires_unasked_by_default(mlflow_server, store, churn_spec_factory):
+    """A backfill's older weeks (their next interval already ended) never wait for a person."""
+    spec = churn_spec_factory(promotion__approval="required")
+    (v1,) = _versions(MlflowClient(mlflow_server), spec.name, 1)
+    ctx = _ctx(0, "backfill__2026-03-01")
+    out = steps.prepare_approval(store, mlflow_server, spec, ctx, _results(v1),
+                                 now=dt.datetime(2026, 3, 20, tzinfo=UTC))
+    assert out["ask"] is False and out["decision"]["outcome"] == "expired"
+    assert out["decision"]["reason"].startswith("expired: the next data interval (2026-03-08..2026-03-15) had "
+                                                "already ended")
+    # The newest complete week is asked about.
+    newest = steps.prepare_approval(store, mlflow_server, spec, _ctx(1, "scheduled"), _results(v1),
+                                    now=dt.datetime(2026, 3, 15, 1, tzinfo=UTC))
+    assert newest["ask"] is True

@@ -30,7 +30,8 @@ def spec_with(promotion: dict | None):
 # -- the spec's promotion block ---------------------------------------------------------------
 def test_promotion_defaults_to_no_approval():
     p = spec_with(None).promotion
-    assert (p.approval, p.required, p.approval_timeout, p.on_timeout, p.approvers) == ("off", False, 72.0, "reject", [])
+    assert (p.approval, p.required, p.approval_timeout, p.on_timeout, p.approvers, p.expire_superseded) == (
+        "off", False, 72.0, "reject", [], True)
 
 
 @pytest.mark.parametrize(("given", "hours"), [("72h", 72.0), ("3d", 72.0), ("90m", 1.5), (12, 12.0), ("1.5h", 1.5)])
@@ -98,6 +99,14 @@ def test_a_champion_trained_on_newer_data_expires_the_request():
                                  champion_interval_end=W2[1], run_id="r1")
     assert why == ("expired: champion v9 was trained on newer data (through 2026-03-15) than this challenger "
                    "(through 2026-03-08); promoting it would move production back in time")
+
+
+def test_a_week_is_superseded_once_the_next_week_has_ended():
+    assert approval.superseded_reason(*W1, now=W2[0] + dt.timedelta(hours=1)) is None  # the newest week
+    assert approval.superseded_reason(*W1, now=W2[1] - dt.timedelta(seconds=1)) is None
+    why = approval.superseded_reason(*W1, now=W2[1])
+    assert why.startswith("expired: the next data interval (2026-03-08..2026-03-15) had already ended")
+    assert "promotion.expire_superseded" in why
 
 
 def test_newer_request_orders_by_interval_then_time():
