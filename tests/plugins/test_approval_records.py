@@ -124,3 +124,49 @@ def test_a_superseded_week_expires_unasked_by_default(mlflow_server, store, chur
     newest = steps.prepare_approval(store, mlflow_server, spec, _ctx(1, "scheduled"), _results(v1),
                                     now=dt.datetime(2026, 3, 15, 1, tzinfo=UTC))
     assert newest["ask"] is True
+
+
+def test_timeout_applies_the_spec_outcome_through_the_operator(mlflow_server, store, churn_spec_factory, moto_server,
+                                                              monkeypatch):
+    """The scheduler's timeout sweep resumes the task with the default option and ``timedout``:
+    the operator records ``timed_out`` (not promoted) and promote_challenger keeps the champion."""
+    import json
+    import types
+    import uuid
+
+    from airflow.models.hitl import HITLDetail
+
+    from retrain_ops.approval import PromotionApproveOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_ARTIFACTS_TIMEOUT", json.dumps({
+        "conn_type": "aws", "login": "test", "password": "test",
+        "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"}}))
+    spec = churn_spec_factory(promotion__approval="required", promotion__approval_timeout="90m",
+                              promotion__expire_superseded=False)
+    client = MlflowClient(mlflow_server)
+    v1, v2 = _versions(client, spec.name, 2)
+    client.set_registered_model_alias(spec.name, "champion", v1)
+    ctx = _ctx(3, "scheduled__timeout")
+    comparison = _results(v2, v1)["compare_models"]
+    steps.prepare_approval(store, mlflow_server, spec, ctx, _results(v2, v1))
+
+    # What the sweep does to the request when the deadline passes (scheduler_job_runner).
+    detail = HITLDetail(ti_id=uuid.uuid4(), options=["Approve", "Reject"], subject="s", defaults=["Reject"],
+                        params={"comment": {"value": ""}})
+    detail.chosen_options, detail.params_input = list(detail.defaults), {"comment": ""}
+    detail.responded_by, detail.responded_at = None, dt.datetime.now(UTC)
+    event = detail.as_resume_event_payload(timedout=True)
+
+    ti = types.SimpleNamespace(xcom_pull=lambda task_ids, key="return_value": comparison, try_number=1)
+    dag_run = types.SimpleNamespace(dag_id=ctx.dag_id, run_id=ctx.run_id, run_after=ctx.interval_end,
+                                    logical_date=ctx.interval_end)
+    context = {"dag_run": dag_run, "ti": ti, "data_interval_start": ctx.interval_start,
+               "data_interval_end": ctx.interval_end, "params": {}}
+    op = PromotionApproveOperator(task_id="approve_promotion", spec=spec, s3_conn_id="artifacts_timeout",
+                                  mlflow_conn_id="mlflow_default", response_timeout=dt.timedelta(minutes=90))
+    decision = op.execute_complete(context, event)
+    assert (decision["outcome"], decision["decided_by"], decision["allows_promotion"]) == ("timed_out", None, False)
+    assert decision["reason"].startswith("approval timed out: no response within 90m")
+    out = steps.promote_challenger(store, mlflow_server, spec, ctx, comparison, approval=decision)
+    assert out["promoted"] is False and "approval timed out" in out["reasons"][-1]
+    assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v1
