@@ -83,7 +83,8 @@ def test_a_dry_run_asks_nobody(mlflow_server, store, churn_spec_factory):
     assert "allow_promotion=false" in out["decision"]["reason"]
 
 
-def test_promotion_records_the_approval_and_a_rejection_keeps_the_champion(mlflow_server, store, churn_spec_factory):
+def test_promotion_records_the_approval_and_a_rejection_keeps_the_champion(mlflow_server, store, churn_spec_factory,
+                                                                          moto_server):
     spec = churn_spec_factory(promotion__approval="required", promotion__expire_superseded=False)
     client = MlflowClient(mlflow_server)
     v1, v2, v3 = _versions(client, spec.name, 3)
@@ -108,6 +109,28 @@ def test_promotion_records_the_approval_and_a_rejection_keeps_the_champion(mlflo
     assert out["promoted"] is False and out["reasons"][-1].startswith("rejected by Carol at")
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v2
     assert client.get_model_version(spec.name, v3).tags["retrain.approval"] == "rejected"
+
+    # The CLI lists the move with its approval, and every decision with --approvals.
+    moves = _history_cli(spec, moto_server)
+    assert moves.returncode == 0, moves.stderr
+    assert f"-> v{v2}" in moves.stdout and "approval approved" in moves.stdout and 'comment: "fine"' in moves.stdout
+    decisions = _history_cli(spec, moto_server, "--approvals")
+    assert decisions.returncode == 0, decisions.stderr
+    lines = [line for line in decisions.stdout.splitlines() if " approval " in line]
+    assert len(lines) == 2 and "approved" in lines[0] and "by Carol" in lines[0] and "rejected" in lines[1]
+
+
+def _history_cli(spec, endpoint: str, *extra: str):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        [sys.executable, str(root / "scripts" / "champion_history.py"), "--model", spec.name,
+         "--models-dir", str(Path(spec.source_path).parent), "--s3-endpoint", endpoint, *extra],
+        capture_output=True, text=True, timeout=120, env=os.environ.copy(), cwd=str(root))
 
 
 def test_a_superseded_week_expires_unasked_by_default(mlflow_server, store, churn_spec_factory):
