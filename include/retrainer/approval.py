@@ -95,12 +95,16 @@ def _iso(value: Any) -> str | None:
 
 
 def _when(value: Any) -> dt.datetime | None:
+    """A plain aware UTC ``datetime`` (Airflow hands out pendulum DateTimes, whose arithmetic
+    with intervals can drop a non-pendulum tzinfo)."""
     if value in (None, ""):
         return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    parsed = dt.datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    utc = parsed.astimezone(dt.timezone.utc)
+    return dt.datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond,
+                       tzinfo=dt.timezone.utc)
 
 
 def week(start: Any, end: Any) -> str:

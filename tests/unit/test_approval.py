@@ -109,6 +109,15 @@ def test_a_week_is_superseded_once_the_next_week_has_ended():
     assert "promotion.expire_superseded" in why
 
 
+def test_superseded_accepts_airflow_pendulum_datetimes():
+    import pendulum
+
+    # As resolve_interval hands them over: pendulum DateTimes with a stdlib UTC tzinfo.
+    start, end = (pendulum.instance(d).astimezone(UTC) for d in W1)
+    assert approval.superseded_reason(start, end, now=W2[1]).startswith("expired: the next data interval")
+    assert approval.superseded_reason(start, end, now=dt.datetime(2026, 3, 9, tzinfo=UTC)) is None
+
+
 def test_newer_request_orders_by_interval_then_time():
     assert approval.newer_request(None, request(W1, "1", "a"))
     assert approval.newer_request(request(W1, "1", "a"), request(W2, "2", "b"))
