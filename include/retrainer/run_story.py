@@ -105,7 +105,8 @@ def version_descriptions(summary: Mapping[str, Any], now: dt.datetime | None = N
         if before is not None and str(before) != str(after):
             out[str(before)] = f"Former champion: replaced by v{after} on {when} by {who}."
     elif decision == "rejected" and summary.get("challenger_version") is not None:
-        out[str(summary["challenger_version"])] = f"REJECTED on {when} by {who}.{approval} {headline}"
+        out[str(summary["challenger_version"])] = (f"REJECTED on {when} by {who}.{approval} {headline}" if approval
+                                                   else f"REJECTED on {when} by {who}: {headline}")
     return out
 
 
