@@ -630,6 +630,200 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
 
 
 # --------------------------------------------------------------------------------------
+# approval (promotion.approval: required)
+# --------------------------------------------------------------------------------------
+def _approval_base(spec: ModelSpec, ctx: RunContext, version: str | None) -> dict:
+    return {"model": spec.name, "data_interval_start": ctx.interval_start.isoformat(),
+            "data_interval_end": ctx.interval_end.isoformat(), "challenger_version": version,
+            "dag_run_id": ctx.run_id}
+
+
+def approval_lock(store: ObjectStore, spec: ModelSpec, owner: str):
+    """Serialises updates of the model's newest-request marker (short critical sections)."""
+    from include.retrainer.locking import LeaseLock
+
+    return LeaseLock(store, ModelLayout.of(spec).approvals_lock, owner,
+                     ttl_seconds=120, wait_seconds=120)
+
+
+def _champion_interval_end(client: Any, spec: ModelSpec) -> tuple[str | None, dt.datetime | None]:
+    from include.retrainer import registry
+
+    champion = registry.get_alias(client, spec.name, registry.CHAMPION)
+    return (champion.version if champion else None), _interval_end(champion)
+
+
+def recorded_approval(store: ObjectStore, spec: ModelSpec, ctx: RunContext, version: str | None) -> dict | None:
+    """The decision an earlier run of this (model, interval, challenger version) recorded, if any."""
+    from include.retrainer.approval import ApprovalDecision
+
+    if version is None:
+        return None
+    raw = store.get_json_or_none(RunLayout.of(spec, ctx.interval_start, ctx.interval_end).approval(version))
+    if not raw:
+        return None
+    decision = ApprovalDecision.from_dict(raw)
+    return decision.reused_by().to_dict() if decision.final else None
+
+
+def save_approval(store: ObjectStore, spec: ModelSpec, ctx: RunContext, decision: Any) -> dict:
+    """Persist a final decision; the first one recorded for the key wins (a racing retry reuses it)."""
+    if not decision.final or decision.challenger_version is None:
+        return decision.to_dict()
+    uri = RunLayout.of(spec, ctx.interval_start, ctx.interval_end).approval(decision.challenger_version)
+    earlier = recorded_approval(store, spec, ctx, decision.challenger_version)
+    if earlier is not None:
+        return earlier
+    store.put_json(uri, decision.to_dict())
+    from include.retrainer.history import record_approval
+
+    try:  # the model's append-only log of decisions (scripts/champion_history.py --approvals)
+        record_approval(store, spec, decision.to_dict())
+    except Exception as exc:  # the per-interval record above is the one the pipeline relies on
+        log.warning("could not append the decision to the approvals log: %s", exc)
+    return decision.to_dict()
+
+
+def prepare_approval(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext,
+                     results: dict[str, Any], now: dt.datetime | None = None) -> dict:
+    """Before asking a person: reuse an earlier decision, expire a stale request, or open one.
+
+    Returns ``{"ask": False, "decision": {...}}`` when no one needs to be asked, else
+    ``{"ask": True, "subject", "body", "request"}`` after recording the request (the model's
+    newest-request marker, ``approval_request_v<version>.json``) and writing a report of the
+    pending decision (``report.html``, replaced by the final one when the run ends).
+    """
+    from include.retrainer import approval, registry
+    from include.retrainer.public_urls import PublicUrls
+
+    comparison = results.get("compare_models") or {}
+    version = comparison.get("challenger_version")
+    version = str(version) if version is not None else None
+    base = _approval_base(spec, ctx, version)
+    if version is None or comparison.get("decision") != "promote":
+        return {"ask": False, "decision": approval.not_requested(base, "no challenger passed the gates").to_dict()}
+    earlier = recorded_approval(store, spec, ctx, version)
+    if earlier is not None:
+        log.info("challenger v%s: reusing the decision recorded by run %s: %s", version, earlier.get("dag_run_id"),
+                 earlier.get("reason"))
+        return {"ask": False, "decision": earlier}
+    if not bool(ctx.params.get("allow_promotion", True)):
+        return {"ask": False, "decision": approval.not_requested(
+            base, "not requested: promotion disabled by run param allow_promotion=false").to_dict()}
+    if comparison.get("already_champion"):
+        return {"ask": False, "decision": approval.not_requested(
+            base, f"not requested: v{version} is already champion").to_dict()}
+    client = registry.client_for(tracking_uri)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    superseded = approval.superseded_reason(ctx.interval_start, ctx.interval_end, now)
+    if superseded and spec.promotion.expire_superseded:
+        log.warning("challenger v%s: %s", version, superseded)
+        return {"ask": False, "decision": save_approval(store, spec, ctx, approval.expired(base, superseded, at=now))}
+    timeout_at = now + dt.timedelta(hours=spec.promotion.approval_timeout)
+    request = {**base, "requested_at": now.isoformat(), "timeout_at": timeout_at.isoformat(),
+               "champion_version": comparison.get("champion_version"),
+               "timeout_hours": spec.promotion.approval_timeout, "on_timeout": spec.promotion.on_timeout,
+               "approvers": list(spec.promotion.approvers)}
+    with approval_lock(store, spec, owner=f"{ctx.dag_id}/{ctx.run_id}"):
+        newest = store.get_json_or_none(paths.newest_approval_request)
+        champ_v, champ_end = _champion_interval_end(client, spec)
+        stale = approval.expiry_reason(interval_start=ctx.interval_start, interval_end=ctx.interval_end,
+                                       newest_request=newest, champion_version=champ_v,
+                                       champion_interval_end=champ_end, run_id=ctx.run_id)
+        if stale:
+            log.warning("challenger v%s: %s", version, stale)
+            decision = approval.expired(request, stale, at=now)
+            return {"ask": False, "decision": save_approval(store, spec, ctx, decision)}
+        if approval.newer_request(newest, request):
+            store.put_json(paths.newest_approval_request, request)
+    store.put_json(paths.approval_request(version), request)
+
+    # The report of the pending decision, so the request can link to it.
+    pending = build_summary(spec, ctx, results=results, failed_tasks={}, champion_after=comparison.get("champion_version"))
+    pending.update({"decision": "awaiting_approval", "decision_code": "awaiting_approval",
+                    "headline": f"Awaiting approval: challenger v{version} passed every gate. "
+                                f"Comparison: {'; '.join(map(str, comparison.get('reasons') or []))}.",
+                    "approval": {**request, "outcome": "pending", "required": True},
+                    "summary_uri": paths.summary})
+    links, report_uri = _pending_report(store, client, spec, pending, PublicUrls.from_env())
+    subject = approval.request_subject(spec.name, version, comparison.get("champion_version"), ctx.interval_start,
+                                       ctx.interval_end)
+    body = approval.request_body(model=spec.name, headline=pending["headline"], comparison=comparison, links=links,
+                                 report_uri=report_uri, timeout_hours=spec.promotion.approval_timeout,
+                                 on_timeout=spec.promotion.on_timeout, timeout_at=request["timeout_at"])
+    return {"ask": True, "subject": subject, "body": body, "request": request}
+
+
+def _pending_report(store: ObjectStore, client: Any, spec: ModelSpec, pending: dict, urls: Any) -> tuple[dict, str]:
+    """Write report.html for the pending decision (S3, and the training run in MLflow); its links."""
+    from include.retrainer.report import render_report
+    from include.retrainer.run_story import REPORT_FILE, report_uri_for
+
+    report_uri = report_uri_for(pending["summary_uri"])
+    links: dict[str, str] = {}
+    run_id = pending.get("mlflow_run_id")
+    if pending.get("challenger_version") is not None:
+        url = urls.model_version(spec.name, pending["challenger_version"])
+        if url:
+            links["Challenger version"] = url
+    comparison = store.get_json_or_none(get_path(pending, "artifacts", "comparison")) if get_path(
+        pending, "artifacts", "comparison") else None
+    page = render_report(pending, comparison=comparison, links=links)
+    try:
+        store.put_bytes(report_uri, page.encode("utf-8"), "text/html; charset=utf-8")
+        links = {"Run report": urls.object(report_uri), **links} if urls.object(report_uri) else links
+    except Exception as exc:  # the request is still made, without the report link
+        log.warning("could not write the pending report %s: %s", report_uri, exc)
+    if run_id:
+        try:
+            client.log_text(run_id, page, REPORT_FILE)
+            exp = client.get_run(run_id).info.experiment_id
+            url = urls.mlflow_artifact(run_id, exp, REPORT_FILE)
+            if url:
+                links = {"Run report": url, **{k: v for k, v in links.items() if k != "Run report"}}
+        except Exception as exc:
+            log.warning("could not log the pending report to MLflow run %s: %s", run_id, exc)
+    return {k: v for k, v in links.items() if v}, report_uri
+
+
+def get_path(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def finish_approval(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, version: str,
+                    response: dict) -> dict:
+    """A response arrived (or the timeout): decide, re-checking that the request is still the newest.
+
+    ``response``: ``chosen_options``, ``params_input``, ``responded_by_user``, ``responded_at``,
+    ``timedout`` (Airflow's HITL event payload).
+    """
+    from include.retrainer import approval, registry
+
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
+    earlier = recorded_approval(store, spec, ctx, version)
+    if earlier is not None:  # a retry after the decision was saved
+        return earlier
+    request = store.get_json_or_none(paths.approval_request(version)) or {**_approval_base(spec, ctx, version)}
+    newest = store.get_json_or_none(paths.newest_approval_request)
+    champ_v, champ_end = _champion_interval_end(registry.client_for(tracking_uri), spec)
+    stale = approval.expiry_reason(interval_start=ctx.interval_start, interval_end=ctx.interval_end,
+                                   newest_request=newest, champion_version=champ_v, champion_interval_end=champ_end,
+                                   run_id=ctx.run_id, challenger_version=version,
+                                   requested_at=request.get("requested_at"))
+    decision = approval.resolve_response(
+        base={**request, "dag_run_id": ctx.run_id}, chosen_options=response.get("chosen_options"),
+        params_input=response.get("params_input"), responded_by=response.get("responded_by_user"),
+        responded_at=response.get("responded_at"), timed_out=bool(response.get("timedout")),
+        on_timeout=spec.promotion.on_timeout, timeout_hours=spec.promotion.approval_timeout, stale_reason=stale,
+    )
+    log.info("challenger v%s: %s", version, decision.reason)
+    return save_approval(store, spec, ctx, decision)
+
+
+# --------------------------------------------------------------------------------------
 # promote / reject
 # --------------------------------------------------------------------------------------
 def champion_lock(store: ObjectStore, spec: ModelSpec, owner: str, **lease_options: Any):
@@ -644,37 +838,47 @@ def champion_lock(store: ObjectStore, spec: ModelSpec, owner: str, **lease_optio
 
 
 def promote_challenger(
-    store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, comparison: dict, allow_promotion: bool = True
+    store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, comparison: dict, allow_promotion: bool = True,
+    approval: dict | None = None,
 ) -> dict:
     """Move alias champion to the challenger, compare-and-set against the evaluated champion.
 
     Under the champion lock: re-read the champion; promote only if it is still the one the
     comparison used, otherwise reject with that reason (the run can be re-run to re-evaluate).
+    ``approval`` (models with ``promotion.approval: required``): the human decision; anything
+    but an approval (or ``on_timeout: promote``) rejects with its reason.
     """
     from include.retrainer import history, registry
+    from include.retrainer.approval import ApprovalDecision, approval_tags
 
     client = registry.client_for(tracking_uri)
     challenger_v = str(comparison["challenger_version"])
     expected = comparison.get("champion_version")
     expected = str(expected) if expected is not None else None
+    decision = ApprovalDecision.from_dict(approval) if approval else None
+    extra = {"approval": decision.to_dict()} if decision else {}
     if not allow_promotion:
-        return reject_challenger(tracking_uri, spec, ctx, comparison,
-                                 extra_reason="promotion disabled by run param allow_promotion=false")
+        return {**reject_challenger(tracking_uri, spec, ctx, comparison, approval=approval,
+                                    extra_reason="promotion disabled by run param allow_promotion=false"), **extra}
     with champion_lock(store, spec, owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
         current = registry.get_alias(client, spec.name, registry.CHAMPION)
         current_v = current.version if current else None
         if current_v == challenger_v:  # a retry after the alias already moved: finish the bookkeeping
-            _complete_promotion_records(store, client, spec, ctx, challenger_v, list(comparison.get("reasons", [])))
+            _complete_promotion_records(store, client, spec, ctx, challenger_v, list(comparison.get("reasons", [])),
+                                        approval=extra.get("approval"))
             return {"promoted": True, "champion_before": expected, "champion_after": challenger_v,
-                    "reasons": list(comparison.get("reasons", []))}
+                    "reasons": list(comparison.get("reasons", [])), **extra}
+        if decision is not None and not decision.allows_promotion:
+            return {**reject_challenger(tracking_uri, spec, ctx, comparison, extra_reason=decision.reason,
+                                        approval=approval), **extra}
         if current_v != expected:
-            return reject_challenger(
-                tracking_uri, spec, ctx, comparison,
-                extra_reason=f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
-                "not promoting a challenger that was not compared with the current champion (re-run to re-evaluate)",
-            )
+            moved = (f"{decision.reason}, but " if decision is not None else "") + (
+                f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
+                "not promoting a challenger that was not compared with the current champion (re-run to re-evaluate)")
+            return {**reject_challenger(tracking_uri, spec, ctx, comparison, extra_reason=moved, approval=approval),
+                    **extra}
         now = dt.datetime.now(dt.timezone.utc).isoformat()
-        reasons = list(comparison.get("reasons", []))
+        reasons = list(comparison.get("reasons", [])) + ([decision.reason] if decision is not None else [])
         fence = lease.ensure_held()  # LeaseLost (retryable) before any tag if the lease was taken over
         _record_reasons(client, spec, challenger_v, "promoted", reasons)
         registry.set_tags(client, spec.name, challenger_v, {
@@ -683,6 +887,7 @@ def promote_challenger(
             registry.TAG + "promoted_by_run": ctx.run_id,
             registry.TAG + "replaced_version": current_v or "",
             registry.TAG + "fencing_token": str(fence),
+            **({registry.TAG + k: v for k, v in approval_tags(decision).items()} if decision is not None else {}),
         })
         # MLflow moves aliases unconditionally: prove the lease is ours just before (locking module doc).
         lease.ensure_held()
@@ -697,15 +902,16 @@ def promote_challenger(
             store, spec, {
                 "action": "promote", "from_version": current_v, "to_version": challenger_v, "dag_id": ctx.dag_id,
                 "dag_run_id": ctx.run_id, "data_interval_start": ctx.interval_start,
-                "data_interval_end": ctx.interval_end, "reasons": reasons, "at": now,
+                "data_interval_end": ctx.interval_end, "reasons": reasons, "at": now, **extra,
             },
         )
     log.info("promoted v%s to champion (was %s)", challenger_v, current_v)
-    return {"promoted": True, "champion_before": current_v, "champion_after": challenger_v, "reasons": reasons}
+    return {"promoted": True, "champion_before": current_v, "champion_after": challenger_v, "reasons": reasons,
+            **extra}
 
 
 def _complete_promotion_records(store: ObjectStore, client: Any, spec: ModelSpec, ctx: RunContext,
-                                version: str, reasons: list[str]) -> None:
+                                version: str, reasons: list[str], approval: dict | None = None) -> None:
     """After a crash between moving the alias and recording it: tag the replaced version and
     write the history record, once (the promotion tags on ``version`` are set before the move)."""
     from include.retrainer import history, registry
@@ -727,6 +933,7 @@ def _complete_promotion_records(store: ObjectStore, client: Any, spec: ModelSpec
             "action": "promote", "from_version": previous, "to_version": version, "dag_id": ctx.dag_id,
             "dag_run_id": ctx.run_id, "data_interval_start": ctx.interval_start,
             "data_interval_end": ctx.interval_end, "reasons": reasons, "at": at,
+            **({"approval": approval} if approval else {}),
         })
 
 
@@ -743,17 +950,21 @@ def _record_reasons(client: Any, spec: ModelSpec, version: str, decision: str, r
     registry.set_run_tags(client, info.run_id, {registry.TAG + "decision_reasons": "; ".join(reasons)})
 
 
-def reject_challenger(tracking_uri: str, spec: ModelSpec, ctx: RunContext, comparison: dict, extra_reason: str | None = None) -> dict:
+def reject_challenger(tracking_uri: str, spec: ModelSpec, ctx: RunContext, comparison: dict, extra_reason: str | None = None,
+                      approval: dict | None = None) -> dict:
     """Tag the challenger with the rejection; the champion is untouched."""
     from include.retrainer import registry
+    from include.retrainer.approval import ApprovalDecision, approval_tags
 
     client = registry.client_for(tracking_uri)
     challenger_v = str(comparison["challenger_version"])
     reasons = list(comparison.get("reasons", [])) + ([extra_reason] if extra_reason else [])
     _record_reasons(client, spec, challenger_v, "rejected", reasons)
+    tags = approval_tags(ApprovalDecision.from_dict(approval)) if approval else {}
     registry.set_tags(client, spec.name, challenger_v, {
         registry.TAG + "decision": "rejected",
         registry.TAG + "rejected_by_run": ctx.run_id,
+        **{registry.TAG + k: v for k, v in tags.items()},
     })
     current = registry.get_alias(client, spec.name, registry.CHAMPION)
     log.info("rejected v%s: %s", challenger_v, "; ".join(reasons))
@@ -809,6 +1020,10 @@ def build_summary(
     trigger = None
     if branch and branch.get("retrain"):
         trigger = "forced" if branch.get("forced") else ((drift or {}).get("code") or "signals")
+    approval = approval_summary(spec, results.get("approve_promotion"), (outcome or {}).get("approval"))
+    title = headline(decision, code, reasons, trigger)
+    if approval and approval.get("outcome") not in (None, "not_requested") and decision in ("promoted", "rejected"):
+        title = approval_headline(decision, approval, reasons, trigger) or title
     champion_before = (drift or {}).get("champion_version")
     if outcome is not None and outcome.get("champion_before") is not None:
         champion_before = outcome["champion_before"]
@@ -852,7 +1067,7 @@ def build_summary(
         "decision_code": code or decision,
         "trigger": trigger,
         "reasons": reasons,
-        "headline": headline(decision, code, reasons, trigger),
+        "headline": title,
         "champion_version_before": champion_before,
         "champion_version_after": champion_after,
         "challenger_version": (trained or {}).get("challenger_version"),
@@ -874,6 +1089,7 @@ def build_summary(
             "weeks": trained.get("window_weeks"),
             "forced": bool(trained.get("forced")),
         },
+        "approval": approval,
         "params": ctx.params,
         "artifacts": {k: v for k, v in {
             "batch": fetch.get("batch_uri"),
@@ -898,6 +1114,29 @@ def step_durations(results: dict[str, Any], extra: dict[str, float] | None = Non
         if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
             out[task] = round(float(seconds), 3)
     return dict(sorted(out.items()))
+
+
+def approval_summary(spec: ModelSpec, requested: dict | None, applied: dict | None) -> dict | None:
+    """The summary's ``approval`` object: null when the spec does not require approval."""
+    if not spec.promotion.required:
+        return None
+    decision = applied or requested or {"outcome": "not_requested",
+                                        "reason": "not requested: no challenger reached the approval step"}
+    keys = ("outcome", "reason", "decided_by", "decided_by_id", "decided_at", "comment", "requested_at",
+            "timeout_at", "challenger_version", "reused", "dag_run_id")
+    return {"required": True, **{k: decision.get(k) for k in keys},
+            "comment": decision.get("comment") or "", "reused": bool(decision.get("reused")),
+            "timeout_hours": spec.promotion.approval_timeout, "on_timeout": spec.promotion.on_timeout}
+
+
+def approval_headline(decision: str, approval: dict, reasons: list[str], trigger: str | None) -> str | None:
+    """The headline when a person (or the approval timeout/expiry) had the last word."""
+    comparison = "; ".join(r for r in reasons[1:] if r and r != approval.get("reason"))
+    if decision == "promoted":
+        return f"Promoted ({trigger or 'retrained'}), {approval.get('reason')}. Comparison: {comparison}."
+    if approval.get("outcome") in ("rejected", "timed_out", "expired"):
+        return f"Not promoted ({trigger or 'retrained'}): {approval.get('reason')}. Gates passed: {comparison}."
+    return None  # approved, but the champion moved: the standard headline names that reason
 
 
 def headline(decision: str, code: str | None, reasons: list[str], trigger: str | None) -> str:

@@ -87,7 +87,7 @@ Weekly loop for the MLflow registered model **`{spec.name}`** (spec: `{spec.sour
    {spec.training.holdout_days} day(s) held out; registered with alias `challenger`.
 6. **compare_models**: same holdout rows, primary metric `{spec.comparison.primary_metric}`, floor
    {spec.comparison.floor}, policy `{spec.comparison.policy}`, McNemar alpha {spec.comparison.alpha}.
-7. **promote_challenger / reject_challenger**: moves alias `champion` (pool `{PROMOTION_POOL}`) or tags the rejection.
+7. {approval_doc(spec)}**promote_challenger / reject_challenger**: moves alias `champion` (pool `{PROMOTION_POOL}`) or tags the rejection.
 8. **summarize_run**: writes `{s3}` for every run, skipped and failed ones included, and the
    HTML report beside it (also logged to MLflow); sets the run note; sends notifications.
 9. **decide_outcome**: exactly one `mark_*` task succeeds per run (promoted, rejected,
@@ -98,6 +98,14 @@ Target `{feats.target}`; numeric {', '.join(feats.numeric) or '-'}; categorical 
 **Params**: `force_retrain` (train even without drift), `allow_promotion` (false = evaluate only),
 `quarantine` (`skip` quarantined days, or `include` them again).
 """
+
+
+def approval_doc(spec: ModelSpec) -> str:
+    if not spec.promotion.required:
+        return ""
+    effect = "promoted" if spec.promotion.on_timeout == "promote" else "not promoted"
+    return (f"**approve_promotion** (human approval, Required Actions; no answer within "
+            f"{spec.promotion.approval_timeout:g} h: {effect}), then ")
 
 
 def timetable(schedule: str | None) -> CronDataIntervalTimetable | None:
@@ -160,23 +168,28 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         skip = EmptyOperator(task_id="skip_retrain")
         train = ChallengerTrainOperator(task_id="train_challenger", pool=TRAINING_POOL, **common)
         compare = ModelCompareOperator(task_id="compare_models", **common)
+        approve = approval_task(spec)
         decide = PromotionBranchOperator(
             task_id="decide_promotion",
             compare_task_id="compare_models",
-            promote_task_id="promote_challenger",
+            promote_task_id=approve.task_id if approve is not None else "promote_challenger",
             reject_task_id="reject_challenger",
         )
         promote = ChampionPromoteOperator(task_id="promote_challenger", pool=PROMOTION_POOL, **common)
         reject = ChallengerRejectOperator(task_id="reject_challenger", **common)
         summarize = RunSummarizeOperator(
             task_id="summarize_run",
-            result_task_ids=RESULT_TASKS,
+            result_task_ids=RESULT_TASKS if approve is None else (*RESULT_TASKS, approve.task_id),
             trigger_rule=TriggerRule.ALL_DONE,
             **run_story_callbacks(spec, notify_settings(spec)),
             **common,
         )
         fetch >> validate >> drift >> branch >> [train, skip]
-        train >> compare >> decide >> [promote, reject]
+        if approve is None:
+            train >> compare >> decide >> [promote, reject]
+        else:  # a person approves (or not) between the gates and the champion move
+            train >> compare >> decide >> [approve, reject]
+            approve >> promote
         # The summary waits for every task, whatever its outcome.
         [t for t in dag.tasks if t is not summarize] >> summarize
         # The grid's outcome rows: only after a summary (a failed run leaves them upstream_failed).
@@ -186,6 +199,27 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
             for task_id in (*OUTCOME_TASKS.values(), FORCED_TASK)
         ]
     return dag
+
+
+APPROVAL_TASK = "approve_promotion"
+
+
+def approval_task(spec: ModelSpec) -> Any:
+    """The human approval task when the spec requires one (``promotion.approval: required``), else None.
+
+    Imported only then: DAGs without approval are built exactly as before."""
+    if not spec.promotion.required:
+        return None
+    from retrain_ops.approval import PromotionApproveOperator
+
+    return PromotionApproveOperator(
+        task_id=APPROVAL_TASK,
+        spec=spec,
+        response_timeout=dt.timedelta(hours=spec.promotion.approval_timeout),
+        doc_md=f"A person approves or rejects the promotion of a challenger that passed every gate "
+               f"(Required Actions). No answer within {spec.promotion.approval_timeout:g} h: "
+               f"{'promoted' if spec.promotion.on_timeout == 'promote' else 'not promoted'}.",
+    )
 
 
 def notify_settings(spec: ModelSpec) -> Any:

@@ -252,7 +252,13 @@ class ChampionPromoteOperator(RetrainBaseOperator):
 
         comparison = self.upstream_result(context, "compare_models")
         allow = bool((context.get("params") or {}).get("allow_promotion", True))
-        return steps.promote_challenger(self.object_store(), self.tracking_uri(), self.spec, ctx, comparison, allow)
+        approval = None
+        if self.spec.promotion.required:  # the human decision of approve_promotion
+            approval = self.upstream_result(context, "approve_promotion")
+            if not approval:
+                raise AirflowFailException("promotion.approval is required but approve_promotion returned no decision")
+        return steps.promote_challenger(self.object_store(), self.tracking_uri(), self.spec, ctx, comparison, allow,
+                                        approval=approval)
 
 
 class ChallengerRejectOperator(RetrainBaseOperator):

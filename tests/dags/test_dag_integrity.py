@@ -77,7 +77,7 @@ OUTCOME_TASKS = {"decide_outcome", "mark_promoted", "mark_rejected", "mark_skipp
 EXPECTED_TASKS = {*EXPECTED_UPSTREAM, "summarize_run"}
 #: verb_noun task ids; a new verb is a deliberate addition here, not an accident.
 TASK_VERBS = {
-    "fetch", "validate", "detect", "decide", "train", "skip", "compare",
+    "fetch", "validate", "detect", "decide", "train", "skip", "compare", "approve",
     "promote", "reject", "summarize", "wait", "rollback", "mark",
 }
 TASK_ID_RE = re.compile(r"^(?P<verb>[a-z]+)_[a-z]+(?:_[a-z]+)*$")
@@ -275,6 +275,32 @@ def test_wait_mode_adds_a_rescheduling_sensor(tmp_path: Path) -> None:
     assert sensor.retries >= 1
     assert dag.get_task("fetch_batch").upstream_task_ids == {"wait_for_partitions"}
     assert "wait_for_partitions" in dag.get_task("summarize_run").upstream_task_ids
+
+
+def test_required_approval_adds_a_human_step_before_promotion(tmp_path: Path) -> None:
+    """promotion.approval: required puts approve_promotion (HITL) between the gates and the move;
+    the rest of the DAG is the one without approval."""
+    raw = churn_raw_with_absolute_suite()
+    raw["promotion"] = {"approval": "required", "approval_timeout": "2d", "on_timeout": "reject",
+                        "approvers": ["alice"]}
+    dag = build_retrain_dag(load_spec(write_spec(tmp_path, raw)))
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    approve = dag.get_task("approve_promotion")
+    assert isinstance(approve, HITLOperator)
+    assert approve.options == ["Approve", "Reject"] and approve.defaults == ["Reject"]
+    assert approve.response_timeout.total_seconds() == 2 * 24 * 3600
+    assert approve.assigned_users == [{"id": "alice", "name": "alice"}]
+    assert set(approve.params) == {"comment"}
+    upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks if t.task_id != "summarize_run"}
+    assert upstream == {**EXPECTED_UPSTREAM, "approve_promotion": {"decide_promotion"},
+                        "promote_challenger": {"approve_promotion"}}
+    assert dag.get_task("decide_promotion").promote_task_id == "approve_promotion"
+    assert "approve_promotion" in dag.get_task("summarize_run").upstream_task_ids
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    assert restored.task_dict["approve_promotion"].upstream_task_ids == {"decide_promotion"}
 
 
 # -- parse budget and import hygiene, in a fresh interpreter ------------------------

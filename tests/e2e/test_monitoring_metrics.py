@@ -17,7 +17,7 @@ import threading
 import pytest
 import yaml
 
-from include.retrainer import demo_data
+from include.demo import data as demo_data
 from include.retrainer.metrics import DECISION_CODES
 from tests.e2e.conftest import DagRunner
 

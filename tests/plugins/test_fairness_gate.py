@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data, steps
+from include.demo import data as demo_data
+from include.retrainer import steps
 from include.retrainer.report import render_report
 
 START = dt.datetime(2026, 6, 7, tzinfo=dt.UTC)  # a Sunday
