@@ -30,8 +30,10 @@ Numeric columns (all statistics are computed and reported in ``effect``):
   ``D`` and p-value, equal to ``scipy.stats.ks_2samp(ref, cur)`` with its
   default ``method='auto'``: exact distribution when both samples have at most
   10,000 values, Smirnov's asymptotic ``kstwo`` otherwise.  Exact at small n,
-  distribution-free, so it needs no resampling.  ``D`` is computed for all
-  columns at once (sort once, merge with a stable argsort, cumulative counts).
+  distribution-free, so it needs no resampling.  ``D`` comes from one merge
+  of the two sorted samples per column (stable argsort of two presorted runs,
+  cumulative counts), which also gives Wasserstein; the p-value's costly exact
+  branch (``2 * smirnov(n, D)``) is evaluated vectorised (:func:`_smirnov_sf`).
 * **Wasserstein-1** (``"wasserstein"``) - the decision statistic is
   ``W / std(reference)`` (population std), reported as
   ``wasserstein_normalized``; raw ``W`` equals
@@ -180,6 +182,18 @@ Missing and non-finite values, edge cases (named outcomes, ``status``)
 
 ``DriftReport.n_reference`` / ``n_current`` are full row counts;
 ``FeatureDrift.n_reference`` / ``n_current`` are the values compared.
+
+Reference summaries and cost
+----------------------------
+Everything the tests need of the reference is its sorted finite values per
+numeric column (plus infinities and std) and its category counts:
+:func:`summarize_reference` computes that :class:`ReferenceSummary` once (after
+the same ``max_rows`` subsample), and ``detect_drift(summary, current, ...)``
+gives the identical report while sorting only the current batch.  The drift
+step caches it per champion in the object store
+(``include/retrainer/reference_cache.py``).  Columns are processed one at a
+time, so the extra memory is a few arrays of one column's size, not copies of
+the frames; the numbers are in docs/benchmarks.md ("Drift statistics").
 """
 
 from __future__ import annotations
@@ -485,7 +499,8 @@ def _ks_wasserstein_sorted(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     for start in range(0, total, chunk):
         stop = min(total, start + chunk)
         cum_ref = np.cumsum(order[start:stop] < n1, dtype=np.int64)
-        cum_ref += carry
+        if carry:
+            cum_ref += carry
         carry = int(cum_ref[-1])
         cum_cur = np.arange(start + 1, stop + 1, dtype=np.int64) - cum_ref
         cdf_diff = cum_ref / n1 - cum_cur / n2
@@ -494,7 +509,8 @@ def _ks_wasserstein_sorted(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         gaps = nxt - merged[start : start + nxt.size]
         tie_end = np.ones(stop - start, dtype=bool)
         tie_end[: nxt.size] = gaps != 0
-        at_ends = cdf_diff[tie_end]
+        # Continuous data has no ties: every position is a tie end, no selection needed.
+        at_ends = cdf_diff if tie_end.all() else cdf_diff[tie_end]
         d_max = max(d_max, float(at_ends.max()))
         d_min = min(d_min, float(at_ends.min()))
         del at_ends, tie_end
