@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := False
 # Airflow metadata DB of the embedded stack: sqlite (zero setup) or postgres (127.0.0.1:5432).
 DB     ?= sqlite
 
-.PHONY: install run up stop status add-model test browser test-unit bench lock compose-check clean
+.PHONY: install run up stop status add-model test lint browser test-unit bench lock compose-check clean
 
 install: $(STAMP)
 
@@ -55,6 +55,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
 	  command -v apt-get >/dev/null 2>&1 && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } ; } \
 	  || echo "chromium could not be installed: the browser test will skip and say why"
+
+# Lint and type-check (config in pyproject.toml): ruff on all Python, mypy on include/ and plugins/.
+lint: install
+	$(BIN)/ruff check include plugins dags scripts benchmarks tests
+	$(BIN)/ruff format --check include plugins dags scripts benchmarks tests
+	$(BIN)/mypy
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit

@@ -105,7 +105,7 @@ def _weekly_batch(rows: int, seed: int = 1) -> Any:
 
     import pandas as pd
 
-    from include.retrainer.demo_data import generate_churn_day
+    from include.demo.data import generate_churn_day
 
     per_day = [rows // 7 + (1 if i < rows % 7 else 0) for i in range(7)]
     return pd.concat(

@@ -115,7 +115,7 @@ def upload_partitions(client: Any, bucket: str, name: str, parts: dict[dt.date, 
     Staging first means a failure while serialising or uploading (the slow part) never leaves
     a partial model prefix behind; the copies are server-side and quick. On any failure every
     key this call wrote (staged and final) is deleted again."""
-    from include.retrainer.demo_data import write_partitions
+    from include.retrainer.partitions import write_partitions
 
     staging = f"{STAGING_PREFIX}/{name}-{secrets.token_hex(4)}"
     final_keys: list[str] = []

@@ -36,7 +36,7 @@ _PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
 if _PROJECT_ROOT not in sys.path:
     sys.path.insert(0, _PROJECT_ROOT)
 
-from include.retrainer.demo_data import generate_churn, generate_tickets, write_partitions  # noqa: E402
+from include.demo.data import generate_churn, generate_tickets, write_partitions  # noqa: E402
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _DEFAULT_ROWS = {"churn": 2000, "tickets": 1500}

@@ -272,7 +272,7 @@ def demo_weeks(now: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
 
 
 def seed_demo(endpoint: str, weeks: list[tuple[dt.datetime, dt.datetime]]) -> None:
-    from include.retrainer import demo_data
+    from include.demo import data as demo_data
 
     first = weeks[0][0].date()
     drift_start = weeks[min(DEMO_DRIFT_WEEK, len(weeks)) - 1][0].date()
@@ -318,11 +318,11 @@ def wait_for_dags(api: services.AirflowApi, dag_ids: list[str], timeout: float) 
 
 def read_summary(client, model: str, start: dt.datetime, end: dt.datetime) -> dict | None:
     from include.retrainer.config import load_spec
-    from include.retrainer.steps import RunPaths
+    from include.retrainer.layout import RunLayout
     from include.retrainer.storage import split_uri
 
     spec = load_spec(ROOT / "include" / "models" / f"{model}.yaml")
-    bucket, key = split_uri(RunPaths(spec, start, end).summary)
+    bucket, key = split_uri(RunLayout.of(spec, start, end).summary)
     try:
         return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     except client.exceptions.NoSuchKey:

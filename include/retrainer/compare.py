@@ -998,3 +998,32 @@ def evaluate_cold_start(
         challenger_estimate=est,
         **base,
     )
+
+
+def aligned_scores(
+    y_true: npt.ArrayLike,
+    predictions: dict[str, npt.ArrayLike],
+    probas: dict[str, npt.ArrayLike | None],
+    classes: dict[str, npt.ArrayLike | None],
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray | None], np.ndarray]:
+    """Labels, predictions and probabilities of several models on one label space.
+
+    The same alignment :func:`compare_models` does (sorted union of every model's classes and
+    every observed label; a class a model never saw gets probability 0), for callers that cut
+    the held-out rows into slices and need each slice scored exactly as the whole was.
+    Returns ``(y_true, {role: pred}, {role: proba re-indexed to labels or None}, labels)``.
+    """
+    yt = _holdout(y_true)
+    preds = {role: _as_labels(p, f"{role}_pred") for role, p in predictions.items()}
+    models = {role: _model_classes(classes.get(role), f"{role}_classes") for role in predictions}
+    labels = _union_labels(yt, *preds.values(), *(m[0] for m in models.values() if m is not None))
+    aligned: dict[str, np.ndarray | None] = {}
+    for role, pred in preds.items():
+        proba = probas.get(role)
+        if proba is None:
+            aligned[role] = None
+            continue
+        model = models[role] if models[role] is not None else (labels, None)
+        _check_pred_in_classes(pred, model, role)
+        aligned[role] = _aligned_proba(proba, yt.size, model, labels, f"{role}_proba")
+    return yt, preds, aligned, labels

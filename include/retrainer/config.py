@@ -15,6 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -138,12 +139,16 @@ class FeaturesSpec(_Strict):
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
     timestamp: str | None = None
+    #: Columns carried with the data but never trained on, e.g. sensitive attributes a fairness
+    #: gate groups by, or segments to slice the comparison by. Checked to exist by schema_checks.
+    attributes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _columns(self) -> "FeaturesSpec":
         if not self.numeric and not self.categorical:
             raise ValueError("at least one numeric or categorical feature is required")
-        cols = [self.target, *self.numeric, *self.categorical] + ([self.timestamp] if self.timestamp else [])
+        cols = [self.target, *self.numeric, *self.categorical, *self.attributes] + (
+            [self.timestamp] if self.timestamp else [])
         dupes = sorted({c for c in cols if cols.count(c) > 1})
         if dupes:
             raise ValueError(f"column(s) listed more than once: {', '.join(dupes)}")
@@ -157,6 +162,11 @@ class FeaturesSpec(_Strict):
     @property
     def feature_columns(self) -> list[str]:
         return [*self.numeric, *self.categorical]
+
+    @property
+    def groupable_columns(self) -> list[str]:
+        """Columns a slice or a sensitive attribute may name: the features and the attributes."""
+        return [*self.numeric, *self.categorical, *self.attributes]
 
 
 class ExpectationSpec(_Strict):
@@ -256,6 +266,68 @@ class TrainingSpec(_Strict):
         return v
 
 
+class SlicesSpec(_Strict):
+    """Per-slice gate: the primary metric per value of each column, champion vs challenger.
+
+    A slice is the held-out rows sharing one value of one column (missing values form their
+    own slice); numeric features are cut into ``numeric_bins`` quantile bins of the held-out
+    rows. The challenger is blocked when a paired test shows it worse than the champion on
+    any slice with at least ``min_rows`` rows, at family-wise level ``alpha`` (Holm over all
+    judged slices). Smaller slices are reported as too small to judge.
+    """
+
+    columns: list[str] = Field(min_length=1)
+    min_rows: int = Field(100, ge=10)
+    #: roc_auc: every class present in a slice needs this many rows, else "too small to judge"
+    #: (DeLong's variance is unreliable with a handful of positives).
+    min_class_rows: int = Field(10, ge=1)
+    #: Family-wise error rate of the "significantly worse" tests over all judged slices.
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    #: Tolerated loss of the primary metric on a slice (metric units, sign-adjusted): the test
+    #: asks whether the challenger is worse by MORE than this.
+    tolerance: float = Field(0.0, ge=0)
+    numeric_bins: int = Field(4, ge=2, le=20)
+    #: A column with more distinct values than this is refused at run time (named outcome).
+    max_slices_per_column: int = Field(50, ge=2, le=1000)
+
+    @field_validator("columns")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dupes = sorted({c for c in v if v.count(c) > 1})
+        if dupes:
+            raise ValueError(f"column(s) listed more than once: {', '.join(dupes)}")
+        return v
+
+
+class FairnessSpec(_Strict):
+    """Disparity limits on sensitive attributes, fairlearn's definitions (README 'Fairness gate').
+
+    Measured on the challenger's predicted labels on the held-out rows (the champion's are
+    reported for context). Blocks when a disparity is above its limit, whatever the champion's.
+    """
+
+    sensitive: list[str] = Field(min_length=1)
+    #: max - min selection rate P(pred = positive | group); null: reported only.
+    demographic_parity_difference_max: float | None = Field(None, gt=0, le=1)
+    #: max over (TPR, FPR) of max - min across groups; null: reported only.
+    equalized_odds_difference_max: float | None = Field(None, gt=0, le=1)
+    #: Groups with fewer rows are reported as too small and left out of the differences.
+    min_group_rows: int = Field(30, ge=1)
+    #: The class counted as the favourable prediction; default the last sorted class (binary) or
+    #: every class in turn, one-vs-rest, reporting the largest disparity (multi-class).
+    positive_label: str | int | None = None
+    #: Numeric attributes (e.g. age) are grouped into this many quantile bins of the held-out rows.
+    numeric_bins: int = Field(4, ge=2, le=20)
+
+    @field_validator("sensitive")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dupes = sorted({c for c in v if v.count(c) > 1})
+        if dupes:
+            raise ValueError(f"column(s) listed more than once: {', '.join(dupes)}")
+        return v
+
+
 class ComparisonSpec(_Strict):
     primary_metric: Literal[
         "accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss"
@@ -277,6 +349,10 @@ class ComparisonSpec(_Strict):
     #: Resamples of the paired bootstrap (label metrics other than accuracy), seeded.
     bootstrap_resamples: int = Field(2000, ge=200, le=100_000)
     seed: int = Field(0, ge=0)
+    #: Per-slice gate (null: off).
+    slices: SlicesSpec | None = None
+    #: Fairness gate on sensitive attributes (null: off).
+    fairness: FairnessSpec | None = None
 
     @model_validator(mode="after")
     def _floor_range(self) -> "ComparisonSpec":
@@ -309,7 +385,7 @@ NotifyEvent = Literal["promoted", "rejected", "skipped", "failed", "no_retrain_n
 class NotifySpec(_Strict):
     """Who hears about which outcomes (Airflow notifiers; secrets live in Connections)."""
 
-    on: list[NotifyEvent] = Field(default_factory=lambda: ["promoted", "rejected", "failed"])
+    on: list[NotifyEvent] = Field(default_factory=lambda: list[NotifyEvent](["promoted", "rejected", "failed"]))
     email: list[str] = Field(default_factory=list)
     email_from: str | None = None
     smtp_conn_id: str = "smtp_default"
@@ -366,6 +442,18 @@ class ModelSpec(_Strict):
                 "drift.gate.critical_features",
                 f"unknown feature(s): {', '.join(unknown)} (not listed in features.numeric or features.categorical)",
             )
+        known = self.features.groupable_columns
+        for dotted, names in (
+            ("comparison.slices.columns", self.comparison.slices.columns if self.comparison.slices else []),
+            ("comparison.fairness.sensitive", self.comparison.fairness.sensitive if self.comparison.fairness else []),
+        ):
+            unknown = [c for c in names if c not in known]
+            if unknown:
+                raise FieldProblem(
+                    dotted,
+                    f"unknown column(s): {', '.join(unknown)} (not in features.numeric, features.categorical "
+                    "or features.attributes; list a column that is not trained on under features.attributes)",
+                )
         if self.drift.gate.rule == "cost" and self.drift.gate.retrain_cost is None:
             raise FieldProblem("drift.gate.retrain_cost", "rule 'cost' needs retrain_cost (metric-weeks per retrain)")
         if self.training.max_window_weeks is not None and self.training.max_window_weeks < self.training.window_weeks:
@@ -406,7 +494,7 @@ class ModelSpec(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _loc(err: dict) -> str:
+def _loc(err: Mapping[str, Any]) -> str:
     parts = [str(p) for p in err.get("loc", ())]
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, FieldProblem):
@@ -414,7 +502,7 @@ def _loc(err: dict) -> str:
     return ".".join(parts) or "<root>"
 
 
-def _problem(err: dict) -> str:
+def _problem(err: Mapping[str, Any]) -> str:
     msg = err.get("msg", "invalid")
     if err.get("type") == "extra_forbidden":
         return "unknown field (check the spelling; see README 'Model spec reference')"

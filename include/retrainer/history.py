@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 
 from include.retrainer.config import ModelSpec
-from include.retrainer.storage import ObjectStore, json_safe, s3_uri, split_uri
+from include.retrainer.layout import ModelLayout
+from include.retrainer.storage import ObjectStore, json_safe, split_uri
 
 
 def history_prefix(spec: ModelSpec) -> str:
-    return s3_uri(spec.artifacts.bucket, spec.artifacts.prefix, spec.name, "champion_history")
+    return ModelLayout.of(spec).champion_history
 
 
 def record_move(store: ObjectStore, spec: ModelSpec, record: dict) -> str:

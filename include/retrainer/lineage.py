@@ -369,21 +369,26 @@ def dvc_remote_for(
     return f"s3://{DEFAULT_DVC_BUCKET}/{spec.name}"
 
 
-def s3_settings_from_client(client: Any) -> dict[str, str | None]:
+def s3_settings_from_client(client: Any, credentials: Any = None) -> dict[str, str | None]:
     """Endpoint, region and credentials of a boto3 S3 client, as keyword arguments here.
 
     Lets a caller that already holds a configured client (``ObjectStore.client``, built
     from an Airflow connection) point DVC at the same endpoint with the same identity.
     AWS's own endpoint is left unset so DVC resolves the regional endpoint itself.
+    ``credentials`` are the ones the client was built with (``ObjectStore.credentials``);
+    None means boto3's default chain, resolved through its public Session API.
     """
-    endpoint = getattr(client.meta, "endpoint_url", None)
+    endpoint = client.meta.endpoint_url
     host = (urlparse(endpoint).hostname or "") if endpoint else ""
     if host.endswith(".amazonaws.com") or host == "amazonaws.com":
         endpoint = None
     key = secret = token = None
-    creds = getattr(getattr(client, "_request_signer", None), "_credentials", None)
-    if creds is not None:
-        frozen = creds.get_frozen_credentials()
+    if credentials is None:
+        import boto3
+
+        credentials = boto3.session.Session().get_credentials()
+    if credentials is not None:
+        frozen = credentials.get_frozen_credentials() if hasattr(credentials, "get_frozen_credentials") else credentials
         key, secret, token = frozen.access_key, frozen.secret_key, frozen.token
     return {
         "endpoint_url": endpoint,

@@ -447,7 +447,9 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
         result = compare.evaluate_cold_start(y, ch_pred, settings, challenger_proba=ch_proba,
                                              classes=challenger.classes)
         out = result.to_dict()
-        return Judgement(result.promote, list(result.reasons), out,
+        promote, reasons = _governance_gates(spec, holdout, y, result, out, {"challenger": (ch_pred, ch_proba,
+                                             challenger.classes)})
+        return Judgement(promote, reasons, out,
                          predictions={"challenger_pred": ch_pred, **_proba_columns("challenger", ch_proba, challenger)})
     cp_pred, cp_proba = training.predict(champion.model, holdout, spec)
     result = compare.compare_models(
@@ -455,8 +457,8 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
         champion_classes=champion.classes, challenger_classes=challenger.classes,
     )
     out = result.to_dict()
-    reasons = list(result.reasons)
-    promote = result.promote
+    promote, reasons = _governance_gates(spec, holdout, y, result, out, {
+        "champion": (cp_pred, cp_proba, champion.classes), "challenger": (ch_pred, ch_proba, challenger.classes)})
     stale = challenger.trained_through < champion.trained_through
     if stale:
         promote = False
@@ -468,6 +470,63 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
         "challenger_pred": ch_pred, "champion_pred": cp_pred,
         **_proba_columns("challenger", ch_proba, challenger), **_proba_columns("champion", cp_proba, champion),
     })
+
+
+def _governance_gates(spec: ModelSpec, holdout: Any, y: Any, result: Any, out: dict,
+                      scored: dict[str, tuple]) -> tuple[bool, list[str]]:
+    """Slice and fairness gates (``comparison.slices`` / ``comparison.fairness``) on the same rows.
+
+    Adds ``out["slices"]``, ``out["fairness"]`` and the checks ``slices`` / ``fairness``; returns
+    (promote, reasons). A comparison that could not score the rows (non-finite scores) leaves
+    both gates not run, and the comparison has already rejected.
+    """
+    from include.retrainer import compare
+    from include.retrainer.fairness import evaluate_fairness
+    from include.retrainer.slices import evaluate_slices
+
+    c = spec.comparison
+    reasons = list(result.reasons)
+    promote = result.promote
+    out["slices"] = out["fairness"] = None
+    if c.slices is None and c.fairness is None:
+        return promote, reasons
+    if result.outcome_code == "nan_scores":
+        for gate in ("slices", "fairness"):
+            if getattr(c, gate) is not None:
+                out[gate] = {"passed": False, "not_run": "non-finite scores", "reasons": []}
+                out["checks"][gate] = False
+        return False, reasons
+    yt, preds, probas, labels = compare.aligned_scores(
+        y, {role: v[0] for role, v in scored.items()}, {role: v[1] for role, v in scored.items()},
+        {role: v[2] for role, v in scored.items()},
+    )
+    if c.slices is not None:
+        s = c.slices
+        rep = evaluate_slices(
+            holdout, s.columns, yt, preds, probas, labels, metric=c.primary_metric, alpha=s.alpha,
+            tolerance=s.tolerance, min_rows=s.min_rows, min_class_rows=s.min_class_rows, numeric_columns=spec.features.numeric,
+            numeric_bins=s.numeric_bins, max_slices_per_column=s.max_slices_per_column,
+            bootstrap_resamples=c.bootstrap_resamples, seed=c.seed,
+        )
+        out["slices"] = rep.to_dict()
+        out["checks"]["slices"] = rep.passed
+        reasons += rep.reasons
+        promote = promote and rep.passed
+    if c.fairness is not None:
+        f = c.fairness
+        fair = evaluate_fairness(
+            holdout, f.sensitive, yt, preds, labels,
+            limits={"demographic_parity_difference": f.demographic_parity_difference_max,
+                    "equalized_odds_difference": f.equalized_odds_difference_max},
+            min_group_rows=f.min_group_rows, positive_label=f.positive_label,
+            numeric_columns=spec.features.numeric, numeric_bins=f.numeric_bins,
+        )
+        out["fairness"] = fair.to_dict()
+        out["checks"]["fairness"] = fair.passed
+        reasons += fair.reasons
+        promote = promote and fair.passed
+    out["decision"] = "promote" if promote else "reject"
+    return promote, reasons
 
 
 def _proba_columns(role: str, proba: Any, state: ModelState) -> dict:

@@ -71,6 +71,7 @@ Pure numpy/scipy; scipy is imported lazily so importing this module is cheap.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -483,7 +484,7 @@ def label_metric_from_confusion(metric: str, cm: np.ndarray, binary: bool) -> np
     return _safe_div((per_class * present).sum(axis=-1), present.sum(axis=-1))
 
 
-def _bootstrap_cell_counts(cells: np.ndarray, resamples: int, seed: int):
+def _bootstrap_cell_counts(cells: np.ndarray, resamples: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (unique cell codes, chunk of multinomial cell counts) for a row bootstrap.
 
     Drawing n rows with replacement is the same as drawing Multinomial(n, cell shares)

@@ -55,8 +55,9 @@ def notify_config(raw: Mapping[str, Any] | None) -> NotifyConfig:
         raw = raw.model_dump(mode="json")
     if not isinstance(raw, Mapping):
         raise ValueError(f"notify: expected a mapping, got {type(raw).__name__}")
-    if True in raw:  # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean true
-        raw = {("on" if k is True else k): v for k, v in raw.items()}
+    keys: list[Any] = list(raw)
+    if True in keys:  # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean true
+        raw = {("on" if k is True else k): v for k, v in dict[Any, Any](raw).items()}
     unknown = set(raw) - _CONFIG_KEYS
     if unknown:
         raise ValueError(f"notify: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_CONFIG_KEYS))}")
@@ -212,6 +213,17 @@ def key_numbers(summary: Mapping[str, Any]) -> dict[str, str]:
     if isinstance(features, Mapping) and features:
         drifted = [c for c, f in features.items() if isinstance(f, Mapping) and f.get("drifted")]
         out["features drifted"] = f"{len(drifted)}/{len(features)}" + (f" ({', '.join(drifted[:5])})" if drifted else "")
+    sl = summary.get("slices")
+    if isinstance(sl, Mapping) and "judged" in sl:
+        worse = sl.get("worse") or []
+        out["slices"] = (f"{fmt_num(sl.get('judged'))} judged, {fmt_num(sl.get('too_small'))} too small; "
+                         + (f"worse: {', '.join(map(str, worse))}" if worse else
+                            "none significantly worse" if sl.get("passed") else "gate could not run"))
+    fair = summary.get("fairness")
+    if isinstance(fair, Mapping) and "attributes" in fair:
+        blocked = fair.get("blocked_by") or []
+        out["fairness"] = (f"over the limit: {', '.join(map(str, blocked))}" if blocked else
+                           "within the limits" if fair.get("passed") else "gate could not run")
     if summary.get("rows") is not None:
         out["batch rows"] = fmt_num(summary.get("rows"))
     before, after = summary.get("champion_version_before"), summary.get("champion_version_after")

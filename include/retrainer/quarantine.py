@@ -17,7 +17,8 @@ from __future__ import annotations
 import datetime as dt
 
 from include.retrainer.config import ModelSpec
-from include.retrainer.storage import ObjectStore, s3_uri, split_uri
+from include.retrainer.layout import ModelLayout
+from include.retrainer.storage import ObjectStore, split_uri
 
 QUARANTINED = "quarantined"
 RELEASED = "released"
@@ -25,11 +26,11 @@ POLICIES = ("skip", "include")
 
 
 def quarantine_prefix(spec: ModelSpec) -> str:
-    return s3_uri(spec.artifacts.bucket, spec.artifacts.prefix, spec.name, "quarantine")
+    return ModelLayout.of(spec).quarantine
 
 
 def record_uri(spec: ModelSpec, day: str) -> str:
-    return f"{quarantine_prefix(spec)}/dt={day}/record.json"
+    return ModelLayout.of(spec).quarantine_record(day)
 
 
 def quarantine_day(store: ObjectStore, spec: ModelSpec, day: str, files: list[dict], report: dict, run_id: str) -> dict:

@@ -90,17 +90,19 @@ def using_server(tracking_uri: str) -> Iterator[None]:
     later clients (and child processes) to this server.
     """
     import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    saved_globals = (getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None))
+    # MLflow has no public scoped setter (its own `_use_tracking_uri` is private): read the
+    # previous values through the public getters and put them back with the public setters.
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    previous_registry = saved_env["MLFLOW_REGISTRY_URI"]
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
         yield
     finally:
-        tracking_utils._tracking_uri, registry_utils._registry_uri = saved_globals
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None clears it (setter handles it)
+        mlflow.set_registry_uri(previous_registry)  # type: ignore[arg-type]
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -108,7 +110,7 @@ def using_server(tracking_uri: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def client_for(tracking_uri: str):
+def client_for(tracking_uri: str) -> Any:
     _configure_mlflow_client()
     from mlflow import MlflowClient
 
@@ -141,7 +143,7 @@ def _server_of(args: tuple, kwargs: dict) -> str | None:
     uri = kwargs.get("tracking_uri")
     if uri is None and args:
         first = args[0]
-        uri = first if isinstance(first, str) else getattr(first, "_registry_uri", None)
+        uri = first if isinstance(first, str) else getattr(first, "tracking_uri", None)
     return str(uri) if uri else None
 
 

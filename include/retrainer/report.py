@@ -94,22 +94,22 @@ def distribution_plot(name: str, reference: Sequence[Any], current: Sequence[Any
             lo, hi = float(np.quantile(both, 0.005)), float(np.quantile(both, 0.995))
             if lo == hi:
                 lo, hi = lo - 0.5, hi + 0.5
-            bins = np.linspace(lo, hi, 31)
+            bins = np.linspace(lo, hi, 31).tolist()
             ax.hist(ref, bins=bins, density=True, alpha=0.55, label="reference", color="#1f77b4")
             ax.hist(cur, bins=bins, density=True, alpha=0.55, label="batch", color="#ff7f0e")
         else:
-            ref = [str(v) for v in list(reference)[:MAX_PLOT_VALUES]]
-            cur = [str(v) for v in list(current)[:MAX_PLOT_VALUES]]
-            if not ref or not cur:
+            ref_text = [str(v) for v in list(reference)[:MAX_PLOT_VALUES]]
+            cur_text = [str(v) for v in list(current)[:MAX_PLOT_VALUES]]
+            if not ref_text or not cur_text:
                 raise ValueError(f"{name}: no values to plot")
-            cats, counts = np.unique(np.array(ref + cur), return_counts=True)
+            cats, counts = np.unique(np.array(ref_text + cur_text), return_counts=True)
             order = [c for _, c in sorted(zip(-counts, cats))][:MAX_CATEGORIES]
             def shares(values: list[str]) -> list[float]:
                 n = len(values)
                 return [sum(v == c for v in values) / n for c in order]
             x = np.arange(len(order))
-            ax.bar(x - 0.2, shares(ref), width=0.4, label="reference", color="#1f77b4")
-            ax.bar(x + 0.2, shares(cur), width=0.4, label="batch", color="#ff7f0e")
+            ax.bar(x - 0.2, shares(ref_text), width=0.4, label="reference", color="#1f77b4")
+            ax.bar(x + 0.2, shares(cur_text), width=0.4, label="batch", color="#ff7f0e")
             ax.set_xticks(x, [c[:10] for c in order], rotation=45, ha="right", fontsize=6)
         ax.set_title(name, fontsize=8)
         ax.tick_params(labelsize=6)
@@ -266,6 +266,94 @@ def _comparison_section(summary: Mapping[str, Any], comparison: Mapping[str, Any
     return "\n".join(parts)
 
 
+def _verdict(passed: Any) -> str:
+    return "<span class='ok'>passed</span>" if passed else "<span class='fail'>BLOCKED</span>"
+
+
+def _est(e: Any) -> str:
+    if not isinstance(e, Mapping) or e.get("value") is None:
+        return ""
+    ci = f" ({fmt_num(e.get('ci_low'))} .. {fmt_num(e.get('ci_high'))})" if e.get("ci_low") is not None else ""
+    return _e(f"{fmt_num(e.get('value'))}{ci}")
+
+
+def _slices_section(summary: Mapping[str, Any], comparison: Mapping[str, Any] | None) -> str:
+    rep = summary.get("slices") or (comparison or {}).get("slices")
+    if not isinstance(rep, Mapping):
+        return "<h2>Slices</h2><p class='muted'>No slice gate configured (comparison.slices), or no comparison ran.</p>"
+    if rep.get("not_run"):
+        return f"<h2>Slices</h2><p class='fail'>Not run: {_e(rep.get('not_run'))}</p>"
+    conf = 1 - float(rep.get("alpha") or 0.05)
+    parts = ["<h2>Slices</h2>", _kv([
+        ("verdict", _verdict(rep.get("passed"))), ("metric", _e(rep.get("metric"))),
+        ("test", _e(f"paired, one-sided 'challenger worse by more than {fmt_num(rep.get('tolerance'))}', "
+                    f"{rep.get('correction')} correction at {fmt_num(rep.get('alpha'))} over "
+                    f"{rep.get('judged')} judged slice(s)")),
+        ("minimum rows per slice", _e(fmt_num(rep.get("min_rows")))),
+        ("too small to judge", _e(fmt_num(rep.get("too_small")))),
+    ])]
+    rows = []
+    for s in rep.get("slices") or []:
+        status = s.get("status")
+        cls = "fail" if s.get("worse") else ("muted" if status != "judged" else "ok")
+        label = "WORSE" if s.get("worse") else {"judged": "ok", "too_small": "too small to judge"}.get(
+            status, str(status).replace("_", " "))
+        diff = ""
+        if s.get("effect") is not None:
+            diff = f"{fmt_num(s.get('effect'))} ({fmt_num(s.get('effect_ci_low'))} .. {fmt_num(s.get('effect_ci_high'))})"
+        rows.append((_e(f"{s.get('column')}={s.get('value')}"), _e(fmt_num(s.get("rows"))), _est(s.get("champion")),
+                     _est(s.get("challenger")), _e(diff), _e(fmt_num(s.get("p_worse"))),
+                     _e(fmt_num(s.get("p_adjusted"))), f"<span class='{cls}'>{_e(label)}</span>"))
+    if rows:
+        parts.append(_table(["slice", "rows", f"champion ({fmt_num(conf * 100, 3)}% CI)",
+                             f"challenger ({fmt_num(conf * 100, 3)}% CI)", "challenger - champion (CI)",
+                             "p (worse)", "p (Holm)", "verdict"], rows, (1,)))
+    bad = {k: v for k, v in (rep.get("columns") or {}).items() if isinstance(v, Mapping) and v.get("status") != "ok"}
+    if bad:
+        parts.append("<ul>" + "".join(f"<li class='fail'>{_e(k)}: {_e(v.get('note'))}</li>" for k, v in bad.items())
+                     + "</ul>")
+    return "\n".join(parts)
+
+
+def _fairness_section(summary: Mapping[str, Any], comparison: Mapping[str, Any] | None) -> str:
+    rep = summary.get("fairness") or (comparison or {}).get("fairness")
+    if not isinstance(rep, Mapping):
+        return "<h2>Fairness</h2><p class='muted'>No fairness gate configured (comparison.fairness), or no comparison ran.</p>"
+    if rep.get("not_run"):
+        return f"<h2>Fairness</h2><p class='fail'>Not run: {_e(rep.get('not_run'))}</p>"
+    limits = rep.get("limits") or {}
+    parts = ["<h2>Fairness</h2>", _kv([
+        ("verdict", _verdict(rep.get("passed"))),
+        ("limits", _e(", ".join(f"{k.replace('_', ' ')} <= {fmt_num(v)}" for k, v in limits.items() if v is not None)
+                      or "none (reported only)")),
+        ("minimum rows per group", _e(fmt_num(rep.get("min_group_rows")))),
+        ("blocked by", _e(", ".join(rep.get("blocked_by") or [])) or None),
+    ])]
+    for column, info in (rep.get("attributes") or {}).items():
+        if not isinstance(info, Mapping) or "challenger" not in info:
+            parts.append(f"<h3>{_e(column)}</h3><p class='fail'>{_e((info or {}).get('status'))}: "
+                         f"{_e((info or {}).get('note'))}</p>")
+            continue
+        ch, cp = info.get("challenger") or {}, info.get("champion") or {}
+        over = set(info.get("over_limit") or [])
+        rows = []
+        for m in ("demographic_parity_difference", "equalized_odds_difference"):
+            flag = "<span class='fail'>over limit</span>" if m in over else ""
+            rows.append((_e(m.replace("_", " ")), _e(fmt_num(cp.get(m))) if cp else "", _e(fmt_num(ch.get(m))),
+                         _e(fmt_num(limits.get(m))), flag))
+        parts.append(f"<h3>{_e(column)}</h3>" + _table(["disparity", "champion", "challenger", "limit", ""], rows,
+                                                        (1, 2, 3)))
+        groups = [(_e(g.get("group")), _e(fmt_num(g.get("rows"))), _e(fmt_num(g.get("positives"))),
+                   _e(fmt_num(g.get("selection_rate"))), _e(fmt_num(g.get("true_positive_rate"))),
+                   _e(fmt_num(g.get("false_positive_rate"))), _e(str(g.get("status")).replace("_", " ")))
+                  for g in ch.get("groups") or []]
+        if groups:
+            parts.append("<p>Challenger per group" + (f" (positive class {_e(ch.get('positive_class') or ch.get('groups_positive_class'))})")
+                         + ":</p>" + _table(["group", "rows", "positives", "selection rate", "TPR", "FPR", "status"],
+                                            groups, (1, 2, 3, 4, 5)))
+    return "\n".join(parts)
+
+
 def _validation_section(summary: Mapping[str, Any], links: Mapping[str, str]) -> str:
     val = summary.get("validation")
     if not isinstance(val, Mapping):
@@ -337,6 +425,8 @@ def render_report(
         lambda: _gate_section(drift or None),
         lambda: _features_section(drift or None, samples),
         lambda: _comparison_section(summary, comparison),
+        lambda: _slices_section(summary, comparison),
+        lambda: _fairness_section(summary, comparison),
         lambda: _validation_section(summary, clean_links),
         lambda: _lineage_section(summary, lineage),
     ):

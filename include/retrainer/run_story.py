@@ -17,12 +17,12 @@ import os
 import tempfile
 from typing import Any, Mapping
 
+from include.retrainer.layout import REPORT_FILE
 from include.retrainer.notify import get, outcome_label, week_label
 from include.retrainer.public_urls import PublicUrls
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
 DATA_DOCS_DIR = "data_docs"
 #: Rows per side read for the distribution plots (random sample, fixed seed).
 SAMPLE_ROWS = 2000
@@ -31,6 +31,7 @@ MAX_DATA_DOCS_FILES = 300
 
 
 def report_uri_for(summary_uri: str) -> str:
+    """The report sits next to the summary (RunLayout.report), whichever run wrote it."""
     return summary_uri.rsplit("/", 1)[0] + "/" + REPORT_FILE
 
 

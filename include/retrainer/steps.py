@@ -23,11 +23,12 @@ from typing import Any
 from include.retrainer import __version__
 from include.retrainer.config import PARTITION_COLUMN, ModelSpec
 from include.retrainer.errors import PermanentError
-from include.retrainer.storage import ObjectStore, interval_token, json_safe, parquet_bytes, s3_uri
+from include.retrainer.layout import ModelLayout, RunLayout
+from include.retrainer.storage import ObjectStore, interval_token, json_safe, parquet_bytes
 
 log = logging.getLogger(__name__)
 
-SUMMARY_SCHEMA_VERSION = 2
+SUMMARY_SCHEMA_VERSION = 3
 
 
 class DataValidationFailed(PermanentError, RuntimeError):
@@ -42,45 +43,6 @@ class RunContext:
     interval_end: dt.datetime
     params: dict = field(default_factory=dict)
     try_number: int = 1
-
-
-class RunPaths:
-    """Where a (model, data interval) keeps its artefacts."""
-
-    def __init__(self, spec: ModelSpec, start: dt.datetime, end: dt.datetime):
-        self.bucket = spec.artifacts.bucket
-        self.model_prefix = s3_uri(self.bucket, spec.artifacts.prefix, spec.name)
-        self.base = f"{self.model_prefix}/{interval_token(start, end)}"
-
-    def __getattr__(self, name: str) -> str:
-        files = {
-            "batch": "batch.parquet",
-            "manifest": "batch_manifest.json",
-            "validation": "validation.json",
-            "drift": "drift.json",
-            "train": "train.parquet",
-            "holdout": "holdout.parquet",
-            "lineage": "lineage.json",
-            "comparison": "comparison.json",
-            "predictions": "predictions.parquet",
-            "decision": "decision.json",
-            "summary": "summary.json",
-            "model_card": "model_card.json",
-        }
-        if name in files:
-            return f"{self.base}/{files[name]}"
-        raise AttributeError(name)
-
-    @property
-    def data_docs(self) -> str:
-        return f"{self.base}/data_docs"
-
-    def error(self, task_id: str) -> str:
-        return f"{self.base}/errors/{task_id}.json"
-
-    def previous_summary(self, run_id: str) -> str:
-        safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in run_id)
-        return f"{self.base}/previous_runs/{safe}/summary.json"
 
 
 def code_version() -> str:
@@ -125,13 +87,16 @@ def excluded_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> set[s
     return set(quarantined_days(store, spec)) if quarantine_policy(ctx) == "skip" else set()
 
 
-def fetch_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> dict:
-    """Read every daily partition of the interval and store the combined batch as Parquet."""
+def fetch_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, *, raw_store: ObjectStore | None = None) -> dict:
+    """Read every daily partition of the interval and store the combined batch as Parquet.
+
+    ``raw_store`` reads the raw partitions (the data connection) when it differs from
+    ``store``, which holds the artefacts."""
     from include.retrainer.fetch import read_partitions
 
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     skip = excluded_days(store, spec, ctx)
-    batch = read_partitions(store, spec.data, ctx.interval_start, ctx.interval_end, exclude_days=skip)
+    batch = read_partitions(raw_store or store, spec.data, ctx.interval_start, ctx.interval_end, exclude_days=skip)
     quarantined_skipped = sorted(d for d in skip if d in batch.days_missing)
     store.write_parquet(paths.batch, batch.frame)
     manifest = {
@@ -171,6 +136,8 @@ def suite_expectations(spec: ModelSpec) -> list[dict]:
     expectations: list[dict] = []
     if spec.validation.schema_checks:
         expectations += validation.schema_expectations(feats.numeric, feats.categorical, feats.target, feats.timestamp)
+        # Attributes (e.g. sensitive columns of the fairness gate) are not trained on, but declared: they must exist.
+        expectations += [{"type": "expect_column_to_exist", "kwargs": {"column": c}} for c in feats.attributes]
     if spec.suite_path is not None:
         expectations += validation.load_suite_file(spec.suite_path)
     expectations += [e.model_dump() for e in spec.validation.expectations]
@@ -181,7 +148,7 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
     """Validate the batch with the model's suite; store the report and Data Docs; fail on failure."""
     from include.retrainer import validation
 
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     batch = store.read_parquet(batch_uri)
     days = sorted(str(d) for d in batch[PARTITION_COLUMN].unique())
     frame = batch.drop(columns=[PARTITION_COLUMN])
@@ -202,8 +169,10 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
     }
     if not report.success:
         result["quarantined_days"] = quarantine_failing_days(store, spec, ctx, batch, result)
+        result["quarantined_rows"] = int(batch[PARTITION_COLUMN].astype(str).isin(result["quarantined_days"]).sum())
         store.put_json(paths.validation, {**report.to_dict(), "summary": result["summary"],
-                                          "quarantined_days": result["quarantined_days"]})
+                                          "quarantined_days": result["quarantined_days"],
+                                          "quarantined_rows": result["quarantined_rows"]})
         where = f"; quarantined day(s): {', '.join(result['quarantined_days'])}" if result["quarantined_days"] else ""
         raise DataValidationFailed(result["summary"] + where)
     store.put_json(paths.validation, {**report.to_dict(), "summary": result["summary"]})
@@ -225,7 +194,7 @@ def quarantine_failing_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext
     from include.retrainer import validation
     from include.retrainer.quarantine import quarantine_day
 
-    manifest = store.get_json_or_none(RunPaths(spec, ctx.interval_start, ctx.interval_end).manifest) or {}
+    manifest = store.get_json_or_none(RunLayout.of(spec, ctx.interval_start, ctx.interval_end).manifest) or {}
     files_by_day: dict[str, list[dict]] = {}
     for f in manifest.get("files", []):
         files_by_day.setdefault(f["dt"], []).append(f)
@@ -347,7 +316,7 @@ def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: Ru
     """Assess the champion on the batch: every gate signal, and whether to retrain."""
     from include.retrainer import loop, registry
 
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     client = registry.client_for(tracking_uri)
     champion = registry.get_alias(client, spec.name, registry.CHAMPION)
     if champion is not None and _trained_on_interval(champion, ctx):
@@ -422,12 +391,14 @@ def decide_retrain(drift: dict, force_retrain: bool) -> tuple[bool, str]:
 # --------------------------------------------------------------------------------------
 # train
 # --------------------------------------------------------------------------------------
-def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext) -> dict:
+def train_challenger(
+    store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, *, raw_store: ObjectStore | None = None
+) -> dict:
     """Fit the estimator on the training window, log to MLflow, register a version, alias challenger."""
     from include.retrainer import lineage as dvc_lineage
     from include.retrainer import loop, registry
 
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     key = idempotency_key(spec, ctx)
     forced = bool(ctx.params.get("force_retrain"))
     if forced:
@@ -435,7 +406,7 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
         # labelling fix); retries of the same forced run still reuse theirs.
         key = hashlib.sha256(f"{key}|forced|{ctx.run_id}".encode()).hexdigest()[:24]
     try:
-        window, window_start, window_end, (train, holdout, evaluation) = _training_window(store, spec, ctx)
+        window, window_start, window_end, (train, holdout, evaluation) = _training_window(store, spec, ctx, raw_store or store)
     except loop.InsufficientData as exc:
         log.warning("not training: %s", exc)
         return {"challenger_version": None, "insufficient_data": True, "reason": f"insufficient data: {exc}"}
@@ -447,8 +418,8 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
     dvc_record = dvc_lineage.version_training_data(
         train_bytes,
         file_name="train.parquet",
-        remote_url=dvc_lineage.dvc_remote_for(spec, connection_remote=getattr(store, "dvc_remote", None)),
-        **dvc_lineage.s3_settings_from_client(store.client),
+        remote_url=dvc_lineage.dvc_remote_for(spec, connection_remote=store.dvc_remote),
+        **dvc_lineage.s3_settings_from_client(store.client, store.credentials),
     )
     partitions_digest = hashlib.sha256(
         json.dumps(sorted((f["uri"], f["etag"]) for f in window.files)).encode()
@@ -570,7 +541,9 @@ def train_challenger(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx
     }
 
 
-def _training_window(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> tuple[Any, dt.datetime, dt.datetime, tuple]:
+def _training_window(
+    store: ObjectStore, spec: ModelSpec, ctx: RunContext, raw_store: ObjectStore
+) -> tuple[Any, dt.datetime, dt.datetime, tuple]:
     """Read the training window and split it; too few rows widens it a week at a time.
 
     Up to ``training.max_window_weeks`` (default: no widening). Raises ``loop.InsufficientData``
@@ -585,7 +558,7 @@ def _training_window(store: ObjectStore, spec: ModelSpec, ctx: RunContext) -> tu
     while True:
         window_start, window_end = training.training_window(ctx.interval_end, weeks)
         try:
-            window = read_partitions(store, spec.data, window_start, window_end, exclude_days=skip)
+            window = read_partitions(raw_store, spec.data, window_start, window_end, exclude_days=skip)
             return window, window_start, window_end, loop.select_holdout(window.frame, spec)
         except (loop.InsufficientData, NoPartitionsError) as exc:
             if weeks >= widest:
@@ -611,7 +584,7 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
 
     from include.retrainer import loop, registry
 
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     if trained.get("challenger_version") is None:
         # Not enough data to train: a named outcome, nothing to compare or promote.
         out = {"decision": "skip", "reasons": [trained.get("reason", "no challenger was trained")],
@@ -668,7 +641,12 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
             "stale": judgement.stale,
         }
     )
-    store.write_parquet(paths.predictions, pd.DataFrame({"y_true": y, **judgement.predictions}))
+    # The slice and sensitive columns too, so anyone can recompute the per-slice tests and disparities.
+    c = spec.comparison
+    gate_columns = [*(c.slices.columns if c.slices else []), *(c.fairness.sensitive if c.fairness else [])]
+    extra = {col: holdout[col].to_numpy() for col in dict.fromkeys(gate_columns)
+             if col in holdout.columns and col not in judgement.predictions and col != "y_true"}
+    store.write_parquet(paths.predictions, pd.DataFrame({"y_true": y, **judgement.predictions, **extra}))
     store.put_json(paths.comparison, out)
     log.info("scored champion v%s and challenger v%s on %d held-out rows; decision=%s: %s",
              out["champion_version"], challenger_v, len(holdout), out["decision"], "; ".join(out["reasons"]))
@@ -685,10 +663,8 @@ def champion_lock(store: ObjectStore, spec: ModelSpec, owner: str, **lease_optio
     :class:`~include.retrainer.locking.LeaseLock` (ttl_seconds, wait_seconds, ...)."""
     from include.retrainer.locking import LeaseLock
 
-    return LeaseLock(store, f"{RunPaths(spec, _EPOCH, _EPOCH).model_prefix}/locks/champion.lock", owner, **lease_options)
+    return LeaseLock(store, ModelLayout.of(spec).champion_lock, owner, **lease_options)
 
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def promote_challenger(
@@ -819,8 +795,12 @@ def build_summary(
     results: dict[str, Any],
     failed_tasks: dict[str, str],
     champion_after: str | None,
+    durations: dict[str, float] | None = None,
 ) -> dict:
-    """Assemble the run summary (schema: docs/run-summary.md) from the tasks' results."""
+    """Assemble the run summary (schema: docs/run-summary.md) from the tasks' results.
+
+    ``durations`` are seconds of steps that left no result (failed ones, from their error
+    records); steps that returned a result carry ``duration_seconds`` in it."""
     fetch = results.get("fetch_batch") or {}
     val = results.get("validate_batch")
     drift = results.get("detect_drift")
@@ -873,6 +853,7 @@ def build_summary(
             "success": bool(val.get("success")),
             "failed_expectations": val.get("failed_expectations", []),
             "quarantined_days": val.get("quarantined_days", []),
+            "quarantined_rows": int(val.get("quarantined_rows") or 0),
             "notes": val.get("notes", []),
             "released_days": val.get("released_days", []),
             "report_uri": val.get("report_uri"),
@@ -909,6 +890,8 @@ def build_summary(
             "holdout_rows": comparison.get("holdout_rows"),
             "stale": bool(comparison.get("stale")),
         },
+        "slices": comparison.get("slices"),
+        "fairness": comparison.get("fairness"),
         "evaluation": (trained or {}).get("evaluation"),
         "training_window": None if not trained or trained.get("challenger_version") is None else {
             "start": trained.get("window_start"),
@@ -925,9 +908,20 @@ def build_summary(
             "predictions": comparison.get("predictions_uri"),
         }.items() if v},
         "mlflow_run_id": (trained or {}).get("run_id"),
+        "durations": step_durations(results, durations),
         "code_version": code_version(),
         "config_hash": spec.config_hash(),
     })
+
+
+def step_durations(results: dict[str, Any], extra: dict[str, float] | None = None) -> dict[str, float]:
+    """Seconds each step took, by task id: from its result's ``duration_seconds``, else ``extra``."""
+    out = {task: float(seconds) for task, seconds in (extra or {}).items() if isinstance(seconds, (int, float))}
+    for task, result in results.items():
+        seconds = result.get("duration_seconds") if isinstance(result, dict) else None
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+            out[task] = round(float(seconds), 3)
+    return dict(sorted(out.items()))
 
 
 def headline(decision: str, code: str | None, reasons: list[str], trigger: str | None) -> str:
@@ -951,9 +945,12 @@ def summarize_run(
     ctx: RunContext,
     results: dict[str, Any],
     failed_tasks: dict[str, str],
+    durations: dict[str, float] | None = None,
 ) -> dict:
-    """Build the run summary from task results plus the reports in storage, write it, return it."""
-    paths = RunPaths(spec, ctx.interval_start, ctx.interval_end)
+    """Build the run summary from task results plus the reports in storage, write it, return it.
+
+    ``durations``: seconds of steps without a result (failed ones), see :func:`build_summary`."""
+    paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     results = dict(results)
     if results.get("validate_batch") is None and "validate_batch" in failed_tasks:
         report = store.get_json_or_none(paths.validation)
@@ -974,7 +971,8 @@ def summarize_run(
             champion_after = current.version if current else None
         except Exception as exc:  # registry down: the summary still gets written
             log.warning("could not read the current champion (champion_version_after left null): %s", exc)
-    summary = build_summary(spec, ctx, results=results, failed_tasks=failed_tasks, champion_after=champion_after)
+    summary = build_summary(spec, ctx, results=results, failed_tasks=failed_tasks, champion_after=champion_after,
+                            durations=durations)
     summary["summary_uri"] = paths.summary
     # Another run of the same interval (e.g. a forced retrain) keeps the earlier run's summary:
     # it is archived, and the new one names it, so nothing is silently overwritten.

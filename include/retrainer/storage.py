@@ -132,8 +132,13 @@ def _http_date(value: str | None) -> dt.datetime | None:
 
 
 class ObjectStore:
-    def __init__(self, client: Any, *, dvc_remote: str | None = None):
+    def __init__(self, client: Any, *, dvc_remote: str | None = None, credentials: Any = None):
         self.client = client
+        # What the client signs with (botocore ReadOnlyCredentials or None = the default
+        # chain), given by whoever built the client: botocore has no public accessor for a
+        # client's credentials (boto/botocore#3068 added only a private shim), and DVC needs
+        # them to reach the same endpoint as the same identity.
+        self.credentials = credentials
         # The connection's DVC remote base (extra ``dvc_remote``), carried here so the steps
         # can find it without Airflow; see ``lineage.dvc_remote_for``.
         self.dvc_remote = dvc_remote

@@ -88,7 +88,7 @@ def build_pipeline(spec: ModelSpec) -> Any:
 
     cls = import_estimator(spec.training.estimator)
     params = dict(spec.training.params)
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = inspect.signature(cls).parameters  # the constructor's parameters
     unknown = [p for p in params if p not in accepted]
     if unknown:
         raise TrainingError(f"training.params: {cls.__name__} has no parameter(s) {', '.join(unknown)}")

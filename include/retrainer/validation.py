@@ -616,8 +616,9 @@ class ValidationReport:
         reported_missing: set[str] = set()
         consequential = 0
         for failure in self.failed_expectations:
-            details = failure.get("details") or {}
-            mismatched = details.get("mismatched") if isinstance(details.get("mismatched"), dict) else {}
+            details: dict = failure.get("details") or {}
+            raw_mismatched = details.get("mismatched")
+            mismatched: dict = raw_mismatched if isinstance(raw_mismatched, dict) else {}
             missing = [str(c) for c in (details.get("missing_columns") or mismatched.get("missing") or [])]
             if missing and set(missing) <= reported_missing:
                 consequential += 1

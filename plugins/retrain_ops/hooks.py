@@ -83,8 +83,9 @@ class ObjectStoreHook(BaseHook):
         configured = base.conn_config.botocore_config
         if configured is not None:
             config = config.merge(configured)
-        client = S3Hook(aws_conn_id=self.aws_conn_id, config=config).get_conn()
-        return ObjectStore(client, dvc_remote=self.dvc_remote_from(base.conn_config.extra_config))
+        hook = S3Hook(aws_conn_id=self.aws_conn_id, config=config)
+        return ObjectStore(hook.get_conn(), dvc_remote=self.dvc_remote_from(base.conn_config.extra_config),
+                           credentials=hook.get_credentials())
 
     @staticmethod
     def dvc_remote_from(extra: Any) -> str | None:

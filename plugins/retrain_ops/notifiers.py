@@ -79,7 +79,7 @@ class RunStoryNotifier(BaseNotifier):
                                 html_content=message.html, smtp_conn_id=self.config.smtp_conn_id)
         from airflow.providers.http.notifications.http import HttpNotifier
 
-        return HttpNotifier(http_conn_id=self.config.webhook_conn_id, endpoint=self.config.webhook_endpoint or None,
+        return HttpNotifier(http_conn_id=self.config.webhook_conn_id or "", endpoint=self.config.webhook_endpoint or None,
                             json=message.webhook_payload(), headers={"Content-Type": "application/json"})
 
     def deliver(self, channel: str, message: Any, context: Mapping[str, Any]) -> dict:
@@ -87,7 +87,7 @@ class RunStoryNotifier(BaseNotifier):
         for attempt in range(self.config.retries + 1):
             attempts = attempt + 1
             try:
-                self.channel_notifier(channel, message).notify(context)
+                self.channel_notifier(channel, message).notify(context)  # type: ignore[arg-type]  # the task context as given
                 error = None
                 break
             except Exception as exc:

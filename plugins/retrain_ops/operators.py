@@ -9,6 +9,7 @@ run summary can say in one line what went wrong.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -103,27 +104,31 @@ class RetrainBaseOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         ctx = run_context(context, self.spec.schedule)
+        started = time.monotonic()
         try:
-            return run_logged(self.log, self.task_id, ctx, self.run_step, context, ctx)
+            result = run_logged(self.log, self.task_id, ctx, self.run_step, context, ctx)
         except AirflowSkipException:
             raise
         except Exception as exc:
-            self._record_failure(ctx, exc)
+            self._record_failure(ctx, exc, time.monotonic() - started)
             if _is_permanent(exc):
                 raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
             raise
+        if isinstance(result, dict):  # the run summary's `durations` (and the step-duration metric)
+            result = {**result, "duration_seconds": round(time.monotonic() - started, 3)}
+        return result
 
     def run_step(self, context: Context, ctx: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _record_failure(self, ctx: Any, exc: BaseException) -> None:
+    def _record_failure(self, ctx: Any, exc: BaseException, seconds: float | None = None) -> None:
         """Best effort: write what went wrong where the summary task will find it."""
-        from include.retrainer.steps import RunPaths
+        from include.retrainer.layout import RunLayout
 
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
         self.log.error("%s failed: %s", self.task_id, message)
         try:
-            paths = RunPaths(self.spec, ctx.interval_start, ctx.interval_end)
+            paths = RunLayout.of(self.spec, ctx.interval_start, ctx.interval_end)
             self.object_store().put_json(
                 paths.error(self.task_id),
                 {
@@ -131,6 +136,7 @@ class RetrainBaseOperator(BaseOperator):
                     "dag_run_id": ctx.run_id,
                     "try_number": ctx.try_number,
                     "error": message,
+                    "duration_seconds": None if seconds is None else round(seconds, 3),
                     "at": dt.datetime.now(dt.timezone.utc).isoformat(),
                 },
             )
@@ -145,23 +151,7 @@ class PartitionFetchOperator(RetrainBaseOperator):
         from include.retrainer import steps
 
         # Raw data may live behind another connection than the artefacts.
-        return steps.fetch_batch(_TwoStores(self.data_store(), self.object_store()), self.spec, ctx)
-
-
-class _TwoStores:
-    """Reads raw partitions from the data connection, writes artefacts with the artefacts one."""
-
-    def __init__(self, data: Any, artifacts: Any) -> None:
-        self._data, self._artifacts = data, artifacts
-
-    def iter_objects(self, *a: Any, **kw: Any) -> Any:
-        return self._data.iter_objects(*a, **kw)
-
-    def get_bytes(self, uri: str) -> bytes:
-        return self._data.get_bytes(uri)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._artifacts, name)
+        return steps.fetch_batch(self.object_store(), self.spec, ctx, raw_store=self.data_store())
 
 
 class BatchValidateOperator(RetrainBaseOperator):
@@ -218,7 +208,7 @@ class ChallengerTrainOperator(RetrainBaseOperator):
         from include.retrainer import steps
 
         store = self.object_store()
-        return steps.train_challenger(_TwoStores(self.data_store(), store), self.tracking_uri(), self.spec, ctx)
+        return steps.train_challenger(store, self.tracking_uri(), self.spec, ctx, raw_store=self.data_store())
 
 
 class ModelCompareOperator(RetrainBaseOperator):
@@ -305,16 +295,19 @@ class RunSummarizeOperator(RetrainBaseOperator):
         ti = context["ti"]
         results = {t: ti.xcom_pull(task_ids=t) for t in self.result_task_ids}
         results["decide_retrain"] = ti.xcom_pull(task_ids="decide_retrain", key="decision")
-        failed = self._failed_tasks(context, ctx)
+        failed, failed_durations = self._failed_tasks(context, ctx)
         store = self.object_store()
         try:
             tracking_uri = self.tracking_uri()
         except Exception as exc:  # connection missing: still write the summary
             self.log.warning("no MLflow connection: %s", exc)
             tracking_uri = None
-        summary = steps.summarize_run(store, tracking_uri, self.spec, ctx, results, failed)
+        summary = steps.summarize_run(store, tracking_uri, self.spec, ctx, results, failed, failed_durations)
         self.log.info("run summary: decision=%s; %s -> %s", summary["decision"], summary["summary_uri"],
                       "; ".join(summary["reasons"]))
+        from retrain_ops.metrics import emit_run_metrics  # never raises: monitoring cannot fail a run
+
+        emit_run_metrics(summary, self.spec.comparison.primary_metric, log=self.log)
         from retrain_ops.story import tell_run_story  # report, MLflow copies, links, run note; never raises
 
         story = tell_run_story(self, context, store, tracking_uri, summary)
@@ -325,17 +318,18 @@ class RunSummarizeOperator(RetrainBaseOperator):
                 "summary_uri": summary["summary_uri"], "champion_version_after": summary["champion_version_after"],
                 "headline": summary.get("headline"), **story}
 
-    def _failed_tasks(self, context: Context, ctx: Any) -> dict[str, str]:
-        """Upstream tasks that failed in this run, with their recorded error line."""
-        from include.retrainer.steps import RunPaths
+    def _failed_tasks(self, context: Context, ctx: Any) -> tuple[dict[str, str], dict[str, float]]:
+        """Upstream tasks that failed in this run, with their recorded error line and duration."""
+        from include.retrainer.layout import RunLayout
 
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ctx.dag_id, run_ids=[ctx.run_id]).get(ctx.run_id, {})
         failed = [t for t, s in states.items() if t != self.task_id and s in ("failed", "upstream_failed")]
         hard_failed = [t for t in failed if states[t] == "failed"]
         out: dict[str, str] = {}
+        durations: dict[str, float] = {}
         store = self.object_store()
-        paths = RunPaths(self.spec, ctx.interval_start, ctx.interval_end)
+        paths = RunLayout.of(self.spec, ctx.interval_start, ctx.interval_end)
         for task_id in hard_failed:
             record = None
             try:
@@ -344,11 +338,13 @@ class RunSummarizeOperator(RetrainBaseOperator):
                 self.log.warning("cannot read the failure record of %s: %s", task_id, exc)
             if record and record.get("dag_run_id") == ctx.run_id:
                 out[task_id] = record.get("error", "failed")
+                if isinstance(record.get("duration_seconds"), (int, float)):
+                    durations[task_id] = float(record["duration_seconds"])
             else:
                 out[task_id] = "failed (see the task log)"
         if failed and not hard_failed:
             out["run"] = "upstream tasks did not run: " + ", ".join(sorted(failed))
-        return out
+        return out, durations
 
 
 class PartitionSensor(BaseSensorOperator):

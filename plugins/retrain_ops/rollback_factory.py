@@ -7,6 +7,7 @@ import datetime as dt
 from airflow.sdk import DAG, Param
 
 from include.retrainer.config import ModelSpec
+from include.retrainer.layout import ModelLayout
 from retrain_ops.dag_factory import PROMOTION_POOL, default_args
 from retrain_ops.rollback_operators import ChampionRollbackOperator
 
@@ -42,7 +43,7 @@ def rollback_params() -> dict[str, Param]:
 
 
 def rollback_doc_md(spec: ModelSpec) -> str:
-    history = f"s3://{spec.artifacts.bucket}/{spec.artifacts.prefix}/{spec.name}/champion_history/"
+    history = ModelLayout.of(spec).champion_history + "/"
     return f"""
 ### Rollback: `{spec.name}`
 

@@ -29,7 +29,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import CronDataIntervalTimetable, TriggerRule
 
 from include.retrainer.config import load_all, load_spec
-from include.retrainer.demo_data import (
+from include.demo.data import (
     TICKETS_CATEGORICAL,
     TICKETS_CLASSES,
     TICKETS_NUMERIC,

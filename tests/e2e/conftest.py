@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from include.retrainer.config import load_spec
-from include.retrainer.steps import RunPaths
+from include.retrainer.layout import RunLayout
 from include.retrainer.storage import split_uri
 
 
@@ -40,7 +40,7 @@ class DagRunner:
         return dag_run, self.summary(start)
 
     def summary(self, start: dt.date) -> dict:
-        bucket, key = split_uri(RunPaths(self.spec, *week(start)).summary)
+        bucket, key = split_uri(RunLayout.of(self.spec, *week(start)).summary)
         return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     def artefact(self, uri: str) -> bytes:

@@ -41,8 +41,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data
-from include.retrainer.steps import RunPaths
+from include.demo import data as demo_data
+from include.retrainer.layout import RunLayout
 from tests.e2e.conftest import DagRunner, week
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,7 +203,7 @@ class World:
         return json.loads(self.runner.artefact(uri))
 
     def error_record(self, start: dt.date, task_id: str) -> dict:
-        uri = RunPaths(self.runner.spec, *week(start)).error(task_id)
+        uri = RunLayout.of(self.runner.spec, *week(start)).error(task_id)
         return self.json_artefact(uri)
 
 

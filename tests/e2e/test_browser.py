@@ -76,7 +76,7 @@ def stack(tmp_path_factory):
         assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-4000:]
         s3_endpoint = f"http://127.0.0.1:{ports['RETRAIN_S3_PORT']}"
         # One complete week of demo data: the week a manual run (logical date = now) covers.
-        from include.retrainer import demo_data
+        from include.demo import data as demo_data
         from scripts.stack import demo_weeks
 
         start, _ = demo_weeks(dt.datetime.now(dt.timezone.utc))[-1]

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from scipy.stats import binom
 from sklearn.metrics import roc_auc_score
 
-from include.retrainer import demo_data
+from include.demo import data as demo_data
 from tests.e2e.conftest import DagRunner
 
 ROOT = Path(__file__).resolve().parents[2]

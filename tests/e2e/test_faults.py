@@ -42,7 +42,9 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data, history, registry, steps
+from include.retrainer.layout import RunLayout
+from include.demo import data as demo_data
+from include.retrainer import history, registry, steps
 from include.retrainer.config import ModelSpec, load_spec
 from include.retrainer.storage import ObjectStore, split_uri
 from retrain_ops.hooks import ObjectStoreHook
@@ -298,7 +300,7 @@ def test_s3_down_for_the_whole_run_fails_after_retries_with_a_clear_error(faults
     # S3 is back (same objects): raw data untouched, nothing half-written for the interval,
     # nothing registered, no champion.
     assert faults.raw_etags() == raw_before
-    assert faults.keys_under(steps.RunPaths(spec, *week(W1)).base) == []
+    assert faults.keys_under(RunLayout.of(spec, *week(W1)).base) == []
     assert faults.versions(spec.name) == [] and faults.champion(spec.name) is None
 
 
@@ -367,7 +369,7 @@ def test_mlflow_down_during_training_fails_clearly_then_rerun_converges(faults, 
     (reason,) = [r for r in summary["reasons"] if r.startswith("train_challenger failed: ")]
     assert one_line(reason) and expected in reason, reason
     assert summary["champion_version_before"] is None and summary["champion_version_after"] is None
-    record = faults.store.get_json(steps.RunPaths(spec, *week(W1)).error("train_challenger"))
+    record = faults.store.get_json(RunLayout.of(spec, *week(W1)).error("train_challenger"))
     assert record["try_number"] == 1 + RETRIES and expected in record["error"]
     assert faults.versions(spec.name) == [] and faults.champion(spec.name) is None
 
@@ -584,7 +586,7 @@ def test_metadata_db_down_when_a_task_finishes_then_rerun_converges(faults, make
     finally:
         watch.close()
     assert states[-1] == "success", log_path.read_text()[-3000:]
-    summary = faults.store.get_json(steps.RunPaths(spec, *week(W1)).summary)
+    summary = faults.store.get_json(RunLayout.of(spec, *week(W1)).summary)
     assert summary["decision"] == "promoted", summary["reasons"]
     assert summary["challenger_version"] == version
     assert faults.versions(spec.name) == [version]  # no duplicate version

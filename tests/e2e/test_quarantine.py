@@ -12,7 +12,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data
+from include.demo import data as demo_data
 from tests.e2e.conftest import DagRunner
 from tests.plugins.conftest import ROOT
 
@@ -56,6 +56,8 @@ def test_failing_day_is_quarantined_then_skipped_then_taken_back(setup, stack):
     assert s["decision"] == "failed"
     assert s["validation"]["success"] is False
     assert s["validation"]["quarantined_days"] == [BAD_DAY.isoformat()]
+    assert s["validation"]["quarantined_rows"] == len(frames[BAD_DAY]) == 600  # the whole day, not just bad rows
+    assert s["durations"]["validate_batch"] > 0  # a failed step's time comes from its error record
     assert any("churned" in str(e.get("column")) for e in s["validation"]["failed_expectations"])
     assert any("validate_batch failed" in r and "quarantined day(s): " + BAD_DAY.isoformat() in r for r in s["reasons"])
     record = json.loads(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data
+from include.demo import data as demo_data
 from include.retrainer.storage import split_uri
 from tests.e2e.conftest import DagRunner
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data, registry
+from include.demo import data as demo_data
+from include.retrainer import registry
 from include.retrainer.config import ModelSpecError, parse_spec
 from tests.e2e.conftest import DagRunner
 from tests.plugins.conftest import ROOT

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data
+from include.demo import data as demo_data
 from tests.e2e.conftest import DagRunner
 
 W1 = dt.date(2026, 6, 7)  # a Sunday

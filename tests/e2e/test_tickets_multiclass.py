@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data
+from include.demo import data as demo_data
 from tests.e2e.conftest import DagRunner
 
 MODELS = Path(__file__).resolve().parents[2] / "include" / "models"  # the shipped example

@@ -433,3 +433,64 @@ def test_env_example_holds_only_dummies() -> None:
     from cryptography.fernet import Fernet
 
     Fernet(values["AIRFLOW_FERNET_KEY"].encode())
+
+
+# --------------------------------------------------------------------------- monitoring profile
+MONITORING_SERVICES = {"statsd-exporter", "prometheus", "grafana"}
+
+
+@pytest.fixture(scope="module")
+def monitoring_services(binary: Path, env_file: Path) -> dict[str, Any]:
+    result = run_compose(binary, env_file, "--profile", "monitoring", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]
+
+
+def test_monitoring_profile_is_valid_and_optional(binary: Path, env_file: Path, services: dict[str, Any],
+                                                  monitoring_services: dict[str, Any]) -> None:
+    result = run_compose(binary, env_file, "--profile", "monitoring", "config", "--quiet")
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+    assert not MONITORING_SERVICES & set(services), "monitoring must only start with its profile"
+    assert MONITORING_SERVICES | EXPECTED_SERVICES <= set(monitoring_services)
+    for name in MONITORING_SERVICES:
+        assert monitoring_services[name]["profiles"] == ["monitoring"], name
+
+
+def test_monitoring_images_are_pinned(monitoring_services: dict[str, Any]) -> None:
+    for name in MONITORING_SERVICES:
+        image = monitoring_services[name]["image"]
+        repo, _, tag = image.rpartition(":")
+        assert repo and re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: {image} is not pinned to a release"
+
+
+def test_monitoring_wiring(monitoring_services: dict[str, Any], services: dict[str, Any]) -> None:
+    """Airflow -> statsd-exporter (UDP 9125, our mapping) -> Prometheus -> Grafana (provisioned)."""
+    env = services["airflow-worker"]["environment"]
+    assert env["AIRFLOW__METRICS__STATSD_ON"] == "false"  # .env.example keeps it off
+    assert env["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter"
+    assert env["AIRFLOW__METRICS__STATSD_PORT"] == "9125"
+    assert env["AIRFLOW__METRICS__STATSD_PREFIX"] == "airflow"  # what statsd-mapping.yml matches
+    exporter = monitoring_services["statsd-exporter"]
+    assert "--statsd.listen-udp=:9125" in exporter["command"]
+    mounted = {v["target"]: Path(v["source"]) for s in MONITORING_SERVICES
+               for v in monitoring_services[s].get("volumes", []) if v["type"] == "bind"}
+    for target, source in mounted.items():
+        assert source.exists(), f"{source} (mounted at {target}) is missing"
+        assert source.resolve().is_relative_to(REPO_ROOT / "docker" / "monitoring"), source
+    mapping_target = next(t for t in mounted if t.endswith("mapping.yml"))
+    assert f"--statsd.mapping-config={mapping_target}" in exporter["command"]
+    prometheus = yaml.safe_load((REPO_ROOT / "docker" / "monitoring" / "prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert "statsd-exporter:9102" in targets and "--web.listen-address=:9102" in exporter["command"]
+    datasource = yaml.safe_load(
+        (REPO_ROOT / "docker/monitoring/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load(
+        (REPO_ROOT / "docker/monitoring/grafana/provisioning/dashboards/retraining.yml").read_text())
+    dashboards_dir = provider["providers"][0]["options"]["path"]
+    assert (mounted[dashboards_dir] / "retraining.json").is_file()
+    assert "/etc/grafana/provisioning" in mounted
+    for name in ("prometheus", "grafana"):
+        for port in monitoring_services[name]["ports"]:
+            assert port["host_ip"] == "127.0.0.1", (name, port)
+    assert not monitoring_services["statsd-exporter"].get("ports"), "the exporter stays internal"

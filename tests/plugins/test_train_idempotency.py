@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data, steps
+from include.demo import data as demo_data
+from include.retrainer import steps
 
 ROOT = Path(__file__).resolve().parents[2]
 START = dt.datetime(2026, 5, 3, tzinfo=dt.timezone.utc)  # a Sunday

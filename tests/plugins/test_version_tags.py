@@ -12,7 +12,9 @@ import datetime as dt
 import pytest
 from mlflow import MlflowClient
 
-from include.retrainer import demo_data, registry, steps
+from include.retrainer.layout import RunLayout
+from include.demo import data as demo_data
+from include.retrainer import registry, steps
 
 START = dt.datetime(2026, 6, 7, tzinfo=dt.timezone.utc)  # a Sunday
 WEEK = dt.timedelta(weeks=1)
@@ -60,7 +62,7 @@ def test_versions_carry_few_tags_and_runs_carry_the_lineage(mlflow_server, s3, s
     drift = steps.detect_drift(store, mlflow_server, spec, _ctx(1), fetched["batch_uri"])
     assert drift["code"] != "no_lineage", drift["reason"]
     assert drift["champion_version"] == v1
-    report = store.get_json(steps.RunPaths(spec, _ctx(1).interval_start, _ctx(1).interval_end).drift)
+    report = store.get_json(RunLayout.of(spec, _ctx(1).interval_start, _ctx(1).interval_end).drift)
     assert report["reference_uri"] == first["train_uri"]
 
     second = steps.train_challenger(store, mlflow_server, spec, _ctx(1))

@@ -341,6 +341,18 @@ BROKEN_CASES: list[Any] = [
     pytest.param(_set("data", "bucket", "Raw_Data"), "data.bucket", r"not a valid S3 bucket name", id="bad-bucket"),
     pytest.param(_set("drift.gate", "critical_features", ["monthly_charges", "ghost"]),
                  "drift.gate.critical_features", r"unknown feature\(s\): ghost\b", id="critical-feature-unknown"),
+    pytest.param(_set("comparison", "slices", {"columns": ["contract", "regoin"]}), "comparison.slices.columns",
+                 r"unknown column\(s\): regoin \(not in features.numeric", id="slice-column-unknown"),
+    pytest.param(_set("comparison", "fairness", {"sensitive": ["gender"], "demographic_parity_difference_max": 0.05}),
+                 "comparison.fairness.sensitive", r"unknown column\(s\): gender\b.*features.attributes",
+                 id="sensitive-column-unknown"),
+    pytest.param(_set("comparison", "fairness", {"sensitive": ["region"], "equalized_odds_difference_max": 1.5}),
+                 "comparison.fairness.equalized_odds_difference_max", r"less than or equal to 1",
+                 id="fairness-limit-above-1"),
+    pytest.param(_set("comparison", "slices", {"columns": []}), "comparison.slices.columns", r"at least 1 item",
+                 id="slices-empty"),
+    pytest.param(_set("features", "attributes", ["region"]), "features", r"listed more than once: region",
+                 id="attribute-also-feature"),
     pytest.param(_append("features", "categorical", "tenure_months"), "features",
                  r"listed more than once: tenure_months", id="duplicate-column"),
     pytest.param(_top("features", {"target": "churned", "numeric": ["churned", "usage_hours"]}), "features",
@@ -737,3 +749,29 @@ def test_load_all_is_served_from_the_cache_and_sees_new_files(workspace: Path, f
     third, errors = load_all(models)
     assert errors == [] and [s.name for s in third] == ["a", "b", "c"]
     assert third[0] is first[0]
+
+
+def test_slice_and_fairness_blocks_accept_features_and_attributes(workspace: Path) -> None:
+    raw = churn_raw()
+    raw["features"]["attributes"] = ["gender"]
+    raw["comparison"]["slices"] = {"columns": ["contract", "tenure_months", "gender"], "min_rows": 50}
+    raw["comparison"]["fairness"] = {"sensitive": ["gender", "region"], "demographic_parity_difference_max": 0.05,
+                                     "equalized_odds_difference_max": 0.1}
+    spec = load_spec(write_spec(workspace / "models", raw))
+    assert spec.features.attributes == ["gender"]
+    assert spec.features.feature_columns == [*raw["features"]["numeric"], *raw["features"]["categorical"]]
+    assert spec.comparison.slices.columns == ["contract", "tenure_months", "gender"]
+    assert spec.comparison.slices.alpha == 0.05 and spec.comparison.slices.tolerance == 0.0
+    assert spec.comparison.fairness.equalized_odds_difference_max == 0.1
+    assert spec.comparison.fairness.min_group_rows == 30
+    assert load_spec(CHURN_YAML).comparison.slices is None  # off unless configured
+
+
+def test_attributes_must_exist_in_the_data_when_schema_checks_are_on(workspace: Path) -> None:
+    from include.retrainer.steps import suite_expectations
+
+    raw = churn_raw()
+    raw["features"]["attributes"] = ["gender"]
+    spec = load_spec(write_spec(workspace / "models", raw))
+    exists = [e["kwargs"]["column"] for e in suite_expectations(spec) if e["type"] == "expect_column_to_exist"]
+    assert "gender" in exists and "contract" in exists

@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from statsmodels.stats.contingency_tables import mcnemar
 
-from include.retrainer import demo_data as dd
+from include.demo import data as dd
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START = date(2026, 1, 4)

@@ -238,3 +238,88 @@ def test_after_a_rejection_the_gate_asks_what_changed_since(trained):
     assert signal(rebased, "data_drift")["status"] == "quiet", rebased.signals
     assert "rejected" in rebased.reference
     assert not rebased.retrain, rebased.reason
+
+
+class _ScoreModel:
+    """A fitted-model stand-in: P(y=1) = sigmoid(score(X)), with an optional broken segment."""
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self, noise: float, broken_segment: str | None = None, seed: int = 0):
+        self.noise, self.broken, self.seed = noise, broken_segment, seed
+
+    def predict_proba(self, X):
+        rng = np.random.default_rng(self.seed)
+        score = 2.0 * X["x1"].to_numpy() + 0.5 * X["x2"].to_numpy() + rng.normal(0, self.noise, len(X))
+        if self.broken is not None:
+            bad = X["c"].to_numpy() == self.broken
+            score[bad] = rng.normal(0, 1, bad.sum())  # this segment is scored at random
+        p = 1 / (1 + np.exp(-score))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X):
+        return (self.predict_proba(X)[:, 1] > 0.5).astype(int)
+
+
+def _segment_holdout(n=3000, seed=11):
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(0, 1, n), rng.normal(0, 1, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2.0 * x1 + 0.5 * x2)))).astype(int)
+    seg = rng.choice(["a", "b", "c", "d", "e"], n)
+    group = np.where(x1 > 0.3, "g1", rng.choice(["g1", "g2"], n))  # g1 gets more positives predicted
+    return pd.DataFrame({"x1": x1, "x2": x2, "noise": 0.0, "c": seg, "y": y, "group": group,
+                         PARTITION_COLUMN: "2026-03-10"})
+
+
+def _state(model, holdout, end=START):
+    return loop.ModelState(model=model, train=None, holdout=holdout, trained_through=end, baseline={}, importance={})
+
+
+def test_judge_blocks_a_challenger_better_overall_but_worse_on_one_slice():
+    spec = spec_for(comparison={"policy": "expected_gain", "slices": {"columns": ["c"], "min_rows": 100}})
+    holdout = _segment_holdout()
+    champion = _state(_ScoreModel(noise=2.0, seed=1), None, START - dt.timedelta(days=7))
+    challenger = _state(_ScoreModel(noise=0.2, broken_segment="e", seed=2), holdout)
+    verdict = loop.judge(spec, champion, challenger)
+    res = verdict.result
+    assert res["checks"]["expected_gain"] is True  # better overall...
+    assert res["paired_test"]["effect"] > 0
+    assert res["checks"]["slices"] is False and not verdict.promote  # ...but not on c=e
+    assert res["slices"]["worse"] == ["c=e"]
+    assert any(r.startswith("slice c=e (") and "not promoting" in r for r in verdict.reasons)
+    assert verdict.to_dict()["decision"] == "reject"
+
+
+def test_judge_applies_the_fairness_limit_also_at_cold_start():
+    spec = spec_for(features={"attributes": ["group"]},
+                    comparison={"fairness": {"sensitive": ["group"], "demographic_parity_difference_max": 0.05}})
+    challenger = _state(_ScoreModel(noise=0.2, seed=3), _segment_holdout())
+    verdict = loop.judge(spec, None, challenger)
+    assert verdict.result["checks"]["floor"] is True
+    assert verdict.result["checks"]["fairness"] is False and not verdict.promote
+    assert verdict.result["fairness"]["blocked_by"] == ["group:demographic_parity_difference"]
+    assert any("fairness on 'group': challenger demographic parity difference" in r and "> limit 0.050" in r
+               for r in verdict.reasons)
+
+
+def test_judge_without_gates_reports_none():
+    spec = spec_for()
+    champion = _state(_ScoreModel(noise=2.0, seed=1), None, START - dt.timedelta(days=7))
+    verdict = loop.judge(spec, champion, _state(_ScoreModel(noise=0.2, seed=2), _segment_holdout(600)))
+    assert verdict.result["slices"] is None and verdict.result["fairness"] is None
+    assert "slices" not in verdict.result["checks"]
+
+
+def test_judge_with_non_finite_scores_does_not_run_the_gates():
+    class _NaNModel(_ScoreModel):
+        def predict_proba(self, X):
+            p = super().predict_proba(X)
+            p[:5] = np.nan
+            return p
+
+    spec = spec_for(comparison={"slices": {"columns": ["c"]}, "fairness": {"sensitive": ["c"]}})
+    champion = _state(_ScoreModel(noise=2.0, seed=1), None, START - dt.timedelta(days=7))
+    verdict = loop.judge(spec, champion, _state(_NaNModel(noise=0.2, seed=2), _segment_holdout(600)))
+    assert not verdict.promote and verdict.result["outcome_code"] == "nan_scores"
+    assert verdict.result["slices"]["not_run"] == "non-finite scores"
+    assert verdict.result["checks"]["fairness"] is False

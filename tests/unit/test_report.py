@@ -104,3 +104,36 @@ def test_values_are_escaped():
 def test_distribution_plot_categorical_rejects_empty():
     with pytest.raises(ValueError):
         distribution_plot("c", [], ["a"], "categorical")
+
+
+def test_slice_and_fairness_sections_show_each_slice_and_group_with_the_verdict():
+    import pandas as pd
+
+    from include.retrainer.fairness import evaluate_fairness
+    from include.retrainer.slices import evaluate_slices
+
+    rng = np.random.default_rng(1)
+    n = 600
+    frame = pd.DataFrame({"region": rng.choice(["north", "south"], n), "gender": rng.choice(["f", "m"], n)})
+    frame.loc[:9, "region"] = "tiny"
+    y = rng.integers(0, 2, n)
+    champ = np.clip(y * 0.6 + rng.random(n) * 0.5, 0, 1)
+    chall = np.where(frame["region"] == "north", rng.random(n), champ)
+    preds = {"champion": (champ > 0.5).astype(int), "challenger": (chall > 0.5).astype(int)}
+    probas = {k: np.column_stack([1 - v, v]) for k, v in (("champion", champ), ("challenger", chall))}
+    labels = np.array([0, 1])
+    slices = evaluate_slices(frame, ["region"], y, preds, probas, labels, metric="roc_auc", min_rows=50).to_dict()
+    fairness = evaluate_fairness(frame, ["gender"], y, preds, labels, limits={
+        "demographic_parity_difference": 0.001, "equalized_odds_difference": None}).to_dict()
+    page = render_report({**SUMMARY, "schema_version": 3, "slices": slices, "fairness": fairness})
+    pos = _section_positions(page, "<h2>Comparison</h2>", "<h2>Slices</h2>", "<h2>Fairness</h2>", "<h2>Validation</h2>")
+    assert pos == sorted(pos)
+    assert "region=north" in page and "WORSE" in page and "too small to judge" in page
+    assert "holm correction" in page and "BLOCKED" in page
+    assert "gender:demographic_parity_difference" in page and "over limit" in page
+    assert "selection rate" in page and "demographic parity difference &lt;= 0.001" in page
+    assert "worse: region=north" in page  # key numbers
+    assert "over the limit: gender:demographic_parity_difference" in page
+    # Without the gates the sections say so.
+    bare = render_report(SUMMARY)
+    assert "No slice gate configured" in bare and "No fairness gate configured" in bare

@@ -1,4 +1,4 @@
-"""Synthetic, reproducible demo datasets for the retraining orchestrator.
+"""Synthetic, reproducible demo datasets (not part of the production package ``include.retrainer``).
 
 The orchestrator consumes DAILY partitions ``<prefix>/dt=YYYY-MM-DD/part-NNN.parquet``
 (or ``.csv``) from S3.  This module produces such partitions for two datasets so the
@@ -19,8 +19,8 @@ Why the design choices:
   partition can be regenerated in isolation and equals the one produced by a bulk run.
 * Independent RNG streams are used for features, drift shifts, labels and label
   shuffling, so e.g. ``shuffle_labels=True`` leaves the feature columns bit-identical.
-* ``write_partitions`` serialises deterministically so re-seeding yields byte-identical
-  objects (identical ETags) - seeding is idempotent.
+* Partitions are written by ``include.retrainer.partitions.write_partitions`` (the same
+  writer ``make add-model`` uses), deterministically: re-seeding is idempotent.
 
 Only numpy/pandas/datetime are imported at module level; boto3 is never imported here
 (the caller passes a ready client) so the module stays importable anywhere.
@@ -28,13 +28,13 @@ Only numpy/pandas/datetime are imported at module level; boto3 is never imported
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from include.retrainer.partitions import partition_key, write_partitions  # noqa: F401  (the demo writes with them)
 
 __all__ = [
     "CHURN_NUMERIC",
@@ -84,7 +84,6 @@ _PLAN_P = np.array([0.50, 0.35, 0.15])
 # Distinct tags keep the two datasets' random streams independent for the same seed.
 _DATASET_TAG = {"churn": 1, "tickets": 2}
 _MICROS_PER_DAY = 86_400 * 1_000_000
-_SUPPORTED_FORMATS = ("parquet", "csv")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -379,72 +378,3 @@ def generate_tickets(
 
 
 # --------------------------------------------------------------------------- S3 output
-def partition_key(prefix: str, day: date, part: int = 0, fmt: str = "parquet") -> str:
-    """Object key for one file of a daily partition: ``<prefix>/dt=YYYY-MM-DD/part-NNN.<fmt>``.
-
-    Leading/trailing slashes on ``prefix`` are ignored; an empty prefix puts the
-    partitions at the bucket root.
-    """
-    if fmt not in _SUPPORTED_FORMATS:
-        raise ValueError(f"unsupported format {fmt!r}; expected one of {_SUPPORTED_FORMATS}")
-    day = _as_date(day)
-    clean = prefix.strip("/")
-    name = f"dt={day.isoformat()}/part-{part:03d}.{fmt}"
-    return f"{clean}/{name}" if clean else name
-
-
-def _serialise(df: pd.DataFrame, fmt: str) -> bytes:
-    """Deterministic bytes for ``df`` (no index, no write timestamps in the payload)."""
-    buf = io.BytesIO()
-    if fmt == "parquet":
-        df.to_parquet(buf, engine="pyarrow", index=False, compression="snappy")
-    else:
-        buf.write(df.to_csv(index=False, lineterminator="\n").encode("utf-8"))
-    return buf.getvalue()
-
-
-def write_partitions(
-    s3_client: Any,
-    bucket: str,
-    prefix: str,
-    frames: dict[date, pd.DataFrame],
-    fmt: str = "parquet",
-    files_per_day: int = 1,
-) -> list[str]:
-    """Upload ``frames`` as daily partitions and return the written ``s3://`` URIs.
-
-    Each day's frame is split into ``files_per_day`` contiguous chunks written as
-    ``<prefix>/dt=YYYY-MM-DD/part-000.<fmt>``, ``part-001`` ...  Serialisation is
-    deterministic, so writing the same frames again produces byte-identical objects
-    (same ETag): re-seeding is idempotent.
-
-    Args:
-        s3_client: a boto3 S3 client (only ``put_object`` is used).
-        bucket: target bucket (must exist).
-        prefix: key prefix, e.g. ``"churn"``.
-        frames: ``{day: DataFrame}``; written in calendar order.
-        fmt: ``"parquet"`` or ``"csv"``.
-        files_per_day: number of files per partition (>= 1, <= rows of each day).
-    """
-    if fmt not in _SUPPORTED_FORMATS:
-        raise ValueError(f"unsupported format {fmt!r}; expected one of {_SUPPORTED_FORMATS}")
-    if not bucket:
-        raise ValueError("bucket must be a non-empty bucket name")
-    files_per_day = _check_positive(files_per_day, "files_per_day")
-    content_type = "application/vnd.apache.parquet" if fmt == "parquet" else "text/csv"
-
-    uris: list[str] = []
-    for day in sorted(frames, key=lambda d: _as_date(d, "frames key")):
-        df = frames[day]
-        if len(df) < files_per_day:
-            raise ValueError(
-                f"partition {_as_date(day)} has {len(df)} rows, fewer than files_per_day={files_per_day}; "
-                "refusing to write empty part files"
-            )
-        bounds = np.linspace(0, len(df), files_per_day + 1).round().astype(int)
-        for part in range(files_per_day):
-            chunk = df.iloc[bounds[part] : bounds[part + 1]].reset_index(drop=True)
-            key = partition_key(prefix, day, part, fmt)
-            s3_client.put_object(Bucket=bucket, Key=key, Body=_serialise(chunk, fmt), ContentType=content_type)
-            uris.append(f"s3://{bucket}/{key}")
-    return uris

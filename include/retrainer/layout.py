@@ -1,0 +1,136 @@
+"""Where everything of a model and of one of its runs lives in the object store.
+
+The single home of the artefact layout: every path is an explicit, typed attribute, so a
+reader can find all of them here and no call site rebuilds a key by hand::
+
+    s3://<artifacts.bucket>/<artifacts.prefix>/<model>/
+        locks/champion.lock                 lease held while the champion alias moves
+        champion_history/<stamp>_v<N>.json  one record per alias move
+        quarantine/dt=<day>/record.json     quarantined raw partitions
+        <interval>/                         one data interval (RunLayout)
+            batch.parquet, batch_manifest.json, validation.json, data_docs/, drift.json,
+            train.parquet, holdout.parquet, lineage.json, comparison.json, predictions.parquet,
+            decision.json, model_card.json, summary.json, report.html,
+            errors/<task_id>.json, previous_runs/<run_id>/summary.json
+
+``<interval>`` is ``<data_interval_start>_<data_interval_end>`` in UTC
+(:func:`include.retrainer.storage.interval_token`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from include.retrainer.config import ModelSpec
+from include.retrainer.storage import interval_token, s3_uri
+
+REPORT_FILE = "report.html"
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """Paths that belong to a model across all of its runs."""
+
+    bucket: str
+    prefix: str  # s3://<bucket>/<artifacts.prefix>/<model>
+
+    @classmethod
+    def of(cls, spec: ModelSpec) -> ModelLayout:
+        return cls(spec.artifacts.bucket, s3_uri(spec.artifacts.bucket, spec.artifacts.prefix, spec.name))
+
+    @property
+    def champion_lock(self) -> str:
+        return f"{self.prefix}/locks/champion.lock"
+
+    @property
+    def champion_history(self) -> str:
+        return f"{self.prefix}/champion_history"
+
+    @property
+    def quarantine(self) -> str:
+        return f"{self.prefix}/quarantine"
+
+    def quarantine_record(self, day: str) -> str:
+        return f"{self.quarantine}/dt={day}/record.json"
+
+    def run(self, start: dt.datetime, end: dt.datetime) -> RunLayout:
+        return RunLayout(self, f"{self.prefix}/{interval_token(start, end)}")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths of one (model, data interval): what each task writes and the next one reads."""
+
+    model: ModelLayout
+    base: str
+
+    @classmethod
+    def of(cls, spec: ModelSpec, start: dt.datetime, end: dt.datetime) -> RunLayout:
+        return ModelLayout.of(spec).run(start, end)
+
+    def _file(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+    @property
+    def batch(self) -> str:
+        return self._file("batch.parquet")
+
+    @property
+    def manifest(self) -> str:
+        return self._file("batch_manifest.json")
+
+    @property
+    def validation(self) -> str:
+        return self._file("validation.json")
+
+    @property
+    def data_docs(self) -> str:
+        return self._file("data_docs")
+
+    @property
+    def drift(self) -> str:
+        return self._file("drift.json")
+
+    @property
+    def train(self) -> str:
+        return self._file("train.parquet")
+
+    @property
+    def holdout(self) -> str:
+        return self._file("holdout.parquet")
+
+    @property
+    def lineage(self) -> str:
+        return self._file("lineage.json")
+
+    @property
+    def comparison(self) -> str:
+        return self._file("comparison.json")
+
+    @property
+    def predictions(self) -> str:
+        return self._file("predictions.parquet")
+
+    @property
+    def decision(self) -> str:
+        return self._file("decision.json")
+
+    @property
+    def model_card(self) -> str:
+        return self._file("model_card.json")
+
+    @property
+    def summary(self) -> str:
+        return self._file("summary.json")
+
+    @property
+    def report(self) -> str:
+        return self._file(REPORT_FILE)
+
+    def error(self, task_id: str) -> str:
+        return self._file(f"errors/{task_id}.json")
+
+    def previous_summary(self, run_id: str) -> str:
+        safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in run_id)
+        return self._file(f"previous_runs/{safe}/summary.json")
