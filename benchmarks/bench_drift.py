@@ -30,8 +30,9 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Relative tolerance for "identical statistics" (floating-point summation order only).
@@ -41,8 +42,9 @@ EVIDENTLY_VENV = Path(os.environ.get("EVIDENTLY_VENV", "/tmp/evidently-venv"))
 EVIDENTLY_REQUIREMENTS = ("evidently==0.7.23", "pandas<3")
 
 
-def scipy_loop(reference: Any, current: Any, numeric: list[str], categorical: list[str],
-               bins: int = 10) -> dict[str, dict[str, float]]:
+def scipy_loop(
+    reference: Any, current: Any, numeric: list[str], categorical: list[str], bins: int = 10
+) -> dict[str, dict[str, float]]:
     """Every statistic detect_drift reports for these columns, one scipy/numpy call at a time."""
     import numpy as np
     from scipy import stats
@@ -63,8 +65,13 @@ def scipy_loop(reference: Any, current: Any, numeric: list[str], categorical: li
         k = edges.size + 1
         p_ref = np.bincount(np.digitize(ref, edges, right=True), minlength=k) / ref.size
         p_cur = np.bincount(np.digitize(cur, edges, right=True), minlength=k) / cur.size
-        out[col] = {"statistic": float(ks.statistic), "p_value": float(ks.pvalue), "wasserstein": float(w),
-                    "wasserstein_normalized": float(w / np.std(ref)), "psi": psi(p_ref, p_cur)}
+        out[col] = {
+            "statistic": float(ks.statistic),
+            "p_value": float(ks.pvalue),
+            "wasserstein": float(w),
+            "wasserstein_normalized": float(w / np.std(ref)),
+            "psi": psi(p_ref, p_cur),
+        }
     for col in categorical:
         ref_counts = reference[col].astype(object).value_counts(dropna=False)
         cur_counts = current[col].astype(object).value_counts(dropna=False)
@@ -73,9 +80,12 @@ def scipy_loop(reference: Any, current: Any, numeric: list[str], categorical: li
         table = table[:, table.sum(axis=0) > 0]
         res = stats.chi2_contingency(table)
         uncorrected = res.statistic if res.dof != 1 else stats.chi2_contingency(table, correction=False).statistic
-        out[col] = {"statistic": float(res.statistic), "p_value": float(res.pvalue),
-                    "cramers_v": math.sqrt(uncorrected / table.sum()),
-                    "psi": psi(table[0] / table[0].sum(), table[1] / table[1].sum())}
+        out[col] = {
+            "statistic": float(res.statistic),
+            "p_value": float(res.pvalue),
+            "cramers_v": math.sqrt(uncorrected / table.sum()),
+            "psi": psi(table[0] / table[0].sum(), table[1] / table[1].sum()),
+        }
     return out
 
 
@@ -124,8 +134,13 @@ def _evidently_python() -> tuple[Path | None, str]:
             if done.returncode == 0:
                 return python, done.stdout.strip()
         subprocess.run(["python3.11", "-m", "venv", str(EVIDENTLY_VENV)], check=True, capture_output=True, timeout=120)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *EVIDENTLY_REQUIREMENTS],
-                       check=True, capture_output=True, text=True, timeout=900)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *EVIDENTLY_REQUIREMENTS],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         done = subprocess.run(probe, capture_output=True, text=True, timeout=120)
         if done.returncode == 0:
             return python, done.stdout.strip()
@@ -143,7 +158,10 @@ def run_evidently(rows: int) -> dict[str, Any]:
     try:
         done = subprocess.run(
             [str(python), str(ROOT / "benchmarks" / "evidently_drift_peer.py"), str(rows)],
-            capture_output=True, text=True, timeout=1800, env={**os.environ, "OMP_NUM_THREADS": "1"},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
         )
     except subprocess.TimeoutExpired:
         print("  Evidently: timed out after 1800 s", flush=True)
@@ -153,8 +171,11 @@ def run_evidently(rows: int) -> dict[str, Any]:
         print(f"  Evidently: failed ({why})", flush=True)
         return {"ran": False, "why": why}
     fig = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"  Evidently {fig['version']} DataDriftPreset: {fig['seconds']:.2f} s, +{fig['rss_increase_mb']:.0f} MB RSS, "
-          f"{fig['drifted']} columns drifted", flush=True)
+    print(
+        f"  Evidently {fig['version']} DataDriftPreset: {fig['seconds']:.2f} s, +{fig['rss_increase_mb']:.0f} MB RSS, "
+        f"{fig['drifted']} columns drifted",
+        flush=True,
+    )
     return {"ran": True, **fig}
 
 
@@ -210,19 +231,34 @@ def run(quick: bool) -> dict[str, Any]:
     evidently = run_evidently(rows)
     load_after = _uptime()
     fig = {
-        "rows": rows, "numeric": len(numeric), "categorical": len(categorical),
-        "summary_s": t_summary, "summary_mb": summary.nbytes() / 1e6,
-        "cold_s": t_cold, "warm_s": t_warm, "scipy_s": t_peer,
-        "cold_peak_mb": mem_cold / 1e6, "warm_peak_mb": mem_warm / 1e6, "scipy_peak_mb": mem_peer / 1e6,
-        "identical": not mismatches, "compared": compared, "worst_relative_difference": worst,
-        "mismatches": mismatches[:5], "drifted": len(report.drifted), "evidently": evidently,
-        "load_before": load_before, "load_after": load_after,
+        "rows": rows,
+        "numeric": len(numeric),
+        "categorical": len(categorical),
+        "summary_s": t_summary,
+        "summary_mb": summary.nbytes() / 1e6,
+        "cold_s": t_cold,
+        "warm_s": t_warm,
+        "scipy_s": t_peer,
+        "cold_peak_mb": mem_cold / 1e6,
+        "warm_peak_mb": mem_warm / 1e6,
+        "scipy_peak_mb": mem_peer / 1e6,
+        "identical": not mismatches,
+        "compared": compared,
+        "worst_relative_difference": worst,
+        "mismatches": mismatches[:5],
+        "drifted": len(report.drifted),
+        "evidently": evidently,
+        "load_before": load_before,
+        "load_after": load_after,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
     }
-    print(f"  peak traced memory: cold {fig['cold_peak_mb']:.0f} MB, warm {fig['warm_peak_mb']:.0f} MB, "
-          f"scipy loop {fig['scipy_peak_mb']:.0f} MB; ratios scipy/ours: warm {t_peer / t_warm:.1f}x, "
-          f"cold {t_peer / t_cold:.1f}x; {compared} figures identical: {fig['identical']} "
-          f"(worst relative difference {worst:.1e})", flush=True)
+    print(
+        f"  peak traced memory: cold {fig['cold_peak_mb']:.0f} MB, warm {fig['warm_peak_mb']:.0f} MB, "
+        f"scipy loop {fig['scipy_peak_mb']:.0f} MB; ratios scipy/ours: warm {t_peer / t_warm:.1f}x, "
+        f"cold {t_peer / t_cold:.1f}x; {compared} figures identical: {fig['identical']} "
+        f"(worst relative difference {worst:.1e})",
+        flush=True,
+    )
     print(f"  machine after: {load_after}", flush=True)
     return fig
 
@@ -252,8 +288,10 @@ def markdown(fig: dict[str, Any]) -> str:
         f"| per-column scipy loop | {peer:.2f} s | 1.0x | {fig['scipy_peak_mb']:.0f} MB |",
     ]
     if ev.get("ran"):
-        lines.append(f"| Evidently {ev['version']} `DataDriftPreset` (side venv, pandas < 3) | {ev['seconds']:.2f} s "
-                     f"| {peer / ev['seconds']:.2f}x | +{ev['rss_increase_mb']:.0f} MB RSS (not traced) |")
+        lines.append(
+            f"| Evidently {ev['version']} `DataDriftPreset` (side venv, pandas < 3) | {ev['seconds']:.2f} s "
+            f"| {peer / ev['seconds']:.2f}x | +{ev['rss_increase_mb']:.0f} MB RSS (not traced) |"
+        )
     lines += [
         "",
         f"Memory ratio ours / scipy loop: warm {fig['warm_peak_mb'] / fig['scipy_peak_mb']:.2f}x, "
@@ -263,8 +301,11 @@ def markdown(fig: dict[str, Any]) -> str:
         f"{fig['drifted']} features flagged as drifted.",
     ]
     if ev.get("ran"):
-        lines += ["", f"Evidently picks its own tests (normalized Wasserstein, Jensen-Shannon), so only its time and "
-                      f"memory compare (one run); it flagged {ev['drifted']:.0f} columns."]
+        lines += [
+            "",
+            f"Evidently picks its own tests (normalized Wasserstein, Jensen-Shannon), so only its time and "
+            f"memory compare (one run); it flagged {ev['drifted']:.0f} columns.",
+        ]
     else:
         lines += ["", f"Evidently: not run ({ev['why']})."]
     if fig["mismatches"]:

@@ -52,10 +52,24 @@ def main() -> None:
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # The preset's first metric is the drifted-columns count ({"count", "share"}).
-    drifted = next((m["value"]["count"] for m in result.get("metrics", [])
-                    if isinstance(m.get("value"), dict) and "count" in m["value"]), None)
-    print(json.dumps({"version": evidently.__version__, "seconds": seconds,
-                      "rss_increase_mb": (after - before) / 1024, "drifted": drifted}))
+    drifted = next(
+        (
+            m["value"]["count"]
+            for m in result.get("metrics", [])
+            if isinstance(m.get("value"), dict) and "count" in m["value"]
+        ),
+        None,
+    )
+    print(
+        json.dumps(
+            {
+                "version": evidently.__version__,
+                "seconds": seconds,
+                "rss_increase_mb": (after - before) / 1024,
+                "drifted": drifted,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

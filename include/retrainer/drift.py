@@ -861,7 +861,7 @@ def chi2_columns(
         for c in columns
     ]
     p = _chi2_pvalues([s[0] for s in stats], [s[1] for s in stats])
-    return [(chi2, float(pj), dof, v) for (chi2, dof, v), pj in zip(stats, p)]
+    return [(chi2, float(pj), dof, v) for (chi2, dof, v), pj in zip(stats, p, strict=True)]
 
 
 # --------------------------------------------------------------------------
@@ -1251,7 +1251,7 @@ class ReferenceSummary:
     def __len__(self) -> int:
         return int(self.total_rows)
 
-    def __getitem__(self, columns: Sequence[Any]) -> "ReferenceSummary":
+    def __getitem__(self, columns: Sequence[Any]) -> ReferenceSummary:
         """The summary of the listed columns (those it has; absent ones stay absent, as in a frame)."""
         wanted = list(columns)
         return dataclasses.replace(
@@ -1260,7 +1260,7 @@ class ReferenceSummary:
             categorical={c: self.categorical[c] for c in wanted if c in self.categorical},
         )
 
-    def same_rows_as(self, settings: "DriftSettings") -> bool:
+    def same_rows_as(self, settings: DriftSettings) -> bool:
         """Whether ``detect_drift`` with ``settings`` would compare the same reference rows."""
         if self.total_rows <= min(self.max_rows, settings.max_rows):
             return True  # no subsampling either way
@@ -1291,19 +1291,21 @@ class ReferenceSummary:
                 for c, r in self.categorical.items()
             ],
         }
-        arrays = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
-        for i, r in enumerate(self.numeric.values()):
-            arrays[f"numeric_{i}"] = np.ascontiguousarray(r.values, dtype=np.float64)
-        for i, r in enumerate(self.categorical.values()):
-            arrays[f"categorical_{i}"] = np.ascontiguousarray(r.counts, dtype=np.int64)
-            if r.first_seen is not None:
-                arrays[f"categorical_first_seen_{i}"] = np.ascontiguousarray(r.first_seen, dtype=np.int64)
+        arrays: dict[str, np.ndarray] = {
+            "header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+        }
+        for i, num in enumerate(self.numeric.values()):
+            arrays[f"numeric_{i}"] = np.ascontiguousarray(num.values, dtype=np.float64)
+        for i, cat in enumerate(self.categorical.values()):
+            arrays[f"categorical_{i}"] = np.ascontiguousarray(cat.counts, dtype=np.int64)
+            if cat.first_seen is not None:
+                arrays[f"categorical_first_seen_{i}"] = np.ascontiguousarray(cat.first_seen, dtype=np.int64)
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, allow_pickle=False, **arrays)
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "ReferenceSummary":
+    def from_bytes(cls, data: bytes) -> ReferenceSummary:
         """Inverse of :meth:`to_bytes`; raises ValueError naming the problem for anything malformed."""
         import io
         import json
@@ -1355,7 +1357,7 @@ class _FrameReference:
     """The reference as :func:`detect_drift` reads it from a frame: column by column, on demand,
     so a large reference never has all its sorted columns in memory at once."""
 
-    def __init__(self, frame: pd.DataFrame, settings: "DriftSettings"):
+    def __init__(self, frame: pd.DataFrame, settings: DriftSettings):
         self.frame = frame
         self.total_rows = len(frame)
         self.index = _row_index(len(frame), settings.max_rows, settings.seed, 0)
@@ -1378,7 +1380,7 @@ class _SummaryReference:
 
 def summarize_reference(
     reference: pd.DataFrame, numeric: Sequence[Any], categorical: Sequence[Any],
-    settings: "DriftSettings | None" = None,
+    settings: DriftSettings | None = None,
 ) -> ReferenceSummary:
     """The :class:`ReferenceSummary` of ``reference`` for these columns and ``settings``.
 
@@ -1537,7 +1539,7 @@ def _categorical_features(
         psi = _psi_from_proportions(
             table.counts[0] / table.counts[0].sum(), table.counts[1] / table.counts[1].sum()
         )
-        unseen = [lab for lab, (r, c) in zip(table.labels, table.counts.T) if r == 0 and c > 0]
+        unseen = [lab for lab, (r, c) in zip(table.labels, table.counts.T, strict=True) if r == 0 and c > 0]
         unseen_rows = int(sum(c for r, c in table.counts.T if r == 0))
         effect.update(
             {
@@ -1562,7 +1564,7 @@ def _categorical_features(
         else:
             null = _categorical_psi_null(table.counts, resamples, rng)
             entry.update(statistic=psi, p_value=null.p_value(psi), null=null)
-    for col, pj in zip(computed, _chi2_pvalues(chi2_values, dofs)):
+    for col, pj in zip(computed, _chi2_pvalues(chi2_values, dofs), strict=True):
         info[col]["p_value"] = float(pj)
     return info
 
@@ -1757,13 +1759,13 @@ def detect_drift(
     tested = [c for c in all_columns if info[c].get("p_value") is not None]
     if tested:
         adjusted = adjust_pvalues(np.array([info[c]["p_value"] for c in tested]), settings.correction)
-        for col, pa in zip(tested, adjusted):
+        for col, pa in zip(tested, adjusted, strict=True):
             info[col]["p_value_adjusted"] = float(pa)
     level = settings.alpha / max(len(tested), 1)
 
     features: dict[str, FeatureDrift] = {}
     drifted: list[str] = []
-    for col, name in zip(all_columns, names):
+    for col, name in zip(all_columns, names, strict=True):
         entry = info[col]
         entry["psi_bins"] = settings.psi_bins
         notes: list[str] = entry["notes"]

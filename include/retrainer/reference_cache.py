@@ -3,7 +3,7 @@
 Every weekly run compares its batch with the champion's training rows. Sorting those rows
 (and counting their categories) is the same work every week until the champion changes, so
 the drift step stores the result, a :class:`~include.retrainer.drift.ReferenceSummary`, next
-to the model's artefacts::
+to the model's artefacts (``ModelLayout.reference_summary``)::
 
     s3://<bucket>/<prefix>/<model>/reference_summaries/v<version>/<key>.npz
 
@@ -27,12 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from include.retrainer.storage import ObjectStore, StorageError, s3_uri
+from include.retrainer.layout import ModelLayout
+from include.retrainer.storage import ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
 
-#: Folder under the model's prefix.
-SUMMARY_FOLDER = "reference_summaries"
 #: Part of every key: bump when what a summary means changes.
 KEY_VERSION = 1
 
@@ -48,20 +47,28 @@ class ReferenceLoad:
 
 
 def summary_uri(
-    bucket: str, prefix: str, model: str, version: str, train_uri: str, train_etag: str | None,
-    numeric: Sequence[str], categorical: Sequence[str], settings: Any,
+    layout: ModelLayout,
+    version: str,
+    train_uri: str,
+    train_etag: str | None,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    settings: Any,
 ) -> str:
     """Where the summary of ``version``'s training data for these columns and settings lives."""
     blob = json.dumps(
         {
-            "key_version": KEY_VERSION, "train_data_uri": train_uri, "train_data_etag": train_etag,
-            "numeric": list(numeric), "categorical": list(categorical),
-            "max_rows": int(settings.max_rows), "seed": int(settings.seed),
+            "key_version": KEY_VERSION,
+            "train_data_uri": train_uri,
+            "train_data_etag": train_etag,
+            "numeric": list(numeric),
+            "categorical": list(categorical),
+            "max_rows": int(settings.max_rows),
+            "seed": int(settings.seed),
         },
         sort_keys=True,
     )
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:20]
-    return f"{s3_uri(bucket, prefix, model)}/{SUMMARY_FOLDER}/v{version}/{digest}.npz"
+    return layout.reference_summary(str(version), hashlib.sha256(blob.encode()).hexdigest()[:20])
 
 
 def _usable(summary: Any, numeric: Sequence[str], categorical: Sequence[str], settings: Any) -> str | None:
@@ -75,7 +82,11 @@ def _usable(summary: Any, numeric: Sequence[str], categorical: Sequence[str], se
 
 
 def load_reference_summary(
-    store: ObjectStore, uri: str, numeric: Sequence[str], categorical: Sequence[str], settings: Any,
+    store: ObjectStore,
+    uri: str,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    settings: Any,
     read_reference: Callable[[], Any],
 ) -> ReferenceLoad:
     """The summary at ``uri``, or one computed from ``read_reference()`` and stored there.
@@ -97,8 +108,12 @@ def load_reference_summary(
             summary = ReferenceSummary.from_bytes(data)
             problem = _usable(summary, numeric, categorical, settings)
             if problem is None:
-                log.info("drift reference: summary read from %s (%d rows, %d columns)",
-                         uri, summary.rows, len(summary.columns))
+                log.info(
+                    "drift reference: summary read from %s (%d rows, %d columns)",
+                    uri,
+                    summary.rows,
+                    len(summary.columns),
+                )
                 return ReferenceLoad(summary, uri, "cache")
         except ValueError as exc:
             problem = str(exc)
@@ -114,6 +129,9 @@ def load_reference_summary(
     except Exception as exc:  # storage trouble: the summary is still good for this run
         log.warning("drift reference summary could not be written to %s (%s: %s)", uri, type(exc).__name__, exc)
         stored = False
-    log.info("drift reference: summary computed from the training data (%d rows)%s",
-             summary.rows, f" and stored at {uri}" if stored else "")
+    log.info(
+        "drift reference: summary computed from the training data (%d rows)%s",
+        summary.rows,
+        f" and stored at {uri}" if stored else "",
+    )
     return ReferenceLoad(summary, uri, "computed", f"cached summary {problem}" if problem else None)

@@ -230,8 +230,8 @@ def drift_reference(store: ObjectStore, spec: ModelSpec, version: Any, train_uri
     feats = spec.features
     settings = loop.drift_settings(spec)
     info = store.head(train_uri)
-    uri = summary_uri(spec.artifacts.bucket, spec.artifacts.prefix, spec.name, str(version), train_uri,
-                      info.etag if info else None, feats.numeric, feats.categorical, settings)
+    uri = summary_uri(ModelLayout.of(spec), str(version), train_uri, info.etag if info else None,
+                      feats.numeric, feats.categorical, settings)
     return load_reference_summary(store, uri, feats.numeric, feats.categorical, settings,
                                   lambda: store.read_parquet(train_uri)).summary
 
@@ -273,7 +273,7 @@ def load_champion_state(
         log.info("champion v%s has no model card: measuring its baseline now, equal feature weights",
                  champion.version)
         card = {"baseline": loop.baseline_estimate(model, holdout, spec), "importance": {}}
-    trained_through = _interval_end(champion) or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    trained_through = _interval_end(champion) or dt.datetime.min.replace(tzinfo=dt.UTC)
     state = loop.ModelState(
         model=model,
         train=reference,
@@ -627,7 +627,7 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
     if champion is not None:
         champion_state = loop.ModelState(
             model=registry.load_model(tracking_uri, spec.name, champion.version), train=None, holdout=None,
-            trained_through=_interval_end(champion) or dt.datetime.min.replace(tzinfo=dt.timezone.utc),
+            trained_through=_interval_end(champion) or dt.datetime.min.replace(tzinfo=dt.UTC),
             baseline={}, importance={},
         )
     judgement = loop.judge(spec, champion_state, challenger_state)
@@ -697,7 +697,7 @@ def promote_challenger(
                 extra_reason=f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
                 "not promoting a challenger that was not compared with the current champion (re-run to re-evaluate)",
             )
-        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        now = dt.datetime.now(dt.UTC).isoformat()
         reasons = list(comparison.get("reasons", []))
         fence = lease.ensure_held()  # LeaseLost (retryable) before any tag if the lease was taken over
         _record_reasons(client, spec, challenger_v, "promoted", reasons)
@@ -738,7 +738,7 @@ def _complete_promotion_records(store: ObjectStore, client: Any, spec: ModelSpec
     if promoted is None or promoted.tag("promoted_by_run") != ctx.run_id:
         return  # promoted by another run (or rolled forward manually): nothing of ours to finish
     previous = promoted.tag("replaced_version") or None
-    at = promoted.tag("promoted_at") or dt.datetime.now(dt.timezone.utc).isoformat()
+    at = promoted.tag("promoted_at") or dt.datetime.now(dt.UTC).isoformat()
     if previous:
         old = registry.get_version(client, spec.name, previous)
         if old is not None and old.tag("replaced_by") != version:

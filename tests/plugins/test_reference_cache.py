@@ -12,8 +12,9 @@ import pytest
 
 from include.retrainer import steps
 from include.retrainer.drift import DriftSettings, ReferenceSummary, detect_drift
+from include.retrainer.layout import ModelLayout
 from include.retrainer.loop import drift_settings
-from include.retrainer.reference_cache import SUMMARY_FOLDER, load_reference_summary, summary_uri
+from include.retrainer.reference_cache import load_reference_summary, summary_uri
 from include.retrainer.storage import parquet_bytes, s3_uri
 
 pytestmark = pytest.mark.timeout(300)
@@ -39,7 +40,7 @@ class _Reader:
 
 
 def _summary_keys(s3, spec) -> list[str]:
-    prefix = f"{spec.artifacts.prefix}/{spec.name}/{SUMMARY_FOLDER}/".lstrip("/")
+    prefix = ModelLayout.of(spec).reference_summaries.split("/", 3)[3] + "/"
     listed = s3.list_objects_v2(Bucket=spec.artifacts.bucket, Prefix=prefix)
     return sorted(o["Key"] for o in listed.get("Contents", []))
 
@@ -53,7 +54,7 @@ def test_summary_is_computed_once_per_champion_and_reused(s3, store, churn_spec_
 
     first = steps.drift_reference(store, spec, "1", train_uri)
     keys = _summary_keys(s3, spec)
-    assert len(keys) == 1 and f"/{SUMMARY_FOLDER}/v1/" in f"/{keys[0]}"
+    assert len(keys) == 1 and "/reference_summaries/v1/" in f"/{keys[0]}"
 
     # A later run reads the stored summary and never touches the training rows.
     settings = drift_settings(spec)
@@ -67,8 +68,10 @@ def test_summary_is_computed_once_per_champion_and_reused(s3, store, churn_spec_
     batch = _training_rows(spec, 700, seed=3)
     batch[feats.numeric[0]] += 0.3
     s = DriftSettings(max_rows=settings.max_rows)
-    assert (detect_drift(again.summary, batch, feats.numeric, feats.categorical, s).to_dict()
-            == detect_drift(frame, batch, feats.numeric, feats.categorical, s).to_dict())
+    assert (
+        detect_drift(again.summary, batch, feats.numeric, feats.categorical, s).to_dict()
+        == detect_drift(frame, batch, feats.numeric, feats.categorical, s).to_dict()
+    )
 
     # A new champion (version 2) gets its own summary; version 1's stays for rollbacks.
     steps.drift_reference(store, spec, "2", train_uri)
@@ -79,14 +82,26 @@ def test_summary_is_computed_once_per_champion_and_reused(s3, store, churn_spec_
 def test_key_changes_with_the_data_the_columns_and_the_rows_chosen(churn_spec_factory):
     spec = churn_spec_factory()
     feats = spec.features
-    base = dict(bucket="b", prefix="p", model="m", version="3", train_uri="s3://b/t.parquet", train_etag="e1",
-                numeric=feats.numeric, categorical=feats.categorical, settings=DriftSettings())
+    base = dict(
+        layout=ModelLayout("b", "s3://b/p/m"),
+        version="3",
+        train_uri="s3://b/t.parquet",
+        train_etag="e1",
+        numeric=feats.numeric,
+        categorical=feats.categorical,
+        settings=DriftSettings(),
+    )
     uri = summary_uri(**base)
     assert uri.startswith("s3://b/p/m/reference_summaries/v3/") and uri.endswith(".npz")
     assert summary_uri(**base) == uri  # deterministic: every worker finds it
-    for change in ({"version": "4"}, {"train_etag": "e2"}, {"train_uri": "s3://b/u.parquet"},
-                   {"numeric": feats.numeric[:-1]}, {"settings": DriftSettings(max_rows=1_000)},
-                   {"settings": DriftSettings(seed=1)}):
+    for change in (
+        {"version": "4"},
+        {"train_etag": "e2"},
+        {"train_uri": "s3://b/u.parquet"},
+        {"numeric": feats.numeric[:-1]},
+        {"settings": DriftSettings(max_rows=1_000)},
+        {"settings": DriftSettings(seed=1)},
+    ):
         assert summary_uri(**{**base, **change}) != uri, change
     # Settings that do not choose rows (methods, alpha) keep the key.
     assert summary_uri(**{**base, "settings": DriftSettings(numeric_method="psi", alpha=0.01)}) == uri
@@ -98,8 +113,7 @@ def test_corrupt_missing_or_mismatched_summary_is_recomputed(s3, store, churn_sp
     train_uri = s3_uri(spec.artifacts.bucket, spec.artifacts.prefix, spec.name, "w2", "train.parquet")
     store.put_bytes(train_uri, parquet_bytes(_training_rows(spec, 1_500, seed=4)))
     settings = drift_settings(spec)
-    uri = summary_uri(spec.artifacts.bucket, spec.artifacts.prefix, spec.name, "7", train_uri, "etag",
-                      feats.numeric, feats.categorical, settings)
+    uri = summary_uri(ModelLayout.of(spec), "7", train_uri, "etag", feats.numeric, feats.categorical, settings)
 
     # Missing: computed and stored.
     reader = _Reader(store, train_uri)

@@ -19,14 +19,16 @@ def _frames(n_ref: int, n_cur: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Dat
     rng = np.random.default_rng(seed)
 
     def frame(n: int, shift: float) -> pd.DataFrame:
-        df = pd.DataFrame({
-            "a": rng.normal(shift, 1.0, n),
-            "b": rng.integers(0, 5, n).astype(float),  # ties
-            "i": pd.array(rng.integers(0, 100, n), dtype="Int64"),
-            "flag": rng.random(n) < 0.3 + shift / 10,
-            "s": rng.choice(["x", "y", "z", None], n),
-            "k": pd.Categorical(rng.choice(["p", "q", "r"], n), categories=["r", "q", "p", "unused"]),
-        })
+        df = pd.DataFrame(
+            {
+                "a": rng.normal(shift, 1.0, n),
+                "b": rng.integers(0, 5, n).astype(float),  # ties
+                "i": pd.array(rng.integers(0, 100, n), dtype="Int64"),
+                "flag": rng.random(n) < 0.3 + shift / 10,
+                "s": rng.choice(["x", "y", "z", None], n),
+                "k": pd.Categorical(rng.choice(["p", "q", "r"], n), categories=["r", "q", "p", "unused"]),
+            }
+        )
         df.loc[df.index[:3], "a"] = np.nan
         df.loc[df.index[3:5], "a"] = np.inf
         df.loc[df.index[:4], "i"] = pd.NA
@@ -36,11 +38,14 @@ def _frames(n_ref: int, n_cur: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Dat
 
 
 @pytest.mark.parametrize("numeric_method,categorical_method", [("ks", "chi2"), ("psi", "psi"), ("wasserstein", "chi2")])
-@pytest.mark.parametrize("n_ref,n_cur,max_rows", [(300, 200, 200_000), (30_000, 12_000, 200_000), (5_000, 4_000, 1_000)])
+@pytest.mark.parametrize(
+    "n_ref,n_cur,max_rows", [(300, 200, 200_000), (30_000, 12_000, 200_000), (5_000, 4_000, 1_000)]
+)
 def test_summary_gives_the_identical_report(numeric_method, categorical_method, n_ref, n_cur, max_rows):
     ref, cur, numeric, categorical = _frames(n_ref, n_cur)
-    settings = DriftSettings(numeric_method=numeric_method, categorical_method=categorical_method,
-                             max_rows=max_rows, null_resamples=200)
+    settings = DriftSettings(
+        numeric_method=numeric_method, categorical_method=categorical_method, max_rows=max_rows, null_resamples=200
+    )
     expected = detect_drift(ref, cur, numeric, categorical, settings).to_dict()
     summary = summarize_reference(ref, numeric, categorical, settings)
     assert len(summary) == n_ref and summary.rows == min(n_ref, max_rows)
