@@ -10,6 +10,7 @@ reader can find all of them here and no call site rebuilds a key by hand::
         approvals/decisions/<stamp>_...json every approval decision, append-only
         champion_history/<stamp>_v<N>.json  one record per alias move
         quarantine/dt=<day>/record.json     quarantined raw partitions
+        reference_summaries/v<N>/<key>.npz  drift reference of version N (a cache, reference_cache.py)
         <interval>/                         one data interval (RunLayout)
             batch.parquet, batch_manifest.json, validation.json, data_docs/, drift.json,
             train.parquet, holdout.parquet, lineage.json, comparison.json, predictions.parquet,
@@ -71,6 +72,13 @@ class ModelLayout:
 
     def quarantine_record(self, day: str) -> str:
         return f"{self.quarantine}/dt={day}/record.json"
+
+    @property
+    def reference_summaries(self) -> str:
+        return f"{self.prefix}/reference_summaries"
+
+    def reference_summary(self, version: str, key: str) -> str:
+        return f"{self.reference_summaries}/v{version}/{key}.npz"
 
     def run(self, start: dt.datetime, end: dt.datetime) -> RunLayout:
         return RunLayout(self, f"{self.prefix}/{interval_token(start, end)}")

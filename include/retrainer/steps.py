@@ -215,10 +215,34 @@ def quarantine_failing_days(store: ObjectStore, spec: ModelSpec, ctx: RunContext
 # --------------------------------------------------------------------------------------
 # drift
 # --------------------------------------------------------------------------------------
+def drift_reference(store: ObjectStore, spec: ModelSpec, version: Any, train_uri: str) -> Any:
+    """The data-drift reference of a model version: the ``ReferenceSummary`` of its training rows.
+
+    Read from the object store when an earlier run (any worker) stored it, else computed from
+    the training data once and stored (``include/retrainer/reference_cache.py``: keyed by the
+    version, the training data's URI and ETag, the compared columns and the row-choosing drift
+    settings; a corrupt or missing summary is recomputed). On a hit the training rows are not
+    read at all. ``detect_drift`` reports exactly the same with the summary as with the rows.
+    """
+    from include.retrainer import loop
+    from include.retrainer.reference_cache import load_reference_summary, summary_uri
+
+    feats = spec.features
+    settings = loop.drift_settings(spec)
+    info = store.head(train_uri)
+    uri = summary_uri(ModelLayout.of(spec), str(version), train_uri, info.etag if info else None,
+                      feats.numeric, feats.categorical, settings)
+    return load_reference_summary(store, uri, feats.numeric, feats.categorical, settings,
+                                  lambda: store.read_parquet(train_uri)).summary
+
+
 def load_champion_state(
     store: ObjectStore, tracking_uri: str, spec: ModelSpec, champion: Any, client: Any | None = None
 ) -> tuple[Any, str | None]:
-    """The champion as the decision loop sees it (model, training rows, held-out rows, card).
+    """The champion as the decision loop sees it (model, drift reference, held-out rows, card).
+
+    ``train`` is the drift reference of its training rows (:func:`drift_reference`: a
+    ``ReferenceSummary``, cached per champion), which is all the gate reads of them.
 
     Returns ``(state, None)`` or ``(None, why)`` when its lineage cannot be read (then the
     gate retrains to re-establish it). Champions registered before the model card existed get
@@ -240,7 +264,7 @@ def load_champion_state(
             "retraining to re-establish lineage"
         )
     columns = [*feats.feature_columns, feats.target, PARTITION_COLUMN]
-    reference = store.read_parquet(reference_uri)
+    reference = drift_reference(store, spec, champion.version, reference_uri)
     holdout = store.read_parquet(holdout_uri)
     model = registry.load_model(tracking_uri, spec.name, champion.version)
     card_uri = champion.lineage_tag(client, "model_card_uri")
@@ -249,10 +273,10 @@ def load_champion_state(
         log.info("champion v%s has no model card: measuring its baseline now, equal feature weights",
                  champion.version)
         card = {"baseline": loop.baseline_estimate(model, holdout, spec), "importance": {}}
-    trained_through = _interval_end(champion) or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    trained_through = _interval_end(champion) or dt.datetime.min.replace(tzinfo=dt.UTC)
     state = loop.ModelState(
         model=model,
-        train=reference[[c for c in columns if c in reference.columns]],
+        train=reference,
         holdout=holdout[[c for c in columns if c in holdout.columns]],
         trained_through=trained_through,
         baseline=card.get("baseline") or {},
@@ -284,8 +308,8 @@ def load_rejected_since(store: ObjectStore, tracking_uri: str, spec: ModelSpec, 
         return None
     log.info("challenger v%s (data to %s) was rejected: the gate measures change since its data",
              candidate.version, end.date().isoformat())
-    return loop.ModelState(model=None, train=store.read_parquet(train_uri), holdout=store.read_parquet(holdout_uri),
-                           trained_through=end, baseline={}, importance={})
+    return loop.ModelState(model=None, train=drift_reference(store, spec, candidate.version, train_uri),
+                           holdout=store.read_parquet(holdout_uri), trained_through=end, baseline={}, importance={})
 
 
 def detect_drift(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, batch_uri: str) -> dict:
@@ -603,7 +627,7 @@ def compare_models(store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: 
     if champion is not None:
         champion_state = loop.ModelState(
             model=registry.load_model(tracking_uri, spec.name, champion.version), train=None, holdout=None,
-            trained_through=_interval_end(champion) or dt.datetime.min.replace(tzinfo=dt.timezone.utc),
+            trained_through=_interval_end(champion) or dt.datetime.min.replace(tzinfo=dt.UTC),
             baseline={}, importance={},
         )
     judgement = loop.judge(spec, champion_state, challenger_state)
@@ -920,7 +944,7 @@ def _complete_promotion_records(store: ObjectStore, client: Any, spec: ModelSpec
     if promoted is None or promoted.tag("promoted_by_run") != ctx.run_id:
         return  # promoted by another run (or rolled forward manually): nothing of ours to finish
     previous = promoted.tag("replaced_version") or None
-    at = promoted.tag("promoted_at") or dt.datetime.now(dt.timezone.utc).isoformat()
+    at = promoted.tag("promoted_at") or dt.datetime.now(dt.UTC).isoformat()
     if previous:
         old = registry.get_version(client, spec.name, previous)
         if old is not None and old.tag("replaced_by") != version:
