@@ -194,9 +194,10 @@ class GateSpec(_Strict):
     p-value signals (Bonferroni), so the gate's false-alarm rate stays at or below it.
     """
 
-    #: any | all | majority of the assessed signals; cost: retrain when the cost signal (needs
-    #: ``retrain_cost``) or the age limit fires, the other signals being reported as advice.
-    rule: Literal["any", "all", "majority", "cost"] = "any"
+    #: any | all | majority of the assessed signals; cost: retrain when the cost signal or the
+    #: cost-optimal refresh age fires, the other signals being reported as advice. Unset: ``cost``
+    #: when ``retrain_cost`` is stated, else ``any``.
+    rule: Literal["any", "all", "majority", "cost"] | None = None
     data_drift: bool = True
     prediction_drift: bool = True
     performance_decay: bool = True
@@ -207,11 +208,41 @@ class GateSpec(_Strict):
     #: Performance decay must exceed this drop of the primary metric (in metric units).
     min_decay: float = Field(0.0, ge=0)
     #: A champion this old (weeks since the end of its training window) is retrained anyway.
+    #: Under rule ``cost`` the refresh age is the cost-optimal interval (see ``staleness_rate``),
+    #: capped by this value only when it is set explicitly.
     max_champion_age_weeks: int | None = Field(4, ge=1, le=520)
-    #: Cost of one retrain in metric-weeks (e.g. 0.01 = one week at 0.01 lower AUC); enables the
-    #: cost rule: retrain when the measured drop times ``cost_horizon_weeks`` exceeds it.
+    #: Cost of one retrain in metric-weeks (e.g. 0.01 = one week at 0.01 lower AUC). Stating it
+    #: makes ``cost`` the default rule: retrain when the champion's forecast loss over
+    #: ``cost_horizon_weeks`` (its measured drop, shrunk by its own noise) exceeds it.
     retrain_cost: float | None = Field(None, gt=0)
     cost_horizon_weeks: int = Field(4, ge=1, le=104)
+    #: Rule ``cost``: how fast a champion falls behind a fresh model when nothing measurable
+    #: happens, in metric per week of age per week served (0.0025: 0.01 behind after 4 weeks).
+    #: Refresh age = sqrt(2 * retrain_cost / staleness_rate) weeks (renewal-cost optimum).
+    staleness_rate: float = Field(0.0025, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _default_rule(self) -> "GateSpec":
+        if self.rule is None:
+            object.__setattr__(self, "rule", "cost" if self.retrain_cost is not None else "any")
+        return self
+
+    def refresh_age_weeks(self) -> float | None:
+        """Age at which the champion is retrained anyway (the age signal's threshold).
+
+        Rules any/all/majority: ``max_champion_age_weeks``. Rule cost: the interval that
+        minimises the average cost per week ``retrain_cost / A + staleness_rate * A / 2`` of
+        refreshing every A weeks, i.e. ``sqrt(2 * retrain_cost / staleness_rate)`` (at least
+        1 week), capped by ``max_champion_age_weeks`` when that field is set explicitly.
+        """
+        if self.rule != "cost" or self.retrain_cost is None:
+            return None if self.max_champion_age_weeks is None else float(self.max_champion_age_weeks)
+        optimum = max(1.0, (2.0 * self.retrain_cost / self.staleness_rate) ** 0.5)
+        if "max_champion_age_weeks" in self.model_fields_set:
+            if self.max_champion_age_weeks is None:
+                return None
+            return min(optimum, float(self.max_champion_age_weeks))
+        return optimum
 
 
 #: Fields of schema 1 that no longer exist, with what replaced them (a clear error, not "unknown field").
