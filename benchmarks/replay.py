@@ -10,7 +10,10 @@ The DAG's steps call pure functions of ``include.retrainer.loop``; so does this 
 
 Policies replayed on every stream:
 
-* ``ours``: assess -> (if retrain) build_challenger -> judge -> promote if judged so;
+* ``ours``: assess -> (if retrain) build_challenger -> judge -> promote if judged so, with the
+  shipped defaults (no retrain cost stated: rule ``any``);
+* ``ours@<ratio>``: the same with ``drift.gate.retrain_cost: <ratio>`` in the model YAML (a user
+  who states what a retrain costs; the rule then defaults to ``cost``), one run per cost ratio;
 * ``never``: the first model serves forever;
 * ``always``: retrain every week and promote;
 * ``always_if_better``: retrain every week, promote when the challenger's point estimate of
@@ -58,6 +61,7 @@ __all__ = [
     "StreamResult",
     "WeekRecord",
     "load_loop",
+    "ours_at",
     "replay_stream",
     "score",
 ]
@@ -65,6 +69,20 @@ __all__ = [
 POLICIES: tuple[str, ...] = ("ours", "never", "always", "always_if_better")
 #: Weeks after a change (beyond max(window, ramp)) over which its measured cost is averaged.
 COST_HORIZON_WEEKS = 4
+
+
+def ours_at(ratio: float) -> str:
+    """Name of "ours" replayed with ``drift.gate.retrain_cost`` set to ``ratio``."""
+    return f"ours@{ratio:g}"
+
+
+def with_retrain_cost(spec: dict, ratio: float) -> dict:
+    """A copy of the model YAML (dict) stating ``drift.gate.retrain_cost: ratio`` (nothing else changes)."""
+    out = dict(spec)
+    drift = dict(out.get("drift") or {})
+    drift["gate"] = {**(drift.get("gate") or {}), "retrain_cost": float(ratio)}
+    out["drift"] = drift
+    return out
 
 
 def load_loop() -> tuple[Any, str]:
@@ -400,6 +418,14 @@ def replay_stream(stream: Stream, loop: Any | None = None, loop_name: str | None
     stationary = stationary_weeks(stream, start, last, window_weeks)
     runs: dict[str, PolicyRun] = {}
     runs["ours"] = _policy_run("ours", _run_ours(loop, spec, stream, bank, last), q, start, stream, stationary)
+    # A user who states the retrain cost in the model YAML (drift.gate.retrain_cost): the same
+    # product, configured with each cost ratio, replayed on the same models.
+    for ratio in cost_ratios:
+        name = ours_at(ratio)
+        spec_r = parse_spec(with_retrain_cost(stream.spec, ratio), f"bench/{stream.name}@{ratio}.yaml")
+        bank_r = ModelBank(loop, spec_r, stream)
+        bank_r._models = bank._models  # same training settings: the very same models
+        runs[name] = _policy_run(name, _run_ours(loop, spec_r, stream, bank_r, last), q, start, stream, stationary)
     for p in POLICIES[1:]:
         runs[p] = _policy_run(p, _run_baseline(p, spec, stream, bank, last), q, start, stream, stationary)
 

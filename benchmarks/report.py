@@ -2,7 +2,9 @@
 
 Targets (a decision rule counts as good when all are met):
 
-1. regret share of "ours" <= 0.25 at every retrain-cost ratio on every stream;
+1. regret share <= 0.25 at every retrain-cost ratio on every stream, for "ours" configured with
+   that ratio as its ``retrain_cost`` (``ours@<ratio>``: the cost is a property of the model the
+   user states in its YAML; the optimum is computed for the same ratio);
 2. served quality of "ours" within 0.005 of the best baseline on every stream;
 3. on stationary stretches, "ours" retrains at least 50% less than "always retrain"
    (judged on every stream with at least 4 stationary decision weeks);
@@ -20,13 +22,13 @@ import time
 from typing import Any
 
 from benchmarks.optimum import COST_RATIOS
-from benchmarks.replay import POLICIES, StreamResult, load_loop, replay_stream
+from benchmarks.replay import POLICIES, StreamResult, load_loop, ours_at, replay_stream
 from benchmarks.streams import make_stream, stream_designs
 
 __all__ = ["TARGETS", "evaluate_targets", "render_markdown", "run"]
 
 TARGETS = {
-    "regret": "regret share of ours <= 0.25 at every cost ratio on every stream",
+    "regret": "regret share of ours (retrain_cost stated = the ratio) <= 0.25 at every cost ratio on every stream",
     "served_quality": "served quality of ours within 0.005 of the best baseline on every stream",
     "stationary_retrains": ">= 50% fewer retrains than 'always retrain' on stationary stretches "
                            "(streams with >= 4 stationary weeks)",
@@ -59,8 +61,9 @@ def evaluate_targets(results: list[StreamResult]) -> dict[str, dict]:
     fails = []
     for r in results:
         for ratio, reg in r.regret.items():
-            if not reg["ours"] <= MAX_REGRET:
-                fails.append(f"{r.stream} @ {ratio}: {_fmt(reg['ours'], 2)}")
+            name = ours_at(ratio) if ours_at(ratio) in reg else "ours"
+            if not reg[name] <= MAX_REGRET:
+                fails.append(f"{r.stream} @ {ratio}: {_fmt(reg[name], 2)}")
     out["regret"] = {"met": not fails, "failures": fails}
 
     fails = []
@@ -96,8 +99,9 @@ def evaluate_targets(results: list[StreamResult]) -> dict[str, dict]:
                 fails.append(f"{r.stream} week {c['week']} (cost {cost:.3f}): delay {_fmt(delay)}")
     out["detection"] = {"met": not fails, "failures": fails}
 
-    fails = [f"{r.stream}: {r.policies['ours'].unassessed_weeks} unassessed, {r.policies['ours'].stuck_weeks} stuck"
-             for r in results if r.policies["ours"].unassessed_weeks or r.policies["ours"].stuck_weeks]
+    fails = [f"{r.stream} {name}: {run_.unassessed_weeks} unassessed, {run_.stuck_weeks} stuck"
+             for r in results for name, run_ in r.policies.items()
+             if name.startswith("ours") and (run_.unassessed_weeks or run_.stuck_weeks)]
     out["never_stuck"] = {"met": not fails, "failures": fails}
     return out
 
@@ -163,7 +167,7 @@ def render_markdown(fig: dict) -> str:
     L.append("| stream | policy | served quality | retrains | promotions | delay per change | unassessed | stuck | stationary |")
     L.append("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        for p in POLICIES:
+        for p in [*POLICIES[:1], *(k for k in r.policies if k.startswith("ours@")), *POLICIES[1:]]:
             run_ = r.policies[p]
             delays = ", ".join(_fmt(d) for d in run_.detection_delays) or "-"
             L.append(f"| {r.stream} | {p} | {run_.served_quality:.4f} | {run_.retrains} | {run_.promotions} | {delays} | "
@@ -172,14 +176,17 @@ def render_markdown(fig: dict) -> str:
     L.append("### Cost and regret against the retrospective optimum")
     L.append("")
     L.append("Cost = retrain cost x retrains + metric lost (best available that week - served), in metric-weeks. "
-             "Regret share = (cost - optimum) / (never - optimum).")
+             "Regret share = (cost - optimum) / (never - optimum). ours@cost: the shipped rule with "
+             "`drift.gate.retrain_cost` set to the row's ratio (rule `cost`); ours: the defaults, no cost stated.")
     L.append("")
-    L.append("| stream | retrain cost | optimum (retrains) | " + " | ".join(f"{p} cost (regret)" for p in POLICIES) + " |")
-    L.append("|---|---|---|" + "---|" * len(POLICIES))
+    cols = ["ours@cost", *POLICIES]
+    L.append("| stream | retrain cost | optimum (retrains) | " + " | ".join(f"{p} cost (regret)" for p in cols) + " |")
+    L.append("|---|---|---|" + "---|" * len(cols))
     for r in results:
         for ratio in r.costs:
             c, g = r.costs[ratio], r.regret[ratio]
-            cells = " | ".join(f"{c[p]:.3f} ({_fmt(g[p], 2)})" for p in POLICIES)
+            names = [ours_at(ratio) if ours_at(ratio) in c else "ours", *POLICIES]
+            cells = " | ".join(f"{c[p]:.3f} ({_fmt(g[p], 2)})" for p in names)
             L.append(f"| {r.stream} | {ratio} | {c['optimum']:.3f} ({r.optimum_retrains[ratio]}) | {cells} |")
     notes = [f"{r.stream}: {n}" for r in results for n in (*r.notes, *r.cold_start_notes)]
     if notes:

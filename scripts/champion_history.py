@@ -85,6 +85,22 @@ def format_move(move: dict) -> str:
     )
     if reasons:
         line += "\n    " + "\n    ".join(str(r) for r in reasons)
+    approval = move.get("approval")
+    if isinstance(approval, dict):
+        line += "\n    " + format_approval(approval).strip()
+    return line
+
+
+def format_approval(decision: dict) -> str:
+    """One approval decision: when, outcome, who, interval, version, comment."""
+    who = decision.get("decided_by") or "-"
+    line = (f"{decision.get('decided_at') or '?'}  approval {decision.get('outcome', '?'):<17} by {who:<12} "
+            f"{_version(decision.get('challenger_version')):>5}  week {str(decision.get('data_interval_start'))[:10]}"
+            f"..{str(decision.get('data_interval_end'))[:10]}  run {decision.get('dag_run_id') or '-'}")
+    if decision.get("comment"):
+        line += f'\n    comment: "{decision["comment"]}"'
+    if decision.get("outcome") not in ("approved", "rejected") and decision.get("reason"):
+        line += f"\n    {decision['reason']}"
     return line
 
 
@@ -97,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                              "local stack's from .local/stack.json, else AWS; '' forces AWS)")
     parser.add_argument("--json", action="store_true", help="print the records as a JSON list")
     parser.add_argument("--limit", type=int, default=0, help="only the last N moves (0 = all)")
+    parser.add_argument("--approvals", action="store_true",
+                        help="list the human approval decisions (promotion.approval: required) instead of the moves")
     args = parser.parse_args(argv)
 
     try:
@@ -107,18 +125,28 @@ def main(argv: list[str] | None = None) -> int:
 
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from include.retrainer.history import history_prefix, list_history
+    from include.retrainer.history import approvals_prefix, history_prefix, list_approvals, list_history
     from include.retrainer.storage import ObjectStore, StorageError
 
-    where = history_prefix(spec) + "/"
+    where = (approvals_prefix(spec) if args.approvals else history_prefix(spec)) + "/"
     try:
         endpoint = default_endpoint() if args.s3_endpoint is None else (args.s3_endpoint or None)
-        moves = list_history(ObjectStore(s3_client(endpoint)), spec)
+        reader = list_approvals if args.approvals else list_history
+        moves = reader(ObjectStore(s3_client(endpoint)), spec)
     except (BotoCoreError, ClientError, StorageError) as exc:
-        print(f"error: cannot read the champion history at {where}: {exc}", file=sys.stderr)
+        what = "approval decisions" if args.approvals else "champion history"
+        print(f"error: cannot read the {what} at {where}: {exc}", file=sys.stderr)
         return 3
     if args.limit > 0:
         moves = moves[-args.limit:]
+    if args.approvals and not args.json:
+        if not moves:
+            print(f"no approval decisions recorded for model '{spec.name}' ({where})")
+            return 0
+        print(f"approval decisions of '{spec.name}' ({len(moves)}, oldest first; {where})")
+        for decision in moves:
+            print(format_approval(decision))
+        return 0
 
     if args.json:
         print(json.dumps(moves, indent=2, sort_keys=True))

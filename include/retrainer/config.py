@@ -194,9 +194,10 @@ class GateSpec(_Strict):
     p-value signals (Bonferroni), so the gate's false-alarm rate stays at or below it.
     """
 
-    #: any | all | majority of the assessed signals; cost: retrain when the cost signal (needs
-    #: ``retrain_cost``) or the age limit fires, the other signals being reported as advice.
-    rule: Literal["any", "all", "majority", "cost"] = "any"
+    #: any | all | majority of the assessed signals; cost: retrain when the cost signal or the
+    #: cost-optimal refresh age fires, the other signals being reported as advice. Unset: ``cost``
+    #: when ``retrain_cost`` is stated, else ``any``.
+    rule: Literal["any", "all", "majority", "cost"] | None = None
     data_drift: bool = True
     prediction_drift: bool = True
     performance_decay: bool = True
@@ -207,11 +208,41 @@ class GateSpec(_Strict):
     #: Performance decay must exceed this drop of the primary metric (in metric units).
     min_decay: float = Field(0.0, ge=0)
     #: A champion this old (weeks since the end of its training window) is retrained anyway.
+    #: Under rule ``cost`` the refresh age is the cost-optimal interval (see ``staleness_rate``),
+    #: capped by this value only when it is set explicitly.
     max_champion_age_weeks: int | None = Field(4, ge=1, le=520)
-    #: Cost of one retrain in metric-weeks (e.g. 0.01 = one week at 0.01 lower AUC); enables the
-    #: cost rule: retrain when the measured drop times ``cost_horizon_weeks`` exceeds it.
+    #: Cost of one retrain in metric-weeks (e.g. 0.01 = one week at 0.01 lower AUC). Stating it
+    #: makes ``cost`` the default rule: retrain when the champion's forecast loss over
+    #: ``cost_horizon_weeks`` (its measured drop, shrunk by its own noise) exceeds it.
     retrain_cost: float | None = Field(None, gt=0)
     cost_horizon_weeks: int = Field(4, ge=1, le=104)
+    #: Rule ``cost``: how fast a champion falls behind a fresh model when nothing measurable
+    #: happens, in metric per week of age per week served (0.0025: 0.01 behind after 4 weeks).
+    #: Refresh age = sqrt(2 * retrain_cost / staleness_rate) weeks (renewal-cost optimum).
+    staleness_rate: float = Field(0.0025, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _default_rule(self) -> "GateSpec":
+        if self.rule is None:
+            object.__setattr__(self, "rule", "cost" if self.retrain_cost is not None else "any")
+        return self
+
+    def refresh_age_weeks(self) -> float | None:
+        """Age at which the champion is retrained anyway (the age signal's threshold).
+
+        Rules any/all/majority: ``max_champion_age_weeks``. Rule cost: the interval that
+        minimises the average cost per week ``retrain_cost / A + staleness_rate * A / 2`` of
+        refreshing every A weeks, i.e. ``sqrt(2 * retrain_cost / staleness_rate)`` (at least
+        1 week), capped by ``max_champion_age_weeks`` when that field is set explicitly.
+        """
+        if self.rule != "cost" or self.retrain_cost is None:
+            return None if self.max_champion_age_weeks is None else float(self.max_champion_age_weeks)
+        optimum = max(1.0, (2.0 * self.retrain_cost / self.staleness_rate) ** 0.5)
+        if "max_champion_age_weeks" in self.model_fields_set:
+            if self.max_champion_age_weeks is None:
+                return None
+            return min(optimum, float(self.max_champion_age_weeks))
+        return optimum
 
 
 #: Fields of schema 1 that no longer exist, with what replaced them (a clear error, not "unknown field").
@@ -411,6 +442,78 @@ class NotifySpec(_Strict):
         return raw
 
 
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
+_DURATION_UNITS = {"m": 1 / 60, "h": 1.0, "d": 24.0}
+#: Longest wait for a human: a run parked longer holds its slot (max_active_runs) that long.
+MAX_APPROVAL_TIMEOUT_HOURS = 90 * 24
+
+
+def parse_duration_hours(value: Any) -> float:
+    """'72h', '3d', '90m' or a bare number of hours -> hours (float)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration: write e.g. 72h, 3d or 90m")
+    if isinstance(value, (int, float)):
+        hours = float(value)
+    elif isinstance(value, str) and DURATION_RE.match(value):
+        number, unit = DURATION_RE.match(value).groups()
+        hours = float(number) * _DURATION_UNITS[unit]
+    else:
+        raise ValueError(f"{value!r} is not a duration: write e.g. 72h, 3d or 90m (m = minutes, h = hours, d = days)")
+    if not 1 / 60 <= hours <= MAX_APPROVAL_TIMEOUT_HOURS:
+        raise ValueError(f"{value!r} is out of range: between 1m and {MAX_APPROVAL_TIMEOUT_HOURS // 24}d")
+    return hours
+
+
+class PromotionSpec(_Strict):
+    """Who must agree before ``champion`` moves (the comparison's gates always apply first).
+
+    ``approval: required``: a challenger that passed every gate waits in Airflow's Required
+    Actions for a person to approve or reject it; ``approval_timeout`` later the
+    ``on_timeout`` outcome applies (default ``reject``: not promoted).
+    """
+
+    approval: Literal["required", "off"] = "off"
+    #: How long the approval waits: '72h', '3d', '90m', or a number of hours.
+    approval_timeout: float = 72.0
+    #: What a timeout means: reject (not promoted, the default) or promote (silence is consent).
+    on_timeout: Literal["reject", "promote"] = "reject"
+    #: Airflow user ids allowed to respond (empty: anyone with access to the DAG).
+    approvers: list[str] = Field(default_factory=list)
+    #: A run whose next data interval has already ended (backfill, catch-up, late re-run) asks
+    #: nobody: its request expires at once (only the newest challenger can be approved).
+    expire_superseded: bool = True
+
+    @field_validator("approval", mode="before")
+    @classmethod
+    def _yaml_bool(cls, v: Any) -> Any:
+        # YAML 1.1 reads a bare `off` / `on` / `yes` / `no` as a boolean.
+        if isinstance(v, bool):
+            return "required" if v else "off"
+        if isinstance(v, str) and v.strip().lower() not in ("required", "off"):
+            raise ValueError(f"'{v}' is not an approval mode: use 'required' or 'off'")
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("approval_timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> float:
+        return parse_duration_hours(v)
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if not a.strip()]
+        if bad:
+            raise ValueError("approver ids must be non-empty")
+        dupes = sorted({a for a in v if v.count(a) > 1})
+        if dupes:
+            raise ValueError(f"approver(s) listed more than once: {', '.join(dupes)}")
+        return v
+
+    @property
+    def required(self) -> bool:
+        return self.approval == "required"
+
+
 class ModelSpec(_Strict):
     name: str
     description: str = ""
@@ -431,6 +534,7 @@ class ModelSpec(_Strict):
     comparison: ComparisonSpec = Field(default_factory=ComparisonSpec)
     lineage: LineageSpec = Field(default_factory=LineageSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
 
     #: Set by the loader: the YAML file this spec came from.
     source_path: str = ""
@@ -494,8 +598,11 @@ class ModelSpec(_Strict):
         return p
 
     def config_hash(self) -> str:
-        """Stable hash of the model's behaviour (not of where the file lives)."""
-        payload = self.model_dump(mode="json", exclude={"source_path", "description", "owner", "tags"})
+        """Stable hash of the model's behaviour (not of where the file lives).
+
+        ``promotion`` (who approves) does not change what is trained: turning approval on
+        keeps the hash, so existing versions stay reusable for their intervals."""
+        payload = self.model_dump(mode="json", exclude={"source_path", "description", "owner", "tags", "promotion"})
         suite = self.suite_path
         if suite is not None and suite.is_file():
             payload["_suite_sha256"] = hashlib.sha256(suite.read_bytes()).hexdigest()

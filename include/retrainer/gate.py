@@ -389,21 +389,29 @@ def performance_decay_signal(
     return SignalResult("performance_decay", "fired" if fired else "quiet", drop, md, p, alpha, summary, details)
 
 
-def age_signal(age_weeks: float, max_age_weeks: int | None) -> SignalResult:
-    """Fires when the champion is at least ``max_age_weeks`` old; ``None`` disables it."""
+def age_signal(age_weeks: float, max_age_weeks: float | None, basis: str | None = None) -> SignalResult:
+    """Fires when the champion is at least ``max_age_weeks`` old; ``None`` disables it.
+
+    ``max_age_weeks`` is ``max_champion_age_weeks`` or, under the cost rule, the cost-optimal
+    refresh interval (a real number of weeks >= 1); ``basis`` says where it comes from and is
+    appended to the summary.
+    """
     age = _finite_number(age_weeks, "age_weeks")
     if age is None or age < 0:
         raise ValueError(f"age_weeks must be a finite number >= 0; got {age_weeks!r}")
     if max_age_weeks is None:
         return SignalResult("age", "disabled", age, None, None, None, f"{age:.1f} weeks, no maximum age set",
                             {"age_weeks": age})
-    if isinstance(max_age_weeks, bool) or not isinstance(max_age_weeks, (int, np.integer)) or max_age_weeks < 1:
-        raise ValueError(f"max_age_weeks must be None or an integer >= 1; got {max_age_weeks!r}")
-    fired = age >= max_age_weeks
+    limit = _finite_number(max_age_weeks, "max_age_weeks")
+    if limit is None or limit < 1:
+        raise ValueError(f"max_age_weeks must be None or a number >= 1; got {max_age_weeks!r}")
+    fired = age >= limit - 1e-9
     op = ">=" if fired else "<"
-    return SignalResult("age", "fired" if fired else "quiet", age, float(max_age_weeks), None, None,
-                        f"{age:.1f} {op} {int(max_age_weeks)} weeks",
-                        {"age_weeks": age, "max_age_weeks": int(max_age_weeks)})
+    summary = f"{age:.1f} {op} {limit:.3g} weeks" + (f" ({basis})" if basis else "")
+    details: dict[str, Any] = {"age_weeks": age, "max_age_weeks": limit}
+    if basis:
+        details["basis"] = basis
+    return SignalResult("age", "fired" if fired else "quiet", age, limit, None, None, summary, details)
 
 
 # --------------------------------------------------------------------------

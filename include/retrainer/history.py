@@ -2,7 +2,12 @@
 
 MLflow keeps no history of alias moves, so every promotion and rollback writes a record
 ``<artifacts>/<model>/champion_history/<UTC timestamp>_v<to>.json`` (run, from, to, why,
-when). Objects are never rewritten, so the history is append-only.
+when; for models that require approval also ``approval``: who decided, when, their comment).
+Objects are never rewritten, so the history is append-only.
+
+Human approval decisions (approved, rejected, timed out, expired) are logged the same way under
+``<artifacts>/<model>/approvals/decisions/<UTC timestamp>_<interval>_v<version>.json``, whether
+or not the champion moved.
 """
 
 from __future__ import annotations
@@ -29,4 +34,23 @@ def record_move(store: ObjectStore, spec: ModelSpec, record: dict) -> str:
 def list_history(store: ObjectStore, spec: ModelSpec) -> list[dict]:
     """Every recorded move, oldest first."""
     bucket, prefix = split_uri(history_prefix(spec) + "/")
+    return [store.get_json(o.uri) for o in sorted(store.iter_objects(bucket, prefix), key=lambda o: o.key)]
+
+
+def approvals_prefix(spec: ModelSpec) -> str:
+    return ModelLayout.of(spec).approval_decisions
+
+
+def record_approval(store: ObjectStore, spec: ModelSpec, decision: dict) -> str:
+    at = decision.get("decided_at") or dt.datetime.now(dt.timezone.utc).isoformat()
+    stamp = dt.datetime.fromisoformat(str(at)).astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    week = f"{str(decision.get('data_interval_start'))[:10]}_{str(decision.get('data_interval_end'))[:10]}"
+    uri = f"{approvals_prefix(spec)}/{stamp}_{week}_v{decision.get('challenger_version')}.json"
+    store.put_json(uri, json_safe({**decision, "model": spec.name}))
+    return uri
+
+
+def list_approvals(store: ObjectStore, spec: ModelSpec) -> list[dict]:
+    """Every recorded approval decision, oldest first."""
+    bucket, prefix = split_uri(approvals_prefix(spec) + "/")
     return [store.get_json(o.uri) for o in sorted(store.iter_objects(bucket, prefix), key=lambda o: o.key)]

@@ -5,12 +5,17 @@ reader can find all of them here and no call site rebuilds a key by hand::
 
     s3://<artifacts.bucket>/<artifacts.prefix>/<model>/
         locks/champion.lock                 lease held while the champion alias moves
+        locks/approvals.lock                lease held while approval requests are ordered
+        approvals/newest_request.json       the newest interval that reached the approval step
+        approvals/decisions/<stamp>_...json every approval decision, append-only
         champion_history/<stamp>_v<N>.json  one record per alias move
         quarantine/dt=<day>/record.json     quarantined raw partitions
+        reference_summaries/v<N>/<key>.npz  drift reference of version N (a cache, reference_cache.py)
         <interval>/                         one data interval (RunLayout)
             batch.parquet, batch_manifest.json, validation.json, data_docs/, drift.json,
             train.parquet, holdout.parquet, lineage.json, comparison.json, predictions.parquet,
             decision.json, model_card.json, summary.json, report.html,
+            approval_request_v<N>.json, approval_v<N>.json,
             errors/<task_id>.json, previous_runs/<run_id>/summary.json
 
 ``<interval>`` is ``<data_interval_start>_<data_interval_end>`` in UTC
@@ -44,6 +49,20 @@ class ModelLayout:
         return f"{self.prefix}/locks/champion.lock"
 
     @property
+    def approvals_lock(self) -> str:
+        return f"{self.prefix}/locks/approvals.lock"
+
+    @property
+    def newest_approval_request(self) -> str:
+        """The newest data interval of the model that reached the approval step."""
+        return f"{self.prefix}/approvals/newest_request.json"
+
+    @property
+    def approval_decisions(self) -> str:
+        """Append-only log of every human (or timeout/expiry) approval decision."""
+        return f"{self.prefix}/approvals/decisions"
+
+    @property
     def champion_history(self) -> str:
         return f"{self.prefix}/champion_history"
 
@@ -53,6 +72,13 @@ class ModelLayout:
 
     def quarantine_record(self, day: str) -> str:
         return f"{self.quarantine}/dt={day}/record.json"
+
+    @property
+    def reference_summaries(self) -> str:
+        return f"{self.prefix}/reference_summaries"
+
+    def reference_summary(self, version: str, key: str) -> str:
+        return f"{self.reference_summaries}/v{version}/{key}.npz"
 
     def run(self, start: dt.datetime, end: dt.datetime) -> RunLayout:
         return RunLayout(self, f"{self.prefix}/{interval_token(start, end)}")
@@ -127,6 +153,18 @@ class RunLayout:
     @property
     def report(self) -> str:
         return self._file(REPORT_FILE)
+
+    def approval(self, version: str | int) -> str:
+        """The human decision about this interval's challenger ``version`` (reused by re-runs)."""
+        return self._file(f"approval_v{version}.json")
+
+    def approval_request(self, version: str | int) -> str:
+        """What was asked, when, and until when (written when the request is made)."""
+        return self._file(f"approval_request_v{version}.json")
+
+    @property
+    def newest_approval_request(self) -> str:
+        return self.model.newest_approval_request
 
     def error(self, task_id: str) -> str:
         return self._file(f"errors/{task_id}.json")

@@ -338,7 +338,12 @@ def assess(
     else:
         signals.append(_disabled("performance_decay"))
 
-    signals.append(gate.age_signal(champion_age_weeks(champion, interval_end), g.max_champion_age_weeks))
+    refresh = g.refresh_age_weeks()
+    basis = None
+    if g.rule == "cost" and refresh is not None and refresh != g.max_champion_age_weeks:
+        basis = (f"cost-optimal refresh interval sqrt(2 x retrain cost {g.retrain_cost:g} / staleness rate "
+                 f"{g.staleness_rate:g})")
+    signals.append(gate.age_signal(champion_age_weeks(champion, interval_end), refresh, basis))
     if g.retrain_cost is not None:
         signals.append(cost_signal(base, current, why_not, higher, g.retrain_cost, g.cost_horizon_weeks,
                                    spec.comparison.primary_metric))
@@ -379,15 +384,34 @@ def _current_performance(spec: ModelSpec, champion: ModelState, batch: Any) -> t
     return est, None
 
 
+def shrunk_drop(drop: float, se: float) -> float:
+    """Empirical-Bayes estimate of the true drop given a measured ``drop`` with standard error ``se``.
+
+    With a normal prior centred on "no change", D ~ N(0, tau^2), whose variance is estimated from
+    this one measurement (tau^2 = max(0, drop^2 - se^2)), the posterior mean of D is
+    ``drop * tau^2 / (tau^2 + se^2) = (drop^2 - se^2) / drop`` for ``drop > se`` and 0 otherwise
+    (the positive-part James-Stein estimator). A drop within its own noise counts as none; a
+    drop several standard errors large is kept almost whole.
+    """
+    if not drop > se:
+        return 0.0
+    if se <= 0:
+        return float(drop)
+    return float((drop * drop - se * se) / drop)
+
+
 def cost_signal(baseline: dict, current: Any, why_not: str | None, higher_is_better: bool, retrain_cost: float,
                 horizon_weeks: int, metric: str) -> Any:
     """Retrain when keeping the champion is expected to cost more than retraining.
 
-    Expected loss of keeping it over the next ``horizon_weeks`` = horizon x max(0, drop), where
-    drop = baseline - current (sign-adjusted) is the champion's measured decay, i.e. what a
-    fresh model, which starts at about the baseline, would win back each week if the drop
-    persists (after Regol et al., ICML 2025: retrain when the forecast loss exceeds the cost).
-    The point estimate is used on purpose: minimising expected cost needs the expectation.
+    Forecast loss of keeping it over the next ``horizon_weeks`` = horizon x the expected drop,
+    where the drop = baseline - current (sign-adjusted) is what a fresh model, which starts at
+    about the baseline, would win back each week if it persists (after Regol et al., ICML
+    2025: retrain when the forecast loss exceeds the cost). The measured drop is noisy (the
+    baseline comes from a few hundred held-out rows), so its expectation is taken with its
+    uncertainty: :func:`shrunk_drop` of the drop and its standard error
+    ``sqrt(se_baseline^2 + se_current^2)``. Without it a champion that has not changed would
+    look worth replacing about every other week (measured by the replay benchmark).
     """
     from include.retrainer.gate import SignalResult
 
@@ -396,18 +420,20 @@ def cost_signal(baseline: dict, current: Any, why_not: str | None, higher_is_bet
     drop = float(baseline["value"]) - float(current.value)
     if not higher_is_better:
         drop = -drop
-    expected = horizon_weeks * max(0.0, drop)
+    se = math.hypot(finite_or_none(baseline.get("se")) or 0.0, finite_or_none(current.se) or 0.0)
+    expected_drop = shrunk_drop(drop, se)
+    expected = horizon_weeks * expected_drop
     fired = expected >= retrain_cost
     op = ">=" if fired else "<"
     summary = (f"expected loss {expected:.4f} metric-weeks over {horizon_weeks} weeks ({metric} drop "
-               f"{drop:+.4f}/week) {op} retrain cost {retrain_cost:g}")
+               f"{drop:+.4f} +/- {se:.4f}, expected {expected_drop:.4f}/week) {op} retrain cost {retrain_cost:g}")
     return SignalResult("retrain_cost", "fired" if fired else "quiet", expected, retrain_cost, None, None, summary,
-                        {"drop": drop, "horizon_weeks": horizon_weeks, "baseline": baseline.get("value"),
-                         "current": current.value})
+                        {"drop": drop, "drop_se": se, "expected_drop": expected_drop, "horizon_weeks": horizon_weeks,
+                         "baseline": baseline.get("value"), "current": current.value})
 
 
 def _cost_rule(gate: Any, signals: list) -> Any:
-    """rule: cost — retrain when the cost signal or the age limit fires; other signals are reported."""
+    """rule: cost — retrain when the cost signal or the refresh age fires; other signals are reported."""
     deciding = [s for s in signals if s.name in ("retrain_cost", "age")]
     fired = [s for s in deciding if s.status == "fired"]
     advisory = [s for s in signals if s.name not in ("retrain_cost", "age") and s.status == "fired"]

@@ -26,7 +26,8 @@ MAX_PLOT_VALUES = 5000
 #: Categories shown per categorical plot; the rest are summed into "(other)".
 MAX_CATEGORIES = 12
 
-_COLOURS = {"promoted": "#1e7e34", "rejected": "#a71d2a", "skipped": "#5a6268", "failed": "#a71d2a"}
+_COLOURS = {"promoted": "#1e7e34", "rejected": "#a71d2a", "skipped": "#5a6268", "failed": "#a71d2a",
+            "awaiting_approval": "#b36b00"}
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:72em;color:#222;padding:0 1em}
@@ -139,6 +140,15 @@ def _decision_section(summary: Mapping[str, Any], links: Mapping[str, str]) -> s
     ]
     if reasons:
         parts.append("<h2>Why</h2><ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
+    approval = summary.get("approval")
+    if isinstance(approval, Mapping):
+        rows = [("outcome", approval.get("outcome")), ("decided by", approval.get("decided_by") or "-"),
+                ("decided at", approval.get("decided_at") or "-"), ("comment", approval.get("comment") or "-"),
+                ("requested at", approval.get("requested_at") or "-"), ("times out at", approval.get("timeout_at") or "-"),
+                ("on timeout", approval.get("on_timeout")), ("why", approval.get("reason"))]
+        if approval.get("reused"):
+            rows.append(("reused", f"decision recorded by run {approval.get('dag_run_id')}"))
+        parts.append("<h2>Approval</h2>" + _kv([(k, _e(v)) for k, v in rows]))
     numbers = key_numbers(summary)
     if numbers:
         parts.append("<h2>Key numbers</h2>" + _kv([(k, _e(v)) for k, v in numbers.items()]))

@@ -17,6 +17,7 @@ import os
 import tempfile
 from typing import Any, Mapping
 
+from include.retrainer.approval import description_line
 from include.retrainer.layout import REPORT_FILE
 from include.retrainer.notify import get, outcome_label, week_label
 from include.retrainer.public_urls import PublicUrls
@@ -97,13 +98,16 @@ def version_descriptions(summary: Mapping[str, Any], now: dt.datetime | None = N
     out: dict[str, str] = {}
     decision = summary.get("decision")
     after, before = summary.get("champion_version_after"), summary.get("champion_version_before")
+    approval = description_line(summary.get("approval"))  # who approved or rejected, when, their comment
+    approval = f" {approval}" if approval else ""
     if decision == "promoted" and after is not None:
         out[str(after)] = f"CHAMPION since {when}: promoted by {who}" + \
-                          (f", replacing v{before}" if before not in (None, after) else "") + f". {headline}"
+                          (f", replacing v{before}" if before not in (None, after) else "") + f".{approval} {headline}"
         if before is not None and str(before) != str(after):
             out[str(before)] = f"Former champion: replaced by v{after} on {when} by {who}."
     elif decision == "rejected" and summary.get("challenger_version") is not None:
-        out[str(summary["challenger_version"])] = f"REJECTED on {when} by {who}: {headline}"
+        out[str(summary["challenger_version"])] = (f"REJECTED on {when} by {who}.{approval} {headline}" if approval
+                                                   else f"REJECTED on {when} by {who}: {headline}")
     return out
 
 

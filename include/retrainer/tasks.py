@@ -23,6 +23,7 @@ class TaskId:
     TRAIN_CHALLENGER: Final = "train_challenger"
     COMPARE_MODELS: Final = "compare_models"
     DECIDE_PROMOTION: Final = "decide_promotion"
+    APPROVE_PROMOTION: Final = "approve_promotion"  # only when the spec requires approval
     PROMOTE_CHALLENGER: Final = "promote_challenger"
     REJECT_CHALLENGER: Final = "reject_challenger"
     SUMMARIZE_RUN: Final = "summarize_run"
@@ -35,7 +36,8 @@ class TaskId:
     ROLLBACK_CHAMPION: Final = "rollback_champion"
 
 
-#: The steps whose return values the run summary is assembled from, in DAG order.
+#: The steps whose return values the run summary is assembled from, in DAG order (plus
+#: ``approve_promotion`` in DAGs whose spec requires approval).
 RESULT_TASKS: Final = (
     TaskId.FETCH_BATCH,
     TaskId.VALIDATE_BATCH,

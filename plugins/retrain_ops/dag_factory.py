@@ -10,7 +10,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule
 
 from include.retrainer.config import ModelSpec
 from include.retrainer.intervals import CRON_PRESETS
-from include.retrainer.tasks import RESULT_TASKS, RunParam, TaskId
+from include.retrainer.tasks import RunParam, TaskId
 from retrain_ops.notifiers import run_story_callbacks
 from retrain_ops.outcome import FORCED_TASK, OUTCOME_DOCS, OUTCOME_TASKS, RunOutcomeOperator
 from retrain_ops.operators import (
@@ -77,7 +77,7 @@ Weekly loop for the MLflow registered model **`{spec.name}`** (spec: `{spec.sour
    {spec.training.holdout_days} day(s) held out; registered with alias `challenger`.
 6. **compare_models**: same holdout rows, primary metric `{spec.comparison.primary_metric}`, floor
    {spec.comparison.floor}, policy `{spec.comparison.policy}`, McNemar alpha {spec.comparison.alpha}.
-7. **promote_challenger / reject_challenger**: moves alias `champion` (pool `{PROMOTION_POOL}`) or tags the rejection.
+7. {approval_doc(spec)}**promote_challenger / reject_challenger**: moves alias `champion` (pool `{PROMOTION_POOL}`) or tags the rejection.
 8. **summarize_run**: writes `{s3}` for every run, skipped and failed ones included, and the
    HTML report beside it (also logged to MLflow); sets the run note; sends notifications.
 9. **decide_outcome**: exactly one `mark_*` task succeeds per run (promoted, rejected,
@@ -88,6 +88,14 @@ Target `{feats.target}`; numeric {', '.join(feats.numeric) or '-'}; categorical 
 **Params**: `force_retrain` (train even without drift), `allow_promotion` (false = evaluate only),
 `quarantine` (`skip` quarantined days, or `include` them again).
 """
+
+
+def approval_doc(spec: ModelSpec) -> str:
+    if not spec.promotion.required:
+        return ""
+    effect = "promoted" if spec.promotion.on_timeout == "promote" else "not promoted"
+    return (f"**approve_promotion** (human approval, Required Actions; no answer within "
+            f"{spec.promotion.approval_timeout:g} h: {effect}), then ")
 
 
 def timetable(schedule: str | None) -> CronDataIntervalTimetable | None:
@@ -152,27 +160,36 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         skip = EmptyOperator(task_id=TaskId.SKIP_RETRAIN)
         train = ChallengerTrainOperator(task_id=TaskId.TRAIN_CHALLENGER, pool=TRAINING_POOL, **common)
         compare = ModelCompareOperator(task_id=TaskId.COMPARE_MODELS, trained=train.output, **common)
+        approve = approval_task(spec)
         decide = PromotionBranchOperator(
             task_id=TaskId.DECIDE_PROMOTION,
             comparison=compare.output,
-            promote_task_id=TaskId.PROMOTE_CHALLENGER,
+            promote_task_id=approve.task_id if approve is not None else TaskId.PROMOTE_CHALLENGER,
             reject_task_id=TaskId.REJECT_CHALLENGER,
         )
         promote = ChampionPromoteOperator(
-            task_id=TaskId.PROMOTE_CHALLENGER, comparison=compare.output, pool=PROMOTION_POOL, **common
+            task_id=TaskId.PROMOTE_CHALLENGER,
+            comparison=compare.output,
+            approval=approve.output if approve is not None else None,
+            pool=PROMOTION_POOL,
+            **common,
         )
         reject = ChallengerRejectOperator(task_id=TaskId.REJECT_CHALLENGER, comparison=compare.output, **common)
-        producers = {t.task_id: t for t in (fetch, validate, drift, train, compare, promote, reject)}
+        producers = [fetch, validate, drift, train, compare, promote, reject, *([approve] if approve else [])]
         summarize = RunSummarizeOperator(
             task_id=TaskId.SUMMARIZE_RUN,
             # A skipped or failed task's return value resolves to None, which the summary expects.
-            results={task_id: producers[task_id].output for task_id in RESULT_TASKS},
+            results={task.task_id: task.output for task in producers},
             trigger_rule=TriggerRule.ALL_DONE,
             **run_story_callbacks(spec, notify_settings(spec)),
             **common,
         )
         fetch >> validate >> drift >> branch >> [train, skip]
-        train >> compare >> decide >> [promote, reject]
+        if approve is None:
+            train >> compare >> decide >> [promote, reject]
+        else:  # a person approves (or not) between the gates and the champion move
+            train >> compare >> decide >> [approve, reject]
+            approve >> promote
         # The summary waits for every task, whatever its outcome.
         [t for t in dag.tasks if t is not summarize] >> summarize
         # The grid's outcome rows: only after a summary (a failed run leaves them upstream_failed).
@@ -182,6 +199,24 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
             for task_id in (*OUTCOME_TASKS.values(), FORCED_TASK)
         ]
     return dag
+
+
+def approval_task(spec: ModelSpec) -> Any:
+    """The human approval task when the spec requires one (``promotion.approval: required``), else None.
+
+    Imported only then: DAGs without approval are built exactly as before."""
+    if not spec.promotion.required:
+        return None
+    from retrain_ops.approval import PromotionApproveOperator
+
+    return PromotionApproveOperator(
+        task_id=TaskId.APPROVE_PROMOTION,
+        spec=spec,
+        response_timeout=dt.timedelta(hours=spec.promotion.approval_timeout),
+        doc_md=f"A person approves or rejects the promotion of a challenger that passed every gate "
+               f"(Required Actions). No answer within {spec.promotion.approval_timeout:g} h: "
+               f"{'promoted' if spec.promotion.on_timeout == 'promote' else 'not promoted'}.",
+    )
 
 
 def notify_settings(spec: ModelSpec) -> Any:

@@ -296,23 +296,30 @@ class ChampionPromoteOperator(RetrainBaseOperator):
     """Moves alias ``champion`` to the challenger (compare-and-set), records the move.
 
     :param comparison: the comparison step's result (an XComArg of ``compare_models``).
+    :param approval: the human decision (an XComArg of ``approve_promotion``) for models with
+        ``promotion.approval: required``; None otherwise.
     """
 
     ui_color = "#c3e6cb"
     operator_extra_links = (ChampionVersionLink(),)
-    template_fields: Sequence[str] = (*RetrainBaseOperator.template_fields, "comparison")
+    template_fields: Sequence[str] = (*RetrainBaseOperator.template_fields, "comparison", "approval")
 
-    def __init__(self, *, comparison: Any, **kwargs: Any) -> None:
+    def __init__(self, *, comparison: Any, approval: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.comparison = comparison
+        self.approval = approval
 
     def run_step(self, context: Context, ctx: Any) -> dict:
         from include.retrainer import steps
 
         allow = bool((context.get("params") or {}).get(RunParam.ALLOW_PROMOTION, True))
         comparison = steps.ComparisonResult.of(self.comparison)
+        if self.spec.promotion.required and not self.approval:  # the human decision of approve_promotion
+            raise AirflowFailException(
+                f"promotion.approval is required but {TaskId.APPROVE_PROMOTION} returned no decision"
+            )
         return steps.promote_challenger(
-            self.object_store(), self.tracking_uri(), self.spec, ctx, comparison, allow
+            self.object_store(), self.tracking_uri(), self.spec, ctx, comparison, allow, approval=self.approval or None
         ).to_xcom()
 
 

@@ -80,7 +80,7 @@ OUTCOME_TASKS = {TaskId.DECIDE_OUTCOME, TaskId.MARK_PROMOTED, TaskId.MARK_REJECT
 EXPECTED_TASKS = {*EXPECTED_UPSTREAM, TaskId.SUMMARIZE_RUN}
 #: verb_noun task ids; a new verb is a deliberate addition here, not an accident.
 TASK_VERBS = {
-    "fetch", "validate", "detect", "decide", "train", "skip", "compare",
+    "fetch", "validate", "detect", "decide", "train", "skip", "compare", "approve",
     "promote", "reject", "summarize", "wait", "rollback", "mark",
 }
 TASK_ID_RE = re.compile(r"^(?P<verb>[a-z]+)_[a-z]+(?:_[a-z]+)*$")
@@ -302,6 +302,37 @@ def test_wait_mode_adds_a_rescheduling_sensor(tmp_path: Path) -> None:
     assert sensor.retries >= 1
     assert dag.get_task(TaskId.FETCH_BATCH).upstream_task_ids == {TaskId.WAIT_FOR_PARTITIONS}
     assert TaskId.WAIT_FOR_PARTITIONS in dag.get_task(TaskId.SUMMARIZE_RUN).upstream_task_ids
+
+
+def test_required_approval_adds_a_human_step_before_promotion(tmp_path: Path) -> None:
+    """promotion.approval: required puts approve_promotion (HITL) between the gates and the move;
+    the rest of the DAG is the one without approval."""
+    raw = churn_raw_with_absolute_suite()
+    raw["promotion"] = {"approval": "required", "approval_timeout": "2d", "on_timeout": "reject",
+                        "approvers": ["alice"]}
+    dag = build_retrain_dag(load_spec(write_spec(tmp_path, raw)))
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    approve = dag.get_task(TaskId.APPROVE_PROMOTION)
+    assert isinstance(approve, HITLOperator)
+    assert approve.options == ["Approve", "Reject"] and approve.defaults == ["Reject"]
+    assert approve.response_timeout.total_seconds() == 2 * 24 * 3600
+    assert approve.assigned_users == [{"id": "alice", "name": "alice"}]
+    assert set(approve.params) == {"comment"}
+    upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks if t.task_id != TaskId.SUMMARIZE_RUN}
+    # promote_challenger reads the comparison and the decision as XComArgs (direct dependencies).
+    assert upstream == {**EXPECTED_UPSTREAM, TaskId.APPROVE_PROMOTION: {TaskId.DECIDE_PROMOTION},
+                        TaskId.PROMOTE_CHALLENGER: {TaskId.APPROVE_PROMOTION, TaskId.COMPARE_MODELS}}
+    promote = dag.get_task(TaskId.PROMOTE_CHALLENGER)
+    assert promote.approval.operator is approve and promote.comparison.operator.task_id == TaskId.COMPARE_MODELS
+    assert dag.get_task(TaskId.DECIDE_PROMOTION).promote_task_id == TaskId.APPROVE_PROMOTION
+    summary = dag.get_task(TaskId.SUMMARIZE_RUN)
+    assert TaskId.APPROVE_PROMOTION in summary.upstream_task_ids
+    assert summary.results[TaskId.APPROVE_PROMOTION].operator is approve
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    assert restored.task_dict[TaskId.APPROVE_PROMOTION].upstream_task_ids == {TaskId.DECIDE_PROMOTION}
 
 
 # -- parse budget and import hygiene, in a fresh interpreter ------------------------

@@ -12,7 +12,7 @@ import datetime as dt
 import pytest
 from mlflow import MlflowClient
 
-from include.retrainer.layout import RunLayout
+from include.retrainer.layout import ModelLayout, RunLayout
 from include.demo import data as demo_data
 from include.retrainer import registry, steps
 
@@ -64,6 +64,11 @@ def test_versions_carry_few_tags_and_runs_carry_the_lineage(mlflow_server, s3, s
     assert drift.champion_version == v1
     report = store.get_json(RunLayout.of(spec, _ctx(1).interval_start, _ctx(1).interval_end).drift)
     assert report["reference_uri"] == first.train_uri
+    # The champion's drift reference was summarised once and stored for later runs.
+    summaries = ModelLayout.of(spec).reference_summaries
+    bucket, _, key_prefix = summaries.removeprefix("s3://").partition("/")
+    stored = s3.list_objects_v2(Bucket=bucket, Prefix=f"{key_prefix}/v{v1}/").get("Contents", [])
+    assert len(stored) == 1 and stored[0]["Key"].endswith(".npz")
 
     second = steps.train_challenger(store, mlflow_server, spec, _ctx(1))
     v2 = second.challenger_version

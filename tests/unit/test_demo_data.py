@@ -1,4 +1,4 @@
-"""Tests for include/retrainer/demo_data.py and scripts/seed_demo.py.
+"""Tests for include/demo/data.py and scripts/seed_demo.py.
 
 The statistical properties the demo relies on (stable days look alike, the drift event
 is detectable and makes retraining pay off, shuffled labels are unlearnable) are

@@ -186,6 +186,14 @@ def test_age_signal():
     assert age_signal(3, 12).summary == "3.0 < 12 weeks"
     with pytest.raises(ValueError, match="max_age_weeks"):
         age_signal(3, 0)
+    # A real-valued limit (the cost rule's refresh interval) with its basis in the summary.
+    refresh = age_signal(2.0, 1.4142, basis="cost-optimal refresh interval")
+    assert refresh.status == "fired" and refresh.threshold == pytest.approx(1.4142)
+    assert refresh.summary == "2.0 >= 1.41 weeks (cost-optimal refresh interval)"
+    assert refresh.details["basis"] == "cost-optimal refresh interval"
+    assert age_signal(5.0, 5.657).status == "quiet"
+    with pytest.raises(ValueError, match="max_age_weeks"):
+        age_signal(3, 0.5)
     with pytest.raises(ValueError, match="age_weeks"):
         age_signal(-1, 4)
 

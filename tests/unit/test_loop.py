@@ -323,3 +323,69 @@ def test_judge_with_non_finite_scores_does_not_run_the_gates():
     assert not verdict.promote and verdict.result["outcome_code"] == "nan_scores"
     assert verdict.result["slices"]["not_run"] == "non-finite scores"
     assert verdict.result["checks"]["fairness"] is False
+
+
+def test_shrunk_drop_is_the_positive_part_james_stein_estimate():
+    # Oracle: posterior mean drop * tau^2 / (tau^2 + se^2) with tau^2 = drop^2 - se^2.
+    for drop, se in [(0.05, 0.02), (0.1, 0.01), (0.03, 0.029)]:
+        tau2 = drop**2 - se**2
+        assert loop.shrunk_drop(drop, se) == pytest.approx(drop * tau2 / (tau2 + se**2))
+    assert loop.shrunk_drop(0.02, 0.03) == 0.0  # within its own noise: no change
+    assert loop.shrunk_drop(-0.05, 0.01) == 0.0  # an improvement costs nothing
+    assert loop.shrunk_drop(0.04, 0.0) == 0.04  # exact measurement: kept whole
+
+
+def test_cost_signal_takes_the_drop_with_its_uncertainty():
+    class Est:
+        def __init__(self, value, se):
+            self.value, self.se = value, se
+
+    base = {"value": 0.85, "se": 0.03}
+    # Measured drop 0.03 with se ~0.036: within noise, expected loss 0 < cost (point estimate
+    # x horizon would have been 0.12 >= 0.01 and retrained).
+    noisy = loop.cost_signal(base, Est(0.82, 0.02), None, True, 0.01, 4, "roc_auc")
+    assert noisy.status == "quiet" and noisy.statistic == 0.0
+    assert noisy.details["drop"] == pytest.approx(0.03) and noisy.details["drop_se"] == pytest.approx(np.hypot(0.03, 0.02))
+    # A drop of 0.10 (about 3 se): expected 4 x (0.1^2 - se^2) / 0.1 metric-weeks.
+    big = loop.cost_signal(base, Est(0.75, 0.02), None, True, 0.01, 4, "roc_auc")
+    se2 = 0.03**2 + 0.02**2
+    assert big.status == "fired" and big.statistic == pytest.approx(4 * (0.01 - se2) / 0.1)
+    assert "+/-" in big.summary and ">= retrain cost 0.01" in big.summary
+    # log_loss: lower is better, the drop is current - baseline.
+    ll = loop.cost_signal({"value": 0.40, "se": 0.01}, Est(0.60, 0.01), None, False, 0.01, 4, "log_loss")
+    assert ll.details["drop"] == pytest.approx(0.2) and ll.status == "fired"
+
+
+def test_stating_a_retrain_cost_makes_cost_the_default_rule_with_a_cost_optimal_refresh_age():
+    plain = spec_for().drift.gate
+    assert plain.rule == "any" and plain.refresh_age_weeks() == 4.0
+    for cost in (0.0025, 0.01, 0.04):
+        g = spec_for(drift={"gate": {"retrain_cost": cost}}).drift.gate
+        assert g.rule == "cost"
+        # Renewal-cost optimum: argmin_A cost/A + rate*A/2 (checked numerically).
+        grid = np.linspace(1, 40, 390001)
+        best = grid[np.argmin(cost / grid + g.staleness_rate * grid / 2)]
+        assert g.refresh_age_weeks() == pytest.approx(max(1.0, best), abs=1e-3)
+    # An explicit max_champion_age_weeks caps it; an explicit rule keeps its own meaning.
+    capped = spec_for(drift={"gate": {"retrain_cost": 0.04, "max_champion_age_weeks": 3}}).drift.gate
+    assert capped.refresh_age_weeks() == 3.0
+    anyrule = spec_for(drift={"gate": {"retrain_cost": 0.04, "rule": "any"}}).drift.gate
+    assert anyrule.rule == "any" and anyrule.refresh_age_weeks() == 4.0
+
+
+def test_cost_rule_refreshes_at_the_cost_optimal_age(trained):
+    spec, champion, end = trained
+    cheap = spec_for(drift={"gate": {"retrain_cost": 0.0025}})  # refresh after sqrt(2) weeks
+    dear = spec_for(drift={"gate": {"retrain_cost": 0.04}})  # refresh after ~5.7 weeks
+    batch = frame(7, 300, seed=23, start=end)
+    two_weeks = end + dt.timedelta(weeks=2)
+    a = loop.assess(cheap, champion, batch, two_weeks)
+    b = loop.assess(dear, champion, batch, two_weeks)
+    assert a.rule == b.rule == "cost"
+    assert signal(a, "age")["status"] == "fired" and a.retrain
+    assert "cost-optimal refresh interval" in signal(a, "age")["summary"]
+    assert signal(b, "age")["status"] == "quiet"
+    assert signal(b, "age")["threshold"] == pytest.approx((2 * 0.04 / 0.0025) ** 0.5)
+    assert not b.retrain or signal(b, "retrain_cost")["status"] == "fired"
+    later = loop.assess(dear, champion, batch, end + dt.timedelta(weeks=6))
+    assert signal(later, "age")["status"] == "fired" and later.retrain

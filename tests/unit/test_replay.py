@@ -218,7 +218,8 @@ def test_replay_six_weeks_with_the_real_loop():
     stream = st.make_stream(design)
     r = replay_stream(stream, loop, name, cost_ratios=(0.01,))
     assert r.loop_module == "include.retrainer.loop"
-    assert set(r.policies) == set(POLICIES)
+    # "ours" with the defaults, and "ours@0.01": the same product with drift.gate.retrain_cost: 0.01.
+    assert set(r.policies) == {*POLICIES, "ours@0.01"}
     q = np.array(r.quality)
     assert np.isfinite(q[r.start, r.start + 1:]).all()
     for p, run in r.policies.items():
@@ -234,4 +235,34 @@ def test_replay_six_weeks_with_the_real_loop():
     assert r.policies["never"].retrains == 0 and r.policies["never"].detection_delays == (None,)
     assert r.costs[0.01]["optimum"] <= min(r.costs[0.01][p] for p in POLICIES) + 1e-12
     assert r.changes[0]["measured_cost"] is not None
+    # The cost-configured run decides under rule cost and says so in its reasons.
+    costed = r.policies["ours@0.01"]
+    decided = [rec for rec in costed.records if rec.status == "ok"]
+    assert decided and all("retrain cost" in rec.reason for rec in decided), [rec.reason for rec in decided]
+    assert all("retrain cost" not in rec.reason for rec in r.policies["ours"].records)
     r.to_dict()  # JSON-ready
+
+
+def test_report_judges_regret_on_ours_configured_with_the_ratio():
+    from benchmarks.replay import ours_at, with_retrain_cost
+    from benchmarks.report import evaluate_targets
+
+    assert ours_at(0.0025) == "ours@0.0025" and ours_at(0.04) == "ours@0.04"
+    spec = st.make_spec("x")
+    stated = with_retrain_cost(spec, 0.04)
+    assert stated["drift"]["gate"] == {"retrain_cost": 0.04} and "drift" not in spec  # a copy
+    assert parse_spec(stated, "bench/x.yaml").drift.gate.rule == "cost"
+
+    class Run:
+        def __init__(self, sq):
+            self.served_quality, self.stationary_retrains, self.stationary_weeks = sq, 0, 0
+            self.detection_delays, self.unassessed_weeks, self.stuck_weeks = (), 0, 0
+
+    class Result:
+        stream, changes = "s", ()
+        policies = {p: Run(0.8) for p in ("ours", "ours@0.01", "never", "always", "always_if_better")}
+        regret = {0.01: {"ours": 0.9, "ours@0.01": 0.1, "never": 1.0, "always": 0.3, "always_if_better": 0.3}}
+
+    assert evaluate_targets([Result()])["regret"]["met"] is True
+    Result.regret = {0.01: {**Result.regret[0.01], "ours@0.01": 0.3}}
+    assert evaluate_targets([Result()])["regret"]["failures"] == ["s @ 0.01: 0.30"]

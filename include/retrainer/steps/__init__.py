@@ -15,6 +15,7 @@ module             steps                                           result
 ``drift``          ``detect_drift``, ``decide_retrain``            ``DriftResult``, ``RetrainDecision``
 ``train``          ``train_challenger``                            ``TrainResult``
 ``compare``        ``compare_models``                              ``ComparisonResult``
+``approve``        ``approve_promotion`` (prepare / finish)        an ``ApprovalDecision`` dict
 ``promote``        ``promote_challenger``, ``reject_challenger``   ``PromotionResult``
 ``summary``        ``summarize_run``                               the summary dict (``RunResults`` in)
 =================  ==============================================  ====================
@@ -26,6 +27,13 @@ Idempotency: every artefact is keyed by (model, data interval) and overwritten o
 re-run; model versions are keyed by (model, interval, config hash, code version).
 """
 
+from include.retrainer.steps.approve import (
+    approval_lock,
+    finish_approval,
+    prepare_approval,
+    recorded_approval,
+    save_approval,
+)
 from include.retrainer.steps.compare import ComparisonResult, compare_models
 from include.retrainer.steps.context import RunContext, StepResult, code_version, experiment_name, idempotency_key
 from include.retrainer.steps.drift import (
@@ -33,6 +41,7 @@ from include.retrainer.steps.drift import (
     RetrainDecision,
     decide_retrain,
     detect_drift,
+    drift_reference,
     load_champion_state,
     load_rejected_since,
 )
@@ -41,6 +50,8 @@ from include.retrainer.steps.promote import PromotionResult, promote_challenger,
 from include.retrainer.steps.summary import (
     SUMMARY_SCHEMA_VERSION,
     RunResults,
+    approval_headline,
+    approval_summary,
     build_summary,
     headline,
     step_durations,
@@ -56,6 +67,14 @@ from include.retrainer.steps.validate import (
 )
 
 __all__ = [
+    "approval_headline",
+    "approval_lock",
+    "approval_summary",
+    "drift_reference",
+    "finish_approval",
+    "prepare_approval",
+    "recorded_approval",
+    "save_approval",
     "SUMMARY_SCHEMA_VERSION",
     "ComparisonResult",
     "DataValidationFailed",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from include.retrainer.config import PARTITION_COLUMN, ModelSpec
-from include.retrainer.layout import RunLayout
+from include.retrainer.layout import ModelLayout, RunLayout
 from include.retrainer.steps.context import RunContext, StepResult, interval_end_of
 from include.retrainer.storage import ObjectStore
 from include.retrainer.tasks import RunParam
@@ -54,10 +54,42 @@ class RetrainDecision(StepResult):
     forced: bool = False
 
 
+def drift_reference(store: ObjectStore, spec: ModelSpec, version: Any, train_uri: str) -> Any:
+    """The data-drift reference of a model version: the ``ReferenceSummary`` of its training rows.
+
+    Read from the object store when an earlier run (any worker) stored it, else computed from
+    the training data once and stored (``include/retrainer/reference_cache.py``: keyed by the
+    version, the training data's URI and ETag, the compared columns and the row-choosing drift
+    settings; a corrupt or missing summary is recomputed). On a hit the training rows are not
+    read at all. ``detect_drift`` reports exactly the same with the summary as with the rows.
+    """
+    from include.retrainer import loop
+    from include.retrainer.reference_cache import load_reference_summary, summary_uri
+
+    feats = spec.features
+    settings = loop.drift_settings(spec)
+    info = store.head(train_uri)
+    uri = summary_uri(
+        ModelLayout.of(spec),
+        str(version),
+        train_uri,
+        info.etag if info else None,
+        feats.numeric,
+        feats.categorical,
+        settings,
+    )
+    return load_reference_summary(
+        store, uri, feats.numeric, feats.categorical, settings, lambda: store.read_parquet(train_uri)
+    ).summary
+
+
 def load_champion_state(
     store: ObjectStore, tracking_uri: str, spec: ModelSpec, champion: Any, client: Any | None = None
 ) -> tuple[Any, str | None]:
-    """The champion as the decision loop sees it (model, training rows, held-out rows, card).
+    """The champion as the decision loop sees it (model, drift reference, held-out rows, card).
+
+    ``train`` is the drift reference of its training rows (:func:`drift_reference`: a
+    ``ReferenceSummary``, cached per champion), which is all the gate reads of them.
 
     Returns ``(state, None)`` or ``(None, why)`` when its lineage cannot be read (then the
     gate retrains to re-establish it). Champions registered before the model card existed get
@@ -82,7 +114,7 @@ def load_champion_state(
             "retraining to re-establish lineage"
         )
     columns = [*feats.feature_columns, feats.target, PARTITION_COLUMN]
-    reference = store.read_parquet(reference_uri)
+    reference = drift_reference(store, spec, champion.version, reference_uri)
     holdout = store.read_parquet(holdout_uri)
     model = registry.load_model(tracking_uri, spec.name, champion.version)
     card_uri = champion.lineage_tag(client, "model_card_uri")
@@ -93,7 +125,7 @@ def load_champion_state(
     trained_through = interval_end_of(champion) or dt.datetime.min.replace(tzinfo=dt.UTC)
     state = loop.ModelState(
         model=model,
-        train=reference[[c for c in columns if c in reference.columns]],
+        train=reference,
         holdout=holdout[[c for c in columns if c in holdout.columns]],
         trained_through=trained_through,
         baseline=card.get("baseline") or {},
@@ -134,7 +166,7 @@ def load_rejected_since(
     )
     return loop.ModelState(
         model=None,
-        train=store.read_parquet(train_uri),
+        train=drift_reference(store, spec, candidate.version, train_uri),
         holdout=store.read_parquet(holdout_uri),
         trained_through=end,
         baseline={},

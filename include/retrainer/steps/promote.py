@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from include.retrainer.champion import ChampionMove, ChampionRegistry
@@ -30,6 +31,8 @@ class PromotionResult(StepResult):
     champion_before: str | None = None
     champion_after: str | None = None
     reasons: list[str] = field(default_factory=list)
+    #: The human decision the move acted on (models with ``promotion.approval: required``).
+    approval: dict[str, Any] | None = None
 
 
 def promote_challenger(
@@ -39,45 +42,55 @@ def promote_challenger(
     ctx: RunContext,
     comparison: ComparisonResult,
     allow_promotion: bool = True,
+    approval: Mapping[str, Any] | None = None,
 ) -> PromotionResult:
     """Move alias champion to the challenger, compare-and-set against the evaluated champion.
 
     Under the champion lock: re-read the champion; promote only if it is still the one the
     comparison used, otherwise reject with that reason (the run can be re-run to re-evaluate).
+    ``approval`` (models with ``promotion.approval: required``): the human decision; anything
+    but an approval (or ``on_timeout: promote``) rejects with its reason.
     """
     from include.retrainer import registry
+    from include.retrainer.approval import ApprovalDecision, approval_tags
 
     client = registry.client_for(tracking_uri)
     champions = ChampionRegistry(client, store, spec)
     challenger_v = str(comparison.challenger_version)
     expected = str(comparison.champion_version) if comparison.champion_version is not None else None
+    decision = ApprovalDecision.from_dict(dict(approval)) if approval else None
+    recorded = decision.to_dict() if decision else None
+
+    def rejected(reason: str) -> PromotionResult:
+        out = reject_challenger(tracking_uri, spec, ctx, comparison, extra_reason=reason, approval=approval)
+        return replace(out, approval=recorded)
+
     if not allow_promotion:
-        return reject_challenger(
-            tracking_uri,
-            spec,
-            ctx,
-            comparison,
-            extra_reason=f"promotion disabled by run param {RunParam.ALLOW_PROMOTION}=false",
-        )
+        return rejected(f"promotion disabled by run param {RunParam.ALLOW_PROMOTION}=false")
     with champions.lock(owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
         current = champions.current()
         current_v = current.version if current else None
         if current_v == challenger_v:  # a retry after the alias already moved: finish the bookkeeping
-            _complete_promotion_records(champions, ctx, challenger_v, list(comparison.reasons))
+            _complete_promotion_records(champions, ctx, challenger_v, list(comparison.reasons), approval=recorded)
             return PromotionResult(
-                promoted=True, champion_before=expected, champion_after=challenger_v, reasons=list(comparison.reasons)
+                promoted=True,
+                champion_before=expected,
+                champion_after=challenger_v,
+                reasons=list(comparison.reasons),
+                approval=recorded,
             )
+        if decision is not None and not decision.allows_promotion:
+            return rejected(decision.reason)
         if current_v != expected:
-            return reject_challenger(
-                tracking_uri,
-                spec,
-                ctx,
-                comparison,
-                extra_reason=f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
-                "not promoting a challenger that was not compared with the current champion (re-run to re-evaluate)",
+            return rejected(
+                (f"{decision.reason}, but " if decision is not None else "")
+                + (
+                    f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
+                    "not promoting a challenger that was not compared with the current champion (re-run to re-evaluate)"
+                )
             )
         now = dt.datetime.now(dt.UTC).isoformat()
-        reasons = list(comparison.reasons)
+        reasons = list(comparison.reasons) + ([decision.reason] if decision is not None else [])
         lease.ensure_held()  # LeaseLost (retryable) before any tag if the lease was taken over
         _record_reasons(client, spec, challenger_v, "promoted", reasons)
         champions.move(
@@ -89,16 +102,21 @@ def promote_challenger(
                 registry.TAG + "promoted_at": now,
                 registry.TAG + "promoted_by_run": ctx.run_id,
                 registry.TAG + "replaced_version": current_v or "",
+                **({registry.TAG + k: v for k, v in approval_tags(decision).items()} if decision is not None else {}),
             },
         )
         if current_v:
             champions.tag(current_v, {registry.TAG + "replaced_by": challenger_v, registry.TAG + "demoted_at": now})
-        champions.record(_promotion_move(ctx, current_v, challenger_v, reasons, now))
+        champions.record(_promotion_move(ctx, current_v, challenger_v, reasons, now, recorded))
     log.info("promoted v%s to champion (was %s)", challenger_v, current_v)
-    return PromotionResult(promoted=True, champion_before=current_v, champion_after=challenger_v, reasons=reasons)
+    return PromotionResult(
+        promoted=True, champion_before=current_v, champion_after=challenger_v, reasons=reasons, approval=recorded
+    )
 
 
-def _promotion_move(ctx: RunContext, before: str | None, after: str, reasons: list[str], at: str) -> ChampionMove:
+def _promotion_move(
+    ctx: RunContext, before: str | None, after: str, reasons: list[str], at: str, approval: dict[str, Any] | None
+) -> ChampionMove:
     return ChampionMove(
         action="promote",
         from_version=before,
@@ -107,11 +125,21 @@ def _promotion_move(ctx: RunContext, before: str | None, after: str, reasons: li
         dag_run_id=ctx.run_id,
         reasons=reasons,
         at=at,
-        details={"data_interval_start": ctx.interval_start, "data_interval_end": ctx.interval_end},
+        details={
+            "data_interval_start": ctx.interval_start,
+            "data_interval_end": ctx.interval_end,
+            **({"approval": approval} if approval else {}),
+        },
     )
 
 
-def _complete_promotion_records(champions: ChampionRegistry, ctx: RunContext, version: str, reasons: list[str]) -> None:
+def _complete_promotion_records(
+    champions: ChampionRegistry,
+    ctx: RunContext,
+    version: str,
+    reasons: list[str],
+    approval: dict[str, Any] | None = None,
+) -> None:
     """After a crash between moving the alias and recording it: tag the replaced version and
     write the history record, once (the promotion tags on ``version`` are set before the move)."""
     from include.retrainer import registry
@@ -125,7 +153,7 @@ def _complete_promotion_records(champions: ChampionRegistry, ctx: RunContext, ve
         old = champions.version(previous)
         if old is not None and old.tag("replaced_by") != version:
             champions.tag(previous, {registry.TAG + "replaced_by": version, registry.TAG + "demoted_at": at})
-    champions.record(_promotion_move(ctx, previous, version, reasons, at))
+    champions.record(_promotion_move(ctx, previous, version, reasons, at, approval))
 
 
 def _record_reasons(client: Any, spec: ModelSpec, version: str, decision: str, reasons: list[str]) -> None:
@@ -143,15 +171,22 @@ def _record_reasons(client: Any, spec: ModelSpec, version: str, decision: str, r
 
 
 def reject_challenger(
-    tracking_uri: str, spec: ModelSpec, ctx: RunContext, comparison: ComparisonResult, extra_reason: str | None = None
+    tracking_uri: str,
+    spec: ModelSpec,
+    ctx: RunContext,
+    comparison: ComparisonResult,
+    extra_reason: str | None = None,
+    approval: Mapping[str, Any] | None = None,
 ) -> PromotionResult:
     """Tag the challenger with the rejection; the champion is untouched."""
     from include.retrainer import registry
+    from include.retrainer.approval import ApprovalDecision, approval_tags
 
     client = registry.client_for(tracking_uri)
     challenger_v = str(comparison.challenger_version)
     reasons = list(comparison.reasons) + ([extra_reason] if extra_reason else [])
     _record_reasons(client, spec, challenger_v, "rejected", reasons)
+    tags = approval_tags(ApprovalDecision.from_dict(dict(approval))) if approval else {}
     registry.set_tags(
         client,
         spec.name,
@@ -159,6 +194,7 @@ def reject_challenger(
         {
             registry.TAG + "decision": "rejected",
             registry.TAG + "rejected_by_run": ctx.run_id,
+            **{registry.TAG + k: v for k, v in tags.items()},
         },
     )
     current = registry.get_alias(client, spec.name, registry.CHAMPION)

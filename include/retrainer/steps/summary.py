@@ -67,6 +67,8 @@ class RunResults:
     comparison: ComparisonResult | None
     promoted: PromotionResult | None
     rejected: PromotionResult | None
+    #: The decision ``approve_promotion`` returned (an ``ApprovalDecision`` dict; None without approval).
+    approval: dict[str, Any] | None = None
 
     @property
     def outcome(self) -> PromotionResult | None:
@@ -98,7 +100,12 @@ class RunResults:
             comparison=ComparisonResult.from_xcom(by_task.get(TaskId.COMPARE_MODELS)),
             promoted=PromotionResult.from_xcom(by_task.get(TaskId.PROMOTE_CHALLENGER)),
             rejected=PromotionResult.from_xcom(by_task.get(TaskId.REJECT_CHALLENGER)),
+            approval=_as_dict(by_task.get(TaskId.APPROVE_PROMOTION)),
         )
+
+
+def _as_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(value) if value else None
 
 
 def build_summary(
@@ -141,6 +148,10 @@ def build_summary(
     trigger = None
     if branch is not None and branch.retrain:
         trigger = "forced" if branch.forced else ((drift.code if drift else None) or "signals")
+    approval = approval_summary(spec, results.approval, outcome.approval if outcome else None)
+    title = headline(decision, code, reasons, trigger)
+    if approval and approval.get("outcome") not in (None, "not_requested") and decision in ("promoted", "rejected"):
+        title = approval_headline(decision, approval, reasons, trigger) or title
     champion_before = drift.champion_version if drift else None
     if outcome is not None and outcome.champion_before is not None:
         champion_before = outcome.champion_before
@@ -161,7 +172,7 @@ def build_summary(
             "decision_code": code or decision,
             "trigger": trigger,
             "reasons": reasons,
-            "headline": headline(decision, code, reasons, trigger),
+            "headline": title,
             "champion_version_before": champion_before,
             "champion_version_after": champion_after,
             "challenger_version": trained.challenger_version if trained else None,
@@ -178,6 +189,7 @@ def build_summary(
                 "weeks": trained.window_weeks,
                 "forced": bool(trained.forced),
             },
+            "approval": approval,
             "params": ctx.params,
             "artifacts": {
                 k: v
@@ -207,6 +219,52 @@ def step_durations(results: RunResults, extra: dict[str, float] | None = None) -
         if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
             out[task] = round(float(seconds), 3)
     return dict(sorted(out.items()))
+
+
+def approval_summary(
+    spec: ModelSpec, requested: Mapping[str, Any] | None, applied: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The summary's ``approval`` object: null when the spec does not require approval."""
+    if not spec.promotion.required:
+        return None
+    decision = (
+        applied
+        or requested
+        or {"outcome": "not_requested", "reason": "not requested: no challenger reached the approval step"}
+    )
+    keys = (
+        "outcome",
+        "reason",
+        "decided_by",
+        "decided_by_id",
+        "decided_at",
+        "comment",
+        "requested_at",
+        "timeout_at",
+        "challenger_version",
+        "reused",
+        "dag_run_id",
+    )
+    return {
+        "required": True,
+        **{k: decision.get(k) for k in keys},
+        "comment": decision.get("comment") or "",
+        "reused": bool(decision.get("reused")),
+        "timeout_hours": spec.promotion.approval_timeout,
+        "on_timeout": spec.promotion.on_timeout,
+    }
+
+
+def approval_headline(
+    decision: str, approval: Mapping[str, Any], reasons: list[str], trigger: str | None
+) -> str | None:
+    """The headline when a person (or the approval timeout/expiry) had the last word."""
+    comparison = "; ".join(r for r in reasons[1:] if r and r != approval.get("reason"))
+    if decision == "promoted":
+        return f"Promoted ({trigger or 'retrained'}), {approval.get('reason')}. Comparison: {comparison}."
+    if approval.get("outcome") in ("rejected", "timed_out", "expired"):
+        return f"Not promoted ({trigger or 'retrained'}): {approval.get('reason')}. Gates passed: {comparison}."
+    return None  # approved, but the champion moved: the standard headline names that reason
 
 
 def headline(decision: str, code: str | None, reasons: list[str], trigger: str | None) -> str:
