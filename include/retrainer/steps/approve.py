@@ -46,6 +46,24 @@ def _champion_interval_end(client: Any, spec: ModelSpec) -> tuple[str | None, dt
     return (champion.version if champion else None), interval_end_of(champion)
 
 
+def _expiry_reason(
+    client: Any, spec: ModelSpec, ctx: RunContext, newest: dict[str, Any] | None, **request: Any
+) -> str | None:
+    """Why this run's request is no longer the one to decide (a newer request, a newer champion), if so."""
+    from include.retrainer import approval
+
+    champ_v, champ_end = _champion_interval_end(client, spec)
+    return approval.expiry_reason(
+        interval_start=ctx.interval_start,
+        interval_end=ctx.interval_end,
+        newest_request=newest,
+        champion_version=champ_v,
+        champion_interval_end=champ_end,
+        run_id=ctx.run_id,
+        **request,
+    )
+
+
 def recorded_approval(
     store: ObjectStore, spec: ModelSpec, ctx: RunContext, version: str | None
 ) -> dict[str, Any] | None:
@@ -143,15 +161,7 @@ def prepare_approval(
     }
     with approval_lock(store, spec, owner=f"{ctx.dag_id}/{ctx.run_id}"):
         newest = store.get_json_or_none(paths.newest_approval_request)
-        champ_v, champ_end = _champion_interval_end(client, spec)
-        stale = approval.expiry_reason(
-            interval_start=ctx.interval_start,
-            interval_end=ctx.interval_end,
-            newest_request=newest,
-            champion_version=champ_v,
-            champion_interval_end=champ_end,
-            run_id=ctx.run_id,
-        )
+        stale = _expiry_reason(client, spec, ctx, newest)
         if stale:
             log.warning("challenger v%s: %s", version, stale)
             decision = approval.expired(request, stale, at=now)
@@ -248,14 +258,11 @@ def finish_approval(
         return earlier
     request = store.get_json_or_none(paths.approval_request(version)) or {**_approval_base(spec, ctx, version)}
     newest = store.get_json_or_none(paths.newest_approval_request)
-    champ_v, champ_end = _champion_interval_end(registry.client_for(tracking_uri), spec)
-    stale = approval.expiry_reason(
-        interval_start=ctx.interval_start,
-        interval_end=ctx.interval_end,
-        newest_request=newest,
-        champion_version=champ_v,
-        champion_interval_end=champ_end,
-        run_id=ctx.run_id,
+    stale = _expiry_reason(
+        registry.client_for(tracking_uri),
+        spec,
+        ctx,
+        newest,
         challenger_version=version,
         requested_at=request.get("requested_at"),
     )
