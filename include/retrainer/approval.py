@@ -191,7 +191,7 @@ def resolve_response(*, base: Mapping[str, Any], chosen_options: list[str] | Non
     who_id = (responded_by or {}).get("id")
     at = _iso(responded_at) or _iso(dt.datetime.now(dt.timezone.utc))
     chosen = list(chosen_options or [])
-    common = {k: base.get(k) for k in ("model", "data_interval_start", "data_interval_end", "challenger_version",
+    common: dict[str, Any] = {k: base.get(k) for k in ("model", "data_interval_start", "data_interval_end", "challenger_version",
                                        "requested_at", "timeout_at", "dag_run_id")}
     said = f"; comment: {comment}" if comment else ""
     if timed_out:
@@ -227,13 +227,13 @@ def timeout_text(hours: float) -> str:
 
 
 def not_requested(base: Mapping[str, Any], reason: str) -> ApprovalDecision:
-    common = {k: base.get(k) for k in ("model", "data_interval_start", "data_interval_end", "challenger_version",
+    common: dict[str, Any] = {k: base.get(k) for k in ("model", "data_interval_start", "data_interval_end", "challenger_version",
                                        "dag_run_id")}
     return ApprovalDecision(**common, outcome="not_requested", reason=reason)
 
 
 def expired(base: Mapping[str, Any], reason: str, at: Any = None) -> ApprovalDecision:
-    common = {k: base.get(k) for k in ("model", "data_interval_start", "data_interval_end", "challenger_version",
+    common: dict[str, Any] = {k: base.get(k) for k in ("model", "data_interval_start", "data_interval_end", "challenger_version",
                                        "requested_at", "timeout_at", "dag_run_id")}
     return ApprovalDecision(**common, outcome="expired", reason=reason,
                             decided_at=_iso(at or dt.datetime.now(dt.timezone.utc)))

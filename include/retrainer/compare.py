@@ -95,6 +95,7 @@ imported lazily inside the functions that need them so importing the module stay
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -300,7 +301,7 @@ def _as_labels(values: npt.ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def _model_classes(classes: npt.ArrayLike | None, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+def _model_classes(classes: npt.ArrayLike | None, name: str) -> tuple[np.ndarray, np.ndarray | None] | None:
     """(sorted classes, permutation from the caller's column order), or None."""
     if classes is None:
         return None
@@ -542,7 +543,9 @@ def _p(p_value: float) -> str:
     return "p<0.0001" if p_value < 1e-4 else f"p={p_value:.4f}"
 
 
-def _pct(confidence: float) -> str:
+def _pct(confidence: float | None) -> str:
+    if confidence is None:
+        return "?"
     return f"{round(confidence * 100, 4):g}%"
 
 
@@ -602,8 +605,9 @@ def _single_class_reason(yt: np.ndarray) -> str:
     )
 
 
-def _constant(proba: np.ndarray) -> bool:
-    return bool(np.all(proba == proba[:1]))
+def _constant(proba: np.ndarray | None) -> bool:
+    """All rows scored alike (None: no probabilities, nothing to rank)."""
+    return proba is not None and bool(np.all(proba == proba[:1]))
 
 
 def _constant_reason(n: int) -> str:
@@ -677,7 +681,7 @@ def _effect_reason(pt: PairedTest, settings: ComparisonSpec) -> tuple[bool, str]
     )
 
 
-def _result(settings: ComparisonSpec, **kwargs) -> ComparisonResult:
+def _result(settings: ComparisonSpec, **kwargs: Any) -> ComparisonResult:
     checks = kwargs["checks"]
     return ComparisonResult(
         decision="promote" if checks and all(checks.values()) else "reject",
@@ -920,7 +924,7 @@ def aligned_scores(
         if proba is None:
             aligned[role] = None
             continue
-        model = models[role] if models[role] is not None else (labels, None)
+        model = models[role] or (labels, None)
         _check_pred_in_classes(pred, model, role)
         aligned[role] = _aligned_proba(proba, yt.size, model, labels, f"{role}_proba")
     return yt, preds, aligned, labels

@@ -454,8 +454,8 @@ def parse_duration_hours(value: Any) -> float:
         raise ValueError(f"{value!r} is not a duration: write e.g. 72h, 3d or 90m")
     if isinstance(value, (int, float)):
         hours = float(value)
-    elif isinstance(value, str) and DURATION_RE.match(value):
-        number, unit = DURATION_RE.match(value).groups()
+    elif isinstance(value, str) and (match := DURATION_RE.match(value)):
+        number, unit = match.groups()
         hours = float(number) * _DURATION_UNITS[unit]
     else:
         raise ValueError(f"{value!r} is not a duration: write e.g. 72h, 3d or 90m (m = minutes, h = hours, d = days)")

@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -364,17 +364,19 @@ def performance_decay_signal(
         "current_se": _finite_number(current_se, "current_se"),
     }
     for key in ("baseline_se", "current_se"):
-        if values[key] is not None and values[key] < 0:
-            raise ValueError(f"{key} must be >= 0; got {values[key]!r}")
+        given = values[key]
+        if given is not None and given < 0:
+            raise ValueError(f"{key} must be >= 0; got {given!r}")
     missing = [k for k, v in values.items() if v is None]
     details: dict[str, Any] = {"metric": metric, "greater_is_better": bool(greater_is_better), "min_decay": md,
                                **values}
     if missing:
         return SignalResult("performance_decay", "insufficient", None, md, None, alpha,
                             f"insufficient: {metric} {', '.join(missing)} not available", details)
-    b, c = values["baseline_value"], values["current_value"]
+    # All four are finite numbers here (the missing ones returned above).
+    b, c = cast(float, values["baseline_value"]), cast(float, values["current_value"])
     drop = (b - c) if greater_is_better else (c - b)
-    se = math.hypot(values["baseline_se"], values["current_se"])
+    se = math.hypot(cast(float, values["baseline_se"]), cast(float, values["current_se"]))
     if se > 0:
         z = (drop - md) / se
         p = float(norm.sf(z))

@@ -369,7 +369,7 @@ def dvc_remote_for(
     return f"s3://{DEFAULT_DVC_BUCKET}/{spec.name}"
 
 
-def s3_settings_from_client(client: Any, credentials: Any = None) -> dict[str, str | None]:
+def s3_settings_from_client(client: Any, credentials: Any = None) -> dict[str, Any]:
     """Endpoint, region and credentials of a boto3 S3 client, as keyword arguments here.
 
     Lets a caller that already holds a configured client (``ObjectStore.client``, built

@@ -350,14 +350,14 @@ def assess(
     if g.rule == "cost":
         decision = _cost_rule(gate, signals)
     else:
-        decision = gate.combine_signals(signals, g.rule)
+        decision = gate.combine_signals(signals, g.rule or "any")
     return GateOutcome(
         retrain=decision.retrain,
         reason=decision.reason,
         code="signals",
         signals=tuple(s.to_dict() for s in signals),
         drift_report=report_dict,
-        rule=g.rule,
+        rule=g.rule or "any",
         reference=reference_note,
     )
 

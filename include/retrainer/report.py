@@ -160,9 +160,9 @@ def _decision_section(summary: Mapping[str, Any], links: Mapping[str, str]) -> s
                      f"interval (decision then: {_e(sup.get('decision'))}; its summary: {_e(sup.get('summary_uri'))}).</p>")
     notes = summary.get("notifications")
     if isinstance(notes, list) and notes:
-        rows = [(_e(n.get("channel")), _e("sent" if n.get("ok") else "FAILED"), _e(n.get("attempts")), _e(n.get("error")))
-                for n in notes if isinstance(n, Mapping)]
-        parts.append("<h3>Notifications</h3>" + _table(["channel", "delivery", "attempts", "error"], rows))
+        note_rows = [(_e(n.get("channel")), _e("sent" if n.get("ok") else "FAILED"), _e(n.get("attempts")),
+                      _e(n.get("error"))) for n in notes if isinstance(n, Mapping)]
+        parts.append("<h3>Notifications</h3>" + _table(["channel", "delivery", "attempts", "error"], note_rows))
     return "\n".join(parts)
 
 
