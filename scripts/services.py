@@ -77,6 +77,9 @@ def running_state() -> dict[str, Any]:
     state = read_state()
     if not state or not state.get("running") or not state.get("s3_endpoint"):
         return {}
+    if state.get("store") == "seaweedfs":  # the S3 gateway answers unsigned requests with 403
+        port = int(state["s3_endpoint"].rsplit(":", 1)[1].split("/")[0])
+        return state if port_open(port) else {}
     try:
         with urllib.request.urlopen(f"{state['s3_endpoint']}/moto-api/", timeout=3):
             return state
@@ -248,6 +251,66 @@ def recreate_postgres_db(sqlalchemy_url: str) -> str:
     return name
 
 
+def _pg_admin_connection(sqlalchemy_url: str):
+    from urllib.parse import urlparse
+
+    import psycopg2
+
+    u = urlparse(sqlalchemy_url.replace("postgresql+psycopg2://", "postgresql://"))
+    name = u.path.lstrip("/")
+    try:
+        conn = psycopg2.connect(host=u.hostname or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
+                                password=u.password, dbname="postgres", connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        raise RuntimeError(f"cannot reach PostgreSQL at {u.hostname}:{u.port or 5432} as {u.username}: "
+                           f"{str(exc).strip()}; is the server running?") from None
+    conn.autocommit = True
+    return conn, name
+
+
+def ensure_postgres_db(sqlalchemy_url: str) -> bool:
+    """Create the database named in the URL if it does not exist; True if it was created.
+
+    Never drops or empties anything: the production topology keeps its state across restarts."""
+    from psycopg2 import sql
+
+    conn, name = _pg_admin_connection(sqlalchemy_url)
+    if not name or name in ("postgres", "template0", "template1"):
+        conn.close()
+        raise RuntimeError(f"refusing to use database {name!r}: give the stack a database of its own")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone():
+                return False
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    finally:
+        conn.close()
+
+
+def drop_postgres_db(sqlalchemy_url: str) -> None:
+    from psycopg2 import sql
+
+    conn, name = _pg_admin_connection(sqlalchemy_url)
+    try:
+        if name and name not in ("postgres", "template0", "template1"):
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
+def redis_ping(url: str) -> None:
+    """Raise a clear error unless the Redis server in ``url`` answers PING."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5).ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"Redis at {url} does not answer PING ({exc}); the Celery broker must run first") from None
+
+
 def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
     """Start a command in a new session with its output in ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -340,18 +403,24 @@ def mlflow_env(s3_endpoint: str) -> dict[str, str]:
     }
 
 
-def start_mlflow(port: int, backend_db: Path, s3_endpoint: str, log_path: Path, artifacts_bucket: str = "mlflow-artifacts",
-                 timeout: float = 120, progress: Callable[[str], None] | None = None) -> subprocess.Popen:
+def start_mlflow(port: int, backend_db: Path | str, s3_endpoint: str, log_path: Path, artifacts_bucket: str = "mlflow-artifacts",
+                 timeout: float = 120, progress: Callable[[str], None] | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """MLflow server; ``backend_db`` is a SQLite file path or a database URL (e.g. PostgreSQL)."""
     _require_free(port, "mlflow server")
-    backend_db.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(backend_db, Path):
+        backend_db.parent.mkdir(parents=True, exist_ok=True)
+        backend_uri = f"sqlite:///{backend_db}"
+    else:
+        backend_uri = backend_db
     cmd = [
         str(VENV_BIN / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{backend_db}",
+        "--backend-store-uri", backend_uri,
         "--artifacts-destination", f"s3://{artifacts_bucket}",
         "--host", "127.0.0.1", "--port", str(port),
         "--workers", "1",
     ]
-    proc = spawn(cmd, log_path, env=mlflow_env(s3_endpoint))
+    proc = spawn(cmd, log_path, env={**mlflow_env(s3_endpoint), **(env or {})})
     wait_http(f"http://127.0.0.1:{port}/health", timeout, proc, "MLflow /health", progress=progress)
     return proc
 
