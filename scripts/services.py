@@ -136,7 +136,8 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, wh
 
 
 def wait_airflow_healthy(base_url: str, timeout: float, proc: subprocess.Popen | None = None,
-                         progress: Callable[[str], None] | None = None, every: float = 30.0) -> dict:
+                         progress: Callable[[str], None] | None = None, every: float = 30.0,
+                         procs: dict[str, subprocess.Popen] | None = None, logs: Path | None = None) -> dict:
     """Until ``/api/v2/monitor/health`` reports the metadatabase, scheduler and dag-processor healthy.
 
     The API answering is not enough: runs only start once the scheduler heartbeats, and
@@ -149,6 +150,10 @@ def wait_airflow_healthy(base_url: str, timeout: float, proc: subprocess.Popen |
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"airflow standalone exited with code {proc.returncode} before becoming healthy")
+        for name, p in (procs or {}).items():
+            if p.poll() is not None:
+                where = f"; see {logs / (name + '.log')}" if logs else ""
+                raise RuntimeError(f"airflow {name} exited with code {p.returncode} before becoming healthy{where}")
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
                 body = json.loads(r.read() or b"{}")

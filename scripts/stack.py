@@ -42,6 +42,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -328,16 +329,22 @@ def alive(pid: int) -> bool:
 
 def down(quiet: bool = False) -> int:
     running = pids()
-    # The scheduler first (nothing new is queued), then workers (warm shutdown), the other
-    # Airflow parts, MLflow, and storage last.
-    order = ["scheduler", "worker", "triggerer", "dag-processor", "api-server", "airflow", "mlflow", "moto", "seaweedfs"]
-    rank = lambda n: order.index("worker") if n.startswith("worker-") else (order.index(n) if n in order else -1)  # noqa: E731
-    for name in sorted(running, key=rank):
-        pid = running[name]
-        if alive(pid):
-            say("stop", f"stopping {name} (process group {pid})")
-            services.stop_group(pid, grace=20)
-        (PIDS / f"{name}.pid").unlink(missing_ok=True)
+    # The scheduler first (nothing new is queued), then workers (warm shutdown) and the other
+    # Airflow parts, then MLflow and storage last.
+    # Stopped in three waves; within a wave in parallel (each part takes seconds to exit).
+    wave = {**{n: 0 for n in ("scheduler", "airflow")}, **{n: 2 for n in ("mlflow", "moto", "seaweedfs")}}
+    for step in (0, 1, 2):
+        names = [n for n in sorted(running) if wave.get(n, 1) == step]
+        threads = []
+        for name in names:
+            if alive(running[name]):
+                say("stop", f"stopping {name} (process group {running[name]})")
+                threads.append(threading.Thread(target=services.stop_group, args=(running[name],), kwargs={"grace": 20}))
+                threads[-1].start()
+        for t in threads:
+            t.join()
+        for name in names:
+            (PIDS / f"{name}.pid").unlink(missing_ok=True)
     left = [n for n, p in running.items() if alive(p)]
     if left:
         say("stop", f"WARNING: still running: {', '.join(left)}")
@@ -792,11 +799,14 @@ def _up_celery(demo: bool, workers: int) -> int:
 
         t = time.monotonic()
         airflow_bin = str(Path(sys.executable).parent / "airflow")
+        parts = {}
         for name in CELERY_SERVICES:
-            write_pid(name, services.spawn([airflow_bin, name], LOGS / f"{name}.log", env=env))
+            parts[name] = services.spawn([airflow_bin, name], LOGS / f"{name}.log", env=env)
+            write_pid(name, parts[name])
         say("airflow", f"started {', '.join(CELERY_SERVICES)}; waiting for the API, scheduler and dag-processor to "
                        f"report healthy (up to {READY_TIMEOUT:.0f}s)")
-        services.wait_airflow_healthy(state["airflow_url"], READY_TIMEOUT, progress=lambda m: say("airflow", m))
+        services.wait_airflow_healthy(state["airflow_url"], READY_TIMEOUT, progress=lambda m: say("airflow", m),
+                                      procs=parts, logs=LOGS)
         say("airflow", f"Airflow healthy in {time.monotonic() - t:.0f}s")
 
         t = time.monotonic()
@@ -821,6 +831,35 @@ def _up_celery(demo: bool, workers: int) -> int:
         return 1
     say("ready", f"Celery stack ready in {time.monotonic() - _T0:.0f}s")
     print_banner(results, state)
+    return 0
+
+
+def restart(name: str) -> int:
+    """Restart one part of the running Celery stack (e.g. after a crash, or to apply config)."""
+    global _ACTIVE_EXECUTOR, _ACTIVE_WORKERS, _ACTIVE_DB
+    state = services.read_state()
+    if state.get("executor") != "celery" or not state.get("running"):
+        say("restart", "FAILED: no Celery stack is running here (`make up EXECUTOR=celery`)")
+        return 1
+    _ACTIVE_EXECUTOR, _ACTIVE_WORKERS, _ACTIVE_DB = "celery", int(state.get("workers") or 1), "postgres"
+    known = [*CELERY_SERVICES, *worker_names(_ACTIVE_WORKERS)]
+    if name not in known:
+        say("restart", f"FAILED: unknown part {name!r}; one of {', '.join(known)}")
+        return 1
+    pid = pids().get(name)
+    if pid and alive(pid):
+        say("restart", f"stopping {name} (process group {pid})")
+        services.stop_group(pid, grace=20)
+    env = celery_env()
+    if name.startswith("worker-"):
+        proc = start_worker(name, env)
+        write_pid(name, proc)
+        wait_workers([name], {name: proc}, READY_TIMEOUT)
+    else:
+        proc = services.spawn([str(Path(sys.executable).parent / "airflow"), name], LOGS / f"{name}.log", env=env)
+        write_pid(name, proc)
+        services.wait_airflow_healthy(state["airflow_url"], READY_TIMEOUT, procs={name: proc}, logs=LOGS)
+    say("restart", f"{name} running again (process group {proc.pid})")
     return 0
 
 
@@ -923,6 +962,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="Airflow metadata DB: sqlite (default, zero setup) or postgres on 127.0.0.1:5432 "
                            "($RETRAIN_PG_URL; its database is created if absent and emptied by every fresh start)")
     sub.add_parser("down", help="stop every process the stack started")
+    p_restart = sub.add_parser("restart", help="restart one part of the running Celery stack")
+    p_restart.add_argument("name", help="api-server, scheduler, dag-processor, triggerer or worker-N")
     sub.add_parser("purge", help="stop, then delete the Celery stack's databases, Redis keys and S3 data")
     sub.add_parser("status", help="show which services run")
     args = parser.parse_args(argv)
@@ -932,6 +973,8 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("--workers must be at least 1")
             return up_celery(demo=not args.no_demo, workers=args.workers)
         return up(demo=not args.no_demo, db=args.db)
+    if args.cmd == "restart":
+        return restart(args.name)
     if args.cmd == "purge":
         return purge()
     if args.cmd == "down":
