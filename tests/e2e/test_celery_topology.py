@@ -63,7 +63,7 @@ class CeleryStack:
             "RETRAIN_AIRFLOW_PORT": str(services.free_port()), "RETRAIN_WORKER_CONCURRENCY": "2",
             "OMP_NUM_THREADS": "1",
             # A task whose worker died is failed (and retried) after this many seconds.
-            "RETRAIN_TI_HEARTBEAT_TIMEOUT": "45",
+            "RETRAIN_TI_HEARTBEAT_TIMEOUT": "30",
         })
         self.s3_endpoint = f"http://127.0.0.1:{self.env['RETRAIN_S3_PORT']}"
         self.mlflow_uri = f"http://127.0.0.1:{self.env['RETRAIN_MLFLOW_PORT']}"
@@ -104,10 +104,11 @@ def _wait_dag(api: services.AirflowApi, dag_id: str, timeout: float = 600) -> No
         time.sleep(3)
 
 
-def backfill(api: services.AirflowApi, dag_id: str, first: dt.date, last: dt.date, conf: dict | None = None) -> None:
+def backfill(api: services.AirflowApi, dag_id: str, first: dt.date, last: dt.date, conf: dict | None = None,
+             max_active_runs: int = 1) -> None:
     api.request("POST", "/api/v2/backfills", {
         "dag_id": dag_id, "from_date": _interval(first)[0].isoformat(), "to_date": _interval(last)[0].isoformat(),
-        "max_active_runs": 1, "reprocess_behavior": "completed", "run_backwards": False, "dag_run_conf": conf or {},
+        "max_active_runs": max_active_runs, "reprocess_behavior": "completed", "run_backwards": False, "dag_run_conf": conf or {},
     }, ok=(200, 201))
     api.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, ok=(200,))
 
@@ -267,7 +268,8 @@ def test_scheduler_restart_mid_backfill_resumes(celery_stack):
     stack, _ = celery_stack
     s3 = stack.s3()
     api = stack.api()
-    backfill(api, DAG_ID, WEEKS[4], WEEKS[5])
+    # Two weeks at once on the two workers; the scheduler goes away while they run.
+    backfill(api, DAG_ID, WEEKS[4], WEEKS[5], max_active_runs=2)
     deadline = time.monotonic() + 600
     while True:  # the first of the two runs is under way
         _, body = api.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?limit=100", ok=(200,))
