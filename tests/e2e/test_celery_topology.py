@@ -11,7 +11,11 @@ on PostgreSQL, Redis as the broker, SeaweedFS as the persistent S3 store
 * that run (forced retrain) loses its worker to ``kill -9`` while training: the scheduler
   fails the orphaned try once its heartbeat times out, the retry runs on the other worker,
   the week ends correctly with exactly one model version for it, raw data untouched;
-* the scheduler restarted mid-backfill: the backfill resumes and completes.
+* the scheduler restarted mid-backfill: the backfill resumes and completes;
+* two models backfilled at once: one version per trained week, one champion per model.
+
+The stack reads its model specs from a copy of include/models/ plus two more churn-like
+models (``RETRAIN_MODELS_DIR``), so the two-model test has models of its own.
 
 Runs in the order the tests are written (one stack, growing history).
 """
@@ -49,10 +53,28 @@ def _interval(start: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return s, s + dt.timedelta(weeks=1)
 
 
+EXTRA_MODELS = ("churn_b", "churn_c")
+
+
+def models_dir(folder: Path) -> Path:
+    """include/models + include/suites, plus churn-like models reading their own raw prefix."""
+    import shutil
+
+    shutil.copytree(ROOT / "include" / "models", folder / "models")
+    shutil.copytree(ROOT / "include" / "suites", folder / "suites")
+    text = (ROOT / "include" / "models" / "churn.yaml").read_text()
+    for name in EXTRA_MODELS:
+        spec = text.replace("name: churn\n", f"name: {name}\n", 1).replace("  prefix: churn\n", f"  prefix: {name}\n", 1)
+        assert f"name: {name}" in spec and f"prefix: {name}" in spec
+        (folder / "models" / f"{name}.yaml").write_text(spec)
+    return folder / "models"
+
+
 class CeleryStack:
     """Drives scripts/stack.py in its own local dir, stack id and ports."""
 
     def __init__(self, folder: Path):
+        self.models = models_dir(folder)
         self.local = folder / "local"
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING", "MLFLOW_REGISTRY", "RETRAIN_", "AWS_ENDPOINT"))}
@@ -64,6 +86,7 @@ class CeleryStack:
             "OMP_NUM_THREADS": "1",
             # A task whose worker died is failed (and retried) after this many seconds.
             "RETRAIN_TI_HEARTBEAT_TIMEOUT": "30",
+            "RETRAIN_MODELS_DIR": str(self.models),
         })
         self.s3_endpoint = f"http://127.0.0.1:{self.env['RETRAIN_S3_PORT']}"
         self.mlflow_uri = f"http://127.0.0.1:{self.env['RETRAIN_MLFLOW_PORT']}"
@@ -132,8 +155,8 @@ def task_instances(api: services.AirflowApi, dag_id: str, run_id: str) -> list[d
         "task_instances"]
 
 
-def summary(s3, start: dt.date) -> dict:
-    spec = load_spec(ROOT / "include" / "models" / "churn.yaml")
+def summary(s3, start: dt.date, spec_path: Path = ROOT / "include" / "models" / "churn.yaml") -> dict:
+    spec = load_spec(spec_path)
     bucket, key = split_uri(RunPaths(spec, *_interval(start)).summary)
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
@@ -285,3 +308,30 @@ def test_scheduler_restart_mid_backfill_resumes(celery_stack):
     assert [runs[w]["state"] for w in WEEKS[4:6]] == ["success", "success"]
     for w in WEEKS[4:6]:
         assert summary(s3, w)["dag_run_id"].startswith("backfill__")
+
+
+def test_two_models_backfilled_at_once(celery_stack):
+    """Both models' backfills run together on the two workers: per model one version per
+    trained week (no duplicates), one champion, promotions through the shared lease."""
+    stack, _ = celery_stack
+    s3 = stack.s3()
+    api = stack.api()
+    frames = demo_data.generate_churn(W1, days=14, rows_per_day=2000)
+    for name in EXTRA_MODELS:
+        demo_data.write_partitions(s3, "raw-data", name, frames)
+    for name in EXTRA_MODELS:
+        _wait_dag(api, f"retrain_{name}")
+    for name in EXTRA_MODELS:
+        backfill(api, f"retrain_{name}", WEEKS[0], WEEKS[1])
+    from mlflow import MlflowClient
+
+    client = MlflowClient(stack.mlflow_uri)
+    for name in EXTRA_MODELS:
+        runs = finished_runs(api, f"retrain_{name}", WEEKS[:2])
+        assert [runs[w]["state"] for w in WEEKS[:2]] == ["success", "success"], name
+        s = [summary(s3, w, stack.models / f"{name}.yaml") for w in WEEKS[:2]]
+        assert [x["decision"] for x in s] == ["promoted", "skipped"], (name, [x["reasons"] for x in s])
+        versions = client.search_model_versions(f"name='{name}'")
+        assert [str(v.version) for v in versions] == ["1"], name
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+        assert versions[0].tags["retrain.data_interval_start"].startswith(str(WEEKS[0]))
