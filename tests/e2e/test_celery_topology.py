@@ -112,9 +112,8 @@ class CeleryStack:
 @pytest.fixture(scope="module")
 def celery_stack(tmp_path_factory):
     stack = CeleryStack(tmp_path_factory.mktemp("celery"))
-    out = stack.up()
-    try:
-        yield stack, out
+    try:  # purged even when start-up fails or is interrupted half-way
+        yield stack, stack.up()
     finally:
         purged = stack.cli("purge")
         assert purged.returncode == 0, purged.stdout[-3000:]
