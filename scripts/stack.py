@@ -1,8 +1,19 @@
 """The embedded local stack: moto S3, MLflow and Airflow on 127.0.0.1, plus the demo.
 
     python scripts/stack.py up [--no-demo] [--db sqlite|postgres]   # fresh stack (+ demo runs)
+    python scripts/stack.py up --executor celery [--workers 2]      # production topology, persistent
     python scripts/stack.py down                                    # stop every process it started
+    python scripts/stack.py purge                                   # down + delete the Celery stack's state
     python scripts/stack.py status
+
+The Celery topology (``--executor celery``) runs the parts of docker-compose.yaml as native
+processes: metadata DB and MLflow backend store in their own PostgreSQL databases on
+127.0.0.1:5432 (created if absent, never emptied by ``up``), Redis 127.0.0.1:6379 as the
+Celery broker (DB ``RETRAIN_REDIS_DB``, keys prefixed with the stack id), Celery results in
+PostgreSQL, SeaweedFS as the persistent S3 store (data under .local/seaweedfs), MLflow,
+api-server, scheduler, dag-processor, triggerer and N ``airflow celery worker`` processes,
+each worker with its own hostname, working directory and TMPDIR. ``down`` then ``up`` keeps
+every object, model version and run; ``purge`` deletes them.
 
 Every phase prints one line ``[HH:MM:SS +ELAPSEDs] phase  what happened``. Readiness waits
 poll health endpoints until ``RETRAIN_READY_TIMEOUT`` seconds (default 600) and say what
@@ -23,6 +34,7 @@ import argparse
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -30,6 +42,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +67,18 @@ DEMO_DRIFT_WEEK = 4
 # Rows per day: churn as before; tickets trains a random forest, so fewer rows keep it quick.
 DEMO_ROWS = {"churn": 2000, "tickets": 400}
 PG_URL = os.environ.get("RETRAIN_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/retrain_stack_airflow")
+
+# --- Celery topology (see the module doc) ---
+#: Names the stack's databases and Redis keys, so stacks of several checkouts never collide.
+STACK_ID = os.environ.get("RETRAIN_STACK_ID") or "retrain_" + hashlib.sha1(str(LOCAL.resolve()).encode()).hexdigest()[:8]
+PG_SERVER = os.environ.get("RETRAIN_PG_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432").rstrip("/")
+REDIS_URL = os.environ.get("RETRAIN_REDIS_URL") or f"redis://127.0.0.1:6379/{os.environ.get('RETRAIN_REDIS_DB', '3')}"
+WORKER_CONCURRENCY = int(os.environ.get("RETRAIN_WORKER_CONCURRENCY", "2"))
+CELERY_QUEUE = "default"  # [operators] default_queue; the queue every worker serves
+# Airflow's default (300 s): how long a task whose worker died stays "running" before the
+# scheduler fails it and schedules its retry.
+TI_HEARTBEAT_TIMEOUT = os.environ.get("RETRAIN_TI_HEARTBEAT_TIMEOUT", "300")
+CELERY_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 _T0 = time.monotonic()
 
@@ -87,6 +112,13 @@ def db_url(db: str) -> str:
 
 
 _ACTIVE_DB: str | None = None  # set by `up`; otherwise the running stack's choice
+
+
+_ACTIVE_EXECUTOR: str | None = None
+
+
+def current_executor() -> str:
+    return _ACTIVE_EXECUTOR or str(services.read_state().get("executor") or "local")
 
 
 def current_db() -> str:
@@ -153,22 +185,87 @@ def notes_user_password(home: Path) -> str:
     return passwords[NOTES_USER]
 
 
+def celery_db_urls() -> dict[str, str]:
+    return {"airflow": f"{PG_SERVER}/{STACK_ID}_airflow", "mlflow": f"{PG_SERVER}/{STACK_ID}_mlflow"}
+
+
+def _stack_secret(name: str, make) -> str:
+    """A secret kept in AIRFLOW_HOME across restarts (the Celery stack's DB outlives processes:
+    the Fernet key must stay the one its connections were encrypted with)."""
+    path = airflow_home() / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def celery_env() -> dict[str, str]:
+    """The environment of every process of the Celery topology (docker-compose.yaml uses the
+    same AIRFLOW__* names; tests/infra/test_compose_parity.py compares them)."""
+    from cryptography.fernet import Fernet
+
+    urls = celery_db_urls()
+    env = airflow_env("postgres")
+    env.update({
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(max(4, 2 * WORKER_CONCURRENCY * max(1, _ACTIVE_WORKERS))),
+        "AIRFLOW__CORE__FERNET_KEY": _stack_secret(".fernet_key", lambda: Fernet.generate_key().decode()),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{AIRFLOW_PORT}/execution/",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "scripts.airflow_hostname.hostname",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"],
+        "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + urls["airflow"],
+        # Stacks sharing one Redis (other checkouts, CI jobs) must not see each other's queues.
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": f"{STACK_ID}:",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": CELERY_QUEUE,
+        "AIRFLOW__API__SECRET_KEY": _stack_secret(".api_secret_key", lambda: secrets.token_hex(32)),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": TI_HEARTBEAT_TIMEOUT,
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home() / "logs"),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(services.free_port()),
+        "S3_DATA_ACCESS_KEY_ID": os.environ.get("S3_DATA_ACCESS_KEY_ID", "test"),
+        "S3_DATA_SECRET_ACCESS_KEY": os.environ.get("S3_DATA_SECRET_ACCESS_KEY", "test"),
+    })
+    return env
+
+
+_ACTIVE_WORKERS = 0
+
+
 def write_airflow_cfg(db: str) -> None:
     """The stack's settings in AIRFLOW_HOME/airflow.cfg, so that a plain
     ``AIRFLOW_HOME=.local/airflow airflow dags list-runs ...`` talks to this stack."""
     home = airflow_home()
     home.mkdir(parents=True, exist_ok=True)
-    text = f"""# Written by scripts/stack.py for the embedded stack; recreated by every `make run`.
+    celery = current_executor() == "celery"
+    env = celery_env() if celery else {}
+    text = f"""# Written by scripts/stack.py for the {'Celery' if celery else 'embedded'} stack; recreated by every `make up`.
 [core]
 dags_folder = {ROOT / 'dags'}
 plugins_folder = {ROOT / 'plugins'}
 load_examples = False
-executor = LocalExecutor
-parallelism = 4
+executor = {'CeleryExecutor' if celery else 'LocalExecutor'}
+parallelism = {env.get('AIRFLOW__CORE__PARALLELISM', 4)}
 dags_are_paused_at_creation = True
+"""
+    if celery:
+        text += f"""fernet_key = {env['AIRFLOW__CORE__FERNET_KEY']}
+execution_api_server_url = {env['AIRFLOW__CORE__EXECUTION_API_SERVER_URL']}
+hostname_callable = {env['AIRFLOW__CORE__HOSTNAME_CALLABLE']}
 
+[celery]
+broker_url = {env['AIRFLOW__CELERY__BROKER_URL']}
+result_backend = {env['AIRFLOW__CELERY__RESULT_BACKEND']}
+
+[celery_broker_transport_options]
+global_keyprefix = {env['AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX']}
+visibility_timeout = {env['AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT']}
+"""
+    text += f"""
 [database]
-sql_alchemy_conn = {db_url(db)}
+sql_alchemy_conn = {env.get('AIRFLOW__DATABASE__SQL_ALCHEMY_CONN') or db_url(db)}
 
 [api]
 host = 127.0.0.1
@@ -193,8 +290,9 @@ def run_airflow(*args: str, check: bool = True, retries: int = 4) -> subprocess.
     """Run an ``airflow`` CLI command; retry with backoff when the metadata DB was locked."""
     cmd = [str(Path(sys.executable).parent / "airflow"), *args]
     delay = 2.0
+    env = celery_env() if current_executor() == "celery" else airflow_env()
     for attempt in range(retries + 1):
-        result = subprocess.run(cmd, env={**os.environ, **airflow_env()}, capture_output=True, text=True, cwd=ROOT)
+        result = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, cwd=ROOT)
         if result.returncode == 0 or not services.is_db_locked(result.stdout + result.stderr) or attempt == retries:
             break
         say("db", f"`airflow {args[0]}`: database is locked; retrying in {delay:.0f}s")
@@ -231,13 +329,22 @@ def alive(pid: int) -> bool:
 
 def down(quiet: bool = False) -> int:
     running = pids()
-    order = ["airflow", "mlflow", "moto"]  # consumers first, storage last
-    for name in sorted(running, key=lambda n: order.index(n) if n in order else -1):
-        pid = running[name]
-        if alive(pid):
-            say("stop", f"stopping {name} (process group {pid})")
-            services.stop_group(pid, grace=20)
-        (PIDS / f"{name}.pid").unlink(missing_ok=True)
+    # The scheduler first (nothing new is queued), then workers (warm shutdown) and the other
+    # Airflow parts, then MLflow and storage last.
+    # Stopped in three waves; within a wave in parallel (each part takes seconds to exit).
+    wave = {**{n: 0 for n in ("scheduler", "airflow")}, **{n: 2 for n in ("mlflow", "moto", "seaweedfs")}}
+    for step in (0, 1, 2):
+        names = [n for n in sorted(running) if wave.get(n, 1) == step]
+        threads = []
+        for name in names:
+            if alive(running[name]):
+                say("stop", f"stopping {name} (process group {running[name]})")
+                threads.append(threading.Thread(target=services.stop_group, args=(running[name],), kwargs={"grace": 20}))
+                threads[-1].start()
+        for t in threads:
+            t.join()
+        for name in names:
+            (PIDS / f"{name}.pid").unlink(missing_ok=True)
     left = [n for n, p in running.items() if alive(p)]
     if left:
         say("stop", f"WARNING: still running: {', '.join(left)}")
@@ -445,7 +552,8 @@ def up(demo: bool, db: str) -> int:
 
 
 def _up(demo: bool, db: str) -> int:
-    global _ACTIVE_DB
+    global _ACTIVE_DB, _ACTIVE_EXECUTOR
+    _ACTIVE_EXECUTOR = "local"
     say("install", f"virtualenv ready: {sys.prefix} (Python {sys.version.split()[0]})")
     if already_running():
         state = services.read_state()
@@ -465,6 +573,8 @@ def _up(demo: bool, db: str) -> int:
     endpoint = f"http://127.0.0.1:{S3_PORT}"
     state = {
         "running": True,
+        "executor": "local",
+        "store": "moto",
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "root": str(ROOT),
         "db": db,
@@ -522,6 +632,261 @@ def _up(demo: bool, db: str) -> int:
     return 0
 
 
+def seaweed_dir() -> Path:
+    return LOCAL / "seaweedfs"
+
+
+def celery_already_running(workers: int) -> bool:
+    running = pids()
+    if not running:
+        return False
+    state = services.read_state()
+    expected = {"seaweedfs", "mlflow", *CELERY_SERVICES, *(f"worker-{i}" for i in range(1, workers + 1))}
+    if (state.get("executor") == "celery" and set(running) == expected and all(alive(p) for p in running.values())
+            and _healthy(f"{state['mlflow_tracking_uri']}/health")
+            and _healthy(f"{state['airflow_url']}/api/v2/monitor/health")):
+        return True
+    if any(alive(p) for p in running.values()):
+        say("state", "a previous stack is running with other settings or only partly: stopping it first "
+                     "(the Celery stack's data stays)")
+    down(quiet=True)
+    return False
+
+
+def start_seaweed(endpoint_port: int) -> subprocess.Popen:
+    """SeaweedFS on its persistent data dir, reusing the internal ports of the last start."""
+    ports_file = seaweed_dir() / "ports.json"
+    try:
+        ports = json.loads(ports_file.read_text())
+    except (OSError, ValueError):
+        ports = {}
+    proc, ports = services.start_seaweedfs(
+        endpoint_port, seaweed_dir() / "data", LOGS / "seaweedfs.log", ports=ports,
+        access_key=os.environ.get("S3_DATA_ACCESS_KEY_ID", "test"),
+        secret_key=os.environ.get("S3_DATA_SECRET_ACCESS_KEY", "test"),
+        timeout=READY_TIMEOUT, progress=lambda m: say("s3", m))
+    ports_file.write_text(json.dumps(ports))
+    return proc
+
+
+def worker_names(workers: int) -> list[str]:
+    return [f"worker-{i}" for i in range(1, workers + 1)]
+
+
+def start_worker(name: str, env: dict[str, str]) -> subprocess.Popen:
+    """One ``airflow celery worker`` with its own hostname, working directory and TMPDIR."""
+    home = LOCAL / "workers" / name
+    tmp = home / "tmp"
+    shutil.rmtree(tmp, ignore_errors=True)  # a worker's scratch space never outlives it
+    tmp.mkdir(parents=True, exist_ok=True)
+    worker_env = {**env, "TMPDIR": str(tmp), "RETRAIN_WORKER_HOSTNAME": name,
+                  "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache")}
+    cmd = [str(Path(sys.executable).parent / "airflow"), "celery", "worker", "--celery-hostname", f"{name}@%h",
+           "--queues", CELERY_QUEUE, "--concurrency", str(WORKER_CONCURRENCY),
+           # Logs go to the shared base_log_folder that the api-server reads (as the compose
+           # stack's shared log volume); no per-worker log server.
+           "--skip-serve-logs"]
+    return services.spawn(cmd, LOGS / f"{name}.log", env=worker_env, cwd=home)
+
+
+def celery_workers_answering(names: list[str]) -> set[str]:
+    """Names of the given workers that answer a Celery control ping on the stack's broker."""
+    from celery import Celery
+
+    app = Celery("retrain-ping", broker=REDIS_URL)
+    app.conf.broker_transport_options = {"global_keyprefix": f"{STACK_ID}:"}
+    app.conf.broker_connection_retry_on_startup = False
+    try:
+        replies = app.control.ping(timeout=2.0)
+    except Exception:  # noqa: BLE001 - broker hiccup: nobody answered this time
+        return set()
+    finally:
+        app.close()
+    seen = {name.split("@", 1)[0] for reply in replies for name in reply}
+    return seen & set(names)
+
+
+def wait_workers(names: list[str], procs: dict[str, subprocess.Popen], timeout: float) -> None:
+    started = time.monotonic()
+    next_note = started + 30
+    answering: set[str] = set()
+    while True:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"Celery {name} exited with code {proc.returncode}; see {LOGS / (name + '.log')}")
+        answering = celery_workers_answering(names)
+        if answering == set(names):
+            return
+        waited = time.monotonic() - started
+        if waited > timeout:
+            raise TimeoutError(f"Celery workers not answering after {timeout:.0f}s: {', '.join(sorted(set(names) - answering))} "
+                               f"(broker {REDIS_URL}); raise RETRAIN_READY_TIMEOUT on a slow machine")
+        if time.monotonic() >= next_note:
+            say("workers", f"still waiting for {', '.join(sorted(set(names) - answering))} to answer a Celery ping "
+                           f"({waited:.0f}s of up to {timeout:.0f}s)")
+            next_note += 30
+        time.sleep(2)
+
+
+def up_celery(demo: bool, workers: int) -> int:
+    try:
+        with stack_lock():
+            return _up_celery(demo, workers)
+    except RuntimeError as exc:
+        say("state", f"FAILED: {exc}")
+        return 1
+
+
+def _up_celery(demo: bool, workers: int) -> int:
+    global _ACTIVE_DB, _ACTIVE_EXECUTOR, _ACTIVE_WORKERS
+    say("install", f"virtualenv ready: {sys.prefix} (Python {sys.version.split()[0]})")
+    _ACTIVE_DB, _ACTIVE_EXECUTOR, _ACTIVE_WORKERS = "postgres", "celery", workers
+    if celery_already_running(workers):
+        state = services.read_state()
+        say("state", f"the Celery stack is already running (started {state.get('started_at', '?')}, {workers} workers): "
+                     "nothing restarted, no data touched.")
+        print_banner(state.get("demo") or [], state)
+        return 0
+    for port, name in ((S3_PORT, "SeaweedFS S3"), (MLFLOW_PORT, "MLflow"), (AIRFLOW_PORT, "Airflow")):
+        if services.port_open(port):
+            say("state", f"FAILED: port {port} ({name}) is taken by another process: stop it or set RETRAIN_*_PORT")
+            return 1
+    urls = celery_db_urls()
+    endpoint = f"http://127.0.0.1:{S3_PORT}"
+    state = {
+        "running": True, "executor": "celery", "store": "seaweedfs", "workers": workers, "stack_id": STACK_ID,
+        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "root": str(ROOT), "db": "postgres", "db_url": urls["airflow"], "mlflow_db_url": urls["mlflow"],
+        "broker_url": REDIS_URL, "broker_key_prefix": f"{STACK_ID}:",
+        "s3_endpoint": endpoint, "mlflow_tracking_uri": f"http://127.0.0.1:{MLFLOW_PORT}",
+        "airflow_url": f"http://127.0.0.1:{AIRFLOW_PORT}", "airflow_home": str(airflow_home()),
+        "raw_bucket": "raw-data", "output_dir": str(LOCAL / "output"),
+    }
+    LOGS.mkdir(parents=True, exist_ok=True)
+    try:
+        say("db", f"checking PostgreSQL ({PG_SERVER.split('@')[-1]}) and Redis ({REDIS_URL})")
+        for what, url in urls.items():
+            created = services.ensure_postgres_db(url)
+            say("db", f"PostgreSQL database {url.rsplit('/', 1)[1]} ({what}) {'created' if created else 'exists: kept'}")
+        services.redis_ping(REDIS_URL)
+        say("broker", f"Redis answers at {REDIS_URL}; Celery keys prefixed {STACK_ID}:")
+
+        t = time.monotonic()
+        say("s3", f"starting SeaweedFS on {endpoint} (data in {seaweed_dir()}); waiting for a bucket create + "
+                  f"object write to succeed (up to {READY_TIMEOUT:.0f}s)")
+        weed = start_seaweed(S3_PORT)
+        write_pid("seaweedfs", weed)
+        services.create_buckets(endpoint)
+        say("s3", f"SeaweedFS accepts writes after {time.monotonic() - t:.0f}s; buckets: {', '.join(services.BUCKETS)}")
+
+        t = time.monotonic()
+        say("mlflow", f"starting MLflow on {state['mlflow_tracking_uri']} (PostgreSQL backend); waiting for /health "
+                      f"(up to {READY_TIMEOUT:.0f}s)")
+        mlflow = services.start_mlflow(MLFLOW_PORT, urls["mlflow"], endpoint, LOGS / "mlflow.log", timeout=READY_TIMEOUT,
+                                       progress=lambda m: say("mlflow", m))
+        write_pid("mlflow", mlflow)
+        say("mlflow", f"MLflow up in {time.monotonic() - t:.0f}s (artifacts in s3://mlflow-artifacts on SeaweedFS)")
+
+        t = time.monotonic()
+        write_airflow_cfg("postgres")
+        env = celery_env()
+        run_airflow("db", "migrate")
+        loaded = subprocess.run([sys.executable, "-m", "scripts.load_airflow_settings", str(ROOT / "airflow_settings.yaml")],
+                                env={**os.environ, **env}, capture_output=True, text=True, cwd=ROOT)
+        if loaded.returncode != 0:
+            raise RuntimeError(f"loading airflow_settings.yaml failed:\n{loaded.stdout}\n{loaded.stderr}")
+        say("db", f"Airflow metadata DB migrated, airflow_settings.yaml loaded in {time.monotonic() - t:.0f}s")
+
+        t = time.monotonic()
+        airflow_bin = str(Path(sys.executable).parent / "airflow")
+        parts = {}
+        for name in CELERY_SERVICES:
+            parts[name] = services.spawn([airflow_bin, name], LOGS / f"{name}.log", env=env)
+            write_pid(name, parts[name])
+        say("airflow", f"started {', '.join(CELERY_SERVICES)}; waiting for the API, scheduler and dag-processor to "
+                       f"report healthy (up to {READY_TIMEOUT:.0f}s)")
+        services.wait_airflow_healthy(state["airflow_url"], READY_TIMEOUT, progress=lambda m: say("airflow", m),
+                                      procs=parts, logs=LOGS)
+        say("airflow", f"Airflow healthy in {time.monotonic() - t:.0f}s")
+
+        t = time.monotonic()
+        names = worker_names(workers)
+        procs = {}
+        for name in names:
+            procs[name] = start_worker(name, env)
+            write_pid(name, procs[name])
+        say("workers", f"started {workers} Celery workers ({', '.join(names)}, concurrency {WORKER_CONCURRENCY}, "
+                       f"queue {CELERY_QUEUE}); waiting for each to answer a Celery ping (up to {READY_TIMEOUT:.0f}s)")
+        wait_workers(names, procs, READY_TIMEOUT)
+        say("workers", f"all {workers} workers answer after {time.monotonic() - t:.0f}s")
+        services.write_state(state)
+        api = services.AirflowApi(state["airflow_url"], admin_password(), on_retry=lambda m: say("db", m))
+        results = run_demo(api, endpoint) if demo else []
+        state["demo"] = results
+        services.write_state(state)
+    except Exception as exc:  # noqa: BLE001 - any failure: say it, point at the logs, stop cleanly
+        say("failed", f"FAILED: {type(exc).__name__}: {exc}")
+        say("failed", f"logs: {LOGS}")
+        down(quiet=True)
+        return 1
+    say("ready", f"Celery stack ready in {time.monotonic() - _T0:.0f}s")
+    print_banner(results, state)
+    return 0
+
+
+def restart(name: str) -> int:
+    """Restart one part of the running Celery stack (e.g. after a crash, or to apply config)."""
+    global _ACTIVE_EXECUTOR, _ACTIVE_WORKERS, _ACTIVE_DB
+    state = services.read_state()
+    if state.get("executor") != "celery" or not state.get("running"):
+        say("restart", "FAILED: no Celery stack is running here (`make up EXECUTOR=celery`)")
+        return 1
+    _ACTIVE_EXECUTOR, _ACTIVE_WORKERS, _ACTIVE_DB = "celery", int(state.get("workers") or 1), "postgres"
+    known = [*CELERY_SERVICES, *worker_names(_ACTIVE_WORKERS)]
+    if name not in known:
+        say("restart", f"FAILED: unknown part {name!r}; one of {', '.join(known)}")
+        return 1
+    pid = pids().get(name)
+    if pid and alive(pid):
+        say("restart", f"stopping {name} (process group {pid})")
+        services.stop_group(pid, grace=20)
+    env = celery_env()
+    if name.startswith("worker-"):
+        proc = start_worker(name, env)
+        write_pid(name, proc)
+        wait_workers([name], {name: proc}, READY_TIMEOUT)
+    else:
+        proc = services.spawn([str(Path(sys.executable).parent / "airflow"), name], LOGS / f"{name}.log", env=env)
+        write_pid(name, proc)
+        services.wait_airflow_healthy(state["airflow_url"], READY_TIMEOUT, procs={name: proc}, logs=LOGS)
+    say("restart", f"{name} running again (process group {proc.pid})")
+    return 0
+
+
+def purge() -> int:
+    """Stop the stack and delete the Celery topology's state: its databases, Redis keys, S3 data."""
+    rc = down(quiet=True)
+    if rc:
+        return rc
+    for what, url in celery_db_urls().items():
+        services.drop_postgres_db(url)
+        say("purge", f"dropped PostgreSQL database {url.rsplit('/', 1)[1]} ({what})")
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+        keys = list(client.scan_iter(f"{STACK_ID}:*"))
+        if keys:
+            client.delete(*keys)
+        say("purge", f"deleted {len(keys)} Redis keys with prefix {STACK_ID}:")
+    except Exception as exc:  # noqa: BLE001 - Redis down: nothing of ours to delete there now
+        say("purge", f"Redis keys not deleted ({exc})")
+    for sub in ("seaweedfs", "workers", "airflow"):
+        shutil.rmtree(LOCAL / sub, ignore_errors=True)
+    say("purge", f"deleted {seaweed_dir()} (objects), worker dirs and {airflow_home()}")
+    return 0
+
+
 def admin_password() -> str:
     f = airflow_home() / "simple_auth_manager_passwords.json.generated"
     for _ in range(60):
@@ -543,7 +908,13 @@ def print_banner(results: list[dict], state: dict) -> None:
     print("=" * 78)
     print(f"Airflow UI   http://127.0.0.1:{AIRFLOW_PORT}   login: admin / {password}")
     print(f"MLflow UI    http://127.0.0.1:{MLFLOW_PORT}   (registered models {', '.join(DEMO_MODELS)}; alias champion)")
-    print(f"S3 (moto)    http://127.0.0.1:{S3_PORT}   access key: test / secret: test (local dummy)")
+    if state.get("executor") == "celery":
+        print(f"S3 (SeaweedFS, persistent) http://127.0.0.1:{S3_PORT}   data in {seaweed_dir()}")
+        print(f"Celery       {state.get('workers')} workers, broker {state.get('broker_url')} "
+              f"(prefix {state.get('broker_key_prefix')}), results in PostgreSQL")
+        print(f"MLflow DB    {state.get('mlflow_db_url')}")
+    else:
+        print(f"S3 (moto)    http://127.0.0.1:{S3_PORT}   access key: test / secret: test (local dummy)")
     print("             raw data s3://raw-data/<model>/dt=YYYY-MM-DD/, run artefacts s3://retrain-artifacts/runs/<model>/")
     print(f"Metadata DB  {state.get('db', '?')}: {state.get('db_url', '?')}")
     print(f"Logs         {LOGS}")
@@ -581,14 +952,31 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="start a fresh stack and run the demo (no-op if it is already running)")
     p_up.add_argument("--no-demo", action="store_true", help="start the services only")
+    p_up.add_argument("--executor", choices=["local", "celery"], default=os.environ.get("RETRAIN_EXECUTOR") or "local",
+                      help="local: the embedded stack (airflow standalone, moto, started empty); celery: the "
+                           "production topology (PostgreSQL, Redis, SeaweedFS, separate Airflow processes, "
+                           "N Celery workers; state persists across restarts)")
+    p_up.add_argument("--workers", type=int, default=int(os.environ.get("RETRAIN_WORKERS") or 2),
+                      help="Celery workers (with --executor celery)")
     p_up.add_argument("--db", choices=["sqlite", "postgres"], default=os.environ.get("RETRAIN_DB") or "sqlite",
                       help="Airflow metadata DB: sqlite (default, zero setup) or postgres on 127.0.0.1:5432 "
                            "($RETRAIN_PG_URL; its database is created if absent and emptied by every fresh start)")
     sub.add_parser("down", help="stop every process the stack started")
+    p_restart = sub.add_parser("restart", help="restart one part of the running Celery stack")
+    p_restart.add_argument("name", help="api-server, scheduler, dag-processor, triggerer or worker-N")
+    sub.add_parser("purge", help="stop, then delete the Celery stack's databases, Redis keys and S3 data")
     sub.add_parser("status", help="show which services run")
     args = parser.parse_args(argv)
     if args.cmd == "up":
+        if args.executor == "celery":
+            if args.workers < 1:
+                parser.error("--workers must be at least 1")
+            return up_celery(demo=not args.no_demo, workers=args.workers)
         return up(demo=not args.no_demo, db=args.db)
+    if args.cmd == "restart":
+        return restart(args.name)
+    if args.cmd == "purge":
+        return purge()
     if args.cmd == "down":
         return down()
     return status()
