@@ -380,7 +380,7 @@ print("PARSE-RESULT " + json.dumps({
     "other_new_packages": sorted({m.split(".")[0] for m in set(sys.modules) - at_baseline}
                                  - {"airflow", *project}),
 }))
-""" % {"repeats": PARSE_REPEATS}
+""" % {"repeats": PARSE_REPEATS}  # noqa: UP031 - the script holds {} of its own
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,7 @@ def test_eight_contenders_on_an_expired_lease_one_holder_every_round(moto_server
         holders: list[LeaseLock] = []
         errors: list[BaseException] = []
 
-        def contend(i: int) -> None:
+        def contend(i: int, barrier=barrier, holders=holders, errors=errors) -> None:  # bound per round
             lock = LeaseLock(stores[i], uri, f"worker-{i}", ttl_seconds=60, wait_seconds=0, poll_seconds=0.05,
                              heartbeat=False)
             barrier.wait()
