@@ -55,7 +55,7 @@ purge:                ## stop, then delete the Celery stack's databases, Redis k
 status:
 	@$(BIN)/python scripts/stack.py status
 
-test: install browser ## the whole suite: unit, plugins, dags, infra, e2e (incl. the browser test)
+test: install browser lint ## lint, then the whole suite: unit, plugins, dags, infra, e2e (incl. the browser test)
 	$(BIN)/python -m pytest -q
 
 # The browser test drives Debian's Chromium (Playwright's own download is not reachable here).

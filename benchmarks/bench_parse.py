@@ -75,7 +75,9 @@ def old_loader():
     config._YAML_LOADER = yaml.SafeLoader
 """
 
-_RUNPY = _COMMON + r"""
+_RUNPY = (
+    _COMMON
+    + r"""
 runs = {}
 for path in files:
     times = []
@@ -89,8 +91,11 @@ for path in files:
     runs[path] = times
 print("RESULT " + json.dumps({"baseline_s": baseline, "runs_s": runs}))
 """
+)
 
-_FORK = _COMMON + r"""
+_FORK = (
+    _COMMON
+    + r"""
 runs = {path: [] for path in files}
 for loop in range(cfg["loops"]):
     for path in files:
@@ -111,8 +116,11 @@ for loop in range(cfg["loops"]):
             raise SystemExit(f"parse of {path} failed in the child (exit {os.waitstatus_to_exitcode(status)})")
 print("RESULT " + json.dumps({"baseline_s": baseline, "runs_s": runs}))
 """
+)
 
-_LOOPS = _COMMON + r"""
+_LOOPS = (
+    _COMMON
+    + r"""
 if cfg["pure_yaml"]:
     old_loader()
 loops, dags, errors = [], 0, 0
@@ -123,9 +131,12 @@ for loop in range(cfg["loops"]):
     dags, errors = len(bag.dags), len(bag.import_errors)
 print("RESULT " + json.dumps({"baseline_s": baseline, "loops_s": loops, "dags": dags, "import_errors": errors}))
 """
+)
 
 
-_BREAKDOWN = _COMMON + r"""
+_BREAKDOWN = (
+    _COMMON
+    + r"""
 from include.retrainer import config
 from retrain_ops.dag_factory import build_retrain_dag
 from retrain_ops.rollback_factory import build_rollback_dag
@@ -140,6 +151,7 @@ out["tasks_per_retrain_dag"] = len(retrain[0].tasks)
 out["models"] = len(specs)
 print("RESULT " + json.dumps(out))
 """
+)
 
 
 def write_models(folder: Path, count: int) -> Path:
@@ -172,8 +184,9 @@ def _env(models_dir: Path, airflow_home: Path, cache: bool) -> dict[str, str]:
 
 
 def _run(script: str, cfg: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps(cfg)], env=env, capture_output=True,
-                          text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cfg)], env=env, capture_output=True, text=True, timeout=1800
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"parse benchmark subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
@@ -213,12 +226,17 @@ def run(quick: bool) -> dict[str, Any]:
         for _ in range(rounds):
             for label in ("before", "after"):
                 pure, cache, pre = variants[label]
-                res = _run(_RUNPY, {"files": files, "repeats": repeats, "pure_yaml": pure, "pre_import": pre},
-                           _env(one, home, cache))
+                res = _run(
+                    _RUNPY,
+                    {"files": files, "repeats": repeats, "pure_yaml": pure, "pre_import": pre},
+                    _env(one, home, cache),
+                )
                 for path, ts in res["runs_s"].items():
                     times[label][Path(path).name] += ts
-        per_file = {label: {name: {"best": min(ts), "median": statistics.median(ts)} for name, ts in by_file.items()}
-                    for label, by_file in times.items()}
+        per_file = {
+            label: {name: {"best": min(ts), "median": statistics.median(ts)} for name, ts in by_file.items()}
+            for label, by_file in times.items()
+        }
         print(f"  per file, 1 model ({rounds * repeats} runs each, beyond Airflow's import):")
         for label, by_file in per_file.items():
             for name, fig in by_file.items():
@@ -234,19 +252,26 @@ def run(quick: bool) -> dict[str, Any]:
             for _ in range(rounds):
                 for label in ("before", "after"):  # "no cache" = "after" here: a fork starts with an empty cache
                     pure, cache, pre = variants[label]
-                    res = _run(_FORK, {"files": files, "loops": loops, "pure_yaml": pure, "pre_import": pre,
-                                       "freeze": True},
-                               _env(folder, home, cache))
+                    res = _run(
+                        _FORK,
+                        {"files": files, "loops": loops, "pure_yaml": pure, "pre_import": pre, "freeze": True},
+                        _env(folder, home, cache),
+                    )
                     per_loop[label] += [sum(res["runs_s"][f][i] for f in files) for i in range(loops)]
                     for f in files:
                         per_file_fork[label][Path(f).name] += res["runs_s"][f]
             for label in per_loop:
-                fig = {"loop_median": statistics.median(per_loop[label]), "loop_best": min(per_loop[label]),
-                       "files": {k: statistics.median(v) for k, v in per_file_fork[label].items()}}
+                fig = {
+                    "loop_median": statistics.median(per_loop[label]),
+                    "loop_best": min(per_loop[label]),
+                    "files": {k: statistics.median(v) for k, v in per_file_fork[label].items()},
+                }
                 fork[f"{label}/{n_models}"] = fig
                 detail = ", ".join(f"{k} {_ms(v)}" for k, v in fig["files"].items())
-                print(f"    {label:8s} {n_models:3d} model(s): one parse of all files {_ms(fig['loop_median'])} "
-                      f"(best {_ms(fig['loop_best'])}; {detail})")
+                print(
+                    f"    {label:8s} {n_models:3d} model(s): one parse of all files {_ms(fig['loop_median'])} "
+                    f"(best {_ms(fig['loop_best'])}; {detail})"
+                )
         out["fork"] = fork
 
         # -- DagBag loops in one interpreter
@@ -255,17 +280,35 @@ def run(quick: bool) -> dict[str, Any]:
         counts: dict[str, tuple[int, int]] = {}
         for _ in range(rounds):
             for label, (pure, cache, pre) in variants.items():
-                res = _run(_LOOPS, {"files": files, "dags_dir": str(DAGS_DIR), "loops": loops + 1, "pure_yaml": pure,
-                                    "pre_import": pre}, _env(many, home, cache))
+                res = _run(
+                    _LOOPS,
+                    {
+                        "files": files,
+                        "dags_dir": str(DAGS_DIR),
+                        "loops": loops + 1,
+                        "pure_yaml": pure,
+                        "pre_import": pre,
+                    },
+                    _env(many, home, cache),
+                )
                 first[label].append(res["loops_s"][0])
                 later[label] += res["loops_s"][1:]
                 counts[label] = (res["dags"], res["import_errors"])
-        in_proc = {label: {"first": statistics.median(first[label]), "later_median": statistics.median(later[label]),
-                           "dags": counts[label][0], "import_errors": counts[label][1]} for label in variants}
+        in_proc = {
+            label: {
+                "first": statistics.median(first[label]),
+                "later_median": statistics.median(later[label]),
+                "dags": counts[label][0],
+                "import_errors": counts[label][1],
+            }
+            for label in variants
+        }
         print(f"  DagBag over dags/ in one process, {fleet} models:")
         for label, v in in_proc.items():
-            print(f"    {label:8s} first loop {_ms(v['first'])}, later loops median {_ms(v['later_median'])} "
-                  f"({v['dags']} DAGs, {v['import_errors']} import errors)")
+            print(
+                f"    {label:8s} first loop {_ms(v['first'])}, later loops median {_ms(v['later_median'])} "
+                f"({v['dags']} DAGs, {v['import_errors']} import errors)"
+            )
         out["in_process"] = in_proc
 
         # -- where the time of one cold parse goes (median of rounds)
@@ -276,9 +319,11 @@ def run(quick: bool) -> dict[str, Any]:
                 parts.setdefault(k, []).append(v)
         out["breakdown"] = {k: statistics.median(v) for k, v in parts.items()}
         b = out["breakdown"]
-        print(f"  {fleet} models, in one process: load_all cold {_ms(b['load_cold_s'])}, cached {_ms(b['load_cached_s'])}; "
-              f"building {fleet} retrain DAGs ({b['tasks_per_retrain_dag']:.0f} tasks each) {_ms(b['build_retrain_s'])}, "
-              f"{fleet} rollback DAGs {_ms(b['build_rollback_s'])}")
+        print(
+            f"  {fleet} models, in one process: load_all cold {_ms(b['load_cold_s'])}, cached {_ms(b['load_cached_s'])}; "
+            f"building {fleet} retrain DAGs ({b['tasks_per_retrain_dag']:.0f} tasks each) {_ms(b['build_retrain_s'])}, "
+            f"{fleet} rollback DAGs {_ms(b['build_rollback_s'])}"
+        )
     return out
 
 
@@ -299,7 +344,9 @@ def markdown(fig: dict[str, Any]) -> str:
     for name in pf["after"]:
         b, a = pf["before"][name], pf["after"][name]
         ok = "met" if a["best"] <= PER_FILE_BUDGET_S else "**not met**"
-        lines.append(f"| {name} | {_ms(b['best'])} / {_ms(b['median'])} | {_ms(a['best'])} / {_ms(a['median'])} | <= 50 ms: {ok} |")
+        lines.append(
+            f"| {name} | {_ms(b['best'])} / {_ms(b['median'])} | {_ms(a['best'])} / {_ms(a['median'])} | <= 50 ms: {ok} |"
+        )
     lines += [
         "",
         "**Airflow 3.3 dag-processor model** (a parent with Airflow imported forks one child per file per "
@@ -311,9 +358,13 @@ def markdown(fig: dict[str, Any]) -> str:
     for n in (1, fleet):
         b, a = fig["fork"][f"before/{n}"], fig["fork"][f"after/{n}"]
         per = ", ".join(f"{k} {_ms(v)}" for k, v in a["files"].items())
-        target = ("<= 1 s: " + ("met" if a["loop_median"] <= FLEET_LOOP_BUDGET_S else "**not met**")) if n == fleet else ""
-        lines.append(f"| {n} | {_ms(b['loop_median'])} | {_ms(a['loop_median'])} | "
-                     f"{b['loop_median'] / a['loop_median']:.1f}x | {per} | {target} |")
+        target = (
+            ("<= 1 s: " + ("met" if a["loop_median"] <= FLEET_LOOP_BUDGET_S else "**not met**")) if n == fleet else ""
+        )
+        lines.append(
+            f"| {n} | {_ms(b['loop_median'])} | {_ms(a['loop_median'])} | "
+            f"{b['loop_median'] / a['loop_median']:.1f}x | {per} | {target} |"
+        )
     ip = fig["in_process"]
     lines += [
         "",

@@ -90,7 +90,10 @@ def _before_source(folder: Path) -> Path | None:
     try:
         text = subprocess.run(
             ["git", "-C", str(ROOT), "show", f"{BEFORE_COMMIT}:include/retrainer/validation.py"],
-            capture_output=True, text=True, check=True, timeout=60,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
@@ -159,8 +162,9 @@ def run(quick: bool) -> dict[str, Any]:
                 "before_source": str(before) if before is not None and rows in before_sizes else "",
                 "before_repeats": 1,
             }
-            proc = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(cfg)], env=env, capture_output=True,
-                                  text=True, timeout=3600)
+            proc = subprocess.run(
+                [sys.executable, "-c", _SCRIPT, json.dumps(cfg)], env=env, capture_output=True, text=True, timeout=3600
+            )
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode != 0 or not lines:
                 raise RuntimeError(f"validation benchmark at {rows} rows failed:\n{proc.stderr[-3000:]}")
@@ -168,11 +172,19 @@ def run(quick: bool) -> dict[str, Any]:
             fig["parquet_bytes"] = parquet.stat().st_size
             parquet.unlink()
             results.append(fig)
-            before_txt = (f", before {fig['before_s']:.2f} s ({fig['before_s'] / fig['after_steady_s']:.1f}x slower, "
-                          f"identical reports: {fig['identical']})") if "before_s" in fig else ""
-            print(f"  {rows:>10,} rows: read {fig['read_s'] * 1000:.0f} ms; after {fig['after_steady_s']:.2f} s "
-                  f"(first call in the process {fig['after_first_s']:.2f} s) = {fig['after_steady_s'] / fig['read_s']:.1f}x "
-                  f"the read{before_txt}; import great_expectations {fig['gx_import_s']:.1f} s")
+            before_txt = (
+                (
+                    f", before {fig['before_s']:.2f} s ({fig['before_s'] / fig['after_steady_s']:.1f}x slower, "
+                    f"identical reports: {fig['identical']})"
+                )
+                if "before_s" in fig
+                else ""
+            )
+            print(
+                f"  {rows:>10,} rows: read {fig['read_s'] * 1000:.0f} ms; after {fig['after_steady_s']:.2f} s "
+                f"(first call in the process {fig['after_first_s']:.2f} s) = {fig['after_steady_s'] / fig['read_s']:.1f}x "
+                f"the read{before_txt}; import great_expectations {fig['gx_import_s']:.1f} s"
+            )
     return {"sizes": results, "before_commit": BEFORE_COMMIT}
 
 
@@ -200,8 +212,9 @@ def markdown(fig: dict[str, Any]) -> str:
     for f in rows:
         before = f.get("before_s")
         speedup = f"{before / f['after_steady_s']:.1f}x" if before else "-"
-        docs = (f"{f['before_docs_files']} files, {_fmt_bytes(f['before_docs_bytes'])} -> " if before else "") + \
-            f"{f['after_docs_files']} file, {_fmt_bytes(f['after_docs_bytes'])}"
+        docs = (
+            f"{f['before_docs_files']} files, {_fmt_bytes(f['before_docs_bytes'])} -> " if before else ""
+        ) + f"{f['after_docs_files']} file, {_fmt_bytes(f['after_docs_bytes'])}"
         lines.append(
             f"| {f['rows']:,} | {_fmt_s(f['read_s'])} | {_fmt_s(before) if before else '-'} | {_fmt_s(f['after_steady_s'])} "
             f"| {_fmt_s(f['after_first_s'])} | {f['after_steady_s'] / f['read_s']:.1f}x "
@@ -223,8 +236,10 @@ def markdown(fig: dict[str, Any]) -> str:
     for f in rows:
         ratio = f"{f['after_steady_s'] / prev['after_steady_s']:.2f}x" if prev else "-"
         rows_ratio = f"{f['rows'] / prev['rows']:.0f}x" if prev else "-"
-        lines.append(f"| {f['rows']:,} | {_fmt_s(f['after_steady_s'])} | {f['after_steady_s'] / f['rows'] * 1e6:.1f} ms "
-                     f"| {ratio} | {rows_ratio} |")
+        lines.append(
+            f"| {f['rows']:,} | {_fmt_s(f['after_steady_s'])} | {f['after_steady_s'] / f['rows'] * 1e6:.1f} ms "
+            f"| {ratio} | {rows_ratio} |"
+        )
         prev = f
     linear = all(b["after_steady_s"] / a["after_steady_s"] <= b["rows"] / a["rows"] for a, b in zip(rows, rows[1:]))
     lines += ["", f"Linear or better at every step: {'yes' if linear else '**no**'}."]

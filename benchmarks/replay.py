@@ -39,7 +39,6 @@ but no challenger could be trained, or it still has no champion after the others
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import math
 import time
@@ -50,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.optimum import COST_RATIOS, best_available, optimal_path, path_cost, regret_share
+from benchmarks.optimum import COST_RATIOS, optimal_path, path_cost, regret_share
 from benchmarks.streams import Stream, auc_ovr_macro
 from include.retrainer.config import ModelSpec, parse_spec
 
@@ -136,8 +135,11 @@ class ModelBank:
         # As the DAG's train step does: the configured window, widened a week at a time up to
         # training.max_window_weeks while the loop says the data are insufficient.
         weeks = self.spec.training.window_weeks
-        widest = max(weeks, self.spec.training.max_window_weeks or weeks) if hasattr(
-            self.spec.training, "max_window_weeks") else weeks
+        widest = (
+            max(weeks, self.spec.training.max_window_weeks or weeks)
+            if hasattr(self.spec.training, "max_window_weeks")
+            else weeks
+        )
         while True:
             window = self.stream.window(week, weeks)
             try:
@@ -226,8 +228,10 @@ class StreamResult:
             "policies": {k: v.to_dict() for k, v in self.policies.items()},
             "costs": {str(r): {k: clean(v) for k, v in c.items()} for r, c in self.costs.items()},
             "optimum_retrains": {str(r): n for r, n in self.optimum_retrains.items()},
-            "regret": {str(r): {k: (None if not math.isfinite(v) else round(v, 4)) for k, v in c.items()}
-                       for r, c in self.regret.items()},
+            "regret": {
+                str(r): {k: (None if not math.isfinite(v) else round(v, 4)) for k, v in c.items()}
+                for r, c in self.regret.items()
+            },
             "seconds": round(self.seconds, 1),
             "fit_seconds": round(self.fit_seconds, 1),
             "notes": list(self.notes),
@@ -239,7 +243,7 @@ def _unassessed(outcome: Any) -> str | None:
     """A reason when the gate had no usable signal at all (it could not assess the week)."""
     try:
         d = outcome.to_dict()
-    except Exception:  # noqa: BLE001 - an outcome that cannot describe itself is reported, not fatal
+    except Exception:
         return None
     signals = d.get("signals") if isinstance(d, dict) else None
     if isinstance(signals, list) and signals:
@@ -257,12 +261,14 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
         before = champ_week
         try:
             outcome = loop.assess(spec, champion, stream.frames[t], stream.interval_end(t), since=since)
-        except Exception as exc:  # noqa: BLE001 - counted as an unassessed week, with the error
+        except Exception as exc:
             records.append(WeekRecord(t, before, before, False, False, "unassessed", f"assess raised {exc!r}"))
             continue
         why = _unassessed(outcome) if champion is not None else None
         if not outcome.retrain:
-            records.append(WeekRecord(t, before, before, False, False, "unassessed" if why else "ok", why or outcome.reason))
+            records.append(
+                WeekRecord(t, before, before, False, False, "unassessed" if why else "ok", why or outcome.reason)
+            )
             continue
         challenger = bank.get(t)
         if isinstance(challenger, str):
@@ -275,8 +281,17 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
         elif champion is not None:
             since = challenger
         status = "ok" if before is not None else "cold_start"
-        records.append(WeekRecord(t, before, champ_week, before is not None, bool(judgement.promote), status,
-                                  f"{outcome.reason} | " + "; ".join(map(str, judgement.reasons))))
+        records.append(
+            WeekRecord(
+                t,
+                before,
+                champ_week,
+                before is not None,
+                bool(judgement.promote),
+                status,
+                f"{outcome.reason} | " + "; ".join(map(str, judgement.reasons)),
+            )
+        )
     return records
 
 
@@ -303,7 +318,10 @@ def _run_baseline(policy: str, spec: ModelSpec, stream: Stream, bank: ModelBank,
             promote, reason = True, "always promote"
         else:
             h = challenger.holdout
-            c_val, p_val = score(challenger.model, h, spec, stream.classes), score(champion.model, h, spec, stream.classes)
+            c_val, p_val = (
+                score(challenger.model, h, spec, stream.classes),
+                score(champion.model, h, spec, stream.classes),
+            )
             promote = c_val > p_val
             reason = f"challenger {c_val:.4f} vs champion {p_val:.4f} on {len(h)} held-out rows"
         if promote:
@@ -353,8 +371,9 @@ def measured_change_cost(q: np.ndarray, start: int, stream: Stream, index: int, 
     return float(np.mean([q[t - 1, t] - q[pre, t] for t in weeks]))
 
 
-def _policy_run(policy: str, records: list[WeekRecord], q: np.ndarray, start: int, stream: Stream,
-                stationary: list[int]) -> PolicyRun:
+def _policy_run(
+    policy: str, records: list[WeekRecord], q: np.ndarray, start: int, stream: Stream, stationary: list[int]
+) -> PolicyRun:
     T = q.shape[0]
     after = {r.week: r.champion_after for r in records}
     serving = tuple(after.get(t - 1) for t in range(start + 1, T))
@@ -382,8 +401,9 @@ def _policy_run(policy: str, records: list[WeekRecord], q: np.ndarray, start: in
     )
 
 
-def replay_stream(stream: Stream, loop: Any | None = None, loop_name: str | None = None,
-                  cost_ratios: Sequence[float] = COST_RATIOS) -> StreamResult:
+def replay_stream(
+    stream: Stream, loop: Any | None = None, loop_name: str | None = None, cost_ratios: Sequence[float] = COST_RATIOS
+) -> StreamResult:
     """Replay every policy on ``stream`` and compute all figures (see the module docstring)."""
     # Speed: on a shared, busy machine set OMP_NUM_THREADS=1 before sklearn loads (the
     # script and the tests do): HGB's OpenMP team otherwise spin-waits and runs many times
@@ -441,8 +461,10 @@ def replay_stream(stream: Stream, loop: Any | None = None, loop_name: str | None
     opt_retrains: dict[float, int] = {}
     for ratio in cost_ratios:
         opt = optimal_path(q, start, ratio)
-        costs[ratio] = {p: path_cost(q, start, [(-1 if s is None else s) for s in r.serving], r.retrains, ratio)
-                        for p, r in runs.items()}
+        costs[ratio] = {
+            p: path_cost(q, start, [(-1 if s is None else s) for s in r.serving], r.retrains, ratio)
+            for p, r in runs.items()
+        }
         costs[ratio]["optimum"] = opt.cost
         opt_retrains[ratio] = opt.retrains
         regret[ratio] = {p: regret_share(costs[ratio][p], opt.cost, costs[ratio]["never"]) for p in runs}

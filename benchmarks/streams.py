@@ -163,7 +163,7 @@ class Stream:
     def interval_end(self, week: int) -> dt.datetime:
         """End of week ``week``'s data interval (Sunday 00:00 UTC after it)."""
         day = self.start + dt.timedelta(weeks=week + 1)
-        return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+        return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
     def window(self, week: int, window_weeks: int) -> pd.DataFrame:
         """Rows of the ``window_weeks`` weeks ending with ``week`` (as the DAG reads partitions).
@@ -307,7 +307,12 @@ def make_spec(name: str) -> dict:
         "name": f"bench_{name}",
         "description": f"policy replay benchmark stream '{name}'",
         "data": {"bucket": "bench-data", "prefix": f"bench/{name}"},
-        "features": {"target": TARGET, "numeric": list(NUMERIC), "categorical": list(CATEGORICAL), "timestamp": TIMESTAMP},
+        "features": {
+            "target": TARGET,
+            "numeric": list(NUMERIC),
+            "categorical": list(CATEGORICAL),
+            "timestamp": TIMESTAMP,
+        },
         "training": {
             "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
             "params": {"max_iter": 60, "learning_rate": 0.1, "random_state": 0},
@@ -404,38 +409,119 @@ def stream_designs(quick: bool = False) -> list[StreamDesign]:
     if quick:
         # Same mechanics, changes at week 6 of 12 (the full streams' regimes shifted in time).
         return [
-            StreamDesign("sudden", "sudden concept + covariate change at week 6", 12, 1000, False, shifted(sudden, 4),
-                         (_ChangeDef(6 * w, "sudden", "lam 0 -> 0.45 and x0 +0.5 sd, x5 +1 sd"),)),
-            StreamDesign("covariate_only", "inputs move at week 6, P(y|x) fixed", 12, 1000, False,
-                         shifted(covariate, 4),
-                         (_ChangeDef(6 * w, "covariate", "x0 +0.7, x1 -0.5, x5/x6 +1.5, x7 -1.5 sd; c2 tilted"),)),
-            StreamDesign("small", "~150 rows a week, sudden change at week 6", 12, 150, False, shifted(small, 8),
-                         (_ChangeDef(6 * w, "sudden", "lam 0 -> 0.6 and x1 +0.4 sd"),)),
-            StreamDesign("multiclass", "3 classes, a 4th ('fraud') appears at week 6", 12, 1000, True,
-                         shifted(multiclass, 4),
-                         (_ChangeDef(6 * w, "new_class", "class 'fraud' appears (x5 > 0.8, c2 = t)"),)),
+            StreamDesign(
+                "sudden",
+                "sudden concept + covariate change at week 6",
+                12,
+                1000,
+                False,
+                shifted(sudden, 4),
+                (_ChangeDef(6 * w, "sudden", "lam 0 -> 0.45 and x0 +0.5 sd, x5 +1 sd"),),
+            ),
+            StreamDesign(
+                "covariate_only",
+                "inputs move at week 6, P(y|x) fixed",
+                12,
+                1000,
+                False,
+                shifted(covariate, 4),
+                (_ChangeDef(6 * w, "covariate", "x0 +0.7, x1 -0.5, x5/x6 +1.5, x7 -1.5 sd; c2 tilted"),),
+            ),
+            StreamDesign(
+                "small",
+                "~150 rows a week, sudden change at week 6",
+                12,
+                150,
+                False,
+                shifted(small, 8),
+                (_ChangeDef(6 * w, "sudden", "lam 0 -> 0.6 and x1 +0.4 sd"),),
+            ),
+            StreamDesign(
+                "multiclass",
+                "3 classes, a 4th ('fraud') appears at week 6",
+                12,
+                1000,
+                True,
+                shifted(multiclass, 4),
+                (_ChangeDef(6 * w, "new_class", "class 'fraud' appears (x5 > 0.8, c2 = t)"),),
+            ),
         ]
     return [
         StreamDesign("no_drift", "stationary: nothing changes", 24, 800, False, stationary),
-        StreamDesign("sudden", "sudden concept + covariate change at week 10", 24, 1500, False, sudden,
-                     (_ChangeDef(10 * w, "sudden", "lam 0 -> 0.45 and x0 +0.5 sd, x5 +1 sd"),)),
-        StreamDesign("gradual", "concept drifts linearly from week 10 to week 16", 26, 1200, False, gradual,
-                     (_ChangeDef(10 * w, "gradual", "lam 0 -> 0.5 over 6 weeks", ramp_days=6 * w),)),
-        StreamDesign("seasonal", "concept alternates every 8 weeks; x0 follows a 16-week cycle", 28, 800, False,
-                     seasonal,
-                     tuple(_ChangeDef(k * 8 * w, "recurring", f"season {'AB'[k % 2]} (lam {0.4 * (k % 2):.1f})")
-                           for k in (1, 2, 3))),
-        StreamDesign("covariate_only", "inputs move at week 10, P(y|x) fixed", 24, 1500, False, covariate,
-                     (_ChangeDef(10 * w, "covariate", "x0 +0.7, x1 -0.5, x5/x6 +1.5, x7 -1.5 sd; c2 tilted"),)),
-        StreamDesign("concept_only", "inputs fixed; small concept change at week 8, large at week 16", 26, 1000,
-                     False, concept,
-                     (_ChangeDef(8 * w, "concept", "lam 0 -> 0.25"), _ChangeDef(16 * w, "concept", "lam 0.25 -> 0.65"))),
-        StreamDesign("small", "~150 rows a week, sudden change at week 14", 28, 150, False, small,
-                     (_ChangeDef(14 * w, "sudden", "lam 0 -> 0.6 and x1 +0.4 sd"),)),
-        StreamDesign("multiclass", "3 classes, a 4th ('fraud') appears at week 10", 24, 2000, True, multiclass,
-                     (_ChangeDef(10 * w, "new_class", "class 'fraud' appears (x5 > 0.8, c2 = t)"),)),
-        StreamDesign("straddle", "5,000 rows a week; concept change on the Wednesday of week 12", 22, 5000, False,
-                     straddle, (_ChangeDef(12 * w + 3, "straddle", "lam 0 -> 0.35 mid-week"),)),
+        StreamDesign(
+            "sudden",
+            "sudden concept + covariate change at week 10",
+            24,
+            1500,
+            False,
+            sudden,
+            (_ChangeDef(10 * w, "sudden", "lam 0 -> 0.45 and x0 +0.5 sd, x5 +1 sd"),),
+        ),
+        StreamDesign(
+            "gradual",
+            "concept drifts linearly from week 10 to week 16",
+            26,
+            1200,
+            False,
+            gradual,
+            (_ChangeDef(10 * w, "gradual", "lam 0 -> 0.5 over 6 weeks", ramp_days=6 * w),),
+        ),
+        StreamDesign(
+            "seasonal",
+            "concept alternates every 8 weeks; x0 follows a 16-week cycle",
+            28,
+            800,
+            False,
+            seasonal,
+            tuple(
+                _ChangeDef(k * 8 * w, "recurring", f"season {'AB'[k % 2]} (lam {0.4 * (k % 2):.1f})") for k in (1, 2, 3)
+            ),
+        ),
+        StreamDesign(
+            "covariate_only",
+            "inputs move at week 10, P(y|x) fixed",
+            24,
+            1500,
+            False,
+            covariate,
+            (_ChangeDef(10 * w, "covariate", "x0 +0.7, x1 -0.5, x5/x6 +1.5, x7 -1.5 sd; c2 tilted"),),
+        ),
+        StreamDesign(
+            "concept_only",
+            "inputs fixed; small concept change at week 8, large at week 16",
+            26,
+            1000,
+            False,
+            concept,
+            (_ChangeDef(8 * w, "concept", "lam 0 -> 0.25"), _ChangeDef(16 * w, "concept", "lam 0.25 -> 0.65")),
+        ),
+        StreamDesign(
+            "small",
+            "~150 rows a week, sudden change at week 14",
+            28,
+            150,
+            False,
+            small,
+            (_ChangeDef(14 * w, "sudden", "lam 0 -> 0.6 and x1 +0.4 sd"),),
+        ),
+        StreamDesign(
+            "multiclass",
+            "3 classes, a 4th ('fraud') appears at week 10",
+            24,
+            2000,
+            True,
+            multiclass,
+            (_ChangeDef(10 * w, "new_class", "class 'fraud' appears (x5 > 0.8, c2 = t)"),),
+        ),
+        StreamDesign(
+            "straddle",
+            "5,000 rows a week; concept change on the Wednesday of week 12",
+            22,
+            5000,
+            False,
+            straddle,
+            (_ChangeDef(12 * w + 3, "straddle", "lam 0 -> 0.35 mid-week"),),
+        ),
     ]
 
 

@@ -64,17 +64,26 @@ class StorageFailure(RuntimeError):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="add_model.py",
-        description="Add a model from one CSV/Parquet file: daily partitions in S3, a model YAML and a starter suite.")
+        description="Add a model from one CSV/Parquet file: daily partitions in S3, a model YAML and a starter suite.",
+    )
     p.add_argument("--name", required=True, help="model name: lower-case letters, digits, '_' (DAG id retrain_<name>)")
     p.add_argument("--data", required=True, help="the data file: .csv, .tsv or .parquet")
     p.add_argument("--timestamp", help="timestamp column (default: the only date/time column)")
     p.add_argument("--target", help="target column (default: a column called target/label/class/y/...)")
     p.add_argument("--s3-endpoint", help="S3 endpoint (default: the running stack's, from .local/stack.json)")
-    p.add_argument("--bucket", default="raw-data", help="raw-data bucket (default raw-data); the prefix is the model name")
-    p.add_argument("--models-dir", default=str(_PROJECT_ROOT / "include" / "models"),
-                   help="where the model YAML goes (default include/models)")
-    p.add_argument("--suites-dir", default=str(_PROJECT_ROOT / "include" / "suites"),
-                   help="where the suite JSON goes (default include/suites)")
+    p.add_argument(
+        "--bucket", default="raw-data", help="raw-data bucket (default raw-data); the prefix is the model name"
+    )
+    p.add_argument(
+        "--models-dir",
+        default=str(_PROJECT_ROOT / "include" / "models"),
+        help="where the model YAML goes (default include/models)",
+    )
+    p.add_argument(
+        "--suites-dir",
+        default=str(_PROJECT_ROOT / "include" / "suites"),
+        help="where the suite JSON goes (default include/suites)",
+    )
     p.add_argument("--dry-run", action="store_true", help="infer and print; write and upload nothing")
     return p
 
@@ -89,7 +98,7 @@ def _list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
 
 def _delete_keys(client: Any, bucket: str, keys: list[str]) -> None:
     for i in range(0, len(keys), 1000):
-        chunk = keys[i:i + 1000]
+        chunk = keys[i : i + 1000]
         if chunk:
             client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
 
@@ -101,12 +110,16 @@ def check_target_prefix(client: Any, bucket: str, name: str) -> None:
     try:
         client.head_bucket(Bucket=bucket)
     except ClientError as exc:
-        raise StorageFailure(f"bucket '{bucket}' is not reachable ({exc.response.get('Error', {}).get('Code')}); "
-                             "is the stack running (make up)?") from None
+        raise StorageFailure(
+            f"bucket '{bucket}' is not reachable ({exc.response.get('Error', {}).get('Code')}); "
+            "is the stack running (make up)?"
+        ) from None
     existing = client.list_objects_v2(Bucket=bucket, Prefix=f"{name}/", MaxKeys=5).get("KeyCount", 0)
     if existing:
-        raise OnboardingError(f"s3://{bucket}/{name}/ already holds data; add-model never touches existing raw data: "
-                              "choose another NAME (or delete that prefix yourself first)")
+        raise OnboardingError(
+            f"s3://{bucket}/{name}/ already holds data; add-model never touches existing raw data: "
+            "choose another NAME (or delete that prefix yourself first)"
+        )
 
 
 def upload_partitions(client: Any, bucket: str, name: str, parts: dict[dt.date, Any]) -> list[str]:
@@ -123,7 +136,7 @@ def upload_partitions(client: Any, bucket: str, name: str, parts: dict[dt.date, 
         staged = write_partitions(client, bucket, staging, parts, fmt="parquet")
         for uri in staged:
             key = uri.split("/", 3)[3]
-            target = f"{name}/{key[len(staging) + 1:]}"
+            target = f"{name}/{key[len(staging) + 1 :]}"
             client.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key})
             final_keys.append(target)
     except BaseException as exc:
@@ -131,8 +144,9 @@ def upload_partitions(client: Any, bucket: str, name: str, parts: dict[dt.date, 
             _delete_keys(client, bucket, final_keys + _list_keys(client, bucket, staging + "/"))
         finally:
             if isinstance(exc, Exception):
-                raise StorageFailure(f"upload to s3://{bucket}/{name}/ failed and was rolled back: "
-                                     f"{type(exc).__name__}: {exc}") from exc
+                raise StorageFailure(
+                    f"upload to s3://{bucket}/{name}/ failed and was rolled back: {type(exc).__name__}: {exc}"
+                ) from exc
         raise
     _delete_keys(client, bucket, _list_keys(client, bucket, staging + "/"))
     return [f"s3://{bucket}/{k}" for k in final_keys]
@@ -155,9 +169,19 @@ def _validate(spec_text: str, suite_tmp: Path, spec_final: Path) -> None:
         raise RuntimeError(f"generated files do not validate: {exc}") from exc
 
 
-def add_model(name: str, data: Path, *, timestamp: str | None = None, target: str | None = None,
-              s3_client: Any = None, bucket: str = "raw-data", models_dir: Path, suites_dir: Path,
-              dry_run: bool = False, say=print) -> AddModelResult:
+def add_model(
+    name: str,
+    data: Path,
+    *,
+    timestamp: str | None = None,
+    target: str | None = None,
+    s3_client: Any = None,
+    bucket: str = "raw-data",
+    models_dir: Path,
+    suites_dir: Path,
+    dry_run: bool = False,
+    say=print,
+) -> AddModelResult:
     """Infer, validate, upload and install one model (see the module docstring)."""
     spec_final = models_dir / f"{name}.yaml"
     suite_final = suites_dir / f"{name}.json"
@@ -174,8 +198,10 @@ def add_model(name: str, data: Path, *, timestamp: str | None = None, target: st
     suite_rel = os.path.relpath(suite_final, models_dir)
     spec_text = onboarding.render_spec(inf, suite_rel, source_name=data.name, bucket=bucket)
 
-    say(f"read {data}: {inf.rows} rows, {len(df.columns)} columns, {inf.first_day} .. {inf.last_day} "
-        f"({inf.days_with_data} days with data)")
+    say(
+        f"read {data}: {inf.rows} rows, {len(df.columns)} columns, {inf.first_day} .. {inf.last_day} "
+        f"({inf.days_with_data} days with data)"
+    )
     say(f"  timestamp  {inf.timestamp}{' (naive times taken as UTC)' if inf.naive_timestamps else ''}")
     say(f"  target     {inf.target}: {len(inf.classes)} classes {list(inf.classes)[:10]}")
     say(f"  numeric    {', '.join(inf.numeric) or '-'}")
@@ -198,8 +224,10 @@ def add_model(name: str, data: Path, *, timestamp: str | None = None, target: st
         spec_tmp.write_text(spec_text)
         _validate(spec_text, suite_tmp, spec_final)
         if dry_run:
-            say(f"dry run: would upload {len(parts)} daily partitions to s3://{bucket}/{name}/ and write "
-                f"{spec_final} and {suite_final}")
+            say(
+                f"dry run: would upload {len(parts)} daily partitions to s3://{bucket}/{name}/ and write "
+                f"{spec_final} and {suite_final}"
+            )
             say("---- model YAML ----\n" + spec_text.rstrip())
             return AddModelResult(spec_final, suite_final, inf, (), True)
         if s3_client is None:
@@ -227,13 +255,15 @@ def add_model(name: str, data: Path, *, timestamp: str | None = None, target: st
 def next_steps(name: str, inf: onboarding.Inference, env_file: str) -> str:
     first = onboarding.week_start(inf.first_day)
     last = onboarding.week_start(inf.last_day)
-    latest = onboarding.week_start(dt.datetime.now(dt.timezone.utc).date()) - dt.timedelta(weeks=1)
+    latest = onboarding.week_start(dt.datetime.now(dt.UTC).date()) - dt.timedelta(weeks=1)
     stale = ""
     if inf.last_day < latest + dt.timedelta(days=6):
         # catchup is off: unpausing schedules the latest complete week, which this file lacks.
-        stale = (f"\nNote: unpausing also schedules the latest complete week ({latest} .. "
-                 f"{latest + dt.timedelta(weeks=1)}); your data ends {inf.last_day}, so that run fails with "
-                 "'no data partitions' until that week's partitions arrive. The backfilled weeks are unaffected.")
+        stale = (
+            f"\nNote: unpausing also schedules the latest complete week ({latest} .. "
+            f"{latest + dt.timedelta(weeks=1)}); your data ends {inf.last_day}, so that run fails with "
+            "'no data partitions' until that week's partitions arrive. The backfilled weeks are unaffected."
+        )
     return f"""
 Next steps (the DAG retrain_{name} appears within ~30 s, when the dag-processor re-reads dags/):
   source {env_file}        # AIRFLOW_HOME, PYTHONPATH, PATH of the running stack
@@ -262,24 +292,35 @@ def main(argv: list[str] | None = None) -> int:
     client = None
     if not args.dry_run:
         if not endpoint:
-            print("error: the stack is not running (no .local/stack.json with a live S3 endpoint): start it with "
-                  "`make up` (or `make run`), or pass --s3-endpoint, or use --dry-run", file=sys.stderr)
+            print(
+                "error: the stack is not running (no .local/stack.json with a live S3 endpoint): start it with "
+                "`make up` (or `make run`), or pass --s3-endpoint, or use --dry-run",
+                file=sys.stderr,
+            )
             return 3
         from scripts.seed_demo import make_s3_client
 
         # Dummy `test` keys only for a local endpoint; elsewhere the environment / boto3's chain.
         client = make_s3_client(endpoint, os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     try:
-        result = add_model(args.name, Path(args.data), timestamp=args.timestamp, target=args.target, s3_client=client,
-                           bucket=args.bucket, models_dir=Path(args.models_dir), suites_dir=Path(args.suites_dir),
-                           dry_run=args.dry_run)
+        result = add_model(
+            args.name,
+            Path(args.data),
+            timestamp=args.timestamp,
+            target=args.target,
+            s3_client=client,
+            bucket=args.bucket,
+            models_dir=Path(args.models_dir),
+            suites_dir=Path(args.suites_dir),
+            dry_run=args.dry_run,
+        )
     except OnboardingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except StorageFailure as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except Exception as exc:  # noqa: BLE001 - botocore errors (endpoint down, access denied): name them
+    except Exception as exc:
         if type(exc).__module__.startswith(("botocore", "boto3", "urllib3")):
             print(f"error: object store at {endpoint}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 3

@@ -30,8 +30,16 @@ if str(ROOT) not in sys.path:
 
 #: Packages whose versions are printed with the machine description.
 KEY_PACKAGES = (
-    "apache-airflow", "great-expectations", "pandas", "numpy", "pyarrow", "scipy", "scikit-learn",
-    "pydantic", "PyYAML", "mlflow",
+    "apache-airflow",
+    "great-expectations",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "scipy",
+    "scikit-learn",
+    "pydantic",
+    "PyYAML",
+    "mlflow",
 )
 
 
@@ -166,8 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (a few minutes)")
     parser.add_argument("--only", default="", help=f"comma-separated keys among {[s.key for s in SECTIONS]}")
-    parser.add_argument("--out", default=None,
-                        help="Markdown file to write (default docs/benchmarks.md; with --only, nothing unless given)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="Markdown file to write (default docs/benchmarks.md; with --only, nothing unless given)",
+    )
     args = parser.parse_args(argv)
     wanted = {k.strip() for k in args.only.split(",") if k.strip()}
     unknown = wanted - {s.key for s in SECTIONS}
@@ -200,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick (`make bench QUICK=1`)" if args.quick else "full (`make bench`)"
     doc = (
         "# Benchmarks\n\n"
-        f"Written by `scripts/bench.py` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {mode} run, "
+        f"Written by `scripts/bench.py` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {mode} run, "
         f"{total / 60:.1f} min. Figures are wall-clock times on the machine below, measured side by side in "
         "one run; on a shared machine the load average matters, so it is recorded. Regenerate with `make bench`.\n\n"
         "## Machine\n\n" + machine_markdown(started_load, _load()) + "\n" + "\n".join(parts)

@@ -92,7 +92,9 @@ def run(quick: bool = False, log=print) -> dict[str, Any]:
         fa_gate = dict.fromkeys(fa_any, 0)
         hits = {
             (m, s, scenario): 0
-            for m in NUMERIC_METHODS for s in SHIFTS_SD for scenario in ("unweighted", "important", "found")
+            for m in NUMERIC_METHODS
+            for s in SHIFTS_SD
+            for scenario in ("unweighted", "important", "found")
         }
         for r in range(fa_reps):
             ref, cur = _numeric_frame(rng, n), _numeric_frame(rng, n)
@@ -115,23 +117,36 @@ def run(quick: bool = False, log=print) -> dict[str, Any]:
             del ref, cur
             cref, ccur = _categorical_frame(rng, n), _categorical_frame(rng, n)
             for m in CATEGORICAL_METHODS:
-                report = detect_drift(cref, ccur, [], CATEGORICAL, DriftSettings(categorical_method=m, alpha=ALPHA, seed=r))
+                report = detect_drift(
+                    cref, ccur, [], CATEGORICAL, DriftSettings(categorical_method=m, alpha=ALPHA, seed=r)
+                )
                 fa_any[f"categorical/{m}"] += bool(report.drifted)
                 fa_gate[f"categorical/{m}"] += report.gate
             del cref, ccur
         for key in fa_any:
-            false_alarms.setdefault(key, {})[str(n)] = {"any": _rate(fa_any[key], fa_reps),
-                                                         "gate": _rate(fa_gate[key], fa_reps)}
+            false_alarms.setdefault(key, {})[str(n)] = {
+                "any": _rate(fa_any[key], fa_reps),
+                "gate": _rate(fa_gate[key], fa_reps),
+            }
         if n in POWER_SIZES and power_reps:
             for (m, s, scenario), h in hits.items():
                 power.setdefault(m, {}).setdefault(str(n), {}).setdefault(str(s), {})[scenario] = _rate(h, power_reps)
-        log(f"  n={n:,}: {fa_reps} false-alarm reps, {power_reps if n in POWER_SIZES else 0} power reps, "
-            f"{time.perf_counter() - started:.0f} s elapsed", file=sys.stderr)
+        log(
+            f"  n={n:,}: {fa_reps} false-alarm reps, {power_reps if n in POWER_SIZES else 0} power reps, "
+            f"{time.perf_counter() - started:.0f} s elapsed",
+            file=sys.stderr,
+        )
     return {
-        "settings": {"alpha": ALPHA, "features": N_FEATURES, "correction": "holm",
-                     "max_rows": DriftSettings().max_rows, "null_resamples": DriftSettings().null_resamples,
-                     "null_max_rows": DriftSettings().null_max_rows, "important_share": IMPORTANT_SHARE,
-                     "quick": quick},
+        "settings": {
+            "alpha": ALPHA,
+            "features": N_FEATURES,
+            "correction": "holm",
+            "max_rows": DriftSettings().max_rows,
+            "null_resamples": DriftSettings().null_resamples,
+            "null_max_rows": DriftSettings().null_max_rows,
+            "important_share": IMPORTANT_SHARE,
+            "quick": quick,
+        },
         "false_alarms": false_alarms,
         "power": power,
         "seconds": time.perf_counter() - started,
@@ -143,8 +158,11 @@ def _cell(entry: dict[str, float]) -> str:
 
 
 def format_tables(result: dict[str, Any]) -> str:
-    lines = [f"False alarms on stationary data (alpha={ALPHA}, {N_FEATURES} features, Holm; rate ± MC s.e.)",
-             "'any' = some feature drifted (bounds the gate for any weights); 'gate' = equal-weight verdict", ""]
+    lines = [
+        f"False alarms on stationary data (alpha={ALPHA}, {N_FEATURES} features, Holm; rate ± MC s.e.)",
+        "'any' = some feature drifted (bounds the gate for any weights); 'gate' = equal-weight verdict",
+        "",
+    ]
     header = f"{'method':<24}" + "".join(f"{'n=' + format(n, ','):>34}" for n in FALSE_ALARM_SIZES)
     lines.append(header)
     for key, by_n in result["false_alarms"].items():
@@ -154,14 +172,20 @@ def format_tables(result: dict[str, Any]) -> str:
             cells.append(f"{_cell(entry) + ' (' + str(entry['reps']) + ' reps)':>34}")
         lines.append(f"{key + ' any':<24}" + "".join(cells))
         lines.append(f"{key + ' gate':<24}" + "".join(f"{_cell(by_n[str(n)]['gate']):>34}" for n in FALSE_ALARM_SIZES))
-    lines += ["", "Power, one feature of 8 shifted by s sd (gate verdict; 'found' = the feature itself drifted)",
-              f"(a) unweighted: equal weights; (b) important: the feature has {IMPORTANT_SHARE:.0%} of the importance", ""]
+    lines += [
+        "",
+        "Power, one feature of 8 shifted by s sd (gate verdict; 'found' = the feature itself drifted)",
+        f"(a) unweighted: equal weights; (b) important: the feature has {IMPORTANT_SHARE:.0%} of the importance",
+        "",
+    ]
     lines.append(f"{'method':<14}{'n':>11}{'shift':>7}{'(a) unweighted':>22}{'found':>22}{'(b) important':>22}")
     for m, by_n in result["power"].items():
         for n, by_s in by_n.items():
             for s, cells in by_s.items():
-                lines.append(f"{m:<14}{int(n):>11,}{s:>7}{_cell(cells['unweighted']):>22}"
-                             f"{_cell(cells['found']):>22}{_cell(cells['important']):>22}")
+                lines.append(
+                    f"{m:<14}{int(n):>11,}{s:>7}{_cell(cells['unweighted']):>22}"
+                    f"{_cell(cells['found']):>22}{_cell(cells['important']):>22}"
+                )
     lines.append(f"\n{result['seconds']:.0f} s")
     return "\n".join(lines)
 
@@ -178,10 +202,10 @@ def main() -> None:
             json.dump(result, fh, indent=2)
 
 
-
 def markdown(result: dict[str, Any]) -> str:
     """The tables for docs/benchmarks.md (``scripts/bench.py``'s gate section)."""
     return "```\n" + format_tables(result) + "\n```\n"
+
 
 if __name__ == "__main__":
     main()

@@ -94,9 +94,11 @@ def format_move(move: dict) -> str:
 def format_approval(decision: dict) -> str:
     """One approval decision: when, outcome, who, interval, version, comment."""
     who = decision.get("decided_by") or "-"
-    line = (f"{decision.get('decided_at') or '?'}  approval {decision.get('outcome', '?'):<17} by {who:<12} "
-            f"{_version(decision.get('challenger_version')):>5}  week {str(decision.get('data_interval_start'))[:10]}"
-            f"..{str(decision.get('data_interval_end'))[:10]}  run {decision.get('dag_run_id') or '-'}")
+    line = (
+        f"{decision.get('decided_at') or '?'}  approval {decision.get('outcome', '?'):<17} by {who:<12} "
+        f"{_version(decision.get('challenger_version')):>5}  week {str(decision.get('data_interval_start'))[:10]}"
+        f"..{str(decision.get('data_interval_end'))[:10]}  run {decision.get('dag_run_id') or '-'}"
+    )
     if decision.get("comment"):
         line += f'\n    comment: "{decision["comment"]}"'
     if decision.get("outcome") not in ("approved", "rejected") and decision.get("reason"):
@@ -108,13 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="List the champion history (promotions and rollbacks) of a model.")
     parser.add_argument("--model", required=True, help="model name (the spec file's stem, e.g. churn)")
     parser.add_argument("--models-dir", help="folder of model specs (default: $RETRAIN_MODELS_DIR or include/models)")
-    parser.add_argument("--s3-endpoint", default=None,
-                        help="S3 endpoint URL (default: $RETRAIN_S3_ENDPOINT / $AWS_ENDPOINT_URL_S3, else the running "
-                             "local stack's from .local/stack.json, else AWS; '' forces AWS)")
+    parser.add_argument(
+        "--s3-endpoint",
+        default=None,
+        help="S3 endpoint URL (default: $RETRAIN_S3_ENDPOINT / $AWS_ENDPOINT_URL_S3, else the running "
+        "local stack's from .local/stack.json, else AWS; '' forces AWS)",
+    )
     parser.add_argument("--json", action="store_true", help="print the records as a JSON list")
     parser.add_argument("--limit", type=int, default=0, help="only the last N moves (0 = all)")
-    parser.add_argument("--approvals", action="store_true",
-                        help="list the human approval decisions (promotion.approval: required) instead of the moves")
+    parser.add_argument(
+        "--approvals",
+        action="store_true",
+        help="list the human approval decisions (promotion.approval: required) instead of the moves",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -138,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read the {what} at {where}: {exc}", file=sys.stderr)
         return 3
     if args.limit > 0:
-        moves = moves[-args.limit:]
+        moves = moves[-args.limit :]
     if args.approvals and not args.json:
         if not moves:
             print(f"no approval decisions recorded for model '{spec.name}' ({where})")

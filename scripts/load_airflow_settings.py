@@ -217,7 +217,9 @@ class ConnectionSpec(_Entry):
     @model_validator(mode="after")
     def _uri_or_fields(self) -> ConnectionSpec:
         if self.conn_uri is not None:
-            mixed = [f for f in type(self).model_fields if f not in ("conn_id", "conn_uri") and getattr(self, f) is not None]
+            mixed = [
+                f for f in type(self).model_fields if f not in ("conn_id", "conn_uri") and getattr(self, f) is not None
+            ]
             if mixed:
                 raise ValueError(f"conn_uri cannot be combined with {', '.join(mixed)}")
             if not self.conn_uri.strip():
@@ -398,8 +400,13 @@ def _warn_if_shadowed(kind: str, name: str, env_var: str) -> None:
 
 
 def _upsert(
-    session: Session, model: Any, key_column: Any, key: str, desired: dict[str, Any],
-    same: Any = None, on_create: dict[str, Any] | None = None,
+    session: Session,
+    model: Any,
+    key_column: Any,
+    key: str,
+    desired: dict[str, Any],
+    same: Any = None,
+    on_create: dict[str, Any] | None = None,
 ) -> str:
     """Create or update one row; returns ``created``, ``updated`` or ``unchanged``.
 
@@ -437,27 +444,45 @@ def _apply(settings: Settings, session: Session) -> dict[str, dict[str, int]]:
                 parsed = Connection(conn_id=conn.conn_id, uri=conn.conn_uri)
             except Exception as exc:  # Airflow raises AirflowException/ValueError on bad URIs
                 raise SettingsError(f"connection {conn.conn_id!r}: invalid conn_uri ({type(exc).__name__})") from None
-            fields = {a: getattr(parsed, a) for a in ("conn_type", "host", "schema", "login", "password", "port", "extra")}
+            fields = {
+                a: getattr(parsed, a) for a in ("conn_type", "host", "schema", "login", "password", "port", "extra")
+            }
         else:
             fields = {
-                "conn_type": conn.conn_type, "host": conn.conn_host, "schema": conn.conn_schema,
-                "login": conn.conn_login, "password": conn.conn_password, "port": conn.conn_port,
+                "conn_type": conn.conn_type,
+                "host": conn.conn_host,
+                "schema": conn.conn_schema,
+                "login": conn.conn_login,
+                "password": conn.conn_password,
+                "port": conn.conn_port,
                 "extra": json.dumps(conn.conn_extra) if conn.conn_extra else None,
             }
         _warn_if_shadowed("connection", conn.conn_id, f"AIRFLOW_CONN_{conn.conn_id.upper()}")
-        outcome = _upsert(session, Connection, Connection.conn_id, conn.conn_id,
-                          {"conn_id": conn.conn_id, **fields}, _same_connection_field)
+        outcome = _upsert(
+            session,
+            Connection,
+            Connection.conn_id,
+            conn.conn_id,
+            {"conn_id": conn.conn_id, **fields},
+            _same_connection_field,
+        )
         counts["connections"][outcome] += 1
     for pool in settings.pools:
-        outcome = _upsert(session, Pool, Pool.pool, pool.pool_name,
-                          {"pool": pool.pool_name, "slots": pool.pool_slot, "description": pool.pool_description},
-                          lambda attr, current, desired: (current or None) == (desired or None),
-                          on_create={"include_deferred": False})
+        outcome = _upsert(
+            session,
+            Pool,
+            Pool.pool,
+            pool.pool_name,
+            {"pool": pool.pool_name, "slots": pool.pool_slot, "description": pool.pool_description},
+            lambda attr, current, desired: (current or None) == (desired or None),
+            on_create={"include_deferred": False},
+        )
         counts["pools"][outcome] += 1
     for var in settings.variables:
         _warn_if_shadowed("variable", var.variable_name, f"AIRFLOW_VAR_{var.variable_name.upper()}")
-        outcome = _upsert(session, Variable, Variable.key, var.variable_name,
-                          {"key": var.variable_name, "val": var.variable_value})
+        outcome = _upsert(
+            session, Variable, Variable.key, var.variable_name, {"key": var.variable_name, "val": var.variable_value}
+        )
         counts["variables"][outcome] += 1
     session.flush()
     return counts
@@ -492,25 +517,39 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m scripts.load_airflow_settings",
         description="Idempotently load an Astro-CLI-style airflow_settings.yaml into the Airflow metadata DB.",
     )
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_SETTINGS_PATH,
-                        help=f"settings file (default: {DEFAULT_SETTINGS_PATH.name} at the repository root)")
-    parser.add_argument("--check", action="store_true",
-                        help="only validate the file and resolve its ${VAR} placeholders; do not touch the database")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_SETTINGS_PATH,
+        help=f"settings file (default: {DEFAULT_SETTINGS_PATH.name} at the repository root)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only validate the file and resolve its ${VAR} placeholders; do not touch the database",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         if args.check:
             settings = read_settings(args.path)
-            print(f"{args.path.name}: valid ({len(settings.connections)} connections, "
-                  f"{len(settings.pools)} pools, {len(settings.variables)} variables)")
+            print(
+                f"{args.path.name}: valid ({len(settings.connections)} connections, "
+                f"{len(settings.pools)} pools, {len(settings.variables)} variables)"
+            )
             return 0
         counts = load_settings(args.path)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.path.name}: " + "; ".join(
-        f"{section} {c['created']} created, {c['updated']} updated, {c['unchanged']} unchanged"
-        for section, c in counts.items()))
+    print(
+        f"{args.path.name}: "
+        + "; ".join(
+            f"{section} {c['created']} created, {c['updated']} updated, {c['unchanged']} unchanged"
+            for section, c in counts.items()
+        )
+    )
     return 0
 
 

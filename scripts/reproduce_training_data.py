@@ -64,19 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Reproduce a registered model version's exact training data from DVC.")
     p.add_argument("--model", required=True, help="registered model name, e.g. churn")
     p.add_argument("--version", required=True, help="model version number, or an alias such as champion")
-    p.add_argument("--out", default=None,
-                   help="output file (default: .local/output/<model>_v<version>_<tracked file name>)")
+    p.add_argument(
+        "--out", default=None, help="output file (default: .local/output/<model>_v<version>_<tracked file name>)"
+    )
     p.add_argument(
         "--tracking-uri",
         default=os.environ.get("MLFLOW_TRACKING_URI") or state.get("mlflow_tracking_uri") or _DEFAULT_TRACKING_URI,
         help=f"MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, else the running stack's, "
-             f"else {_DEFAULT_TRACKING_URI})",
+        f"else {_DEFAULT_TRACKING_URI})",
     )
     p.add_argument(
         "--s3-endpoint",
         default=os.environ.get("RETRAIN_S3_ENDPOINT") or state.get("s3_endpoint") or _DEFAULT_S3_ENDPOINT,
         help=f"S3 endpoint of the DVC remote (default: $RETRAIN_S3_ENDPOINT, else the running stack's, "
-             f"else {_DEFAULT_S3_ENDPOINT}; '' for AWS)",
+        f"else {_DEFAULT_S3_ENDPOINT}; '' for AWS)",
     )
     p.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     p.add_argument("--json", action="store_true", help="print the report as one JSON object instead of text")
@@ -153,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     client = registry.client_for(args.tracking_uri)
     version = resolve_version(client, args.model, args.version)
     if version is None:
-        print(f"error: model '{args.model}' has no version or alias '{args.version}' at {args.tracking_uri}", file=sys.stderr)
+        print(
+            f"error: model '{args.model}' has no version or alias '{args.version}' at {args.tracking_uri}",
+            file=sys.stderr,
+        )
         return 2
     md5, remote = version.lineage_tag(client, "dvc_md5"), version.lineage_tag(client, "dvc_remote")
     if not md5 or not remote:

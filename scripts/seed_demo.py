@@ -62,15 +62,22 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Seed S3 with synthetic daily partitions for the retraining demo.")
-    p.add_argument("--endpoint-url", default=None,
-                   help="S3 endpoint (default: $RETRAIN_S3_ENDPOINT, else the running local stack's from "
-                        ".local/stack.json, else AWS; '' forces AWS)")
+    p.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="S3 endpoint (default: $RETRAIN_S3_ENDPOINT, else the running local stack's from "
+        ".local/stack.json, else AWS; '' forces AWS)",
+    )
     p.add_argument("--bucket", required=True, help="target bucket, e.g. raw-data")
     p.add_argument("--prefix", default=None, help="key prefix (default: the dataset name)")
     p.add_argument("--start", type=_iso_date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--weeks", type=_positive_int, default=6, help="number of weeks to generate (default 6)")
-    p.add_argument("--rows-per-day", type=_positive_int, default=None, help="rows per day (default 2000 churn / 1500 tickets)")
-    p.add_argument("--drift-week", type=_positive_int, default=None, help="1-based week whose first day starts the drift event")
+    p.add_argument(
+        "--rows-per-day", type=_positive_int, default=None, help="rows per day (default 2000 churn / 1500 tickets)"
+    )
+    p.add_argument(
+        "--drift-week", type=_positive_int, default=None, help="1-based week whose first day starts the drift event"
+    )
     p.add_argument("--dataset", choices=["churn", "tickets"], default="churn")
     p.add_argument("--format", dest="fmt", choices=["parquet", "csv"], default="parquet")
     p.add_argument("--files-per-day", type=_positive_int, default=1, help="files per daily partition (default 1)")
@@ -157,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     for week in range(args.weeks):
         week_days = ordered[7 * week : 7 * (week + 1)]
         week_frames = {d: frames[d] for d in week_days}
-        uris = write_partitions(client, args.bucket, prefix, week_frames, fmt=args.fmt, files_per_day=args.files_per_day)
+        uris = write_partitions(
+            client, args.bucket, prefix, week_frames, fmt=args.fmt, files_per_day=args.files_per_day
+        )
         total_files += len(uris)
         n_rows = sum(len(f) for f in week_frames.values())
         drifted = drift_start is not None and week_days[0] >= drift_start

@@ -27,6 +27,7 @@ VENV_BIN = Path(sys.executable).parent
 #: Buckets the project uses on the S3 endpoint.
 BUCKETS = ("raw-data", "retrain-artifacts", "mlflow-artifacts", "dvc-store")
 
+
 # --------------------------------------------------------------------------- stack state
 def local_dir() -> Path:
     """Where the embedded stack keeps its state (``$RETRAIN_LOCAL_DIR``, default ``.local/``)."""
@@ -103,8 +104,14 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, what: str = "",
-              progress: Callable[[str], None] | None = None, every: float = 30.0) -> None:
+def wait_http(
+    url: str,
+    timeout: float,
+    proc: subprocess.Popen | None = None,
+    what: str = "",
+    progress: Callable[[str], None] | None = None,
+    every: float = 30.0,
+) -> None:
     """Poll ``url`` until it answers 2xx/3xx; fail early if ``proc`` died.
 
     Also fails if ``proc`` dies just after the answer: then something else owns the port.
@@ -125,19 +132,27 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, wh
                     if proc is not None:
                         time.sleep(1.0)
                         if proc.poll() is not None:
-                            raise RuntimeError(f"{what or url} exited with code {proc.returncode}; "
-                                               "another process answers on its port")
+                            raise RuntimeError(
+                                f"{what or url} exited with code {proc.returncode}; another process answers on its port"
+                            )
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
             last = str(exc)
         time.sleep(0.5)
-    raise TimeoutError(f"{what or url} not ready after {timeout:.0f}s ({last}); "
-                       "raise RETRAIN_READY_TIMEOUT on a slow machine")
+    raise TimeoutError(
+        f"{what or url} not ready after {timeout:.0f}s ({last}); raise RETRAIN_READY_TIMEOUT on a slow machine"
+    )
 
 
-def wait_airflow_healthy(base_url: str, timeout: float, proc: subprocess.Popen | None = None,
-                         progress: Callable[[str], None] | None = None, every: float = 30.0,
-                         procs: dict[str, subprocess.Popen] | None = None, logs: Path | None = None) -> dict:
+def wait_airflow_healthy(
+    base_url: str,
+    timeout: float,
+    proc: subprocess.Popen | None = None,
+    progress: Callable[[str], None] | None = None,
+    every: float = 30.0,
+    procs: dict[str, subprocess.Popen] | None = None,
+    logs: Path | None = None,
+) -> dict:
     """Until ``/api/v2/monitor/health`` reports the metadatabase, scheduler and dag-processor healthy.
 
     The API answering is not enough: runs only start once the scheduler heartbeats, and
@@ -164,10 +179,14 @@ def wait_airflow_healthy(base_url: str, timeout: float, proc: subprocess.Popen |
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError) as exc:
             last = f"API not answering ({exc})"
         if progress is not None and time.monotonic() >= next_note:
-            progress(f"still waiting for Airflow health: {last} ({time.monotonic() - started:.0f}s of up to {timeout:.0f}s)")
+            progress(
+                f"still waiting for Airflow health: {last} ({time.monotonic() - started:.0f}s of up to {timeout:.0f}s)"
+            )
             next_note += every
         time.sleep(1.0)
-    raise TimeoutError(f"Airflow not healthy after {timeout:.0f}s ({last}); raise RETRAIN_READY_TIMEOUT on a slow machine")
+    raise TimeoutError(
+        f"Airflow not healthy after {timeout:.0f}s ({last}); raise RETRAIN_READY_TIMEOUT on a slow machine"
+    )
 
 
 class AirflowApi:
@@ -177,8 +196,14 @@ class AirflowApi:
     an earlier backfill is still marked running) with exponential backoff up to ``patience``
     seconds, so a busy machine makes the demo slower, never failed."""
 
-    def __init__(self, base_url: str, password: str, username: str = "admin", patience: float = 300.0,
-                 on_retry: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        password: str,
+        username: str = "admin",
+        patience: float = 300.0,
+        on_retry: Callable[[str], None] | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.username, self.password = username, password
         self.patience = patience
@@ -187,7 +212,9 @@ class AirflowApi:
 
     def _token_now(self) -> str:
         if self._token is None:
-            status, body = self._send("POST", "/auth/token", {"username": self.username, "password": self.password}, None)
+            status, body = self._send(
+                "POST", "/auth/token", {"username": self.username, "password": self.password}, None
+            )
             if status not in (200, 201) or not body.get("access_token"):
                 raise RuntimeError(f"Airflow login failed (HTTP {status})")
             self._token = body["access_token"]
@@ -195,8 +222,11 @@ class AirflowApi:
 
     def _send(self, method: str, path: str, data: dict | None, token: str | None) -> tuple[int, dict]:
         req = urllib.request.Request(
-            self.base_url + path, method=method, data=json.dumps(data).encode() if data is not None else None,
-            headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})})
+            self.base_url + path,
+            method=method,
+            data=json.dumps(data).encode() if data is not None else None,
+            headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+        )
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return r.status, json.loads(r.read() or b"{}")
@@ -207,7 +237,9 @@ class AirflowApi:
                 body = {}
             return exc.code, body if isinstance(body, dict) else {"detail": body}
 
-    def request(self, method: str, path: str, data: dict | None = None, ok: tuple[int, ...] = (200,)) -> tuple[int, dict]:
+    def request(
+        self, method: str, path: str, data: dict | None = None, ok: tuple[int, ...] = (200,)
+    ) -> tuple[int, dict]:
         deadline = time.monotonic() + self.patience
         delay = 1.0
         while True:
@@ -222,10 +254,14 @@ class AirflowApi:
                 return status, body
             transient = status == 0 or status >= 500 or status == 409
             if not transient or time.monotonic() + delay > deadline:
-                raise RuntimeError(f"Airflow API {method} {path} -> HTTP {status}: {str(body.get('detail', body))[:500]}")
+                raise RuntimeError(
+                    f"Airflow API {method} {path} -> HTTP {status}: {str(body.get('detail', body))[:500]}"
+                )
             if self.on_retry is not None:
-                self.on_retry(f"Airflow API {method} {path} -> HTTP {status} ({str(body.get('detail', ''))[:120]}); "
-                              f"retrying in {delay:.0f}s")
+                self.on_retry(
+                    f"Airflow API {method} {path} -> HTTP {status} ({str(body.get('detail', ''))[:120]}); "
+                    f"retrying in {delay:.0f}s"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
 
@@ -244,10 +280,18 @@ def recreate_postgres_db(sqlalchemy_url: str) -> str:
     if not name or name in ("postgres", "template0", "template1"):
         raise RuntimeError(f"refusing to recreate database {name!r}: point RETRAIN_PG_URL at a database of its own")
     try:
-        conn = psycopg2.connect(host=u.hostname or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
-                                password=u.password, dbname="postgres", connect_timeout=10)
+        conn = psycopg2.connect(
+            host=u.hostname or "127.0.0.1",
+            port=u.port or 5432,
+            user=u.username or "postgres",
+            password=u.password,
+            dbname="postgres",
+            connect_timeout=10,
+        )
     except psycopg2.OperationalError as exc:
-        raise RuntimeError(f"cannot reach PostgreSQL at {u.hostname}:{u.port or 5432} as {u.username}: {exc}".strip()) from None
+        raise RuntimeError(
+            f"cannot reach PostgreSQL at {u.hostname}:{u.port or 5432} as {u.username}: {exc}".strip()
+        ) from None
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -264,11 +308,19 @@ def _pg_admin_connection(sqlalchemy_url: str):
     u = urlparse(sqlalchemy_url.replace("postgresql+psycopg2://", "postgresql://"))
     name = u.path.lstrip("/")
     try:
-        conn = psycopg2.connect(host=u.hostname or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
-                                password=u.password, dbname="postgres", connect_timeout=10)
+        conn = psycopg2.connect(
+            host=u.hostname or "127.0.0.1",
+            port=u.port or 5432,
+            user=u.username or "postgres",
+            password=u.password,
+            dbname="postgres",
+            connect_timeout=10,
+        )
     except psycopg2.OperationalError as exc:
-        raise RuntimeError(f"cannot reach PostgreSQL at {u.hostname}:{u.port or 5432} as {u.username}: "
-                           f"{str(exc).strip()}; is the server running?") from None
+        raise RuntimeError(
+            f"cannot reach PostgreSQL at {u.hostname}:{u.port or 5432} as {u.username}: "
+            f"{str(exc).strip()}; is the server running?"
+        ) from None
     conn.autocommit = True
     return conn, name
 
@@ -316,7 +368,9 @@ def redis_ping(url: str) -> None:
         raise RuntimeError(f"Redis at {url} does not answer PING ({exc}); the Celery broker must run first") from None
 
 
-def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+def spawn(
+    cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
     """Start a command in a new session with its output in ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")
@@ -408,9 +462,16 @@ def mlflow_env(s3_endpoint: str) -> dict[str, str]:
     }
 
 
-def start_mlflow(port: int, backend_db: Path | str, s3_endpoint: str, log_path: Path, artifacts_bucket: str = "mlflow-artifacts",
-                 timeout: float = 120, progress: Callable[[str], None] | None = None,
-                 env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_mlflow(
+    port: int,
+    backend_db: Path | str,
+    s3_endpoint: str,
+    log_path: Path,
+    artifacts_bucket: str = "mlflow-artifacts",
+    timeout: float = 120,
+    progress: Callable[[str], None] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
     """MLflow server; ``backend_db`` is a SQLite file path or a database URL (e.g. PostgreSQL)."""
     _require_free(port, "mlflow server")
     if isinstance(backend_db, Path):
@@ -419,11 +480,18 @@ def start_mlflow(port: int, backend_db: Path | str, s3_endpoint: str, log_path: 
     else:
         backend_uri = backend_db
     cmd = [
-        str(VENV_BIN / "mlflow"), "server",
-        "--backend-store-uri", backend_uri,
-        "--artifacts-destination", f"s3://{artifacts_bucket}",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1",
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        f"s3://{artifacts_bucket}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
     proc = spawn(cmd, log_path, env={**mlflow_env(s3_endpoint), **(env or {})})
     wait_http(f"http://127.0.0.1:{port}/health", timeout, proc, "MLflow /health", progress=progress)
@@ -434,19 +502,42 @@ def start_mlflow(port: int, backend_db: Path | str, s3_endpoint: str, log_path: 
 #: Every listening port ``weed server`` opens, by the flag that sets it. All are chosen
 #: explicitly: the defaults (9333, 8080, 8888, 8181, 9101 and each +10000 for gRPC) collide
 #: with other stacks and with Airflow's 8080.
-SEAWEED_PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-                      "filer.port.grpc", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
+SEAWEED_PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port.grpc",
+    "s3.port.iceberg",
+    "s3.port.lance",
+)
 
 
 def seaweed_s3_config(access_key: str, secret_key: str) -> dict:
     """The S3 gateway's identity file: one admin identity; requests signed with other keys are refused."""
-    return {"identities": [{"name": "retrain", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+    return {
+        "identities": [
+            {
+                "name": "retrain",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
 
 
-def start_seaweedfs(s3_port: int, data_dir: Path, log_path: Path, ports: dict[str, int] | None = None,
-                    access_key: str = "test", secret_key: str = "test", timeout: float = 180,
-                    progress: Callable[[str], None] | None = None) -> tuple[subprocess.Popen, dict[str, int]]:
+def start_seaweedfs(
+    s3_port: int,
+    data_dir: Path,
+    log_path: Path,
+    ports: dict[str, int] | None = None,
+    access_key: str = "test",
+    secret_key: str = "test",
+    timeout: float = 180,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[subprocess.Popen, dict[str, int]]:
     """``weed server`` (master, volume, filer, S3 gateway in one process) keeping its data in ``data_dir``.
 
     Ready means a real write went through: the gateway answers HTTP some seconds before it
@@ -464,27 +555,48 @@ def start_seaweedfs(s3_port: int, data_dir: Path, log_path: Path, ports: dict[st
     config = data_dir / "s3-identities.json"
     config.write_text(json.dumps(seaweed_s3_config(access_key, secret_key)))
     config.chmod(0o600)
-    cmd = [str(weed), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-           "-s3", f"-s3.port={s3_port}", f"-s3.config={config}", "-master.telemetry=false",
-           # Small volumes: the default 30 GB limit with 8 volumes per collection (bucket)
-           # reserves far more disk than a local stack needs.
-           "-master.volumeSizeLimitMB=512", "-volume.max=0",
-           *(f"-{flag}={port}" for flag, port in ports.items())]
+    cmd = [
+        str(weed),
+        "server",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-s3",
+        f"-s3.port={s3_port}",
+        f"-s3.config={config}",
+        "-master.telemetry=false",
+        # Small volumes: the default 30 GB limit with 8 volumes per collection (bucket)
+        # reserves far more disk than a local stack needs.
+        "-master.volumeSizeLimitMB=512",
+        "-volume.max=0",
+        *(f"-{flag}={port}" for flag, port in ports.items()),
+    ]
     proc = spawn(cmd, log_path)
     wait_s3_writable(f"http://127.0.0.1:{s3_port}", timeout, proc, access_key, secret_key, progress=progress)
     return proc, ports
 
 
-def wait_s3_writable(endpoint: str, timeout: float, proc: subprocess.Popen | None = None, access_key: str = "test",
-                     secret_key: str = "test", progress: Callable[[str], None] | None = None, every: float = 15.0) -> None:
+def wait_s3_writable(
+    endpoint: str,
+    timeout: float,
+    proc: subprocess.Popen | None = None,
+    access_key: str = "test",
+    secret_key: str = "test",
+    progress: Callable[[str], None] | None = None,
+    every: float = 15.0,
+) -> None:
     """Until a bucket can be created and an object written and read back on ``endpoint``."""
+    import boto3
     from botocore.config import Config
 
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                          region_name="us-east-1", config=Config(retries={"max_attempts": 1}, connect_timeout=3,
-                                                                  read_timeout=10))
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=3, read_timeout=10),
+    )
     started = time.monotonic()
     next_note = started + every
     last = "no answer yet"
@@ -501,12 +613,16 @@ def wait_s3_writable(endpoint: str, timeout: float, proc: subprocess.Popen | Non
             if client.get_object(Bucket="retrain-readiness", Key="probe")["Body"].read() == body:
                 return
             last = "read-back differs from what was written"
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"; the last one is reported
+        except Exception as exc:
             last = f"{type(exc).__name__}: {str(exc)[:160]}"
         if progress is not None and time.monotonic() >= next_note:
-            progress(f"still waiting for SeaweedFS to accept a bucket create + object write: {last} "
-                     f"({time.monotonic() - started:.0f}s of up to {timeout:.0f}s)")
+            progress(
+                f"still waiting for SeaweedFS to accept a bucket create + object write: {last} "
+                f"({time.monotonic() - started:.0f}s of up to {timeout:.0f}s)"
+            )
             next_note += every
         time.sleep(1.0)
-    raise TimeoutError(f"SeaweedFS S3 at {endpoint} accepted no write after {timeout:.0f}s ({last}); "
-                       "raise RETRAIN_READY_TIMEOUT on a slow machine")
+    raise TimeoutError(
+        f"SeaweedFS S3 at {endpoint} accepted no write after {timeout:.0f}s ({last}); "
+        "raise RETRAIN_READY_TIMEOUT on a slow machine"
+    )

@@ -70,7 +70,9 @@ PG_URL = os.environ.get("RETRAIN_PG_URL", "postgresql+psycopg2://postgres@127.0.
 
 # --- Celery topology (see the module doc) ---
 #: Names the stack's databases and Redis keys, so stacks of several checkouts never collide.
-STACK_ID = os.environ.get("RETRAIN_STACK_ID") or "retrain_" + hashlib.sha1(str(LOCAL.resolve()).encode()).hexdigest()[:8]
+STACK_ID = (
+    os.environ.get("RETRAIN_STACK_ID") or "retrain_" + hashlib.sha1(str(LOCAL.resolve()).encode()).hexdigest()[:8]
+)
 PG_SERVER = os.environ.get("RETRAIN_PG_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432").rstrip("/")
 REDIS_URL = os.environ.get("RETRAIN_REDIS_URL") or f"redis://127.0.0.1:6379/{os.environ.get('RETRAIN_REDIS_DB', '3')}"
 WORKER_CONCURRENCY = int(os.environ.get("RETRAIN_WORKER_CONCURRENCY", "2"))
@@ -159,8 +161,16 @@ def airflow_env(db: str | None = None) -> dict[str, str]:
         "RETRAIN_MLFLOW_PUBLIC_URL": f"http://127.0.0.1:{MLFLOW_PORT}",
         # The summarize task sets each run's note through the REST API as this user (role "user").
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{NOTES_USER}:user",
-        "AIRFLOW_CONN_AIRFLOW_API": json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": AIRFLOW_PORT,
-                                                "schema": "http", "login": NOTES_USER, "password": notes_password}),
+        "AIRFLOW_CONN_AIRFLOW_API": json.dumps(
+            {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": AIRFLOW_PORT,
+                "schema": "http",
+                "login": NOTES_USER,
+                "password": notes_password,
+            }
+        ),
     }
     return env
 
@@ -207,27 +217,29 @@ def celery_env() -> dict[str, str]:
 
     urls = celery_db_urls()
     env = airflow_env("postgres")
-    env.update({
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CORE__PARALLELISM": str(max(4, 2 * WORKER_CONCURRENCY * max(1, _ACTIVE_WORKERS))),
-        "AIRFLOW__CORE__FERNET_KEY": _stack_secret(".fernet_key", lambda: Fernet.generate_key().decode()),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{AIRFLOW_PORT}/execution/",
-        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "scripts.airflow_hostname.hostname",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"],
-        "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + urls["airflow"],
-        # Stacks sharing one Redis (other checkouts, CI jobs) must not see each other's queues.
-        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": f"{STACK_ID}:",
-        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
-        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": CELERY_QUEUE,
-        "AIRFLOW__API__SECRET_KEY": _stack_secret(".api_secret_key", lambda: secrets.token_hex(32)),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": TI_HEARTBEAT_TIMEOUT,
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home() / "logs"),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(services.free_port()),
-        "S3_DATA_ACCESS_KEY_ID": os.environ.get("S3_DATA_ACCESS_KEY_ID", "test"),
-        "S3_DATA_SECRET_ACCESS_KEY": os.environ.get("S3_DATA_SECRET_ACCESS_KEY", "test"),
-    })
+    env.update(
+        {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(max(4, 2 * WORKER_CONCURRENCY * max(1, _ACTIVE_WORKERS))),
+            "AIRFLOW__CORE__FERNET_KEY": _stack_secret(".fernet_key", lambda: Fernet.generate_key().decode()),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{AIRFLOW_PORT}/execution/",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "scripts.airflow_hostname.hostname",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"],
+            "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + urls["airflow"],
+            # Stacks sharing one Redis (other checkouts, CI jobs) must not see each other's queues.
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": f"{STACK_ID}:",
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": CELERY_QUEUE,
+            "AIRFLOW__API__SECRET_KEY": _stack_secret(".api_secret_key", lambda: secrets.token_hex(32)),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": TI_HEARTBEAT_TIMEOUT,
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home() / "logs"),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(services.free_port()),
+            "S3_DATA_ACCESS_KEY_ID": os.environ.get("S3_DATA_ACCESS_KEY_ID", "test"),
+            "S3_DATA_SECRET_ACCESS_KEY": os.environ.get("S3_DATA_SECRET_ACCESS_KEY", "test"),
+        }
+    )
     return env
 
 
@@ -241,31 +253,31 @@ def write_airflow_cfg(db: str) -> None:
     home.mkdir(parents=True, exist_ok=True)
     celery = current_executor() == "celery"
     env = celery_env() if celery else {}
-    text = f"""# Written by scripts/stack.py for the {'Celery' if celery else 'embedded'} stack; recreated by every `make up`.
+    text = f"""# Written by scripts/stack.py for the {"Celery" if celery else "embedded"} stack; recreated by every `make up`.
 [core]
-dags_folder = {ROOT / 'dags'}
-plugins_folder = {ROOT / 'plugins'}
+dags_folder = {ROOT / "dags"}
+plugins_folder = {ROOT / "plugins"}
 load_examples = False
-executor = {'CeleryExecutor' if celery else 'LocalExecutor'}
-parallelism = {env.get('AIRFLOW__CORE__PARALLELISM', 4)}
+executor = {"CeleryExecutor" if celery else "LocalExecutor"}
+parallelism = {env.get("AIRFLOW__CORE__PARALLELISM", 4)}
 dags_are_paused_at_creation = True
 """
     if celery:
-        text += f"""fernet_key = {env['AIRFLOW__CORE__FERNET_KEY']}
-execution_api_server_url = {env['AIRFLOW__CORE__EXECUTION_API_SERVER_URL']}
-hostname_callable = {env['AIRFLOW__CORE__HOSTNAME_CALLABLE']}
+        text += f"""fernet_key = {env["AIRFLOW__CORE__FERNET_KEY"]}
+execution_api_server_url = {env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]}
+hostname_callable = {env["AIRFLOW__CORE__HOSTNAME_CALLABLE"]}
 
 [celery]
-broker_url = {env['AIRFLOW__CELERY__BROKER_URL']}
-result_backend = {env['AIRFLOW__CELERY__RESULT_BACKEND']}
+broker_url = {env["AIRFLOW__CELERY__BROKER_URL"]}
+result_backend = {env["AIRFLOW__CELERY__RESULT_BACKEND"]}
 
 [celery_broker_transport_options]
-global_keyprefix = {env['AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX']}
-visibility_timeout = {env['AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT']}
+global_keyprefix = {env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX"]}
+visibility_timeout = {env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"]}
 """
     text += f"""
 [database]
-sql_alchemy_conn = {env.get('AIRFLOW__DATABASE__SQL_ALCHEMY_CONN') or db_url(db)}
+sql_alchemy_conn = {env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or db_url(db)}
 
 [api]
 host = 127.0.0.1
@@ -279,7 +291,7 @@ jwt_secret = {jwt_secret()}
 refresh_interval = 30
 
 [logging]
-base_log_folder = {home / 'logs'}
+base_log_folder = {home / "logs"}
 """
     cfg = home / "airflow.cfg"
     cfg.write_text(text)
@@ -299,7 +311,9 @@ def run_airflow(*args: str, check: bool = True, retries: int = 4) -> subprocess.
         time.sleep(delay)
         delay *= 2
     if check and result.returncode != 0:
-        raise RuntimeError(f"`airflow {' '.join(args)}` failed:\n{(result.stdout or '')[-2000:]}\n{(result.stderr or '')[-2000:]}")
+        raise RuntimeError(
+            f"`airflow {' '.join(args)}` failed:\n{(result.stdout or '')[-2000:]}\n{(result.stderr or '')[-2000:]}"
+        )
     return result
 
 
@@ -339,7 +353,9 @@ def down(quiet: bool = False) -> int:
         for name in names:
             if alive(running[name]):
                 say("stop", f"stopping {name} (process group {running[name]})")
-                threads.append(threading.Thread(target=services.stop_group, args=(running[name],), kwargs={"grace": 20}))
+                threads.append(
+                    threading.Thread(target=services.stop_group, args=(running[name],), kwargs={"grace": 20})
+                )
                 threads[-1].start()
         for t in threads:
             t.join()
@@ -365,15 +381,17 @@ def stack_lock() -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"another `make run`/`make up` is using {LOCAL} right now; wait for it or run `make stop`") from None
+            raise RuntimeError(
+                f"another `make run`/`make up` is using {LOCAL} right now; wait for it or run `make stop`"
+            ) from None
         yield
 
 
 def demo_weeks(now: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
     """The last DEMO_WEEKS complete Sunday-to-Sunday weeks (Airflow's @weekly) before ``now``."""
-    today = now.astimezone(dt.timezone.utc).date()
+    today = now.astimezone(dt.UTC).date()
     last_sunday = today - dt.timedelta(days=(today.weekday() + 1) % 7)
-    end = dt.datetime.combine(last_sunday, dt.time(0), dt.timezone.utc)
+    end = dt.datetime.combine(last_sunday, dt.time(0), dt.UTC)
     starts = [end - dt.timedelta(weeks=DEMO_WEEKS - i) for i in range(DEMO_WEEKS)]
     return [(s, s + dt.timedelta(weeks=1)) for s in starts]
 
@@ -387,12 +405,19 @@ def seed_demo(endpoint: str, weeks: list[tuple[dt.datetime, dt.datetime]]) -> No
     for model in DEMO_MODELS:
         generate = {"churn": demo_data.generate_churn, "tickets": demo_data.generate_tickets}[model]
         # tickets' drift would force a retrain of a forest every week: keep that model stable.
-        frames = generate(first, days=7 * len(weeks), rows_per_day=DEMO_ROWS[model],
-                          drift_start=drift_start if model == "churn" else None)
+        frames = generate(
+            first,
+            days=7 * len(weeks),
+            rows_per_day=DEMO_ROWS[model],
+            drift_start=drift_start if model == "churn" else None,
+        )
         demo_data.write_partitions(client, "raw-data", model, frames, fmt="csv" if model == "tickets" else "parquet")
         drift = f", drift from week {DEMO_DRIFT_WEEK} ({drift_start})" if model == "churn" else ""
-        say("seed", f"{model}: {len(frames)} daily partitions x {DEMO_ROWS[model]} rows "
-                    f"s3://raw-data/{model}/dt={first}..{max(frames)}{drift}")
+        say(
+            "seed",
+            f"{model}: {len(frames)} daily partitions x {DEMO_ROWS[model]} rows "
+            f"s3://raw-data/{model}/dt={first}..{max(frames)}{drift}",
+        )
 
 
 def wait_for_dags(api: services.AirflowApi, dag_ids: list[str], timeout: float) -> None:
@@ -415,10 +440,15 @@ def wait_for_dags(api: services.AirflowApi, dag_ids: list[str], timeout: float) 
         if time.monotonic() > deadline:
             errors = api.request("GET", "/api/v2/importErrors", ok=(200,))[1].get("import_errors", [])
             detail = "; ".join(f"{e.get('filename')}: {str(e.get('stack_trace', ''))[-300:]}" for e in errors[:3])
-            raise TimeoutError(f"DAG(s) {', '.join(missing)} not parsed after {timeout:.0f}s "
-                               f"(RETRAIN_READY_TIMEOUT){'; import errors: ' + detail if detail else ''}")
+            raise TimeoutError(
+                f"DAG(s) {', '.join(missing)} not parsed after {timeout:.0f}s "
+                f"(RETRAIN_READY_TIMEOUT){'; import errors: ' + detail if detail else ''}"
+            )
         if waited >= next_note:
-            say("dags", f"still waiting for the dag-processor to parse {', '.join(missing)} ({waited:.0f}s of up to {timeout:.0f}s)")
+            say(
+                "dags",
+                f"still waiting for the dag-processor to parse {', '.join(missing)} ({waited:.0f}s of up to {timeout:.0f}s)",
+            )
             next_note += 30
         time.sleep(2)
 
@@ -434,14 +464,16 @@ def read_summary(client, model: str, start: dt.datetime, end: dt.datetime) -> di
         return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     except client.exceptions.NoSuchKey:
         return None
-    except Exception:  # noqa: BLE001 - reporting only: an unreadable summary is reported as such
+    except Exception:
         return None
 
 
 def outcome_text(summary: dict | None, state: str) -> str:
     if summary is None:
         return f"no summary (run {state})"
-    champ = f"champion {summary.get('champion_version_before') or '-'} -> {summary.get('champion_version_after') or '-'}"
+    champ = (
+        f"champion {summary.get('champion_version_before') or '-'} -> {summary.get('champion_version_after') or '-'}"
+    )
     return f"{summary.get('decision', '?')} ({champ}; run {state})"
 
 
@@ -455,7 +487,7 @@ def _parse_ts(text: str | None) -> dt.datetime | None:
 
 
 def run_demo(api: services.AirflowApi, endpoint: str) -> list[dict]:
-    weeks = demo_weeks(dt.datetime.now(dt.timezone.utc))
+    weeks = demo_weeks(dt.datetime.now(dt.UTC))
     seed_demo(endpoint, weeks)
     dag_ids = [f"retrain_{m}" for m in DEMO_MODELS]
     t = time.monotonic()
@@ -464,10 +496,20 @@ def run_demo(api: services.AirflowApi, endpoint: str) -> list[dict]:
     frm, to = weeks[0][0].isoformat(), weeks[-1][0].isoformat()
     for dag_id in dag_ids:
         # Through the API server, not a second CLI process: one writer to the metadata DB.
-        api.request("POST", "/api/v2/backfills", {
-            "dag_id": dag_id, "from_date": frm, "to_date": to, "max_active_runs": 1,
-            "reprocess_behavior": "completed", "run_backwards": False, "dag_run_conf": {},
-        }, ok=(200, 201))
+        api.request(
+            "POST",
+            "/api/v2/backfills",
+            {
+                "dag_id": dag_id,
+                "from_date": frm,
+                "to_date": to,
+                "max_active_runs": 1,
+                "reprocess_behavior": "completed",
+                "run_backwards": False,
+                "dag_run_conf": {},
+            },
+            ok=(200, 201),
+        )
         api.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, ok=(200,))
         say("backfill", f"{dag_id}: {len(weeks)} weekly runs {frm[:10]} .. {weeks[-1][1].date()}, one at a time")
 
@@ -480,8 +522,9 @@ def run_demo(api: services.AirflowApi, endpoint: str) -> list[dict]:
     last_note = time.monotonic()
     while len(reported) < total:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"demo runs not finished after {DEMO_TIMEOUT:.0f}s (RETRAIN_DEMO_TIMEOUT): "
-                               f"{len(reported)}/{total} done")
+            raise TimeoutError(
+                f"demo runs not finished after {DEMO_TIMEOUT:.0f}s (RETRAIN_DEMO_TIMEOUT): {len(reported)}/{total} done"
+            )
         for dag_id, model in zip(dag_ids, DEMO_MODELS):
             _, body = api.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=logical_date", ok=(200,))
             for run in body.get("dag_runs", []):
@@ -493,17 +536,30 @@ def run_demo(api: services.AirflowApi, endpoint: str) -> list[dict]:
                 began, ended = _parse_ts(run.get("start_date")), _parse_ts(run.get("end_date"))
                 took = f"{(ended - began).total_seconds():.0f}s" if began and ended else "?"
                 index = sorted(by_start).index(start) + 1
-                say("week", f"{model} week {index}/{len(weeks)} ({start.date()}): {outcome_text(summary, run['state'])} in {took}")
-                results.append({"model": model, "week": index, "data_interval_start": start.isoformat(),
-                                "state": run["state"], **(summary or {"decision": "(no summary)", "reasons": []})})
+                say(
+                    "week",
+                    f"{model} week {index}/{len(weeks)} ({start.date()}): {outcome_text(summary, run['state'])} in {took}",
+                )
+                results.append(
+                    {
+                        "model": model,
+                        "week": index,
+                        "data_interval_start": start.isoformat(),
+                        "state": run["state"],
+                        **(summary or {"decision": "(no summary)", "reasons": []}),
+                    }
+                )
                 last_note = time.monotonic()
         if time.monotonic() - last_note > 60 and len(reported) < total:
             say("week", f"waiting for the next run to finish ({len(reported)}/{total} done)")
             last_note = time.monotonic()
         if len(reported) < total:
             time.sleep(3)
-    say("demo", f"demo runs finished: {len(reported)}/{total} "
-                f"({', '.join(f'{m}: {sum(r[0] == m for r in reported)}' for m in DEMO_MODELS)})")
+    say(
+        "demo",
+        f"demo runs finished: {len(reported)}/{total} "
+        f"({', '.join(f'{m}: {sum(r[0] == m for r in reported)}' for m in DEMO_MODELS)})",
+    )
     return sorted(results, key=lambda r: (r["model"], r["data_interval_start"]))
 
 
@@ -521,8 +577,11 @@ def already_running() -> bool:
         return False
     state = services.read_state()
     if set(running) >= {"moto", "mlflow", "airflow"} and all(alive(p) for p in running.values()) and state:
-        urls = [f"{state['s3_endpoint']}/moto-api/", f"{state['mlflow_tracking_uri']}/health",
-                f"{state['airflow_url']}/api/v2/monitor/health"]
+        urls = [
+            f"{state['s3_endpoint']}/moto-api/",
+            f"{state['mlflow_tracking_uri']}/health",
+            f"{state['airflow_url']}/api/v2/monitor/health",
+        ]
         if all(_healthy(u) for u in urls):
             return True
     if any(alive(p) for p in running.values()):
@@ -557,8 +616,11 @@ def _up(demo: bool, db: str) -> int:
     say("install", f"virtualenv ready: {sys.prefix} (Python {sys.version.split()[0]})")
     if already_running():
         state = services.read_state()
-        say("state", f"the stack is already running (started {state.get('started_at', '?')}, {state.get('db', '?')} DB): "
-                     "nothing restarted, no data touched. `make stop` then `make run` starts over.")
+        say(
+            "state",
+            f"the stack is already running (started {state.get('started_at', '?')}, {state.get('db', '?')} DB): "
+            "nothing restarted, no data touched. `make stop` then `make run` starts over.",
+        )
         print_banner(state.get("demo") or [], state)
         return 0
     for port, name in ((S3_PORT, "S3 stand-in"), (MLFLOW_PORT, "MLflow"), (AIRFLOW_PORT, "Airflow")):
@@ -575,7 +637,7 @@ def _up(demo: bool, db: str) -> int:
         "running": True,
         "executor": "local",
         "store": "moto",
-        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "root": str(ROOT),
         "db": db,
         "db_url": db_url(db),
@@ -591,38 +653,61 @@ def _up(demo: bool, db: str) -> int:
         moto = services.start_moto(S3_PORT, LOGS / "moto.log", READY_TIMEOUT)
         write_pid("moto", moto)
         services.create_buckets(endpoint)
-        say("s3", f"S3 stand-in (moto_server) up on {endpoint} in {time.monotonic() - t:.0f}s; buckets: {', '.join(services.BUCKETS)}")
+        say(
+            "s3",
+            f"S3 stand-in (moto_server) up on {endpoint} in {time.monotonic() - t:.0f}s; buckets: {', '.join(services.BUCKETS)}",
+        )
 
         t = time.monotonic()
-        say("mlflow", f"starting MLflow on {state['mlflow_tracking_uri']}; waiting for /health (up to {READY_TIMEOUT:.0f}s)")
-        mlflow = services.start_mlflow(MLFLOW_PORT, LOCAL / "mlflow" / "mlflow.db", endpoint, LOGS / "mlflow.log",
-                                       timeout=READY_TIMEOUT, progress=lambda m: say("mlflow", m))
+        say(
+            "mlflow",
+            f"starting MLflow on {state['mlflow_tracking_uri']}; waiting for /health (up to {READY_TIMEOUT:.0f}s)",
+        )
+        mlflow = services.start_mlflow(
+            MLFLOW_PORT,
+            LOCAL / "mlflow" / "mlflow.db",
+            endpoint,
+            LOGS / "mlflow.log",
+            timeout=READY_TIMEOUT,
+            progress=lambda m: say("mlflow", m),
+        )
         write_pid("mlflow", mlflow)
         say("mlflow", f"MLflow up in {time.monotonic() - t:.0f}s (SQLite backend, artifacts in s3://mlflow-artifacts)")
 
         t = time.monotonic()
         write_airflow_cfg(db)
         prepare_db(db)
-        loaded = subprocess.run([sys.executable, "-m", "scripts.load_airflow_settings", str(ROOT / "airflow_settings.yaml")],
-                                env={**os.environ, **airflow_env(db)}, capture_output=True, text=True, cwd=ROOT)
+        loaded = subprocess.run(
+            [sys.executable, "-m", "scripts.load_airflow_settings", str(ROOT / "airflow_settings.yaml")],
+            env={**os.environ, **airflow_env(db)},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         if loaded.returncode != 0:
             raise RuntimeError(f"loading airflow_settings.yaml failed:\n{loaded.stdout}\n{loaded.stderr}")
         say("db", f"Airflow metadata DB ({db}) migrated, airflow_settings.yaml loaded in {time.monotonic() - t:.0f}s")
 
         t = time.monotonic()
-        say("airflow", f"starting Airflow standalone (LocalExecutor) on {state['airflow_url']}; waiting for the API, "
-                       f"scheduler and dag-processor to report healthy (up to {READY_TIMEOUT:.0f}s)")
-        airflow = services.spawn([str(Path(sys.executable).parent / "airflow"), "standalone"], LOGS / "airflow.log",
-                                 env=airflow_env(db))
+        say(
+            "airflow",
+            f"starting Airflow standalone (LocalExecutor) on {state['airflow_url']}; waiting for the API, "
+            f"scheduler and dag-processor to report healthy (up to {READY_TIMEOUT:.0f}s)",
+        )
+        airflow = services.spawn(
+            [str(Path(sys.executable).parent / "airflow"), "standalone"], LOGS / "airflow.log", env=airflow_env(db)
+        )
         write_pid("airflow", airflow)
-        services.wait_airflow_healthy(state["airflow_url"], READY_TIMEOUT, airflow, progress=lambda m: say("airflow", m))
+        services.wait_airflow_healthy(
+            state["airflow_url"], READY_TIMEOUT, airflow, progress=lambda m: say("airflow", m)
+        )
         services.write_state(state)
         say("airflow", f"Airflow up in {time.monotonic() - t:.0f}s; endpoints written to {services.state_file()}")
         api = services.AirflowApi(state["airflow_url"], admin_password(), on_retry=lambda m: say("db", m))
         results = run_demo(api, endpoint) if demo else []
         state["demo"] = results
         services.write_state(state)
-    except Exception as exc:  # noqa: BLE001 - any failure: say it, point at the logs, stop cleanly
+    except Exception as exc:
         say("failed", f"FAILED: {type(exc).__name__}: {exc}")
         say("failed", f"logs: {LOGS}")
         down(quiet=True)
@@ -642,13 +727,20 @@ def celery_already_running(workers: int) -> bool:
         return False
     state = services.read_state()
     expected = {"seaweedfs", "mlflow", *CELERY_SERVICES, *(f"worker-{i}" for i in range(1, workers + 1))}
-    if (state.get("executor") == "celery" and set(running) == expected and all(alive(p) for p in running.values())
-            and _healthy(f"{state['mlflow_tracking_uri']}/health")
-            and _healthy(f"{state['airflow_url']}/api/v2/monitor/health")):
+    if (
+        state.get("executor") == "celery"
+        and set(running) == expected
+        and all(alive(p) for p in running.values())
+        and _healthy(f"{state['mlflow_tracking_uri']}/health")
+        and _healthy(f"{state['airflow_url']}/api/v2/monitor/health")
+    ):
         return True
     if any(alive(p) for p in running.values()):
-        say("state", "a previous stack is running with other settings or only partly: stopping it first "
-                     "(the Celery stack's data stays)")
+        say(
+            "state",
+            "a previous stack is running with other settings or only partly: stopping it first "
+            "(the Celery stack's data stays)",
+        )
     down(quiet=True)
     return False
 
@@ -661,10 +753,15 @@ def start_seaweed(endpoint_port: int) -> subprocess.Popen:
     except (OSError, ValueError):
         ports = {}
     proc, ports = services.start_seaweedfs(
-        endpoint_port, seaweed_dir() / "data", LOGS / "seaweedfs.log", ports=ports,
+        endpoint_port,
+        seaweed_dir() / "data",
+        LOGS / "seaweedfs.log",
+        ports=ports,
         access_key=os.environ.get("S3_DATA_ACCESS_KEY_ID", "test"),
         secret_key=os.environ.get("S3_DATA_SECRET_ACCESS_KEY", "test"),
-        timeout=READY_TIMEOUT, progress=lambda m: say("s3", m))
+        timeout=READY_TIMEOUT,
+        progress=lambda m: say("s3", m),
+    )
     ports_file.write_text(json.dumps(ports))
     return proc
 
@@ -679,13 +776,26 @@ def start_worker(name: str, env: dict[str, str]) -> subprocess.Popen:
     tmp = home / "tmp"
     shutil.rmtree(tmp, ignore_errors=True)  # a worker's scratch space never outlives it
     tmp.mkdir(parents=True, exist_ok=True)
-    worker_env = {**env, "TMPDIR": str(tmp), "RETRAIN_WORKER_HOSTNAME": name,
-                  "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache")}
-    cmd = [str(Path(sys.executable).parent / "airflow"), "celery", "worker", "--celery-hostname", f"{name}@%h",
-           "--queues", CELERY_QUEUE, "--concurrency", str(WORKER_CONCURRENCY),
-           # Logs go to the shared base_log_folder that the api-server reads (as the compose
-           # stack's shared log volume); no per-worker log server.
-           "--skip-serve-logs"]
+    worker_env = {
+        **env,
+        "TMPDIR": str(tmp),
+        "RETRAIN_WORKER_HOSTNAME": name,
+        "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
+    }
+    cmd = [
+        str(Path(sys.executable).parent / "airflow"),
+        "celery",
+        "worker",
+        "--celery-hostname",
+        f"{name}@%h",
+        "--queues",
+        CELERY_QUEUE,
+        "--concurrency",
+        str(WORKER_CONCURRENCY),
+        # Logs go to the shared base_log_folder that the api-server reads (as the compose
+        # stack's shared log volume); no per-worker log server.
+        "--skip-serve-logs",
+    ]
     return services.spawn(cmd, LOGS / f"{name}.log", env=worker_env, cwd=home)
 
 
@@ -698,7 +808,7 @@ def celery_workers_answering(names: list[str]) -> set[str]:
     app.conf.broker_connection_retry_on_startup = False
     try:
         replies = app.control.ping(timeout=2.0)
-    except Exception:  # noqa: BLE001 - broker hiccup: nobody answered this time
+    except Exception:
         return set()
     finally:
         app.close()
@@ -719,11 +829,16 @@ def wait_workers(names: list[str], procs: dict[str, subprocess.Popen], timeout: 
             return
         waited = time.monotonic() - started
         if waited > timeout:
-            raise TimeoutError(f"Celery workers not answering after {timeout:.0f}s: {', '.join(sorted(set(names) - answering))} "
-                               f"(broker {REDIS_URL}); raise RETRAIN_READY_TIMEOUT on a slow machine")
+            raise TimeoutError(
+                f"Celery workers not answering after {timeout:.0f}s: {', '.join(sorted(set(names) - answering))} "
+                f"(broker {REDIS_URL}); raise RETRAIN_READY_TIMEOUT on a slow machine"
+            )
         if time.monotonic() >= next_note:
-            say("workers", f"still waiting for {', '.join(sorted(set(names) - answering))} to answer a Celery ping "
-                           f"({waited:.0f}s of up to {timeout:.0f}s)")
+            say(
+                "workers",
+                f"still waiting for {', '.join(sorted(set(names) - answering))} to answer a Celery ping "
+                f"({waited:.0f}s of up to {timeout:.0f}s)",
+            )
             next_note += 30
         time.sleep(2)
 
@@ -743,8 +858,11 @@ def _up_celery(demo: bool, workers: int) -> int:
     _ACTIVE_DB, _ACTIVE_EXECUTOR, _ACTIVE_WORKERS = "postgres", "celery", workers
     if celery_already_running(workers):
         state = services.read_state()
-        say("state", f"the Celery stack is already running (started {state.get('started_at', '?')}, {workers} workers): "
-                     "nothing restarted, no data touched.")
+        say(
+            "state",
+            f"the Celery stack is already running (started {state.get('started_at', '?')}, {workers} workers): "
+            "nothing restarted, no data touched.",
+        )
         print_banner(state.get("demo") or [], state)
         return 0
     for port, name in ((S3_PORT, "SeaweedFS S3"), (MLFLOW_PORT, "MLflow"), (AIRFLOW_PORT, "Airflow")):
@@ -754,36 +872,61 @@ def _up_celery(demo: bool, workers: int) -> int:
     urls = celery_db_urls()
     endpoint = f"http://127.0.0.1:{S3_PORT}"
     state = {
-        "running": True, "executor": "celery", "store": "seaweedfs", "workers": workers, "stack_id": STACK_ID,
-        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "root": str(ROOT), "db": "postgres", "db_url": urls["airflow"], "mlflow_db_url": urls["mlflow"],
-        "broker_url": REDIS_URL, "broker_key_prefix": f"{STACK_ID}:",
-        "s3_endpoint": endpoint, "mlflow_tracking_uri": f"http://127.0.0.1:{MLFLOW_PORT}",
-        "airflow_url": f"http://127.0.0.1:{AIRFLOW_PORT}", "airflow_home": str(airflow_home()),
-        "raw_bucket": "raw-data", "output_dir": str(LOCAL / "output"),
+        "running": True,
+        "executor": "celery",
+        "store": "seaweedfs",
+        "workers": workers,
+        "stack_id": STACK_ID,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "root": str(ROOT),
+        "db": "postgres",
+        "db_url": urls["airflow"],
+        "mlflow_db_url": urls["mlflow"],
+        "broker_url": REDIS_URL,
+        "broker_key_prefix": f"{STACK_ID}:",
+        "s3_endpoint": endpoint,
+        "mlflow_tracking_uri": f"http://127.0.0.1:{MLFLOW_PORT}",
+        "airflow_url": f"http://127.0.0.1:{AIRFLOW_PORT}",
+        "airflow_home": str(airflow_home()),
+        "raw_bucket": "raw-data",
+        "output_dir": str(LOCAL / "output"),
     }
     LOGS.mkdir(parents=True, exist_ok=True)
     try:
         say("db", f"checking PostgreSQL ({PG_SERVER.split('@')[-1]}) and Redis ({REDIS_URL})")
         for what, url in urls.items():
             created = services.ensure_postgres_db(url)
-            say("db", f"PostgreSQL database {url.rsplit('/', 1)[1]} ({what}) {'created' if created else 'exists: kept'}")
+            say(
+                "db", f"PostgreSQL database {url.rsplit('/', 1)[1]} ({what}) {'created' if created else 'exists: kept'}"
+            )
         services.redis_ping(REDIS_URL)
         say("broker", f"Redis answers at {REDIS_URL}; Celery keys prefixed {STACK_ID}:")
 
         t = time.monotonic()
-        say("s3", f"starting SeaweedFS on {endpoint} (data in {seaweed_dir()}); waiting for a bucket create + "
-                  f"object write to succeed (up to {READY_TIMEOUT:.0f}s)")
+        say(
+            "s3",
+            f"starting SeaweedFS on {endpoint} (data in {seaweed_dir()}); waiting for a bucket create + "
+            f"object write to succeed (up to {READY_TIMEOUT:.0f}s)",
+        )
         weed = start_seaweed(S3_PORT)
         write_pid("seaweedfs", weed)
         services.create_buckets(endpoint)
         say("s3", f"SeaweedFS accepts writes after {time.monotonic() - t:.0f}s; buckets: {', '.join(services.BUCKETS)}")
 
         t = time.monotonic()
-        say("mlflow", f"starting MLflow on {state['mlflow_tracking_uri']} (PostgreSQL backend); waiting for /health "
-                      f"(up to {READY_TIMEOUT:.0f}s)")
-        mlflow = services.start_mlflow(MLFLOW_PORT, urls["mlflow"], endpoint, LOGS / "mlflow.log", timeout=READY_TIMEOUT,
-                                       progress=lambda m: say("mlflow", m))
+        say(
+            "mlflow",
+            f"starting MLflow on {state['mlflow_tracking_uri']} (PostgreSQL backend); waiting for /health "
+            f"(up to {READY_TIMEOUT:.0f}s)",
+        )
+        mlflow = services.start_mlflow(
+            MLFLOW_PORT,
+            urls["mlflow"],
+            endpoint,
+            LOGS / "mlflow.log",
+            timeout=READY_TIMEOUT,
+            progress=lambda m: say("mlflow", m),
+        )
         write_pid("mlflow", mlflow)
         say("mlflow", f"MLflow up in {time.monotonic() - t:.0f}s (artifacts in s3://mlflow-artifacts on SeaweedFS)")
 
@@ -791,8 +934,13 @@ def _up_celery(demo: bool, workers: int) -> int:
         write_airflow_cfg("postgres")
         env = celery_env()
         run_airflow("db", "migrate")
-        loaded = subprocess.run([sys.executable, "-m", "scripts.load_airflow_settings", str(ROOT / "airflow_settings.yaml")],
-                                env={**os.environ, **env}, capture_output=True, text=True, cwd=ROOT)
+        loaded = subprocess.run(
+            [sys.executable, "-m", "scripts.load_airflow_settings", str(ROOT / "airflow_settings.yaml")],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         if loaded.returncode != 0:
             raise RuntimeError(f"loading airflow_settings.yaml failed:\n{loaded.stdout}\n{loaded.stderr}")
         say("db", f"Airflow metadata DB migrated, airflow_settings.yaml loaded in {time.monotonic() - t:.0f}s")
@@ -803,10 +951,14 @@ def _up_celery(demo: bool, workers: int) -> int:
         for name in CELERY_SERVICES:
             parts[name] = services.spawn([airflow_bin, name], LOGS / f"{name}.log", env=env)
             write_pid(name, parts[name])
-        say("airflow", f"started {', '.join(CELERY_SERVICES)}; waiting for the API, scheduler and dag-processor to "
-                       f"report healthy (up to {READY_TIMEOUT:.0f}s)")
-        services.wait_airflow_healthy(state["airflow_url"], READY_TIMEOUT, progress=lambda m: say("airflow", m),
-                                      procs=parts, logs=LOGS)
+        say(
+            "airflow",
+            f"started {', '.join(CELERY_SERVICES)}; waiting for the API, scheduler and dag-processor to "
+            f"report healthy (up to {READY_TIMEOUT:.0f}s)",
+        )
+        services.wait_airflow_healthy(
+            state["airflow_url"], READY_TIMEOUT, progress=lambda m: say("airflow", m), procs=parts, logs=LOGS
+        )
         say("airflow", f"Airflow healthy in {time.monotonic() - t:.0f}s")
 
         t = time.monotonic()
@@ -815,8 +967,11 @@ def _up_celery(demo: bool, workers: int) -> int:
         for name in names:
             procs[name] = start_worker(name, env)
             write_pid(name, procs[name])
-        say("workers", f"started {workers} Celery workers ({', '.join(names)}, concurrency {WORKER_CONCURRENCY}, "
-                       f"queue {CELERY_QUEUE}); waiting for each to answer a Celery ping (up to {READY_TIMEOUT:.0f}s)")
+        say(
+            "workers",
+            f"started {workers} Celery workers ({', '.join(names)}, concurrency {WORKER_CONCURRENCY}, "
+            f"queue {CELERY_QUEUE}); waiting for each to answer a Celery ping (up to {READY_TIMEOUT:.0f}s)",
+        )
         wait_workers(names, procs, READY_TIMEOUT)
         say("workers", f"all {workers} workers answer after {time.monotonic() - t:.0f}s")
         services.write_state(state)
@@ -824,7 +979,7 @@ def _up_celery(demo: bool, workers: int) -> int:
         results = run_demo(api, endpoint) if demo else []
         state["demo"] = results
         services.write_state(state)
-    except Exception as exc:  # noqa: BLE001 - any failure: say it, point at the logs, stop cleanly
+    except Exception as exc:
         say("failed", f"FAILED: {type(exc).__name__}: {exc}")
         say("failed", f"logs: {LOGS}")
         down(quiet=True)
@@ -879,7 +1034,7 @@ def purge() -> int:
         if keys:
             client.delete(*keys)
         say("purge", f"deleted {len(keys)} Redis keys with prefix {STACK_ID}:")
-    except Exception as exc:  # noqa: BLE001 - Redis down: nothing of ours to delete there now
+    except Exception as exc:
         say("purge", f"Redis keys not deleted ({exc})")
     for sub in ("seaweedfs", "workers", "airflow"):
         shutil.rmtree(LOCAL / sub, ignore_errors=True)
@@ -901,7 +1056,9 @@ def admin_password() -> str:
 
 def print_banner(results: list[dict], state: dict) -> None:
     try:
-        password = json.loads((airflow_home() / "simple_auth_manager_passwords.json.generated").read_text()).get("admin", "?")
+        password = json.loads((airflow_home() / "simple_auth_manager_passwords.json.generated").read_text()).get(
+            "admin", "?"
+        )
     except (OSError, ValueError):
         password = "(see .local/airflow/simple_auth_manager_passwords.json.generated)"
     print()
@@ -910,12 +1067,16 @@ def print_banner(results: list[dict], state: dict) -> None:
     print(f"MLflow UI    http://127.0.0.1:{MLFLOW_PORT}   (registered models {', '.join(DEMO_MODELS)}; alias champion)")
     if state.get("executor") == "celery":
         print(f"S3 (SeaweedFS, persistent) http://127.0.0.1:{S3_PORT}   data in {seaweed_dir()}")
-        print(f"Celery       {state.get('workers')} workers, broker {state.get('broker_url')} "
-              f"(prefix {state.get('broker_key_prefix')}), results in PostgreSQL")
+        print(
+            f"Celery       {state.get('workers')} workers, broker {state.get('broker_url')} "
+            f"(prefix {state.get('broker_key_prefix')}), results in PostgreSQL"
+        )
         print(f"MLflow DB    {state.get('mlflow_db_url')}")
     else:
         print(f"S3 (moto)    http://127.0.0.1:{S3_PORT}   access key: test / secret: test (local dummy)")
-    print("             raw data s3://raw-data/<model>/dt=YYYY-MM-DD/, run artefacts s3://retrain-artifacts/runs/<model>/")
+    print(
+        "             raw data s3://raw-data/<model>/dt=YYYY-MM-DD/, run artefacts s3://retrain-artifacts/runs/<model>/"
+    )
     print(f"Metadata DB  {state.get('db', '?')}: {state.get('db_url', '?')}")
     print(f"Logs         {LOGS}")
     print(f"CLI          export AIRFLOW_HOME={airflow_home()}   (or: source {services.env_file()})")
@@ -924,7 +1085,9 @@ def print_banner(results: list[dict], state: dict) -> None:
         print("Demo outcome (summary.json of each weekly run):")
         for r in results:
             champ = f"champion {r.get('champion_version_before') or '-'} -> {r.get('champion_version_after') or '-'}"
-            print(f"  {r['model']:8s} week of {str(r.get('data_interval_start', ''))[:10]}: {r.get('decision', '?'):10s} {champ}")
+            print(
+                f"  {r['model']:8s} week of {str(r.get('data_interval_start', ''))[:10]}: {r.get('decision', '?'):10s} {champ}"
+            )
             for reason in (r.get("reasons") or [])[:2]:
                 print(f"      - {str(reason)[:150]}")
     print("-" * 78)
@@ -942,8 +1105,10 @@ def status() -> int:
         print(f"{name:8s} pid {pid}: {'running' if alive(pid) else 'not running'}")
     state = services.read_state()
     if state:
-        print(f"S3 {state.get('s3_endpoint')}  MLflow {state.get('mlflow_tracking_uri')}  Airflow {state.get('airflow_url')}  "
-              f"DB {state.get('db')}")
+        print(
+            f"S3 {state.get('s3_endpoint')}  MLflow {state.get('mlflow_tracking_uri')}  Airflow {state.get('airflow_url')}  "
+            f"DB {state.get('db')}"
+        )
     return 0
 
 
@@ -952,15 +1117,27 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="start a fresh stack and run the demo (no-op if it is already running)")
     p_up.add_argument("--no-demo", action="store_true", help="start the services only")
-    p_up.add_argument("--executor", choices=["local", "celery"], default=os.environ.get("RETRAIN_EXECUTOR") or "local",
-                      help="local: the embedded stack (airflow standalone, moto, started empty); celery: the "
-                           "production topology (PostgreSQL, Redis, SeaweedFS, separate Airflow processes, "
-                           "N Celery workers; state persists across restarts)")
-    p_up.add_argument("--workers", type=int, default=int(os.environ.get("RETRAIN_WORKERS") or 2),
-                      help="Celery workers (with --executor celery)")
-    p_up.add_argument("--db", choices=["sqlite", "postgres"], default=os.environ.get("RETRAIN_DB") or "sqlite",
-                      help="Airflow metadata DB: sqlite (default, zero setup) or postgres on 127.0.0.1:5432 "
-                           "($RETRAIN_PG_URL; its database is created if absent and emptied by every fresh start)")
+    p_up.add_argument(
+        "--executor",
+        choices=["local", "celery"],
+        default=os.environ.get("RETRAIN_EXECUTOR") or "local",
+        help="local: the embedded stack (airflow standalone, moto, started empty); celery: the "
+        "production topology (PostgreSQL, Redis, SeaweedFS, separate Airflow processes, "
+        "N Celery workers; state persists across restarts)",
+    )
+    p_up.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("RETRAIN_WORKERS") or 2),
+        help="Celery workers (with --executor celery)",
+    )
+    p_up.add_argument(
+        "--db",
+        choices=["sqlite", "postgres"],
+        default=os.environ.get("RETRAIN_DB") or "sqlite",
+        help="Airflow metadata DB: sqlite (default, zero setup) or postgres on 127.0.0.1:5432 "
+        "($RETRAIN_PG_URL; its database is created if absent and emptied by every fresh start)",
+    )
     sub.add_parser("down", help="stop every process the stack started")
     p_restart = sub.add_parser("restart", help="restart one part of the running Celery stack")
     p_restart.add_argument("name", help="api-server, scheduler, dag-processor, triggerer or worker-N")

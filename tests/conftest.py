@@ -60,8 +60,13 @@ def moto_server(state_dir):
     proc = services.start_moto(port, state_dir / "logs" / "moto.log")
     services.create_buckets(endpoint)
     os.environ["AIRFLOW_CONN_S3_DATA"] = json.dumps(
-        {"conn_type": "aws", "login": "test", "password": "test",
-         "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
+        {
+            "conn_type": "aws",
+            "login": "test",
+            "password": "test",
+            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
+    )
     yield endpoint
     services.stop_group(proc.pid, grace=4)
 
@@ -75,9 +80,12 @@ def s3(moto_server):
 def mlflow_server(moto_server, state_dir):
     """A real MLflow tracking server: SQLite backend, artifacts proxied into moto."""
     port = services.free_port()
-    proc = services.start_mlflow(port, state_dir / "mlflow" / "mlflow.db", moto_server, state_dir / "logs" / "mlflow.log")
+    proc = services.start_mlflow(
+        port, state_dir / "mlflow" / "mlflow.db", moto_server, state_dir / "logs" / "mlflow.log"
+    )
     os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = json.dumps(
-        {"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http"})
+        {"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http"}
+    )
     yield f"http://127.0.0.1:{port}"
     services.stop_group(proc.pid, grace=6)
 

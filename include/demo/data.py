@@ -34,7 +34,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from include.retrainer.partitions import partition_key, write_partitions  # noqa: F401  (the demo writes with them)
+from include.retrainer.partitions import partition_key, write_partitions
 
 __all__ = [
     "CHURN_NUMERIC",

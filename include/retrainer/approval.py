@@ -20,8 +20,9 @@ holds what does not depend on Airflow:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 APPROVE = "Approve"
 REJECT = "Reject"
@@ -30,12 +31,12 @@ COMMENT_PARAM = "comment"
 
 #: outcome -> does the champion move (subject to the compare-and-set at promote time)
 OUTCOMES = {
-    "approved": True,           # a person approved
-    "rejected": False,          # a person rejected
-    "timed_out": False,         # nobody answered in time (on_timeout: reject, the default)
+    "approved": True,  # a person approved
+    "rejected": False,  # a person rejected
+    "timed_out": False,  # nobody answered in time (on_timeout: reject, the default)
     "timed_out_promote": True,  # nobody answered in time and on_timeout: promote
-    "expired": False,           # a newer challenger or champion made this one stale
-    "not_requested": False,     # no approval was asked (gates failed, dry run)
+    "expired": False,  # a newer challenger or champion made this one stale
+    "not_requested": False,  # no approval was asked (gates failed, dry run)
 }
 MAX_COMMENT = 2000
 
@@ -49,13 +50,13 @@ class ApprovalDecision:
     outcome: str
     #: One line naming who/what decided and why, for reasons lists and descriptions.
     reason: str
-    decided_by: str | None = None      # the Airflow user's display name (None: nobody, e.g. timeout)
-    decided_by_id: str | None = None   # the Airflow user's id
-    decided_at: str | None = None      # ISO-8601 UTC
+    decided_by: str | None = None  # the Airflow user's display name (None: nobody, e.g. timeout)
+    decided_by_id: str | None = None  # the Airflow user's id
+    decided_at: str | None = None  # ISO-8601 UTC
     comment: str = ""
     requested_at: str | None = None
     timeout_at: str | None = None
-    dag_run_id: str | None = None      # the run that asked (a re-run reuses its decision)
+    dag_run_id: str | None = None  # the run that asked (a re-run reuses its decision)
     #: True when this run reused a decision recorded by an earlier run of the interval.
     reused: bool = False
 
@@ -76,11 +77,11 @@ class ApprovalDecision:
         return {**asdict(self), "allows_promotion": self.allows_promotion}
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "ApprovalDecision":
+    def from_dict(cls, raw: Mapping[str, Any]) -> ApprovalDecision:
         fields = cls.__dataclass_fields__
         return cls(**{k: v for k, v in raw.items() if k in fields})
 
-    def reused_by(self) -> "ApprovalDecision":
+    def reused_by(self) -> ApprovalDecision:
         return ApprovalDecision(**{**asdict(self), "reused": True})
 
 
@@ -89,8 +90,8 @@ def _iso(value: Any) -> str | None:
         return None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc).isoformat()
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat()
     return str(value)
 
 
@@ -101,19 +102,26 @@ def _when(value: Any) -> dt.datetime | None:
         return None
     parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    utc = parsed.astimezone(dt.timezone.utc)
-    return dt.datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond,
-                       tzinfo=dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    utc = parsed.astimezone(dt.UTC)
+    return dt.datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=dt.UTC)
 
 
 def week(start: Any, end: Any) -> str:
     return f"{str(_iso(start))[:10]}..{str(_iso(end))[:10]}"
 
 
-def expiry_reason(*, interval_start: Any, interval_end: Any, newest_request: Mapping[str, Any] | None,
-                  champion_version: str | None, champion_interval_end: Any, run_id: str | None = None,
-                  challenger_version: str | None = None, requested_at: Any = None) -> str | None:
+def expiry_reason(
+    *,
+    interval_start: Any,
+    interval_end: Any,
+    newest_request: Mapping[str, Any] | None,
+    champion_version: str | None,
+    champion_interval_end: Any,
+    run_id: str | None = None,
+    challenger_version: str | None = None,
+    requested_at: Any = None,
+) -> str | None:
     """Why this interval's challenger may no longer be approved, or None when it still may.
 
     Stale when a newer data interval of the model reached the approval step (only the newest
@@ -127,19 +135,25 @@ def expiry_reason(*, interval_start: Any, interval_end: Any, newest_request: Map
     other = newest_request or {}
     newest_end = _when(other.get("data_interval_end"))
     later_same_interval = (
-        newest_end == mine and requested_at is not None and challenger_version is not None
+        newest_end == mine
+        and requested_at is not None
+        and challenger_version is not None
         and str(other.get("challenger_version")) != str(challenger_version)
         and str(other.get("requested_at") or "") > str(_iso(requested_at))
     )
     if newest_end is not None and (newest_end > mine or later_same_interval) and other.get("dag_run_id") != run_id:
-        return (f"expired: a newer challenger v{other.get('challenger_version')} (week "
-                f"{week(other.get('data_interval_start'), other.get('data_interval_end'))}, run {other.get('dag_run_id')}) "
-                f"reached the approval step at {other.get('requested_at')}; only the newest pending challenger of a "
-                "model can be approved")
+        return (
+            f"expired: a newer challenger v{other.get('challenger_version')} (week "
+            f"{week(other.get('data_interval_start'), other.get('data_interval_end'))}, run {other.get('dag_run_id')}) "
+            f"reached the approval step at {other.get('requested_at')}; only the newest pending challenger of a "
+            "model can be approved"
+        )
     champ_end = _when(champion_interval_end)
     if champion_version is not None and champ_end is not None and champ_end > mine:
-        return (f"expired: champion v{champion_version} was trained on newer data (through {champ_end.date()}) than "
-                f"this challenger (through {mine.date()}); promoting it would move production back in time")
+        return (
+            f"expired: champion v{champion_version} was trained on newer data (through {champ_end.date()}) than "
+            f"this challenger (through {mine.date()}); promoting it would move production back in time"
+        )
     return None
 
 
@@ -153,9 +167,11 @@ def superseded_reason(interval_start: Any, interval_end: Any, now: Any) -> str |
     next_end = end + (end - start)
     if at < next_end:
         return None
-    return (f"expired: the next data interval ({end.date()}..{next_end.date()}) had already ended when this "
-            f"challenger reached the approval step; only the newest challenger of a model can be approved "
-            f"(backfill, catch-up or late re-run; promotion.expire_superseded: true)")
+    return (
+        f"expired: the next data interval ({end.date()}..{next_end.date()}) had already ended when this "
+        f"challenger reached the approval step; only the newest challenger of a model can be approved "
+        f"(backfill, catch-up or late re-run; promotion.expire_superseded: true)"
+    )
 
 
 def newer_request(current: Mapping[str, Any] | None, candidate: Mapping[str, Any]) -> bool:
@@ -177,9 +193,18 @@ def clean_comment(value: Any) -> str:
     return " ".join(str(value).split())[:MAX_COMMENT]
 
 
-def resolve_response(*, base: Mapping[str, Any], chosen_options: list[str] | None, params_input: Mapping[str, Any] | None,
-                     responded_by: Mapping[str, Any] | None, responded_at: Any, timed_out: bool, on_timeout: str,
-                     timeout_hours: float, stale_reason: str | None = None) -> ApprovalDecision:
+def resolve_response(
+    *,
+    base: Mapping[str, Any],
+    chosen_options: list[str] | None,
+    params_input: Mapping[str, Any] | None,
+    responded_by: Mapping[str, Any] | None,
+    responded_at: Any,
+    timed_out: bool,
+    on_timeout: str,
+    timeout_hours: float,
+    stale_reason: str | None = None,
+) -> ApprovalDecision:
     """The decision for a response (or the timeout sweep's default).
 
     ``base`` carries model, interval, challenger version, run id, requested_at, timeout_at.
@@ -189,10 +214,20 @@ def resolve_response(*, base: Mapping[str, Any], chosen_options: list[str] | Non
     comment = clean_comment((params_input or {}).get(COMMENT_PARAM))
     who = (responded_by or {}).get("name") or (responded_by or {}).get("id")
     who_id = (responded_by or {}).get("id")
-    at = _iso(responded_at) or _iso(dt.datetime.now(dt.timezone.utc))
+    at = _iso(responded_at) or _iso(dt.datetime.now(dt.UTC))
     chosen = list(chosen_options or [])
-    common: dict[str, Any] = {k: base.get(k) for k in ("model", "data_interval_start", "data_interval_end", "challenger_version",
-                                       "requested_at", "timeout_at", "dag_run_id")}
+    common: dict[str, Any] = {
+        k: base.get(k)
+        for k in (
+            "model",
+            "data_interval_start",
+            "data_interval_end",
+            "challenger_version",
+            "requested_at",
+            "timeout_at",
+            "dag_run_id",
+        )
+    }
     said = f"; comment: {comment}" if comment else ""
     if timed_out:
         outcome = "timed_out_promote" if on_timeout == "promote" else "timed_out"
@@ -200,17 +235,32 @@ def resolve_response(*, base: Mapping[str, Any], chosen_options: list[str] | Non
         reason = f"approval timed out: no response within {_hours_text(timeout_hours)} (at {at}): {effect}"
         decision = ApprovalDecision(**common, outcome=outcome, reason=reason, decided_at=at)
     elif chosen == [APPROVE]:
-        decision = ApprovalDecision(**common, outcome="approved", reason=f"approved by {who} at {at}{said}",
-                                    decided_by=who, decided_by_id=who_id, decided_at=at, comment=comment)
+        decision = ApprovalDecision(
+            **common,
+            outcome="approved",
+            reason=f"approved by {who} at {at}{said}",
+            decided_by=who,
+            decided_by_id=who_id,
+            decided_at=at,
+            comment=comment,
+        )
     elif chosen == [REJECT]:
-        decision = ApprovalDecision(**common, outcome="rejected", reason=f"rejected by {who} at {at}{said}",
-                                    decided_by=who, decided_by_id=who_id, decided_at=at, comment=comment)
+        decision = ApprovalDecision(
+            **common,
+            outcome="rejected",
+            reason=f"rejected by {who} at {at}{said}",
+            decided_by=who,
+            decided_by_id=who_id,
+            decided_at=at,
+            comment=comment,
+        )
     else:
         raise ValueError(f"approval response {chosen!r}: expected exactly one of {', '.join(OPTIONS)}")
     if stale_reason:
         answer = decision.reason
-        return ApprovalDecision(**{**asdict(decision), "outcome": "expired",
-                                   "reason": f"{stale_reason} (response ignored: {answer})"})
+        return ApprovalDecision(
+            **{**asdict(decision), "outcome": "expired", "reason": f"{stale_reason} (response ignored: {answer})"}
+        )
     return decision
 
 
@@ -227,16 +277,27 @@ def timeout_text(hours: float) -> str:
 
 
 def not_requested(base: Mapping[str, Any], reason: str) -> ApprovalDecision:
-    common: dict[str, Any] = {k: base.get(k) for k in ("model", "data_interval_start", "data_interval_end", "challenger_version",
-                                       "dag_run_id")}
+    common: dict[str, Any] = {
+        k: base.get(k)
+        for k in ("model", "data_interval_start", "data_interval_end", "challenger_version", "dag_run_id")
+    }
     return ApprovalDecision(**common, outcome="not_requested", reason=reason)
 
 
 def expired(base: Mapping[str, Any], reason: str, at: Any = None) -> ApprovalDecision:
-    common: dict[str, Any] = {k: base.get(k) for k in ("model", "data_interval_start", "data_interval_end", "challenger_version",
-                                       "requested_at", "timeout_at", "dag_run_id")}
-    return ApprovalDecision(**common, outcome="expired", reason=reason,
-                            decided_at=_iso(at or dt.datetime.now(dt.timezone.utc)))
+    common: dict[str, Any] = {
+        k: base.get(k)
+        for k in (
+            "model",
+            "data_interval_start",
+            "data_interval_end",
+            "challenger_version",
+            "requested_at",
+            "timeout_at",
+            "dag_run_id",
+        )
+    }
+    return ApprovalDecision(**common, outcome="expired", reason=reason, decided_at=_iso(at or dt.datetime.now(dt.UTC)))
 
 
 def _fmt(value: Any) -> str:
@@ -250,8 +311,17 @@ def request_subject(model: str, challenger_version: Any, champion_version: Any, 
     return f"Approve {model} v{challenger_version} to {against}? (week {week(start, end)})"
 
 
-def request_body(*, model: str, headline: str, comparison: Mapping[str, Any], links: Mapping[str, str],
-                 report_uri: str | None, timeout_hours: float, on_timeout: str, timeout_at: str | None) -> str:
+def request_body(
+    *,
+    model: str,
+    headline: str,
+    comparison: Mapping[str, Any],
+    links: Mapping[str, str],
+    report_uri: str | None,
+    timeout_hours: float,
+    on_timeout: str,
+    timeout_at: str | None,
+) -> str:
     """Markdown shown in the Required Actions page: decision summary, metrics, reasons, links."""
     metrics = comparison.get("metrics") or {}
     champ, chall = metrics.get("champion") or {}, metrics.get("challenger") or {}
@@ -273,11 +343,15 @@ def request_body(*, model: str, headline: str, comparison: Mapping[str, Any], li
         lines.append(f"Run report: `{report_uri}`")
     lines += [f"[{label}]({url})" for label, url in links.items() if label != "Run report" and url]
     effect = "promoted" if on_timeout == "promote" else "not promoted"
-    lines += ["", f"No answer within {_hours_text(timeout_hours)}"
-                  + (f" (by {timeout_at})" if timeout_at else "") + f": the challenger is {effect}. "
-              "Only the newest pending challenger of a model can be approved; the champion must still be the one "
-              "compared against when you answer. Add a comment: it is kept in the run summary, the champion "
-              "history and the model version's description."]
+    lines += [
+        "",
+        f"No answer within {_hours_text(timeout_hours)}"
+        + (f" (by {timeout_at})" if timeout_at else "")
+        + f": the challenger is {effect}. "
+        "Only the newest pending challenger of a model can be approved; the champion must still be the one "
+        "compared against when you answer. Add a comment: it is kept in the run summary, the champion "
+        "history and the model version's description.",
+    ]
     return "\n".join(lines)
 
 

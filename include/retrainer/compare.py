@@ -133,9 +133,7 @@ over the classes present in y_true.
 """
 
 MCNEMAR_METHODS: frozenset[str] = frozenset({"exact", "midp"})
-OUTCOME_CODES: frozenset[str] = frozenset(
-    {"ok", "nan_scores", "single_class_holdout", "constant_scores"}
-)
+OUTCOME_CODES: frozenset[str] = frozenset({"ok", "nan_scores", "single_class_holdout", "constant_scores"})
 
 _LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss"})
 _PROBA_METRICS: frozenset[str] = frozenset({"roc_auc", "log_loss"})
@@ -224,10 +222,7 @@ def _as_correctness(values: npt.ArrayLike, name: str) -> np.ndarray:
             numeric = None
         if numeric is not None and np.all((numeric == 0.0) | (numeric == 1.0)):
             return numeric.astype(bool)
-    raise ValueError(
-        f"{name} must be boolean-like (bool, or numbers that are all 0 or 1); "
-        f"got dtype {arr.dtype}"
-    )
+    raise ValueError(f"{name} must be boolean-like (bool, or numbers that are all 0 or 1); got dtype {arr.dtype}")
 
 
 def mcnemar_test(
@@ -529,9 +524,7 @@ class ComparisonResult:
             },
             "mcnemar": None if self.mcnemar is None else self.mcnemar.to_dict(),
             "paired_test": None if self.paired_test is None else self.paired_test.to_dict(),
-            "challenger_estimate": (
-                None if self.challenger_estimate is None else self.challenger_estimate.to_dict()
-            ),
+            "challenger_estimate": (None if self.challenger_estimate is None else self.challenger_estimate.to_dict()),
             "policy": self.policy,
             "cold_start": bool(self.cold_start),
             "checks": {name: bool(ok) for name, ok in self.checks.items()},
@@ -573,8 +566,7 @@ def _check_rows(y_rows: int, named: dict[str, npt.ArrayLike | None]) -> None:
         rows = _rows(values)
         if rows is not None and rows != y_rows:
             raise ValueError(
-                f"y_true has {y_rows} rows but {name} has {rows}; both models must be "
-                "scored on the same held-out rows"
+                f"y_true has {y_rows} rows but {name} has {rows}; both models must be scored on the same held-out rows"
             )
 
 
@@ -621,8 +613,7 @@ def _mcnemar_reason(mc: McNemarResult, alpha: float) -> tuple[bool, str]:
     name = "McNemar (mid-p)" if mc.method == "midp" else "McNemar (exact)"
     if mc.method == "none":
         return True, (
-            "McNemar: no held-out row where exactly one model is right (b=c=0), p=1: "
-            "challenger not more often wrong"
+            "McNemar: no held-out row where exactly one model is right (b=c=0), p=1: challenger not more often wrong"
         )
     worse = mc.p_value < alpha and mc.b > mc.c
     if worse:
@@ -640,10 +631,7 @@ def _effect_reason(pt: PairedTest, settings: ComparisonSpec) -> tuple[bool, str]
     metric = settings.primary_metric
     conf = _pct(1.0 - settings.alpha)
     sign_note = " (sign-adjusted: positive = lower log_loss)" if metric in _LOWER_IS_BETTER else ""
-    values = (
-        f"{metric}: challenger {pt.challenger:.3f} vs champion {pt.champion:.3f}, "
-        f"{pt.method} {_p(pt.p_value)}"
-    )
+    values = f"{metric}: challenger {pt.challenger:.3f} vs champion {pt.champion:.3f}, {pt.method} {_p(pt.p_value)}"
     head = f"challenger {metric} {pt.effect:+.3f}{sign_note} ({conf} one-sided lower bound {pt.ci_low:+.3f})"
     ok = pt.clears_null
     if settings.policy == "expected_gain":
@@ -717,10 +705,15 @@ def compare_models(
         raise TypeError(f"settings must be a ComparisonSpec, got {type(settings).__name__}")
     yt = _holdout(y_true)
     n = int(yt.size)
-    _check_rows(n, {
-        "champion_pred": champion_pred, "challenger_pred": challenger_pred,
-        "champion_proba": champion_proba, "challenger_proba": challenger_proba,
-    })
+    _check_rows(
+        n,
+        {
+            "champion_pred": champion_pred,
+            "challenger_pred": challenger_pred,
+            "champion_proba": champion_proba,
+            "challenger_proba": challenger_proba,
+        },
+    )
     metric = settings.primary_metric
     _require_proba(metric, champion_proba, "champion_proba")
     _require_proba(metric, challenger_proba, "challenger_proba")
@@ -745,17 +738,13 @@ def compare_models(
 
     champ_pred = _as_labels(champion_pred, "champion_pred")
     chall_pred = _as_labels(challenger_pred, "challenger_pred")
-    champ_model = _model_classes(
-        champion_classes if champion_classes is not None else classes, "champion_classes"
-    )
+    champ_model = _model_classes(champion_classes if champion_classes is not None else classes, "champion_classes")
     chall_model = _model_classes(
         challenger_classes if challenger_classes is not None else classes, "challenger_classes"
     )
     # One label space for both models: the same binary-vs-macro averaging and positive
     # class for champion and challenger, and probability columns for every label.
-    labels = _union_labels(
-        yt, champ_pred, chall_pred, *(m[0] for m in (champ_model, chall_model) if m is not None)
-    )
+    labels = _union_labels(yt, champ_pred, chall_pred, *(m[0] for m in (champ_model, chall_model) if m is not None))
     probas: dict[str, np.ndarray | None] = {}
     for role, pred, proba, model in (
         ("champion", champ_pred, champion_proba, champ_model),
@@ -787,8 +776,17 @@ def compare_models(
         )
 
     pt = paired_metric_test(
-        metric, yt, champ_pred, chall_pred, probas["champion"], probas["challenger"], labels,
-        settings.alpha, settings.null_value, settings.bootstrap_resamples, settings.seed,
+        metric,
+        yt,
+        champ_pred,
+        chall_pred,
+        probas["champion"],
+        probas["challenger"],
+        labels,
+        settings.alpha,
+        settings.null_value,
+        settings.bootstrap_resamples,
+        settings.seed,
     )
     reasons: list[str] = []
     checks: dict[str, bool] = {}
@@ -804,8 +802,9 @@ def compare_models(
     reasons.append(reason)
 
     ok, reason = _effect_reason(pt, settings)
-    checks[{"superiority": "improvement", "expected_gain": "expected_gain"}.get(
-        settings.policy, "non_inferiority_margin")] = ok
+    checks[
+        {"superiority": "improvement", "expected_gain": "expected_gain"}.get(settings.policy, "non_inferiority_margin")
+    ] = ok
     reasons.append(reason)
 
     checks["mcnemar"] = guard_ok
@@ -876,8 +875,14 @@ def evaluate_cold_start(
             **base,
         )
     est = metric_estimate(
-        metric, yt, pred, proba, labels, confidence=1.0 - 2.0 * settings.alpha,
-        bootstrap_resamples=settings.bootstrap_resamples, seed=settings.seed,
+        metric,
+        yt,
+        pred,
+        proba,
+        labels,
+        confidence=1.0 - 2.0 * settings.alpha,
+        bootstrap_resamples=settings.bootstrap_resamples,
+        seed=settings.seed,
     )
     detail = f" ({_pct(est.confidence)} CI {est.ci_low:.3f} to {est.ci_high:.3f}, {est.method}, n={n})"
     reasons = ["cold start: no champion"]

@@ -13,9 +13,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -125,7 +125,6 @@ class DataSpec(_Strict):
     max_rows: int = Field(5_000_000, ge=1)
 
 
-
 class ArtifactsSpec(_Strict):
     """Where run artifacts (batch copy, reports, summary.json) are written."""
 
@@ -144,11 +143,12 @@ class FeaturesSpec(_Strict):
     attributes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _columns(self) -> "FeaturesSpec":
+    def _columns(self) -> FeaturesSpec:
         if not self.numeric and not self.categorical:
             raise ValueError("at least one numeric or categorical feature is required")
         cols = [self.target, *self.numeric, *self.categorical, *self.attributes] + (
-            [self.timestamp] if self.timestamp else [])
+            [self.timestamp] if self.timestamp else []
+        )
         dupes = sorted({c for c in cols if cols.count(c) > 1})
         if dupes:
             raise ValueError(f"column(s) listed more than once: {', '.join(dupes)}")
@@ -222,7 +222,7 @@ class GateSpec(_Strict):
     staleness_rate: float = Field(0.0025, gt=0, le=1)
 
     @model_validator(mode="after")
-    def _default_rule(self) -> "GateSpec":
+    def _default_rule(self) -> GateSpec:
         if self.rule is None:
             object.__setattr__(self, "rule", "cost" if self.retrain_cost is not None else "any")
         return self
@@ -362,9 +362,9 @@ class FairnessSpec(_Strict):
 class ComparisonSpec(_Strict):
     """The ``comparison:`` block; :mod:`include.retrainer.compare` takes it as its settings."""
 
-    primary_metric: Literal[
-        "accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss"
-    ] = "roc_auc"
+    primary_metric: Literal["accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss"] = (
+        "roc_auc"
+    )
     #: Challenger's primary metric must reach this (a ceiling for log_loss); null disables it.
     floor: float | None = Field(None, allow_inf_nan=False)
     #: superiority: the paired test must show challenger - champion > min_improvement.
@@ -395,7 +395,7 @@ class ComparisonSpec(_Strict):
         return -float(self.non_inferiority_margin)
 
     @model_validator(mode="after")
-    def _floor_range(self) -> "ComparisonSpec":
+    def _floor_range(self) -> ComparisonSpec:
         if self.floor is not None:
             if self.primary_metric == "log_loss" and self.floor <= 0:
                 raise FieldProblem("floor", "floor for log_loss is a ceiling and must be > 0")
@@ -547,7 +547,7 @@ class ModelSpec(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "ModelSpec":
+    def _cross_checks(self) -> ModelSpec:
         feats = set(self.features.feature_columns)
         unknown = [c for c in self.drift.gate.critical_features if c not in feats]
         if unknown:
@@ -574,8 +574,7 @@ class ModelSpec(_Strict):
         if self.training.holdout_days >= self.training.window_weeks * 7:
             raise FieldProblem(
                 "training.holdout_days",
-                f"must be shorter than the training window "
-                f"(window_weeks * 7 = {self.training.window_weeks * 7} days)",
+                f"must be shorter than the training window (window_weeks * 7 = {self.training.window_weeks * 7} days)",
             )
         return self
 
@@ -781,7 +780,7 @@ def _copy_error(err: ModelSpecError) -> ModelSpecError:
 
 def _read_yaml(path: Path, text: str) -> Any:
     try:
-        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a SafeLoader (C or Python)
+        return yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -853,7 +852,9 @@ def _decode(path: Path, data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ModelSpecError(path, None, f"cannot read file: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise ModelSpecError(
+            path, None, f"cannot read file: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
 
 
 def models_dir() -> Path:

@@ -301,9 +301,7 @@ class DriftSettings:
 
     def __post_init__(self) -> None:
         def fail(name: str, allowed: str) -> None:
-            raise ValueError(
-                f"DriftSettings.{name} must be {allowed}; got {getattr(self, name)!r}"
-            )
+            raise ValueError(f"DriftSettings.{name} must be {allowed}; got {getattr(self, name)!r}")
 
         if self.numeric_method not in _NUMERIC_METHODS:
             fail("numeric_method", "one of " + ", ".join(map(repr, _NUMERIC_METHODS)))
@@ -560,10 +558,14 @@ def _smirnov_sf(n: int, d: float) -> float:
         ok = rem > 0
         v, rest = v[ok], rest[ok]
         log_terms = (
-            math.log(n) - np.log(nd + v)
-            + v * np.log1p(nd / v) + rest * np.log1p(-nd / rest)
+            math.log(n)
+            - np.log(nd + v)
+            + v * np.log1p(nd / v)
+            + rest * np.log1p(-nd / rest)
             + 0.5 * np.log(n / (2 * np.pi * v * rest))
-            + _stirling_correction(np.array([n]))[0] - _stirling_correction(v) - _stirling_correction(rest)
+            + _stirling_correction(np.array([n]))[0]
+            - _stirling_correction(v)
+            - _stirling_correction(rest)
         )
         total += float(np.sum(np.exp(log_terms)))
     return d * total
@@ -700,9 +702,7 @@ def psi_categorical(ref_counts: Any, cur_counts: Any) -> float:
         ref = np.asarray(ref_counts, dtype=np.float64)
         cur = np.asarray(cur_counts, dtype=np.float64)
         if ref.ndim != 1 or ref.shape != cur.shape:
-            raise ValueError(
-                f"psi_categorical: counts must be 1-D and aligned; got shapes {ref.shape} and {cur.shape}"
-            )
+            raise ValueError(f"psi_categorical: counts must be 1-D and aligned; got shapes {ref.shape} and {cur.shape}")
     if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(cur))) or (ref < 0).any() or (cur < 0).any():
         raise ValueError("psi_categorical: counts must be finite and non-negative")
     if ref.sum() <= 0 or cur.sum() <= 0:
@@ -900,7 +900,6 @@ def adjust_pvalues(p: np.ndarray, method: str) -> np.ndarray:
     return out
 
 
-
 # --------------------------------------------------------------------------
 # Permutation nulls for PSI and Wasserstein (module docstring)
 # --------------------------------------------------------------------------
@@ -977,9 +976,7 @@ def _psi_rows_from_counts(
     return np.sum((p_cur - p_ref) * np.log(p_cur / p_ref), axis=1)
 
 
-def _wasserstein_rows_from_counts(
-    abs_cdf_diff: np.ndarray, cnt_ref: np.ndarray, x: np.ndarray, n1: int
-) -> np.ndarray:
+def _wasserstein_rows_from_counts(abs_cdf_diff: np.ndarray, cnt_ref: np.ndarray, x: np.ndarray, n1: int) -> np.ndarray:
     """W / std(pseudo-reference) of each row's pair.
 
     ``abs_cdf_diff`` is |F_ref - F_cur| at the support points but the last,
@@ -1039,7 +1036,10 @@ def _null_input(ref: np.ndarray, cur: np.ndarray, cap: int) -> _NullInput:
 
 
 def _numeric_nulls(
-    inputs: Mapping[Any, _NullInput], method: str, settings: DriftSettings, resamples: int,
+    inputs: Mapping[Any, _NullInput],
+    method: str,
+    settings: DriftSettings,
+    resamples: int,
     rng: np.random.Generator,
 ) -> dict[Any, _NullDraws]:
     """Permutation null draws (PSI or normalized W) for the given numeric columns.
@@ -1281,19 +1281,19 @@ class ReferenceSummary:
         if not all(isinstance(c, str) for c in names):
             raise ValueError("only string column names can be stored in a reference summary")
         header = {
-            "format": _SUMMARY_FORMAT, "version": _SUMMARY_VERSION, "total_rows": int(self.total_rows),
-            "rows": int(self.rows), "max_rows": int(self.max_rows), "seed": int(self.seed),
-            "numeric": [
-                {"name": c, "n_inf": int(r.n_inf), "std": _json_float(r.std)} for c, r in self.numeric.items()
-            ],
+            "format": _SUMMARY_FORMAT,
+            "version": _SUMMARY_VERSION,
+            "total_rows": int(self.total_rows),
+            "rows": int(self.rows),
+            "max_rows": int(self.max_rows),
+            "seed": int(self.seed),
+            "numeric": [{"name": c, "n_inf": int(r.n_inf), "std": _json_float(r.std)} for c, r in self.numeric.items()],
             "categorical": [
                 {"name": c, "n_null": int(r.n_null), "labels": [_label_to_json(x) for x in r.labels]}
                 for c, r in self.categorical.items()
             ],
         }
-        arrays: dict[str, np.ndarray] = {
-            "header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-        }
+        arrays: dict[str, np.ndarray] = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
         for i, num in enumerate(self.numeric.values()):
             arrays[f"numeric_{i}"] = np.ascontiguousarray(num.values, dtype=np.float64)
         for i, cat in enumerate(self.categorical.values()):
@@ -1342,8 +1342,9 @@ class ReferenceSummary:
                 if entry.rows != rows:
                     raise ValueError(f"categorical column {item['name']!r}: counts sum to {entry.rows}, not {rows}")
                 categorical[str(item["name"])] = entry
-            summary = cls(int(header["total_rows"]), rows, int(header["max_rows"]), int(header["seed"]),
-                          numeric, categorical)
+            summary = cls(
+                int(header["total_rows"]), rows, int(header["max_rows"]), int(header["seed"]), numeric, categorical
+            )
         except ValueError as exc:
             raise ValueError(f"corrupt reference summary: {exc}") from exc
         except (KeyError, TypeError, IndexError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
@@ -1379,7 +1380,9 @@ class _SummaryReference:
 
 
 def summarize_reference(
-    reference: pd.DataFrame, numeric: Sequence[Any], categorical: Sequence[Any],
+    reference: pd.DataFrame,
+    numeric: Sequence[Any],
+    categorical: Sequence[Any],
     settings: DriftSettings | None = None,
 ) -> ReferenceSummary:
     """The :class:`ReferenceSummary` of ``reference`` for these columns and ``settings``.
@@ -1426,20 +1429,21 @@ def _all_null_entry(entry: dict[str, Any], n_ref_rows: int, n_cur_rows: int) -> 
     elif cur_null:
         rate = entry["effect"]["null_rate_reference"]
         entry.update(status="vanished", p_value=float(rate**n_cur_rows))
-        entry["notes"].append(
-            f"all values null in current batch (feature vanished; reference null rate {rate:.1%})"
-        )
+        entry["notes"].append(f"all values null in current batch (feature vanished; reference null rate {rate:.1%})")
     else:
         rate = entry["effect"]["null_rate_current"]
         entry.update(status="appeared", p_value=float(rate**n_ref_rows))
-        entry["notes"].append(
-            f"all values null in reference data (feature appeared; current null rate {rate:.1%})"
-        )
+        entry["notes"].append(f"all values null in reference data (feature appeared; current null rate {rate:.1%})")
 
 
 def _numeric_features(
-    ref: Any, current: pd.DataFrame, cur_index: np.ndarray | None, columns: list[Any], settings: DriftSettings,
-    resamples: int, rng: np.random.Generator,
+    ref: Any,
+    current: pd.DataFrame,
+    cur_index: np.ndarray | None,
+    columns: list[Any],
+    settings: DriftSettings,
+    resamples: int,
+    rng: np.random.Generator,
 ) -> dict[Any, dict[str, Any]]:
     """Statistics and p-values for numeric columns, as raw per-column entries for detect_drift.
 
@@ -1461,16 +1465,19 @@ def _numeric_features(
         notes: list[str] = []
         n1, n2 = int(reference.values.size), int(cur_sorted.size)
         if reference.n_inf or cur_inf:
-            notes.append(
-                f"{int(reference.n_inf)} reference and {cur_inf} current infinite values treated as missing"
-            )
+            notes.append(f"{int(reference.n_inf)} reference and {cur_inf} current infinite values treated as missing")
         effect = {
             "null_rate_reference": 1.0 - n1 / n_ref_rows,
             "null_rate_current": 1.0 - n2 / n_cur_rows,
         }
         entry: dict[str, Any] = {
-            "kind": "numeric", "method": method, "n_reference": n1, "n_current": n2,
-            "non_null": (n1, n2), "notes": notes, "effect": effect,
+            "kind": "numeric",
+            "method": method,
+            "n_reference": n1,
+            "n_current": n2,
+            "non_null": (n1, n2),
+            "notes": notes,
+            "effect": effect,
         }
         info[col] = entry
         if n1 == 0 or n2 == 0:
@@ -1491,7 +1498,9 @@ def _numeric_features(
         else:
             entry["statistic"] = float(psi) if method == "psi" else float(w_norm)
             null_inputs[col] = _null_input(reference.values, cur_sorted, settings.null_max_rows)
-        effect.update({"ks": float(d), "psi": float(psi), "wasserstein": float(w), "wasserstein_normalized": float(w_norm)})
+        effect.update(
+            {"ks": float(d), "psi": float(psi), "wasserstein": float(w), "wasserstein_normalized": float(w_norm)}
+        )
         del cur_sorted, reference
     if null_inputs:
         for col, null in _numeric_nulls(null_inputs, method, settings, resamples, rng).items():
@@ -1506,8 +1515,13 @@ def _describe_categories(labels: Sequence[Any]) -> str:
 
 
 def _categorical_features(
-    ref: Any, current: pd.DataFrame, cur_index: np.ndarray | None, columns: list[Any], settings: DriftSettings,
-    resamples: int, rng: np.random.Generator,
+    ref: Any,
+    current: pd.DataFrame,
+    cur_index: np.ndarray | None,
+    columns: list[Any],
+    settings: DriftSettings,
+    resamples: int,
+    rng: np.random.Generator,
 ) -> dict[Any, dict[str, Any]]:
     info: dict[Any, dict[str, Any]] = {}
     chi2_values: list[float] = []
@@ -1525,9 +1539,13 @@ def _categorical_features(
             "null_rate_current": cur_null / n_cur_rows,
         }
         entry: dict[str, Any] = {
-            "kind": "categorical", "method": method,
-            "n_reference": n_ref_rows - ref_null, "n_current": n_cur_rows - cur_null,
-            "non_null": (n_ref_rows - ref_null, n_cur_rows - cur_null), "notes": [], "effect": effect,
+            "kind": "categorical",
+            "method": method,
+            "n_reference": n_ref_rows - ref_null,
+            "n_current": n_cur_rows - cur_null,
+            "non_null": (n_ref_rows - ref_null, n_cur_rows - cur_null),
+            "notes": [],
+            "effect": effect,
         }
         info[col] = entry
         if ref_null == n_ref_rows or cur_null == n_cur_rows:
@@ -1536,9 +1554,7 @@ def _categorical_features(
         entry["n_reference"], entry["n_current"] = n_ref_rows, n_cur_rows
         table = _category_table(ref_counts, cur_counts)
         chi2, dof, v = _chi2_statistic(table.counts)
-        psi = _psi_from_proportions(
-            table.counts[0] / table.counts[0].sum(), table.counts[1] / table.counts[1].sum()
-        )
+        psi = _psi_from_proportions(table.counts[0] / table.counts[0].sum(), table.counts[1] / table.counts[1].sum())
         unseen = [lab for lab, (r, c) in zip(table.labels, table.counts.T, strict=True) if r == 0 and c > 0]
         unseen_rows = int(sum(c for r, c in table.counts.T if r == 0))
         effect.update(
@@ -1617,8 +1633,12 @@ def _importance_shares(
 
 
 def _gate(
-    features: dict[str, FeatureDrift], drifted: list[str], share: float, source: str,
-    settings: DriftSettings, importance_note: str | None,
+    features: dict[str, FeatureDrift],
+    drifted: list[str],
+    share: float,
+    source: str,
+    settings: DriftSettings,
+    importance_note: str | None,
 ) -> tuple[bool, str]:
     n = len(features)
     names = ", ".join(drifted)
@@ -1733,8 +1753,9 @@ def detect_drift(
     settings_dict = settings.to_dict()
     insufficient = _insufficient(n_ref_total, n_cur_total, settings)
     if insufficient:
-        return DriftReport(False, insufficient, "insufficient", {}, [], 0.0, source, n_ref_total, n_cur_total,
-                           settings_dict)
+        return DriftReport(
+            False, insufficient, "insufficient", {}, [], 0.0, source, n_ref_total, n_cur_total, settings_dict
+        )
 
     present = [c for c in all_columns if c not in absent]
     ref = _SummaryReference(summary) if summary is not None else _FrameReference(reference, settings)
@@ -1742,16 +1763,24 @@ def detect_drift(
     resamples = _resamples_for(settings, len(present))
     rng = _null_rng(settings.seed)
     info: dict[Any, dict[str, Any]] = {}
-    info.update(_numeric_features(
-        ref, current, cur_index, [c for c in numeric if c not in absent], settings, resamples, rng))
-    info.update(_categorical_features(
-        ref, current, cur_index, [c for c in categorical if c not in absent], settings, resamples, rng))
+    info.update(
+        _numeric_features(ref, current, cur_index, [c for c in numeric if c not in absent], settings, resamples, rng)
+    )
+    info.update(
+        _categorical_features(
+            ref, current, cur_index, [c for c in categorical if c not in absent], settings, resamples, rng
+        )
+    )
     for col, status in absent.items():
         side = "reference data" if status == "missing_reference" else "current batch"
         info[col] = {
             "kind": "numeric" if col in numeric else "categorical",
             "method": settings.numeric_method if col in numeric else settings.categorical_method,
-            "status": status, "p_value": None, "n_reference": 0, "n_current": 0, "effect": {},
+            "status": status,
+            "p_value": None,
+            "n_reference": 0,
+            "n_current": 0,
+            "effect": {},
             "notes": [f"column absent from the {side} (schema change): counted as drifted"],
         }
 
@@ -1784,11 +1813,20 @@ def detect_drift(
                 )
         detectable = _detectable(entry, level)
         feature = FeatureDrift(
-            column=name, kind=entry["kind"], method=entry["method"], status=status,
-            statistic=float(entry.get("statistic", math.nan)), p_value=entry.get("p_value"),
-            p_value_adjusted=p_adj, threshold=float(settings.alpha), drifted=bool(is_drift),
-            importance=float(shares[name]), detectable_effect=detectable, effect=entry["effect"],
-            n_reference=int(entry["n_reference"]), n_current=int(entry["n_current"]),
+            column=name,
+            kind=entry["kind"],
+            method=entry["method"],
+            status=status,
+            statistic=float(entry.get("statistic", math.nan)),
+            p_value=entry.get("p_value"),
+            p_value_adjusted=p_adj,
+            threshold=float(settings.alpha),
+            drifted=bool(is_drift),
+            importance=float(shares[name]),
+            detectable_effect=detectable,
+            effect=entry["effect"],
+            n_reference=int(entry["n_reference"]),
+            n_current=int(entry["n_current"]),
             note="; ".join(notes) or None,
         )
         features[name] = feature
@@ -1797,5 +1835,6 @@ def detect_drift(
 
     share = float(sum(shares[n] for n in drifted))
     gate, reason = _gate(features, drifted, share, source, settings, importance_note)
-    return DriftReport(gate, reason, "assessed", features, drifted, share, source, n_ref_total, n_cur_total,
-                       settings_dict)
+    return DriftReport(
+        gate, reason, "assessed", features, drifted, share, source, n_ref_total, n_cur_total, settings_dict
+    )

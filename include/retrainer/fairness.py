@@ -71,8 +71,9 @@ def _spread(values: list[float | None]) -> float | None:
     return float(max(vals) - min(vals)) if len(vals) >= 2 else None
 
 
-def disparities(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, positive: Any,
-                min_group_rows: int = 1) -> dict:
+def disparities(
+    y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, positive: Any, min_group_rows: int = 1
+) -> dict:
     """Per-group rates and the two differences for one model and one positive class.
 
     ``groups``: one label per row. Returns ``{"groups": [...], "demographic_parity_difference",
@@ -93,12 +94,17 @@ def disparities(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, posi
             status = "no_positives"
         elif not neg.any():
             status = "no_negatives"
-        rows.append({
-            "group": g, "rows": n, "positives": int(pos.sum()), "status": status,
-            "selection_rate": _rate(pred_pos[m]),
-            "true_positive_rate": _rate(pred_pos[pos]),
-            "false_positive_rate": _rate(pred_pos[neg]),
-        })
+        rows.append(
+            {
+                "group": g,
+                "rows": n,
+                "positives": int(pos.sum()),
+                "status": status,
+                "selection_rate": _rate(pred_pos[m]),
+                "true_positive_rate": _rate(pred_pos[pos]),
+                "false_positive_rate": _rate(pred_pos[neg]),
+            }
+        )
     judged = [r for r in rows if r["status"] != "too_small"]
     dpd = _spread([r["selection_rate"] for r in judged])
     tpr = _spread([r["true_positive_rate"] for r in judged])
@@ -142,8 +148,10 @@ def _resolve_positive(labels: np.ndarray, configured: Any) -> tuple[list, str | 
     if configured is not None:
         match = [v for v in labels.tolist() if str(v) == str(configured)]
         if not match:
-            return [], (f"positive_label {configured!r} is not a class of the held-out rows or the models "
-                        f"({', '.join(map(str, labels.tolist()))})")
+            return [], (
+                f"positive_label {configured!r} is not a class of the held-out rows or the models "
+                f"({', '.join(map(str, labels.tolist()))})"
+            )
         return match[:1], None
     values = labels.tolist()
     return (values[-1:] if len(values) <= 2 else values), None
@@ -160,10 +168,14 @@ def _model_disparities(y: np.ndarray, pred: np.ndarray, groups: np.ndarray, posi
         out[metric] = top[0] if top is not None else None
         out[f"{metric}_class"] = top[1] if top is not None else None
     for c, d in per_class.items():
-        out["by_class"][c] = {m: d[m] for m in (*METRICS, "true_positive_rate_difference",
-                                                 "false_positive_rate_difference")}
-    worst = out.get("equalized_odds_difference_class") or out.get("demographic_parity_difference_class") or next(
-        iter(per_class))
+        out["by_class"][c] = {
+            m: d[m] for m in (*METRICS, "true_positive_rate_difference", "false_positive_rate_difference")
+        }
+    worst = (
+        out.get("equalized_odds_difference_class")
+        or out.get("demographic_parity_difference_class")
+        or next(iter(per_class))
+    )
     out["groups"] = per_class[worst]["groups"]
     out["groups_positive_class"] = worst
     out["judged_groups"] = per_class[worst]["judged_groups"]
@@ -212,20 +224,33 @@ def evaluate_fairness(
             attributes[column] = {"status": "unknown_positive_label", "note": problem, "over_limit": []}
             continue
         if column not in frame.columns:
-            attributes[column] = {"status": "column_missing", "over_limit": [],
-                                  "note": f"sensitive column '{column}' is not in the held-out rows"}
+            attributes[column] = {
+                "status": "column_missing",
+                "over_limit": [],
+                "note": f"sensitive column '{column}' is not in the held-out rows",
+            }
             continue
-        groups, how = group_labels(frame[column].to_numpy(), bin_numeric=column in numeric_columns,
-                                   bins=numeric_bins, max_groups=max_groups)
+        groups, how = group_labels(
+            frame[column].to_numpy(), bin_numeric=column in numeric_columns, bins=numeric_bins, max_groups=max_groups
+        )
         if groups is None:
-            attributes[column] = {"status": "too_many_values", "over_limit": [],
-                                  "note": f"sensitive column '{column}' has {how}"}
+            attributes[column] = {
+                "status": "too_many_values",
+                "over_limit": [],
+                "note": f"sensitive column '{column}' has {how}",
+            }
             continue
-        per_model = {role: _model_disparities(y, np.asarray(pred), groups, positives, min_group_rows)
-                     for role, pred in predictions.items()}
+        per_model = {
+            role: _model_disparities(y, np.asarray(pred), groups, positives, min_group_rows)
+            for role, pred in predictions.items()
+        }
         ch = per_model["challenger"]
-        info: dict[str, Any] = {"status": "ok" if ch["judged_groups"] >= 2 else "not_judged", "binning": how,
-                **{role: per_model[role] for role in per_model}, "over_limit": []}
+        info: dict[str, Any] = {
+            "status": "ok" if ch["judged_groups"] >= 2 else "not_judged",
+            "binning": how,
+            **{role: per_model[role] for role in per_model},
+            "over_limit": [],
+        }
         attributes[column] = info
     for column, info in attributes.items():
         if info["status"] in ("column_missing", "unknown_positive_label", "too_many_values"):
@@ -234,38 +259,60 @@ def evaluate_fairness(
             continue
         ch, cp = info["challenger"], info.get("champion")
         small = [g for g in ch["groups"] if g["status"] == "too_small"]
-        small_text = ("; too small to judge: " + ", ".join(f"{g['group']} (n={g['rows']})" for g in small)
-                      if small else "")
+        small_text = (
+            "; too small to judge: " + ", ".join(f"{g['group']} (n={g['rows']})" for g in small) if small else ""
+        )
         if info["status"] == "not_judged":
-            reasons.append(f"fairness on '{column}': not judged, fewer than 2 groups with at least "
-                           f"{min_group_rows} rows (comparison.fairness.min_group_rows){small_text}")
+            reasons.append(
+                f"fairness on '{column}': not judged, fewer than 2 groups with at least "
+                f"{min_group_rows} rows (comparison.fairness.min_group_rows){small_text}"
+            )
             continue
         for metric in METRICS:
             value, limit = ch.get(metric), limits.get(metric)
             champ = None if cp is None else cp.get(metric)
-            champ_text = "no champion" if cp is None else (
-                f"champion {champ:.3f}" if champ is not None else "champion undefined")
+            champ_text = (
+                "no champion"
+                if cp is None
+                else (f"champion {champ:.3f}" if champ is not None else "champion undefined")
+            )
             cls = ch.get(f"{metric}_class")
             cls_text = f", worst for class {cls}" if cls is not None else ""
             if value is None:
-                reasons.append(f"fairness on '{column}': challenger {_label(metric)} undefined (fewer than 2 groups "
-                               f"define it; {champ_text}){small_text}")
+                reasons.append(
+                    f"fairness on '{column}': challenger {_label(metric)} undefined (fewer than 2 groups "
+                    f"define it; {champ_text}){small_text}"
+                )
                 continue
             if limit is None:
-                reasons.append(f"fairness on '{column}': challenger {_label(metric)} {value:.3f} ({champ_text}"
-                               f"{cls_text}; no limit configured){small_text}")
+                reasons.append(
+                    f"fairness on '{column}': challenger {_label(metric)} {value:.3f} ({champ_text}"
+                    f"{cls_text}; no limit configured){small_text}"
+                )
                 continue
             over = value > limit + _TOLERANCE
             if over:
                 blocked = True
                 info["over_limit"].append(metric)
-                also = (" (the champion is over the limit too; the limit is absolute)"
-                        if champ is not None and champ > limit + _TOLERANCE else "")
+                also = (
+                    " (the champion is over the limit too; the limit is absolute)"
+                    if champ is not None and champ > limit + _TOLERANCE
+                    else ""
+                )
                 reasons.append(
                     f"fairness on '{column}': challenger {_label(metric)} {value:.3f} > limit {limit:.3f} "
-                    f"({champ_text}{cls_text}; selection rates {_group_text(ch)}){also}: not promoting{small_text}")
+                    f"({champ_text}{cls_text}; selection rates {_group_text(ch)}){also}: not promoting{small_text}"
+                )
             else:
-                reasons.append(f"fairness on '{column}': challenger {_label(metric)} {value:.3f} <= limit "
-                               f"{limit:.3f} ({champ_text}{cls_text}){small_text}")
-    return FairnessReport(attributes=attributes, limits=dict(limits), min_group_rows=min_group_rows,
-                          positive_label=positive_label, reasons=tuple(reasons), passed=not blocked)
+                reasons.append(
+                    f"fairness on '{column}': challenger {_label(metric)} {value:.3f} <= limit "
+                    f"{limit:.3f} ({champ_text}{cls_text}){small_text}"
+                )
+    return FairnessReport(
+        attributes=attributes,
+        limits=dict(limits),
+        min_group_rows=min_group_rows,
+        positive_label=positive_label,
+        reasons=tuple(reasons),
+        passed=not blocked,
+    )

@@ -34,12 +34,12 @@ def partition_dates(start: dt.datetime, end: dt.datetime) -> list[dt.date]:
     """UTC calendar days d with start <= d < end (a day belongs to the interval holding its 00:00)."""
 
     def utc(t: dt.datetime) -> dt.datetime:
-        return t.astimezone(dt.timezone.utc) if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+        return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
     start, end = utc(start), utc(end)
     day = start.date() if start.time() == dt.time(0) else start.date() + dt.timedelta(days=1)
     out = []
-    while dt.datetime.combine(day, dt.time(0), dt.timezone.utc) < end:
+    while dt.datetime.combine(day, dt.time(0), dt.UTC) < end:
         out.append(day)
         day += dt.timedelta(days=1)
     return out
@@ -178,7 +178,8 @@ def read_partitions(
             f"no data partitions under s3://{data.bucket}/{join_key(data.prefix)}/dt=... "
             f"for {days[0] if days else start.date()} .. {days[-1] if days else end.date()} "
             f"({len(days)} day(s) expected"
-            + (f"; quarantined and skipped: {', '.join(skipped)}" if skipped else "") + ")"
+            + (f"; quarantined and skipped: {', '.join(skipped)}" if skipped else "")
+            + ")"
         )
     limit = max_rows or data.max_rows
     frames, files, total = [], [], 0

@@ -231,11 +231,19 @@ def data_drift_signal(report: DriftReport, alpha: float) -> SignalResult:
     settings = report.settings
     threshold = float(settings.get("min_importance_share", 0.2))
     if report.status == "insufficient":
-        return SignalResult("data_drift", "insufficient", None, threshold, None, alpha,
-                            f"insufficient: {report.reason.removeprefix('insufficient data: ')}",
-                            {"reason": report.reason})
+        return SignalResult(
+            "data_drift",
+            "insufficient",
+            None,
+            threshold,
+            None,
+            alpha,
+            f"insufficient: {report.reason.removeprefix('insufficient data: ')}",
+            {"reason": report.reason},
+        )
     drifted = [
-        name for name, f in report.features.items()
+        name
+        for name, f in report.features.items()
         if f.status in ("missing_reference", "missing_current")
         or (f.p_value_adjusted is not None and f.p_value_adjusted < alpha)
     ]
@@ -267,8 +275,9 @@ def _as_scores(values: Any, name: str) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[1] == 0:
-        raise ValueError(f"{name} must be a 1-D array of P(positive) or a 2-D (rows, classes) array; got shape "
-                         f"{np.shape(values)}")
+        raise ValueError(
+            f"{name} must be a 1-D array of P(positive) or a 2-D (rows, classes) array; got shape {np.shape(values)}"
+        )
     return arr
 
 
@@ -292,21 +301,29 @@ def prediction_drift_signal(
     ref = _as_scores(reference_scores, "reference_scores")
     cur = _as_scores(current_scores, "current_scores")
     if ref.shape[1] != cur.shape[1]:
-        raise ValueError(
-            f"reference_scores has {ref.shape[1]} class columns but current_scores has {cur.shape[1]}"
-        )
+        raise ValueError(f"reference_scores has {ref.shape[1]} class columns but current_scores has {cur.shape[1]}")
     bad_ref = int(np.count_nonzero(~np.isfinite(ref).all(axis=1)))
     bad_cur = int(np.count_nonzero(~np.isfinite(cur).all(axis=1)))
     base = {"n_reference": int(ref.shape[0]), "n_current": int(cur.shape[0]), "classes": int(ref.shape[1])}
     if bad_ref or bad_cur:
         return SignalResult(
-            "prediction_drift", "insufficient", None, alpha, None, alpha,
+            "prediction_drift",
+            "insufficient",
+            None,
+            alpha,
+            None,
+            alpha,
             f"insufficient: non-finite scores in {bad_ref} reference and {bad_cur} current rows",
             {**base, "error": "non_finite_scores", "non_finite_reference": bad_ref, "non_finite_current": bad_cur},
         )
     if ref.shape[0] < min_rows or cur.shape[0] < min_rows:
         return SignalResult(
-            "prediction_drift", "insufficient", None, alpha, None, alpha,
+            "prediction_drift",
+            "insufficient",
+            None,
+            alpha,
+            None,
+            alpha,
             f"insufficient: {ref.shape[0]} reference / {cur.shape[0]} current rows, need min_rows={min_rows}",
             {**base, "error": "too_few_rows", "min_rows": int(min_rows)},
         )
@@ -318,8 +335,9 @@ def prediction_drift_signal(
     where = "" if p.size == 1 else f" (class column {j}, Bonferroni over {p.size})"
     summary = f"KS D={float(np.max(d)):.3f}, p={_fmt_p(p_min)}{where}"
     details = {**base, "ks_d": d.tolist(), "p_values": p.tolist(), "p_values_adjusted": p_adj.tolist()}
-    return SignalResult("prediction_drift", "fired" if fired else "quiet", float(np.max(d)), alpha, p_min, alpha,
-                        summary, details)
+    return SignalResult(
+        "prediction_drift", "fired" if fired else "quiet", float(np.max(d)), alpha, p_min, alpha, summary, details
+    )
 
 
 def _finite_number(value: Any, name: str) -> float | None:
@@ -368,11 +386,23 @@ def performance_decay_signal(
         if given is not None and given < 0:
             raise ValueError(f"{key} must be >= 0; got {given!r}")
     missing = [k for k, v in values.items() if v is None]
-    details: dict[str, Any] = {"metric": metric, "greater_is_better": bool(greater_is_better), "min_decay": md,
-                               **values}
+    details: dict[str, Any] = {
+        "metric": metric,
+        "greater_is_better": bool(greater_is_better),
+        "min_decay": md,
+        **values,
+    }
     if missing:
-        return SignalResult("performance_decay", "insufficient", None, md, None, alpha,
-                            f"insufficient: {metric} {', '.join(missing)} not available", details)
+        return SignalResult(
+            "performance_decay",
+            "insufficient",
+            None,
+            md,
+            None,
+            alpha,
+            f"insufficient: {metric} {', '.join(missing)} not available",
+            details,
+        )
     # All four are finite numbers here (the missing ones returned above).
     b, c = cast(float, values["baseline_value"]), cast(float, values["current_value"])
     drop = (b - c) if greater_is_better else (c - b)
@@ -402,8 +432,9 @@ def age_signal(age_weeks: float, max_age_weeks: float | None, basis: str | None 
     if age is None or age < 0:
         raise ValueError(f"age_weeks must be a finite number >= 0; got {age_weeks!r}")
     if max_age_weeks is None:
-        return SignalResult("age", "disabled", age, None, None, None, f"{age:.1f} weeks, no maximum age set",
-                            {"age_weeks": age})
+        return SignalResult(
+            "age", "disabled", age, None, None, None, f"{age:.1f} weeks, no maximum age set", {"age_weeks": age}
+        )
     limit = _finite_number(max_age_weeks, "max_age_weeks")
     if limit is None or limit < 1:
         raise ValueError(f"max_age_weeks must be None or a number >= 1; got {max_age_weeks!r}")
@@ -461,8 +492,10 @@ def combine_signals(signals: Iterable[SignalResult], rule: str = "any") -> GateD
         if rule != "any":
             reason += f" [{rule}: {len(fired)} of {assessed} assessed signals fired]"
     elif fired:
-        reason = (f"no retrain: rule '{rule}' needs more signals, only {fired_text} fired "
-                  f"({len(fired)} of {assessed} assessed)")
+        reason = (
+            f"no retrain: rule '{rule}' needs more signals, only {fired_text} fired "
+            f"({len(fired)} of {assessed} assessed)"
+        )
         if quiet_text:
             reason += f"; quiet: {quiet_text}"
     elif assessed:

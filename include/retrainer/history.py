@@ -24,8 +24,8 @@ def history_prefix(spec: ModelSpec) -> str:
 
 
 def record_move(store: ObjectStore, spec: ModelSpec, record: dict) -> str:
-    at = record.get("at") or dt.datetime.now(dt.timezone.utc).isoformat()
-    stamp = dt.datetime.fromisoformat(str(at)).astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    at = record.get("at") or dt.datetime.now(dt.UTC).isoformat()
+    stamp = dt.datetime.fromisoformat(str(at)).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     uri = f"{history_prefix(spec)}/{stamp}_v{record.get('to_version')}.json"
     store.put_json(uri, json_safe({**record, "at": at, "model": spec.name}))
     return uri
@@ -42,8 +42,8 @@ def approvals_prefix(spec: ModelSpec) -> str:
 
 
 def record_approval(store: ObjectStore, spec: ModelSpec, decision: dict) -> str:
-    at = decision.get("decided_at") or dt.datetime.now(dt.timezone.utc).isoformat()
-    stamp = dt.datetime.fromisoformat(str(at)).astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    at = decision.get("decided_at") or dt.datetime.now(dt.UTC).isoformat()
+    stamp = dt.datetime.fromisoformat(str(at)).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     week = f"{str(decision.get('data_interval_start'))[:10]}_{str(decision.get('data_interval_end'))[:10]}"
     uri = f"{approvals_prefix(spec)}/{stamp}_{week}_v{decision.get('challenger_version')}.json"
     store.put_json(uri, json_safe({**decision, "model": spec.name}))

@@ -25,8 +25,8 @@ DEFAULT_CRON = CRON_PRESETS["@weekly"]
 
 def to_utc(t: dt.datetime) -> dt.datetime:
     if t.tzinfo is None:
-        return t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc)
+        return t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC)
 
 
 def last_complete_interval(reference: dt.datetime, schedule: str | None) -> tuple[dt.datetime, dt.datetime]:
@@ -52,5 +52,5 @@ def resolve_interval(
 ) -> tuple[dt.datetime, dt.datetime]:
     if start is not None and end is not None and to_utc(start) < to_utc(end):
         return to_utc(start), to_utc(end)
-    reference = run_after or end or start or dt.datetime.now(dt.timezone.utc)
+    reference = run_after or end or start or dt.datetime.now(dt.UTC)
     return last_complete_interval(reference, schedule)

@@ -25,9 +25,10 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 from include.retrainer.errors import PermanentError
@@ -245,9 +246,7 @@ def version_training_data(
     if out.hash_info.name != "md5" or md5 != expected:
         # DVC 3 hashes a single file as the plain MD5 of its bytes; anything else would
         # mean a legacy (DVC 2, text-normalised) hash that plain tooling cannot verify.
-        raise LineageError(
-            f"DVC hashed {file_name} as {out.hash_info.name}:{md5}, expected plain md5 {expected}"
-        )
+        raise LineageError(f"DVC hashed {file_name} as {out.hash_info.name}:{md5}, expected plain md5 {expected}")
     record = DvcRecord(md5=md5, size=size, remote_url=remote_url, path=file_name)
     log.info(
         "versioned %s (%d bytes) as DVC md5 %s in %s (%s)",
@@ -328,8 +327,13 @@ def _remote_base(value: str, source: str) -> str:
     url = text if "://" in text else f"s3://{text}"
     parsed = urlparse(url)
     prefix = parsed.path.strip("/")
-    if (parsed.scheme != "s3" or not _BUCKET_RE.match(parsed.netloc or "")
-            or ".." in prefix.split("/") or parsed.query or parsed.fragment):
+    if (
+        parsed.scheme != "s3"
+        or not _BUCKET_RE.match(parsed.netloc or "")
+        or ".." in prefix.split("/")
+        or parsed.query
+        or parsed.fragment
+    ):
         raise DvcRemoteConfigError(
             f"DVC remote from {source} must be an S3 bucket name or s3://bucket[/prefix], got {value!r}"
         )
@@ -362,8 +366,10 @@ def dvc_remote_for(
     if own:
         return _remote_base(str(own), f"model {spec.name!r} (lineage.dvc_remote)")
     environ = os.environ if env is None else env
-    for value, source in ((connection_remote, f"connection extra '{DVC_REMOTE_EXTRA}'"),
-                          (environ.get(DVC_REMOTE_ENV), f"environment variable {DVC_REMOTE_ENV}")):
+    for value, source in (
+        (connection_remote, f"connection extra '{DVC_REMOTE_EXTRA}'"),
+        (environ.get(DVC_REMOTE_ENV), f"environment variable {DVC_REMOTE_ENV}"),
+    ):
         if value and str(value).strip():
             return f"{_remote_base(str(value), source)}/{spec.name}"
     return f"s3://{DEFAULT_DVC_BUCKET}/{spec.name}"

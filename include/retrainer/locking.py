@@ -104,7 +104,7 @@ class LeaseRecord:
         return self.state == "released" or self.expired
 
     @classmethod
-    def parse(cls, obj: VersionedObject, default_ttl: float) -> "LeaseRecord":
+    def parse(cls, obj: VersionedObject, default_ttl: float) -> LeaseRecord:
         try:
             body = json.loads(obj.data)
             if not isinstance(body, dict):
@@ -115,8 +115,9 @@ class LeaseRecord:
         if ttl is None and body.get("acquired_at") and body.get("expires_at"):
             # Written by the earlier lock format, which stored only the two instants.
             try:
-                ttl = (dt.datetime.fromisoformat(body["expires_at"])
-                       - dt.datetime.fromisoformat(body["acquired_at"])).total_seconds()
+                ttl = (
+                    dt.datetime.fromisoformat(body["expires_at"]) - dt.datetime.fromisoformat(body["acquired_at"])
+                ).total_seconds()
             except (TypeError, ValueError):
                 ttl = None
         try:
@@ -140,7 +141,7 @@ def _age_seconds(obj: VersionedObject) -> float | None:
     if obj.last_modified is None:
         return None
     # The server's own Date header; the worker's clock only when the server sent none.
-    now = obj.server_time or dt.datetime.now(dt.timezone.utc)
+    now = obj.server_time or dt.datetime.now(dt.UTC)
     return (now - obj.last_modified).total_seconds()
 
 
@@ -200,7 +201,7 @@ class LeaseLock:
 
     # -- writing ------------------------------------------------------------------------
     def _body(self, state: str, fence: int, write_id: str) -> bytes:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         body = {
             "schema": 2,
             "state": state,
@@ -246,7 +247,7 @@ class LeaseLock:
             record = LeaseRecord.parse(obj, self.ttl) if obj is not None else None
             if record is None or record.free:
                 fence = (record.fence if record else 0) + 1
-                self._acquired_at = dt.datetime.now(dt.timezone.utc).isoformat()
+                self._acquired_at = dt.datetime.now(dt.UTC).isoformat()
                 started = time.monotonic()
                 etag = self._write("held", fence, record.etag if record else None)
                 if etag is not None and self._confirmed(etag):
@@ -272,13 +273,20 @@ class LeaseLock:
             self._etag, self._fence, self._state, self._lost_reason = etag, fence, self.HELD, ""
             self._valid_until = started + self.ttl
         if previous is not None and previous.state == "held":
-            log.warning("lease %s: took over the expired lease of %s (fence %d, %.0fs old, ttl %.0fs)",
-                        self.uri, previous.owner, previous.fence, previous.age_seconds or -1, previous.ttl_seconds)
+            log.warning(
+                "lease %s: took over the expired lease of %s (fence %d, %.0fs old, ttl %.0fs)",
+                self.uri,
+                previous.owner,
+                previous.fence,
+                previous.age_seconds or -1,
+                previous.ttl_seconds,
+            )
         log.info("lease %s acquired by %s (fence %d)", self.uri, self.owner, fence)
         if self.heartbeat:
             self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._heartbeat, args=(self._stop,),
-                                            name=f"lease-heartbeat-{self.owner}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._heartbeat, args=(self._stop,), name=f"lease-heartbeat-{self.owner}", daemon=True
+            )
             self._thread.start()
 
     # -- renew --------------------------------------------------------------------------
@@ -290,14 +298,19 @@ class LeaseLock:
         """Extend the lease with a conditional write; LeaseLost if it is no longer ours."""
         with self._mutex:
             if self._state != self.HELD:
-                raise LeaseLost(f"lease {self.uri} is not held by {self.owner} "
-                                f"({self._state}{': ' + self._lost_reason if self._lost_reason else ''})")
+                raise LeaseLost(
+                    f"lease {self.uri} is not held by {self.owner} "
+                    f"({self._state}{': ' + self._lost_reason if self._lost_reason else ''})"
+                )
             started = time.monotonic()
             etag = self._write("held", self._fence, self._etag)
             if etag is None:
                 other = self.current()
-                who = (f"now {other.state} by {other.owner} with fence {other.fence}" if other is not None
-                       else "the lock object is gone")
+                who = (
+                    f"now {other.state} by {other.owner} with fence {other.fence}"
+                    if other is not None
+                    else "the lock object is gone"
+                )
                 self._mark_lost(f"taken over after our lease expired ({who})")
                 raise LeaseLost(f"lease {self.uri} of {self.owner} (fence {self._fence}) was lost: {who}")
             self._etag, self._valid_until = etag, started + self.ttl
@@ -360,7 +373,7 @@ class LeaseLock:
                 return False
             return True
 
-    def __enter__(self) -> "LeaseLock":
+    def __enter__(self) -> LeaseLock:
         self.acquire()
         return self
 
@@ -369,4 +382,3 @@ class LeaseLock:
 
     def __repr__(self) -> str:
         return f"LeaseLock({self.uri!r}, owner={self.owner!r}, state={self._state}, fence={self._fence})"
-

@@ -42,22 +42,74 @@ QUIET_ENV: Mapping[str, str] = {
 #: own internals (or ours calling a still-working API) and a task cannot act on them.
 #: Warnings attributed to our code (``include.*``, ``retrain_ops.*``) still show.
 QUIET_WARNING_MODULES = (
-    "mlflow", "great_expectations", "skops", "sklearn", "pydantic", "dvc", "dvc_objects", "dvc_data",
-    "botocore", "boto3", "s3fs", "fsspec", "pyarrow", "pandas", "scipy", "statsmodels", "sqlalchemy",
-    "alembic", "marshmallow", "airflow", "numpy", "pkg_resources", "setuptools", "google", "opentelemetry",
+    "mlflow",
+    "great_expectations",
+    "skops",
+    "sklearn",
+    "pydantic",
+    "dvc",
+    "dvc_objects",
+    "dvc_data",
+    "botocore",
+    "boto3",
+    "s3fs",
+    "fsspec",
+    "pyarrow",
+    "pandas",
+    "scipy",
+    "statsmodels",
+    "sqlalchemy",
+    "alembic",
+    "marshmallow",
+    "airflow",
+    "numpy",
+    "pkg_resources",
+    "setuptools",
+    "google",
+    "opentelemetry",
 )
 
 #: Loggers turned down to WARNING: INFO from these is progress chatter, not a decision.
 QUIET_LOGGERS = (
-    "great_expectations", "mlflow", "botocore", "boto3", "s3transfer", "urllib3", "alembic",
-    "dvc", "dvc_objects", "dvc_data", "fsspec", "s3fs", "git", "skops", "numexpr",
+    "great_expectations",
+    "mlflow",
+    "botocore",
+    "boto3",
+    "s3transfer",
+    "urllib3",
+    "alembic",
+    "dvc",
+    "dvc_objects",
+    "dvc_data",
+    "fsspec",
+    "s3fs",
+    "git",
+    "skops",
+    "numexpr",
 )
 
 # Step-result keys worth one line each, in the order they are printed.
 _RESULT_KEYS = (
-    "decision", "retrain", "reason", "reasons", "rows", "rows_after", "days_found", "partitions", "n_drifted",
-    "drifted_share", "drifted_features", "success", "failed_expectations", "version", "challenger_version",
-    "champion_version", "champion_version_before", "champion_version_after", "run_id", "metrics",
+    "decision",
+    "retrain",
+    "reason",
+    "reasons",
+    "rows",
+    "rows_after",
+    "days_found",
+    "partitions",
+    "n_drifted",
+    "drifted_share",
+    "drifted_features",
+    "success",
+    "failed_expectations",
+    "version",
+    "challenger_version",
+    "champion_version",
+    "champion_version_before",
+    "champion_version_after",
+    "run_id",
+    "metrics",
 )
 
 _quieted = False
@@ -112,10 +164,10 @@ def describe_result(result: Any) -> tuple[list[str], list[str]]:
     if not isinstance(result, Mapping):
         return [_short(result)], []
     decided = [f"{k}={_short(result[k])}" for k in _RESULT_KEYS if k in result and result[k] not in (None, "", [], {})]
-    wrote = [f"{k}={_short(v)}" for k, v in result.items()
-             if k.endswith("_uri") and isinstance(v, str) and v]
-    wrote += [f"{k}={_short(v)}" for k, v in result.items()
-              if k.endswith("_uris") and isinstance(v, (list, tuple)) and v]
+    wrote = [f"{k}={_short(v)}" for k, v in result.items() if k.endswith("_uri") and isinstance(v, str) and v]
+    wrote += [
+        f"{k}={_short(v)}" for k, v in result.items() if k.endswith("_uris") and isinstance(v, (list, tuple)) and v
+    ]
     return decided, wrote
 
 
@@ -137,8 +189,12 @@ def run_logged(log: logging.Logger | Any, task_id: str, ctx: Any, step: Callable
     set_params = {k: v for k, v in params.items() if v not in (None, False, "", [], {})}
     log.info(
         "%s: reading data interval %s of %s (run %s, try %s)%s",
-        task_id, _interval(ctx), getattr(ctx, "dag_id", "?"), getattr(ctx, "run_id", "?"),
-        getattr(ctx, "try_number", 1), f"; params {_short(set_params)}" if set_params else "",
+        task_id,
+        _interval(ctx),
+        getattr(ctx, "dag_id", "?"),
+        getattr(ctx, "run_id", "?"),
+        getattr(ctx, "try_number", 1),
+        f"; params {_short(set_params)}" if set_params else "",
     )
     started = time.monotonic()
     result = step(*args)

@@ -187,8 +187,13 @@ def permutation_importance_shares(model: Any, frame: Any, spec: ModelSpec, seed:
     X = training.prepare_features(frame, spec)
     try:
         result = permutation_importance(
-            model, X, y, scoring=_scorer(spec, len(getattr(model, "classes_", []))),
-            n_repeats=IMPORTANCE_REPEATS, random_state=seed, n_jobs=1,
+            model,
+            X,
+            y,
+            scoring=_scorer(spec, len(getattr(model, "classes_", []))),
+            n_repeats=IMPORTANCE_REPEATS,
+            random_state=seed,
+            n_jobs=1,
         )
     except ValueError as exc:  # e.g. a scorer undefined on these rows: equal weights, said in the log
         log.warning("permutation importance not computed (%s): equal feature weights", exc)
@@ -207,7 +212,10 @@ def baseline_estimate(model: Any, frame: Any, spec: ModelSpec) -> dict:
 
     pred, proba = training.predict(model, frame, spec)
     est = metric_estimate(
-        spec.comparison.primary_metric, frame[spec.features.target].to_numpy(), pred, proba,
+        spec.comparison.primary_metric,
+        frame[spec.features.target].to_numpy(),
+        pred,
+        proba,
         list(getattr(model, "classes_", [])),
     )
     return est.to_dict()
@@ -261,7 +269,10 @@ def _scores(model: Any, frame: Any, spec: ModelSpec) -> Any:
 
 
 def assess(
-    spec: ModelSpec, champion: ModelState | None, batch: Any, interval_end: dt.datetime,
+    spec: ModelSpec,
+    champion: ModelState | None,
+    batch: Any,
+    interval_end: dt.datetime,
     since: ModelState | None = None,
 ) -> GateOutcome:
     """Should the champion be retrained on this batch? Every signal is computed and reported.
@@ -283,20 +294,30 @@ def assess(
         except ValueError:  # e.g. one class in those rows: keep the champion's own baseline
             rebased = champion.baseline
         champion = ModelState(
-            model=champion.model, train=since.train, holdout=since.holdout,
-            trained_through=champion.trained_through, baseline=rebased, importance=champion.importance,
+            model=champion.model,
+            train=since.train,
+            holdout=since.holdout,
+            trained_through=champion.trained_through,
+            baseline=rebased,
+            importance=champion.importance,
         )
-        reference_note = (f"the data of the challenger rejected for the week ending "
-                          f"{since.trained_through.date().isoformat()}")
+        reference_note = (
+            f"the data of the challenger rejected for the week ending {since.trained_through.date().isoformat()}"
+        )
     from include.retrainer import gate
     from include.retrainer.compare import greater_is_better
     from include.retrainer.drift import detect_drift
 
     g = spec.drift.gate
-    enabled = [name for name, on in (
-        ("data_drift", g.data_drift), ("prediction_drift", g.prediction_drift),
-        ("performance_decay", g.performance_decay),
-    ) if on]
+    enabled = [
+        name
+        for name, on in (
+            ("data_drift", g.data_drift),
+            ("prediction_drift", g.prediction_drift),
+            ("performance_decay", g.performance_decay),
+        )
+        if on
+    ]
     alphas = gate.allocate_alpha(spec.drift.alpha, enabled)
     signals = []
     feats = spec.features
@@ -304,8 +325,12 @@ def assess(
 
     if "data_drift" in enabled:
         report = detect_drift(
-            champion.train[feats.feature_columns], batch[feats.feature_columns], feats.numeric,
-            feats.categorical, drift_settings(spec, alphas["data_drift"]), importance=champion.importance,
+            champion.train[feats.feature_columns],
+            batch[feats.feature_columns],
+            feats.numeric,
+            feats.categorical,
+            drift_settings(spec, alphas["data_drift"]),
+            importance=champion.importance,
         )
         report_dict = report.to_dict()
         signals.append(gate.data_drift_signal(report, alphas["data_drift"]))
@@ -318,35 +343,52 @@ def assess(
         if ref_scores is None:
             signals.append(_insufficient("prediction_drift", "the champion has no predict_proba"))
         else:
-            signals.append(gate.prediction_drift_signal(
-                ref_scores, cur_scores, alphas["prediction_drift"], spec.drift.min_rows))
+            signals.append(
+                gate.prediction_drift_signal(ref_scores, cur_scores, alphas["prediction_drift"], spec.drift.min_rows)
+            )
     else:
         signals.append(_disabled("prediction_drift"))
 
-    current, why_not = _current_performance(spec, champion, batch) if (
-        "performance_decay" in enabled or g.retrain_cost is not None) else (None, "disabled")
+    current, why_not = (
+        _current_performance(spec, champion, batch)
+        if ("performance_decay" in enabled or g.retrain_cost is not None)
+        else (None, "disabled")
+    )
     higher = greater_is_better(spec.comparison.primary_metric)
     base = champion.baseline or {}
     if "performance_decay" in enabled:
         if current is None:
             signals.append(_insufficient("performance_decay", why_not or "no estimate"))
         else:
-            signals.append(gate.performance_decay_signal(
-                float(base["value"]), float(base.get("se") or 0.0), current.value, current.se,
-                higher, alphas["performance_decay"], g.min_decay, metric=spec.comparison.primary_metric,
-            ))
+            signals.append(
+                gate.performance_decay_signal(
+                    float(base["value"]),
+                    float(base.get("se") or 0.0),
+                    current.value,
+                    current.se,
+                    higher,
+                    alphas["performance_decay"],
+                    g.min_decay,
+                    metric=spec.comparison.primary_metric,
+                )
+            )
     else:
         signals.append(_disabled("performance_decay"))
 
     refresh = g.refresh_age_weeks()
     basis = None
     if g.rule == "cost" and refresh is not None and refresh != g.max_champion_age_weeks:
-        basis = (f"cost-optimal refresh interval sqrt(2 x retrain cost {g.retrain_cost:g} / staleness rate "
-                 f"{g.staleness_rate:g})")
+        basis = (
+            f"cost-optimal refresh interval sqrt(2 x retrain cost {g.retrain_cost:g} / staleness rate "
+            f"{g.staleness_rate:g})"
+        )
     signals.append(gate.age_signal(champion_age_weeks(champion, interval_end), refresh, basis))
     if g.retrain_cost is not None:
-        signals.append(cost_signal(base, current, why_not, higher, g.retrain_cost, g.cost_horizon_weeks,
-                                   spec.comparison.primary_metric))
+        signals.append(
+            cost_signal(
+                base, current, why_not, higher, g.retrain_cost, g.cost_horizon_weeks, spec.comparison.primary_metric
+            )
+        )
     if g.rule == "cost":
         decision = _cost_rule(gate, signals)
     else:
@@ -375,8 +417,9 @@ def _current_performance(spec: ModelSpec, champion: ModelState, batch: Any) -> t
         return None, "the champion has no recorded baseline metric"
     pred, proba = training.predict(champion.model, labelled, spec)
     try:
-        est = metric_estimate(spec.comparison.primary_metric, labelled[target].to_numpy(), pred, proba,
-                              champion.classes)
+        est = metric_estimate(
+            spec.comparison.primary_metric, labelled[target].to_numpy(), pred, proba, champion.classes
+        )
     except ValueError as exc:  # e.g. a single class in the batch: AUC undefined
         return None, str(exc)
     if finite_or_none(est.value) is None:
@@ -400,8 +443,15 @@ def shrunk_drop(drop: float, se: float) -> float:
     return float((drop * drop - se * se) / drop)
 
 
-def cost_signal(baseline: dict, current: Any, why_not: str | None, higher_is_better: bool, retrain_cost: float,
-                horizon_weeks: int, metric: str) -> Any:
+def cost_signal(
+    baseline: dict,
+    current: Any,
+    why_not: str | None,
+    higher_is_better: bool,
+    retrain_cost: float,
+    horizon_weeks: int,
+    metric: str,
+) -> Any:
     """Retrain when keeping the champion is expected to cost more than retraining.
 
     Forecast loss of keeping it over the next ``horizon_weeks`` = horizon x the expected drop,
@@ -425,11 +475,27 @@ def cost_signal(baseline: dict, current: Any, why_not: str | None, higher_is_bet
     expected = horizon_weeks * expected_drop
     fired = expected >= retrain_cost
     op = ">=" if fired else "<"
-    summary = (f"expected loss {expected:.4f} metric-weeks over {horizon_weeks} weeks ({metric} drop "
-               f"{drop:+.4f} +/- {se:.4f}, expected {expected_drop:.4f}/week) {op} retrain cost {retrain_cost:g}")
-    return SignalResult("retrain_cost", "fired" if fired else "quiet", expected, retrain_cost, None, None, summary,
-                        {"drop": drop, "drop_se": se, "expected_drop": expected_drop, "horizon_weeks": horizon_weeks,
-                         "baseline": baseline.get("value"), "current": current.value})
+    summary = (
+        f"expected loss {expected:.4f} metric-weeks over {horizon_weeks} weeks ({metric} drop "
+        f"{drop:+.4f} +/- {se:.4f}, expected {expected_drop:.4f}/week) {op} retrain cost {retrain_cost:g}"
+    )
+    return SignalResult(
+        "retrain_cost",
+        "fired" if fired else "quiet",
+        expected,
+        retrain_cost,
+        None,
+        None,
+        summary,
+        {
+            "drop": drop,
+            "drop_se": se,
+            "expected_drop": expected_drop,
+            "horizon_weeks": horizon_weeks,
+            "baseline": baseline.get("value"),
+            "current": current.value,
+        },
+    )
 
 
 def _cost_rule(gate: Any, signals: list) -> Any:
@@ -470,21 +536,39 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
     y = holdout[spec.features.target].to_numpy()
     ch_pred, ch_proba = training.predict(challenger.model, holdout, spec)
     if champion is None:
-        result = compare.evaluate_cold_start(y, ch_pred, settings, challenger_proba=ch_proba,
-                                             classes=challenger.classes)
+        result = compare.evaluate_cold_start(
+            y, ch_pred, settings, challenger_proba=ch_proba, classes=challenger.classes
+        )
         out = result.to_dict()
-        promote, reasons = _governance_gates(spec, holdout, y, result, out, {"challenger": (ch_pred, ch_proba,
-                                             challenger.classes)})
-        return Judgement(promote, reasons, out,
-                         predictions={"challenger_pred": ch_pred, **_proba_columns("challenger", ch_proba, challenger)})
+        promote, reasons = _governance_gates(
+            spec, holdout, y, result, out, {"challenger": (ch_pred, ch_proba, challenger.classes)}
+        )
+        return Judgement(
+            promote,
+            reasons,
+            out,
+            predictions={"challenger_pred": ch_pred, **_proba_columns("challenger", ch_proba, challenger)},
+        )
     cp_pred, cp_proba = training.predict(champion.model, holdout, spec)
     result = compare.compare_models(
-        y, cp_pred, ch_pred, settings, champion_proba=cp_proba, challenger_proba=ch_proba,
-        champion_classes=champion.classes, challenger_classes=challenger.classes,
+        y,
+        cp_pred,
+        ch_pred,
+        settings,
+        champion_proba=cp_proba,
+        challenger_proba=ch_proba,
+        champion_classes=champion.classes,
+        challenger_classes=challenger.classes,
     )
     out = result.to_dict()
-    promote, reasons = _governance_gates(spec, holdout, y, result, out, {
-        "champion": (cp_pred, cp_proba, champion.classes), "challenger": (ch_pred, ch_proba, challenger.classes)})
+    promote, reasons = _governance_gates(
+        spec,
+        holdout,
+        y,
+        result,
+        out,
+        {"champion": (cp_pred, cp_proba, champion.classes), "challenger": (ch_pred, ch_proba, challenger.classes)},
+    )
     stale = challenger.trained_through < champion.trained_through
     if stale:
         promote = False
@@ -492,14 +576,23 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
             f"stale challenger: trained on data up to {challenger.trained_through.isoformat()} but the champion "
             f"was trained on newer data up to {champion.trained_through.isoformat()}"
         )
-    return Judgement(promote, reasons, out, stale=stale, predictions={
-        "challenger_pred": ch_pred, "champion_pred": cp_pred,
-        **_proba_columns("challenger", ch_proba, challenger), **_proba_columns("champion", cp_proba, champion),
-    })
+    return Judgement(
+        promote,
+        reasons,
+        out,
+        stale=stale,
+        predictions={
+            "challenger_pred": ch_pred,
+            "champion_pred": cp_pred,
+            **_proba_columns("challenger", ch_proba, challenger),
+            **_proba_columns("champion", cp_proba, champion),
+        },
+    )
 
 
-def _governance_gates(spec: ModelSpec, holdout: Any, y: Any, result: Any, out: dict,
-                      scored: dict[str, tuple]) -> tuple[bool, list[str]]:
+def _governance_gates(
+    spec: ModelSpec, holdout: Any, y: Any, result: Any, out: dict, scored: dict[str, tuple]
+) -> tuple[bool, list[str]]:
     """Slice and fairness gates (``comparison.slices`` / ``comparison.fairness``) on the same rows.
 
     Adds ``out["slices"]``, ``out["fairness"]`` and the checks ``slices`` / ``fairness``; returns
@@ -523,16 +616,30 @@ def _governance_gates(spec: ModelSpec, holdout: Any, y: Any, result: Any, out: d
                 out["checks"][gate] = False
         return False, reasons
     yt, preds, probas, labels = compare.aligned_scores(
-        y, {role: v[0] for role, v in scored.items()}, {role: v[1] for role, v in scored.items()},
+        y,
+        {role: v[0] for role, v in scored.items()},
+        {role: v[1] for role, v in scored.items()},
         {role: v[2] for role, v in scored.items()},
     )
     if c.slices is not None:
         s = c.slices
         rep = evaluate_slices(
-            holdout, s.columns, yt, preds, probas, labels, metric=c.primary_metric, alpha=s.alpha,
-            tolerance=s.tolerance, min_rows=s.min_rows, min_class_rows=s.min_class_rows, numeric_columns=spec.features.numeric,
-            numeric_bins=s.numeric_bins, max_slices_per_column=s.max_slices_per_column,
-            bootstrap_resamples=c.bootstrap_resamples, seed=c.seed,
+            holdout,
+            s.columns,
+            yt,
+            preds,
+            probas,
+            labels,
+            metric=c.primary_metric,
+            alpha=s.alpha,
+            tolerance=s.tolerance,
+            min_rows=s.min_rows,
+            min_class_rows=s.min_class_rows,
+            numeric_columns=spec.features.numeric,
+            numeric_bins=s.numeric_bins,
+            max_slices_per_column=s.max_slices_per_column,
+            bootstrap_resamples=c.bootstrap_resamples,
+            seed=c.seed,
         )
         out["slices"] = rep.to_dict()
         out["checks"]["slices"] = rep.passed
@@ -541,11 +648,19 @@ def _governance_gates(spec: ModelSpec, holdout: Any, y: Any, result: Any, out: d
     if c.fairness is not None:
         f = c.fairness
         fair = evaluate_fairness(
-            holdout, f.sensitive, yt, preds, labels,
-            limits={"demographic_parity_difference": f.demographic_parity_difference_max,
-                    "equalized_odds_difference": f.equalized_odds_difference_max},
-            min_group_rows=f.min_group_rows, positive_label=f.positive_label,
-            numeric_columns=spec.features.numeric, numeric_bins=f.numeric_bins,
+            holdout,
+            f.sensitive,
+            yt,
+            preds,
+            labels,
+            limits={
+                "demographic_parity_difference": f.demographic_parity_difference_max,
+                "equalized_odds_difference": f.equalized_odds_difference_max,
+            },
+            min_group_rows=f.min_group_rows,
+            positive_label=f.positive_label,
+            numeric_columns=spec.features.numeric,
+            numeric_bins=f.numeric_bins,
         )
         out["fairness"] = fair.to_dict()
         out["checks"]["fairness"] = fair.passed

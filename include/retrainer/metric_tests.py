@@ -296,9 +296,7 @@ def _sorted_classes(yt: np.ndarray, classes: npt.ArrayLike | None) -> tuple[np.n
     return given[order], order
 
 
-def _proba_classes(
-    yt: np.ndarray, classes: npt.ArrayLike | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _proba_classes(yt: np.ndarray, classes: npt.ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(class index of each true label, sorted classes, permutation sorting ``classes``).
 
     Every label in ``y_true`` must be a class: the probability columns have to cover it.
@@ -313,9 +311,7 @@ def _proba_classes(
     return np.searchsorted(cls, yt), cls, order
 
 
-def _align_unseen(
-    yt: np.ndarray, proba: npt.ArrayLike, classes: npt.ArrayLike | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _align_unseen(yt: np.ndarray, proba: npt.ArrayLike, classes: npt.ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities re-indexed to the sorted union of classes and y_true labels, that union).
 
     Columns for labels the model never saw are 0.
@@ -341,8 +337,7 @@ def _resolve_scores(
     present = np.unique(y_idx)
     if present.size < 2:
         raise ValueError(
-            f"roc_auc is undefined: y_true contains a single class ({_py(cls[present[0]])!r}, "
-            f"{yt.size} rows)"
+            f"roc_auc is undefined: y_true contains a single class ({_py(cls[present[0]])!r}, {yt.size} rows)"
         )
     mats = [_proba_matrix(s, yt.size, cls, order, f"scores[{i}]") for i, s in enumerate(score_list)]
     columns = [cls.size - 1] if cls.size == 2 else present.tolist()
@@ -378,9 +373,7 @@ def _auc_influence(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray
     return auc, psi
 
 
-def _auc_and_influence(
-    y_idx: np.ndarray, mats: list[np.ndarray], columns: list[int]
-) -> tuple[np.ndarray, np.ndarray]:
+def _auc_and_influence(y_idx: np.ndarray, mats: list[np.ndarray], columns: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """(AUC per model, influence per model and row) for the binary or macro-OvR AUC."""
     k = len(mats)
     auc = np.zeros(k)
@@ -400,9 +393,7 @@ def _stratified_sum(values: np.ndarray, strata: np.ndarray) -> np.ndarray:
     return values @ factor[strata]
 
 
-def delong_auc(
-    y_true: npt.ArrayLike, scores: npt.ArrayLike, classes: npt.ArrayLike | None = None
-) -> MetricEstimate:
+def delong_auc(y_true: npt.ArrayLike, scores: npt.ArrayLike, classes: npt.ArrayLike | None = None) -> MetricEstimate:
     """ROC AUC with DeLong's standard error (binary, or one-vs-rest macro; see module doc).
 
     Raises ValueError when AUC is undefined (a single class in ``y_true``) or scores are
@@ -666,13 +657,23 @@ def paired_metric_test(
     confidence = 1.0 - 2.0 * alpha
     mde_factor = _z(1.0 - alpha) + _z(_POWER)
 
-    def finish(method: str, champ: float, chall: float, effect: float, se: float,
-               low: float, high: float, p: float) -> PairedTest:
+    def finish(
+        method: str, champ: float, chall: float, effect: float, se: float, low: float, high: float, p: float
+    ) -> PairedTest:
         return PairedTest(
-            metric=metric, method=method, champion=float(champ), challenger=float(chall),
-            effect=float(effect), se=float(se), ci_low=float(low), ci_high=float(high),
-            confidence=confidence, null_value=float(null_value),
-            p_value=float(min(1.0, max(0.0, p))), mde=float(mde_factor * se), n=n,
+            metric=metric,
+            method=method,
+            champion=float(champ),
+            challenger=float(chall),
+            effect=float(effect),
+            se=float(se),
+            ci_low=float(low),
+            ci_high=float(high),
+            confidence=confidence,
+            null_value=float(null_value),
+            p_value=float(min(1.0, max(0.0, p))),
+            mde=float(mde_factor * se),
+            n=n,
         )
 
     if metric == "roc_auc":

@@ -96,7 +96,9 @@ class _Points:
         if number is None:
             return
         name = ".".join([PREFIX, self.model, *(segment(p) for p in parts)])
-        self.points.append(MetricPoint(name, number, kind, {"model": self.model, **{k: segment(v) for k, v in tags.items()}}))
+        self.points.append(
+            MetricPoint(name, number, kind, {"model": self.model, **{k: segment(v) for k, v in tags.items()}})
+        )
 
 
 def run_metrics(summary: dict[str, Any], primary_metric: str | None = None) -> list[MetricPoint]:
@@ -143,8 +145,9 @@ def run_metrics(summary: dict[str, Any], primary_metric: str | None = None) -> l
         features = drift.get("features") or {}
         if features:
             out.add(("drift", "features_tested"), len(features), "gauge")
-            out.add(("drift", "features_drifted"), sum(bool((f or {}).get("drifted")) for f in features.values()),
-                    "gauge")
+            out.add(
+                ("drift", "features_drifted"), sum(bool((f or {}).get("drifted")) for f in features.values()), "gauge"
+            )
 
     # The comparison: primary metric of both models on the same rows, every metric, the paired test.
     metrics = summary.get("metrics") or {}

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 DECISIONS = ("promoted", "rejected", "skipped", "failed")
 DECISION_CODES = ("promoted", "rejected", "no_retrain_needed", "insufficient_data", "failed")
@@ -60,13 +61,17 @@ def notify_config(raw: Mapping[str, Any] | None) -> NotifyConfig:
         raw = {("on" if k is True else k): v for k, v in dict[Any, Any](raw).items()}
     unknown = set(raw) - _CONFIG_KEYS
     if unknown:
-        raise ValueError(f"notify: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_CONFIG_KEYS))}")
+        raise ValueError(
+            f"notify: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_CONFIG_KEYS))}"
+        )
     on = raw.get("on", DEFAULT_ON)
     on = (on,) if isinstance(on, str) else tuple(on or ())
     bad = [x for x in on if x not in DECISIONS + DECISION_CODES]
     if bad:
-        raise ValueError(f"notify.on: unknown outcome(s) {bad}; expected decisions {list(DECISIONS)} "
-                         f"or decision codes {list(DECISION_CODES)}")
+        raise ValueError(
+            f"notify.on: unknown outcome(s) {bad}; expected decisions {list(DECISIONS)} "
+            f"or decision codes {list(DECISION_CODES)}"
+        )
     email = raw.get("email") or ()
     email = (email,) if isinstance(email, str) else tuple(email)
     for addr in email:
@@ -86,10 +91,16 @@ def notify_config(raw: Mapping[str, Any] | None) -> NotifyConfig:
     delay = float(raw.get("retry_delay_seconds", 10.0))
     if retries < 0 or delay < 0:
         raise ValueError("notify.retries and notify.retry_delay_seconds must be >= 0")
-    return NotifyConfig(on=on, email=email, email_from=raw.get("email_from"),
-                        smtp_conn_id=str(raw.get("smtp_conn_id") or "smtp_default"),
-                        webhook_conn_id=conn_id, webhook_endpoint=endpoint, retries=retries,
-                        retry_delay_seconds=delay)
+    return NotifyConfig(
+        on=on,
+        email=email,
+        email_from=raw.get("email_from"),
+        smtp_conn_id=str(raw.get("smtp_conn_id") or "smtp_default"),
+        webhook_conn_id=conn_id,
+        webhook_endpoint=endpoint,
+        retries=retries,
+        retry_delay_seconds=delay,
+    )
 
 
 def should_notify(config: NotifyConfig, summary: Mapping[str, Any] | None) -> bool:
@@ -118,12 +129,32 @@ class Message:
             "blocks": [
                 {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_md(self.subject)}*"}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": _md(self.text.split(chr(10) + chr(10))[0])}},
-                *([{"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{_md(k)}*\n{_md(v)}"}
-                                                  for k, v in list(self.key_numbers.items())[:10]]}]
-                  if self.key_numbers else []),
-                *([{"type": "section", "text": {"type": "mrkdwn",
-                                                "text": " | ".join(f"<{u}|{_md(k)}>" for k, u in self.links.items())}}]
-                  if self.links else []),
+                *(
+                    [
+                        {
+                            "type": "section",
+                            "fields": [
+                                {"type": "mrkdwn", "text": f"*{_md(k)}*\n{_md(v)}"}
+                                for k, v in list(self.key_numbers.items())[:10]
+                            ],
+                        }
+                    ]
+                    if self.key_numbers
+                    else []
+                ),
+                *(
+                    [
+                        {
+                            "type": "section",
+                            "text": {
+                                "type": "mrkdwn",
+                                "text": " | ".join(f"<{u}|{_md(k)}>" for k, u in self.links.items()),
+                            },
+                        }
+                    ]
+                    if self.links
+                    else []
+                ),
             ],
             "decision": self.decision,
         }
@@ -196,8 +227,10 @@ def key_numbers(summary: Mapping[str, Any]) -> dict[str, str]:
         ci = ""
         if pt.get("ci_low") is not None or pt.get("ci_high") is not None:
             conf = pt.get("confidence")
-            ci = f" ({fmt_num(conf * 100 if isinstance(conf, (int, float)) else None, 3)}% CI " \
-                 f"{fmt_num(pt.get('ci_low'))} .. {fmt_num(pt.get('ci_high'))})"
+            ci = (
+                f" ({fmt_num(conf * 100 if isinstance(conf, (int, float)) else None, 3)}% CI "
+                f"{fmt_num(pt.get('ci_low'))} .. {fmt_num(pt.get('ci_high'))})"
+            )
         out["difference"] = f"{fmt_num(pt.get('effect'))}{ci}"
     if pt.get("p_value") is not None:
         out[f"paired test p ({pt.get('method') or 'test'})"] = fmt_num(pt.get("p_value"))
@@ -212,18 +245,29 @@ def key_numbers(summary: Mapping[str, Any]) -> dict[str, str]:
     features = get(summary, "drift", "features") or {}
     if isinstance(features, Mapping) and features:
         drifted = [c for c, f in features.items() if isinstance(f, Mapping) and f.get("drifted")]
-        out["features drifted"] = f"{len(drifted)}/{len(features)}" + (f" ({', '.join(drifted[:5])})" if drifted else "")
+        out["features drifted"] = f"{len(drifted)}/{len(features)}" + (
+            f" ({', '.join(drifted[:5])})" if drifted else ""
+        )
     sl = summary.get("slices")
     if isinstance(sl, Mapping) and "judged" in sl:
         worse = sl.get("worse") or []
-        out["slices"] = (f"{fmt_num(sl.get('judged'))} judged, {fmt_num(sl.get('too_small'))} too small; "
-                         + (f"worse: {', '.join(map(str, worse))}" if worse else
-                            "none significantly worse" if sl.get("passed") else "gate could not run"))
+        out["slices"] = f"{fmt_num(sl.get('judged'))} judged, {fmt_num(sl.get('too_small'))} too small; " + (
+            f"worse: {', '.join(map(str, worse))}"
+            if worse
+            else "none significantly worse"
+            if sl.get("passed")
+            else "gate could not run"
+        )
     fair = summary.get("fairness")
     if isinstance(fair, Mapping) and "attributes" in fair:
         blocked = fair.get("blocked_by") or []
-        out["fairness"] = (f"over the limit: {', '.join(map(str, blocked))}" if blocked else
-                           "within the limits" if fair.get("passed") else "gate could not run")
+        out["fairness"] = (
+            f"over the limit: {', '.join(map(str, blocked))}"
+            if blocked
+            else "within the limits"
+            if fair.get("passed")
+            else "gate could not run"
+        )
     if summary.get("rows") is not None:
         out["batch rows"] = fmt_num(summary.get("rows"))
     before, after = summary.get("champion_version_before"), summary.get("champion_version_after")
@@ -234,8 +278,9 @@ def key_numbers(summary: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def build_message(summary: Mapping[str, Any] | None, links: Mapping[str, str | None] | None = None,
-                  delivery_note: str | None = None) -> Message:
+def build_message(
+    summary: Mapping[str, Any] | None, links: Mapping[str, str | None] | None = None, delivery_note: str | None = None
+) -> Message:
     """Subject, plain text and HTML of a run's notification; never raises on a partial summary."""
     summary = summary if isinstance(summary, Mapping) else {}
     decision = str(summary.get("decision") or "failed")
@@ -248,8 +293,9 @@ def build_message(summary: Mapping[str, Any] | None, links: Mapping[str, str | N
         version = f" v{summary['challenger_version']}"
     subject = f"[retrain {model}] {label}{version}, week {week_label(summary)}"
     reasons = [str(r) for r in (summary.get("reasons") or []) if r]
-    headline = summary.get("headline") or (reasons[0] if reasons else
-                                            "The run ended without a summary; see the task logs.")
+    headline = summary.get("headline") or (
+        reasons[0] if reasons else "The run ended without a summary; see the task logs."
+    )
     numbers = key_numbers(summary)
     clean_links = {k: v for k, v in (links or {}).items() if v}
     lines = [str(headline), ""]
@@ -267,17 +313,26 @@ def build_message(summary: Mapping[str, Any] | None, links: Mapping[str, str | N
     text = "\n".join(lines).rstrip() + "\n"
     e = html.escape
     colour = {"promoted": "#1e7e34", "rejected": "#a71d2a", "skipped": "#6c757d"}.get(decision, "#a71d2a")
-    body = [f"<h2 style='color:{colour}'>{e(label)}{e(version)}: {e(str(model))}, week {e(week_label(summary))}</h2>",
-            f"<p>{e(str(headline))}</p>"]
+    body = [
+        f"<h2 style='color:{colour}'>{e(label)}{e(version)}: {e(str(model))}, week {e(week_label(summary))}</h2>",
+        f"<p>{e(str(headline))}</p>",
+    ]
     if reasons:
         body.append("<h3>Reasons</h3><ul>" + "".join(f"<li>{e(r)}</li>" for r in reasons) + "</ul>")
     if numbers:
-        body.append("<h3>Key numbers</h3><table>" + "".join(
-            f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in numbers.items()) + "</table>")
+        body.append(
+            "<h3>Key numbers</h3><table>"
+            + "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in numbers.items())
+            + "</table>"
+        )
     if clean_links:
-        body.append("<h3>Links</h3><ul>" + "".join(
-            f"<li><a href='{e(u, quote=True)}'>{e(k)}</a></li>" for k, u in clean_links.items()) + "</ul>")
+        body.append(
+            "<h3>Links</h3><ul>"
+            + "".join(f"<li><a href='{e(u, quote=True)}'>{e(k)}</a></li>" for k, u in clean_links.items())
+            + "</ul>"
+        )
     if run:
         body.append(f"<p style='color:#666'>Airflow run: {e(run)}</p>")
-    return Message(decision=decision, subject=subject, text=text, html="\n".join(body),
-                   key_numbers=numbers, links=clean_links)
+    return Message(
+        decision=decision, subject=subject, text=text, html="\n".join(body), key_numbers=numbers, links=clean_links
+    )

@@ -103,8 +103,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise
     except pd.errors.EmptyDataError:
         raise OnboardingError(f"{p}: the file is empty") from None
-    except Exception as exc:  # noqa: BLE001 - parser errors come in many types; name the file
-        raise OnboardingError(f"{p}: cannot read it as {suffix.lstrip('.')}: {' '.join(str(exc).split())[:300]}") from None
+    except Exception as exc:
+        raise OnboardingError(
+            f"{p}: cannot read it as {suffix.lstrip('.')}: {' '.join(str(exc).split())[:300]}"
+        ) from None
     if len(df.columns) == 0 or len(df) == 0:
         raise OnboardingError(f"{p}: the file has no data rows")
     df.columns = [str(c).strip() for c in df.columns]
@@ -116,11 +118,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- helpers
 def _is_text(s: pd.Series) -> bool:
-    return pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype)
+    return (
+        pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype)
+    )
 
 
 def _is_numeric(s: pd.Series) -> bool:
-    return (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)) and not pd.api.types.is_datetime64_any_dtype(s)
+    return (
+        pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+    ) and not pd.api.types.is_datetime64_any_dtype(s)
 
 
 def _parse_times(s: pd.Series) -> pd.Series | None:
@@ -166,9 +172,11 @@ def _mixed_types(column: str, s: pd.Series) -> str | None:
     share = float(as_num.notna().mean())
     if 0.5 <= share < 1.0:
         bad = text[as_num.isna()].unique()[:5]
-        return (f"column '{column}' has mixed types: {share:.1%} of its values are numbers but "
-                f"{int(as_num.isna().sum())} are not (e.g. {', '.join(repr(b) for b in bad)}); "
-                "fix or blank those values, or drop the column")
+        return (
+            f"column '{column}' has mixed types: {share:.1%} of its values are numbers but "
+            f"{int(as_num.isna().sum())} are not (e.g. {', '.join(repr(b) for b in bad)}); "
+            "fix or blank those values, or drop the column"
+        )
     return None
 
 
@@ -195,13 +203,14 @@ def find_timestamp(df: pd.DataFrame, hint: str | None) -> tuple[str, pd.Series]:
     if not found:
         raise OnboardingError(
             "no timestamp column: no column holds dates/times in every row. The retrainer needs one to cut "
-            f"the data into daily partitions; pass TIMESTAMP=<column> (columns: {', '.join(df.columns)})")
+            f"the data into daily partitions; pass TIMESTAMP=<column> (columns: {', '.join(df.columns)})"
+        )
     if len(found) > 1:
         preferred = [c for c in found if re.search(r"(^|_)(ts|time|timestamp|date|datetime|at)$", c.lower())]
         if len(preferred) != 1:
             raise OnboardingError(f"several date/time columns ({', '.join(found)}): pass TIMESTAMP=<column>")
         return preferred[0], found[preferred[0]]
-    (name, parsed), = found.items()
+    ((name, parsed),) = found.items()
     return name, parsed
 
 
@@ -218,7 +227,8 @@ def find_target(df: pd.DataFrame, hint: str | None, timestamp: str) -> str:
             return lower[name]
     raise OnboardingError(
         "no target column given and none is called target/label/class/y/...: pass TARGET=<column> "
-        f"(columns: {', '.join(c for c in df.columns if c != timestamp)})")
+        f"(columns: {', '.join(c for c in df.columns if c != timestamp)})"
+    )
 
 
 def check_target(df: pd.DataFrame, target: str) -> tuple[Any, ...]:
@@ -233,8 +243,10 @@ def check_target(df: pd.DataFrame, target: str) -> tuple[Any, ...]:
         raise OnboardingError(f"target column '{target}' has a single class ({_plain(classes[0])!r}): nothing to learn")
     if len(classes) > MAX_CLASSES:
         kind = "a continuous number" if _is_numeric(s) else "free text"
-        raise OnboardingError(f"target column '{target}' has {len(classes)} distinct values; it looks like {kind}. "
-                              f"The retrainer trains classifiers (at most {MAX_CLASSES} classes)")
+        raise OnboardingError(
+            f"target column '{target}' has {len(classes)} distinct values; it looks like {kind}. "
+            f"The retrainer trains classifiers (at most {MAX_CLASSES} classes)"
+        )
     if _is_numeric(s) and pd.api.types.is_float_dtype(s) and not np.all(np.mod(classes.astype(float), 1) == 0):
         raise OnboardingError(f"target column '{target}' holds fractional numbers; the retrainer trains classifiers")
     try:
@@ -268,7 +280,12 @@ def classify_columns(df: pd.DataFrame, exclude: Sequence[str]) -> tuple[list[str
             continue
         if _is_numeric(s):
             integral = pd.api.types.is_integer_dtype(s)
-            if integral and n_unique == n and n > 20 and (s.is_monotonic_increasing or re.search(r"(^|_)id$", col.lower())):
+            if (
+                integral
+                and n_unique == n
+                and n > 20
+                and (s.is_monotonic_increasing or re.search(r"(^|_)id$", col.lower()))
+            ):
                 dropped.append(Dropped(col, "row identifier (unique per row)"))
                 continue
             numeric.append(col)
@@ -278,8 +295,11 @@ def classify_columns(df: pd.DataFrame, exclude: Sequence[str]) -> tuple[list[str
             if problem:
                 raise OnboardingError(problem)
             if n_unique > MAX_CATEGORIES:
-                why = "row identifier (unique per row)" if n_unique == len(non_null) else \
-                    f"{n_unique} distinct values (free text or an id; at most {MAX_CATEGORIES} for a category)"
+                why = (
+                    "row identifier (unique per row)"
+                    if n_unique == len(non_null)
+                    else f"{n_unique} distinct values (free text or an id; at most {MAX_CATEGORIES} for a category)"
+                )
                 dropped.append(Dropped(col, why))
                 continue
             categorical.append(col)
@@ -299,19 +319,32 @@ def infer(df: pd.DataFrame, name: str, timestamp: str | None = None, target: str
     classes = check_target(df, target_col)
     numeric, categorical, dropped = classify_columns(df, exclude=(ts_col, target_col))
     if not numeric and not categorical:
-        raise OnboardingError("no usable feature columns left after taking out the timestamp and the target "
-                              f"(dropped: {'; '.join(f'{d.column}: {d.reason}' for d in dropped) or 'none'})")
+        raise OnboardingError(
+            "no usable feature columns left after taking out the timestamp and the target "
+            f"(dropped: {'; '.join(f'{d.column}: {d.reason}' for d in dropped) or 'none'})"
+        )
     days = parsed.dt.date
     notes = []
     unlabeled = int(df[target_col].isna().sum())
     if unlabeled:
-        notes.append(f"{unlabeled} row(s) have no target value; validation fails any week containing them "
-                     "(drop them before upload or relax the not-null check)")
+        notes.append(
+            f"{unlabeled} row(s) have no target value; validation fails any week containing them "
+            "(drop them before upload or relax the not-null check)"
+        )
     return Inference(
-        name=name, timestamp=ts_col, target=target_col, classes=classes,
-        numeric=tuple(numeric), categorical=tuple(categorical), dropped=tuple(dropped),
-        rows=len(df), first_day=min(days), last_day=max(days), days_with_data=int(days.nunique()),
-        naive_timestamps=_naive(df[ts_col]), notes=tuple(notes),
+        name=name,
+        timestamp=ts_col,
+        target=target_col,
+        classes=classes,
+        numeric=tuple(numeric),
+        categorical=tuple(categorical),
+        dropped=tuple(dropped),
+        rows=len(df),
+        first_day=min(days),
+        last_day=max(days),
+        days_with_data=int(days.nunique()),
+        naive_timestamps=_naive(df[ts_col]),
+        notes=tuple(notes),
     )
 
 
@@ -341,7 +374,7 @@ def _round_out(value: float, up: bool) -> float:
     if value == 0 or not math.isfinite(value):
         return float(value)
     digits = 2 - int(math.floor(math.log10(abs(value))))
-    factor = 10.0 ** digits
+    factor = 10.0**digits
     return (math.ceil(value * factor) if up else math.floor(value * factor)) / factor
 
 
@@ -357,22 +390,39 @@ def build_suite(df: pd.DataFrame, inf: Inference, parts: dict[dt.date, pd.DataFr
     per_day = np.array([len(p) for p in parts.values()])
     week_max = int(per_day.max()) * 7
     exps: list[dict] = [
-        _expect("expect_table_row_count_to_be_between",
-                f"A week held at most {week_max // 7} rows/day in the sample; allow 10x that before calling it broken.",
-                min_value=1, max_value=int(week_max * 10)),
-        _expect("expect_table_columns_to_match_set",
-                "Every model input, the label and the timestamp must be present; extra columns are allowed.",
-                column_set=[inf.timestamp, *inf.numeric, *inf.categorical, inf.target], exact_match=False),
+        _expect(
+            "expect_table_row_count_to_be_between",
+            f"A week held at most {week_max // 7} rows/day in the sample; allow 10x that before calling it broken.",
+            min_value=1,
+            max_value=int(week_max * 10),
+        ),
+        _expect(
+            "expect_table_columns_to_match_set",
+            "Every model input, the label and the timestamp must be present; extra columns are allowed.",
+            column_set=[inf.timestamp, *inf.numeric, *inf.categorical, inf.target],
+            exact_match=False,
+        ),
     ]
     for col in (inf.timestamp, inf.target, *inf.numeric, *inf.categorical):
         rate = float(df[col].isna().mean())
         if rate == 0:
-            exps.append(_expect("expect_column_values_to_not_be_null",
-                                "No nulls in the sample: a null now means a broken export.", column=col))
+            exps.append(
+                _expect(
+                    "expect_column_values_to_not_be_null",
+                    "No nulls in the sample: a null now means a broken export.",
+                    column=col,
+                )
+            )
         else:
             mostly = max(0.0, round(1 - (2 * rate + NULL_SLACK), 3))
-            exps.append(_expect("expect_column_values_to_not_be_null",
-                                f"{rate:.1%} nulls in the sample; fail above {1 - mostly:.1%}.", column=col, mostly=mostly))
+            exps.append(
+                _expect(
+                    "expect_column_values_to_not_be_null",
+                    f"{rate:.1%} nulls in the sample; fail above {1 - mostly:.1%}.",
+                    column=col,
+                    mostly=mostly,
+                )
+            )
     from include.retrainer.validation import NUMERIC_TYPE_LIST
 
     for col in inf.numeric:
@@ -383,31 +433,56 @@ def build_suite(df: pd.DataFrame, inf: Inference, parts: dict[dt.date, pd.DataFr
         if lo >= 0:
             low = max(0.0, low)
         high = hi + RANGE_SLACK * span
-        exps.append(_expect("expect_column_values_to_be_in_type_list",
-                            "Numeric in the sample: text here means a broken export.",
-                            column=col, type_list=list(NUMERIC_TYPE_LIST)))
-        exps.append(_expect("expect_column_values_to_be_between",
-                            f"Sample range [{lo:g}, {hi:g}] widened by {RANGE_SLACK:.0%} of the span; "
-                            f"{1 - MOSTLY:.0%} outliers tolerated.",
-                            column=col, min_value=_round_out(low, up=False), max_value=_round_out(high, up=True),
-                            mostly=MOSTLY))
+        exps.append(
+            _expect(
+                "expect_column_values_to_be_in_type_list",
+                "Numeric in the sample: text here means a broken export.",
+                column=col,
+                type_list=list(NUMERIC_TYPE_LIST),
+            )
+        )
+        exps.append(
+            _expect(
+                "expect_column_values_to_be_between",
+                f"Sample range [{lo:g}, {hi:g}] widened by {RANGE_SLACK:.0%} of the span; "
+                f"{1 - MOSTLY:.0%} outliers tolerated.",
+                column=col,
+                min_value=_round_out(low, up=False),
+                max_value=_round_out(high, up=True),
+                mostly=MOSTLY,
+            )
+        )
     for col in inf.categorical:
-        values = sorted({str(v) if not isinstance(v, (bool, np.bool_)) else bool(v) for v in df[col].dropna().unique()},
-                        key=str)
-        exps.append(_expect("expect_column_values_to_be_in_set",
-                            f"The {len(values)} values seen in the sample; {1 - MOSTLY:.0%} new values tolerated.",
-                            column=col, value_set=[_plain(v) for v in values], mostly=MOSTLY))
-    exps.append(_expect("expect_column_values_to_be_in_set",
-                        "The classes seen in the sample: a new class needs a new model, not a retrain.",
-                        column=inf.target, value_set=list(inf.classes)))
+        values = sorted(
+            {str(v) if not isinstance(v, (bool, np.bool_)) else bool(v) for v in df[col].dropna().unique()}, key=str
+        )
+        exps.append(
+            _expect(
+                "expect_column_values_to_be_in_set",
+                f"The {len(values)} values seen in the sample; {1 - MOSTLY:.0%} new values tolerated.",
+                column=col,
+                value_set=[_plain(v) for v in values],
+                mostly=MOSTLY,
+            )
+        )
+    exps.append(
+        _expect(
+            "expect_column_values_to_be_in_set",
+            "The classes seen in the sample: a new class needs a new model, not a retrain.",
+            column=inf.target,
+            value_set=list(inf.classes),
+        )
+    )
     for e in exps:
         e["kwargs"] = {k: _plain(v) for k, v in e["kwargs"].items()}
     return {
         "name": inf.name,
         "expectations": exps,
-        "meta": {"notes": f"Starter suite inferred by `make add-model` from {inf.rows} rows "
-                          f"({inf.first_day} .. {inf.last_day}). Review the ranges and sets: they describe "
-                          "the sample, not the business rules."},
+        "meta": {
+            "notes": f"Starter suite inferred by `make add-model` from {inf.rows} rows "
+            f"({inf.first_day} .. {inf.last_day}). Review the ranges and sets: they describe "
+            "the sample, not the business rules."
+        },
     }
 
 
@@ -462,7 +537,7 @@ data:
 
 features:
   target: {inf.target}            # {len(inf.classes)} classes: {classes}
-  timestamp: {inf.timestamp}{'          # naive times in the file were taken as UTC' if inf.naive_timestamps else ''}
+  timestamp: {inf.timestamp}{"          # naive times in the file were taken as UTC" if inf.naive_timestamps else ""}
   numeric: {_yaml_list(inf.numeric)}
   categorical: {_yaml_list(inf.categorical)}
 
@@ -488,7 +563,7 @@ training:
   max_window_weeks: {max(window, 12)}             # too few rows: widen the window up to this many weeks
 
 comparison:
-  primary_metric: {metric}{'            # binary target' if inf.is_binary else '           # more than two classes'}
+  primary_metric: {metric}{"            # binary target" if inf.is_binary else "           # more than two classes"}
   floor: null                     # set a minimum {metric} once you know what good looks like
   policy: expected_gain           # promote when the challenger is expected to serve at least as well
   min_improvement: 0.0            # (stricter: non_inferiority with a margin, or superiority)

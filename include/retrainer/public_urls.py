@@ -30,7 +30,7 @@ class PublicUrls:
     reports: str | None = None
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "PublicUrls":
+    def from_env(cls, environ: dict[str, str] | None = None) -> PublicUrls:
         env = os.environ if environ is None else environ
         return cls(mlflow=_base(env.get(MLFLOW_ENV), MLFLOW_ENV), reports=_base(env.get(REPORTS_ENV), REPORTS_ENV))
 
@@ -63,7 +63,7 @@ class PublicUrls:
         """``s3://bucket/key`` through the configured bucket browser."""
         if not self.reports or not uri or not uri.startswith("s3://"):
             return None
-        return f"{self.reports}/{_q(uri[len('s3://'):], safe='/')}"
+        return f"{self.reports}/{_q(uri[len('s3://') :], safe='/')}"
 
 
 def _q(value: str, safe: str = "") -> str:

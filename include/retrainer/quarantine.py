@@ -50,7 +50,7 @@ def quarantine_day(store: ObjectStore, spec: ModelSpec, day: str, files: list[di
         "failed_expectations": report.get("failed_expectations", []),
         "summary": report.get("summary"),
         "quarantined_by_run": run_id,
-        "quarantined_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "quarantined_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     store.put_json(record_uri(spec, day), record)
     return record
@@ -72,7 +72,8 @@ def release_day(store: ObjectStore, spec: ModelSpec, day: str, run_id: str, reas
     record = store.get_json_or_none(record_uri(spec, day))
     if not record or record.get("status") != QUARANTINED:
         return None
-    record.update(status=RELEASED, released_by_run=run_id, release_reason=reason,
-                  released_at=dt.datetime.now(dt.timezone.utc).isoformat())
+    record.update(
+        status=RELEASED, released_by_run=run_id, release_reason=reason, released_at=dt.datetime.now(dt.UTC).isoformat()
+    )
     store.put_json(record_uri(spec, day), record)
     return record

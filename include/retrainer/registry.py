@@ -14,8 +14,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -27,10 +28,17 @@ TAG = "retrain."  # prefix of every tag we write
 #: hash, code version, row and partition counts) go on the MLflow run only: read them with
 #: :meth:`VersionInfo.lineage_tag`. Promotion, rejection and rollback add their state tags
 #: (``decision``, ``replaced_version``, ``promoted_at``, fencing tokens, ...) to the version later.
-VERSION_TAG_KEYS = frozenset({
-    "dag_run_id", "data_interval_start", "data_interval_end", "validated", "idempotency_key", "lineage_uri",
-    "forced_by_run",
-})
+VERSION_TAG_KEYS = frozenset(
+    {
+        "dag_run_id",
+        "data_interval_start",
+        "data_interval_end",
+        "validated",
+        "idempotency_key",
+        "lineage_uri",
+        "forced_by_run",
+    }
+)
 
 # Types our pipelines are built from; skops refuses to load anything not listed at save time.
 _TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
@@ -183,7 +191,7 @@ class VersionInfo:
     aliases: list[str]
 
     @classmethod
-    def of(cls, mv: Any) -> "VersionInfo":
+    def of(cls, mv: Any) -> VersionInfo:
         return cls(
             name=mv.name,
             version=str(mv.version),
@@ -372,7 +380,10 @@ def log_and_register(
     if run is None:
         close_abandoned_runs(client, experiment_id, idempotency_key)
         tags = {**run_tags, TAG + "idempotency_key": idempotency_key}
-        with using_server(tracking_uri), mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as active:
+        with (
+            using_server(tracking_uri),
+            mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as active,
+        ):
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             with tempfile.TemporaryDirectory() as tmp:

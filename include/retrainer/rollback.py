@@ -78,7 +78,7 @@ def _check_target(client: Any, spec: ModelSpec, version: str, current: str, sour
         raise RollbackError(f"version {version} of model '{spec.name}' does not exist{suffix}")
     # A training tag: on the version, or (for a version registered by hand from one of our
     # training runs) on its run; the version's own tag wins.
-    validated = target.lineage_tag(client, VALIDATED_TAG[len(registry.TAG):])
+    validated = target.lineage_tag(client, VALIDATED_TAG[len(registry.TAG) :])
     if (validated or "").lower() != "true":
         raise RollbackError(
             f"version {version} of model '{spec.name}' was never validated (tag {VALIDATED_TAG} is "
@@ -103,7 +103,7 @@ def _previous_from_history(moves: list[dict], current: str) -> str | None:
     """
 
     def rolled_back_from_after(i: int) -> set[str]:
-        return {str(m.get("from_version")) for m in moves[i + 1:] if m.get("action") == "rollback"}
+        return {str(m.get("from_version")) for m in moves[i + 1 :] if m.get("action") == "rollback"}
 
     last_to_current = max((i for i, m in enumerate(moves) if str(m.get("to_version")) == current), default=None)
     stop = len(moves) if last_to_current is None else last_to_current
@@ -114,8 +114,12 @@ def _previous_from_history(moves: list[dict], current: str) -> str | None:
     if last_to_current is not None:
         move = moves[last_to_current]
         from_v = move.get("from_version")
-        if (from_v not in (None, "") and str(from_v) != current and move.get("action") != "rollback"
-                and str(from_v) not in rolled_back_from_after(last_to_current)):
+        if (
+            from_v not in (None, "")
+            and str(from_v) != current
+            and move.get("action") != "rollback"
+            and str(from_v) not in rolled_back_from_after(last_to_current)
+        ):
             return str(from_v)
     return None
 
@@ -172,21 +176,35 @@ def _finish(
     now: str,
 ) -> dict:
     """Tag both versions and append the history record (idempotent per run)."""
-    champions.tag(after, {
-        registry.TAG + "decision": "rollback_target",
-        registry.TAG + "rolled_back_at": now,
-        registry.TAG + "rollback_reason": reason,
-    })
-    champions.tag(before, {
-        registry.TAG + "rolled_back_from_at": now,
-        registry.TAG + "rolled_back_to": after,
-        registry.TAG + "rolled_back_from_by_run": run_id,
-        registry.TAG + "rollback_reason": reason,
-    })
-    uri = champions.record(ChampionMove(
-        action="rollback", from_version=before, to_version=after, dag_id=dag_id, dag_run_id=run_id,
-        reasons=[reason], at=now, details={"reason": reason, "target_source": source},
-    ))
+    champions.tag(
+        after,
+        {
+            registry.TAG + "decision": "rollback_target",
+            registry.TAG + "rolled_back_at": now,
+            registry.TAG + "rollback_reason": reason,
+        },
+    )
+    champions.tag(
+        before,
+        {
+            registry.TAG + "rolled_back_from_at": now,
+            registry.TAG + "rolled_back_to": after,
+            registry.TAG + "rolled_back_from_by_run": run_id,
+            registry.TAG + "rollback_reason": reason,
+        },
+    )
+    uri = champions.record(
+        ChampionMove(
+            action="rollback",
+            from_version=before,
+            to_version=after,
+            dag_id=dag_id,
+            dag_run_id=run_id,
+            reasons=[reason],
+            at=now,
+            details={"reason": reason, "target_source": source},
+        )
+    )
     return {"history_uri": uri}
 
 
@@ -222,7 +240,12 @@ def rollback(
 
 
 def _rollback_locked(
-    champions: ChampionRegistry, target_version: str | None, reason: str, run_id: str, dag_id: str, lease: LeaseLock,
+    champions: ChampionRegistry,
+    target_version: str | None,
+    reason: str,
+    run_id: str,
+    dag_id: str,
+    lease: LeaseLock,
 ) -> dict:
     client, store, spec = champions.client, champions.store, champions.spec
     now = dt.datetime.now(dt.UTC).isoformat()
@@ -234,10 +257,23 @@ def _rollback_locked(
         before = champion.tags.get(FROM_VERSION_TAG) or ""
         if before and (wanted is None or wanted == champion.version):
             log.info("run %s already moved champion to v%s: completing its records", run_id, champion.version)
-            done = _finish(champions, before=before, after=champion.version, reason=reason,
-                           run_id=run_id, dag_id=dag_id, source="retry of the same run", now=now)
-            return {"champion_before": before, "champion_after": champion.version, "reason": reason,
-                    "source": "retry of the same run", **done}
+            done = _finish(
+                champions,
+                before=before,
+                after=champion.version,
+                reason=reason,
+                run_id=run_id,
+                dag_id=dag_id,
+                source="retry of the same run",
+                now=now,
+            )
+            return {
+                "champion_before": before,
+                "champion_after": champion.version,
+                "reason": reason,
+                "source": "retry of the same run",
+                **done,
+            }
 
     plan = plan_rollback(client, store, spec, target_version)
     before, after = plan["champion_before"], plan["target_version"]
@@ -255,6 +291,14 @@ def _rollback_locked(
     # LeaseLost (retryable, nothing moved) if the lease was taken over before the tags or the move.
     champions.move(lease, after, mark={BY_RUN_TAG: run_id, FROM_VERSION_TAG: before}, fence_tag=FENCE_TAG)
     log.info("rolled champion of '%s' back from v%s to v%s (%s): %s", spec.name, before, after, plan["source"], reason)
-    done = _finish(champions, before=before, after=after, reason=reason, run_id=run_id,
-                   dag_id=dag_id, source=plan["source"], now=now)
+    done = _finish(
+        champions,
+        before=before,
+        after=after,
+        reason=reason,
+        run_id=run_id,
+        dag_id=dag_id,
+        source=plan["source"],
+        now=now,
+    )
     return {"champion_before": before, "champion_after": after, "reason": reason, "source": plan["source"], **done}

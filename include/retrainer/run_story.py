@@ -15,7 +15,8 @@ import datetime as dt
 import logging
 import os
 import tempfile
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from include.retrainer.approval import description_line
 from include.retrainer.layout import REPORT_FILE
@@ -46,8 +47,15 @@ def _read_json(store: Any, uri: str | None, errors: list[str], what: str) -> dic
         return None
 
 
-def read_samples(store: Any, reference_uri: str | None, batch_uri: str | None, numeric: list[str],
-                 categorical: list[str], rows: int = SAMPLE_ROWS, seed: int = 0) -> dict[str, dict]:
+def read_samples(
+    store: Any,
+    reference_uri: str | None,
+    batch_uri: str | None,
+    numeric: list[str],
+    categorical: list[str],
+    rows: int = SAMPLE_ROWS,
+    seed: int = 0,
+) -> dict[str, dict]:
     """Bounded random samples of each feature in the reference and the batch, for the plots."""
     if not reference_uri or not batch_uri:
         return {}
@@ -68,9 +76,16 @@ def read_samples(store: Any, reference_uri: str | None, batch_uri: str | None, n
     return out
 
 
-def story_links(urls: PublicUrls, summary: Mapping[str, Any], *, model: str, report_uri: str | None,
-                report_run: tuple[str, str] | None, training_experiment_id: str | None,
-                data_docs_logged: bool) -> dict[str, str]:
+def story_links(
+    urls: PublicUrls,
+    summary: Mapping[str, Any],
+    *,
+    model: str,
+    report_uri: str | None,
+    report_run: tuple[str, str] | None,
+    training_experiment_id: str | None,
+    data_docs_logged: bool,
+) -> dict[str, str]:
     """Label -> browser URL, only for things this run actually made."""
     links: dict[str, str | None] = {}
     run_id, exp_id = report_run or (None, None)
@@ -92,7 +107,7 @@ def story_links(urls: PublicUrls, summary: Mapping[str, Any], *, model: str, rep
 
 def version_descriptions(summary: Mapping[str, Any], now: dt.datetime | None = None) -> dict[str, str]:
     """Registry version -> description saying when and why this run decided about it."""
-    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    when = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     who = f"run {summary.get('dag_run_id') or '?'} (week {week_label(summary)})"
     headline = str(summary.get("headline") or "; ".join(map(str, summary.get("reasons") or [])))
     out: dict[str, str] = {}
@@ -101,13 +116,19 @@ def version_descriptions(summary: Mapping[str, Any], now: dt.datetime | None = N
     approval = description_line(summary.get("approval"))  # who approved or rejected, when, their comment
     approval = f" {approval}" if approval else ""
     if decision == "promoted" and after is not None:
-        out[str(after)] = f"CHAMPION since {when}: promoted by {who}" + \
-                          (f", replacing v{before}" if before not in (None, after) else "") + f".{approval} {headline}"
+        out[str(after)] = (
+            f"CHAMPION since {when}: promoted by {who}"
+            + (f", replacing v{before}" if before not in (None, after) else "")
+            + f".{approval} {headline}"
+        )
         if before is not None and str(before) != str(after):
             out[str(before)] = f"Former champion: replaced by v{after} on {when} by {who}."
     elif decision == "rejected" and summary.get("challenger_version") is not None:
-        out[str(summary["challenger_version"])] = (f"REJECTED on {when} by {who}.{approval} {headline}" if approval
-                                                   else f"REJECTED on {when} by {who}: {headline}")
+        out[str(summary["challenger_version"])] = (
+            f"REJECTED on {when} by {who}.{approval} {headline}"
+            if approval
+            else f"REJECTED on {when} by {who}: {headline}"
+        )
     return out
 
 
@@ -126,14 +147,20 @@ def _report_run(client: Any, spec: Any, summary: Mapping[str, Any]) -> tuple[str
         return training, exp, exp
     exp = registry.ensure_experiment(client, experiment_name(spec) + "_reports")
     dag_run_id = str(summary.get("dag_run_id") or "")
-    found = client.search_runs([exp], filter_string=f"tags.`{registry.TAG}dag_run_id` = '{dag_run_id.replace(chr(39), '')}'",
-                               max_results=1)
+    found = client.search_runs(
+        [exp], filter_string=f"tags.`{registry.TAG}dag_run_id` = '{dag_run_id.replace(chr(39), '')}'", max_results=1
+    )
     if found:
         return found[0].info.run_id, exp, None
-    run = client.create_run(exp, run_name=f"report_{week_label(summary)}", tags={
-        registry.TAG + "dag_run_id": dag_run_id, registry.TAG + "model": str(summary.get("model") or ""),
-        registry.TAG + "decision": str(summary.get("decision") or ""),
-    })
+    run = client.create_run(
+        exp,
+        run_name=f"report_{week_label(summary)}",
+        tags={
+            registry.TAG + "dag_run_id": dag_run_id,
+            registry.TAG + "model": str(summary.get("model") or ""),
+            registry.TAG + "decision": str(summary.get("decision") or ""),
+        },
+    )
     client.set_terminated(run.info.run_id)
     return run.info.run_id, exp, None
 
@@ -148,7 +175,7 @@ def _log_data_docs(client: Any, store: Any, run_id: str, data_docs_uri: str) -> 
         return False
     with tempfile.TemporaryDirectory() as tmp:
         for obj in objects:
-            rel = obj.key[len(key.rstrip("/")) + 1:]
+            rel = obj.key[len(key.rstrip("/")) + 1 :]
             path = os.path.join(tmp, *rel.split("/"))
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as fh:
@@ -171,12 +198,16 @@ def compact_summary(summary: Mapping[str, Any]) -> dict:
     drift = summary.get("drift")
     if isinstance(drift, Mapping):
         feats = drift.get("features") or {}
-        out["drift"] = {**drift, "features": {c: f for c, f in feats.items() if isinstance(f, Mapping) and f.get("drifted")}}
+        out["drift"] = {
+            **drift,
+            "features": {c: f for c, f in feats.items() if isinstance(f, Mapping) and f.get("drifted")},
+        }
     return out
 
 
-def write_run_story(store: Any, tracking_uri: str | None, spec: Any, summary: Mapping[str, Any],
-                    urls: PublicUrls | None = None) -> dict:
+def write_run_story(
+    store: Any, tracking_uri: str | None, spec: Any, summary: Mapping[str, Any], urls: PublicUrls | None = None
+) -> dict:
     """Render and store the run's HTML report, log it to MLflow, describe versions; return links.
 
     Returns ``{"report_uri", "report_run_id", "report_experiment_id", "links", "note",
@@ -198,8 +229,13 @@ def write_run_story(store: Any, tracking_uri: str | None, spec: Any, summary: Ma
     lineage = _read_json(store, get(summary, "artifacts", "lineage"), errors, "lineage.json")
     samples: dict = {}
     try:
-        samples = read_samples(store, (drift_report or {}).get("reference_uri"), get(summary, "artifacts", "batch"),
-                               list(spec.features.numeric), list(spec.features.categorical))
+        samples = read_samples(
+            store,
+            (drift_report or {}).get("reference_uri"),
+            get(summary, "artifacts", "batch"),
+            list(spec.features.numeric),
+            list(spec.features.categorical),
+        )
     except Exception as exc:
         errors.append(f"reading samples for the distribution plots: {type(exc).__name__}: {exc}")
 
@@ -221,11 +257,19 @@ def write_run_story(store: Any, tracking_uri: str | None, spec: Any, summary: Ma
             except Exception as exc:
                 errors.append(f"logging the Data Docs to MLflow: {type(exc).__name__}: {exc}")
 
-    links = story_links(urls, summary, model=spec.name, report_uri=report_uri, report_run=report_run,
-                        training_experiment_id=training_exp, data_docs_logged=data_docs)
+    links = story_links(
+        urls,
+        summary,
+        model=spec.name,
+        report_uri=report_uri,
+        report_run=report_run,
+        training_experiment_id=training_exp,
+        data_docs_logged=data_docs,
+    )
     links.pop("Run report", None)  # decided below, once the copies exist
-    page = render_report(summary, drift_report=drift_report, comparison=comparison, lineage=lineage,
-                         samples=samples, links=links)
+    page = render_report(
+        summary, drift_report=drift_report, comparison=comparison, lineage=lineage, samples=samples, links=links
+    )
     s3_ok = mlflow_ok = False
     if report_uri:
         try:
@@ -244,8 +288,9 @@ def write_run_story(store: Any, tracking_uri: str | None, spec: Any, summary: Ma
         except Exception as exc:
             errors.append(f"describing the registry versions: {type(exc).__name__}: {exc}")
     # Never a link to a report that was not written.
-    report_link = (urls.mlflow_artifact(report_run[0], report_run[1], REPORT_FILE) if mlflow_ok and report_run
-                   else None) or (urls.object(report_uri) if s3_ok else None)
+    report_link = (
+        urls.mlflow_artifact(report_run[0], report_run[1], REPORT_FILE) if mlflow_ok and report_run else None
+    ) or (urls.object(report_uri) if s3_ok else None)
     links = {**({"Run report": report_link} if report_link else {}), **links}
     for line in errors:
         log.warning("run story: %s", line)
@@ -276,7 +321,8 @@ def describe_decision(client: Any, name: str, summary: Mapping[str, Any]) -> Non
     if summary.get("decision") == "promoted" and after is not None:
         registry.drop_alias_if_on(client, name, registry.CHALLENGER, str(after))
         registry.describe_model(
-            client, name,
+            client,
+            name,
             f"Champion: v{after} (alias @champion), promoted by run {summary.get('dag_run_id')} for week "
             f"{week_label(summary)}. {summary.get('headline') or ''}",
             tags={"champion": f"v{after}"},

@@ -97,8 +97,10 @@ def group_labels(values: Any, *, bin_numeric: bool, bins: int, max_groups: int) 
                 out[finite] = f"= {_fmt(edges[0])}"
             else:
                 idx = np.clip(np.searchsorted(edges, x[finite], side="right") - 1, 0, edges.size - 2)
-                names = [f"[{_fmt(edges[i])}, {_fmt(edges[i + 1])}{']' if i == edges.size - 2 else ')'}"
-                         for i in range(edges.size - 1)]
+                names = [
+                    f"[{_fmt(edges[i])}, {_fmt(edges[i + 1])}{']' if i == edges.size - 2 else ')'}"
+                    for i in range(edges.size - 1)
+                ]
                 out[finite] = np.asarray(names, dtype=object)[idx]
         return out, "quantile_bins"
     if distinct > max_groups:
@@ -147,13 +149,21 @@ class SliceResult:
 
     def to_dict(self) -> dict:
         return {
-            "column": self.column, "value": self.value, "rows": int(self.rows),
+            "column": self.column,
+            "value": self.value,
+            "rows": int(self.rows),
             "class_counts": {str(k): int(v) for k, v in self.class_counts.items()},
-            "status": self.status, "champion": self.champion, "challenger": self.challenger,
-            "effect": _f(self.effect), "effect_ci_low": _f(self.effect_ci_low),
-            "effect_ci_high": _f(self.effect_ci_high), "method": self.method,
-            "p_worse": _f(self.p_worse), "p_adjusted": _f(self.p_adjusted),
-            "worse": bool(self.worse), "note": self.note,
+            "status": self.status,
+            "champion": self.champion,
+            "challenger": self.challenger,
+            "effect": _f(self.effect),
+            "effect_ci_low": _f(self.effect_ci_low),
+            "effect_ci_high": _f(self.effect_ci_high),
+            "method": self.method,
+            "p_worse": _f(self.p_worse),
+            "p_adjusted": _f(self.p_adjusted),
+            "worse": bool(self.worse),
+            "note": self.note,
         }
 
 
@@ -176,9 +186,16 @@ class SliceReport:
 
     def to_dict(self) -> dict:
         return {
-            "metric": self.metric, "alpha": self.alpha, "tolerance": self.tolerance,
-            "min_rows": self.min_rows, "min_class_rows": self.min_class_rows, "correction": self.correction, "cold_start": self.cold_start,
-            "passed": bool(self.passed), "reasons": list(self.reasons), "columns": dict(self.columns),
+            "metric": self.metric,
+            "alpha": self.alpha,
+            "tolerance": self.tolerance,
+            "min_rows": self.min_rows,
+            "min_class_rows": self.min_class_rows,
+            "correction": self.correction,
+            "cold_start": self.cold_start,
+            "passed": bool(self.passed),
+            "reasons": list(self.reasons),
+            "columns": dict(self.columns),
             "judged": sum(s.status == "judged" for s in self.slices),
             "too_small": sum(s.status == "too_small" for s in self.slices),
             "worse": [s.label for s in self.slices if s.worse],
@@ -202,8 +219,16 @@ def _class_counts(y: np.ndarray) -> dict:
     return {(v.item() if isinstance(v, np.generic) else v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def _one_slice(column: str, value: str, mask: np.ndarray, y: np.ndarray, preds: dict, probas: dict,
-               labels: np.ndarray, st: _Settings) -> SliceResult:
+def _one_slice(
+    column: str,
+    value: str,
+    mask: np.ndarray,
+    y: np.ndarray,
+    preds: dict,
+    probas: dict,
+    labels: np.ndarray,
+    st: _Settings,
+) -> SliceResult:
     from include.retrainer.metric_tests import metric_estimate, paired_metric_test
 
     ys = y[mask]
@@ -211,41 +236,80 @@ def _one_slice(column: str, value: str, mask: np.ndarray, y: np.ndarray, preds: 
     counts = _class_counts(ys)
     base: dict[str, Any] = {"column": column, "value": value, "rows": n, "class_counts": counts}
     if n < st.min_rows:
-        return SliceResult(**base, status="too_small",
-                           note=f"{n} rows < comparison.slices.min_rows={st.min_rows}: too small to judge")
+        return SliceResult(
+            **base, status="too_small", note=f"{n} rows < comparison.slices.min_rows={st.min_rows}: too small to judge"
+        )
     if st.metric == "roc_auc" and len(counts) < 2:
         only = next(iter(counts))
-        return SliceResult(**base, status="single_class",
-                           note=f"all {n} rows are of class {only!r}: roc_auc is undefined on this slice")
+        return SliceResult(
+            **base,
+            status="single_class",
+            note=f"all {n} rows are of class {only!r}: roc_auc is undefined on this slice",
+        )
     rare = {k: v for k, v in counts.items() if v < st.min_class_rows}
     if st.metric == "roc_auc" and rare:
-        return SliceResult(**base, status="too_small", note=(
-            "class rows " + ", ".join(f"{k!r}: {v}" for k, v in rare.items())
-            + f" < comparison.slices.min_class_rows={st.min_class_rows}: too small to judge"))
+        return SliceResult(
+            **base,
+            status="too_small",
+            note=(
+                "class rows "
+                + ", ".join(f"{k!r}: {v}" for k, v in rare.items())
+                + f" < comparison.slices.min_class_rows={st.min_class_rows}: too small to judge"
+            ),
+        )
     conf = 1.0 - st.alpha
     est = {}
     try:
         for role in preds:
             proba = probas[role][mask] if probas[role] is not None else None
-            est[role] = metric_estimate(st.metric, ys, preds[role][mask], proba, labels, confidence=conf,
-                                        bootstrap_resamples=st.bootstrap_resamples, seed=st.seed).to_dict()
+            est[role] = metric_estimate(
+                st.metric,
+                ys,
+                preds[role][mask],
+                proba,
+                labels,
+                confidence=conf,
+                bootstrap_resamples=st.bootstrap_resamples,
+                seed=st.seed,
+            ).to_dict()
         if "champion" not in preds:
-            return SliceResult(**base, status="judged", challenger=est["challenger"],
-                               note="no champion: reported, not tested")
+            return SliceResult(
+                **base, status="judged", challenger=est["challenger"], note="no champion: reported, not tested"
+            )
         # Roles swapped: H0 "champion - challenger <= tolerance" (sign-adjusted); a small p
         # means the challenger is worse on this slice by more than the tolerance.
         pt = paired_metric_test(
-            st.metric, ys, preds["challenger"][mask], preds["champion"][mask],
+            st.metric,
+            ys,
+            preds["challenger"][mask],
+            preds["champion"][mask],
             None if probas["challenger"] is None else probas["challenger"][mask],
             None if probas["champion"] is None else probas["champion"][mask],
-            labels, st.alpha, st.tolerance, st.bootstrap_resamples, st.seed,
+            labels,
+            st.alpha,
+            st.tolerance,
+            st.bootstrap_resamples,
+            st.seed,
         )
     except ValueError as exc:
-        return SliceResult(**base, status="undefined", champion=est.get("champion"),
-                           challenger=est.get("challenger"), note=f"{st.metric} not computable: {exc}")
-    return SliceResult(**base, status="judged", champion=est["champion"], challenger=est["challenger"],
-                       effect=-pt.effect, effect_ci_low=-pt.ci_high, effect_ci_high=-pt.ci_low,
-                       method=pt.method, p_worse=pt.p_value)
+        return SliceResult(
+            **base,
+            status="undefined",
+            champion=est.get("champion"),
+            challenger=est.get("challenger"),
+            note=f"{st.metric} not computable: {exc}",
+        )
+    return SliceResult(
+        **base,
+        status="judged",
+        champion=est["champion"],
+        challenger=est["challenger"],
+        effect=-pt.effect,
+        effect_ci_low=-pt.ci_high,
+        effect_ci_high=-pt.ci_low,
+        method=pt.method,
+        p_worse=pt.p_value,
+    )
 
 
 def _p(p: float) -> str:
@@ -295,11 +359,14 @@ def evaluate_slices(
     col_info: dict[str, dict] = {}
     for column in columns:
         if column not in frame.columns:
-            col_info[column] = {"status": "column_missing",
-                                "note": f"column '{column}' is not in the held-out rows"}
+            col_info[column] = {"status": "column_missing", "note": f"column '{column}' is not in the held-out rows"}
             continue
-        groups, how = group_labels(frame[column].to_numpy(), bin_numeric=column in numeric_columns,
-                                   bins=numeric_bins, max_groups=max_slices_per_column)
+        groups, how = group_labels(
+            frame[column].to_numpy(),
+            bin_numeric=column in numeric_columns,
+            bins=numeric_bins,
+            max_groups=max_slices_per_column,
+        )
         if groups is None:
             col_info[column] = {"status": "too_many_values", "note": f"column '{column}' has {how}"}
             continue
@@ -318,7 +385,9 @@ def evaluate_slices(
     for column, info in col_info.items():
         if info["status"] != "ok":
             blocked = True
-            reasons.append(f"slice column '{column}' cannot be judged ({info['status']}): {info['note']}: not promoting")
+            reasons.append(
+                f"slice column '{column}' cannot be judged ({info['status']}): {info['note']}: not promoting"
+            )
     worse = [s for s in results if s.worse]
     for s in worse:
         blocked = True
@@ -327,24 +396,44 @@ def evaluate_slices(
     unjudged_text = ""
     if unjudged:
         # At most MAX_LISTED named in the sentence (it also goes into an MLflow tag); all are in ``slices``.
-        unjudged_text = "; not judged: " + ", ".join(
-            f"{s.label} ({s.rows} rows, {'too small to judge' if s.status == 'too_small' else s.status.replace('_', ' ')})"
-            for s in unjudged[:MAX_LISTED]) + (
-            f" and {len(unjudged) - MAX_LISTED} more" if len(unjudged) > MAX_LISTED else "")
+        unjudged_text = (
+            "; not judged: "
+            + ", ".join(
+                f"{s.label} ({s.rows} rows, {'too small to judge' if s.status == 'too_small' else s.status.replace('_', ' ')})"
+                for s in unjudged[:MAX_LISTED]
+            )
+            + (f" and {len(unjudged) - MAX_LISTED} more" if len(unjudged) > MAX_LISTED else "")
+        )
     judged = [s for s in results if s.status == "judged"]
     if cold:
-        reasons.append(f"slices: no champion, {len(judged)} slice(s) of {', '.join(columns)} reported "
-                       f"(challenger {metric} per slice), nothing to compare{unjudged_text}")
+        reasons.append(
+            f"slices: no champion, {len(judged)} slice(s) of {', '.join(columns)} reported "
+            f"(challenger {metric} per slice), nothing to compare{unjudged_text}"
+        )
     elif not worse:
         drops = [(s.effect, s.label, s.p_adjusted) for s in judged if s.effect is not None and s.p_adjusted is not None]
         drop = min(drops) if drops else None
-        detail = (f"; largest drop {drop[1]} {drop[0]:+.3f} (Holm-adjusted {_p(drop[2])})"
-                  if drop is not None and drop[0] < 0 else "")
-        reasons.append(f"slices: challenger not significantly worse on any of {len(judged)} judged slice(s) of "
-                       f"{', '.join(columns)} (paired {metric} tests, Holm at {alpha:g}){detail}{unjudged_text}")
+        detail = (
+            f"; largest drop {drop[1]} {drop[0]:+.3f} (Holm-adjusted {_p(drop[2])})"
+            if drop is not None and drop[0] < 0
+            else ""
+        )
+        reasons.append(
+            f"slices: challenger not significantly worse on any of {len(judged)} judged slice(s) of "
+            f"{', '.join(columns)} (paired {metric} tests, Holm at {alpha:g}){detail}{unjudged_text}"
+        )
     elif unjudged_text:
         reasons.append("slices" + unjudged_text)
-    return SliceReport(metric=metric, alpha=alpha, tolerance=tolerance, min_rows=min_rows,
-                       min_class_rows=min_class_rows, correction=CORRECTION,
-                       slices=tuple(results), columns=col_info, cold_start=cold, reasons=tuple(reasons),
-                       passed=not blocked)
+    return SliceReport(
+        metric=metric,
+        alpha=alpha,
+        tolerance=tolerance,
+        min_rows=min_rows,
+        min_class_rows=min_class_rows,
+        correction=CORRECTION,
+        slices=tuple(results),
+        columns=col_info,
+        cold_start=cold,
+        reasons=tuple(reasons),
+        passed=not blocked,
+    )

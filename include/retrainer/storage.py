@@ -12,8 +12,9 @@ import datetime as dt
 import io
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 
 class StorageError(RuntimeError):
@@ -51,7 +52,7 @@ def interval_token(start: dt.datetime, end: dt.datetime) -> str:
 
     def fmt(t: dt.datetime) -> str:
         if t.tzinfo is not None:
-            t = t.astimezone(dt.timezone.utc)
+            t = t.astimezone(dt.UTC)
         return t.strftime("%Y%m%dT%H%M%SZ")
 
     return f"{fmt(start)}_{fmt(end)}"
@@ -128,7 +129,7 @@ def _http_date(value: str | None) -> dt.datetime | None:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 class ObjectStore:
@@ -182,8 +183,9 @@ class ObjectStore:
     # lost a race with another conditional write on the same key with 409
     # ConditionalRequestConflict, and If-Match on a missing key with 404 NoSuchKey: for a
     # caller all three mean "the object is not the one you expected", never a transient fault.
-    _LOST_CONDITION = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409",
-                                 "NoSuchKey", "404", "NotFound"})
+    _LOST_CONDITION = frozenset(
+        {"PreconditionFailed", "ConditionalRequestConflict", "412", "409", "NoSuchKey", "404", "NotFound"}
+    )
 
     def _condition_failed(self, exc: Exception) -> bool:
         response = getattr(exc, "response", None) or {}
@@ -233,8 +235,9 @@ class ObjectStore:
         read (nothing written). Atomic on AWS S3 and MinIO; see ``locking`` for moto."""
         bucket, key = split_uri(uri)
         try:
-            r = self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
-                                       IfMatch=_quoted(etag))
+            r = self.client.put_object(
+                Bucket=bucket, Key=key, Body=data, ContentType=content_type, IfMatch=_quoted(etag)
+            )
         except self.client.exceptions.ClientError as exc:
             if self._condition_failed(exc):
                 return None

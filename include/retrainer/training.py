@@ -29,7 +29,7 @@ def training_window(interval_end: dt.datetime, window_weeks: int) -> tuple[dt.da
 
 def holdout_start(interval_end: dt.datetime, holdout_days: int) -> dt.date:
     """First day of the holdout: the last ``holdout_days`` days before the interval end."""
-    end = interval_end.astimezone(dt.timezone.utc) if interval_end.tzinfo else interval_end
+    end = interval_end.astimezone(dt.UTC) if interval_end.tzinfo else interval_end
     last_day = (end - dt.timedelta(microseconds=1)).date()
     return last_day - dt.timedelta(days=holdout_days - 1)
 
@@ -101,7 +101,9 @@ def build_pipeline(spec: ModelSpec) -> Any:
         raise TrainingError(f"training.params: {exc}") from None
     transformers = []
     if spec.features.numeric:
-        transformers.append(("numeric", SimpleImputer(strategy="median", keep_empty_features=True), spec.features.numeric))
+        transformers.append(
+            ("numeric", SimpleImputer(strategy="median", keep_empty_features=True), spec.features.numeric)
+        )
     if spec.features.categorical:
         cat = Pipeline(
             [
@@ -118,7 +120,9 @@ def fit_pipeline(spec: ModelSpec, train: Any) -> Any:
     target = spec.features.target
     y = train[target]
     if y.isna().any():
-        raise TrainingError(f"target column '{target}' has {int(y.isna().sum())} missing value(s) in the training window")
+        raise TrainingError(
+            f"target column '{target}' has {int(y.isna().sum())} missing value(s) in the training window"
+        )
     if len(train) < spec.training.min_train_rows:
         raise TrainingError(
             f"only {len(train)} training rows in the window (training.min_train_rows={spec.training.min_train_rows})"

@@ -44,9 +44,10 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from include.retrainer.errors import PermanentError
 
@@ -179,18 +180,14 @@ def load_suite_file(path: str | Path, *, validate: bool = False) -> list[dict]:
             raise SuiteError(f"suite file {str(p)!r}: top-level object has no 'expectations' list")
         items = data["expectations"]
         if not isinstance(items, list):
-            raise SuiteError(
-                f"suite file {str(p)!r}: 'expectations' must be a list, got {type(items).__name__}"
-            )
+            raise SuiteError(f"suite file {str(p)!r}: 'expectations' must be a list, got {type(items).__name__}")
     else:
         raise SuiteError(
-            f"suite file {str(p)!r}: expected a suite object or a list of expectations, "
-            f"got {type(data).__name__}"
+            f"suite file {str(p)!r}: expected a suite object or a list of expectations, got {type(data).__name__}"
         )
 
     expectations = [
-        _normalise_expectation(item, f"suite file {str(p)!r}, expectation #{i}")
-        for i, item in enumerate(items)
+        _normalise_expectation(item, f"suite file {str(p)!r}, expectation #{i}") for i, item in enumerate(items)
     ]
     if validate:
         check_expectations(expectations, source=f"suite file {str(p)!r}")
@@ -444,9 +441,8 @@ def _tolerated_note(exp: dict, gx_result: Any) -> str | None:
     mostly = exp["kwargs"].get("mostly")
     within = f" within mostly={mostly:g}" if isinstance(mostly, (int, float)) else ""
     examples = _examples(result.get("partial_unexpected_list"))
-    return (
-        f"{_label(exp)}: {int(count)} unexpected value(s) ({share.strip() or 'some'}) tolerated{within}"
-        + (f", e.g. {examples}" if examples else "")
+    return f"{_label(exp)}: {int(count)} unexpected value(s) ({share.strip() or 'some'}) tolerated{within}" + (
+        f", e.g. {examples}" if examples else ""
     )
 
 
@@ -505,7 +501,7 @@ def _convert_result(exp: dict, gx_result: Any, df_columns: set[str]) -> tuple[di
     return _json_safe(record), (_json_safe(failure) if failure is not None else None)
 
 
-def _data_notes(df: "pd.DataFrame", expectations: list[dict]) -> list[str]:
+def _data_notes(df: pd.DataFrame, expectations: list[dict]) -> list[str]:
     """Notes on acceptable batch properties no expectation reports.
 
     * exact duplicate rows: harmless for drift and training at a low rate, but a jump
@@ -533,7 +529,7 @@ def _data_notes(df: "pd.DataFrame", expectations: list[dict]) -> list[str]:
     return notes
 
 
-def _count_duplicated_rows(df: "pd.DataFrame") -> int:
+def _count_duplicated_rows(df: pd.DataFrame) -> int:
     """Exactly ``df.duplicated().sum()``, without factorizing every column of every row.
 
     A row that is unique in one column cannot repeat another row, so columns are checked one
@@ -559,7 +555,7 @@ def _count_duplicated_rows(df: "pd.DataFrame") -> int:
         return 0
 
 
-def _normalise_arrow_columns(df: "pd.DataFrame") -> "pd.DataFrame":
+def _normalise_arrow_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Convert ``pd.ArrowDtype`` columns to numpy-nullable dtypes GX understands.
 
     Returns the original object when there is nothing to convert (no copy).
@@ -713,9 +709,7 @@ def _prepared_suite(runtime: _GxRuntime, suite_name: str, expectations: list[dic
     """The GX suite for these expectations, registered once per (name, content)."""
     import great_expectations as gx
 
-    content_key = hashlib.sha256(
-        json.dumps(expectations, sort_keys=True, default=str).encode()
-    ).hexdigest()
+    content_key = hashlib.sha256(json.dumps(expectations, sort_keys=True, default=str).encode()).hexdigest()
     known = runtime.suites.get(suite_name)
     if known is not None and known.content_key == content_key:
         return known
@@ -761,8 +755,7 @@ def _write_data_docs(suite_result: Any, docs_dir: Path) -> Path:
     html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(suite_result))
     favicon = Path(great_expectations.__file__).parent / "render" / "view" / "static" / "images" / "favicon.ico"
     favicon_uri = (
-        "data:image/x-icon;base64," + base64.b64encode(favicon.read_bytes()).decode()
-        if favicon.is_file() else ""
+        "data:image/x-icon;base64," + base64.b64encode(favicon.read_bytes()).decode() if favicon.is_file() else ""
     )
 
     def local(match: re.Match) -> str:
@@ -780,12 +773,12 @@ def _write_data_docs(suite_result: Any, docs_dir: Path) -> Path:
 
 
 def validate_batch(
-    df: "pd.DataFrame",
+    df: pd.DataFrame,
     expectations: list[dict],
     suite_name: str,
     data_docs_dir: str | Path | None = None,
     run_name: str | None = None,
-    run_time: "datetime.datetime | None" = None,
+    run_time: datetime.datetime | None = None,
 ) -> ValidationReport:
     """Validate ``df`` against ``expectations`` and return a :class:`ValidationReport`.
 
@@ -807,8 +800,9 @@ def validate_batch(
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate_batch expects a pandas DataFrame, got {type(df).__name__}")
 
-    expectations = _dedupe([_normalise_expectation(e, f"suite {suite_name!r}, expectation #{i}")
-                            for i, e in enumerate(expectations)])
+    expectations = _dedupe(
+        [_normalise_expectation(e, f"suite {suite_name!r}, expectation #{i}") for i, e in enumerate(expectations)]
+    )
 
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.validator.v1_validator import Validator
@@ -860,7 +854,7 @@ def validate_batch(
         docs_dir = Path(data_docs_dir).resolve()
         docs_dir.mkdir(parents=True, exist_ok=True)
         # A fixed run name/time (e.g. the data interval) labels the page; re-runs overwrite it.
-        run_id = RunIdentifier(run_name=run_name, run_time=run_time or datetime.datetime.now(datetime.timezone.utc))
+        run_id = RunIdentifier(run_name=run_name, run_time=run_time or datetime.datetime.now(datetime.UTC))
         suite_result.meta["run_id"] = run_id
         suite_result.meta["validation_time"] = run_id.run_time
         suite_result.meta["batch_parameters"] = {"dataframe": "<in-memory DataFrame>"}

@@ -34,8 +34,13 @@ if TYPE_CHECKING:
     from include.retrainer.config import ModelSpec
 
 #: Upstream results the request shows (and the pending report is built from).
-REQUEST_INPUTS = (TaskId.FETCH_BATCH, TaskId.VALIDATE_BATCH, TaskId.DETECT_DRIFT, TaskId.TRAIN_CHALLENGER,
-                  TaskId.COMPARE_MODELS)
+REQUEST_INPUTS = (
+    TaskId.FETCH_BATCH,
+    TaskId.VALIDATE_BATCH,
+    TaskId.DETECT_DRIFT,
+    TaskId.TRAIN_CHALLENGER,
+    TaskId.COMPARE_MODELS,
+)
 
 
 class PromotionApproveOperator(HITLOperator):
@@ -61,9 +66,15 @@ class PromotionApproveOperator(HITLOperator):
             options=list(OPTIONS),
             defaults=[APPROVE if promotion.on_timeout == "promote" else REJECT],
             multiple=False,
-            params={COMMENT_PARAM: Param("", type="string", title="Comment",
-                                         description="Why you approve or reject: kept in the run summary, the "
-                                                     "champion history and the model version's description.")},
+            params={
+                COMMENT_PARAM: Param(
+                    "",
+                    type="string",
+                    title="Comment",
+                    description="Why you approve or reject: kept in the run summary, the "
+                    "champion history and the model version's description.",
+                )
+            },
             assigned_users=[{"id": user, "name": user} for user in promotion.approvers] or None,
             response_timeout=response_timeout,
             **kwargs,
@@ -111,8 +122,13 @@ class PromotionApproveOperator(HITLOperator):
         if "error" in event:
             if event.get("error_type") != "timeout":
                 return super().execute_complete(context, event)  # raises the provider's error
-            event = {"chosen_options": [], "params_input": {}, "responded_by_user": None,
-                     "responded_at": None, "timedout": True}
+            event = {
+                "chosen_options": [],
+                "params_input": {},
+                "responded_by_user": None,
+                "responded_at": None,
+                "timedout": True,
+            }
         elif not event.get("timedout"):
             self.validate_chosen_options(list(event.get("chosen_options") or []))
         decision = steps.finish_approval(self.object_store(), self.tracking_uri(), self.spec, ctx, version, event)

@@ -12,7 +12,6 @@ from include.retrainer.config import ModelSpec
 from include.retrainer.intervals import CRON_PRESETS
 from include.retrainer.tasks import RunParam, TaskId
 from retrain_ops.notifiers import run_story_callbacks
-from retrain_ops.outcome import FORCED_TASK, OUTCOME_DOCS, OUTCOME_TASKS, RunOutcomeOperator
 from retrain_ops.operators import (
     BatchValidateOperator,
     ChallengerRejectOperator,
@@ -26,9 +25,11 @@ from retrain_ops.operators import (
     RetrainBranchOperator,
     RunSummarizeOperator,
 )
+from retrain_ops.outcome import FORCED_TASK, OUTCOME_DOCS, OUTCOME_TASKS, RunOutcomeOperator
 
 PROMOTION_POOL = "model_promotion"
 TRAINING_POOL = "model_training"
+
 
 def run_params() -> dict[str, Param]:
     """Typed params: the UI's trigger form validates them before any task runs."""
@@ -64,9 +65,9 @@ def doc_md(spec: ModelSpec) -> str:
     return f"""
 ### Retraining: `{spec.name}`
 
-{spec.description or ''}
+{spec.description or ""}
 
-Weekly loop for the MLflow registered model **`{spec.name}`** (spec: `{spec.source_path.split('/')[-1]}`):
+Weekly loop for the MLflow registered model **`{spec.name}`** (spec: `{spec.source_path.split("/")[-1]}`):
 
 1. **fetch_batch**: daily partitions `s3://{spec.data.bucket}/{spec.data.prefix}/dt=YYYY-MM-DD/` of the data interval.
 2. **validate_batch**: Great Expectations suite; a failure stops the run (report and Data Docs kept).
@@ -83,7 +84,7 @@ Weekly loop for the MLflow registered model **`{spec.name}`** (spec: `{spec.sour
 9. **decide_outcome**: exactly one `mark_*` task succeeds per run (promoted, rejected,
    skipped_no_drift, skipped_insufficient_data; plus `mark_forced_run` on forced runs).
 
-Target `{feats.target}`; numeric {', '.join(feats.numeric) or '-'}; categorical {', '.join(feats.categorical) or '-'}.
+Target `{feats.target}`; numeric {", ".join(feats.numeric) or "-"}; categorical {", ".join(feats.categorical) or "-"}.
 
 **Params**: `force_retrain` (train even without drift), `allow_promotion` (false = evaluate only),
 `quarantine` (`skip` quarantined days, or `include` them again).
@@ -94,8 +95,10 @@ def approval_doc(spec: ModelSpec) -> str:
     if not spec.promotion.required:
         return ""
     effect = "promoted" if spec.promotion.on_timeout == "promote" else "not promoted"
-    return (f"**approve_promotion** (human approval, Required Actions; no answer within "
-            f"{spec.promotion.approval_timeout:g} h: {effect}), then ")
+    return (
+        f"**approve_promotion** (human approval, Required Actions; no answer within "
+        f"{spec.promotion.approval_timeout:g} h: {effect}), then "
+    )
 
 
 def timetable(schedule: str | None) -> CronDataIntervalTimetable | None:
@@ -122,7 +125,7 @@ def default_args(spec: ModelSpec) -> dict[str, Any]:
 
 
 def build_retrain_dag(spec: ModelSpec) -> DAG:
-    start = dt.datetime.combine(spec.start_date, dt.time(0), dt.timezone.utc)
+    start = dt.datetime.combine(spec.start_date, dt.time(0), dt.UTC)
     with DAG(
         dag_id=spec.dag_id,
         description=(spec.description or f"Retrain {spec.name}")[:200],
@@ -194,10 +197,14 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         [t for t in dag.tasks if t is not summarize] >> summarize
         # The grid's outcome rows: only after a summary (a failed run leaves them upstream_failed).
         outcome = RunOutcomeOperator(task_id=TaskId.DECIDE_OUTCOME, summary=summarize.output)
-        summarize >> outcome >> [
-            EmptyOperator(task_id=task_id, doc_md=OUTCOME_DOCS[task_id])
-            for task_id in (*OUTCOME_TASKS.values(), FORCED_TASK)
-        ]
+        (
+            summarize
+            >> outcome
+            >> [
+                EmptyOperator(task_id=task_id, doc_md=OUTCOME_DOCS[task_id])
+                for task_id in (*OUTCOME_TASKS.values(), FORCED_TASK)
+            ]
+        )
     return dag
 
 
@@ -214,8 +221,8 @@ def approval_task(spec: ModelSpec) -> Any:
         spec=spec,
         response_timeout=dt.timedelta(hours=spec.promotion.approval_timeout),
         doc_md=f"A person approves or rejects the promotion of a challenger that passed every gate "
-               f"(Required Actions). No answer within {spec.promotion.approval_timeout:g} h: "
-               f"{'promoted' if spec.promotion.on_timeout == 'promote' else 'not promoted'}.",
+        f"(Required Actions). No answer within {spec.promotion.approval_timeout:g} h: "
+        f"{'promoted' if spec.promotion.on_timeout == 'promote' else 'not promoted'}.",
     )
 
 

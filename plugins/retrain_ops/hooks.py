@@ -69,8 +69,8 @@ class ObjectStoreHook(BaseHook):
 
     @cached_property
     def store(self) -> Any:
-        from botocore.config import Config
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from botocore.config import Config
 
         from include.retrainer.storage import ObjectStore
 
@@ -84,8 +84,11 @@ class ObjectStoreHook(BaseHook):
         if configured is not None:
             config = config.merge(configured)
         hook = S3Hook(aws_conn_id=self.aws_conn_id, config=config)
-        return ObjectStore(hook.get_conn(), dvc_remote=self.dvc_remote_from(base.conn_config.extra_config),
-                           credentials=hook.get_credentials())
+        return ObjectStore(
+            hook.get_conn(),
+            dvc_remote=self.dvc_remote_from(base.conn_config.extra_config),
+            credentials=hook.get_credentials(),
+        )
 
     @staticmethod
     def dvc_remote_from(extra: Any) -> str | None:

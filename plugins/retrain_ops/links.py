@@ -12,7 +12,8 @@ Browser addresses come from ``include.retrainer.public_urls`` (env
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from airflow.sdk import BaseOperatorLink
 
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 STORY_KEY = "story"
 
 
-def link_url(name: str, result: Mapping[str, Any] | None, story: Mapping[str, Any] | None,
-             model: str | None, urls: Any) -> str:
+def link_url(
+    name: str, result: Mapping[str, Any] | None, story: Mapping[str, Any] | None, model: str | None, urls: Any
+) -> str:
     """The URL of link ``name`` from a task's return value and/or the run story; "" if none."""
     result = result if isinstance(result, Mapping) else {}
     story = story if isinstance(story, Mapping) else {}
@@ -92,4 +94,11 @@ class DataDocsLink(_RetrainLink):
     name = "Data Docs"
 
 
-ALL_LINKS = (MlflowRunLink, ChallengerVersionLink, ChampionVersionLink, RunReportLink, ValidationReportLink, DataDocsLink)
+ALL_LINKS = (
+    MlflowRunLink,
+    ChallengerVersionLink,
+    ChampionVersionLink,
+    RunReportLink,
+    ValidationReportLink,
+    DataDocsLink,
+)

@@ -37,8 +37,7 @@ def send_points(points: list[Any], backend: Any = None) -> tuple[int, list[str]]
     return sent, errors
 
 
-def emit_run_metrics(summary: dict, primary_metric: str | None = None, *, log: Any = None,
-                     backend: Any = None) -> int:
+def emit_run_metrics(summary: dict, primary_metric: str | None = None, *, log: Any = None, backend: Any = None) -> int:
     """Emit the metrics of one run summary; returns how many were handed to the backend.
 
     Never raises: a metrics backend that is down or misconfigured is a warning in the task log.
@@ -53,8 +52,12 @@ def emit_run_metrics(summary: dict, primary_metric: str | None = None, *, log: A
         log.warning("run metrics not emitted (monitoring never fails a run): %s: %s", type(exc).__name__, exc)
         return 0
     if errors:
-        log.warning("%d of %d run metric(s) not emitted (monitoring never fails a run); first: %s",
-                    len(errors), len(points), errors[0])
+        log.warning(
+            "%d of %d run metric(s) not emitted (monitoring never fails a run); first: %s",
+            len(errors),
+            len(points),
+            errors[0],
+        )
     else:
         log.info("emitted %d run metric(s) for model %s (Airflow [metrics] backend)", sent, summary.get("model"))
     return sent

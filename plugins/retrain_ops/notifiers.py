@@ -19,7 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
@@ -64,24 +65,42 @@ class RunStoryNotifier(BaseNotifier):
         # The summary was never written (e.g. the object store is down): say what is known.
         dag_run = context.get("dag_run")
         error = context.get("exception")
-        return {"links": {}, "summary": {
-            "model": self.model, "decision": "failed", "decision_code": "failed",
-            "dag_id": getattr(dag_run, "dag_id", None), "dag_run_id": getattr(dag_run, "run_id", None),
-            "data_interval_start": context.get("data_interval_start"), "data_interval_end": context.get("data_interval_end"),
-            "reasons": [f"the run summary could not be written: {error}" if error else "the run summary is missing"],
-        }}
+        return {
+            "links": {},
+            "summary": {
+                "model": self.model,
+                "decision": "failed",
+                "decision_code": "failed",
+                "dag_id": getattr(dag_run, "dag_id", None),
+                "dag_run_id": getattr(dag_run, "run_id", None),
+                "data_interval_start": context.get("data_interval_start"),
+                "data_interval_end": context.get("data_interval_end"),
+                "reasons": [
+                    f"the run summary could not be written: {error}" if error else "the run summary is missing"
+                ],
+            },
+        }
 
     # -- delivery ---------------------------------------------------------------------------
     def channel_notifier(self, channel: str, message: Any) -> BaseNotifier:
         if channel == "email":
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-            return SmtpNotifier(to=list(self.config.email), from_email=self.config.email_from, subject=message.subject,
-                                html_content=message.html, smtp_conn_id=self.config.smtp_conn_id)
+            return SmtpNotifier(
+                to=list(self.config.email),
+                from_email=self.config.email_from,
+                subject=message.subject,
+                html_content=message.html,
+                smtp_conn_id=self.config.smtp_conn_id,
+            )
         from airflow.providers.http.notifications.http import HttpNotifier
 
-        return HttpNotifier(http_conn_id=self.config.webhook_conn_id or "", endpoint=self.config.webhook_endpoint or None,
-                            json=message.webhook_payload(), headers={"Content-Type": "application/json"})
+        return HttpNotifier(
+            http_conn_id=self.config.webhook_conn_id or "",
+            endpoint=self.config.webhook_endpoint or None,
+            json=message.webhook_payload(),
+            headers={"Content-Type": "application/json"},
+        )
 
     def deliver(self, channel: str, message: Any, context: Mapping[str, Any]) -> dict:
         attempts, error = 0, None
@@ -93,12 +112,22 @@ class RunStoryNotifier(BaseNotifier):
                 break
             except Exception as exc:
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-                log.warning("notification via %s failed (attempt %d of %d): %s", channel, attempts,
-                            self.config.retries + 1, error)
+                log.warning(
+                    "notification via %s failed (attempt %d of %d): %s",
+                    channel,
+                    attempts,
+                    self.config.retries + 1,
+                    error,
+                )
                 if attempt < self.config.retries:
-                    self._sleep(self.config.retry_delay_seconds * (2 ** attempt))
-        return {"channel": channel, "ok": error is None, "attempts": attempts, "error": error,
-                "at": dt.datetime.now(dt.timezone.utc).isoformat()}
+                    self._sleep(self.config.retry_delay_seconds * (2**attempt))
+        return {
+            "channel": channel,
+            "ok": error is None,
+            "attempts": attempts,
+            "error": error,
+            "at": dt.datetime.now(dt.UTC).isoformat(),
+        }
 
     def notify(self, context: Mapping[str, Any]) -> None:
         try:
@@ -112,8 +141,12 @@ class RunStoryNotifier(BaseNotifier):
         story = self.story(context)
         summary = story["summary"]
         if not should_notify(self.config, summary):
-            log.info("no notification for decision %s (notify.on: %s; channels: %s)", summary.get("decision"),
-                     ", ".join(self.config.on), ", ".join(self.config.channels) or "none")
+            log.info(
+                "no notification for decision %s (notify.on: %s; channels: %s)",
+                summary.get("decision"),
+                ", ".join(self.config.on),
+                ", ".join(self.config.channels) or "none",
+            )
             return []
         message = build_message(summary, story.get("links"))
         results = [self.deliver(channel, message, context) for channel in self.config.channels]
@@ -121,7 +154,9 @@ class RunStoryNotifier(BaseNotifier):
             if r["ok"]:
                 log.info("notification sent via %s: %s", r["channel"], message.subject)
             else:
-                log.error("notification via %s NOT delivered after %d attempt(s): %s", r["channel"], r["attempts"], r["error"])
+                log.error(
+                    "notification via %s NOT delivered after %d attempt(s): %s", r["channel"], r["attempts"], r["error"]
+                )
         self.record(summary.get("summary_uri"), results)
         return results
 
@@ -133,8 +168,11 @@ class RunStoryNotifier(BaseNotifier):
             from include.retrainer.run_story import append_to_summary
             from retrain_ops.hooks import ObjectStoreHook
 
-            store = ObjectStoreHook(aws_conn_id=self.artifacts_conn_id).store if self.artifacts_conn_id else \
-                ObjectStoreHook().store
+            store = (
+                ObjectStoreHook(aws_conn_id=self.artifacts_conn_id).store
+                if self.artifacts_conn_id
+                else ObjectStoreHook().store
+            )
             append_to_summary(store, summary_uri, "notifications", results)
         except Exception as exc:
             log.warning("could not record the notification outcome in %s: %s", summary_uri, exc)

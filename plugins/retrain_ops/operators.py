@@ -155,7 +155,7 @@ class RetrainBaseOperator(BaseOperator):
                     "try_number": ctx.try_number,
                     "error": message,
                     "duration_seconds": None if seconds is None else round(seconds, 3),
-                    "at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    "at": dt.datetime.now(dt.UTC).isoformat(),
                 },
             )
         except Exception as record_exc:  # storage may be what failed
@@ -359,8 +359,13 @@ class RunSummarizeOperator(RetrainBaseOperator):
 
     ui_color = "#e2e3e5"
     # Resolved from the run story (XCom "story"), so they exist on failed runs too.
-    operator_extra_links = (RunReportLink(), MlflowRunLink(), ChallengerVersionLink(), ChampionVersionLink(),
-                            DataDocsLink())
+    operator_extra_links = (
+        RunReportLink(),
+        MlflowRunLink(),
+        ChallengerVersionLink(),
+        ChampionVersionLink(),
+        DataDocsLink(),
+    )
     links_from_story = True
     template_fields: Sequence[str] = (*RetrainBaseOperator.template_fields, "results")
 
@@ -387,8 +392,12 @@ class RunSummarizeOperator(RetrainBaseOperator):
         summary = steps.summarize_run(
             store, tracking_uri, self.spec, ctx, steps.RunResults.from_xcom(results), failed, failed_durations
         )
-        self.log.info("run summary: decision=%s; %s -> %s", summary["decision"], summary["summary_uri"],
-                      "; ".join(summary["reasons"]))
+        self.log.info(
+            "run summary: decision=%s; %s -> %s",
+            summary["decision"],
+            summary["summary_uri"],
+            "; ".join(summary["reasons"]),
+        )
         from retrain_ops.metrics import emit_run_metrics  # never raises: monitoring cannot fail a run
 
         emit_run_metrics(summary, self.spec.comparison.primary_metric, log=self.log)
@@ -397,10 +406,15 @@ class RunSummarizeOperator(RetrainBaseOperator):
         story = tell_run_story(self, context, store, tracking_uri, summary)
         if summary["decision"] == "failed":
             raise AirflowFailException("run failed: " + "; ".join(summary["reasons"]))
-        return {"decision": summary["decision"], "decision_code": summary.get("decision_code"),
-                "trigger": summary.get("trigger"),
-                "summary_uri": summary["summary_uri"], "champion_version_after": summary["champion_version_after"],
-                "headline": summary.get("headline"), **story}
+        return {
+            "decision": summary["decision"],
+            "decision_code": summary.get("decision_code"),
+            "trigger": summary.get("trigger"),
+            "summary_uri": summary["summary_uri"],
+            "champion_version_after": summary["champion_version_after"],
+            "headline": summary.get("headline"),
+            **story,
+        }
 
     def _failed_tasks(self, context: Context, ctx: Any) -> tuple[dict[str, str], dict[str, float]]:
         """Upstream tasks that failed in this run, with their recorded error line and duration."""

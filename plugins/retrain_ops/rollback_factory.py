@@ -76,7 +76,7 @@ def build_rollback_dag(spec: ModelSpec) -> DAG:
         dag_id=rollback_dag_id(spec),
         description=f"Roll the champion of {spec.name} back to an earlier validated version"[:200],
         schedule=None,
-        start_date=dt.datetime.combine(spec.start_date, dt.time(0), dt.timezone.utc),
+        start_date=dt.datetime.combine(spec.start_date, dt.time(0), dt.UTC),
         catchup=False,
         max_active_runs=1,
         default_args=default_args(spec),

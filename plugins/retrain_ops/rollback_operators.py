@@ -60,7 +60,10 @@ class ChampionRollbackOperator(RetrainBaseOperator):
         result = rollback(client, self.object_store(), self.spec, target, str(reason), ctx.run_id, ctx.dag_id)
         self.log.info(
             "champion of '%s': v%s -> v%s (%s); history record %s",
-            self.spec.name, result["champion_before"], result["champion_after"], result["source"],
+            self.spec.name,
+            result["champion_before"],
+            result["champion_after"],
+            result["source"],
             result["history_uri"],
         )
         return result

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ def set_run_note(dag_id: str, run_id: str, note: str, conn_id: str = NOTE_CONN_I
             token = http.post(f"{base}/auth/token", json={"username": conn.login, "password": conn.password or ""})
             token.raise_for_status()
             headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-            url = (f"{base}/api/v2/dags/{urllib.parse.quote(dag_id, safe='')}/dagRuns/"
-                   f"{urllib.parse.quote(run_id, safe='')}")
+            url = (
+                f"{base}/api/v2/dags/{urllib.parse.quote(dag_id, safe='')}/dagRuns/"
+                f"{urllib.parse.quote(run_id, safe='')}"
+            )
             resp = http.patch(url, params={"update_mask": "note"}, json={"note": note[:1000]}, headers=headers)
             resp.raise_for_status()
         return None
@@ -54,8 +57,9 @@ def set_run_note(dag_id: str, run_id: str, note: str, conn_id: str = NOTE_CONN_I
         return f"setting the run note failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
 
 
-def tell_run_story(operator: Any, context: Mapping[str, Any], store: Any, tracking_uri: str | None,
-                   summary: Mapping[str, Any]) -> dict:
+def tell_run_story(
+    operator: Any, context: Mapping[str, Any], store: Any, tracking_uri: str | None, summary: Mapping[str, Any]
+) -> dict:
     """Report, MLflow copies and links (``write_run_story``), XCom ``story``, run note.
 
     Called by the summarize task after summary.json is written; never raises, so the

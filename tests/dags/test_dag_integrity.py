@@ -27,8 +27,8 @@ import pytest
 import yaml
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import CronDataIntervalTimetable, TriggerRule
+from retrain_ops.dag_factory import build_retrain_dag
 
-from include.retrainer.config import load_all, load_spec
 from include.demo.data import (
     TICKETS_CATEGORICAL,
     TICKETS_CLASSES,
@@ -36,7 +36,7 @@ from include.demo.data import (
     TICKETS_TARGET,
     TICKETS_TIMESTAMP,
 )
-from retrain_ops.dag_factory import build_retrain_dag
+from include.retrainer.config import load_all, load_spec
 from include.retrainer.tasks import RESULT_TASKS, RunParam, TaskId
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,13 +75,31 @@ EXPECTED_UPSTREAM: dict[str, set[str]] = {
     TaskId.MARK_FORCED_RUN: {TaskId.DECIDE_OUTCOME},
 }
 #: Tasks after summarize_run (it waits for every other task).
-OUTCOME_TASKS = {TaskId.DECIDE_OUTCOME, TaskId.MARK_PROMOTED, TaskId.MARK_REJECTED, TaskId.MARK_SKIPPED_NO_DRIFT,
-                 TaskId.MARK_SKIPPED_INSUFFICIENT_DATA, TaskId.MARK_FORCED_RUN}
+OUTCOME_TASKS = {
+    TaskId.DECIDE_OUTCOME,
+    TaskId.MARK_PROMOTED,
+    TaskId.MARK_REJECTED,
+    TaskId.MARK_SKIPPED_NO_DRIFT,
+    TaskId.MARK_SKIPPED_INSUFFICIENT_DATA,
+    TaskId.MARK_FORCED_RUN,
+}
 EXPECTED_TASKS = {*EXPECTED_UPSTREAM, TaskId.SUMMARIZE_RUN}
 #: verb_noun task ids; a new verb is a deliberate addition here, not an accident.
 TASK_VERBS = {
-    "fetch", "validate", "detect", "decide", "train", "skip", "compare", "approve",
-    "promote", "reject", "summarize", "wait", "rollback", "mark",
+    "fetch",
+    "validate",
+    "detect",
+    "decide",
+    "train",
+    "skip",
+    "compare",
+    "approve",
+    "promote",
+    "reject",
+    "summarize",
+    "wait",
+    "rollback",
+    "mark",
 }
 TASK_ID_RE = re.compile(r"^(?P<verb>[a-z]+)_[a-z]+(?:_[a-z]+)*$")
 
@@ -133,7 +151,9 @@ def dagbag_in_subprocess(models_dir: Path, out_dir: Path) -> dict[str, Any]:
         text=True,
         timeout=180,
     )
-    assert proc.returncode == 0 and out.is_file(), f"DagBag subprocess failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0 and out.is_file(), (
+        f"DagBag subprocess failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     return json.loads(out.read_text())
 
 
@@ -220,7 +240,9 @@ def test_task_ids_are_verb_noun(dagbag: DagBag) -> None:
         for task_id in dag.task_ids:
             m = TASK_ID_RE.match(task_id)
             assert m, f"{dag_id}.{task_id} is not verb_noun snake_case"
-            assert m["verb"] in TASK_VERBS, f"{dag_id}.{task_id}: '{m['verb']}' is not a known verb {sorted(TASK_VERBS)}"
+            assert m["verb"] in TASK_VERBS, (
+                f"{dag_id}.{task_id}: '{m['verb']}' is not a known verb {sorted(TASK_VERBS)}"
+            )
 
 
 def test_retraining_chain(churn_dag: Any) -> None:
@@ -308,8 +330,12 @@ def test_required_approval_adds_a_human_step_before_promotion(tmp_path: Path) ->
     """promotion.approval: required puts approve_promotion (HITL) between the gates and the move;
     the rest of the DAG is the one without approval."""
     raw = churn_raw_with_absolute_suite()
-    raw["promotion"] = {"approval": "required", "approval_timeout": "2d", "on_timeout": "reject",
-                        "approvers": ["alice"]}
+    raw["promotion"] = {
+        "approval": "required",
+        "approval_timeout": "2d",
+        "on_timeout": "reject",
+        "approvers": ["alice"],
+    }
     dag = build_retrain_dag(load_spec(write_spec(tmp_path, raw)))
     from airflow.providers.standard.operators.hitl import HITLOperator
 
@@ -321,8 +347,11 @@ def test_required_approval_adds_a_human_step_before_promotion(tmp_path: Path) ->
     assert set(approve.params) == {"comment"}
     upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks if t.task_id != TaskId.SUMMARIZE_RUN}
     # promote_challenger reads the comparison and the decision as XComArgs (direct dependencies).
-    assert upstream == {**EXPECTED_UPSTREAM, TaskId.APPROVE_PROMOTION: {TaskId.DECIDE_PROMOTION},
-                        TaskId.PROMOTE_CHALLENGER: {TaskId.APPROVE_PROMOTION, TaskId.COMPARE_MODELS}}
+    assert upstream == {
+        **EXPECTED_UPSTREAM,
+        TaskId.APPROVE_PROMOTION: {TaskId.DECIDE_PROMOTION},
+        TaskId.PROMOTE_CHALLENGER: {TaskId.APPROVE_PROMOTION, TaskId.COMPARE_MODELS},
+    }
     promote = dag.get_task(TaskId.PROMOTE_CHALLENGER)
     assert promote.approval.operator is approve and promote.comparison.operator.task_id == TaskId.COMPARE_MODELS
     assert dag.get_task(TaskId.DECIDE_PROMOTION).promote_task_id == TaskId.APPROVE_PROMOTION
@@ -414,8 +443,10 @@ def test_each_dag_file_parses_within_budget(parse_figures: dict[str, Any]) -> No
     """
     import statistics
 
-    print(f"\nAirflow baseline import: {parse_figures['baseline_s'] * 1000:.0f} ms; "
-          f"other packages imported by parsing: {parse_figures['other_new_packages'] or 'none'}")
+    print(
+        f"\nAirflow baseline import: {parse_figures['baseline_s'] * 1000:.0f} ms; "
+        f"other packages imported by parsing: {parse_figures['other_new_packages'] or 'none'}"
+    )
     slow = {}
     for path, times in parse_figures["runs_s"].items():
         best, median = min(times), statistics.median(times)
@@ -488,10 +519,11 @@ def test_second_model_with_other_columns_gets_its_own_dag(tmp_path: Path) -> Non
         },
         "validation": {
             "expectations": [
-                {"type": "expect_column_values_to_be_in_set",
-                 "kwargs": {"column": TICKETS_TARGET, "value_set": TICKETS_CLASSES}},
-                {"type": "expect_column_values_to_be_between",
-                 "kwargs": {"column": "response_hours", "min_value": 0}},
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {"column": TICKETS_TARGET, "value_set": TICKETS_CLASSES},
+                },
+                {"type": "expect_column_values_to_be_between", "kwargs": {"column": "response_hours", "min_value": 0}},
             ]
         },
         "training": {

@@ -14,7 +14,7 @@ from include.retrainer.storage import split_uri
 
 
 def week(start: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    s = dt.datetime.combine(start, dt.time(0), dt.timezone.utc)
+    s = dt.datetime.combine(start, dt.time(0), dt.UTC)
     return s, s + dt.timedelta(weeks=1)
 
 

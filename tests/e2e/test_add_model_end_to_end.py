@@ -32,15 +32,17 @@ def orders_csv(path: Path, days: int = 14, per_day: int = 300, seed: int = 3) ->
     visits = rng.poisson(3, n)
     channel = rng.choice(["web", "app", "store"], n, p=[0.5, 0.3, 0.2])
     logit = 0.02 * (basket - 80) + 0.4 * (visits - 3) + np.where(channel == "app", 0.8, 0.0)
-    df = pd.DataFrame({
-        "order_id": np.arange(n),
-        "ordered_at": ts.strftime("%Y-%m-%d %H:%M:%S"),
-        "basket_value": basket.round(2),
-        "visits_30d": visits,
-        "channel": channel,
-        "comment": [f"order {i} comment" for i in range(n)],
-        "returned": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
-    })
+    df = pd.DataFrame(
+        {
+            "order_id": np.arange(n),
+            "ordered_at": ts.strftime("%Y-%m-%d %H:%M:%S"),
+            "basket_value": basket.round(2),
+            "visits_30d": visits,
+            "channel": channel,
+            "comment": [f"order {i} comment" for i in range(n)],
+            "returned": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
+        }
+    )
     df.to_csv(path, index=False)
     return df
 
@@ -49,10 +51,19 @@ def test_add_model_then_the_new_dag_runs_two_weeks(stack, tmp_path, monkeypatch)
     models, suites = tmp_path / "include" / "models", tmp_path / "include" / "suites"
     df = orders_csv(tmp_path / "orders.csv")
     lines: list[str] = []
-    result = cli.add_model("orders_e2e", tmp_path / "orders.csv", target="returned", s3_client=stack["s3"],
-                           models_dir=models, suites_dir=suites, say=lines.append)
+    result = cli.add_model(
+        "orders_e2e",
+        tmp_path / "orders.csv",
+        target="returned",
+        s3_client=stack["s3"],
+        models_dir=models,
+        suites_dir=suites,
+        say=lines.append,
+    )
     assert result.inference.timestamp == "ordered_at"
-    assert set(result.inference.numeric) == {"basket_value", "visits_30d"} and result.inference.categorical == ("channel",)
+    assert set(result.inference.numeric) == {"basket_value", "visits_30d"} and result.inference.categorical == (
+        "channel",
+    )
     assert any("order_id" in line and "identifier" in line for line in lines)
     assert len(result.uploaded) == 14
 

@@ -44,8 +44,11 @@ pytestmark = pytest.mark.timeout(1200)
 
 
 def _api(base: str, path: str, token: str | None = None, data: dict | None = None, method: str | None = None):
-    req = urllib.request.Request(base + path, data=json.dumps(data).encode() if data is not None else None,
-                                 method=method or ("POST" if data is not None else "GET"))
+    req = urllib.request.Request(
+        base + path,
+        data=json.dumps(data).encode() if data is not None else None,
+        method=method or ("POST" if data is not None else "GET"),
+    )
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
@@ -70,8 +73,12 @@ def api_server(stack, state_dir):
         "AIRFLOW__API__HOST": "127.0.0.1",
     }
     airflow = str(Path(sys.executable).parent / "airflow")
-    proc = services.spawn([airflow, "api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1", "--apps", "core"],
-                          state_dir / "logs" / "approval-api-server.log", env=env, cwd=home)
+    proc = services.spawn(
+        [airflow, "api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1", "--apps", "core"],
+        state_dir / "logs" / "approval-api-server.log",
+        env=env,
+        cwd=home,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         services.wait_http(f"{base}/api/v2/monitor/health", 180, proc, "airflow api-server")
@@ -102,13 +109,18 @@ class Responder(threading.Thread):
             token = token_for(self.base, self.user)
             deadline = time.monotonic() + self.timeout
             while time.monotonic() < deadline:
-                code, body = _api(self.base, f"/api/v2/dags/{DAG_ID}/dagRuns/~/hitlDetails?response_received=false",
-                                  token)
+                code, body = _api(
+                    self.base, f"/api/v2/dags/{DAG_ID}/dagRuns/~/hitlDetails?response_received=false", token
+                )
                 assert code == 200, body
                 # Answer once the task is parked, as a person would: on SQLite (no row locks) an answer
                 # racing the park transition can be recorded without resuming the task.
-                pending = [d for d in body["hitl_details"] if d["task_instance"]["task_id"] == "approve_promotion"
-                           and d["task_instance"]["state"] == "awaiting_input"]
+                pending = [
+                    d
+                    for d in body["hitl_details"]
+                    if d["task_instance"]["task_id"] == "approve_promotion"
+                    and d["task_instance"]["state"] == "awaiting_input"
+                ]
                 if pending:
                     self.request = pending[0]
                     try:
@@ -123,9 +135,14 @@ class Responder(threading.Thread):
             self.error = exc
 
     def respond(self, token: str, run_id: str) -> tuple[int, dict]:
-        return _api(self.base, f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.request.quote(run_id, safe='')}"
-                               "/taskInstances/approve_promotion/-1/hitlDetails",
-                    token, {"chosen_options": [self.option], "params_input": {"comment": self.comment}}, "PATCH")
+        return _api(
+            self.base,
+            f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.request.quote(run_id, safe='')}"
+            "/taskInstances/approve_promotion/-1/hitlDetails",
+            token,
+            {"chosen_options": [self.option], "params_input": {"comment": self.comment}},
+            "PATCH",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +154,12 @@ def world(stack, api_server, tmp_path_factory):
     # Every challenger passes the gates, so each week reaches the approval step.
     raw["comparison"].update({"floor": None, "policy": "non_inferiority", "non_inferiority_margin": 1.0})
     # The weeks lie in the past: approve them anyway (by default a superseded week expires unasked).
-    raw["promotion"] = {"approval": "required", "approval_timeout": "2h", "approvers": ["alice", "bob"],
-                        "expire_superseded": False}
+    raw["promotion"] = {
+        "approval": "required",
+        "approval_timeout": "2h",
+        "approvers": ["alice", "bob"],
+        "expire_superseded": False,
+    }
     models = tmp_path_factory.mktemp("approval_models")
     (models / f"{MODEL}.yaml").write_text(yaml.safe_dump(raw))
     frames = demo_data.generate_churn(W1, days=21, rows_per_day=700)
@@ -184,7 +205,7 @@ def test_approve_reject_and_a_stale_approval(world, api_server, stack, monkeypat
     assert move["approval"]["decided_by"] == "alice" and move["approval"]["comment"] == "checked the holdout metrics"
     mv = client.get_model_version(MODEL, v1)
     assert mv.tags["retrain.approval"] == "approved" and mv.tags["retrain.approval_by"] == "alice"
-    assert 'Approved by alice at' in mv.description and '"checked the holdout metrics"' in mv.description
+    assert "Approved by alice at" in mv.description and '"checked the holdout metrics"' in mv.description
     # The decision is kept keyed by (model, interval, challenger version) for re-runs.
     bucket, key = split_uri(s1["summary_uri"].rsplit("/", 1)[0] + f"/approval_v{v1}.json")
     assert json.loads(stack["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())["outcome"] == "approved"
@@ -214,9 +235,15 @@ def test_approve_reject_and_a_stale_approval(world, api_server, stack, monkeypat
         other = client.create_run(exp, run_name="another_deployment")
         client.log_text(other.info.run_id, "x", "model/placeholder.txt")
         client.set_terminated(other.info.run_id)
-        mv = client.create_model_version(MODEL, f"runs:/{other.info.run_id}/model", run_id=other.info.run_id, tags={
-            "retrain.data_interval_start": (end - dt.timedelta(weeks=1)).isoformat(),
-            "retrain.data_interval_end": end.isoformat()})
+        mv = client.create_model_version(
+            MODEL,
+            f"runs:/{other.info.run_id}/model",
+            run_id=other.info.run_id,
+            tags={
+                "retrain.data_interval_start": (end - dt.timedelta(weeks=1)).isoformat(),
+                "retrain.data_interval_end": end.isoformat(),
+            },
+        )
         client.set_registered_model_alias(MODEL, "champion", mv.version)
         newer["version"] = str(mv.version)
 

@@ -31,9 +31,10 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -124,14 +125,22 @@ def odd_spec_dict() -> dict:
         "schema_checks": True,
         "expectations": [
             {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": n["churned"], "value_set": [0, 1]}},
-            {"type": "expect_column_values_to_be_between",
-             "kwargs": {"column": n["monthly_charges"], "min_value": 10, "max_value": 300, "mostly": 0.99}},
-            {"type": "expect_column_values_to_be_in_set",
-             "kwargs": {"column": n["region"], "value_set": demo_data.CHURN_REGIONS, "mostly": 0.99}},
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": n["monthly_charges"], "min_value": 10, "max_value": 300, "mostly": 0.99},
+            },
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": n["region"], "value_set": demo_data.CHURN_REGIONS, "mostly": 0.99},
+            },
         ],
     }
-    raw["drift"]["gate"] = {"min_importance_share": 0.2, "critical_features": [n["monthly_charges"]],
-                            "max_champion_age_weeks": None, "prediction_drift": False}
+    raw["drift"]["gate"] = {
+        "min_importance_share": 0.2,
+        "critical_features": [n["monthly_charges"]],
+        "max_champion_age_weeks": None,
+        "prediction_drift": False,
+    }
     return raw
 
 
@@ -373,7 +382,7 @@ def _duplicated_rows(f: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
 def _nan_inf_rare(f: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     rows = _pick(f, rng, 0.015)
     f = _set(f, "usage_hours", rows[: len(rows) * 2 // 3], np.nan)
-    return _set(f, "usage_hours", rows[len(rows) * 2 // 3:], np.inf)
+    return _set(f, "usage_hours", rows[len(rows) * 2 // 3 :], np.inf)
 
 
 def seed_zero_rows(w: World, start: dt.date) -> None:
@@ -393,39 +402,114 @@ def seed_tiny(w: World, start: dt.date) -> None:
 # (case id, week offset, seeder, failing task, error type, needles in the one-line reason)
 # Needles may use {d0}..{d6} (the week's days) and {prefix} (s3://raw-data/baddata).
 FAILURES = [
-    ("missing_partition", 1, seed_nothing, TaskId.FETCH_BATCH, "NoPartitionsError",
-     ["no data partitions under {prefix}/dt=...", "{d0} .. {d6}", "7 day(s) expected"]),
-    ("empty_file_zero_bytes", 2, seed_zero_byte_file, TaskId.FETCH_BATCH, "BadPartitionError",
-     ["empty file (0 bytes): {prefix}/dt={d2}/part-000.parquet"]),
-    ("empty_partitions_zero_rows", 3, seed_zero_rows, TaskId.VALIDATE_BATCH, "DataValidationFailed",
-     ["expect_table_row_count_to_be_between observed 0"]),
-    ("truncated_parquet", 4, seed_truncated_parquet, TaskId.FETCH_BATCH, "BadPartitionError",
-     ["cannot read {prefix}/dt={d3}/part-000.parquet as Parquet", "corrupt"]),
-    ("csv_wrong_delimiter", 5, seed_semicolon_csv, TaskId.FETCH_BATCH, "BadPartitionError",
-     ["{prefix}/dt={d0}/part-000.csv", "delimited by ';'", "data.csv_delimiter=','"]),
-    ("missing_column", 6, _mutate(lambda f, rng: f.drop(columns=["monthly_charges"])), TaskId.VALIDATE_BATCH,
-     "DataValidationFailed", ["expect_column_to_exist(monthly_charges) missing column(s): monthly_charges"]),
-    ("strings_in_numeric_column", 7, _mutate(_strings_in_numeric), TaskId.VALIDATE_BATCH, "DataValidationFailed",
-     ["expect_column_values_to_be_in_type_list(monthly_charges) observed str"]),
-    ("all_null_column", 8, _mutate(lambda f, rng: f.assign(usage_hours=np.nan)), TaskId.VALIDATE_BATCH,
-     "DataValidationFailed", ["expect_column_values_to_not_be_null(usage_hours) observed 100% unexpected"]),
-    ("nan_in_required_column", 9, _mutate(lambda f, rng: _set(f, "monthly_charges", _pick(f, rng, 0.02), np.nan)),
-     TaskId.VALIDATE_BATCH, "DataValidationFailed", ["expect_column_values_to_not_be_null(monthly_charges) observed 2"]),
-    ("outlier_flood", 10, _mutate(lambda f, rng: _set(f, "monthly_charges", _pick(f, rng, 0.05), 1e6)),
-     TaskId.VALIDATE_BATCH, "DataValidationFailed",
-     ["expect_column_values_to_be_between(monthly_charges) observed 5", "e.g. 1000000.0"]),
-    ("new_category_flood", 11, _mutate(lambda f, rng: _set(f, "region", _pick(f, rng, 0.3), "atlantis")),
-     TaskId.VALIDATE_BATCH, "DataValidationFailed", ["expect_column_values_to_be_in_set(region) observed 30", "'atlantis'"]),
-    ("target_unseen_class", 12, _mutate(_unseen_target_class), TaskId.VALIDATE_BATCH, "DataValidationFailed",
-     ["expect_column_values_to_be_in_set(churned) observed 2", "e.g. 2"]),
-    ("batch_over_max_rows", 13, seed_oversized, TaskId.FETCH_BATCH, "BatchTooLargeError",
-     ["batch too large", "data.max_rows=5,000", "{prefix}/dt={d1}/part-000.parquet holds 20,000 rows"]),
+    (
+        "missing_partition",
+        1,
+        seed_nothing,
+        TaskId.FETCH_BATCH,
+        "NoPartitionsError",
+        ["no data partitions under {prefix}/dt=...", "{d0} .. {d6}", "7 day(s) expected"],
+    ),
+    (
+        "empty_file_zero_bytes",
+        2,
+        seed_zero_byte_file,
+        TaskId.FETCH_BATCH,
+        "BadPartitionError",
+        ["empty file (0 bytes): {prefix}/dt={d2}/part-000.parquet"],
+    ),
+    (
+        "empty_partitions_zero_rows",
+        3,
+        seed_zero_rows,
+        TaskId.VALIDATE_BATCH,
+        "DataValidationFailed",
+        ["expect_table_row_count_to_be_between observed 0"],
+    ),
+    (
+        "truncated_parquet",
+        4,
+        seed_truncated_parquet,
+        TaskId.FETCH_BATCH,
+        "BadPartitionError",
+        ["cannot read {prefix}/dt={d3}/part-000.parquet as Parquet", "corrupt"],
+    ),
+    (
+        "csv_wrong_delimiter",
+        5,
+        seed_semicolon_csv,
+        TaskId.FETCH_BATCH,
+        "BadPartitionError",
+        ["{prefix}/dt={d0}/part-000.csv", "delimited by ';'", "data.csv_delimiter=','"],
+    ),
+    (
+        "missing_column",
+        6,
+        _mutate(lambda f, rng: f.drop(columns=["monthly_charges"])),
+        TaskId.VALIDATE_BATCH,
+        "DataValidationFailed",
+        ["expect_column_to_exist(monthly_charges) missing column(s): monthly_charges"],
+    ),
+    (
+        "strings_in_numeric_column",
+        7,
+        _mutate(_strings_in_numeric),
+        TaskId.VALIDATE_BATCH,
+        "DataValidationFailed",
+        ["expect_column_values_to_be_in_type_list(monthly_charges) observed str"],
+    ),
+    (
+        "all_null_column",
+        8,
+        _mutate(lambda f, rng: f.assign(usage_hours=np.nan)),
+        TaskId.VALIDATE_BATCH,
+        "DataValidationFailed",
+        ["expect_column_values_to_not_be_null(usage_hours) observed 100% unexpected"],
+    ),
+    (
+        "nan_in_required_column",
+        9,
+        _mutate(lambda f, rng: _set(f, "monthly_charges", _pick(f, rng, 0.02), np.nan)),
+        TaskId.VALIDATE_BATCH,
+        "DataValidationFailed",
+        ["expect_column_values_to_not_be_null(monthly_charges) observed 2"],
+    ),
+    (
+        "outlier_flood",
+        10,
+        _mutate(lambda f, rng: _set(f, "monthly_charges", _pick(f, rng, 0.05), 1e6)),
+        TaskId.VALIDATE_BATCH,
+        "DataValidationFailed",
+        ["expect_column_values_to_be_between(monthly_charges) observed 5", "e.g. 1000000.0"],
+    ),
+    (
+        "new_category_flood",
+        11,
+        _mutate(lambda f, rng: _set(f, "region", _pick(f, rng, 0.3), "atlantis")),
+        TaskId.VALIDATE_BATCH,
+        "DataValidationFailed",
+        ["expect_column_values_to_be_in_set(region) observed 30", "'atlantis'"],
+    ),
+    (
+        "target_unseen_class",
+        12,
+        _mutate(_unseen_target_class),
+        TaskId.VALIDATE_BATCH,
+        "DataValidationFailed",
+        ["expect_column_values_to_be_in_set(churned) observed 2", "e.g. 2"],
+    ),
+    (
+        "batch_over_max_rows",
+        13,
+        seed_oversized,
+        TaskId.FETCH_BATCH,
+        "BatchTooLargeError",
+        ["batch too large", "data.max_rows=5,000", "{prefix}/dt={d1}/part-000.parquet holds 20,000 rows"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(
-    "offset,seed,task,error,needles", [pytest.param(*c[1:], id=c[0]) for c in FAILURES]
-)
+@pytest.mark.parametrize("offset,seed,task,error,needles", [pytest.param(*c[1:], id=c[0]) for c in FAILURES])
 def test_unusable_data_fails_the_run_with_one_clear_line(world, offset, seed, task, error, needles):
     start = wk(offset)
     seed(world, start)
@@ -451,8 +535,13 @@ def test_single_class_target_fails_training_clearly(world):
     start = wk(14)
     _mutate(_single_class)(world, start)
     out = world.run(start, force_retrain=True)
-    assert_failed(world, out, TaskId.TRAIN_CHALLENGER, "TrainingError",
-                  ["target column 'churned' has a single class (0) in the training window"])
+    assert_failed(
+        world,
+        out,
+        TaskId.TRAIN_CHALLENGER,
+        "TrainingError",
+        ["target column 'churned' has a single class (0) in the training window"],
+    )
     assert out.summary["validation"]["success"] is True
     assert out.summary["drift"]["gate"] is False and out.summary["drift"]["cold_start"] is False
 
@@ -486,8 +575,12 @@ def test_rare_extreme_outliers_within_mostly_are_accepted_and_noted(world):
     out = world.run(start)
     s = assert_proceeded(out)
     notes = validation_notes(world, out)
-    assert any(n.startswith("expect_column_values_to_be_between(monthly_charges): 14 unexpected value(s)")
-               and "tolerated within mostly=0.99" in n and "1000000.0" in n for n in notes), notes
+    assert any(
+        n.startswith("expect_column_values_to_be_between(monthly_charges): 14 unexpected value(s)")
+        and "tolerated within mostly=0.99" in n
+        and "1000000.0" in n
+        for n in notes
+    ), notes
     assert s["drift"]["features"]["monthly_charges"]["drifted"] is False
 
 
@@ -571,4 +664,6 @@ def test_odd_column_names_run_through_every_step(stack, models_dir):
     assert len(versions) == 2
     keys = {v.tags.get("retrain.idempotency_key") for v in versions}
     assert len(keys) == 2 and None not in keys, "two runs, two distinct versions"
-    assert w.champion() == (s["challenger_version"] if s["decision"] == "promoted" else first.summary["challenger_version"])
+    assert w.champion() == (
+        s["challenger_version"] if s["decision"] == "promoted" else first.summary["challenger_version"]
+    )

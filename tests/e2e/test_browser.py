@@ -48,10 +48,15 @@ def _browser_missing() -> str | None:
     return None
 
 
-def _api(base: str, path: str, token: str | None = None, data: dict | None = None, method: str | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(base + path, data=json.dumps(data).encode() if data is not None else None,
-                                 method=method, headers={"Content-Type": "application/json",
-                                                         **({"Authorization": f"Bearer {token}"} if token else {})})
+def _api(
+    base: str, path: str, token: str | None = None, data: dict | None = None, method: str | None = None
+) -> tuple[int, dict]:
+    req = urllib.request.Request(
+        base + path,
+        data=json.dumps(data).encode() if data is not None else None,
+        method=method,
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read() or b"{}")
@@ -65,10 +70,16 @@ def stack(tmp_path_factory):
     if missing:
         pytest.skip(f"no browser for the UI test: {missing}")
     local = tmp_path_factory.mktemp("browser_stack")
-    ports = {"RETRAIN_S3_PORT": services.free_port(), "RETRAIN_MLFLOW_PORT": services.free_port(),
-             "RETRAIN_AIRFLOW_PORT": services.free_port()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING", "MLFLOW_REGISTRY",
-                                                                        "RETRAIN_MLFLOW_PUBLIC"))}
+    ports = {
+        "RETRAIN_S3_PORT": services.free_port(),
+        "RETRAIN_MLFLOW_PORT": services.free_port(),
+        "RETRAIN_AIRFLOW_PORT": services.free_port(),
+    }
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING", "MLFLOW_REGISTRY", "RETRAIN_MLFLOW_PUBLIC"))
+    }
     env.update({k: str(v) for k, v in ports.items()})
     env.update({"RETRAIN_LOCAL_DIR": str(local / "local"), "PYTHONPATH": str(ROOT)})
     cmd = [sys.executable, str(ROOT / "scripts" / "stack.py")]
@@ -80,13 +91,19 @@ def stack(tmp_path_factory):
         from include.demo import data as demo_data
         from scripts.stack import demo_weeks
 
-        start, _ = demo_weeks(dt.datetime.now(dt.timezone.utc))[-1]
+        start, _ = demo_weeks(dt.datetime.now(dt.UTC))[-1]
         frames = demo_data.generate_churn(start.date(), days=7, rows_per_day=1500)
         demo_data.write_partitions(services.s3_client(s3_endpoint), "raw-data", "churn", frames)
-        password = json.loads((local / "local/airflow/simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        yield {"airflow": f"http://127.0.0.1:{ports['RETRAIN_AIRFLOW_PORT']}",
-               "mlflow": f"http://127.0.0.1:{ports['RETRAIN_MLFLOW_PORT']}", "password": password,
-               "local": local / "local", "env": env}
+        password = json.loads((local / "local/airflow/simple_auth_manager_passwords.json.generated").read_text())[
+            "admin"
+        ]
+        yield {
+            "airflow": f"http://127.0.0.1:{ports['RETRAIN_AIRFLOW_PORT']}",
+            "mlflow": f"http://127.0.0.1:{ports['RETRAIN_MLFLOW_PORT']}",
+            "password": password,
+            "local": local / "local",
+            "env": env,
+        }
     finally:
         subprocess.run([*cmd, "down"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
@@ -98,8 +115,16 @@ def browser(stack):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(120)
@@ -121,7 +146,9 @@ def _wait(driver, predicate, timeout: float, what: str, shots: Path | None = Non
     if shots is not None:
         driver.save_screenshot(str(shots / f"timeout_{what.replace(' ', '_')[:40]}.png"))
         (shots / f"timeout_{what.replace(' ', '_')[:40]}.html").write_text(driver.page_source)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_exc}); url {driver.current_url}")
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_exc}); url {driver.current_url}"
+    )
 
 
 def _visible_text(driver) -> str:
@@ -136,7 +163,7 @@ def _click_button(driver, *labels: str, last: bool = False) -> bool:
     from selenium.webdriver.common.by import By
 
     elements = driver.find_elements(By.CSS_SELECTOR, "button, [role='button'], a")
-    for el in (reversed(elements) if last else elements):
+    for el in reversed(elements) if last else elements:
         try:
             if el.is_displayed() and el.is_enabled() and el.text.strip() in labels:
                 driver.execute_script("arguments[0].click();", el)
@@ -158,9 +185,12 @@ def test_a_user_triggers_the_dag_sees_the_outcome_and_follows_a_link(stack, brow
     user = browser.find_element(By.CSS_SELECTOR, "input[name='username'], input[type='text']")
     user.send_keys("admin")
     browser.find_element(By.CSS_SELECTOR, "input[type='password']").send_keys(stack["password"])
-    _click_button(browser, "Sign in", "Sign In", "Login", "Log in") or \
-        browser.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
-    _wait(browser, lambda d: "/login" not in d.current_url and "DAG" in _visible_text(d).upper(), 90, "logged in", shots)
+    _click_button(browser, "Sign in", "Sign In", "Login", "Log in") or browser.find_element(
+        By.CSS_SELECTOR, "button[type='submit']"
+    ).click()
+    _wait(
+        browser, lambda d: "/login" not in d.current_url and "DAG" in _visible_text(d).upper(), 90, "logged in", shots
+    )
 
     # The DAG is paused at creation: unpause it through the API (the toggle is not the point here).
     status, token = _api(base, "/auth/token", data={"username": "admin", "password": stack["password"]})
@@ -172,8 +202,13 @@ def test_a_user_triggers_the_dag_sees_the_outcome_and_follows_a_link(stack, brow
     # Trigger from the params form.
     browser.get(f"{base}/dags/{DAG_ID}")
     _wait(browser, lambda d: _click_button(d, "Trigger"), 90, "the Trigger button", shots)
-    _wait(browser, lambda d: RunParam.FORCE_RETRAIN in d.page_source or "Force retraining" in _visible_text(d), 60,
-          "the params form", shots)
+    _wait(
+        browser,
+        lambda d: RunParam.FORCE_RETRAIN in d.page_source or "Force retraining" in _visible_text(d),
+        60,
+        "the params form",
+        shots,
+    )
     _wait(browser, lambda d: _click_button(d, "Trigger", last=True), 30, "the form's Trigger button", shots)
 
     # The run appears and finishes (REST polling; the UI is checked below).
@@ -197,8 +232,13 @@ def test_a_user_triggers_the_dag_sees_the_outcome_and_follows_a_link(stack, brow
     assert states[TaskId.MARK_PROMOTED] == "success" and states[TaskId.MARK_REJECTED] == "skipped"
     # The outcome row's own page (the grid's row links there): its name says the outcome.
     browser.get(f"{base}/dags/{DAG_ID}/runs/{run_id}/tasks/mark_promoted")
-    _wait(browser, lambda d: TaskId.MARK_PROMOTED in _visible_text(d) and "success" in _visible_text(d).lower(), 90,
-          "the outcome row mark_promoted", shots)
+    _wait(
+        browser,
+        lambda d: TaskId.MARK_PROMOTED in _visible_text(d) and "success" in _visible_text(d).lower(),
+        90,
+        "the outcome row mark_promoted",
+        shots,
+    )
 
     # The summarize task's "Champion version" extra link, as Airflow resolves it (REST), opened
     # in the browser. (Links resolved by Airflow's task runner are also tested in
@@ -214,6 +254,11 @@ def test_a_user_triggers_the_dag_sees_the_outcome_and_follows_a_link(stack, brow
     assert href.startswith(stack["mlflow"] + "/#/models/churn/versions/"), href
     version = href.rsplit("/", 1)[1]
     browser.get(href)
-    _wait(browser, lambda d: f"Version {version}" in _visible_text(d) and "champion" in _visible_text(d).lower(), 120,
-          "the MLflow version page", shots)
+    _wait(
+        browser,
+        lambda d: f"Version {version}" in _visible_text(d) and "champion" in _visible_text(d).lower(),
+        120,
+        "the MLflow version page",
+        shots,
+    )
     assert "CHAMPION since" in _visible_text(browser)  # the version's description says why

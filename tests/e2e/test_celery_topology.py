@@ -49,7 +49,7 @@ pytestmark = pytest.mark.timeout(2400)
 
 
 def _interval(start: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    s = dt.datetime.combine(start, dt.time(0), dt.timezone.utc)
+    s = dt.datetime.combine(start, dt.time(0), dt.UTC)
     return s, s + dt.timedelta(weeks=1)
 
 
@@ -64,7 +64,9 @@ def models_dir(folder: Path) -> Path:
     shutil.copytree(ROOT / "include" / "suites", folder / "suites")
     text = (ROOT / "include" / "models" / "churn.yaml").read_text()
     for name in EXTRA_MODELS:
-        spec = text.replace("name: churn\n", f"name: {name}\n", 1).replace("  prefix: churn\n", f"  prefix: {name}\n", 1)
+        spec = text.replace("name: churn\n", f"name: {name}\n", 1).replace(
+            "  prefix: churn\n", f"  prefix: {name}\n", 1
+        )
         assert f"name: {name}" in spec and f"prefix: {name}" in spec
         (folder / "models" / f"{name}.yaml").write_text(spec)
     return folder / "models"
@@ -76,25 +78,39 @@ class CeleryStack:
     def __init__(self, folder: Path):
         self.models = models_dir(folder)
         self.local = folder / "local"
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING", "MLFLOW_REGISTRY", "RETRAIN_", "AWS_ENDPOINT"))}
-        self.env.update({
-            "PYTHONPATH": str(ROOT), "RETRAIN_LOCAL_DIR": str(self.local),
-            "RETRAIN_STACK_ID": f"retrain_t{uuid.uuid4().hex[:10]}",
-            "RETRAIN_S3_PORT": str(services.free_port()), "RETRAIN_MLFLOW_PORT": str(services.free_port()),
-            "RETRAIN_AIRFLOW_PORT": str(services.free_port()), "RETRAIN_WORKER_CONCURRENCY": "2",
-            "OMP_NUM_THREADS": "1",
-            # A task whose worker died is failed (and retried) after this many seconds.
-            "RETRAIN_TI_HEARTBEAT_TIMEOUT": "30",
-            "RETRAIN_MODELS_DIR": str(self.models),
-        })
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING", "MLFLOW_REGISTRY", "RETRAIN_", "AWS_ENDPOINT"))
+        }
+        self.env.update(
+            {
+                "PYTHONPATH": str(ROOT),
+                "RETRAIN_LOCAL_DIR": str(self.local),
+                "RETRAIN_STACK_ID": f"retrain_t{uuid.uuid4().hex[:10]}",
+                "RETRAIN_S3_PORT": str(services.free_port()),
+                "RETRAIN_MLFLOW_PORT": str(services.free_port()),
+                "RETRAIN_AIRFLOW_PORT": str(services.free_port()),
+                "RETRAIN_WORKER_CONCURRENCY": "2",
+                "OMP_NUM_THREADS": "1",
+                # A task whose worker died is failed (and retried) after this many seconds.
+                "RETRAIN_TI_HEARTBEAT_TIMEOUT": "30",
+                "RETRAIN_MODELS_DIR": str(self.models),
+            }
+        )
         self.s3_endpoint = f"http://127.0.0.1:{self.env['RETRAIN_S3_PORT']}"
         self.mlflow_uri = f"http://127.0.0.1:{self.env['RETRAIN_MLFLOW_PORT']}"
         self.airflow_url = f"http://127.0.0.1:{self.env['RETRAIN_AIRFLOW_PORT']}"
 
     def cli(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "stack.py"), *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def up(self) -> str:
         result = self.cli("up", "--executor", "celery", "--workers", "2", "--no-demo")
@@ -126,12 +142,28 @@ def _wait_dag(api: services.AirflowApi, dag_id: str, timeout: float = 600) -> No
         time.sleep(3)
 
 
-def backfill(api: services.AirflowApi, dag_id: str, first: dt.date, last: dt.date, conf: dict | None = None,
-             max_active_runs: int = 1) -> None:
-    api.request("POST", "/api/v2/backfills", {
-        "dag_id": dag_id, "from_date": _interval(first)[0].isoformat(), "to_date": _interval(last)[0].isoformat(),
-        "max_active_runs": max_active_runs, "reprocess_behavior": "completed", "run_backwards": False, "dag_run_conf": conf or {},
-    }, ok=(200, 201))
+def backfill(
+    api: services.AirflowApi,
+    dag_id: str,
+    first: dt.date,
+    last: dt.date,
+    conf: dict | None = None,
+    max_active_runs: int = 1,
+) -> None:
+    api.request(
+        "POST",
+        "/api/v2/backfills",
+        {
+            "dag_id": dag_id,
+            "from_date": _interval(first)[0].isoformat(),
+            "to_date": _interval(last)[0].isoformat(),
+            "max_active_runs": max_active_runs,
+            "reprocess_behavior": "completed",
+            "run_backwards": False,
+            "dag_run_conf": conf or {},
+        },
+        ok=(200, 201),
+    )
     api.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, ok=(200,))
 
 
@@ -141,8 +173,11 @@ def finished_runs(api: services.AirflowApi, dag_id: str, starts: list[dt.date], 
     deadline = time.monotonic() + timeout
     while True:
         _, body = api.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100", ok=(200,))
-        done = {dt.datetime.fromisoformat(r["data_interval_start"].replace("Z", "+00:00")): r
-                for r in body.get("dag_runs", []) if r.get("state") in ("success", "failed")}
+        done = {
+            dt.datetime.fromisoformat(r["data_interval_start"].replace("Z", "+00:00")): r
+            for r in body.get("dag_runs", [])
+            if r.get("state") in ("success", "failed")
+        }
         if want <= set(done):
             return {k.date(): v for k, v in done.items() if k in want}
         assert time.monotonic() < deadline, f"runs not finished after {timeout}s: {sorted(want - set(done))}"
@@ -151,7 +186,8 @@ def finished_runs(api: services.AirflowApi, dag_id: str, starts: list[dt.date], 
 
 def task_instances(api: services.AirflowApi, dag_id: str, run_id: str) -> list[dict]:
     return api.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100", ok=(200,))[1][
-        "task_instances"]
+        "task_instances"
+    ]
 
 
 def summary(s3, start: dt.date, spec_path: Path = ROOT / "include" / "models" / "churn.yaml") -> dict:
@@ -167,12 +203,27 @@ def raw_etags(s3) -> dict[str, str]:
 
 def test_startup_reports_every_part(celery_stack):
     stack, out = celery_stack
-    for expected in ("PostgreSQL database", "Redis answers", "SeaweedFS accepts writes", "MLflow up",
-                     "Airflow healthy", "all 2 workers answer", "Celery stack ready"):
+    for expected in (
+        "PostgreSQL database",
+        "Redis answers",
+        "SeaweedFS accepts writes",
+        "MLflow up",
+        "Airflow healthy",
+        "all 2 workers answer",
+        "Celery stack ready",
+    ):
         assert expected in out, out[-4000:]
     pids = {p.stem for p in (stack.local / "pids").glob("*.pid")}
-    assert pids == {"seaweedfs", "mlflow", "api-server", "scheduler", "dag-processor", "triggerer",
-                    "worker-1", "worker-2"}
+    assert pids == {
+        "seaweedfs",
+        "mlflow",
+        "api-server",
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+        "worker-1",
+        "worker-2",
+    }
 
 
 def test_backfill_on_two_workers_matches_the_in_process_story(celery_stack):
@@ -192,7 +243,10 @@ def test_backfill_on_two_workers_matches_the_in_process_story(celery_stack):
     assert [x["decision"] for x in s] == ["promoted", "skipped", "promoted"], [x["reasons"] for x in s]
     assert [x["challenger_version"] for x in s] == ["1", None, "2"]
     assert [(x["champion_version_before"], x["champion_version_after"]) for x in s] == [
-        (None, "1"), ("1", "1"), ("1", "2")]
+        (None, "1"),
+        ("1", "1"),
+        ("1", "2"),
+    ]
     assert all(x["dag_run_id"].startswith("backfill__") for x in s)
 
     from mlflow import MlflowClient
@@ -257,8 +311,9 @@ def test_state_survives_a_restart_and_the_next_week_uses_the_same_champion(celer
                 for ti in task_instances(api, DAG_ID, run_id):
                     if ti["task_id"] == "train_challenger" and ti["state"] == "running" and ti["hostname"]:
                         victim = ti["hostname"]
-                    assert not (ti["task_id"] == "train_challenger" and ti["state"] == "success"), \
+                    assert not (ti["task_id"] == "train_challenger" and ti["state"] == "success"), (
                         "train_challenger finished before it could be seen running"
+                    )
         time.sleep(0.5)
     pid = int((stack.local / "pids" / f"{victim}.pid").read_text())
     os.killpg(pid, signal.SIGKILL)
@@ -277,7 +332,8 @@ def test_state_survives_a_restart_and_the_next_week_uses_the_same_champion(celer
     versions = client.search_model_versions("name='churn'")
     assert sorted(str(v.version) for v in versions) == ["1", "2", "3"]
     assert [v.tags.get("retrain.data_interval_start", "")[:10] for v in versions if str(v.version) == "3"] == [
-        str(WEEKS[3])]
+        str(WEEKS[3])
+    ]
     champ = str(client.get_model_version_by_alias("churn", "champion").version)
     assert champ == ("3" if s4["decision"] == "promoted" else "2") == s4["champion_version_after"]
     assert raw_etags(s3) == raw_before
@@ -295,7 +351,9 @@ def test_scheduler_restart_mid_backfill_resumes(celery_stack):
     deadline = time.monotonic() + 600
     while True:  # the first of the two runs is under way
         _, body = api.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?limit=100", ok=(200,))
-        if any(r["data_interval_start"].startswith(str(WEEKS[4])) and r["state"] == "running" for r in body["dag_runs"]):
+        if any(
+            r["data_interval_start"].startswith(str(WEEKS[4])) and r["state"] == "running" for r in body["dag_runs"]
+        ):
             break
         assert time.monotonic() < deadline, "the backfill never started"
         time.sleep(2)

@@ -31,8 +31,9 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def churn(stack):
-    frames = demo_data.generate_churn(W1, days=28, rows_per_day=2000, drift_start=W3,
-                                      shuffle_label_days=[W4 + dt.timedelta(days=i) for i in range(7)])
+    frames = demo_data.generate_churn(
+        W1, days=28, rows_per_day=2000, drift_start=W3, shuffle_label_days=[W4 + dt.timedelta(days=i) for i in range(7)]
+    )
     demo_data.write_partitions(stack["s3"], "raw-data", "churn", frames)
     runner = DagRunner(ROOT / "include" / "models" / "churn.yaml", stack["s3"])
     return runner, MlflowClient(stack["mlflow"])
@@ -177,9 +178,25 @@ def test_reproduce_champion_training_data_byte_for_byte(churn, stack, tmp_path):
     original = runner.artefact(tags["retrain.train_data_uri"])
     out = tmp_path / "train.parquet"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "reproduce_training_data.py"), "--model", "churn", "--version", version,
-         "--out", str(out), "--tracking-uri", stack["mlflow"], "--s3-endpoint", stack["s3_endpoint"]],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "reproduce_training_data.py"),
+            "--model",
+            "churn",
+            "--version",
+            version,
+            "--out",
+            str(out),
+            "--tracking-uri",
+            stack["mlflow"],
+            "--s3-endpoint",
+            stack["s3_endpoint"],
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(original).hexdigest()

@@ -41,15 +41,15 @@ from typing import Any
 import pytest
 import yaml
 from mlflow import MlflowClient
+from retrain_ops.hooks import ObjectStoreHook
 
-from include.retrainer.layout import RunLayout
 from include.demo import data as demo_data
 from include.retrainer import champion as champion_moves
 from include.retrainer import history, registry, steps
 from include.retrainer.config import ModelSpec, load_spec
+from include.retrainer.layout import RunLayout
 from include.retrainer.storage import ObjectStore, split_uri
 from include.retrainer.tasks import TaskId
-from retrain_ops.hooks import ObjectStoreHook
 from scripts import services
 from tests.e2e.conftest import DagRunner, week
 
@@ -177,12 +177,25 @@ def faults(tmp_path_factory, airflow_db) -> Iterator[FaultyServices]:
         svc.start_mlflow()
         # Client-level retries kept short so a dead service costs seconds per try, not minutes;
         # what is under test is the task-level behaviour (retries, records, convergence).
-        mp.setenv("AIRFLOW_CONN_S3_DATA", json.dumps({
-            "conn_type": "aws", "login": "test", "password": "test",
-            "extra": {"endpoint_url": svc.s3_endpoint, "region_name": "us-east-1", "config_kwargs": S3_CLIENT_CONFIG},
-        }))
-        mp.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps(
-            {"conn_type": "http", "host": "127.0.0.1", "port": svc.mlflow_port, "schema": "http"}))
+        mp.setenv(
+            "AIRFLOW_CONN_S3_DATA",
+            json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "test",
+                    "password": "test",
+                    "extra": {
+                        "endpoint_url": svc.s3_endpoint,
+                        "region_name": "us-east-1",
+                        "config_kwargs": S3_CLIENT_CONFIG,
+                    },
+                }
+            ),
+        )
+        mp.setenv(
+            "AIRFLOW_CONN_MLFLOW_DEFAULT",
+            json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": svc.mlflow_port, "schema": "http"}),
+        )
         mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", MLFLOW_CLIENT_RETRIES)
         models = svc.root / "models"
         models.mkdir()
@@ -289,7 +302,9 @@ def test_s3_down_for_the_whole_run_fails_after_retries_with_a_clear_error(faults
     retries = ObjectStoreHook(aws_conn_id=spec.data.conn_id).store.client.meta.config.retries
     assert retries["total_max_attempts"] == 1 + S3_CLIENT_CONFIG["retries"]["max_attempts"]
     assert ti_of(run, TaskId.FETCH_BATCH).try_number == 1 + RETRIES  # retried with backoff, then failed
-    assert {states[t] for t in (TaskId.VALIDATE_BATCH, TaskId.DETECT_DRIFT, TaskId.TRAIN_CHALLENGER)} == {"upstream_failed"}
+    assert {states[t] for t in (TaskId.VALIDATE_BATCH, TaskId.DETECT_DRIFT, TaskId.TRAIN_CHALLENGER)} == {
+        "upstream_failed"
+    }
     assert states[TaskId.SUMMARIZE_RUN] == "failed"  # the summary cannot be written while S3 is down
     # Every try ends with the same one-line, self-explaining error naming the endpoint.
     assert sorted(fetch_errors.by_try) == [1, 2, 3]
@@ -402,7 +417,9 @@ def champion_and_winning_challenger(faults, make_spec):
     return spec, c2, cmp2, t1.challenger_version, t2.challenger_version
 
 
-def test_mlflow_down_during_promotion_leaves_the_champion_then_retry_moves_once(faults, champion_and_winning_challenger):
+def test_mlflow_down_during_promotion_leaves_the_champion_then_retry_moves_once(
+    faults, champion_and_winning_challenger
+):
     spec, ctx, comparison, v1, v2 = champion_and_winning_challenger
     store, uri = faults.store, faults.mlflow_uri
 
@@ -414,8 +431,9 @@ def test_mlflow_down_during_promotion_leaves_the_champion_then_retry_moves_once(
         faults.start_mlflow()
     message = f"{type(failure.value).__name__}: {failure.value}"
     assert one_line(message) and f"MLflow tracking server {uri} is unreachable" in message, message
-    assert champion_moves.champion_lock(store, spec, "probe").current().state == "released", \
+    assert champion_moves.champion_lock(store, spec, "probe").current().state == "released", (
         "the champion lock must be released when the promotion fails"
+    )
     assert faults.champion(spec.name) == v1  # unchanged
     assert [h["to_version"] for h in history.list_history(store, spec)] == [v1]
 
@@ -513,11 +531,17 @@ def _dags_test(env: dict[str, str], dag_id: str, start: dt.date, log_path: Path)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [airflow, "dags", "test", dag_id, week(start)[1].isoformat()],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
         )
 
 
-def _wait_for_task_state(db: str, dag_id: str, task_id: str, state: str, proc: subprocess.Popen, log_path: Path) -> None:
+def _wait_for_task_state(
+    db: str, dag_id: str, task_id: str, state: str, proc: subprocess.Popen, log_path: Path
+) -> None:
     watch = _pg(db)
     try:
         deadline = time.monotonic() + 240

@@ -68,7 +68,7 @@ class StatsdReceiver:
             name, _, rest = line.partition(":")
             if not name.startswith(prefix):
                 continue
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
             value, kind = rest.split("|")[:2]
             number = float(value)
             if name in out and (kind == "c" or (kind == "g" and value[:1] in "+-")):
@@ -92,8 +92,9 @@ def airflow_statsd(monkeypatch):
         monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PORT", str(port))
         monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PREFIX", "airflow")
         # What the task runner does when a task process starts (task_runner.main).
-        stats.initialize(factory=stats_utils.get_stats_factory(),
-                         export_legacy_names=conf.getboolean("metrics", "legacy_names_on"))
+        stats.initialize(
+            factory=stats_utils.get_stats_factory(), export_legacy_names=conf.getboolean("metrics", "legacy_names_on")
+        )
 
     yield configure
     stats._factory, stats._backend, stats._export_legacy_names = saved
@@ -112,7 +113,8 @@ def test_run_metrics_arrive_per_model_and_a_down_backend_fails_nothing(stack, tm
         "name": MODEL,
         "data": {"bucket": "raw-data", "prefix": MODEL},
         "features": {
-            "target": "churned", "timestamp": "event_ts",
+            "target": "churned",
+            "timestamp": "event_ts",
             "numeric": ["tenure_months", "monthly_charges", "support_calls", "usage_hours"],
             "categorical": ["contract", "payment_method", "region"],
         },
@@ -121,8 +123,9 @@ def test_run_metrics_arrive_per_model_and_a_down_backend_fails_nothing(stack, tm
     }
     (models / f"{MODEL}.yaml").write_text(yaml.safe_dump(spec))
     monkeypatch.setenv("RETRAIN_MODELS_DIR", str(models))
-    demo_data.write_partitions(stack["s3"], "raw-data", MODEL,
-                               demo_data.generate_churn(W1, days=14, rows_per_day=300, seed=11))
+    demo_data.write_partitions(
+        stack["s3"], "raw-data", MODEL, demo_data.generate_churn(W1, days=14, rows_per_day=300, seed=11)
+    )
     runner = DagRunner(models / f"{MODEL}.yaml", stack["s3"])
 
     # Week 1: the metrics backend is down (nothing listens on the configured port).
@@ -143,7 +146,8 @@ def test_run_metrics_arrive_per_model_and_a_down_backend_fails_nothing(stack, tm
     # Outcome: one run counted under its decision code.
     assert got[f"run.{s2['decision_code']}"] == (1.0, "c")
     assert {n: v for n, v in got.items() if n.startswith("run.")} == {
-        f"run.{code}": (float(code == s2["decision_code"]), "c") for code in DECISION_CODES}
+        f"run.{code}": (float(code == s2["decision_code"]), "c") for code in DECISION_CODES
+    }
     assert got[f"last_decision.{s2['decision_code']}"] == (1.0, "g")
     # Gate verdict and per-signal statistics, as the summary has them.
     assert got["gate.retrain"] == (float(s2["drift"]["gate"]), "g")
@@ -153,8 +157,10 @@ def test_run_metrics_arrive_per_model_and_a_down_backend_fails_nothing(stack, tm
         assert got[f"signal.{signal['name']}.fired"] == (float(signal["status"] == "fired"), "g")
         if isinstance(signal.get("statistic"), (int, float)):
             assert got[f"signal.{signal['name']}.statistic"][0] == pytest.approx(signal["statistic"], abs=1e-6)
-    assert got["champion.age_weeks"][0] == pytest.approx(s2["drift"]["champion_age_weeks"]) and \
-        0.5 <= got["champion.age_weeks"][0] <= 2
+    assert (
+        got["champion.age_weeks"][0] == pytest.approx(s2["drift"]["champion_age_weeks"])
+        and 0.5 <= got["champion.age_weeks"][0] <= 2
+    )
     # Champion and challenger primary metric on the same rows: plausible ROC AUCs, as in the summary.
     for role in ("champion", "challenger"):
         value, kind = got[f"primary_metric.{role}"]
@@ -165,7 +171,13 @@ def test_run_metrics_arrive_per_model_and_a_down_backend_fails_nothing(stack, tm
     assert got["rows.quarantined"] == (0.0, "g")
     assert got["champion.version"][0] == float(s2["champion_version_after"])
     # Step durations: a timer per step that ran, in milliseconds, as in the summary.
-    for step in (TaskId.FETCH_BATCH, TaskId.VALIDATE_BATCH, TaskId.DETECT_DRIFT, TaskId.TRAIN_CHALLENGER, TaskId.COMPARE_MODELS):
+    for step in (
+        TaskId.FETCH_BATCH,
+        TaskId.VALIDATE_BATCH,
+        TaskId.DETECT_DRIFT,
+        TaskId.TRAIN_CHALLENGER,
+        TaskId.COMPARE_MODELS,
+    ):
         value, kind = got[f"step.{step}.duration"]
         assert kind == "ms" and value > 0
         assert value == pytest.approx(s2["durations"][step] * 1000, rel=1e-3)

@@ -61,12 +61,16 @@ def test_failing_day_is_quarantined_then_skipped_then_taken_back(setup, stack):
     assert s["durations"][TaskId.VALIDATE_BATCH] > 0  # a failed step's time comes from its error record
     assert any("churned" in str(e.get("column")) for e in s["validation"]["failed_expectations"])
     assert any("validate_batch failed" in r and "quarantined day(s): " + BAD_DAY.isoformat() in r for r in s["reasons"])
-    record = json.loads(
-        s3.get_object(Bucket="retrain-artifacts", Key=f"{quarantine}/record.json")["Body"].read())
+    record = json.loads(s3.get_object(Bucket="retrain-artifacts", Key=f"{quarantine}/record.json")["Body"].read())
     assert record["status"] == "quarantined" and record["failed_expectations"]
     copy = s3.get_object(Bucket="retrain-artifacts", Key=record["files"][0]["copy"].split("/", 3)[3])["Body"].read()
-    assert pd.read_parquet(io.BytesIO(copy)).equals(pd.read_parquet(io.BytesIO(
-        s3.get_object(Bucket="raw-data", Key=f"quarantine_demo/dt={BAD_DAY}/part-000.parquet")["Body"].read())))
+    assert pd.read_parquet(io.BytesIO(copy)).equals(
+        pd.read_parquet(
+            io.BytesIO(
+                s3.get_object(Bucket="raw-data", Key=f"quarantine_demo/dt={BAD_DAY}/part-000.parquet")["Body"].read()
+            )
+        )
+    )
     assert raw_etags(s3) == before  # raw data untouched
 
     # Default policy: the quarantined day is left out, the rest of the week goes through.
@@ -77,7 +81,9 @@ def test_failing_day_is_quarantined_then_skipped_then_taken_back(setup, stack):
     assert s["rows"] == 6 * 600
 
     # Upstream fixes the day; a run told to take quarantined days back in releases it.
-    demo_data.write_partitions(s3, "raw-data", "quarantine_demo", {BAD_DAY: demo_data.generate_churn_day(BAD_DAY, 600, seed=1)})
+    demo_data.write_partitions(
+        s3, "raw-data", "quarantine_demo", {BAD_DAY: demo_data.generate_churn_day(BAD_DAY, 600, seed=1)}
+    )
     run, s = runner.run(W, quarantine="include")
     assert str(run.state) == "success", runner.task_states(run)
     assert s["rows"] == 7 * 600 and s["partitions"]["days_quarantined_skipped"] == []
@@ -86,7 +92,9 @@ def test_failing_day_is_quarantined_then_skipped_then_taken_back(setup, stack):
     assert record["status"] == "released"
 
 
-@pytest.mark.parametrize("conf", [{RunParam.FORCE_RETRAIN: "yes"}, {RunParam.ALLOW_PROMOTION: 1}, {"quarantine": "ignore"}])
+@pytest.mark.parametrize(
+    "conf", [{RunParam.FORCE_RETRAIN: "yes"}, {RunParam.ALLOW_PROMOTION: 1}, {"quarantine": "ignore"}]
+)
 def test_bad_params_are_refused_before_any_task_runs(setup, stack, conf):
     runner, _ = setup
     versions = len(MlflowClient(stack["mlflow"]).search_model_versions("name='quarantined_churn'"))

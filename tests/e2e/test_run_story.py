@@ -34,7 +34,9 @@ def test_a_promoted_week_tells_its_story(stack, tmp_path, monkeypatch):
     (models / f"{MODEL}.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("RETRAIN_MODELS_DIR", str(models))  # dag.test() runs the DAG as parsed from dags/
     monkeypatch.setenv("RETRAIN_MLFLOW_PUBLIC_URL", stack["mlflow"])
-    demo_data.write_partitions(stack["s3"], "raw-data", "churn", demo_data.generate_churn(WEEK, days=7, rows_per_day=1500))
+    demo_data.write_partitions(
+        stack["s3"], "raw-data", "churn", demo_data.generate_churn(WEEK, days=7, rows_per_day=1500)
+    )
     runner = DagRunner(models / f"{MODEL}.yaml", stack["s3"])
     client = MlflowClient(stack["mlflow"])
 
@@ -45,8 +47,15 @@ def test_a_promoted_week_tells_its_story(stack, tmp_path, monkeypatch):
     assert summary["decision"] == "promoted", summary["reasons"]
     # The grid: exactly the outcome that happened is green.
     assert states[TaskId.DECIDE_OUTCOME] == "success" and states[TaskId.MARK_PROMOTED] == "success"
-    assert {states[t] for t in (TaskId.MARK_REJECTED, TaskId.MARK_SKIPPED_NO_DRIFT, TaskId.MARK_SKIPPED_INSUFFICIENT_DATA,
-                                TaskId.MARK_FORCED_RUN)} == {"skipped"}
+    assert {
+        states[t]
+        for t in (
+            TaskId.MARK_REJECTED,
+            TaskId.MARK_SKIPPED_NO_DRIFT,
+            TaskId.MARK_SKIPPED_INSUFFICIENT_DATA,
+            TaskId.MARK_FORCED_RUN,
+        )
+    } == {"skipped"}
 
     # The report beside summary.json, decision first.
     report_uri = summary["summary_uri"].rsplit("/", 1)[0] + "/report.html"
@@ -54,7 +63,11 @@ def test_a_promoted_week_tells_its_story(stack, tmp_path, monkeypatch):
     obj = stack["s3"].get_object(Bucket=bucket, Key=key)
     page = obj["Body"].read().decode()
     assert obj["ContentType"].startswith("text/html")
-    assert page.index(summary["headline"][:40].replace("'", "&#x27;")) < page.index("<h2>Drift gate</h2>") < page.index("<h2>Lineage</h2>")
+    assert (
+        page.index(summary["headline"][:40].replace("'", "&#x27;"))
+        < page.index("<h2>Drift gate</h2>")
+        < page.index("<h2>Lineage</h2>")
+    )
 
     # The story in XCom, with links to things that exist.
     ti = next(t for t in run.get_task_instances() if t.task_id == TaskId.SUMMARIZE_RUN)
@@ -62,8 +75,12 @@ def test_a_promoted_week_tells_its_story(stack, tmp_path, monkeypatch):
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = {r.key: XComModel.deserialize_value(r) for r in session.query(XComModel).filter(
-            XComModel.dag_id == ti.dag_id, XComModel.run_id == ti.run_id, XComModel.task_id == TaskId.SUMMARIZE_RUN)}
+        rows = {
+            r.key: XComModel.deserialize_value(r)
+            for r in session.query(XComModel).filter(
+                XComModel.dag_id == ti.dag_id, XComModel.run_id == ti.run_id, XComModel.task_id == TaskId.SUMMARIZE_RUN
+            )
+        }
     story = rows["story"]
     assert story["errors"] == [], story["errors"]
     links = story["links"]

@@ -29,10 +29,20 @@ def test_credentials_never_leak(stack, tmp_path, monkeypatch, capfd, caplog):
     raw["validation"]["suite"] = str(ROOT / "include/suites/churn.json")
     (tmp_path / "secure_churn.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("RETRAIN_MODELS_DIR", str(tmp_path))
-    monkeypatch.setenv("AIRFLOW_CONN_S3_DATA", json.dumps({
-        "conn_type": "aws", "login": "secure-access-key", "password": SECRET,
-        "extra": {"endpoint_url": stack["s3_endpoint"], "region_name": "us-east-1"}}))
-    demo_data.write_partitions(stack["s3"], "raw-data", "secure_demo", demo_data.generate_churn(W, days=7, rows_per_day=500))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_S3_DATA",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "secure-access-key",
+                "password": SECRET,
+                "extra": {"endpoint_url": stack["s3_endpoint"], "region_name": "us-east-1"},
+            }
+        ),
+    )
+    demo_data.write_partitions(
+        stack["s3"], "raw-data", "secure_demo", demo_data.generate_churn(W, days=7, rows_per_day=500)
+    )
     runner = DagRunner(tmp_path / "secure_churn.yaml", stack["s3"])
     run, summary = runner.run(W)
     assert str(run.state) == "success", runner.task_states(run)
@@ -43,7 +53,9 @@ def test_credentials_never_leak(stack, tmp_path, monkeypatch, capfd, caplog):
     s3 = stack["s3"]
     for obj in s3.list_objects_v2(Bucket="retrain-artifacts", Prefix="runs/secure_churn/")["Contents"]:
         if obj["Key"].endswith((".json", ".html")):
-            assert SECRET not in s3.get_object(Bucket="retrain-artifacts", Key=obj["Key"])["Body"].read().decode(), obj["Key"]
+            assert SECRET not in s3.get_object(Bucket="retrain-artifacts", Key=obj["Key"])["Body"].read().decode(), obj[
+                "Key"
+            ]
     client = MlflowClient(stack["mlflow"])
     mv = client.get_model_version("secure_churn", summary["challenger_version"])
     mlflow_run = client.get_run(mv.run_id)

@@ -29,15 +29,19 @@ WEEKS = 4  # cold start, two stable weeks, the drift week
 MODELS = ("churn", "tickets")
 PHASES = ("install", "state", "s3", "mlflow", "db", "airflow", "seed", "dags", "backfill", "week", "demo", "ready")
 LINE = re.compile(r"^\[(\d\d:\d\d:\d\d) \+\s*(\d+)s\] (\w+)\s+(.*)$")
-WEEK = re.compile(r"^(churn|tickets) week (\d+)/(\d+) \((\d{4}-\d\d-\d\d)\): (\w+) \(champion .*; run (\w+)\) in (\d+|\?)s$")
+WEEK = re.compile(
+    r"^(churn|tickets) week (\d+)/(\d+) \((\d{4}-\d\d-\d\d)\): (\w+) \(champion .*; run (\w+)\) in (\d+|\?)s$"
+)
 
 pytestmark = pytest.mark.timeout(3000)
 
 
 def _http(url: str, data: dict | None = None, token: str | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=json.dumps(data).encode() if data else None,
-                                 headers={"Content-Type": "application/json",
-                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(data).encode() if data else None,
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read() or b"{}")
@@ -47,8 +51,16 @@ def _http(url: str, data: dict | None = None, token: str | None = None) -> tuple
 
 def fresh_copy(dest: Path) -> Path:
     """The repository's current files (as `git clone` of a commit of them would give) + the venv."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = ROOT / rel
         if src.is_file():
@@ -57,8 +69,10 @@ def fresh_copy(dest: Path) -> Path:
     stamp = hashlib.sha256((ROOT / "requirements.lock").read_bytes()).hexdigest()[:12]
     venv = Path(sys.prefix)
     if not (venv / f".installed-{stamp}").exists():
-        pytest.skip(f"{venv} was not installed from this requirements.lock (no .installed-{stamp}); "
-                    "`make run` would reinstall into it")
+        pytest.skip(
+            f"{venv} was not installed from this requirements.lock (no .installed-{stamp}); "
+            "`make run` would reinstall into it"
+        )
     (dest / ".venv").symlink_to(venv)
     # make compares mtimes: a lock newer than the stamp would trigger a reinstall into the
     # shared venv. The stamp already says this lock is installed.
@@ -88,10 +102,16 @@ def group_alive(pid: int) -> bool:
 
 def test_make_run_from_a_fresh_copy_runs_both_demo_models_and_stops_cleanly(tmp_path):
     repo = fresh_copy(tmp_path / "repo")
-    ports = {"RETRAIN_S3_PORT": services.free_port(), "RETRAIN_MLFLOW_PORT": services.free_port(),
-             "RETRAIN_AIRFLOW_PORT": services.free_port()}
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING", "MLFLOW_REGISTRY", "RETRAIN_", "AWS_ENDPOINT", "PYTHONPATH"))}
+    ports = {
+        "RETRAIN_S3_PORT": services.free_port(),
+        "RETRAIN_MLFLOW_PORT": services.free_port(),
+        "RETRAIN_AIRFLOW_PORT": services.free_port(),
+    }
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING", "MLFLOW_REGISTRY", "RETRAIN_", "AWS_ENDPOINT", "PYTHONPATH"))
+    }
     env.update({k: str(v) for k, v in ports.items()})
     env["RETRAIN_DEMO_WEEKS"] = str(WEEKS)
     local = repo / ".local"
@@ -119,10 +139,15 @@ def test_make_run_from_a_fresh_copy_runs_both_demo_models_and_stops_cleanly(tmp_
 
         s3 = services.s3_client(f"http://127.0.0.1:{ports['RETRAIN_S3_PORT']}")
         for model in MODELS:
-            keys = [o["Key"] for o in s3.list_objects_v2(Bucket="retrain-artifacts", Prefix=f"runs/{model}/")["Contents"]
-                    if o["Key"].endswith("/summary.json")]
-            summaries = {s["data_interval_start"][:10]: s for s in
-                         (json.loads(s3.get_object(Bucket="retrain-artifacts", Key=k)["Body"].read()) for k in keys)}
+            keys = [
+                o["Key"]
+                for o in s3.list_objects_v2(Bucket="retrain-artifacts", Prefix=f"runs/{model}/")["Contents"]
+                if o["Key"].endswith("/summary.json")
+            ]
+            summaries = {
+                s["data_interval_start"][:10]: s
+                for s in (json.loads(s3.get_object(Bucket="retrain-artifacts", Key=k)["Body"].read()) for k in keys)
+            }
             for w in range(1, WEEKS + 1):
                 start, decision, state = weeks[(model, w)]
                 assert state == "success"
@@ -152,18 +177,48 @@ def test_make_run_from_a_fresh_copy_runs_both_demo_models_and_stops_cleanly(tmp_
         assert {p.name: p.read_text() for p in (local / "pids").glob("*.pid")} == pids_before
 
         # The README's CLI commands, with the stack's defaults only.
-        cli_env = {**env, "PATH": f"{repo / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-                   "AIRFLOW_HOME": ".local/airflow"}
-        listed = subprocess.run(["airflow", "dags", "list-runs", "retrain_churn", "-o", "json"], cwd=repo, env=cli_env,
-                                capture_output=True, text=True, timeout=300)
+        cli_env = {
+            **env,
+            "PATH": f"{repo / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+            "AIRFLOW_HOME": ".local/airflow",
+        }
+        listed = subprocess.run(
+            ["airflow", "dags", "list-runs", "retrain_churn", "-o", "json"],
+            cwd=repo,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert listed.returncode == 0, listed.stderr[-2000:]
         runs = next(json.loads(ln) for ln in listed.stdout.splitlines() if ln.startswith("["))
         assert sum(r["run_id"].startswith("backfill__") for r in runs) == WEEKS
-        history = subprocess.run([str(repo / ".venv/bin/python"), "scripts/champion_history.py", "--model", "churn"],
-                                 cwd=repo, env=env, capture_output=True, text=True, timeout=300)
-        assert history.returncode == 0 and "champion history of 'churn'" in history.stdout, history.stdout + history.stderr
-        helped = subprocess.run([str(repo / ".venv/bin/python"), "scripts/reproduce_training_data.py", "--model", "churn",
-                                 "--version", "champion"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        history = subprocess.run(
+            [str(repo / ".venv/bin/python"), "scripts/champion_history.py", "--model", "churn"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert history.returncode == 0 and "champion history of 'churn'" in history.stdout, (
+            history.stdout + history.stderr
+        )
+        helped = subprocess.run(
+            [
+                str(repo / ".venv/bin/python"),
+                "scripts/reproduce_training_data.py",
+                "--model",
+                "churn",
+                "--version",
+                "champion",
+            ],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert helped.returncode == 0, helped.stdout + helped.stderr
         assert list(local.joinpath("output").glob("churn_v*_train.parquet"))
         assert not list(repo.glob("*.parquet")), "CLI tools must not write into the repository root"

@@ -267,7 +267,13 @@ def test_connections_point_at_the_compose_services(services: dict[str, Any], env
     assert init_env["S3_DATA_ENDPOINT_URL"] == "http://minio:9000"
     assert (init_env["MLFLOW_CONN_HOST"], init_env["MLFLOW_CONN_PORT"]) == ("mlflow", "5000")
     settings_text = (REPO_ROOT / "airflow_settings.yaml").read_text(encoding="utf-8")
-    for name in ("S3_DATA_ENDPOINT_URL", "S3_DATA_ACCESS_KEY_ID", "S3_DATA_SECRET_ACCESS_KEY", "MLFLOW_CONN_HOST", "MLFLOW_CONN_PORT"):
+    for name in (
+        "S3_DATA_ENDPOINT_URL",
+        "S3_DATA_ACCESS_KEY_ID",
+        "S3_DATA_SECRET_ACCESS_KEY",
+        "MLFLOW_CONN_HOST",
+        "MLFLOW_CONN_PORT",
+    ):
         assert "${" + name + ":-" in settings_text, name
 
 
@@ -425,8 +431,15 @@ def test_env_example_covers_every_variable(binary: Path, env_file: Path) -> None
 
 def test_env_example_holds_only_dummies() -> None:
     values = _env_example_values()
-    for name in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "MINIO_ROOT_PASSWORD",
-                 "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_JWT_SECRET"):
+    for name in (
+        "POSTGRES_PASSWORD",
+        "AIRFLOW_DB_PASSWORD",
+        "MLFLOW_DB_PASSWORD",
+        "MINIO_ROOT_PASSWORD",
+        "AIRFLOW_ADMIN_PASSWORD",
+        "AIRFLOW_API_SECRET_KEY",
+        "AIRFLOW_JWT_SECRET",
+    ):
         assert "change-me" in values[name], name
     assert len(values["MINIO_ROOT_PASSWORD"]) >= 8  # MinIO refuses shorter root passwords
     # The dummy Fernet key must still be a valid key, or Airflow fails on the first write.
@@ -446,8 +459,9 @@ def monitoring_services(binary: Path, env_file: Path) -> dict[str, Any]:
     return json.loads(result.stdout)["services"]
 
 
-def test_monitoring_profile_is_valid_and_optional(binary: Path, env_file: Path, services: dict[str, Any],
-                                                  monitoring_services: dict[str, Any]) -> None:
+def test_monitoring_profile_is_valid_and_optional(
+    binary: Path, env_file: Path, services: dict[str, Any], monitoring_services: dict[str, Any]
+) -> None:
     result = run_compose(binary, env_file, "--profile", "monitoring", "config", "--quiet")
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     assert not MONITORING_SERVICES & set(services), "monitoring must only start with its profile"
@@ -472,8 +486,12 @@ def test_monitoring_wiring(monitoring_services: dict[str, Any], services: dict[s
     assert env["AIRFLOW__METRICS__STATSD_PREFIX"] == "airflow"  # what statsd-mapping.yml matches
     exporter = monitoring_services["statsd-exporter"]
     assert "--statsd.listen-udp=:9125" in exporter["command"]
-    mounted = {v["target"]: Path(v["source"]) for s in MONITORING_SERVICES
-               for v in monitoring_services[s].get("volumes", []) if v["type"] == "bind"}
+    mounted = {
+        v["target"]: Path(v["source"])
+        for s in MONITORING_SERVICES
+        for v in monitoring_services[s].get("volumes", [])
+        if v["type"] == "bind"
+    }
     for target, source in mounted.items():
         assert source.exists(), f"{source} (mounted at {target}) is missing"
         assert source.resolve().is_relative_to(REPO_ROOT / "docker" / "monitoring"), source
@@ -483,10 +501,12 @@ def test_monitoring_wiring(monitoring_services: dict[str, Any], services: dict[s
     targets = [t for job in prometheus["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
     assert "statsd-exporter:9102" in targets and "--web.listen-address=:9102" in exporter["command"]
     datasource = yaml.safe_load(
-        (REPO_ROOT / "docker/monitoring/grafana/provisioning/datasources/prometheus.yml").read_text())
+        (REPO_ROOT / "docker/monitoring/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     provider = yaml.safe_load(
-        (REPO_ROOT / "docker/monitoring/grafana/provisioning/dashboards/retraining.yml").read_text())
+        (REPO_ROOT / "docker/monitoring/grafana/provisioning/dashboards/retraining.yml").read_text()
+    )
     dashboards_dir = provider["providers"][0]["options"]["path"]
     assert (mounted[dashboards_dir] / "retraining.json").is_file()
     assert "/etc/grafana/provisioning" in mounted

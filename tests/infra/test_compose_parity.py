@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
 
 #: Native component -> compose service.
-COMPONENTS = {"api-server": "airflow-apiserver", "scheduler": "airflow-scheduler",
-              "dag-processor": "airflow-dag-processor", "triggerer": "airflow-triggerer"}
+COMPONENTS = {
+    "api-server": "airflow-apiserver",
+    "scheduler": "airflow-scheduler",
+    "dag-processor": "airflow-dag-processor",
+    "triggerer": "airflow-triggerer",
+}
 #: Settings only one side needs, and why.
 NATIVE_ONLY = {
     "AIRFLOW__CORE__DAGS_FOLDER": "the image's default /opt/airflow/dags is where compose mounts dags/",
@@ -47,9 +51,13 @@ COMPOSE_ONLY = {
     "AIRFLOW_CONN_MLFLOW_DEFAULT": "natively the row loaded from airflow_settings.yaml",
 }
 #: Values that must be identical on both sides (they do not depend on hosts or secrets).
-SAME_VALUE = ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__HOSTNAME_CALLABLE", "AIRFLOW__OPERATORS__DEFAULT_QUEUE",
-              "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT",
-              "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT")
+SAME_VALUE = (
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CORE__HOSTNAME_CALLABLE",
+    "AIRFLOW__OPERATORS__DEFAULT_QUEUE",
+    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT",
+)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +102,9 @@ def test_same_airflow_settings_names(compose_services, native_env):
     native = _airflow_keys(native_env) - set(NATIVE_ONLY)
     for service in (*COMPONENTS.values(), "airflow-worker", "airflow-init"):
         compose = _airflow_keys(compose_services[service]["environment"]) - set(COMPOSE_ONLY)
-        assert compose == native, f"{service}: only in compose {sorted(compose - native)}, only native {sorted(native - compose)}"
+        assert compose == native, (
+            f"{service}: only in compose {sorted(compose - native)}, only native {sorted(native - compose)}"
+        )
     # The exceptions are real exceptions (a stale entry would hide a new difference).
     assert set(NATIVE_ONLY) <= _airflow_keys(native_env)
     assert set(COMPOSE_ONLY) <= _airflow_keys(compose_services["airflow-worker"]["environment"])
@@ -130,14 +140,19 @@ def test_same_connections(compose_services):
 
 
 def test_images_pinned_to_the_versions_the_native_stack_runs(compose_services):
-    lock = dict(line.split("==", 1) for line in (ROOT / "requirements.lock").read_text().splitlines()
-                if "==" in line and not line.startswith("#"))
+    lock = dict(
+        line.split("==", 1)
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
     airflow_images = {compose_services[s]["image"] for s in (*COMPONENTS.values(), "airflow-worker", "airflow-init")}
     assert airflow_images == {f"retrain-orchestrator/airflow:{lock['apache-airflow']}"}
     assert f"apache/airflow:{lock['apache-airflow']}-python3.11" in (ROOT / "docker/airflow/Dockerfile").read_text()
     assert compose_services["mlflow"]["image"] == f"retrain-orchestrator/mlflow:{lock['mlflow']}"
-    assert re.search(rf"mlflow(\[[^\]]*\])?=={re.escape(lock['mlflow'])}", (ROOT / "docker/mlflow/Dockerfile").read_text()
-                     + (ROOT / "requirements.txt").read_text())
+    assert re.search(
+        rf"mlflow(\[[^\]]*\])?=={re.escape(lock['mlflow'])}",
+        (ROOT / "docker/mlflow/Dockerfile").read_text() + (ROOT / "requirements.txt").read_text(),
+    )
     for service in ("postgres", "redis"):
         image = compose_services[service]["image"]
         assert re.fullmatch(r"[\w./-]+:\d+(\.\d+)*", image), f"{service} image not pinned: {image}"

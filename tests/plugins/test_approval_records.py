@@ -9,10 +9,14 @@ from mlflow import MlflowClient
 from include.retrainer import history, steps
 from include.retrainer.tasks import TaskId
 
-UTC = dt.timezone.utc
-ANSWER = {"chosen_options": ["Approve"], "params_input": {"comment": "fine"},
-          "responded_by_user": {"id": "carol", "name": "Carol"}, "responded_at": dt.datetime(2026, 4, 1, 9, tzinfo=UTC),
-          "timedout": False}
+UTC = dt.UTC
+ANSWER = {
+    "chosen_options": ["Approve"],
+    "params_input": {"comment": "fine"},
+    "responded_by_user": {"id": "carol", "name": "Carol"},
+    "responded_at": dt.datetime(2026, 4, 1, 9, tzinfo=UTC),
+    "timedout": False,
+}
 
 
 def _versions(client: MlflowClient, name: str, n: int) -> list[str]:
@@ -29,16 +33,24 @@ def _versions(client: MlflowClient, name: str, n: int) -> list[str]:
 
 def _ctx(week: int, run_id: str) -> steps.RunContext:
     start = dt.datetime(2026, 3, 1, tzinfo=UTC) + dt.timedelta(weeks=week)
-    return steps.RunContext(dag_id="retrain_x", run_id=run_id, interval_start=start,
-                            interval_end=start + dt.timedelta(weeks=1))
+    return steps.RunContext(
+        dag_id="retrain_x", run_id=run_id, interval_start=start, interval_end=start + dt.timedelta(weeks=1)
+    )
 
 
 def _results(version: str, champion: str | None = None) -> steps.RunResults:
-    return steps.RunResults.from_xcom({
-        TaskId.COMPARE_MODELS: {"decision": "promote", "challenger_version": version, "champion_version": champion,
-                                "reasons": [f"v{version} is better"],
-                                "metrics": {"champion": {}, "challenger": {"roc_auc": 0.8}}},
-        TaskId.TRAIN_CHALLENGER: {"challenger_version": version}})
+    return steps.RunResults.from_xcom(
+        {
+            TaskId.COMPARE_MODELS: {
+                "decision": "promote",
+                "challenger_version": version,
+                "champion_version": champion,
+                "reasons": [f"v{version} is better"],
+                "metrics": {"champion": {}, "challenger": {"roc_auc": 0.8}},
+            },
+            TaskId.TRAIN_CHALLENGER: {"challenger_version": version},
+        }
+    )
 
 
 def test_backfill_only_the_newest_request_can_be_approved(mlflow_server, store, churn_spec_factory):
@@ -54,8 +66,9 @@ def test_backfill_only_the_newest_request_can_be_approved(mlflow_server, store, 
     # An older week reaching the step after a newer one expires at once: nobody is asked.
     late = steps.prepare_approval(store, mlflow_server, spec, older, _results(v3))
     assert late["ask"] is False and late["decision"]["outcome"] == "expired"
-    assert late["decision"]["reason"].startswith(f"expired: a newer challenger v{v2} (week 2026-03-08..2026-03-15, "
-                                                 "run backfill_w1)")
+    assert late["decision"]["reason"].startswith(
+        f"expired: a newer challenger v{v2} (week 2026-03-08..2026-03-15, run backfill_w1)"
+    )
 
     # The older pending request, answered after the newer one was made: expired, answer kept.
     stale = steps.finish_approval(store, mlflow_server, spec, old, v1, ANSWER)
@@ -85,8 +98,9 @@ def test_a_dry_run_asks_nobody(mlflow_server, store, churn_spec_factory):
     assert "allow_promotion=false" in out["decision"]["reason"]
 
 
-def test_promotion_records_the_approval_and_a_rejection_keeps_the_champion(mlflow_server, store, churn_spec_factory,
-                                                                          moto_server):
+def test_promotion_records_the_approval_and_a_rejection_keeps_the_champion(
+    mlflow_server, store, churn_spec_factory, moto_server
+):
     spec = churn_spec_factory(promotion__approval="required", promotion__expire_superseded=False)
     client = MlflowClient(mlflow_server)
     v1, v2, v3 = _versions(client, spec.name, 3)
@@ -95,18 +109,21 @@ def test_promotion_records_the_approval_and_a_rejection_keeps_the_champion(mlflo
 
     steps.prepare_approval(store, mlflow_server, spec, ctx2, _results(v2, v1))
     approval = steps.finish_approval(store, mlflow_server, spec, ctx2, v2, ANSWER)
-    out = steps.promote_challenger(store, mlflow_server, spec, ctx2, _results(v2, v1).comparison,
-                                   approval=approval)
+    out = steps.promote_challenger(store, mlflow_server, spec, ctx2, _results(v2, v1).comparison, approval=approval)
     assert out.promoted is True and out.approval["decided_by"] == "Carol"
     move = history.list_history(store, spec)[-1]
     assert (move["to_version"], move["approval"]["comment"]) == (v2, "fine")
     tags = client.get_model_version(spec.name, v2).tags
     assert (tags["retrain.approval"], tags["retrain.approval_by"], tags["retrain.approval_comment"]) == (
-        "approved", "Carol", "fine")
+        "approved",
+        "Carol",
+        "fine",
+    )
 
     steps.prepare_approval(store, mlflow_server, spec, ctx3, _results(v3, v2))
-    no = steps.finish_approval(store, mlflow_server, spec, ctx3, v3, {**ANSWER, "chosen_options": ["Reject"],
-                                                                    "params_input": {}})
+    no = steps.finish_approval(
+        store, mlflow_server, spec, ctx3, v3, {**ANSWER, "chosen_options": ["Reject"], "params_input": {}}
+    )
     out = steps.promote_challenger(store, mlflow_server, spec, ctx3, _results(v3, v2).comparison, approval=no)
     assert out.promoted is False and out.reasons[-1].startswith("rejected by Carol at")
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v2
@@ -130,9 +147,23 @@ def _history_cli(spec, endpoint: str, *extra: str):
 
     root = Path(__file__).resolve().parents[2]
     return subprocess.run(
-        [sys.executable, str(root / "scripts" / "champion_history.py"), "--model", spec.name,
-         "--models-dir", str(Path(spec.source_path).parent), "--s3-endpoint", endpoint, *extra],
-        capture_output=True, text=True, timeout=120, env=os.environ.copy(), cwd=str(root))
+        [
+            sys.executable,
+            str(root / "scripts" / "champion_history.py"),
+            "--model",
+            spec.name,
+            "--models-dir",
+            str(Path(spec.source_path).parent),
+            "--s3-endpoint",
+            endpoint,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+        cwd=str(root),
+    )
 
 
 def test_a_superseded_week_expires_unasked_by_default(mlflow_server, store, churn_spec_factory):
@@ -140,19 +171,23 @@ def test_a_superseded_week_expires_unasked_by_default(mlflow_server, store, chur
     spec = churn_spec_factory(promotion__approval="required")
     (v1,) = _versions(MlflowClient(mlflow_server), spec.name, 1)
     ctx = _ctx(0, "backfill__2026-03-01")
-    out = steps.prepare_approval(store, mlflow_server, spec, ctx, _results(v1),
-                                 now=dt.datetime(2026, 3, 20, tzinfo=UTC))
+    out = steps.prepare_approval(
+        store, mlflow_server, spec, ctx, _results(v1), now=dt.datetime(2026, 3, 20, tzinfo=UTC)
+    )
     assert out["ask"] is False and out["decision"]["outcome"] == "expired"
-    assert out["decision"]["reason"].startswith("expired: the next data interval (2026-03-08..2026-03-15) had "
-                                                "already ended")
+    assert out["decision"]["reason"].startswith(
+        "expired: the next data interval (2026-03-08..2026-03-15) had already ended"
+    )
     # The newest complete week is asked about.
-    newest = steps.prepare_approval(store, mlflow_server, spec, _ctx(1, "scheduled"), _results(v1),
-                                    now=dt.datetime(2026, 3, 15, 1, tzinfo=UTC))
+    newest = steps.prepare_approval(
+        store, mlflow_server, spec, _ctx(1, "scheduled"), _results(v1), now=dt.datetime(2026, 3, 15, 1, tzinfo=UTC)
+    )
     assert newest["ask"] is True
 
 
-def test_timeout_applies_the_spec_outcome_through_the_operator(mlflow_server, store, churn_spec_factory, moto_server,
-                                                              monkeypatch):
+def test_timeout_applies_the_spec_outcome_through_the_operator(
+    mlflow_server, store, churn_spec_factory, moto_server, monkeypatch
+):
     """The scheduler's timeout sweep resumes the task with the default option and ``timedout``:
     the operator records ``timed_out`` (not promoted) and promote_challenger keeps the champion."""
     import json
@@ -160,14 +195,22 @@ def test_timeout_applies_the_spec_outcome_through_the_operator(mlflow_server, st
     import uuid
 
     from airflow.models.hitl import HITLDetail
-
     from retrain_ops.approval import PromotionApproveOperator
 
-    monkeypatch.setenv("AIRFLOW_CONN_ARTIFACTS_TIMEOUT", json.dumps({
-        "conn_type": "aws", "login": "test", "password": "test",
-        "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"}}))
-    spec = churn_spec_factory(promotion__approval="required", promotion__approval_timeout="90m",
-                              promotion__expire_superseded=False)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ARTIFACTS_TIMEOUT",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "test",
+                "password": "test",
+                "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
+            }
+        ),
+    )
+    spec = churn_spec_factory(
+        promotion__approval="required", promotion__approval_timeout="90m", promotion__expire_superseded=False
+    )
     client = MlflowClient(mlflow_server)
     v1, v2 = _versions(client, spec.name, 2)
     client.set_registered_model_alias(spec.name, "champion", v1)
@@ -176,19 +219,35 @@ def test_timeout_applies_the_spec_outcome_through_the_operator(mlflow_server, st
     steps.prepare_approval(store, mlflow_server, spec, ctx, _results(v2, v1))
 
     # What the sweep does to the request when the deadline passes (scheduler_job_runner).
-    detail = HITLDetail(ti_id=uuid.uuid4(), options=["Approve", "Reject"], subject="s", defaults=["Reject"],
-                        params={"comment": {"value": ""}})
+    detail = HITLDetail(
+        ti_id=uuid.uuid4(),
+        options=["Approve", "Reject"],
+        subject="s",
+        defaults=["Reject"],
+        params={"comment": {"value": ""}},
+    )
     detail.chosen_options, detail.params_input = list(detail.defaults), {"comment": ""}
     detail.responded_by, detail.responded_at = None, dt.datetime.now(UTC)
     event = detail.as_resume_event_payload(timedout=True)
 
     ti = types.SimpleNamespace(xcom_pull=lambda task_ids, key="return_value": comparison.to_xcom(), try_number=1)
-    dag_run = types.SimpleNamespace(dag_id=ctx.dag_id, run_id=ctx.run_id, run_after=ctx.interval_end,
-                                    logical_date=ctx.interval_end)
-    context = {"dag_run": dag_run, "ti": ti, "data_interval_start": ctx.interval_start,
-               "data_interval_end": ctx.interval_end, "params": {}}
-    op = PromotionApproveOperator(task_id="approve_promotion", spec=spec, s3_conn_id="artifacts_timeout",
-                                  mlflow_conn_id="mlflow_default", response_timeout=dt.timedelta(minutes=90))
+    dag_run = types.SimpleNamespace(
+        dag_id=ctx.dag_id, run_id=ctx.run_id, run_after=ctx.interval_end, logical_date=ctx.interval_end
+    )
+    context = {
+        "dag_run": dag_run,
+        "ti": ti,
+        "data_interval_start": ctx.interval_start,
+        "data_interval_end": ctx.interval_end,
+        "params": {},
+    }
+    op = PromotionApproveOperator(
+        task_id="approve_promotion",
+        spec=spec,
+        s3_conn_id="artifacts_timeout",
+        mlflow_conn_id="mlflow_default",
+        response_timeout=dt.timedelta(minutes=90),
+    )
     decision = op.execute_complete(context, event)
     assert (decision["outcome"], decision["decided_by"], decision["allows_promotion"]) == ("timed_out", None, False)
     assert decision["reason"].startswith("approval timed out: no response within 90m")

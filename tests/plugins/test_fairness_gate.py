@@ -37,8 +37,9 @@ def _seed(s3, prefix: str) -> None:
 
 
 def _ctx(spec, start: dt.datetime) -> steps.RunContext:
-    return steps.RunContext(dag_id=spec.dag_id, run_id=f"r_{start.date()}", interval_start=start,
-                            interval_end=start + WEEK)
+    return steps.RunContext(
+        dag_id=spec.dag_id, run_id=f"r_{start.date()}", interval_start=start, interval_end=start + WEEK
+    )
 
 
 def test_better_challenger_over_the_disparity_limit_is_not_promoted(mlflow_server, s3, store, churn_spec_factory):
@@ -57,10 +58,15 @@ def test_better_challenger_over_the_disparity_limit_is_not_promoted(mlflow_serve
 
     # Week 2: the same model with slice and fairness gates.
     gated = churn_spec_factory(
-        name=name, data__prefix=prefix, features__attributes=["age_band"],
+        name=name,
+        data__prefix=prefix,
+        features__attributes=["age_band"],
         comparison__slices={"columns": ["contract", "age_band"], "min_rows": 100},
-        comparison__fairness={"sensitive": ["age_band"], "demographic_parity_difference_max": 0.05,
-                              "equalized_odds_difference_max": 0.5},
+        comparison__fairness={
+            "sensitive": ["age_band"],
+            "demographic_parity_difference_max": 0.05,
+            "equalized_odds_difference_max": 0.5,
+        },
     )
     ctx2 = _ctx(gated, START + WEEK)
     trained2 = steps.train_challenger(store, mlflow_server, gated, ctx2)
@@ -75,12 +81,14 @@ def test_better_challenger_over_the_disparity_limit_is_not_promoted(mlflow_serve
     outcome = steps.reject_challenger(mlflow_server, gated, ctx2, comparison)
     assert outcome.promoted is False
     # As the summarize task gets them: the XCom JSON of each step, read back into typed results.
-    results = steps.RunResults.from_xcom({
-        TaskId.DECIDE_RETRAIN: steps.RetrainDecision(retrain=True, reason="data drift").to_xcom(),
-        TaskId.TRAIN_CHALLENGER: trained2.to_xcom(),
-        TaskId.COMPARE_MODELS: comparison.to_xcom(),
-        TaskId.REJECT_CHALLENGER: outcome.to_xcom(),
-    })
+    results = steps.RunResults.from_xcom(
+        {
+            TaskId.DECIDE_RETRAIN: steps.RetrainDecision(retrain=True, reason="data drift").to_xcom(),
+            TaskId.TRAIN_CHALLENGER: trained2.to_xcom(),
+            TaskId.COMPARE_MODELS: comparison.to_xcom(),
+            TaskId.REJECT_CHALLENGER: outcome.to_xcom(),
+        }
+    )
     summary = steps.summarize_run(store, mlflow_server, gated, ctx2, results, {})
 
     assert summary["schema_version"] == 3

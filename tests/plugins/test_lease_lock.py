@@ -26,8 +26,12 @@ BUCKET = "retrain-artifacts"
 def _own_store(endpoint: str) -> ObjectStore:
     """A store with its own boto3 client (and connection pool), like a separate worker."""
     client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-        aws_secret_access_key="test", config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}),
     )
     return ObjectStore(client)
 
@@ -38,11 +42,22 @@ def _uri() -> str:
 
 def _dead_lease(store: ObjectStore, uri: str, fence: int) -> None:
     """The lease of a worker that died long ago (its TTL ran out; no heartbeat renews it)."""
-    store.put_bytes(uri, json.dumps({
-        "state": "held", "owner": "dead-worker", "token": "dead", "fence": fence, "ttl_seconds": -60,
-        "acquired_at": "2026-01-01T00:00:00+00:00", "expires_at": "2026-01-01T00:00:01+00:00",
-        "write_id": uuid.uuid4().hex,
-    }).encode(), "application/json")
+    store.put_bytes(
+        uri,
+        json.dumps(
+            {
+                "state": "held",
+                "owner": "dead-worker",
+                "token": "dead",
+                "fence": fence,
+                "ttl_seconds": -60,
+                "acquired_at": "2026-01-01T00:00:00+00:00",
+                "expires_at": "2026-01-01T00:00:01+00:00",
+                "write_id": uuid.uuid4().hex,
+            }
+        ).encode(),
+        "application/json",
+    )
 
 
 # -- the storage server's conditional requests ---------------------------------------------
@@ -89,8 +104,9 @@ def test_eight_contenders_on_an_expired_lease_one_holder_every_round(moto_server
         errors: list[BaseException] = []
 
         def contend(i: int, barrier=barrier, holders=holders, errors=errors) -> None:  # bound per round
-            lock = LeaseLock(stores[i], uri, f"worker-{i}", ttl_seconds=60, wait_seconds=0, poll_seconds=0.05,
-                             heartbeat=False)
+            lock = LeaseLock(
+                stores[i], uri, f"worker-{i}", ttl_seconds=60, wait_seconds=0, poll_seconds=0.05, heartbeat=False
+            )
             barrier.wait()
             try:
                 lock.acquire()
@@ -169,8 +185,9 @@ def test_renewal_keeps_a_long_holder_safe(moto_server, store):
     with LeaseLock(store, uri, "long", ttl_seconds=1.5, renew_every=0.3) as long_holder:
         # Three TTLs and more: without renewal the contender would take over (see below).
         with pytest.raises(LockTimeout, match="held by long"):
-            LeaseLock(_own_store(moto_server), uri, "contender", ttl_seconds=60, wait_seconds=5,
-                      poll_seconds=0.2).acquire()
+            LeaseLock(
+                _own_store(moto_server), uri, "contender", ttl_seconds=60, wait_seconds=5, poll_seconds=0.2
+            ).acquire()
         assert long_holder.state == LeaseLock.HELD
         assert long_holder.ensure_held() == long_holder.fence
 
@@ -203,8 +220,17 @@ def test_failed_renewal_marks_the_lock_lost(moto_server, store):
 
 def test_a_lease_in_the_earlier_format_is_respected_then_taken_over(store):
     uri = _uri()
-    store.put_bytes(uri, json.dumps({"owner": "old-code", "token": "t", "acquired_at": "2026-01-01T00:00:00+00:00",
-                                     "expires_at": "2026-01-01T00:10:00+00:00"}).encode())
+    store.put_bytes(
+        uri,
+        json.dumps(
+            {
+                "owner": "old-code",
+                "token": "t",
+                "acquired_at": "2026-01-01T00:00:00+00:00",
+                "expires_at": "2026-01-01T00:10:00+00:00",
+            }
+        ).encode(),
+    )
     # Written just now with a 10-minute TTL (expires_at - acquired_at): still held.
     with pytest.raises(LockTimeout, match="held by old-code"):
         LeaseLock(store, uri, "new", wait_seconds=0.3, poll_seconds=0.1).acquire()

@@ -134,7 +134,9 @@ def test_fetch_rejects_corrupt_object(moto_server, s3):
 def test_fetch_missing_md5_names_object(moto_server):
     kw = remote_kwargs(moto_server)
     missing = hashlib.md5(b"never versioned " + uuid.uuid4().bytes).hexdigest()
-    with pytest.raises(LineageError, match=rf"md5 {missing} is not in DVC remote {kw['remote_url']}.*files/md5/{missing[:2]}/"):
+    with pytest.raises(
+        LineageError, match=rf"md5 {missing} is not in DVC remote {kw['remote_url']}.*files/md5/{missing[:2]}/"
+    ):
         lineage.fetch_training_data(missing, **kw)
 
 
@@ -148,19 +150,30 @@ def test_fetch_all_digit_md5_is_not_read_as_a_number(moto_server):
 @pytest.mark.parametrize("bad", ["", "abc", "g" * 32, "0" * 31, "../" + "0" * 29])
 def test_fetch_rejects_malformed_md5(bad):
     with pytest.raises(LineageError, match="not a DVC md5"):
-        lineage.fetch_training_data(bad, remote_url="s3://dvc-store/x", endpoint_url=None, access_key_id=None, secret_access_key=None)
+        lineage.fetch_training_data(
+            bad, remote_url="s3://dvc-store/x", endpoint_url=None, access_key_id=None, secret_access_key=None
+        )
 
 
 @pytest.mark.parametrize("name", ["", "dir/train.parquet", ".hidden", "train.parquet.dvc"])
 def test_version_rejects_unsafe_file_names(name):
     with pytest.raises(LineageError, match="plain file name"):
-        lineage.version_training_data(b"x", file_name=name, remote_url="s3://dvc-store/x", endpoint_url=None, access_key_id=None, secret_access_key=None)
+        lineage.version_training_data(
+            b"x",
+            file_name=name,
+            remote_url="s3://dvc-store/x",
+            endpoint_url=None,
+            access_key_id=None,
+            secret_access_key=None,
+        )
 
 
 @pytest.mark.parametrize("url", ["/tmp/remote", "gs://bucket/x", "s3://"])
 def test_rejects_non_s3_remotes(url):
     with pytest.raises(LineageError, match="s3://bucket"):
-        lineage.version_training_data(b"x", file_name="t.parquet", remote_url=url, endpoint_url=None, access_key_id=None, secret_access_key=None)
+        lineage.version_training_data(
+            b"x", file_name="t.parquet", remote_url=url, endpoint_url=None, access_key_id=None, secret_access_key=None
+        )
 
 
 def test_version_into_missing_bucket_fails_clearly(moto_server):
@@ -181,7 +194,15 @@ def test_s3_settings_from_client(moto_server, s3):
 # --------------------------------------------------------------------------------------
 def run_cli(*args: str, tracking_uri: str, endpoint: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "reproduce_training_data.py"), *args, "--tracking-uri", tracking_uri, "--s3-endpoint", endpoint],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "reproduce_training_data.py"),
+            *args,
+            "--tracking-uri",
+            tracking_uri,
+            "--s3-endpoint",
+            endpoint,
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -217,7 +238,17 @@ def test_cli_reproduces_model_version_training_data(moto_server, s3, mlflow_serv
     client.set_registered_model_alias(name, "champion", str(mv.version))
 
     out = tmp_path / "repro.parquet"
-    result = run_cli("--model", name, "--version", str(mv.version), "--out", str(out), "--json", tracking_uri=mlflow_server, endpoint=moto_server)
+    result = run_cli(
+        "--model",
+        name,
+        "--version",
+        str(mv.version),
+        "--out",
+        str(out),
+        "--json",
+        tracking_uri=mlflow_server,
+        endpoint=moto_server,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
@@ -255,15 +286,20 @@ def test_cli_reproduces_model_version_training_data(moto_server, s3, mlflow_serv
     run = client.create_run(exp, tags={**tags, "retrain.config_hash": "cfg-on-run"})
     client.set_terminated(run.info.run_id)
     capsys.readouterr()  # MLflow prints "View run ... at <url>" on ending a run: not the command's output
-    on_run = client.create_model_version(name, source=f"s3://mlflow-artifacts/{name}/model3", run_id=run.info.run_id,
-                                         tags={"retrain.validated": "true"})
+    on_run = client.create_model_version(
+        name, source=f"s3://mlflow-artifacts/{name}/model3", run_id=run.info.run_id, tags={"retrain.validated": "true"}
+    )
     assert "retrain.dvc_md5" not in client.get_model_version(name, str(on_run.version)).tags
     s3.put_object(Bucket="retrain-artifacts", Key=train_key, Body=data)  # the run's copy, unchanged again
     run_out = tmp_path / "from_run.parquet"
     assert cli.main(["--model", name, "--version", str(on_run.version), "--out", str(run_out), "--json", *common]) == 0
     from_run = json.loads(capsys.readouterr().out)
     assert run_out.read_bytes() == data
-    assert (from_run["md5"], from_run["train_data_uri"], from_run["config_hash"]) == (record.md5, train_uri, "cfg-on-run")
+    assert (from_run["md5"], from_run["train_data_uri"], from_run["config_hash"]) == (
+        record.md5,
+        train_uri,
+        "cfg-on-run",
+    )
     assert from_run["recorded_etag_matches"] is True and from_run["current_object"] == "identical"
 
     # Failure paths.
@@ -297,8 +333,12 @@ class _Spec:
         (_Spec("churn"), None, {"RETRAIN_DVC_REMOTE": "team-dvc"}, "s3://team-dvc/churn"),
         (_Spec("churn"), "s3://lake/dvc/", {"RETRAIN_DVC_REMOTE": "team-dvc"}, "s3://lake/dvc/churn"),
         # The model's own remote wins over connection and environment, and is used as given.
-        (_Spec("churn", {"dvc_remote": "s3://churn-data/versions"}), "s3://lake/dvc", {"RETRAIN_DVC_REMOTE": "x-y"},
-         "s3://churn-data/versions"),
+        (
+            _Spec("churn", {"dvc_remote": "s3://churn-data/versions"}),
+            "s3://lake/dvc",
+            {"RETRAIN_DVC_REMOTE": "x-y"},
+            "s3://churn-data/versions",
+        ),
         (_Spec("churn", type("L", (), {"dvc_remote": "churn-only"})()), None, {}, "s3://churn-only"),
         # Blank values do not count as configured.
         (_Spec("churn", {"dvc_remote": ""}), "  ", {"RETRAIN_DVC_REMOTE": ""}, "s3://dvc-store/churn"),
@@ -332,9 +372,17 @@ def test_the_default_bucket_is_written_in_one_place_only():
 def test_object_store_hook_reads_the_remote_from_the_connection_extra(moto_server, monkeypatch):
     from retrain_ops.hooks import ObjectStoreHook
 
-    monkeypatch.setenv("AIRFLOW_CONN_DVC_TEST", json.dumps({
-        "conn_type": "aws", "login": "test", "password": "test",
-        "extra": {"endpoint_url": moto_server, "region_name": "us-east-1", "dvc_remote": "s3://lake/dvc"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DVC_TEST",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "test",
+                "password": "test",
+                "extra": {"endpoint_url": moto_server, "region_name": "us-east-1", "dvc_remote": "s3://lake/dvc"},
+            }
+        ),
+    )
     store = ObjectStoreHook(aws_conn_id="dvc_test").store
     assert store.dvc_remote == "s3://lake/dvc"
     assert lineage.dvc_remote_for(_Spec("churn"), connection_remote=store.dvc_remote, env={}) == "s3://lake/dvc/churn"

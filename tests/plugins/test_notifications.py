@@ -61,7 +61,7 @@ def webhook():
         receiver = _Receiver(status)
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server API)
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.requests.append((self.path, dict(self.headers), json.loads(body or b"{}")))
                 self.send_response(receiver.status)
@@ -83,15 +83,26 @@ def webhook():
 
 def _story(summary_uri: str, decision: str) -> dict:
     summary = {
-        "model": "churn", "decision": decision, "decision_code": decision, "trigger": "signals",
+        "model": "churn",
+        "decision": decision,
+        "decision_code": decision,
+        "trigger": "signals",
         "headline": f"{decision.title()} (signals): data drift in monthly_charges; challenger non-inferior.",
         "reasons": ["retrained: data drift", "roc_auc lower bound -0.004 > -0.01"],
-        "data_interval_start": "2026-11-15T00:00:00+00:00", "data_interval_end": "2026-11-22T00:00:00+00:00",
-        "champion_version_before": "1", "champion_version_after": "2" if decision == "promoted" else "1",
-        "challenger_version": "2", "dag_id": "notify_test", "dag_run_id": "r1", "summary_uri": summary_uri,
+        "data_interval_start": "2026-11-15T00:00:00+00:00",
+        "data_interval_end": "2026-11-22T00:00:00+00:00",
+        "champion_version_before": "1",
+        "champion_version_after": "2" if decision == "promoted" else "1",
+        "challenger_version": "2",
+        "dag_id": "notify_test",
+        "dag_run_id": "r1",
+        "summary_uri": summary_uri,
         "mcnemar": {"b": 31, "c": 57, "p_value": 0.007},
     }
-    return {"summary": summary, "links": {"Run report": "http://mlflow.example/#/experiments/1/runs/abc/artifacts/report.html"}}
+    return {
+        "summary": summary,
+        "links": {"Run report": "http://mlflow.example/#/experiments/1/runs/abc/artifacts/report.html"},
+    }
 
 
 _DAG_FILE = '''
@@ -129,17 +140,24 @@ def run_dag(tmp_path, monkeypatch, airflow_db):
     folder.mkdir()
     (folder / "notify_test_dag.py").write_text(_DAG_FILE)
     local = "airflow.dag_processing.bundles.local.LocalDagBundle"
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([
-        {"name": "dags-folder", "classpath": local, "kwargs": {}},
-        {"name": "notify-tests", "classpath": local, "kwargs": {"path": str(folder)}},
-    ]))
+    monkeypatch.setenv(
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+        json.dumps(
+            [
+                {"name": "dags-folder", "classpath": local, "kwargs": {}},
+                {"name": "notify-tests", "classpath": local, "kwargs": {"path": str(folder)}},
+            ]
+        ),
+    )
 
     def run(story: dict, notify: dict):
         import importlib.util
 
         monkeypatch.setenv("NOTIFY_TEST_STORY", json.dumps(story))
         monkeypatch.setenv("NOTIFY_TEST_CONFIG", json.dumps(notify))
-        spec = importlib.util.spec_from_file_location(f"notify_test_dag_{uuid.uuid4().hex}", folder / "notify_test_dag.py")
+        spec = importlib.util.spec_from_file_location(
+            f"notify_test_dag_{uuid.uuid4().hex}", folder / "notify_test_dag.py"
+        )
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module.dag.test()
@@ -159,17 +177,35 @@ def summary_file(s3):
 
 
 def _connections(smtp_port: int, http_port: int):
-    os.environ["AIRFLOW_CONN_SMTP_TEST"] = json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port, "login": None, "password": None,
-        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "retrain@example.com",
-                  "retry_limit": 0, "timeout": 5}})
-    os.environ["AIRFLOW_CONN_WEBHOOK_TEST"] = json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": http_port,
-                                                          "schema": "http"})
+    os.environ["AIRFLOW_CONN_SMTP_TEST"] = json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": smtp_port,
+            "login": None,
+            "password": None,
+            "extra": {
+                "disable_tls": True,
+                "disable_ssl": True,
+                "from_email": "retrain@example.com",
+                "retry_limit": 0,
+                "timeout": 5,
+            },
+        }
+    )
+    os.environ["AIRFLOW_CONN_WEBHOOK_TEST"] = json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": http_port, "schema": "http"}
+    )
 
 
-NOTIFY = {"on": ["promoted", "rejected", "failed"], "email": ["ml-team@example.com"], "smtp_conn_id": "smtp_test",
-          "webhook": {"conn_id": "webhook_test", "endpoint": "/services/T0/B0/secret"}, "retries": 2,
-          "retry_delay_seconds": 0.05}
+NOTIFY = {
+    "on": ["promoted", "rejected", "failed"],
+    "email": ["ml-team@example.com"],
+    "smtp_conn_id": "smtp_test",
+    "webhook": {"conn_id": "webhook_test", "endpoint": "/services/T0/B0/secret"},
+    "retries": 2,
+    "retry_delay_seconds": 0.05,
+}
 
 
 def test_promotion_is_announced_by_email_and_webhook(run_dag, moto_server, smtp_server, webhook, summary_file):
@@ -233,7 +269,6 @@ def test_callbacks_survive_dag_serialization():
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG
     from airflow.serialization.serialized_objects import DagSerialization
-
     from retrain_ops.notifiers import RunStoryNotifier, run_story_callbacks
 
     class Spec:
@@ -242,7 +277,7 @@ def test_callbacks_survive_dag_serialization():
     assert run_story_callbacks(Spec(), None) == {}
     callbacks = run_story_callbacks(Spec(), NOTIFY)
     assert isinstance(callbacks["on_failure_callback"][0], RunStoryNotifier)
-    with DAG("notify_serialization", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)) as dag:
+    with DAG("notify_serialization", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) as dag:
         EmptyOperator(task_id=TaskId.SUMMARIZE_RUN, **callbacks)
     restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
     task = restored.task_dict[TaskId.SUMMARIZE_RUN]

@@ -12,13 +12,11 @@ import json
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from include.retrainer.errors import PermanentError
 
 ROOT = Path(__file__).resolve().parents[2]
 
-DAG_FILE = '''
+DAG_FILE = """
 import datetime as dt
 
 from airflow.sdk import DAG
@@ -55,7 +53,7 @@ with DAG("errors_by_type", schedule=None, start_date=dt.datetime(2026, 1, 4, tzi
                        "on_retry_callback": record("retry"), "on_failure_callback": record("failure")}}):
     Raises(task_id="library_value_error", spec=SPEC, error="library")
     Raises(task_id="permanent_error", spec=SPEC, error="permanent")
-'''
+"""
 
 
 def test_every_permanent_error_class_is_a_permanent_error_and_keeps_its_old_base():
@@ -65,9 +63,15 @@ def test_every_permanent_error_class_is_a_permanent_error_and_keeps_its_old_base
     from include.retrainer.training import TrainingError
     from include.retrainer.validation import SuiteError
 
-    for cls, old_base in [(ModelSpecError, ValueError), (SuiteError, ValueError), (DataValidationFailed, RuntimeError),
-                          (NoPartitionsError, RuntimeError), (BadPartitionError, RuntimeError),
-                          (BatchTooLargeError, RuntimeError), (TrainingError, RuntimeError)]:
+    for cls, old_base in [
+        (ModelSpecError, ValueError),
+        (SuiteError, ValueError),
+        (DataValidationFailed, RuntimeError),
+        (NoPartitionsError, RuntimeError),
+        (BadPartitionError, RuntimeError),
+        (BatchTooLargeError, RuntimeError),
+        (TrainingError, RuntimeError),
+    ]:
         assert issubclass(cls, PermanentError) and issubclass(cls, old_base), cls
     assert not issubclass(ValueError, PermanentError)
     from include.retrainer.locking import LeaseLost, LockTimeout
@@ -87,13 +91,26 @@ def test_library_value_error_is_retried_permanent_error_fails_at_once(airflow_db
     dags.mkdir()
     events = tmp_path / "events.txt"
     (dags / "errors_by_type.py").write_text(
-        textwrap.dedent(DAG_FILE.format(spec_path=str(spec_path), events_path=str(events))))
+        textwrap.dedent(DAG_FILE.format(spec_path=str(spec_path), events_path=str(events)))
+    )
     # dag.test() looks the DAG up in a DAG bundle: a bundle holding only this file, listed first.
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([
-        {"name": "errors-by-type", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-         "kwargs": {"path": str(dags)}},
-        {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}},
-    ]))
+    monkeypatch.setenv(
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+        json.dumps(
+            [
+                {
+                    "name": "errors-by-type",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {"path": str(dags)},
+                },
+                {
+                    "name": "dags-folder",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {},
+                },
+            ]
+        ),
+    )
     from airflow.dag_processing.dagbag import DagBag
 
     dag_run = DagBag(dag_folder=str(dags)).dags["errors_by_type"].test()

@@ -25,16 +25,18 @@ def _versions(client: MlflowClient, name: str, n: int) -> list[str]:
         run = client.create_run(exp)
         client.log_text(run.info.run_id, "x", "model/placeholder.txt")
         client.set_terminated(run.info.run_id)
-        mv = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id,
-                                         tags={"retrain.validated": "true"})
+        mv = client.create_model_version(
+            name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={"retrain.validated": "true"}
+        )
         out.append(str(mv.version))
     return out
 
 
 def _ctx(run_id: str) -> steps.RunContext:
-    start = dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)
-    return steps.RunContext(dag_id="retrain_x", run_id=run_id, interval_start=start,
-                            interval_end=start + dt.timedelta(weeks=1))
+    start = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    return steps.RunContext(
+        dag_id="retrain_x", run_id=run_id, interval_start=start, interval_end=start + dt.timedelta(weeks=1)
+    )
 
 
 def test_two_racing_promotions_only_one_wins(mlflow_server, store, churn_spec_factory):
@@ -47,7 +49,9 @@ def test_two_racing_promotions_only_one_wins(mlflow_server, store, churn_spec_fa
     results: dict[str, steps.PromotionResult] = {}
 
     def promote(version: str) -> None:
-        comparison = steps.ComparisonResult(challenger_version=version, champion_version=v1, reasons=[f"v{version} better"])
+        comparison = steps.ComparisonResult(
+            challenger_version=version, champion_version=v1, reasons=[f"v{version} better"]
+        )
         barrier.wait()
         results[version] = steps.promote_challenger(store, mlflow_server, spec, _ctx(f"run_{version}"), comparison)
 
@@ -73,8 +77,13 @@ def test_promotion_refused_when_champion_moved_since_comparison(mlflow_server, s
     client = MlflowClient(mlflow_server)
     v1, v2, v3 = _versions(client, spec.name, 3)
     client.set_registered_model_alias(spec.name, "champion", v3)  # moved after v2 was compared with v1
-    out = steps.promote_challenger(store, mlflow_server, spec, _ctx("r"),
-                                   steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=[]))
+    out = steps.promote_challenger(
+        store,
+        mlflow_server,
+        spec,
+        _ctx("r"),
+        steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=[]),
+    )
     assert out.promoted is False
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v3
 
@@ -97,9 +106,14 @@ def test_allow_promotion_false_keeps_the_champion(mlflow_server, store, churn_sp
     client = MlflowClient(mlflow_server)
     v1, v2 = _versions(client, spec.name, 2)
     client.set_registered_model_alias(spec.name, "champion", v1)
-    out = steps.promote_challenger(store, mlflow_server, spec, _ctx("r"),
-                                   steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=[]),
-                                   allow_promotion=False)
+    out = steps.promote_challenger(
+        store,
+        mlflow_server,
+        spec,
+        _ctx("r"),
+        steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=[]),
+        allow_promotion=False,
+    )
     assert out.promoted is False and any("allow_promotion=false" in r for r in out.reasons)
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v1
 
@@ -125,10 +139,20 @@ def test_promoted_version_carries_the_fencing_token(mlflow_server, store, churn_
     client = MlflowClient(mlflow_server)
     v1, v2, v3 = _versions(client, spec.name, 3)
     client.set_registered_model_alias(spec.name, "champion", v1)
-    steps.promote_challenger(store, mlflow_server, spec, _ctx("a"),
-                             steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=[]))
-    steps.promote_challenger(store, mlflow_server, spec, _ctx("b"),
-                             steps.ComparisonResult(challenger_version=v3, champion_version=v2, reasons=[]))
+    steps.promote_challenger(
+        store,
+        mlflow_server,
+        spec,
+        _ctx("a"),
+        steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=[]),
+    )
+    steps.promote_challenger(
+        store,
+        mlflow_server,
+        spec,
+        _ctx("b"),
+        steps.ComparisonResult(challenger_version=v3, champion_version=v2, reasons=[]),
+    )
     lock = champion_moves.champion_lock(store, spec, "probe").current()
     assert lock.state == "released" and lock.fence == 2
     tokens = [int(client.get_model_version(spec.name, v).tags["retrain.fencing_token"]) for v in (v2, v3)]
@@ -136,8 +160,9 @@ def test_promoted_version_carries_the_fencing_token(mlflow_server, store, churn_
 
 
 @pytest.mark.parametrize("pause_in", ["get_alias", "set_tags"])
-def test_holder_paused_past_its_ttl_cannot_promote(mlflow_server, moto_server, store, churn_spec_factory,
-                                                   monkeypatch, pause_in):
+def test_holder_paused_past_its_ttl_cannot_promote(
+    mlflow_server, moto_server, store, churn_spec_factory, monkeypatch, pause_in
+):
     """The promoting worker freezes (no heartbeat either) longer than the TTL; another worker
     takes the lease over meanwhile. The frozen one must not move the alias when it wakes up:
     paused before the checks (get_alias) or between tagging and the move (set_tags)."""
@@ -157,16 +182,27 @@ def test_holder_paused_past_its_ttl_cannot_promote(mlflow_server, moto_server, s
     def pause_then_call(*args, **kwargs):
         if not takeover:
             time.sleep(2.6)  # > ttl + 1 s of server-clock granularity
-            other = real_champion_lock(ObjectStore(services.s3_client(moto_server)), spec, "other-worker",
-                                       ttl_seconds=60, wait_seconds=5, poll_seconds=0.1)
+            other = real_champion_lock(
+                ObjectStore(services.s3_client(moto_server)),
+                spec,
+                "other-worker",
+                ttl_seconds=60,
+                wait_seconds=5,
+                poll_seconds=0.1,
+            )
             other.acquire()
             takeover.append(other)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(registry, pause_in, pause_then_call)
     with pytest.raises(LeaseLost, match="other-worker"):
-        steps.promote_challenger(store, mlflow_server, spec, _ctx("frozen"),
-                                 steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=["better"]))
+        steps.promote_challenger(
+            store,
+            mlflow_server,
+            spec,
+            _ctx("frozen"),
+            steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=["better"]),
+        )
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == v1
     assert history.list_history(store, spec) == []
     assert store.get_json(takeover[0].uri)["owner"] == "other-worker"  # the frozen worker released nothing

@@ -80,7 +80,9 @@ def make_model(
         tags = {"retrain.validated": "true"} if v in validated else {}
         if v in replaced:
             tags["retrain.replaced_version"] = str(replaced[v])
-        mv = client.create_model_version(name, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags=tags)
+        mv = client.create_model_version(
+            name, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags=tags
+        )
         assert str(mv.version) == str(v)
     if champion is not None:
         client.set_registered_model_alias(name, "champion", str(champion))
@@ -192,10 +194,12 @@ def test_history_is_the_fallback_without_replaced_tag(client, store, source_run,
     """v3 set without the tag (as by hand); history: None->1, 1->3. The previous champion is
     1 (from the history), not 2 (the numerically previous version)."""
     spec = make_model(client, source_run, tmp_path, replaced={})
-    history.record_move(store, spec, {"action": "promote", "from_version": None, "to_version": "1",
-                                      "at": "2026-01-11T00:00:00+00:00"})
-    history.record_move(store, spec, {"action": "promote", "from_version": "1", "to_version": "3",
-                                      "at": "2026-01-18T00:00:00+00:00"})
+    history.record_move(
+        store, spec, {"action": "promote", "from_version": None, "to_version": "1", "at": "2026-01-11T00:00:00+00:00"}
+    )
+    history.record_move(
+        store, spec, {"action": "promote", "from_version": "1", "to_version": "3", "at": "2026-01-18T00:00:00+00:00"}
+    )
 
     result = rollback(client, store, spec, None, "restore the January model", "manual__h", "rollback_x")
 
@@ -298,9 +302,22 @@ def test_previous_champion_from_history(moves, current, expected) -> None:
 
 def run_cli(spec: ModelSpec, endpoint: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "champion_history.py"), "--model", spec.name,
-         "--models-dir", str(Path(spec.source_path).parent), "--s3-endpoint", endpoint, *extra],
-        capture_output=True, text=True, timeout=120, env=os.environ.copy(), cwd=str(ROOT),
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "champion_history.py"),
+            "--model",
+            spec.name,
+            "--models-dir",
+            str(Path(spec.source_path).parent),
+            "--s3-endpoint",
+            endpoint,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+        cwd=str(ROOT),
     )
 
 
@@ -353,9 +370,19 @@ def test_cli_on_a_model_without_history_and_an_unknown_model(moto_server, client
     assert f"no champion moves recorded for model '{spec.name}'" in empty.stdout and bucket in empty.stdout
 
     unknown = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "champion_history.py"), "--model", "nosuchmodel",
-         "--models-dir", str(tmp_path), "--s3-endpoint", moto_server],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "champion_history.py"),
+            "--model",
+            "nosuchmodel",
+            "--models-dir",
+            str(tmp_path),
+            "--s3-endpoint",
+            moto_server,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert unknown.returncode == 2
     assert "no spec for model 'nosuchmodel'" in unknown.stderr
@@ -372,16 +399,25 @@ def test_rollback_by_a_holder_paused_past_its_ttl_moves_nothing(client, store, m
     from scripts import services
 
     real_lock = champion.champion_lock
-    monkeypatch.setattr(champion, "champion_lock",
-                        lambda store_, spec_, owner: real_lock(store_, spec_, owner, ttl_seconds=1, heartbeat=False))
+    monkeypatch.setattr(
+        champion,
+        "champion_lock",
+        lambda store_, spec_, owner: real_lock(store_, spec_, owner, ttl_seconds=1, heartbeat=False),
+    )
     taken: list[Any] = []
     real_set_tags = registry.set_tags
 
     def pause_then_tag(*args: Any, **kwargs: Any) -> Any:
         if not taken:  # the first tag write is the one right before the alias move
             time.sleep(2.6)  # > ttl + 1 s of server-clock granularity
-            other = real_lock(ObjectStore(services.s3_client(moto_server)), model, "other-worker",
-                              ttl_seconds=60, wait_seconds=5, poll_seconds=0.1)
+            other = real_lock(
+                ObjectStore(services.s3_client(moto_server)),
+                model,
+                "other-worker",
+                ttl_seconds=60,
+                wait_seconds=5,
+                poll_seconds=0.1,
+            )
             other.acquire()
             taken.append(other)
         return real_set_tags(*args, **kwargs)

@@ -25,8 +25,14 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def _client(endpoint: str, key: str = "test", secret: str = "test"):
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key,
-                        aws_secret_access_key=secret, config=Config(retries={"max_attempts": 2, "mode": "standard"}))
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+    )
 
 
 class Weed:
@@ -98,7 +104,7 @@ def test_conditional_put_under_a_race_lets_exactly_one_writer_through(weed):
         barrier = threading.Barrier(len(stores))
         winners: list[int] = []
 
-        def write(i: int) -> None:
+        def write(i: int, barrier=barrier, uri=uri, seed=seed, winners=winners) -> None:  # this round's
             barrier.wait()
             body = f"writer-{i}".encode()
             etag = stores[i].replace_if_match(uri, body, seed) if seed else stores[i].create_if_absent(uri, body)
@@ -119,23 +125,36 @@ def test_lease_lock_has_one_holder_per_round_on_seaweedfs(weed, wstore):
     uri = _uri()
     stores = [ObjectStore(_client(weed.endpoint)) for _ in range(6)]
     for rnd in range(8):
-        wstore.put_bytes(uri, json.dumps({
-            "state": "held", "owner": "dead-worker", "token": "dead", "fence": 10 + rnd, "ttl_seconds": -60,
-            "acquired_at": "2026-01-01T00:00:00+00:00", "write_id": uuid.uuid4().hex}).encode(), "application/json")
+        wstore.put_bytes(
+            uri,
+            json.dumps(
+                {
+                    "state": "held",
+                    "owner": "dead-worker",
+                    "token": "dead",
+                    "fence": 10 + rnd,
+                    "ttl_seconds": -60,
+                    "acquired_at": "2026-01-01T00:00:00+00:00",
+                    "write_id": uuid.uuid4().hex,
+                }
+            ).encode(),
+            "application/json",
+        )
         barrier = threading.Barrier(len(stores))
         holders: list[LeaseLock] = []
         errors: list[BaseException] = []
 
-        def contend(i: int) -> None:
-            lock = LeaseLock(stores[i], uri, f"worker-{i}", ttl_seconds=60, wait_seconds=0, poll_seconds=0.05,
-                             heartbeat=False)
+        def contend(i: int, barrier=barrier, holders=holders, errors=errors) -> None:  # this round's
+            lock = LeaseLock(
+                stores[i], uri, f"worker-{i}", ttl_seconds=60, wait_seconds=0, poll_seconds=0.05, heartbeat=False
+            )
             barrier.wait()
             try:
                 lock.acquire()
                 holders.append(lock)
             except LockTimeout:
                 pass
-            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=contend, args=(i,)) for i in range(len(stores))]
@@ -157,11 +176,13 @@ def test_multipart_upload_and_listing(weed):
     upload = client.create_multipart_upload(Bucket=BUCKET, Key=f"{prefix}/big.bin")
     parts = []
     for n, body in enumerate((part, part, b"tail"), start=1):
-        etag = client.upload_part(Bucket=BUCKET, Key=f"{prefix}/big.bin", UploadId=upload["UploadId"],
-                                  PartNumber=n, Body=body)["ETag"]
+        etag = client.upload_part(
+            Bucket=BUCKET, Key=f"{prefix}/big.bin", UploadId=upload["UploadId"], PartNumber=n, Body=body
+        )["ETag"]
         parts.append({"PartNumber": n, "ETag": etag})
-    client.complete_multipart_upload(Bucket=BUCKET, Key=f"{prefix}/big.bin", UploadId=upload["UploadId"],
-                                     MultipartUpload={"Parts": parts})
+    client.complete_multipart_upload(
+        Bucket=BUCKET, Key=f"{prefix}/big.bin", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
     got = client.get_object(Bucket=BUCKET, Key=f"{prefix}/big.bin")["Body"].read()
     assert got == part + part + b"tail"
 
@@ -173,14 +194,16 @@ def test_multipart_upload_and_listing(weed):
     assert [o["Key"] for o in top["Contents"]] == [f"{prefix}/big.bin"]
     keys, token = [], None
     while True:  # pagination, two keys per page
-        page = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/dt=", MaxKeys=2,
-                                      **({"ContinuationToken": token} if token else {}))
+        page = client.list_objects_v2(
+            Bucket=BUCKET, Prefix=f"{prefix}/dt=", MaxKeys=2, **({"ContinuationToken": token} if token else {})
+        )
         keys += [o["Key"] for o in page.get("Contents", [])]
         if not page.get("IsTruncated"):
             break
         token = page["NextContinuationToken"]
-    assert keys == sorted(f"{prefix}/dt={d}/{n}" for d in ("2026-01-01", "2026-01-02", "2026-01-03")
-                          for n in ("a.parquet", "b.parquet"))
+    assert keys == sorted(
+        f"{prefix}/dt={d}/{n}" for d in ("2026-01-01", "2026-01-02", "2026-01-03") for n in ("a.parquet", "b.parquet")
+    )
     assert ObjectStore(client).head(f"s3://{BUCKET}/{prefix}/big.bin").size == len(got)
 
 

@@ -54,10 +54,9 @@ def db_session(airflow_db: Any) -> Iterator[Any]:
     Rows the repo settings would create are deleted first (inside the same transaction),
     so "created" counts do not depend on what earlier tests committed.
     """
-    from sqlalchemy import delete
-
     from airflow import settings
     from airflow.models import Connection, Pool, Variable
+    from sqlalchemy import delete
 
     session = settings.NonScopedSession()
     try:
@@ -71,33 +70,29 @@ def db_session(airflow_db: Any) -> Iterator[Any]:
 
 
 def _connection(session: Any, conn_id: str) -> Any:
-    from sqlalchemy import select
-
     from airflow.models import Connection
+    from sqlalchemy import select
 
     return session.scalar(select(Connection).where(Connection.conn_id == conn_id))
 
 
 def _pool(session: Any, name: str) -> Any:
-    from sqlalchemy import select
-
     from airflow.models import Pool
+    from sqlalchemy import select
 
     return session.scalar(select(Pool).where(Pool.pool == name))
 
 
 def _variable(session: Any, key: str) -> Any:
-    from sqlalchemy import select
-
     from airflow.models import Variable
+    from sqlalchemy import select
 
     return session.scalar(select(Variable).where(Variable.key == key))
 
 
 def _row_counts(session: Any) -> dict[str, int]:
-    from sqlalchemy import func, select
-
     from airflow.models import Connection, Pool, Variable
+    from sqlalchemy import func, select
 
     return {
         model.__tablename__: session.scalar(select(func.count()).select_from(model))
@@ -236,12 +231,10 @@ def test_conn_uri_entries_are_supported(db_session: Any, write_settings: Callabl
 # --------------------------------------------------------------------------- environment
 
 
-def test_environment_substitution_overrides_defaults(
-    db_session: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_environment_substitution_overrides_defaults(db_session: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("S3_DATA_ENDPOINT_URL", "http://minio:9000")
     monkeypatch.setenv("S3_DATA_ACCESS_KEY_ID", "minio-user")
-    monkeypatch.setenv("S3_DATA_SECRET_ACCESS_KEY", "pa$$w\"ord{}")
+    monkeypatch.setenv("S3_DATA_SECRET_ACCESS_KEY", 'pa$$w"ord{}')
     monkeypatch.setenv("MLFLOW_CONN_HOST", "mlflow")
     monkeypatch.setenv("MLFLOW_CONN_PORT", "5001")
     monkeypatch.setenv("S3_DATA_REGION", "")  # empty -> the ":-" default applies
@@ -250,7 +243,7 @@ def test_environment_substitution_overrides_defaults(
 
     s3 = _connection(db_session, "s3_data")
     assert s3.login == "minio-user"
-    assert s3.password == "pa$$w\"ord{}"  # substituted values are taken verbatim
+    assert s3.password == 'pa$$w"ord{}'  # substituted values are taken verbatim
     assert s3.extra_dejson == {"endpoint_url": "http://minio:9000", "region_name": "us-east-1"}
     mlflow = _connection(db_session, "mlflow_default")
     assert (mlflow.host, mlflow.port) == ("mlflow", 5001)
@@ -269,9 +262,7 @@ def test_placeholder_forms(db_session: Any, write_settings: Callable[..., Path])
     assert _variable(db_session, "loader_test_escaped").val == "${LOADER_TEST_SET} costs $5"
 
 
-def test_unset_variable_without_default_is_an_error(
-    db_session: Any, write_settings: Callable[..., Path]
-) -> None:
+def test_unset_variable_without_default_is_an_error(db_session: Any, write_settings: Callable[..., Path]) -> None:
     data = _repo_data()
     data["airflow"]["connections"][0]["conn_password"] = "${LOADER_TEST_DEFINITELY_UNSET}"
     with pytest.raises(SettingsError) as excinfo:
@@ -476,10 +467,9 @@ def test_errors_do_not_echo_secret_values(db_session: Any, write_settings: Calla
 def test_cli_commits_and_never_prints_passwords(
     airflow_db: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sqlalchemy import delete
-
     from airflow.models import Connection, Pool
     from airflow.utils.session import create_session
+    from sqlalchemy import delete
 
     suffix = uuid.uuid4().hex[:8]
     conn_id, pool_name, secret = f"loader_cli_{suffix}", f"loader_cli_pool_{suffix}", f"pw-{suffix}-secret"
@@ -527,9 +517,7 @@ def test_cli_reports_invalid_files_with_exit_code_2(
     path = tmp_path / "airflow_settings.yaml"
     path.write_text("airflow:\n  connections:\n    - conn_type: http\n", encoding="utf-8")
     assert main(["--check", str(path)]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: airflow_settings.yaml: airflow.connections[0]: missing conn_id"
-    )
+    assert capsys.readouterr().err.strip() == ("error: airflow_settings.yaml: airflow.connections[0]: missing conn_id")
 
 
 def test_module_entry_point_validates_the_repo_file(airflow_db: Any) -> None:

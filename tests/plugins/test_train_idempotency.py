@@ -18,7 +18,7 @@ from include.demo import data as demo_data
 from include.retrainer import steps
 
 ROOT = Path(__file__).resolve().parents[2]
-START = dt.datetime(2026, 5, 3, tzinfo=dt.timezone.utc)  # a Sunday
+START = dt.datetime(2026, 5, 3, tzinfo=dt.UTC)  # a Sunday
 END = START + dt.timedelta(weeks=1)
 
 pytestmark = pytest.mark.timeout(600)
@@ -65,8 +65,21 @@ def test_worker_killed_mid_training_then_retry_converges(mlflow_server, moto_ser
     key = steps.idempotency_key(spec, _ctx(spec))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", TRAIN_SCRIPT, spec.source_path, moto_server, mlflow_server, START.isoformat(), END.isoformat()],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-c",
+            TRAIN_SCRIPT,
+            spec.source_path,
+            moto_server,
+            mlflow_server,
+            START.isoformat(),
+            END.isoformat(),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     # Kill the "worker" as soon as its MLflow run exists, i.e. in the middle of training/logging.
     deadline = time.monotonic() + 180
@@ -84,8 +97,10 @@ def test_worker_killed_mid_training_then_retry_converges(mlflow_server, moto_ser
     retry = steps.train_challenger(store, mlflow_server, spec, _ctx(spec))
     versions = client.search_model_versions(f"name='{spec.name}' and tag.`retrain.idempotency_key`='{key}'")
     assert [str(v.version) for v in versions] == [retry.challenger_version]
-    runs = client.search_runs([client.get_experiment_by_name(steps.experiment_name(spec)).experiment_id],
-                              f"tags.`retrain.idempotency_key` = '{key}'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name(steps.experiment_name(spec)).experiment_id],
+        f"tags.`retrain.idempotency_key` = '{key}'",
+    )
     statuses = sorted(r.info.status for r in runs)
     assert "RUNNING" not in statuses, statuses  # the killed attempt's run was closed as FAILED
     assert str(client.get_model_version_by_alias(spec.name, "challenger").version) == retry.challenger_version

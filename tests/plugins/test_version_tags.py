@@ -12,50 +12,80 @@ import datetime as dt
 import pytest
 from mlflow import MlflowClient
 
-from include.retrainer.layout import ModelLayout, RunLayout
 from include.demo import data as demo_data
 from include.retrainer import registry, steps
+from include.retrainer.layout import ModelLayout, RunLayout
 
-START = dt.datetime(2026, 6, 7, tzinfo=dt.timezone.utc)  # a Sunday
+START = dt.datetime(2026, 6, 7, tzinfo=dt.UTC)  # a Sunday
 WEEK = dt.timedelta(weeks=1)
 
 pytestmark = pytest.mark.timeout(600)
 
 #: Training tags that must live on the run only (they stay readable there).
 MOVED = {
-    "train_data_uri", "train_data_etag", "holdout_uri", "model_card_uri", "config_hash", "code_version",
-    "train_rows", "dvc_md5", "dvc_remote", "dvc_path", "partitions", "partitions_sha256", "dag_id", "model",
+    "train_data_uri",
+    "train_data_etag",
+    "holdout_uri",
+    "model_card_uri",
+    "config_hash",
+    "code_version",
+    "train_rows",
+    "dvc_md5",
+    "dvc_remote",
+    "dvc_path",
+    "partitions",
+    "partitions_sha256",
+    "dag_id",
+    "model",
 }
 #: What a version trained, promoted and then replaced carries: training keys kept on the
 #: version, the promotion's and the demotion's.
 EXPECTED_AFTER_DEMOTION = {
-    "dag_run_id", "data_interval_start", "data_interval_end", "validated", "idempotency_key", "lineage_uri",
-    "decision", "promoted_at", "promoted_by_run", "replaced_version", "fencing_token",
-    "replaced_by", "demoted_at",
+    "dag_run_id",
+    "data_interval_start",
+    "data_interval_end",
+    "validated",
+    "idempotency_key",
+    "lineage_uri",
+    "decision",
+    "promoted_at",
+    "promoted_by_run",
+    "replaced_version",
+    "fencing_token",
+    "replaced_by",
+    "demoted_at",
 }
 MAX_VERSION_TAGS = 14
 
 
 def _ctx(week: int) -> steps.RunContext:
     start = START + week * WEEK
-    return steps.RunContext(dag_id="retrain_tags", run_id=f"scheduled__w{week}", interval_start=start,
-                            interval_end=start + WEEK)
+    return steps.RunContext(
+        dag_id="retrain_tags", run_id=f"scheduled__w{week}", interval_start=start, interval_end=start + WEEK
+    )
 
 
 def _retrain_tags(tags: dict[str, str]) -> dict[str, str]:
-    return {k[len(registry.TAG):]: v for k, v in tags.items() if k.startswith(registry.TAG)}
+    return {k[len(registry.TAG) :]: v for k, v in tags.items() if k.startswith(registry.TAG)}
 
 
 def test_versions_carry_few_tags_and_runs_carry_the_lineage(mlflow_server, s3, store, churn_spec_factory):
     spec = churn_spec_factory(data__prefix="vtags")
-    demo_data.write_partitions(s3, "raw-data", "vtags", demo_data.generate_churn(START.date(), days=14, rows_per_day=1200))
+    demo_data.write_partitions(
+        s3, "raw-data", "vtags", demo_data.generate_churn(START.date(), days=14, rows_per_day=1200)
+    )
     client = MlflowClient(mlflow_server)
 
     # Week 0: cold start, promoted.
     first = steps.train_challenger(store, mlflow_server, spec, _ctx(0))
     v1 = first.challenger_version
-    steps.promote_challenger(store, mlflow_server, spec, _ctx(0),
-                             steps.ComparisonResult(challenger_version=v1, champion_version=None, reasons=["cold start: no champion"]))
+    steps.promote_challenger(
+        store,
+        mlflow_server,
+        spec,
+        _ctx(0),
+        steps.ComparisonResult(challenger_version=v1, champion_version=None, reasons=["cold start: no champion"]),
+    )
 
     # Week 1: the gate reads the champion's training data through its run's tags.
     fetched = steps.fetch_batch(store, spec, _ctx(1))
@@ -73,8 +103,13 @@ def test_versions_carry_few_tags_and_runs_carry_the_lineage(mlflow_server, s3, s
     second = steps.train_challenger(store, mlflow_server, spec, _ctx(1))
     v2 = second.challenger_version
     assert v2 != v1
-    promoted = steps.promote_challenger(store, mlflow_server, spec, _ctx(1),
-                                        steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=["v2 better"]))
+    promoted = steps.promote_challenger(
+        store,
+        mlflow_server,
+        spec,
+        _ctx(1),
+        steps.ComparisonResult(challenger_version=v2, champion_version=v1, reasons=["v2 better"]),
+    )
     assert promoted.promoted is True
 
     version = client.get_model_version(spec.name, v1)
@@ -128,8 +163,9 @@ def test_lineage_tag_prefers_the_version_then_its_run(mlflow_server):
     exp = client.create_experiment(f"exp_{name}")
     run = client.create_run(exp, tags={"retrain.train_data_uri": "s3://b/run.parquet", "retrain.dvc_md5": "abc"})
     client.set_terminated(run.info.run_id)
-    old = client.create_model_version(name, "s3://b/m", run_id=run.info.run_id,
-                                      tags={"retrain.train_data_uri": "s3://b/version.parquet"})
+    old = client.create_model_version(
+        name, "s3://b/m", run_id=run.info.run_id, tags={"retrain.train_data_uri": "s3://b/version.parquet"}
+    )
     orphan = client.create_model_version(name, "s3://b/m2")  # registered by hand, no run
 
     counting = _CountingClient(client)

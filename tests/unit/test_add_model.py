@@ -27,16 +27,18 @@ def make_frame(days: int = 15, per_day: int = 40, seed: int = 0) -> pd.DataFrame
     ts = start + pd.to_timedelta(np.sort(rng.integers(0, days * 86400, n)), unit="s")
     amount = rng.gamma(2.0, 30.0, n)
     plan = rng.choice(["basic", "pro", "team"], n)
-    return pd.DataFrame({
-        "order_id": np.arange(1000, 1000 + n),
-        "created_at": ts.strftime("%Y-%m-%d %H:%M:%S"),
-        "amount": amount,
-        "items": rng.integers(1, 9, n),
-        "plan": plan,
-        "note": [f"free text {i}" for i in range(n)],
-        "country": "DE",
-        "label": np.where(amount + rng.normal(0, 20, n) > 60, "yes", "no"),
-    })
+    return pd.DataFrame(
+        {
+            "order_id": np.arange(1000, 1000 + n),
+            "created_at": ts.strftime("%Y-%m-%d %H:%M:%S"),
+            "amount": amount,
+            "items": rng.integers(1, 9, n),
+            "plan": plan,
+            "note": [f"free text {i}" for i in range(n)],
+            "country": "DE",
+            "label": np.where(amount + rng.normal(0, 20, n) > 60, "yes", "no"),
+        }
+    )
 
 
 @pytest.fixture()
@@ -63,7 +65,9 @@ def test_infer_finds_timestamp_target_and_feature_kinds():
 
 def test_daily_partitions_cover_every_row_once_by_utc_day():
     df = make_frame()
-    df["created_at"] = pd.to_datetime(df["created_at"]).dt.tz_localize("Europe/Berlin").dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+    df["created_at"] = (
+        pd.to_datetime(df["created_at"]).dt.tz_localize("Europe/Berlin").dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+    )
     inf = onboarding.infer(df, "orders")
     assert inf.naive_timestamps is False
     parts = onboarding.daily_partitions(df, inf)
@@ -86,10 +90,16 @@ def test_daily_partitions_cover_every_row_once_by_utc_day():
         (lambda df: df.assign(label="yes"), {}, "single class"),
         (lambda df: df.drop(columns=["label"]), {}, "pass TARGET="),
         (lambda df: df.assign(label=np.linspace(0, 1, len(df))), {}, "classifiers"),
-        (lambda df: df.assign(items=[str(i) if k % 10 else "n/a" for k, i in enumerate(df["items"])]), {},
-         "column 'items' has mixed types"),
-        (lambda df: df.assign(created_at=df["created_at"].where(df.index != 5, "soon")), {"timestamp": "created_at"},
-         "does not hold dates/times"),
+        (
+            lambda df: df.assign(items=[str(i) if k % 10 else "n/a" for k, i in enumerate(df["items"])]),
+            {},
+            "column 'items' has mixed types",
+        ),
+        (
+            lambda df: df.assign(created_at=df["created_at"].where(df.index != 5, "soon")),
+            {"timestamp": "created_at"},
+            "does not hold dates/times",
+        ),
     ],
 )
 def test_bad_tables_fail_with_a_named_problem(mutate, kwargs, message):
@@ -153,8 +163,8 @@ def write_csv(tmp_path: Path, df: pd.DataFrame) -> Path:
 
 @pytest.fixture()
 def s3():
-    from moto import mock_aws
     import boto3
+    from moto import mock_aws
 
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
@@ -169,8 +179,9 @@ def keys(client, prefix: str = "") -> list[str]:
 def test_add_model_uploads_daily_partitions_and_writes_valid_files(tmp_path, dirs, s3):
     models, suites = dirs
     df = make_frame()
-    result = cli.add_model("orders", write_csv(tmp_path, df), s3_client=s3, models_dir=models, suites_dir=suites,
-                           say=lambda *_: None)
+    result = cli.add_model(
+        "orders", write_csv(tmp_path, df), s3_client=s3, models_dir=models, suites_dir=suites, say=lambda *_: None
+    )
     spec = load_spec(result.spec_path)  # the real loader, suite path resolved relative to the YAML
     assert spec.features.numeric == ["amount", "items"] and spec.features.categorical == ["plan"]
     assert spec.comparison.primary_metric == "roc_auc" and spec.data.format == "parquet"
@@ -179,7 +190,9 @@ def test_add_model_uploads_daily_partitions_and_writes_valid_files(tmp_path, dir
     written = keys(s3)
     assert all(k.startswith("orders/dt=") and k.endswith("/part-000.parquet") for k in written)
     assert len(written) == df["created_at"].str[:10].nunique()
-    back = pd.concat(pd.read_parquet(io.BytesIO(s3.get_object(Bucket="raw-data", Key=k)["Body"].read())) for k in written)
+    back = pd.concat(
+        pd.read_parquet(io.BytesIO(s3.get_object(Bucket="raw-data", Key=k)["Body"].read())) for k in written
+    )
     assert len(back) == len(df) and sorted(back["amount"]) == sorted(df["amount"])
     assert not list(models.glob(".*")) and not list(suites.glob(".*"))  # no temp files left
 
@@ -188,8 +201,14 @@ def test_add_model_refuses_existing_raw_data_and_touches_nothing(tmp_path, dirs,
     models, suites = dirs
     s3.put_object(Bucket="raw-data", Key="orders/dt=2020-01-01/part-000.csv", Body=b"precious")
     with pytest.raises(OnboardingError, match="already holds data"):
-        cli.add_model("orders", write_csv(tmp_path, make_frame()), s3_client=s3, models_dir=models, suites_dir=suites,
-                      say=lambda *_: None)
+        cli.add_model(
+            "orders",
+            write_csv(tmp_path, make_frame()),
+            s3_client=s3,
+            models_dir=models,
+            suites_dir=suites,
+            say=lambda *_: None,
+        )
     assert keys(s3) == ["orders/dt=2020-01-01/part-000.csv"]
     assert s3.get_object(Bucket="raw-data", Key="orders/dt=2020-01-01/part-000.csv")["Body"].read() == b"precious"
     assert list(models.iterdir()) == [] and list(suites.iterdir()) == []
@@ -208,8 +227,14 @@ def test_failed_upload_is_rolled_back(tmp_path, dirs, s3):
 
     s3.copy_object = flaky_copy
     with pytest.raises(cli.StorageFailure, match="rolled back"):
-        cli.add_model("orders", write_csv(tmp_path, make_frame()), s3_client=s3, models_dir=models, suites_dir=suites,
-                      say=lambda *_: None)
+        cli.add_model(
+            "orders",
+            write_csv(tmp_path, make_frame()),
+            s3_client=s3,
+            models_dir=models,
+            suites_dir=suites,
+            say=lambda *_: None,
+        )
     assert keys(s3) == []  # neither staged nor copied objects remain
     assert list(models.iterdir()) == [] and list(suites.iterdir()) == []
 
@@ -217,8 +242,20 @@ def test_failed_upload_is_rolled_back(tmp_path, dirs, s3):
 def test_bad_file_writes_nothing_and_cli_exits_2(tmp_path, dirs, s3, capsys):
     models, suites = dirs
     path = write_csv(tmp_path, make_frame().drop(columns=["created_at"]))
-    code = cli.main(["--name", "orders", "--data", str(path), "--s3-endpoint", "http://127.0.0.1:1",
-                     "--models-dir", str(models), "--suites-dir", str(suites)])
+    code = cli.main(
+        [
+            "--name",
+            "orders",
+            "--data",
+            str(path),
+            "--s3-endpoint",
+            "http://127.0.0.1:1",
+            "--models-dir",
+            str(models),
+            "--suites-dir",
+            str(suites),
+        ]
+    )
     assert code == 2 and "no timestamp column" in capsys.readouterr().err
     assert list(models.iterdir()) == [] and list(suites.iterdir()) == []
 
@@ -227,16 +264,31 @@ def test_existing_spec_name_is_refused(tmp_path, dirs, s3):
     models, suites = dirs
     (models / "orders.yaml").write_text("name: orders\n")
     with pytest.raises(OnboardingError, match="already exists"):
-        cli.add_model("orders", write_csv(tmp_path, make_frame()), s3_client=s3, models_dir=models, suites_dir=suites,
-                      say=lambda *_: None)
+        cli.add_model(
+            "orders",
+            write_csv(tmp_path, make_frame()),
+            s3_client=s3,
+            models_dir=models,
+            suites_dir=suites,
+            say=lambda *_: None,
+        )
     assert keys(s3) == []
 
 
 def test_multiclass_gets_accuracy_and_dry_run_writes_nothing(tmp_path, dirs):
     models, suites = dirs
-    df = make_frame().assign(label=lambda d: pd.cut(d["amount"], [-1, 30, 90, 1e9], labels=["low", "mid", "high"]).astype(str))
-    result = cli.add_model("orders", write_csv(tmp_path, df), s3_client=None, models_dir=models, suites_dir=suites,
-                           dry_run=True, say=lambda *_: None)
+    df = make_frame().assign(
+        label=lambda d: pd.cut(d["amount"], [-1, 30, 90, 1e9], labels=["low", "mid", "high"]).astype(str)
+    )
+    result = cli.add_model(
+        "orders",
+        write_csv(tmp_path, df),
+        s3_client=None,
+        models_dir=models,
+        suites_dir=suites,
+        dry_run=True,
+        say=lambda *_: None,
+    )
     assert result.dry_run and result.inference.classes == ("high", "low", "mid")
     assert list(models.iterdir()) == [] and list(suites.iterdir()) == []
 

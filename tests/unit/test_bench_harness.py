@@ -51,8 +51,9 @@ def test_main_writes_machine_and_sections_and_survives_a_failing_one(
     def broken(quick: bool) -> str:
         raise RuntimeError("boom in section")
 
-    monkeypatch.setattr(bench, "SECTIONS", [bench.Section("good", "Good one", good),
-                                            bench.Section("bad", "Broken one", broken)])
+    monkeypatch.setattr(
+        bench, "SECTIONS", [bench.Section("good", "Good one", good), bench.Section("bad", "Broken one", broken)]
+    )
     out = tmp_path / "bench.md"
     assert bench.main(["--quick", "--out", str(out)]) == 1  # a failed section fails the run
     text = out.read_text(encoding="utf-8")

@@ -109,7 +109,9 @@ def test_mcnemar_matches_statsmodels_exact_on_random_vectors(seed):
             assert result.p_value == pytest.approx(midp_by_hand(table[0, 1], table[1, 0]), rel=1e-9)
 
 
-@pytest.mark.parametrize("b, c", [(0, 1), (1, 0), (3, 9), (9, 3), (0, 24), (12, 12), (5, 19), (6, 19), (40, 70), (0, 30), (150, 120)])
+@pytest.mark.parametrize(
+    "b, c", [(0, 1), (1, 0), (3, 9), (9, 3), (0, 24), (12, 12), (5, 19), (6, 19), (40, 70), (0, 30), (150, 120)]
+)
 def test_exact_is_binomtest_and_midp_is_exact_minus_point_probability(b, c):
     champ, chall = correctness(10, b, c, 4)
     exact = mcnemar_test(champ, chall, method="exact")
@@ -161,9 +163,7 @@ def test_table_layout_matches_statsmodels_convention():
     champ, chall = correctness(both_right=50, b=7, c=31, both_wrong=12, seed=3)
     result = mcnemar_test(champ, chall, method="exact")
     table = independent_table(champ, chall)
-    np.testing.assert_array_equal(
-        table, [[result.both_right, result.b], [result.c, result.both_wrong]]
-    )
+    np.testing.assert_array_equal(table, [[result.both_right, result.b], [result.c, result.both_wrong]])
     assert (result.both_right, result.b, result.c, result.both_wrong) == (50, 7, 31, 12)
     ref = sm_mcnemar(table, exact=True)
     assert result.statistic == 7 == ref.statistic
@@ -271,9 +271,7 @@ def test_binary_positive_class_is_sorted_last_for_string_labels():
     assert got["recall"] == pytest.approx(skm.recall_score(y, pred, pos_label="yes"))
     assert got["f1"] == pytest.approx(skm.f1_score(y, pred, pos_label="yes"))
     assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y == "yes", p_yes))
-    assert got["log_loss"] == pytest.approx(
-        skm.log_loss(y, np.column_stack([1 - p_yes, p_yes]), labels=["no", "yes"])
-    )
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y, np.column_stack([1 - p_yes, p_yes]), labels=["no", "yes"]))
 
 
 def test_multiclass_metrics_match_sklearn_macro_and_ovr():
@@ -289,9 +287,7 @@ def test_multiclass_metrics_match_sklearn_macro_and_ovr():
     assert got["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
     assert got["precision"] == pytest.approx(skm.precision_score(y, pred, average="macro"))
     assert got["recall"] == pytest.approx(skm.recall_score(y, pred, average="macro"))
-    assert got["roc_auc"] == pytest.approx(
-        skm.roc_auc_score(y, proba, multi_class="ovr", average="macro")
-    )
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr", average="macro"))
     assert got["log_loss"] == pytest.approx(skm.log_loss(y, proba))
 
     # Same model, columns supplied in a different class order -> identical metrics.
@@ -434,11 +430,18 @@ def test_clear_improvement_is_promoted():
     assert result.metrics["champion"]["accuracy"] == pytest.approx(105 / 150)
     effect, lower, _ = paired_accuracy(5, 40, 150)
     pt = result.paired_test
-    assert (pt.method, pt.effect, pt.ci_low, pt.null_value) == ("binomial_diff", pytest.approx(effect), pytest.approx(lower), 0.05)
+    assert (pt.method, pt.effect, pt.ci_low, pt.null_value) == (
+        "binomial_diff",
+        pytest.approx(effect),
+        pytest.approx(lower),
+        0.05,
+    )
     assert result.checks == {"floor": True, "improvement": True, "mcnemar": True}
     assert len(result.reasons) == 3
     assert result.reasons[0] == "challenger accuracy 0.933 >= floor 0.800"
-    assert result.reasons[1].startswith(f"challenger accuracy +0.233 (95% one-sided lower bound {lower:+.3f}) clears +0.050")
+    assert result.reasons[1].startswith(
+        f"challenger accuracy +0.233 (95% one-sided lower bound {lower:+.3f}) clears +0.050"
+    )
     assert "challenger not significantly more often wrong" in result.reasons[2]
     assert not result.cold_start and result.policy == "superiority"
 
@@ -510,7 +513,9 @@ def test_non_inferior_fresher_model_promoted_only_under_non_inferiority():
     assert -0.01 < lower < 0
     assert ni.decision == "promote"
     assert ni.paired_test.null_value == -0.01
-    assert ni.reasons[1].startswith(f"challenger accuracy -0.001 (95% one-sided lower bound {lower:+.3f}) is above -0.010")
+    assert ni.reasons[1].startswith(
+        f"challenger accuracy -0.001 (95% one-sided lower bound {lower:+.3f}) is above -0.010"
+    )
     assert "not significantly more often wrong" in ni.reasons[2]
     assert sup.decision == "reject"
     assert sup.checks == {"floor": True, "improvement": False, "mcnemar": True}
@@ -542,8 +547,13 @@ def test_better_auc_is_promoted_although_mcnemar_is_not_significant():
     s1 = 1 / (1 + np.exp(-(1.0 * y - 0.6 + 0.9 * shared + 0.7 * rng.normal(size=n))))
     s2 = 1 / (1 + np.exp(-(1.3 * y - 0.75 + 0.9 * shared + 0.5 * rng.normal(size=n))))
     result = compare_models(
-        y, (s1 > 0.5).astype(int), (s2 > 0.5).astype(int), cmp_settings(),
-        np.column_stack([1 - s1, s1]), np.column_stack([1 - s2, s2]), classes=[0, 1],
+        y,
+        (s1 > 0.5).astype(int),
+        (s2 > 0.5).astype(int),
+        cmp_settings(),
+        np.column_stack([1 - s1, s1]),
+        np.column_stack([1 - s2, s2]),
+        classes=[0, 1],
     )
     effect = skm.roc_auc_score(y, s2) - skm.roc_auc_score(y, s1)
     assert effect == pytest.approx(0.088, abs=0.001)
@@ -599,9 +609,7 @@ def test_primary_metric_without_probabilities_raises():
         compare_models(y, champ, chall, cmp_settings())
     chall_proba = proba_from_correct(y, chall, 0.9)
     with pytest.raises(ValueError, match="log_loss requires probabilities but champion_proba is None"):
-        compare_models(
-            y, champ, chall, cmp_settings(primary_metric="log_loss"), None, chall_proba
-        )
+        compare_models(y, champ, chall, cmp_settings(primary_metric="log_loss"), None, chall_proba)
 
 
 def test_models_with_different_label_sets_share_one_averaging_scheme():
@@ -611,9 +619,7 @@ def test_models_with_different_label_sets_share_one_averaging_scheme():
     champ = np.array([0, 2, 1, 0, 1, 2, 0, 1, 0, 0])
     chall = np.array([0, 1, 1, 0, 1, 0, 0, 1, 0, 0])
     chall_proba = proba_from_correct(y, chall, 0.8)
-    result = compare_models(
-        y, champ, chall, acc_settings(policy="non_inferiority"), None, chall_proba, classes=[0, 1]
-    )
+    result = compare_models(y, champ, chall, acc_settings(policy="non_inferiority"), None, chall_proba, classes=[0, 1])
     for role, pred in (("champion", champ), ("challenger", chall)):
         assert result.metrics[role]["f1"] == pytest.approx(
             skm.f1_score(y, pred, labels=None, average="macro", zero_division=0)
@@ -642,8 +648,14 @@ def test_class_new_in_holdout_is_scored_not_an_error(primary):
     chall_cols = chall_abc[:, [2, 0, 1]]  # the challenger reports classes_ = [c, a, b]
 
     result = compare_models(
-        y, champ_pred, chall_pred, cmp_settings(primary_metric=primary),
-        champ_ab, chall_cols, champion_classes=["a", "b"], challenger_classes=["c", "a", "b"],
+        y,
+        champ_pred,
+        chall_pred,
+        cmp_settings(primary_metric=primary),
+        champ_ab,
+        chall_cols,
+        champion_classes=["a", "b"],
+        challenger_classes=["c", "a", "b"],
     )
     assert result.outcome_code == "ok"
     assert result.decision in ("promote", "reject") and len(result.reasons) == 3
@@ -652,10 +664,14 @@ def test_class_new_in_holdout_is_scored_not_an_error(primary):
     champ_abc = np.column_stack([champ_ab, np.zeros(n)])
     labels = ["a", "b", "c"]
     expected = {
-        "champion": (skm.roc_auc_score(y, champ_abc, multi_class="ovr", labels=labels),
-                     skm.log_loss(y, champ_abc, labels=labels)),
-        "challenger": (skm.roc_auc_score(y, chall_abc, multi_class="ovr", labels=labels),
-                       skm.log_loss(y, chall_abc, labels=labels)),
+        "champion": (
+            skm.roc_auc_score(y, champ_abc, multi_class="ovr", labels=labels),
+            skm.log_loss(y, champ_abc, labels=labels),
+        ),
+        "challenger": (
+            skm.roc_auc_score(y, chall_abc, multi_class="ovr", labels=labels),
+            skm.log_loss(y, chall_abc, labels=labels),
+        ),
     }
     for role, (auc, ll) in expected.items():
         assert result.metrics[role]["roc_auc"] == pytest.approx(auc, rel=1e-12)
@@ -739,8 +755,12 @@ def test_constant_challenger_scores_are_a_named_reject():
     champ_proba = proba_from_correct(y, champ, 0.7)
     for policy in ("superiority", "non_inferiority"):
         result = compare_models(
-            y, champ, np.ones(150, dtype=int), cmp_settings(policy=policy, non_inferiority_margin=0.5),
-            champ_proba, constant,
+            y,
+            champ,
+            np.ones(150, dtype=int),
+            cmp_settings(policy=policy, non_inferiority_margin=0.5),
+            champ_proba,
+            constant,
         )
         assert (result.decision, result.outcome_code) == ("reject", "constant_scores")
         assert result.checks["informative_scores"] is False
@@ -762,7 +782,12 @@ def test_no_disagreements_gives_mcnemar_p_one_and_a_decision_on_the_metric():
     ni = compare_models(y, champ, champ, acc_settings(policy="non_inferiority"))
     sup = compare_models(y, champ, champ, acc_settings())
     for result in (ni, sup):
-        assert (result.mcnemar.b, result.mcnemar.c, result.mcnemar.p_value, result.mcnemar.method) == (0, 0, 1.0, "none")
+        assert (result.mcnemar.b, result.mcnemar.c, result.mcnemar.p_value, result.mcnemar.method) == (
+            0,
+            0,
+            1.0,
+            "none",
+        )
         assert result.reasons[2].startswith("McNemar: no held-out row where exactly one model is right (b=c=0), p=1")
         assert (result.paired_test.effect, result.paired_test.se) == (0.0, 0.0)
     assert ni.decision == "promote"  # identical is within any positive margin
@@ -788,8 +813,7 @@ def test_cold_start():
     assert (est.metric, est.method, est.n, est.confidence) == ("roc_auc", "delong", 150, pytest.approx(0.9))
     assert est.value == pytest.approx(auc) and est.ci_low < auc < est.ci_high
     assert ok.reasons[1] == (
-        f"challenger roc_auc {auc:.3f} (90% CI {est.ci_low:.3f} to {est.ci_high:.3f}, delong, n=150) "
-        ">= floor 0.700"
+        f"challenger roc_auc {auc:.3f} (90% CI {est.ci_low:.3f} to {est.ci_high:.3f}, delong, n=150) >= floor 0.700"
     )
 
     too_strict = evaluate_cold_start(y, chall, cmp_settings(floor=0.99), chall_proba)
@@ -825,15 +849,29 @@ def test_result_to_dict_is_json_serializable_without_nan():
         compare_models(y, champ, chall, cmp_settings(primary_metric="f1", bootstrap_resamples=200)),
     ]
     assert [r.outcome_code for r in results] == [
-        "ok", "ok", "ok", "nan_scores", "constant_scores", "single_class_holdout", "ok"
+        "ok",
+        "ok",
+        "ok",
+        "nan_scores",
+        "constant_scores",
+        "single_class_holdout",
+        "ok",
     ]
     for result in results:
         d = result.to_dict()
         round_trip = json.loads(json.dumps(d, allow_nan=False))
         assert round_trip == d
         assert {
-            "decision", "outcome_code", "reasons", "primary_metric", "metrics", "mcnemar",
-            "paired_test", "policy", "cold_start", "checks",
+            "decision",
+            "outcome_code",
+            "reasons",
+            "primary_metric",
+            "metrics",
+            "mcnemar",
+            "paired_test",
+            "policy",
+            "cold_start",
+            "checks",
         } <= d.keys()
         assert len(d["reasons"]) == len(d["checks"]) + (1 if result.cold_start else 0)  # one per rule
     assert results[1].to_dict()["mcnemar"]["p_value"] == 1.0
@@ -851,15 +889,27 @@ def test_object_labels_from_pandas_columns_work():
     champ_proba = proba_from_correct(y, champ, 0.7)
     chall_proba = proba_from_correct(y, chall, 0.9)
     as_obj = compare_models(
-        names[y], names[champ], names[chall], cmp_settings(primary_metric="f1", bootstrap_resamples=200),
-        champ_proba, chall_proba, classes=names,
+        names[y],
+        names[champ],
+        names[chall],
+        cmp_settings(primary_metric="f1", bootstrap_resamples=200),
+        champ_proba,
+        chall_proba,
+        classes=names,
     )
     as_int = compare_models(
         y, champ, chall, cmp_settings(primary_metric="f1", bootstrap_resamples=200), champ_proba, chall_proba
     )
     assert as_obj.metrics == as_int.metrics  # positive class "stay" = sorted last, like 1
-    single = compare_models(names[np.zeros(150, dtype=int)], names[champ], names[chall], cmp_settings(),
-                            champ_proba, chall_proba, classes=names)
+    single = compare_models(
+        names[np.zeros(150, dtype=int)],
+        names[champ],
+        names[chall],
+        cmp_settings(),
+        champ_proba,
+        chall_proba,
+        classes=names,
+    )
     assert single.outcome_code == "single_class_holdout" and "('churn', 150 rows)" in single.reasons[0]
 
 
@@ -871,14 +921,16 @@ def test_expected_gain_policy_decides_on_the_point_estimate_and_reports_the_inte
     champ = 1 / (1 + np.exp(-(base + rng.normal(0, 0.6, n))))
     chall = 1 / (1 + np.exp(-(base + rng.normal(0, 0.5, n))))
     settings = cmp_settings(policy="expected_gain", primary_metric="roc_auc")
-    result = compare_models(y, (champ > 0.5).astype(int), (chall > 0.5).astype(int), settings,
-                            champion_proba=champ, challenger_proba=chall)
+    result = compare_models(
+        y, (champ > 0.5).astype(int), (chall > 0.5).astype(int), settings, champion_proba=champ, challenger_proba=chall
+    )
     effect = skm.roc_auc_score(y, chall) - skm.roc_auc_score(y, champ)
     assert result.paired_test.effect == pytest.approx(effect, abs=1e-12)
     assert result.checks["expected_gain"] is (effect >= 0)
     assert any("CI" in r for r in result.reasons)
     # Swapping the roles flips the estimate, so exactly one direction is promoted on it
     # (unless the McNemar guard objects).
-    swapped = compare_models(y, (chall > 0.5).astype(int), (champ > 0.5).astype(int), settings,
-                             champion_proba=chall, challenger_proba=champ)
+    swapped = compare_models(
+        y, (chall > 0.5).astype(int), (champ > 0.5).astype(int), settings, champion_proba=chall, challenger_proba=champ
+    )
     assert swapped.checks["expected_gain"] is (effect <= 0)

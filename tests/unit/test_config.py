@@ -111,8 +111,13 @@ def test_shipped_churn_spec_parses_into_typed_fields() -> None:
     assert spec.features.target == "churned"
     assert spec.features.timestamp == "event_ts"
     assert spec.features.feature_columns == [
-        "tenure_months", "monthly_charges", "support_calls", "usage_hours",
-        "contract", "payment_method", "region",
+        "tenure_months",
+        "monthly_charges",
+        "support_calls",
+        "usage_hours",
+        "contract",
+        "payment_method",
+        "region",
     ]
     # Relative suite path resolves against the YAML's folder, not the working directory.
     assert spec.suite_path is not None
@@ -180,7 +185,10 @@ def test_minimal_spec_gets_documented_defaults(workspace: Path) -> None:
     assert (spec.drift.min_rows, spec.drift.max_rows) == (30, 50_000)
     assert spec.drift.gate.rule == "any"
     assert (spec.drift.gate.data_drift, spec.drift.gate.prediction_drift, spec.drift.gate.performance_decay) == (
-        True, True, True)
+        True,
+        True,
+        True,
+    )
     assert spec.drift.gate.min_importance_share == 0.2
     assert spec.drift.gate.max_champion_age_weeks == 4
     assert spec.drift.gate.retrain_cost is None
@@ -308,70 +316,146 @@ def _top(key: str, value: Any) -> Mutation:
 
 BROKEN_CASES: list[Any] = [
     pytest.param(_top("trainign", {"window_weeks": 2}), "trainign", r"unknown field.*spelling", id="typo-top-level"),
-    pytest.param(_set("drift.gate", "critical_feature", ["x"]), "drift.gate.critical_feature", r"unknown field",
-                 id="typo-nested"),
+    pytest.param(
+        _set("drift.gate", "critical_feature", ["x"]), "drift.gate.critical_feature", r"unknown field", id="typo-nested"
+    ),
     pytest.param(_pop("data", "bucket"), "data.bucket", r"required field is missing", id="missing-data-bucket"),
     pytest.param(_top("features", None), "features", r"valid dictionary", id="features-null"),
     pytest.param(_set("drift", "alpha", "high"), "drift.alpha", r"valid number", id="wrong-type-alpha"),
     pytest.param(_set("drift", "alpha", 1.5), "drift.alpha", r"less than 1", id="alpha-above-1"),
     pytest.param(_set("drift", "alpha", 0), "drift.alpha", r"greater than 0", id="alpha-zero"),
-    pytest.param(_set("drift", "numeric_method", "t-test"), "drift.numeric_method", r"'ks'.*'psi'.*'wasserstein'",
-                 id="unknown-drift-method"),
-    pytest.param(_set("comparison", "floor", 2), "comparison.floor", r"roc_auc must be between 0 and 1",
-                 id="floor-out-of-range"),
-    pytest.param(lambda r: r["comparison"].update(primary_metric="log_loss", floor=0), "comparison.floor",
-                 r"ceiling and must be > 0", id="log-loss-floor-zero"),
-    pytest.param(_set("training", "holdout_days", 28), "training.holdout_days",
-                 r"shorter than the training window.*28 days", id="holdout-equals-window"),
-    pytest.param(_set("training", "holdout_days", 400), "training.holdout_days", r"less than or equal to 365",
-                 id="holdout-above-max"),
-    pytest.param(_set("training", "estimator", "RandomForestClassifier"), "training.estimator",
-                 r"not a dotted class path", id="estimator-no-module"),
-    pytest.param(_set("training", "estimator", "sklearn.ensemble.Random Forest"), "training.estimator",
-                 r"not a dotted class path", id="estimator-space"),
-    pytest.param(_set("training", "estimator", "sklearn.ensemble.RandomForrestClassifier"), "training.estimator",
-                 r"unknown estimator .*has no 'RandomForrestClassifier'", id="estimator-typo"),
-    pytest.param(_set("training", "estimator", "sklearnx.ensemble.RandomForestClassifier"), "training.estimator",
-                 r"module 'sklearnx.ensemble' not found", id="estimator-unknown-module"),
+    pytest.param(
+        _set("drift", "numeric_method", "t-test"),
+        "drift.numeric_method",
+        r"'ks'.*'psi'.*'wasserstein'",
+        id="unknown-drift-method",
+    ),
+    pytest.param(
+        _set("comparison", "floor", 2), "comparison.floor", r"roc_auc must be between 0 and 1", id="floor-out-of-range"
+    ),
+    pytest.param(
+        lambda r: r["comparison"].update(primary_metric="log_loss", floor=0),
+        "comparison.floor",
+        r"ceiling and must be > 0",
+        id="log-loss-floor-zero",
+    ),
+    pytest.param(
+        _set("training", "holdout_days", 28),
+        "training.holdout_days",
+        r"shorter than the training window.*28 days",
+        id="holdout-equals-window",
+    ),
+    pytest.param(
+        _set("training", "holdout_days", 400),
+        "training.holdout_days",
+        r"less than or equal to 365",
+        id="holdout-above-max",
+    ),
+    pytest.param(
+        _set("training", "estimator", "RandomForestClassifier"),
+        "training.estimator",
+        r"not a dotted class path",
+        id="estimator-no-module",
+    ),
+    pytest.param(
+        _set("training", "estimator", "sklearn.ensemble.Random Forest"),
+        "training.estimator",
+        r"not a dotted class path",
+        id="estimator-space",
+    ),
+    pytest.param(
+        _set("training", "estimator", "sklearn.ensemble.RandomForrestClassifier"),
+        "training.estimator",
+        r"unknown estimator .*has no 'RandomForrestClassifier'",
+        id="estimator-typo",
+    ),
+    pytest.param(
+        _set("training", "estimator", "sklearnx.ensemble.RandomForestClassifier"),
+        "training.estimator",
+        r"module 'sklearnx.ensemble' not found",
+        id="estimator-unknown-module",
+    ),
     pytest.param(_set("data", "prefix", "../x"), "data.prefix", r"not a safe object prefix", id="prefix-parent"),
-    pytest.param(_set("data", "prefix", "churn/../../etc"), "data.prefix", r"not a safe object prefix",
-                 id="prefix-parent-inside"),
-    pytest.param(_set("artifacts", "prefix", "./runs"), "artifacts.prefix", r"not a safe object prefix",
-                 id="artifacts-prefix-dot"),
+    pytest.param(
+        _set("data", "prefix", "churn/../../etc"), "data.prefix", r"not a safe object prefix", id="prefix-parent-inside"
+    ),
+    pytest.param(
+        _set("artifacts", "prefix", "./runs"),
+        "artifacts.prefix",
+        r"not a safe object prefix",
+        id="artifacts-prefix-dot",
+    ),
     pytest.param(_set("data", "bucket", "Raw_Data"), "data.bucket", r"not a valid S3 bucket name", id="bad-bucket"),
-    pytest.param(_set("drift.gate", "critical_features", ["monthly_charges", "ghost"]),
-                 "drift.gate.critical_features", r"unknown feature\(s\): ghost\b", id="critical-feature-unknown"),
-    pytest.param(_set("comparison", "slices", {"columns": ["contract", "regoin"]}), "comparison.slices.columns",
-                 r"unknown column\(s\): regoin \(not in features.numeric", id="slice-column-unknown"),
-    pytest.param(_set("comparison", "fairness", {"sensitive": ["gender"], "demographic_parity_difference_max": 0.05}),
-                 "comparison.fairness.sensitive", r"unknown column\(s\): gender\b.*features.attributes",
-                 id="sensitive-column-unknown"),
-    pytest.param(_set("comparison", "fairness", {"sensitive": ["region"], "equalized_odds_difference_max": 1.5}),
-                 "comparison.fairness.equalized_odds_difference_max", r"less than or equal to 1",
-                 id="fairness-limit-above-1"),
-    pytest.param(_set("comparison", "slices", {"columns": []}), "comparison.slices.columns", r"at least 1 item",
-                 id="slices-empty"),
-    pytest.param(_set("features", "attributes", ["region"]), "features", r"listed more than once: region",
-                 id="attribute-also-feature"),
-    pytest.param(_append("features", "categorical", "tenure_months"), "features",
-                 r"listed more than once: tenure_months", id="duplicate-column"),
-    pytest.param(_top("features", {"target": "churned", "numeric": ["churned", "usage_hours"]}), "features",
-                 r"listed more than once: churned", id="target-also-feature"),
-    pytest.param(_append("features", "numeric", "_partition_date"), "features",
-                 r"reserved by the pipeline: _partition_date", id="reserved-column"),
-    pytest.param(_top("features", {"target": "churned"}), "features", r"at least one numeric or categorical",
-                 id="no-features"),
+    pytest.param(
+        _set("drift.gate", "critical_features", ["monthly_charges", "ghost"]),
+        "drift.gate.critical_features",
+        r"unknown feature\(s\): ghost\b",
+        id="critical-feature-unknown",
+    ),
+    pytest.param(
+        _set("comparison", "slices", {"columns": ["contract", "regoin"]}),
+        "comparison.slices.columns",
+        r"unknown column\(s\): regoin \(not in features.numeric",
+        id="slice-column-unknown",
+    ),
+    pytest.param(
+        _set("comparison", "fairness", {"sensitive": ["gender"], "demographic_parity_difference_max": 0.05}),
+        "comparison.fairness.sensitive",
+        r"unknown column\(s\): gender\b.*features.attributes",
+        id="sensitive-column-unknown",
+    ),
+    pytest.param(
+        _set("comparison", "fairness", {"sensitive": ["region"], "equalized_odds_difference_max": 1.5}),
+        "comparison.fairness.equalized_odds_difference_max",
+        r"less than or equal to 1",
+        id="fairness-limit-above-1",
+    ),
+    pytest.param(
+        _set("comparison", "slices", {"columns": []}),
+        "comparison.slices.columns",
+        r"at least 1 item",
+        id="slices-empty",
+    ),
+    pytest.param(
+        _set("features", "attributes", ["region"]),
+        "features",
+        r"listed more than once: region",
+        id="attribute-also-feature",
+    ),
+    pytest.param(
+        _append("features", "categorical", "tenure_months"),
+        "features",
+        r"listed more than once: tenure_months",
+        id="duplicate-column",
+    ),
+    pytest.param(
+        _top("features", {"target": "churned", "numeric": ["churned", "usage_hours"]}),
+        "features",
+        r"listed more than once: churned",
+        id="target-also-feature",
+    ),
+    pytest.param(
+        _append("features", "numeric", "_partition_date"),
+        "features",
+        r"reserved by the pipeline: _partition_date",
+        id="reserved-column",
+    ),
+    pytest.param(
+        _top("features", {"target": "churned"}), "features", r"at least one numeric or categorical", id="no-features"
+    ),
     pytest.param(_top("name", "Churn-Model"), "name", r"lower-case letters", id="bad-name-format"),
     pytest.param(_top("retries", 0), "retries", r"greater than or equal to 1", id="zero-retries"),
-    pytest.param(_set("validation", "expectations", [{"type": "column_not_null"}]), "validation.expectations.0.type",
-                 r"pattern", id="expectation-type-not-gx"),
+    pytest.param(
+        _set("validation", "expectations", [{"type": "column_not_null"}]),
+        "validation.expectations.0.type",
+        r"pattern",
+        id="expectation-type-not-gx",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("mutate", "field", "problem"), BROKEN_CASES)
-def test_broken_spec_names_file_field_and_problem(
-    workspace: Path, mutate: Mutation, field: str, problem: str
-) -> None:
+def test_broken_spec_names_file_field_and_problem(workspace: Path, mutate: Mutation, field: str, problem: str) -> None:
     raw = churn_raw()
     mutate(raw)
     path = write_spec(workspace / "models", raw)
@@ -457,9 +541,7 @@ def test_missing_suite_file_names_the_resolved_path(workspace: Path) -> None:
     assert_spec_error(info.value, path, "validation.suite", re.escape(f"suite file not found: {expected}"))
 
 
-def test_suite_path_is_relative_to_the_yaml_not_the_cwd(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_suite_path_is_relative_to_the_yaml_not_the_cwd(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped '../suites/churn.json' must not depend on where the process runs."""
     path = write_spec(workspace / "models", churn_raw())
     monkeypatch.chdir(REPO_ROOT / "include" / "models")  # here '../suites/churn.json' also exists
@@ -547,8 +629,9 @@ def test_config_hash_is_stable_across_loads(workspace: Path) -> None:
     "mutate",
     [
         pytest.param(_set("drift", "alpha", 0.01), id="drift.alpha"),
-        pytest.param(_set("training", "params", {"max_iter": 151, "learning_rate": 0.1, "random_state": 0}),
-                     id="training.params"),
+        pytest.param(
+            _set("training", "params", {"max_iter": 151, "learning_rate": 0.1, "random_state": 0}), id="training.params"
+        ),
         pytest.param(_set("comparison", "floor", 0.75), id="comparison.floor"),
         pytest.param(_append("features", "numeric", "extra_col"), id="features.numeric"),
         pytest.param(_set("data", "prefix", "churn_v2"), id="data.prefix"),
@@ -636,7 +719,9 @@ def _explode(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("validated again although the file did not change")
 
 
-def test_cached_spec_equals_an_uncached_load(workspace: Path, fresh_cache: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_spec_equals_an_uncached_load(
+    workspace: Path, fresh_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_spec(workspace / "models", churn_raw())
     cached = [load_spec(path) for _ in range(3)][-1]
     monkeypatch.setenv("RETRAIN_SPEC_CACHE", "0")
@@ -649,8 +734,10 @@ def test_cached_spec_equals_an_uncached_load(workspace: Path, fresh_cache: None,
 def test_libyaml_loader_builds_what_the_python_safe_loader_builds() -> None:
     # Independent oracle: PyYAML's pure-Python SafeLoader on the shipped spec and a spec with
     # every scalar kind a model YAML uses (dates, floats, nulls, bools, nested flow mappings).
-    for text in (CHURN_YAML.read_text(encoding="utf-8"),
-                 "a: 2026-01-04\nb: 1e-3\nc: ~\nd: [yes, no, 'x']\ne: {f: 0.70, g: -1}\n"):
+    for text in (
+        CHURN_YAML.read_text(encoding="utf-8"),
+        "a: 2026-01-04\nb: 1e-3\nc: ~\nd: [yes, no, 'x']\ne: {f: 0.70, g: -1}\n",
+    ):
         assert yaml.load(text, Loader=config_module._YAML_LOADER) == yaml.load(text, Loader=yaml.SafeLoader)
 
 
@@ -755,8 +842,11 @@ def test_slice_and_fairness_blocks_accept_features_and_attributes(workspace: Pat
     raw = churn_raw()
     raw["features"]["attributes"] = ["gender"]
     raw["comparison"]["slices"] = {"columns": ["contract", "tenure_months", "gender"], "min_rows": 50}
-    raw["comparison"]["fairness"] = {"sensitive": ["gender", "region"], "demographic_parity_difference_max": 0.05,
-                                     "equalized_odds_difference_max": 0.1}
+    raw["comparison"]["fairness"] = {
+        "sensitive": ["gender", "region"],
+        "demographic_parity_difference_max": 0.05,
+        "equalized_odds_difference_max": 0.1,
+    }
     spec = load_spec(write_spec(workspace / "models", raw))
     assert spec.features.attributes == ["gender"]
     assert spec.features.feature_columns == [*raw["features"]["numeric"], *raw["features"]["categorical"]]

@@ -80,7 +80,9 @@ def test_single_day_regenerates_identically_alone() -> None:
         alone = dd.generate_churn_day(day, 400, 11, drifted=day >= drift, shuffle_labels=day == shuffled)
         pd.testing.assert_frame_equal(bulk[day], alone)
     tickets = dd.generate_tickets(START, 3, rows_per_day=200, seed=3, drift_start=drift)
-    pd.testing.assert_frame_equal(tickets[START + timedelta(days=2)], dd.generate_tickets_day(START + timedelta(days=2), 200, 3))
+    pd.testing.assert_frame_equal(
+        tickets[START + timedelta(days=2)], dd.generate_tickets_day(START + timedelta(days=2), 200, 3)
+    )
 
 
 def test_different_seeds_and_days_differ() -> None:

@@ -396,8 +396,14 @@ def test_settings_error_lists_allowed_values_and_list_becomes_tuple():
 
 def test_removed_effect_floors_and_count_rules_are_rejected():
     """The old decision knobs are gone (module docstring): passing them is an error, not a silent no-op."""
-    for old in ("ks_min_statistic", "chi2_min_cramers_v", "psi_threshold", "wasserstein_threshold",
-                "gate_min_drifted_share", "gate_min_drifted_features"):
+    for old in (
+        "ks_min_statistic",
+        "chi2_min_cramers_v",
+        "psi_threshold",
+        "wasserstein_threshold",
+        "gate_min_drifted_share",
+        "gate_min_drifted_features",
+    ):
         with pytest.raises(TypeError, match=old):
             DriftSettings(**{old: 0.1})
 
@@ -573,8 +579,13 @@ def test_gate_false_alarm_rate_at_most_alpha_worst_case_weights(numeric_method, 
     for r in range(reps):
         ref = pd.DataFrame({c: rng.normal(size=60) for c in cols[:3]}).assign(c=rng.integers(0, 4, size=60))
         cur = pd.DataFrame({c: rng.normal(size=45) for c in cols[:3]}).assign(c=rng.integers(0, 4, size=45))
-        s = DriftSettings(numeric_method=numeric_method, categorical_method=categorical_method, seed=r,
-                          critical_features=tuple(cols), null_resamples=200)
+        s = DriftSettings(
+            numeric_method=numeric_method,
+            categorical_method=categorical_method,
+            seed=r,
+            critical_features=tuple(cols),
+            null_resamples=200,
+        )
         fired += detect_drift(ref, cur, cols[:3], ["c"], s, importance={"x0": 1, "x1": 0, "x2": 0, "c": 0}).gate
     assert fired / reps <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
 
@@ -585,8 +596,13 @@ def test_numeric_permutation_p_value_matches_brute_force_oracle(method):
     rng = np.random.default_rng(14)
     ref = rng.normal(size=40)
     cur = rng.normal(0.5, 1.3, size=35)
-    report = detect_drift(pd.DataFrame({"x": ref}), pd.DataFrame({"x": cur}), ["x"], [],
-                          DriftSettings(numeric_method=method, null_resamples=4_000))
+    report = detect_drift(
+        pd.DataFrame({"x": ref}),
+        pd.DataFrame({"x": cur}),
+        ["x"],
+        [],
+        DriftSettings(numeric_method=method, null_resamples=4_000),
+    )
     f = report.features["x"]
 
     def stat(a, b):
@@ -611,8 +627,13 @@ def test_categorical_psi_permutation_p_value_matches_brute_force_oracle():
     rng = np.random.default_rng(15)
     ref = pd.Series(rng.choice(list("abcd"), size=80, p=[0.4, 0.3, 0.2, 0.1]))
     cur = pd.Series(rng.choice(list("abcde"), size=60, p=[0.3, 0.3, 0.2, 0.1, 0.1]))
-    f = detect_drift(pd.DataFrame({"c": ref}), pd.DataFrame({"c": cur}), [], ["c"],
-                     DriftSettings(categorical_method="psi", null_resamples=4_000)).features["c"]
+    f = detect_drift(
+        pd.DataFrame({"c": ref}),
+        pd.DataFrame({"c": cur}),
+        [],
+        ["c"],
+        DriftSettings(categorical_method="psi", null_resamples=4_000),
+    ).features["c"]
     observed = psi_categorical(ref.value_counts(), cur.value_counts())
     assert f.statistic == pytest.approx(observed, rel=1e-12)
     labels, codes = np.unique(np.concatenate([ref.to_numpy(), cur.to_numpy()]), return_inverse=True)
@@ -620,8 +641,9 @@ def test_categorical_psi_permutation_p_value_matches_brute_force_oracle():
     null = np.empty(draws)
     for b in range(draws):
         perm = rng.permutation(codes)
-        null[b] = psi_categorical(np.bincount(perm[:80], minlength=labels.size),
-                                  np.bincount(perm[80:], minlength=labels.size))
+        null[b] = psi_categorical(
+            np.bincount(perm[:80], minlength=labels.size), np.bincount(perm[80:], minlength=labels.size)
+        )
     p_oracle = (1 + np.sum(null >= observed - 1e-12)) / (draws + 1)
     se = math.sqrt(max(p_oracle * (1 - p_oracle), 1e-4) / draws) * math.sqrt(2)
     assert abs(f.p_value - p_oracle) <= 4 * se + 1e-3, (f.p_value, p_oracle)
@@ -799,18 +821,53 @@ def test_to_dict_shape_and_json():
     assert isinstance(report, DriftReport)
     d = report.to_dict()
     assert set(d) == {
-        "gate", "reason", "status", "features", "drifted", "drifted_importance", "importance_source",
-        "n_reference", "n_current", "settings",
+        "gate",
+        "reason",
+        "status",
+        "features",
+        "drifted",
+        "drifted_importance",
+        "importance_source",
+        "n_reference",
+        "n_current",
+        "settings",
     }
     assert set(d["features"]["x0"]) == {
-        "column", "kind", "method", "status", "statistic", "p_value", "p_value_adjusted", "threshold",
-        "drifted", "importance", "detectable_effect", "effect", "n_reference", "n_current", "note",
+        "column",
+        "kind",
+        "method",
+        "status",
+        "statistic",
+        "p_value",
+        "p_value_adjusted",
+        "threshold",
+        "drifted",
+        "importance",
+        "detectable_effect",
+        "effect",
+        "n_reference",
+        "n_current",
+        "note",
     }
     assert d["settings"]["critical_features"] == []
     text = json.dumps(d, allow_nan=False)
     assert json.loads(text) == d
-    bad = FeatureDrift("z", "numeric", "ks", "tested", float("nan"), float("inf"), None, 0.05, True, 0.5,
-                       float("inf"), {"ks": float("-inf")}, 1, 1)
+    bad = FeatureDrift(
+        "z",
+        "numeric",
+        "ks",
+        "tested",
+        float("nan"),
+        float("inf"),
+        None,
+        0.05,
+        True,
+        0.5,
+        float("inf"),
+        {"ks": float("-inf")},
+        1,
+        1,
+    )
     assert bad.to_dict()["statistic"] is None and bad.to_dict()["p_value"] is None
     assert bad.to_dict()["effect"] == {"ks": None} and bad.to_dict()["detectable_effect"] is None
     json.dumps(bad.to_dict(), allow_nan=False)

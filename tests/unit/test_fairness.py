@@ -37,9 +37,11 @@ def test_binary_disparities_equal_fairlearn():
     g, y, pred = _biased()
     ours = disparities(y, pred, g.astype(object), 1)
     assert ours["demographic_parity_difference"] == pytest.approx(
-        demographic_parity_difference(y, pred, sensitive_features=g), abs=1e-12)
+        demographic_parity_difference(y, pred, sensitive_features=g), abs=1e-12
+    )
     assert ours["equalized_odds_difference"] == pytest.approx(
-        equalized_odds_difference(y, pred, sensitive_features=g), abs=1e-12)
+        equalized_odds_difference(y, pred, sensitive_features=g), abs=1e-12
+    )
     mf = MetricFrame(metrics=true_positive_rate, y_true=y, y_pred=pred, sensitive_features=g)
     assert ours["true_positive_rate_difference"] == pytest.approx(mf.difference(), abs=1e-12)
 
@@ -48,13 +50,21 @@ def test_string_labels_with_a_configured_positive_label_equal_fairlearn_on_binar
     g, y, pred = _biased(seed=1)
     names = np.array(["stay", "leave"])
     frame = pd.DataFrame({"gender": g})
-    rep = _run(frame, names[y], {"challenger": names[pred]}, labels=("leave", "stay"), positive_label="stay",
-               limits={"demographic_parity_difference": None, "equalized_odds_difference": None})
+    rep = _run(
+        frame,
+        names[y],
+        {"challenger": names[pred]},
+        labels=("leave", "stay"),
+        positive_label="stay",
+        limits={"demographic_parity_difference": None, "equalized_odds_difference": None},
+    )
     ch = rep.attributes["gender"]["challenger"]
     # "stay" is the positive class: binarise on it for fairlearn.
     yb, pb = (names[y] == "stay").astype(int), (names[pred] == "stay").astype(int)
     assert ch["positive_class"] == "stay"
-    assert ch["demographic_parity_difference"] == pytest.approx(demographic_parity_difference(yb, pb, sensitive_features=g))
+    assert ch["demographic_parity_difference"] == pytest.approx(
+        demographic_parity_difference(yb, pb, sensitive_features=g)
+    )
     assert ch["equalized_odds_difference"] == pytest.approx(equalized_odds_difference(yb, pb, sensitive_features=g))
     assert rep.passed  # no limits: reported only
     assert any("no limit configured" in r for r in rep.reasons)
@@ -67,15 +77,23 @@ def test_multiclass_is_one_vs_rest_and_reports_the_worst_class():
     y = rng.integers(0, 3, n)
     pred = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
     pred = np.where((g == "a") & (rng.random(n) < 0.2), 2, pred)  # group a gets class 2 more often
-    rep = _run(pd.DataFrame({"grp": g}), y, {"challenger": pred}, labels=(0, 1, 2),
-               limits={"demographic_parity_difference": None, "equalized_odds_difference": None})
+    rep = _run(
+        pd.DataFrame({"grp": g}),
+        y,
+        {"challenger": pred},
+        labels=(0, 1, 2),
+        limits={"demographic_parity_difference": None, "equalized_odds_difference": None},
+    )
     ch = rep.attributes["grp"]["challenger"]
-    expected = {c: demographic_parity_difference((y == c).astype(int), (pred == c).astype(int), sensitive_features=g)
-                for c in (0, 1, 2)}
+    expected = {
+        c: demographic_parity_difference((y == c).astype(int), (pred == c).astype(int), sensitive_features=g)
+        for c in (0, 1, 2)
+    }
     for c, v in expected.items():
         assert ch["by_class"][str(c)]["demographic_parity_difference"] == pytest.approx(v)
         assert ch["by_class"][str(c)]["equalized_odds_difference"] == pytest.approx(
-            equalized_odds_difference((y == c).astype(int), (pred == c).astype(int), sensitive_features=g))
+            equalized_odds_difference((y == c).astype(int), (pred == c).astype(int), sensitive_features=g)
+        )
     assert ch["demographic_parity_difference"] == pytest.approx(max(expected.values()))
     assert ch["demographic_parity_difference_class"] == "2"
 
@@ -98,8 +116,12 @@ def test_over_the_limit_blocks_naming_attribute_and_numbers_even_if_the_champion
 
 def test_within_the_limit_passes():
     g, y, pred = _biased(seed=4, bias=0.0)
-    rep = _run(pd.DataFrame({"gender": g}), y, {"challenger": pred},
-               limits={"demographic_parity_difference": 0.2, "equalized_odds_difference": 0.2})
+    rep = _run(
+        pd.DataFrame({"gender": g}),
+        y,
+        {"challenger": pred},
+        limits={"demographic_parity_difference": 0.2, "equalized_odds_difference": 0.2},
+    )
     assert rep.passed and all("<= limit" in r for r in rep.reasons)
 
 
@@ -122,15 +144,17 @@ def test_missing_values_form_their_own_group_and_small_groups_are_reported_not_u
     g = g.astype(object)
     g[:150] = None
     frame = pd.DataFrame({"gender": g})
-    rep = _run(frame, y, {"challenger": pred}, limits={"demographic_parity_difference": 0.9,
-                                                       "equalized_odds_difference": 0.9})
+    rep = _run(
+        frame, y, {"challenger": pred}, limits={"demographic_parity_difference": 0.9, "equalized_odds_difference": 0.9}
+    )
     groups = {r["group"]: r for r in rep.attributes["gender"]["challenger"]["groups"]}
     assert groups[MISSING]["rows"] == 150 and groups[MISSING]["status"] == "ok"
     assert groups["tiny"]["status"] == "too_small"
     keep = np.array([v != "tiny" for v in g])
     named = np.where(pd.isna(g), MISSING, g)
     assert rep.attributes["gender"]["challenger"]["demographic_parity_difference"] == pytest.approx(
-        demographic_parity_difference(y[keep], pred[keep], sensitive_features=named[keep]))
+        demographic_parity_difference(y[keep], pred[keep], sensitive_features=named[keep])
+    )
     assert any("too small to judge: tiny (n=" in r for r in rep.reasons)
 
 
@@ -141,8 +165,15 @@ def test_numeric_attribute_is_binned():
 
 def test_missing_column_and_unknown_positive_label_block():
     g, y, pred = _biased(seed=7)
-    rep = evaluate_fairness(pd.DataFrame({"gender": g}), ["gender", "age_band"], y, {"challenger": pred},
-                            np.array([0, 1]), limits=LIMITS, min_group_rows=30)
+    rep = evaluate_fairness(
+        pd.DataFrame({"gender": g}),
+        ["gender", "age_band"],
+        y,
+        {"challenger": pred},
+        np.array([0, 1]),
+        limits=LIMITS,
+        min_group_rows=30,
+    )
     assert rep.attributes["age_band"]["status"] == "column_missing" and not rep.passed
     assert any("'age_band' cannot be judged (column_missing)" in r for r in rep.reasons)
     rep = _run(pd.DataFrame({"gender": g}), y, {"challenger": pred}, positive_label="yes")

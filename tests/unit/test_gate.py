@@ -205,7 +205,9 @@ def test_age_signal():
 
 def test_data_drift_signal_wraps_report_and_rethresholds_at_given_alpha():
     ref, cur = frames(2_000, 5, seed=9, shift={"x0": 0.15})
-    report = detect_drift(ref, cur, list(ref.columns), [], importance={"x0": 0.5, "x1": 0.2, "x2": 0.1, "x3": 0.1, "x4": 0.1})
+    report = detect_drift(
+        ref, cur, list(ref.columns), [], importance={"x0": 0.5, "x1": 0.2, "x2": 0.1, "x3": 0.1, "x4": 0.1}
+    )
     p0 = report.features["x0"].p_value_adjusted
     assert 0.001 < p0 < 0.05, p0  # chosen so that a smaller alpha changes the verdict
     sig = data_drift_signal(report, alpha=0.05)
@@ -291,12 +293,15 @@ def test_gate_false_alarm_rate_with_allocated_alpha():
     for r in range(reps):
         ref = pd.DataFrame({f"x{j}": rng.normal(size=80) for j in range(4)})
         cur = pd.DataFrame({f"x{j}": rng.normal(size=60) for j in range(4)})
-        report = detect_drift(ref, cur, list(ref.columns), [], DriftSettings(seed=r), importance={"x0": 1.0, "x1": 0, "x2": 0, "x3": 0})
+        report = detect_drift(
+            ref, cur, list(ref.columns), [], DriftSettings(seed=r), importance={"x0": 1.0, "x1": 0, "x2": 0, "x3": 0}
+        )
         signals = [
             data_drift_signal(report, alphas["data_drift"]),
             prediction_drift_signal(rng.random(80), rng.random(60), alphas["prediction_drift"]),
-            performance_decay_signal(0.8 + rng.normal(0, 0.01), 0.01, 0.8 + rng.normal(0, 0.01), 0.01, True,
-                                     alphas["performance_decay"]),
+            performance_decay_signal(
+                0.8 + rng.normal(0, 0.01), 0.01, 0.8 + rng.normal(0, 0.01), 0.01, True, alphas["performance_decay"]
+            ),
             age_signal(2.0, 26),
         ]
         fired += combine_signals(signals, "any").retrain

@@ -11,7 +11,7 @@ from include.retrainer.intervals import last_complete_interval, resolve_interval
 from include.retrainer.storage import interval_token, join_key
 from include.retrainer.training import holdout_start, training_window
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def test_scheduled_interval_is_kept():
@@ -19,11 +19,14 @@ def test_scheduled_interval_is_kept():
     assert resolve_interval(s, e, None, "@weekly") == (s, e)
 
 
-@pytest.mark.parametrize("triggered,expected_start", [
-    (dt.datetime(2026, 11, 27, 11, 0, tzinfo=UTC), dt.datetime(2026, 11, 15, tzinfo=UTC)),  # a Friday
-    (dt.datetime(2026, 11, 22, 0, 0, tzinfo=UTC), dt.datetime(2026, 11, 15, tzinfo=UTC)),   # exactly on the boundary
-    (dt.datetime(2026, 11, 22, 0, 1, tzinfo=UTC), dt.datetime(2026, 11, 15, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    "triggered,expected_start",
+    [
+        (dt.datetime(2026, 11, 27, 11, 0, tzinfo=UTC), dt.datetime(2026, 11, 15, tzinfo=UTC)),  # a Friday
+        (dt.datetime(2026, 11, 22, 0, 0, tzinfo=UTC), dt.datetime(2026, 11, 15, tzinfo=UTC)),  # exactly on the boundary
+        (dt.datetime(2026, 11, 22, 0, 1, tzinfo=UTC), dt.datetime(2026, 11, 15, tzinfo=UTC)),
+    ],
+)
 def test_manual_run_without_interval_takes_last_complete_week(triggered, expected_start):
     start, end = resolve_interval(triggered, triggered, triggered, "@weekly")  # Airflow's empty interval
     assert (start, end) == (expected_start, expected_start + dt.timedelta(weeks=1))
@@ -57,5 +60,7 @@ def test_keys_cannot_escape_their_prefix():
     assert join_key("runs", "churn", "x.json") == "runs/churn/x.json"
     with pytest.raises(ValueError, match="escape"):
         join_key("runs", "../../raw-data/x")
-    assert interval_token(dt.datetime(2026, 1, 4, tzinfo=UTC), dt.datetime(2026, 1, 11, tzinfo=UTC)) == \
-        "20260104T000000Z_20260111T000000Z"
+    assert (
+        interval_token(dt.datetime(2026, 1, 4, tzinfo=UTC), dt.datetime(2026, 1, 11, tzinfo=UTC))
+        == "20260104T000000Z_20260111T000000Z"
+    )

@@ -21,8 +21,8 @@ from include.retrainer.tasks import RunParam, TaskId
 class Ctx:
     dag_id: str = "retrain_churn"
     run_id: str = "backfill__2026-11-08"
-    interval_start: dt.datetime = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
-    interval_end: dt.datetime = dt.datetime(2026, 11, 8, tzinfo=dt.timezone.utc)
+    interval_start: dt.datetime = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    interval_end: dt.datetime = dt.datetime(2026, 11, 8, tzinfo=dt.UTC)
     params: dict = field(default_factory=lambda: {RunParam.FORCE_RETRAIN: True, RunParam.QUARANTINE: None})
     try_number: int = 2
 
@@ -67,10 +67,18 @@ def test_third_party_deprecations_are_muted_ours_are_kept(restore_warnings, monk
 
 def test_run_logged_says_what_was_read_decided_and_written(restore_warnings, caplog):
     log = logging.getLogger("test.task")
-    result = {"decision": "promote", "rows": 14000, "challenger_version": "3", "summary_uri": "s3://b/runs/x/summary.json",
-              "metrics": {"roc_auc": 0.84512, "accuracy": 0.8}, "internal": object()}
+    result = {
+        "decision": "promote",
+        "rows": 14000,
+        "challenger_version": "3",
+        "summary_uri": "s3://b/runs/x/summary.json",
+        "metrics": {"roc_auc": 0.84512, "accuracy": 0.8},
+        "internal": object(),
+    }
     with caplog.at_level(logging.INFO, logger="test.task"):
-        out = logs.run_logged(log, TaskId.COMPARE_MODELS, Ctx(), lambda a, b: result if (a, b) == (1, 2) else None, 1, 2)
+        out = logs.run_logged(
+            log, TaskId.COMPARE_MODELS, Ctx(), lambda a, b: result if (a, b) == (1, 2) else None, 1, 2
+        )
     assert out is result
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3

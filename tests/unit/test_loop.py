@@ -16,7 +16,7 @@ import pytest
 from include.retrainer import loop
 from include.retrainer.config import PARTITION_COLUMN, parse_spec
 
-START = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)  # a Monday
+START = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)  # a Monday
 
 
 def spec_for(**over):
@@ -24,16 +24,28 @@ def spec_for(**over):
         "name": "toy",
         "data": {"bucket": "raw-data", "prefix": "toy"},
         "features": {"target": "y", "numeric": ["x1", "x2", "noise"], "categorical": ["c"]},
-        "training": {"params": {"max_iter": 30}, "window_weeks": 2, "holdout_days": 2,
-                     "min_train_rows": 50, "min_holdout_rows": 40},
+        "training": {
+            "params": {"max_iter": 30},
+            "window_weeks": 2,
+            "holdout_days": 2,
+            "min_train_rows": 50,
+            "min_holdout_rows": 40,
+        },
     }
     for block, values in over.items():
         raw.setdefault(block, {}).update(values)
     return parse_spec(raw, "bench/toy.yaml")
 
 
-def frame(days: int, rows_per_day: int, seed: int = 0, shift: float = 0.0, start=START, classes=2,
-          empty_days: tuple[int, ...] = ()) -> pd.DataFrame:
+def frame(
+    days: int,
+    rows_per_day: int,
+    seed: int = 0,
+    shift: float = 0.0,
+    start=START,
+    classes=2,
+    empty_days: tuple[int, ...] = (),
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     parts = []
     for d in range(days):
@@ -47,11 +59,18 @@ def frame(days: int, rows_per_day: int, seed: int = 0, shift: float = 0.0, start
             y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
         else:
             y = np.digitize(logit + rng.normal(0, 0.5, n), [-1, 1]).astype(int)
-        parts.append(pd.DataFrame({
-            "x1": x1, "x2": x2, "noise": rng.normal(0, 1, n),
-            "c": rng.choice(["a", "b"], n), "y": y,
-            PARTITION_COLUMN: (start + dt.timedelta(days=d)).date().isoformat(),
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "x1": x1,
+                    "x2": x2,
+                    "noise": rng.normal(0, 1, n),
+                    "c": rng.choice(["a", "b"], n),
+                    "y": y,
+                    PARTITION_COLUMN: (start + dt.timedelta(days=d)).date().isoformat(),
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -267,8 +286,9 @@ def _segment_holdout(n=3000, seed=11):
     y = (rng.random(n) < 1 / (1 + np.exp(-(2.0 * x1 + 0.5 * x2)))).astype(int)
     seg = rng.choice(["a", "b", "c", "d", "e"], n)
     group = np.where(x1 > 0.3, "g1", rng.choice(["g1", "g2"], n))  # g1 gets more positives predicted
-    return pd.DataFrame({"x1": x1, "x2": x2, "noise": 0.0, "c": seg, "y": y, "group": group,
-                         PARTITION_COLUMN: "2026-03-10"})
+    return pd.DataFrame(
+        {"x1": x1, "x2": x2, "noise": 0.0, "c": seg, "y": y, "group": group, PARTITION_COLUMN: "2026-03-10"}
+    )
 
 
 def _state(model, holdout, end=START):
@@ -291,15 +311,19 @@ def test_judge_blocks_a_challenger_better_overall_but_worse_on_one_slice():
 
 
 def test_judge_applies_the_fairness_limit_also_at_cold_start():
-    spec = spec_for(features={"attributes": ["group"]},
-                    comparison={"fairness": {"sensitive": ["group"], "demographic_parity_difference_max": 0.05}})
+    spec = spec_for(
+        features={"attributes": ["group"]},
+        comparison={"fairness": {"sensitive": ["group"], "demographic_parity_difference_max": 0.05}},
+    )
     challenger = _state(_ScoreModel(noise=0.2, seed=3), _segment_holdout())
     verdict = loop.judge(spec, None, challenger)
     assert verdict.result["checks"]["floor"] is True
     assert verdict.result["checks"]["fairness"] is False and not verdict.promote
     assert verdict.result["fairness"]["blocked_by"] == ["group:demographic_parity_difference"]
-    assert any("fairness on 'group': challenger demographic parity difference" in r and "> limit 0.050" in r
-               for r in verdict.reasons)
+    assert any(
+        "fairness on 'group': challenger demographic parity difference" in r and "> limit 0.050" in r
+        for r in verdict.reasons
+    )
 
 
 def test_judge_without_gates_reports_none():
@@ -345,7 +369,9 @@ def test_cost_signal_takes_the_drop_with_its_uncertainty():
     # x horizon would have been 0.12 >= 0.01 and retrained).
     noisy = loop.cost_signal(base, Est(0.82, 0.02), None, True, 0.01, 4, "roc_auc")
     assert noisy.status == "quiet" and noisy.statistic == 0.0
-    assert noisy.details["drop"] == pytest.approx(0.03) and noisy.details["drop_se"] == pytest.approx(np.hypot(0.03, 0.02))
+    assert noisy.details["drop"] == pytest.approx(0.03) and noisy.details["drop_se"] == pytest.approx(
+        np.hypot(0.03, 0.02)
+    )
     # A drop of 0.10 (about 3 se): expected 4 x (0.1^2 - se^2) / 0.1 metric-weeks.
     big = loop.cost_signal(base, Est(0.75, 0.02), None, True, 0.01, 4, "roc_auc")
     se2 = 0.03**2 + 0.02**2

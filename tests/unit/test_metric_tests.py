@@ -189,9 +189,7 @@ def test_multiclass_se_matches_bootstrap(seed, k):
     macro_b = np.mean([rank_auc_rows((y_rows == c).astype(int), pb[:, c][idx]) for c in range(k)], axis=0)
     classes = list(range(k))
     assert delong_auc(y, pa, classes).se == pytest.approx(np.std(macro_a, ddof=1), rel=0.10)
-    assert delong_paired(y, pa, pb, classes).se_diff == pytest.approx(
-        np.std(macro_b - macro_a, ddof=1), rel=0.10
-    )
+    assert delong_paired(y, pa, pb, classes).se_diff == pytest.approx(np.std(macro_b - macro_a, ddof=1), rel=0.10)
 
 
 def test_constant_scores_give_auc_half_and_zero_se():
@@ -340,8 +338,9 @@ def test_mde_has_80_percent_power_in_the_normal_model():
     # If the true effect is null + mde and the estimate is N(effect, se), the lower bound
     # clears the null with probability 0.8: an independent check of the formula.
     se, alpha, null = 0.02, 0.05, 0.01
-    t = PairedTest("roc_auc", "delong", 0.7, 0.7, 0.0, se, 0, 0, 0.9, null, 1.0,
-                   (norm.ppf(1 - alpha) + norm.ppf(0.8)) * se, 100)
+    t = PairedTest(
+        "roc_auc", "delong", 0.7, 0.7, 0.0, se, 0, 0, 0.9, null, 1.0, (norm.ppf(1 - alpha) + norm.ppf(0.8)) * se, 100
+    )
     true_effect = null + t.mde
     power = norm.sf(null + norm.ppf(1 - alpha) * se, loc=true_effect, scale=se)
     assert power == pytest.approx(0.8)
@@ -358,9 +357,7 @@ def test_paired_log_loss_is_a_paired_t_test():
     assert t.effect > 0
     assert t.p_value == pytest.approx(ttest_rel(loss_a, loss_b, alternative="greater").pvalue, rel=1e-9)
     shifted = paired_metric_test("log_loss", y, None, None, pa, pb, [0, 1, 2], alpha=0.05, null_value=0.03)
-    assert shifted.p_value == pytest.approx(
-        ttest_1samp(loss_a - loss_b, 0.03, alternative="greater").pvalue, rel=1e-9
-    )
+    assert shifted.p_value == pytest.approx(ttest_1samp(loss_a - loss_b, 0.03, alternative="greater").pvalue, rel=1e-9)
     assert shifted.clears_null == (shifted.p_value < 0.05)
 
 

@@ -9,18 +9,38 @@ import pytest
 from include.retrainer.notify import Message, build_message, fmt_num, key_numbers, notify_config, should_notify
 
 FULL = {
-    "model": "churn", "decision": "rejected", "decision_code": "rejected", "trigger": "forced",
+    "model": "churn",
+    "decision": "rejected",
+    "decision_code": "rejected",
+    "trigger": "forced",
     "headline": "Rejected (forced): challenger is worse on roc_auc.",
     "reasons": ["retrained: forced", "roc_auc 0.81 < champion 0.84 - margin 0.01"],
-    "data_interval_start": "2026-11-15T00:00:00+00:00", "data_interval_end": "2026-11-22T00:00:00+00:00",
-    "dag_id": "retrain_churn", "dag_run_id": "manual__1", "rows": 14000,
-    "champion_version_before": "3", "champion_version_after": "3", "challenger_version": "5",
-    "comparison": {"paired_test": {"metric": "roc_auc", "method": "delong", "champion": 0.84, "challenger": 0.81,
-                                   "effect": -0.03, "ci_low": -0.05, "ci_high": -0.01, "confidence": 0.95,
-                                   "p_value": 0.00012}},
+    "data_interval_start": "2026-11-15T00:00:00+00:00",
+    "data_interval_end": "2026-11-22T00:00:00+00:00",
+    "dag_id": "retrain_churn",
+    "dag_run_id": "manual__1",
+    "rows": 14000,
+    "champion_version_before": "3",
+    "champion_version_after": "3",
+    "challenger_version": "5",
+    "comparison": {
+        "paired_test": {
+            "metric": "roc_auc",
+            "method": "delong",
+            "champion": 0.84,
+            "challenger": 0.81,
+            "effect": -0.03,
+            "ci_low": -0.05,
+            "ci_high": -0.01,
+            "confidence": 0.95,
+            "p_value": 0.00012,
+        }
+    },
     "mcnemar": {"b": 40, "c": 22, "p_value": 0.03, "method": "midp"},
-    "drift": {"signals": [{"name": "data_drift", "status": "fired"}, {"name": "performance_decay", "status": "quiet"}],
-              "features": {"a": {"drifted": True}, "b": {"drifted": False}}},
+    "drift": {
+        "signals": [{"name": "data_drift", "status": "fired"}, {"name": "performance_decay", "status": "quiet"}],
+        "features": {"a": {"drifted": True}, "b": {"drifted": False}},
+    },
 }
 
 
@@ -55,8 +75,17 @@ def test_message_carries_decision_reason_numbers_and_links():
     msg = build_message(FULL, {"Run report": "http://mlflow/#/x", "Champion version": None})
     assert msg.subject == "[retrain churn] rejected (forced run) v5, week 2026-11-15..2026-11-22"
     assert msg.text.startswith(FULL["headline"])
-    for needle in ("roc_auc 0.81 < champion", "0.84 -> 0.81", "-0.05 .. -0.01", "1.20e-04", "40/22, p=0.03",
-                   "data_drift", "1/2 (a)", "http://mlflow/#/x", "manual__1"):
+    for needle in (
+        "roc_auc 0.81 < champion",
+        "0.84 -> 0.81",
+        "-0.05 .. -0.01",
+        "1.20e-04",
+        "40/22, p=0.03",
+        "data_drift",
+        "1/2 (a)",
+        "http://mlflow/#/x",
+        "manual__1",
+    ):
         assert needle in msg.text, needle
     assert "Champion version" not in msg.text  # a missing link is left out, not rendered empty
     assert "<a href='http://mlflow/#/x'>Run report</a>" in msg.html
@@ -66,9 +95,22 @@ def test_message_carries_decision_reason_numbers_and_links():
     assert "<http://mlflow/#/x|Run report>" in json.dumps(payload)
 
 
-@pytest.mark.parametrize("summary", [None, {}, {"decision": None}, {"decision": "failed", "reasons": None, "drift": None,
-                                                                    "comparison": {"paired_test": None}, "mcnemar": None,
-                                                                    "metrics": None}])
+@pytest.mark.parametrize(
+    "summary",
+    [
+        None,
+        {},
+        {"decision": None},
+        {
+            "decision": "failed",
+            "reasons": None,
+            "drift": None,
+            "comparison": {"paired_test": None},
+            "mcnemar": None,
+            "metrics": None,
+        },
+    ],
+)
 def test_partial_summaries_never_crash(summary):
     msg = build_message(summary)
     assert isinstance(msg, Message) and msg.decision == "failed" and "failed" in msg.subject

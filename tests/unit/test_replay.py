@@ -7,12 +7,12 @@ import os
 # One OpenMP thread before sklearn loads: HGB's threads spin-wait on a shared busy machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import itertools  # noqa: E402
-import math  # noqa: E402
+import itertools
+import math
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
 from scipy.stats import ks_2samp
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
@@ -71,7 +71,8 @@ def test_auc_matches_sklearn():
     y3 = np.array(["a", "b", "c"], dtype=object)[rng.integers(0, 3, 600)]
     p = rng.dirichlet([1, 1, 1], 600)
     assert st.auc_ovr_macro(y3, p, ("a", "b", "c")) == pytest.approx(
-        roc_auc_score(y3, p, multi_class="ovr", average="macro"), abs=1e-12)
+        roc_auc_score(y3, p, multi_class="ovr", average="macro"), abs=1e-12
+    )
 
 
 def _xy(frame: pd.DataFrame):
@@ -100,9 +101,9 @@ def test_change_points_are_real(name):
     s = st.make_stream(d)
     (c,) = s.changes
     assert c.oracle_cost >= 0.02
-    pre = _hgb(s.frames[max(0, c.week - 4): c.week])
-    post = _hgb(s.frames[c.week: c.week + 4])
-    test = pd.concat(s.frames[c.week + 4:], ignore_index=True)
+    pre = _hgb(s.frames[max(0, c.week - 4) : c.week])
+    post = _hgb(s.frames[c.week : c.week + 4])
+    test = pd.concat(s.frames[c.week + 4 :], ignore_index=True)
     X, y = _xy(test)
     auc_pre = roc_auc_score(y, pre.predict_proba(X)[:, 1])
     auc_post = roc_auc_score(y, post.predict_proba(X)[:, 1])
@@ -130,7 +131,7 @@ def test_new_class_appears_only_after_its_change():
     s = st.make_stream(_design("multiclass"))
     (c,) = s.changes
     assert all("fraud" not in set(f[st.TARGET]) for f in s.frames[: c.week])
-    assert all((f[st.TARGET] == "fraud").mean() > 0.02 for f in s.frames[c.week:])
+    assert all((f[st.TARGET] == "fraud").mean() > 0.02 for f in s.frames[c.week :])
     assert c.oracle_cost > 0.05
 
 
@@ -213,15 +214,16 @@ def test_replay_six_weeks_with_the_real_loop():
     def regime(day: int) -> st.Regime:
         return st.Regime(concept=0.6 if day >= 21 else 0.0)
 
-    design = st.StreamDesign("six", "6 weeks, change at week 3", 6, 700, False, regime,
-                             (st._ChangeDef(21, "sudden", "lam 0 -> 0.6"),))
+    design = st.StreamDesign(
+        "six", "6 weeks, change at week 3", 6, 700, False, regime, (st._ChangeDef(21, "sudden", "lam 0 -> 0.6"),)
+    )
     stream = st.make_stream(design)
     r = replay_stream(stream, loop, name, cost_ratios=(0.01,))
     assert r.loop_module == "include.retrainer.loop"
     # "ours" with the defaults, and "ours@0.01": the same product with drift.gate.retrain_cost: 0.01.
     assert set(r.policies) == {*POLICIES, "ours@0.01"}
     q = np.array(r.quality)
-    assert np.isfinite(q[r.start, r.start + 1:]).all()
+    assert np.isfinite(q[r.start, r.start + 1 :]).all()
     for p, run in r.policies.items():
         assert len(run.serving) == stream.weeks - r.start - 1
         assert 0.5 <= run.served_quality <= 1.0

@@ -12,31 +12,103 @@ import pytest
 from include.retrainer.report import distribution_plot, render_report
 
 SUMMARY = {
-    "schema_version": 2, "model": "churn", "decision": "promoted", "decision_code": "promoted", "trigger": "signals",
-    "headline": "Promoted (signals): data drift in monthly_charges.", "reasons": ["retrained: drift", "non-inferior"],
-    "data_interval_start": "2026-11-15T00:00:00+00:00", "data_interval_end": "2026-11-22T00:00:00+00:00",
-    "champion_version_before": "1", "champion_version_after": "2", "challenger_version": "2",
-    "drift": {"gate": True, "reason": "data drift", "rule": "any", "report_uri": "s3://b/drift.json",
-              "signals": [{"name": "data_drift", "status": "fired", "statistic": 0.31, "threshold": 0.2,
-                           "p_value": None, "alpha": 0.05, "summary": "31% of importance drifted"}],
-              "importance": {"monthly_charges": 0.31, "contract": 0.1},
-              "features": {"monthly_charges": {"method": "ks", "statistic": 0.21, "threshold": 0.05, "p_value": 1e-9,
-                                               "p_value_adjusted": 4e-9, "drifted": True, "effect": {"shift": 12.5},
-                                               "n_reference": 1000, "n_current": 900, "note": None},
-                           "contract": {"method": "chi2", "statistic": 1.2, "threshold": 0.05, "p_value": 0.55,
-                                        "p_value_adjusted": 1.0, "drifted": False, "effect": {"cramers_v": 0.01},
-                                        "n_reference": 1000, "n_current": 900}}},
-    "comparison": {"policy": "non_inferiority", "outcome_code": "non_inferior", "holdout_rows": 4000,
-                   "paired_test": {"metric": "roc_auc", "method": "delong", "champion": 0.80, "challenger": 0.83,
-                                   "effect": 0.03, "se": 0.01, "ci_low": 0.012, "ci_high": 0.048, "confidence": 0.95,
-                                   "null_value": -0.01, "p_value": 0.001, "mde": 0.02, "n": 4000},
-                   "checks": {"floor": True, "non_inferiority_margin": True}},
+    "schema_version": 2,
+    "model": "churn",
+    "decision": "promoted",
+    "decision_code": "promoted",
+    "trigger": "signals",
+    "headline": "Promoted (signals): data drift in monthly_charges.",
+    "reasons": ["retrained: drift", "non-inferior"],
+    "data_interval_start": "2026-11-15T00:00:00+00:00",
+    "data_interval_end": "2026-11-22T00:00:00+00:00",
+    "champion_version_before": "1",
+    "champion_version_after": "2",
+    "challenger_version": "2",
+    "drift": {
+        "gate": True,
+        "reason": "data drift",
+        "rule": "any",
+        "report_uri": "s3://b/drift.json",
+        "signals": [
+            {
+                "name": "data_drift",
+                "status": "fired",
+                "statistic": 0.31,
+                "threshold": 0.2,
+                "p_value": None,
+                "alpha": 0.05,
+                "summary": "31% of importance drifted",
+            }
+        ],
+        "importance": {"monthly_charges": 0.31, "contract": 0.1},
+        "features": {
+            "monthly_charges": {
+                "method": "ks",
+                "statistic": 0.21,
+                "threshold": 0.05,
+                "p_value": 1e-9,
+                "p_value_adjusted": 4e-9,
+                "drifted": True,
+                "effect": {"shift": 12.5},
+                "n_reference": 1000,
+                "n_current": 900,
+                "note": None,
+            },
+            "contract": {
+                "method": "chi2",
+                "statistic": 1.2,
+                "threshold": 0.05,
+                "p_value": 0.55,
+                "p_value_adjusted": 1.0,
+                "drifted": False,
+                "effect": {"cramers_v": 0.01},
+                "n_reference": 1000,
+                "n_current": 900,
+            },
+        },
+    },
+    "comparison": {
+        "policy": "non_inferiority",
+        "outcome_code": "non_inferior",
+        "holdout_rows": 4000,
+        "paired_test": {
+            "metric": "roc_auc",
+            "method": "delong",
+            "champion": 0.80,
+            "challenger": 0.83,
+            "effect": 0.03,
+            "se": 0.01,
+            "ci_low": 0.012,
+            "ci_high": 0.048,
+            "confidence": 0.95,
+            "null_value": -0.01,
+            "p_value": 0.001,
+            "mde": 0.02,
+            "n": 4000,
+        },
+        "checks": {"floor": True, "non_inferiority_margin": True},
+    },
     "metrics": {"champion": {"roc_auc": 0.80, "accuracy": 0.75}, "challenger": {"roc_auc": 0.83, "accuracy": 0.77}},
-    "mcnemar": {"b": 31, "c": 57, "p_value": 0.007, "method": "midp", "n": 4000, "both_right": 2900, "both_wrong": 1012},
-    "validation": {"success": True, "failed_expectations": [], "report_uri": "s3://b/validation.json",
-                   "data_docs_uri": "s3://b/data_docs/index.html"},
+    "mcnemar": {
+        "b": 31,
+        "c": 57,
+        "p_value": 0.007,
+        "method": "midp",
+        "n": 4000,
+        "both_right": 2900,
+        "both_wrong": 1012,
+    },
+    "validation": {
+        "success": True,
+        "failed_expectations": [],
+        "report_uri": "s3://b/validation.json",
+        "data_docs_uri": "s3://b/data_docs/index.html",
+    },
     "artifacts": {"batch": "s3://b/batch.parquet", "train": "s3://b/train.parquet"},
-    "mlflow_run_id": "abc123", "code_version": "0.3.0+deadbeef", "dag_id": "retrain_churn", "dag_run_id": "manual__1",
+    "mlflow_run_id": "abc123",
+    "code_version": "0.3.0+deadbeef",
+    "dag_id": "retrain_churn",
+    "dag_run_id": "manual__1",
 }
 
 
@@ -46,20 +118,48 @@ def _section_positions(page: str, *titles: str) -> list[int]:
 
 def test_full_report_orders_decision_first_and_holds_the_evidence():
     rng = np.random.default_rng(0)
-    samples = {"monthly_charges": {"kind": "numeric", "reference": rng.normal(60, 10, 3000).tolist(),
-                                   "current": rng.normal(72, 10, 3000).tolist()},
-               "contract": {"kind": "categorical", "reference": ["m", "y"] * 500, "current": ["m"] * 700 + ["y"] * 300}}
-    page = render_report(SUMMARY, samples=samples, lineage={"dvc": {"md5": "0123abcd", "remote_url": "s3://dvc"}},
-                         links={"Champion version": "http://mlflow/#/models/churn/versions/2", "Data Docs": None})
+    samples = {
+        "monthly_charges": {
+            "kind": "numeric",
+            "reference": rng.normal(60, 10, 3000).tolist(),
+            "current": rng.normal(72, 10, 3000).tolist(),
+        },
+        "contract": {"kind": "categorical", "reference": ["m", "y"] * 500, "current": ["m"] * 700 + ["y"] * 300},
+    }
+    page = render_report(
+        SUMMARY,
+        samples=samples,
+        lineage={"dvc": {"md5": "0123abcd", "remote_url": "s3://dvc"}},
+        links={"Champion version": "http://mlflow/#/models/churn/versions/2", "Data Docs": None},
+    )
     assert page.startswith("<!DOCTYPE html>")
-    pos = _section_positions(page, "Promoted (signals)", "<h2>Why</h2>", "<h2>Drift gate</h2>", "<h2>Drift per feature</h2>",
-                             "<h2>Comparison</h2>", "<h2>Validation</h2>", "<h2>Lineage</h2>")
+    pos = _section_positions(
+        page,
+        "Promoted (signals)",
+        "<h2>Why</h2>",
+        "<h2>Drift gate</h2>",
+        "<h2>Drift per feature</h2>",
+        "<h2>Comparison</h2>",
+        "<h2>Validation</h2>",
+        "<h2>Lineage</h2>",
+    )
     assert pos == sorted(pos)
     # drifted, most important feature first in the per-feature table
     assert page.index("<b>monthly_charges</b>") < page.index("<b>contract</b>")
-    for needle in ("1.00e-09", "0.012 .. 0.048", "b = 31", "c = 57", "2900", "1012", "0.02", "0123abcd",
-                   "0.3.0+deadbeef", "31% of importance drifted", "non_inferiority_margin",
-                   "href='http://mlflow/#/models/churn/versions/2'"):
+    for needle in (
+        "1.00e-09",
+        "0.012 .. 0.048",
+        "b = 31",
+        "c = 57",
+        "2900",
+        "1012",
+        "0.02",
+        "0123abcd",
+        "0.3.0+deadbeef",
+        "31% of importance drifted",
+        "non_inferiority_margin",
+        "href='http://mlflow/#/models/churn/versions/2'",
+    ):
         assert needle in page, needle
     assert "Data Docs</a>" not in page  # no link given -> plain text, not a dead link
     # Self-contained: no external resource is loaded (links are anchors only).
@@ -75,9 +175,23 @@ def test_full_report_orders_decision_first_and_holds_the_evidence():
         assert mpimg.imread(io.BytesIO(raw)).shape[2] in (3, 4)
 
 
-@pytest.mark.parametrize("summary", [None, {}, {"decision": "failed", "reasons": ["fetch_batch failed: boom"],
-                                                "drift": None, "comparison": None, "metrics": None, "validation": None,
-                                                "mcnemar": None, "artifacts": None}])
+@pytest.mark.parametrize(
+    "summary",
+    [
+        None,
+        {},
+        {
+            "decision": "failed",
+            "reasons": ["fetch_batch failed: boom"],
+            "drift": None,
+            "comparison": None,
+            "metrics": None,
+            "validation": None,
+            "mcnemar": None,
+            "artifacts": None,
+        },
+    ],
+)
 def test_partial_summaries_render(summary):
     page = render_report(summary)
     assert "failed" in page and "could not be rendered" not in page
@@ -85,7 +199,9 @@ def test_partial_summaries_render(summary):
 
 
 def test_a_broken_plot_becomes_a_note_not_an_error():
-    page = render_report(SUMMARY, samples={"monthly_charges": {"kind": "numeric", "reference": ["x"], "current": [1.0]}})
+    page = render_report(
+        SUMMARY, samples={"monthly_charges": {"kind": "numeric", "reference": ["x"], "current": [1.0]}}
+    )
     assert "plot unavailable: ValueError" in page
     assert "<h2>Lineage</h2>" in page
 
@@ -123,8 +239,14 @@ def test_slice_and_fairness_sections_show_each_slice_and_group_with_the_verdict(
     probas = {k: np.column_stack([1 - v, v]) for k, v in (("champion", champ), ("challenger", chall))}
     labels = np.array([0, 1])
     slices = evaluate_slices(frame, ["region"], y, preds, probas, labels, metric="roc_auc", min_rows=50).to_dict()
-    fairness = evaluate_fairness(frame, ["gender"], y, preds, labels, limits={
-        "demographic_parity_difference": 0.001, "equalized_odds_difference": None}).to_dict()
+    fairness = evaluate_fairness(
+        frame,
+        ["gender"],
+        y,
+        preds,
+        labels,
+        limits={"demographic_parity_difference": 0.001, "equalized_odds_difference": None},
+    ).to_dict()
     page = render_report({**SUMMARY, "schema_version": 3, "slices": slices, "fairness": fairness})
     pos = _section_positions(page, "<h2>Comparison</h2>", "<h2>Slices</h2>", "<h2>Fairness</h2>", "<h2>Validation</h2>")
     assert pos == sorted(pos)

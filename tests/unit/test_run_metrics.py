@@ -24,29 +24,53 @@ STATSD_PREFIX = "airflow"  # Airflow's default [metrics] statsd_prefix, assumed 
 def promoted_summary() -> dict:
     """A summary with every field the metrics read (a promoted run after drift)."""
     return {
-        "schema_version": 3, "model": "churn", "dag_id": "retrain_churn", "dag_run_id": "manual__1",
-        "data_interval_start": "2026-01-04T00:00:00+00:00", "data_interval_end": "2026-01-11T00:00:00+00:00",
+        "schema_version": 3,
+        "model": "churn",
+        "dag_id": "retrain_churn",
+        "dag_run_id": "manual__1",
+        "data_interval_start": "2026-01-04T00:00:00+00:00",
+        "data_interval_end": "2026-01-11T00:00:00+00:00",
         "rows": 7000,
-        "partitions": {"days_found": ["2026-01-04"] * 5, "days_missing": ["2026-01-09", "2026-01-10"],
-                       "days_quarantined_skipped": ["2026-01-08"]},
+        "partitions": {
+            "days_found": ["2026-01-04"] * 5,
+            "days_missing": ["2026-01-09", "2026-01-10"],
+            "days_quarantined_skipped": ["2026-01-08"],
+        },
         "validation": {"success": True, "failed_expectations": [], "quarantined_days": [], "quarantined_rows": 0},
         "drift": {
-            "gate": True, "cold_start": False, "champion_age_weeks": 5.0, "code": "signals",
+            "gate": True,
+            "cold_start": False,
+            "champion_age_weeks": 5.0,
+            "code": "signals",
             "signals": [
                 {"name": "data_drift", "status": "fired", "statistic": 0.31, "threshold": 0.2, "p_value": 0.001},
-                {"name": "performance_decay", "status": "quiet", "statistic": -0.01, "threshold": 0.02,
-                 "p_value": None},
+                {
+                    "name": "performance_decay",
+                    "status": "quiet",
+                    "statistic": -0.01,
+                    "threshold": 0.02,
+                    "p_value": None,
+                },
                 {"name": "prediction_drift", "status": "insufficient", "statistic": None, "threshold": 0.1},
                 {"name": "age", "status": "disabled", "statistic": 5.0, "threshold": 26},
             ],
             "features": {"tenure": {"drifted": True}, "plan": {"drifted": False}, "charges": {"drifted": True}},
         },
-        "decision": "promoted", "decision_code": "promoted", "trigger": "signals",
-        "champion_version_before": "3", "champion_version_after": "4", "challenger_version": "4",
-        "metrics": {"champion": {"roc_auc": 0.81, "accuracy": 0.77, "log_loss": float("nan")},
-                    "challenger": {"roc_auc": 0.84, "accuracy": 0.79}},
-        "comparison": {"policy": "expected_gain", "holdout_rows": 1200,
-                       "paired_test": {"metric": "roc_auc", "effect": 0.03, "p_value": 0.004}},
+        "decision": "promoted",
+        "decision_code": "promoted",
+        "trigger": "signals",
+        "champion_version_before": "3",
+        "champion_version_after": "4",
+        "challenger_version": "4",
+        "metrics": {
+            "champion": {"roc_auc": 0.81, "accuracy": 0.77, "log_loss": float("nan")},
+            "challenger": {"roc_auc": 0.84, "accuracy": 0.79},
+        },
+        "comparison": {
+            "policy": "expected_gain",
+            "holdout_rows": 1200,
+            "paired_test": {"metric": "roc_auc", "effect": 0.03, "p_value": 0.004},
+        },
         "durations": {TaskId.FETCH_BATCH: 1.5, TaskId.TRAIN_CHALLENGER: 12.25},
     }
 
@@ -60,11 +84,16 @@ def by_name(points: list[MetricPoint]) -> dict[str, MetricPoint]:
 def test_promoted_run_metrics_named_and_tagged_per_model():
     points = by_name(run_metrics(promoted_summary(), "roc_auc"))
     m = "retrain.churn."
-    assert points[m + "run.promoted"].as_tuple() == (m + "run.promoted", 1.0, "counter",
-                                                     {"model": "churn", "decision": "promoted"})
+    assert points[m + "run.promoted"].as_tuple() == (
+        m + "run.promoted",
+        1.0,
+        "counter",
+        {"model": "churn", "decision": "promoted"},
+    )
     # The other outcomes' counters get +0 (their series exist from the first run on).
     assert {n: p.value for n, p in points.items() if ".run." in n} == {
-        m + "run." + code: float(code == "promoted") for code in DECISION_CODES}
+        m + "run." + code: float(code == "promoted") for code in DECISION_CODES
+    }
     assert points[m + "last_decision.promoted"].value == 1.0 and points[m + "last_decision.failed"].value == 0.0
     assert points[m + "gate.retrain"].value == 1.0 and points[m + "gate.cold_start"].value == 0.0
     assert points[m + "signal.data_drift.fired"].value == 1.0
@@ -86,7 +115,11 @@ def test_promoted_run_metrics_named_and_tagged_per_model():
     assert points[m + "rows.fetched"].value == 7000 and points[m + "rows.quarantined"].value == 0
     assert points[m + "days.missing"].value == 2 and points[m + "days.quarantined_skipped"].value == 1
     assert points[m + "step.train_challenger.duration"].as_tuple() == (
-        m + "step.train_challenger.duration", 12250.0, "timer", {"model": "churn", "step": TaskId.TRAIN_CHALLENGER})
+        m + "step.train_challenger.duration",
+        12250.0,
+        "timer",
+        {"model": "churn", "step": TaskId.TRAIN_CHALLENGER},
+    )
     assert points[m + "last_run.interval_end_timestamp"].value == 1768089600.0  # 2026-01-11T00:00Z
 
 
@@ -99,22 +132,37 @@ def test_primary_metric_defaults_to_the_paired_test_metric():
 
 def test_skipped_and_failed_runs_emit_what_they_have():
     skipped = promoted_summary()
-    skipped.update(decision="skipped", decision_code="no_retrain_needed", metrics={"champion": {}, "challenger": {}},
-                   comparison=None, challenger_version=None, champion_version_after="3")
+    skipped.update(
+        decision="skipped",
+        decision_code="no_retrain_needed",
+        metrics={"champion": {}, "challenger": {}},
+        comparison=None,
+        challenger_version=None,
+        champion_version_after="3",
+    )
     skipped["drift"]["gate"] = False
     points = by_name(run_metrics(skipped, "roc_auc"))
     assert points["retrain.churn.run.no_retrain_needed"].value == 1
     assert points["retrain.churn.gate.retrain"].value == 0
     assert not any(".primary_metric." in n or ".comparison." in n or ".challenger." in n for n in points)
 
-    failed = {"model": "tickets", "decision": "failed", "decision_code": "failed", "rows": None,
-              "validation": {"success": False, "quarantined_days": ["2026-01-05"], "quarantined_rows": 130},
-              "drift": None, "metrics": {"champion": {}, "challenger": {}}, "durations": {TaskId.VALIDATE_BATCH: 0.8}}
+    failed = {
+        "model": "tickets",
+        "decision": "failed",
+        "decision_code": "failed",
+        "rows": None,
+        "validation": {"success": False, "quarantined_days": ["2026-01-05"], "quarantined_rows": 130},
+        "drift": None,
+        "metrics": {"champion": {}, "challenger": {}},
+        "durations": {TaskId.VALIDATE_BATCH: 0.8},
+    }
     points = by_name(run_metrics(failed))
     assert set(points) == {
         *(f"retrain.tickets.{kind}.{code}" for kind in ("run", "last_decision") for code in DECISION_CODES),
-        "retrain.tickets.validation.success", "retrain.tickets.rows.quarantined",
-        "retrain.tickets.days.quarantined", "retrain.tickets.step.validate_batch.duration",
+        "retrain.tickets.validation.success",
+        "retrain.tickets.rows.quarantined",
+        "retrain.tickets.days.quarantined",
+        "retrain.tickets.step.validate_batch.duration",
     }
     assert points["retrain.tickets.rows.quarantined"].value == 130
     assert points["retrain.tickets.validation.success"].value == 0
@@ -136,6 +184,7 @@ class _ExplodingBackend:
     def __getattr__(self, name):
         def fail(*args, **kwargs):
             raise OSError("metrics backend down")
+
         return fail
 
 
@@ -174,8 +223,9 @@ def test_unresolvable_statsd_host_falls_back_to_no_metrics():
 
     saved = (stats._factory, stats._backend, stats._export_legacy_names)
     try:
-        stats.initialize(factory=lambda: _airflow_statsd_logger("statsd-exporter.invalid", 9125),
-                         export_legacy_names=False)
+        stats.initialize(
+            factory=lambda: _airflow_statsd_logger("statsd-exporter.invalid", 9125), export_legacy_names=False
+        )
         assert emit_run_metrics(promoted_summary(), "roc_auc") == len(run_metrics(promoted_summary(), "roc_auc"))
         assert type(stats._backend).__name__ == "NoStatsLogger"
     finally:
@@ -235,7 +285,9 @@ def test_statsd_mapping_matches_every_metric_we_emit():
 
 def test_dashboard_queries_reference_mapped_metrics_and_the_provisioned_datasource():
     dashboard = json.loads((MONITORING / "grafana" / "dashboards" / "retraining.json").read_text())
-    datasource = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    datasource = yaml.safe_load(
+        (MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
     uid = datasource["datasources"][0]["uid"]
     mapped = {m["name"] for m in _mappings()}
     histogram = {"retrain_step_duration_seconds"}  # the only timer: _sum, _count and _bucket series
@@ -249,8 +301,15 @@ def test_dashboard_queries_reference_mapped_metrics_and_the_provisioned_datasour
             assert name in mapped or (base in histogram and base != name), f"{expr}: unknown metric {name}"
             referenced.add(base)
     # The issue's key figures all have a panel.
-    assert {"retrain_runs_total", "retrain_gate_retrain", "retrain_signal_statistic", "retrain_primary_metric",
-            "retrain_champion_age_weeks", "retrain_rows", "retrain_step_duration_seconds"} <= referenced
+    assert {
+        "retrain_runs_total",
+        "retrain_gate_retrain",
+        "retrain_signal_statistic",
+        "retrain_primary_metric",
+        "retrain_champion_age_weeks",
+        "retrain_rows",
+        "retrain_step_duration_seconds",
+    } <= referenced
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == uid
     ids = [p["id"] for p in dashboard["panels"]]
@@ -287,14 +346,26 @@ def test_opentelemetry_collector_down_never_fails(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "AIRFLOW__METRICS__OTEL_ON": "True", "AIRFLOW__METRICS__STATSD_ON": "False",
-           "AIRFLOW__METRICS__OTEL_HOST": "127.0.0.1", "AIRFLOW__METRICS__OTEL_PORT": str(port),
-           "AIRFLOW__METRICS__OTEL_INTERVAL_MILLISECONDS": "200", "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
+    env = {
+        **os.environ,
+        "AIRFLOW__METRICS__OTEL_ON": "True",
+        "AIRFLOW__METRICS__STATSD_ON": "False",
+        "AIRFLOW__METRICS__OTEL_HOST": "127.0.0.1",
+        "AIRFLOW__METRICS__OTEL_PORT": str(port),
+        "AIRFLOW__METRICS__OTEL_INTERVAL_MILLISECONDS": "200",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+    }
     summary = promoted_summary()
     summary["metrics"]["champion"].pop("log_loss")  # keep it JSON
-    result = subprocess.run([sys.executable, "-c", OTEL_PROBE, json.dumps(summary)], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-c", OTEL_PROBE, json.dumps(summary)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr  # structlog writes Airflow's log lines to stdout
     # The exporter's thread may write right after the RESULT object on the same line: decode the object only.

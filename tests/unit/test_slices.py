@@ -173,26 +173,32 @@ def test_numeric_columns_are_cut_into_quantile_bins():
 def test_cold_start_reports_the_challenger_per_slice_without_testing():
     frame, y, _, chall = _data(n=600, seed=9)
     p = {"challenger": (chall > 0.5).astype(int)}
-    yt, preds, probas, labels = aligned_scores(y, p, {"challenger": np.column_stack([1 - chall, chall])},
-                                               {"challenger": [0, 1]})
+    yt, preds, probas, labels = aligned_scores(
+        y, p, {"challenger": np.column_stack([1 - chall, chall])}, {"challenger": [0, 1]}
+    )
     rep = evaluate_slices(frame, ["region"], yt, preds, probas, labels, metric="roc_auc", min_rows=50)
     assert rep.passed and rep.cold_start
     assert all(s.challenger is not None and s.champion is None and s.p_worse is None for s in rep.slices)
 
 
-@pytest.mark.parametrize(("metric", "method"), [("log_loss", "paired_t"), ("f1", "bootstrap"),
-                                                ("balanced_accuracy", "bootstrap"), ("roc_auc", "delong")])
+@pytest.mark.parametrize(
+    ("metric", "method"),
+    [("log_loss", "paired_t"), ("f1", "bootstrap"), ("balanced_accuracy", "bootstrap"), ("roc_auc", "delong")],
+)
 def test_every_primary_metric_is_judged_per_slice_also_multiclass(metric, method):
     rng = np.random.default_rng(12)
     n = 900
     y = rng.integers(0, 3, n)
     frame = pd.DataFrame({"region": rng.choice(["north", "south"], n)})
-    raw = {role: rng.dirichlet(np.ones(3), n) + np.eye(3)[y] * k for role, k in (("champion", 1.0), ("challenger", 1.5))}
+    raw = {
+        role: rng.dirichlet(np.ones(3), n) + np.eye(3)[y] * k for role, k in (("champion", 1.0), ("challenger", 1.5))
+    }
     probas = {role: p / p.sum(axis=1, keepdims=True) for role, p in raw.items()}
     preds = {role: p.argmax(axis=1) for role, p in probas.items()}
     yt, preds, probas, labels = aligned_scores(y, preds, probas, {"champion": [0, 1, 2], "challenger": [0, 1, 2]})
-    rep = evaluate_slices(frame, ["region"], yt, preds, probas, labels, metric=metric, min_rows=50,
-                          bootstrap_resamples=300)
+    rep = evaluate_slices(
+        frame, ["region"], yt, preds, probas, labels, metric=metric, min_rows=50, bootstrap_resamples=300
+    )
     assert [s.status for s in rep.slices] == ["judged", "judged"]
     assert all(s.method == method and s.champion["value"] is not None and s.p_worse is not None for s in rep.slices)
     assert rep.passed  # the challenger is the sharper model everywhere

@@ -17,8 +17,11 @@ class FakeAirflow(BaseHTTPRequestHandler):
 
     locked_left = 0
     calls: list[str] = []
-    health = {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "unhealthy"},
-              "dag_processor": {"status": "healthy"}}
+    health = {
+        "metadatabase": {"status": "healthy"},
+        "scheduler": {"status": "unhealthy"},
+        "dag_processor": {"status": "healthy"},
+    }
 
     def log_message(self, *args):  # keep pytest output clean
         pass
@@ -31,7 +34,7 @@ class FakeAirflow(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         FakeAirflow.calls.append(self.path)
         if self.path == "/auth/token":
@@ -43,7 +46,7 @@ class FakeAirflow(BaseHTTPRequestHandler):
             return self._send(503, {"detail": "Database is locked. Backfill creation is not supported on SQLite"})
         return self._send(200, {"id": 1})
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         if self.path == "/api/v2/monitor/health":
             return self._send(200, FakeAirflow.health)
         return self._send(404, {"detail": "not found"})
@@ -100,8 +103,12 @@ def test_airflow_health_wait_names_the_component_it_waits_for(fake_airflow):
 def test_state_files_round_trip_and_a_dead_stack_is_not_running(tmp_path, monkeypatch):
     monkeypatch.setenv("RETRAIN_LOCAL_DIR", str(tmp_path))
     assert services.read_state() == {}
-    state = {"running": True, "s3_endpoint": f"http://127.0.0.1:{services.free_port()}",
-             "airflow_home": str(tmp_path / "airflow"), "mlflow_tracking_uri": "http://127.0.0.1:5000"}
+    state = {
+        "running": True,
+        "s3_endpoint": f"http://127.0.0.1:{services.free_port()}",
+        "airflow_home": str(tmp_path / "airflow"),
+        "mlflow_tracking_uri": "http://127.0.0.1:5000",
+    }
     services.write_state(state)
     assert services.read_state() == state
     env = (tmp_path / "stack.env").read_text()

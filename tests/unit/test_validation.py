@@ -261,8 +261,9 @@ def test_data_docs_are_one_self_contained_gx_page(clean_docs):
 def test_data_docs_page_shows_the_failures(expectations, tmp_path):
     df = make_churn_frame()
     df.loc[df.index[:40], "monthly_charges"] = 5000.0
-    report = validate_batch(df, expectations, "churn_weekly", data_docs_dir=tmp_path / "docs",
-                            run_name="2026-02-01_2026-02-08")
+    report = validate_batch(
+        df, expectations, "churn_weekly", data_docs_dir=tmp_path / "docs", run_name="2026-02-01_2026-02-08"
+    )
     html = (tmp_path / "docs" / "index.html").read_text(encoding="utf-8")
     assert not report.success
     assert "2026-02-01_2026-02-08" in html  # the run name labels the page
@@ -281,18 +282,38 @@ def _checkpoint_reference(expectations: list[dict], df: pd.DataFrame, suite_name
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = context.data_sources.add_pandas("ref").add_dataframe_asset("b").add_batch_definition_whole_dataframe("w")
-    suite = context.suites.add(gx.ExpectationSuite(
-        name=suite_name,
-        expectations=[gx.expectations.expectation_configuration.ExpectationConfiguration(
-            type=e["type"], kwargs=e["kwargs"]).to_domain_obj() for e in exps]))
+    suite = context.suites.add(
+        gx.ExpectationSuite(
+            name=suite_name,
+            expectations=[
+                gx.expectations.expectation_configuration.ExpectationConfiguration(
+                    type=e["type"], kwargs=e["kwargs"]
+                ).to_domain_obj()
+                for e in exps
+            ],
+        )
+    )
     vd = context.validation_definitions.add(gx.ValidationDefinition(name="v", data=batch, suite=suite))
-    cp = context.checkpoints.add(gx.Checkpoint(name="c", validation_definitions=[vd], actions=[], result_format={
-        "result_format": "SUMMARY", "partial_unexpected_count": 10}))
+    cp = context.checkpoints.add(
+        gx.Checkpoint(
+            name="c",
+            validation_definitions=[vd],
+            actions=[],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10},
+        )
+    )
     (result,) = cp.run(batch_parameters={"dataframe": df}).run_results.values()
     position = {str(e.id): i for i, e in enumerate(suite.expectations)}
     ordered = sorted(result.results, key=lambda r: position[str(r.expectation_config.id)])
-    rows = [(bool(r.success), r.result.get("observed_value"), r.result.get("unexpected_count"),
-             r.result.get("partial_unexpected_list")) for r in ordered]
+    rows = [
+        (
+            bool(r.success),
+            r.result.get("observed_value"),
+            r.result.get("unexpected_count"),
+            r.result.get("partial_unexpected_list"),
+        )
+        for r in ordered
+    ]
     return {"success": bool(result.success), "statistics": dict(result.statistics), "results": rows}
 
 
@@ -323,7 +344,9 @@ def test_results_equal_the_plain_gx_checkpoint_workflow(expectations, scenario):
         assert record["success"] is success, exp
         if observed is not None:
             assert record["observed_value"] == json.loads(json.dumps(observed, default=str)), exp
-        failure = next((f for f in ours.failed_expectations if f["type"] == exp["type"] and f["kwargs"] == exp["kwargs"]), None)
+        failure = next(
+            (f for f in ours.failed_expectations if f["type"] == exp["type"] and f["kwargs"] == exp["kwargs"]), None
+        )
         assert (failure is None) is success, exp
         if failure is not None and unexpected is not None:
             assert failure["details"]["unexpected_count"] == unexpected
@@ -341,7 +364,8 @@ def test_suite_is_reused_while_unchanged_and_replaced_when_changed(expectations)
 
     # Same name, other expectations: the new suite is what runs (tighter charges range fails).
     tighter = [dict(e) for e in expectations] + [
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "monthly_charges", "max_value": 20}}]
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "monthly_charges", "max_value": 20}}
+    ]
     report = validate_batch(df, tighter, "churn_reuse")
     assert validation._gx_runtime().suites["churn_reuse"] is not first
     assert not report.success
@@ -428,9 +452,7 @@ def test_empty_batch_fails_row_count(expectations):
 
 
 def test_schema_expectations_content():
-    exps = schema_expectations(
-        ["a", "b"], ["c"], "y", timestamp="ts", categorical_values={"c": ["x", "z"]}
-    )
+    exps = schema_expectations(["a", "b"], ["c"], "y", timestamp="ts", categorical_values={"c": ["x", "z"]})
     by_type: dict[str, list[dict]] = {}
     for e in exps:
         by_type.setdefault(e["type"], []).append(e["kwargs"])
