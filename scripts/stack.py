@@ -238,6 +238,12 @@ def celery_env() -> dict[str, str]:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(services.free_port()),
             "S3_DATA_ACCESS_KEY_ID": os.environ.get("S3_DATA_ACCESS_KEY_ID", "test"),
             "S3_DATA_SECRET_ACCESS_KEY": os.environ.get("S3_DATA_SECRET_ACCESS_KEY", "test"),
+            # Run metrics over StatsD (README "Monitoring"): off unless AIRFLOW_STATSD_ON=true, as
+            # in docker-compose.yaml; point RETRAIN_STATSD_HOST/PORT at a statsd-exporter.
+            "AIRFLOW__METRICS__STATSD_ON": os.environ.get("AIRFLOW_STATSD_ON", "false"),
+            "AIRFLOW__METRICS__STATSD_HOST": os.environ.get("RETRAIN_STATSD_HOST", "127.0.0.1"),
+            "AIRFLOW__METRICS__STATSD_PORT": os.environ.get("RETRAIN_STATSD_PORT", "9125"),
+            "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
         }
     )
     return env
@@ -782,7 +788,12 @@ def start_worker(name: str, env: dict[str, str]) -> subprocess.Popen:
         "RETRAIN_WORKER_HOSTNAME": name,
         "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
     }
-    cmd = [
+    return services.spawn(worker_command(name), LOGS / f"{name}.log", env=worker_env, cwd=home)
+
+
+def worker_command(name: str) -> list[str]:
+    """One Celery worker: the compose worker's command, its queue, a hostname of its own."""
+    return [
         str(Path(sys.executable).parent / "airflow"),
         "celery",
         "worker",
@@ -796,7 +807,6 @@ def start_worker(name: str, env: dict[str, str]) -> subprocess.Popen:
         # stack's shared log volume); no per-worker log server.
         "--skip-serve-logs",
     ]
-    return services.spawn(cmd, LOGS / f"{name}.log", env=worker_env, cwd=home)
 
 
 def celery_workers_answering(names: list[str]) -> set[str]:

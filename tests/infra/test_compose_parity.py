@@ -94,8 +94,9 @@ def test_same_airflow_components_with_the_same_commands(compose_services):
     worker = compose_services["airflow-worker"]["command"]
     assert worker[:2] == ["celery", "worker"]
     # Every native worker is the same command; its queue is the compose worker's queue.
-    cmd_text = Path(stack.__file__).read_text()
-    assert '"celery", "worker"' in cmd_text and '"--queues", CELERY_QUEUE' in cmd_text
+    native_worker = stack.worker_command("worker-1")
+    assert native_worker[1:3] == ["celery", "worker"]
+    assert native_worker[native_worker.index("--queues") + 1] == stack.CELERY_QUEUE
 
 
 def test_same_airflow_settings_names(compose_services, native_env):
