@@ -34,9 +34,9 @@ from pathlib import Path
 
 import pytest
 
-from include.retrainer import demo_data
+from include.demo import data as demo_data
 from include.retrainer.config import load_spec
-from include.retrainer.steps import RunPaths
+from include.retrainer.layout import RunLayout
 from include.retrainer.storage import split_uri
 from scripts import services
 
@@ -192,7 +192,7 @@ def task_instances(api: services.AirflowApi, dag_id: str, run_id: str) -> list[d
 
 def summary(s3, start: dt.date, spec_path: Path = ROOT / "include" / "models" / "churn.yaml") -> dict:
     spec = load_spec(spec_path)
-    bucket, key = split_uri(RunPaths(spec, *_interval(start)).summary)
+    bucket, key = split_uri(RunLayout.of(spec, *_interval(start)).summary)
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
