@@ -92,6 +92,21 @@ def is_db_locked(text: str) -> bool:
     return "database is locked" in text or "database table is locked" in text
 
 
+def service_env(airflow_home: Path) -> dict[str, str]:
+    """The environment every process of ours shares, the stack's and the tests' alike: where the
+    project and Airflow's home are, no example DAGs, no telemetry from MLflow, DVC or GX."""
+    return {
+        "PYTHONPATH": str(ROOT),
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

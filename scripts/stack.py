@@ -132,13 +132,9 @@ def airflow_env(db: str | None = None) -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
     notes_password = notes_user_password(airflow_home())
     env = {
+        **services.service_env(airflow_home()),
         # standalone spawns `airflow` subprocesses: the venv must be on PATH.
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT),
-        "AIRFLOW_HOME": str(airflow_home()),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
@@ -148,11 +144,8 @@ def airflow_env(db: str | None = None) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{AIRFLOW_PORT}",
         "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret(),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "MLFLOW_LOGGING_LEVEL": "WARNING",
-        "DVC_NO_ANALYTICS": "1",
-        "GX_ANALYTICS_ENABLED": "False",
         "NO_PROXY": "127.0.0.1,localhost",
         # The connections in airflow_settings.yaml follow the ports chosen here.
         "S3_DATA_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
