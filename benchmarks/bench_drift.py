@@ -181,7 +181,8 @@ def run_evidently(rows: int) -> dict[str, Any]:
 
 def run(quick: bool) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from include.retrainer.drift import DriftSettings, detect_drift, summarize_reference
+    from include.retrainer.config import DriftSpec
+    from include.retrainer.drift import detect_drift, summarize_reference
     from scripts.bench_drift import make_frame
 
     rows = 100_000 if quick else 1_000_000
@@ -191,11 +192,11 @@ def run(quick: bool) -> dict[str, Any]:
     current = make_frame(rows, 0.5, seed=2)
     numeric = [c for c in reference.columns if c.startswith("num_")]
     categorical = [c for c in reference.columns if c.startswith("cat_")]
-    settings = DriftSettings(max_rows=rows)
+    settings = DriftSpec(max_rows=rows)
 
     # Warm-up on a small slice: imports (scipy.stats, ...) are paid here, not in the timings.
     small = slice(0, 2_000)
-    detect_drift(reference[small], current[small], numeric, categorical, DriftSettings(max_rows=2_000))
+    detect_drift(reference[small], current[small], numeric, categorical, DriftSpec(max_rows=2_000))
     scipy_loop(reference[small], current[small], numeric, categorical)
 
     t_summary, summary = _timed(lambda: summarize_reference(reference, numeric, categorical, settings))

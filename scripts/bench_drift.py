@@ -1,11 +1,11 @@
 """Time ``detect_drift`` on a large synthetic batch (no asserts; prints timings).
 
-Usage: PYTHONPATH=. .venv/bin/python scripts/bench_drift.py [--rows 1000000] [--max-rows 200000] [--summary]
+Usage: PYTHONPATH=. .venv/bin/python scripts/bench_drift.py [--rows 1000000] [--max-rows 50000] [--summary]
 
 The reference and current frames both have ``--rows`` rows, 20 numeric and
 3 categorical columns; half the numeric columns are shifted in the current
 batch so the report has real work to describe.  With the default
-``max_rows`` both frames are subsampled before testing; pass
+``max_rows`` (``drift.max_rows``, what the pipeline uses) both frames are subsampled before testing; pass
 ``--max-rows`` equal to ``--rows`` to time the statistics on every row.  With
 ``--summary`` the reference is summarised once (timed) and every run compares
 against the :class:`ReferenceSummary`, as the drift step does with a cached one.
@@ -20,7 +20,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from include.retrainer.drift import DriftSettings, detect_drift, summarize_reference
+from include.retrainer.config import DriftSpec
+from include.retrainer.drift import detect_drift, summarize_reference
 
 
 def make_frame(rows: int, shift: float, seed: int) -> pd.DataFrame:
@@ -37,7 +38,7 @@ def make_frame(rows: int, shift: float, seed: int) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--max-rows", type=int, default=DriftSettings().max_rows)
+    parser.add_argument("--max-rows", type=int, default=DriftSpec().max_rows)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--summary", action="store_true", help="compare against a ReferenceSummary made once")
     args = parser.parse_args()
@@ -46,7 +47,7 @@ def main() -> None:
     current = make_frame(args.rows, 0.5, seed=2)
     numeric = [c for c in reference.columns if c.startswith("num_")]
     categorical = [c for c in reference.columns if c.startswith("cat_")]
-    settings = DriftSettings(max_rows=args.max_rows)
+    settings = DriftSpec(max_rows=args.max_rows)
     base: object = reference
     if args.summary:
         start = time.perf_counter()

@@ -202,7 +202,7 @@ class GateSpec(_Strict):
     prediction_drift: bool = True
     performance_decay: bool = True
     #: Data drift counts when the drifted features carry at least this share of importance.
-    min_importance_share: float = Field(0.2, gt=0, le=1)
+    min_importance_share: float = Field(0.2, gt=0, le=1, strict=True)
     #: Any of these drifting trips the data-drift signal whatever its importance.
     critical_features: list[str] = Field(default_factory=list)
     #: Performance decay must exceed this drop of the primary metric (in metric units).
@@ -258,17 +258,35 @@ REMOVED_FIELDS = {
 
 
 class DriftSpec(_Strict):
+    """The ``drift:`` block; :mod:`include.retrainer.drift` takes it as its settings.
+
+    The gate passes ``model_copy(update={"alpha": a})`` with its share ``a`` of ``alpha``
+    for the data-drift signal. Numbers are strict (no bools, no ``2.0`` for an int).
+    """
+
     numeric_method: Literal["ks", "psi", "wasserstein"] = "ks"
     categorical_method: Literal["chi2", "psi"] = "chi2"
     #: The gate's false-alarm budget on stationary data, split over its p-value signals.
-    alpha: float = Field(0.05, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=1, strict=True)
     correction: Literal["holm", "bonferroni", "fdr_bh", "none"] = "holm"
-    psi_bins: int = Field(10, ge=2, le=100)
+    psi_bins: int = Field(10, ge=2, le=100, strict=True)
     #: Below this many rows a signal reports "insufficient" (exact small-sample tests are used above it).
-    min_rows: int = Field(30, ge=5)
+    min_rows: int = Field(30, ge=5, strict=True)
     #: Larger frames are subsampled (seeded) to this many rows per side: bounds time and sensitivity.
-    max_rows: int = Field(50_000, ge=100)
+    max_rows: int = Field(50_000, ge=100, strict=True)
+    #: Seed of the row subsampling and of the permutation nulls (same data, same report).
+    seed: int = Field(0, ge=0, strict=True)
+    #: Permutation null size for the PSI/Wasserstein p-values (raised as needed for the Holm levels).
+    null_resamples: int = Field(1_000, ge=99, strict=True)
+    #: Cap on the pooled, thinned sample the permutation null relabels (PSI/Wasserstein only).
+    null_max_rows: int = Field(1_000, ge=100, strict=True)
     gate: GateSpec = Field(default_factory=GateSpec)
+
+    @model_validator(mode="after")
+    def _max_rows_covers_min_rows(self) -> DriftSpec:
+        if self.max_rows < self.min_rows:
+            raise ValueError(f"max_rows ({self.max_rows}) must be >= min_rows ({self.min_rows})")
+        return self
 
 
 class TrainingSpec(_Strict):

@@ -7,6 +7,9 @@ it.  ``include/retrainer/gate.py`` combines that verdict with the other
 signals (prediction drift, performance decay, champion age).
 
 Everything here is numpy/pandas; scipy is imported lazily for distributions.
+The settings are the model YAML's ``drift:`` block as parsed
+(:class:`include.retrainer.config.DriftSpec`; the gate's ``min_importance_share``
+and ``critical_features`` are read from its ``gate``).
 
 Design: one calibrated test per feature, one error rate for every method
 ------------------------------------------------------------------------
@@ -124,7 +127,7 @@ feature truly drifts, where FDR = FWER).
 Sensitivity: ``max_rows`` and ``detectable_effect``
 ---------------------------------------------------
 Calibrated tests on huge batches flag tiny shifts.  Frames with more than
-``max_rows`` rows (default 200,000) are subsampled without replacement with
+``max_rows`` rows (default 50,000, ``drift.max_rows``) are subsampled without replacement with
 ``default_rng(SeedSequence([seed, 0 or 1]))``, which bounds the sensitivity
 at huge batches (and the cost).  Each feature reports ``detectable_effect``:
 the smallest effect detectable with 80% power at the rows actually compared
@@ -208,6 +211,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from include.retrainer.config import DriftSpec
+
 __all__ = [
     "NULL_CATEGORY",
     "CategoryCounts",
@@ -216,7 +221,6 @@ __all__ = [
     "PSI_EPSILON",
     "FEATURE_STATUSES",
     "DriftReport",
-    "DriftSettings",
     "FeatureDrift",
     "adjust_pvalues",
     "chi2_columns",
@@ -224,6 +228,7 @@ __all__ = [
     "ks_2samp_columns",
     "psi_categorical",
     "psi_columns",
+    "settings_dict",
     "summarize_reference",
     "wasserstein_columns",
 ]
@@ -235,8 +240,6 @@ PSI_EPSILON = 1e-4
 #: Possible ``FeatureDrift.status`` values (module docstring, "named outcomes").
 FEATURE_STATUSES = ("tested", "vanished", "appeared", "empty", "missing_reference", "missing_current")
 
-_NUMERIC_METHODS = ("ks", "psi", "wasserstein")
-_CATEGORICAL_METHODS = ("chi2", "psi")
 _CORRECTIONS = ("holm", "bonferroni", "fdr_bh", "none")
 # scipy.stats.ks_2samp(method="auto") is exact up to this many values per side.
 _KS_MAX_EXACT_N = 10_000
@@ -268,77 +271,26 @@ def _is_real(value: Any) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class DriftSettings:
-    """Methods, error rate and gate rule for :func:`detect_drift` (see module docstring).
+def settings_dict(settings: DriftSpec) -> dict[str, Any]:
+    """The settings a report was made with, flat and JSON-serializable (the report's ``settings``).
 
-    * ``numeric_method``: ``"ks"`` | ``"psi"`` | ``"wasserstein"``;
-      ``categorical_method``: ``"chi2"`` | ``"psi"``.
-    * ``alpha``: family-wise false-alarm rate of the data-drift verdict;
-      ``correction``: ``"holm"`` | ``"bonferroni"`` | ``"fdr_bh"`` | ``"none"``.
-    * ``psi_bins``: reference-quantile bins for numeric PSI.
-    * ``min_rows``: fewer rows in either frame -> status ``"insufficient"``.
-    * ``max_rows``: larger frames are subsampled (bounds sensitivity and cost).
-    * ``seed``: subsampling and permutation nulls.
-    * ``null_resamples`` / ``null_max_rows``: permutation null size and the
-      cap on the pooled thinned sample it relabels (psi/wasserstein only).
-    * ``min_importance_share``: the verdict trips when drifted features carry
-      at least this share of the importance; ``critical_features`` trip it alone.
+    The gate's ``min_importance_share`` and ``critical_features`` (``drift.gate`` in the YAML)
+    sit beside the statistics' knobs, as the gate signal and the run summary read them.
     """
-
-    numeric_method: str = "ks"
-    categorical_method: str = "chi2"
-    alpha: float = 0.05
-    correction: str = "holm"
-    psi_bins: int = 10
-    min_rows: int = 30
-    max_rows: int = 200_000
-    seed: int = 0
-    null_resamples: int = 1_000
-    null_max_rows: int = 1_000
-    min_importance_share: float = 0.2
-    critical_features: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        def fail(name: str, allowed: str) -> None:
-            raise ValueError(f"DriftSettings.{name} must be {allowed}; got {getattr(self, name)!r}")
-
-        if self.numeric_method not in _NUMERIC_METHODS:
-            fail("numeric_method", "one of " + ", ".join(map(repr, _NUMERIC_METHODS)))
-        if self.categorical_method not in _CATEGORICAL_METHODS:
-            fail("categorical_method", "one of " + ", ".join(map(repr, _CATEGORICAL_METHODS)))
-        if self.correction not in _CORRECTIONS:
-            fail("correction", "one of " + ", ".join(map(repr, _CORRECTIONS)))
-        if not (_is_real(self.alpha) and 0.0 < self.alpha < 1.0):
-            fail("alpha", "a number strictly between 0 and 1")
-        if not (_is_int(self.psi_bins) and self.psi_bins >= 2):
-            fail("psi_bins", "an integer >= 2")
-        if not (_is_int(self.min_rows) and self.min_rows >= 1):
-            fail("min_rows", "an integer >= 1")
-        if not (_is_int(self.max_rows) and self.max_rows >= self.min_rows):
-            fail("max_rows", f"an integer >= min_rows ({self.min_rows!r})")
-        if not (_is_int(self.seed) and self.seed >= 0):
-            fail("seed", "an integer >= 0")
-        if not (_is_int(self.null_resamples) and self.null_resamples >= 99):
-            fail("null_resamples", "an integer >= 99")
-        if not (_is_int(self.null_max_rows) and self.null_max_rows >= 100):
-            fail("null_max_rows", "an integer >= 100")
-        share = self.min_importance_share
-        if not (_is_real(share) and 0.0 < share <= 1.0):
-            fail("min_importance_share", "a number in (0, 1]")
-        critical = self.critical_features
-        if isinstance(critical, (str, bytes)) or not isinstance(critical, Iterable):
-            fail("critical_features", "a tuple of column names (not a single string)")
-        critical = tuple(critical)
-        if not all(isinstance(c, str) for c in critical):
-            fail("critical_features", "a tuple of column names (strings)")
-        object.__setattr__(self, "critical_features", critical)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serializable copy (tuples become lists)."""
-        out = dataclasses.asdict(self)
-        out["critical_features"] = list(self.critical_features)
-        return out
+    return {
+        "numeric_method": settings.numeric_method,
+        "categorical_method": settings.categorical_method,
+        "alpha": float(settings.alpha),
+        "correction": settings.correction,
+        "psi_bins": int(settings.psi_bins),
+        "min_rows": int(settings.min_rows),
+        "max_rows": int(settings.max_rows),
+        "seed": int(settings.seed),
+        "null_resamples": int(settings.null_resamples),
+        "null_max_rows": int(settings.null_max_rows),
+        "min_importance_share": float(settings.gate.min_importance_share),
+        "critical_features": list(settings.gate.critical_features),
+    }
 
 
 def _json_float(value: Any) -> float | None:
@@ -910,7 +862,7 @@ def _null_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, 2]))
 
 
-def _resamples_for(settings: DriftSettings, n_tests: int) -> int:
+def _resamples_for(settings: DriftSpec, n_tests: int) -> int:
     """B such that 1/(B+1) is at most a quarter of Holm's first level alpha/k."""
     return max(int(settings.null_resamples), math.ceil(4 * max(n_tests, 1) / settings.alpha))
 
@@ -1038,7 +990,7 @@ def _null_input(ref: np.ndarray, cur: np.ndarray, cap: int) -> _NullInput:
 def _numeric_nulls(
     inputs: Mapping[Any, _NullInput],
     method: str,
-    settings: DriftSettings,
+    settings: DriftSpec,
     resamples: int,
     rng: np.random.Generator,
 ) -> dict[Any, _NullDraws]:
@@ -1260,7 +1212,7 @@ class ReferenceSummary:
             categorical={c: self.categorical[c] for c in wanted if c in self.categorical},
         )
 
-    def same_rows_as(self, settings: DriftSettings) -> bool:
+    def same_rows_as(self, settings: DriftSpec) -> bool:
         """Whether ``detect_drift`` with ``settings`` would compare the same reference rows."""
         if self.total_rows <= min(self.max_rows, settings.max_rows):
             return True  # no subsampling either way
@@ -1358,7 +1310,7 @@ class _FrameReference:
     """The reference as :func:`detect_drift` reads it from a frame: column by column, on demand,
     so a large reference never has all its sorted columns in memory at once."""
 
-    def __init__(self, frame: pd.DataFrame, settings: DriftSettings):
+    def __init__(self, frame: pd.DataFrame, settings: DriftSpec):
         self.frame = frame
         self.total_rows = len(frame)
         self.index = _row_index(len(frame), settings.max_rows, settings.seed, 0)
@@ -1383,7 +1335,7 @@ def summarize_reference(
     reference: pd.DataFrame,
     numeric: Sequence[Any],
     categorical: Sequence[Any],
-    settings: DriftSettings | None = None,
+    settings: DriftSpec | None = None,
 ) -> ReferenceSummary:
     """The :class:`ReferenceSummary` of ``reference`` for these columns and ``settings``.
 
@@ -1391,7 +1343,7 @@ def summarize_reference(
     them ``missing_reference``).  A column listed as numeric must have a
     numeric or boolean dtype (ValueError naming it otherwise).
     """
-    settings = DriftSettings() if settings is None else settings
+    settings = DriftSpec() if settings is None else settings
     if not isinstance(reference, pd.DataFrame):
         raise ValueError(f"reference must be a pandas DataFrame; got {type(reference).__name__}")
     if isinstance(numeric, str) or isinstance(categorical, str):
@@ -1441,7 +1393,7 @@ def _numeric_features(
     current: pd.DataFrame,
     cur_index: np.ndarray | None,
     columns: list[Any],
-    settings: DriftSettings,
+    settings: DriftSpec,
     resamples: int,
     rng: np.random.Generator,
 ) -> dict[Any, dict[str, Any]]:
@@ -1519,7 +1471,7 @@ def _categorical_features(
     current: pd.DataFrame,
     cur_index: np.ndarray | None,
     columns: list[Any],
-    settings: DriftSettings,
+    settings: DriftSpec,
     resamples: int,
     rng: np.random.Generator,
 ) -> dict[Any, dict[str, Any]]:
@@ -1637,7 +1589,7 @@ def _gate(
     drifted: list[str],
     share: float,
     source: str,
-    settings: DriftSettings,
+    settings: DriftSpec,
     importance_note: str | None,
 ) -> tuple[bool, str]:
     n = len(features)
@@ -1645,11 +1597,11 @@ def _gate(
     weight = "of importance" if source == "importance" else "of features (equal weights)"
     summary = f"{len(drifted)} of {n} features drifted, {_fmt_share(share)} {weight}"
     suffix = f" [{importance_note}]" if importance_note else ""
-    critical = [c for c in settings.critical_features if c in drifted]
+    critical = [c for c in settings.gate.critical_features if c in drifted]
     if critical:
         label = "critical feature drifted" if len(critical) == 1 else "critical features drifted"
         return True, f"{label}: {', '.join(critical)} ({summary}: {names}){suffix}"
-    thr = settings.min_importance_share
+    thr = settings.gate.min_importance_share
     # Compare with a small tolerance so that e.g. 1/5 counts as >= 0.2.
     if drifted and share >= thr - 1e-12:
         return True, f"drift: {summary} >= {_fmt_share(thr)}: {names}{suffix}"
@@ -1659,7 +1611,7 @@ def _gate(
     return False, reason + suffix
 
 
-def _insufficient(n_ref: int, n_cur: int, settings: DriftSettings) -> str | None:
+def _insufficient(n_ref: int, n_cur: int, settings: DriftSpec) -> str | None:
     parts = []
     if n_cur < settings.min_rows:
         parts.append(f"current batch has {n_cur} rows")
@@ -1675,7 +1627,7 @@ def detect_drift(
     current: pd.DataFrame,
     numeric: Sequence[str],
     categorical: Sequence[str],
-    settings: DriftSettings = DriftSettings(),
+    settings: DriftSpec | None = None,
     importance: Mapping[str, float] | None = None,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` feature by feature and decide the data-drift gate.
@@ -1695,8 +1647,9 @@ def detect_drift(
     absent from a frame is an outcome (``missing_reference`` /
     ``missing_current``), not an error.
     """
-    if not isinstance(settings, DriftSettings):
-        raise ValueError(f"settings must be a DriftSettings; got {type(settings).__name__}")
+    settings = DriftSpec() if settings is None else settings
+    if not isinstance(settings, DriftSpec):
+        raise ValueError(f"settings must be a DriftSpec (the model YAML's drift block); got {type(settings).__name__}")
     if isinstance(numeric, str) or isinstance(categorical, str):
         raise ValueError("numeric and categorical must be sequences of column names, not a single string")
     if not isinstance(reference, (pd.DataFrame, ReferenceSummary)):
@@ -1717,7 +1670,7 @@ def detect_drift(
     names = [str(c) for c in all_columns]
     if len(set(names)) != len(names):
         raise ValueError("column names must be distinct once converted to strings")
-    unknown_critical = [c for c in settings.critical_features if c not in names]
+    unknown_critical = [c for c in settings.gate.critical_features if c not in names]
     if unknown_critical:
         raise ValueError(
             f"critical feature(s) {', '.join(map(repr, unknown_critical))} are not among the compared columns"
@@ -1750,11 +1703,11 @@ def detect_drift(
     shares, source, importance_note = _importance_shares(names, importance)
 
     n_ref_total, n_cur_total = len(reference), len(current)
-    settings_dict = settings.to_dict()
+    report_settings = settings_dict(settings)
     insufficient = _insufficient(n_ref_total, n_cur_total, settings)
     if insufficient:
         return DriftReport(
-            False, insufficient, "insufficient", {}, [], 0.0, source, n_ref_total, n_cur_total, settings_dict
+            False, insufficient, "insufficient", {}, [], 0.0, source, n_ref_total, n_cur_total, report_settings
         )
 
     present = [c for c in all_columns if c not in absent]
@@ -1836,5 +1789,5 @@ def detect_drift(
     share = float(sum(shares[n] for n in drifted))
     gate, reason = _gate(features, drifted, share, source, settings, importance_note)
     return DriftReport(
-        gate, reason, "assessed", features, drifted, share, source, n_ref_total, n_cur_total, settings_dict
+        gate, reason, "assessed", features, drifted, share, source, n_ref_total, n_cur_total, report_settings
     )

@@ -324,12 +324,15 @@ def assess(
     report_dict = None
 
     if "data_drift" in enabled:
+        # The drift statistics take the drift block itself, at the gate's share of its alpha.
+        a = alphas["data_drift"]
+        settings = spec.drift if a == spec.drift.alpha else spec.drift.model_copy(update={"alpha": a})
         report = detect_drift(
             champion.train[feats.feature_columns],
             batch[feats.feature_columns],
             feats.numeric,
             feats.categorical,
-            drift_settings(spec, alphas["data_drift"]),
+            settings,
             importance=champion.importance,
         )
         report_dict = report.to_dict()
@@ -675,26 +678,6 @@ def _proba_columns(role: str, proba: Any, state: ModelState) -> dict:
     if proba is None:
         return {}
     return {f"{role}_proba_{cls}": proba[:, j] for j, cls in enumerate(state.classes)}
-
-
-# --------------------------------------------------------------------------------------
-# Settings: the drift block mapped onto the drift statistics' settings (comparison: spec.comparison as is)
-# --------------------------------------------------------------------------------------
-def drift_settings(spec: ModelSpec, alpha: float | None = None) -> Any:
-    from include.retrainer.drift import DriftSettings
-
-    d = spec.drift
-    return DriftSettings(
-        numeric_method=d.numeric_method,
-        categorical_method=d.categorical_method,
-        alpha=d.alpha if alpha is None else alpha,
-        correction=d.correction,
-        psi_bins=d.psi_bins,
-        min_rows=d.min_rows,
-        max_rows=d.max_rows,
-        min_importance_share=d.gate.min_importance_share,
-        critical_features=tuple(d.gate.critical_features),
-    )
 
 
 def finite_or_none(value: Any) -> float | None:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from include.retrainer.config import DriftSpec
 from include.retrainer.layout import ModelLayout
 from include.retrainer.storage import ObjectStore, StorageError
 
@@ -53,7 +54,7 @@ def summary_uri(
     train_etag: str | None,
     numeric: Sequence[str],
     categorical: Sequence[str],
-    settings: Any,
+    settings: DriftSpec,
 ) -> str:
     """Where the summary of ``version``'s training data for these columns and settings lives."""
     blob = json.dumps(
@@ -71,7 +72,7 @@ def summary_uri(
     return layout.reference_summary(str(version), hashlib.sha256(blob.encode()).hexdigest()[:20])
 
 
-def _usable(summary: Any, numeric: Sequence[str], categorical: Sequence[str], settings: Any) -> str | None:
+def _usable(summary: Any, numeric: Sequence[str], categorical: Sequence[str], settings: DriftSpec) -> str | None:
     """Why a summary read from the store cannot stand for these columns and settings (None: it can)."""
     if not summary.same_rows_as(settings):
         return f"made with max_rows={summary.max_rows}, seed={summary.seed}"
@@ -86,7 +87,7 @@ def load_reference_summary(
     uri: str,
     numeric: Sequence[str],
     categorical: Sequence[str],
-    settings: Any,
+    settings: DriftSpec,
     read_reference: Callable[[], Any],
 ) -> ReferenceLoad:
     """The summary at ``uri``, or one computed from ``read_reference()`` and stored there.

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from include.retrainer import steps
-from include.retrainer.drift import DriftSettings, ReferenceSummary, detect_drift
+from include.retrainer.drift import ReferenceSummary, detect_drift
 from include.retrainer.layout import ModelLayout
-from include.retrainer.loop import drift_settings
 from include.retrainer.reference_cache import load_reference_summary, summary_uri
 from include.retrainer.storage import parquet_bytes, s3_uri
+from tests.drift_spec_helper import drift_spec
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -57,7 +57,7 @@ def test_summary_is_computed_once_per_champion_and_reused(s3, store, churn_spec_
     assert len(keys) == 1 and "/reference_summaries/v1/" in f"/{keys[0]}"
 
     # A later run reads the stored summary and never touches the training rows.
-    settings = drift_settings(spec)
+    settings = spec.drift
     uri = f"s3://{spec.artifacts.bucket}/{keys[0]}"
     reader = _Reader(store, train_uri)
     again = load_reference_summary(store, uri, feats.numeric, feats.categorical, settings, reader)
@@ -67,7 +67,7 @@ def test_summary_is_computed_once_per_champion_and_reused(s3, store, churn_spec_
     # Same report as the training rows themselves give.
     batch = _training_rows(spec, 700, seed=3)
     batch[feats.numeric[0]] += 0.3
-    s = DriftSettings(max_rows=settings.max_rows)
+    s = drift_spec(max_rows=settings.max_rows)
     assert (
         detect_drift(again.summary, batch, feats.numeric, feats.categorical, s).to_dict()
         == detect_drift(frame, batch, feats.numeric, feats.categorical, s).to_dict()
@@ -89,7 +89,7 @@ def test_key_changes_with_the_data_the_columns_and_the_rows_chosen(churn_spec_fa
         train_etag="e1",
         numeric=feats.numeric,
         categorical=feats.categorical,
-        settings=DriftSettings(),
+        settings=drift_spec(),
     )
     uri = summary_uri(**base)
     assert uri.startswith("s3://b/p/m/reference_summaries/v3/") and uri.endswith(".npz")
@@ -99,12 +99,12 @@ def test_key_changes_with_the_data_the_columns_and_the_rows_chosen(churn_spec_fa
         {"train_etag": "e2"},
         {"train_uri": "s3://b/u.parquet"},
         {"numeric": feats.numeric[:-1]},
-        {"settings": DriftSettings(max_rows=1_000)},
-        {"settings": DriftSettings(seed=1)},
+        {"settings": drift_spec(max_rows=1_000)},
+        {"settings": drift_spec(seed=1)},
     ):
         assert summary_uri(**{**base, **change}) != uri, change
     # Settings that do not choose rows (methods, alpha) keep the key.
-    assert summary_uri(**{**base, "settings": DriftSettings(numeric_method="psi", alpha=0.01)}) == uri
+    assert summary_uri(**{**base, "settings": drift_spec(numeric_method="psi", alpha=0.01)}) == uri
 
 
 def test_corrupt_missing_or_mismatched_summary_is_recomputed(s3, store, churn_spec_factory, caplog):
@@ -112,7 +112,7 @@ def test_corrupt_missing_or_mismatched_summary_is_recomputed(s3, store, churn_sp
     feats = spec.features
     train_uri = s3_uri(spec.artifacts.bucket, spec.artifacts.prefix, spec.name, "w2", "train.parquet")
     store.put_bytes(train_uri, parquet_bytes(_training_rows(spec, 1_500, seed=4)))
-    settings = drift_settings(spec)
+    settings = spec.drift
     uri = summary_uri(ModelLayout.of(spec), "7", train_uri, "etag", feats.numeric, feats.categorical, settings)
 
     # Missing: computed and stored.

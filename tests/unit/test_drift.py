@@ -15,16 +15,17 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 from scipy import stats
 from scipy.stats.contingency import association
 from statsmodels.stats.multitest import multipletests
 
 from include.retrainer import drift as drift_mod
+from include.retrainer.config import DriftSpec
 from include.retrainer.drift import (
     NULL_CATEGORY,
     PSI_EPSILON,
     DriftReport,
-    DriftSettings,
     FeatureDrift,
     adjust_pvalues,
     chi2_columns,
@@ -34,6 +35,7 @@ from include.retrainer.drift import (
     psi_columns,
     wasserstein_columns,
 )
+from tests.drift_spec_helper import GATE_KEYS, drift_spec
 
 TOL = 1e-9
 
@@ -356,7 +358,7 @@ def test_adjust_pvalues_none_and_validation():
         adjust_pvalues(np.array([0.1, np.nan]), "holm")
 
 
-# DriftSettings validation
+# Drift settings (the YAML drift block) validation
 # --------------------------------------------------------------------------------------
 
 
@@ -379,19 +381,30 @@ def test_adjust_pvalues_none_and_validation():
         ({"min_importance_share": 1.5}, "min_importance_share"),
         ({"min_importance_share": True}, "min_importance_share"),
         ({"critical_features": "x"}, "critical_features"),
+        # Numbers are strict, as DriftSettings was: no bools, no float for an int.
+        ({"alpha": True}, "alpha"),
+        ({"psi_bins": 10.0}, "psi_bins"),
+        ({"seed": True}, "seed"),
+        ({"null_resamples": 1000.0}, "null_resamples"),
     ],
 )
 def test_settings_validation_names_the_field(kwargs, field):
-    with pytest.raises(ValueError, match=field):
-        DriftSettings(**kwargs)
+    with pytest.raises(ValidationError, match=field) as exc:
+        drift_spec(**kwargs)
+    # The error is located at the field (drift.gate.* for the gate's knobs), or names it.
+    located = [".".join(map(str, e["loc"])) for e in exc.value.errors()]
+    want = f"gate.{field}" if field in GATE_KEYS else field
+    assert want in located or (located == [""] and field in str(exc.value)), located
 
 
-def test_settings_error_lists_allowed_values_and_list_becomes_tuple():
-    with pytest.raises(ValueError, match="'ks', 'psi', 'wasserstein'"):
-        DriftSettings(numeric_method="kolmogorov")
-    s = DriftSettings(critical_features=["a", "b"])
-    assert s.critical_features == ("a", "b")
-    hash(s)  # still hashable (frozen)
+def test_settings_error_lists_allowed_values_and_list_stays_a_list():
+    with pytest.raises(ValidationError, match="'ks', 'psi' or 'wasserstein'"):
+        drift_spec(numeric_method="kolmogorov")
+    s = drift_spec(critical_features=("a", "b"))
+    assert s.gate.critical_features == ["a", "b"]
+    with pytest.raises(ValidationError, match="frozen"):
+        s.seed = 3  # type: ignore[misc]
+    assert drift_spec().model_dump() == DriftSpec().model_dump()
 
 
 def test_removed_effect_floors_and_count_rules_are_rejected():
@@ -404,8 +417,8 @@ def test_removed_effect_floors_and_count_rules_are_rejected():
         "gate_min_drifted_share",
         "gate_min_drifted_features",
     ):
-        with pytest.raises(TypeError, match=old):
-            DriftSettings(**{old: 0.1})
+        with pytest.raises(ValidationError, match=old):
+            drift_spec(**{old: 0.1})
 
 
 # --------------------------------------------------------------------------------------
@@ -420,7 +433,7 @@ def test_max_rows_bounds_sensitivity_and_detectable_effect_is_reported():
     ref = pd.DataFrame({f"x{j}": rng.normal(size=n) for j in range(3)})
     cur = pd.DataFrame({f"x{j}": rng.normal(0.015, size=n) for j in range(3)})
     true_d = 2 * stats.norm.cdf(0.015 / 2) - 1  # KS distance of a 0.015 sd normal shift
-    bounded = detect_drift(ref, cur, ["x0", "x1", "x2"], [], DriftSettings(max_rows=10_000))
+    bounded = detect_drift(ref, cur, ["x0", "x1", "x2"], [], drift_spec(max_rows=10_000))
     for f in bounded.features.values():
         assert f.n_reference == f.n_current == 10_000
         # Independent formula: kstwo critical value at alpha/k plus 0.8416 * 0.5 / sqrt(n_eff).
@@ -430,7 +443,7 @@ def test_max_rows_bounds_sensitivity_and_detectable_effect_is_reported():
         d = f.detectable_effect
         assert f.effect["detectable_shift_sd_if_normal"] == pytest.approx(2 * stats.norm.ppf((1 + d) / 2), rel=1e-9)
     assert bounded.n_reference == bounded.n_current == n
-    full = detect_drift(ref, cur, ["x0", "x1", "x2"], [], DriftSettings(max_rows=n))
+    full = detect_drift(ref, cur, ["x0", "x1", "x2"], [], drift_spec(max_rows=n))
     assert all(f.detectable_effect < true_d for f in full.features.values())
     assert full.drifted == ["x0", "x1", "x2"]
 
@@ -513,7 +526,7 @@ def test_insufficient_data_does_not_guess_and_small_reference_is_not_stuck():
     # The stuck case: 125 reference rows used to be "insufficient" forever (min_rows=150).
     small_ref = detect_drift(make_numeric(125, seed=8, k=1), make_numeric(175, shift=1.0, seed=9, k=1), ["x0"], [])
     assert small_ref.status == "assessed" and small_ref.gate is True
-    assert DriftSettings().min_rows == 30
+    assert drift_spec().min_rows == 30
 
 
 def test_importance_weighted_gate():
@@ -545,15 +558,15 @@ def test_critical_feature_trips_gate_alone():
     ref = make_numeric(3_000, seed=30, k=10)
     cur = make_numeric(3_000, seed=130, k=10)
     cur["x3"] += 1.0
-    critical = detect_drift(ref, cur, list(ref.columns), [], DriftSettings(critical_features=("x3", "x5")))
+    critical = detect_drift(ref, cur, list(ref.columns), [], drift_spec(critical_features=("x3", "x5")))
     assert critical.gate is True
     assert critical.reason == (
         "critical feature drifted: x3 (1 of 10 features drifted, 10% of features (equal weights): x3)"
     )
-    held = detect_drift(ref, cur, list(ref.columns), [], DriftSettings(critical_features=("x5",)))
+    held = detect_drift(ref, cur, list(ref.columns), [], drift_spec(critical_features=("x5",)))
     assert held.gate is False
     with pytest.raises(ValueError, match="'nope'"):
-        detect_drift(ref, cur, list(ref.columns), [], DriftSettings(critical_features=("nope",)))
+        detect_drift(ref, cur, list(ref.columns), [], drift_spec(critical_features=("nope",)))
 
 
 def test_gate_implies_a_holm_significant_feature():
@@ -564,7 +577,7 @@ def test_gate_implies_a_holm_significant_feature():
         cur = make_numeric(300, seed=200 + r, k=6)
         cur["x0"] += rng.uniform(0, 0.4)
         weights = dict(zip(ref.columns, rng.dirichlet(np.ones(6) * 0.3)))
-        s = DriftSettings(critical_features=tuple(rng.choice(list(ref.columns), size=2, replace=False)))
+        s = drift_spec(critical_features=tuple(rng.choice(list(ref.columns), size=2, replace=False)))
         report = detect_drift(ref, cur, list(ref.columns), [], s, importance=weights)
         if report.gate:
             assert min(f.p_value_adjusted for f in report.features.values()) < 0.05
@@ -579,7 +592,7 @@ def test_gate_false_alarm_rate_at_most_alpha_worst_case_weights(numeric_method, 
     for r in range(reps):
         ref = pd.DataFrame({c: rng.normal(size=60) for c in cols[:3]}).assign(c=rng.integers(0, 4, size=60))
         cur = pd.DataFrame({c: rng.normal(size=45) for c in cols[:3]}).assign(c=rng.integers(0, 4, size=45))
-        s = DriftSettings(
+        s = drift_spec(
             numeric_method=numeric_method,
             categorical_method=categorical_method,
             seed=r,
@@ -601,7 +614,7 @@ def test_numeric_permutation_p_value_matches_brute_force_oracle(method):
         pd.DataFrame({"x": cur}),
         ["x"],
         [],
-        DriftSettings(numeric_method=method, null_resamples=4_000),
+        drift_spec(numeric_method=method, null_resamples=4_000),
     )
     f = report.features["x"]
 
@@ -632,7 +645,7 @@ def test_categorical_psi_permutation_p_value_matches_brute_force_oracle():
         pd.DataFrame({"c": cur}),
         [],
         ["c"],
-        DriftSettings(categorical_method="psi", null_resamples=4_000),
+        drift_spec(categorical_method="psi", null_resamples=4_000),
     ).features["c"]
     observed = psi_categorical(ref.value_counts(), cur.value_counts())
     assert f.statistic == pytest.approx(observed, rel=1e-12)
@@ -658,7 +671,7 @@ def test_bootstrap_p_values_are_calibrated_per_feature(method, n):
     ref = pd.DataFrame(rng.standard_t(5, size=(n, k)), columns=[f"x{j}" for j in range(k)])
     cur = pd.DataFrame(rng.standard_t(5, size=(n, k)), columns=ref.columns)
     # alpha=0.5 only keeps the automatic resample count (4 k / alpha) small; raw p-values do not use it.
-    s = DriftSettings(numeric_method=method, alpha=0.5, null_resamples=400)
+    s = drift_spec(numeric_method=method, alpha=0.5, null_resamples=400)
     report = detect_drift(ref, cur, list(ref.columns), [], s)
     p = np.array([f.p_value for f in report.features.values()])
     rate = float(np.mean(p < 0.1))
@@ -746,7 +759,7 @@ def test_column_absent_from_a_frame_is_a_named_outcome():
 def test_constant_reference_with_wasserstein_method():
     ref = pd.DataFrame({"x": np.zeros(500)})
     cur = pd.DataFrame({"x": np.ones(500)})
-    report = detect_drift(ref, cur, ["x"], [], DriftSettings(numeric_method="wasserstein"))
+    report = detect_drift(ref, cur, ["x"], [], drift_spec(numeric_method="wasserstein"))
     f = report.features["x"]
     assert f.drifted is True and math.isinf(f.statistic)
     assert f.p_value == pytest.approx(1 / (1_000 + 1))
@@ -761,7 +774,7 @@ def test_psi_and_wasserstein_decide_by_calibrated_p_values():
     rng = np.random.default_rng(17)
     ref["c"] = rng.choice(list("abc"), size=3_000)
     cur["c"] = rng.choice(list("abc"), size=3_000, p=[0.6, 0.2, 0.2])
-    s = DriftSettings(numeric_method="psi", categorical_method="psi")
+    s = drift_spec(numeric_method="psi", categorical_method="psi")
     report = detect_drift(ref, cur, ["x0", "x1"], ["c"], s)
     for f in report.features.values():
         assert f.statistic == f.effect["psi"]
@@ -769,7 +782,7 @@ def test_psi_and_wasserstein_decide_by_calibrated_p_values():
         assert f.drifted == (f.p_value_adjusted < 0.05)
         assert f.detectable_effect > 0
     assert report.drifted == ["x0", "c"]
-    w = detect_drift(ref, cur, ["x0", "x1"], [], DriftSettings(numeric_method="wasserstein"))
+    w = detect_drift(ref, cur, ["x0", "x1"], [], drift_spec(numeric_method="wasserstein"))
     assert w.features["x0"].statistic == w.features["x0"].effect["wasserstein_normalized"]
     assert w.drifted == ["x0"]
 
@@ -778,19 +791,19 @@ def test_subsampling_and_nulls_are_deterministic_and_seeded():
     ref = make_numeric(3_000, seed=18, k=2)
     cur = make_numeric(3_000, shift=0.05, seed=19, k=2)
     for method in ("ks", "psi"):
-        s = DriftSettings(max_rows=1_000, numeric_method=method)
+        s = drift_spec(max_rows=1_000, numeric_method=method)
         a = detect_drift(ref, cur, ["x0", "x1"], [], s).to_dict()
         b = detect_drift(ref, cur, ["x0", "x1"], [], s).to_dict()
         assert a == b
         assert a["features"]["x0"]["n_reference"] == 1_000
-        c = detect_drift(ref, cur, ["x0", "x1"], [], DriftSettings(max_rows=1_000, seed=1, numeric_method=method))
+        c = detect_drift(ref, cur, ["x0", "x1"], [], drift_spec(max_rows=1_000, seed=1, numeric_method=method))
         assert c.to_dict()["features"]["x0"]["statistic"] != a["features"]["x0"]["statistic"]
 
 
 def test_nullable_pandas_dtypes_and_low_count_note():
     ref = pd.DataFrame({"i": pd.array(list(range(400)) + [None] * 100, dtype="Int64")})
     cur = pd.DataFrame({"i": pd.array([None] * 450 + list(range(50)), dtype="Int64")})
-    f = detect_drift(ref, cur, ["i"], [], DriftSettings(min_rows=100)).features["i"]
+    f = detect_drift(ref, cur, ["i"], [], drift_spec(min_rows=100)).features["i"]
     assert (f.n_reference, f.n_current) == (400, 50)
     assert f.effect["null_rate_current"] == pytest.approx(0.9)
     assert "low power" in f.note

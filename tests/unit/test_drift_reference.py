@@ -12,7 +12,8 @@ import pytest
 from scipy import stats
 
 from include.retrainer import drift as drift_mod
-from include.retrainer.drift import DriftSettings, ReferenceSummary, detect_drift, ks_2samp_columns, summarize_reference
+from include.retrainer.drift import ReferenceSummary, detect_drift, ks_2samp_columns, summarize_reference
+from tests.drift_spec_helper import drift_spec
 
 
 def _frames(n_ref: int, n_cur: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
@@ -43,7 +44,7 @@ def _frames(n_ref: int, n_cur: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Dat
 )
 def test_summary_gives_the_identical_report(numeric_method, categorical_method, n_ref, n_cur, max_rows):
     ref, cur, numeric, categorical = _frames(n_ref, n_cur)
-    settings = DriftSettings(
+    settings = drift_spec(
         numeric_method=numeric_method, categorical_method=categorical_method, max_rows=max_rows, null_resamples=200
     )
     expected = detect_drift(ref, cur, numeric, categorical, settings).to_dict()
@@ -68,16 +69,16 @@ def test_summary_selects_columns_and_absent_columns_stay_absent():
 
 def test_summary_made_for_other_rows_or_kinds_is_refused():
     ref, cur, numeric, categorical = _frames(3_000, 500)
-    summary = summarize_reference(ref, numeric, categorical, DriftSettings(max_rows=1_000))
+    summary = summarize_reference(ref, numeric, categorical, drift_spec(max_rows=1_000))
     with pytest.raises(ValueError, match="max_rows=1000, seed=0"):
-        detect_drift(summary, cur, numeric, categorical, DriftSettings(max_rows=2_000))
+        detect_drift(summary, cur, numeric, categorical, drift_spec(max_rows=2_000))
     with pytest.raises(ValueError, match="max_rows=1000, seed=0"):
-        detect_drift(summary, cur, numeric, categorical, DriftSettings(max_rows=1_000, seed=3))
+        detect_drift(summary, cur, numeric, categorical, drift_spec(max_rows=1_000, seed=3))
     # Without subsampling the settings do not matter.
-    small = summarize_reference(ref.iloc[:800], numeric, categorical, DriftSettings(max_rows=1_000))
-    assert detect_drift(small, cur, numeric, categorical, DriftSettings(max_rows=5_000)).status == "assessed"
+    small = summarize_reference(ref.iloc[:800], numeric, categorical, drift_spec(max_rows=1_000))
+    assert detect_drift(small, cur, numeric, categorical, drift_spec(max_rows=5_000)).status == "assessed"
     with pytest.raises(ValueError, match="'s'.*other kind"):
-        detect_drift(summary, cur, ["s"], [], DriftSettings(max_rows=1_000))
+        detect_drift(summary, cur, ["s"], [], drift_spec(max_rows=1_000))
     with pytest.raises(ValueError, match="listed as numeric but has dtype"):
         summarize_reference(ref, ["s"], [])
 

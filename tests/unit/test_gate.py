@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from include.retrainer.drift import DriftSettings, detect_drift
+from include.retrainer.drift import detect_drift
 from include.retrainer.gate import (
     GateDecision,
     SignalResult,
@@ -26,6 +26,7 @@ from include.retrainer.gate import (
     performance_decay_signal,
     prediction_drift_signal,
 )
+from tests.drift_spec_helper import drift_spec
 
 
 def frames(n: int, k: int, seed: int, shift: dict[str, float] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -294,7 +295,7 @@ def test_gate_false_alarm_rate_with_allocated_alpha():
         ref = pd.DataFrame({f"x{j}": rng.normal(size=80) for j in range(4)})
         cur = pd.DataFrame({f"x{j}": rng.normal(size=60) for j in range(4)})
         report = detect_drift(
-            ref, cur, list(ref.columns), [], DriftSettings(seed=r), importance={"x0": 1.0, "x1": 0, "x2": 0, "x3": 0}
+            ref, cur, list(ref.columns), [], drift_spec(seed=r), importance={"x0": 1.0, "x1": 0, "x2": 0, "x3": 0}
         )
         signals = [
             data_drift_signal(report, alphas["data_drift"]),
@@ -311,7 +312,7 @@ def test_gate_false_alarm_rate_with_allocated_alpha():
 def test_data_drift_signal_counts_schema_outcomes_and_critical_features():
     ref, cur = frames(400, 4, seed=10)
     cur = cur.assign(extra=np.arange(400.0))
-    report = detect_drift(ref, cur, ["x0", "x1", "x2", "x3", "extra"], [], DriftSettings(critical_features=("extra",)))
+    report = detect_drift(ref, cur, ["x0", "x1", "x2", "x3", "extra"], [], drift_spec(critical_features=("extra",)))
     assert report.features["extra"].status == "missing_reference"
     s = data_drift_signal(report, alpha=0.01)
     assert s.status == "fired" and s.details["critical_drifted"] == ["extra"]

@@ -63,11 +63,10 @@ def drift_reference(store: ObjectStore, spec: ModelSpec, version: Any, train_uri
     settings; a corrupt or missing summary is recomputed). On a hit the training rows are not
     read at all. ``detect_drift`` reports exactly the same with the summary as with the rows.
     """
-    from include.retrainer import loop
     from include.retrainer.reference_cache import load_reference_summary, summary_uri
 
     feats = spec.features
-    settings = loop.drift_settings(spec)
+    settings = spec.drift
     info = store.head(train_uri)
     uri = summary_uri(
         ModelLayout.of(spec),
