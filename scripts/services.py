@@ -285,33 +285,17 @@ def recreate_postgres_db(sqlalchemy_url: str) -> str:
     """Drop and create the stack's own PostgreSQL database (trust auth), so a fresh stack starts empty.
 
     Only the database named in the URL is touched; it must be one the stack owns."""
-    from urllib.parse import urlparse
-
-    import psycopg2
     from psycopg2 import sql
 
-    u = urlparse(sqlalchemy_url.replace("postgresql+psycopg2://", "postgresql://"))
-    name = u.path.lstrip("/")
-    if not name or name in ("postgres", "template0", "template1"):
-        raise RuntimeError(f"refusing to recreate database {name!r}: point RETRAIN_PG_URL at a database of its own")
+    conn, name = _pg_admin_connection(sqlalchemy_url)
     try:
-        conn = psycopg2.connect(
-            host=u.hostname or "127.0.0.1",
-            port=u.port or 5432,
-            user=u.username or "postgres",
-            password=u.password,
-            dbname="postgres",
-            connect_timeout=10,
-        )
-    except psycopg2.OperationalError as exc:
-        raise RuntimeError(
-            f"cannot reach PostgreSQL at {u.hostname}:{u.port or 5432} as {u.username}: {exc}".strip()
-        ) from None
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conn.close()
+        if not name or name in ("postgres", "template0", "template1"):
+            raise RuntimeError(f"refusing to recreate database {name!r}: point RETRAIN_PG_URL at a database of its own")
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
     return name
 
 

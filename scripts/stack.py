@@ -609,23 +609,51 @@ def up(demo: bool, db: str) -> int:
         return 1
 
 
+def _demo_and_record(state: dict, endpoint: str, demo: bool) -> list:
+    """Run the demo weeks (when asked) on the stack just started and record them in its state."""
+    api = services.AirflowApi(state["airflow_url"], admin_password(), on_retry=lambda m: say("db", m))
+    results = run_demo(api, endpoint) if demo else []
+    state["demo"] = results
+    services.write_state(state)
+    return results
+
+
+def _failed(exc: Exception) -> int:
+    """A start-up that failed stops whatever it started and names the logs."""
+    say("failed", f"FAILED: {type(exc).__name__}: {exc}")
+    say("failed", f"logs: {LOGS}")
+    down(quiet=True)
+    return 1
+
+
+def _say_running(state: dict, message: str) -> None:
+    say("state", message)
+    print_banner(state.get("demo") or [], state)
+
+
+def _ports_free(store_name: str) -> bool:
+    """True when the stack's ports are free; else says which one is taken."""
+    for port, name in ((S3_PORT, store_name), (MLFLOW_PORT, "MLflow"), (AIRFLOW_PORT, "Airflow")):
+        if services.port_open(port):
+            say("state", f"FAILED: port {port} ({name}) is taken by another process: stop it or set RETRAIN_*_PORT")
+            return False
+    return True
+
+
 def _up(demo: bool, db: str) -> int:
     global _ACTIVE_DB, _ACTIVE_EXECUTOR
     _ACTIVE_EXECUTOR = "local"
     say("install", f"virtualenv ready: {sys.prefix} (Python {sys.version.split()[0]})")
     if already_running():
         state = services.read_state()
-        say(
-            "state",
-            f"the stack is already running (started {state.get('started_at', '?')}, {state.get('db', '?')} DB): "
-            "nothing restarted, no data touched. `make stop` then `make run` starts over.",
+        _say_running(
+            state,
+            f"the stack is already running (started {state.get('started_at', '?')}, "
+            f"{state.get('db', '?')} DB): nothing restarted, no data touched. `make stop` then `make run` starts over.",
         )
-        print_banner(state.get("demo") or [], state)
         return 0
-    for port, name in ((S3_PORT, "S3 stand-in"), (MLFLOW_PORT, "MLflow"), (AIRFLOW_PORT, "Airflow")):
-        if services.port_open(port):
-            say("state", f"FAILED: port {port} ({name}) is taken by another process: stop it or set RETRAIN_*_PORT")
-            return 1
+    if not _ports_free("S3 stand-in"):
+        return 1
     _ACTIVE_DB = db
     say("state", f"resetting local state ({LOCAL}): S3, MLflow and Airflow start empty together")
     for sub in ("airflow", "mlflow", "logs"):
@@ -702,15 +730,9 @@ def _up(demo: bool, db: str) -> int:
         )
         services.write_state(state)
         say("airflow", f"Airflow up in {time.monotonic() - t:.0f}s; endpoints written to {services.state_file()}")
-        api = services.AirflowApi(state["airflow_url"], admin_password(), on_retry=lambda m: say("db", m))
-        results = run_demo(api, endpoint) if demo else []
-        state["demo"] = results
-        services.write_state(state)
+        results = _demo_and_record(state, endpoint, demo)
     except Exception as exc:
-        say("failed", f"FAILED: {type(exc).__name__}: {exc}")
-        say("failed", f"logs: {LOGS}")
-        down(quiet=True)
-        return 1
+        return _failed(exc)
     say("ready", f"stack ready in {time.monotonic() - _T0:.0f}s")
     print_banner(results, state)
     return 0
@@ -861,17 +883,14 @@ def _up_celery(demo: bool, workers: int) -> int:
     _ACTIVE_DB, _ACTIVE_EXECUTOR, _ACTIVE_WORKERS = "postgres", "celery", workers
     if celery_already_running(workers):
         state = services.read_state()
-        say(
-            "state",
-            f"the Celery stack is already running (started {state.get('started_at', '?')}, {workers} workers): "
-            "nothing restarted, no data touched.",
+        _say_running(
+            state,
+            f"the Celery stack is already running (started {state.get('started_at', '?')}, "
+            f"{workers} workers): nothing restarted, no data touched.",
         )
-        print_banner(state.get("demo") or [], state)
         return 0
-    for port, name in ((S3_PORT, "SeaweedFS S3"), (MLFLOW_PORT, "MLflow"), (AIRFLOW_PORT, "Airflow")):
-        if services.port_open(port):
-            say("state", f"FAILED: port {port} ({name}) is taken by another process: stop it or set RETRAIN_*_PORT")
-            return 1
+    if not _ports_free("SeaweedFS S3"):
+        return 1
     urls = celery_db_urls()
     endpoint = f"http://127.0.0.1:{S3_PORT}"
     state = {
@@ -978,15 +997,9 @@ def _up_celery(demo: bool, workers: int) -> int:
         wait_workers(names, procs, READY_TIMEOUT)
         say("workers", f"all {workers} workers answer after {time.monotonic() - t:.0f}s")
         services.write_state(state)
-        api = services.AirflowApi(state["airflow_url"], admin_password(), on_retry=lambda m: say("db", m))
-        results = run_demo(api, endpoint) if demo else []
-        state["demo"] = results
-        services.write_state(state)
+        results = _demo_and_record(state, endpoint, demo)
     except Exception as exc:
-        say("failed", f"FAILED: {type(exc).__name__}: {exc}")
-        say("failed", f"logs: {LOGS}")
-        down(quiet=True)
-        return 1
+        return _failed(exc)
     say("ready", f"Celery stack ready in {time.monotonic() - _T0:.0f}s")
     print_banner(results, state)
     return 0

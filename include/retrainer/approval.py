@@ -216,18 +216,7 @@ def resolve_response(
     who_id = (responded_by or {}).get("id")
     at = _iso(responded_at) or _iso(dt.datetime.now(dt.UTC))
     chosen = list(chosen_options or [])
-    common: dict[str, Any] = {
-        k: base.get(k)
-        for k in (
-            "model",
-            "data_interval_start",
-            "data_interval_end",
-            "challenger_version",
-            "requested_at",
-            "timeout_at",
-            "dag_run_id",
-        )
-    }
+    common: dict[str, Any] = {k: base.get(k) for k in _REQUEST_KEYS}
     said = f"; comment: {comment}" if comment else ""
     if timed_out:
         outcome = "timed_out_promote" if on_timeout == "promote" else "timed_out"
@@ -264,6 +253,17 @@ def resolve_response(
     return decision
 
 
+_REQUEST_KEYS = (
+    "model",
+    "data_interval_start",
+    "data_interval_end",
+    "challenger_version",
+    "requested_at",
+    "timeout_at",
+    "dag_run_id",
+)
+
+
 def _hours_text(hours: float) -> str:
     if hours >= 24 and float(hours / 24).is_integer():
         return f"{int(hours // 24)}d"
@@ -285,18 +285,7 @@ def not_requested(base: Mapping[str, Any], reason: str) -> ApprovalDecision:
 
 
 def expired(base: Mapping[str, Any], reason: str, at: Any = None) -> ApprovalDecision:
-    common: dict[str, Any] = {
-        k: base.get(k)
-        for k in (
-            "model",
-            "data_interval_start",
-            "data_interval_end",
-            "challenger_version",
-            "requested_at",
-            "timeout_at",
-            "dag_run_id",
-        )
-    }
+    common: dict[str, Any] = {k: base.get(k) for k in _REQUEST_KEYS}
     return ApprovalDecision(**common, outcome="expired", reason=reason, decided_at=_iso(at or dt.datetime.now(dt.UTC)))
 
 

@@ -315,6 +315,13 @@ class TrainingSpec(_Strict):
         return v
 
 
+def _unique_columns(v: list[str]) -> list[str]:
+    dupes = sorted({c for c in v if v.count(c) > 1})
+    if dupes:
+        raise ValueError(f"column(s) listed more than once: {', '.join(dupes)}")
+    return v
+
+
 class SlicesSpec(_Strict):
     """Per-slice gate: the primary metric per value of each column, champion vs challenger.
 
@@ -342,10 +349,7 @@ class SlicesSpec(_Strict):
     @field_validator("columns")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
-        dupes = sorted({c for c in v if v.count(c) > 1})
-        if dupes:
-            raise ValueError(f"column(s) listed more than once: {', '.join(dupes)}")
-        return v
+        return _unique_columns(v)
 
 
 class FairnessSpec(_Strict):
@@ -371,10 +375,7 @@ class FairnessSpec(_Strict):
     @field_validator("sensitive")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
-        dupes = sorted({c for c in v if v.count(c) > 1})
-        if dupes:
-            raise ValueError(f"column(s) listed more than once: {', '.join(dupes)}")
-        return v
+        return _unique_columns(v)
 
 
 class ComparisonSpec(_Strict):
