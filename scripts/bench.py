@@ -71,6 +71,12 @@ def section_drift(quick: bool) -> str:
     return bench_drift.run_section(quick)
 
 
+def section_overhead(quick: bool) -> str:
+    from benchmarks import bench_overhead
+
+    return bench_overhead.run_section(quick)
+
+
 def _external_section(module_name: str, title: str, quick: bool) -> str:
     """A section another helper provides as ``scripts/<module>.py`` with ``run(quick) -> dict``.
 
@@ -111,6 +117,7 @@ SECTIONS: list[Section] = [
     Section("drift", "Drift statistics vs a per-column scipy loop", section_drift),
     Section("gate", "Drift gate calibration (false alarms, power)", section_gate),
     Section("policy", "Retrain/promote policy replay", section_policy),
+    Section("overhead", "Per-task overhead", section_overhead),
 ]
 
 
