@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -297,15 +298,12 @@ def measure(quick: bool) -> dict[str, Any]:
         frames = demo_data.generate_churn(WEEK_START.date(), days=7, rows_per_day=ROWS_PER_DAY)
         rounds = [_one_round(state, logs, env, s3_endpoint, tracking_uri, frames) for _ in range(1 if quick else 2)]
         imports = _time_imports(env, 2 if quick else 3)
-        return {
-            "rounds": rounds,
-            "task_import_seconds": imports,
-            "rows": ROWS_PER_DAY * 7,
-            "state_dir": str(state),
-        }
+        result = {"rounds": rounds, "task_import_seconds": imports, "rows": ROWS_PER_DAY * 7}
     finally:
         for proc in reversed(procs):
             _stop(proc)
+    shutil.rmtree(state, ignore_errors=True)  # kept (logs, metadata DB) only when a run failed
+    return result
 
 
 def _ratio(rnd: dict[str, Any]) -> float:
