@@ -591,11 +591,14 @@ def test_metadata_db_down_when_a_task_finishes_then_rerun_converges(faults, make
     finally:
         watch.close()
     # Documented end state: the run and the task stay "running" in the metadata DB (a
-    # scheduler's task-heartbeat timeout would fail and retry the task); the work itself
-    # finished: one version registered, no champion yet (promotion never ran).
+    # scheduler's task-heartbeat timeout would fail and retry the task); no champion yet
+    # (promotion never ran). Whether training registered its version before the outage cut
+    # the task off depends on timing (the task may still need the DB, e.g. for a connection):
+    # at most one version, never two.
     assert run_state == "running" and tis[TaskId.TRAIN_CHALLENGER] == "running", (run_state, tis)
     assert tis[TaskId.PROMOTE_CHALLENGER] is None
-    (version,) = faults.versions(spec.name)
+    registered = faults.versions(spec.name)
+    assert len(registered) <= 1, registered
     assert faults.champion(spec.name) is None
 
     # DB back: a re-run of the interval reuses the registered version and finishes the job.
@@ -614,7 +617,8 @@ def test_metadata_db_down_when_a_task_finishes_then_rerun_converges(faults, make
     assert states[-1] == "success", log_path.read_text()[-3000:]
     summary = faults.store.get_json(RunLayout.of(spec, *week(W1)).summary)
     assert summary["decision"] == "promoted", summary["reasons"]
+    (version,) = faults.versions(spec.name)  # no duplicate version
     assert summary["challenger_version"] == version
-    assert faults.versions(spec.name) == [version]  # no duplicate version
+    assert registered in ([], [version])  # a version registered before the outage is reused
     assert faults.champion(spec.name) == version
     assert faults.raw_etags() == raw_before
