@@ -39,6 +39,7 @@ but no challenger could be trained, or it still has no champion after the others
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import time
@@ -277,7 +278,13 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
             continue
         judgement = loop.judge(spec, champion, challenger)
         if judgement.promote:
-            champion, champ_week, since = challenger, t, None
+            # As the DAG records them: which signals asked for this model (model card) and
+            # what its promotion won (comparison.json).
+            champion, champ_week, since = (
+                dataclasses.replace(challenger, trigger=outcome.fired, gain=loop.promotion_gain(judgement.to_dict())),
+                t,
+                None,
+            )
         elif champion is not None:
             since = challenger
         status = "ok" if before is not None else "cold_start"

@@ -220,6 +220,15 @@ class GateSpec(_Strict):
     #: happens, in metric per week of age per week served (0.0025: 0.01 behind after 4 weeks).
     #: Refresh age = sqrt(2 * retrain_cost / staleness_rate) weeks (renewal-cost optimum).
     staleness_rate: float = Field(0.0025, gt=0, le=1)
+    #: A champion trained on a short window (a cold start, or data that began recently) is
+    #: retrained once the span of data a window now holds is at least this many times the span
+    #: it was trained on (more data of the same kind makes a better model). Null: off.
+    min_data_growth: float | None = Field(2.0, gt=1)
+    #: A champion trained because the gate saw a change (drift, decay or cost, not age) was
+    #: trained on a window that straddled it; once it is this many weeks old a window holds
+    #: mostly post-change data and one follow-up retrain is made. Null: off. Unset:
+    #: ``training.window_weeks // 2`` (at least 1).
+    follow_up_weeks: int | None = Field(None, ge=1, le=104)
 
     @model_validator(mode="after")
     def _default_rule(self) -> GateSpec:

@@ -79,6 +79,8 @@ _LABELS = {
     "prediction_drift": "prediction drift",
     "performance_decay": "performance decay",
     "age": "champion age",
+    "data_growth": "data growth",
+    "follow_up": "follow-up after a change",
 }
 #: Default minimum rows for the prediction-drift KS (the exact KS is valid there; see drift.py).
 DEFAULT_MIN_ROWS = 30

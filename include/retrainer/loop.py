@@ -53,8 +53,16 @@ class ModelState:
     baseline: dict
     #: Permutation-importance shares per feature (non-negative, sum 1).
     importance: dict[str, float]
-    #: How the held-out rows were chosen (days, rows, widening), for the summary.
+    #: How the held-out rows were chosen (days, rows, widening) and the first day with data
+    #: in its window (``data_from``), for the summary and the data-growth signal.
     evaluation: dict = field(default_factory=dict)
+    #: The gate signals that fired for the retrain that produced it (e.g. ``("performance_decay",)``;
+    #: empty for a cold start or a forced run): a change-driven champion gets one follow-up.
+    trigger: tuple[str, ...] = ()
+    #: What its promotion won over the champion it replaced, on the same held-out rows:
+    #: ``{"effect", "se"}`` of the paired test of the primary metric (sign-adjusted; empty when
+    #: unknown, e.g. a cold start). A follow-up is worth making when this was a real gain.
+    gain: dict = field(default_factory=dict)
 
     @property
     def classes(self) -> list:
@@ -74,6 +82,11 @@ class GateOutcome:
     rule: str = "any"
     #: What the batch was compared with (the champion's data, or a later rejected challenger's).
     reference: str = "the champion's training data"
+
+    @property
+    def fired(self) -> tuple[str, ...]:
+        """Names of the signals that fired (what a challenger trained now is recorded as triggered by)."""
+        return tuple(s["name"] for s in self.signals if s.get("status") == "fired")
 
     def to_dict(self) -> dict:
         return {
@@ -134,6 +147,8 @@ def select_holdout(frame: Any, spec: ModelSpec) -> tuple[Any, Any, dict]:
     is_held = frame[PARTITION_COLUMN].astype(str).isin(held_days)
     train, holdout = frame[~is_held].reset_index(drop=True), frame[is_held].reset_index(drop=True)
     info = {
+        "data_from": days[0],
+        "data_days": len(days),
         "holdout_from": held_days[0],
         "holdout_days": held_days,
         "holdout_rows": int(len(holdout)),
@@ -240,6 +255,8 @@ def fit_challenger(spec: ModelSpec, train: Any, holdout: Any, info: dict, interv
         if "rows" in str(exc):
             raise InsufficientData(str(exc)) from None
         raise
+    if _may_grow(spec, info, interval_end):
+        info = {**info, "data_gain": learning_gain(spec, model, train, holdout)}
     return ModelState(
         model=model,
         train=train,
@@ -249,6 +266,77 @@ def fit_challenger(spec: ModelSpec, train: Any, holdout: Any, info: dict, interv
         importance=permutation_importance_shares(model, holdout, spec),
         evaluation=info,
     )
+
+
+def _may_grow(spec: ModelSpec, info: dict, interval_end: dt.datetime) -> bool:
+    """Whether the data-growth signal can ever fire for a model trained on this window."""
+    growth = spec.drift.gate.min_data_growth
+    first = info.get("data_from")
+    if growth is None or not first:
+        return False
+    start = dt.datetime.fromisoformat(str(first)[:10]).replace(tzinfo=interval_end.tzinfo)
+    span = max(1.0, (interval_end - start).total_seconds() / 86400)
+    return span * growth <= spec.training.window_weeks * 7.0 + 1e-9
+
+
+def learning_gain(spec: ModelSpec, model: Any, train: Any, holdout: Any) -> dict | None:
+    """What doubling the training data won: the model vs one fit on its most recent half.
+
+    The pipeline is refit on the latest days holding about half the training rows; both are
+    scored on the same held-out rows with the comparison's paired test of the primary metric
+    (``{"effect", "se", "half_rows"}``, effect = full - half, sign-adjusted). Learning curves
+    flatten, so this bounds what the next doubling will win; the data-growth signal uses it to
+    say whether waiting for more data is worth a retrain. None when it cannot be measured.
+    """
+    from include.retrainer import compare, training
+    from include.retrainer.metric_tests import paired_metric_test
+
+    days = sorted(str(d) for d in train[PARTITION_COLUMN].astype(str).unique())
+    if len(days) < 2:
+        return None
+    counts = train[PARTITION_COLUMN].astype(str).value_counts()
+    recent, rows = [], 0
+    for day in reversed(days[1:]):  # keep at least the first day out of the half
+        if rows >= len(train) / 2:
+            break
+        recent.append(day)
+        rows += int(counts[day])
+    half_rows = train[train[PARTITION_COLUMN].astype(str).isin(recent)]
+    try:
+        half = training.fit_pipeline(spec, half_rows)
+    except training.TrainingError:
+        return None
+    y = holdout[spec.features.target].to_numpy()
+    full_pred, full_proba = training.predict(model, holdout, spec)
+    half_pred, half_proba = training.predict(half, holdout, spec)
+    c = spec.comparison
+    try:
+        yt, preds, probas, labels = compare.aligned_scores(
+            y,
+            {"half": half_pred, "full": full_pred},
+            {"half": half_proba, "full": full_proba},
+            {"half": list(getattr(half, "classes_", [])), "full": list(getattr(model, "classes_", []))},
+        )
+        test = paired_metric_test(
+            c.primary_metric,
+            yt,
+            preds["half"],
+            preds["full"],
+            probas["half"],
+            probas["full"],
+            labels,
+            alpha=c.alpha,
+            null_value=0.0,
+            bootstrap_resamples=c.bootstrap_resamples,
+            seed=c.seed,
+        )
+    except ValueError as exc:  # e.g. one class in the held-out rows: undefined AUC
+        log.info("learning gain not measured: %s", exc)
+        return None
+    effect, se = finite_or_none(test.effect), finite_or_none(test.se)
+    if effect is None:
+        return None
+    return {"effect": effect, "se": se or 0.0, "half_rows": int(len(half_rows)), "rows": int(len(train))}
 
 
 # --------------------------------------------------------------------------------------
@@ -288,6 +376,9 @@ def assess(
     if champion is None:
         return GateOutcome(True, f"cold start: model '{spec.name}' has no champion yet", "cold_start")
     reference_note = "the champion's training data"
+    own = champion
+    # The newest model trained after the champion (rejected), if any: growth counts from it.
+    attempt = since if since is not None and since.trained_through > champion.trained_through else None
     if since is not None and since.trained_through > champion.trained_through and since.train is not None:
         try:
             rebased = baseline_estimate(champion.model, since.holdout, spec)
@@ -385,7 +476,22 @@ def assess(
             f"cost-optimal refresh interval sqrt(2 x retrain cost {g.retrain_cost:g} / staleness rate "
             f"{g.staleness_rate:g})"
         )
-    signals.append(gate.age_signal(champion_age_weeks(champion, interval_end), refresh, basis))
+    if attempt is not None:
+        # A refresh was already tried on newer data and rejected: the age counts from that
+        # attempt, so a champion that keeps beating fresh models is not retrained every week
+        # once it is old (measured by the replay benchmark: 3-4 wasted retrains in a row).
+        since_attempt = (
+            f"since the latest challenger (week ending {attempt.trained_through.date().isoformat()}, rejected); "
+            f"the champion is {champion_age_weeks(own, interval_end):.1f} weeks old"
+        )
+        basis = f"{basis}; {since_attempt}" if basis else since_attempt
+    signals.append(gate.age_signal(champion_age_weeks(attempt or own, interval_end), refresh, basis))
+    signals.append(
+        data_growth_signal(spec, attempt, interval_end, "latest challenger")
+        if attempt is not None
+        else data_growth_signal(spec, own, interval_end)
+    )
+    signals.append(follow_up_signal(spec, own, attempt, interval_end))
     if g.retrain_cost is not None:
         signals.append(
             cost_signal(
@@ -501,11 +607,162 @@ def cost_signal(
     )
 
 
+#: Signals that decide under rule ``cost``: the cost of keeping the champion and its life cycle.
+COST_RULE_SIGNALS = ("retrain_cost", "age", "data_growth", "follow_up")
+#: Signals that say the data changed: a champion trained on their call gets one follow-up.
+CHANGE_SIGNALS = ("data_drift", "prediction_drift", "performance_decay", "retrain_cost")
+
+
+def follow_up_weeks(spec: ModelSpec) -> int | None:
+    """``drift.gate.follow_up_weeks``; unset: half the training window (at least 1 week)."""
+    g = spec.drift.gate
+    if "follow_up_weeks" in g.model_fields_set:
+        return g.follow_up_weeks
+    return max(1, spec.training.window_weeks // 2)
+
+
+def _window_span_days(state: ModelState) -> float | None:
+    """Days of data the model's window spanned: from its first day with rows to its interval end."""
+    first = (state.evaluation or {}).get("data_from")
+    if not first:
+        return None
+    start = dt.datetime.fromisoformat(str(first)[:10]).replace(tzinfo=state.trained_through.tzinfo)
+    return max(1.0, (state.trained_through - start).total_seconds() / 86400)
+
+
+def data_growth_signal(spec: ModelSpec, latest: ModelState, interval_end: dt.datetime, who: str = "champion") -> Any:
+    """Fires when a window now spans ``min_data_growth`` times the days ``latest`` was trained on.
+
+    ``latest`` is the newest model trained (the champion, or a challenger rejected after it).
+    A model trained on a short window (a cold start, data that began recently) improves with
+    more data of the same kind even without drift; its window's first day with rows is where
+    data began, so the span a window holds now is ``min(window, interval end - that day)``.
+    A model trained on a full (or widened) window never fires it.
+    """
+    from include.retrainer.gate import SignalResult
+
+    growth = spec.drift.gate.min_data_growth
+    if growth is None:
+        return _disabled("data_growth")
+    span = _window_span_days(latest)
+    if span is None:
+        return _insufficient("data_growth", "the model records no first day of its training window")
+    first = latest.trained_through - dt.timedelta(days=span)
+    available = min(spec.training.window_weeks * 7.0, (interval_end - first).total_seconds() / 86400)
+    ratio = available / span
+    grown = ratio >= growth - 1e-9
+    details: dict[str, Any] = {"trained_days": span, "available_days": available, "data_from": first.date().isoformat()}
+    summary = (
+        f"a window now spans {available:.0f} days of data, {ratio:.2g}x the {span:.0f} days the "
+        f"{who} was trained on ({'>=' if grown else '<'} {growth:g}x)"
+    )
+    # What doubling its data won at training time (learning_gain) is reported; under rule cost
+    # it must pay for the retrain: cost_horizon_weeks x the gain. The point estimate is used,
+    # not shrunk towards 0 as a drop is: more data of the same kind rarely hurts, so "no
+    # gain" is not the right prior (a negative estimate counts as 0). Without a stated cost
+    # the retrain is made and the judge decides whether the bigger model serves.
+    gain = (latest.evaluation or {}).get("data_gain")
+    worth = True
+    if grown and isinstance(gain, dict) and finite_or_none(gain.get("effect")) is not None:
+        effect, se = float(gain["effect"]), finite_or_none(gain.get("se")) or 0.0
+        details.update({"learning_gain": effect, "learning_gain_se": se})
+        summary += f"; doubling its data gained {effect:+.4f} +/- {se:.4f}"
+        g = spec.drift.gate
+        if g.rule == "cost" and g.retrain_cost is not None:
+            value = g.cost_horizon_weeks * max(effect, 0.0)
+            worth = value >= g.retrain_cost
+            details["expected_value"] = value
+            summary += (
+                f": {value:.4f} metric-weeks over {g.cost_horizon_weeks} weeks "
+                f"{'>=' if worth else '<'} retrain cost {g.retrain_cost:g}"
+            )
+    fired = grown and worth
+    return SignalResult("data_growth", "fired" if fired else "quiet", ratio, growth, None, None, summary, details)
+
+
+def follow_up_signal(
+    spec: ModelSpec, champion: ModelState, attempt: ModelState | None, interval_end: dt.datetime
+) -> Any:
+    """One retrain after a change-driven champion has aged ``follow_up_weeks``.
+
+    A champion trained because the gate saw a change was trained on a window that straddled
+    it: mostly pre-change rows, yet its baseline comes from post-change held-out days, so it
+    shows no decay while a model trained on post-change data would serve better (measured by
+    the replay benchmark). Once the window holds mostly post-change weeks, retrain once. Quiet
+    when a challenger was already trained after the champion, or the champion was not
+    trained on a change signal.
+    """
+    from include.retrainer.gate import SignalResult
+
+    weeks = follow_up_weeks(spec)
+    if weeks is None:
+        return _disabled("follow_up")
+    changes = [t for t in champion.trigger if t in CHANGE_SIGNALS]
+    age = champion_age_weeks(champion, interval_end)
+    details: dict[str, Any] = {"trigger": list(champion.trigger), "age_weeks": age, "follow_up_weeks": weeks}
+    if not changes:
+        why = ", ".join(champion.trigger) if champion.trigger else "a cold start, a forced run or an older record"
+        return SignalResult(
+            "follow_up", "quiet", age, float(weeks), None, None, f"champion not trained on a change ({why})", details
+        )
+    if "follow_up" in champion.trigger:
+        return SignalResult(
+            "follow_up", "quiet", age, float(weeks), None, None, "champion is itself a follow-up", details
+        )
+    if attempt is not None:
+        return SignalResult(
+            "follow_up",
+            "quiet",
+            age,
+            float(weeks),
+            None,
+            None,
+            f"a challenger was already trained after the champion (week ending {attempt.trained_through.date()})",
+            details,
+        )
+    # Worth it only if retraining on the change measurably helped: the gain its promotion won,
+    # shrunk by its own noise (as the cost signal treats a drop); under rule cost, that gain
+    # over cost_horizon_weeks must also pay for the retrain.
+    g = spec.drift.gate
+    effect, se = finite_or_none((champion.gain or {}).get("effect")), finite_or_none((champion.gain or {}).get("se"))
+    expected = shrunk_drop(effect, se or 0.0) if effect is not None else None
+    details.update({"promotion_gain": effect, "promotion_gain_se": se, "expected_gain": expected})
+    if expected is None:
+        worth, why = True, "gain of its promotion unknown"
+    elif g.rule == "cost" and g.retrain_cost is not None:
+        value = g.cost_horizon_weeks * expected
+        worth = value >= g.retrain_cost
+        why = (
+            f"its promotion gained {effect:+.4f} +/- {se or 0:.4f}: expected {value:.4f} metric-weeks over "
+            f"{g.cost_horizon_weeks} weeks {'>=' if worth else '<'} retrain cost {g.retrain_cost:g}"
+        )
+    else:
+        worth = expected > 0
+        why = f"its promotion gained {effect:+.4f} +/- {se or 0:.4f}" + ("" if worth else ", within its noise")
+    old_enough = age >= weeks - 1e-9
+    fired = old_enough and worth
+    if not old_enough:
+        state = f"{age:.1f} < {weeks} weeks old: waiting for post-change data"
+    else:
+        state = f"{age:.1f} >= {weeks} weeks old: " + (
+            "a window of mostly post-change data is available" if worth else "a follow-up is not worth it"
+        )
+    summary = f"champion trained on a change ({', '.join(changes)}) is {state} ({why})"
+    return SignalResult("follow_up", "fired" if fired else "quiet", age, float(weeks), None, None, summary, details)
+
+
+def promotion_gain(comparison: dict | None) -> dict:
+    """``{"effect", "se"}`` of a comparison's paired test of the primary metric (empty if none)."""
+    test = (comparison or {}).get("paired_test") or {}
+    effect, se = finite_or_none(test.get("effect")), finite_or_none(test.get("se"))
+    return {} if effect is None else {"effect": effect, "se": se or 0.0}
+
+
 def _cost_rule(gate: Any, signals: list) -> Any:
-    """rule: cost — retrain when the cost signal or the refresh age fires; other signals are reported."""
-    deciding = [s for s in signals if s.name in ("retrain_cost", "age")]
+    """rule: cost — retrain when the cost signal or a life-cycle signal fires; other signals are reported."""
+    deciding = [s for s in signals if s.name in COST_RULE_SIGNALS]
     fired = [s for s in deciding if s.status == "fired"]
-    advisory = [s for s in signals if s.name not in ("retrain_cost", "age") and s.status == "fired"]
+    advisory = [s for s in signals if s.name not in COST_RULE_SIGNALS and s.status == "fired"]
     if fired:
         reason = "retrain: " + " and ".join(f"{s.label} ({s.summary})" for s in fired)
     else:

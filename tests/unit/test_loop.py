@@ -184,7 +184,7 @@ def test_stationary_week_does_not_retrain_and_reports_every_signal(trained):
     outcome = loop.assess(spec, champion, batch, end + dt.timedelta(days=7))
     assert not outcome.retrain, outcome.reason
     names = [s["name"] for s in outcome.signals]
-    assert names == ["data_drift", "prediction_drift", "performance_decay", "age"]
+    assert names == ["data_drift", "prediction_drift", "performance_decay", "age", "data_growth", "follow_up"]
     assert all(s["status"] == "quiet" for s in outcome.signals), outcome.signals
     assert signal(outcome, "age")["statistic"] == pytest.approx(1.0)
 
@@ -415,3 +415,135 @@ def test_cost_rule_refreshes_at_the_cost_optimal_age(trained):
     assert not b.retrain or signal(b, "retrain_cost")["status"] == "fired"
     later = loop.assess(dear, champion, batch, end + dt.timedelta(weeks=6))
     assert signal(later, "age")["status"] == "fired" and later.retrain
+
+
+# -- life-cycle signals: data growth after a short first window, follow-up after a change ---------
+def test_a_champion_trained_on_a_short_window_is_retrained_when_the_data_has_doubled():
+    spec = spec_for(training={"window_weeks": 4})
+    end = START + dt.timedelta(days=7)
+    first = loop.build_challenger(spec, frame(7, 300, seed=21), end)  # data began a week ago
+    assert first.evaluation["data_from"] == START.date().isoformat()
+    batch = frame(7, 300, seed=22, start=end)
+    one_week_on = loop.assess(spec, first, batch, end + dt.timedelta(days=7))
+    growth = signal(one_week_on, "data_growth")
+    assert growth["status"] == "fired" and growth["statistic"] == pytest.approx(2.0)
+    assert one_week_on.retrain and "data growth" in one_week_on.reason
+    # A champion trained on a full window: no growth however old it gets.
+    full_end = START + dt.timedelta(days=28)
+    full = loop.build_challenger(spec, frame(28, 100, seed=23), full_end)
+    later = loop.assess(spec, full, frame(7, 300, seed=24, start=full_end), full_end + dt.timedelta(days=7))
+    assert signal(later, "data_growth")["status"] == "quiet"
+    assert signal(later, "data_growth")["statistic"] == pytest.approx(1.0)
+
+
+def test_data_growth_counts_from_the_latest_rejected_challenger_and_can_be_switched_off():
+    spec = spec_for(training={"window_weeks": 4})
+    end = START + dt.timedelta(days=7)
+    champion = loop.build_challenger(spec, frame(7, 300, seed=25), end)
+    rejected = loop.build_challenger(spec, frame(14, 300, seed=26), end + dt.timedelta(days=7))
+    batch = frame(7, 300, seed=27, start=end + dt.timedelta(days=7))
+    outcome = loop.assess(spec, champion, batch, end + dt.timedelta(days=14), since=rejected)
+    growth = signal(outcome, "data_growth")
+    assert growth["status"] == "quiet" and "latest challenger" in growth["summary"]  # 21 days vs its 14
+    off = spec_for(training={"window_weeks": 4}, drift={"gate": {"min_data_growth": None}})
+    assert signal(loop.assess(off, champion, batch, end + dt.timedelta(days=7)), "data_growth")["status"] == "disabled"
+
+
+def test_a_champion_trained_on_a_change_gets_one_follow_up_once_the_window_is_mostly_post_change(trained):
+    import dataclasses
+
+    spec, champion, end = trained  # window_weeks 2: follow-up after 1 week by default
+    assert loop.follow_up_weeks(spec) == 1
+    batch = frame(7, 300, seed=28, start=end)
+    after_decay = dataclasses.replace(champion, trigger=("performance_decay",))
+    outcome = loop.assess(spec, after_decay, batch, end + dt.timedelta(days=7))
+    follow = signal(outcome, "follow_up")
+    assert follow["status"] == "fired" and outcome.retrain and "follow-up" in outcome.reason
+    # Not when the champion came from age, growth or a cold start ...
+    for trigger in ((), ("age",), ("data_growth",), ("follow_up",), ("follow_up", "data_drift")):
+        quiet = loop.assess(spec, dataclasses.replace(champion, trigger=trigger), batch, end + dt.timedelta(days=7))
+        assert signal(quiet, "follow_up")["status"] == "quiet", trigger
+    # ... nor once a challenger was already trained after it (the follow-up happened).
+    rejected = loop.build_challenger(
+        spec, frame(14, 300, seed=29, start=end - dt.timedelta(days=7)), end + dt.timedelta(days=7)
+    )
+    again = loop.assess(spec, after_decay, batch, end + dt.timedelta(days=14), since=rejected)
+    assert signal(again, "follow_up")["status"] == "quiet"
+    # Under rule cost the follow-up decides too (a life-cycle signal, not advice).
+    cost = spec_for(drift={"gate": {"retrain_cost": 10.0}})
+    decided = loop.assess(cost, after_decay, batch, end + dt.timedelta(days=7))
+    assert decided.rule == "cost" and decided.retrain and "follow-up" in decided.reason
+    explicit = spec_for(drift={"gate": {"follow_up_weeks": 3}})
+    assert (
+        signal(loop.assess(explicit, after_decay, batch, end + dt.timedelta(days=7)), "follow_up")["status"] == "quiet"
+    )
+
+
+def test_a_follow_up_is_made_only_when_retraining_on_the_change_measurably_helped(trained):
+    import dataclasses
+
+    spec, champion, end = trained
+    batch = frame(7, 300, seed=30, start=end)
+    week_on = end + dt.timedelta(days=7)
+
+    def follow(spec_, gain):
+        state = dataclasses.replace(champion, trigger=("data_drift",), gain=gain)
+        return signal(loop.assess(spec_, state, batch, week_on), "follow_up")
+
+    assert follow(spec, {"effect": 0.05, "se": 0.01})["status"] == "fired"
+    noise = follow(spec, {"effect": 0.004, "se": 0.01})  # a covariate shift the old model handled
+    assert noise["status"] == "quiet" and "within its noise" in noise["summary"]
+    assert noise["details"]["expected_gain"] == 0.0
+    # Rule cost: 4 weeks x the shrunk gain (0.05^2 - 0.01^2) / 0.05 = 0.192 against the cost.
+    cheap = spec_for(drift={"gate": {"retrain_cost": 0.1}})
+    dear = spec_for(drift={"gate": {"retrain_cost": 0.3}})
+    assert follow(cheap, {"effect": 0.05, "se": 0.01})["details"]["expected_gain"] == pytest.approx(0.048)
+    assert follow(cheap, {"effect": 0.05, "se": 0.01})["status"] == "fired"
+    assert follow(dear, {"effect": 0.05, "se": 0.01})["status"] == "quiet"
+
+
+def test_promotion_gain_reads_the_paired_test_of_a_comparison():
+    assert loop.promotion_gain({"paired_test": {"effect": 0.02, "se": 0.005}}) == {"effect": 0.02, "se": 0.005}
+    assert loop.promotion_gain({"paired_test": None}) == {}
+    assert loop.promotion_gain(None) == {}
+    assert loop.promotion_gain({"paired_test": {"effect": float("nan"), "se": 0.1}}) == {}
+
+
+def test_a_short_window_records_what_doubling_its_data_won_and_growth_weighs_it():
+    import dataclasses
+
+    spec = spec_for(training={"window_weeks": 4})
+    end = START + dt.timedelta(days=7)
+    first = loop.build_challenger(spec, frame(7, 300, seed=31), end)
+    gain = first.evaluation["data_gain"]
+    assert gain["half_rows"] < gain["rows"] and gain["se"] > 0
+    full_end = START + dt.timedelta(days=28)
+    full = loop.build_challenger(spec, frame(28, 100, seed=32), full_end)
+    assert "data_gain" not in full.evaluation  # growth can never fire for it: not measured
+    batch = frame(7, 300, seed=33, start=end)
+
+    def growth(spec_, effect, se):
+        state = dataclasses.replace(first, evaluation={**first.evaluation, "data_gain": {"effect": effect, "se": se}})
+        return signal(loop.assess(spec_, state, batch, end + dt.timedelta(days=7)), "data_growth")
+
+    # Without a stated cost the retrain is made (the judge decides); the gain is reported.
+    flat = growth(spec, -0.002, 0.01)
+    assert flat["status"] == "fired" and "doubling its data gained -0.0020" in flat["summary"]
+    # Under rule cost the gain over the horizon must pay for the retrain.
+    cost = spec_for(training={"window_weeks": 4}, drift={"gate": {"retrain_cost": 0.2}})
+    assert growth(cost, 0.03, 0.01)["status"] == "quiet"  # 4 x 0.03 < 0.2
+    assert growth(cost, 0.06, 0.01)["status"] == "fired"  # 4 x 0.06 >= 0.2
+    assert growth(cost, -0.06, 0.01)["status"] == "quiet"
+
+
+def test_after_a_rejected_refresh_the_age_counts_from_that_attempt(trained):
+    spec, champion, end = trained  # max_champion_age_weeks 4
+    batch = frame(7, 300, seed=34, start=end)
+    old = end + dt.timedelta(weeks=5)
+    assert signal(loop.assess(spec, champion, batch, old), "age")["status"] == "fired"
+    tried = loop.build_challenger(
+        spec, frame(14, 300, seed=35, start=end + dt.timedelta(weeks=2)), end + dt.timedelta(weeks=4)
+    )
+    age = signal(loop.assess(spec, champion, batch, old, since=tried), "age")
+    assert age["status"] == "quiet" and age["statistic"] == pytest.approx(1.0)
+    assert "latest challenger" in age["summary"] and "champion is 5.0 weeks old" in age["summary"]

@@ -247,7 +247,7 @@ def test_slice_and_fairness_sections_show_each_slice_and_group_with_the_verdict(
         labels,
         limits={"demographic_parity_difference": 0.001, "equalized_odds_difference": None},
     ).to_dict()
-    page = render_report({**SUMMARY, "schema_version": 3, "slices": slices, "fairness": fairness})
+    page = render_report({**SUMMARY, "schema_version": 4, "slices": slices, "fairness": fairness})
     pos = _section_positions(page, "<h2>Comparison</h2>", "<h2>Slices</h2>", "<h2>Fairness</h2>", "<h2>Validation</h2>")
     assert pos == sorted(pos)
     assert "region=north" in page and "WORSE" in page and "too small to judge" in page

@@ -24,7 +24,7 @@ STATSD_PREFIX = "airflow"  # Airflow's default [metrics] statsd_prefix, assumed 
 def promoted_summary() -> dict:
     """A summary with every field the metrics read (a promoted run after drift)."""
     return {
-        "schema_version": 3,
+        "schema_version": 4,
         "model": "churn",
         "dag_id": "retrain_churn",
         "dag_run_id": "manual__1",

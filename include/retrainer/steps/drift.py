@@ -129,8 +129,20 @@ def load_champion_state(
         trained_through=trained_through,
         baseline=card.get("baseline") or {},
         importance=card.get("importance") or {},
+        evaluation=card.get("evaluation") or {},
+        trigger=tuple(card.get("trigger") or ()),
+        gain=loop.promotion_gain(_comparison_of(store, spec, champion)),
     )
     return state, None
+
+
+def _comparison_of(store: ObjectStore, spec: ModelSpec, version: Any) -> dict | None:
+    """The comparison that promoted ``version`` (``comparison.json`` of the run it was trained in)."""
+    start, end = version.tag("data_interval_start"), version.tag("data_interval_end")
+    if not (start and end):
+        return None
+    uri = RunLayout.of(spec, dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end)).comparison
+    return store.get_json_or_none(uri)
 
 
 def load_rejected_since(
@@ -163,6 +175,8 @@ def load_rejected_since(
         candidate.version,
         end.date().isoformat(),
     )
+    card_uri = candidate.lineage_tag(client, "model_card_uri")
+    card = (store.get_json_or_none(card_uri) if card_uri else None) or {}
     return loop.ModelState(
         model=None,
         train=drift_reference(store, spec, candidate.version, train_uri),
@@ -170,6 +184,7 @@ def load_rejected_since(
         trained_through=end,
         baseline={},
         importance={},
+        evaluation=card.get("evaluation") or {},
     )
 
 

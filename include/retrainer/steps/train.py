@@ -136,8 +136,10 @@ def train_challenger(
             "trained_through": ctx.interval_end,
             "baseline": state.baseline,
             "importance": state.importance,
-            "evaluation": evaluation,
+            "evaluation": state.evaluation,  # incl. data_from and, for a short window, data_gain
             "classes": [str(c) for c in state.classes],
+            # The gate signals that asked for this model (the follow-up signal reads them).
+            "trigger": [] if forced else gate_trigger(store, paths.drift),
         }
         store.put_json(paths.model_card, card)
         # Every lineage tag goes on the MLflow run; the version keeps the few people filter on
@@ -240,3 +242,9 @@ def _training_window(
                 raise loop.InsufficientData(f"{exc}{suffix}") from None
             log.info("window of %d week(s) too small (%s): widening to %d", weeks, exc, weeks + 1)
             weeks += 1
+
+
+def gate_trigger(store: ObjectStore, drift_uri: str) -> list[str]:
+    """Names of the gate signals that fired in this run's drift report (``drift.json``)."""
+    report = store.get_json_or_none(drift_uri) or {}
+    return [str(sig.get("name")) for sig in report.get("signals") or [] if sig.get("status") == "fired"]
