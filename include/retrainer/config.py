@@ -54,7 +54,24 @@ Bucket = Annotated[str, AfterValidator(_check_bucket)]
 Prefix = Annotated[str, AfterValidator(_check_prefix)]
 
 
+#: estimator path -> _find_estimator_problem's answer, per process (see _estimator_problem).
+_estimator_problems: dict[str, str | None] = {}
+
+
 def _estimator_problem(path: str) -> str | None:
+    """What is wrong with an estimator path (None: fine), looked up once per process and path.
+
+    Every spec of a fleet names one of a few estimators, and the lookup reads the module's
+    source: remembered alongside the spec cache (``clear_spec_cache`` forgets it too, as after
+    replacing the estimator packages), looked up every time when that cache is off."""
+    if not cache_enabled():
+        return _find_estimator_problem(path)
+    if path not in _estimator_problems:
+        _estimator_problems[path] = _find_estimator_problem(path)
+    return _estimator_problems[path]
+
+
+def _find_estimator_problem(path: str) -> str | None:
     """Find the estimator's module file and class name WITHOUT importing anything.
 
     Importing sklearn at parse time would blow the DAG parse budget; a path finder lookup
@@ -748,9 +765,10 @@ def cache_enabled() -> bool:
 
 
 def clear_spec_cache() -> None:
-    """Forget every cached spec and file hash (tests, or after replacing the estimator packages)."""
+    """Forget every cached spec, file hash and estimator lookup (tests, or after replacing the estimator packages)."""
     _file_states.clear()
     _entries.clear()
+    _estimator_problems.clear()
     _counters.update(hits=0, misses=0)
 
 

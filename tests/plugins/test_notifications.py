@@ -284,3 +284,33 @@ def test_callbacks_survive_dag_serialization():
     assert task.has_on_success_callback and task.has_on_failure_callback
     with pytest.raises(ValueError, match="unknown outcome"):
         run_story_callbacks(Spec(), {**NOTIFY, "on": ["promotion"]})  # a typo fails at parse time
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {},
+        {"on": ["failed"], "retries": 0},
+        {"email": ["ops@example.com"]},
+        {"webhook": {"conn_id": "slack_hook"}},
+        {"email": ["ops@example.com"], "webhook": {"conn_id": "slack_hook", "endpoint": "/x"}, "on": ["promoted"]},
+    ],
+)
+def test_callbacks_from_parsed_notify_block_match_notify_config(block):
+    """A parsed ``notify:`` block without channel returns {} without the notify module; the
+    answer is the one ``notify_config`` gives for the same block."""
+    from retrain_ops.notifiers import RunStoryNotifier, run_story_callbacks
+
+    from include.retrainer.config import NotifySpec
+    from include.retrainer.notify import notify_config
+
+    class Spec:
+        name, artifacts_conn_id = "churn", "s3_data"
+
+    parsed = NotifySpec.model_validate(block)
+    callbacks = run_story_callbacks(Spec(), parsed)
+    if notify_config(parsed).channels:
+        assert isinstance(callbacks["on_success_callback"][0], RunStoryNotifier)
+        assert callbacks["on_failure_callback"] == callbacks["on_success_callback"]
+    else:
+        assert callbacks == {}

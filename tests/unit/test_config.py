@@ -838,6 +838,43 @@ def test_load_all_is_served_from_the_cache_and_sees_new_files(workspace: Path, f
     assert third[0] is first[0]
 
 
+def test_estimator_is_looked_up_once_per_path_while_the_cache_is_on(
+    workspace: Path, fresh_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet names a few estimators: the module lookup (it reads the module's source) runs once
+    per estimator path, and again after clear_spec_cache or on every load with the cache off."""
+    calls: list[str] = []
+    find = config_module._find_estimator_problem
+
+    def counting(path: str) -> str | None:
+        calls.append(path)
+        return find(path)
+
+    monkeypatch.setattr(config_module, "_find_estimator_problem", counting)
+    models = workspace / "models"
+    for name in ("a", "b", "c"):
+        raw = minimal_raw(name)
+        raw["training"] = {"estimator": "sklearn.ensemble.HistGradientBoostingClassifier"}
+        write_spec(models, raw, name=name)
+    specs, errors = load_all(models)
+    assert errors == [] and len(specs) == 3
+    assert len(calls) == 1
+    typo = minimal_raw("d")
+    typo["training"] = {"estimator": "sklearn.ensemble.RandomForrestClassifier"}
+    write_spec(models, typo, name="d")
+    for _ in range(2):  # the remembered problem is reported again, as the spec cache does
+        _, errors = load_all(models)
+        assert [e.field for e in errors] == ["training.estimator"]
+        assert "has no 'RandomForrestClassifier'" in str(errors[0])
+    assert len(calls) == 2
+    clear_spec_cache()
+    load_all(models)
+    assert len(calls) == 4
+    monkeypatch.setenv("RETRAIN_SPEC_CACHE", "off")
+    load_all(models)
+    assert len(calls) == 8
+
+
 def test_slice_and_fairness_blocks_accept_features_and_attributes(workspace: Path) -> None:
     raw = churn_raw()
     raw["features"]["attributes"] = ["gender"]
