@@ -84,9 +84,17 @@ class GateOutcome:
     reference: str = "the champion's training data"
 
     @property
-    def fired(self) -> tuple[str, ...]:
-        """Names of the signals that fired (what a challenger trained now is recorded as triggered by)."""
-        return tuple(s["name"] for s in self.signals if s.get("status") == "fired")
+    def trigger(self) -> tuple[str, ...]:
+        """The fired signals that decided (what a challenger trained now is recorded as triggered by)."""
+        return deciding_signals(self.rule, self.signals)
+
+
+def deciding_signals(rule: str | None, signals: Any) -> tuple[str, ...]:
+    """Names of the fired signals that count under ``rule`` (under ``cost`` the others are advice)."""
+    fired = [str(s.get("name")) for s in signals or () if s.get("status") == "fired"]
+    if rule == "cost":
+        fired = [name for name in fired if name in COST_RULE_SIGNALS]
+    return tuple(fired)
 
     def to_dict(self) -> dict:
         return {

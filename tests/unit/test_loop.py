@@ -547,3 +547,12 @@ def test_after_a_rejected_refresh_the_age_counts_from_that_attempt(trained):
     age = signal(loop.assess(spec, champion, batch, old, since=tried), "age")
     assert age["status"] == "quiet" and age["statistic"] == pytest.approx(1.0)
     assert "latest challenger" in age["summary"] and "champion is 5.0 weeks old" in age["summary"]
+
+
+def test_a_model_records_only_the_signals_that_decided_as_its_trigger():
+    signals = [{"name": "data_drift", "status": "fired"}, {"name": "age", "status": "fired"}]
+    signals += [{"name": "retrain_cost", "status": "quiet"}, {"name": "follow_up", "status": "insufficient"}]
+    assert loop.deciding_signals("any", signals) == ("data_drift", "age")
+    # Under rule cost data drift is advice: an age refresh with drift in the air is not change-driven.
+    assert loop.deciding_signals("cost", signals) == ("age",)
+    assert loop.deciding_signals(None, []) == ()

@@ -245,6 +245,8 @@ def _training_window(
 
 
 def gate_trigger(store: ObjectStore, drift_uri: str) -> list[str]:
-    """Names of the gate signals that fired in this run's drift report (``drift.json``)."""
+    """The gate signals that decided this run's retrain, from its drift report (``drift.json``)."""
+    from include.retrainer import loop
+
     report = store.get_json_or_none(drift_uri) or {}
-    return [str(sig.get("name")) for sig in report.get("signals") or [] if sig.get("status") == "fired"]
+    return list(loop.deciding_signals(report.get("rule"), report.get("signals")))
