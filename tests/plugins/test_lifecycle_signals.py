@@ -1,0 +1,76 @@
+"""The life-cycle signals through the real steps: what training records, what the gate reads back.
+
+Week 1 (data began that week): cold start. The train step records on the model card the
+trigger (none: a cold start), the window's first day with data and, since the window is short,
+what doubling the data won. Week 2 (same distribution): the drift step loads the champion with
+that card and the data-growth signal fires (14 days of data, 2x the 7 it was trained on), so the
+challenger trained now is recorded as triggered by ``data_growth``. The champion's promotion gain
+is read back from its run's ``comparison.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from include.demo import data as demo_data
+from include.retrainer import registry, steps
+from include.retrainer.layout import RunLayout
+
+START = dt.datetime(2026, 6, 7, tzinfo=dt.UTC)  # a Sunday
+WEEK = dt.timedelta(weeks=1)
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _ctx(spec, start: dt.datetime, run: str) -> steps.RunContext:
+    return steps.RunContext(dag_id=spec.dag_id, run_id=run, interval_start=start, interval_end=start + WEEK)
+
+
+def _week(store, tracking, spec, start: dt.datetime, run: str) -> tuple[steps.DriftResult, steps.TrainResult, dict]:
+    ctx = _ctx(spec, start, run)
+    fetched = steps.fetch_batch(store, spec, ctx)
+    drift = steps.detect_drift(store, tracking, spec, ctx, fetched.batch_uri)
+    trained = steps.train_challenger(store, tracking, spec, ctx)
+    comparison = steps.compare_models(store, tracking, spec, ctx, trained)
+    steps.promote_challenger(store, tracking, spec, ctx, comparison) if comparison.decision == "promote" else None
+    card = store.get_json_or_none(RunLayout.of(spec, ctx.interval_start, ctx.interval_end).model_card)
+    return drift, trained, card
+
+
+def test_growth_is_recorded_at_training_and_read_back_by_the_gate(mlflow_server, s3, store, churn_spec_factory):
+    spec = churn_spec_factory(data__prefix="lifecycle")
+    frames = demo_data.generate_churn(START.date(), days=14, rows_per_day=1000)
+    demo_data.write_partitions(s3, "raw-data", "lifecycle", frames)
+
+    drift1, trained1, card1 = _week(store, mlflow_server, spec, START, "w1")
+    assert drift1.cold_start and trained1.challenger_version
+    assert card1["trigger"] == []
+    assert card1["evaluation"]["data_from"] == START.date().isoformat()
+    gain = card1["evaluation"]["data_gain"]  # a 7-day window of a 4-week spec: growth possible
+    assert gain["half_rows"] < gain["rows"] and gain["se"] > 0
+    client = registry.client_for(mlflow_server)
+    champion = registry.get_alias(client, spec.name, registry.CHAMPION)
+    assert champion is not None and champion.version == trained1.challenger_version
+
+    state, why_not = steps.load_champion_state(store, mlflow_server, spec, champion, client)
+    assert why_not is None
+    assert state.evaluation["data_from"] == START.date().isoformat() and state.trigger == ()
+    assert state.gain == {}  # a cold start's comparison has no paired test
+
+    drift2, trained2, card2 = _week(store, mlflow_server, spec, START + WEEK, "w2")
+    growth = next(s for s in drift2.signals if s["name"] == "data_growth")
+    assert growth["status"] == "fired" and growth["statistic"] == pytest.approx(2.0), growth
+    assert drift2.gate and "data growth" in drift2.reason
+    assert card2["trigger"] == ["data_growth"]
+    # 14 days of a 28-day window: it can still double once, so its learning gain is measured too.
+    assert card2["evaluation"]["data_from"] == START.date().isoformat() and card2["evaluation"]["data_days"] == 14
+    assert card2["evaluation"]["data_gain"]["rows"] > gain["rows"]
+
+    # Whatever the comparison decided, the gate reads the gain back from that run's comparison.json.
+    version = registry.get_version(client, spec.name, trained2.challenger_version)
+    loaded, _ = steps.load_champion_state(store, mlflow_server, spec, version, client)
+    comparison = store.get_json_or_none(RunLayout.of(spec, START + WEEK, START + 2 * WEEK).comparison)
+    assert loaded.gain == {"effect": comparison["paired_test"]["effect"], "se": comparison["paired_test"]["se"]}
+    assert loaded.trigger == ("data_growth",)
