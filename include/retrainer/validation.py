@@ -63,6 +63,7 @@ __all__ = [
     "check_expectations",
     "reset_gx_runtime",
     "load_suite_file",
+    "warm_up",
     "schema_expectations",
     "validate_batch",
 ]
@@ -648,7 +649,16 @@ class ValidationReport:
 # ----------------------------------------------------------------- per-process GX runtime
 
 #: Result format of every run: counts, percentages and a few offending values per expectation.
-_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": _MAX_UNEXPECTED_VALUES}
+#: ``return_unexpected_index_query: False`` is GX's own default for SUMMARY (the query string is
+#: only put in COMPLETE results), spelled out because GX otherwise still *computes* that metric
+#: for every column-map expectation -- a filter of the whole frame, all columns, per expectation
+#: -- and then discards it. Said explicitly, GX's query metric returns at once; every result GX
+#: returns, and so the report and the Data Docs page, is unchanged (tests/unit/test_validation.py).
+_RESULT_FORMAT = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": _MAX_UNEXPECTED_VALUES,
+    "return_unexpected_index_query": False,
+}
 
 
 @dataclass
@@ -672,6 +682,9 @@ class _GxRuntime:
     context: Any
     batch_definition: Any
     suites: dict[str, _PreparedSuite] = field(default_factory=dict)
+    #: GX's Jinja page view for Data Docs. Its Jinja environment compiles the ~20 templates of a
+    #: page on first use (~80 ms) and keeps them: one view per process compiles them once.
+    page_view: Any = None
 
 
 _runtime: _GxRuntime | None = None
@@ -691,6 +704,15 @@ def _gx_runtime() -> _GxRuntime:
         asset = datasource.add_dataframe_asset(name="batch")
         _runtime = _GxRuntime(context, asset.add_batch_definition_whole_dataframe(name="whole_batch"))
     return _runtime
+
+
+def _page_view(runtime: _GxRuntime) -> Any:
+    """The process's GX Jinja page view (templates compiled once, then kept)."""
+    if runtime.page_view is None:
+        from great_expectations.render.view import DefaultJinjaPageView
+
+        runtime.page_view = DefaultJinjaPageView()
+    return runtime.page_view
 
 
 def _release_batches(runtime: _GxRuntime) -> None:
@@ -723,6 +745,37 @@ def _prepared_suite(runtime: _GxRuntime, suite_name: str, expectations: list[dic
     return prepared
 
 
+def warm_up(suite_name: str | None = None, expectations: list[dict] | None = None) -> None:
+    """Do now what the first :func:`validate_batch` of a process would do before looking at data.
+
+    Imports Great Expectations (seconds), builds the process's context, compiles the Data Docs
+    page templates and, given ``suite_name``/``expectations``, registers that suite as
+    :func:`validate_batch` will (same normalisation, so it finds it). Nothing is validated and
+    nothing is skipped later: :func:`validate_batch` runs every expectation on the frame.
+
+    Meant to run in a background thread while the batch is downloaded (see
+    ``include/retrainer/steps/validate.py``); holds the runtime lock, so a concurrent
+    :func:`validate_batch` simply waits for it. Raises what those steps raise (e.g. SuiteError).
+    """
+    _quiet_gx()
+    import great_expectations  # noqa: F401  (the expensive part: GX's package import)
+    from great_expectations.core.run_identifier import RunIdentifier  # noqa: F401
+    from great_expectations.render.renderer import ValidationResultsPageRenderer  # noqa: F401
+    from great_expectations.validator.v1_validator import Validator  # noqa: F401
+
+    with _runtime_lock:
+        runtime = _gx_runtime()
+        env = _page_view(runtime).env
+        for name in env.list_templates():
+            if not name.startswith("markdown_"):  # the HTML page's templates (and its CSS)
+                env.get_template(name)
+        if suite_name and expectations is not None:
+            normalised = [
+                _normalise_expectation(e, f"suite {suite_name!r}, expectation #{i}") for i, e in enumerate(expectations)
+            ]
+            _prepared_suite(runtime, suite_name, _dedupe(normalised))
+
+
 def reset_gx_runtime() -> None:
     """Drop the per-process GX context (tests; a long-lived process that wants a clean slate)."""
     global _runtime
@@ -737,7 +790,7 @@ DATA_DOCS_FILE = "index.html"
 _RELATIVE_LINK_RE = re.compile(r'(href|src)="((?:\.\./)+|\./)([^"#]*)"')
 
 
-def _write_data_docs(suite_result: Any, docs_dir: Path) -> Path:
+def _write_data_docs(suite_result: Any, docs_dir: Path, page_view: Any) -> Path:
     """Render this validation's GX Data Docs page into ONE self-contained HTML file.
 
     GX's site builder writes the whole static site (fonts, images, scripts: ~4 MB, 20+ files)
@@ -750,9 +803,8 @@ def _write_data_docs(suite_result: Any, docs_dir: Path) -> Path:
 
     import great_expectations
     from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
 
-    html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(suite_result))
+    html = page_view.render(ValidationResultsPageRenderer().render(suite_result))
     favicon = Path(great_expectations.__file__).parent / "render" / "view" / "static" / "images" / "favicon.ico"
     favicon_uri = (
         "data:image/x-icon;base64," + base64.b64encode(favicon.read_bytes()).decode() if favicon.is_file() else ""
@@ -858,7 +910,8 @@ def validate_batch(
         suite_result.meta["run_id"] = run_id
         suite_result.meta["validation_time"] = run_id.run_time
         suite_result.meta["batch_parameters"] = {"dataframe": "<in-memory DataFrame>"}
-        docs_index = str(_write_data_docs(suite_result, docs_dir))
+        with _runtime_lock:  # the shared Jinja environment compiles templates lazily
+            docs_index = str(_write_data_docs(suite_result, docs_dir, _page_view(runtime)))
 
     return ValidationReport(
         success=bool(suite_result.success),
