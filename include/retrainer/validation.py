@@ -534,26 +534,62 @@ def _count_duplicated_rows(df: pd.DataFrame) -> int:
     """Exactly ``df.duplicated().sum()``, without factorizing every column of every row.
 
     A row that is unique in one column cannot repeat another row, so columns are checked one
-    at a time on the rows still in question, cheapest and most selective first (floats and
-    timestamps before text); a real batch usually has no candidate left after one or two
-    columns. The exact pandas comparison then runs on the remaining rows only (usually none).
+    at a time on the rows still in question, most selective first (timestamps, then floats,
+    integers, text); a real batch usually has no candidate left after one or two columns. The
+    exact pandas comparison then runs on the remaining rows only (usually none).
+
+    The first column, when its values are integers or timestamps (compared by pandas as the
+    same int64s), is checked by sorting rather than hashing: equal neighbours in the sorted
+    values are the repeated values; none means no row repeats another. Otherwise its rows
+    holding those few values are the candidates (pandas' hash-based check if there are many).
     """
     import numpy as np
 
     def order(col: Any) -> int:
         kind = df[col].dtype.kind
-        return 0 if kind in "fMm" else 1 if kind in "iu" else 2
+        return 0 if kind in "Mm" else 1 if kind == "f" else 2 if kind in "iu" else 3
 
-    candidates = np.ones(len(df), dtype=bool)
+    rows: Any = None  # positions of the rows still in question; None while it is all of them
     try:
         for col in sorted(df.columns, key=order):
-            column = df[col] if candidates.all() else df[col][candidates]
-            candidates[candidates] = column.duplicated(keep=False).to_numpy()
-            if not candidates.any():
+            column = df[col] if rows is None else df[col].take(rows)
+            values = _exact_int_values(column) if rows is None else None
+            if values is not None and len(values) > 1:
+                ordered = np.sort(values)
+                repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+                if not len(repeated):
+                    return 0
+                if len(repeated) <= 16:
+                    mask = np.zeros(len(values), dtype=bool)
+                    for value in repeated:
+                        mask |= values == value
+                else:
+                    mask = column.duplicated(keep=False).to_numpy()
+            else:
+                mask = column.duplicated(keep=False).to_numpy()
+            rows = np.flatnonzero(mask) if rows is None else rows[mask]
+            if not len(rows):
                 return 0
-        return int(df[candidates].duplicated().sum())
+        return int(df.take(rows).duplicated().sum())
     except TypeError:  # unhashable cells (lists, dicts): not a tabular duplicate question
         return 0
+
+
+def _exact_int_values(column: pd.Series) -> Any:
+    """int64-like numpy values equal exactly where ``duplicated()`` sees equal cells, or None.
+
+    Plain numpy integer columns, and datetime/timedelta columns (tz-aware too) as the int64s
+    pandas compares (NaT is one fixed int64, so NaT equals NaT as in pandas). Floats are left
+    out (NaN equals NaN for pandas but not for numpy), as are nullable and text columns.
+    """
+    import numpy as np
+
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return column.to_numpy()
+    if dtype.kind in "Mm":
+        return getattr(column.array, "asi8", None)
+    return None
 
 
 def _normalise_arrow_columns(df: pd.DataFrame) -> pd.DataFrame:

@@ -477,6 +477,28 @@ def test_duplicate_row_count_equals_pandas(seed):
     assert _count_duplicated_rows(lists) == 0
 
 
+@pytest.mark.parametrize("tz", [None, "UTC"])
+def test_duplicate_row_count_equals_pandas_when_timestamps_repeat(tz):
+    """The sort-based check of an int/timestamp first column: repeats, NaT pairs, near misses."""
+    from include.retrainer.validation import _count_duplicated_rows
+
+    df = make_churn_frame(400, seed=4)
+    df["event_ts"] = df["event_ts"].dt.tz_localize(tz)
+    assert _count_duplicated_rows(df) == int(df.duplicated().sum()) == 0  # all timestamps distinct
+    same_ts = df.copy()
+    same_ts.loc[same_ts.index[10:14], "event_ts"] = same_ts["event_ts"].iloc[0]  # other columns differ
+    assert _count_duplicated_rows(same_ts) == int(same_ts.duplicated().sum()) == 0
+    copies = pd.concat([df, df.iloc[[3, 3, 7]]], ignore_index=True)
+    assert _count_duplicated_rows(copies) == int(copies.duplicated().sum()) == 3
+    nat = pd.concat([df, df.iloc[[5, 6]]], ignore_index=True)
+    nat.loc[[5, 6, len(df), len(df) + 1], "event_ts"] = pd.NaT  # two NaT rows, each with a copy
+    assert _count_duplicated_rows(nat) == int(nat.duplicated().sum()) == 2
+    many = pd.concat([df] * 2, ignore_index=True)  # more repeated values than compared one by one
+    assert _count_duplicated_rows(many) == int(many.duplicated().sum()) == len(df)
+    ints = pd.DataFrame({"a": [3, 1, 3, 2, 1], "b": [0, 0, 0, 1, 1]})
+    assert _count_duplicated_rows(ints) == int(ints.duplicated().sum()) == 1
+
+
 def test_numeric_type_check_across_dtypes():
     """Verify NUMERIC_TYPE_LIST against what GX 1.24 actually reports for each pandas 3 dtype."""
     n = 20
