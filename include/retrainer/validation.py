@@ -608,6 +608,52 @@ def _normalise_arrow_columns(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Expectations whose GX result does not depend on whether a text column is ``str`` or
+#: ``category`` (same values, same nulls): they only test membership and nullness, or look at
+#: the column's name. Verified result by result and on the rendered page by
+#: tests/unit/test_validation.py; anything else about a column keeps it as it is.
+_CATEGORY_SAFE_EXPECTATIONS = frozenset(
+    {
+        "expect_column_to_exist",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+    }
+)
+
+
+def _text_columns_as_category(df: pd.DataFrame, expectations: list[dict]) -> pd.DataFrame:
+    """Hand GX ``str`` columns as ``category`` where only membership/null checks look at them.
+
+    GX's pandas engine filters the *whole frame* (every column) for each column-map
+    expectation to list unexpected rows; for Arrow-backed ``str`` columns that copy of every
+    string dominates the run at 1M rows. A categorical column holds the same values as small
+    integer codes, so those copies are cheap and ``isin`` / ``isnull`` run on the codes. The
+    values, nulls and therefore every GX result are unchanged; the caller's frame is not
+    modified. Nothing is converted when an expectation has a ``row_condition`` (it may name
+    any column) or when any expectation outside :data:`_CATEGORY_SAFE_EXPECTATIONS` (a
+    type, length, regex, min/max, multi-column check ...) is about the column.
+    """
+    import pandas as pd
+
+    safe: dict[str, bool] = {}
+    for exp in expectations:
+        kwargs = exp.get("kwargs") or {}
+        if kwargs.get("row_condition"):
+            return df
+        for column in _columns_of(kwargs):
+            ok = exp.get("type") in _CATEGORY_SAFE_EXPECTATIONS and kwargs.get("column") is not None
+            safe[column] = safe.get(column, True) and ok
+    text = [c for c in df.columns if safe.get(str(c)) and isinstance(df[c].dtype, pd.StringDtype)]
+    if not text:
+        return df
+    out = df.copy(deep=False)
+    for col in text:
+        out[col] = df[col].astype("category")
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -900,7 +946,7 @@ def validate_batch(
         prepared = _prepared_suite(runtime, suite_name, expectations)
         validator = Validator(
             batch_definition=runtime.batch_definition,
-            batch_parameters={"dataframe": _normalise_arrow_columns(df)},
+            batch_parameters={"dataframe": _text_columns_as_category(_normalise_arrow_columns(df), expectations)},
             result_format=_RESULT_FORMAT,
         )
         # The validator alone: a ValidationDefinition or Checkpoint would also serialise the

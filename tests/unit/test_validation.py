@@ -425,6 +425,45 @@ def test_result_format_changes_nothing_gx_returns_or_renders(expectations, scena
     assert ours[1] == plain[1]
 
 
+@pytest.mark.parametrize("scenario", ["clean", "unknown_values", "nulls_and_empty", "missing_column", "empty"])
+def test_text_as_category_changes_nothing_gx_returns_or_renders(expectations, scenario):
+    """GX computes the same results and renders the same page from the categorical frame."""
+    from include.retrainer import validation
+
+    df = make_churn_frame(seed=9)
+    if scenario == "unknown_values":
+        df.loc[df.index[:3], "region"] = "mars"
+        df.loc[df.index[10:200], "contract"] = "lifetime"
+    elif scenario == "nulls_and_empty":
+        df.loc[df.index[:9], "contract"] = None
+        df.loc[df.index[20:23], "payment_method"] = ""
+    elif scenario == "missing_column":
+        df = df.drop(columns=["region"])
+    elif scenario == "empty":
+        df = df.iloc[0:0]
+    assert isinstance(df["contract"].dtype, pd.StringDtype)
+    exps = validation._dedupe([validation._normalise_expectation(e, "x") for e in expectations])
+    typed = validation._text_columns_as_category(df, exps)
+    assert isinstance(typed["contract"].dtype, pd.CategoricalDtype) and df["contract"].dtype == "str"
+    validate_batch(df, expectations, "churn_typed")  # registers the suite
+    fmt = validation._RESULT_FORMAT
+    assert _gx_summary_run(typed, "churn_typed", fmt) == _gx_summary_run(df, "churn_typed", fmt)
+
+
+def test_text_stays_text_when_another_check_looks_at_it(expectations):
+    from include.retrainer import validation
+
+    df = make_churn_frame()
+    regex = {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "region", "regex": "^[a-z]+$"}}
+    typed = validation._text_columns_as_category(df, [*expectations, regex])
+    assert typed["region"].dtype == "str" and typed["contract"].dtype == "category"
+    conditional = {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": "contract", "row_condition": 'region=="north"', "condition_parser": "pandas"},
+    }
+    assert validation._text_columns_as_category(df, [*expectations, conditional]) is df
+
+
 def test_warm_up_prepares_what_validate_batch_uses(expectations, tmp_path):
     """warm_up registers the very suite validate_batch then runs, and keeps one page view."""
     from include.retrainer import validation
