@@ -69,6 +69,9 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
     # batch is read. Nothing is skipped -- validate_batch below validates every expectation --
     # and it waits on the same lock if the warm-up is not done. A warm-up failure (e.g. a bad
     # suite) is left to validate_batch, which raises it in this thread with its full message.
+    # The warm-up also freezes the objects GX's import created out of the garbage collector's
+    # reach (``freeze_gc``): a task process validates once, and a full collection walking them
+    # would otherwise land inside the validation.
     import pandas  # noqa: F401  (both sides need it: imported once, here, before they overlap)
 
     warm_up = threading.Thread(target=_warm_up, args=(validation, suite_name, expectations), name="gx-warm-up")
@@ -127,7 +130,7 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
 
 def _warm_up(validation: Any, suite_name: str, expectations: list[dict[str, Any]]) -> None:
     try:
-        validation.warm_up(suite_name, expectations)
+        validation.warm_up(suite_name, expectations, freeze_gc=True)
     except Exception:  # validate_batch meets the same problem and raises it properly
         log.debug("GX warm-up failed; validate_batch will report the cause", exc_info=True)
 
