@@ -77,11 +77,6 @@ def timed(module, label):
     body.pop("data_docs_index", None)
     return seconds, body, len(files), size
 
-out = {"rows": len(frame), "pandas_import_s": pandas_import, "read_s": min(reads), "gx_import_s": gx_import}
-first, body_after, files, size = timed(after, "after")
-steady = [timed(after, "after")[0] for _ in range(cfg["repeats"])]
-out.update(after_first_s=first, after_steady_s=min(steady), after_docs_files=files, after_docs_bytes=size,
-           success=body_after["success"], failed=len(body_after["failed_expectations"]))
 def load(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -89,18 +84,31 @@ def load(name, path):
     spec.loader.exec_module(module)
     return module
 
+out = {"rows": len(frame), "pandas_import_s": pandas_import, "read_s": min(reads), "gx_import_s": gx_import}
+first, body_after, files, size = timed(after, "after")
+out.update(after_first_s=first, after_docs_files=files, after_docs_bytes=size,
+           success=body_after["success"], failed=len(body_after["failed_expectations"]))
+modules = {"after": after}
 if cfg["previous_source"]:
-    previous = load("validation_previous", cfg["previous_source"])
-    runs = [timed(previous, "previous") for _ in range(cfg["repeats"])]
-    out.update(previous_s=min(r[0] for r in runs), previous_identical=runs[0][1] == body_after)
+    modules["previous"] = load("validation_previous", cfg["previous_source"])
+    timed(modules["previous"], "previous")  # its own first call (context, suite) is not "steady"
 if cfg["before_source"]:
-    before = load("validation_before", cfg["before_source"])
-    runs = [timed(before, "before") for _ in range(cfg["before_repeats"])]
-    out.update(before_s=min(r[0] for r in runs), before_docs_files=runs[0][2], before_docs_bytes=runs[0][3],
-               identical=runs[0][1] == body_after)
+    modules["before"] = load("validation_before", cfg["before_source"])
+# Alternate the versions round by round, so load spikes on a shared machine hit them alike.
+runs = {label: [] for label in modules}
+for round_ in range(cfg["repeats"]):
+    for label, module in modules.items():
+        if label != "before" or round_ < cfg["before_repeats"]:
+            runs[label].append(timed(module, label))
+out["after_steady_s"] = min(r[0] for r in runs["after"])
+if "previous" in runs:
+    out.update(previous_s=min(r[0] for r in runs["previous"]), previous_identical=runs["previous"][0][1] == body_after)
+if "before" in runs:
+    b = runs["before"]
+    out.update(before_s=min(r[0] for r in b), before_docs_files=b[0][2], before_docs_bytes=b[0][3],
+               identical=b[0][1] == body_after)
     if not out["identical"]:
-        diff = [k for k in body_after if body_after[k] != runs[0][1].get(k)]
-        out["differences"] = diff
+        out["differences"] = [k for k in body_after if body_after[k] != b[0][1].get(k)]
 print("RESULT " + json.dumps(out))
 """
 
@@ -237,10 +245,10 @@ def run(quick: bool) -> dict[str, Any]:
             cfg = {
                 "parquet": str(parquet),
                 "expectations": str(exp_path),
-                "repeats": 1 if rows >= 1_000_000 else 2,
+                "repeats": 1 if rows > 1_000_000 else 3 if rows == 1_000_000 else 5,
                 "before_source": str(before) if before is not None and rows in before_sizes else "",
                 "previous_source": str(previous) if previous is not None and rows in before_sizes else "",
-                "before_repeats": 1,
+                "before_repeats": 1 if rows >= 1_000_000 else 2,
             }
             fig = _subprocess_result(_SCRIPT, cfg, env, f"{rows} rows")
             fig["parquet_bytes"] = parquet.stat().st_size

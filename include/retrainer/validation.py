@@ -15,8 +15,13 @@ Design notes:
   takes ~3 s to import and ``pandas`` is not free either; Airflow parses DAG
   files (which import ``include.retrainer``) constantly, so both are imported
   lazily inside the functions that need them.
-* Every run uses a fresh *ephemeral* GX context, so nothing is written to a
-  ``gx/`` project directory and parallel task runs cannot collide.
+* GX runs in one *ephemeral* context per process (built once, see :class:`_GxRuntime`),
+  so nothing is written to a ``gx/`` project directory and parallel task runs cannot
+  collide; :func:`warm_up` lets a task build it while the batch is still downloading.
+* GX is handed the frame as it is, except that Arrow-backed columns are converted (see
+  below) and text columns that only membership/null checks look at become ``category``
+  (:func:`_text_columns_as_category`): same values, same GX results, far cheaper for GX's
+  whole-frame filters.
 * Problems in the data never raise: they become failed expectations in the
   report (including columns missing from the batch).  Problems in the *suite*
   (unknown expectation type, kwargs GX rejects, unreadable file) raise
