@@ -545,8 +545,8 @@ def _count_duplicated_rows(df: pd.DataFrame) -> int:
 
     The first column, when its values are integers or timestamps (compared by pandas as the
     same int64s), is checked by sorting rather than hashing: equal neighbours in the sorted
-    values are the repeated values; none means no row repeats another. Otherwise its rows
-    holding those few values are the candidates (pandas' hash-based check if there are many).
+    values are the repeated values; none means no row repeats another. Otherwise the rows
+    holding a repeated value (found by binary search) are the candidates.
     """
     import numpy as np
 
@@ -564,12 +564,9 @@ def _count_duplicated_rows(df: pd.DataFrame) -> int:
                 repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
                 if not len(repeated):
                     return 0
-                if len(repeated) <= 16:
-                    mask = np.zeros(len(values), dtype=bool)
-                    for value in repeated:
-                        mask |= values == value
-                else:
-                    mask = column.duplicated(keep=False).to_numpy()
+                # Rows holding a repeated value: a binary search among the (sorted) repeated ones.
+                at = np.minimum(np.searchsorted(repeated, values), len(repeated) - 1)
+                mask = repeated[at] == values
             else:
                 mask = column.duplicated(keep=False).to_numpy()
             rows = np.flatnonzero(mask) if rows is None else rows[mask]
