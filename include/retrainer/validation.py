@@ -15,8 +15,13 @@ Design notes:
   takes ~3 s to import and ``pandas`` is not free either; Airflow parses DAG
   files (which import ``include.retrainer``) constantly, so both are imported
   lazily inside the functions that need them.
-* Every run uses a fresh *ephemeral* GX context, so nothing is written to a
-  ``gx/`` project directory and parallel task runs cannot collide.
+* GX runs in one *ephemeral* context per process (built once, see :class:`_GxRuntime`),
+  so nothing is written to a ``gx/`` project directory and parallel task runs cannot
+  collide; :func:`warm_up` lets a task build it while the batch is still downloading.
+* GX is handed the frame as it is, except that Arrow-backed columns are converted (see
+  below) and text columns that only membership/null checks look at become ``category``
+  (:func:`_text_columns_as_category`): same values, same GX results, far cheaper for GX's
+  whole-frame filters.
 * Problems in the data never raise: they become failed expectations in the
   report (including columns missing from the batch).  Problems in the *suite*
   (unknown expectation type, kwargs GX rejects, unreadable file) raise
@@ -63,6 +68,7 @@ __all__ = [
     "check_expectations",
     "reset_gx_runtime",
     "load_suite_file",
+    "warm_up",
     "schema_expectations",
     "validate_batch",
 ]
@@ -533,26 +539,59 @@ def _count_duplicated_rows(df: pd.DataFrame) -> int:
     """Exactly ``df.duplicated().sum()``, without factorizing every column of every row.
 
     A row that is unique in one column cannot repeat another row, so columns are checked one
-    at a time on the rows still in question, cheapest and most selective first (floats and
-    timestamps before text); a real batch usually has no candidate left after one or two
-    columns. The exact pandas comparison then runs on the remaining rows only (usually none).
+    at a time on the rows still in question, most selective first (timestamps, then floats,
+    integers, text); a real batch usually has no candidate left after one or two columns. The
+    exact pandas comparison then runs on the remaining rows only (usually none).
+
+    The first column, when its values are integers or timestamps (compared by pandas as the
+    same int64s), is checked by sorting rather than hashing: equal neighbours in the sorted
+    values are the repeated values; none means no row repeats another. Otherwise the rows
+    holding a repeated value (found by binary search) are the candidates.
     """
     import numpy as np
 
     def order(col: Any) -> int:
         kind = df[col].dtype.kind
-        return 0 if kind in "fMm" else 1 if kind in "iu" else 2
+        return 0 if kind in "Mm" else 1 if kind == "f" else 2 if kind in "iu" else 3
 
-    candidates = np.ones(len(df), dtype=bool)
+    rows: Any = None  # positions of the rows still in question; None while it is all of them
     try:
         for col in sorted(df.columns, key=order):
-            column = df[col] if candidates.all() else df[col][candidates]
-            candidates[candidates] = column.duplicated(keep=False).to_numpy()
-            if not candidates.any():
+            column = df[col] if rows is None else df[col].take(rows)
+            values = _exact_int_values(column) if rows is None else None
+            if values is not None and len(values) > 1:
+                ordered = np.sort(values)
+                repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+                if not len(repeated):
+                    return 0
+                # Rows holding a repeated value: a binary search among the (sorted) repeated ones.
+                at = np.minimum(np.searchsorted(repeated, values), len(repeated) - 1)
+                mask = repeated[at] == values
+            else:
+                mask = column.duplicated(keep=False).to_numpy()
+            rows = np.flatnonzero(mask) if rows is None else rows[mask]
+            if not len(rows):
                 return 0
-        return int(df[candidates].duplicated().sum())
+        return int(df.take(rows).duplicated().sum())
     except TypeError:  # unhashable cells (lists, dicts): not a tabular duplicate question
         return 0
+
+
+def _exact_int_values(column: pd.Series) -> Any:
+    """int64-like numpy values equal exactly where ``duplicated()`` sees equal cells, or None.
+
+    Plain numpy integer columns, and datetime/timedelta columns (tz-aware too) as the int64s
+    pandas compares (NaT is one fixed int64, so NaT equals NaT as in pandas). Floats are left
+    out (NaN equals NaN for pandas but not for numpy), as are nullable and text columns.
+    """
+    import numpy as np
+
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return column.to_numpy()
+    if dtype.kind in "Mm":
+        return getattr(column.array, "asi8", None)
+    return None
 
 
 def _normalise_arrow_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -568,6 +607,52 @@ def _normalise_arrow_columns(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy(deep=False)
     for col in arrow_cols:
         out[col] = df[col].convert_dtypes(dtype_backend="numpy_nullable")
+    return out
+
+
+#: Expectations whose GX result does not depend on whether a text column is ``str`` or
+#: ``category`` (same values, same nulls): they only test membership and nullness, or look at
+#: the column's name. Verified result by result and on the rendered page by
+#: tests/unit/test_validation.py; anything else about a column keeps it as it is.
+_CATEGORY_SAFE_EXPECTATIONS = frozenset(
+    {
+        "expect_column_to_exist",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+    }
+)
+
+
+def _text_columns_as_category(df: pd.DataFrame, expectations: list[dict]) -> pd.DataFrame:
+    """Hand GX ``str`` columns as ``category`` where only membership/null checks look at them.
+
+    GX's pandas engine filters the *whole frame* (every column) for each column-map
+    expectation to list unexpected rows; for Arrow-backed ``str`` columns that copy of every
+    string dominates the run at 1M rows. A categorical column holds the same values as small
+    integer codes, so those copies are cheap and ``isin`` / ``isnull`` run on the codes. The
+    values, nulls and therefore every GX result are unchanged; the caller's frame is not
+    modified. Nothing is converted when an expectation has a ``row_condition`` (it may name
+    any column) or when any expectation outside :data:`_CATEGORY_SAFE_EXPECTATIONS` (a
+    type, length, regex, min/max, multi-column check ...) is about the column.
+    """
+    import pandas as pd
+
+    safe: dict[str, bool] = {}
+    for exp in expectations:
+        kwargs = exp.get("kwargs") or {}
+        if kwargs.get("row_condition"):
+            return df
+        for column in _columns_of(kwargs):
+            ok = exp.get("type") in _CATEGORY_SAFE_EXPECTATIONS and kwargs.get("column") is not None
+            safe[column] = safe.get(column, True) and ok
+    text = [c for c in df.columns if safe.get(str(c)) and isinstance(df[c].dtype, pd.StringDtype)]
+    if not text:
+        return df
+    out = df.copy(deep=False)
+    for col in text:
+        out[col] = df[col].astype("category")
     return out
 
 
@@ -648,7 +733,16 @@ class ValidationReport:
 # ----------------------------------------------------------------- per-process GX runtime
 
 #: Result format of every run: counts, percentages and a few offending values per expectation.
-_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": _MAX_UNEXPECTED_VALUES}
+#: ``return_unexpected_index_query: False`` is GX's own default for SUMMARY (the query string is
+#: only put in COMPLETE results), spelled out because GX otherwise still *computes* that metric
+#: for every column-map expectation -- a filter of the whole frame, all columns, per expectation
+#: -- and then discards it. Said explicitly, GX's query metric returns at once; every result GX
+#: returns, and so the report and the Data Docs page, is unchanged (tests/unit/test_validation.py).
+_RESULT_FORMAT = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": _MAX_UNEXPECTED_VALUES,
+    "return_unexpected_index_query": False,
+}
 
 
 @dataclass
@@ -672,6 +766,9 @@ class _GxRuntime:
     context: Any
     batch_definition: Any
     suites: dict[str, _PreparedSuite] = field(default_factory=dict)
+    #: GX's Jinja page view for Data Docs. Its Jinja environment compiles the ~20 templates of a
+    #: page on first use (~80 ms) and keeps them: one view per process compiles them once.
+    page_view: Any = None
 
 
 _runtime: _GxRuntime | None = None
@@ -691,6 +788,15 @@ def _gx_runtime() -> _GxRuntime:
         asset = datasource.add_dataframe_asset(name="batch")
         _runtime = _GxRuntime(context, asset.add_batch_definition_whole_dataframe(name="whole_batch"))
     return _runtime
+
+
+def _page_view(runtime: _GxRuntime) -> Any:
+    """The process's GX Jinja page view (templates compiled once, then kept)."""
+    if runtime.page_view is None:
+        from great_expectations.render.view import DefaultJinjaPageView
+
+        runtime.page_view = DefaultJinjaPageView()
+    return runtime.page_view
 
 
 def _release_batches(runtime: _GxRuntime) -> None:
@@ -723,6 +829,47 @@ def _prepared_suite(runtime: _GxRuntime, suite_name: str, expectations: list[dic
     return prepared
 
 
+def warm_up(suite_name: str | None = None, expectations: list[dict] | None = None, *, freeze_gc: bool = False) -> None:
+    """Do now what the first :func:`validate_batch` of a process would do before looking at data.
+
+    Imports Great Expectations (seconds), builds the process's context, compiles the Data Docs
+    page templates and, given ``suite_name``/``expectations``, registers that suite as
+    :func:`validate_batch` will (same normalisation, so it finds it). Nothing is validated and
+    nothing is skipped later: :func:`validate_batch` runs every expectation on the frame.
+
+    Meant to run in a background thread while the batch is downloaded (see
+    ``include/retrainer/steps/validate.py``); holds the runtime lock, so a concurrent
+    :func:`validate_batch` simply waits for it. Raises what those steps raise (e.g. SuiteError).
+
+    ``freeze_gc=True`` (for a task process, which validates once and exits) then moves every
+    object alive -- GX's ~300k module-level objects, mostly -- to the garbage collector's
+    permanent generation (:func:`gc.freeze`). Otherwise the first full collection, typically
+    triggered inside the first validation, walks them all (~0.3 s measured) to free nothing.
+    Objects created later are collected as usual.
+    """
+    _quiet_gx()
+    import great_expectations  # noqa: F401  (the expensive part: GX's package import)
+    from great_expectations.core.run_identifier import RunIdentifier  # noqa: F401
+    from great_expectations.render.renderer import ValidationResultsPageRenderer  # noqa: F401
+    from great_expectations.validator.v1_validator import Validator  # noqa: F401
+
+    with _runtime_lock:
+        runtime = _gx_runtime()
+        env = _page_view(runtime).env
+        for name in env.list_templates():
+            if not name.startswith("markdown_"):  # the HTML page's templates (and its CSS)
+                env.get_template(name)
+        if suite_name and expectations is not None:
+            normalised = [
+                _normalise_expectation(e, f"suite {suite_name!r}, expectation #{i}") for i, e in enumerate(expectations)
+            ]
+            _prepared_suite(runtime, suite_name, _dedupe(normalised))
+    if freeze_gc:
+        import gc
+
+        gc.freeze()
+
+
 def reset_gx_runtime() -> None:
     """Drop the per-process GX context (tests; a long-lived process that wants a clean slate)."""
     global _runtime
@@ -737,7 +884,7 @@ DATA_DOCS_FILE = "index.html"
 _RELATIVE_LINK_RE = re.compile(r'(href|src)="((?:\.\./)+|\./)([^"#]*)"')
 
 
-def _write_data_docs(suite_result: Any, docs_dir: Path) -> Path:
+def _write_data_docs(suite_result: Any, docs_dir: Path, page_view: Any) -> Path:
     """Render this validation's GX Data Docs page into ONE self-contained HTML file.
 
     GX's site builder writes the whole static site (fonts, images, scripts: ~4 MB, 20+ files)
@@ -750,9 +897,8 @@ def _write_data_docs(suite_result: Any, docs_dir: Path) -> Path:
 
     import great_expectations
     from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
 
-    html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(suite_result))
+    html = page_view.render(ValidationResultsPageRenderer().render(suite_result))
     favicon = Path(great_expectations.__file__).parent / "render" / "view" / "static" / "images" / "favicon.ico"
     favicon_uri = (
         "data:image/x-icon;base64," + base64.b64encode(favicon.read_bytes()).decode() if favicon.is_file() else ""
@@ -812,7 +958,7 @@ def validate_batch(
         prepared = _prepared_suite(runtime, suite_name, expectations)
         validator = Validator(
             batch_definition=runtime.batch_definition,
-            batch_parameters={"dataframe": _normalise_arrow_columns(df)},
+            batch_parameters={"dataframe": _text_columns_as_category(_normalise_arrow_columns(df), expectations)},
             result_format=_RESULT_FORMAT,
         )
         # The validator alone: a ValidationDefinition or Checkpoint would also serialise the
@@ -858,7 +1004,8 @@ def validate_batch(
         suite_result.meta["run_id"] = run_id
         suite_result.meta["validation_time"] = run_id.run_time
         suite_result.meta["batch_parameters"] = {"dataframe": "<in-memory DataFrame>"}
-        docs_index = str(_write_data_docs(suite_result, docs_dir))
+        with _runtime_lock:  # the shared Jinja environment compiles templates lazily
+            docs_index = str(_write_data_docs(suite_result, docs_dir, _page_view(runtime)))
 
     return ValidationReport(
         success=bool(suite_result.success),

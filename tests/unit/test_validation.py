@@ -373,6 +373,118 @@ def test_suite_is_reused_while_unchanged_and_replaced_when_changed(expectations)
     assert validate_batch(df, expectations, "churn_reuse").success
 
 
+def _gx_summary_run(df: pd.DataFrame, suite_name: str, result_format: dict) -> tuple[list[dict], str]:
+    """GX's validator on ``df`` with ``result_format``: each result dict and the rendered page."""
+    import re
+
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+    from great_expectations.validator.v1_validator import Validator
+
+    from include.retrainer import validation
+
+    runtime = validation._gx_runtime()
+    prepared = runtime.suites[suite_name]
+    validator = Validator(
+        batch_definition=runtime.batch_definition, batch_parameters={"dataframe": df}, result_format=result_format
+    )
+    try:
+        result = validator.validate_expectation_suite(prepared.suite)
+    finally:
+        validation._release_batches(runtime)
+    results = sorted(
+        (prepared.index_by_id[str(r.expectation_config.id)], r.success, r.result, r.exception_info)
+        for r in result.results
+    )
+    html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+    # Random element ids and GX's load time differ from run to run whatever the format.
+    html = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>", html)
+    html = re.sub(r"\d{8}T\d{6}\.\d{6}Z", "<time>", html)
+    return json.loads(json.dumps(results, default=str)), html
+
+
+@pytest.mark.parametrize("scenario", ["clean", "bad_values", "text_in_numeric", "missing_column"])
+def test_result_format_changes_nothing_gx_returns_or_renders(expectations, scenario):
+    """Our result format only stops GX computing the index query SUMMARY discards anyway."""
+    from include.retrainer import validation
+
+    df = make_churn_frame(seed=5)
+    if scenario == "bad_values":  # some in the counts table (few distinct values), a flood of others
+        df.loc[df.index[:3], "region"] = "mars"
+        df.loc[df.index[10:200], "contract"] = "lifetime"
+        df.loc[df.index[:40], "monthly_charges"] = 5000.0
+    elif scenario == "text_in_numeric":
+        df["tenure_months"] = df["tenure_months"].astype(object)
+        df.loc[df.index[:7], "tenure_months"] = "n/a"
+    elif scenario == "missing_column":
+        df = df.drop(columns=["region"])
+    validate_batch(df, expectations, "churn_format")  # registers the suite
+    ours = _gx_summary_run(df, "churn_format", validation._RESULT_FORMAT)
+    plain = _gx_summary_run(df, "churn_format", {"result_format": "SUMMARY", "partial_unexpected_count": 10})
+    assert ours[0] == plain[0]
+    assert ours[1] == plain[1]
+
+
+@pytest.mark.parametrize("scenario", ["clean", "unknown_values", "nulls_and_empty", "missing_column", "empty"])
+def test_text_as_category_changes_nothing_gx_returns_or_renders(expectations, scenario):
+    """GX computes the same results and renders the same page from the categorical frame."""
+    from include.retrainer import validation
+
+    df = make_churn_frame(seed=9)
+    if scenario == "unknown_values":
+        df.loc[df.index[:3], "region"] = "mars"
+        df.loc[df.index[10:200], "contract"] = "lifetime"
+    elif scenario == "nulls_and_empty":
+        df.loc[df.index[:9], "contract"] = None
+        df.loc[df.index[20:23], "payment_method"] = ""
+    elif scenario == "missing_column":
+        df = df.drop(columns=["region"])
+    elif scenario == "empty":
+        df = df.iloc[0:0]
+    assert isinstance(df["contract"].dtype, pd.StringDtype)
+    exps = validation._dedupe([validation._normalise_expectation(e, "x") for e in expectations])
+    typed = validation._text_columns_as_category(df, exps)
+    assert isinstance(typed["contract"].dtype, pd.CategoricalDtype) and df["contract"].dtype == "str"
+    validate_batch(df, expectations, "churn_typed")  # registers the suite
+    fmt = validation._RESULT_FORMAT
+    assert _gx_summary_run(typed, "churn_typed", fmt) == _gx_summary_run(df, "churn_typed", fmt)
+
+
+def test_text_stays_text_when_another_check_looks_at_it(expectations):
+    from include.retrainer import validation
+
+    df = make_churn_frame()
+    regex = {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "region", "regex": "^[a-z]+$"}}
+    typed = validation._text_columns_as_category(df, [*expectations, regex])
+    assert typed["region"].dtype == "str" and typed["contract"].dtype == "category"
+    conditional = {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": "contract", "row_condition": 'region=="north"', "condition_parser": "pandas"},
+    }
+    assert validation._text_columns_as_category(df, [*expectations, conditional]) is df
+
+
+def test_warm_up_prepares_what_validate_batch_uses(expectations, tmp_path):
+    """warm_up registers the very suite validate_batch then runs, and keeps one page view."""
+    from include.retrainer import validation
+
+    validation.warm_up("churn_warm", expectations)
+    runtime = validation._gx_runtime()
+    prepared, view = runtime.suites["churn_warm"], runtime.page_view
+    assert view is not None
+    df = make_churn_frame(seed=3)
+    df.loc[df.index[:60], "monthly_charges"] = 5000.0
+    warm = validate_batch(df, expectations, "churn_warm", data_docs_dir=tmp_path / "a")
+    assert runtime.suites["churn_warm"] is prepared and runtime.page_view is view
+    cold = validate_batch(df, expectations, "churn_cold", data_docs_dir=tmp_path / "b")
+    assert not warm.success
+    assert {**warm.to_dict(), "data_docs_index": None, "suite_name": ""} == {
+        **cold.to_dict(),
+        "data_docs_index": None,
+        "suite_name": "",
+    }
+
+
 def test_the_validated_frame_is_not_kept_alive(expectations):
     """The per-process GX context must not pin the last batch (it can be millions of rows)."""
     import gc
@@ -402,6 +514,28 @@ def test_duplicate_row_count_equals_pandas(seed):
     with pytest.raises(TypeError):
         lists.duplicated()
     assert _count_duplicated_rows(lists) == 0
+
+
+@pytest.mark.parametrize("tz", [None, "UTC"])
+def test_duplicate_row_count_equals_pandas_when_timestamps_repeat(tz):
+    """The sort-based check of an int/timestamp first column: repeats, NaT pairs, near misses."""
+    from include.retrainer.validation import _count_duplicated_rows
+
+    df = make_churn_frame(400, seed=4)
+    df["event_ts"] = df["event_ts"].dt.tz_localize(tz)
+    assert _count_duplicated_rows(df) == int(df.duplicated().sum()) == 0  # all timestamps distinct
+    same_ts = df.copy()
+    same_ts.loc[same_ts.index[10:14], "event_ts"] = same_ts["event_ts"].iloc[0]  # other columns differ
+    assert _count_duplicated_rows(same_ts) == int(same_ts.duplicated().sum()) == 0
+    copies = pd.concat([df, df.iloc[[3, 3, 7]]], ignore_index=True)
+    assert _count_duplicated_rows(copies) == int(copies.duplicated().sum()) == 3
+    nat = pd.concat([df, df.iloc[[5, 6]]], ignore_index=True)
+    nat.loc[[5, 6, len(df), len(df) + 1], "event_ts"] = pd.NaT  # two NaT rows, each with a copy
+    assert _count_duplicated_rows(nat) == int(nat.duplicated().sum()) == 2
+    many = pd.concat([df] * 2, ignore_index=True)  # more repeated values than compared one by one
+    assert _count_duplicated_rows(many) == int(many.duplicated().sum()) == len(df)
+    ints = pd.DataFrame({"a": [3, 1, 3, 2, 1], "b": [0, 0, 0, 1, 1]})
+    assert _count_duplicated_rows(ints) == int(ints.duplicated().sum()) == 1
 
 
 def test_numeric_type_check_across_dtypes():

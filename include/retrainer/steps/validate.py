@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -60,14 +61,32 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
     from include.retrainer import validation
 
     paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
-    batch = store.read_parquet(batch_uri)
+    expectations = suite_expectations(spec)
+    suite_name = f"{spec.name}_suite"
+    # ``import great_expectations`` costs seconds and the batch download is mostly waiting on
+    # the network and Arrow's decoder (both release the GIL): a background thread imports GX,
+    # builds the context, compiles the Data Docs templates and registers the suite while the
+    # batch is read. Nothing is skipped -- validate_batch below validates every expectation --
+    # and it waits on the same lock if the warm-up is not done. A warm-up failure (e.g. a bad
+    # suite) is left to validate_batch, which raises it in this thread with its full message.
+    # The warm-up also freezes the objects GX's import created out of the garbage collector's
+    # reach (``freeze_gc``): a task process validates once, and a full collection walking them
+    # would otherwise land inside the validation.
+    import pandas  # noqa: F401  (both sides need it: imported once, here, before they overlap)
+
+    warm_up = threading.Thread(target=_warm_up, args=(validation, suite_name, expectations), name="gx-warm-up")
+    warm_up.start()
+    try:
+        batch = store.read_parquet(batch_uri)
+    finally:
+        warm_up.join()
     days = sorted(str(d) for d in batch[PARTITION_COLUMN].unique())
     frame = batch.drop(columns=[PARTITION_COLUMN])
     with tempfile.TemporaryDirectory() as docs_dir:
         report = validation.validate_batch(
             frame,
-            suite_expectations(spec),
-            f"{spec.name}_suite",
+            expectations,
+            suite_name,
             data_docs_dir=docs_dir,
             run_name=interval_token(ctx.interval_start, ctx.interval_end),
             run_time=ctx.interval_end,
@@ -107,6 +126,13 @@ def validate_batch(store: ObjectStore, spec: ModelSpec, ctx: RunContext, batch_u
             log.info("released from quarantine: %s", ", ".join(released))
     log.info(result.summary)
     return result
+
+
+def _warm_up(validation: Any, suite_name: str, expectations: list[dict[str, Any]]) -> None:
+    try:
+        validation.warm_up(suite_name, expectations, freeze_gc=True)
+    except Exception:  # validate_batch meets the same problem and raises it properly
+        log.debug("GX warm-up failed; validate_batch will report the cause", exc_info=True)
 
 
 def quarantine_failing_days(
