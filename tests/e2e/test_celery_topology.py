@@ -3,8 +3,9 @@ on PostgreSQL, Redis as the broker, SeaweedFS as the persistent S3 store
 (``scripts/stack.py up --executor celery``), one stack for the module.
 
 * a multi-week backfill of the demo churn model ends with the story the in-process tests
-  assert for those weeks (tests/e2e/test_churn_weeks.py: cold start promoted, stable week
-  skipped, drift week promoted; versions 1 and 2; champion 2), and task instances ran on
+  assert for those weeks (tests/e2e/test_churn_weeks.py, data from three weeks before W1:
+  cold start promoted, stable week skipped, drift week promoted; versions 1 and 2;
+  champion 2), and task instances ran on
   both workers (hostnames recorded by Airflow, log files under each worker's name);
 * state survives ``down`` + ``up``: raw data, artefacts, model versions and the champion
   are still there, and the next week's run starts from the same champion;
@@ -43,6 +44,10 @@ from scripts import services
 ROOT = Path(__file__).resolve().parents[2]
 W1 = dt.date(2026, 1, 4)  # a Sunday, as in test_churn_weeks.py (same data generator and seed)
 WEEKS = [W1 + dt.timedelta(weeks=i) for i in range(6)]
+# As in test_churn_weeks.py, data begins three weeks before W1: the cold start's 4-week window is
+# full, so week 2 is a stable week (a cold start on 7 days would be retrained at week 2 for the
+# data growth alone).
+HISTORY = W1 - dt.timedelta(weeks=3)
 DAG_ID = "retrain_churn"
 
 pytestmark = pytest.mark.timeout(2400)
@@ -229,7 +234,7 @@ def test_startup_reports_every_part(celery_stack):
 def test_backfill_on_two_workers_matches_the_in_process_story(celery_stack):
     stack, _ = celery_stack
     s3 = stack.s3()
-    frames = demo_data.generate_churn(W1, days=7 * len(WEEKS), rows_per_day=2000, drift_start=WEEKS[2])
+    frames = demo_data.generate_churn(HISTORY, days=21 + 7 * len(WEEKS), rows_per_day=2000, drift_start=WEEKS[2])
     demo_data.write_partitions(s3, "raw-data", "churn", frames)
     raw_before = raw_etags(s3)
     api = stack.api()
@@ -373,7 +378,7 @@ def test_two_models_backfilled_at_once(celery_stack):
     stack, _ = celery_stack
     s3 = stack.s3()
     api = stack.api()
-    frames = demo_data.generate_churn(W1, days=14, rows_per_day=2000)
+    frames = demo_data.generate_churn(HISTORY, days=21 + 14, rows_per_day=2000)
     for name in EXTRA_MODELS:
         demo_data.write_partitions(s3, "raw-data", name, frames)
     for name in EXTRA_MODELS:

@@ -1,5 +1,8 @@
 """The demo churn DAG over consecutive weeks, on real moto S3, MLflow and Airflow.
 
+Data begins three weeks before week 1, so the cold start trains on a full four-week window
+(a model trained on a short first window would be retrained at week 2 for the data growth
+alone; tests/e2e/test_tickets_multiclass.py covers that).
 Week 1: cold start -> promoted. Week 2: stable -> skipped, champion unchanged.
 Week 3: drift event -> retrained; the decision equals the paired ROC AUC test (recomputed
 with sklearn) and the mid-p McNemar guard (scipy) from the stored paired predictions.
@@ -25,6 +28,7 @@ from tests.e2e.conftest import DagRunner
 ROOT = Path(__file__).resolve().parents[2]
 W1 = dt.date(2026, 1, 4)  # a Sunday: Airflow's @weekly intervals run Sunday to Sunday
 W2, W3, W4 = (W1 + dt.timedelta(weeks=i) for i in (1, 2, 3))
+HISTORY = W1 - dt.timedelta(weeks=3)  # churn.yaml's window is 4 weeks: the cold start's is full
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -32,7 +36,11 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture(scope="module")
 def churn(stack):
     frames = demo_data.generate_churn(
-        W1, days=28, rows_per_day=2000, drift_start=W3, shuffle_label_days=[W4 + dt.timedelta(days=i) for i in range(7)]
+        HISTORY,
+        days=49,
+        rows_per_day=2000,
+        drift_start=W3,
+        shuffle_label_days=[W4 + dt.timedelta(days=i) for i in range(7)],
     )
     demo_data.write_partitions(stack["s3"], "raw-data", "churn", frames)
     runner = DagRunner(ROOT / "include" / "models" / "churn.yaml", stack["s3"])
@@ -62,6 +70,9 @@ def test_weekly_story(churn, stack):
     assert s1["validation"]["success"] is True and s1["validation"]["failed_expectations"] == []
     assert s1["rows"] == 7 * 2000
     assert s1["metrics"]["challenger"]["roc_auc"] >= 0.70
+    # The cold start's window held the three weeks of history: a full window, no data gain due.
+    assert s1["evaluation"]["data_from"][:10] == HISTORY.isoformat()
+    assert "data_gain" not in s1["evaluation"]
     v1 = champion(client)
 
     # Week 2: same distribution -> gate closed, skipped, champion unchanged.
@@ -73,6 +84,11 @@ def test_weekly_story(churn, stack):
     for col, f in s2["drift"]["features"].items():
         assert set(f) >= {"method", "statistic", "p_value", "threshold", "drifted"}, col
     assert s2["challenger_version"] is None and s2["mcnemar"] is None
+    signals = {sig["name"]: sig for sig in s2["drift"]["signals"]}
+    assert {name for name, sig in signals.items() if sig["status"] == "fired"} == set(), s2["drift"]["signals"]
+    # The champion was trained on a full window: data growth stays quiet (1x < 2x).
+    assert signals["data_growth"]["status"] == "quiet" and signals["data_growth"]["statistic"] == pytest.approx(1.0)
+    assert signals["follow_up"]["status"] == "quiet", signals["follow_up"]  # a cold start is no change
     assert s2["champion_version_before"] == s2["champion_version_after"] == v1 == champion(client)
     assert runner.task_states(run)[TaskId.TRAIN_CHALLENGER] == "skipped"
 
