@@ -7,7 +7,8 @@ decides. Nothing here touches S3, MLflow or Airflow.
 
 * :func:`assess` — should we retrain? Combines the gate's signals (data drift weighted by
   the champion's feature importance, prediction drift, performance decay on the labelled
-  batch, champion age) by the rule configured in the model YAML.
+  batch, champion age, and the life-cycle signals data growth and follow-up after a change)
+  by the rule configured in the model YAML.
 * :func:`build_challenger` — fit the configured pipeline on the training window with a
   time-based evaluation set chosen from the days that HAVE data (a week whose last calendar
   days are empty still trains), grown until it has ``min_holdout_rows``; records the
