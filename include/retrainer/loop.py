@@ -89,14 +89,6 @@ class GateOutcome:
         """The fired signals that decided (what a challenger trained now is recorded as triggered by)."""
         return deciding_signals(self.rule, self.signals)
 
-
-def deciding_signals(rule: str | None, signals: Any) -> tuple[str, ...]:
-    """Names of the fired signals that count under ``rule`` (under ``cost`` the others are advice)."""
-    fired = [str(s.get("name")) for s in signals or () if s.get("status") == "fired"]
-    if rule == "cost":
-        fired = [name for name in fired if name in COST_RULE_SIGNALS]
-    return tuple(fired)
-
     def to_dict(self) -> dict:
         return {
             "retrain": self.retrain,
@@ -106,6 +98,14 @@ def deciding_signals(rule: str | None, signals: Any) -> tuple[str, ...]:
             "reference": self.reference,
             "signals": [dict(s) for s in self.signals],
         }
+
+
+def deciding_signals(rule: str | None, signals: Any) -> tuple[str, ...]:
+    """Names of the fired signals that count under ``rule`` (under ``cost`` the others are advice)."""
+    fired = [str(s.get("name")) for s in signals or () if s.get("status") == "fired"]
+    if rule == "cost":
+        fired = [name for name in fired if name in COST_RULE_SIGNALS]
+    return tuple(fired)
 
 
 @dataclass(frozen=True)
@@ -311,15 +311,15 @@ def learning_gain(spec: ModelSpec, model: Any, train: Any, holdout: Any) -> dict
         recent.append(day)
         rows += int(counts[day])
     half_rows = train[train[PARTITION_COLUMN].astype(str).isin(recent)]
+    y = holdout[spec.features.target].to_numpy()
+    c = spec.comparison
+    # An optional measurement: whatever goes wrong on the smaller sample (an estimator that
+    # needs more rows per class, a scorer undefined on these rows) leaves it unmeasured and
+    # never fails the training of the model itself.
     try:
         half = training.fit_pipeline(spec, half_rows)
-    except training.TrainingError:
-        return None
-    y = holdout[spec.features.target].to_numpy()
-    full_pred, full_proba = training.predict(model, holdout, spec)
-    half_pred, half_proba = training.predict(half, holdout, spec)
-    c = spec.comparison
-    try:
+        full_pred, full_proba = training.predict(model, holdout, spec)
+        half_pred, half_proba = training.predict(half, holdout, spec)
         yt, preds, probas, labels = compare.aligned_scores(
             y,
             {"half": half_pred, "full": full_pred},
@@ -339,7 +339,7 @@ def learning_gain(spec: ModelSpec, model: Any, train: Any, holdout: Any) -> dict
             bootstrap_resamples=c.bootstrap_resamples,
             seed=c.seed,
         )
-    except ValueError as exc:  # e.g. one class in the held-out rows: undefined AUC
+    except Exception as exc:
         log.info("learning gain not measured: %s", exc)
         return None
     effect, se = finite_or_none(test.effect), finite_or_none(test.se)
@@ -509,6 +509,8 @@ def assess(
         )
     if g.rule == "cost":
         decision = _cost_rule(gate, signals)
+    elif g.rule in ("all", "majority"):
+        decision = _vote_then_life_cycle(gate, signals, g.rule)
     else:
         decision = gate.combine_signals(signals, g.rule or "any")
     return GateOutcome(
@@ -654,8 +656,10 @@ def data_growth_signal(spec: ModelSpec, latest: ModelState, interval_end: dt.dat
     if growth is None:
         return _disabled("data_growth")
     span = _window_span_days(latest)
-    if span is None:
-        return _insufficient("data_growth", "the model records no first day of its training window")
+    if span is None:  # a model card written before this signal existed: nothing to compare
+        return SignalResult(
+            "data_growth", "disabled", None, None, None, None, "not recorded: an older model card without data_from"
+        )
     first = latest.trained_through - dt.timedelta(days=span)
     available = min(spec.training.window_weeks * 7.0, (interval_end - first).total_seconds() / 86400)
     ratio = available / span
@@ -765,6 +769,24 @@ def promotion_gain(comparison: dict | None) -> dict:
     test = (comparison or {}).get("paired_test") or {}
     effect, se = finite_or_none(test.get("effect")), finite_or_none(test.get("se"))
     return {} if effect is None else {"effect": effect, "se": se or 0.0}
+
+
+#: Signals that never vote under rules all/majority: they apply to few champions (a short first
+#: window, a change-driven promotion) and are quiet for the rest, so as votes they would make
+#: ``all`` unreachable; when one fires it retrains on its own, as under ``any``.
+LIFE_CYCLE_SIGNALS = ("data_growth", "follow_up")
+
+
+def _vote_then_life_cycle(gate: Any, signals: list, rule: str) -> Any:
+    """Rules all/majority over the drift, decay and age signals; a fired life-cycle signal also retrains."""
+    voting = [s for s in signals if s.name not in LIFE_CYCLE_SIGNALS]
+    decision = gate.combine_signals(voting, rule)
+    fired = [s for s in signals if s.name in LIFE_CYCLE_SIGNALS and s.status == "fired"]
+    if not fired:
+        return gate.GateDecision(decision.retrain, decision.reason, rule, tuple(signals))
+    reason = "retrain: " + " and ".join(f"{s.label} ({s.summary})" for s in fired)
+    reason += f" (life-cycle signal, outside the {rule} vote); the vote: {decision.reason}"
+    return gate.GateDecision(True, reason, rule, tuple(signals))
 
 
 def _cost_rule(gate: Any, signals: list) -> Any:

@@ -74,3 +74,7 @@ def test_growth_is_recorded_at_training_and_read_back_by_the_gate(mlflow_server,
     comparison = store.get_json_or_none(RunLayout.of(spec, START + WEEK, START + 2 * WEEK).comparison)
     assert loaded.gain == {"effect": comparison["paired_test"]["effect"], "se": comparison["paired_test"]["se"]}
     assert loaded.trigger == ("data_growth",)
+    # A forced re-run of that interval overwrites comparison.json with another version's: not its gain.
+    uri = RunLayout.of(spec, START + WEEK, START + 2 * WEEK).comparison
+    store.put_json(uri, {**comparison, "challenger_version": "999"})
+    assert steps.load_champion_state(store, mlflow_server, spec, version, client)[0].gain == {}

@@ -556,3 +556,59 @@ def test_a_model_records_only_the_signals_that_decided_as_its_trigger():
     # Under rule cost data drift is advice: an age refresh with drift in the air is not change-driven.
     assert loop.deciding_signals("cost", signals) == ("age",)
     assert loop.deciding_signals(None, []) == ()
+
+
+def test_gate_outcome_round_trips_to_a_dict_with_every_signal(trained):
+    spec, champion, end = trained
+    outcome = loop.assess(spec, champion, frame(7, 300, seed=36, start=end), end + dt.timedelta(days=7))
+    d = outcome.to_dict()
+    assert d["retrain"] is outcome.retrain and d["rule"] == "any"
+    assert [s["name"] for s in d["signals"]] == [s["name"] for s in outcome.signals]
+
+
+def test_under_rules_all_and_majority_the_life_cycle_signals_retrain_on_their_own_and_never_vote():
+    spec = spec_for(training={"window_weeks": 4}, drift={"gate": {"rule": "all"}})
+    end = START + dt.timedelta(days=7)
+    first = loop.build_challenger(spec, frame(7, 300, seed=37), end)
+    batch = frame(7, 300, seed=38, start=end)
+    grown = loop.assess(spec, first, batch, end + dt.timedelta(days=7))
+    assert grown.retrain and "outside the all vote" in grown.reason
+    assert signal(grown, "data_growth")["status"] == "fired"
+    # A full-window champion: both life-cycle signals quiet, and they are not counted as votes.
+    full_end = START + dt.timedelta(days=28)
+    full = loop.build_challenger(spec, frame(28, 100, seed=39), full_end)
+    quiet = loop.assess(spec, full, frame(7, 300, seed=40, start=full_end), full_end + dt.timedelta(days=7))
+    assert not quiet.retrain
+    assert "data growth" not in quiet.reason and "follow-up" not in quiet.reason
+    majority = spec_for(training={"window_weeks": 4}, drift={"gate": {"rule": "majority"}})
+    assert loop.assess(majority, first, batch, end + dt.timedelta(days=7)).retrain
+
+
+def test_a_model_card_without_data_from_disables_growth_with_a_note(trained):
+    import dataclasses
+
+    spec, champion, end = trained
+    old_card = dataclasses.replace(champion, evaluation={})
+    growth = signal(
+        loop.assess(spec, old_card, frame(7, 300, seed=41, start=end), end + dt.timedelta(days=7)), "data_growth"
+    )
+    assert growth["status"] == "disabled" and "older model card" in growth["summary"]
+
+
+def test_the_learning_gain_is_optional_and_never_fails_training(monkeypatch):
+    from include.retrainer import training
+
+    spec = spec_for(training={"window_weeks": 4})
+    window = frame(7, 300, seed=42)
+    real_fit = training.fit_pipeline
+    calls = []
+
+    def fit_once(spec_, rows):  # the model itself fits; the half-data refit blows up
+        calls.append(len(rows))
+        if len(calls) > 1:
+            raise ValueError("n_splits=5 cannot be greater than the number of members in each class")
+        return real_fit(spec_, rows)
+
+    monkeypatch.setattr(training, "fit_pipeline", fit_once)
+    state = loop.build_challenger(spec, window, START + dt.timedelta(days=7))
+    assert state.evaluation["data_gain"] is None and len(calls) == 2

@@ -142,7 +142,11 @@ def _comparison_of(store: ObjectStore, spec: ModelSpec, version: Any) -> dict | 
     if not (start and end):
         return None
     uri = RunLayout.of(spec, dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end)).comparison
-    return store.get_json_or_none(uri)
+    comparison = store.get_json_or_none(uri)
+    # A forced re-run of the interval overwrites the file with another version's comparison.
+    if comparison is None or str(comparison.get("challenger_version")) != str(version.version):
+        return None
+    return comparison
 
 
 def load_rejected_since(
