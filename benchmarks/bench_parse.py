@@ -3,7 +3,7 @@
 Three measurements, each in fresh interpreters (Airflow and the project imported the way the
 real process would have them):
 
-* **per file, 1 model**: the same measurement as the parse budget in
+* **per file, 1 model**: the same measurement as the parse timing printed by
   tests/dags/test_dag_integrity.py: ``runpy`` of each DAG file with the project's modules
   forgotten before every run, beyond Airflow's own import (which includes the airflow.*
   modules the dag-processor pre-imports for the file).
@@ -363,7 +363,7 @@ def markdown(fig: dict[str, Any]) -> str:
         "(asserted by tests/dags). _before_ = pure-Python YAML, no spec cache, no Airflow modules named "
         "for pre-import (the code as it was); _no cache_ = today's code with `RETRAIN_SPEC_CACHE=0`.",
         "",
-        "**Per DAG file, one model** (same measurement as the test's parse budget; best / median of runs; bytecode caching on):",
+        "**Per DAG file, one model** (same measurement as the parse timing tests/dags prints; best / median of runs; bytecode caching on):",
         "",
         "| file | before | after | target |",
         "|---|---|---|---|",
