@@ -20,16 +20,16 @@ Airflow modules; "no cache" keeps today's loader and switches the cache off
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from benchmarks.subproc import run_script
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS_DIR = ROOT / "dags"
@@ -209,13 +209,7 @@ def _env(models_dir: Path, airflow_home: Path, cache: bool) -> dict[str, str]:
 
 
 def _run(script: str, cfg: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(cfg)], env=env, capture_output=True, text=True, timeout=1800
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"parse benchmark subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return run_script(script, cfg, env, "parse benchmark subprocess", timeout=1800)
 
 
 def _ms(seconds: float) -> str:

@@ -37,6 +37,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.subproc import run_script
+
 ROOT = Path(__file__).resolve().parent.parent
 #: The commit whose validation module is "before" (the start of this work).
 BEFORE_COMMIT = "c3d4e2da791a619121a214bdde86d305e3e49e1b"
@@ -200,13 +202,7 @@ def _fits_in_memory(rows: int) -> bool:
 
 
 def _subprocess_result(script: str, cfg: dict[str, Any], env: dict[str, str], what: str) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(cfg)], env=env, capture_output=True, text=True, timeout=3600
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"validation benchmark ({what}) failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return run_script(script, cfg, env, f"validation benchmark ({what})", timeout=3600)
 
 
 def _task_start(parquet: Path, exp_path: Path, env: dict[str, str], rounds: int) -> dict[str, Any]:

@@ -280,11 +280,9 @@ def fit_challenger(spec: ModelSpec, train: Any, holdout: Any, info: dict, interv
 def _may_grow(spec: ModelSpec, info: dict, interval_end: dt.datetime) -> bool:
     """Whether the data-growth signal can ever fire for a model trained on this window."""
     growth = spec.drift.gate.min_data_growth
-    first = info.get("data_from")
-    if growth is None or not first:
+    span = _window_span_days(info, interval_end)
+    if growth is None or span is None:
         return False
-    start = dt.datetime.fromisoformat(str(first)[:10]).replace(tzinfo=interval_end.tzinfo)
-    span = max(1.0, (interval_end - start).total_seconds() / 86400)
     return span * growth <= spec.training.window_weeks * 7.0 + 1e-9
 
 
@@ -632,13 +630,13 @@ def follow_up_weeks(spec: ModelSpec) -> int | None:
     return max(1, spec.training.window_weeks // 2)
 
 
-def _window_span_days(state: ModelState) -> float | None:
-    """Days of data the model's window spanned: from its first day with rows to its interval end."""
-    first = (state.evaluation or {}).get("data_from")
+def _window_span_days(evaluation: dict | None, end: dt.datetime) -> float | None:
+    """Days of data a window spanned: from its first day with rows (``data_from``) to ``end``."""
+    first = (evaluation or {}).get("data_from")
     if not first:
         return None
-    start = dt.datetime.fromisoformat(str(first)[:10]).replace(tzinfo=state.trained_through.tzinfo)
-    return max(1.0, (state.trained_through - start).total_seconds() / 86400)
+    start = dt.datetime.fromisoformat(str(first)[:10]).replace(tzinfo=end.tzinfo)
+    return max(1.0, (end - start).total_seconds() / 86400)
 
 
 def data_growth_signal(spec: ModelSpec, latest: ModelState, interval_end: dt.datetime, who: str = "champion") -> Any:
@@ -655,7 +653,7 @@ def data_growth_signal(spec: ModelSpec, latest: ModelState, interval_end: dt.dat
     growth = spec.drift.gate.min_data_growth
     if growth is None:
         return _disabled("data_growth")
-    span = _window_span_days(latest)
+    span = _window_span_days(latest.evaluation, latest.trained_through)
     if span is None:  # a model card written before this signal existed: nothing to compare
         return SignalResult(
             "data_growth", "disabled", None, None, None, None, "not recorded: an older model card without data_from"
