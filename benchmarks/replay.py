@@ -265,6 +265,11 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
         except Exception as exc:
             records.append(WeekRecord(t, before, before, False, False, "unassessed", f"assess raised {exc!r}"))
             continue
+        served = getattr(outcome, "served", None)
+        if champion is not None and served:
+            # As the DAG stores it (<model>/served/v<version>/): the champion's metric on each
+            # batch it served, which performance decay pools into its baseline.
+            champion = dataclasses.replace(champion, served=(*champion.served, served))
         why = _unassessed(outcome) if champion is not None else None
         if not outcome.retrain:
             records.append(

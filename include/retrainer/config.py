@@ -224,6 +224,11 @@ class GateSpec(_Strict):
     critical_features: list[str] = Field(default_factory=list)
     #: Performance decay must exceed this drop of the primary metric (in metric units).
     min_decay: float = Field(0.0, ge=0)
+    #: Performance decay also pools the champion's metric over the latest weeks it served: it
+    #: tests the latest 1 .. this many weeks (this one included) against a baseline pooled over
+    #: its held-out rows and the weeks it served before them (Bonferroni over the windows).
+    #: 1: this week only, still against the pooled baseline.
+    decay_recent_weeks: int = Field(2, ge=1, le=52, strict=True)
     #: A champion this old (weeks since the end of its training window) is retrained anyway.
     #: Under rule ``cost`` the refresh age is the cost-optimal interval (see ``staleness_rate``),
     #: capped by this value only when it is set explicitly.

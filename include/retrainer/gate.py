@@ -20,6 +20,10 @@ Signals (each returns a :class:`SignalResult`)
   reported (1 - 2 alpha) confidence interval of the drop excludes
   ``min_decay`` exactly when ``p < alpha``.  The SEs are inputs, so this module
   does not care how they were obtained (DeLong, bootstrap, binomial).
+  :func:`served_decay_signal` is the form the loop uses: the baseline is pooled
+  (inverse variance, :func:`pool_estimates`) over the champion's held-out rows
+  and the weeks it has served, and the latest 1..k weeks are pooled and tested
+  against what came before them, Bonferroni over the k windows.
 * :func:`age_signal` - the champion is at least ``max_age_weeks`` old, so a
   champion that never drifts is still refreshed.  Deterministic: no p-value.
 
@@ -67,7 +71,9 @@ __all__ = [
     "combine_signals",
     "data_drift_signal",
     "performance_decay_signal",
+    "pool_estimates",
     "prediction_drift_signal",
+    "served_decay_signal",
 ]
 
 SIGNAL_STATUSES = ("fired", "quiet", "insufficient", "disabled")
@@ -421,6 +427,163 @@ def performance_decay_signal(
     op = ">" if fired else "not >"
     summary = f"{metric} {b:.3f} -> {c:.3f}, drop {drop:.3f} {op} {md:g}, p={_fmt_p(p)}"
     return SignalResult("performance_decay", "fired" if fired else "quiet", drop, md, p, alpha, summary, details)
+
+
+def pool_estimates(estimates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Inverse-variance pooled estimate of one metric measured on independent samples.
+
+    Each estimate is ``{"value", "se", "n"}``; the pooled value is
+    ``sum(v_i / se_i^2) / sum(1 / se_i^2)`` with ``se = 1 / sqrt(sum(1 / se_i^2))``, the
+    minimum-variance unbiased combination when every sample measures the same quantity.
+    A standard error of 0 (e.g. a perfect AUC on a small week) is replaced by ``1 / n``
+    (about the smallest SE a proportion measured on n rows can honestly claim), so no week
+    gets infinite weight. Returns ``{"value", "se", "n", "parts"}``.
+    """
+    if not estimates:
+        raise ValueError("pool_estimates needs at least one estimate")
+    weights, values, rows = [], [], 0
+    for e in estimates:
+        value, se = _finite_number(e.get("value"), "value"), _finite_number(e.get("se"), "se")
+        n = int(e.get("n") or 0)
+        if value is None or se is None or se < 0:
+            raise ValueError(f"each estimate needs a finite value and se >= 0; got {dict(e)!r}")
+        if se == 0:
+            se = 1.0 / max(n, 1)
+        weights.append(1.0 / (se * se))
+        values.append(value)
+        rows += n
+    total = float(sum(weights))
+    return {
+        "value": float(sum(w * v for w, v in zip(weights, values)) / total),
+        "se": float(1.0 / math.sqrt(total)),
+        "n": rows,
+        "parts": len(values),
+    }
+
+
+def served_decay_signal(
+    reference: Mapping[str, Any] | None,
+    served: Sequence[Mapping[str, Any]],
+    current: Mapping[str, Any] | None,
+    greater_is_better: bool,
+    alpha: float,
+    min_decay: float = 0.0,
+    metric: str = "metric",
+    recent_weeks: int = 2,
+) -> SignalResult:
+    """Performance decay against a baseline pooled over the weeks the champion has served.
+
+    ``reference`` is the champion's metric on its own held-out rows (``{"value", "se", "n"}``),
+    ``served`` its metric on each labelled batch it has served since (oldest first, same keys)
+    and ``current`` its metric on this week's batch. For each ``m`` in ``1 .. k`` with
+    ``k = min(recent_weeks, len(served) + 1)`` the latest ``m`` weeks (this one included) are
+    pooled (:func:`pool_estimates`) and compared with the pool of everything before them (the
+    held-out rows and the older served weeks): a one-sided z test of ``drop > min_decay``,
+    ``se = sqrt(se_before^2 + se_recent^2)`` (disjoint rows). The baseline's error shrinks as
+    the champion serves, and pooling the latest weeks catches a drop that builds up gradually.
+    The ``k`` tests are Bonferroni-corrected (each at ``alpha / k``), so on stationary data the
+    signal fires with probability ``<= alpha``; its ``p_value`` is ``min(1, k x smallest p)``
+    and its statistic the drop of that test. With no served week this is the test of
+    :func:`performance_decay_signal` (this week against the held-out rows).
+    """
+    from scipy.stats import norm
+
+    alpha = _check_alpha(alpha)
+    md = _finite_number(min_decay, "min_decay")
+    if md is None or md < 0:
+        raise ValueError(f"min_decay must be a finite number >= 0; got {min_decay!r}")
+    if isinstance(recent_weeks, bool) or not isinstance(recent_weeks, (int, np.integer)) or recent_weeks < 1:
+        raise ValueError(f"recent_weeks must be an integer >= 1; got {recent_weeks!r}")
+    details: dict[str, Any] = {
+        "metric": metric,
+        "greater_is_better": bool(greater_is_better),
+        "min_decay": md,
+        "recent_weeks": int(recent_weeks),
+        "served_weeks": len(served),
+    }
+    missing = [
+        name
+        for name, e in (("baseline", reference), ("current", current))
+        if e is None or _finite_number(e.get("value"), name) is None or _finite_number(e.get("se"), name) is None
+    ]
+    if missing:
+        return SignalResult(
+            "performance_decay",
+            "insufficient",
+            None,
+            md,
+            None,
+            alpha,
+            f"insufficient: {metric} {' and '.join(missing)} not available",
+            details,
+        )
+    assert reference is not None and current is not None
+    weeks = [dict(e) for e in served] + [dict(current)]
+    k = min(int(recent_weeks), len(weeks))
+    tests = []
+    for m in range(1, k + 1):
+        before = pool_estimates([dict(reference), *weeks[: len(weeks) - m]])
+        recent = pool_estimates(weeks[len(weeks) - m :])
+        drop = (before["value"] - recent["value"]) if greater_is_better else (recent["value"] - before["value"])
+        se = math.hypot(before["se"], recent["se"])
+        if se > 0:
+            z = (drop - md) / se
+            p = float(norm.sf(z))
+        else:
+            z = math.inf if drop > md else -math.inf
+            p = 0.0 if drop > md else 1.0
+        tests.append(
+            {
+                "recent_weeks": m,
+                "recent_value": recent["value"],
+                "recent_se": recent["se"],
+                "recent_rows": recent["n"],
+                "baseline_value": before["value"],
+                "baseline_se": before["se"],
+                "baseline_rows": before["n"],
+                "baseline_served_weeks": len(weeks) - m,
+                "drop": drop,
+                "se": se,
+                "z": z,
+                "p_value": p,
+            }
+        )
+    best = min(tests, key=lambda t: t["p_value"])
+    p_adj = min(1.0, k * best["p_value"])
+    half = float(norm.isf(alpha / k)) * best["se"]
+    fired = best["p_value"] < alpha / k
+    single = tests[0]
+    details.update(
+        tests=tests,
+        tests_run=k,
+        test_alpha=alpha / k,
+        deciding_recent_weeks=best["recent_weeks"],
+        # The single-week comparison, under the names the signal has always reported.
+        baseline_value=single["baseline_value"],
+        baseline_se=single["baseline_se"],
+        current_value=float(current["value"]),
+        current_se=float(current["se"]),
+        drop=best["drop"],
+        se=best["se"],
+        z=best["z"],
+        ci_level=1 - 2 * alpha / k,
+        ci_low=best["drop"] - half,
+        ci_high=best["drop"] + half,
+    )
+    m = best["recent_weeks"]
+    span = "this week" if m == 1 else f"last {m} weeks ({best['recent_rows']} rows)"
+    base_txt = "held-out rows" + (
+        f" + {best['baseline_served_weeks']} served week(s)" if best["baseline_served_weeks"] else ""
+    )
+    op = ">" if fired else "not >"
+    summary = (
+        f"{metric} {best['baseline_value']:.3f} ({base_txt}, {best['baseline_rows']} rows) -> "
+        f"{best['recent_value']:.3f} ({span}), drop {best['drop']:.3f} {op} {md:g}, "
+        f"p={_fmt_p(p_adj)}" + (f" (Bonferroni over {k} windows)" if k > 1 else "")
+    )
+    return SignalResult(
+        "performance_decay", "fired" if fired else "quiet", best["drop"], md, p_adj, alpha, summary, details
+    )
 
 
 def age_signal(age_weeks: float, max_age_weeks: float | None, basis: str | None = None) -> SignalResult:

@@ -80,6 +80,13 @@ class ModelLayout:
     def reference_summary(self, version: str, key: str) -> str:
         return f"{self.reference_summaries}/v{version}/{key}.npz"
 
+    def served_metrics(self, version: str | int) -> str:
+        """One JSON per week a version served as champion: its primary metric on that batch."""
+        return f"{self.prefix}/served/v{version}"
+
+    def served_week(self, version: str | int, start: dt.datetime, end: dt.datetime) -> str:
+        return f"{self.served_metrics(version)}/{interval_token(start, end)}.json"
+
     def run(self, start: dt.datetime, end: dt.datetime) -> RunLayout:
         return RunLayout(self, f"{self.prefix}/{interval_token(start, end)}")
 

@@ -64,6 +64,11 @@ class ModelState:
     #: ``{"effect", "se"}`` of the paired test of the primary metric (sign-adjusted; empty when
     #: unknown, e.g. a cold start). A follow-up is worth making when this was a real gain.
     gain: dict = field(default_factory=dict)
+    #: Its primary metric on each labelled batch it has served, oldest first:
+    #: ``{"interval_end", "value", "se", "n", "metric"}`` (what :func:`assess` returned as
+    #: ``GateOutcome.served`` each week; the DAG stores them per version). Performance decay
+    #: pools them into its baseline.
+    served: tuple[dict, ...] = ()
 
     @property
     def classes(self) -> list:
@@ -83,6 +88,9 @@ class GateOutcome:
     rule: str = "any"
     #: What the batch was compared with (the champion's data, or a later rejected challenger's).
     reference: str = "the champion's training data"
+    #: The champion's primary metric on this batch (``{"interval_end", "value", "se", "n",
+    #: "metric"}``), None when not measured: appended to its served history (ModelState.served).
+    served: dict | None = None
 
     @property
     def trigger(self) -> tuple[str, ...]:
@@ -97,6 +105,7 @@ class GateOutcome:
             "rule": self.rule,
             "reference": self.reference,
             "signals": [dict(s) for s in self.signals],
+            "served": self.served,
         }
 
 
@@ -457,20 +466,33 @@ def assess(
     )
     higher = greater_is_better(spec.comparison.primary_metric)
     base = champion.baseline or {}
+    served_now = None
+    if current is not None:
+        served_now = {
+            "interval_end": interval_end.isoformat(),
+            "value": float(current.value),
+            "se": float(current.se),
+            "n": int(current.n),
+            "metric": spec.comparison.primary_metric,
+        }
     if "performance_decay" in enabled:
         if current is None:
             signals.append(_insufficient("performance_decay", why_not or "no estimate"))
         else:
+            # Weeks served after the reference rows (the champion's held-out rows, or the
+            # rejected challenger's, whose days came later) and before this week.
+            start = (attempt or own).trained_through
+            history = served_history(own.served, start, interval_end, spec.comparison.primary_metric)
             signals.append(
-                gate.performance_decay_signal(
-                    float(base["value"]),
-                    float(base.get("se") or 0.0),
-                    current.value,
-                    current.se,
+                gate.served_decay_signal(
+                    {"value": base.get("value"), "se": base.get("se") or 0.0, "n": base.get("n") or 0},
+                    history,
+                    served_now,
                     higher,
                     alphas["performance_decay"],
                     g.min_decay,
                     metric=spec.comparison.primary_metric,
+                    recent_weeks=g.decay_recent_weeks,
                 )
             )
     else:
@@ -519,7 +541,30 @@ def assess(
         drift_report=report_dict,
         rule=g.rule or "any",
         reference=reference_note,
+        served=served_now,
     )
+
+
+def served_history(served: Any, after: dt.datetime, before: dt.datetime, metric: str) -> list[dict]:
+    """The served weeks that can pool into a baseline: ends in (``after``, ``before``), one per week.
+
+    Weeks of another metric (the spec changed) or without a finite value and SE are left out;
+    a week recorded twice (a re-run) counts once, its latest record. Oldest first.
+    """
+    by_end: dict[str, dict] = {}
+    for week in served or ():
+        try:
+            end = dt.datetime.fromisoformat(str(week.get("interval_end")))
+        except ValueError:
+            continue
+        if end.tzinfo is None:
+            end = end.replace(tzinfo=dt.UTC)
+        if not (after < end < before) or week.get("metric") != metric:
+            continue
+        if finite_or_none(week.get("value")) is None or finite_or_none(week.get("se")) is None:
+            continue
+        by_end[end.isoformat()] = {**week, "interval_end": end.isoformat()}
+    return [by_end[k] for k in sorted(by_end)]
 
 
 def _current_performance(spec: ModelSpec, champion: ModelState, batch: Any) -> tuple[Any, str | None]:

@@ -132,8 +132,39 @@ def load_champion_state(
         evaluation=card.get("evaluation") or {},
         trigger=tuple(card.get("trigger") or ()),
         gain=loop.promotion_gain(_comparison_of(store, spec, champion)),
+        served=load_served(store, spec, champion.version),
     )
     return state, None
+
+
+def load_served(store: ObjectStore, spec: ModelSpec, version: Any) -> tuple[dict, ...]:
+    """The version's served history: its primary metric on each batch it was assessed on.
+
+    One object per week under ``<model>/served/v<version>/`` (written by :func:`detect_drift`),
+    oldest first; ``loop.assess`` keeps the weeks before the interval it decides, so a re-run
+    or a backfill decides as the first run did. An unreadable record is skipped, with a log line.
+    """
+    from include.retrainer.storage import split_uri
+
+    bucket, prefix = split_uri(ModelLayout.of(spec).served_metrics(version) + "/")
+    weeks = []
+    for obj in sorted(store.iter_objects(bucket, prefix), key=lambda o: o.key):
+        try:
+            record = store.get_json(obj.uri)
+        except Exception as exc:  # a corrupt record loses one week of history, not the run
+            log.warning("served-metric record %s not read (%s): skipped", obj.uri, exc)
+            continue
+        if isinstance(record, dict):
+            weeks.append(record)
+    return tuple(weeks)
+
+
+def record_served(store: ObjectStore, spec: ModelSpec, version: Any, ctx: RunContext, served: dict | None) -> None:
+    """Store the champion's metric on this week's batch (a re-run of the week overwrites it)."""
+    if not served:
+        return
+    uri = ModelLayout.of(spec).served_week(version, ctx.interval_start, ctx.interval_end)
+    store.put_json(uri, {**served, "version": str(version), "interval_start": ctx.interval_start.isoformat()})
 
 
 def _comparison_of(store: ObjectStore, spec: ModelSpec, version: Any) -> dict | None:
@@ -226,6 +257,7 @@ def detect_drift(
     batch = store.read_parquet(batch_uri)
     since = load_rejected_since(store, tracking_uri, spec, ctx, champion, state)
     outcome = loop.assess(spec, state, batch, ctx.interval_end, since=since)
+    record_served(store, spec, champion.version, ctx, outcome.served)
     drift_report = outcome.drift_report or {}
     out = {
         "gate": outcome.retrain,
@@ -242,6 +274,7 @@ def detect_drift(
         "reference_version": champion.version,
         "reference_rows": int(len(state.train)),
         "batch_rows": int(len(batch)),
+        "served": outcome.served,
     }
     store.put_json(paths.drift, out)
     log.info(

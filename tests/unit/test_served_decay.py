@@ -1,0 +1,159 @@
+"""Performance decay against a baseline pooled over the weeks the champion has served.
+
+``gate.served_decay_signal`` pools the champion's metric on its held-out rows and on each
+labelled batch it served (inverse variance), and tests the latest 1..k weeks against what came
+before them (Bonferroni over the k windows). ``loop.assess`` feeds it the champion's served
+history and returns this week's estimate for the record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from include.retrainer import gate, loop
+from tests.unit.test_loop import START, frame, spec_for
+
+ALPHA = 0.05 / 3  # the gate's share for performance decay with all three p-value signals on
+
+
+def _week(value: float, se: float = 0.013, n: int = 1200) -> dict:
+    return {"value": value, "se": se, "n": n}
+
+
+def test_pooling_is_the_inverse_variance_mean_with_its_standard_error():
+    parts = [_week(0.80, 0.025, 300), _week(0.78, 0.013, 1200), _week(0.81, 0.02, 500)]
+    w = np.array([1 / p["se"] ** 2 for p in parts])
+    v = np.array([p["value"] for p in parts])
+    pooled = gate.pool_estimates(parts)
+    assert pooled["value"] == pytest.approx(float((w * v).sum() / w.sum()))
+    assert pooled["se"] == pytest.approx(float(1 / np.sqrt(w.sum())))
+    assert pooled["n"] == 2000 and pooled["parts"] == 3
+    # A zero SE (a perfect AUC on a small week) weighs as 1/n, not infinitely.
+    assert gate.pool_estimates([_week(1.0, 0.0, 50), _week(0.8, 0.02, 100)])["value"] < 1.0
+    with pytest.raises(ValueError, match="finite value"):
+        gate.pool_estimates([{"value": float("nan"), "se": 0.01, "n": 10}])
+
+
+def test_without_served_weeks_it_is_the_single_week_test():
+    ref, cur = _week(0.82, 0.025, 300), _week(0.76)
+    pooled = gate.served_decay_signal(ref, [], cur, True, ALPHA, metric="roc_auc")
+    single = gate.performance_decay_signal(0.82, 0.025, 0.76, 0.013, True, ALPHA, metric="roc_auc")
+    assert pooled.status == single.status and pooled.p_value == pytest.approx(single.p_value)
+    assert pooled.details["tests_run"] == 1
+
+
+def test_stationary_weeks_fire_at_most_alpha():
+    # Every week measures the same AUC with its own noise: the signal must fire <= alpha
+    # (Monte Carlo error: 4000 draws, 3 sd of a binomial rate at alpha).
+    rng = np.random.default_rng(7)
+    draws, fired = 4000, 0
+    for _ in range(draws):
+        ref = _week(0.80 + rng.normal(0, 0.025), 0.025, 300)
+        served = [_week(0.80 + rng.normal(0, 0.013)) for _ in range(int(rng.integers(0, 6)))]
+        cur = _week(0.80 + rng.normal(0, 0.013))
+        fired += gate.served_decay_signal(ref, served, cur, True, ALPHA, recent_weeks=2).status == "fired"
+    assert fired / draws <= ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / draws), fired
+
+
+def test_a_gradual_drop_missed_against_the_held_out_rows_is_caught_by_the_pooled_baseline():
+    # Held-out AUC 0.80 on 300 rows; three served weeks at 0.80; the latest two at 0.765.
+    ref = _week(0.80, 0.025, 300)
+    served = [_week(0.80), _week(0.80), _week(0.80), _week(0.765)]
+    cur = _week(0.765)
+    old = gate.performance_decay_signal(0.80, 0.025, 0.765, 0.013, True, ALPHA, metric="roc_auc")
+    assert old.status == "quiet"  # 0.035 drop, se 0.028: within the held-out rows' noise
+    new = gate.served_decay_signal(ref, served, cur, True, ALPHA, metric="roc_auc", recent_weeks=2)
+    assert new.status == "fired", new.summary
+    d = new.details
+    assert d["deciding_recent_weeks"] == 2 and d["tests_run"] == 2 and d["test_alpha"] == pytest.approx(ALPHA / 2)
+    two = d["tests"][1]
+    assert two["recent_rows"] == 2400 and two["baseline_rows"] == 300 + 3 * 1200 and two["baseline_served_weeks"] == 3
+    assert two["drop"] == pytest.approx(0.035, abs=0.002)
+    assert new.p_value == pytest.approx(min(1.0, 2 * two["p_value"])) and new.p_value < ALPHA
+    assert d["ci_low"] > 0  # the (1 - 2 alpha/k) interval of the drop excludes 0
+    assert "last 2 weeks (2400 rows)" in new.summary and "3 served week(s)" in new.summary
+    assert "Bonferroni over 2 windows" in new.summary
+
+
+def test_a_rise_or_a_loss_metric_is_read_the_right_way_round():
+    ref, served = _week(0.40, 0.01, 300), [_week(0.40, 0.01)]
+    worse = gate.served_decay_signal(ref, served, _week(0.50, 0.01), False, ALPHA, metric="log_loss")
+    better = gate.served_decay_signal(ref, served, _week(0.30, 0.01), False, ALPHA, metric="log_loss")
+    assert worse.status == "fired" and better.status == "quiet" and better.statistic < 0
+
+
+def test_missing_numbers_are_insufficient_and_bad_settings_raise():
+    s = gate.served_decay_signal(None, [], _week(0.8), True, ALPHA, metric="roc_auc")
+    assert s.status == "insufficient" and "baseline" in s.summary
+    s = gate.served_decay_signal(_week(0.8), [], {"value": None, "se": None}, True, ALPHA, metric="roc_auc")
+    assert s.status == "insufficient" and "current" in s.summary
+    with pytest.raises(ValueError, match="recent_weeks"):
+        gate.served_decay_signal(_week(0.8), [], _week(0.8), True, ALPHA, recent_weeks=0)
+
+
+def test_served_history_keeps_the_weeks_between_the_reference_and_this_week_once_each():
+    end = START + dt.timedelta(weeks=4)
+    weeks = [
+        {"interval_end": (START + dt.timedelta(weeks=k)).isoformat(), "value": 0.8 + k / 100, "se": 0.01, "n": 9}
+        | {"metric": "roc_auc"}
+        for k in range(6)
+    ]
+    rerun = {**weeks[2], "value": 0.5}  # week 2 recorded again later: the latest record counts
+    odd = {**weeks[3], "metric": "log_loss"}
+    kept = loop.served_history([*weeks, rerun, odd], START, end, "roc_auc")
+    assert [w["value"] for w in kept] == pytest.approx([0.81, 0.5, 0.83])  # weeks 1..3: after START, before week 4
+
+
+@pytest.fixture(scope="module")
+def champion():
+    spec = spec_for()
+    end = START + dt.timedelta(days=14)
+    return spec, loop.build_challenger(spec, frame(14, 300, seed=11), end), end
+
+
+def test_assess_pools_the_served_weeks_and_returns_this_weeks_estimate(champion):
+    spec, state, end = champion
+    served = []
+    for k in range(1, 4):  # three stationary weeks, each fed back as the DAG stores them
+        when = end + dt.timedelta(weeks=k)
+        batch = frame(7, 300, seed=40 + k, start=when - dt.timedelta(days=7))
+        outcome = loop.assess(spec, loop.ModelState(**{**state.__dict__, "served": tuple(served)}), batch, when)
+        decay = next(s for s in outcome.signals if s["name"] == "performance_decay")
+        assert decay["status"] == "quiet", decay["summary"]
+        assert decay["details"]["served_weeks"] == len(served)
+        assert outcome.served["interval_end"] == when.isoformat() and outcome.served["n"] == 2100
+        assert outcome.served["metric"] == "roc_auc" and outcome.to_dict()["served"] == outcome.served
+        served.append(outcome.served)
+    baseline = decay["details"]["tests"][0]
+    assert baseline["baseline_rows"] == int(state.baseline["n"]) + 2 * 2100  # held-out rows + 2 earlier weeks
+    # A later week whose labels are partly scrambled: the drop is caught against the pooled baseline.
+    when = end + dt.timedelta(weeks=4)
+    batch = frame(7, 300, seed=50, start=when - dt.timedelta(days=7))
+    rng = np.random.default_rng(0)
+    flip = rng.random(len(batch)) < 0.15
+    batch.loc[flip, "y"] = 1 - batch.loc[flip, "y"]
+    outcome = loop.assess(spec, loop.ModelState(**{**state.__dict__, "served": tuple(served)}), batch, when)
+    decay = next(s for s in outcome.signals if s["name"] == "performance_decay")
+    assert decay["status"] == "fired" and outcome.retrain, decay["summary"]
+    assert "3 served week(s)" in decay["summary"]
+
+
+def test_a_rejected_attempt_restarts_the_pooled_history(champion):
+    spec, state, end = champion
+    attempt_end = end + dt.timedelta(weeks=2)
+    attempt = loop.build_challenger(
+        spec, frame(14, 300, seed=60, start=attempt_end - dt.timedelta(days=14)), attempt_end
+    )
+    served = tuple(
+        {"interval_end": (end + dt.timedelta(weeks=k)).isoformat(), "value": 0.9, "se": 0.01, "n": 2100}
+        | {"metric": "roc_auc"}
+        for k in (1, 2, 3)
+    )
+    when = end + dt.timedelta(weeks=4)
+    batch = frame(7, 300, seed=61, start=when - dt.timedelta(days=7))
+    outcome = loop.assess(spec, loop.ModelState(**{**state.__dict__, "served": served}), batch, when, since=attempt)
+    decay = next(s for s in outcome.signals if s["name"] == "performance_decay")
+    assert decay["details"]["served_weeks"] == 1  # only week 3 came after the attempt's data
