@@ -13,13 +13,18 @@ reader can find all of them here and no call site rebuilds a key by hand::
         reference_summaries/v<N>/<key>.npz  drift reference of version N (a cache, reference_cache.py)
         <interval>/                         one data interval (RunLayout)
             batch.parquet, batch_manifest.json, validation.json, data_docs/, drift.json,
-            train.parquet, holdout.parquet, lineage.json, comparison.json, predictions.parquet,
-            decision.json, model_card.json, summary.json, report.html,
+            training/<key>/                 what one trained version was fitted and judged on
+                train.parquet, holdout.parquet, lineage.json, model_card.json
+            comparison.json, predictions.parquet, decision.json, summary.json, report.html,
             approval_request_v<N>.json, approval_v<N>.json,
             errors/<task_id>.json, previous_runs/<run_id>/summary.json
 
 ``<interval>`` is ``<data_interval_start>_<data_interval_end>`` in UTC
-(:func:`include.retrainer.storage.interval_token`).
+(:func:`include.retrainer.storage.interval_token`). ``<key>`` is the trained version's
+idempotency key (model, interval, config hash, code version; plus the run for a forced run): a
+forced re-run or a re-run after a config change trains a new version into its own folder, so
+the files an earlier version's tags point to (its drift reference, holdout and model card) are
+never overwritten.
 """
 
 from __future__ import annotations
@@ -125,17 +130,9 @@ class RunLayout:
     def drift(self) -> str:
         return self._file("drift.json")
 
-    @property
-    def train(self) -> str:
-        return self._file("train.parquet")
-
-    @property
-    def holdout(self) -> str:
-        return self._file("holdout.parquet")
-
-    @property
-    def lineage(self) -> str:
-        return self._file("lineage.json")
+    def training(self, key: str) -> TrainingLayout:
+        """The folder of the version trained here under idempotency ``key``."""
+        return TrainingLayout(self._file(f"training/{key}"))
 
     @property
     def comparison(self) -> str:
@@ -148,10 +145,6 @@ class RunLayout:
     @property
     def decision(self) -> str:
         return self._file("decision.json")
-
-    @property
-    def model_card(self) -> str:
-        return self._file("model_card.json")
 
     @property
     def summary(self) -> str:
@@ -179,3 +172,26 @@ class RunLayout:
     def previous_summary(self, run_id: str) -> str:
         safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in run_id)
         return self._file(f"previous_runs/{safe}/summary.json")
+
+
+@dataclass(frozen=True)
+class TrainingLayout:
+    """What one trained version was fitted and judged on; its version tags point here."""
+
+    base: str
+
+    @property
+    def train(self) -> str:
+        return f"{self.base}/train.parquet"
+
+    @property
+    def holdout(self) -> str:
+        return f"{self.base}/holdout.parquet"
+
+    @property
+    def lineage(self) -> str:
+        return f"{self.base}/lineage.json"
+
+    @property
+    def model_card(self) -> str:
+        return f"{self.base}/model_card.json"

@@ -3,7 +3,7 @@
 Every training set is stored in a DVC remote on the S3 endpoint with DVC's own content
 addressing (DVC 3: ``<remote>/files/md5/<first 2 hex>/<remaining 30 hex>``), so the
 plain ``dvc`` tooling can fetch it from the md5 alone, years after the run's own
-artefacts (``train.parquet`` under the interval folder) were overwritten or expired.
+artefacts (``train.parquet`` in the version's training folder) were deleted or expired.
 The model version carries that md5 as a tag; ``scripts/reproduce_training_data.py``
 turns the tag back into the byte-identical file.
 

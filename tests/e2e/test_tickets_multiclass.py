@@ -46,8 +46,11 @@ def test_tickets_cold_start_then_non_inferior_retrain(stack, monkeypatch):
     assert s2["drift"]["gate"] is True and set(fired) == {"data_growth"}, s2["drift"]["signals"]
     assert fired["data_growth"]["statistic"] == pytest.approx(2.0)
     assert s2["trigger"] == "signals" and s2["challenger_version"] is not None
-    # The model card records why it was trained (the follow-up signal reads it).
-    card = json.loads(runner.artefact(RunLayout.of(runner.spec, *week(W2)).model_card))
+    # The model card records why it was trained (the follow-up signal reads it); the summary
+    # links it, in the version's own training folder.
+    card_uri = s2["artifacts"]["model_card"]
+    assert card_uri.startswith(RunLayout.of(runner.spec, *week(W2)).base + "/training/")
+    card = json.loads(runner.artefact(card_uri))
     assert card["trigger"] == ["data_growth"] and card["evaluation"]["data_from"][:10] == W1.isoformat()
     assert s2["mcnemar"] is not None and s2["mcnemar"]["method"] in ("exact", "midp", "none")
     champ, chall = s2["metrics"]["champion"]["accuracy"], s2["metrics"]["challenger"]["accuracy"]

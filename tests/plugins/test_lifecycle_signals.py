@@ -35,7 +35,7 @@ def _week(store, tracking, spec, start: dt.datetime, run: str) -> tuple[steps.Dr
     trained = steps.train_challenger(store, tracking, spec, ctx)
     comparison = steps.compare_models(store, tracking, spec, ctx, trained)
     steps.promote_challenger(store, tracking, spec, ctx, comparison) if comparison.decision == "promote" else None
-    card = store.get_json_or_none(RunLayout.of(spec, ctx.interval_start, ctx.interval_end).model_card)
+    card = store.get_json_or_none(trained.model_card_uri) if trained.model_card_uri else None
     return drift, trained, card
 
 

@@ -106,3 +106,29 @@ def test_worker_killed_mid_training_then_retry_converges(mlflow_server, moto_ser
     assert str(client.get_model_version_by_alias(spec.name, "challenger").version) == retry.challenger_version
     # And once more: the same end state.
     assert steps.train_challenger(store, mlflow_server, spec, _ctx(spec)).challenger_version == retry.challenger_version
+
+
+def test_a_forced_rerun_never_overwrites_what_the_earlier_version_points_to(
+    mlflow_server, moto_server, s3, store, churn_spec_factory
+):
+    spec = churn_spec_factory(data__prefix="idem_c")
+    _seed(s3, "idem_c")
+    first = steps.train_challenger(store, mlflow_server, spec, _ctx(spec))
+    first_card = store.get_json_or_none(first.model_card_uri)
+    first_etags = {uri: store.head(uri).etag for uri in (first.train_uri, first.holdout_uri, first.lineage_uri)}
+    # A labelling fix lands in the raw data, then the interval is re-run with force_retrain.
+    fixed = demo_data.generate_churn(START.date(), days=7, rows_per_day=1500, seed=99)
+    demo_data.write_partitions(s3, "raw-data", "idem_c", fixed)
+    forced_ctx = steps.RunContext(
+        dag_id=spec.dag_id, run_id="forced", interval_start=START, interval_end=END, params={"force_retrain": True}
+    )
+    forced = steps.train_challenger(store, mlflow_server, spec, forced_ctx)
+    assert forced.challenger_version != first.challenger_version and forced.train_uri != first.train_uri
+    assert store.head(forced.train_uri).etag != first_etags[first.train_uri]  # it did train on the fixed data
+    # The first version's tags still point to the files it was trained and judged on, unchanged.
+    client = MlflowClient(mlflow_server)
+    tags = client.get_model_version(spec.name, first.challenger_version).tags
+    run_tags = client.get_run(first.run_id).data.tags
+    assert {**run_tags, **tags}["retrain.model_card_uri"] == first.model_card_uri
+    assert {uri: store.head(uri).etag for uri in first_etags} == first_etags
+    assert store.get_json_or_none(first.model_card_uri) == first_card

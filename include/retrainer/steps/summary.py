@@ -198,6 +198,7 @@ def build_summary(
                     "train": trained.train_uri if trained else None,
                     "holdout": trained.holdout_uri if trained else None,
                     "lineage": trained.lineage_uri if trained else None,
+                    "model_card": trained.model_card_uri if trained else None,
                     "comparison": comparison.report_uri if comparison else None,
                     "predictions": comparison.predictions_uri if comparison else None,
                 }.items()

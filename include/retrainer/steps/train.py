@@ -43,6 +43,7 @@ class TrainResult(StepResult):
     train_uri: str | None = None
     holdout_uri: str | None = None
     lineage_uri: str | None = None
+    model_card_uri: str | None = None
     window_start: Any = None  # datetime from the step; Airflow's XCom serde returns it as one
     window_weeks: int | None = None
     evaluation: dict[str, Any] | None = None
@@ -69,6 +70,9 @@ def train_challenger(
         # A forced run trains a new version even if this interval already has one (e.g. after a
         # labelling fix); retries of the same forced run still reuse theirs.
         key = hashlib.sha256(f"{key}|forced|{ctx.run_id}".encode()).hexdigest()[:24]
+    # This version's own folder: a forced re-run or a changed config never overwrites the files
+    # an earlier version's tags point to (its drift reference, holdout and model card).
+    files = paths.training(key)
     try:
         window, window_start, window_end, (train, holdout, evaluation) = _training_window(
             store, spec, ctx, raw_store or store
@@ -78,8 +82,8 @@ def train_challenger(
         return TrainResult.insufficient(f"insufficient data: {exc}")
     holdout_from = evaluation["holdout_from"]
     train_bytes = parquet_bytes(train)
-    train_etag = store.put_bytes(paths.train, train_bytes)
-    holdout_etag = store.write_parquet(paths.holdout, holdout)
+    train_etag = store.put_bytes(files.train, train_bytes)
+    holdout_etag = store.write_parquet(files.holdout, holdout)
     # Version the exact training bytes with DVC (content-addressed: a re-run pushes nothing new).
     dvc_record = dvc_lineage.version_training_data(
         train_bytes,
@@ -102,15 +106,15 @@ def train_challenger(
         "partitions": window.files,
         "partitions_sha256": partitions_digest,
         "dvc": dvc_record.to_dict(),
-        "train_data_uri": paths.train,
+        "train_data_uri": files.train,
         "train_data_etag": train_etag,
-        "holdout_uri": paths.holdout,
+        "holdout_uri": files.holdout,
         "holdout_etag": holdout_etag,
         "config_hash": spec.config_hash(),
         "code_version": code_version(),
         "source_spec": Path(spec.source_path).name,
     }
-    store.put_json(paths.lineage, lineage)
+    store.put_json(files.lineage, lineage)
 
     client = registry.client_for(tracking_uri)
     existing = registry.find_versions(client, spec.name, idempotency_key=key)
@@ -141,7 +145,7 @@ def train_challenger(
             # The gate signals that asked for this model (the follow-up signal reads them).
             "trigger": [] if forced else gate_trigger(store, paths.drift),
         }
-        store.put_json(paths.model_card, card)
+        store.put_json(files.model_card, card)
         # Every lineage tag goes on the MLflow run; the version keeps the few people filter on
         # (registry.VERSION_TAG_KEYS). Readers use VersionInfo.lineage_tag (version, then run).
         training_tags = {
@@ -150,10 +154,10 @@ def train_challenger(
             registry.TAG + "dag_run_id": ctx.run_id,
             registry.TAG + "data_interval_start": ctx.interval_start.isoformat(),
             registry.TAG + "data_interval_end": ctx.interval_end.isoformat(),
-            registry.TAG + "train_data_uri": paths.train,
+            registry.TAG + "train_data_uri": files.train,
             registry.TAG + "train_data_etag": train_etag,
-            registry.TAG + "holdout_uri": paths.holdout,
-            registry.TAG + "lineage_uri": paths.lineage,
+            registry.TAG + "holdout_uri": files.holdout,
+            registry.TAG + "lineage_uri": files.lineage,
             registry.TAG + "config_hash": spec.config_hash(),
             registry.TAG + "code_version": code_version(),
             registry.TAG + "train_rows": str(len(train)),
@@ -163,7 +167,7 @@ def train_challenger(
             registry.TAG + "dvc_path": dvc_record.path,
             registry.TAG + "partitions": str(len(window.files)),
             registry.TAG + "partitions_sha256": partitions_digest,
-            registry.TAG + "model_card_uri": paths.model_card,
+            registry.TAG + "model_card_uri": files.model_card,
             **({registry.TAG + "forced_by_run": ctx.run_id} if forced else {}),
         }
         version = registry.log_and_register(
@@ -201,9 +205,10 @@ def train_challenger(
         reused=reused,
         train_rows=int(len(train)),
         holdout_rows=int(len(holdout)),
-        train_uri=paths.train,
-        holdout_uri=paths.holdout,
-        lineage_uri=paths.lineage,
+        train_uri=files.train,
+        holdout_uri=files.holdout,
+        lineage_uri=files.lineage,
+        model_card_uri=files.model_card,
         window_start=window_start,
         window_weeks=round((window_end.timestamp() - window_start.timestamp()) / (7 * 86400)),
         evaluation=evaluation,
