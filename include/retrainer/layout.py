@@ -11,6 +11,7 @@ reader can find all of them here and no call site rebuilds a key by hand::
         champion_history/<stamp>_v<N>.json  one record per alias move
         quarantine/dt=<day>/record.json     quarantined raw partitions
         reference_summaries/v<N>/<key>.npz  drift reference of version N (a cache, reference_cache.py)
+        served/v<N>/<interval>.json         version N's metric on each batch it served (performance decay)
         <interval>/                         one data interval (RunLayout)
             batch.parquet, batch_manifest.json, validation.json, data_docs/, drift.json,
             training/<key>/                 what one trained version was fitted and judged on
