@@ -348,6 +348,30 @@ def prediction_drift_signal(
     )
 
 
+def _row_count(value: Any) -> int | None:
+    """A row count: an integer >= 0 (None or missing counts as 0); None when it is not one."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    if not math.isfinite(float(value)) or float(value) < 0 or float(value) != int(value):
+        return None
+    return int(value)
+
+
+def usable_estimate(e: Mapping[str, Any] | None) -> bool:
+    """Whether ``e`` can pool (:func:`pool_estimates`): finite value, se >= 0, a row count
+    (and n >= 1 when se is 0). Stored records that fail this are skipped, not fatal."""
+    if not isinstance(e, Mapping):
+        return False
+    try:
+        value, se = _finite_number(e.get("value"), "value"), _finite_number(e.get("se"), "se")
+    except ValueError:
+        return False
+    n = _row_count(e.get("n"))
+    return value is not None and se is not None and se >= 0 and n is not None and (se > 0 or n >= 1)
+
+
 def _finite_number(value: Any, name: str) -> float | None:
     """float(value), None for None/NaN (the caller reports 'insufficient'); ValueError for non-numbers."""
     if value is None:
@@ -435,20 +459,23 @@ def pool_estimates(estimates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     Each estimate is ``{"value", "se", "n"}``; the pooled value is
     ``sum(v_i / se_i^2) / sum(1 / se_i^2)`` with ``se = 1 / sqrt(sum(1 / se_i^2))``, the
     minimum-variance unbiased combination when every sample measures the same quantity.
-    A standard error of 0 (e.g. a perfect AUC on a small week) is replaced by ``1 / n``
-    (about the smallest SE a proportion measured on n rows can honestly claim), so no week
-    gets infinite weight. Returns ``{"value", "se", "n", "parts"}``.
+    A standard error of 0 (e.g. a perfect AUC on a small week) is replaced by ``0.5 / sqrt(n)``,
+    the largest SE of a proportion measured on n rows: a degenerate week gets a modest weight,
+    never an infinite or dominating one (an estimate with SE 0 and no row count is an error).
+    Returns ``{"value", "se", "n", "parts"}``.
     """
     if not estimates:
         raise ValueError("pool_estimates needs at least one estimate")
     weights, values, rows = [], [], 0
     for e in estimates:
         value, se = _finite_number(e.get("value"), "value"), _finite_number(e.get("se"), "se")
-        n = int(e.get("n") or 0)
-        if value is None or se is None or se < 0:
-            raise ValueError(f"each estimate needs a finite value and se >= 0; got {dict(e)!r}")
+        n = _row_count(e.get("n"))
+        if value is None or se is None or se < 0 or n is None:
+            raise ValueError(f"each estimate needs a finite value, se >= 0 and a row count; got {dict(e)!r}")
         if se == 0:
-            se = 1.0 / max(n, 1)
+            if n < 1:
+                raise ValueError(f"an estimate with se 0 needs its row count n >= 1; got {dict(e)!r}")
+            se = 0.5 / math.sqrt(n)
         weights.append(1.0 / (se * se))
         values.append(value)
         rows += n
@@ -501,11 +528,7 @@ def served_decay_signal(
         "recent_weeks": int(recent_weeks),
         "served_weeks": len(served),
     }
-    missing = [
-        name
-        for name, e in (("baseline", reference), ("current", current))
-        if e is None or _finite_number(e.get("value"), name) is None or _finite_number(e.get("se"), name) is None
-    ]
+    missing = [name for name, e in (("baseline", reference), ("current", current)) if not usable_estimate(e)]
     if missing:
         return SignalResult(
             "performance_decay",
@@ -552,15 +575,17 @@ def served_decay_signal(
     p_adj = min(1.0, k * best["p_value"])
     half = float(norm.isf(alpha / k)) * best["se"]
     fired = best["p_value"] < alpha / k
-    single = tests[0]
     details.update(
         tests=tests,
         tests_run=k,
         test_alpha=alpha / k,
         deciding_recent_weeks=best["recent_weeks"],
-        # The single-week comparison, under the names the signal has always reported.
-        baseline_value=single["baseline_value"],
-        baseline_se=single["baseline_se"],
+        # The deciding comparison (baseline_value - recent_value = drop, sign-adjusted), and
+        # this week's own value, under the names the signal has always reported.
+        baseline_value=best["baseline_value"],
+        baseline_se=best["baseline_se"],
+        recent_value=best["recent_value"],
+        recent_se=best["recent_se"],
         current_value=float(current["value"]),
         current_se=float(current["se"]),
         drop=best["drop"],

@@ -395,9 +395,13 @@ def assess(
     own = champion
     # The newest model trained after the champion (rejected), if any: growth counts from it.
     attempt = since if since is not None and since.trained_through > champion.trained_through else None
+    # The served weeks pooled into the decay baseline start after its reference rows: the
+    # rejected challenger's held-out rows when the baseline moved there, else the champion's own.
+    rebased_on_attempt = False
     if since is not None and since.trained_through > champion.trained_through and since.train is not None:
         try:
             rebased = baseline_estimate(champion.model, since.holdout, spec)
+            rebased_on_attempt = True
         except ValueError:  # e.g. one class in those rows: keep the champion's own baseline
             rebased = champion.baseline
         champion = ModelState(
@@ -481,7 +485,7 @@ def assess(
         else:
             # Weeks served after the reference rows (the champion's held-out rows, or the
             # rejected challenger's, whose days came later) and before this week.
-            start = (attempt or own).trained_through
+            start = since.trained_through if rebased_on_attempt and since is not None else own.trained_through
             history = served_history(own.served, start, interval_end, spec.comparison.primary_metric)
             signals.append(
                 gate.served_decay_signal(
@@ -548,11 +552,16 @@ def assess(
 def served_history(served: Any, after: dt.datetime, before: dt.datetime, metric: str) -> list[dict]:
     """The served weeks that can pool into a baseline: ends in (``after``, ``before``), one per week.
 
-    Weeks of another metric (the spec changed) or without a finite value and SE are left out;
+    Weeks of another metric (the spec changed) or without a usable value, SE and row count
+    (:func:`include.retrainer.gate.usable_estimate`; a damaged record) are left out;
     a week recorded twice (a re-run) counts once, its latest record. Oldest first.
     """
+    from include.retrainer import gate
+
     by_end: dict[str, dict] = {}
     for week in served or ():
+        if not isinstance(week, dict):
+            continue
         try:
             end = dt.datetime.fromisoformat(str(week.get("interval_end")))
         except ValueError:
@@ -561,7 +570,8 @@ def served_history(served: Any, after: dt.datetime, before: dt.datetime, metric:
             end = end.replace(tzinfo=dt.UTC)
         if not (after < end < before) or week.get("metric") != metric:
             continue
-        if finite_or_none(week.get("value")) is None or finite_or_none(week.get("se")) is None:
+        if not gate.usable_estimate(week):
+            log.warning("served record for %s is not usable (value, se, n): %r; left out", end.date(), week)
             continue
         by_end[end.isoformat()] = {**week, "interval_end": end.isoformat()}
     return [by_end[k] for k in sorted(by_end)]

@@ -14,7 +14,7 @@ import datetime as dt
 import pytest
 
 from include.demo import data as demo_data
-from include.retrainer import registry, steps
+from include.retrainer import loop, registry, steps
 from include.retrainer.layout import ModelLayout
 from include.retrainer.storage import split_uri
 
@@ -75,3 +75,19 @@ def test_served_weeks_are_stored_per_champion_and_pooled_by_the_gate(mlflow_serv
     assert _decay(again, store)["details"]["served_weeks"] == 0
     assert _decay(again, store)["p_value"] == pytest.approx(week2["p_value"])
     assert len(list(store.iter_objects(bucket, prefix))) == 2
+
+    # Records that are not this version's, or damaged, are left out; the gate still decides.
+    layout = ModelLayout.of(spec)
+    foreign = {**records[0], "run_id": "another-registry-run"}
+    store.put_json(layout.served_week(champion.version, START + 3 * WEEK, START + 4 * WEEK), foreign)
+    store.put_json(
+        layout.served_week(champion.version, START + 4 * WEEK, START + 5 * WEEK), {**records[1], "value": "0.8"}
+    )
+    store.put_json(layout.served_week(champion.version, START + 5 * WEEK, START + 6 * WEEK), {**records[1], "n": -3})
+    store.put_json(layout.served_week(champion.version, START + 6 * WEEK, START + 7 * WEEK), [1, 2])
+    state, _ = steps.load_champion_state(store, mlflow_server, spec, champion, client)
+    # The foreign run's record and the non-object are dropped when read; the damaged two are
+    # read (they are this version's) and left out by the gate's history filter.
+    assert len(state.served) == 4 and all(w.get("run_id") == champion.run_id for w in state.served)
+    history = loop.served_history(state.served, START, START + 10 * WEEK, "roc_auc")
+    assert [w["interval_end"] for w in history] == [r["interval_end"] for r in records]

@@ -54,7 +54,7 @@ def test_rerun_reuses_the_version(mlflow_server, moto_server, s3, store, churn_s
     assert again.challenger_version == first.challenger_version
     client = MlflowClient(mlflow_server)
     assert len(client.search_model_versions(f"name='{spec.name}'")) == 1
-    # Artefacts are overwritten in place, byte-identical: no duplicates, same ETags.
+    # The re-run leaves the version's files as they were: same URIs, same ETags.
     assert store.head(first.train_uri).etag == store.head(again.train_uri).etag
 
 
@@ -132,3 +132,18 @@ def test_a_forced_rerun_never_overwrites_what_the_earlier_version_points_to(
     assert {**run_tags, **tags}["retrain.model_card_uri"] == first.model_card_uri
     assert {uri: store.head(uri).etag for uri in first_etags} == first_etags
     assert store.get_json_or_none(first.model_card_uri) == first_card
+    # A plain re-run of the interval (cleared task, backfill) reuses the first version and does
+    # not rewrite its files from the changed raw data.
+    again = steps.train_challenger(store, mlflow_server, spec, _ctx(spec))
+    assert again.reused and again.challenger_version == first.challenger_version
+    assert (again.train_uri, again.holdout_uri, again.model_card_uri) == (
+        first.train_uri,
+        first.holdout_uri,
+        first.model_card_uri,
+    )
+    assert (again.train_rows, again.holdout_rows, again.window_weeks) == (
+        first.train_rows,
+        first.holdout_rows,
+        first.window_weeks,
+    )
+    assert {uri: store.head(uri).etag for uri in first_etags} == first_etags

@@ -31,10 +31,29 @@ def test_pooling_is_the_inverse_variance_mean_with_its_standard_error():
     assert pooled["value"] == pytest.approx(float((w * v).sum() / w.sum()))
     assert pooled["se"] == pytest.approx(float(1 / np.sqrt(w.sum())))
     assert pooled["n"] == 2000 and pooled["parts"] == 3
-    # A zero SE (a perfect AUC on a small week) weighs as 1/n, not infinitely.
-    assert gate.pool_estimates([_week(1.0, 0.0, 50), _week(0.8, 0.02, 100)])["value"] < 1.0
+    # A zero SE (a perfect AUC on a small week) weighs as a proportion's largest SE on its n
+    # rows, 0.5 / sqrt(n): a modest weight, not an infinite or dominating one.
+    perfect, normal = _week(1.0, 0.0, 1000), _week(0.8, 0.02, 100)
+    floor = 0.5 / np.sqrt(1000)
+    expected = (1.0 / floor**2 + 0.8 / 0.02**2) / (1 / floor**2 + 1 / 0.02**2)
+    assert gate.pool_estimates([perfect, normal])["value"] == pytest.approx(expected)
+    assert gate.pool_estimates([perfect, normal])["value"] < 0.95
     with pytest.raises(ValueError, match="finite value"):
         gate.pool_estimates([{"value": float("nan"), "se": 0.01, "n": 10}])
+    with pytest.raises(ValueError, match="row count n >= 1"):
+        gate.pool_estimates([{"value": 0.9, "se": 0.0, "n": 0}])
+    # Damaged stored records are not usable (the history filter skips them), never a crash.
+    for bad in (
+        {"value": "0.8", "se": 0.01, "n": 9},
+        {"value": True, "se": 0.01, "n": 9},
+        {"value": 0.8, "se": -0.01, "n": 9},
+        {"value": 0.8, "se": 0.01, "n": "x"},
+        {"value": 0.8, "se": 0.01, "n": float("inf")},
+        {"value": 0.8, "se": 0.0},
+        None,
+    ):
+        assert not gate.usable_estimate(bad), bad
+    assert gate.usable_estimate(_week(0.8, 0.01, 9))
 
 
 def test_without_served_weeks_it_is_the_single_week_test():
@@ -103,7 +122,8 @@ def test_served_history_keeps_the_weeks_between_the_reference_and_this_week_once
     ]
     rerun = {**weeks[2], "value": 0.5}  # week 2 recorded again later: the latest record counts
     odd = {**weeks[3], "metric": "log_loss"}
-    kept = loop.served_history([*weeks, rerun, odd], START, end, "roc_auc")
+    damaged = [{**weeks[1], "value": "0.8"}, {**weeks[1], "n": -1}, ["not", "a", "record"]]
+    kept = loop.served_history([*weeks, rerun, odd, *damaged], START, end, "roc_auc")
     assert [w["value"] for w in kept] == pytest.approx([0.81, 0.5, 0.83])  # weeks 1..3: after START, before week 4
 
 

@@ -132,21 +132,23 @@ def load_champion_state(
         evaluation=card.get("evaluation") or {},
         trigger=tuple(card.get("trigger") or ()),
         gain=loop.promotion_gain(_comparison_of(store, spec, champion)),
-        served=load_served(store, spec, champion.version),
+        served=load_served(store, spec, champion),
     )
     return state, None
 
 
-def load_served(store: ObjectStore, spec: ModelSpec, version: Any) -> tuple[dict, ...]:
-    """The version's served history: its primary metric on each batch it was assessed on.
+def load_served(store: ObjectStore, spec: ModelSpec, champion: Any) -> tuple[dict, ...]:
+    """The champion version's served history: its primary metric on each batch it was assessed on.
 
     One object per week under ``<model>/served/v<version>/`` (written by :func:`detect_drift`),
     oldest first; ``loop.assess`` keeps the weeks before the interval it decides, so a re-run
-    or a backfill decides as the first run did. An unreadable record is skipped, with a log line.
+    or a backfill decides as the first run did. Only records of this very version count: each
+    names the MLflow run behind it, so a registry rebuilt beside a kept bucket (a new v1) never
+    pools the old v1's weeks. An unreadable record is skipped, with a log line.
     """
     from include.retrainer.storage import split_uri
 
-    bucket, prefix = split_uri(ModelLayout.of(spec).served_metrics(version) + "/")
+    bucket, prefix = split_uri(ModelLayout.of(spec).served_metrics(champion.version) + "/")
     weeks = []
     for obj in sorted(store.iter_objects(bucket, prefix), key=lambda o: o.key):
         try:
@@ -154,17 +156,44 @@ def load_served(store: ObjectStore, spec: ModelSpec, version: Any) -> tuple[dict
         except Exception as exc:  # a corrupt record loses one week of history, not the run
             log.warning("served-metric record %s not read (%s): skipped", obj.uri, exc)
             continue
-        if isinstance(record, dict):
+        if not isinstance(record, dict):
+            log.warning("served-metric record %s is not an object: skipped", obj.uri)
+        elif record.get("run_id") != champion.run_id:
+            log.warning(
+                "served-metric record %s belongs to run %s, not v%s's run %s: skipped",
+                obj.uri,
+                record.get("run_id"),
+                champion.version,
+                champion.run_id,
+            )
+        else:
             weeks.append(record)
     return tuple(weeks)
 
 
-def record_served(store: ObjectStore, spec: ModelSpec, version: Any, ctx: RunContext, served: dict | None) -> None:
-    """Store the champion's metric on this week's batch (a re-run of the week overwrites it)."""
-    if not served:
+def record_served(
+    store: ObjectStore,
+    spec: ModelSpec,
+    champion: Any,
+    trained_through: dt.datetime,
+    ctx: RunContext,
+    served: dict | None,
+) -> None:
+    """Store the champion's metric on this week's batch (a re-run of the week overwrites it).
+
+    Only for a week after the champion's own data: a re-run of an older week, judged against a
+    later champion, is not a week that version served.
+    """
+    if not served or ctx.interval_end <= trained_through:
         return
-    uri = ModelLayout.of(spec).served_week(version, ctx.interval_start, ctx.interval_end)
-    store.put_json(uri, {**served, "version": str(version), "interval_start": ctx.interval_start.isoformat()})
+    uri = ModelLayout.of(spec).served_week(champion.version, ctx.interval_start, ctx.interval_end)
+    record = {
+        **served,
+        "version": str(champion.version),
+        "run_id": champion.run_id,
+        "interval_start": ctx.interval_start.isoformat(),
+    }
+    store.put_json(uri, record)
 
 
 def _comparison_of(store: ObjectStore, spec: ModelSpec, version: Any) -> dict | None:
@@ -257,7 +286,7 @@ def detect_drift(
     batch = store.read_parquet(batch_uri)
     since = load_rejected_since(store, tracking_uri, spec, ctx, champion, state)
     outcome = loop.assess(spec, state, batch, ctx.interval_end, since=since)
-    record_served(store, spec, champion.version, ctx, outcome.served)
+    record_served(store, spec, champion, state.trained_through, ctx, outcome.served)
     drift_report = outcome.drift_report or {}
     out = {
         "gate": outcome.retrain,

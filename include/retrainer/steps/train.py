@@ -73,6 +73,14 @@ def train_challenger(
     # This version's own folder: a forced re-run or a changed config never overwrites the files
     # an earlier version's tags point to (its drift reference, holdout and model card).
     files = paths.training(key)
+    client = registry.client_for(tracking_uri)
+    existing = registry.find_versions(client, spec.name, idempotency_key=key)
+    if existing:
+        # A retry or re-run of a registered version: its files are left exactly as it was trained
+        # (the raw data may have changed since; its tags and DVC md5 must keep matching them).
+        log.info("version %s already registered for this interval/config/code: reusing it", existing[0].version)
+        registry.move_alias(client, spec.name, registry.CHALLENGER, existing[0].version)
+        return _reused(store, client, existing[0], key, forced)
     try:
         window, window_start, window_end, (train, holdout, evaluation) = _training_window(
             store, spec, ctx, raw_store or store
@@ -116,93 +124,83 @@ def train_challenger(
     }
     store.put_json(files.lineage, lineage)
 
-    client = registry.client_for(tracking_uri)
-    existing = registry.find_versions(client, spec.name, idempotency_key=key)
-    if existing:
-        version = existing[0]
-        reused = True
-        log.info("version %s already registered for this interval/config/code: reusing it", version.version)
-    else:
-        from include.retrainer import training
-        from include.retrainer.compare import compute_metrics
+    from include.retrainer import training
+    from include.retrainer.compare import compute_metrics
 
-        try:
-            state = loop.fit_challenger(spec, train, holdout, evaluation, ctx.interval_end)
-        except loop.InsufficientData as exc:
-            log.warning("not training: %s", exc)
-            return TrainResult.insufficient(f"insufficient data: {exc}")
-        pipeline = state.model
-        pred, proba = training.predict(pipeline, holdout, spec)
-        metrics = compute_metrics(holdout[spec.features.target].to_numpy(), pred, proba, state.classes)
-        example = training.prepare_features(train.head(5), spec)
-        card = {
-            "model": spec.name,
-            "trained_through": ctx.interval_end,
-            "baseline": state.baseline,
-            "importance": state.importance,
-            "evaluation": state.evaluation,  # incl. data_from and, for a short window, data_gain
-            "classes": [str(c) for c in state.classes],
-            # The gate signals that asked for this model (the follow-up signal reads them).
-            "trigger": [] if forced else gate_trigger(store, paths.drift),
-        }
-        store.put_json(files.model_card, card)
-        # Every lineage tag goes on the MLflow run; the version keeps the few people filter on
-        # (registry.VERSION_TAG_KEYS). Readers use VersionInfo.lineage_tag (version, then run).
-        training_tags = {
-            registry.TAG + "model": spec.name,
-            registry.TAG + "dag_id": ctx.dag_id,
-            registry.TAG + "dag_run_id": ctx.run_id,
-            registry.TAG + "data_interval_start": ctx.interval_start.isoformat(),
-            registry.TAG + "data_interval_end": ctx.interval_end.isoformat(),
-            registry.TAG + "train_data_uri": files.train,
-            registry.TAG + "train_data_etag": train_etag,
-            registry.TAG + "holdout_uri": files.holdout,
-            registry.TAG + "lineage_uri": files.lineage,
-            registry.TAG + "config_hash": spec.config_hash(),
-            registry.TAG + "code_version": code_version(),
-            registry.TAG + "train_rows": str(len(train)),
-            registry.TAG + "validated": "true",
-            registry.TAG + "dvc_md5": dvc_record.md5,
-            registry.TAG + "dvc_remote": dvc_record.remote_url,
-            registry.TAG + "dvc_path": dvc_record.path,
-            registry.TAG + "partitions": str(len(window.files)),
-            registry.TAG + "partitions_sha256": partitions_digest,
-            registry.TAG + "model_card_uri": files.model_card,
-            **({registry.TAG + "forced_by_run": ctx.run_id} if forced else {}),
-        }
-        version = registry.log_and_register(
-            tracking_uri=tracking_uri,
-            name=spec.name,
-            experiment_name=experiment_name(spec),
-            run_name=f"train_{interval_token(ctx.interval_start, ctx.interval_end)}",
-            pipeline=pipeline,
-            input_example=example,
-            params={
-                "estimator": spec.training.estimator,
-                **{f"estimator.{k}": v for k, v in spec.training.params.items()},
-                "window_weeks": round((window_end.timestamp() - window_start.timestamp()) / (7 * 86400)),
-                "holdout_days": spec.training.holdout_days,
-                "window_start": window_start.isoformat(),
-                "window_end": window_end.isoformat(),
-                "train_rows": len(train),
-                "holdout_rows": len(holdout),
-            },
-            metrics={f"holdout_{k}": v for k, v in metrics.items()},
-            run_tags=training_tags,
-            version_tags={
-                k: v for k, v in training_tags.items() if k[len(registry.TAG) :] in registry.VERSION_TAG_KEYS
-            },
-            artifacts={"lineage.json": json_safe(lineage), "model_card.json": json_safe(card)},
-            idempotency_key=key,
-            description=spec.description,
-        )
-        reused = False
+    try:
+        state = loop.fit_challenger(spec, train, holdout, evaluation, ctx.interval_end)
+    except loop.InsufficientData as exc:
+        log.warning("not training: %s", exc)
+        return TrainResult.insufficient(f"insufficient data: {exc}")
+    pipeline = state.model
+    pred, proba = training.predict(pipeline, holdout, spec)
+    metrics = compute_metrics(holdout[spec.features.target].to_numpy(), pred, proba, state.classes)
+    example = training.prepare_features(train.head(5), spec)
+    card = {
+        "model": spec.name,
+        "trained_through": ctx.interval_end,
+        "baseline": state.baseline,
+        "importance": state.importance,
+        "evaluation": state.evaluation,  # incl. data_from and, for a short window, data_gain
+        "classes": [str(c) for c in state.classes],
+        # The gate signals that asked for this model (the follow-up signal reads them).
+        "trigger": [] if forced else gate_trigger(store, paths.drift),
+    }
+    store.put_json(files.model_card, card)
+    # Every lineage tag goes on the MLflow run; the version keeps the few people filter on
+    # (registry.VERSION_TAG_KEYS). Readers use VersionInfo.lineage_tag (version, then run).
+    training_tags = {
+        registry.TAG + "model": spec.name,
+        registry.TAG + "dag_id": ctx.dag_id,
+        registry.TAG + "dag_run_id": ctx.run_id,
+        registry.TAG + "data_interval_start": ctx.interval_start.isoformat(),
+        registry.TAG + "data_interval_end": ctx.interval_end.isoformat(),
+        registry.TAG + "train_data_uri": files.train,
+        registry.TAG + "train_data_etag": train_etag,
+        registry.TAG + "holdout_uri": files.holdout,
+        registry.TAG + "lineage_uri": files.lineage,
+        registry.TAG + "config_hash": spec.config_hash(),
+        registry.TAG + "code_version": code_version(),
+        registry.TAG + "train_rows": str(len(train)),
+        registry.TAG + "validated": "true",
+        registry.TAG + "dvc_md5": dvc_record.md5,
+        registry.TAG + "dvc_remote": dvc_record.remote_url,
+        registry.TAG + "dvc_path": dvc_record.path,
+        registry.TAG + "partitions": str(len(window.files)),
+        registry.TAG + "partitions_sha256": partitions_digest,
+        registry.TAG + "model_card_uri": files.model_card,
+        **({registry.TAG + "forced_by_run": ctx.run_id} if forced else {}),
+    }
+    version = registry.log_and_register(
+        tracking_uri=tracking_uri,
+        name=spec.name,
+        experiment_name=experiment_name(spec),
+        run_name=f"train_{interval_token(ctx.interval_start, ctx.interval_end)}",
+        pipeline=pipeline,
+        input_example=example,
+        params={
+            "estimator": spec.training.estimator,
+            **{f"estimator.{k}": v for k, v in spec.training.params.items()},
+            "window_weeks": round((window_end.timestamp() - window_start.timestamp()) / (7 * 86400)),
+            "holdout_days": spec.training.holdout_days,
+            "window_start": window_start.isoformat(),
+            "window_end": window_end.isoformat(),
+            "train_rows": len(train),
+            "holdout_rows": len(holdout),
+        },
+        metrics={f"holdout_{k}": v for k, v in metrics.items()},
+        run_tags=training_tags,
+        version_tags={k: v for k, v in training_tags.items() if k[len(registry.TAG) :] in registry.VERSION_TAG_KEYS},
+        artifacts={"lineage.json": json_safe(lineage), "model_card.json": json_safe(card)},
+        idempotency_key=key,
+        description=spec.description,
+    )
     registry.move_alias(client, spec.name, registry.CHALLENGER, version.version)
     return TrainResult(
         challenger_version=version.version,
         run_id=version.run_id,
         idempotency_key=key,
-        reused=reused,
+        reused=False,
         train_rows=int(len(train)),
         holdout_rows=int(len(holdout)),
         train_uri=files.train,
@@ -212,6 +210,34 @@ def train_challenger(
         window_start=window_start,
         window_weeks=round((window_end.timestamp() - window_start.timestamp()) / (7 * 86400)),
         evaluation=evaluation,
+        forced=forced,
+    )
+
+
+def _reused(store: ObjectStore, client: Any, version: Any, key: str, forced: bool) -> TrainResult:
+    """The registered version's result, from its own records (nothing is read from raw data)."""
+    lineage_uri = version.lineage_tag(client, "lineage_uri")
+    lineage = (store.get_json_or_none(lineage_uri) if lineage_uri else None) or {}
+    holdout_uri = version.lineage_tag(client, "holdout_uri")
+    window_start, window_end = lineage.get("window_start"), lineage.get("window_end")
+    weeks = None
+    if window_start and window_end:
+        span = dt.datetime.fromisoformat(str(window_end)) - dt.datetime.fromisoformat(str(window_start))
+        weeks = round(span.total_seconds() / (7 * 86400))
+    return TrainResult(
+        challenger_version=version.version,
+        run_id=version.run_id,
+        idempotency_key=key,
+        reused=True,
+        train_rows=int(version.lineage_tag(client, "train_rows") or 0),
+        holdout_rows=int(len(store.read_parquet(holdout_uri))) if holdout_uri else 0,
+        train_uri=version.lineage_tag(client, "train_data_uri"),
+        holdout_uri=holdout_uri,
+        lineage_uri=lineage_uri,
+        model_card_uri=version.lineage_tag(client, "model_card_uri"),
+        window_start=dt.datetime.fromisoformat(str(window_start)) if window_start else None,
+        window_weeks=weeks,
+        evaluation=lineage.get("evaluation"),
         forced=forced,
     )
 
