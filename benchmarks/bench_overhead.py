@@ -461,8 +461,9 @@ def markdown(r: dict[str, Any]) -> str:
         "in the metadata DB).",
         f"- Task framework around the steps: {ti_total - step_in_dag:.1f} s over {len(ran)} successful tasks "
         "(task instance state changes, context and template rendering, XCom pulls and pushes, the branch, "
-        f"summary and `mark_*` tasks), of which {first_frame:.1f} s in the first task ({first_id}: one-off "
-        "start-up of the task machinery and the operator and hook imports); a later step task's own framework "
+        f"summary and `mark_*` tasks), of which {first_frame:.1f} s in the first task ({first_id}: its start is "
+        "stamped when it is queued, before `dags test` builds the in-process execution API on first use, a "
+        "one-off start-up of Airflow's that the floor includes); a later step task's own framework "
         f"time is {_fmt(later_frame)} s (median).",
         f"- The steps themselves: {step_in_dag:.1f} s inside the tasks vs {inproc['steps_total']:.1f} s in "
         f"process ({step_in_dag - inproc['steps_total']:+.1f} s: the hooks resolve the Airflow connections and "
@@ -475,7 +476,12 @@ def markdown(r: dict[str, Any]) -> str:
         f"task, up to ~{imp * len(ran):.0f} s for {len(ran)} tasks (estimated, not measured here).",
         f"- S3 round trips (moto log): {dag['s3']} in the DAG run vs {inproc['s3']} in process "
         f"({dag['s3'] - inproc['s3']:+d}); MLflow requests (server log) {dag['mlflow']} vs {inproc['mlflow']} "
-        f"({dag['mlflow'] - inproc['mlflow']:+d}). S3 counts include MLflow's proxied artefact traffic.",
+        f"({dag['mlflow'] - inproc['mlflow']:+d}). S3 counts include MLflow's proxied artefact traffic. The extra "
+        "requests are the run story, which only the summarize task tells (`retrain_ops.story`: it reads "
+        "drift.json, comparison.json, lineage.json and the two Parquet samples for the plots, writes "
+        "report.html and its MLflow copy, and describes the registry versions: 8 of the registered-models "
+        "calls); the in-process side calls `summarize_run` without it (when this was written, every other kind of "
+        "request matched in the table below).",
         "",
         "Requests by kind (DAG run / in process):",
         "",
