@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseHook
+
+#: S3 clients built in this process, by connection fingerprint (see ``ObjectStoreHook.store``).
+_S3_CLIENTS: dict[str, tuple[Any, Any]] = {}
+_S3_CLIENTS_LOCK = threading.Lock()
+
+
+def connection_fingerprint(conn_id: str, conn: Any) -> str:
+    """A digest of everything a connection says (type, address, login, secret, extra).
+
+    Two lookups with the same fingerprint describe the same endpoint and identity; any edit
+    of the connection (a rotated secret, another endpoint) gives another fingerprint.
+    """
+    fields = [conn_id] + [
+        None if conn is None else getattr(conn, name, None)
+        for name in ("conn_type", "host", "schema", "login", "password", "port", "extra")
+    ]
+    return hashlib.sha256(json.dumps(fields, default=str, sort_keys=True).encode()).hexdigest()
+
+
+def clear_s3_client_cache() -> None:
+    """Forget the S3 clients built so far (the next ``store`` builds a fresh one)."""
+    with _S3_CLIENTS_LOCK:
+        _S3_CLIENTS.clear()
 
 
 class MlflowHook(BaseHook):
@@ -69,26 +95,55 @@ class ObjectStoreHook(BaseHook):
 
     @cached_property
     def store(self) -> Any:
+        """Our ``ObjectStore`` on this connection's S3 client.
+
+        Building a client through the provider costs 0.1-0.5 s (a boto3 session, the S3
+        service model and the provider's user-agent probe, which walks the call stack), and
+        every task builds one or two stores: the client is therefore built once per process
+        and connection fingerprint and shared (boto3 clients are thread-safe; a task process
+        of a scheduler runs one task, ``airflow dags test`` runs them all). Any change of
+        the connection gives a new fingerprint, hence a new client. The credentials handed
+        to DVC are read afresh for every store, so temporary ones are never older than the
+        store that carries them.
+        """
+        from include.retrainer.storage import ObjectStore
+
+        hook, client = self._shared_client()
+        return ObjectStore(
+            client,
+            dvc_remote=self.dvc_remote_from(hook.conn_config.extra_config),
+            credentials=hook.get_credentials(),
+        )
+
+    def _shared_client(self) -> tuple[Any, Any]:
+        """(configured S3Hook, its boto3 client) for this connection, built once per process."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = self.get_connection(self.aws_conn_id)
+        except AirflowNotFoundException:  # the provider then falls back to boto3's default chain
+            conn = None
+        key = connection_fingerprint(self.aws_conn_id, conn)
+        with _S3_CLIENTS_LOCK:
+            found = _S3_CLIENTS.get(key)
+            if found is None:
+                found = _S3_CLIENTS[key] = self._build_client()
+            return found
+
+    def _build_client(self) -> tuple[Any, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
         from botocore.config import Config
-
-        from include.retrainer.storage import ObjectStore
 
         # Bounded retries with backoff inside boto3; Airflow task retries sit on top.
         config = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60)
         # The connection's extra ``config_kwargs`` (the Amazon provider's documented botocore
         # settings) override these defaults key by key; an explicit hook config would otherwise
         # make the provider ignore them silently.
-        base = S3Hook(aws_conn_id=self.aws_conn_id)
-        configured = base.conn_config.botocore_config
+        configured = S3Hook(aws_conn_id=self.aws_conn_id).conn_config.botocore_config
         if configured is not None:
             config = config.merge(configured)
         hook = S3Hook(aws_conn_id=self.aws_conn_id, config=config)
-        return ObjectStore(
-            hook.get_conn(),
-            dvc_remote=self.dvc_remote_from(base.conn_config.extra_config),
-            credentials=hook.get_credentials(),
-        )
+        return hook, hook.get_conn()
 
     @staticmethod
     def dvc_remote_from(extra: Any) -> str | None:

@@ -387,3 +387,31 @@ def test_object_store_hook_reads_the_remote_from_the_connection_extra(moto_serve
     assert store.dvc_remote == "s3://lake/dvc"
     assert lineage.dvc_remote_for(_Spec("churn"), connection_remote=store.dvc_remote, env={}) == "s3://lake/dvc/churn"
     assert ObjectStoreHook(aws_conn_id="s3_data").store.dvc_remote is None  # the test connection sets none
+
+
+def test_object_store_hook_shares_one_client_per_connection_and_rebuilds_it_when_the_connection_changes(
+    moto_server, monkeypatch
+):
+    from retrain_ops.hooks import ObjectStoreHook
+
+    def connection(extra: dict) -> str:
+        base = {"endpoint_url": moto_server, "region_name": "us-east-1"}
+        return json.dumps({"conn_type": "aws", "login": "test", "password": "test", "extra": {**base, **extra}})
+
+    monkeypatch.setenv("AIRFLOW_CONN_SHARED_TEST", connection({"dvc_remote": "s3://lake/a"}))
+    first, second = ObjectStoreHook(aws_conn_id="shared_test").store, ObjectStoreHook(aws_conn_id="shared_test").store
+    assert first.client is second.client  # built once per process and connection
+    assert first.credentials is not None and first.credentials.access_key == "test"
+    first.put_bytes("s3://retrain-artifacts/shared-client-probe.txt", b"x")
+    assert second.get_bytes("s3://retrain-artifacts/shared-client-probe.txt") == b"x"
+
+    # Any edit of the connection (here its extra) gives a new client carrying the new settings.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SHARED_TEST",
+        connection({"dvc_remote": "s3://lake/b", "config_kwargs": {"retries": {"max_attempts": 2}}}),
+    )
+    changed = ObjectStoreHook(aws_conn_id="shared_test").store
+    assert changed.client is not first.client
+    assert changed.dvc_remote == "s3://lake/b"
+    assert changed.client.meta.config.retries["total_max_attempts"] == 3
+    assert first.client.meta.config.retries["total_max_attempts"] == 5  # our default: 4 retries
