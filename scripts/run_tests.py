@@ -75,22 +75,20 @@ def main(argv: list[str] | None = None) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    main_lines: list[str] = []
+    tail = b""
     try:
         main_run = subprocess.Popen(
             [*pytest, *(f"--ignore={p}" for p in SIDE)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
         )
         assert main_run.stdout is not None
-        for line in main_run.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            main_lines.append(line)
-            del main_lines[:-200]
+        # Passed on as it comes (pytest -q prints its dots without a newline until a line is full).
+        while chunk := os.read(main_run.stdout.fileno(), 65536):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            tail = (tail + chunk)[-200_000:]
         main_rc = main_run.wait()
         main_took = time.monotonic() - started
         if side.poll() is None:
@@ -104,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print(side_text.rstrip())
     print(f"[run_tests] ---- end of side run; both runs took {time.monotonic() - started:.0f}s ----")
     total: dict[str, int] = {}
-    for part in (counts("".join(main_lines)), counts(side_text)):
+    for part in (counts(tail.decode(errors="replace")), counts(side_text)):
         for key, n in part.items():
             total[key] = total.get(key, 0) + n
     failed = total.get("failed", 0) + total.get("errors", 0)
