@@ -86,10 +86,15 @@ CELERY_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 _T0 = time.monotonic()
 
 
+_SAY_LOCK = threading.Lock()
+
+
 def say(phase: str, msg: str) -> None:
-    """One progress line: wall clock, seconds since the command started, phase, message."""
-    elapsed = time.monotonic() - _T0
-    print(f"[{dt.datetime.now().strftime('%H:%M:%S')} +{elapsed:5.0f}s] {phase:<8} {msg}", flush=True)
+    """One progress line: wall clock, seconds since the command started, phase, message.
+    Parts that start side by side (threads) print whole lines, their seconds in order."""
+    with _SAY_LOCK:
+        elapsed = time.monotonic() - _T0
+        print(f"[{dt.datetime.now().strftime('%H:%M:%S')} +{elapsed:5.0f}s] {phase:<8} {msg}", flush=True)
 
 
 def airflow_home() -> Path:
