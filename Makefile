@@ -56,7 +56,7 @@ status:
 	@$(BIN)/python scripts/stack.py status
 
 test: install browser lint ## lint, then the whole suite: unit, plugins, dags, infra, e2e (incl. the browser test)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python scripts/run_tests.py $(if $(filter 1 yes true,$(SERIAL)),--serial)
 
 # The browser test drives Debian's Chromium (Playwright's own download is not reachable here).
 browser:

@@ -31,6 +31,7 @@ settings, so ``AIRFLOW_HOME=.local/airflow airflow ...`` works from any shell.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import datetime as dt
 import fcntl
@@ -85,10 +86,15 @@ CELERY_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 _T0 = time.monotonic()
 
 
+_SAY_LOCK = threading.Lock()
+
+
 def say(phase: str, msg: str) -> None:
-    """One progress line: wall clock, seconds since the command started, phase, message."""
-    elapsed = time.monotonic() - _T0
-    print(f"[{dt.datetime.now().strftime('%H:%M:%S')} +{elapsed:5.0f}s] {phase:<8} {msg}", flush=True)
+    """One progress line: wall clock, seconds since the command started, phase, message.
+    Parts that start side by side (threads) print whole lines, their seconds in order."""
+    with _SAY_LOCK:
+        elapsed = time.monotonic() - _T0
+        print(f"[{dt.datetime.now().strftime('%H:%M:%S')} +{elapsed:5.0f}s] {phase:<8} {msg}", flush=True)
 
 
 def airflow_home() -> Path:
@@ -340,6 +346,10 @@ def alive(pid: int) -> bool:
         return False
 
 
+# Seconds from SIGINT to SIGKILL per part (services.SEAWEED_STOP_GRACE says why SeaweedFS's is short).
+STOP_GRACE = {"seaweedfs": services.SEAWEED_STOP_GRACE}
+
+
 def down(quiet: bool = False) -> int:
     running = pids()
     # The scheduler first (nothing new is queued), then workers (warm shutdown) and the other
@@ -353,7 +363,9 @@ def down(quiet: bool = False) -> int:
             if alive(running[name]):
                 say("stop", f"stopping {name} (process group {running[name]})")
                 threads.append(
-                    threading.Thread(target=services.stop_group, args=(running[name],), kwargs={"grace": 20})
+                    threading.Thread(
+                        target=services.stop_group, args=(running[name],), kwargs={"grace": STOP_GRACE.get(name, 20)}
+                    )
                 )
                 threads[-1].start()
         for t in threads:
@@ -600,6 +612,36 @@ def prepare_db(db: str) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
 
 
+def _load_airflow_settings(env: dict[str, str]) -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-m", "scripts.load_airflow_settings", str(ROOT / "airflow_settings.yaml")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if loaded.returncode != 0:
+        raise RuntimeError(f"loading airflow_settings.yaml failed:\n{loaded.stdout}\n{loaded.stderr}")
+
+
+def _prepare_airflow_db(db: str) -> float:
+    """airflow.cfg, the migrated metadata DB and airflow_settings.yaml's connections; seconds taken."""
+    t = time.monotonic()
+    write_airflow_cfg(db)
+    prepare_db(db)
+    _load_airflow_settings(airflow_env(db))
+    return time.monotonic() - t
+
+
+def _migrate_celery_db() -> float:
+    """The Celery stack's airflow.cfg, migrated metadata DB and connections; seconds taken."""
+    t = time.monotonic()
+    write_airflow_cfg("postgres")
+    run_airflow("db", "migrate")
+    _load_airflow_settings(celery_env())
+    return time.monotonic() - t
+
+
 def up(demo: bool, db: str) -> int:
     try:
         with stack_lock():
@@ -690,30 +732,24 @@ def _up(demo: bool, db: str) -> int:
             "mlflow",
             f"starting MLflow on {state['mlflow_tracking_uri']}; waiting for /health (up to {READY_TIMEOUT:.0f}s)",
         )
-        mlflow = services.start_mlflow(
-            MLFLOW_PORT,
-            LOCAL / "mlflow" / "mlflow.db",
-            endpoint,
-            LOGS / "mlflow.log",
-            timeout=READY_TIMEOUT,
-            progress=lambda m: say("mlflow", m),
-        )
-        write_pid("mlflow", mlflow)
-        say("mlflow", f"MLflow up in {time.monotonic() - t:.0f}s (SQLite backend, artifacts in s3://mlflow-artifacts)")
-
-        t = time.monotonic()
-        write_airflow_cfg(db)
-        prepare_db(db)
-        loaded = subprocess.run(
-            [sys.executable, "-m", "scripts.load_airflow_settings", str(ROOT / "airflow_settings.yaml")],
-            env={**os.environ, **airflow_env(db)},
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        if loaded.returncode != 0:
-            raise RuntimeError(f"loading airflow_settings.yaml failed:\n{loaded.stdout}\n{loaded.stderr}")
-        say("db", f"Airflow metadata DB ({db}) migrated, airflow_settings.yaml loaded in {time.monotonic() - t:.0f}s")
+        # The metadata DB is migrated while MLflow starts (neither needs the other).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            migrated = pool.submit(_prepare_airflow_db, db)
+            mlflow = services.start_mlflow(
+                MLFLOW_PORT,
+                LOCAL / "mlflow" / "mlflow.db",
+                endpoint,
+                LOGS / "mlflow.log",
+                timeout=READY_TIMEOUT,
+                progress=lambda m: say("mlflow", m),
+            )
+            write_pid("mlflow", mlflow)
+            say(
+                "mlflow",
+                f"MLflow up in {time.monotonic() - t:.0f}s (SQLite backend, artifacts in s3://mlflow-artifacts)",
+            )
+            took = migrated.result()
+        say("db", f"Airflow metadata DB ({db}) migrated, airflow_settings.yaml loaded in {took:.0f}s")
 
         t = time.monotonic()
         say(
@@ -924,48 +960,45 @@ def _up_celery(demo: bool, workers: int) -> int:
         services.redis_ping(REDIS_URL)
         say("broker", f"Redis answers at {REDIS_URL}; Celery keys prefixed {STACK_ID}:")
 
-        t = time.monotonic()
-        say(
-            "s3",
-            f"starting SeaweedFS on {endpoint} (data in {seaweed_dir()}); waiting for a bucket create + "
-            f"object write to succeed (up to {READY_TIMEOUT:.0f}s)",
-        )
-        weed = start_seaweed(S3_PORT)
-        write_pid("seaweedfs", weed)
-        services.create_buckets(endpoint)
-        say("s3", f"SeaweedFS accepts writes after {time.monotonic() - t:.0f}s; buckets: {', '.join(services.BUCKETS)}")
+        # The metadata DB is migrated while SeaweedFS and MLflow start (none needs the others).
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        migrated = pool.submit(_migrate_celery_db)
+        try:
+            t = time.monotonic()
+            say(
+                "s3",
+                f"starting SeaweedFS on {endpoint} (data in {seaweed_dir()}); waiting for a bucket create + "
+                f"object write to succeed (up to {READY_TIMEOUT:.0f}s)",
+            )
+            weed = start_seaweed(S3_PORT)
+            write_pid("seaweedfs", weed)
+            services.create_buckets(endpoint)
+            say(
+                "s3",
+                f"SeaweedFS accepts writes after {time.monotonic() - t:.0f}s; buckets: {', '.join(services.BUCKETS)}",
+            )
 
-        t = time.monotonic()
-        say(
-            "mlflow",
-            f"starting MLflow on {state['mlflow_tracking_uri']} (PostgreSQL backend); waiting for /health "
-            f"(up to {READY_TIMEOUT:.0f}s)",
-        )
-        mlflow = services.start_mlflow(
-            MLFLOW_PORT,
-            urls["mlflow"],
-            endpoint,
-            LOGS / "mlflow.log",
-            timeout=READY_TIMEOUT,
-            progress=lambda m: say("mlflow", m),
-        )
-        write_pid("mlflow", mlflow)
-        say("mlflow", f"MLflow up in {time.monotonic() - t:.0f}s (artifacts in s3://mlflow-artifacts on SeaweedFS)")
-
-        t = time.monotonic()
-        write_airflow_cfg("postgres")
+            t = time.monotonic()
+            say(
+                "mlflow",
+                f"starting MLflow on {state['mlflow_tracking_uri']} (PostgreSQL backend); waiting for /health "
+                f"(up to {READY_TIMEOUT:.0f}s)",
+            )
+            mlflow = services.start_mlflow(
+                MLFLOW_PORT,
+                urls["mlflow"],
+                endpoint,
+                LOGS / "mlflow.log",
+                timeout=READY_TIMEOUT,
+                progress=lambda m: say("mlflow", m),
+            )
+            write_pid("mlflow", mlflow)
+            say("mlflow", f"MLflow up in {time.monotonic() - t:.0f}s (artifacts in s3://mlflow-artifacts on SeaweedFS)")
+            took = migrated.result()
+        finally:
+            pool.shutdown(wait=True)
         env = celery_env()
-        run_airflow("db", "migrate")
-        loaded = subprocess.run(
-            [sys.executable, "-m", "scripts.load_airflow_settings", str(ROOT / "airflow_settings.yaml")],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        if loaded.returncode != 0:
-            raise RuntimeError(f"loading airflow_settings.yaml failed:\n{loaded.stdout}\n{loaded.stderr}")
-        say("db", f"Airflow metadata DB migrated, airflow_settings.yaml loaded in {time.monotonic() - t:.0f}s")
+        say("db", f"Airflow metadata DB migrated, airflow_settings.yaml loaded in {took:.0f}s")
 
         t = time.monotonic()
         airflow_bin = str(Path(sys.executable).parent / "airflow")
@@ -973,27 +1006,27 @@ def _up_celery(demo: bool, workers: int) -> int:
         for name in CELERY_SERVICES:
             parts[name] = services.spawn([airflow_bin, name], LOGS / f"{name}.log", env=env)
             write_pid(name, parts[name])
-        say(
-            "airflow",
-            f"started {', '.join(CELERY_SERVICES)}; waiting for the API, scheduler and dag-processor to "
-            f"report healthy (up to {READY_TIMEOUT:.0f}s)",
-        )
-        services.wait_airflow_healthy(
-            state["airflow_url"], READY_TIMEOUT, progress=lambda m: say("airflow", m), procs=parts, logs=LOGS
-        )
-        say("airflow", f"Airflow healthy in {time.monotonic() - t:.0f}s")
-
-        t = time.monotonic()
+        # The workers start alongside (they need only the broker and the migrated DB): their
+        # start-up overlaps the API's, and no task reaches them before the scheduler is healthy.
         names = worker_names(workers)
         procs = {}
         for name in names:
             procs[name] = start_worker(name, env)
             write_pid(name, procs[name])
         say(
+            "airflow",
+            f"started {', '.join(CELERY_SERVICES)}; waiting for the API, scheduler and dag-processor to "
+            f"report healthy (up to {READY_TIMEOUT:.0f}s)",
+        )
+        say(
             "workers",
             f"started {workers} Celery workers ({', '.join(names)}, concurrency {WORKER_CONCURRENCY}, "
-            f"queue {CELERY_QUEUE}); waiting for each to answer a Celery ping (up to {READY_TIMEOUT:.0f}s)",
+            f"queue {CELERY_QUEUE}); each must answer a Celery ping (up to {READY_TIMEOUT:.0f}s)",
         )
+        services.wait_airflow_healthy(
+            state["airflow_url"], READY_TIMEOUT, progress=lambda m: say("airflow", m), procs=parts, logs=LOGS
+        )
+        say("airflow", f"Airflow healthy in {time.monotonic() - t:.0f}s")
         wait_workers(names, procs, READY_TIMEOUT)
         say("workers", f"all {workers} workers answer after {time.monotonic() - t:.0f}s")
         services.write_state(state)

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,27 @@ def airflow_db():
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     yield os.environ["AIRFLOW_HOME"]
+
+
+_real_sleep = time.sleep
+
+
+def _short_dag_test_polls(seconds: float) -> None:
+    """``dag.test()`` sleeps a fixed 1 s whenever no task is runnable: once per layer of
+    ``skipped``/``upstream_failed`` propagation (a branch not taken, a failed task), i.e. some
+    seconds per run. Only those polls are shortened; its wait for a human's answer
+    (tasks parked in ``awaiting_input``) keeps its 1 s, and every other sleep (boto retries,
+    locks, servers' own loops) is untouched."""
+    frame = sys._getframe(1)
+    if frame.f_globals.get("__name__", "") == "airflow.sdk.definitions.dag" and not frame.f_locals.get(
+        "awaiting_input_tis"
+    ):
+        seconds = min(seconds, 0.05)
+    _real_sleep(seconds)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def short_dag_test_polls():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(time, "sleep", _short_dag_test_polls)
+        yield

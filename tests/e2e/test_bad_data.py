@@ -29,8 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,17 +215,6 @@ class World:
         return self.json_artefact(uri)
 
 
-_real_sleep = time.sleep
-
-
-def _short_dag_test_polls(seconds: float) -> None:
-    """``dag.test()`` sleeps a fixed 1 s whenever no task is runnable -- once per layer of
-    ``upstream_failed`` propagation, i.e. ~6 s per failed run. Only its own polls are
-    shortened; every other sleep (boto retries, locks) is untouched."""
-    caller = sys._getframe(1).f_globals.get("__name__", "")
-    _real_sleep(min(seconds, 0.05) if caller == "airflow.sdk.definitions.dag" else seconds)
-
-
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     """The specs of this module; dag.test() parses dags/, which reads RETRAIN_MODELS_DIR."""
@@ -236,7 +223,6 @@ def models_dir(tmp_path_factory):
     (d / f"{ODD_MODEL}.yaml").write_text(yaml.safe_dump(odd_spec_dict(), allow_unicode=True), encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RETRAIN_MODELS_DIR", str(d))
-        mp.setattr(time, "sleep", _short_dag_test_polls)
         yield d
 
 

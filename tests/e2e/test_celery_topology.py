@@ -144,7 +144,7 @@ def _wait_dag(api: services.AirflowApi, dag_id: str, timeout: float = 600) -> No
     deadline = time.monotonic() + timeout
     while api.request("GET", f"/api/v2/dags/{dag_id}", ok=(200, 404))[0] != 200:
         assert time.monotonic() < deadline, f"{dag_id} not parsed after {timeout}s"
-        time.sleep(3)
+        time.sleep(1)
 
 
 def backfill(
@@ -186,7 +186,7 @@ def finished_runs(api: services.AirflowApi, dag_id: str, starts: list[dt.date], 
         if want <= set(done):
             return {k.date(): v for k, v in done.items() if k in want}
         assert time.monotonic() < deadline, f"runs not finished after {timeout}s: {sorted(want - set(done))}"
-        time.sleep(5)
+        time.sleep(2)
 
 
 def task_instances(api: services.AirflowApi, dag_id: str, run_id: str) -> list[dict]:

@@ -51,7 +51,7 @@ class Weed:
 
     def stop(self) -> None:
         if self.proc is not None:
-            services.stop_group(self.proc.pid, grace=10)
+            services.stop_group(self.proc.pid, grace=services.SEAWEED_STOP_GRACE)
             self.proc = None
 
 
