@@ -498,11 +498,13 @@ def start_mlflow(
 
 
 # --------------------------------------------------------------------------- SeaweedFS (persistent S3)
-# ``weed server`` on SIGINT: the volume server stops within a fraction of a second (its data
-# written), then the process idles ~15 s in the filer's graceful HTTP shutdown. A short grace,
-# then SIGKILL, stops it as safely (objects written before the stop read back after a restart:
-# tests/plugins/test_seaweedfs_s3.py, tests/e2e/test_celery_topology.py).
-SEAWEED_STOP_GRACE = 6.0
+# ``weed server`` on SIGINT runs its shutdown hooks one after another: first the filer's gRPC
+# graceful stop, which always waits out its 15 s timeout (metadata subscribers never hang up),
+# then the filer closes its store and the volume server stops ("Shut down successfully!" in its
+# log, ~15.5 s after the signal). A SIGKILL before that is a crash of the store (objects then
+# only survive through the OS page cache), so the grace leaves that shutdown 20 s before the
+# SIGTERM (stop_group waits grace / 2 after each signal).
+SEAWEED_STOP_GRACE = 40.0
 
 #: Every listening port ``weed server`` opens, by the flag that sets it. All are chosen
 #: explicitly: the defaults (9333, 8080, 8888, 8181, 9101 and each +10000 for gRPC) collide

@@ -346,7 +346,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-# Seconds from SIGINT to SIGKILL per part (services.SEAWEED_STOP_GRACE says why SeaweedFS's is short).
+# Seconds from SIGINT to SIGKILL per part (services.SEAWEED_STOP_GRACE says why SeaweedFS's is long).
 STOP_GRACE = {"seaweedfs": services.SEAWEED_STOP_GRACE}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from functools import cached_property
 from typing import Any
@@ -32,6 +33,17 @@ def clear_s3_client_cache() -> None:
     """Forget the S3 clients built so far (the next ``store`` builds a fresh one)."""
     with _S3_CLIENTS_LOCK:
         _S3_CLIENTS.clear()
+
+
+def _forget_after_fork() -> None:
+    """A forked child never reuses its parent's clients (their connection pools are the
+    parent's), nor a lock another thread of the parent may have held at the fork."""
+    global _S3_CLIENTS_LOCK
+    _S3_CLIENTS_LOCK = threading.Lock()
+    _S3_CLIENTS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class MlflowHook(BaseHook):

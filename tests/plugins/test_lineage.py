@@ -415,3 +415,17 @@ def test_object_store_hook_shares_one_client_per_connection_and_rebuilds_it_when
     assert changed.dvc_remote == "s3://lake/b"
     assert changed.client.meta.config.retries["total_max_attempts"] == 3
     assert first.client.meta.config.retries["total_max_attempts"] == 5  # our default: 4 retries
+
+    # A forked child (e.g. a worker forking a task process) builds its own: the parent's client
+    # and its connection pool are never shared across the fork.
+    import retrain_ops.hooks as hooks
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports how many clients it inherited, then exits at once
+        os.write(write, str(len(hooks._S3_CLIENTS)).encode())
+        os._exit(0)
+    os.close(write)
+    inherited = os.read(read, 16).decode()
+    os.waitpid(pid, 0)
+    assert hooks._S3_CLIENTS and inherited == "0"

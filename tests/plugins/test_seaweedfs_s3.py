@@ -219,6 +219,8 @@ def test_objects_survive_a_restart(weed):
     key = f"tests/persist/{uuid.uuid4().hex}"
     client.put_object(Bucket=BUCKET, Key=key, Body=b"still here")
     weed.stop()
+    # A clean stop (the filer closed its store, the volume server stopped), not a kill.
+    assert "Shut down successfully" in weed.log.read_text(errors="replace")
     weed.start()
     client = _client(weed.endpoint)
     assert client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"still here"
