@@ -100,17 +100,27 @@ def airflow_db():
 _real_sleep = time.sleep
 
 
+#: Task states in which dag.test() waits for time to pass (a retry delay, a reschedule, a
+#: trigger): its 1 s poll is kept then, so the loop does not spin through the wait.
+_WAITING_STATES = frozenset({"up_for_retry", "up_for_reschedule", "deferred"})
+
+
 def _short_dag_test_polls(seconds: float) -> None:
     """``dag.test()`` sleeps a fixed 1 s whenever no task is runnable: once per layer of
     ``skipped``/``upstream_failed`` propagation (a branch not taken, a failed task), i.e. some
-    seconds per run. Only those polls are shortened; its wait for a human's answer
-    (tasks parked in ``awaiting_input``) keeps its 1 s, and every other sleep (boto retries,
-    locks, servers' own loops) is untouched."""
+    seconds per run. Only those polls are shortened: its wait for a human's answer (tasks
+    parked in ``awaiting_input``) and its waits for a retry delay, a reschedule or a trigger
+    keep their 1 s, and every other sleep (boto retries, locks, servers' own loops) is
+    untouched. It reads the loop's own locals (``awaiting_input_tis``, ``ids_unrunnable``):
+    were Airflow to rename them, the polls would merely stay at 1 s or shorten."""
     frame = sys._getframe(1)
     if frame.f_globals.get("__name__", "") == "airflow.sdk.definitions.dag" and not frame.f_locals.get(
         "awaiting_input_tis"
     ):
-        seconds = min(seconds, 0.05)
+        unrunnable = frame.f_locals.get("ids_unrunnable") or ()
+        states = {str(getattr(ti.state, "value", ti.state)) for ti in unrunnable}
+        if not states & _WAITING_STATES:
+            seconds = min(seconds, 0.05)
     _real_sleep(seconds)
 
 
