@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDE = ("tests/e2e/test_celery_topology.py",)
+SIDE_PORTS = "20000-30000"
 COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b")
 
 
@@ -40,13 +41,27 @@ def counts(text: str) -> dict[str, int]:
     return {}
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
+def _stop(proc: subprocess.Popen | None, group: bool) -> None:
+    """SIGINT (pytest then tears its fixtures, i.e. its stacks, down), SIGKILL after 300 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    send = (lambda sig: os.killpg(proc.pid, sig)) if group else proc.send_signal
+    try:
+        send(signal.SIGINT)
+        proc.wait(timeout=300)
+    except subprocess.TimeoutExpired:
         try:
-            os.killpg(proc.pid, signal.SIGINT)  # pytest tears its fixtures (the stack) down
-            proc.wait(timeout=300)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
+            send(signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    except ProcessLookupError:
+        pass
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM / SIGHUP (a cancelled CI job, a closed terminal) end the runner like Ctrl-C, so
+    both pytest runs are stopped and tear their stacks down rather than being orphaned."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.serial:
         return subprocess.call(pytest, cwd=ROOT)
 
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     args.side_log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"[run_tests] {' '.join(SIDE)} runs in a second pytest process; its log: {args.side_log}", flush=True)
@@ -70,12 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         side = subprocess.Popen(
             [*pytest, *SIDE],
             cwd=ROOT,
+            # Its ports come from below the kernel's ephemeral range (32768-60999 here), where
+            # the main run's ports (bind to port 0) and outgoing connections never land.
+            env={**os.environ, "RETRAIN_PORT_RANGE": SIDE_PORTS},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     tail = b""
+    main_run: subprocess.Popen | None = None
     try:
         main_run = subprocess.Popen(
             [*pytest, *(f"--ignore={p}" for p in SIDE)],
@@ -95,19 +116,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[run_tests] main run ended after {main_took:.0f}s; waiting for the side run", flush=True)
         side_rc = side.wait()
     except BaseException:
-        _stop(side)
+        # The main run shares the runner's process group (a terminal's Ctrl-C reaches it too);
+        # a signal sent to the runner alone does not, so it is stopped here as well.
+        _stop(main_run, group=False)
+        _stop(side, group=True)
         raise
     side_text = args.side_log.read_text(errors="replace")
     print(f"\n[run_tests] ---- {' '.join(SIDE)} (exit {side_rc}) ----")
     print(side_text.rstrip())
     print(f"[run_tests] ---- end of side run; both runs took {time.monotonic() - started:.0f}s ----")
     total: dict[str, int] = {}
-    for part in (counts(tail.decode(errors="replace")), counts(side_text)):
+    main_part, side_part = counts(tail.decode(errors="replace")), counts(side_text)
+    for part in (main_part, side_part):
         for key, n in part.items():
             total[key] = total.get(key, 0) + n
     failed = total.get("failed", 0) + total.get("errors", 0)
     skipped = f", {total['skipped']} skipped" if total.get("skipped") else ""
-    print(f"suite: {total.get('passed', 0)} passed, {failed} failed{skipped}")
+    missing = [name for name, part in (("main", main_part), ("side", side_part)) if not part]
+    note = f"; no pytest summary from the {' and '.join(missing)} run" if missing else ""
+    print(
+        f"suite: {total.get('passed', 0)} passed, {failed} failed{skipped} "
+        f"(exit codes: main {main_rc}, side {side_rc}{note})"
+    )
     return main_rc or side_rc
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -107,10 +108,40 @@ def service_env(airflow_home: Path) -> dict[str, str]:
     }
 
 
+#: Ports this process handed out from RETRAIN_PORT_RANGE (not yet bound by their service).
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port on 127.0.0.1 (free now: the caller's service binds it later).
+
+    By default the kernel picks one from its ephemeral range. With ``RETRAIN_PORT_RANGE=lo-hi``
+    the port comes from that range instead: the test runner gives its second pytest process a
+    range below the ephemeral one, so two processes choosing ports at the same time (and the
+    outgoing connections of either) never land on the same port.
+    """
+    span = os.environ.get("RETRAIN_PORT_RANGE")
+    if not span:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    try:
+        lo, hi = (int(part) for part in span.split("-"))
+    except ValueError:
+        raise ValueError(f"RETRAIN_PORT_RANGE={span!r}: expected two port numbers, e.g. 20000-30000") from None
+    if not 1024 <= lo < hi <= 65535:
+        raise ValueError(f"RETRAIN_PORT_RANGE={span!r}: expected 1024 <= lo < hi <= 65535")
+    for port in random.sample(range(lo, hi), min(hi - lo, 500)):
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port found in RETRAIN_PORT_RANGE={span}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -114,3 +114,16 @@ def test_state_files_round_trip_and_a_dead_stack_is_not_running(tmp_path, monkey
     env = (tmp_path / "stack.env").read_text()
     assert f"export AIRFLOW_HOME={tmp_path / 'airflow'}" in env and "export RETRAIN_S3_ENDPOINT=" in env
     assert services.running_state() == {}  # nothing answers on that port
+
+
+def test_free_ports_come_from_the_configured_range_and_are_never_handed_out_twice(monkeypatch):
+    monkeypatch.setenv("RETRAIN_PORT_RANGE", "20000-20040")
+    monkeypatch.setattr(services, "_HANDED_OUT", set())
+    ports = [services.free_port() for _ in range(10)]
+    assert all(20000 <= p < 20040 for p in ports) and len(set(ports)) == 10
+    for bad in ("20000", "x-y", "30000-20000", "80-90"):
+        monkeypatch.setenv("RETRAIN_PORT_RANGE", bad)
+        with pytest.raises(ValueError, match="RETRAIN_PORT_RANGE"):
+            services.free_port()
+    monkeypatch.delenv("RETRAIN_PORT_RANGE")
+    assert services.free_port() >= 1024  # the kernel's choice
