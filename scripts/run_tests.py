@@ -59,8 +59,11 @@ def _stop(proc: subprocess.Popen | None, group: bool) -> None:
 
 
 def _interrupt(signum: int, _frame: object) -> None:
-    """SIGTERM / SIGHUP (a cancelled CI job, a closed terminal) end the runner like Ctrl-C, so
-    both pytest runs are stopped and tear their stacks down rather than being orphaned."""
+    """SIGTERM / SIGHUP (a cancelled CI job, a closed terminal) end the runner like Ctrl-C: both
+    pytest runs are sent SIGINT (pytest then tears its fixtures down) and killed if still
+    running 300 s later, rather than left running on their own. Measured: a SIGINT that lands
+    while an in-process Airflow task runs can be swallowed by Airflow's own handler, so the kill
+    is what ends that run, and the stacks it started may then need `make stop`/`purge`."""
     raise KeyboardInterrupt(f"signal {signum}")
 
 
