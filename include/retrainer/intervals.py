@@ -24,9 +24,16 @@ DEFAULT_CRON = CRON_PRESETS["@weekly"]
 
 
 def to_utc(t: dt.datetime) -> dt.datetime:
+    """A plain aware UTC ``datetime`` (naive input is read as UTC).
+
+    Never a pendulum DateTime, which Airflow hands out: pendulum's arithmetic drops a
+    non-pendulum tzinfo (``interval_end - timedelta(weeks=4)`` came out naive in a real run,
+    so the training window's start lost its offset).
+    """
     if t.tzinfo is None:
-        return t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC)
+        t = t.replace(tzinfo=dt.UTC)
+    u = t.astimezone(dt.UTC)
+    return dt.datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond, tzinfo=dt.UTC)
 
 
 def last_complete_interval(reference: dt.datetime, schedule: str | None) -> tuple[dt.datetime, dt.datetime]:

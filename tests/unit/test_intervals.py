@@ -64,3 +64,20 @@ def test_keys_cannot_escape_their_prefix():
         interval_token(dt.datetime(2026, 1, 4, tzinfo=UTC), dt.datetime(2026, 1, 11, tzinfo=UTC))
         == "20260104T000000Z_20260111T000000Z"
     )
+
+
+def test_intervals_are_plain_utc_datetimes_so_window_arithmetic_keeps_the_offset():
+    import pendulum
+
+    from include.retrainer.intervals import to_utc
+
+    # What Airflow hands a task: pendulum DateTimes. pendulum's own arithmetic drops a stdlib
+    # tzinfo (measured: the training window's start came out naive in a real run).
+    start, end = resolve_interval(
+        pendulum.datetime(2026, 11, 22, tz="UTC"), pendulum.datetime(2026, 11, 29, tz="UTC"), None, "@weekly"
+    )
+    assert type(start) is dt.datetime and type(end) is dt.datetime
+    window_start, window_end = training_window(end, 4)
+    assert window_start.isoformat() == "2026-11-01T00:00:00+00:00" and window_end.tzinfo is not None
+    assert to_utc(pendulum.datetime(2026, 11, 29, 1, tz="Europe/Paris")).isoformat() == "2026-11-29T00:00:00+00:00"
+    assert to_utc(dt.datetime(2026, 11, 29)).tzinfo is dt.UTC

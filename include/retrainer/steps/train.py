@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from include.retrainer.config import ModelSpec
+from include.retrainer.intervals import to_utc
 from include.retrainer.layout import RunLayout
 from include.retrainer.steps.context import (
     RunContext,
@@ -219,11 +220,14 @@ def _reused(store: ObjectStore, client: Any, version: Any, key: str, forced: boo
     lineage_uri = version.lineage_tag(client, "lineage_uri")
     lineage = (store.get_json_or_none(lineage_uri) if lineage_uri else None) or {}
     holdout_uri = version.lineage_tag(client, "holdout_uri")
-    window_start, window_end = lineage.get("window_start"), lineage.get("window_end")
+    # Lineage written before intervals.to_utc returned plain datetimes may hold a naive start.
+    window_start, window_end = (
+        to_utc(dt.datetime.fromisoformat(str(v))) if v else None
+        for v in (lineage.get("window_start"), lineage.get("window_end"))
+    )
     weeks = None
     if window_start and window_end:
-        span = dt.datetime.fromisoformat(str(window_end)) - dt.datetime.fromisoformat(str(window_start))
-        weeks = round(span.total_seconds() / (7 * 86400))
+        weeks = round((window_end - window_start).total_seconds() / (7 * 86400))
     return TrainResult(
         challenger_version=version.version,
         run_id=version.run_id,
@@ -235,7 +239,7 @@ def _reused(store: ObjectStore, client: Any, version: Any, key: str, forced: boo
         holdout_uri=holdout_uri,
         lineage_uri=lineage_uri,
         model_card_uri=version.lineage_tag(client, "model_card_uri"),
-        window_start=dt.datetime.fromisoformat(str(window_start)) if window_start else None,
+        window_start=window_start,
         window_weeks=weeks,
         evaluation=lineage.get("evaluation"),
         forced=forced,
