@@ -69,6 +69,9 @@ __all__ = [
 POLICIES: tuple[str, ...] = ("ours", "never", "always", "always_if_better")
 #: Weeks after a change (beyond max(window, ramp)) over which its measured cost is averaged.
 COST_HORIZON_WEEKS = 4
+#: A change costs this much of the primary metric (a fresh model's lead over the pre-change
+#: model) before the gradual-change detection clock starts (see :func:`change_clocks`).
+COSTLY_CHANGE = 0.02
 
 
 def ours_at(ratio: float) -> str:
@@ -184,11 +187,15 @@ class PolicyRun:
     stuck_weeks: int
     stationary_weeks: int
     stationary_retrains: int
+    #: The same delays counted from each change's clock (:func:`change_clocks`): the onset of a
+    #: sudden change, the first week a gradual one costs COSTLY_CHANGE (at the latest its end).
+    costly_delays: tuple[int | None, ...] = ()
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k != "records"}
         d["serving"] = list(self.serving)
         d["detection_delays"] = list(self.detection_delays)
+        d["costly_delays"] = list(self.costly_delays)
         d["records"] = [r.to_dict() for r in self.records]
         return d
 
@@ -291,7 +298,8 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
                 None,
             )
         elif champion is not None:
-            since = challenger
+            # As the DAG reads it back from the rejected version's model card: its trigger too.
+            since = dataclasses.replace(challenger, trigger=outcome.trigger)
         status = "ok" if before is not None else "cold_start"
         records.append(
             WeekRecord(
@@ -383,8 +391,38 @@ def measured_change_cost(q: np.ndarray, start: int, stream: Stream, index: int, 
     return float(np.mean([q[t - 1, t] - q[pre, t] for t in weeks]))
 
 
+def change_clocks(q: np.ndarray, start: int, stream: Stream) -> list[int]:
+    """The week each change's detection clock starts.
+
+    A sudden change costs from its first week: the clock starts at its onset. A gradual one
+    costs little in its first weeks (models trained then are no better than the champion,
+    measured); its clock starts at the first week of its ramp in which a model trained the
+    week before leads the last pre-change model by at least COSTLY_CHANGE on that week
+    (q[t-1][t] - q[pre][t]), at the latest when the ramp ends.
+    """
+    clocks = []
+    T = q.shape[0]
+    for c in stream.changes:
+        if c.ramp_weeks <= 0:
+            clocks.append(c.week)
+            continue
+        pre = max(c.week - 1, start)
+        end = min(c.week + c.ramp_weeks, T - 1)
+        lead = (
+            t for t in range(c.week + 1, end) if np.isfinite(q[t - 1, t]) and q[t - 1, t] - q[pre, t] >= COSTLY_CHANGE
+        )
+        clocks.append(next(lead, end))
+    return clocks
+
+
 def _policy_run(
-    policy: str, records: list[WeekRecord], q: np.ndarray, start: int, stream: Stream, stationary: list[int]
+    policy: str,
+    records: list[WeekRecord],
+    q: np.ndarray,
+    start: int,
+    stream: Stream,
+    stationary: list[int],
+    clocks: Sequence[int] = (),
 ) -> PolicyRun:
     T = q.shape[0]
     after = {r.week: r.champion_after for r in records}
@@ -394,6 +432,7 @@ def _policy_run(
     for c in stream.changes:
         hit = next((t for t in range(c.week, T - 1) if after.get(t) is not None and after[t] >= c.week), None)
         delays.append(None if hit is None else hit - c.week)
+    costly = [None if d is None else max(0, c.week + d - k) for c, d, k in zip(stream.changes, delays, clocks)]
     stuck = sum(r.status == "stuck" for r in records) + sum(
         1 for r in records if r.week >= start and r.champion_after is None and r.status != "stuck"
     )
@@ -410,6 +449,7 @@ def _policy_run(
         stuck_weeks=stuck,
         stationary_weeks=len(stat),
         stationary_retrains=sum(r.retrained for r in records if r.week in stat),
+        costly_delays=tuple(costly),
     )
 
 
@@ -448,8 +488,9 @@ def replay_stream(
 
     window_weeks = spec.training.window_weeks
     stationary = stationary_weeks(stream, start, last, window_weeks)
+    clocks = change_clocks(q, start, stream)
     runs: dict[str, PolicyRun] = {}
-    runs["ours"] = _policy_run("ours", _run_ours(loop, spec, stream, bank, last), q, start, stream, stationary)
+    runs["ours"] = _policy_run("ours", _run_ours(loop, spec, stream, bank, last), q, start, stream, stationary, clocks)
     # A user who states the retrain cost in the model YAML (drift.gate.retrain_cost): the same
     # product, configured with each cost ratio, replayed on the same models.
     for ratio in cost_ratios:
@@ -457,15 +498,18 @@ def replay_stream(
         spec_r = parse_spec(with_retrain_cost(stream.spec, ratio), f"bench/{stream.name}@{ratio}.yaml")
         bank_r = ModelBank(loop, spec_r, stream)
         bank_r._models = bank._models  # same training settings: the very same models
-        runs[name] = _policy_run(name, _run_ours(loop, spec_r, stream, bank_r, last), q, start, stream, stationary)
+        runs[name] = _policy_run(
+            name, _run_ours(loop, spec_r, stream, bank_r, last), q, start, stream, stationary, clocks
+        )
     for p in POLICIES[1:]:
-        runs[p] = _policy_run(p, _run_baseline(p, spec, stream, bank, last), q, start, stream, stationary)
+        runs[p] = _policy_run(p, _run_baseline(p, spec, stream, bank, last), q, start, stream, stationary, clocks)
 
     changes = []
     for i, c in enumerate(stream.changes):
         d = c.to_dict()
         cost = measured_change_cost(q, start, stream, i, window_weeks)
         d["measured_cost"] = round(cost, 4) if math.isfinite(cost) else None
+        d["clock_week"] = clocks[i]
         changes.append(d)
 
     costs: dict[float, dict[str, float]] = {}

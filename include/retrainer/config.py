@@ -251,6 +251,11 @@ class GateSpec(_Strict):
     #: mostly post-change data and one follow-up retrain is made. Null: off. Unset:
     #: ``training.window_weeks // 2`` (at least 1).
     follow_up_weeks: int | None = Field(None, ge=1, le=104)
+    #: A challenger rejected on rows where the champion had already fallen (its metric there
+    #: below its baseline beyond noise) was trained mostly on data from before the fall; once
+    #: that attempt is this many weeks old, one more challenger is trained (a retry is not
+    #: retried). Null: off. Unset: ``training.window_weeks // 2`` (at least 1).
+    retry_weeks: int | None = Field(None, ge=1, le=104)
 
     @model_validator(mode="after")
     def _default_rule(self) -> GateSpec:

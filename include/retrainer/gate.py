@@ -87,6 +87,7 @@ _LABELS = {
     "age": "champion age",
     "data_growth": "data growth",
     "follow_up": "follow-up after a change",
+    "retry": "retry after a rejection on fallen rows",
 }
 #: Default minimum rows for the prediction-drift KS (the exact KS is valid there; see drift.py).
 DEFAULT_MIN_ROWS = 30

@@ -7,7 +7,8 @@ decides. Nothing here touches S3, MLflow or Airflow.
 
 * :func:`assess` — should we retrain? Combines the gate's signals (data drift weighted by
   the champion's feature importance, prediction drift, performance decay on the labelled
-  batch, champion age, and the life-cycle signals data growth and follow-up after a change)
+  batch, champion age, and the life-cycle signals data growth, follow-up after a change and
+  retry after a rejection on fallen rows)
   by the rule configured in the model YAML.
 * :func:`build_challenger` — fit the configured pipeline on the training window with a
   time-based evaluation set chosen from the days that HAVE data (a week whose last calendar
@@ -525,6 +526,16 @@ def assess(
         else data_growth_signal(spec, own, interval_end)
     )
     signals.append(follow_up_signal(spec, own, attempt, interval_end))
+    signals.append(
+        retry_signal(
+            spec,
+            own,
+            attempt,
+            rebased if rebased_on_attempt else None,
+            interval_end,
+            alphas.get("performance_decay", spec.drift.alpha),
+        )
+    )
     if g.retrain_cost is not None:
         signals.append(
             cost_signal(
@@ -672,7 +683,7 @@ def cost_signal(
 
 
 #: Signals that decide under rule ``cost``: the cost of keeping the champion and its life cycle.
-COST_RULE_SIGNALS = ("retrain_cost", "age", "data_growth", "follow_up")
+COST_RULE_SIGNALS = ("retrain_cost", "age", "data_growth", "follow_up", "retry")
 #: Signals that say the data changed: a champion trained on their call gets one follow-up.
 CHANGE_SIGNALS = ("data_drift", "prediction_drift", "performance_decay", "retrain_cost")
 
@@ -817,6 +828,121 @@ def follow_up_signal(
     return SignalResult("follow_up", "fired" if fired else "quiet", age, float(weeks), None, None, summary, details)
 
 
+def retry_weeks(spec: ModelSpec) -> int | None:
+    """``drift.gate.retry_weeks``; unset: half the training window (at least 1 week)."""
+    g = spec.drift.gate
+    if "retry_weeks" in g.model_fields_set:
+        return g.retry_weeks
+    return max(1, spec.training.window_weeks // 2)
+
+
+def retry_signal(
+    spec: ModelSpec,
+    champion: ModelState,
+    attempt: ModelState | None,
+    on_attempt: dict | None,
+    interval_end: dt.datetime,
+    alpha: float,
+) -> Any:
+    """One more challenger after one rejected on rows where the champion had already fallen.
+
+    A change is first seen in the weeks right after it, so the challenger trained then holds
+    mostly pre-change rows while it is judged on post-change held-out rows: both models are
+    poor there and the attempt is rejected. The age then counts from that attempt, so the
+    next refresh came a full refresh interval later (measured by the replay benchmark: a
+    sudden change on a small stream waited 4 weeks). Fires once the attempt is
+    ``retry_weeks`` old (half the window then holds data from after the fall) when the
+    champion's metric on the attempt's held-out rows (``on_attempt``) fell significantly
+    below its baseline before the attempt (its held-out rows pooled with the weeks it served
+    before; one-sided z-test at ``alpha``, the performance-decay signal's share of the gate's
+    alpha, so on stationary data a rejected refresh is retried at most that often). A retry
+    that is rejected is not retried. Under rule cost the fall, shrunk by its own noise as the
+    cost signal treats a drop, must also pay for the retrain over ``cost_horizon_weeks``.
+    """
+    from scipy.stats import norm
+
+    from include.retrainer import gate
+    from include.retrainer.compare import greater_is_better
+
+    weeks = retry_weeks(spec)
+    if weeks is None:
+        return _disabled("retry")
+    if attempt is None:
+        return gate.SignalResult("retry", "quiet", None, float(weeks), None, None, "no challenger rejected since")
+    age = champion_age_weeks(attempt, interval_end)
+    details: dict[str, Any] = {
+        "attempt_trained_through": attempt.trained_through.isoformat(),
+        "attempt_age_weeks": age,
+        "retry_weeks": weeks,
+        "attempt_trigger": list(attempt.trigger),
+    }
+    when = f"the challenger rejected for the week ending {attempt.trained_through.date().isoformat()}"
+    if "retry" in attempt.trigger:
+        return gate.SignalResult("retry", "quiet", age, float(weeks), None, None, f"{when} was itself a retry", details)
+    metric = spec.comparison.primary_metric
+    history = served_history(champion.served, champion.trained_through, attempt.trained_through, metric)
+    base = champion.baseline or {}
+    parts = [e for e in ({**base, "n": base.get("n") or 0}, *history) if gate.usable_estimate(e)]
+    if not parts or on_attempt is None or not gate.usable_estimate(on_attempt):
+        return gate.SignalResult(
+            "retry",
+            "insufficient",
+            age,
+            float(weeks),
+            None,
+            None,
+            f"insufficient: the champion's {metric} before {when}, or on its held-out rows, is unknown",
+            details,
+        )
+    before = gate.pool_estimates(parts)
+    now = gate.pool_estimates([on_attempt])  # its SE as pooling reads it (0 -> 0.5/sqrt(n))
+    sign = 1.0 if greater_is_better(metric) else -1.0
+    fall = sign * (before["value"] - now["value"])
+    se = math.hypot(before["se"], now["se"])
+    p = float(norm.sf(fall / se)) if se > 0 else (0.0 if fall > 0 else 1.0)
+    expected = shrunk_drop(fall, se)
+    details.update(
+        {
+            "before": before["value"],
+            "before_se": before["se"],
+            "before_weeks_served": len(history),
+            "on_attempt": now["value"],
+            "on_attempt_se": now["se"],
+            "fall": fall,
+            "fall_se": se,
+            "expected_fall": expected,
+        }
+    )
+    numbers = (
+        f"the champion's {metric} {before['value']:.3f} (held-out rows + {len(history)} served week(s)) -> "
+        f"{now['value']:.3f} on its held-out rows, fall {fall:+.4f} +/- {se:.4f}, p={gate._fmt_p(p)}"
+    )
+    g = spec.drift.gate
+    if not p < alpha:
+        worth, why = False, f"{numbers} >= {alpha:.3g}: no significant fall"
+    elif g.rule == "cost" and g.retrain_cost is not None:
+        value = g.cost_horizon_weeks * expected
+        details["expected_value"] = value
+        worth = value >= g.retrain_cost
+        why = (
+            f"{numbers}: expected {value:.4f} metric-weeks over {g.cost_horizon_weeks} weeks "
+            f"{'>=' if worth else '<'} retrain cost {g.retrain_cost:g}"
+        )
+    else:
+        worth, why = True, f"{numbers} < {alpha:.3g}"
+    old_enough = age >= weeks - 1e-9
+    fired = worth and old_enough
+    if not worth:
+        state = "no retry"
+    elif old_enough:
+        state = f"{age:.1f} >= {weeks} weeks since: retry on newer data"
+    else:
+        state = f"{age:.1f} < {weeks} weeks since: waiting for newer data"
+    return gate.SignalResult(
+        "retry", "fired" if fired else "quiet", age, float(weeks), p, alpha, f"{when}: {why}; {state}", details
+    )
+
+
 def promotion_gain(comparison: dict | None) -> dict:
     """``{"effect", "se"}`` of a comparison's paired test of the primary metric (empty if none)."""
     test = (comparison or {}).get("paired_test") or {}
@@ -827,7 +953,7 @@ def promotion_gain(comparison: dict | None) -> dict:
 #: Signals that never vote under rules all/majority: they apply to few champions (a short first
 #: window, a change-driven promotion) and are quiet for the rest, so as votes they would make
 #: ``all`` unreachable; when one fires it retrains on its own, as under ``any``.
-LIFE_CYCLE_SIGNALS = ("data_growth", "follow_up")
+LIFE_CYCLE_SIGNALS = ("data_growth", "follow_up", "retry")
 
 
 def _vote_then_life_cycle(gate: Any, signals: list, rule: str) -> Any:

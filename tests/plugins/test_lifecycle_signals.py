@@ -4,8 +4,10 @@ Week 1 (data began that week): cold start. The train step records on the model c
 trigger (none: a cold start), the window's first day with data and, since the window is short,
 what doubling the data won. Week 2 (same distribution): the drift step loads the champion with
 that card and the data-growth signal fires (14 days of data, 2x the 7 it was trained on), so the
-challenger trained now is recorded as triggered by ``data_growth``. The champion's promotion gain
-is read back from its run's ``comparison.json``.
+challenger trained now is recorded as triggered by ``data_growth``; the user has meanwhile set a
+floor no model reaches, so it is rejected, and the gate of the week after reads it back as the
+rejected attempt, with its trigger (the retry signal does not retry a retry). The champion's
+promotion gain is read back from its run's ``comparison.json``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ def _week(store, tracking, spec, start: dt.datetime, run: str) -> tuple[steps.Dr
     drift = steps.detect_drift(store, tracking, spec, ctx, fetched.batch_uri)
     trained = steps.train_challenger(store, tracking, spec, ctx)
     comparison = steps.compare_models(store, tracking, spec, ctx, trained)
-    steps.promote_challenger(store, tracking, spec, ctx, comparison) if comparison.decision == "promote" else None
+    if comparison.decision == "promote":
+        steps.promote_challenger(store, tracking, spec, ctx, comparison)
+    else:
+        steps.reject_challenger(tracking, spec, ctx, comparison)
     card = store.get_json_or_none(trained.model_card_uri) if trained.model_card_uri else None
     return drift, trained, card
 
@@ -59,7 +64,9 @@ def test_growth_is_recorded_at_training_and_read_back_by_the_gate(mlflow_server,
     assert state.evaluation["data_from"] == START.date().isoformat() and state.trigger == ()
     assert state.gain == {}  # a cold start's comparison has no paired test
 
-    drift2, trained2, card2 = _week(store, mlflow_server, spec, START + WEEK, "w2")
+    # The user sets a floor no model reaches: this week's challenger is rejected.
+    strict = spec.model_copy(update={"comparison": spec.comparison.model_copy(update={"floor": 0.9999})})
+    drift2, trained2, card2 = _week(store, mlflow_server, strict, START + WEEK, "w2")
     growth = next(s for s in drift2.signals if s["name"] == "data_growth")
     assert growth["status"] == "fired" and growth["statistic"] == pytest.approx(2.0), growth
     assert drift2.gate and "data growth" in drift2.reason
@@ -74,6 +81,11 @@ def test_growth_is_recorded_at_training_and_read_back_by_the_gate(mlflow_server,
     comparison = store.get_json_or_none(RunLayout.of(spec, START + WEEK, START + 2 * WEEK).comparison)
     assert loaded.gain == {"effect": comparison["paired_test"]["effect"], "se": comparison["paired_test"]["se"]}
     assert loaded.trigger == ("data_growth",)
+    # The week after, the gate finds that rejected challenger as the latest attempt, its trigger too.
+    assert comparison["decision"] == "reject"
+    since = steps.load_rejected_since(store, mlflow_server, spec, _ctx(spec, START + 2 * WEEK, "w3"), champion, state)
+    assert since is not None and since.trained_through == START + 2 * WEEK
+    assert since.trigger == ("data_growth",) and len(since.holdout) > 0
     # A forced re-run of that interval overwrites comparison.json with another version's: not its gain.
     uri = RunLayout.of(spec, START + WEEK, START + 2 * WEEK).comparison
     store.put_json(uri, {**comparison, "challenger_version": "999"})

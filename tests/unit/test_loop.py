@@ -184,7 +184,7 @@ def test_stationary_week_does_not_retrain_and_reports_every_signal(trained):
     outcome = loop.assess(spec, champion, batch, end + dt.timedelta(days=7))
     assert not outcome.retrain, outcome.reason
     names = [s["name"] for s in outcome.signals]
-    assert names == ["data_drift", "prediction_drift", "performance_decay", "age", "data_growth", "follow_up"]
+    assert names == ["data_drift", "prediction_drift", "performance_decay", "age", "data_growth", "follow_up", "retry"]
     assert all(s["status"] == "quiet" for s in outcome.signals), outcome.signals
     assert signal(outcome, "age")["statistic"] == pytest.approx(1.0)
 
@@ -547,6 +547,81 @@ def test_after_a_rejected_refresh_the_age_counts_from_that_attempt(trained):
     age = signal(loop.assess(spec, champion, batch, old, since=tried), "age")
     assert age["status"] == "quiet" and age["statistic"] == pytest.approx(1.0)
     assert "latest challenger" in age["summary"] and "champion is 5.0 weeks old" in age["summary"]
+
+
+def _attempt_on_fallen_rows(spec, end, seed, flip_days=3):
+    """A challenger trained after ``end`` whose last ``flip_days`` (its held-out rows) have the relation flipped."""
+    data = frame(14, 300, seed=seed, start=end - dt.timedelta(days=7))
+    last_days = sorted(data[PARTITION_COLUMN].unique())[-flip_days:]
+    late = data[PARTITION_COLUMN].isin(last_days)
+    data.loc[late, "y"] = 1 - data.loc[late, "y"]
+    return loop.build_challenger(spec, data, end + dt.timedelta(days=7))
+
+
+def test_a_challenger_rejected_on_rows_where_the_champion_fell_is_retried_once(trained):
+    import dataclasses
+
+    from scipy.stats import norm
+
+    spec, champion, end = trained  # window_weeks 2: retry after 1 week by default
+    assert loop.retry_weeks(spec) == 1
+    tried = _attempt_on_fallen_rows(spec, end, seed=50)
+    batch = frame(7, 300, seed=51, start=end + dt.timedelta(days=7))
+    week_after = end + dt.timedelta(days=14)
+    outcome = loop.assess(spec, champion, batch, week_after, since=tried)
+    retry = signal(outcome, "retry")
+    # Oracle: a one-sided z-test of the champion's baseline (no served weeks) against its metric on
+    # the attempt's held-out rows, at the performance-decay share of alpha (0.05 / 3).
+    on = loop.baseline_estimate(champion.model, tried.holdout, spec)
+    z = (champion.baseline["value"] - on["value"]) / np.hypot(champion.baseline["se"], on["se"])
+    assert retry["p_value"] == pytest.approx(float(norm.sf(z)), rel=1e-9)
+    assert retry["alpha"] == pytest.approx(0.05 / 3)
+    assert retry["details"]["on_attempt"] == pytest.approx(on["value"])
+    assert retry["status"] == "fired" and outcome.retrain, outcome.reason
+    assert "retry after a rejection" in outcome.reason and "fall" in retry["summary"]
+    assert "retry" in outcome.trigger
+    # Not before the attempt is retry_weeks old: waiting for newer data.
+    early = signal(
+        loop.assess(spec_for(drift={"gate": {"retry_weeks": 2}}), champion, batch, week_after, since=tried), "retry"
+    )
+    assert early["status"] == "quiet" and "waiting for newer data" in early["summary"]
+    # A retry that was rejected is not retried.
+    again = loop.assess(spec, champion, batch, week_after, since=dataclasses.replace(tried, trigger=("retry",)))
+    assert signal(again, "retry")["status"] == "quiet" and "itself a retry" in signal(again, "retry")["summary"]
+    # Switched off.
+    off = loop.assess(spec_for(drift={"gate": {"retry_weeks": None}}), champion, batch, week_after, since=tried)
+    assert signal(off, "retry")["status"] == "disabled"
+    # No rejected attempt: quiet.
+    assert signal(loop.assess(spec, champion, batch, week_after), "retry")["status"] == "quiet"
+
+
+def test_a_challenger_rejected_on_ordinary_rows_is_not_retried_early(trained):
+    spec, champion, end = trained
+    tried = loop.build_challenger(
+        spec, frame(14, 300, seed=52, start=end - dt.timedelta(days=7)), end + dt.timedelta(days=7)
+    )
+    batch = frame(7, 300, seed=53, start=end + dt.timedelta(days=7))
+    outcome = loop.assess(spec, champion, batch, end + dt.timedelta(days=14), since=tried)
+    retry = signal(outcome, "retry")
+    assert retry["status"] == "quiet" and "no significant fall" in retry["summary"], retry
+    assert retry["p_value"] >= retry["alpha"]
+    assert not outcome.retrain, outcome.reason
+
+
+def test_under_rule_cost_a_retry_must_pay_for_itself(trained):
+    spec, champion, end = trained
+    tried = _attempt_on_fallen_rows(spec, end, seed=54)
+    batch = frame(7, 300, seed=55, start=end + dt.timedelta(days=7))
+    week_after = end + dt.timedelta(days=14)
+    cheap = loop.assess(spec_for(drift={"gate": {"retrain_cost": 0.01}}), champion, batch, week_after, since=tried)
+    retry = signal(cheap, "retry")
+    assert retry["status"] == "fired" and cheap.rule == "cost" and cheap.retrain
+    # 4 weeks x the fall shrunk by its noise: (fall^2 - se^2) / fall.
+    fall, se = retry["details"]["fall"], retry["details"]["fall_se"]
+    assert retry["details"]["expected_value"] == pytest.approx(4 * (fall * fall - se * se) / fall)
+    dear_cost = retry["details"]["expected_value"] * 1.5
+    dear = loop.assess(spec_for(drift={"gate": {"retrain_cost": dear_cost}}), champion, batch, week_after, since=tried)
+    assert signal(dear, "retry")["status"] == "quiet" and "retrain cost" in signal(dear, "retry")["summary"]
 
 
 def test_a_model_records_only_the_signals_that_decided_as_its_trigger():

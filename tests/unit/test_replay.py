@@ -259,6 +259,7 @@ def test_report_judges_regret_on_ours_configured_with_the_ratio():
         def __init__(self, sq):
             self.served_quality, self.stationary_retrains, self.stationary_weeks = sq, 0, 0
             self.detection_delays, self.unassessed_weeks, self.stuck_weeks = (), 0, 0
+            self.costly_delays = ()
 
     class Result:
         stream, changes = "s", ()
@@ -268,3 +269,50 @@ def test_report_judges_regret_on_ours_configured_with_the_ratio():
     assert evaluate_targets([Result()])["regret"]["met"] is True
     Result.regret = {0.01: {**Result.regret[0.01], "ours@0.01": 0.3}}
     assert evaluate_targets([Result()])["regret"]["failures"] == ["s @ 0.01: 0.30"]
+
+
+def test_a_gradual_change_is_timed_from_the_week_it_first_costs_and_a_sudden_one_from_its_onset():
+    from types import SimpleNamespace
+
+    from benchmarks.replay import COSTLY_CHANGE, change_clocks
+    from benchmarks.report import evaluate_targets
+
+    T = 12
+    q = np.full((T, T), 0.80)
+    # A ramp from week 4 over 4 weeks: fresh models lead the week-3 model by 0.005, 0.01, then 0.03
+    # (week 7), so its clock starts at week 7; a sudden change at week 9 starts at once.
+    for t, lead in ((5, 0.005), (6, 0.01), (7, 0.03), (8, 0.05)):
+        q[t - 1, t] = 0.80 + lead
+    ramp = st.ChangePoint(4, "2025-01-29", "gradual", "ramp", 4, 0.05)
+    sudden = st.ChangePoint(9, "2025-03-05", "sudden", "jump", 0, 0.05)
+    stream = SimpleNamespace(changes=(ramp, sudden))
+    assert COSTLY_CHANGE == 0.02
+    assert change_clocks(q, 0, stream) == [7, 9]
+    # A ramp that never costs that much: its clock starts when it ends.
+    flat = np.full((T, T), 0.80)
+    assert change_clocks(flat, 0, SimpleNamespace(changes=(ramp,))) == [8]
+
+    # The target judges the delay from the clock and names a late onset beside the verdict.
+    class Run:
+        served_quality, stationary_retrains, stationary_weeks, unassessed_weeks, stuck_weeks = 0.8, 0, 0, 0, 0
+
+        def __init__(self, onset, clock):
+            self.detection_delays, self.costly_delays = onset, clock
+
+    def result(onset, clock):
+        return SimpleNamespace(
+            stream="s",
+            changes=({"week": 4, "measured_cost": 0.04, "clock_week": 7},),
+            policies={
+                "ours": Run(onset, clock),
+                **{p: Run((0,), (0,)) for p in ("never", "always", "always_if_better")},
+            },
+            regret={},
+        )
+
+    met = evaluate_targets([result((4,), (1,))])["detection"]
+    assert met["met"] is True and met["onset_late"] == ["s week 4: 4 from the onset, 1 from week 7"]
+    late = evaluate_targets([result((6,), (3,))])["detection"]
+    assert late["met"] is False and "delay 3 (from the onset 6)" in late["failures"][0]
+    never = evaluate_targets([result((None,), (None,))])["detection"]
+    assert never["met"] is False

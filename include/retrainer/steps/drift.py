@@ -249,6 +249,7 @@ def load_rejected_since(
         baseline={},
         importance={},
         evaluation=card.get("evaluation") or {},
+        trigger=tuple(card.get("trigger") or ()),
     )
 
 
