@@ -86,6 +86,18 @@ def test_growth_is_recorded_at_training_and_read_back_by_the_gate(mlflow_server,
     since = steps.load_rejected_since(store, mlflow_server, spec, _ctx(spec, START + 2 * WEEK, "w3"), champion, state)
     assert since is not None and since.trained_through == START + 2 * WEEK
     assert since.trigger == ("data_growth",) and len(since.holdout) > 0
+    # Found by its decision tag, not through the challenger alias: after the alias has moved on
+    # (newer weeks trained other challengers), a re-run of week 3 still finds the same attempt ...
+    registry.move_alias(client, spec.name, registry.CHALLENGER, champion.version)
+    again = steps.load_rejected_since(
+        store, mlflow_server, spec, _ctx(spec, START + 2 * WEEK, "w3-rerun"), champion, state
+    )
+    assert again is not None and again.trained_through == since.trained_through
+    # ... and a re-run of week 2 itself does not count the attempt that week made.
+    assert (
+        steps.load_rejected_since(store, mlflow_server, spec, _ctx(spec, START + WEEK, "w2-rerun"), champion, state)
+        is None
+    )
     # A forced re-run of that interval overwrites comparison.json with another version's: not its gain.
     uri = RunLayout.of(spec, START + WEEK, START + 2 * WEEK).comparison
     store.put_json(uri, {**comparison, "challenger_version": "999"})

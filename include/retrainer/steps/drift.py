@@ -215,19 +215,23 @@ def load_rejected_since(
     """The latest challenger rejected after the champion and before this interval, if any.
 
     Retraining on that data was tried and did not help, so the gate measures change since then
-    (see ``loop.assess``). Found through the ``challenger`` alias, which stays on a rejected
-    version; only a version trained on an interval ending after the champion's and before this
-    run's counts, so re-runs and backfills of older weeks decide as before.
+    (see ``loop.assess``). Searched among the versions tagged ``decision=rejected`` (not only
+    the one the ``challenger`` alias points at now): a version counts when it was trained on an
+    interval ending after the champion's and before this run's, and the latest such one is
+    taken. So a re-run or backfill of an older week finds the attempt its first run found, even
+    after newer weeks have moved the alias on.
     """
     from include.retrainer import loop, registry
 
     client = registry.client_for(tracking_uri)
-    candidate = registry.get_alias(client, spec.name, registry.CHALLENGER)
-    if candidate is None or candidate.version == champion.version or candidate.tag("decision") != "rejected":
+    found = []
+    for version in registry.find_versions(client, spec.name, decision="rejected"):
+        end = interval_end_of(version)
+        if version.version != champion.version and end is not None and state.trained_through < end < ctx.interval_end:
+            found.append((end, int(version.version), version))
+    if not found:
         return None
-    end = interval_end_of(candidate)
-    if end is None or not (state.trained_through < end < ctx.interval_end):
-        return None
+    end, _, candidate = max(found, key=lambda f: (f[0], f[1]))
     train_uri, holdout_uri = (
         candidate.lineage_tag(client, "train_data_uri"),
         candidate.lineage_tag(client, "holdout_uri"),
