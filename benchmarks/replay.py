@@ -69,8 +69,8 @@ __all__ = [
 POLICIES: tuple[str, ...] = ("ours", "never", "always", "always_if_better")
 #: Weeks after a change (beyond max(window, ramp)) over which its measured cost is averaged.
 COST_HORIZON_WEEKS = 4
-#: A change costs this much of the primary metric (a fresh model's lead over the pre-change
-#: model) before the gradual-change detection clock starts (see :func:`change_clocks`).
+#: A change costs this much of the primary metric (the best post-change model's lead over the
+#: pre-change model) from the week :func:`change_clocks` reports for it.
 COSTLY_CHANGE = 0.02
 
 
@@ -187,8 +187,8 @@ class PolicyRun:
     stuck_weeks: int
     stationary_weeks: int
     stationary_retrains: int
-    #: The same delays counted from each change's clock (:func:`change_clocks`): the onset of a
-    #: sudden change, the first week a gradual one costs COSTLY_CHANGE (at the latest its end).
+    #: The same delays counted from each change's clock (:func:`change_clocks`: the onset of a
+    #: sudden change, the first week a gradual one measurably costs COSTLY_CHANGE), for the report.
     costly_delays: tuple[int | None, ...] = ()
 
     def to_dict(self) -> dict:
@@ -392,13 +392,13 @@ def measured_change_cost(q: np.ndarray, start: int, stream: Stream, index: int, 
 
 
 def change_clocks(q: np.ndarray, start: int, stream: Stream) -> list[int]:
-    """The week each change's detection clock starts.
+    """The week from which each change measurably costs COSTLY_CHANGE (reported beside the delay).
 
-    A sudden change costs from its first week: the clock starts at its onset. A gradual one
-    costs little in its first weeks (models trained then are no better than the champion,
-    measured); its clock starts at the first week of its ramp in which a model trained the
-    week before leads the last pre-change model by at least COSTLY_CHANGE on that week
-    (q[t-1][t] - q[pre][t]), at the latest when the ramp ends.
+    A sudden change: its onset. A gradual one costs little in its first weeks; its clock is
+    the first week t of its ramp in which the best model trained since the change began
+    (hindsight: max over s in [change week, t - 1] of q[s][t]) leads the last pre-change
+    model q[pre][t] by at least COSTLY_CHANGE, at the latest the ramp's end. Weeks where either
+    side has no quality are skipped. Information only: the detection target counts from the onset.
     """
     clocks = []
     T = q.shape[0]
@@ -408,10 +408,13 @@ def change_clocks(q: np.ndarray, start: int, stream: Stream) -> list[int]:
             continue
         pre = max(c.week - 1, start)
         end = min(c.week + c.ramp_weeks, T - 1)
-        lead = (
-            t for t in range(c.week + 1, end) if np.isfinite(q[t - 1, t]) and q[t - 1, t] - q[pre, t] >= COSTLY_CHANGE
-        )
-        clocks.append(next(lead, end))
+        clock = end
+        for t in range(c.week + 1, end):
+            since = q[c.week : t, t]
+            if np.isfinite(q[pre, t]) and np.isfinite(since).any() and np.nanmax(since) - q[pre, t] >= COSTLY_CHANGE:
+                clock = t
+                break
+        clocks.append(clock)
     return clocks
 
 
@@ -432,7 +435,9 @@ def _policy_run(
     for c in stream.changes:
         hit = next((t for t in range(c.week, T - 1) if after.get(t) is not None and after[t] >= c.week), None)
         delays.append(None if hit is None else hit - c.week)
-    costly = [None if d is None else max(0, c.week + d - k) for c, d, k in zip(stream.changes, delays, clocks)]
+    costly = [
+        None if d is None else max(0, c.week + d - k) for c, d, k in zip(stream.changes, delays, clocks, strict=True)
+    ]
     stuck = sum(r.status == "stuck" for r in records) + sum(
         1 for r in records if r.week >= start and r.champion_after is None and r.status != "stuck"
     )

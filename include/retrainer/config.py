@@ -246,7 +246,7 @@ class GateSpec(_Strict):
     #: retrained once the span of data a window now holds is at least this many times the span
     #: it was trained on (more data of the same kind makes a better model). Null: off.
     min_data_growth: float | None = Field(2.0, gt=1)
-    #: A champion trained because the gate saw a change (drift, decay or cost, not age) was
+    #: A champion trained because the gate saw a change (drift, decay, cost or a retry; not age) was
     #: trained on a window that straddled it; once it is this many weeks old a window holds
     #: mostly post-change data and one follow-up retrain is made. Null: off. Unset:
     #: ``training.window_weeks // 2`` (at least 1).

@@ -685,7 +685,7 @@ def cost_signal(
 #: Signals that decide under rule ``cost``: the cost of keeping the champion and its life cycle.
 COST_RULE_SIGNALS = ("retrain_cost", "age", "data_growth", "follow_up", "retry")
 #: Signals that say the data changed: a champion trained on their call gets one follow-up.
-CHANGE_SIGNALS = ("data_drift", "prediction_drift", "performance_decay", "retrain_cost")
+CHANGE_SIGNALS = ("data_drift", "prediction_drift", "performance_decay", "retrain_cost", "retry")
 
 
 def follow_up_weeks(spec: ModelSpec) -> int | None:
@@ -880,7 +880,17 @@ def retry_signal(
     if "retry" in attempt.trigger:
         return gate.SignalResult("retry", "quiet", age, float(weeks), None, None, f"{when} was itself a retry", details)
     metric = spec.comparison.primary_metric
-    history = served_history(champion.served, champion.trained_through, attempt.trained_through, metric)
+    # "Before" stops where the attempt's held-out rows begin: a served week overlapping them
+    # (a daily schedule, a widened or long hold-out) would sit on both sides of the comparison.
+    cutoff = attempt.trained_through
+    first_held = (attempt.evaluation or {}).get("holdout_from")
+    if first_held:
+        try:
+            held = dt.datetime.fromisoformat(str(first_held)[:10]).replace(tzinfo=cutoff.tzinfo or dt.UTC)
+            cutoff = min(cutoff, held + dt.timedelta(microseconds=1))  # a week ending at that midnight counts
+        except ValueError:
+            log.warning("rejected challenger's holdout_from %r is not a date: served weeks up to its end", first_held)
+    history = served_history(champion.served, champion.trained_through, cutoff, metric)
     base = champion.baseline or {}
     parts = [e for e in ({**base, "n": base.get("n") or 0}, *history) if gate.usable_estimate(e)]
     if not parts or on_attempt is None or not gate.usable_estimate(on_attempt):

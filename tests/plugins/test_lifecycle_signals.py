@@ -6,7 +6,8 @@ what doubling the data won. Week 2 (same distribution): the drift step loads the
 that card and the data-growth signal fires (14 days of data, 2x the 7 it was trained on), so the
 challenger trained now is recorded as triggered by ``data_growth``; the user has meanwhile set a
 floor no model reaches, so it is rejected, and the gate of the week after reads it back as the
-rejected attempt, with its trigger (the retry signal does not retry a retry). The champion's
+rejected attempt, with its trigger (the retry signal reads it: a retry is not retried), also
+after the challenger alias has moved on. The champion's
 promotion gain is read back from its run's ``comparison.json``.
 """
 

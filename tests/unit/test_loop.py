@@ -595,6 +595,73 @@ def test_a_challenger_rejected_on_rows_where_the_champion_fell_is_retried_once(t
     assert signal(loop.assess(spec, champion, batch, week_after), "retry")["status"] == "quiet"
 
 
+def test_the_retry_pools_the_served_weeks_before_the_attempts_held_out_rows_only(trained):
+    import dataclasses
+
+    from include.retrainer import gate
+
+    spec, champion, end = trained
+    tried = _attempt_on_fallen_rows(spec, end, seed=56)
+    held_from = dt.datetime.fromisoformat(tried.evaluation["holdout_from"]).replace(tzinfo=dt.UTC)
+
+    def week(ending, value):
+        return {"interval_end": ending.isoformat(), "value": value, "se": 0.02, "n": 500, "metric": "roc_auc"}
+
+    # One served week ends where the held-out rows begin (counts); one overlaps them (left out:
+    # its rows would sit on both sides of the comparison), one is after the attempt.
+    served = (week(held_from, 0.90), week(held_from + dt.timedelta(days=1), 0.10), week(tried.trained_through, 0.2))
+    state = dataclasses.replace(champion, served=served)
+    batch = frame(7, 300, seed=57, start=end + dt.timedelta(days=7))
+    retry = signal(loop.assess(spec, state, batch, end + dt.timedelta(days=14), since=tried), "retry")
+    expected = gate.pool_estimates([champion.baseline, served[0]])
+    assert retry["details"]["before_weeks_served"] == 1
+    assert retry["details"]["before"] == pytest.approx(expected["value"])
+    assert retry["details"]["before_se"] == pytest.approx(expected["se"])
+
+
+def test_the_retry_reads_a_lower_is_better_metric_the_right_way_round():
+    spec = spec_for(comparison={"primary_metric": "log_loss"})
+    end = START + dt.timedelta(days=14)
+    champion = loop.build_challenger(spec, frame(14, 300, seed=58), end)
+    tried = _attempt_on_fallen_rows(spec, end, seed=59)
+    batch = frame(7, 300, seed=60, start=end + dt.timedelta(days=7))
+    retry = signal(loop.assess(spec, champion, batch, end + dt.timedelta(days=14), since=tried), "retry")
+    # The log loss rose on the flipped rows: a fall of the model's quality, positive.
+    assert retry["details"]["on_attempt"] > retry["details"]["before"]
+    assert retry["details"]["fall"] > 0 and retry["status"] == "fired", retry["summary"]
+
+
+def test_the_retry_is_insufficient_when_the_attempts_rows_cannot_be_scored(trained):
+    import dataclasses
+
+    spec, champion, end = trained
+    tried = loop.build_challenger(
+        spec, frame(14, 300, seed=61, start=end - dt.timedelta(days=7)), end + dt.timedelta(days=7)
+    )
+    tried = dataclasses.replace(tried, holdout=tried.holdout.assign(y=1))  # one class: AUC undefined there
+    outcome = loop.assess(spec, champion, frame(7, 300, seed=62, start=end), end + dt.timedelta(days=14), since=tried)
+    retry = signal(outcome, "retry")
+    assert retry["status"] == "insufficient" and "unknown" in retry["summary"]
+
+
+def test_a_retry_retrains_outside_the_vote_and_its_champion_gets_a_follow_up(trained):
+    import dataclasses
+
+    spec, champion, end = trained
+    tried = _attempt_on_fallen_rows(spec, end, seed=63)
+    batch = frame(7, 300, seed=64, start=end + dt.timedelta(days=7))
+    for rule in ("all", "majority"):
+        voted = loop.assess(
+            spec_for(drift={"gate": {"rule": rule}}), champion, batch, end + dt.timedelta(days=14), since=tried
+        )
+        assert voted.retrain and f"outside the {rule} vote" in voted.reason, voted.reason
+        assert signal(voted, "retry")["status"] == "fired"
+    # A champion a retry produced was trained on a window that straddled the change: one follow-up.
+    retried = dataclasses.replace(champion, trigger=("retry",), gain={"effect": 0.05, "se": 0.01})
+    follow = signal(loop.assess(spec, retried, batch, end + dt.timedelta(days=7)), "follow_up")
+    assert follow["status"] == "fired", follow["summary"]
+
+
 def test_a_challenger_rejected_on_ordinary_rows_is_not_retried_early(trained):
     spec, champion, end = trained
     tried = loop.build_challenger(
