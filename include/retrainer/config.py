@@ -229,6 +229,11 @@ class GateSpec(_Strict):
     #: its held-out rows and the weeks it served before them (Bonferroni over the windows).
     #: 1: this week only, still against the pooled baseline.
     decay_recent_weeks: int = Field(2, ge=1, le=52, strict=True)
+    #: How performance decay pools the weeks: ``random`` (default) adds the between-week variance
+    #: of the champion's level, estimated from the pooled weeks themselves (DerSimonian-Laird), so
+    #: benign week-to-week variation (seasonality, mix) is not read as decay; ``fixed`` assumes
+    #: every week measures one level (narrower, over-confident when weeks differ).
+    decay_pool: Literal["random", "fixed"] = "random"
     #: A champion this old (weeks since the end of its training window) is retrained anyway.
     #: Under rule ``cost`` the refresh age is the cost-optimal interval (see ``staleness_rate``),
     #: capped by this value only when it is set explicitly.

@@ -23,7 +23,9 @@ Signals (each returns a :class:`SignalResult`)
   :func:`served_decay_signal` is the form the loop uses: the baseline is pooled
   (inverse variance, :func:`pool_estimates`) over the champion's held-out rows
   and the weeks it has served, and the latest 1..k weeks are pooled and tested
-  against what came before them, Bonferroni over the k windows.
+  against what came before them, Bonferroni over the k windows; by default the
+  pool is random-effects (:func:`between_week_variance`), so benign week-to-week
+  spread is not read as decay.
 * :func:`age_signal` - the champion is at least ``max_age_weeks`` old, so a
   champion that never drifts is still refreshed.  Deterministic: no p-value.
 
@@ -454,7 +456,7 @@ def performance_decay_signal(
     return SignalResult("performance_decay", "fired" if fired else "quiet", drop, md, p, alpha, summary, details)
 
 
-def pool_estimates(estimates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def pool_estimates(estimates: Sequence[Mapping[str, Any]], tau2: float = 0.0) -> dict[str, Any]:
     """Inverse-variance pooled estimate of one metric measured on independent samples.
 
     Each estimate is ``{"value", "se", "n"}``; the pooled value is
@@ -463,6 +465,9 @@ def pool_estimates(estimates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     A standard error of 0 (e.g. a perfect AUC on a small week) is replaced by ``0.5 / sqrt(n)``,
     the largest SE of a proportion measured on n rows: a degenerate week gets a modest weight,
     never an infinite or dominating one (an estimate with SE 0 and no row count is an error).
+    ``tau2`` (default 0, the fixed-effect pool): a variance of the true level between the
+    samples, added to each one's (random-effects weights ``1 / (se_i^2 + tau2)``, see
+    :func:`between_week_variance`); the pooled SE then includes it.
     Returns ``{"value", "se", "n", "parts"}``.
     """
     if not estimates:
@@ -477,7 +482,7 @@ def pool_estimates(estimates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             if n < 1:
                 raise ValueError(f"an estimate with se 0 needs its row count n >= 1; got {dict(e)!r}")
             se = 0.5 / math.sqrt(n)
-        weights.append(1.0 / (se * se))
+        weights.append(1.0 / (se * se + tau2))
         values.append(value)
         rows += n
     total = float(sum(weights))
@@ -489,6 +494,25 @@ def pool_estimates(estimates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def between_week_variance(estimates: Sequence[Mapping[str, Any]]) -> float:
+    """DerSimonian-Laird estimate of the variance of the true level between samples (tau^2).
+
+    ``tau^2 = max(0, (Q - (k - 1)) / (S1 - S2 / S1))`` with inverse-variance weights
+    ``w_i = 1 / se_i^2`` (an SE of 0 read as by :func:`pool_estimates`), ``S1 = sum w_i``,
+    ``S2 = sum w_i^2`` and Cochran's ``Q = sum w_i (v_i - v_fixed)^2``. 0 with fewer than 3
+    estimates (too few to tell benign week-to-week variation from noise).
+    """
+    if len(estimates) < 3:
+        return 0.0
+    parts = [pool_estimates([e]) for e in estimates]  # validates, and reads an SE of 0 as 0.5/sqrt(n)
+    w = np.array([1.0 / (p["se"] ** 2) for p in parts])
+    v = np.array([p["value"] for p in parts])
+    fixed = float((w * v).sum() / w.sum())
+    q = float((w * (v - fixed) ** 2).sum())
+    c = float(w.sum() - (w * w).sum() / w.sum())
+    return max(0.0, (q - (len(parts) - 1)) / c) if c > 0 else 0.0
+
+
 def served_decay_signal(
     reference: Mapping[str, Any] | None,
     served: Sequence[Mapping[str, Any]],
@@ -498,6 +522,7 @@ def served_decay_signal(
     min_decay: float = 0.0,
     metric: str = "metric",
     recent_weeks: int = 2,
+    pool: str = "random",
 ) -> SignalResult:
     """Performance decay against a baseline pooled over the weeks the champion has served.
 
@@ -513,8 +538,18 @@ def served_decay_signal(
     signal fires with probability ``<= alpha``; its ``p_value`` is ``min(1, k x smallest p)``
     and its statistic the drop of that test. With no served week this is the test of
     :func:`performance_decay_signal` (this week against the held-out rows).
+
+    ``pool="random"`` (the default): the weeks' true levels may differ for benign reasons
+    (seasonality, mix), so each test first estimates that between-week variance from the
+    baseline's own parts (:func:`between_week_variance`, DerSimonian-Laird; 0 with fewer than
+    3 parts or when the parts agree within their SEs) and adds it to every part's variance on
+    both sides: the baseline stops being over-confident and a week inside the usual spread is
+    not a decay; the z statistic is then read on Student's t with (baseline parts - 1) degrees
+    of freedom, since tau^2 comes from few weeks. When the parts agree (tau^2 = 0) this is the
+    fixed-effect pool and the normal test. ``pool="fixed"``: tau^2 = 0 always.
     """
     from scipy.stats import norm
+    from scipy.stats import t as student_t
 
     alpha = _check_alpha(alpha)
     md = _finite_number(min_decay, "min_decay")
@@ -522,12 +557,15 @@ def served_decay_signal(
         raise ValueError(f"min_decay must be a finite number >= 0; got {min_decay!r}")
     if isinstance(recent_weeks, bool) or not isinstance(recent_weeks, (int, np.integer)) or recent_weeks < 1:
         raise ValueError(f"recent_weeks must be an integer >= 1; got {recent_weeks!r}")
+    if pool not in ("random", "fixed"):
+        raise ValueError(f"pool must be 'random' or 'fixed'; got {pool!r}")
     details: dict[str, Any] = {
         "metric": metric,
         "greater_is_better": bool(greater_is_better),
         "min_decay": md,
         "recent_weeks": int(recent_weeks),
         "served_weeks": len(served),
+        "pool": pool,
     }
     missing = [name for name, e in (("baseline", reference), ("current", current)) if not usable_estimate(e)]
     if missing:
@@ -546,13 +584,18 @@ def served_decay_signal(
     k = min(int(recent_weeks), len(weeks))
     tests = []
     for m in range(1, k + 1):
-        before = pool_estimates([dict(reference), *weeks[: len(weeks) - m]])
-        recent = pool_estimates(weeks[len(weeks) - m :])
+        before_parts = [dict(reference), *weeks[: len(weeks) - m]]
+        tau2 = between_week_variance(before_parts) if pool == "random" else 0.0
+        before = pool_estimates(before_parts, tau2)
+        recent = pool_estimates(weeks[len(weeks) - m :], tau2)
+        df = len(before_parts) - 1
         drop = (before["value"] - recent["value"]) if greater_is_better else (recent["value"] - before["value"])
         se = math.hypot(before["se"], recent["se"])
         if se > 0:
             z = (drop - md) / se
-            p = float(norm.sf(z))
+            # A between-week variance estimated from a few weeks is itself uncertain: Student's t
+            # with (baseline parts - 1) df then (measured: 4 parts at z gave ~2.5x alpha).
+            p = float(student_t.sf(z, df)) if tau2 > 0 else float(norm.sf(z))
         else:
             z = math.inf if drop > md else -math.inf
             p = 0.0 if drop > md else 1.0
@@ -566,6 +609,9 @@ def served_decay_signal(
                 "baseline_se": before["se"],
                 "baseline_rows": before["n"],
                 "baseline_served_weeks": len(weeks) - m,
+                "between_weeks_sd": math.sqrt(tau2),
+                "reference": f"t({df})" if tau2 > 0 else "normal",
+                "df": df if tau2 > 0 else None,
                 "drop": drop,
                 "se": se,
                 "z": z,
@@ -574,7 +620,8 @@ def served_decay_signal(
         )
     best = min(tests, key=lambda t: t["p_value"])
     p_adj = min(1.0, k * best["p_value"])
-    half = float(norm.isf(alpha / k)) * best["se"]
+    quantile = student_t.isf(alpha / k, best["df"]) if best["df"] else norm.isf(alpha / k)
+    half = float(quantile) * best["se"]
     fired = best["p_value"] < alpha / k
     details.update(
         tests=tests,
@@ -585,6 +632,7 @@ def served_decay_signal(
         # this week's own value, under the names the signal has always reported.
         baseline_value=best["baseline_value"],
         baseline_se=best["baseline_se"],
+        between_weeks_sd=best["between_weeks_sd"],
         recent_value=best["recent_value"],
         recent_se=best["recent_se"],
         current_value=float(current["value"]),
@@ -601,6 +649,8 @@ def served_decay_signal(
     base_txt = "held-out rows" + (
         f" + {best['baseline_served_weeks']} served week(s)" if best["baseline_served_weeks"] else ""
     )
+    if best["between_weeks_sd"] > 0:
+        base_txt += f", between-week sd {best['between_weeks_sd']:.3f}"
     op = ">" if fired else "not >"
     summary = (
         f"{metric} {best['baseline_value']:.3f} ({base_txt}, {best['baseline_rows']} rows) -> "

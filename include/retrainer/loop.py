@@ -498,6 +498,7 @@ def assess(
                     g.min_decay,
                     metric=spec.comparison.primary_metric,
                     recent_weeks=g.decay_recent_weeks,
+                    pool=g.decay_pool,
                 )
             )
     else:
@@ -904,18 +905,29 @@ def retry_signal(
             f"insufficient: the champion's {metric} before {when}, or on its held-out rows, is unknown",
             details,
         )
-    before = gate.pool_estimates(parts)
-    now = gate.pool_estimates([on_attempt])  # its SE as pooling reads it (0 -> 0.5/sqrt(n))
+    # As performance decay pools (drift.gate.decay_pool): the attempt's rows are one more week
+    # whose level varies by the between-week spread of the weeks before it.
+    tau2 = gate.between_week_variance(parts) if spec.drift.gate.decay_pool == "random" else 0.0
+    before = gate.pool_estimates(parts, tau2)
+    now = gate.pool_estimates([on_attempt], tau2)  # its SE as pooling reads it (0 -> 0.5/sqrt(n))
     sign = 1.0 if greater_is_better(metric) else -1.0
     fall = sign * (before["value"] - now["value"])
     se = math.hypot(before["se"], now["se"])
-    p = float(norm.sf(fall / se)) if se > 0 else (0.0 if fall > 0 else 1.0)
+    if se <= 0:
+        p = 0.0 if fall > 0 else 1.0
+    elif tau2 > 0:  # as performance decay reads it: tau^2 from few weeks, Student's t
+        from scipy.stats import t as student_t
+
+        p = float(student_t.sf(fall / se, len(parts) - 1))
+    else:
+        p = float(norm.sf(fall / se))
     expected = shrunk_drop(fall, se)
     details.update(
         {
             "before": before["value"],
             "before_se": before["se"],
             "before_weeks_served": len(history),
+            "between_weeks_sd": math.sqrt(tau2),
             "on_attempt": now["value"],
             "on_attempt_se": now["se"],
             "fall": fall,

@@ -177,3 +177,50 @@ def test_a_rejected_attempt_restarts_the_pooled_history(champion):
     outcome = loop.assess(spec, loop.ModelState(**{**state.__dict__, "served": served}), batch, when, since=attempt)
     decay = next(s for s in outcome.signals if s["name"] == "performance_decay")
     assert decay["details"]["served_weeks"] == 1  # only week 3 came after the attempt's data
+
+
+def test_between_week_variance_equals_statsmodels_dersimonian_laird():
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        k = int(rng.integers(3, 12))
+        se = rng.uniform(0.005, 0.03, k)
+        values = 0.8 + rng.normal(0, rng.choice([0.0, 0.01, 0.03]), k) + rng.normal(0, se)
+        oracle = combine_effects(values, se**2, method_re="dl").tau2
+        ours = gate.between_week_variance([_week(v, s) for v, s in zip(values, se)])
+        assert ours == pytest.approx(max(0.0, oracle), rel=1e-9, abs=1e-15)
+    assert gate.between_week_variance([_week(0.8), _week(0.9)]) == 0.0  # too few to tell
+
+
+def test_benign_week_to_week_variation_is_not_read_as_decay():
+    # Each week's true AUC varies around 0.80 with sd 0.02 (seasonality, mix) and is measured on
+    # thousands of rows (se 0.008): the fixed-effect pool takes the spread for decay many times
+    # more often than alpha; the random-effects pool (the default) stays at alpha (MC error 3 sd).
+    rng = np.random.default_rng(11)
+    draws, fired = 1500, {"fixed": 0, "random": 0}
+    for _ in range(draws):
+        ref = _week(0.80 + rng.normal(0, 0.02) + rng.normal(0, 0.015), 0.015, 600)
+        served = [_week(0.80 + rng.normal(0, 0.02) + rng.normal(0, 0.008), 0.008, 3000) for _ in range(10)]
+        cur = _week(0.80 + rng.normal(0, 0.02) + rng.normal(0, 0.008), 0.008, 3000)
+        for pool in fired:
+            fired[pool] += gate.served_decay_signal(ref, served, cur, True, ALPHA, pool=pool).status == "fired"
+    bound = ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / draws)
+    assert fired["fixed"] / draws > 5 * ALPHA, fired
+    assert fired["random"] / draws <= bound, fired
+
+
+def test_the_random_effects_pool_is_the_fixed_one_when_the_weeks_agree_and_says_when_not():
+    ref, cur = _week(0.80, 0.025, 300), _week(0.76)
+    agree = [_week(0.80), _week(0.80), _week(0.80)]
+    fixed = gate.served_decay_signal(ref, agree, cur, True, ALPHA, pool="fixed")
+    rand = gate.served_decay_signal(ref, agree, cur, True, ALPHA)
+    assert rand.p_value == pytest.approx(fixed.p_value) and rand.details["between_weeks_sd"] == 0.0
+    assert rand.details["pool"] == "random" and "between-week" not in rand.summary
+    spread = [_week(0.84), _week(0.76), _week(0.83), _week(0.77)]
+    wide = gate.served_decay_signal(ref, spread, cur, True, ALPHA)
+    assert wide.details["between_weeks_sd"] > 0.02 and "between-week sd" in wide.summary
+    assert wide.details["tests"][0]["reference"].startswith("t(")
+    assert wide.p_value > gate.served_decay_signal(ref, spread, cur, True, ALPHA, pool="fixed").p_value
+    with pytest.raises(ValueError, match="pool"):
+        gate.served_decay_signal(ref, agree, cur, True, ALPHA, pool="bayes")
