@@ -472,6 +472,8 @@ def pool_estimates(estimates: Sequence[Mapping[str, Any]], tau2: float = 0.0) ->
     """
     if not estimates:
         raise ValueError("pool_estimates needs at least one estimate")
+    if not (isinstance(tau2, (int, float, np.floating)) and math.isfinite(tau2) and tau2 >= 0):
+        raise ValueError(f"tau2 must be a finite number >= 0; got {tau2!r}")
     weights, values, rows = [], [], 0
     for e in estimates:
         value, se = _finite_number(e.get("value"), "value"), _finite_number(e.get("se"), "se")
@@ -513,6 +515,21 @@ def between_week_variance(estimates: Sequence[Mapping[str, Any]]) -> float:
     return max(0.0, (q - (len(parts) - 1)) / c) if c > 0 else 0.0
 
 
+def tau2_df(variance: float, fixed_variance: float, parts_df: int) -> float | None:
+    """Welch-Satterthwaite degrees of freedom of a variance whose between-week part is estimated.
+
+    ``variance`` (random effects) = ``fixed_variance`` (known: the samples' own SEs) + ``b``, the
+    part tau^2 adds, estimated from ``parts_df`` = parts - 1 degrees of freedom:
+    ``df = parts_df * (variance / b)^2``. None (the normal) when ``b`` is 0, so the reading is
+    continuous in tau^2: t(parts - 1) when tau^2 dominates, the normal as it vanishes.
+    """
+    b = variance - fixed_variance
+    if not b > 0 or parts_df < 1:
+        return None
+    df = parts_df * (variance / b) ** 2
+    return df if df < 1e6 else None
+
+
 def served_decay_signal(
     reference: Mapping[str, Any] | None,
     served: Sequence[Mapping[str, Any]],
@@ -544,9 +561,13 @@ def served_decay_signal(
     baseline's own parts (:func:`between_week_variance`, DerSimonian-Laird; 0 with fewer than
     3 parts or when the parts agree within their SEs) and adds it to every part's variance on
     both sides: the baseline stops being over-confident and a week inside the usual spread is
-    not a decay; the z statistic is then read on Student's t with (baseline parts - 1) degrees
-    of freedom, since tau^2 comes from few weeks. When the parts agree (tau^2 = 0) this is the
-    fixed-effect pool and the normal test. ``pool="fixed"``: tau^2 = 0 always.
+    not a decay; since tau^2 comes from few weeks the z statistic is read on Student's t with
+    Welch-Satterthwaite degrees of freedom (:func:`tau2_df`: (baseline parts - 1) when tau^2
+    dominates the variance, towards the normal as it vanishes, so p does not jump at 0). A window whose baseline has fewer than 3 parts (the held-out rows and at most one
+    served week) cannot estimate tau^2: it is left out when another window can (``k`` counts
+    the windows tested), and tested as the fixed-effect pool on the normal when none can (a
+    champion's first weeks).
+    ``pool="fixed"``: tau^2 = 0 and the normal test always (the behaviour before random effects).
     """
     from scipy.stats import norm
     from scipy.stats import t as student_t
@@ -581,21 +602,36 @@ def served_decay_signal(
         )
     assert reference is not None and current is not None
     weeks = [dict(e) for e in served] + [dict(current)]
-    k = min(int(recent_weeks), len(weeks))
+    windows = list(range(1, min(int(recent_weeks), len(weeks)) + 1))
+    if pool == "random" and any(len(weeks) - m + 1 >= 3 for m in windows):
+        # Under random effects a window whose baseline cannot estimate tau^2 (< 3 parts) would be
+        # the over-confident fixed-effect test again: drop it when another window can.
+        windows = [m for m in windows if len(weeks) - m + 1 >= 3]
+    k = len(windows)
     tests = []
-    for m in range(1, k + 1):
+    for m in windows:
         before_parts = [dict(reference), *weeks[: len(weeks) - m]]
-        tau2 = between_week_variance(before_parts) if pool == "random" else 0.0
+        # Random effects need >= 3 baseline parts to estimate tau^2; then the test is on t
+        # whatever tau^2 came out as (choosing t only when tau^2 > 0 made p jump at 0).
+        estimated = pool == "random" and len(before_parts) >= 3
+        tau2 = between_week_variance(before_parts) if estimated else 0.0
         before = pool_estimates(before_parts, tau2)
         recent = pool_estimates(weeks[len(weeks) - m :], tau2)
-        df = len(before_parts) - 1
+        df = (
+            tau2_df(
+                math.hypot(before["se"], recent["se"]) ** 2,
+                pool_estimates(before_parts)["se"] ** 2 + pool_estimates(weeks[len(weeks) - m :])["se"] ** 2,
+                len(before_parts) - 1,
+            )
+            if estimated
+            else None
+        )
         drop = (before["value"] - recent["value"]) if greater_is_better else (recent["value"] - before["value"])
         se = math.hypot(before["se"], recent["se"])
         if se > 0:
             z = (drop - md) / se
-            # A between-week variance estimated from a few weeks is itself uncertain: Student's t
-            # with (baseline parts - 1) df then (measured: 4 parts at z gave ~2.5x alpha).
-            p = float(student_t.sf(z, df)) if tau2 > 0 else float(norm.sf(z))
+            # tau^2 estimated from a few weeks is itself uncertain: Student's t (see tau2_df).
+            p = float(student_t.sf(z, df)) if df else float(norm.sf(z))
         else:
             z = math.inf if drop > md else -math.inf
             p = 0.0 if drop > md else 1.0
@@ -610,8 +646,8 @@ def served_decay_signal(
                 "baseline_rows": before["n"],
                 "baseline_served_weeks": len(weeks) - m,
                 "between_weeks_sd": math.sqrt(tau2),
-                "reference": f"t({df})" if tau2 > 0 else "normal",
-                "df": df if tau2 > 0 else None,
+                "reference": f"t({df:.3g})" if df else "normal",
+                "df": df,
                 "drop": drop,
                 "se": se,
                 "z": z,

@@ -906,8 +906,10 @@ def retry_signal(
             details,
         )
     # As performance decay pools (drift.gate.decay_pool): the attempt's rows are one more week
-    # whose level varies by the between-week spread of the weeks before it.
-    tau2 = gate.between_week_variance(parts) if spec.drift.gate.decay_pool == "random" else 0.0
+    # whose level varies by the between-week spread of the weeks before it (estimated from >= 3
+    # parts; read on Student's t with Welch-Satterthwaite df, gate.tau2_df).
+    estimated = spec.drift.gate.decay_pool == "random" and len(parts) >= 3
+    tau2 = gate.between_week_variance(parts) if estimated else 0.0
     before = gate.pool_estimates(parts, tau2)
     now = gate.pool_estimates([on_attempt], tau2)  # its SE as pooling reads it (0 -> 0.5/sqrt(n))
     sign = 1.0 if greater_is_better(metric) else -1.0
@@ -915,10 +917,16 @@ def retry_signal(
     se = math.hypot(before["se"], now["se"])
     if se <= 0:
         p = 0.0 if fall > 0 else 1.0
-    elif tau2 > 0:  # as performance decay reads it: tau^2 from few weeks, Student's t
+    elif (
+        df := gate.tau2_df(
+            se * se,
+            gate.pool_estimates(parts)["se"] ** 2 + gate.pool_estimates([on_attempt])["se"] ** 2,
+            len(parts) - 1,
+        )
+    ) is not None:
         from scipy.stats import t as student_t
 
-        p = float(student_t.sf(fall / se, len(parts) - 1))
+        p = float(student_t.sf(fall / se, df))
     else:
         p = float(norm.sf(fall / se))
     expected = shrunk_drop(fall, se)

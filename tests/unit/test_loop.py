@@ -619,6 +619,34 @@ def test_the_retry_pools_the_served_weeks_before_the_attempts_held_out_rows_only
     assert retry["details"]["before_se"] == pytest.approx(expected["se"])
 
 
+def test_the_retry_allows_for_the_spread_of_the_weeks_before_the_attempt(trained):
+    import dataclasses
+
+    spec, champion, end = trained
+    tried = _attempt_on_fallen_rows(spec, end, seed=65)
+    base = champion.baseline["value"]
+    weeks = [
+        {
+            "interval_end": (end + dt.timedelta(days=d)).isoformat(),
+            "value": base + v,
+            "se": 0.01,
+            "n": 2000,
+            "metric": "roc_auc",
+        }
+        for d, v in ((1, 0.04), (2, -0.04), (3, 0.03), (4, -0.03))
+    ]
+    state = dataclasses.replace(champion, served=tuple(weeks))
+    batch = frame(7, 300, seed=66, start=end + dt.timedelta(days=7))
+    week_after = end + dt.timedelta(days=14)
+    spread = signal(loop.assess(spec, state, batch, week_after, since=tried), "retry")
+    fixed = signal(
+        loop.assess(spec_for(drift={"gate": {"decay_pool": "fixed"}}), state, batch, week_after, since=tried), "retry"
+    )
+    assert spread["details"]["between_weeks_sd"] > 0.02 and fixed["details"]["between_weeks_sd"] == 0.0
+    assert spread["details"]["fall_se"] > fixed["details"]["fall_se"]
+    assert spread["p_value"] > fixed["p_value"]
+
+
 def test_the_retry_reads_a_lower_is_better_metric_the_right_way_round():
     spec = spec_for(comparison={"primary_metric": "log_loss"})
     end = START + dt.timedelta(days=14)

@@ -193,21 +193,25 @@ def test_between_week_variance_equals_statsmodels_dersimonian_laird():
     assert gate.between_week_variance([_week(0.8), _week(0.9)]) == 0.0  # too few to tell
 
 
-def test_benign_week_to_week_variation_is_not_read_as_decay():
+@pytest.mark.parametrize("n_served", [3, 10])
+def test_benign_week_to_week_variation_is_not_read_as_decay(n_served):
     # Each week's true AUC varies around 0.80 with sd 0.02 (seasonality, mix) and is measured on
     # thousands of rows (se 0.008): the fixed-effect pool takes the spread for decay many times
-    # more often than alpha; the random-effects pool (the default) stays at alpha (MC error 3 sd).
+    # more often than alpha; the random-effects pool (the default) a fraction as often, and at
+    # alpha (MC error 3 sd) once 10 weeks estimate the spread (measured with this simulation:
+    # 30% vs 6.4% / 6.7% / 4.4% / 1.7% at 2 / 3 / 6 / 10 served weeks, alpha 1.7%).
     rng = np.random.default_rng(11)
     draws, fired = 1500, {"fixed": 0, "random": 0}
     for _ in range(draws):
         ref = _week(0.80 + rng.normal(0, 0.02) + rng.normal(0, 0.015), 0.015, 600)
-        served = [_week(0.80 + rng.normal(0, 0.02) + rng.normal(0, 0.008), 0.008, 3000) for _ in range(10)]
+        served = [_week(0.80 + rng.normal(0, 0.02) + rng.normal(0, 0.008), 0.008, 3000) for _ in range(n_served)]
         cur = _week(0.80 + rng.normal(0, 0.02) + rng.normal(0, 0.008), 0.008, 3000)
         for pool in fired:
             fired[pool] += gate.served_decay_signal(ref, served, cur, True, ALPHA, pool=pool).status == "fired"
-    bound = ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / draws)
     assert fired["fixed"] / draws > 5 * ALPHA, fired
-    assert fired["random"] / draws <= bound, fired
+    assert fired["random"] < fired["fixed"] / 4, fired
+    if n_served >= 10:
+        assert fired["random"] / draws <= ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / draws), fired
 
 
 def test_the_random_effects_pool_is_the_fixed_one_when_the_weeks_agree_and_says_when_not():
@@ -220,7 +224,45 @@ def test_the_random_effects_pool_is_the_fixed_one_when_the_weeks_agree_and_says_
     spread = [_week(0.84), _week(0.76), _week(0.83), _week(0.77)]
     wide = gate.served_decay_signal(ref, spread, cur, True, ALPHA)
     assert wide.details["between_weeks_sd"] > 0.02 and "between-week sd" in wide.summary
-    assert wide.details["tests"][0]["reference"].startswith("t(")
     assert wide.p_value > gate.served_decay_signal(ref, spread, cur, True, ALPHA, pool="fixed").p_value
+    # Oracle for the deciding window: the random-effects SEs rebuilt by hand, the Welch-Satterthwaite
+    # df of the tau^2 part (estimated with parts - 1 df), and scipy's t.
+    from scipy.stats import t as student_t
+
+    d = wide.details
+    best = next(t for t in d["tests"] if t["recent_weeks"] == d["deciding_recent_weeks"])
+    m = best["recent_weeks"]
+    before_parts = [ref, *(spread + [cur])[: len(spread) + 1 - m]]
+    recent_parts = (spread + [cur])[len(spread) + 1 - m :]
+    tau2 = gate.between_week_variance(before_parts)
+    var_re = (
+        sum(1 / (p["se"] ** 2 + tau2) for p in before_parts) ** -1
+        + sum(1 / (p["se"] ** 2 + tau2) for p in recent_parts) ** -1
+    )
+    var_fe = sum(1 / p["se"] ** 2 for p in before_parts) ** -1 + sum(1 / p["se"] ** 2 for p in recent_parts) ** -1
+    df = (len(before_parts) - 1) * (var_re / (var_re - var_fe)) ** 2
+    assert best["se"] == pytest.approx(np.sqrt(var_re)) and best["df"] == pytest.approx(df)
+    assert best["p_value"] == pytest.approx(float(student_t.sf(best["drop"] / np.sqrt(var_re), df)))
+    assert wide.p_value == pytest.approx(min(1.0, d["tests_run"] * best["p_value"]))
     with pytest.raises(ValueError, match="pool"):
         gate.served_decay_signal(ref, agree, cur, True, ALPHA, pool="bayes")
+
+
+def test_under_random_effects_a_window_that_cannot_estimate_the_spread_is_left_out():
+    ref, cur = _week(0.80, 0.025, 300), _week(0.76)
+    two = [_week(0.80), _week(0.79)]  # windows: 1 week vs 3 baseline parts, 2 weeks vs 2 parts
+    assert gate.served_decay_signal(ref, two, cur, True, ALPHA).details["tests_run"] == 1
+    assert gate.served_decay_signal(ref, two, cur, True, ALPHA, pool="fixed").details["tests_run"] == 2
+    # A champion's first weeks: no window can, so the fixed-effect tests run as before.
+    first = gate.served_decay_signal(ref, [_week(0.80)], cur, True, ALPHA)
+    assert first.details["tests_run"] == 2 and first.p_value == pytest.approx(
+        gate.served_decay_signal(ref, [_week(0.80)], cur, True, ALPHA, pool="fixed").p_value
+    )
+
+
+def test_pooling_rejects_a_between_sample_variance_that_is_not_a_finite_non_negative_number():
+    for bad in (-0.001, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tau2"):
+            gate.pool_estimates([_week(0.8)], bad)
+    assert gate.tau2_df(0.0004, 0.0004, 5) is None  # no tau^2 part: the normal
+    assert gate.tau2_df(0.0008, 0.0004, 5) == pytest.approx(20.0)  # 5 x (2)^2
