@@ -530,6 +530,37 @@ def tau2_df(variance: float, fixed_variance: float, parts_df: int) -> float | No
     return df if df < 1e6 else None
 
 
+def pooled_comparison(
+    before_parts: Sequence[Mapping[str, Any]], recent_parts: Sequence[Mapping[str, Any]], pool: str = "random"
+) -> dict[str, Any]:
+    """Both sides of a "has the level moved?" test, pooled as ``pool`` says.
+
+    ``random`` with at least 3 baseline parts: tau^2 is estimated from them
+    (:func:`between_week_variance`) and added to every part on both sides, and ``df`` is the
+    Welch-Satterthwaite degrees of freedom of the difference's variance (:func:`tau2_df`; None
+    when tau^2 adds nothing). Otherwise (``fixed``, or too few parts): tau^2 = 0, ``df`` None.
+    Returns ``{"before", "recent"}`` (:func:`pool_estimates` results), ``se`` of their
+    difference (independent samples), ``tau2`` and ``df``.
+    """
+    estimated = pool == "random" and len(before_parts) >= 3
+    tau2 = between_week_variance(before_parts) if estimated else 0.0
+    before, recent = pool_estimates(before_parts, tau2), pool_estimates(recent_parts, tau2)
+    se = math.hypot(before["se"], recent["se"])
+    df = None
+    if estimated:
+        fixed = pool_estimates(before_parts)["se"] ** 2 + pool_estimates(recent_parts)["se"] ** 2
+        df = tau2_df(se * se, fixed, len(before_parts) - 1)
+    return {"before": before, "recent": recent, "se": se, "tau2": tau2, "df": df}
+
+
+def upper_tail(z: float, df: float | None) -> float:
+    """One-sided p of ``z``: Student's t with ``df`` degrees of freedom, the normal when None."""
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    return float(student_t.sf(z, df)) if df else float(norm.sf(z))
+
+
 def served_decay_signal(
     reference: Mapping[str, Any] | None,
     served: Sequence[Mapping[str, Any]],
@@ -610,28 +641,13 @@ def served_decay_signal(
     k = len(windows)
     tests = []
     for m in windows:
-        before_parts = [dict(reference), *weeks[: len(weeks) - m]]
-        # Random effects need >= 3 baseline parts to estimate tau^2; then the test is on t
-        # whatever tau^2 came out as (choosing t only when tau^2 > 0 made p jump at 0).
-        estimated = pool == "random" and len(before_parts) >= 3
-        tau2 = between_week_variance(before_parts) if estimated else 0.0
-        before = pool_estimates(before_parts, tau2)
-        recent = pool_estimates(weeks[len(weeks) - m :], tau2)
-        df = (
-            tau2_df(
-                math.hypot(before["se"], recent["se"]) ** 2,
-                pool_estimates(before_parts)["se"] ** 2 + pool_estimates(weeks[len(weeks) - m :])["se"] ** 2,
-                len(before_parts) - 1,
-            )
-            if estimated
-            else None
-        )
+        pooled = pooled_comparison([dict(reference), *weeks[: len(weeks) - m]], weeks[len(weeks) - m :], pool)
+        before, recent, se, tau2, df = (pooled[k] for k in ("before", "recent", "se", "tau2", "df"))
         drop = (before["value"] - recent["value"]) if greater_is_better else (recent["value"] - before["value"])
-        se = math.hypot(before["se"], recent["se"])
         if se > 0:
             z = (drop - md) / se
             # tau^2 estimated from a few weeks is itself uncertain: Student's t (see tau2_df).
-            p = float(student_t.sf(z, df)) if df else float(norm.sf(z))
+            p = upper_tail(z, df)
         else:
             z = math.inf if drop > md else -math.inf
             p = 0.0 if drop > md else 1.0

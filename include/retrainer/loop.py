@@ -689,12 +689,17 @@ COST_RULE_SIGNALS = ("retrain_cost", "age", "data_growth", "follow_up", "retry")
 CHANGE_SIGNALS = ("data_drift", "prediction_drift", "performance_decay", "retrain_cost", "retry")
 
 
+def _half_window_unless_set(spec: ModelSpec, field_name: str) -> int | None:
+    """``drift.gate.<field_name>`` when set (null: off); unset: half the training window (>= 1 week)."""
+    g = spec.drift.gate
+    if field_name in g.model_fields_set:
+        return getattr(g, field_name)
+    return max(1, spec.training.window_weeks // 2)
+
+
 def follow_up_weeks(spec: ModelSpec) -> int | None:
     """``drift.gate.follow_up_weeks``; unset: half the training window (at least 1 week)."""
-    g = spec.drift.gate
-    if "follow_up_weeks" in g.model_fields_set:
-        return g.follow_up_weeks
-    return max(1, spec.training.window_weeks // 2)
+    return _half_window_unless_set(spec, "follow_up_weeks")
 
 
 def _window_span_days(evaluation: dict | None, end: dt.datetime) -> float | None:
@@ -831,10 +836,7 @@ def follow_up_signal(
 
 def retry_weeks(spec: ModelSpec) -> int | None:
     """``drift.gate.retry_weeks``; unset: half the training window (at least 1 week)."""
-    g = spec.drift.gate
-    if "retry_weeks" in g.model_fields_set:
-        return g.retry_weeks
-    return max(1, spec.training.window_weeks // 2)
+    return _half_window_unless_set(spec, "retry_weeks")
 
 
 def retry_signal(
@@ -860,7 +862,6 @@ def retry_signal(
     that is rejected is not retried. Under rule cost the fall, shrunk by its own noise as the
     cost signal treats a drop, must also pay for the retrain over ``cost_horizon_weeks``.
     """
-    from scipy.stats import norm
 
     from include.retrainer import gate
     from include.retrainer.compare import greater_is_better
@@ -906,29 +907,12 @@ def retry_signal(
             details,
         )
     # As performance decay pools (drift.gate.decay_pool): the attempt's rows are one more week
-    # whose level varies by the between-week spread of the weeks before it (estimated from >= 3
-    # parts; read on Student's t with Welch-Satterthwaite df, gate.tau2_df).
-    estimated = spec.drift.gate.decay_pool == "random" and len(parts) >= 3
-    tau2 = gate.between_week_variance(parts) if estimated else 0.0
-    before = gate.pool_estimates(parts, tau2)
-    now = gate.pool_estimates([on_attempt], tau2)  # its SE as pooling reads it (0 -> 0.5/sqrt(n))
+    # whose level varies by the between-week spread of the weeks before it.
+    pooled = gate.pooled_comparison(parts, [on_attempt], spec.drift.gate.decay_pool)
+    before, now, se, tau2 = pooled["before"], pooled["recent"], pooled["se"], pooled["tau2"]
     sign = 1.0 if greater_is_better(metric) else -1.0
     fall = sign * (before["value"] - now["value"])
-    se = math.hypot(before["se"], now["se"])
-    if se <= 0:
-        p = 0.0 if fall > 0 else 1.0
-    elif (
-        df := gate.tau2_df(
-            se * se,
-            gate.pool_estimates(parts)["se"] ** 2 + gate.pool_estimates([on_attempt])["se"] ** 2,
-            len(parts) - 1,
-        )
-    ) is not None:
-        from scipy.stats import t as student_t
-
-        p = float(student_t.sf(fall / se, df))
-    else:
-        p = float(norm.sf(fall / se))
+    p = gate.upper_tail(fall / se, pooled["df"]) if se > 0 else (0.0 if fall > 0 else 1.0)
     expected = shrunk_drop(fall, se)
     details.update(
         {
