@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -480,14 +481,18 @@ def assess(
             "n": int(current.n),
             "metric": spec.comparison.primary_metric,
         }
+    # Weeks served after the reference rows (the champion's held-out rows, or the rejected
+    # challenger's, whose days came later) and before this week: decay and cost pool them.
+    history = served_history(
+        own.served,
+        since.trained_through if rebased_on_attempt and since is not None else own.trained_through,
+        interval_end,
+        spec.comparison.primary_metric,
+    )
     if "performance_decay" in enabled:
         if current is None:
             signals.append(_insufficient("performance_decay", why_not or "no estimate"))
         else:
-            # Weeks served after the reference rows (the champion's held-out rows, or the
-            # rejected challenger's, whose days came later) and before this week.
-            start = since.trained_through if rebased_on_attempt and since is not None else own.trained_through
-            history = served_history(own.served, start, interval_end, spec.comparison.primary_metric)
             signals.append(
                 gate.served_decay_signal(
                     {"value": base.get("value"), "se": base.get("se") or 0.0, "n": base.get("n") or 0},
@@ -540,7 +545,15 @@ def assess(
     if g.retrain_cost is not None:
         signals.append(
             cost_signal(
-                base, current, why_not, higher, g.retrain_cost, g.cost_horizon_weeks, spec.comparison.primary_metric
+                base,
+                current,
+                why_not,
+                higher,
+                g.retrain_cost,
+                g.cost_horizon_weeks,
+                spec.comparison.primary_metric,
+                served=history,
+                pool=g.decay_pool,
             )
         )
     if g.rule == "cost":
@@ -636,6 +649,8 @@ def cost_signal(
     retrain_cost: float,
     horizon_weeks: int,
     metric: str,
+    served: Sequence[dict] = (),
+    pool: str = "random",
 ) -> Any:
     """Retrain when keeping the champion is expected to cost more than retraining.
 
@@ -647,22 +662,52 @@ def cost_signal(
     uncertainty: :func:`shrunk_drop` of the drop and its standard error
     ``sqrt(se_baseline^2 + se_current^2)``. Without it a champion that has not changed would
     look worth replacing about every other week (measured by the replay benchmark).
+
+    ``served``: the champion's metric on the weeks it served since its baseline rows (oldest
+    first, as :func:`served_history` returns them). The baseline is then the one performance
+    decay uses (:func:`include.retrainer.gate.pooled_comparison`): the held-out rows pooled
+    with those weeks, under ``pool`` (random effects: the between-week variance estimated from
+    them is added to both sides, so one unusual week counts for less). A few hundred held-out
+    rows alone make a noisy level to measure a drop from; the weeks the champion has served
+    say what it usually scores (measured by the replay benchmark: fewer retrains on noise).
     """
+    from include.retrainer import gate
     from include.retrainer.gate import SignalResult
 
     if current is None:
         return _insufficient("retrain_cost", why_not or "no estimate")
-    drop = float(baseline["value"]) - float(current.value)
+    base_value = float(baseline["value"])
+    base_se = finite_or_none(baseline.get("se")) or 0.0
+    cur_se = finite_or_none(current.se) or 0.0
+    details: dict[str, Any] = {"baseline_served_weeks": 0}
+    weeks = [dict(w) for w in served if gate.usable_estimate(w)]
+    now = {"value": float(current.value), "se": cur_se, "n": getattr(current, "n", None)}
+    if weeks and gate.usable_estimate(baseline) and gate.usable_estimate(now):
+        pooled = gate.pooled_comparison([dict(baseline), *weeks], [now], pool)
+        base_value, se = pooled["before"]["value"], pooled["se"]
+        details.update(
+            baseline_served_weeks=len(weeks),
+            baseline_rows=pooled["before"]["n"],
+            between_weeks_sd=math.sqrt(pooled["tau2"]),
+        )
+    else:
+        se = math.hypot(base_se, cur_se)
+    drop = base_value - float(current.value)
     if not higher_is_better:
         drop = -drop
-    se = math.hypot(finite_or_none(baseline.get("se")) or 0.0, finite_or_none(current.se) or 0.0)
     expected_drop = shrunk_drop(drop, se)
     expected = horizon_weeks * expected_drop
     fired = expected >= retrain_cost
     op = ">=" if fired else "<"
+    against = ""
+    if details["baseline_served_weeks"]:
+        against = f" from {base_value:.3f} (held-out rows + {details['baseline_served_weeks']} served week(s)"
+        if details["between_weeks_sd"] > 0:
+            against += f", between-week sd {details['between_weeks_sd']:.3f}"
+        against += ")"
     summary = (
         f"expected loss {expected:.4f} metric-weeks over {horizon_weeks} weeks ({metric} drop "
-        f"{drop:+.4f} +/- {se:.4f}, expected {expected_drop:.4f}/week) {op} retrain cost {retrain_cost:g}"
+        f"{drop:+.4f} +/- {se:.4f}{against}, expected {expected_drop:.4f}/week) {op} retrain cost {retrain_cost:g}"
     )
     return SignalResult(
         "retrain_cost",
@@ -677,8 +722,10 @@ def cost_signal(
             "drop_se": se,
             "expected_drop": expected_drop,
             "horizon_weeks": horizon_weeks,
-            "baseline": baseline.get("value"),
+            "baseline": base_value,
+            "held_out_baseline": baseline.get("value"),
             "current": current.value,
+            **details,
         },
     )
 

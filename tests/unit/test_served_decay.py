@@ -179,6 +179,81 @@ def test_a_rejected_attempt_restarts_the_pooled_history(champion):
     assert decay["details"]["served_weeks"] == 1  # only week 3 came after the attempt's data
 
 
+class _Estimate:
+    def __init__(self, value, se, n):
+        self.value, self.se, self.n = value, se, n
+
+
+def test_the_cost_signal_measures_the_drop_from_the_pooled_baseline():
+    # Held-out rows scored the champion 0.85 +/- 0.03 (300 rows); it has served three weeks at
+    # 0.80 +/- 0.01 and scores 0.79 this week. Against the held-out rows alone that is a 0.06 drop
+    # worth 4 x 0.043 metric-weeks (> cost 0.04: retrain); against what it usually scores, ~0.01.
+    base, weeks, now = _week(0.85, 0.03, 300), [_week(0.80, 0.01, 2000)] * 3, _Estimate(0.79, 0.01, 2000)
+    alone = loop.cost_signal(base, now, None, True, 0.04, 4, "roc_auc")
+    assert alone.status == "fired" and alone.details["baseline_served_weeks"] == 0
+    pooled = loop.cost_signal(base, now, None, True, 0.04, 4, "roc_auc", served=weeks)
+    assert pooled.status == "quiet", pooled.summary
+    # Oracle: the random-effects pool of the held-out rows and the served weeks (tau^2 by
+    # DerSimonian-Laird over them, added to this week's variance too), then the shrunk drop.
+    parts = [base, *weeks]
+    tau2 = gate.between_week_variance(parts)
+    w = np.array([1 / (p["se"] ** 2 + tau2) for p in parts])
+    level = float((w * np.array([p["value"] for p in parts])).sum() / w.sum())
+    se = float(np.sqrt(1 / w.sum() + 0.01**2 + tau2))
+    d = pooled.details
+    assert d["baseline"] == pytest.approx(level) and d["held_out_baseline"] == 0.85
+    assert d["drop"] == pytest.approx(level - 0.79) and d["drop_se"] == pytest.approx(se)
+    assert pooled.statistic == pytest.approx(4 * loop.shrunk_drop(level - 0.79, se))
+    assert d["baseline_served_weeks"] == 3 and d["baseline_rows"] == 6300
+    assert "held-out rows + 3 served week(s)" in pooled.summary
+    # Weeks that vary beyond their noise widen the drop's SE: a week inside the usual spread
+    # costs nothing, where the fixed-effect pool would price it.
+    spread = [_week(v, 0.005, 4000) for v in (0.86, 0.80, 0.85, 0.79, 0.84)]
+    low = _Estimate(0.80, 0.005, 4000)
+    rand = loop.cost_signal(base, low, None, True, 0.04, 4, "roc_auc", served=spread)
+    fixed = loop.cost_signal(base, low, None, True, 0.04, 4, "roc_auc", served=spread, pool="fixed")
+    assert rand.details["between_weeks_sd"] > 0.02 and "between-week sd" in rand.summary
+    assert rand.status == "quiet" and fixed.status == "fired", (rand.summary, fixed.summary)
+    # log_loss (lower is better): the drop is this week's loss above the pooled level.
+    ll = loop.cost_signal(
+        _week(0.40, 0.01, 300),
+        _Estimate(0.60, 0.01, 2000),
+        None,
+        False,
+        0.01,
+        4,
+        "log_loss",
+        served=[_week(0.42, 0.01, 2000)] * 2,
+    )
+    assert ll.status == "fired" and ll.details["drop"] == pytest.approx(0.60 - ll.details["baseline"])
+    assert 0.40 < ll.details["baseline"] < 0.42
+    # A stored week that cannot pool is left out, not fatal.
+    bad = loop.cost_signal(base, now, None, True, 0.04, 4, "roc_auc", served=[{"value": None, "se": 0.01, "n": 5}])
+    assert bad.details["baseline_served_weeks"] == 0 and bad.statistic == alone.statistic
+
+
+def test_assess_prices_the_drop_against_the_weeks_the_champion_served(champion):
+    spec, state, end = champion
+    costly = spec.model_copy(
+        update={
+            "drift": spec.drift.model_copy(update={"gate": spec.drift.gate.model_copy(update={"retrain_cost": 0.04})})
+        }
+    )
+    served = tuple(
+        {"interval_end": (end + dt.timedelta(weeks=k)).isoformat(), "value": 0.7, "se": 0.01, "n": 2100}
+        | {"metric": "roc_auc"}
+        for k in (1, 2)
+    )
+    when = end + dt.timedelta(weeks=3)
+    batch = frame(7, 300, seed=62, start=when - dt.timedelta(days=7))
+    outcome = loop.assess(costly, loop.ModelState(**{**state.__dict__, "served": served}), batch, when)
+    cost = next(s for s in outcome.signals if s["name"] == "retrain_cost")
+    decay = next(s for s in outcome.signals if s["name"] == "performance_decay")
+    assert cost["details"]["baseline_served_weeks"] == 2 == decay["details"]["served_weeks"]
+    assert cost["details"]["held_out_baseline"] == pytest.approx(state.baseline["value"])
+    assert cost["details"]["baseline"] < state.baseline["value"]  # pulled towards the served 0.7
+
+
 def test_between_week_variance_equals_statsmodels_dersimonian_laird():
     from statsmodels.stats.meta_analysis import combine_effects
 
