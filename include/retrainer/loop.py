@@ -667,9 +667,10 @@ def cost_signal(
     first, as :func:`served_history` returns them). The baseline is then the one performance
     decay uses (:func:`include.retrainer.gate.pooled_comparison`): the held-out rows pooled
     with those weeks, under ``pool`` (random effects: the between-week variance estimated from
-    them is added to both sides, so one unusual week counts for less). A few hundred held-out
-    rows alone make a noisy level to measure a drop from; the weeks the champion has served
-    say what it usually scores (measured by the replay benchmark: fewer retrains on noise).
+    them is added to both sides, so one unusual week counts for less; from 2 served weeks on,
+    when that variance can be estimated). A few hundred held-out rows alone make a noisy level
+    to measure a drop from; the weeks the champion has served say what it usually scores
+    (measured by the replay benchmark: fewer retrains on noise).
     """
     from include.retrainer import gate
     from include.retrainer.gate import SignalResult
@@ -682,7 +683,12 @@ def cost_signal(
     details: dict[str, Any] = {"baseline_served_weeks": 0}
     weeks = [dict(w) for w in served if gate.usable_estimate(w)]
     now = {"value": float(current.value), "se": cur_se, "n": getattr(current, "n", None)}
-    if weeks and gate.usable_estimate(baseline) and gate.usable_estimate(now):
+    # Under random effects the weeks pool once they can estimate the between-week variance (the
+    # held-out rows + >= 2 weeks): pooled with one week, the level would look more precise than
+    # weeks that vary allow, and price more retrains on noise than the held-out rows alone
+    # (measured in tests/unit/test_served_decay.py).
+    enough = len(weeks) >= (1 if pool == "fixed" else 2)
+    if enough and gate.usable_estimate(baseline) and gate.usable_estimate(now):
         pooled = gate.pooled_comparison([dict(baseline), *weeks], [now], pool)
         base_value, se = pooled["before"]["value"], pooled["se"]
         details.update(
