@@ -232,7 +232,8 @@ class GateSpec(_Strict):
     #: How performance decay pools the weeks: ``random`` (default) adds the between-week variance
     #: of the champion's level, estimated from the pooled weeks themselves (DerSimonian-Laird), so
     #: benign week-to-week variation (seasonality, mix) is not read as decay; ``fixed`` assumes
-    #: every week measures one level (narrower, over-confident when weeks differ).
+    #: every week measures one level (narrower, over-confident when weeks differ). The retrain-cost
+    #: signal pools its baseline the same way.
     decay_pool: Literal["random", "fixed"] = "random"
     #: A champion this old (weeks since the end of its training window) is retrained anyway.
     #: Under rule ``cost`` the refresh age is the cost-optimal interval (see ``staleness_rate``),

@@ -481,13 +481,19 @@ def assess(
             "n": int(current.n),
             "metric": spec.comparison.primary_metric,
         }
-    # Weeks served after the reference rows (the champion's held-out rows, or the rejected
-    # challenger's, whose days came later) and before this week: decay and cost pool them.
-    history = served_history(
-        own.served,
-        since.trained_through if rebased_on_attempt and since is not None else own.trained_through,
-        interval_end,
-        spec.comparison.primary_metric,
+    # The reference (the champion's metric on its held-out rows, or on the rejected challenger's,
+    # whose days came later) and the weeks served after those rows and before this week: decay
+    # and cost pool the very same numbers.
+    reference = {"value": base.get("value"), "se": base.get("se") or 0.0, "n": base.get("n") or 0}
+    history = (
+        served_history(
+            own.served,
+            since.trained_through if rebased_on_attempt and since is not None else own.trained_through,
+            interval_end,
+            spec.comparison.primary_metric,
+        )
+        if current is not None and ("performance_decay" in enabled or g.retrain_cost is not None)
+        else []
     )
     if "performance_decay" in enabled:
         if current is None:
@@ -495,7 +501,7 @@ def assess(
         else:
             signals.append(
                 gate.served_decay_signal(
-                    {"value": base.get("value"), "se": base.get("se") or 0.0, "n": base.get("n") or 0},
+                    reference,
                     history,
                     served_now,
                     higher,
@@ -545,7 +551,7 @@ def assess(
     if g.retrain_cost is not None:
         signals.append(
             cost_signal(
-                base,
+                reference,
                 current,
                 why_not,
                 higher,
@@ -659,30 +665,34 @@ def cost_signal(
     about the baseline, would win back each week if it persists (after Regol et al., ICML
     2025: retrain when the forecast loss exceeds the cost). The measured drop is noisy (the
     baseline comes from a few hundred held-out rows), so its expectation is taken with its
-    uncertainty: :func:`shrunk_drop` of the drop and its standard error
-    ``sqrt(se_baseline^2 + se_current^2)``. Without it a champion that has not changed would
-    look worth replacing about every other week (measured by the replay benchmark).
+    uncertainty: :func:`shrunk_drop` of the drop and its standard error (without served
+    weeks ``sqrt(se_baseline^2 + se_current^2)``). Without it a champion that has not changed
+    would look worth replacing about every other week (measured by the replay benchmark).
 
     ``served``: the champion's metric on the weeks it served since its baseline rows (oldest
-    first, as :func:`served_history` returns them). The baseline is then the one performance
-    decay uses (:func:`include.retrainer.gate.pooled_comparison`): the held-out rows pooled
-    with those weeks, under ``pool`` (random effects: the between-week variance estimated from
-    them is added to both sides, so one unusual week counts for less; from 2 served weeks on,
-    when that variance can be estimated). A few hundred held-out rows alone make a noisy level
-    to measure a drop from; the weeks the champion has served say what it usually scores
-    (measured by the replay benchmark: fewer retrains on noise).
+    first, as :func:`served_history` returns them). The drop is then measured as performance
+    decay measures this week's (its one-week window, :func:`include.retrainer.gate.pooled_comparison`):
+    from the held-out rows pooled with those weeks, under ``pool``. With random effects the
+    between-week variance estimated from them is added to both sides, so one unusual week
+    counts for less; it needs the held-out rows and at least 2 weeks, so with one served week
+    the held-out rows are used alone (pooled with one week taken at face value, the level
+    would look more precise than weeks that vary allow). With ``fixed`` any served week pools.
+    A few hundred held-out rows alone make a noisy level to measure a drop from; the weeks the
+    champion has served say what it usually scores (measured by the replay benchmark: fewer
+    retrains on noise). The t reading decay gives an estimated variance is not applied to the
+    shrinkage (it takes the drop and its SE as they are).
     """
     from include.retrainer import gate
     from include.retrainer.gate import SignalResult
 
     if current is None:
         return _insufficient("retrain_cost", why_not or "no estimate")
-    base_value = float(baseline["value"])
-    base_se = finite_or_none(baseline.get("se")) or 0.0
+    held_out = float(baseline["value"])
+    base_value, base_se = held_out, finite_or_none(baseline.get("se")) or 0.0
     cur_se = finite_or_none(current.se) or 0.0
     details: dict[str, Any] = {"baseline_served_weeks": 0}
     weeks = [dict(w) for w in served if gate.usable_estimate(w)]
-    now = {"value": float(current.value), "se": cur_se, "n": getattr(current, "n", None)}
+    now = {"value": current.value, "se": current.se, "n": getattr(current, "n", None)}
     # Under random effects the weeks pool once they can estimate the between-week variance (the
     # held-out rows + >= 2 weeks): pooled with one week, the level would look more precise than
     # weeks that vary allow, and price more retrains on noise than the held-out rows alone
@@ -690,7 +700,7 @@ def cost_signal(
     enough = len(weeks) >= (1 if pool == "fixed" else 2)
     if enough and gate.usable_estimate(baseline) and gate.usable_estimate(now):
         pooled = gate.pooled_comparison([dict(baseline), *weeks], [now], pool)
-        base_value, se = pooled["before"]["value"], pooled["se"]
+        base_value, base_se, se = pooled["before"]["value"], pooled["before"]["se"], pooled["se"]
         details.update(
             baseline_served_weeks=len(weeks),
             baseline_rows=pooled["before"]["n"],
@@ -707,13 +717,15 @@ def cost_signal(
     op = ">=" if fired else "<"
     against = ""
     if details["baseline_served_weeks"]:
-        against = f" from {base_value:.3f} (held-out rows + {details['baseline_served_weeks']} served week(s)"
+        against = f" from {base_value:.4f} over the baseline rows + {details['baseline_served_weeks']} served week(s)"
         if details["between_weeks_sd"] > 0:
-            against += f", between-week sd {details['between_weeks_sd']:.3f}"
-        against += ")"
+            against += f", between-week sd {details['between_weeks_sd']:.4f}"
+        against += ";"
+    else:
+        against = ","
     summary = (
         f"expected loss {expected:.4f} metric-weeks over {horizon_weeks} weeks ({metric} drop "
-        f"{drop:+.4f} +/- {se:.4f}{against}, expected {expected_drop:.4f}/week) {op} retrain cost {retrain_cost:g}"
+        f"{drop:+.4f} +/- {se:.4f}{against} expected {expected_drop:.4f}/week) {op} retrain cost {retrain_cost:g}"
     )
     return SignalResult(
         "retrain_cost",
@@ -728,8 +740,9 @@ def cost_signal(
             "drop_se": se,
             "expected_drop": expected_drop,
             "horizon_weeks": horizon_weeks,
-            "baseline": base_value,
-            "held_out_baseline": baseline.get("value"),
+            "baseline": held_out,
+            "drop_from": base_value,
+            "drop_from_se": base_se,
             "current": current.value,
             **details,
         },

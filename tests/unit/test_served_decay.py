@@ -201,11 +201,12 @@ def test_the_cost_signal_measures_the_drop_from_the_pooled_baseline():
     level = float((w * np.array([p["value"] for p in parts])).sum() / w.sum())
     se = float(np.sqrt(1 / w.sum() + 0.01**2 + tau2))
     d = pooled.details
-    assert d["baseline"] == pytest.approx(level) and d["held_out_baseline"] == 0.85
+    assert d["drop_from"] == pytest.approx(level) and d["baseline"] == 0.85
+    assert d["drop_from_se"] == pytest.approx(float(np.sqrt(1 / w.sum())))
     assert d["drop"] == pytest.approx(level - 0.79) and d["drop_se"] == pytest.approx(se)
     assert pooled.statistic == pytest.approx(4 * loop.shrunk_drop(level - 0.79, se))
     assert d["baseline_served_weeks"] == 3 and d["baseline_rows"] == 6300
-    assert "held-out rows + 3 served week(s)" in pooled.summary
+    assert "from 0.8018 over the baseline rows + 3 served week(s);" in pooled.summary
     # Weeks that vary beyond their noise widen the drop's SE: a week inside the usual spread
     # costs nothing, where the fixed-effect pool would price it.
     spread = [_week(v, 0.005, 4000) for v in (0.86, 0.80, 0.85, 0.79, 0.84)]
@@ -213,6 +214,11 @@ def test_the_cost_signal_measures_the_drop_from_the_pooled_baseline():
     rand = loop.cost_signal(base, low, None, True, 0.04, 4, "roc_auc", served=spread)
     fixed = loop.cost_signal(base, low, None, True, 0.04, 4, "roc_auc", served=spread, pool="fixed")
     assert rand.details["between_weeks_sd"] > 0.02 and "between-week sd" in rand.summary
+    parts = [base, *spread]
+    tau2 = gate.between_week_variance(parts)
+    w = np.array([1 / (p["se"] ** 2 + tau2) for p in parts])
+    assert rand.details["between_weeks_sd"] == pytest.approx(np.sqrt(tau2))
+    assert rand.details["drop_se"] == pytest.approx(float(np.sqrt(1 / w.sum() + 0.005**2 + tau2)))
     assert rand.status == "quiet" and fixed.status == "fired", (rand.summary, fixed.summary)
     # log_loss (lower is better): the drop is this week's loss above the pooled level.
     ll = loop.cost_signal(
@@ -225,8 +231,8 @@ def test_the_cost_signal_measures_the_drop_from_the_pooled_baseline():
         "log_loss",
         served=[_week(0.42, 0.01, 2000)] * 2,
     )
-    assert ll.status == "fired" and ll.details["drop"] == pytest.approx(0.60 - ll.details["baseline"])
-    assert 0.40 < ll.details["baseline"] < 0.42
+    assert ll.status == "fired" and ll.details["drop"] == pytest.approx(0.60 - ll.details["drop_from"])
+    assert 0.40 < ll.details["drop_from"] < 0.42
     # A stored week that cannot pool is left out, not fatal; under random effects one served
     # week is not pooled (the between-week variance needs the held-out rows + 2 weeks), under
     # the fixed pool it is.
@@ -235,7 +241,9 @@ def test_the_cost_signal_measures_the_drop_from_the_pooled_baseline():
     assert one.details["baseline_served_weeks"] == 0 and one.statistic == alone.statistic
     one_fixed = loop.cost_signal(base, now, None, True, 0.04, 4, "roc_auc", served=bad, pool="fixed")
     assert one_fixed.details["baseline_served_weeks"] == 1
-    assert one_fixed.details["baseline"] == pytest.approx(gate.pool_estimates([base, _week(0.80, 0.01, 2000)])["value"])
+    assert one_fixed.details["drop_from"] == pytest.approx(
+        gate.pool_estimates([base, _week(0.80, 0.01, 2000)])["value"]
+    )
 
 
 @pytest.mark.parametrize("varies", [False, True])
@@ -281,8 +289,50 @@ def test_assess_prices_the_drop_against_the_weeks_the_champion_served(champion):
     cost = next(s for s in outcome.signals if s["name"] == "retrain_cost")
     decay = next(s for s in outcome.signals if s["name"] == "performance_decay")
     assert cost["details"]["baseline_served_weeks"] == 2 == decay["details"]["served_weeks"]
-    assert cost["details"]["held_out_baseline"] == pytest.approx(state.baseline["value"])
-    assert cost["details"]["baseline"] < state.baseline["value"]  # pulled towards the served 0.7
+    assert cost["details"]["baseline"] == pytest.approx(state.baseline["value"])
+    assert cost["details"]["drop_from"] < state.baseline["value"]  # pulled towards the served 0.7
+    # decay_pool: fixed pools the same weeks without the between-week variance, for both signals.
+    fixed = costly.model_copy(
+        update={
+            "drift": costly.drift.model_copy(
+                update={"gate": costly.drift.gate.model_copy(update={"decay_pool": "fixed"})}
+            )
+        }
+    )
+    spread = tuple({**w, "value": v} for w, v in zip(served, (0.6, 0.8), strict=True))
+    one = loop.assess(fixed, loop.ModelState(**{**state.__dict__, "served": spread}), batch, when)
+    other = loop.assess(costly, loop.ModelState(**{**state.__dict__, "served": spread}), batch, when)
+    cost_fixed = next(s for s in one.signals if s["name"] == "retrain_cost")["details"]
+    cost_random = next(s for s in other.signals if s["name"] == "retrain_cost")["details"]
+    assert cost_fixed["between_weeks_sd"] == 0.0 < cost_random["between_weeks_sd"]
+    assert cost_fixed["drop_se"] < cost_random["drop_se"]
+
+
+def test_after_a_rejected_attempt_cost_and_decay_pool_the_same_weeks(champion):
+    spec, state, end = champion
+    costly = spec.model_copy(
+        update={
+            "drift": spec.drift.model_copy(update={"gate": spec.drift.gate.model_copy(update={"retrain_cost": 0.04})})
+        }
+    )
+    attempt_end = end + dt.timedelta(weeks=1)
+    attempt = loop.build_challenger(
+        spec, frame(14, 300, seed=63, start=attempt_end - dt.timedelta(days=14)), attempt_end
+    )
+    served = tuple(
+        {"interval_end": (end + dt.timedelta(weeks=k)).isoformat(), "value": 0.7, "se": 0.01, "n": 2100}
+        | {"metric": "roc_auc"}
+        for k in (1, 2, 3, 4)
+    )
+    when = end + dt.timedelta(weeks=5)
+    batch = frame(7, 300, seed=64, start=when - dt.timedelta(days=7))
+    outcome = loop.assess(costly, loop.ModelState(**{**state.__dict__, "served": served}), batch, when, since=attempt)
+    cost = next(s for s in outcome.signals if s["name"] == "retrain_cost")["details"]
+    decay = next(s for s in outcome.signals if s["name"] == "performance_decay")["details"]
+    # Weeks 2..4 came after the attempt's data (week 1 is in it): both signals pool those three.
+    assert decay["served_weeks"] == 3 == cost["baseline_served_weeks"]
+    rebased = loop.baseline_estimate(state.model, attempt.holdout, spec)
+    assert cost["baseline"] == pytest.approx(rebased["value"])  # the attempt's held-out rows
 
 
 def test_between_week_variance_equals_statsmodels_dersimonian_laird():
