@@ -687,6 +687,8 @@ def cost_signal(
 
     if current is None:
         return _insufficient("retrain_cost", why_not or "no estimate")
+    if finite_or_none((baseline or {}).get("value")) is None:  # e.g. a model card without one
+        return _insufficient("retrain_cost", f"the champion has no {metric} baseline to measure a drop from")
     held_out = float(baseline["value"])
     base_value, base_se = held_out, finite_or_none(baseline.get("se")) or 0.0
     cur_se = finite_or_none(current.se) or 0.0

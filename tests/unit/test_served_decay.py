@@ -246,6 +246,12 @@ def test_the_cost_signal_measures_the_drop_from_the_pooled_baseline():
     )
 
 
+def test_the_cost_signal_without_a_baseline_is_insufficient_not_a_crash():
+    for baseline in ({}, {"value": None, "se": 0.0, "n": 0}, {"value": float("nan"), "se": 0.01, "n": 300}):
+        signal = loop.cost_signal(baseline, _Estimate(0.8, 0.01, 2000), None, True, 0.01, 4, "roc_auc")
+        assert signal.status == "insufficient" and "no roc_auc baseline" in signal.summary
+
+
 @pytest.mark.parametrize("varies", [False, True])
 def test_pooling_the_served_weeks_prices_fewer_retrains_on_stationary_weeks(varies):
     # Stationary weeks (true AUC 0.80, or varying around it with sd 0.02 for benign reasons),
