@@ -544,9 +544,10 @@ def _count_duplicated_rows(df: pd.DataFrame) -> int:
     exact pandas comparison then runs on the remaining rows only (usually none).
 
     The first column, when its values are integers or timestamps (compared by pandas as the
-    same int64s), is checked by sorting rather than hashing: equal neighbours in the sorted
-    values are the repeated values; none means no row repeats another. Otherwise the rows
-    holding a repeated value (found by binary search) are the candidates.
+    same int64s), is checked by sorting rather than hashing (no sort when the values are
+    already in order, as time-ordered events are): equal neighbours in the sorted values are
+    the repeated values; none means no row repeats another. Otherwise the rows holding a
+    repeated value (found by binary search) are the candidates.
     """
     import numpy as np
 
@@ -560,7 +561,9 @@ def _count_duplicated_rows(df: pd.DataFrame) -> int:
             column = df[col] if rows is None else df[col].take(rows)
             values = _exact_int_values(column) if rows is None else None
             if values is not None and len(values) > 1:
-                ordered = np.sort(values)
+                # Event batches usually arrive in time order (daily partitions of sorted
+                # events): an already sorted column needs no sort (O(n) check, ~1% of one).
+                ordered = values if bool((values[1:] >= values[:-1]).all()) else np.sort(values)
                 repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
                 if not len(repeated):
                     return 0

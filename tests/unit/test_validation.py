@@ -536,6 +536,15 @@ def test_duplicate_row_count_equals_pandas_when_timestamps_repeat(tz):
     assert _count_duplicated_rows(many) == int(many.duplicated().sum()) == len(df)
     ints = pd.DataFrame({"a": [3, 1, 3, 2, 1], "b": [0, 0, 0, 1, 1]})
     assert _count_duplicated_rows(ints) == int(ints.duplicated().sum()) == 1
+    # Already in time order (the path that skips the sort): repeats adjacent, NaT first.
+    assert df["event_ts"].is_monotonic_increasing
+    in_order = copies.sort_values("event_ts", kind="stable", ignore_index=True)
+    assert _count_duplicated_rows(in_order) == int(in_order.duplicated().sum()) == 3
+    nat_first = nat.sort_values("event_ts", kind="stable", na_position="first", ignore_index=True)
+    assert nat_first["event_ts"].array.asi8[0] == nat_first["event_ts"].array.asi8[3]  # NaT is the smallest int64
+    assert _count_duplicated_rows(nat_first) == int(nat_first.duplicated().sum()) == 2
+    ties = same_ts.sort_values("event_ts", kind="stable", ignore_index=True)  # equal stamps, rows differ
+    assert _count_duplicated_rows(ties) == int(ties.duplicated().sum()) == 0
 
 
 def test_numeric_type_check_across_dtypes():
