@@ -13,7 +13,8 @@ real suite (schema checks + include/suites/churn.json).
 * **after**: today's module (as previous, plus: GX no longer computes the unexpected-index
   query SUMMARY discards, text columns only checked for membership/nulls are handed to GX as
   ``category``, the Data Docs templates are compiled once per process, and the duplicate-row
-  note sorts an int/timestamp column instead of hashing it).
+  note sorts an int/timestamp column instead of hashing it, or only checks its order when it is
+  already sorted).
 
 All run in the same interpreter on the same frame; their reports must be identical (every
 field but the Data Docs path), which the section checks. ``import great_expectations`` is
@@ -307,7 +308,7 @@ def markdown(fig: dict[str, Any]) -> str:
         f"Docs site per call); _previous_ = commit `{fig['previous_commit'][:10]}` (one context per process, "
         "validator on the in-memory frame, one-page Data Docs); _after_ = today's (as previous, plus: no "
         "discarded unexpected-index query, text columns handed to GX as `category` where only membership/null "
-        "checks look at them, Data Docs templates compiled once per process, sort-based duplicate-row note). "
+        "checks look at them, Data Docs templates compiled once per process, sort-based duplicate-row note, no sort when the first column is already in order). "
         "Churn model's real suite (schema checks + churn.json), weekly batches of 7 daily partitions. "
         "_Identical_ compares every report field but the Data Docs path with before's and previous's; the "
         "unit tests also compare every GX result and the rendered page.",
