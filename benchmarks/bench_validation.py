@@ -308,7 +308,8 @@ def markdown(fig: dict[str, Any]) -> str:
         f"Docs site per call); _previous_ = commit `{fig['previous_commit'][:10]}` (one context per process, "
         "validator on the in-memory frame, one-page Data Docs); _after_ = today's (as previous, plus: no "
         "discarded unexpected-index query, text columns handed to GX as `category` where only membership/null "
-        "checks look at them, Data Docs templates compiled once per process, sort-based duplicate-row note, no sort when the first column is already in order). "
+        "checks look at them, Data Docs templates compiled once per process, sort-based duplicate-row note, "
+        "no sort when the first column is already in order). "
         "Churn model's real suite (schema checks + churn.json), weekly batches of 7 daily partitions. "
         "_Identical_ compares every report field but the Data Docs path with before's and previous's; the "
         "unit tests also compare every GX result and the rendered page.",
