@@ -34,6 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.memory import available_bytes as _available_bytes
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Relative tolerance for "identical statistics" (floating-point summation order only).
 RTOL = 1e-9
@@ -185,26 +187,6 @@ SCALE_ROWS: tuple[int, ...] = (10_000, 100_000, 1_000_000, 10_000_000)
 #: reference summary (~160 B) and detect_drift's temporaries, measured at ~540 B at peak, with
 #: margin. A size that would not fit in the available memory is skipped.
 _SCALE_BYTES_PER_ROW = 800
-
-
-def _available_bytes() -> int | None:
-    """MemAvailable, or less when a cgroup (container) memory limit leaves less room."""
-    free: int | None = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                free = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
-        if limit != "max":
-            room = max(0, int(limit) - used)
-            free = room if free is None else min(free, room)
-    except (OSError, ValueError):
-        pass
-    return free
 
 
 def _scale_point(rows: int) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.memory import available_bytes
 from benchmarks.subproc import run_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,13 +194,8 @@ def _expectations() -> list[dict]:
 
 def _fits_in_memory(rows: int) -> bool:
     """~0.25 KB per row across the frame, its Parquet copy and GX's intermediates, with margin."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024 > rows * 1200
-    except OSError:
-        pass
-    return rows <= 1_000_000
+    free = available_bytes()
+    return rows <= 1_000_000 if free is None else free > rows * 1200
 
 
 def _subprocess_result(script: str, cfg: dict[str, Any], env: dict[str, str], what: str) -> dict[str, Any]:

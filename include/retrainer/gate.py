@@ -642,7 +642,7 @@ def served_decay_signal(
     tests = []
     for m in windows:
         pooled = pooled_comparison([dict(reference), *weeks[: len(weeks) - m]], weeks[len(weeks) - m :], pool)
-        before, recent, se, tau2, df = (pooled[k] for k in ("before", "recent", "se", "tau2", "df"))
+        before, recent, se, tau2, df = (pooled[key] for key in ("before", "recent", "se", "tau2", "df"))
         drop = (before["value"] - recent["value"]) if greater_is_better else (recent["value"] - before["value"])
         if se > 0:
             z = (drop - md) / se

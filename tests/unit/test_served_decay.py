@@ -23,6 +23,20 @@ def _week(value: float, se: float = 0.013, n: int = 1200) -> dict:
     return {"value": value, "se": se, "n": n}
 
 
+def _served(end: dt.datetime, weeks: range, value: float) -> tuple[dict, ...]:
+    """Served records as the DAG stores them: the champion's roc_auc on weeks ``end + k``."""
+    return tuple(
+        {"interval_end": (end + dt.timedelta(weeks=k)).isoformat(), "metric": "roc_auc", **_week(value, 0.01, 2100)}
+        for k in weeks
+    )
+
+
+def _with_gate(spec, **fields):
+    """``spec`` with ``drift.gate`` fields replaced."""
+    gate_ = spec.drift.gate.model_copy(update=fields)
+    return spec.model_copy(update={"drift": spec.drift.model_copy(update={"gate": gate_})})
+
+
 def test_pooling_is_the_inverse_variance_mean_with_its_standard_error():
     parts = [_week(0.80, 0.025, 300), _week(0.78, 0.013, 1200), _week(0.81, 0.02, 500)]
     w = np.array([1 / p["se"] ** 2 for p in parts])
@@ -167,11 +181,7 @@ def test_a_rejected_attempt_restarts_the_pooled_history(champion):
     attempt = loop.build_challenger(
         spec, frame(14, 300, seed=60, start=attempt_end - dt.timedelta(days=14)), attempt_end
     )
-    served = tuple(
-        {"interval_end": (end + dt.timedelta(weeks=k)).isoformat(), "value": 0.9, "se": 0.01, "n": 2100}
-        | {"metric": "roc_auc"}
-        for k in (1, 2, 3)
-    )
+    served = _served(end, range(1, 4), 0.9)
     when = end + dt.timedelta(weeks=4)
     batch = frame(7, 300, seed=61, start=when - dt.timedelta(days=7))
     outcome = loop.assess(spec, loop.ModelState(**{**state.__dict__, "served": served}), batch, when, since=attempt)
@@ -279,16 +289,8 @@ def test_pooling_the_served_weeks_prices_fewer_retrains_on_stationary_weeks(vari
 
 def test_assess_prices_the_drop_against_the_weeks_the_champion_served(champion):
     spec, state, end = champion
-    costly = spec.model_copy(
-        update={
-            "drift": spec.drift.model_copy(update={"gate": spec.drift.gate.model_copy(update={"retrain_cost": 0.04})})
-        }
-    )
-    served = tuple(
-        {"interval_end": (end + dt.timedelta(weeks=k)).isoformat(), "value": 0.7, "se": 0.01, "n": 2100}
-        | {"metric": "roc_auc"}
-        for k in (1, 2)
-    )
+    costly = _with_gate(spec, retrain_cost=0.04)
+    served = _served(end, range(1, 3), 0.7)
     when = end + dt.timedelta(weeks=3)
     batch = frame(7, 300, seed=62, start=when - dt.timedelta(days=7))
     outcome = loop.assess(costly, loop.ModelState(**{**state.__dict__, "served": served}), batch, when)
@@ -298,13 +300,7 @@ def test_assess_prices_the_drop_against_the_weeks_the_champion_served(champion):
     assert cost["details"]["baseline"] == pytest.approx(state.baseline["value"])
     assert cost["details"]["drop_from"] < state.baseline["value"]  # pulled towards the served 0.7
     # decay_pool: fixed pools the same weeks without the between-week variance, for both signals.
-    fixed = costly.model_copy(
-        update={
-            "drift": costly.drift.model_copy(
-                update={"gate": costly.drift.gate.model_copy(update={"decay_pool": "fixed"})}
-            )
-        }
-    )
+    fixed = _with_gate(costly, decay_pool="fixed")
     spread = tuple({**w, "value": v} for w, v in zip(served, (0.6, 0.8), strict=True))
     one = loop.assess(fixed, loop.ModelState(**{**state.__dict__, "served": spread}), batch, when)
     other = loop.assess(costly, loop.ModelState(**{**state.__dict__, "served": spread}), batch, when)
@@ -316,20 +312,12 @@ def test_assess_prices_the_drop_against_the_weeks_the_champion_served(champion):
 
 def test_after_a_rejected_attempt_cost_and_decay_pool_the_same_weeks(champion):
     spec, state, end = champion
-    costly = spec.model_copy(
-        update={
-            "drift": spec.drift.model_copy(update={"gate": spec.drift.gate.model_copy(update={"retrain_cost": 0.04})})
-        }
-    )
+    costly = _with_gate(spec, retrain_cost=0.04)
     attempt_end = end + dt.timedelta(weeks=1)
     attempt = loop.build_challenger(
         spec, frame(14, 300, seed=63, start=attempt_end - dt.timedelta(days=14)), attempt_end
     )
-    served = tuple(
-        {"interval_end": (end + dt.timedelta(weeks=k)).isoformat(), "value": 0.7, "se": 0.01, "n": 2100}
-        | {"metric": "roc_auc"}
-        for k in (1, 2, 3, 4)
-    )
+    served = _served(end, range(1, 5), 0.7)
     when = end + dt.timedelta(weeks=5)
     batch = frame(7, 300, seed=64, start=when - dt.timedelta(days=7))
     outcome = loop.assess(costly, loop.ModelState(**{**state.__dict__, "served": served}), batch, when, since=attempt)
