@@ -50,20 +50,11 @@ _HTTP_LINE = re.compile(r'"(GET|PUT|POST|HEAD|DELETE|PATCH) (\S+) HTTP/1\.[01]"'
 # -- in-process side (runs in its own interpreter) ---------------------------------------
 
 
-def _inproc_main(spec_path: str, s3_endpoint: str, tracking_uri: str) -> None:
-    t_proc = time.perf_counter()
-    sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
-    from include.retrainer import steps
-    from include.retrainer.config import load_spec
-    from include.retrainer.storage import ObjectStore
-    from scripts.services import s3_client
+def run_week(steps, store, tracking_uri: str, spec, ctx) -> tuple[dict[str, float], dict]:
+    """One week's steps in DAG order, as the operators call them: (seconds per step, the run summary).
 
-    imported = time.perf_counter() - t_proc
-    spec = load_spec(Path(spec_path))
-    store = ObjectStore(s3_client(s3_endpoint))
-    ctx = steps.RunContext(
-        dag_id=spec.dag_id, run_id="inproc", interval_start=WEEK_START, interval_end=WEEK_START + WEEK
-    )
+    ``steps`` is ``include.retrainer.steps`` (imported by the caller, so its import is timed apart).
+    """
     times: dict[str, float] = {}
 
     def timed(name: str, fn, *args, **kwargs):
@@ -97,6 +88,24 @@ def _inproc_main(spec_path: str, s3_endpoint: str, tracking_uri: str) -> None:
         rejected=rejected,
     )
     summary = timed("summarize_run", steps.summarize_run, store, tracking_uri, spec, ctx, results, {})
+    return times, summary
+
+
+def _inproc_main(spec_path: str, s3_endpoint: str, tracking_uri: str) -> None:
+    t_proc = time.perf_counter()
+    sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+    from include.retrainer import steps
+    from include.retrainer.config import load_spec
+    from include.retrainer.storage import ObjectStore
+    from scripts.services import s3_client
+
+    imported = time.perf_counter() - t_proc
+    spec = load_spec(Path(spec_path))
+    store = ObjectStore(s3_client(s3_endpoint))
+    ctx = steps.RunContext(
+        dag_id=spec.dag_id, run_id="inproc", interval_start=WEEK_START, interval_end=WEEK_START + WEEK
+    )
+    times, summary = run_week(steps, store, tracking_uri, spec, ctx)
     print(
         "INPROC_JSON "
         + json.dumps(

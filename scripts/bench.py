@@ -77,6 +77,12 @@ def section_overhead(quick: bool) -> str:
     return bench_overhead.run_section(quick)
 
 
+def section_backfill(quick: bool) -> str:
+    from benchmarks import bench_backfill
+
+    return bench_backfill.run_section(quick)
+
+
 def _external_section(module_name: str, title: str, quick: bool) -> str:
     """A section another helper provides as ``scripts/<module>.py`` with ``run(quick) -> dict``.
 
@@ -118,6 +124,7 @@ SECTIONS: list[Section] = [
     Section("gate", "Drift gate calibration (false alarms, power)", section_gate),
     Section("policy", "Retrain/promote policy replay", section_policy),
     Section("overhead", "Per-task overhead", section_overhead),
+    Section("backfill", "A 52-week backfill (scale with the weeks)", section_backfill),
 ]
 
 
