@@ -15,9 +15,12 @@ Two sides, on the same demo churn data (the demo's 2000 rows a day, a drift even
 What could make a backfill super-linear is state that grows with the weeks: the MLflow
 registry (versions, runs), the served history the decay signal reads, the run summaries, the
 metadata DB. So the figures are the time per week against the week's index, per kind of week
-(a week that trains costs several times a week that skips): the mean per week over the first
-and the last quarter of the weeks, and a least-squares slope. Both sides' decisions are compared
-week by week (the in-process loop must decide as the DAG does, or its times mean nothing).
+(a week that trains costs several times a week that skips): the median per week over the first
+and the last quarter of the weeks, and a least-squares slope of time on the week index with one
+intercept per kind (week 1, which pays the cold start and, in process, every import, is left
+out). Both sides' decisions are compared week by week (the in-process loop must decide as the
+DAG does, or its times mean nothing). The scheduler side runs first and the in-process side
+replays exactly the weeks it ran.
 """
 
 from __future__ import annotations
@@ -43,9 +46,11 @@ ROWS_PER_DAY = 2000  # the demo's (scripts/stack.py DEMO_ROWS)
 DRIFT_WEEK = 4  # the demo's (scripts/stack.py DEMO_DRIFT_WEEK)
 WEEKS_FULL = 52
 WEEKS_QUICK = 8
-#: Time per week in the last quarter of the weeks over the first quarter, per kind of week,
-#: above which the backfill is called super-linear.
-LINEAR_TOLERANCE = 1.25
+#: The fitted growth of a week's time over the whole run (slope x (weeks - 1) / mean time per
+#: week, kinds of week as covariates) above which the backfill is called super-linear.
+LINEAR_TOLERANCE = 0.25
+#: A quarter of the run needs this many weeks of a kind for its median to be shown.
+MIN_WEEKS_PER_QUARTER = 2
 
 
 # -- the in-process side (its own interpreter) ---------------------------------------------
@@ -67,7 +72,7 @@ def _inproc_main(spec_path: str, s3_endpoint: str, tracking_uri: str, weeks_json
             dag_id=spec.dag_id, run_id=f"backfill__{start.isoformat()}", interval_start=start, interval_end=end
         )
         t0 = time.perf_counter()
-        times, summary = run_week(steps, store, tracking_uri, spec, ctx)
+        times, summary = run_week(steps, store, tracking_uri, spec, ctx, story=True)
         wall = time.perf_counter() - t0
         row = {"start": start_text, "wall": wall, "steps": times, "decision": summary["decision"]}
         print("WEEK_JSON " + json.dumps(row), flush=True)
@@ -92,47 +97,63 @@ def _ts(text: Any) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def kind_of(decision: str, steps: dict[str, float] | None = None, trained: bool | None = None) -> str:
-    """'trains' when the week trained a challenger, else 'skips' (a cheaper kind of week)."""
+def kind_of(steps: dict[str, float] | None = None, trained: bool | None = None, state: str = "success") -> str:
+    """'trains' when the week trained a challenger, else 'skips' (a cheaper kind); 'failed' runs apart."""
+    if state != "success":
+        return "failed"
     if trained is None:
         trained = bool(steps and "train_challenger" in steps)
     return "trains" if trained else "skips"
 
 
-def _slope(xs: list[float], ys: list[float]) -> float | None:
-    if len(xs) < 3 or len(set(xs)) < 2:
-        return None
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+KINDS = ("trains", "skips")
 
 
-def trend(weeks: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
-    """Per kind of week: mean time per week in the first and last quarter, their ratio, the slope.
-
-    ``weeks`` are rows with ``index`` (1-based), ``kind`` and ``key`` (seconds). A quarter
-    holds at least one week of the kind; with fewer than two weeks of a kind nothing is said.
-    """
-    n = max((w["index"] for w in weeks), default=0)
-    q = max(1, round(n / 4))
-    out: dict[str, dict[str, Any]] = {}
-    for kind in ("trains", "skips"):
+def pooled_slope(weeks: list[dict[str, Any]], key: str) -> float | None:
+    """Least-squares slope of ``key`` on the week index with one intercept per kind of week."""
+    sxy = sxx = 0.0
+    for kind in KINDS:
         rows = [w for w in weeks if w["kind"] == kind and w.get(key) is not None]
         if len(rows) < 2:
             continue
-        first = [w[key] for w in rows if w["index"] <= q] or [rows[0][key]]
-        last = [w[key] for w in rows if w["index"] > n - q] or [rows[-1][key]]
-        slope = _slope([float(w["index"]) for w in rows], [float(w[key]) for w in rows])
-        mean = statistics.fmean(w[key] for w in rows)
-        out[kind] = {
-            "weeks": len(rows),
-            "first_quarter": statistics.fmean(first),
-            "last_quarter": statistics.fmean(last),
-            "ratio": statistics.fmean(last) / statistics.fmean(first),
-            "slope": slope,
-            "slope_share_over_run": None if slope is None or mean <= 0 else slope * (n - 1) / mean,
+        mx = statistics.fmean(w["index"] for w in rows)
+        my = statistics.fmean(w[key] for w in rows)
+        sxy += sum((w["index"] - mx) * (w[key] - my) for w in rows)
+        sxx += sum((w["index"] - mx) ** 2 for w in rows)
+    return sxy / sxx if sxx > 0 else None
+
+
+def trend(weeks: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """How ``key`` (seconds) moves with the week index, week 1 and failed weeks left out.
+
+    ``weeks`` are rows with ``index`` (1-based), ``kind`` and ``key``. Per kind: the median in
+    the first and the last quarter of the run (None when a quarter has fewer than
+    MIN_WEEKS_PER_QUARTER weeks of that kind). Overall: the slope with kinds as covariates and
+    ``growth`` = slope x (weeks - 1) / the mean, the share by which a week's time grows from the
+    first week of the run to the last.
+    """
+    rows = [w for w in weeks if w["index"] > 1 and w["kind"] in KINDS and w.get(key) is not None]
+    n = max((w["index"] for w in weeks), default=0)
+    q = max(1, round(n / 4))
+    kinds: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        mine = [w[key] for w in rows if w["kind"] == kind]
+        if not mine:
+            continue
+        first = [w[key] for w in rows if w["kind"] == kind and w["index"] <= q + 1]
+        last = [w[key] for w in rows if w["kind"] == kind and w["index"] > n - q]
+        a = statistics.median(first) if len(first) >= MIN_WEEKS_PER_QUARTER else None
+        b = statistics.median(last) if len(last) >= MIN_WEEKS_PER_QUARTER else None
+        kinds[kind] = {
+            "weeks": len(mine),
+            "first_quarter": a,
+            "last_quarter": b,
+            "ratio": b / a if a and b is not None else None,
         }
-    return out
+    slope = pooled_slope(rows, key)
+    mean = statistics.fmean(w[key] for w in rows) if rows else 0.0
+    growth = slope * (n - 2) / mean if slope is not None and mean > 0 and n > 2 else None
+    return {"kinds": kinds, "slope": slope, "growth": growth, "weeks": len(rows), "quarter": q}
 
 
 def cumulative(weeks: list[dict[str, Any]], key: str, marks: tuple[int, ...]) -> dict[int, float]:
@@ -160,8 +181,8 @@ def _stack_env(local: Path, weeks: int) -> dict[str, str]:
         "RETRAIN_AIRFLOW_PORT": str(services.free_port()),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("RETRAIN_S3_ENDPOINT", None)
+    for var in ("MLFLOW_TRACKING_URI", "RETRAIN_S3_ENDPOINT", "RETRAIN_EXECUTOR", "RETRAIN_STACK_ID"):
+        env.pop(var, None)
     return env
 
 
@@ -170,7 +191,7 @@ def _runs_from_db(db: Path, dag_id: str) -> list[dict[str, Any]]:
     with sqlite3.connect(db) as conn:
         runs = conn.execute(
             "SELECT run_id, data_interval_start, state, start_date, end_date FROM dag_run "
-            "WHERE dag_id = ? AND run_id LIKE 'backfill__%' ORDER BY data_interval_start",
+            "WHERE dag_id = ? AND run_id LIKE 'backfill\\_\\_%' ESCAPE '\\' ORDER BY data_interval_start",
             (dag_id,),
         ).fetchall()
         tis = conn.execute(
@@ -234,27 +255,33 @@ def scheduler_side(state: Path, weeks: int) -> dict[str, Any]:
     env = _stack_env(local, weeks)
     log = state / "stack-up.log"
     t0 = time.perf_counter()
-    with open(log, "w") as fh:
-        proc = subprocess.run(
-            [str(PY), "scripts/stack.py", "up", "--db", "sqlite"],
-            env=env,
-            cwd=ROOT,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    up_wall = time.perf_counter() - t0
     try:
+        with open(log, "w") as fh:
+            proc = subprocess.run(
+                [str(PY), "scripts/stack.py", "up", "--db", "sqlite", "--executor", "local"],
+                env=env,
+                cwd=ROOT,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
+        up_wall = time.perf_counter() - t0
         stack_state = json.loads((local / "stack.json").read_text()) if (local / "stack.json").exists() else {}
-    finally:
+    finally:  # the stack's processes run in their own sessions: stop them whatever happened
         subprocess.run([str(PY), "scripts/stack.py", "down"], env=env, cwd=ROOT, capture_output=True)
     if proc.returncode != 0:
         raise RuntimeError(f"scripts/stack.py up failed (rc={proc.returncode}):\n{log.read_text()[-4000:]}")
-    runs = _runs_from_db(local / "airflow" / "airflow.db", f"retrain_{MODEL}")
-    decisions = {r["data_interval_start"]: r.get("decision") for r in stack_state.get("demo", [])}
-    for i, run in enumerate(runs, 1):
-        run["index"] = i
-        run["decision"] = decisions.get(run["start"])
-        run["kind"] = kind_of(run["decision"] or "", trained=run["trained"])
+    db = local / "airflow" / "airflow.db"
+    runs = _runs_from_db(db, f"retrain_{MODEL}")
+    with sqlite3.connect(db) as conn:
+        others = conn.execute(
+            "SELECT count(*) FROM dag_run WHERE dag_id = ? AND run_id NOT LIKE 'backfill\\_\\_%' ESCAPE '\\'",
+            (f"retrain_{MODEL}",),
+        ).fetchone()[0]
+    join_demo_results(runs, stack_state.get("demo", []))
+    for a, b in zip(runs, runs[1:]):
+        a["cycle"] = (b["began"] - a["ended"]).total_seconds() + a["wall"] if a["ended"] and b["began"] else None
+    if runs:
+        runs[-1]["cycle"] = runs[-1]["wall"]
     gaps = [(b["began"] - a["ended"]).total_seconds() for a, b in zip(runs, runs[1:]) if a["ended"] and b["began"]]
     began = min((r["began"] for r in runs if r["began"]), default=None)
     ended = max((r["ended"] for r in runs if r["ended"]), default=None)
@@ -264,10 +291,20 @@ def scheduler_side(state: Path, weeks: int) -> dict[str, Any]:
     return {
         "runs": runs,
         "gaps": gaps,
+        "other_runs": others,
         "backfill_wall": (ended - began).total_seconds() if began and ended else None,
         "stack_up_wall": up_wall,
         "states": sorted({r["state"] for r in runs}),
     }
+
+
+def join_demo_results(runs: list[dict[str, Any]], demo: list[dict[str, Any]]) -> None:
+    """Index, decision (from the stack's recorded summaries) and kind of each backfill run, in place."""
+    decisions = {_ts(r.get("data_interval_start")): r.get("decision") for r in demo}
+    for i, run in enumerate(runs, 1):
+        run["index"] = i
+        run["decision"] = decisions.get(_ts(run["start"]))
+        run["kind"] = kind_of(trained=run["trained"], state=run["state"])
 
 
 def inproc_side(state: Path, weeks: list[tuple[dt.datetime, dt.datetime]]) -> dict[str, Any]:
@@ -288,6 +325,7 @@ def inproc_side(state: Path, weeks: list[tuple[dt.datetime, dt.datetime]]) -> di
             services.start_mlflow(mlflow_port, state / "mlflow" / "mlflow.db", s3_endpoint, logs / "mlflow.log")
         )
         tracking_uri = f"http://127.0.0.1:{mlflow_port}"
+        # What scripts/stack.py seed_demo writes for churn: the same seeded rows.
         frames = demo_data.generate_churn(
             weeks[0][0].date(),
             days=7 * len(weeks),
@@ -303,29 +341,38 @@ def inproc_side(state: Path, weeks: list[tuple[dt.datetime, dt.datetime]]) -> di
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_DEFAULT_REGION": "us-east-1",
+            # As the stack's tasks run (scripts/stack.py airflow_env).
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            "MLFLOW_LOGGING_LEVEL": "WARNING",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "GX_ANALYTICS_ENABLED": "False",
         }
         env.pop("MLFLOW_TRACKING_URI", None)
         weeks_json = json.dumps([(s.isoformat(), e.isoformat()) for s, e in weeks])
         cmd = [str(PY), "-m", "benchmarks.bench_backfill", "--inproc", str(spec), s3_endpoint, tracking_uri, weeks_json]
         rows: list[dict[str, Any]] = []
+        err_log = logs / "inproc.stderr"
         t0 = time.perf_counter()
-        with subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
-            assert p.stdout is not None and p.stderr is not None
+        with (
+            open(err_log, "w") as err,
+            subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True) as p,
+        ):
+            assert p.stdout is not None
             for line in p.stdout:
                 if line.startswith("WEEK_JSON "):
                     row = json.loads(line.removeprefix("WEEK_JSON "))
                     row["index"] = len(rows) + 1
-                    row["kind"] = kind_of(row["decision"], row["steps"])
+                    row["kind"] = kind_of(row["steps"])
                     rows.append(row)
                     print(
                         f"  in process: week {row['index']}/{len(weeks)} {row['decision']} {row['wall']:.1f} s",
                         flush=True,
                     )
-            err = p.stderr.read()
             rc = p.wait()
         wall = time.perf_counter() - t0
         if rc != 0 or len(rows) != len(weeks):
-            raise RuntimeError(f"in-process backfill failed after {len(rows)} week(s) (rc={rc}):\n{err[-4000:]}")
+            tail = err_log.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"in-process backfill failed after {len(rows)} week(s) (rc={rc}):\n{tail}")
     finally:
         for proc in reversed(procs):
             _stop(proc)
@@ -334,31 +381,48 @@ def inproc_side(state: Path, weeks: list[tuple[dt.datetime, dt.datetime]]) -> di
 
 def measure(quick: bool) -> dict[str, Any]:
     n = int(os.environ.get("BENCH_BACKFILL_WEEKS") or (WEEKS_QUICK if quick else WEEKS_FULL))
-    weeks = demo_weeks(dt.datetime.now(dt.UTC), n)
     state = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
-    print(f"  {n} weeks {weeks[0][0].date()} .. {weeks[-1][1].date()}: the steps in one process first", flush=True)
-    inproc = inproc_side(state, weeks)
-    print("  then the scheduler backfill (scripts/stack.py up, private ports and folder)", flush=True)
-    sched = scheduler_side(state, n)
-    if [r["start"] for r in sched["runs"]] != [s.isoformat() for s, _ in weeks]:
-        # The week boundary moved (the run crossed midnight on a Sunday) or runs are missing.
-        print("  warning: the backfill's weeks differ from the in-process side's", flush=True)
-    shutil.rmtree(state, ignore_errors=True)
-    return {"weeks": n, "rows_per_week": ROWS_PER_DAY * 7, "inproc": inproc, "scheduler": sched}
+    ok = False
+    try:
+        print(f"  {n} weeks through the real scheduler first (scripts/stack.py up, private folder {state})", flush=True)
+        sched = scheduler_side(state, n)
+        # The in-process side replays exactly the weeks the backfill ran.
+        weeks = [(s, s + dt.timedelta(weeks=1)) for s in (_ts(r["start"]) for r in sched["runs"]) if s]
+        if len(weeks) != n:
+            raise RuntimeError(f"the backfill recorded {len(weeks)} runs, expected {n}")
+        print(f"  then the same {n} weeks in one process ({weeks[0][0].date()} .. {weeks[-1][1].date()})", flush=True)
+        inproc = inproc_side(state, weeks)
+        ok = True
+    finally:
+        if ok and not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(state, ignore_errors=True)
+        else:
+            print(f"  kept {state} (logs, metadata DB)", flush=True)
+    result = {"weeks": n, "rows_per_week": ROWS_PER_DAY * 7, "inproc": inproc, "scheduler": sched}
+    dump = os.environ.get("BENCH_BACKFILL_JSON")
+    if dump:
+        Path(dump).write_text(json.dumps(result, indent=1, default=str))
+    return result
 
 
 # -- report --------------------------------------------------------------------------------
 
 
-def _fmt_trend(t: dict[str, dict[str, Any]]) -> list[str]:
+def _s(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f} s"
+
+
+def _fmt_trend(label: str, t: dict[str, Any]) -> list[str]:
+    slope = "" if t["slope"] is None else f"{t['slope'] * 1000:+.0f} ms/week"
+    growth = "" if t["growth"] is None else f"{t['growth']:+.0%}"
     out = []
-    for kind, v in t.items():
-        slope = "" if v["slope"] is None else f"{v['slope'] * 1000:+.0f} ms/week"
-        share = "" if v["slope_share_over_run"] is None else f"{v['slope_share_over_run']:+.0%}"
+    for kind, v in t["kinds"].items():
+        ratio = "n/a" if v["ratio"] is None else f"{v['ratio']:.2f}x"
         out.append(
-            f"| {kind} | {v['weeks']} | {v['first_quarter']:.2f} s | {v['last_quarter']:.2f} s | {v['ratio']:.2f}x "
-            f"| {slope} | {share} |"
+            f"| {label} | {kind} | {v['weeks']} | {_s(v['first_quarter'])} | {_s(v['last_quarter'])} | {ratio} "
+            f"| {slope} | {growth} |"
         )
+        label, slope, growth = "", "", ""  # the fit is one per side: shown on its first row
     return out
 
 
@@ -407,9 +471,12 @@ def task_table(inproc_weeks: list[dict[str, Any]], runs: list[dict[str, Any]]) -
     return lines
 
 
-def linear_verdict(trends: list[dict[str, dict[str, Any]]]) -> bool:
-    """Linear or better: no kind of week costs more than LINEAR_TOLERANCE x in the last quarter."""
-    return all(v["ratio"] <= LINEAR_TOLERANCE for t in trends for v in t.values())
+def linear_verdict(trends: list[dict[str, Any]]) -> bool | None:
+    """Linear or better: the fitted growth of a week's time over the run is at most LINEAR_TOLERANCE."""
+    growths = [t["growth"] for t in trends]
+    if any(g is None for g in growths):
+        return None
+    return all(g <= LINEAR_TOLERANCE for g in growths)
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -420,9 +487,11 @@ def markdown(r: dict[str, Any]) -> str:
     t_in = trend(iw, "wall")
     t_dag = trend(sw, "wall")
     t_tasks = trend(sw, "tasks_seconds")
+    t_cycle = trend(sw, "cycle")
     marks = tuple(k for k in (4, 13, 26, 52) if k <= n) or (n,)
-    c_in, c_dag = cumulative(iw, "wall", marks), cumulative(sw, "wall", marks)
-    linear = linear_verdict([t_in, t_dag])
+    ok_runs = [w for w in sw if w["state"] == "success"]
+    c_in, c_dag = cumulative(iw, "wall", marks), cumulative(ok_runs, "wall", marks)
+    linear = linear_verdict([t_in, t_dag, t_cycle])
     decisions: dict[str, int] = {}
     for w in sched["runs"]:
         decisions[str(w["decision"])] = decisions.get(str(w["decision"]), 0) + 1
@@ -432,9 +501,11 @@ def markdown(r: dict[str, Any]) -> str:
         "in a private folder and ports (SQLite metadata DB, LocalExecutor, moto_server, MLflow server), one "
         "Airflow backfill over the weeks, one run at a time; run times from the metadata DB. **In process**: the "
         "same weeks through `include.retrainer.steps` in one Python process against a fresh moto_server and "
-        "MLflow server (`benchmarks.bench_overhead.run_week`).",
+        "MLflow server (`benchmarks.bench_overhead.run_week`, the run story included as the summarize task "
+        "writes it).",
         "",
-        f"Runs: {len(sched['runs'])}, states {', '.join(sched['states']) or '-'}; decisions "
+        f"Runs: {len(sched['runs'])} backfill runs, states {', '.join(sched['states']) or '-'}; other runs of "
+        f"the DAG during the backfill: {sched['other_runs']}; decisions "
         + ", ".join(f"{k} {v}" for k, v in sorted(decisions.items()))
         + f". Same decision every week on both sides: {'yes' if same else '**no**'}.",
         "",
@@ -448,50 +519,55 @@ def markdown(r: dict[str, Any]) -> str:
                 f"| {c_dag[k] / c_in[k]:.2f}x |"
             )
     gaps = sched["gaps"]
+    if gaps and sched["backfill_wall"]:
+        lines += [
+            "",
+            f"Scheduler backfill from the first run's start to the last run's end: {sched['backfill_wall']:.0f} s "
+            f"({len(gaps)} gaps between runs: median {statistics.median(gaps):.1f} s, max {max(gaps):.1f} s; the "
+            "totals above are run walls, the gaps are in _cycle_ below).",
+        ]
+    q = t_in["quarter"]
     lines += [
         "",
-        f"Scheduler backfill from the first run's start to the last run's end: {sched['backfill_wall']:.0f} s "
-        f"({len(gaps)} gaps between runs: median {statistics.median(gaps):.1f} s, max {max(gaps):.1f} s, not in "
-        "the per-week totals above)."
-        if gaps and sched["backfill_wall"]
-        else "",
+        "**Time per week against the week's index**, week 1 left out (the cold start; in process it also pays "
+        "every import). Per kind of week (one that trains a challenger, one that skips): the median in the first "
+        f"and the last {q} weeks (n/a with fewer than {MIN_WEEKS_PER_QUARTER} weeks of the kind there). Per side: "
+        "the least-squares slope of time on the week index with one intercept per kind, and _growth_ = slope x "
+        f"{max(n - 2, 0)} weeks / the mean time per week, how much a week's time grows from the start of the run "
+        "to its end. _Cycle_ = a run's wall plus the gap to the next run's start (the scheduler's own pace).",
         "",
-        "**Time per week against the week's index**, per kind of week (a week that trains a challenger "
-        "against one that skips). First / last quarter: mean time per week of that kind in the first and last "
-        f"{max(1, round(n / 4))} weeks; slope: least squares over all weeks of the kind; over the run: slope x "
-        f"{n - 1} weeks / the mean.",
-        "",
-        "| side | kind | weeks | first quarter | last quarter | last / first | slope | over the run |",
+        "| side | kind | weeks | first quarter | last quarter | last / first | slope | growth |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, t in (
         ("scheduler: run wall", t_dag),
+        ("scheduler: cycle", t_cycle),
         ("scheduler: tasks' own time", t_tasks),
         ("in process", t_in),
     ):
-        lines += [f"| {label} " + row for row in _fmt_trend(t)]
+        lines += _fmt_trend(label, t)
     steps = sorted({s for w in iw for s in w["steps"]})
-    q = max(1, round(n / 4))
     lines += [
         "",
-        "In process, per step (median seconds over the weeks that ran it, first / last quarter):",
+        f"In process, per step (median seconds over the weeks that ran it, weeks 2-{q + 1} / the last {q}):",
         "",
         "| step | first quarter | last quarter | last / first |",
         "|---|---:|---:|---:|",
     ]
     for s in steps:
-        first = [w["steps"][s] for w in iw if s in w["steps"] and w["index"] <= q]
+        first = [w["steps"][s] for w in iw if s in w["steps"] and 1 < w["index"] <= q + 1]
         last = [w["steps"][s] for w in iw if s in w["steps"] and w["index"] > n - q]
         if first and last:
             a, b = statistics.median(first), statistics.median(last)
             lines.append(f"| {s} | {a:.2f} | {b:.2f} | {b / a:.2f}x |" if a > 0 else f"| {s} | {a:.2f} | {b:.2f} | |")
     lines += ["", *task_table(iw, sched["runs"])]
+    verdict = {True: "yes", False: "**no**", None: "not measurable (too few weeks)"}[linear]
     lines += [
         "",
-        f"**Linear or better** (every kind of week costs at most {LINEAR_TOLERANCE}x as much in the last quarter "
-        f"as in the first, on both sides): {'yes' if linear else '**no**'}.",
+        f"**Linear or better** (growth at most {LINEAR_TOLERANCE:+.0%} on the scheduler's run wall and cycle and "
+        f"in process): {verdict}.",
     ]
-    return "\n".join(line for line in lines) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def run_section(quick: bool) -> str:

@@ -50,10 +50,12 @@ _HTTP_LINE = re.compile(r'"(GET|PUT|POST|HEAD|DELETE|PATCH) (\S+) HTTP/1\.[01]"'
 # -- in-process side (runs in its own interpreter) ---------------------------------------
 
 
-def run_week(steps, store, tracking_uri: str, spec, ctx) -> tuple[dict[str, float], dict]:
+def run_week(steps, store, tracking_uri: str, spec, ctx, story: bool = False) -> tuple[dict[str, float], dict]:
     """One week's steps in DAG order, as the operators call them: (seconds per step, the run summary).
 
     ``steps`` is ``include.retrainer.steps`` (imported by the caller, so its import is timed apart).
+    ``story``: also write the run story (HTML report, its MLflow copy, registry links) inside
+    ``summarize_run``'s time, as the summarize task does after the summary.
     """
     times: dict[str, float] = {}
 
@@ -88,6 +90,12 @@ def run_week(steps, store, tracking_uri: str, spec, ctx) -> tuple[dict[str, floa
         rejected=rejected,
     )
     summary = timed("summarize_run", steps.summarize_run, store, tracking_uri, spec, ctx, results, {})
+    if story:
+        from include.retrainer.run_story import write_run_story
+
+        t0 = time.perf_counter()
+        write_run_story(store, tracking_uri, spec, summary)
+        times["summarize_run"] += time.perf_counter() - t0
     return times, summary
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sqlite3
+import statistics
+from pathlib import Path
 
 import pytest
 
@@ -32,13 +36,13 @@ def _rows(times: list[float], kinds: list[str]) -> list[dict]:
 
 
 def test_trend_of_flat_weeks_is_flat_per_kind():
-    kinds = ["trains" if i % 4 == 0 else "skips" for i in range(1, 17)]
+    kinds = ["trains" if i % 4 == 0 else "skips" for i in range(1, 33)]
     times = [20.0 if k == "trains" else 5.0 for k in kinds]
     t = bb.trend(_rows(times, kinds), "wall")
-    assert t["trains"]["ratio"] == pytest.approx(1.0)
-    assert t["skips"]["ratio"] == pytest.approx(1.0)
-    assert t["skips"]["slope"] == pytest.approx(0.0)
-    assert bb.linear_verdict([t])
+    assert t["kinds"]["trains"]["ratio"] == pytest.approx(1.0)
+    assert t["kinds"]["skips"]["ratio"] == pytest.approx(1.0)
+    assert t["slope"] == pytest.approx(0.0)
+    assert bb.linear_verdict([t]) is True
 
 
 def test_trend_sees_a_week_cost_that_grows_with_the_index():
@@ -46,20 +50,40 @@ def test_trend_sees_a_week_cost_that_grows_with_the_index():
     kinds = ["skips"] * n
     times = [5.0 + 0.5 * i for i in range(1, n + 1)]  # +0.5 s per week: 5.5 .. 13 s
     t = bb.trend(_rows(times, kinds), "wall")
-    assert t["skips"]["slope"] == pytest.approx(0.5)
-    assert t["skips"]["first_quarter"] == pytest.approx(statistics_mean(times[:4]))
-    assert t["skips"]["last_quarter"] == pytest.approx(statistics_mean(times[-4:]))
-    assert t["skips"]["ratio"] > bb.LINEAR_TOLERANCE
-    assert not bb.linear_verdict([t])
+    assert t["slope"] == pytest.approx(0.5)
+    # week 1 is left out: the first quarter is weeks 2..5, the last weeks 13..16
+    assert t["kinds"]["skips"]["first_quarter"] == pytest.approx(statistics.median(times[1:5]))
+    assert t["kinds"]["skips"]["last_quarter"] == pytest.approx(statistics.median(times[-4:]))
+    mean = statistics.fmean(times[1:])
+    assert t["growth"] == pytest.approx(0.5 * (n - 2) / mean)
+    assert t["growth"] > bb.LINEAR_TOLERANCE
+    assert bb.linear_verdict([t]) is False
 
 
-def test_mixing_kinds_does_not_fake_a_trend():
-    # Trained weeks late in the run must not read as growth of the cheap weeks.
+def test_kinds_are_covariates_so_late_training_weeks_are_not_growth():
+    # Cheap weeks early, expensive (training) weeks late, each kind flat: no growth.
     kinds = ["skips"] * 12 + ["trains"] * 4
     times = [5.0] * 12 + [30.0] * 4
     t = bb.trend(_rows(times, kinds), "wall")
-    assert t["skips"]["ratio"] == pytest.approx(1.0)
-    assert "trains" in t and t["trains"]["weeks"] == 4
+    assert t["slope"] == pytest.approx(0.0)
+    assert bb.linear_verdict([t]) is True
+    # ... and a kind missing from a quarter has no quarter median rather than a made-up one
+    assert t["kinds"]["trains"]["first_quarter"] is None and t["kinds"]["trains"]["ratio"] is None
+
+
+def test_the_first_week_and_failed_weeks_do_not_count():
+    kinds = ["skips"] * 12
+    times = [60.0] + [5.0] * 11  # week 1 pays the cold start
+    rows = _rows(times, kinds)
+    rows[6]["kind"] = "failed"
+    rows[6]["wall"] = 500.0
+    t = bb.trend(rows, "wall")
+    assert t["slope"] == pytest.approx(0.0) and t["weeks"] == 10
+
+
+def test_too_few_weeks_give_no_verdict():
+    t = bb.trend(_rows([5.0, 6.0], ["skips", "skips"]), "wall")
+    assert bb.linear_verdict([t]) is None
 
 
 def test_cumulative_totals_only_marks_reached():
@@ -68,13 +92,79 @@ def test_cumulative_totals_only_marks_reached():
 
 
 def test_kind_of_reads_training_from_steps_or_the_flag():
-    assert bb.kind_of("promoted", {"train_challenger": 3.0}) == "trains"
-    assert bb.kind_of("skipped", {"detect_drift": 0.5}) == "skips"
-    assert bb.kind_of("rejected", trained=True) == "trains"
+    assert bb.kind_of({"train_challenger": 3.0}) == "trains"
+    assert bb.kind_of({"detect_drift": 0.5}) == "skips"
+    assert bb.kind_of(trained=True) == "trains"
+    assert bb.kind_of(trained=True, state="failed") == "failed"
 
 
-def statistics_mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
+def _airflow_db(path: Path) -> None:
+    """The three metadata tables the benchmark reads, with Airflow's SQLite formats (naive UTC)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE dag_run (dag_id, run_id, data_interval_start, state, start_date, end_date)")
+        conn.execute("CREATE TABLE task_instance (dag_id, run_id, task_id, state, start_date, end_date, queued_dttm)")
+        conn.execute("CREATE TABLE xcom (dag_id, run_id, task_id, key, value)")
+        for i, day in enumerate(("2026-11-01", "2026-11-08")):
+            run = f"backfill__{day}T00:00:00+00:00"
+            conn.execute(
+                "INSERT INTO dag_run VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    "retrain_churn",
+                    run,
+                    f"{day} 00:00:00.000000",
+                    "success",
+                    f"2026-12-02 01:0{i}:00.000000",
+                    f"2026-12-02 01:0{i}:40.500000",
+                ),
+            )
+            conn.execute(
+                "INSERT INTO task_instance VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    "retrain_churn",
+                    run,
+                    "train_challenger",
+                    "success" if i == 0 else "skipped",
+                    f"2026-12-02 01:0{i}:10.000000",
+                    f"2026-12-02 01:0{i}:30.000000",
+                    f"2026-12-02 01:0{i}:09.500000",
+                ),
+            )
+            conn.execute(
+                "INSERT INTO xcom VALUES (?, ?, ?, ?, ?)",
+                ("retrain_churn", run, "train_challenger", "return_value", json.dumps({"duration_seconds": 18.25})),
+            )
+        # a scheduled run and another DAG's backfill are not this backfill's runs
+        conn.execute(
+            "INSERT INTO dag_run VALUES ('retrain_churn', 'scheduled__2026-11-15', '2026-11-15 00:00:00', 'success', "
+            "NULL, NULL)"
+        )
+        conn.execute(
+            "INSERT INTO dag_run VALUES ('retrain_other', 'backfill__2026-11-01', '2026-11-01 00:00:00', 'success', "
+            "NULL, NULL)"
+        )
+
+
+def test_runs_from_db_reads_airflows_rows_and_joins_the_stacks_decisions(tmp_path):
+    db = tmp_path / "airflow.db"
+    _airflow_db(db)
+    runs = bb._runs_from_db(db, "retrain_churn")
+    assert [r["start"] for r in runs] == ["2026-11-01T00:00:00+00:00", "2026-11-08T00:00:00+00:00"]
+    assert runs[0]["wall"] == pytest.approx(40.5)
+    assert runs[0]["trained"] is True and runs[1]["trained"] is False
+    task = runs[0]["tasks"][0]
+    assert task["task"] == "train_challenger" and task["seconds"] == pytest.approx(20.0)
+    assert task["step"] == pytest.approx(18.25) and task["queued"] == pytest.approx(0.5)
+    assert runs[1]["tasks"] == []  # a skipped task instance is not a task that ran
+    # scripts/stack.py records its demo results with the API's timestamps ("Z" or "+00:00")
+    demo = [
+        {"data_interval_start": "2026-11-01T00:00:00+00:00", "decision": "promoted"},
+        {"data_interval_start": "2026-11-08T00:00:00Z", "decision": "skipped"},
+    ]
+    bb.join_demo_results(runs, demo)
+    assert [(r["index"], r["decision"], r["kind"]) for r in runs] == [
+        (1, "promoted", "trains"),
+        (2, "skipped", "skips"),
+    ]
 
 
 def test_task_table_skips_the_first_week_and_orders_tasks_as_they_ran():
