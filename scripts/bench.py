@@ -1,7 +1,8 @@
 """Run every benchmark section, print it, and write docs/benchmarks.md (``make bench``).
 
 Usage: PYTHONPATH=. .venv/bin/python scripts/bench.py [--quick] [--only parse,validation] [--out FILE]
-(``make bench`` / ``make bench QUICK=1``). A full run takes ~10 min on 2 busy cores, --quick ~4.
+(``make bench`` / ``make bench QUICK=1``). A full run takes about two hours on 2 cores (an hour of it
+the 52-week backfill), --quick about 20 minutes.
 
 Each section is a function ``(quick: bool) -> str`` registered in :data:`SECTIONS`: it prints
 its figures as it measures them and returns Markdown. Sections that depend on modules other

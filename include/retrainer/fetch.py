@@ -94,6 +94,31 @@ def _check_csv_header(payload: bytes, obj: ObjectInfo, delimiter: str) -> None:
         )
 
 
+def _refuse_repeated_columns(obj: ObjectInfo, names: list[str]) -> None:
+    """Refuse a file whose header names a column twice.
+
+    Which of the two is the feature is unknowable; pandas would silently rename the second CSV
+    column (``a.1``) or carry both Parquet columns under one label, and later steps would
+    read the wrong one or fail far from the cause.
+    """
+    seen: set[str] = set()
+    repeated = sorted({n for n in names if n in seen or seen.add(n)})
+    if repeated:
+        shown = ", ".join(repr(n) for n in repeated[:10])
+        raise BadPartitionError(
+            f"cannot read {obj.uri}: its header names {len(repeated)} column(s) more than once: {shown}; "
+            "rename or drop the repeats upstream"
+        )
+
+
+def _csv_header_names(payload: bytes, delimiter: str) -> list[str]:
+    import csv
+
+    text = payload[:65536].decode("utf-8", errors="replace").lstrip("\ufeff")
+    first = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    return [name for name in first if name]  # pandas names empty ones itself ("Unnamed: 3")
+
+
 def _read_file(store: ObjectStore, obj: ObjectInfo, data: DataSpec, max_rows: int | None = None) -> Any:
     """Read one partition file into a DataFrame.
 
@@ -112,11 +137,14 @@ def _read_file(store: ObjectStore, obj: ObjectInfo, data: DataSpec, max_rows: in
             import pyarrow.parquet as pq
 
             # The footer alone gives the row count: refuse before decoding any column.
-            rows = pq.ParquetFile(io.BytesIO(payload)).metadata.num_rows
+            parquet = pq.ParquetFile(io.BytesIO(payload))
+            rows = parquet.metadata.num_rows
             if max_rows is not None and rows > max_rows:
                 raise BatchTooLargeError(f"{obj.uri} holds {rows:,} rows")
+            _refuse_repeated_columns(obj, parquet.schema_arrow.names)
             return pd.read_parquet(io.BytesIO(payload))
         _check_csv_header(payload, obj, data.csv_delimiter)
+        _refuse_repeated_columns(obj, _csv_header_names(payload, data.csv_delimiter))
         nrows = None if max_rows is None else max_rows + 1
         frame = pd.read_csv(io.BytesIO(payload), sep=data.csv_delimiter, nrows=nrows)
     except (BatchTooLargeError, BadPartitionError):

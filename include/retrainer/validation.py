@@ -551,14 +551,15 @@ def _count_duplicated_rows(df: pd.DataFrame) -> int:
     """
     import numpy as np
 
-    def order(col: Any) -> int:
-        kind = df[col].dtype.kind
+    # Columns by position: a label may repeat (then df[label] would be a frame, not a column).
+    def order(i: int) -> int:
+        kind = df.dtypes.iloc[i].kind
         return 0 if kind in "Mm" else 1 if kind == "f" else 2 if kind in "iu" else 3
 
     rows: Any = None  # positions of the rows still in question; None while it is all of them
     try:
-        for col in sorted(df.columns, key=order):
-            column = df[col] if rows is None else df[col].take(rows)
+        for i in sorted(range(df.shape[1]), key=order):
+            column = df.iloc[:, i] if rows is None else df.iloc[:, i].take(rows)
             values = _exact_int_values(column) if rows is None else None
             if values is not None and len(values) > 1:
                 # Event batches usually arrive in time order (daily partitions of sorted
