@@ -6,6 +6,7 @@ ETag so that a model version can name exactly what it was trained on.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import io
 from dataclasses import dataclass, field
@@ -101,8 +102,8 @@ def _refuse_repeated_columns(obj: ObjectInfo, names: list[str]) -> None:
     column (``a.1``) or carry both Parquet columns under one label, and later steps would
     read the wrong one or fail far from the cause.
     """
-    seen: set[str] = set()
-    repeated = sorted({n for n in names if n in seen or seen.add(n)})
+    counts = collections.Counter(names)
+    repeated = sorted(n for n, k in counts.items() if k > 1)
     if repeated:
         shown = ", ".join(repr(n) for n in repeated[:10])
         raise BadPartitionError(
