@@ -14,7 +14,7 @@ from scripts import bench
 
 def test_every_required_section_is_registered_once() -> None:
     keys = [s.key for s in bench.SECTIONS]
-    assert keys == ["parse", "validation", "drift", "gate", "policy", "overhead"]
+    assert keys == ["parse", "validation", "drift", "gate", "policy", "overhead", "backfill"]
     assert len(set(keys)) == len(keys)
 
 
