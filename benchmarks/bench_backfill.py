@@ -46,6 +46,12 @@ ROWS_PER_DAY = 2000  # the demo's (scripts/stack.py DEMO_ROWS)
 DRIFT_WEEK = 4  # the demo's (scripts/stack.py DEMO_DRIFT_WEEK)
 WEEKS_FULL = 52
 WEEKS_QUICK = 8
+#: Weeks of the second scheduler backfill, with the scheduler's preload of the task libraries
+#: turned off (retrain_ops.preload_plugin): its baseline in the same run.
+BASELINE_WEEKS_FULL = 8
+BASELINE_WEEKS_QUICK = 4
+#: The setting that turns the preload off.
+NO_PRELOAD = {"AIRFLOW__RETRAIN__PRELOAD_TASK_LIBRARIES": "False"}
 #: The fitted growth of a week's time over the whole run (slope x (weeks - 1) / mean time per
 #: week, kinds of week as covariates) above which the backfill is called super-linear.
 LINEAR_TOLERANCE = 0.25
@@ -249,11 +255,13 @@ def _runs_from_db(db: Path, dag_id: str) -> list[dict[str, Any]]:
 # -- the two sides -------------------------------------------------------------------------
 
 
-def scheduler_side(state: Path, weeks: int) -> dict[str, Any]:
+def scheduler_side(
+    state: Path, weeks: int, extra_env: dict[str, str] | None = None, name: str = "stack"
+) -> dict[str, Any]:
     """``scripts/stack.py up`` over ``weeks`` demo weeks in a private folder; runs read from its DB."""
-    local = state / "stack"
-    env = _stack_env(local, weeks)
-    log = state / "stack-up.log"
+    local = state / name
+    env = {**_stack_env(local, weeks), **(extra_env or {})}
+    log = state / f"{name}-up.log"
     t0 = time.perf_counter()
     try:
         with open(log, "w") as fh:
@@ -392,13 +400,30 @@ def measure(quick: bool) -> dict[str, Any]:
             raise RuntimeError(f"the backfill recorded {len(weeks)} runs, expected {n}")
         print(f"  then the same {n} weeks in one process ({weeks[0][0].date()} .. {weeks[-1][1].date()})", flush=True)
         inproc = inproc_side(state, weeks)
+        nb = min(
+            n,
+            int(
+                os.environ.get("BENCH_BACKFILL_BASELINE_WEEKS")
+                or (BASELINE_WEEKS_QUICK if quick else BASELINE_WEEKS_FULL)
+            ),
+        )
+        baseline = None
+        if nb >= 2:
+            print(f"  and {nb} weeks through the scheduler with its preload of the task libraries off", flush=True)
+            baseline = scheduler_side(state, nb, NO_PRELOAD, "stack-no-preload")
         ok = True
     finally:
         if ok and not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(state, ignore_errors=True)
         else:
             print(f"  kept {state} (logs, metadata DB)", flush=True)
-    result = {"weeks": n, "rows_per_week": ROWS_PER_DAY * 7, "inproc": inproc, "scheduler": sched}
+    result = {
+        "weeks": n,
+        "rows_per_week": ROWS_PER_DAY * 7,
+        "inproc": inproc,
+        "scheduler": sched,
+        "baseline": baseline,
+    }
     dump = os.environ.get("BENCH_BACKFILL_JSON")
     if dump:
         Path(dump).write_text(json.dumps(result, indent=1, default=str))
@@ -469,6 +494,51 @@ def task_table(inproc_weeks: list[dict[str, Any]], runs: list[dict[str, Any]]) -
             f"| {med(d['inproc'])} |"
         )
     return lines
+
+
+def _median_or_none(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def preload_table(on_runs: list[dict[str, Any]], off_runs: list[dict[str, Any]]) -> list[str]:
+    """The same scheduler path with the task libraries preloaded (on) and not (off), weeks 2+.
+
+    Per kind of week, the median run wall; per task, the median task instance. The two backfills
+    cover different numbers of weeks, so kinds are compared, not week by week.
+    """
+    on = [r for r in on_runs[1:] if r["state"] == "success" and r["wall"] is not None]
+    off = [r for r in off_runs[1:] if r["state"] == "success" and r["wall"] is not None]
+    lines = [
+        "| week kind / task | weeks or runs (on / off) | preloaded (s) | not preloaded (s) | not / preloaded |",
+        "|---|---:|---:|---:|---:|",
+    ]
+
+    def row(label: str, a: list[float], b: list[float]) -> None:
+        ma, mb = _median_or_none(a), _median_or_none(b)
+        ratio = f"{mb / ma:.2f}x" if ma and mb else "n/a"
+        lines.append(f"| {label} | {len(a)} / {len(b)} | {_num(ma)} | {_num(mb)} | {ratio} |")
+
+    for kind in ("trains", "skips"):
+        row(
+            f"week that {kind}: run wall",
+            [r["wall"] for r in on if r["kind"] == kind],
+            [r["wall"] for r in off if r["kind"] == kind],
+        )
+    tasks: dict[str, tuple[list[float], list[float]]] = {}
+    for side, runs in ((0, on), (1, off)):
+        for r in runs:
+            for t in r.get("tasks", []):
+                tasks.setdefault(t["task"], ([], []))[side].append(t["seconds"])
+    order = [t["task"] for r in on for t in sorted(r.get("tasks", []), key=lambda x: x["began"])]
+    for name in sorted(tasks, key=lambda n: (order.index(n) if n in order else len(order), n)):
+        a, b = tasks[name]
+        if a and b and max(statistics.median(a), statistics.median(b)) >= 0.3:  # the scheduler's own tasks
+            row(f"task {name}", a, b)
+    return lines
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def linear_verdict(trends: list[dict[str, Any]]) -> bool | None:
@@ -561,6 +631,18 @@ def markdown(r: dict[str, Any]) -> str:
             a, b = statistics.median(first), statistics.median(last)
             lines.append(f"| {s} | {a:.2f} | {b:.2f} | {b / a:.2f}x |" if a > 0 else f"| {s} | {a:.2f} | {b:.2f} | |")
     lines += ["", *task_table(iw, sched["runs"])]
+    base = r.get("baseline")
+    if base and base.get("runs"):
+        lines += [
+            "",
+            f"**The scheduler's preload of the task libraries** (`retrain_ops.preload_plugin`): a second backfill of "
+            f"{len(base['runs'])} weeks through the same path with it turned off (`{next(iter(NO_PRELOAD))}=False`), "
+            "against the backfill above, weeks 2 onwards of each, medians. Off, every task process imports pandas, "
+            "GX, MLflow and scikit-learn itself; on, the scheduler imports them once before its LocalExecutor forks "
+            "the workers that fork the tasks. Tasks under 0.3 s either way (Airflow's own branches) are left out.",
+            "",
+            *preload_table(sched["runs"], base["runs"]),
+        ]
     verdict = {True: "yes", False: "**no**", None: "not measurable (too few weeks)"}[linear]
     lines += [
         "",

@@ -230,6 +230,8 @@ def celery_env() -> dict[str, str]:
             "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": f"{STACK_ID}:",
             "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": CELERY_QUEUE,
+            # Airflow's Celery settings; each worker also preloads the tasks' libraries.
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "retrain_ops.celery_config.CELERY_CONFIG",
             "AIRFLOW__API__SECRET_KEY": _stack_secret(".api_secret_key", lambda: secrets.token_hex(32)),
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": TI_HEARTBEAT_TIMEOUT,
@@ -275,6 +277,7 @@ hostname_callable = {env["AIRFLOW__CORE__HOSTNAME_CALLABLE"]}
 [celery]
 broker_url = {env["AIRFLOW__CELERY__BROKER_URL"]}
 result_backend = {env["AIRFLOW__CELERY__RESULT_BACKEND"]}
+celery_config_options = {env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"]}
 
 [celery_broker_transport_options]
 global_keyprefix = {env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX"]}

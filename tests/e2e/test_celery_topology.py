@@ -272,6 +272,9 @@ def test_backfill_on_two_workers_matches_the_in_process_story(celery_stack):
     logs = {n: (stack.local / "logs" / f"{n}.log").read_text(errors="replace") for n in ("worker-1", "worker-2")}
     for name, text in logs.items():
         assert "execute_workload" in text or "ExecuteTask" in text or DAG_ID in text, f"{name}: {text[-2000:]}"
+        # Each worker imported the tasks' libraries once, before its pool forked (celery_config).
+        preloaded = [ln for ln in text.splitlines() if "retrain: preloaded" in ln]
+        assert preloaded and "not importable" not in preloaded[0] and "started thread" not in preloaded[0], name
     assert raw_etags(s3) == raw_before  # raw data untouched
 
 

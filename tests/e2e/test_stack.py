@@ -126,6 +126,12 @@ def test_make_run_from_a_fresh_copy_runs_both_demo_models_and_stops_cleanly(tmp_
         elapsed = [t for t, _, _ in lines]
         assert elapsed == sorted(elapsed), "elapsed seconds must grow line by line"
         assert "FAILED" not in out
+        # The scheduler imported the tasks' libraries once, for every task its LocalExecutor
+        # forks (retrain_ops.preload_plugin), all of them importable and without a thread.
+        airflow_log = (local / "logs" / "airflow.log").read_text(errors="replace")
+        preloaded = [ln for ln in airflow_log.splitlines() if "retrain: preloaded" in ln]
+        assert preloaded and "LocalExecutor" in preloaded[0], airflow_log[-3000:]
+        assert not [ln for ln in preloaded if "not importable" in ln or "started thread" in ln], preloaded
 
         # Every week of every model ends with a named outcome, printed once, read from its summary.
         weeks = {}

@@ -184,3 +184,22 @@ def test_task_table_skips_the_first_week_and_orders_tasks_as_they_ran():
     # medians over weeks 2 and 3 only: TI 5.0, step 4.0, TI - step 1.0, in process 1.5
     assert rows[0].split("|")[2:8] == [" 2 ", " 0.10 ", " 5.00 ", " 4.00 ", " 1.00 ", " 1.50 "]
     assert rows[1].split("|")[4].strip() == "25.00"
+
+
+def test_preload_table_compares_kinds_and_tasks_from_week_two_and_leaves_quick_tasks_out():
+    def run(kind: str, wall: float, train: float | None, state: str = "success") -> dict:
+        tasks = [{"task": "fetch_batch", "seconds": wall / 10, "began": "a"}]
+        tasks.append({"task": "decide_retrain", "seconds": 0.1, "began": "b"})
+        if train is not None:
+            tasks.append({"task": "train_challenger", "seconds": train, "began": "c"})
+        return {"kind": kind, "wall": wall, "state": state, "tasks": tasks}
+
+    on = [run("trains", 500.0, 400.0), run("trains", 20.0, 5.0), run("skips", 10.0, None), run("trains", 22.0, 7.0)]
+    off = [run("trains", 900.0, 800.0), run("trains", 40.0, 12.0), run("failed", 99.0, None, "failed")]
+    rows = {ln.split("|")[1].strip(): ln.split("|")[2:6] for ln in bb.preload_table(on, off)[2:]}
+    # week 1 of each side left out; the failed run too
+    assert rows["week that trains: run wall"] == [" 2 / 1 ", " 21.00 ", " 40.00 ", " 1.90x "]
+    assert rows["week that skips: run wall"] == [" 1 / 0 ", " 10.00 ", " n/a ", " n/a "]
+    assert rows["task train_challenger"] == [" 2 / 1 ", " 6.00 ", " 12.00 ", " 2.00x "]
+    assert "task decide_retrain" not in rows  # 0.1 s either way: the scheduler's own branch
+    assert list(rows).index("task fetch_batch") < list(rows).index("task train_challenger")
