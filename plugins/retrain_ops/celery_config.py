@@ -19,9 +19,19 @@ from typing import Any
 
 
 def _preload_in_worker(**_: Any) -> None:
-    from retrain_ops.preload_plugin import preload_task_libraries
+    # Celery re-raises a receiver's exception from the worker's start: nothing may escape.
+    try:
+        import sys
 
-    preload_task_libraries("this Celery worker's pool forks")
+        from include.retrainer.preload import celery_worker
+        from retrain_ops.preload_plugin import preload_task_libraries
+
+        if celery_worker(sys.argv):
+            preload_task_libraries("this Celery worker's pool forks")
+    except Exception:
+        import logging
+
+        logging.getLogger(__name__).exception("retrain: could not preload the task libraries")
 
 
 def __getattr__(name: str) -> Any:

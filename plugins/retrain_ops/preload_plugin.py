@@ -40,16 +40,23 @@ def preload_task_libraries(where: str) -> Any:
     """Import every third-party module the task code imports, unless turned off; log the result.
 
     ``where`` names the processes that inherit the modules, for the log line. Returns the
-    :class:`~include.retrainer.preload.PreloadResult`, or None when turned off.
+    :class:`~include.retrainer.preload.PreloadResult`, or None when turned off or when the
+    preload itself failed: it must never stop the scheduler or a worker from starting (the
+    tasks then import what they need themselves, as without it).
     """
     from airflow.configuration import conf
 
-    if not conf.getboolean("retrain", "preload_task_libraries", fallback=True):
-        log.info("retrain: not preloading the task libraries ([retrain] preload_task_libraries is off)")
-        return None
-    from include.retrainer.preload import preload, task_imports
+    try:
+        if not conf.getboolean("retrain", "preload_task_libraries", fallback=True):
+            log.info("retrain: not preloading the task libraries ([retrain] preload_task_libraries is off)")
+            return None
+        from include.retrainer.preload import preload, task_imports
 
-    result = preload(task_imports(_task_code_roots()))
+        modules = task_imports(_task_code_roots())
+        result = preload(modules.required, modules.optional)
+    except Exception:
+        log.exception("retrain: could not preload the task libraries; each task imports them itself")
+        return None
     message = f"retrain: {result.describe()} for the tasks {where}"
     (log.warning if result.failed or result.new_threads else log.info)(message)
     return result
@@ -63,12 +70,13 @@ class TaskLibrariesPreloader:
 
     @hookimpl
     def on_starting(self, component: Any) -> None:
+        from include.retrainer.preload import component_of, scheduler_forks_tasks
+
+        # Cheap checks first: every Airflow component that creates a job calls this.
+        if type(component).__name__ != "Job" or self.done or component_of(sys.argv) != "scheduler":
+            return
         from airflow.configuration import conf
 
-        from include.retrainer.preload import scheduler_forks_tasks
-
-        if type(component).__name__ != "Job" or self.done:
-            return
         if not scheduler_forks_tasks(sys.argv, conf.get("core", "executor"), multiprocessing.get_start_method()):
             return
         self.done = True

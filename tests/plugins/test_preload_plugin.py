@@ -40,9 +40,12 @@ def preloader(monkeypatch):
     return TaskLibrariesPreloader()
 
 
-def _job():
-    from airflow.jobs.job import Job
+class Job:
+    """Stands in for airflow.jobs.job.Job: creating a real one would also call the listener
+    that Airflow registered from the plugins folder, and preload on this test's behalf."""
 
+
+def _job():
     return Job()
 
 
@@ -82,12 +85,21 @@ def test_the_preload_can_be_turned_off(preloader, monkeypatch, caplog):
     assert any("preload_task_libraries is off" in r.getMessage() for r in caplog.records)
 
 
-def test_the_celery_settings_are_airflows_and_preload_when_the_worker_imports_its_modules(caplog):
-    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+@pytest.fixture
+def celery_receiver():
     from celery.signals import import_modules
 
-    import retrain_ops.celery_config as celery_config
+    yield import_modules
+    import_modules.disconnect(dispatch_uid="retrain_preload_task_libraries")
 
+
+def test_the_celery_settings_are_airflows_and_preload_when_the_worker_imports_its_modules(
+    celery_receiver, monkeypatch, caplog
+):
+    import retrain_ops.celery_config as celery_config
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+    import_modules = celery_receiver
     assert "CELERY_CONFIG" not in vars(celery_config)  # nothing is read until Airflow asks
     assert celery_config.CELERY_CONFIG is DEFAULT_CELERY_CONFIG
     with pytest.raises(AttributeError):
@@ -95,7 +107,23 @@ def test_the_celery_settings_are_airflows_and_preload_when_the_worker_imports_it
     # The worker sends the signal; calling the receiver here spares this process Airflow's own
     # receiver of it (which freezes the garbage collector).
     assert any(key[0] == "retrain_preload_task_libraries" for key, _ in import_modules.receivers)
+    monkeypatch.setattr(sys, "argv", ["airflow", "celery", "flower"])  # also sends the signal
+    with caplog.at_level(logging.INFO):
+        celery_config._preload_in_worker(signal=import_modules, sender=None)
+    assert not [r for r in caplog.records if "retrain: preloaded" in r.getMessage()]
+    monkeypatch.setattr(sys, "argv", ["airflow", "celery", "worker"])
     with caplog.at_level(logging.INFO):
         celery_config._preload_in_worker(signal=import_modules, sender=None)
     lines = [r.getMessage() for r in caplog.records if "retrain: preloaded" in r.getMessage()]
     assert len(lines) == 1 and "Celery worker" in lines[0] and "not importable" not in lines[0], lines
+
+
+def test_a_broken_setting_does_not_stop_a_celery_worker_from_starting(monkeypatch, caplog):
+    """Celery re-raises a receiver's exception from the worker's start; ours logs it instead."""
+    import retrain_ops.celery_config as celery_config
+
+    monkeypatch.setenv("AIRFLOW__RETRAIN__PRELOAD_TASK_LIBRARIES", "off")  # getboolean refuses "off"
+    monkeypatch.setattr(sys, "argv", ["airflow", "celery", "worker"])
+    with caplog.at_level(logging.INFO):
+        celery_config._preload_in_worker(signal=None, sender=None)
+    assert any("could not preload the task libraries" in r.getMessage() for r in caplog.records)

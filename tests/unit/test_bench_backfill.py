@@ -195,11 +195,13 @@ def test_preload_table_compares_kinds_and_tasks_from_week_two_and_leaves_quick_t
         return {"kind": kind, "wall": wall, "state": state, "tasks": tasks}
 
     on = [run("trains", 500.0, 400.0), run("trains", 20.0, 5.0), run("skips", 10.0, None), run("trains", 22.0, 7.0)]
+    on.append(run("trains", 80.0, 60.0))  # beyond the baseline's weeks: left out
     off = [run("trains", 900.0, 800.0), run("trains", 40.0, 12.0), run("failed", 99.0, None, "failed")]
+    off.append(run("trains", 40.0, 12.0))
     rows = {ln.split("|")[1].strip(): ln.split("|")[2:6] for ln in bb.preload_table(on, off)[2:]}
-    # week 1 of each side left out; the failed run too
-    assert rows["week that trains: run wall"] == [" 2 / 1 ", " 21.00 ", " 40.00 ", " 1.90x "]
+    # week 1 of each side left out; the failed run too; weeks 2-4 of both
+    assert rows["week that trains: run wall"] == [" 2 / 2 ", " 21.00 ", " 40.00 ", " 1.90x "]
     assert rows["week that skips: run wall"] == [" 1 / 0 ", " 10.00 ", " n/a ", " n/a "]
-    assert rows["task train_challenger"] == [" 2 / 1 ", " 6.00 ", " 12.00 ", " 2.00x "]
+    assert rows["task train_challenger"] == [" 2 / 2 ", " 6.00 ", " 12.00 ", " 2.00x "]
     assert "task decide_retrain" not in rows  # 0.1 s either way: the scheduler's own branch
     assert list(rows).index("task fetch_batch") < list(rows).index("task train_challenger")
