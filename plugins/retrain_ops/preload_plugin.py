@@ -70,10 +70,13 @@ class TaskLibrariesPreloader:
 
     @hookimpl
     def on_starting(self, component: Any) -> None:
+        # Cheap checks first: every Airflow component that creates a job, and every task
+        # process, calls this.
+        if type(component).__name__ != "Job" or self.done:
+            return
         from include.retrainer.preload import component_of, scheduler_forks_tasks
 
-        # Cheap checks first: every Airflow component that creates a job calls this.
-        if type(component).__name__ != "Job" or self.done or component_of(sys.argv) != "scheduler":
+        if component_of(sys.argv) != "scheduler":
             return
         from airflow.configuration import conf
 
