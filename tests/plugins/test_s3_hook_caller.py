@@ -40,15 +40,38 @@ def test_a_generic_sensor_is_named_by_whatever_called_poke():
     assert ours == provider == "Poker"
 
 
-def test_outside_any_operator_the_caller_is_unknown():
+def test_outside_any_operator_it_is_the_providers_answer_too():
     hook = _s3_hook_class()(aws_conn_id="none")
-    assert hook._get_caller() == "Unknown"
+    ours, provider = _both(hook)
+    assert ours == provider
 
 
-def test_the_store_sends_the_operator_in_its_user_agent(monkeypatch, moto_server):
+def test_an_executor_on_the_stack_is_named_as_the_provider_names_it():
+    """A task forked by the LocalExecutor still has the executor's frames below it: a client
+    built outside execute (a deferred task's resume, a callback) is named after them."""
+    namespace: dict = {"BaseExecutor": type("BaseExecutor", (), {}), "LocalExecutor": type("LocalExecutor", (), {})}
+    exec(
+        "def run_workload(hook_class):\n    return _both(hook_class(aws_conn_id='none'))\n",
+        {**namespace, "_both": _both},
+        namespace,
+    )
+    ours, provider = namespace["run_workload"](_s3_hook_class())
+    assert ours == provider == "LocalExecutor"
+
+
+def test_the_store_sends_the_operator_in_its_user_agent_without_the_providers_stack_walk(monkeypatch):
+    import inspect
+
+    def no_stack_walk(*_a, **_k):
+        raise AssertionError("inspect.stack() called")
+
+    # The provider's own method would then fail and send "Caller/Unknown".
+    monkeypatch.setattr(inspect, "stack", no_stack_walk)
     monkeypatch.setenv(
         "AIRFLOW_CONN_UA_CHECK",
-        json.dumps({"conn_type": "aws", "login": "test", "password": "test", "extra": {"endpoint_url": moto_server}}),
+        json.dumps(
+            {"conn_type": "aws", "login": "test", "password": "test", "extra": {"endpoint_url": "http://127.0.0.1:9"}}
+        ),
     )
 
     class UaOperator(BaseOperator):
