@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_airflow_loads_the_plugin_with_its_listener(airflow_db):
     out = subprocess.run(
