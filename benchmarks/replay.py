@@ -293,7 +293,12 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
             # As the DAG records them: which signals asked for this model (model card) and
             # what its promotion won (comparison.json).
             champion, champ_week, since = (
-                dataclasses.replace(challenger, trigger=outcome.trigger, gain=loop.promotion_gain(judgement.to_dict())),
+                dataclasses.replace(
+                    challenger,
+                    trigger=outcome.trigger,
+                    trigger_drop=outcome.trigger_drop,
+                    gain=loop.promotion_gain(judgement.to_dict()),
+                ),
                 t,
                 None,
             )

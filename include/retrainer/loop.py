@@ -66,6 +66,11 @@ class ModelState:
     #: ``{"effect", "se"}`` of the paired test of the primary metric (sign-adjusted; empty when
     #: unknown, e.g. a cold start). A follow-up is worth making when this was a real gain.
     gain: dict = field(default_factory=dict)
+    #: The drop of the primary metric that asked for it (:func:`trigger_drop`: ``{"signal",
+    #: "drop", "se"}``, sign-adjusted; empty when no deciding signal measured one, e.g. data
+    #: drift, age or a cold start). Under rule cost a follow-up is worth what its promotion did
+    #: not win back of this drop.
+    trigger_drop: dict = field(default_factory=dict)
     #: Its primary metric on each labelled batch it has served, oldest first:
     #: ``{"interval_end", "value", "se", "n", "metric"}`` (what :func:`assess` returned as
     #: ``GateOutcome.served`` each week; the DAG stores them per version). Performance decay
@@ -99,6 +104,11 @@ class GateOutcome:
         """The fired signals that decided (what a challenger trained now is recorded as triggered by)."""
         return deciding_signals(self.rule, self.signals)
 
+    @property
+    def trigger_drop(self) -> dict:
+        """The largest metric drop a deciding signal measured (what a challenger trained now answers)."""
+        return trigger_drop(self.rule, self.signals)
+
     def to_dict(self) -> dict:
         return {
             "retrain": self.retrain,
@@ -117,6 +127,30 @@ def deciding_signals(rule: str | None, signals: Any) -> tuple[str, ...]:
     if rule == "cost":
         fired = [name for name in fired if name in COST_RULE_SIGNALS]
     return tuple(fired)
+
+
+#: Deciding signals that measure a drop of the champion's primary metric: (details key, its SE key).
+_DROP_DETAILS = {"retrain_cost": ("drop", "drop_se"), "retry": ("fall", "fall_se"), "performance_decay": ("drop", "se")}
+
+
+def trigger_drop(rule: str | None, signals: Any) -> dict:
+    """``{"signal", "drop", "se"}``: the largest drop measured by a deciding signal that fired (else ``{}``).
+
+    The drop is sign-adjusted (positive = the champion got worse) and measured as that signal
+    measures it (cost: from its pooled level; retry: on the rejected attempt's held-out rows;
+    decay: this week against its baseline). The model card records it with the trigger.
+    """
+    deciding = set(deciding_signals(rule, signals))
+    best: dict = {}
+    for s in signals or ():
+        keys = _DROP_DETAILS.get(str(s.get("name")))
+        if keys is None or s.get("name") not in deciding:
+            continue
+        details = s.get("details") or {}
+        drop, se = finite_or_none(details.get(keys[0])), finite_or_none(details.get(keys[1]))
+        if drop is not None and (not best or drop > best["drop"]):
+            best = {"signal": str(s.get("name")), "drop": drop, "se": se or 0.0}
+    return best
 
 
 @dataclass(frozen=True)
@@ -842,6 +876,10 @@ def follow_up_signal(
     the replay benchmark). Once the window holds mostly post-change weeks, retrain once. Quiet
     when a challenger was already trained after the champion, or the champion was not
     trained on a change signal.
+
+    Worth it when its promotion measurably gained; under rule cost, when ``cost_horizon_weeks``
+    x the larger of that gain and what it did not win back of the drop that asked for it
+    (``champion.trigger_drop``), each shrunk by its noise, pays for the retrain.
     """
     from include.retrainer.gate import SignalResult
 
@@ -880,11 +918,40 @@ def follow_up_signal(
     details.update({"promotion_gain": effect, "promotion_gain_se": se, "expected_gain": expected})
     if expected is None:
         worth, why = True, "gain of its promotion unknown"
-    elif g.rule == "cost" and g.retrain_cost is not None:
-        value = g.cost_horizon_weeks * expected
+    elif g.rule == "cost" and g.retrain_cost is not None and effect is not None:
+        # Or what its promotion did not win back of the drop that asked for it: a challenger
+        # trained right after a change holds mostly pre-change rows and wins back little of it,
+        # which says the change is not learnt yet, not that it cannot be (measured by the replay
+        # benchmark: a sudden change that cost 0.10 a week was won back by +0.02, and valuing
+        # the follow-up by that +0.02 alone left the rest unanswered for a refresh interval).
+        # The rest is shrunk by its own noise (drop and gain measured on different rows).
+        per_week, rest = expected, ""
+        asked = champion.trigger_drop or {}
+        drop = finite_or_none(asked.get("drop"))
+        if drop is not None:
+            drop_se = finite_or_none(asked.get("se")) or 0.0
+            rest_se = math.hypot(drop_se, se or 0.0)
+            expected_rest = shrunk_drop(drop - effect, rest_se)
+            details.update(
+                {
+                    "trigger_drop": drop,
+                    "trigger_drop_se": drop_se,
+                    "remaining_drop": drop - effect,
+                    "remaining_drop_se": rest_se,
+                    "expected_remaining": expected_rest,
+                }
+            )
+            per_week = max(expected, expected_rest)
+            rest = (
+                f" of the {drop:+.4f} +/- {drop_se:.4f} drop that asked for it "
+                f"({asked.get('signal', 'a signal')}), leaving {drop - effect:+.4f} +/- {rest_se:.4f} "
+                f"(expected {expected_rest:.4f}/week)"
+            )
+        value = g.cost_horizon_weeks * per_week
+        details["expected_value"] = value
         worth = value >= g.retrain_cost
         why = (
-            f"its promotion gained {effect:+.4f} +/- {se or 0:.4f}: expected {value:.4f} metric-weeks over "
+            f"its promotion gained {effect:+.4f} +/- {se or 0:.4f}{rest}: expected {value:.4f} metric-weeks over "
             f"{g.cost_horizon_weeks} weeks {'>=' if worth else '<'} retrain cost {g.retrain_cost:g}"
         )
     else:

@@ -52,7 +52,7 @@ def test_growth_is_recorded_at_training_and_read_back_by_the_gate(mlflow_server,
 
     drift1, trained1, card1 = _week(store, mlflow_server, spec, START, "w1")
     assert drift1.cold_start and trained1.challenger_version
-    assert card1["trigger"] == []
+    assert card1["trigger"] == [] and card1["trigger_drop"] == {}
     assert card1["evaluation"]["data_from"] == START.date().isoformat()
     gain = card1["evaluation"]["data_gain"]  # a 7-day window of a 4-week spec: growth possible
     assert gain["half_rows"] < gain["rows"] and gain["se"] > 0
@@ -64,6 +64,14 @@ def test_growth_is_recorded_at_training_and_read_back_by_the_gate(mlflow_server,
     assert why_not is None
     assert state.evaluation["data_from"] == START.date().isoformat() and state.trigger == ()
     assert state.gain == {}  # a cold start's comparison has no paired test
+    assert state.trigger_drop == {}
+    # What a card records of the drop that asked for a model is what the gate reads back.
+    card_uri = champion.lineage_tag(client, "model_card_uri")
+    asked = {"signal": "retrain_cost", "drop": 0.042, "se": 0.011}
+    store.put_json(card_uri, {**card1, "trigger": ["retrain_cost"], "trigger_drop": asked})
+    changed, _ = steps.load_champion_state(store, mlflow_server, spec, champion, client)
+    assert changed.trigger == ("retrain_cost",) and changed.trigger_drop == asked
+    store.put_json(card_uri, card1)
 
     # The user sets a floor no model reaches: this week's challenger is rejected.
     strict = spec.model_copy(update={"comparison": spec.comparison.model_copy(update={"floor": 0.9999})})
@@ -71,7 +79,7 @@ def test_growth_is_recorded_at_training_and_read_back_by_the_gate(mlflow_server,
     growth = next(s for s in drift2.signals if s["name"] == "data_growth")
     assert growth["status"] == "fired" and growth["statistic"] == pytest.approx(2.0), growth
     assert drift2.gate and "data growth" in drift2.reason
-    assert card2["trigger"] == ["data_growth"]
+    assert card2["trigger"] == ["data_growth"] and card2["trigger_drop"] == {}  # growth measures no drop
     # 14 days of a 28-day window: it can still double once, so its learning gain is measured too.
     assert card2["evaluation"]["data_from"] == START.date().isoformat() and card2["evaluation"]["data_days"] == 14
     assert card2["evaluation"]["data_gain"]["rows"] > gain["rows"]
@@ -103,3 +111,24 @@ def test_growth_is_recorded_at_training_and_read_back_by_the_gate(mlflow_server,
     uri = RunLayout.of(spec, START + WEEK, START + 2 * WEEK).comparison
     store.put_json(uri, {**comparison, "challenger_version": "999"})
     assert steps.load_champion_state(store, mlflow_server, spec, version, client)[0].gain == {}
+
+
+def test_the_train_step_records_the_drop_that_asked_for_the_model(s3, store):
+    from include.retrainer.steps.train import gate_trigger
+
+    uri = "s3://retrain-artifacts/trigger-drop/drift.json"
+    signals = [
+        {"name": "retrain_cost", "status": "fired", "details": {"drop": 0.05, "drop_se": 0.01}},
+        {"name": "performance_decay", "status": "fired", "details": {"drop": 0.07, "se": 0.01}},
+        {"name": "data_drift", "status": "fired", "details": {}},
+    ]
+    store.put_json(uri, {"rule": "cost", "signals": signals})
+    # Under rule cost the decay signal is advice: the cost signal's drop is what asked.
+    assert gate_trigger(store, uri) == {
+        "trigger": ["retrain_cost"],
+        "trigger_drop": {"signal": "retrain_cost", "drop": 0.05, "se": 0.01},
+    }
+    store.put_json(uri, {"rule": "any", "signals": signals})
+    assert gate_trigger(store, uri)["trigger_drop"] == {"signal": "performance_decay", "drop": 0.07, "se": 0.01}
+    # No drift report (a forced run that skipped the gate, a lost file): nothing recorded.
+    assert gate_trigger(store, "s3://retrain-artifacts/trigger-drop/none.json") == {"trigger": [], "trigger_drop": {}}

@@ -502,6 +502,57 @@ def test_a_follow_up_is_made_only_when_retraining_on_the_change_measurably_helpe
     assert follow(dear, {"effect": 0.05, "se": 0.01})["status"] == "quiet"
 
 
+def test_under_rule_cost_a_follow_up_is_also_worth_what_the_promotion_did_not_win_back(trained):
+    import dataclasses
+
+    spec, champion, end = trained
+    batch = frame(7, 300, seed=30, start=end)
+    week_on = end + dt.timedelta(days=7)
+    dear = spec_for(drift={"gate": {"retrain_cost": 0.3}})
+
+    def follow(gain, asked):
+        state = dataclasses.replace(champion, trigger=("retrain_cost",), gain=gain, trigger_drop=asked)
+        return signal(loop.assess(dear, state, batch, week_on), "follow_up")
+
+    # A change that cost 0.10 a week, of which the promotion won back 0.02 (4 x 0.0192 < 0.3 alone):
+    # the rest, 0.08 +/- hypot(0.01, 0.01), shrunk: (0.08^2 - 0.0002) / 0.08 = 0.0775; 4 x that >= 0.3.
+    fired = follow({"effect": 0.02, "se": 0.01}, {"signal": "retrain_cost", "drop": 0.10, "se": 0.01})
+    assert fired["status"] == "fired", fired["summary"]
+    d = fired["details"]
+    assert d["remaining_drop"] == pytest.approx(0.08) and d["remaining_drop_se"] == pytest.approx(0.01 * 2**0.5)
+    assert d["expected_remaining"] == pytest.approx((0.08**2 - 0.0002) / 0.08)
+    assert d["expected_value"] == pytest.approx(4 * d["expected_remaining"])
+    assert "drop that asked for it (retrain_cost), leaving +0.0800" in fired["summary"]
+    # The promotion won it all back: nothing is left, and it fires on its own gain (4 x 0.099 >= 0.3).
+    won = follow({"effect": 0.10, "se": 0.01}, {"signal": "retrain_cost", "drop": 0.10, "se": 0.01})
+    assert won["status"] == "fired" and won["details"]["expected_remaining"] == 0.0
+    small = follow({"effect": 0.02, "se": 0.01}, {"signal": "retrain_cost", "drop": 0.03, "se": 0.01})
+    assert small["status"] == "quiet" and small["details"]["expected_remaining"] == 0.0  # 0.01 +/- 0.014: noise
+    # Without a recorded drop (data drift asked, or an older model card): the gain alone, as before.
+    assert follow({"effect": 0.02, "se": 0.01}, {})["status"] == "quiet"
+    # Without a stated cost the follow-up still needs a measurable promotion gain (rule any).
+    state = dataclasses.replace(
+        champion, trigger=("performance_decay",), gain={"effect": 0.004, "se": 0.01}, trigger_drop={"drop": 0.1}
+    )
+    assert signal(loop.assess(spec, state, batch, week_on), "follow_up")["status"] == "quiet"
+
+
+def test_trigger_drop_is_the_largest_drop_a_deciding_signal_measured():
+    signals = [
+        {"name": "retrain_cost", "status": "fired", "details": {"drop": 0.03, "drop_se": 0.01}},
+        {"name": "retry", "status": "fired", "details": {"fall": 0.05, "fall_se": 0.02}},
+        {"name": "performance_decay", "status": "fired", "details": {"drop": 0.09, "se": 0.01}},
+        {"name": "age", "status": "fired", "details": {}},
+    ]
+    # Under rule cost, decay is advice: not what asked for the model.
+    assert loop.trigger_drop("cost", signals) == {"signal": "retry", "drop": 0.05, "se": 0.02}
+    assert loop.trigger_drop("any", signals) == {"signal": "performance_decay", "drop": 0.09, "se": 0.01}
+    quiet = [{**s, "status": "quiet"} for s in signals]
+    assert loop.trigger_drop("any", quiet) == {} and loop.trigger_drop(None, None) == {}
+    broken = [{"name": "retrain_cost", "status": "fired", "details": {"drop": float("nan"), "drop_se": 0.01}}]
+    assert loop.trigger_drop("cost", broken) == {}
+
+
 def test_promotion_gain_reads_the_paired_test_of_a_comparison():
     assert loop.promotion_gain({"paired_test": {"effect": 0.02, "se": 0.005}}) == {"effect": 0.02, "se": 0.005}
     assert loop.promotion_gain({"paired_test": None}) == {}

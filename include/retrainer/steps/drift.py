@@ -122,6 +122,7 @@ def load_champion_state(
         log.info("champion v%s has no model card: measuring its baseline now, equal feature weights", champion.version)
         card = {"baseline": loop.baseline_estimate(model, holdout, spec), "importance": {}}
     trained_through = interval_end_of(champion) or dt.datetime.min.replace(tzinfo=dt.UTC)
+    asked = card.get("trigger_drop")  # absent from cards written before it was recorded
     state = loop.ModelState(
         model=model,
         train=reference,
@@ -131,6 +132,7 @@ def load_champion_state(
         importance=card.get("importance") or {},
         evaluation=card.get("evaluation") or {},
         trigger=tuple(card.get("trigger") or ()),
+        trigger_drop=asked if isinstance(asked, dict) else {},
         gain=loop.promotion_gain(_comparison_of(store, spec, champion)),
         served=load_served(store, spec, champion),
     )

@@ -144,8 +144,9 @@ def train_challenger(
         "importance": state.importance,
         "evaluation": state.evaluation,  # incl. data_from and, for a short window, data_gain
         "classes": [str(c) for c in state.classes],
-        # The gate signals that asked for this model (the follow-up signal reads them).
-        "trigger": [] if forced else gate_trigger(store, paths.drift),
+        # The gate signals that asked for this model and the metric drop they measured (the
+        # follow-up signal reads both).
+        **({"trigger": [], "trigger_drop": {}} if forced else gate_trigger(store, paths.drift)),
     }
     store.put_json(files.model_card, card)
     # Every lineage tag goes on the MLflow run; the version keeps the few people filter on
@@ -279,9 +280,14 @@ def _training_window(
             weeks += 1
 
 
-def gate_trigger(store: ObjectStore, drift_uri: str) -> list[str]:
-    """The gate signals that decided this run's retrain, from its drift report (``drift.json``)."""
+def gate_trigger(store: ObjectStore, drift_uri: str) -> dict:
+    """``{"trigger", "trigger_drop"}`` of this run's retrain, from its drift report (``drift.json``).
+
+    ``trigger``: the gate signals that decided it; ``trigger_drop``: the largest drop of the
+    primary metric one of them measured (``loop.trigger_drop``; ``{}`` when none did).
+    """
     from include.retrainer import loop
 
     report = store.get_json_or_none(drift_uri) or {}
-    return list(loop.deciding_signals(report.get("rule"), report.get("signals")))
+    rule, signals = report.get("rule"), report.get("signals")
+    return {"trigger": list(loop.deciding_signals(rule, signals)), "trigger_drop": loop.trigger_drop(rule, signals)}
