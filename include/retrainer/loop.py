@@ -148,8 +148,9 @@ def trigger_drop(rule: str | None, signals: Any) -> dict:
             continue
         details = s.get("details") or {}
         drop, se = finite_or_none(details.get(keys[0])), finite_or_none(details.get(keys[1]))
-        if drop is not None and (not best or drop > best["drop"]):
-            best = {"signal": str(s.get("name")), "drop": drop, "se": se or 0.0}
+        # A drop without a usable SE is not recorded: taken at face value it would escape shrinkage.
+        if drop is not None and se is not None and se >= 0 and (not best or drop > best["drop"]):
+            best = {"signal": str(s.get("name")), "drop": drop, "se": se}
     return best
 
 
@@ -890,7 +891,7 @@ def follow_up_signal(
     age = champion_age_weeks(champion, interval_end)
     details: dict[str, Any] = {"trigger": list(champion.trigger), "age_weeks": age, "follow_up_weeks": weeks}
     if not changes:
-        why = ", ".join(champion.trigger) if champion.trigger else "a cold start, a forced run or an older record"
+        why = ", ".join(champion.trigger) if champion.trigger else "a cold start, a forced run, a rollback or an older record"
         return SignalResult(
             "follow_up", "quiet", age, float(weeks), None, None, f"champion not trained on a change ({why})", details
         )
@@ -909,9 +910,11 @@ def follow_up_signal(
             f"a challenger was already trained after the champion (week ending {attempt.trained_through.date()})",
             details,
         )
-    # Worth it only if retraining on the change measurably helped: the gain its promotion won,
-    # shrunk by its own noise (as the cost signal treats a drop); under rule cost, that gain
-    # over cost_horizon_weeks must also pay for the retrain.
+    # Worth it if retraining on the change measurably helped: the gain its promotion won,
+    # shrunk by its own noise (as the cost signal treats a drop); under rule cost, that gain, or
+    # what it did not win back of the drop that asked for the champion, over cost_horizon_weeks
+    # must pay for the retrain (the rest alone can justify it: a first challenger that won back
+    # nothing of a large drop says the change is not learnt yet).
     g = spec.drift.gate
     effect, se = finite_or_none((champion.gain or {}).get("effect")), finite_or_none((champion.gain or {}).get("se"))
     expected = shrunk_drop(effect, se or 0.0) if effect is not None else None
@@ -924,7 +927,10 @@ def follow_up_signal(
         # which says the change is not learnt yet, not that it cannot be (measured by the replay
         # benchmark: a sudden change that cost 0.10 a week was won back by +0.02, and valuing
         # the follow-up by that +0.02 alone left the rest unanswered for a refresh interval).
-        # The rest is shrunk by its own noise (drop and gain measured on different rows).
+        # The rest is shrunk by its own noise. Drop and gain share rows (the held-out days end the
+        # week the drop was measured on) and their errors correlate positively, so the SE taken
+        # as if independent is larger than the true one: conservative. Bounded: a follow-up is
+        # not followed up, so a change that made the task harder for good costs one retrain.
         per_week, rest = expected, ""
         asked = champion.trigger_drop or {}
         drop = finite_or_none(asked.get("drop"))
@@ -934,8 +940,8 @@ def follow_up_signal(
             expected_rest = shrunk_drop(drop - effect, rest_se)
             details.update(
                 {
-                    "trigger_drop": drop,
-                    "trigger_drop_se": drop_se,
+                    "asked_drop": drop,
+                    "asked_drop_se": drop_se,
                     "remaining_drop": drop - effect,
                     "remaining_drop_se": rest_se,
                     "expected_remaining": expected_rest,

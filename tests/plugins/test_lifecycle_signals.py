@@ -71,6 +71,13 @@ def test_growth_is_recorded_at_training_and_read_back_by_the_gate(mlflow_server,
     store.put_json(card_uri, {**card1, "trigger": ["retrain_cost"], "trigger_drop": asked})
     changed, _ = steps.load_champion_state(store, mlflow_server, spec, champion, client)
     assert changed.trigger == ("retrain_cost",) and changed.trigger_drop == asked
+    # A version a person restored by a rollback gets no follow-up on the change it once answered.
+    registry.set_tags(client, spec.name, champion.version, {registry.TAG + "decision": "rollback_target"})
+    restored, _ = steps.load_champion_state(
+        store, mlflow_server, spec, registry.get_version(client, spec.name, champion.version), client
+    )
+    assert restored.trigger == () and restored.trigger_drop == {}
+    registry.set_tags(client, spec.name, champion.version, {registry.TAG + "decision": champion.tag("decision")})
     store.put_json(card_uri, card1)
 
     # The user sets a floor no model reaches: this week's challenger is rejected.

@@ -528,13 +528,21 @@ def test_under_rule_cost_a_follow_up_is_also_worth_what_the_promotion_did_not_wi
     assert won["status"] == "fired" and won["details"]["expected_remaining"] == 0.0
     small = follow({"effect": 0.02, "se": 0.01}, {"signal": "retrain_cost", "drop": 0.03, "se": 0.01})
     assert small["status"] == "quiet" and small["details"]["expected_remaining"] == 0.0  # 0.01 +/- 0.014: noise
-    # Without a recorded drop (data drift asked, or an older model card): the gain alone, as before.
-    assert follow({"effect": 0.02, "se": 0.01}, {})["status"] == "quiet"
-    # Without a stated cost the follow-up still needs a measurable promotion gain (rule any).
-    state = dataclasses.replace(
-        champion, trigger=("performance_decay",), gain={"effect": 0.004, "se": 0.01}, trigger_drop={"drop": 0.1}
-    )
-    assert signal(loop.assess(spec, state, batch, week_on), "follow_up")["status"] == "quiet"
+    # A promotion that lost a little (non-inferiority lets one through): the rest alone pays.
+    lost = follow({"effect": -0.01, "se": 0.01}, {"signal": "retry", "drop": 0.09, "se": 0.02})
+    assert lost["status"] == "fired" and lost["details"]["remaining_drop"] == pytest.approx(0.10)
+    # Without a recorded drop (data drift asked, an older model card, a malformed one): the gain alone.
+    for asked in ({}, {"drop": "x", "se": 0.01}, {"drop": None}, {"drop": float("nan"), "se": 0.01}):
+        quiet = follow({"effect": 0.02, "se": 0.01}, asked)
+        assert quiet["status"] == "quiet" and "remaining_drop" not in quiet["details"], asked
+    # Rule any (also with a cost stated): the follow-up still needs a measurable promotion gain.
+    asked = {"signal": "performance_decay", "drop": 0.1, "se": 0.01}
+    for spec_ in (spec, spec_for(drift={"gate": {"retrain_cost": 0.3, "rule": "any"}})):
+        state = dataclasses.replace(
+            champion, trigger=("performance_decay",), gain={"effect": 0.004, "se": 0.01}, trigger_drop=asked
+        )
+        quiet = signal(loop.assess(spec_, state, batch, week_on), "follow_up")
+        assert quiet["status"] == "quiet" and "within its noise" in quiet["summary"]
 
 
 def test_trigger_drop_is_the_largest_drop_a_deciding_signal_measured():
@@ -551,6 +559,10 @@ def test_trigger_drop_is_the_largest_drop_a_deciding_signal_measured():
     assert loop.trigger_drop("any", quiet) == {} and loop.trigger_drop(None, None) == {}
     broken = [{"name": "retrain_cost", "status": "fired", "details": {"drop": float("nan"), "drop_se": 0.01}}]
     assert loop.trigger_drop("cost", broken) == {}
+    # Without a usable SE the drop is not recorded (it would escape shrinkage).
+    for se in (None, float("inf"), -0.01):
+        no_se = [{"name": "retrain_cost", "status": "fired", "details": {"drop": 0.05, "drop_se": se}}]
+        assert loop.trigger_drop("cost", no_se) == {}, se
 
 
 def test_promotion_gain_reads_the_paired_test_of_a_comparison():

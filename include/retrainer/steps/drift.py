@@ -122,7 +122,13 @@ def load_champion_state(
         log.info("champion v%s has no model card: measuring its baseline now, equal feature weights", champion.version)
         card = {"baseline": loop.baseline_estimate(model, holdout, spec), "importance": {}}
     trained_through = interval_end_of(champion) or dt.datetime.min.replace(tzinfo=dt.UTC)
+    trigger = tuple(card.get("trigger") or ())
     asked = card.get("trigger_drop")  # absent from cards written before it was recorded
+    if champion.tag("decision") == "rollback_target" and trigger:
+        # A person restored this version: the change it once answered is not what it serves
+        # now, and a follow-up retrain would undo their choice. It ages and decays as any other.
+        log.info("champion v%s was restored by a rollback: no follow-up on its trigger %s", champion.version, trigger)
+        trigger, asked = (), {}
     state = loop.ModelState(
         model=model,
         train=reference,
@@ -131,7 +137,7 @@ def load_champion_state(
         baseline=card.get("baseline") or {},
         importance=card.get("importance") or {},
         evaluation=card.get("evaluation") or {},
-        trigger=tuple(card.get("trigger") or ()),
+        trigger=trigger,
         trigger_drop=asked if isinstance(asked, dict) else {},
         gain=loop.promotion_gain(_comparison_of(store, spec, champion)),
         served=load_served(store, spec, champion),
