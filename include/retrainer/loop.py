@@ -891,7 +891,11 @@ def follow_up_signal(
     age = champion_age_weeks(champion, interval_end)
     details: dict[str, Any] = {"trigger": list(champion.trigger), "age_weeks": age, "follow_up_weeks": weeks}
     if not changes:
-        why = ", ".join(champion.trigger) if champion.trigger else "a cold start, a forced run, a rollback or an older record"
+        why = (
+            ", ".join(champion.trigger)
+            if champion.trigger
+            else "a cold start, a forced run, a rollback or an older record"
+        )
         return SignalResult(
             "follow_up", "quiet", age, float(weeks), None, None, f"champion not trained on a change ({why})", details
         )
