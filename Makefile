@@ -23,7 +23,7 @@ install: $(STAMP)
 # Installs exactly the committed lock: the same versions on every machine. pip prints one
 # line per package (no --quiet: a 3-minute install must not look like a hung terminal).
 $(STAMP): requirements.lock
-	@echo "[$$(date +%H:%M:%S)] install  creating $(VENV) and installing requirements.lock ($$(grep -c '==' requirements.lock) packages; ~3 min cold, ~2 min from the pip cache)"
+	@echo "[$$(date +%H:%M:%S)] install  creating $(VENV) and installing requirements.lock ($$(grep -c '==' requirements.lock) packages; ~3 min cold, ~1 min from a warm pip cache)"
 	@start=$$(date +%s); \
 	  { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && \
 	  $(BIN)/python -m pip install --quiet --progress-bar off --upgrade pip && \

@@ -1106,6 +1106,16 @@ def admin_password() -> str:
     raise RuntimeError(f"Airflow did not write the admin password to {f}")
 
 
+def _clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters at a word boundary, marked with "..." when cut."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 4]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:(") + " ..."
+
+
 def print_banner(results: list[dict], state: dict) -> None:
     try:
         password = json.loads((airflow_home() / "simple_auth_manager_passwords.json.generated").read_text()).get(
@@ -1141,7 +1151,7 @@ def print_banner(results: list[dict], state: dict) -> None:
                 f"  {r['model']:8s} week of {str(r.get('data_interval_start', ''))[:10]}: {r.get('decision', '?'):10s} {champ}"
             )
             for reason in (r.get("reasons") or [])[:2]:
-                print(f"      - {str(reason)[:150]}")
+                print(f"      - {_clip(str(reason), 150)}")
     print("-" * 78)
     print("Bring your own data:  make add-model NAME=mymodel DATA=path/to/file.csv")
     print("Stop everything with: make stop")
