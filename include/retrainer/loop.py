@@ -1198,6 +1198,15 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
         out,
         {"champion": (cp_pred, cp_proba, champion.classes), "challenger": (ch_pred, ch_proba, challenger.classes)},
     )
+    if promote and _same_outputs(cp_pred, cp_proba, ch_pred, ch_proba):
+        # E.g. a forced retrain on the very data the champion was trained on: a new version
+        # that is the champion in effect would move the alias and ask for approval for nothing.
+        promote = False
+        out.setdefault("checks", {})["distinct_from_champion"] = False
+        reasons.append(
+            f"the challenger's predictions and scores equal the champion's on all {len(y)} held-out rows: "
+            "the same model in effect (e.g. retrained on the champion's own data), so promoting it would change nothing"
+        )
     stale = challenger.trained_through < champion.trained_through
     if stale:
         promote = False
@@ -1217,6 +1226,19 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
             **_proba_columns("champion", cp_proba, champion),
         },
     )
+
+
+def _same_outputs(cp_pred: Any, cp_proba: Any, ch_pred: Any, ch_proba: Any) -> bool:
+    """Champion and challenger give the same label and the same probabilities on every row."""
+    import numpy as np
+
+    if (cp_proba is None) != (ch_proba is None):
+        return False
+    same = np.array_equal(np.asarray(cp_pred), np.asarray(ch_pred))
+    if same and cp_proba is not None:
+        a, b = np.asarray(cp_proba), np.asarray(ch_proba)
+        same = a.shape == b.shape and np.array_equal(a, b)
+    return bool(same)
 
 
 def _governance_gates(

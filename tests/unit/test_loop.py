@@ -166,6 +166,24 @@ def test_a_challenger_trained_on_older_data_is_rejected_as_stale():
     assert any("stale challenger" in r for r in verdict.reasons)
 
 
+def test_a_challenger_identical_to_the_champion_is_not_promoted():
+    """A forced retrain on the champion's own data gives the same model: no new champion for nothing."""
+    spec = spec_for()
+    end = START + dt.timedelta(days=14)
+    data = frame(14, 80, seed=6)
+    champion = loop.build_challenger(spec, data, end)
+    again = loop.build_challenger(spec, data.copy(), end)
+    verdict = loop.judge(spec, champion, again)
+    out = verdict.to_dict()
+    assert out["paired_test"]["effect"] == 0.0  # expected_gain alone would promote a tie
+    assert not verdict.promote and out["decision"] == "reject"
+    assert out["checks"]["distinct_from_champion"] is False
+    assert any("equal the champion's on all" in r for r in verdict.reasons), verdict.reasons
+    # A model trained on other rows of the same weeks is compared as usual.
+    other = loop.build_challenger(spec, frame(14, 80, seed=8), end)
+    assert "distinct_from_champion" not in loop.judge(spec, champion, other).to_dict()["checks"]
+
+
 # -- assess: every signal is computed, reported and combined ---------------------------------
 @pytest.fixture(scope="module")
 def trained():
