@@ -398,8 +398,9 @@ def markdown(fig: dict[str, Any]) -> str:
         small = rows[0]
         lines += [
             "",
-            f"**GX's fixed work per call**: the same suite ({n_exp} expectations) on the first 10 rows of each batch, "
-            "with the one-page Data Docs, best of 5: "
+            f"**GX's fixed work per call**: the whole step (`validate_batch`: GX's validator, our conversion of its "
+            f"results, the one-page Data Docs) on the same suite ({n_exp} expectations) and the first 10 rows of each "
+            "batch, best of 5: "
             + ", ".join(f"{_fmt_s(f['floor_s'])} (batch of {f['rows']:,})" for f in floors)
             + f", i.e. about {low / n_exp * 1000:.1f} ms per expectation with no rows to look at. At "
             f"{small['rows']:,} rows the step takes {_fmt_s(small['after_steady_s'])} and this floor alone "

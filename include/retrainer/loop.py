@@ -1203,9 +1203,10 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
         # that is the champion in effect would move the alias and ask for approval for nothing.
         promote = False
         out.setdefault("checks", {})["distinct_from_champion"] = False
-        reasons.append(
+        reasons.insert(
+            0,
             f"the challenger's predictions and scores equal the champion's on all {len(y)} held-out rows: "
-            "the same model in effect (e.g. retrained on the champion's own data), so promoting it would change nothing"
+            "the same model in effect (e.g. retrained on the champion's own data), so promoting it would change nothing",
         )
     stale = challenger.trained_through < champion.trained_through
     if stale:
@@ -1229,16 +1230,21 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
 
 
 def _same_outputs(cp_pred: Any, cp_proba: Any, ch_pred: Any, ch_proba: Any) -> bool:
-    """Champion and challenger give the same label and the same probabilities on every row."""
+    """Champion and challenger give the same label and the same probabilities on every row.
+
+    Only models with probabilities can be told to be the same: two label-only models that agree
+    on every held-out row (e.g. both predict the majority class) may still differ elsewhere, and
+    a fresher one is promoted on a tie as the policy says.
+    """
     import numpy as np
 
-    if (cp_proba is None) != (ch_proba is None):
+    if cp_proba is None or ch_proba is None:
         return False
-    same = np.array_equal(np.asarray(cp_pred), np.asarray(ch_pred))
-    if same and cp_proba is not None:
-        a, b = np.asarray(cp_proba), np.asarray(ch_proba)
-        same = a.shape == b.shape and np.array_equal(a, b)
-    return bool(same)
+    a, b = np.asarray(cp_proba, dtype=float), np.asarray(ch_proba, dtype=float)
+    if a.shape != b.shape or not np.array_equal(np.asarray(cp_pred), np.asarray(ch_pred)):
+        return False
+    # Not bit-exact: the same model scored on another host may differ in the last bits.
+    return bool(np.allclose(a, b, rtol=0.0, atol=1e-12))
 
 
 def _governance_gates(

@@ -178,10 +178,25 @@ def test_a_challenger_identical_to_the_champion_is_not_promoted():
     assert out["paired_test"]["effect"] == 0.0  # expected_gain alone would promote a tie
     assert not verdict.promote and out["decision"] == "reject"
     assert out["checks"]["distinct_from_champion"] is False
-    assert any("equal the champion's on all" in r for r in verdict.reasons), verdict.reasons
-    # A model trained on other rows of the same weeks is compared as usual.
+    assert verdict.reasons[0].startswith("the challenger's predictions and scores equal the champion's on all")
+    # A model trained on other rows of the same weeks is compared as usual (and here promoted).
     other = loop.build_challenger(spec, frame(14, 80, seed=8), end)
-    assert "distinct_from_champion" not in loop.judge(spec, champion, other).to_dict()["checks"]
+    judged = loop.judge(spec, champion, other)
+    assert judged.promote and "distinct_from_champion" not in judged.to_dict()["checks"]
+
+
+def test_same_outputs_needs_equal_labels_and_equal_probabilities():
+    labels = np.array([0, 1, 1, 0])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.9, 0.1]])
+    assert loop._same_outputs(labels, proba, labels.astype(float), proba + 1e-15)
+    # The same labels, other scores: different models.
+    assert not loop._same_outputs(labels, proba, labels, proba * 0.5 + 0.25)
+    # Other labels, or another number of classes.
+    assert not loop._same_outputs(labels, proba, 1 - labels, proba)
+    assert not loop._same_outputs(labels, proba, labels, np.c_[proba, np.zeros(4)])
+    # Label-only models that agree on every row are not called the same model.
+    assert not loop._same_outputs(labels, None, labels, None)
+    assert not loop._same_outputs(labels, proba, labels, None)
 
 
 # -- assess: every signal is computed, reported and combined ---------------------------------
