@@ -74,10 +74,10 @@ from include.retrainer import validation as after
 
 run_time = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 
-def timed(module, label):
+def timed(module, label, df=None):
     docs = tempfile.mkdtemp(prefix=f"docs-{label}-")
     t = time.perf_counter()
-    report = module.validate_batch(frame, expectations, "churn_suite", data_docs_dir=docs,
+    report = module.validate_batch(frame if df is None else df, expectations, "churn_suite", data_docs_dir=docs,
                                    run_name="2026-02-22_2026-03-01", run_time=run_time)
     seconds = time.perf_counter() - t
     files = [p for p in __import__("pathlib").Path(docs).rglob("*") if p.is_file()]
@@ -113,15 +113,7 @@ for round_ in range(cfg["repeats"]):
 out["after_steady_s"] = min(r[0] for r in runs["after"])
 # GX's fixed work per call: the same suite on the first 10 rows (no data to speak of), best of 5.
 tiny = frame.head(10).copy()
-floor = []
-for _ in range(5):
-    docs = tempfile.mkdtemp(prefix="docs-floor-")
-    t = time.perf_counter()
-    after.validate_batch(tiny, expectations, "churn_suite", data_docs_dir=docs,
-                         run_name="2026-02-22_2026-03-01", run_time=run_time)
-    floor.append(time.perf_counter() - t)
-    shutil.rmtree(docs, ignore_errors=True)
-out["floor_s"] = min(floor)
+out["floor_s"] = min(timed(after, "floor", tiny)[0] for _ in range(5))
 out["expectations"] = len(after._dedupe([after._normalise_expectation(e, "bench") for e in expectations]))
 if cfg.get("profile"):
     # Where GX's time goes on this batch: cumulative time of named GX internals over 3 calls.
