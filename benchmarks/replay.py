@@ -30,9 +30,11 @@ matrix, the baselines and "ours" all use the very same object (see :class:`Model
 
 Figures per stream and policy: served quality (mean over weeks of the serving champion's
 primary metric on the week it serves, i.e. the week FOLLOWING its decision), retrains
-(challengers trained after the cold start, promoted or not), promotions, detection delay
-per change (weeks from the change's first week until a promoted model trained at or after
-that week is the champion; it serves from the week after), weeks where "ours" was
+(challengers trained after the cold start, promoted or not), promotions (every move of the
+champion, a reinstated earlier champion included), detection delay per change (weeks from the
+change's first week until the champion is one put in office at or after that week: a model
+trained since, or an earlier champion reinstated on post-change held-out rows; it serves from
+the week after), weeks where "ours" was
 unassessed (assess raised, or the gate had no usable signal) or stuck (it asked for a retrain
 but no challenger could be trained, or it still has no champion after the others got one).
 """
@@ -265,6 +267,9 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
     records: list[WeekRecord] = []
     champion, champ_week = None, None
     since = None  # the latest rejected challenger, newer than the champion (as the DAG tracks it)
+    # Earlier champions as they left office (served history included), most recent tenure last:
+    # the DAG reads them from the champion history (comparison.reinstate_earlier).
+    earlier: dict[int, Any] = {}
     for t in range(last + 1):
         before = champ_week
         try:
@@ -289,6 +294,43 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
             records.append(WeekRecord(t, before, before, False, False, status, f"{outcome.reason}; {challenger}"))
             continue
         judgement = loop.judge(spec, champion, challenger)
+        reinstated = None
+        n_earlier = spec.comparison.reinstate_earlier
+        if champion is not None and n_earlier > 0 and not judgement.stale and spec.promotion.approval != "required":
+            winner = challenger if judgement.promote else champion
+            keys = [w for w in reversed(earlier) if w not in (champ_week, t)][:n_earlier]
+            if keys:
+                outcome_r = loop.reinstate_earlier_champion(
+                    spec,
+                    winner,
+                    "challenger" if judgement.promote else "champion",
+                    [(w, earlier[w]) for w in keys],
+                    challenger.holdout,
+                )
+                reinstated = outcome_r.key
+        if champion is not None and (judgement.promote or reinstated is not None):
+            # The outgoing champion leaves office with its served history (a candidate later).
+            earlier.pop(champ_week, None)
+            earlier[champ_week] = champion
+        if reinstated is not None:
+            # As the DAG does it: the challenger is rejected (the gate measures change since its
+            # data), the earlier version is champion again without a follow-up on its old trigger.
+            state = earlier.pop(reinstated)
+            champion, champ_week = dataclasses.replace(state, trigger=(), trigger_drop={}), reinstated
+            earlier[reinstated] = state
+            since = dataclasses.replace(challenger, trigger=outcome.trigger)
+            records.append(
+                WeekRecord(
+                    t,
+                    before,
+                    champ_week,
+                    True,
+                    True,
+                    "ok",
+                    f"{outcome.reason} | " + "; ".join(map(str, judgement.reasons)) + f" | {outcome_r.reason}",
+                )
+            )
+            continue
         if judgement.promote:
             # As the DAG records them: which signals asked for this model (model card) and
             # what its promotion won (comparison.json).
@@ -436,9 +478,19 @@ def _policy_run(
     after = {r.week: r.champion_after for r in records}
     serving = tuple(after.get(t - 1) for t in range(start + 1, T))
     values = [0.5 if s is None else q[s, t] for s, t in zip(serving, range(start + 1, T))]
+    # The week each week's champion took office: its training week for a promotion, the week of
+    # the decision for an earlier champion reinstated (chosen on that week's held-out rows).
+    took_office: dict[int, int] = {}
+    current = None
+    for r in sorted(records, key=lambda r: r.week):
+        if r.champion_after is not None and r.champion_after != r.champion_before:
+            current = r.week
+        took_office[r.week] = current if r.champion_after is not None else None
     delays: list[int | None] = []
     for c in stream.changes:
-        hit = next((t for t in range(c.week, T - 1) if after.get(t) is not None and after[t] >= c.week), None)
+        hit = next(
+            (t for t in range(c.week, T - 1) if took_office.get(t) is not None and took_office[t] >= c.week), None
+        )
         delays.append(None if hit is None else hit - c.week)
     costly = [
         None if d is None else max(0, c.week + d - k) for c, d, k in zip(stream.changes, delays, clocks, strict=True)

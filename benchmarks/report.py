@@ -9,8 +9,9 @@ Targets (a decision rule counts as good when all are met):
 3. on stationary stretches, "ours" retrains at least 50% less than "always retrain"
    (judged on every stream with at least 4 stationary decision weeks);
 4. every change whose measured cost is >= 0.02 of the primary metric is detected within
-   2 weeks of its onset (a promoted model trained at or after the change's week is the
-   champion no more than 2 weeks after it); the delay from the week a gradual change first
+   2 weeks of its onset (a champion put in office at or after the change's week, i.e. a
+   model trained since or an earlier champion reinstated on post-change held-out rows, serves
+   no more than 2 weeks after it); the delay from the week a gradual change first
    measurably costs 0.02 (``replay.change_clocks``) is reported beside it, as information;
 5. "ours" is never unassessed or stuck.
 """
@@ -191,7 +192,8 @@ def render_markdown(fig: dict) -> str:
     L.append("")
     L.append(
         "Served quality: mean over weeks of the serving champion's ROC AUC on the week it serves. "
-        "Delay: weeks from a change until a promoted model trained at or after it is champion, counted from "
+        "Delay: weeks from a change until the champion is one put in office at or after it (a model trained "
+        "since, or an earlier champion reinstated on post-change held-out rows), counted from "
         "its onset and, in brackets where it differs, from the week a gradual change first measurably costs "
         f"{COSTLY_CHANGE:g} (information; the target counts from the onset). "
         "Stationary: retrains / decision weeks on stationary stretches."

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""List every move of a model's ``champion`` alias (promotions and rollbacks), oldest first.
+"""List every move of a model's ``champion`` alias (promotions, reinstatements and rollbacks), oldest first.
 
 The history lives in object storage (MLflow keeps none for aliases), under the model's
 artifacts location from its spec: ``s3://<artifacts.bucket>/<artifacts.prefix>/<model>/champion_history/``.
@@ -107,7 +107,7 @@ def format_approval(decision: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="List the champion history (promotions and rollbacks) of a model.")
+    parser = argparse.ArgumentParser(description="List the champion history (promotions, reinstatements and rollbacks) of a model.")
     parser.add_argument("--model", required=True, help="model name (the spec file's stem, e.g. churn)")
     parser.add_argument("--models-dir", help="folder of model specs (default: $RETRAIN_MODELS_DIR or include/models)")
     parser.add_argument(

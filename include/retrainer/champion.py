@@ -47,7 +47,7 @@ class ChampionMove:
     ``details`` carries what only one kind of move has (a rollback's ``reason`` and
     ``target_source``, a promotion's data interval)."""
 
-    action: str  # "promote" | "rollback"
+    action: str  # "promote" | "reinstate" | "rollback"
     from_version: str | None
     to_version: str
     dag_id: str
@@ -122,3 +122,32 @@ class ChampionRegistry:
         if existing is not None:  # a retry after the record was written: never append it twice
             return existing
         return history.record_move(self.store, self.spec, move.record())
+
+
+def earlier_champions(moves: list[dict], exclude: set[str], limit: int) -> list[str]:
+    """The last ``limit`` versions that were champion, newest tenure first, from the history.
+
+    ``moves``: the champion history, oldest first (:func:`history.list_history`). A version
+    counts once, at its latest move to it; versions in ``exclude`` (the champion, the
+    challenger) are skipped, and so is a version a rollback moved away from during its latest
+    tenure: a person took it out of production, so it is never brought back automatically.
+    """
+    if limit <= 0:
+        return []
+    last_to: dict[str, int] = {}
+    for i, move in enumerate(moves):
+        to_v = move.get("to_version")
+        if to_v not in (None, ""):
+            last_to[str(to_v)] = i
+    rolled_back_from: dict[str, int] = {}
+    for i, move in enumerate(moves):
+        if move.get("action") == "rollback" and move.get("from_version") not in (None, ""):
+            rolled_back_from[str(move["from_version"])] = i
+    out = []
+    for version, i in sorted(last_to.items(), key=lambda kv: kv[1], reverse=True):
+        if version in exclude or rolled_back_from.get(version, -1) > i:
+            continue
+        out.append(version)
+        if len(out) == limit:
+            break
+    return out

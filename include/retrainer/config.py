@@ -447,6 +447,12 @@ class ComparisonSpec(_Strict):
     slices: SlicesSpec | None = None
     #: Fairness gate on sensitive attributes (null: off).
     fairness: FairnessSpec | None = None
+    #: On a retrain week, also judge the last N earlier champions against the week's winner on
+    #: the same held-out rows, and reinstate the best one whose gain passes the superiority test
+    #: at alpha / N (a recurring regime: a model from the last season can serve its return
+    #: better than any fresh one). 0: off. Not applied under ``promotion.approval: required``
+    #: (the comparison reports the candidate; the rollback DAG restores it).
+    reinstate_earlier: int = Field(3, ge=0, le=10, strict=True)
 
     @property
     def null_value(self) -> float:
@@ -480,7 +486,9 @@ class WebhookSpec(_Strict):
     endpoint: str = ""
 
 
-NotifyEvent = Literal["promoted", "rejected", "skipped", "failed", "no_retrain_needed", "insufficient_data"]
+NotifyEvent = Literal[
+    "promoted", "rejected", "skipped", "failed", "no_retrain_needed", "insufficient_data", "reinstated"
+]
 
 
 class NotifySpec(_Strict):

@@ -1229,6 +1229,114 @@ def judge(spec: ModelSpec, champion: ModelState | None, challenger: ModelState) 
     )
 
 
+@dataclass(frozen=True)
+class Reinstatement:
+    """Earlier champions judged against the week's winner; the one to reinstate, if any.
+
+    ``key`` identifies the reinstated model (a version in the DAG, a week in the replay);
+    ``candidates`` has one entry per earlier champion judged (its key, the paired test's effect,
+    lower bound and p-value at ``alpha``, whether it passed, and its reasons or why it could
+    not be judged); ``result`` is the chosen one's comparison against the winner.
+    """
+
+    key: Any
+    reason: str
+    alpha: float
+    winner: str
+    candidates: tuple[dict, ...] = ()
+    result: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "reinstated": self.key,
+            "reason": self.reason,
+            "alpha": self.alpha,
+            "winner": self.winner,
+            "candidates": [dict(c) for c in self.candidates],
+        }
+
+
+def reinstate_earlier_champion(
+    spec: ModelSpec, winner: ModelState, winner_role: str, candidates: Any, holdout: Any
+) -> Reinstatement:
+    """Judge earlier champions against the week's winner on the same held-out rows.
+
+    A recurring regime (a season that returns) can be served better by a model trained when it
+    last held than by any model trained on the weeks just before its return. Each candidate
+    ``(key, ModelState)`` is compared with the winner (the promoted challenger, or the champion
+    it failed to replace) as a challenger under policy ``superiority`` at one-sided
+    ``alpha / len(candidates)`` (Bonferroni: several earlier models get several chances to win
+    by noise), with the McNemar guard and the slice and fairness gates as for any promotion.
+    The passing candidate with the largest effect is chosen (``key`` None when none passes).
+    A candidate that cannot be scored (e.g. trained on other feature columns) is reported and
+    skipped, never an error.
+    """
+    from include.retrainer import compare, training
+
+    candidates = list(candidates)
+    c = spec.comparison
+    alpha = c.alpha / max(len(candidates), 1)
+    settings = c.model_copy(update={"policy": "superiority", "alpha": alpha})
+    y = holdout[spec.features.target].to_numpy()
+    w_pred, w_proba = training.predict(winner.model, holdout, spec)
+    judged: list[dict] = []
+    best: tuple[float, Any, dict] | None = None
+    for key, state in candidates:
+        entry: dict = {"key": key, "trained_through": state.trained_through.isoformat()}
+        try:
+            e_pred, e_proba = training.predict(state.model, holdout, spec)
+            result = compare.compare_models(
+                y,
+                w_pred,
+                e_pred,
+                settings,
+                champion_proba=w_proba,
+                challenger_proba=e_proba,
+                champion_classes=winner.classes,
+                challenger_classes=state.classes,
+            )
+        except Exception as exc:  # an old model that cannot score today's rows is not a candidate
+            entry.update(passed=False, error=f"{type(exc).__name__}: {exc}")
+            judged.append(entry)
+            continue
+        out = result.to_dict()
+        passed, reasons = _governance_gates(
+            spec,
+            holdout,
+            y,
+            result,
+            out,
+            {"champion": (w_pred, w_proba, winner.classes), "challenger": (e_pred, e_proba, state.classes)},
+        )
+        test = out.get("paired_test") or {}
+        entry.update(
+            passed=bool(passed),
+            effect=test.get("effect"),
+            ci_low=test.get("ci_low"),
+            p_value=test.get("p_value"),
+            reasons=list(reasons),
+        )
+        judged.append(entry)
+        effect = finite_or_none(test.get("effect"))
+        if passed and effect is not None and (best is None or effect > best[0]):
+            best = (effect, key, out)
+    metric = c.primary_metric
+    if best is None:
+        reason = (
+            f"no earlier champion serves these {len(y)} held-out rows better than the {winner_role} "
+            f"({metric}, one-sided alpha {alpha:.4g} for {len(candidates)} candidate(s))"
+        )
+        return Reinstatement(None, reason, alpha, winner_role, tuple(judged))
+    effect, key, out = best
+    low = finite_or_none((out.get("paired_test") or {}).get("ci_low"))
+    reason = (
+        f"earlier champion {key} reinstated: {metric} {effect:+.4f} over the {winner_role} on the same {len(y)} "
+        f"held-out rows (one-sided lower bound {'n/a' if low is None else f'{low:+.4f}'} at alpha {alpha:.4g}, "
+        f"{len(candidates)} earlier champion(s) judged)"
+    )
+    return Reinstatement(key, reason, alpha, winner_role, tuple(judged), out)
+
+
 def _same_outputs(cp_pred: Any, cp_proba: Any, ch_pred: Any, ch_proba: Any) -> bool:
     """Champion and challenger give the same label and the same probabilities on every row.
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DECISIONS = ("promoted", "rejected", "skipped", "failed")
-DECISION_CODES = ("promoted", "rejected", "no_retrain_needed", "insufficient_data", "failed")
+DECISION_CODES = ("promoted", "reinstated", "rejected", "no_retrain_needed", "insufficient_data", "failed")
 DEFAULT_ON = ("promoted", "rejected", "failed")
 
 _CONFIG_KEYS = {"on", "email", "email_from", "smtp_conn_id", "webhook", "retries", "retry_delay_seconds"}
@@ -208,6 +208,8 @@ def outcome_label(summary: Mapping[str, Any]) -> str:
     trigger = summary.get("trigger")
     if decision == "skipped":
         return "skipped: insufficient data" if code == "insufficient_data" else "skipped: no retraining needed"
+    if code == "reinstated":
+        return "earlier champion reinstated" + (" (forced run)" if trigger == "forced" else "")
     if decision in ("promoted", "rejected") and trigger == "forced":
         return f"{decision} (forced run)"
     return str(decision)

@@ -115,7 +115,19 @@ def version_descriptions(summary: Mapping[str, Any], now: dt.datetime | None = N
     after, before = summary.get("champion_version_after"), summary.get("champion_version_before")
     approval = description_line(summary.get("approval"))  # who approved or rejected, when, their comment
     approval = f" {approval}" if approval else ""
-    if decision == "promoted" and after is not None:
+    if summary.get("decision_code") == "reinstated" and after is not None:
+        out[str(after)] = (
+            f"CHAMPION again since {when}: reinstated by {who}"
+            + (f", replacing v{before}" if before not in (None, after) else "")
+            + f". {headline}"
+        )
+        if before is not None and str(before) != str(after):
+            out[str(before)] = f"Former champion: replaced by the earlier champion v{after} on {when} by {who}."
+        if summary.get("challenger_version") is not None:
+            out[str(summary["challenger_version"])] = (
+                f"REJECTED on {when} by {who}: the earlier champion v{after} serves this week better. {headline}"
+            )
+    elif decision == "promoted" and after is not None:
         out[str(after)] = (
             f"CHAMPION since {when}: promoted by {who}"
             + (f", replacing v{before}" if before not in (None, after) else "")
@@ -323,7 +335,9 @@ def describe_decision(client: Any, name: str, summary: Mapping[str, Any]) -> Non
         registry.describe_model(
             client,
             name,
-            f"Champion: v{after} (alias @champion), promoted by run {summary.get('dag_run_id')} for week "
+            f"Champion: v{after} (alias @champion), "
+            f"{'reinstated' if summary.get('decision_code') == 'reinstated' else 'promoted'} "
+            f"by run {summary.get('dag_run_id')} for week "
             f"{week_label(summary)}. {summary.get('headline') or ''}",
             tags={"champion": f"v{after}"},
         )

@@ -202,7 +202,7 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
             >> outcome
             >> [
                 EmptyOperator(task_id=task_id, doc_md=OUTCOME_DOCS[task_id])
-                for task_id in (*OUTCOME_TASKS.values(), FORCED_TASK)
+                for task_id in dict.fromkeys((*OUTCOME_TASKS.values(), FORCED_TASK))
             ]
         )
     return dag

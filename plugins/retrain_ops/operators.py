@@ -271,7 +271,7 @@ class ModelCompareOperator(RetrainBaseOperator):
 
 
 class PromotionBranchOperator(BaseBranchOperator):
-    """Follows the comparison's decision: ``promote_task_id`` or ``reject_task_id``.
+    """Follows the comparison's decision: ``promote_task_id`` (promote, reinstate) or ``reject_task_id``.
 
     :param comparison: the comparison step's result (an XComArg of ``compare_models``).
     """
@@ -289,7 +289,9 @@ class PromotionBranchOperator(BaseBranchOperator):
         comparison = self.comparison or {}
         if comparison.get("decision") == "skip":  # nothing was trained: reject_challenger skips itself
             return self.reject_task_id
-        return self.promote_task_id if comparison.get("decision") == "promote" else self.reject_task_id
+        # "reinstate": the champion moves too (to an earlier champion), through the promote task.
+        moves = comparison.get("decision") in ("promote", "reinstate")
+        return self.promote_task_id if moves else self.reject_task_id
 
 
 class ChampionPromoteOperator(RetrainBaseOperator):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 #: decision code -> outcome task id
 OUTCOME_TASKS = {
     "promoted": TaskId.MARK_PROMOTED,
+    "reinstated": TaskId.MARK_PROMOTED,  # the champion moved, to an earlier one
     "rejected": TaskId.MARK_REJECTED,
     "no_retrain_needed": TaskId.MARK_SKIPPED_NO_DRIFT,
     "insufficient_data": TaskId.MARK_SKIPPED_INSUFFICIENT_DATA,
@@ -30,7 +31,10 @@ OUTCOME_TASKS = {
 FORCED_TASK = TaskId.MARK_FORCED_RUN
 
 OUTCOME_DOCS = {
-    TaskId.MARK_PROMOTED: "The challenger was promoted: alias `champion` now points at it.",
+    TaskId.MARK_PROMOTED: (
+        "The champion moved: to the challenger, or (decision code `reinstated`) back to an earlier "
+        "champion that served this week's held-out rows better than the week's winner."
+    ),
     TaskId.MARK_REJECTED: "A challenger was trained and compared, and rejected: the champion is unchanged.",
     TaskId.MARK_SKIPPED_NO_DRIFT: "No retraining needed: the drift gate did not trip (see the run note / report).",
     TaskId.MARK_SKIPPED_INSUFFICIENT_DATA: "Retraining was due but there was not enough data to train and evaluate.",

@@ -878,3 +878,84 @@ def test_the_learning_gain_is_optional_and_never_fails_training(monkeypatch):
     monkeypatch.setattr(training, "fit_pipeline", fit_once)
     state = loop.build_challenger(spec, window, START + dt.timedelta(days=7))
     assert state.evaluation["data_gain"] is None and len(calls) == 2
+
+
+# -- reinstating an earlier champion (comparison.reinstate_earlier) ----------------------------
+class _BrokenModel:
+    """An earlier champion that cannot score today's rows (e.g. trained on other columns)."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, X):
+        raise KeyError("column 'old_feature' not in the batch")
+
+    predict = predict_proba
+
+
+def test_an_earlier_champion_that_serves_the_rows_better_is_reinstated_at_alpha_over_candidates():
+    from include.retrainer import compare
+
+    spec = spec_for()
+    holdout = _segment_holdout()
+    winner = _state(_ScoreModel(noise=2.0, seed=1), holdout)
+    strong, similar = _ScoreModel(noise=0.3, seed=3), _ScoreModel(noise=2.0, seed=4)
+    candidates = [
+        ("7", _state(similar, None, START - dt.timedelta(days=28))),
+        ("5", _state(strong, None, START - dt.timedelta(days=56))),
+        ("4", _state(_BrokenModel(), None, START - dt.timedelta(days=63))),
+    ]
+    found = loop.reinstate_earlier_champion(spec, winner, "challenger", candidates, holdout)
+    assert found.key == "5" and found.alpha == pytest.approx(0.05 / 3)
+    assert found.reason.startswith("earlier champion 5 reinstated: roc_auc +")
+    by_key = {c["key"]: c for c in found.candidates}
+    assert by_key["5"]["passed"] and not by_key["7"]["passed"]
+    assert by_key["4"]["passed"] is False and "KeyError" in by_key["4"]["error"]
+    # The numbers are those of the superiority test of the candidate against the winner at alpha / 3.
+    y = holdout["y"].to_numpy()
+    settings = spec.comparison.model_copy(update={"policy": "superiority", "alpha": 0.05 / 3})
+    oracle = compare.compare_models(
+        y,
+        winner.model.predict(holdout),
+        strong.predict(holdout),
+        settings,
+        champion_proba=winner.model.predict_proba(holdout),
+        challenger_proba=strong.predict_proba(holdout),
+        classes=[0, 1],
+    ).paired_test
+    assert by_key["5"]["effect"] == pytest.approx(oracle.effect) and by_key["5"]["ci_low"] == pytest.approx(
+        oracle.ci_low
+    )
+    assert found.result["paired_test"]["confidence"] == pytest.approx(1 - 2 * 0.05 / 3)
+    assert found.to_dict()["reinstated"] == "5" and found.to_dict()["winner"] == "challenger"
+
+
+def test_no_earlier_champion_is_reinstated_on_noise():
+    spec = spec_for()
+    holdout = _segment_holdout()
+    winner = _state(_ScoreModel(noise=1.0, seed=1), holdout)
+    candidates = [(str(v), _state(_ScoreModel(noise=1.0, seed=20 + v), None)) for v in range(3)]
+    found = loop.reinstate_earlier_champion(spec, winner, "champion", candidates, holdout)
+    assert found.key is None and found.result is None
+    assert found.reason.startswith("no earlier champion serves these 3000 held-out rows better than the champion")
+    assert all(c["passed"] is False and "effect" in c for c in found.candidates)
+
+
+def test_earlier_champions_are_the_latest_tenures_without_those_a_person_rolled_back_from():
+    from include.retrainer.champion import earlier_champions
+
+    moves = [
+        {"action": "promote", "from_version": None, "to_version": "1"},
+        {"action": "promote", "from_version": "1", "to_version": "2"},
+        {"action": "promote", "from_version": "2", "to_version": "3"},
+        {"action": "rollback", "from_version": "3", "to_version": "2"},
+        {"action": "promote", "from_version": "2", "to_version": "5"},
+        {"action": "reinstate", "from_version": "5", "to_version": "1"},
+        {"action": "promote", "from_version": "1", "to_version": "8"},
+    ]
+    # 8 is champion, 9 the challenger; 3 was rolled back from; 1 counts at its latest tenure.
+    assert earlier_champions(moves, {"8", "9"}, 3) == ["1", "5", "2"]
+    assert earlier_champions(moves, {"8", "9"}, 1) == ["1"]
+    assert earlier_champions(moves, {"8", "9"}, 0) == []
+    # A version promoted again after a rollback away from it is a candidate again.
+    moves.append({"action": "promote", "from_version": "8", "to_version": "3"})
+    assert earlier_champions(moves, {"3"}, 5) == ["8", "1", "5", "2"]

@@ -135,3 +135,32 @@ def test_unquoted_yaml_on_key_is_read():
     raw = yaml.safe_load("notify: {on: [failed], email: [a@example.com]}")["notify"]
     assert True in raw  # what PyYAML does with `on:`
     assert notify_config(raw).on == ("failed",)
+
+
+def test_a_reinstatement_is_named_in_the_message_the_descriptions_and_the_outcome_row():
+    from include.retrainer.run_story import version_descriptions
+    from retrain_ops.outcome import outcome_tasks
+
+    summary = {
+        **FULL,
+        "decision": "promoted",
+        "decision_code": "reinstated",
+        "trigger": "signals",
+        "headline": "Reinstated an earlier champion (signals): earlier champion 2 reinstated: roc_auc +0.0561.",
+        "champion_version_before": "4",
+        "champion_version_after": "2",
+        "challenger_version": "5",
+        "reinstated_version": "2",
+    }
+    # Notified as a promotion (the champion moved) or by its own code.
+    assert should_notify(notify_config({"email": ["a@example.com"], "on": ["promoted"]}), summary)
+    assert should_notify(notify_config({"email": ["a@example.com"], "on": ["reinstated"]}), summary)
+    assert not should_notify(notify_config({"email": ["a@example.com"], "on": ["rejected"]}), summary)
+    msg = build_message(summary)
+    assert msg.subject.startswith("[retrain churn] earlier champion reinstated v2, week 2026-11-15")
+    texts = version_descriptions(summary)
+    assert texts["2"].startswith("CHAMPION again since ") and "reinstated by run manual__1" in texts["2"]
+    assert texts["2"].endswith(", replacing v4. " + summary["headline"])
+    assert texts["4"].startswith("Former champion: replaced by the earlier champion v2")
+    assert texts["5"].startswith("REJECTED on ") and "the earlier champion v2 serves this week better" in texts["5"]
+    assert outcome_tasks("promoted", "reinstated", "signals") == ["mark_promoted"]

@@ -29,10 +29,16 @@ class ComparisonResult(StepResult):
     The judgement's further detail (e.g. ``primary_metric``, ``challenger_estimate``) rides in
     ``extra``, unchanged, like the stored report."""
 
-    decision: str = "reject"  # "promote" | "reject" | "skip" (nothing was trained)
+    #: "promote" | "reject" | "reinstate" (an earlier champion serves the held-out rows better
+    #: than the week's winner: ``reinstated_version`` becomes champion, the challenger is
+    #: rejected) | "skip" (nothing was trained)
+    decision: str = "reject"
     reasons: list[str] = field(default_factory=list)
     challenger_version: str | None = None
     champion_version: str | None = None
+    reinstated_version: str | None = None
+    #: Earlier champions judged against the week's winner (``loop.Reinstatement.to_dict``), or None.
+    reinstatement: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     mcnemar: dict[str, Any] | None = None
     paired_test: dict[str, Any] | None = None
@@ -81,6 +87,13 @@ def compare_models(
     target = spec.features.target
     y = holdout[target].to_numpy()
 
+    if champion is not None and champion.tag("reinstated_instead_of") == challenger_v:
+        # Re-run of an interval whose run reinstated an earlier champion: same end state.
+        prior = store.get_json_or_none(paths.comparison)
+        if prior and prior.get("reinstated_version") == champion.version:
+            out = {**prior, "already_champion": True}
+            store.put_json(paths.comparison, out)
+            return ComparisonResult.of({**out, "report_uri": paths.comparison})
     if champion is not None and champion.version == challenger_v:
         # Re-run of an interval whose challenger was already promoted: same end state.
         result: dict[str, Any] = {
@@ -119,6 +132,20 @@ def compare_models(
         )
     judgement = loop.judge(spec, champion_state, challenger_state)
     out = judgement.to_dict()
+    if champion is not None and champion_state is not None and not judgement.stale:
+        out.update(
+            _reinstatement(
+                store,
+                client,
+                tracking_uri,
+                spec,
+                champion.version,
+                challenger_v,
+                judgement,
+                challenger_state if judgement.promote else champion_state,
+                holdout,
+            )
+        )
     out.update(
         {
             "champion_version": champion.version if champion else None,
@@ -147,3 +174,70 @@ def compare_models(
         "; ".join(out["reasons"]),
     )
     return ComparisonResult.of({**json_safe(out), "report_uri": paths.comparison})
+
+
+def _reinstatement(
+    store: ObjectStore,
+    client: Any,
+    tracking_uri: str,
+    spec: ModelSpec,
+    champion_v: str,
+    challenger_v: str,
+    judgement: Any,
+    winner: Any,
+    holdout: Any,
+) -> dict[str, Any]:
+    """Judge the last ``comparison.reinstate_earlier`` champions against the week's winner.
+
+    Returns the comparison's updates: ``{}`` when off (or no earlier champion can be loaded),
+    else ``reinstatement`` (every candidate's numbers) and, when one wins, ``decision``
+    "reinstate", ``reinstated_version`` and its reason first. Not under
+    ``promotion.approval: required``: a person decides every move there (the rollback DAG
+    restores an earlier version).
+    """
+    from include.retrainer import history, loop, registry
+    from include.retrainer.champion import earlier_champions
+
+    n = spec.comparison.reinstate_earlier
+    if n <= 0 or spec.promotion.required:
+        return {}
+    versions = earlier_champions(history.list_history(store, spec), {champion_v, challenger_v}, n)
+    candidates = []
+    for version in versions:
+        info = registry.get_version(client, spec.name, version)
+        if info is None:
+            log.info("earlier champion v%s no longer exists: not a candidate for reinstatement", version)
+            continue
+        try:
+            model = registry.load_model(tracking_uri, spec.name, version)
+        except Exception as exc:  # e.g. its artefact was deleted: it cannot serve again
+            log.warning(
+                "earlier champion v%s could not be loaded (%s): not a candidate for reinstatement", version, exc
+            )
+            continue
+        candidates.append(
+            (
+                version,
+                loop.ModelState(
+                    model=model,
+                    train=None,
+                    holdout=None,
+                    trained_through=interval_end_of(info) or dt.datetime.min.replace(tzinfo=dt.UTC),
+                    baseline={},
+                    importance={},
+                ),
+            )
+        )
+    if not candidates:
+        return {}
+    role = "challenger" if judgement.promote else "champion"
+    found = loop.reinstate_earlier_champion(spec, winner, role, candidates, holdout)
+    log.info("earlier champions %s judged against the %s: %s", [c[0] for c in candidates], role, found.reason)
+    update: dict[str, Any] = {"reinstatement": found.to_dict()}
+    if found.key is not None:
+        update.update(
+            decision="reinstate",
+            reinstated_version=str(found.key),
+            reasons=[found.reason, *judgement.reasons],
+        )
+    return update

@@ -124,10 +124,16 @@ def load_champion_state(
     trained_through = interval_end_of(champion) or dt.datetime.min.replace(tzinfo=dt.UTC)
     trigger = tuple(card.get("trigger") or ())
     asked = card.get("trigger_drop")  # absent from cards written before it was recorded
-    if champion.tag("decision") == "rollback_target" and trigger:
-        # A person restored this version: the change it once answered is not what it serves
-        # now, and a follow-up retrain would undo their choice. It ages and decays as any other.
-        log.info("champion v%s was restored by a rollback: no follow-up on its trigger %s", champion.version, trigger)
+    if champion.tag("decision") in ("rollback_target", "reinstated") and trigger:
+        # Restored by a person (rollback) or by a comparison (reinstated): the change it once
+        # answered is not what it serves now, and a follow-up retrain would undo that choice.
+        # It ages and decays as any other.
+        log.info(
+            "champion v%s was restored (%s): no follow-up on its trigger %s",
+            champion.version,
+            champion.tag("decision"),
+            trigger,
+        )
         trigger, asked = (), {}
     state = loop.ModelState(
         model=model,

@@ -67,6 +67,8 @@ def promote_challenger(
 
     if not allow_promotion:
         return rejected(f"promotion disabled by run param {RunParam.ALLOW_PROMOTION}=false")
+    if comparison.decision == "reinstate" and comparison.reinstated_version is not None:
+        return _reinstate(champions, tracking_uri, spec, ctx, comparison, expected)
     with champions.lock(owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
         current = champions.current()
         current_v = current.version if current else None
@@ -111,6 +113,85 @@ def promote_challenger(
     log.info("promoted v%s to champion (was %s)", challenger_v, current_v)
     return PromotionResult(
         promoted=True, champion_before=current_v, champion_after=challenger_v, reasons=reasons, approval=recorded
+    )
+
+
+def _reinstate(
+    champions: ChampionRegistry,
+    tracking_uri: str,
+    spec: ModelSpec,
+    ctx: RunContext,
+    comparison: ComparisonResult,
+    expected: str | None,
+) -> PromotionResult:
+    """Move ``champion`` back to the earlier champion the comparison chose; reject the challenger.
+
+    The same compare-and-set as a promotion: only while the champion is still the one compared.
+    The challenger is tagged rejected first (the gate of the next weeks measures change since its
+    data, as after any rejection); the reinstated version gets ``decision=reinstated`` (no
+    follow-up on the change it once answered), ``replaced_version`` (what a rollback returns to)
+    and ``reinstated_instead_of`` (a re-run of this interval finds the same end state).
+    """
+    from include.retrainer import registry
+
+    target = str(comparison.reinstated_version)
+    challenger_v = str(comparison.challenger_version)
+    reasons = list(comparison.reasons)
+    with champions.lock(owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
+        current = champions.current()
+        current_v = current.version if current else None
+        if current_v == target:  # a retry after the alias already moved: finish the bookkeeping
+            done = champions.version(target)
+            if done is not None and done.tag("reinstated_by_run") == ctx.run_id:
+                reject_challenger(tracking_uri, spec, ctx, comparison)  # same tags again: idempotent
+                before = done.tag("replaced_version") or None
+                if before:
+                    champions.tag(before, {registry.TAG + "replaced_by": target})
+                champions.record(_reinstatement_move(ctx, before, target, reasons, done.tag("reinstated_at") or ""))
+            return PromotionResult(promoted=True, champion_before=expected, champion_after=target, reasons=reasons)
+        if current_v != expected:
+            out = reject_challenger(
+                tracking_uri,
+                spec,
+                ctx,
+                comparison,
+                extra_reason=(
+                    f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
+                    f"not reinstating v{target}, which was not compared with the current champion (re-run to re-evaluate)"
+                ),
+            )
+            return out
+        reject_challenger(tracking_uri, spec, ctx, comparison)
+        now = dt.datetime.now(dt.UTC).isoformat()
+        champions.move(
+            lease,
+            target,
+            fence_tag=registry.TAG + "fencing_token",
+            mark={
+                registry.TAG + "decision": "reinstated",
+                registry.TAG + "reinstated_at": now,
+                registry.TAG + "reinstated_by_run": ctx.run_id,
+                registry.TAG + "reinstated_instead_of": challenger_v,
+                registry.TAG + "replaced_version": current_v or "",
+            },
+        )
+        if current_v:
+            champions.tag(current_v, {registry.TAG + "replaced_by": target, registry.TAG + "demoted_at": now})
+        champions.record(_reinstatement_move(ctx, current_v, target, reasons, now))
+    log.info("reinstated v%s as champion (was %s); challenger v%s rejected", target, current_v, challenger_v)
+    return PromotionResult(promoted=True, champion_before=current_v, champion_after=target, reasons=reasons)
+
+
+def _reinstatement_move(ctx: RunContext, before: str | None, after: str, reasons: list[str], at: str) -> ChampionMove:
+    return ChampionMove(
+        action="reinstate",
+        from_version=before,
+        to_version=after,
+        dag_id=ctx.dag_id,
+        dag_run_id=ctx.run_id,
+        reasons=reasons,
+        at=at or dt.datetime.now(dt.UTC).isoformat(),
+        details={"data_interval_start": ctx.interval_start, "data_interval_end": ctx.interval_end},
     )
 
 

@@ -25,7 +25,7 @@ from include.retrainer.tasks import TaskId
 
 log = logging.getLogger(__name__)
 
-SUMMARY_SCHEMA_VERSION = 4
+SUMMARY_SCHEMA_VERSION = 5
 
 #: The fields of each step's result that the summary's sections carry (docs/run-summary.md).
 PARTITION_KEYS = ("days_found", "days_missing", "days_quarantined_skipped")
@@ -138,6 +138,8 @@ def build_summary(
     elif outcome is not None:
         decision = "promoted" if outcome.promoted else "rejected"
         code = decision
+        if outcome.promoted and comparison is not None and comparison.decision == "reinstate":
+            code = "reinstated"  # the champion moved back to an earlier one; the challenger was rejected
         if branch is not None and branch.reason:
             reasons.append(f"retrained: {branch.reason}")
         reasons += outcome.reasons
@@ -176,6 +178,8 @@ def build_summary(
             "champion_version_before": champion_before,
             "champion_version_after": champion_after,
             "challenger_version": trained.challenger_version if trained else None,
+            "reinstated_version": comparison.reinstated_version if comparison and code == "reinstated" else None,
+            "reinstatement": comparison.reinstatement if comparison else None,
             "metrics": (comparison.metrics if comparison else None) or {"champion": {}, "challenger": {}},
             "mcnemar": comparison.mcnemar if comparison else None,
             "comparison": comparison.pick(*COMPARISON_KEYS) if comparison and compared else None,
@@ -271,6 +275,9 @@ def approval_headline(
 def headline(decision: str, code: str | None, reasons: list[str], trigger: str | None) -> str:
     """One paragraph a person reads first: what happened and the main reason, with numbers."""
     first = reasons[0] if reasons else ""
+    if code == "reinstated":
+        why = "; ".join(r for r in reasons[1:] if r)
+        return f"Reinstated an earlier champion ({trigger or 'retrained'}): {first}. Comparison: {why}."
     if decision == "promoted":
         why = "; ".join(r for r in reasons[1:] if r) or first
         return f"Promoted ({trigger or 'retrained'}): {first}. Comparison: {why}."

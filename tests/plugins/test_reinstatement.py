@@ -1,0 +1,116 @@
+"""Reinstating an earlier champion through the real steps (MLflow server, moto S3).
+
+Week 1 is clean: v1 is the first champion. Week 2's labels are shuffled; v2, trained on them,
+is put in office by hand (a bad promotion is what a recurring regime looks like to a model
+trained for the other season). Week 3's first five days are shuffled too, its last two (the
+held-out rows) clean again: v3 learns nothing, the champion v2 knows nothing either, and the
+earlier champion v1 serves those rows far better. The comparison says so with numbers, the
+promote step moves the alias back to v1 and rejects v3, and a re-run of the week changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from include.demo import data as demo_data
+from include.retrainer import history, registry, steps
+from include.retrainer.layout import RunLayout
+
+START = dt.datetime(2026, 6, 7, tzinfo=dt.UTC)  # a Sunday
+WEEK = dt.timedelta(weeks=1)
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _ctx(spec, week: int, run: str) -> steps.RunContext:
+    start = START + week * WEEK
+    return steps.RunContext(dag_id=spec.dag_id, run_id=run, interval_start=start, interval_end=start + WEEK)
+
+
+def _train(store, tracking, spec, ctx) -> steps.TrainResult:
+    fetched = steps.fetch_batch(store, spec, ctx)
+    steps.detect_drift(store, tracking, spec, ctx, fetched.batch_uri)
+    return steps.train_challenger(store, tracking, spec, ctx)
+
+
+def test_an_earlier_champion_that_serves_the_week_better_is_reinstated(mlflow_server, s3, store, churn_spec_factory):
+    overrides = {
+        "data__prefix": "reinstate",
+        "training__window_weeks": 1,
+        "training__max_window_weeks": 1,
+    }
+    spec = churn_spec_factory(**overrides)
+    day0 = START.date()
+    shuffled = [day0 + dt.timedelta(days=d) for d in (*range(7, 14), *range(14, 19))]
+    frames = demo_data.generate_churn(day0, days=21, rows_per_day=400, shuffle_label_days=shuffled)
+    demo_data.write_partitions(s3, "raw-data", "reinstate", frames)
+    client = registry.client_for(mlflow_server)
+
+    ctx1 = _ctx(spec, 0, "w1")
+    t1 = _train(store, mlflow_server, spec, ctx1)
+    c1 = steps.compare_models(store, mlflow_server, spec, ctx1, t1)
+    assert c1.decision == "promote" and c1.cold_start
+    steps.promote_challenger(store, mlflow_server, spec, ctx1, c1)
+    v1 = str(t1.challenger_version)
+
+    ctx2 = _ctx(spec, 1, "w2")
+    t2 = _train(store, mlflow_server, spec, ctx2)
+    v2 = str(t2.challenger_version)
+    forced = steps.ComparisonResult(
+        decision="promote", challenger_version=v2, champion_version=v1, reasons=["put in office for the test"]
+    )
+    assert steps.promote_challenger(store, mlflow_server, spec, ctx2, forced).champion_after == v2
+
+    ctx3 = _ctx(spec, 2, "w3")
+    t3 = _train(store, mlflow_server, spec, ctx3)
+    v3 = str(t3.challenger_version)
+
+    # Under promotion.approval: required a person decides every move: nothing is reinstated.
+    gated = churn_spec_factory(name=spec.name, promotion__approval="required", **overrides)
+    assert steps.compare_models(store, mlflow_server, gated, ctx3, t3).reinstatement is None
+
+    c3 = steps.compare_models(store, mlflow_server, spec, ctx3, t3)
+    assert c3.decision == "reinstate" and c3.reinstated_version == v1, c3.reasons
+    assert c3.champion_version == v2 and c3.challenger_version == v3
+    assert c3.reasons[0].startswith(f"earlier champion {v1} reinstated: roc_auc +")
+    judged = {c["key"]: c for c in c3.reinstatement["candidates"]}
+    assert set(judged) == {v1}  # the champion and the challenger are not candidates
+    assert judged[v1]["passed"] and judged[v1]["ci_low"] > 0.1
+    stored = store.get_json(RunLayout.of(spec, ctx3.interval_start, ctx3.interval_end).comparison)
+    assert stored["decision"] == "reinstate" and stored["reinstated_version"] == v1
+
+    done = steps.promote_challenger(store, mlflow_server, spec, ctx3, c3)
+    assert done.promoted and (done.champion_before, done.champion_after) == (v2, v1)
+    assert registry.get_alias(client, spec.name, registry.CHAMPION).version == v1
+    back = registry.get_version(client, spec.name, v1)
+    assert back.tag("decision") == "reinstated" and back.tag("reinstated_instead_of") == v3
+    assert back.tag("replaced_version") == v2  # what a rollback would return to
+    assert registry.get_version(client, spec.name, v3).tag("decision") == "rejected"
+    assert registry.get_version(client, spec.name, v2).tag("replaced_by") == v1
+    moves = history.list_history(store, spec)
+    assert [(m["action"], m["from_version"], m["to_version"]) for m in moves][-1] == ("reinstate", v2, v1)
+
+    # A re-run (or a retry) of the week reaches the same end state and records nothing twice.
+    again = steps.compare_models(store, mlflow_server, spec, ctx3, t3)
+    assert again.decision == "reinstate" and again.reinstated_version == v1 and again.already_champion
+    assert steps.promote_challenger(store, mlflow_server, spec, ctx3, again).champion_after == v1
+    assert len(history.list_history(store, spec)) == len(moves)
+
+    # The run summary names it: decision promoted (the champion moved), code reinstated.
+    results = steps.RunResults(
+        fetch=None,
+        validation=None,
+        drift=None,
+        decision=None,
+        trained=t3,
+        comparison=c3,
+        promoted=done,
+        rejected=None,
+    )
+    summary = steps.build_summary(spec, ctx3, results=results, failed_tasks={}, champion_after=v1)
+    assert summary["decision"] == "promoted" and summary["decision_code"] == "reinstated"
+    assert summary["reinstated_version"] == v1 and summary["challenger_version"] == v3
+    assert summary["headline"].startswith("Reinstated an earlier champion (retrained): earlier champion")
+    assert summary["reinstatement"]["reinstated"] == v1
