@@ -263,6 +263,19 @@ def _unassessed(outcome: Any) -> str | None:
     return None
 
 
+def _earlier_keys(earlier: dict[int, Any], exclude: set, n: int, rows: Any) -> list[int]:
+    """As ``earlier_champion_states`` picks them: newest tenure first, none trained on the rows."""
+    from include.retrainer.steps.reinstate import first_day
+
+    rows_from = first_day(rows)
+    keys = [
+        w
+        for w in reversed(earlier)
+        if w not in exclude and (rows_from is None or earlier[w].trained_through <= rows_from)
+    ]
+    return keys[:n]
+
+
 def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last: int) -> list[WeekRecord]:
     records: list[WeekRecord] = []
     champion, champ_week = None, None
@@ -288,6 +301,37 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
                 WeekRecord(t, before, before, False, False, "unassessed" if why else "ok", why or outcome.reason)
             )
             continue
+        n_earlier = spec.comparison.reinstate_earlier if spec.promotion.approval != "required" else 0
+        if champion is not None and n_earlier > 0:
+            # As the drift step does when the gate wants a retrain: an earlier champion that
+            # serves this labelled batch better than the champion serves again, and nothing is trained.
+            batch = stream.frames[t]
+            keys = _earlier_keys(earlier, {champ_week}, n_earlier, batch)
+            pre = (
+                loop.reinstate_earlier_champion(spec, champion, "champion", [(w, earlier[w]) for w in keys], batch)
+                if keys
+                else None
+            )
+            if pre is not None and pre.key is not None:
+                earlier.pop(champ_week, None)
+                earlier[champ_week] = champion
+                state = earlier.pop(pre.key)
+                champion, champ_week = dataclasses.replace(state, trigger=(), trigger_drop={}), pre.key
+                earlier[pre.key] = state
+                # As the DAG reads it back (drift.reinstated_instead_of_retraining): change is
+                # measured since this batch, as after a rejected challenger.
+                since = loop.ModelState(
+                    model=None,
+                    train=batch,
+                    holdout=batch,
+                    trained_through=stream.interval_end(t),
+                    baseline={},
+                    importance={},
+                    evaluation={"since": loop.REINSTATED_ON},
+                    trigger=outcome.trigger,
+                )
+                records.append(WeekRecord(t, before, champ_week, False, True, "ok", f"{outcome.reason} | {pre.reason}"))
+                continue
         challenger = bank.get(t)
         if isinstance(challenger, str):
             status = "stuck" if champion is not None else "waiting"
@@ -295,10 +339,9 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
             continue
         judgement = loop.judge(spec, champion, challenger)
         reinstated = None
-        n_earlier = spec.comparison.reinstate_earlier
-        if champion is not None and n_earlier > 0 and not judgement.stale and spec.promotion.approval != "required":
+        if champion is not None and n_earlier > 0 and not judgement.stale:
             winner = challenger if judgement.promote else champion
-            keys = [w for w in reversed(earlier) if w not in (champ_week, t)][:n_earlier]
+            keys = _earlier_keys(earlier, {champ_week, t}, n_earlier, challenger.holdout)
             if keys:
                 outcome_r = loop.reinstate_earlier_champion(
                     spec,

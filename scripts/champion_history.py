@@ -107,7 +107,9 @@ def format_approval(decision: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="List the champion history (promotions, reinstatements and rollbacks) of a model.")
+    parser = argparse.ArgumentParser(
+        description="List the champion history (promotions, reinstatements and rollbacks) of a model."
+    )
     parser.add_argument("--model", required=True, help="model name (the spec file's stem, e.g. churn)")
     parser.add_argument("--models-dir", help="folder of model specs (default: $RETRAIN_MODELS_DIR or include/models)")
     parser.add_argument(

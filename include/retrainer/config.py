@@ -447,11 +447,12 @@ class ComparisonSpec(_Strict):
     slices: SlicesSpec | None = None
     #: Fairness gate on sensitive attributes (null: off).
     fairness: FairnessSpec | None = None
-    #: On a retrain week, also judge the last N earlier champions against the week's winner on
-    #: the same held-out rows, and reinstate the best one whose gain passes the superiority test
-    #: at alpha / N (a recurring regime: a model from the last season can serve its return
-    #: better than any fresh one). 0: off. Not applied under ``promotion.approval: required``
-    #: (the comparison reports the candidate; the rollback DAG restores it).
+    #: Earlier champions as candidates to serve again (a recurring regime: a model from the last
+    #: season can serve its return better than any fresh one). When the gate wants a retrain,
+    #: the last N earlier champions are judged against the champion on the week's labelled batch
+    #: (one that wins serves again and nothing is trained); after a retrain, against the week's
+    #: winner on the held-out rows. Superiority at alpha / N. 0: off. Not applied under
+    #: ``promotion.approval: required`` (a person decides every move; the rollback DAG restores).
     reinstate_earlier: int = Field(3, ge=0, le=10, strict=True)
 
     @property

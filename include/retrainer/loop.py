@@ -395,6 +395,16 @@ def learning_gain(spec: ModelSpec, model: Any, train: Any, holdout: Any) -> dict
 # --------------------------------------------------------------------------------------
 # Assess
 # --------------------------------------------------------------------------------------
+#: ``ModelState.evaluation["since"]`` of the batch an earlier champion was reinstated on
+#: instead of a retrain: what the gate measures change since, in place of a rejected challenger.
+REINSTATED_ON = "reinstatement"
+
+
+def reinstated_on(state: ModelState | None) -> bool:
+    """True for the batch an earlier champion was reinstated on (no model was trained on it)."""
+    return state is not None and (state.evaluation or {}).get("since") == REINSTATED_ON
+
+
 def champion_age_weeks(champion: ModelState, interval_end: dt.datetime) -> float:
     return max(0.0, (interval_end - champion.trained_through).total_seconds() / (7 * 86400))
 
@@ -450,7 +460,10 @@ def assess(
             importance=champion.importance,
         )
         reference_note = (
-            f"the data of the challenger rejected for the week ending {since.trained_through.date().isoformat()}"
+            f"the batch of the week ending {since.trained_through.date().isoformat()}, on which an earlier "
+            "champion was reinstated instead of a retrain"
+            if reinstated_on(since)
+            else f"the data of the challenger rejected for the week ending {since.trained_through.date().isoformat()}"
         )
     from include.retrainer import gate
     from include.retrainer.compare import greater_is_better
@@ -563,8 +576,9 @@ def assess(
         # once it is old (measured by the replay benchmark: 3-4 wasted retrains in a row).
         since_attempt = (
             f"since the latest challenger (week ending {attempt.trained_through.date().isoformat()}, rejected); "
-            f"the champion is {champion_age_weeks(own, interval_end):.1f} weeks old"
-        )
+            if not reinstated_on(attempt)
+            else f"since it was reinstated (week ending {attempt.trained_through.date().isoformat()}); "
+        ) + f"the champion is {champion_age_weeks(own, interval_end):.1f} weeks old"
         basis = f"{basis}; {since_attempt}" if basis else since_attempt
     signals.append(gate.age_signal(champion_age_weeks(attempt or own, interval_end), refresh, basis))
     signals.append(
@@ -828,6 +842,10 @@ def data_growth_signal(spec: ModelSpec, latest: ModelState, interval_end: dt.dat
     growth = spec.drift.gate.min_data_growth
     if growth is None:
         return _disabled("data_growth")
+    if reinstated_on(latest):
+        return SignalResult(
+            "data_growth", "quiet", None, None, None, None, "no model trained since the reinstatement: nothing to grow"
+        )
     span = _window_span_days(latest.evaluation, latest.trained_through)
     if span is None:  # a model card written before this signal existed: nothing to compare
         return SignalResult(
@@ -1253,6 +1271,8 @@ class Reinstatement:
             "alpha": self.alpha,
             "winner": self.winner,
             "candidates": [dict(c) for c in self.candidates],
+            # The chosen one's full comparison (metrics, McNemar, paired test, gates), for the audit.
+            "comparison": self.result,
         }
 
 
@@ -1266,7 +1286,8 @@ def reinstate_earlier_champion(
     ``(key, ModelState)`` is compared with the winner (the promoted challenger, or the champion
     it failed to replace) as a challenger under policy ``superiority`` at one-sided
     ``alpha / len(candidates)`` (Bonferroni: several earlier models get several chances to win
-    by noise), with the McNemar guard and the slice and fairness gates as for any promotion.
+    by noise), with the McNemar guard (at the comparison's own alpha: it guards against harm)
+    and the slice and fairness gates as for any promotion.
     The passing candidate with the largest effect is chosen (``key`` None when none passes).
     A candidate that cannot be scored (e.g. trained on other feature columns) is reported and
     skipped, never an error.
@@ -1308,6 +1329,19 @@ def reinstate_earlier_champion(
             out,
             {"champion": (w_pred, w_proba, winner.classes), "challenger": (e_pred, e_proba, state.classes)},
         )
+        # The McNemar guard against harm keeps the comparison's own alpha: splitting it over the
+        # candidates (as for the gain) would make the guard weaker, not stricter.
+        mc = out.get("mcnemar") or {}
+        more_often_wrong = (mc.get("b") or 0) > (mc.get("c") or 0) and (
+            finite_or_none(mc.get("p_value")) or 1.0
+        ) < c.alpha
+        if more_often_wrong and out.get("checks", {}).get("mcnemar", True):
+            out.setdefault("checks", {})["mcnemar"] = False
+            passed = False
+            reasons.append(
+                f"McNemar: more often wrong than the {winner_role} (b={mc.get('b')} > c={mc.get('c')}, "
+                f"p={mc.get('p_value'):.4g} < alpha {c.alpha:g})"
+            )
         test = out.get("paired_test") or {}
         entry.update(
             passed=bool(passed),

@@ -218,6 +218,16 @@ def outcome_label(summary: Mapping[str, Any]) -> str:
 def key_numbers(summary: Mapping[str, Any]) -> dict[str, str]:
     """The handful of numbers that justify the decision, as display strings."""
     out: dict[str, str] = {}
+    back = summary.get("reinstatement")
+    back = back if isinstance(back, Mapping) else {}
+    chosen = back.get("comparison") if back.get("reinstated") is not None else None
+    if isinstance(chosen, Mapping):
+        rt = chosen.get("paired_test") or {}
+        out[f"reinstated v{back.get('reinstated')} vs the {back.get('winner') or 'winner'}"] = (
+            f"{rt.get('metric') or 'metric'} {fmt_num(rt.get('champion'))} -> {fmt_num(rt.get('challenger'))}, "
+            f"difference {fmt_num(rt.get('effect'))} (lower bound {fmt_num(rt.get('ci_low'))} "
+            f"at alpha {fmt_num(back.get('alpha'))})"
+        )
     pt = get(summary, "comparison", "paired_test")
     pt = pt if isinstance(pt, Mapping) else {}
     metric = pt.get("metric") or next(iter(get(summary, "metrics", "challenger") or {}), None)

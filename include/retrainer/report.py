@@ -20,7 +20,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from include.retrainer.notify import fmt_num, key_numbers, outcome_label, week_label
+from include.retrainer.notify import fmt_num, get, key_numbers, outcome_label, week_label
 
 #: At most this many values per side go into a distribution plot (the caller samples).
 MAX_PLOT_VALUES = 5000
@@ -164,6 +164,7 @@ def _decision_section(summary: Mapping[str, Any], links: Mapping[str, str]) -> s
         if approval.get("reused"):
             rows.append(("reused", f"decision recorded by run {approval.get('dag_run_id')}"))
         parts.append("<h2>Approval</h2>" + _kv([(k, _e(v)) for k, v in rows]))
+    parts.append(_reinstatement_section(summary))
     numbers = key_numbers(summary)
     if numbers:
         parts.append("<h2>Key numbers</h2>" + _kv([(k, _e(v)) for k, v in numbers.items()]))
@@ -183,6 +184,43 @@ def _decision_section(summary: Mapping[str, Any], links: Mapping[str, str]) -> s
             if isinstance(n, Mapping)
         ]
         parts.append("<h3>Notifications</h3>" + _table(["channel", "delivery", "attempts", "error"], note_rows))
+    return "\n".join(parts)
+
+
+def _reinstatement_section(summary: Mapping[str, Any]) -> str:
+    """Earlier champions judged this run (before training on the batch, after it on the held-out rows)."""
+    judged: list[tuple[str, Mapping[str, Any]]] = []
+    for where, rec in (
+        ("batch", get(summary, "drift", "reinstatement")),
+        ("held-out rows", summary.get("reinstatement")),
+    ):
+        if isinstance(rec, Mapping) and rec not in [r for _, r in judged]:
+            judged.append((where, rec))
+    if not judged:
+        return ""
+    parts = ["<h2>Earlier champions</h2>"]
+    for where, rec in judged:
+        parts.append(
+            f"<p>Judged on the {_e(rec.get('judged_on') or where)} against the {_e(rec.get('winner'))}: {_e(rec.get('reason'))}</p>"
+        )
+        rows = [
+            (
+                _e(f"v{c.get('key')}"),
+                _e(str(c.get("trained_through") or "")[:10]),
+                _e(fmt_num(c.get("effect"))),
+                _e(fmt_num(c.get("ci_low"))),
+                _e(fmt_num(c.get("p_value"))),
+                _e("yes" if c.get("passed") else "no"),
+                _e(c.get("error") or "; ".join(map(str, c.get("reasons") or []))[:400]),
+            )
+            for c in rec.get("candidates") or []
+            if isinstance(c, Mapping)
+        ]
+        parts.append(
+            _table(
+                ["version", "trained to", "effect", "lower bound", "p", "passed", "reasons"], rows, numeric=(2, 3, 4)
+            )
+        )
     return "\n".join(parts)
 
 

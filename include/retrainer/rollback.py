@@ -143,8 +143,13 @@ def plan_rollback(client: Any, store: ObjectStore, spec: ModelSpec, target_versi
     if wanted is not None:
         source = "param"
     else:
+        # A reinstated champion replaced another version when it came back: that one, not the
+        # version its first promotion replaced, is what a rollback returns to.
+        reinstated = champion.tag("decision") == "reinstated" and (champion.tag("reinstated_replacing") or "").strip()
         replaced = (champion.tag("replaced_version") or "").strip()
-        if replaced:
+        if reinstated:
+            wanted, source = str(reinstated), f"tag {registry.TAG}reinstated_replacing of v{current}"
+        elif replaced:
             wanted, source = replaced, f"tag {REPLACED_TAG} of v{current}"
         else:
             wanted = _previous_from_history(history.list_history(store, spec), current)

@@ -81,12 +81,18 @@ def test_an_earlier_champion_that_serves_the_week_better_is_reinstated(mlflow_se
     stored = store.get_json(RunLayout.of(spec, ctx3.interval_start, ctx3.interval_end).comparison)
     assert stored["decision"] == "reinstate" and stored["reinstated_version"] == v1
 
+    # With promotion disabled for the run nothing moves, and the challenger is rejected.
+    off = steps.promote_challenger(store, mlflow_server, spec, ctx3, c3, allow_promotion=False)
+    assert not off.promoted and off.champion_after == v2 and "allow_promotion=false" in off.reasons[-1]
+    assert registry.get_alias(client, spec.name, registry.CHAMPION).version == v2
+
     done = steps.promote_challenger(store, mlflow_server, spec, ctx3, c3)
     assert done.promoted and (done.champion_before, done.champion_after) == (v2, v1)
     assert registry.get_alias(client, spec.name, registry.CHAMPION).version == v1
     back = registry.get_version(client, spec.name, v1)
     assert back.tag("decision") == "reinstated" and back.tag("reinstated_instead_of") == v3
-    assert back.tag("replaced_version") == v2  # what a rollback would return to
+    assert back.tag("reinstated_replacing") == v2  # what a rollback returns to
+    assert back.tag("replaced_version") in (None, "")  # its first promotion's lineage (a cold start) is kept
     assert registry.get_version(client, spec.name, v3).tag("decision") == "rejected"
     assert registry.get_version(client, spec.name, v2).tag("replaced_by") == v1
     moves = history.list_history(store, spec)
@@ -114,3 +120,111 @@ def test_an_earlier_champion_that_serves_the_week_better_is_reinstated(mlflow_se
     assert summary["reinstated_version"] == v1 and summary["challenger_version"] == v3
     assert summary["headline"].startswith("Reinstated an earlier champion (retrained): earlier champion")
     assert summary["reinstatement"]["reinstated"] == v1
+    assert summary["reinstatement"]["comparison"]["paired_test"]["effect"] > 0.1
+
+    # A default rollback returns to the version the reinstatement replaced.
+    from include.retrainer import rollback
+
+    undone = rollback.rollback(client, store, spec, None, "test: undo the reinstatement", "rb1", "rollback_x")
+    assert (undone["champion_before"], undone["champion_after"]) == (v1, v2)
+    assert "reinstated_replacing" in undone["source"]
+    # A person makes v1 champion by a rollback: replaying week 3's promote step must not claim
+    # that move as its reinstatement (nor move anything).
+    rollback.rollback(client, store, spec, v1, "test: a person restores v1", "rb2", "rollback_x")
+    n_moves = len(history.list_history(store, spec))
+    late = steps.promote_challenger(store, mlflow_server, spec, ctx3, c3)
+    assert not late.promoted and "by another move" in late.reasons[-1]
+    assert len(history.list_history(store, spec)) == n_moves
+    assert history.list_history(store, spec)[-1]["action"] == "rollback"
+
+
+def test_when_the_gate_wants_a_retrain_an_earlier_champion_serving_the_batch_better_comes_back_untrained(
+    mlflow_server, s3, store, churn_spec_factory
+):
+    """Week 3 is clean again and the 1-week age limit asks for a retrain: the drift step judges the
+    earlier champion v1 on the labelled batch, v1 serves it far better than v2, so nothing is
+    trained and v1 is champion again; week 4's gate measures change since week 3's batch."""
+    spec = churn_spec_factory(
+        data__prefix="reinstate_pre",
+        training__window_weeks=1,
+        training__max_window_weeks=1,
+        drift__gate__max_champion_age_weeks=1,
+    )
+    day0 = START.date()
+    frames = demo_data.generate_churn(
+        day0, days=28, rows_per_day=400, shuffle_label_days=[day0 + dt.timedelta(days=d) for d in range(7, 14)]
+    )
+    demo_data.write_partitions(s3, "raw-data", "reinstate_pre", frames)
+    client = registry.client_for(mlflow_server)
+
+    ctx1 = _ctx(spec, 0, "w1")
+    t1 = _train(store, mlflow_server, spec, ctx1)
+    steps.promote_challenger(
+        store, mlflow_server, spec, ctx1, steps.compare_models(store, mlflow_server, spec, ctx1, t1)
+    )
+    v1 = str(t1.challenger_version)
+    ctx2 = _ctx(spec, 1, "w2")
+    t2 = _train(store, mlflow_server, spec, ctx2)
+    v2 = str(t2.challenger_version)
+    forced = steps.ComparisonResult(decision="promote", challenger_version=v2, champion_version=v1, reasons=["test"])
+    steps.promote_challenger(store, mlflow_server, spec, ctx2, forced)
+
+    ctx3 = _ctx(spec, 2, "w3")
+    fetched = steps.fetch_batch(store, spec, ctx3)
+    drift = steps.detect_drift(store, mlflow_server, spec, ctx3, fetched.batch_uri)
+    assert drift.gate and drift.reinstatement is not None
+    assert drift.reinstatement["reinstated"] == v1 and drift.reinstatement["judged_on"] == "batch"
+    assert drift.reinstatement["champion_version"] == v2 and "age" in drift.reinstatement["trigger"]
+    assert drift.reinstatement["candidates"][0]["ci_low"] > 0.1
+    trained = steps.train_challenger(store, mlflow_server, spec, ctx3)
+    assert trained.challenger_version is None and trained.reinstated_version == v1
+    assert registry.find_versions(client, spec.name, data_interval_end=ctx3.interval_end.isoformat()) == []
+    compared = steps.compare_models(store, mlflow_server, spec, ctx3, trained)
+    assert compared.decision == "reinstate" and compared.reinstated_version == v1
+    done = steps.promote_challenger(store, mlflow_server, spec, ctx3, compared)
+    assert (done.promoted, done.champion_before, done.champion_after) == (True, v2, v1)
+    back = registry.get_version(client, spec.name, v1)
+    assert back.tag("reinstated_batch_uri") == fetched.batch_uri and back.tag("reinstated_instead_of") == ""
+    assert back.tag("reinstated_for_interval_end") == ctx3.interval_end.isoformat()
+    assert history.list_history(store, spec)[-1]["action"] == "reinstate"
+
+    summary = steps.build_summary(
+        spec,
+        ctx3,
+        results=steps.RunResults(
+            fetch=fetched,
+            validation=None,
+            drift=drift,
+            decision=steps.decide_retrain(drift, False),
+            trained=trained,
+            comparison=compared,
+            promoted=done,
+            rejected=None,
+        ),
+        failed_tasks={},
+        champion_after=v1,
+    )
+    assert (summary["decision"], summary["decision_code"]) == ("promoted", "reinstated")
+    assert summary["challenger_version"] is None and summary["training_window"] is None
+    assert summary["reasons"][0].startswith("retrain wanted, none trained: ")
+    assert summary["drift"]["reinstatement"]["reinstated"] == v1
+
+    # A re-run of week 3 judges the batch against v2 again and reaches the same end state.
+    again = steps.detect_drift(store, mlflow_server, spec, ctx3, fetched.batch_uri)
+    assert again.champion_version == v2 and again.reinstatement["reinstated"] == v1
+    n_moves = len(history.list_history(store, spec))
+    rerun = steps.compare_models(
+        store, mlflow_server, spec, ctx3, steps.train_challenger(store, mlflow_server, spec, ctx3)
+    )
+    assert steps.promote_challenger(store, mlflow_server, spec, ctx3, rerun).champion_after == v1
+    assert len(history.list_history(store, spec)) == n_moves
+
+    # Week 4: change is measured since week 3's batch, and the age counts from it.
+    ctx4 = _ctx(spec, 3, "w4")
+    week4 = steps.detect_drift(store, mlflow_server, spec, ctx4, steps.fetch_batch(store, spec, ctx4).batch_uri)
+    assert week4.champion_version == v1
+    report = store.get_json(week4.report_uri)
+    assert report["reference"].startswith("the batch of the week ending ")
+    assert "reinstated instead of a retrain" in report["reference"]
+    age = next(s for s in report["signals"] if s["name"] == "age")
+    assert age["statistic"] == pytest.approx(1.0) and "since it was reinstated" in age["summary"]

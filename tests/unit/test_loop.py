@@ -959,3 +959,42 @@ def test_earlier_champions_are_the_latest_tenures_without_those_a_person_rolled_
     # A version promoted again after a rollback away from it is a candidate again.
     moves.append({"action": "promote", "from_version": "8", "to_version": "3"})
     assert earlier_champions(moves, {"3"}, 5) == ["8", "1", "5", "2"]
+
+
+class _RankWellLabelBadly:
+    """Ranks like a strong model, but its labels are the winner's with a few right ones made wrong."""
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self, labels, flip_rows):
+        self.labels, self.flip = np.asarray(labels), set(flip_rows)
+        self.strong = _ScoreModel(noise=0.3, seed=3)
+
+    def predict_proba(self, X):
+        return self.strong.predict_proba(X)
+
+    def predict(self, X):
+        out = self.labels.copy()
+        idx = [i for i in range(len(out)) if i in self.flip]
+        out[idx] = 1 - out[idx]
+        return out
+
+
+def test_the_mcnemar_guard_of_a_reinstatement_keeps_the_comparisons_alpha():
+    """b = 5, c = 0: mid-p 0.5**5 = 0.031, under alpha 0.05 but over alpha / 3: still blocked."""
+    spec = spec_for()
+    holdout = _segment_holdout()
+    winner = _state(_ScoreModel(noise=2.0, seed=1), holdout)
+    labels = winner.model.predict(holdout)
+    right = np.flatnonzero(labels == holdout["y"].to_numpy())[:5]
+    candidate = _RankWellLabelBadly(labels, right)
+    others = [(str(v), _state(_ScoreModel(noise=2.0, seed=30 + v), None)) for v in range(2)]
+    found = loop.reinstate_earlier_champion(
+        spec, winner, "champion", [("9", _state(candidate, None)), *others], holdout
+    )
+    entry = next(c for c in found.candidates if c["key"] == "9")
+    assert entry["effect"] > 0.1 and entry["ci_low"] > 0  # a far better ranking at alpha / 3 ...
+    assert found.key is None and entry["passed"] is False  # ... but more often wrong at alpha 0.05
+    assert any(
+        r.startswith("McNemar: more often wrong than the champion (b=5 > c=0, p=0.03125") for r in entry["reasons"]
+    )

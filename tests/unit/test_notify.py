@@ -138,8 +138,9 @@ def test_unquoted_yaml_on_key_is_read():
 
 
 def test_a_reinstatement_is_named_in_the_message_the_descriptions_and_the_outcome_row():
-    from include.retrainer.run_story import version_descriptions
     from retrain_ops.outcome import outcome_tasks
+
+    from include.retrainer.run_story import version_descriptions
 
     summary = {
         **FULL,
@@ -151,6 +152,38 @@ def test_a_reinstatement_is_named_in_the_message_the_descriptions_and_the_outcom
         "champion_version_after": "2",
         "challenger_version": "5",
         "reinstated_version": "2",
+        "reinstatement": {
+            "reinstated": "2",
+            "reason": "earlier champion 2 reinstated: roc_auc +0.0561 over the challenger",
+            "alpha": 0.05 / 3,
+            "winner": "challenger",
+            "candidates": [
+                {
+                    "key": "2",
+                    "trained_through": "2026-08-02T00:00:00+00:00",
+                    "passed": True,
+                    "effect": 0.0561,
+                    "ci_low": 0.0302,
+                    "p_value": 0.0001,
+                    "reasons": ["improvement: ok"],
+                },
+                {
+                    "key": "1",
+                    "trained_through": "2026-07-05T00:00:00+00:00",
+                    "passed": False,
+                    "error": "KeyError: 'old_feature'",
+                },
+            ],
+            "comparison": {
+                "paired_test": {
+                    "metric": "roc_auc",
+                    "champion": 0.75,
+                    "challenger": 0.8061,
+                    "effect": 0.0561,
+                    "ci_low": 0.0302,
+                }
+            },
+        },
     }
     # Notified as a promotion (the champion moved) or by its own code.
     assert should_notify(notify_config({"email": ["a@example.com"], "on": ["promoted"]}), summary)
@@ -164,3 +197,10 @@ def test_a_reinstatement_is_named_in_the_message_the_descriptions_and_the_outcom
     assert texts["4"].startswith("Former champion: replaced by the earlier champion v2")
     assert texts["5"].startswith("REJECTED on ") and "the earlier champion v2 serves this week better" in texts["5"]
     assert outcome_tasks("promoted", "reinstated", "signals") == ["mark_promoted"]
+    # The numbers that made the move, in the message and in the report.
+    numbers = key_numbers(summary)
+    assert numbers["reinstated v2 vs the challenger"].startswith("roc_auc 0.75 -> 0.8061, difference 0.0561")
+    from include.retrainer.report import render_report
+
+    page = render_report(summary)
+    assert "<h2>Earlier champions</h2>" in page and "KeyError: &#x27;old_feature&#x27;" in page

@@ -321,3 +321,29 @@ def test_detection_counts_from_the_onset_and_reports_when_a_gradual_change_first
     assert evaluate_targets([result((None,), (None,))])["detection"]["met"] is False
     with pytest.raises(ValueError):  # a run without the clock's delays is an error, not a pass
         evaluate_targets([result((4,), ())])
+
+
+def test_a_champion_reinstated_after_a_change_counts_from_the_week_it_took_office():
+    """Delay: weeks until the champion is one put in office at or after the change: a model
+    trained since, or an earlier champion reinstated then on post-change rows (not one that
+    merely kept serving from before)."""
+    from types import SimpleNamespace
+
+    from benchmarks.replay import WeekRecord, _policy_run
+
+    T = 10
+    q = np.full((T, T), 0.8)
+    stream = SimpleNamespace(changes=(st.ChangePoint(5, "2025-02-05", "recurring", "season A", 0, 0.05),))
+    base = [WeekRecord(0, None, 0, False, True, "cold_start", ""), WeekRecord(1, 0, 1, True, True, "ok", "")]
+    quiet = [WeekRecord(t, 1, 1, False, False, "ok", "") for t in range(2, 6)]
+    # Week 6: the week-0 model (trained before the change) is reinstated on week 6's rows.
+    back = [WeekRecord(6, 1, 0, False, True, "ok", "reinstated")] + [
+        WeekRecord(t, 0, 0, False, False, "ok", "") for t in range(7, 9)
+    ]
+    run = _policy_run("ours", base + quiet + back, q, 0, stream, [], [5])
+    assert run.detection_delays == (1,) and run.promotions == 2
+    # Without the reinstatement the week-1 model keeps serving: never detected.
+    kept = [WeekRecord(t, 1, 1, False, False, "ok", "") for t in range(6, 9)]
+    assert _policy_run("ours", base + quiet + kept, q, 0, stream, [], [5]).detection_delays == (None,)
+    # The serving champion is the reinstated model itself (quality read from its row of q).
+    assert run.serving[6] == 0

@@ -65,6 +65,20 @@ def compare_models(
     from include.retrainer import loop, registry
 
     paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
+    if trained.challenger_version is None and trained.reinstated_version is not None:
+        # The drift step judged earlier champions on the batch and one serves it better than the
+        # champion: nothing was trained, that version is champion again (the promote step).
+        instead = dict(trained.reinstatement or {})
+        moved: dict[str, Any] = {
+            "decision": "reinstate",
+            "reasons": [str(instead.get("reason") or trained.reason)],
+            "reinstated_version": str(trained.reinstated_version),
+            "champion_version": instead.get("champion_version"),
+            "challenger_version": None,
+            "reinstatement": instead,
+        }
+        store.put_json(paths.comparison, moved)
+        return ComparisonResult.of({**json_safe(moved), "report_uri": paths.comparison})
     if trained.challenger_version is None:
         # Not enough data to train: a named outcome, nothing to compare or promote.
         out: dict[str, Any] = {
@@ -90,10 +104,20 @@ def compare_models(
     if champion is not None and champion.tag("reinstated_instead_of") == challenger_v:
         # Re-run of an interval whose run reinstated an earlier champion: same end state.
         prior = store.get_json_or_none(paths.comparison)
-        if prior and prior.get("reinstated_version") == champion.version:
-            out = {**prior, "already_champion": True}
-            store.put_json(paths.comparison, out)
-            return ComparisonResult.of({**out, "report_uri": paths.comparison})
+        if not (prior and prior.get("reinstated_version") == champion.version):
+            prior = {  # the stored comparison is gone: rebuilt from the version's tags
+                "decision": "reinstate",
+                "reasons": [
+                    f"version {champion.version} is already champion again (re-run of the interval that "
+                    f"reinstated it instead of v{challenger_v})"
+                ],
+                "reinstated_version": champion.version,
+                "champion_version": champion.tag("reinstated_replacing") or None,
+                "challenger_version": challenger_v,
+            }
+        out = {**prior, "already_champion": True}
+        store.put_json(paths.comparison, out)
+        return ComparisonResult.of({**out, "report_uri": paths.comparison})
     if champion is not None and champion.version == challenger_v:
         # Re-run of an interval whose challenger was already promoted: same end state.
         result: dict[str, Any] = {
@@ -122,11 +146,19 @@ def compare_models(
     )
     champion_state = None
     if champion is not None:
+        trained_through = interval_end_of(champion) or dt.datetime.min.replace(tzinfo=dt.UTC)
+        reinstated_for = (
+            champion.tag("reinstated_for_interval_end") if champion.tag("decision") == "reinstated" else None
+        )
+        if reinstated_for:
+            # Serving again since that week: a backfilled older week's challenger is as stale
+            # against it as against a model trained then.
+            trained_through = max(trained_through, dt.datetime.fromisoformat(reinstated_for))
         champion_state = loop.ModelState(
             model=registry.load_model(tracking_uri, spec.name, champion.version),
             train=None,
             holdout=None,
-            trained_through=interval_end_of(champion) or dt.datetime.min.replace(tzinfo=dt.UTC),
+            trained_through=trained_through,
             baseline={},
             importance={},
         )
@@ -195,39 +227,14 @@ def _reinstatement(
     ``promotion.approval: required``: a person decides every move there (the rollback DAG
     restores an earlier version).
     """
-    from include.retrainer import history, loop, registry
-    from include.retrainer.champion import earlier_champions
+    from include.retrainer import loop
+    from include.retrainer.steps.reinstate import earlier_champion_states, first_day, reinstatement_allowed
 
-    n = spec.comparison.reinstate_earlier
-    if n <= 0 or spec.promotion.required:
+    if not reinstatement_allowed(spec):
         return {}
-    versions = earlier_champions(history.list_history(store, spec), {champion_v, challenger_v}, n)
-    candidates = []
-    for version in versions:
-        info = registry.get_version(client, spec.name, version)
-        if info is None:
-            log.info("earlier champion v%s no longer exists: not a candidate for reinstatement", version)
-            continue
-        try:
-            model = registry.load_model(tracking_uri, spec.name, version)
-        except Exception as exc:  # e.g. its artefact was deleted: it cannot serve again
-            log.warning(
-                "earlier champion v%s could not be loaded (%s): not a candidate for reinstatement", version, exc
-            )
-            continue
-        candidates.append(
-            (
-                version,
-                loop.ModelState(
-                    model=model,
-                    train=None,
-                    holdout=None,
-                    trained_through=interval_end_of(info) or dt.datetime.min.replace(tzinfo=dt.UTC),
-                    baseline={},
-                    importance={},
-                ),
-            )
-        )
+    candidates = earlier_champion_states(
+        store, client, tracking_uri, spec, {champion_v, challenger_v}, first_day(holdout)
+    )
     if not candidates:
         return {}
     role = "challenger" if judgement.promote else "champion"

@@ -43,6 +43,10 @@ class DriftResult(StepResult):
     champion_age_weeks: float | None = None
     importance: dict[str, Any] = field(default_factory=dict)
     reference: Any = None
+    #: Earlier champions judged against the champion on this batch because the gate wants a
+    #: retrain (``loop.Reinstatement.to_dict`` plus the batch, the trigger and the champion);
+    #: ``reinstated`` set: no challenger is trained, that version is champion again.
+    reinstatement: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,6 +247,10 @@ def load_rejected_since(
         end = interval_end_of(version)
         if version.version != champion.version and end is not None and state.trained_through < end < ctx.interval_end:
             found.append((end, int(version.version), version))
+    marker = reinstated_instead_of_retraining(champion)
+    if marker is not None and state.trained_through < marker[0] < ctx.interval_end:
+        if not found or marker[0] >= max(f[0] for f in found):
+            return _since_reinstatement(store, spec, champion, *marker)
     if not found:
         return None
     end, _, candidate = max(found, key=lambda f: (f[0], f[1]))
@@ -271,6 +279,95 @@ def load_rejected_since(
     )
 
 
+def reinstated_instead_of_retraining(champion: Any) -> tuple[dt.datetime, str, tuple[str, ...]] | None:
+    """(interval end, batch URI, trigger) when ``champion`` was reinstated instead of a retrain.
+
+    The gate wanted a retrain that week and an earlier champion served the batch better, so no
+    challenger was trained: that batch is then what "change since" is measured from, as a
+    rejected challenger's data is after a rejection (the age counts from that week too).
+    """
+    if champion.tag("decision") != "reinstated" or not champion.tag("reinstated_batch_uri"):
+        return None
+    end = champion.tag("reinstated_for_interval_end")
+    if not end:
+        return None
+    trigger = tuple(t for t in (champion.tag("reinstated_trigger") or "").split(",") if t)
+    return dt.datetime.fromisoformat(end), str(champion.tag("reinstated_batch_uri")), trigger
+
+
+def _since_reinstatement(
+    store: ObjectStore, spec: ModelSpec, champion: Any, end: dt.datetime, batch_uri: str, trigger: tuple[str, ...]
+) -> Any:
+    from include.retrainer import loop
+
+    if not store.exists(batch_uri):
+        log.warning(
+            "the batch v%s was reinstated on (%s) is gone: change is measured from its own data",
+            champion.version,
+            batch_uri,
+        )
+        return None
+    log.info(
+        "champion v%s was reinstated instead of a retrain for the week ending %s: the gate measures change since that batch",
+        champion.version,
+        end.date().isoformat(),
+    )
+    feats = spec.features
+    batch = store.read_parquet(batch_uri)
+    columns = [*feats.feature_columns, feats.target, PARTITION_COLUMN]
+    return loop.ModelState(
+        model=None,
+        train=drift_reference(store, spec, f"{champion.version}_reinstated_{end.date().isoformat()}", batch_uri),
+        holdout=batch[[c for c in columns if c in batch.columns]],
+        trained_through=end,
+        baseline={},
+        importance={},
+        evaluation={"since": loop.REINSTATED_ON},
+        trigger=trigger,
+    )
+
+
+def _check_earlier_champions(
+    store: ObjectStore,
+    client: Any,
+    tracking_uri: str,
+    spec: ModelSpec,
+    ctx: RunContext,
+    champion: Any,
+    state: Any,
+    batch: Any,
+    batch_uri: str,
+    outcome: Any,
+) -> dict[str, Any] | None:
+    """The gate wants a retrain: does an earlier champion serve this labelled batch better?
+
+    Judged as after training (``loop.reinstate_earlier_champion``: superiority at alpha / N
+    against the champion, McNemar guard, slice and fairness gates), on the whole batch, which
+    neither the champion nor any earlier champion trained on. Not for a forced run (the user
+    asked for a new model) or when reinstatement is off (``reinstatement_allowed``).
+    """
+    from include.retrainer import loop
+    from include.retrainer.steps.reinstate import earlier_champion_states, reinstatement_allowed
+
+    if not outcome.retrain or ctx.params.get(RunParam.FORCE_RETRAIN) or not reinstatement_allowed(spec):
+        return None
+    candidates = earlier_champion_states(store, client, tracking_uri, spec, {str(champion.version)}, ctx.interval_start)
+    if not candidates:
+        return None
+    found = loop.reinstate_earlier_champion(spec, state, "champion", candidates, batch)
+    log.info(
+        "before retraining, earlier champions %s judged on the batch: %s", [c[0] for c in candidates], found.reason
+    )
+    return {
+        **found.to_dict(),
+        "reinstated": None if found.key is None else str(found.key),
+        "champion_version": str(champion.version),
+        "batch_uri": batch_uri,
+        "trigger": list(outcome.trigger),
+        "judged_on": "batch",
+    }
+
+
 def detect_drift(
     store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, batch_uri: str
 ) -> DriftResult:
@@ -280,12 +377,16 @@ def detect_drift(
     paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     client = registry.client_for(tracking_uri)
     champion = registry.get_alias(client, spec.name, registry.CHAMPION)
-    if champion is not None and _trained_on_interval(champion, ctx):
+    if champion is not None and (
+        _trained_on_interval(champion, ctx)
+        or champion.tag("reinstated_for_interval_end") == ctx.interval_end.isoformat()
+    ):
         # A re-run of an interval whose own model is already champion: judge the batch against
         # the champion it replaced, as the first run did, so the re-run reaches the same decision.
-        previous = champion.tag("replaced_version")
+        reinstated_here = champion.tag("reinstated_for_interval_end") == ctx.interval_end.isoformat()
+        previous = champion.tag("reinstated_replacing" if reinstated_here else "replaced_version")
         log.info(
-            "champion v%s was trained for this interval: evaluating against v%s it replaced",
+            "champion v%s was made champion for this interval: evaluating against v%s it replaced",
             champion.version,
             previous or "-",
         )
@@ -306,6 +407,9 @@ def detect_drift(
     since = load_rejected_since(store, tracking_uri, spec, ctx, champion, state)
     outcome = loop.assess(spec, state, batch, ctx.interval_end, since=since)
     record_served(store, spec, champion, state.trained_through, ctx, outcome.served)
+    reinstatement = _check_earlier_champions(
+        store, client, tracking_uri, spec, ctx, champion, state, batch, batch_uri, outcome
+    )
     drift_report = outcome.drift_report or {}
     out = {
         "gate": outcome.retrain,
@@ -323,6 +427,7 @@ def detect_drift(
         "reference_rows": int(len(state.train)),
         "batch_rows": int(len(batch)),
         "served": outcome.served,
+        "reinstatement": reinstatement,
     }
     store.put_json(paths.drift, out)
     log.info(
@@ -345,6 +450,7 @@ def detect_drift(
             {k: sig.get(k) for k in ("name", "status", "statistic", "threshold", "p_value", "summary")}
             for sig in outcome.signals
         ],
+        reinstatement=reinstatement,
     )
 
 

@@ -65,10 +65,21 @@ def promote_challenger(
         out = reject_challenger(tracking_uri, spec, ctx, comparison, extra_reason=reason, approval=approval)
         return replace(out, approval=recorded)
 
+    if comparison.decision == "reinstate" and comparison.reinstated_version is not None:
+        if not allow_promotion:
+            off = f"reinstatement not made: promotion disabled by run param {RunParam.ALLOW_PROMOTION}=false"
+            if comparison.challenger_version is None:
+                current = champions.current()
+                return PromotionResult(
+                    promoted=False,
+                    champion_before=current.version if current else None,
+                    champion_after=current.version if current else None,
+                    reasons=[*comparison.reasons, off],
+                )
+            return rejected(off)
+        return _reinstate(champions, tracking_uri, spec, ctx, comparison, expected)
     if not allow_promotion:
         return rejected(f"promotion disabled by run param {RunParam.ALLOW_PROMOTION}=false")
-    if comparison.decision == "reinstate" and comparison.reinstated_version is not None:
-        return _reinstate(champions, tracking_uri, spec, ctx, comparison, expected)
     with champions.lock(owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
         current = champions.current()
         current_v = current.version if current else None
@@ -127,41 +138,71 @@ def _reinstate(
     """Move ``champion`` back to the earlier champion the comparison chose; reject the challenger.
 
     The same compare-and-set as a promotion: only while the champion is still the one compared.
-    The challenger is tagged rejected first (the gate of the next weeks measures change since its
-    data, as after any rejection); the reinstated version gets ``decision=reinstated`` (no
-    follow-up on the change it once answered), ``replaced_version`` (what a rollback returns to)
-    and ``reinstated_instead_of`` (a re-run of this interval finds the same end state).
+    The reinstated version gets ``decision=reinstated``, ``reinstated_replacing`` (the champion it
+    replaced: what a rollback returns to, and what a re-run of this interval is judged against),
+    ``reinstated_for_interval_end`` and ``reinstated_instead_of`` (the rejected challenger, if one
+    was trained); its ``replaced_version`` (its own first promotion's lineage) is left as it was.
+    The alias moves first, then the challenger is tagged rejected and the move recorded, so a
+    failed move leaves no trace and a retry finishes the bookkeeping.
     """
     from include.retrainer import registry
 
     target = str(comparison.reinstated_version)
-    challenger_v = str(comparison.challenger_version)
+    # None when the drift step reinstated it instead of a retrain (nothing was trained to reject).
+    challenger_v = None if comparison.challenger_version is None else str(comparison.challenger_version)
+    instead = comparison.reinstatement or {}
+    # What the gate of later weeks measures change since (drift.reinstated_instead_of_retraining).
+    marker = {
+        registry.TAG + "reinstated_batch_uri": str(instead.get("batch_uri") or "") if challenger_v is None else "",
+        registry.TAG + "reinstated_trigger": ",".join(map(str, instead.get("trigger") or ()))
+        if challenger_v is None
+        else "",
+    }
     reasons = list(comparison.reasons)
+
+    def refused(why: str) -> PromotionResult:
+        if challenger_v is not None:
+            return reject_challenger(tracking_uri, spec, ctx, comparison, extra_reason=why)
+        log.warning("not reinstating v%s: %s", target, why)
+        current = champions.current()
+        current_v = current.version if current else None
+        return PromotionResult(
+            promoted=False, champion_before=current_v, champion_after=current_v, reasons=[*reasons, why]
+        )
+
+    if spec.promotion.required:  # the comparison never proposes it then; a person decides every move
+        return refused(f"not reinstating v{target}: promotion.approval is required")
     with champions.lock(owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
         current = champions.current()
         current_v = current.version if current else None
-        if current_v == target:  # a retry after the alias already moved: finish the bookkeeping
+        if current_v == target:
             done = champions.version(target)
-            if done is not None and done.tag("reinstated_by_run") == ctx.run_id:
-                reject_challenger(tracking_uri, spec, ctx, comparison)  # same tags again: idempotent
-                before = done.tag("replaced_version") or None
-                if before:
-                    champions.tag(before, {registry.TAG + "replaced_by": target})
-                champions.record(_reinstatement_move(ctx, before, target, reasons, done.tag("reinstated_at") or ""))
-            return PromotionResult(promoted=True, champion_before=expected, champion_after=target, reasons=reasons)
+            if (
+                done is None
+                or done.tag("decision") != "reinstated"
+                or done.tag("reinstated_for_interval_end") != ctx.interval_end.isoformat()
+            ):
+                # Someone else (a rollback, another week's run) made it champion: not this interval's move.
+                return refused(
+                    f"champion changed during evaluation (compared against v{expected}, now v{current_v} by another "
+                    "move); not recording a reinstatement this run did not make (re-run to re-evaluate)"
+                )
+            before = done.tag("reinstated_replacing") or None
+            if done.tag("reinstated_by_run") != ctx.run_id:  # a re-run of the interval: same end state
+                return PromotionResult(promoted=True, champion_before=before, champion_after=target, reasons=reasons)
+            # A retry after the alias moved: finish the bookkeeping (each part is idempotent).
+            at = done.tag("reinstated_at") or dt.datetime.now(dt.UTC).isoformat()
+            if before:
+                champions.tag(before, {registry.TAG + "replaced_by": target, registry.TAG + "demoted_at": at})
+            if challenger_v is not None:
+                reject_challenger(tracking_uri, spec, ctx, comparison)
+            champions.record(_reinstatement_move(ctx, before, target, reasons, at))
+            return PromotionResult(promoted=True, champion_before=before, champion_after=target, reasons=reasons)
         if current_v != expected:
-            out = reject_challenger(
-                tracking_uri,
-                spec,
-                ctx,
-                comparison,
-                extra_reason=(
-                    f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
-                    f"not reinstating v{target}, which was not compared with the current champion (re-run to re-evaluate)"
-                ),
+            return refused(
+                f"champion changed during evaluation (compared against v{expected}, now v{current_v}); "
+                f"not reinstating v{target}, which was not compared with the current champion (re-run to re-evaluate)"
             )
-            return out
-        reject_challenger(tracking_uri, spec, ctx, comparison)
         now = dt.datetime.now(dt.UTC).isoformat()
         champions.move(
             lease,
@@ -171,14 +212,18 @@ def _reinstate(
                 registry.TAG + "decision": "reinstated",
                 registry.TAG + "reinstated_at": now,
                 registry.TAG + "reinstated_by_run": ctx.run_id,
-                registry.TAG + "reinstated_instead_of": challenger_v,
-                registry.TAG + "replaced_version": current_v or "",
+                registry.TAG + "reinstated_instead_of": challenger_v or "",
+                registry.TAG + "reinstated_for_interval_end": ctx.interval_end.isoformat(),
+                registry.TAG + "reinstated_replacing": current_v or "",
+                **marker,
             },
         )
         if current_v:
             champions.tag(current_v, {registry.TAG + "replaced_by": target, registry.TAG + "demoted_at": now})
+        if challenger_v is not None:
+            reject_challenger(tracking_uri, spec, ctx, comparison)
         champions.record(_reinstatement_move(ctx, current_v, target, reasons, now))
-    log.info("reinstated v%s as champion (was %s); challenger v%s rejected", target, current_v, challenger_v)
+    log.info("reinstated v%s as champion (was %s); challenger: %s", target, current_v, challenger_v or "none trained")
     return PromotionResult(promoted=True, champion_before=current_v, champion_after=target, reasons=reasons)
 
 

@@ -40,6 +40,7 @@ VALIDATION_KEYS = (
     "data_docs_uri",
 )
 DRIFT_KEYS = (
+    "reinstatement",
     "gate",
     "reason",
     "code",
@@ -139,9 +140,10 @@ def build_summary(
         decision = "promoted" if outcome.promoted else "rejected"
         code = decision
         if outcome.promoted and comparison is not None and comparison.decision == "reinstate":
-            code = "reinstated"  # the champion moved back to an earlier one; the challenger was rejected
+            code = "reinstated"  # the champion moved back to an earlier one (any challenger rejected)
+        trained_one = trained is not None and trained.challenger_version is not None
         if branch is not None and branch.reason:
-            reasons.append(f"retrained: {branch.reason}")
+            reasons.append(f"{'retrained' if trained_one else 'retrain wanted, none trained'}: {branch.reason}")
         reasons += outcome.reasons
     else:
         decision = "failed"
@@ -276,8 +278,11 @@ def headline(decision: str, code: str | None, reasons: list[str], trigger: str |
     """One paragraph a person reads first: what happened and the main reason, with numbers."""
     first = reasons[0] if reasons else ""
     if code == "reinstated":
-        why = "; ".join(r for r in reasons[1:] if r)
-        return f"Reinstated an earlier champion ({trigger or 'retrained'}): {first}. Comparison: {why}."
+        lead = next((r for r in reasons if r.startswith("earlier champion ")), first)
+        rest = "; ".join(r for r in reasons if r and r != lead)
+        return f"Reinstated an earlier champion ({trigger or 'retrained'}): {lead}." + (
+            f" Also: {rest}." if rest else ""
+        )
     if decision == "promoted":
         why = "; ".join(r for r in reasons[1:] if r) or first
         return f"Promoted ({trigger or 'retrained'}): {first}. Comparison: {why}."
@@ -335,7 +340,7 @@ def summarize_run(
     if (
         earlier
         and earlier.get("dag_run_id") not in (None, ctx.run_id)
-        and any(earlier.get(k) != summary.get(k) for k in ("decision", "challenger_version", "params"))
+        and any(earlier.get(k) != summary.get(k) for k in ("decision", "decision_code", "challenger_version", "params"))
     ):  # a plain re-run with the same outcome replaces it (idempotent re-runs add no artefacts)
         archived = paths.previous_summary(str(earlier["dag_run_id"]))
         store.put_json(archived, earlier)

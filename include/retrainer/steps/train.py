@@ -51,6 +51,10 @@ class TrainResult(StepResult):
     forced: bool = False
     insufficient_data: bool = False
     reason: str | None = None
+    #: Not trained because the drift step found an earlier champion that serves the batch better
+    #: (its ``reinstatement``): the comparison step passes it on to the promote step.
+    reinstated_version: str | None = None
+    reinstatement: dict[str, Any] | None = None
 
     @classmethod
     def insufficient(cls, reason: str) -> TrainResult:
@@ -67,6 +71,13 @@ def train_challenger(
     paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     key = idempotency_key(spec, ctx)
     forced = bool(ctx.params.get(RunParam.FORCE_RETRAIN))
+    instead = (store.get_json_or_none(paths.drift) or {}).get("reinstatement") or {}
+    if instead.get("reinstated") and not forced:
+        # The drift step found an earlier champion that serves this batch better than the
+        # champion: it serves again and no retrain is paid for (the promote step moves it).
+        reason = f"not trained: {instead.get('reason')}"
+        log.info("%s", reason)
+        return TrainResult(reason=reason, reinstated_version=str(instead["reinstated"]), reinstatement=instead)
     if forced:
         # A forced run trains a new version even if this interval already has one (e.g. after a
         # labelling fix); retries of the same forced run still reuse theirs.
