@@ -308,7 +308,9 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
             batch = stream.frames[t]
             keys = _earlier_keys(earlier, {champ_week}, n_earlier, batch)
             pre = (
-                loop.reinstate_earlier_champion(spec, champion, "champion", [(w, earlier[w]) for w in keys], batch)
+                loop.reinstate_earlier_champion(
+                    spec, champion, "champion", [(w, earlier[w]) for w in keys], batch, loop.BATCH_ROWS
+                )
                 if keys
                 else None
             )

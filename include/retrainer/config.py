@@ -488,7 +488,14 @@ class WebhookSpec(_Strict):
 
 
 NotifyEvent = Literal[
-    "promoted", "rejected", "skipped", "failed", "no_retrain_needed", "insufficient_data", "reinstated"
+    "promoted",
+    "rejected",
+    "skipped",
+    "failed",
+    "no_retrain_needed",
+    "insufficient_data",
+    "reinstated",
+    "reinstatement_refused",
 ]
 
 

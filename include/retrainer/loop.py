@@ -395,6 +395,9 @@ def learning_gain(spec: ModelSpec, model: Any, train: Any, holdout: Any) -> dict
 # --------------------------------------------------------------------------------------
 # Assess
 # --------------------------------------------------------------------------------------
+#: How the reasons name the rows earlier champions are judged on before a retrain.
+BATCH_ROWS = "rows of the week's batch"
+
 #: ``ModelState.evaluation["since"]`` of the batch an earlier champion was reinstated on
 #: instead of a retrain: what the gate measures change since, in place of a rejected challenger.
 REINSTATED_ON = "reinstatement"
@@ -1277,7 +1280,7 @@ class Reinstatement:
 
 
 def reinstate_earlier_champion(
-    spec: ModelSpec, winner: ModelState, winner_role: str, candidates: Any, holdout: Any
+    spec: ModelSpec, winner: ModelState, winner_role: str, candidates: Any, holdout: Any, rows: str = "held-out rows"
 ) -> Reinstatement:
     """Judge earlier champions against the week's winner on the same held-out rows.
 
@@ -1357,15 +1360,15 @@ def reinstate_earlier_champion(
     metric = c.primary_metric
     if best is None:
         reason = (
-            f"no earlier champion serves these {len(y)} held-out rows better than the {winner_role} "
+            f"no earlier champion serves these {len(y)} {rows} better than the {winner_role} "
             f"({metric}, one-sided alpha {alpha:.4g} for {len(candidates)} candidate(s))"
         )
         return Reinstatement(None, reason, alpha, winner_role, tuple(judged))
     effect, key, out = best
     low = finite_or_none((out.get("paired_test") or {}).get("ci_low"))
     reason = (
-        f"earlier champion {key} reinstated: {metric} {effect:+.4f} over the {winner_role} on the same {len(y)} "
-        f"held-out rows (one-sided lower bound {'n/a' if low is None else f'{low:+.4f}'} at alpha {alpha:.4g}, "
+        f"earlier champion {key} serves these {len(y)} {rows} better than the {winner_role}: {metric} {effect:+.4f} "
+        f"(one-sided lower bound {'n/a' if low is None else f'{low:+.4f}'} at alpha {alpha:.4g}, "
         f"{len(candidates)} earlier champion(s) judged)"
     )
     return Reinstatement(key, reason, alpha, winner_role, tuple(judged), out)

@@ -32,7 +32,15 @@ MetricType = Literal["gauge", "counter", "timer"]
 PREFIX = "retrain"
 
 #: Decision codes a run can end with (summary ``decision_code``): one counter each.
-DECISION_CODES = ("promoted", "reinstated", "rejected", "no_retrain_needed", "insufficient_data", "failed")
+DECISION_CODES = (
+    "promoted",
+    "reinstated",
+    "rejected",
+    "reinstatement_refused",
+    "no_retrain_needed",
+    "insufficient_data",
+    "failed",
+)
 
 _SEGMENT = re.compile(r"[^a-zA-Z0-9_-]")
 

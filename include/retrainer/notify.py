@@ -26,7 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DECISIONS = ("promoted", "rejected", "skipped", "failed")
-DECISION_CODES = ("promoted", "reinstated", "rejected", "no_retrain_needed", "insufficient_data", "failed")
+DECISION_CODES = (
+    "promoted",
+    "reinstated",
+    "rejected",
+    "reinstatement_refused",
+    "no_retrain_needed",
+    "insufficient_data",
+    "failed",
+)
 DEFAULT_ON = ("promoted", "rejected", "failed")
 
 _CONFIG_KEYS = {"on", "email", "email_from", "smtp_conn_id", "webhook", "retries", "retry_delay_seconds"}
@@ -223,7 +231,9 @@ def key_numbers(summary: Mapping[str, Any]) -> dict[str, str]:
     chosen = back.get("comparison") if back.get("reinstated") is not None else None
     if isinstance(chosen, Mapping):
         rt = chosen.get("paired_test") or {}
-        out[f"reinstated v{back.get('reinstated')} vs the {back.get('winner') or 'winner'}"] = (
+        moved = summary.get("decision_code") == "reinstated"
+        label = "reinstated" if moved else "earlier champion (not moved)"
+        out[f"{label} v{back.get('reinstated')} vs the {back.get('winner') or 'winner'}"] = (
             f"{rt.get('metric') or 'metric'} {fmt_num(rt.get('champion'))} -> {fmt_num(rt.get('challenger'))}, "
             f"difference {fmt_num(rt.get('effect'))} (lower bound {fmt_num(rt.get('ci_low'))} "
             f"at alpha {fmt_num(back.get('alpha'))})"

@@ -294,7 +294,14 @@ def _rollback_locked(
         )
     # Mark the target first: a retry recognises a move this run already made (see module doc).
     # LeaseLost (retryable, nothing moved) if the lease was taken over before the tags or the move.
-    champions.move(lease, after, mark={BY_RUN_TAG: run_id, FROM_VERSION_TAG: before}, fence_tag=FENCE_TAG)
+    # decision with the move: a crash before _finish must not leave the target with the tags of
+    # an earlier move (e.g. a reinstatement's marker) that readers would apply to this tenure.
+    champions.move(
+        lease,
+        after,
+        mark={BY_RUN_TAG: run_id, FROM_VERSION_TAG: before, registry.TAG + "decision": "rollback_target"},
+        fence_tag=FENCE_TAG,
+    )
     log.info("rolled champion of '%s' back from v%s to v%s (%s): %s", spec.name, before, after, plan["source"], reason)
     done = _finish(
         champions,

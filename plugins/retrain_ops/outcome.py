@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 OUTCOME_TASKS = {
     "promoted": TaskId.MARK_PROMOTED,
     "reinstated": TaskId.MARK_PROMOTED,  # the champion moved, to an earlier one
+    "reinstatement_refused": TaskId.MARK_REJECTED,  # an earlier champion's return was refused: nothing moved
     "rejected": TaskId.MARK_REJECTED,
     "no_retrain_needed": TaskId.MARK_SKIPPED_NO_DRIFT,
     "insufficient_data": TaskId.MARK_SKIPPED_INSUFFICIENT_DATA,
@@ -35,7 +36,10 @@ OUTCOME_DOCS = {
         "The champion moved: to the challenger, or (decision code `reinstated`) back to an earlier "
         "champion that served this week's held-out rows better than the week's winner."
     ),
-    TaskId.MARK_REJECTED: "A challenger was trained and compared, and rejected: the champion is unchanged.",
+    TaskId.MARK_REJECTED: (
+        "Nothing moved: a challenger was trained, compared and rejected, or (decision code "
+        "`reinstatement_refused`) an earlier champion's return was refused. The champion is unchanged."
+    ),
     TaskId.MARK_SKIPPED_NO_DRIFT: "No retraining needed: the drift gate did not trip (see the run note / report).",
     TaskId.MARK_SKIPPED_INSUFFICIENT_DATA: "Retraining was due but there was not enough data to train and evaluate.",
     FORCED_TASK: f"The run was triggered with `{RunParam.FORCE_RETRAIN}`: it trained regardless of the drift gate.",

@@ -10,6 +10,7 @@ promote step moves the alias back to v1 and rejects v3, and a re-run of the week
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from include.demo import data as demo_data
 from include.retrainer import history, registry, steps
 from include.retrainer.layout import RunLayout
+from include.retrainer.tasks import RunParam
 
 START = dt.datetime(2026, 6, 7, tzinfo=dt.UTC)  # a Sunday
 WEEK = dt.timedelta(weeks=1)
@@ -74,7 +76,10 @@ def test_an_earlier_champion_that_serves_the_week_better_is_reinstated(mlflow_se
     c3 = steps.compare_models(store, mlflow_server, spec, ctx3, t3)
     assert c3.decision == "reinstate" and c3.reinstated_version == v1, c3.reasons
     assert c3.champion_version == v2 and c3.challenger_version == v3
-    assert c3.reasons[0].startswith(f"earlier champion {v1} reinstated: roc_auc +")
+    assert (
+        c3.reasons[0].startswith(f"earlier champion {v1} serves these ")
+        and "better than the champion: roc_auc +" in c3.reasons[0]
+    )
     judged = {c["key"]: c for c in c3.reinstatement["candidates"]}
     assert set(judged) == {v1}  # the champion and the challenger are not candidates
     assert judged[v1]["passed"] and judged[v1]["ci_low"] > 0.1
@@ -171,6 +176,9 @@ def test_when_the_gate_wants_a_retrain_an_earlier_champion_serving_the_batch_bet
 
     ctx3 = _ctx(spec, 2, "w3")
     fetched = steps.fetch_batch(store, spec, ctx3)
+    # A forced run asked for a new model: no earlier champion is judged instead.
+    forced_ctx = dataclasses.replace(ctx3, run_id="w3_forced", params={RunParam.FORCE_RETRAIN: True})
+    assert steps.detect_drift(store, mlflow_server, spec, forced_ctx, fetched.batch_uri).reinstatement is None
     drift = steps.detect_drift(store, mlflow_server, spec, ctx3, fetched.batch_uri)
     assert drift.gate and drift.reinstatement is not None
     assert drift.reinstatement["reinstated"] == v1 and drift.reinstatement["judged_on"] == "batch"
@@ -181,6 +189,29 @@ def test_when_the_gate_wants_a_retrain_an_earlier_champion_serving_the_batch_bet
     assert registry.find_versions(client, spec.name, data_interval_end=ctx3.interval_end.isoformat()) == []
     compared = steps.compare_models(store, mlflow_server, spec, ctx3, trained)
     assert compared.decision == "reinstate" and compared.reinstated_version == v1
+
+    def summary_of(promoted):
+        return steps.build_summary(
+            spec,
+            ctx3,
+            results=steps.RunResults(
+                fetch=fetched,
+                validation=None,
+                drift=drift,
+                decision=steps.decide_retrain(drift, False),
+                trained=trained,
+                comparison=compared,
+                promoted=promoted,
+                rejected=None,
+            ),
+            failed_tasks={},
+            champion_after=registry.get_alias(client, spec.name, registry.CHAMPION).version,
+        )
+
+    # A dry run (allow_promotion=false) moves nothing and says so.
+    dry = steps.promote_challenger(store, mlflow_server, spec, ctx3, compared, allow_promotion=False)
+    assert not dry.promoted and dry.champion_after == v2
+    assert (summary_of(dry)["decision"], summary_of(dry)["decision_code"]) == ("rejected", "reinstatement_refused")
     done = steps.promote_challenger(store, mlflow_server, spec, ctx3, compared)
     assert (done.promoted, done.champion_before, done.champion_after) == (True, v2, v1)
     back = registry.get_version(client, spec.name, v1)
@@ -188,22 +219,7 @@ def test_when_the_gate_wants_a_retrain_an_earlier_champion_serving_the_batch_bet
     assert back.tag("reinstated_for_interval_end") == ctx3.interval_end.isoformat()
     assert history.list_history(store, spec)[-1]["action"] == "reinstate"
 
-    summary = steps.build_summary(
-        spec,
-        ctx3,
-        results=steps.RunResults(
-            fetch=fetched,
-            validation=None,
-            drift=drift,
-            decision=steps.decide_retrain(drift, False),
-            trained=trained,
-            comparison=compared,
-            promoted=done,
-            rejected=None,
-        ),
-        failed_tasks={},
-        champion_after=v1,
-    )
+    summary = summary_of(done)
     assert (summary["decision"], summary["decision_code"]) == ("promoted", "reinstated")
     assert summary["challenger_version"] is None and summary["training_window"] is None
     assert summary["reasons"][0].startswith("retrain wanted, none trained: ")
@@ -228,3 +244,7 @@ def test_when_the_gate_wants_a_retrain_an_earlier_champion_serving_the_batch_bet
     assert "reinstated instead of a retrain" in report["reference"]
     age = next(s for s in report["signals"] if s["name"] == "age")
     assert age["statistic"] == pytest.approx(1.0) and "since it was reinstated" in age["summary"]
+
+    # A backfill of week 2 (older than the week v1 was reinstated for) never replaces it.
+    old = steps.detect_drift(store, mlflow_server, spec, ctx2, steps.fetch_batch(store, spec, ctx2).batch_uri)
+    assert old.gate and old.champion_version == v1 and old.reinstatement is None

@@ -906,7 +906,9 @@ def test_an_earlier_champion_that_serves_the_rows_better_is_reinstated_at_alpha_
     ]
     found = loop.reinstate_earlier_champion(spec, winner, "challenger", candidates, holdout)
     assert found.key == "5" and found.alpha == pytest.approx(0.05 / 3)
-    assert found.reason.startswith("earlier champion 5 reinstated: roc_auc +")
+    assert found.reason.startswith(
+        "earlier champion 5 serves these 3000 held-out rows better than the challenger: roc_auc +"
+    )
     by_key = {c["key"]: c for c in found.candidates}
     assert by_key["5"]["passed"] and not by_key["7"]["passed"]
     assert by_key["4"]["passed"] is False and "KeyError" in by_key["4"]["error"]

@@ -147,14 +147,14 @@ def test_a_reinstatement_is_named_in_the_message_the_descriptions_and_the_outcom
         "decision": "promoted",
         "decision_code": "reinstated",
         "trigger": "signals",
-        "headline": "Reinstated an earlier champion (signals): earlier champion 2 reinstated: roc_auc +0.0561.",
+        "headline": "Reinstated an earlier champion (signals): earlier champion 2 serves these rows better: roc_auc +0.0561.",
         "champion_version_before": "4",
         "champion_version_after": "2",
         "challenger_version": "5",
         "reinstated_version": "2",
         "reinstatement": {
             "reinstated": "2",
-            "reason": "earlier champion 2 reinstated: roc_auc +0.0561 over the challenger",
+            "reason": "earlier champion 2 serves these rows better than the challenger: roc_auc +0.0561",
             "alpha": 0.05 / 3,
             "winner": "challenger",
             "candidates": [

@@ -346,15 +346,27 @@ def _check_earlier_champions(
     neither the champion nor any earlier champion trained on. Not for a forced run (the user
     asked for a new model) or when reinstatement is off (``reinstatement_allowed``).
     """
-    from include.retrainer import loop
-    from include.retrainer.steps.reinstate import earlier_champion_states, reinstatement_allowed
+    from include.retrainer import loop, registry
+    from include.retrainer.steps.reinstate import earlier_champion_states, first_day, reinstatement_allowed
 
     if not outcome.retrain or ctx.params.get(RunParam.FORCE_RETRAIN) or not reinstatement_allowed(spec):
         return None
-    candidates = earlier_champion_states(store, client, tracking_uri, spec, {str(champion.version)}, ctx.interval_start)
+    newest = data_end_of_champion(champion)
+    if newest is not None and ctx.interval_end <= newest:
+        # A backfill of a week older than the champion's data: never replaces it (the stale rule).
+        log.info("week ends %s, not after champion v%s's data: no reinstatement", ctx.interval_end, champion.version)
+        return None
+    if registry.find_versions(client, spec.name, data_interval_end=ctx.interval_end.isoformat()):
+        # A re-run of a week that trained a challenger: it decides as that run did (train reuses it).
+        log.info("a version was trained for this interval: its comparison decides, not a reinstatement")
+        return None
+    labelled = batch[batch[spec.features.target].notna()]
+    candidates = earlier_champion_states(
+        store, client, tracking_uri, spec, {str(champion.version)}, first_day(labelled)
+    )
     if not candidates:
         return None
-    found = loop.reinstate_earlier_champion(spec, state, "champion", candidates, batch)
+    found = loop.reinstate_earlier_champion(spec, state, "champion", candidates, labelled, loop.BATCH_ROWS)
     log.info(
         "before retraining, earlier champions %s judged on the batch: %s", [c[0] for c in candidates], found.reason
     )
@@ -377,13 +389,10 @@ def detect_drift(
     paths = RunLayout.of(spec, ctx.interval_start, ctx.interval_end)
     client = registry.client_for(tracking_uri)
     champion = registry.get_alias(client, spec.name, registry.CHAMPION)
-    if champion is not None and (
-        _trained_on_interval(champion, ctx)
-        or champion.tag("reinstated_for_interval_end") == ctx.interval_end.isoformat()
-    ):
+    reinstated_here = champion is not None and _reinstated_for(champion) == ctx.interval_end
+    if champion is not None and (_trained_on_interval(champion, ctx) or reinstated_here):
         # A re-run of an interval whose own model is already champion: judge the batch against
         # the champion it replaced, as the first run did, so the re-run reaches the same decision.
-        reinstated_here = champion.tag("reinstated_for_interval_end") == ctx.interval_end.isoformat()
         previous = champion.tag("reinstated_replacing" if reinstated_here else "replaced_version")
         log.info(
             "champion v%s was made champion for this interval: evaluating against v%s it replaced",
@@ -452,6 +461,19 @@ def detect_drift(
         ],
         reinstatement=reinstatement,
     )
+
+
+def _reinstated_for(version: Any) -> dt.datetime | None:
+    """The interval end a version was reinstated for (None unless its decision is ``reinstated``)."""
+    end = version.tag("reinstated_for_interval_end") if version.tag("decision") == "reinstated" else None
+    return dt.datetime.fromisoformat(end) if end else None
+
+
+def data_end_of_champion(version: Any) -> dt.datetime | None:
+    """The newest data a champion answers for: its training interval's end, or the interval it was
+    reinstated for when later (a backfilled older week never replaces it)."""
+    ends = [e for e in (interval_end_of(version), _reinstated_for(version)) if e is not None]
+    return max(ends) if ends else None
 
 
 def _trained_on_interval(version: Any, ctx: RunContext) -> bool:

@@ -56,7 +56,6 @@ def promote_challenger(
 
     client = registry.client_for(tracking_uri)
     champions = ChampionRegistry(client, store, spec)
-    challenger_v = str(comparison.challenger_version)
     expected = str(comparison.champion_version) if comparison.champion_version is not None else None
     decision = ApprovalDecision.from_dict(dict(approval)) if approval else None
     recorded = decision.to_dict() if decision else None
@@ -80,6 +79,7 @@ def promote_challenger(
         return _reinstate(champions, tracking_uri, spec, ctx, comparison, expected)
     if not allow_promotion:
         return rejected(f"promotion disabled by run param {RunParam.ALLOW_PROMOTION}=false")
+    challenger_v = str(comparison.challenger_version)
     with champions.lock(owner=f"{ctx.dag_id}/{ctx.run_id}") as lease:
         current = champions.current()
         current_v = current.version if current else None
@@ -142,8 +142,10 @@ def _reinstate(
     replaced: what a rollback returns to, and what a re-run of this interval is judged against),
     ``reinstated_for_interval_end`` and ``reinstated_instead_of`` (the rejected challenger, if one
     was trained); its ``replaced_version`` (its own first promotion's lineage) is left as it was.
-    The alias moves first, then the challenger is tagged rejected and the move recorded, so a
-    failed move leaves no trace and a retry finishes the bookkeeping.
+    The target is tagged, then the alias moves (as for a promotion: a retry recognises its own
+    move by those tags), then the challenger is tagged rejected and the move recorded; a retry
+    after a crash finishes the bookkeeping. Readers act on the reinstatement tags only while the
+    version is champion with ``decision=reinstated``.
     """
     from include.retrainer import registry
 

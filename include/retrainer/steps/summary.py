@@ -139,8 +139,10 @@ def build_summary(
     elif outcome is not None:
         decision = "promoted" if outcome.promoted else "rejected"
         code = decision
-        if outcome.promoted and comparison is not None and comparison.decision == "reinstate":
-            code = "reinstated"  # the champion moved back to an earlier one (any challenger rejected)
+        if comparison is not None and comparison.decision == "reinstate":
+            # The champion moved back to an earlier one (any challenger rejected), or that move was
+            # refused (the champion changed meanwhile, a dry run): nothing moved.
+            code = "reinstated" if outcome.promoted else "reinstatement_refused"
         trained_one = trained is not None and trained.challenger_version is not None
         if branch is not None and branch.reason:
             reasons.append(f"{'retrained' if trained_one else 'retrain wanted, none trained'}: {branch.reason}")
