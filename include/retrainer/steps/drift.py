@@ -415,7 +415,9 @@ def detect_drift(
     batch = store.read_parquet(batch_uri)
     since = load_rejected_since(store, tracking_uri, spec, ctx, champion, state)
     outcome = loop.assess(spec, state, batch, ctx.interval_end, since=since)
-    record_served(store, spec, champion, state.trained_through, ctx, outcome.served)
+    # A week before the champion's newest data (its training, or the week it was reinstated for)
+    # is a backfill, not a week it served in this tenure.
+    record_served(store, spec, champion, data_end_of_champion(champion) or state.trained_through, ctx, outcome.served)
     reinstatement = _check_earlier_champions(
         store, client, tracking_uri, spec, ctx, champion, state, batch, batch_uri, outcome
     )
