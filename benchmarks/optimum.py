@@ -48,6 +48,7 @@ __all__ = [
     "optimal_path",
     "path_cost",
     "regret_share",
+    "scored_weeks",
 ]
 
 #: Retrain costs in metric-weeks (1 retrain = serving a model this much worse for one week).
@@ -73,9 +74,18 @@ def _check(q: np.ndarray, start: int) -> np.ndarray:
         raise ValueError(f"quality matrix must be square (T x T), got shape {q.shape}")
     if not 0 <= start < q.shape[0]:
         raise ValueError(f"start week {start} outside 0..{q.shape[0] - 1}")
-    if not np.isfinite(q[start, start + 1 :]).all():
+    scored = scored_weeks(q)
+    if not np.isfinite(q[start, start + 1 :][scored[start + 1 :]]).all():
         raise ValueError(f"the cold-start model (week {start}) must have a quality for every later week")
     return q
+
+
+def scored_weeks(q: np.ndarray) -> np.ndarray:
+    """Weeks on which some model has a quality (a week where the metric is undefined for every
+    model, e.g. its rows hold a single class, costs nothing to anyone and is left out)."""
+    q = np.asarray(q, dtype=float)
+    T = q.shape[0]
+    return np.array([t > 0 and bool(np.isfinite(q[:t, t]).any()) for t in range(T)], dtype=bool)
 
 
 def best_available(q: np.ndarray) -> np.ndarray:
@@ -90,8 +100,20 @@ def best_available(q: np.ndarray) -> np.ndarray:
     return best
 
 
-def path_cost(q: np.ndarray, start: int, serving: Sequence[int], retrains: int, retrain_cost: float) -> float:
-    """Cost of serving ``serving[i]`` in week ``start + 1 + i``, plus the retrains."""
+def path_cost(
+    q: np.ndarray,
+    start: int,
+    serving: Sequence[int],
+    retrains: int,
+    retrain_cost: float,
+    no_model: float | Sequence[float] = 0.5,
+) -> float:
+    """Cost of serving ``serving[i]`` in week ``start + 1 + i``, plus the retrains.
+
+    ``no_model``: the quality of a week served by no model (a policy that never got a first
+    champion): a constant scorer's AUC, 0.5, by default; one value per week for other metrics.
+    Weeks no model could be scored on (:func:`scored_weeks`) are left out.
+    """
     q = _check(q, start)
     best = best_available(q)
     T = q.shape[0]
@@ -100,9 +122,11 @@ def path_cost(q: np.ndarray, start: int, serving: Sequence[int], retrains: int, 
     lost = 0.0
     for i, s in enumerate(serving):
         t = start + 1 + i
+        if not math.isfinite(best[t]):
+            continue
         if s is None or s < 0:
-            # No model served (policy never got a champion): a constant scorer's AUC is 0.5.
-            value = 0.5
+            # No model served (policy never got a champion).
+            value = float(no_model) if isinstance(no_model, int | float) else float(no_model[t])
         else:
             if not s < t:
                 raise ValueError(f"week {t} is served by model {s}, which was trained after it")
@@ -122,24 +146,27 @@ def optimal_path(q: np.ndarray, start: int, retrain_cost: float) -> OptimalPath:
     T = q.shape[0]
     if start >= T - 1:
         return OptimalPath(0.0, 0, (), ())
+    # A week no model could be scored on costs nothing; a model exists if it scored any week.
+    lost = np.where(np.isfinite(best)[None, :], best[None, :] - q, 0.0)
+    exists = np.array([bool(np.isfinite(q[s, s + 1 :]).any()) for s in range(T)], dtype=bool)
     INF = math.inf
     # V[s]: min cost so far with model s serving the current week; back[t][s] = model serving t-1.
     V = np.full(T, INF)
     n_retrains = np.zeros(T, dtype=int)
     back: list[dict[int, int]] = [dict() for _ in range(T)]
     t = start + 1
-    V[start] = best[t] - q[start, t]
+    V[start] = lost[start, t]
     for t in range(start + 1, T - 1):
         nxt = np.full(T, INF)
         nxt_r = np.zeros(T, dtype=int)
         for s in range(start, t):
             if V[s] < INF:
-                nxt[s] = V[s] + best[t + 1] - q[s, t + 1]
+                nxt[s] = V[s] + lost[s, t + 1]
                 nxt_r[s] = n_retrains[s]
                 back[t + 1][s] = s
-        if math.isfinite(q[t, t + 1]):
+        if exists[t]:
             prev = int(np.argmin(V))
-            nxt[t] = V[prev] + retrain_cost + best[t + 1] - q[t, t + 1]
+            nxt[t] = V[prev] + retrain_cost + lost[t, t + 1]
             nxt_r[t] = n_retrains[prev] + 1
             back[t + 1][t] = prev
         V, n_retrains = nxt, nxt_r

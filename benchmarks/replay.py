@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.optimum import COST_RATIOS, optimal_path, path_cost, regret_share
+from benchmarks.optimum import COST_RATIOS, optimal_path, path_cost, regret_share, scored_weeks
 from benchmarks.streams import Stream, auc_ovr_macro
 from include.retrainer.config import ModelSpec, parse_spec
 
@@ -97,26 +97,56 @@ def load_loop() -> tuple[Any, str]:
 
 # ------------------------------------------------------------------------------- scoring
 def score(model: Any, frame: pd.DataFrame, spec: ModelSpec, classes: Sequence) -> float:
-    """Primary metric (ROC AUC; macro one-vs-rest for multi-class) of ``model`` on ``frame``.
+    """Quality of ``model`` on ``frame``: its primary metric, oriented so that higher is better.
 
-    Probability columns are aligned to the stream's classes; a class the model never saw
-    gets probability 0 (so a champion that cannot predict a new class scores 0.5 on it).
+    ROC AUC (macro one-vs-rest for multi-class): probability columns are aligned to the
+    stream's classes; a class the model never saw gets probability 0 (so a champion that
+    cannot predict a new class scores 0.5 on it). Other metrics are the product's own
+    (``compare.compute_metrics``, scored as the comparison scores them); a lower-is-better
+    metric (log_loss) is returned negated. Raises ValueError when the metric is undefined on
+    the rows (e.g. a single class for ROC AUC).
     """
     from include.retrainer.training import prepare_features
 
-    if spec.comparison.primary_metric != "roc_auc":
-        raise ValueError(f"the replay scores roc_auc only; spec asks for {spec.comparison.primary_metric}")
-    proba = np.asarray(model.predict_proba(prepare_features(frame, spec)), dtype=float)
+    metric = spec.comparison.primary_metric
+    X = prepare_features(frame, spec)
+    y = frame[spec.features.target].to_numpy()
+    if metric != "roc_auc":
+        from include.retrainer.compare import compute_metrics, greater_is_better
+
+        proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
+        values = compute_metrics(y, model.predict(X), proba, classes=getattr(model, "classes_", None))
+        if metric not in values:
+            raise ValueError(f"{metric} is undefined on these {len(frame)} rows")
+        return float(values[metric]) if greater_is_better(metric) else -float(values[metric])
+    proba = np.asarray(model.predict_proba(X), dtype=float)
     model_classes = [c.item() if hasattr(c, "item") else c for c in model.classes_]
     aligned = np.zeros((len(frame), len(classes)))
     for j, c in enumerate(model_classes):
         if c not in classes:
             raise ValueError(f"model predicts class {c!r} that the stream does not have ({list(classes)})")
         aligned[:, list(classes).index(c)] = proba[:, j]
-    y = frame[spec.features.target].to_numpy()
     if len(classes) == 2:
         return auc_ovr_macro(y, aligned[:, 1], tuple(classes))
     return auc_ovr_macro(y, aligned, tuple(classes))
+
+
+def no_model_quality(q: np.ndarray, metric: str) -> np.ndarray:
+    """Per week, the quality credited to a policy that serves no model at all.
+
+    ROC AUC: 0.5 (a constant scorer), or the worst model's when lower. Other metrics have no
+    such constant, so the worst model scored on that week stands in (a policy without a
+    champion is no better than any model).
+    """
+    T = q.shape[0]
+    out = np.full(T, 0.5 if metric == "roc_auc" else np.nan)
+    for t in range(1, T):
+        col = q[:t, t]
+        if np.isfinite(col).any():
+            # Never better than the worst model (every model may score below chance after a
+            # label flip): serving nothing must not cost less than serving something.
+            out[t] = min(out[t], float(np.nanmin(col))) if metric == "roc_auc" else float(np.nanmin(col))
+    return out
 
 
 class ModelBank:
@@ -146,6 +176,8 @@ class ModelBank:
             if hasattr(self.spec.training, "max_window_weeks")
             else weeks
         )
+        from include.retrainer.training import TrainingError
+
         while True:
             window = self.stream.window(week, weeks)
             try:
@@ -154,6 +186,10 @@ class ModelBank:
                 if weeks >= widest or weeks > week:  # widest reached, or the window already holds every week
                     return f"InsufficientData: {exc}"
                 weeks += 1
+            except (TrainingError, ValueError) as exc:
+                # E.g. one class in the window or in its held-out rows (a user's data): the DAG's
+                # train step fails that week, and nothing changes.
+                return f"{type(exc).__name__}: {exc}"
 
     def has(self, week: int) -> bool:
         return not isinstance(self.get(week), str)
@@ -309,7 +345,13 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
             keys = _earlier_keys(earlier, {champ_week}, n_earlier, batch)
             pre = (
                 loop.reinstate_earlier_champion(
-                    spec, champion, "champion", [(w, earlier[w]) for w in keys], batch, loop.BATCH_ROWS
+                    spec,
+                    champion,
+                    "champion",
+                    [(w, earlier[w]) for w in keys],
+                    batch,
+                    loop.BATCH_ROWS,
+                    interval_end=stream.interval_end(t),
                 )
                 if keys
                 else None
@@ -430,12 +472,16 @@ def _run_baseline(policy: str, spec: ModelSpec, stream: Stream, bank: ModelBank,
             promote, reason = True, "always promote"
         else:
             h = challenger.holdout
-            c_val, p_val = (
-                score(challenger.model, h, spec, stream.classes),
-                score(champion.model, h, spec, stream.classes),
-            )
-            promote = c_val > p_val
-            reason = f"challenger {c_val:.4f} vs champion {p_val:.4f} on {len(h)} held-out rows"
+            try:
+                c_val, p_val = (
+                    score(challenger.model, h, spec, stream.classes),
+                    score(champion.model, h, spec, stream.classes),
+                )
+            except ValueError as exc:  # the metric is undefined on the held-out rows: keep the champion
+                promote, reason = False, f"no comparison on {len(h)} held-out rows: {exc}"
+            else:
+                promote = c_val > p_val
+                reason = f"challenger {c_val:.4f} vs champion {p_val:.4f} on {len(h)} held-out rows"
         if promote:
             champion, champ_week = challenger, t
         records.append(WeekRecord(t, before, champ_week, True, promote, "ok", reason))
@@ -518,11 +564,16 @@ def _policy_run(
     stream: Stream,
     stationary: list[int],
     clocks: Sequence[int] = (),
+    no_model: np.ndarray | None = None,
 ) -> PolicyRun:
     T = q.shape[0]
     after = {r.week: r.champion_after for r in records}
     serving = tuple(after.get(t - 1) for t in range(start + 1, T))
-    values = [0.5 if s is None else q[s, t] for s, t in zip(serving, range(start + 1, T))]
+    floor = np.full(T, 0.5) if no_model is None else no_model
+    scored = scored_weeks(q)
+    values = [
+        floor[t] if s is None else q[s, t] for s, t in zip(serving, range(start + 1, T), strict=True) if scored[t]
+    ]
     # The week each week's champion took office: its training week for a promotion, the week of
     # the decision for an earlier champion reinstated (chosen on that week's held-out rows).
     took_office: dict[int, int] = {}
@@ -570,7 +621,7 @@ def replay_stream(
     t_start = time.perf_counter()
     if loop is None:
         loop, loop_name = load_loop()
-    spec = parse_spec(stream.spec, f"bench/{stream.name}.yaml")
+    spec = parse_spec(stream.spec, stream.spec_path or f"bench/{stream.name}.yaml")
     T = stream.weeks
     last = T - 2  # the decision at the end of the last week would serve a week beyond the data
     bank = ModelBank(loop, spec, stream)
@@ -583,7 +634,16 @@ def replay_stream(
         if isinstance(m, str):
             continue
         for t in range(s + 1, T):
-            q[s, t] = score(m.model, stream.frames[t], spec, stream.classes)
+            try:
+                q[s, t] = score(m.model, stream.frames[t], spec, stream.classes)
+            except ValueError:  # undefined on this week's rows (e.g. one class): left out for everyone
+                q[s, t] = np.nan
+    unscored = [t for t in range(1, T) if not scored_weeks(q)[t] and any(bank.has(s) for s in range(t))]
+    if unscored:
+        notes.append(
+            f"weeks {unscored}: {spec.comparison.primary_metric} is undefined on their rows (e.g. a single "
+            "class), so they count for no policy"
+        )
     valid = [s for s in range(last + 1) if bank.has(s)]
     if not valid:
         raise RuntimeError(f"stream {stream.name}: no model could be trained in any week ({bank.get(last)})")
@@ -596,20 +656,27 @@ def replay_stream(
     window_weeks = spec.training.window_weeks
     stationary = stationary_weeks(stream, start, last, window_weeks)
     clocks = change_clocks(q, start, stream)
+    floor = no_model_quality(q, spec.comparison.primary_metric)
     runs: dict[str, PolicyRun] = {}
-    runs["ours"] = _policy_run("ours", _run_ours(loop, spec, stream, bank, last), q, start, stream, stationary, clocks)
+    runs["ours"] = _policy_run(
+        "ours", _run_ours(loop, spec, stream, bank, last), q, start, stream, stationary, clocks, floor
+    )
     # A user who states the retrain cost in the model YAML (drift.gate.retrain_cost): the same
     # product, configured with each cost ratio, replayed on the same models.
     for ratio in cost_ratios:
         name = ours_at(ratio)
-        spec_r = parse_spec(with_retrain_cost(stream.spec, ratio), f"bench/{stream.name}@{ratio}.yaml")
+        spec_r = parse_spec(
+            with_retrain_cost(stream.spec, ratio), stream.spec_path or f"bench/{stream.name}@{ratio}.yaml"
+        )
         bank_r = ModelBank(loop, spec_r, stream)
         bank_r._models = bank._models  # same training settings: the very same models
         runs[name] = _policy_run(
-            name, _run_ours(loop, spec_r, stream, bank_r, last), q, start, stream, stationary, clocks
+            name, _run_ours(loop, spec_r, stream, bank_r, last), q, start, stream, stationary, clocks, floor
         )
     for p in POLICIES[1:]:
-        runs[p] = _policy_run(p, _run_baseline(p, spec, stream, bank, last), q, start, stream, stationary, clocks)
+        runs[p] = _policy_run(
+            p, _run_baseline(p, spec, stream, bank, last), q, start, stream, stationary, clocks, floor
+        )
 
     changes = []
     for i, c in enumerate(stream.changes):
@@ -625,12 +692,24 @@ def replay_stream(
     for ratio in cost_ratios:
         opt = optimal_path(q, start, ratio)
         costs[ratio] = {
-            p: path_cost(q, start, [(-1 if s is None else s) for s in r.serving], r.retrains, ratio)
+            p: path_cost(q, start, [(-1 if s is None else s) for s in r.serving], r.retrains, ratio, floor)
             for p, r in runs.items()
         }
         costs[ratio]["optimum"] = opt.cost
         opt_retrains[ratio] = opt.retrains
-        regret[ratio] = {p: regret_share(costs[ratio][p], opt.cost, costs[ratio]["never"]) for p in runs}
+        regret[ratio] = {}
+        for p in runs:
+            if costs[ratio][p] < opt.cost - 1e-9:
+                # The optimum's paths keep a model or switch to the newest one; a policy that
+                # returned to an earlier model without a retrain (a reinstatement) can beat them.
+                notes.append(
+                    f"{p} costs {costs[ratio][p]:.4f} < the optimum's {opt.cost:.4f} at retrain cost {ratio:g}: "
+                    "it returned to an earlier model without a retrain, which the optimum's paths do not "
+                    "include; its regret share is reported as 0"
+                )
+                regret[ratio][p] = 0.0
+            else:
+                regret[ratio][p] = regret_share(costs[ratio][p], opt.cost, costs[ratio]["never"])
     return StreamResult(
         stream=stream.name,
         description=stream.description,

@@ -16,7 +16,8 @@ Concepts. Binary streams use ``logit = (1 - lam) * h_A(x) + lam * h_B(x)``: ``h_
 sign of the ``x1`` effect, moves and flips the ``x2`` step and permutes the ``c0`` effects.
 ``lam`` (0..1) is the concept coordinate of the day; a covariate shift moves feature means
 (in standard deviations) and category probabilities without touching ``h``, so P(y|x)
-stays fixed. The multi-class stream is a softmax over four classes of which ``fraud``
+stays fixed. A reversal negates the logit (the label's meaning flips, as when its definition
+is swapped upstream). The multi-class stream is a softmax over four classes of which ``fraud``
 exists only from its change day on.
 
 Each change records ``oracle_cost``: on a large sample from the post-change regime, the
@@ -94,6 +95,7 @@ class Regime:
     c0_p: tuple[float, ...] = tuple(_C0_P)
     c2_p: tuple[float, ...] = tuple(_C2_P)
     new_class: bool = False  # multi-class stream: the class 'fraud' exists
+    reversed: bool = False  # binary stream: the label's relation to the inputs is reversed
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class ChangePoint:
 
     week: int
     day: str  # ISO date of the first changed day
-    kind: str  # sudden | gradual | recurring | covariate | concept | new_class | straddle
+    kind: str  # sudden | gradual | recurring | covariate | concept | new_class | straddle | reversal
     description: str
     ramp_weeks: int  # 0 for a sudden change; the ramp length of a gradual one
     oracle_cost: float  # see the module docstring
@@ -155,21 +157,37 @@ class Stream:
     rows_per_week: int
     multiclass: bool = False
     _all: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    #: Where the model YAML came from (a user's file; None for a generated stream).
+    spec_path: str | None = None
+    #: First day of each week, when weeks are not consecutive (a user's data with weeks
+    #: that hold no rows, which the replay skips); None = consecutive weeks from ``start``.
+    week_starts: tuple[dt.date, ...] | None = None
 
     @property
     def weeks(self) -> int:
         return len(self.frames)
 
+    def week_start(self, week: int) -> dt.date:
+        """First day (a Sunday) of week ``week``'s data interval."""
+        if self.week_starts is not None:
+            return self.week_starts[week]
+        return self.start + dt.timedelta(weeks=week)
+
     def interval_end(self, week: int) -> dt.datetime:
         """End of week ``week``'s data interval (Sunday 00:00 UTC after it)."""
-        day = self.start + dt.timedelta(weeks=week + 1)
+        day = self.week_start(week) + dt.timedelta(weeks=1)
         return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
     def window(self, week: int, window_weeks: int) -> pd.DataFrame:
         """Rows of the ``window_weeks`` weeks ending with ``week`` (as the DAG reads partitions).
 
-        At the start of a stream fewer weeks exist; the window holds what exists.
+        At the start of a stream fewer weeks exist; the window holds what exists. With
+        ``week_starts`` (weeks with no rows skipped) the window is still calendar weeks.
         """
+        if self.week_starts is not None:
+            since = self.week_start(week) - dt.timedelta(weeks=window_weeks - 1)
+            keep = [i for i in range(week + 1) if self.week_starts[i] >= since]
+            return pd.concat([self.frames[i] for i in keep], ignore_index=True)
         first = max(0, week - window_weeks + 1)
         return pd.concat(self.frames[first : week + 1], ignore_index=True)
 
@@ -192,11 +210,12 @@ def _draw_features(rng: np.random.Generator, regime: Regime, rows: int) -> dict[
     return x
 
 
-def _binary_logit(x: dict[str, np.ndarray], lam: float) -> np.ndarray:
+def _binary_logit(x: dict[str, np.ndarray], lam: float, reversed: bool = False) -> np.ndarray:
     common = 1.1 * x["x0"] + 0.5 * x["x0"] * x["x1"] + 0.35 * x["x3"] + 0.25 * x["x4"] + _E1[x["c1"]] - 0.3
     h_a = -0.8 * x["x1"] + 0.9 * np.tanh(1.5 * x["x2"]) + _EA0[x["c0"]]
     h_b = 0.8 * x["x1"] - 0.9 * np.tanh(1.5 * (x["x2"] - 0.5)) + _EB0[x["c0"]]
-    return common + (1.0 - lam) * h_a + lam * h_b
+    logit = common + (1.0 - lam) * h_a + lam * h_b
+    return -logit if reversed else logit
 
 
 def _multi_proba(x: dict[str, np.ndarray], new_class: bool) -> np.ndarray:
@@ -221,7 +240,7 @@ def _labels(rng: np.random.Generator, x: dict[str, np.ndarray], regime: Regime, 
         u = rng.random(p.shape[0])[:, None]
         idx = (u > np.cumsum(p, axis=1)).sum(axis=1)
         return np.asarray(MULTI_CLASSES, dtype=object)[np.minimum(idx, len(MULTI_CLASSES) - 1)]
-    p = 1.0 / (1.0 + np.exp(-_binary_logit(x, regime.concept)))
+    p = 1.0 / (1.0 + np.exp(-_binary_logit(x, regime.concept, regime.reversed)))
     return (rng.random(p.shape[0]) < p).astype(np.int64)
 
 
@@ -268,8 +287,8 @@ def _oracle_cost(design: StreamDesign, change: _ChangeDef) -> float:
             y, _multi_proba(x, before.new_class), MULTI_CLASSES
         )
     classes = (0, 1)
-    return auc_ovr_macro(y, _binary_logit(x, after.concept), classes) - auc_ovr_macro(
-        y, _binary_logit(x, before.concept), classes
+    return auc_ovr_macro(y, _binary_logit(x, after.concept, after.reversed), classes) - auc_ovr_macro(
+        y, _binary_logit(x, before.concept, before.reversed), classes
     )
 
 
@@ -403,6 +422,11 @@ def stream_designs(quick: bool = False) -> list[StreamDesign]:
         # Wednesday of week 12: the 4-week windows ending in weeks 12-15 straddle it.
         return Regime(concept=0.35 if d >= 12 * w + 3 else 0.0)
 
+    def reversal(d: int) -> Regime:
+        # The label's meaning flips (e.g. its definition was swapped upstream): a model trained
+        # before scores below 0.5 after, and one trained across the change is poor at first.
+        return Regime(reversed=d >= 10 * w + 4)
+
     def shifted(regime: Callable[[int], Regime], weeks: int) -> Callable[[int], Regime]:
         return lambda d: regime(d + weeks * w)
 
@@ -521,6 +545,15 @@ def stream_designs(quick: bool = False) -> list[StreamDesign]:
             False,
             straddle,
             (_ChangeDef(12 * w + 3, "straddle", "lam 0 -> 0.35 mid-week"),),
+        ),
+        StreamDesign(
+            "reversal",
+            "the label's relation to the inputs reverses on the Thursday of week 10",
+            22,
+            1000,
+            False,
+            reversal,
+            (_ChangeDef(10 * w + 4, "reversal", "P(y|x) -> P(1-y|x) from Thursday: the old model scores below 0.5"),),
         ),
     ]
 

@@ -54,7 +54,7 @@ def test_streams_are_deterministic_and_well_formed():
 def test_full_suite_sizes_and_kinds():
     designs = st.stream_designs(False)
     kinds = {c.kind for d in designs for c in d.changes}
-    assert {"sudden", "gradual", "recurring", "covariate", "concept", "new_class", "straddle"} <= kinds
+    assert {"sudden", "gradual", "recurring", "covariate", "concept", "new_class", "straddle", "reversal"} <= kinds
     assert any(not d.changes for d in designs)  # a stationary stream
     sizes = [d.rows_per_week for d in designs]
     assert min(sizes) < 200 and max(sizes) >= 5000
@@ -118,6 +118,20 @@ def test_change_points_are_real(name):
     assert auc_post - auc_pre >= 0.02, (auc_post, auc_pre, c.oracle_cost)  # costly for a real learner too
 
 
+def test_a_reversal_makes_a_model_trained_before_it_score_below_chance():
+    d = _design("reversal", quick=False)
+    s = st.make_stream(d)
+    (c,) = s.changes
+    assert c.kind == "reversal" and c.day.endswith("-20")  # the Thursday of week 10
+    pre = _hgb(s.frames[c.week - 4 : c.week])
+    test = pd.concat(s.frames[c.week + 1 :], ignore_index=True)
+    X, y = _xy(test)
+    auc_pre = roc_auc_score(y, pre.predict_proba(X)[:, 1])
+    post = _hgb(s.frames[c.week + 1 : c.week + 5])
+    assert auc_pre < 0.3 and roc_auc_score(y, post.predict_proba(X)[:, 1]) > 0.75, auc_pre
+    assert c.oracle_cost > 0.5
+
+
 def test_covariate_only_moves_inputs_not_the_concept():
     s = st.make_stream(_design("covariate_only"))
     (c,) = s.changes
@@ -178,6 +192,35 @@ def test_dp_equals_brute_force():
             # the returned path really has the returned cost
             assert path_cost(q, start, opt.serving, opt.retrains, cost) == pytest.approx(opt.cost, abs=1e-12)
             assert opt.retrains == len(opt.switch_weeks)
+
+
+def test_a_week_no_model_can_be_scored_on_costs_nobody_anything():
+    """A week whose metric is undefined for every model (e.g. one class) is left out: the same
+    costs as if every model had scored it alike."""
+    rng = np.random.default_rng(3)
+    checked = 0
+    for _ in range(60):
+        T = int(rng.integers(4, 10))
+        q, start = _random_matrix(rng, T)
+        if start >= T - 2:
+            continue
+        t = int(rng.integers(start + 2, T))  # not the week right after the cold start
+        unscored, alike = q.copy(), q.copy()
+        unscored[:, t] = np.nan
+        alike[:t, t] = np.where(np.isfinite(q[:t, t]), 0.7, np.nan)
+        for cost in (0.0025, 0.04):
+            assert optimal_path(unscored, start, cost).cost == pytest.approx(optimal_path(alike, start, cost).cost)
+            opt = optimal_path(alike, start, cost)
+            assert path_cost(unscored, start, opt.serving, opt.retrains, cost) == pytest.approx(opt.cost)
+            # A policy that never got a model: the no-model quality of a left-out week does not count.
+            nobody = [-1] * (T - start - 1)
+            floor = np.full(T, 0.5)
+            floor[t] = -100.0
+            assert path_cost(unscored, start, nobody, 0, cost, floor) == pytest.approx(
+                path_cost(alike, start, nobody, 0, cost, np.where(np.arange(T) == t, 0.7, 0.5))
+            )
+        checked += 1
+    assert checked > 20
 
 
 def test_optimum_never_retrains_when_expensive_and_always_when_free():
