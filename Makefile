@@ -16,7 +16,7 @@ EXECUTOR ?= local
 WORKERS  ?= 2
 STACK_ARGS = $(if $(filter celery,$(EXECUTOR)),--executor celery --workers $(WORKERS),--db $(DB))
 
-.PHONY: install run up stop purge status add-model test lint browser test-unit bench lock compose-check clean
+.PHONY: install run up stop purge status add-model replay test lint browser test-unit bench lock compose-check clean
 
 install: $(STAMP)
 
@@ -45,6 +45,11 @@ up: install           ## the stack without the demo
 add-model: install
 	@test -n "$(NAME)" -a -n "$(DATA)" || { echo "usage: make add-model NAME=mymodel DATA=path/to/file.csv|.parquet [TIMESTAMP=col] [TARGET=col]"; exit 2; }
 	$(BIN)/python scripts/add_model.py --name "$(NAME)" --data "$(DATA)" $(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(TARGET),--target "$(TARGET)")
+
+# Would the policy have done well on my data? make replay DATA=path.csv|parquet [SPEC=model.yaml] [TIMESTAMP=col TARGET=col]
+replay: install
+	@test -n "$(DATA)" || { echo "usage: make replay DATA=path/to/file.csv|.parquet [SPEC=include/models/<name>.yaml] [TIMESTAMP=col] [TARGET=col] [OUT=report.md]"; exit 2; }
+	$(BIN)/python scripts/replay_policy.py --data "$(DATA)" $(if $(SPEC),--spec "$(SPEC)") $(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(TARGET),--target "$(TARGET)") $(if $(OUT),--out "$(OUT)")
 
 stop:                 ## stop every process the stack started
 	@test -x $(BIN)/python && $(BIN)/python scripts/stack.py down || echo "nothing to stop (no virtualenv)"

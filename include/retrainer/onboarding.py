@@ -129,7 +129,7 @@ def _is_numeric(s: pd.Series) -> bool:
     ) and not pd.api.types.is_datetime64_any_dtype(s)
 
 
-def _parse_times(s: pd.Series) -> pd.Series | None:
+def parse_times(s: pd.Series) -> pd.Series | None:
     """UTC timestamps if every non-null value parses as a date/time, else None."""
     if pd.api.types.is_datetime64_any_dtype(s):
         return s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
@@ -194,12 +194,12 @@ def find_timestamp(df: pd.DataFrame, hint: str | None) -> tuple[str, pd.Series]:
     if hint:
         if hint not in df.columns:
             raise OnboardingError(f"timestamp column '{hint}' not found; columns are: {', '.join(df.columns)}")
-        parsed = _parse_times(df[hint])
+        parsed = parse_times(df[hint])
         if parsed is None:
             sample = ", ".join(repr(str(v)) for v in df[hint].dropna().head(3))
             raise OnboardingError(f"timestamp column '{hint}' does not hold dates/times in every row (e.g. {sample})")
         return hint, parsed
-    found = {c: p for c in df.columns if (p := _parse_times(df[c])) is not None}
+    found = {c: p for c in df.columns if (p := parse_times(df[c])) is not None}
     if not found:
         raise OnboardingError(
             "no timestamp column: no column holds dates/times in every row. The retrainer needs one to cut "
@@ -275,7 +275,7 @@ def classify_columns(df: pd.DataFrame, exclude: Sequence[str]) -> tuple[list[str
         if n_unique == 1:
             dropped.append(Dropped(col, f"constant ({_plain(non_null.iloc[0])!r})"))
             continue
-        if pd.api.types.is_datetime64_any_dtype(s) or (_is_text(s) and _parse_times(s) is not None):
+        if pd.api.types.is_datetime64_any_dtype(s) or (_is_text(s) and parse_times(s) is not None):
             dropped.append(Dropped(col, "a second date/time column (derive features from it yourself)"))
             continue
         if _is_numeric(s):
@@ -354,7 +354,7 @@ def daily_partitions(df: pd.DataFrame, inf: Inference) -> dict[dt.date, pd.DataF
 
     The timestamp column is stored as UTC ``datetime64`` so every partition has the same
     schema whatever the source wrote (strings, naive or zoned times)."""
-    ts = _parse_times(df[inf.timestamp])
+    ts = parse_times(df[inf.timestamp])
     if ts is None:  # infer() already checked this; a different frame was passed
         raise OnboardingError(f"timestamp column '{inf.timestamp}' does not parse as dates/times")
     out = df.copy()

@@ -1,0 +1,199 @@
+"""A user's own rows as a replay stream: would the retrain/promote policy have done well on them?
+
+The policy replay benchmark (``benchmarks/replay.py``) replays synthetic streams with known
+change points. This module cuts a user's table (CSV/TSV/Parquet, as ``make add-model`` reads
+it) into the weeks the DAG would see, so the same replay runs on it with the user's model
+YAML (or the YAML ``make add-model`` would write for the file):
+
+* rows are assigned to UTC calendar days of the timestamp column (the DAG's daily partitions,
+  with the same ``_partition_date`` column the fetch step adds) and to the week of Airflow's
+  ``@weekly`` data interval (Sunday 00:00 UTC to the next);
+* a week that holds no labelled rows is skipped (the DAG's run for it fails, at ``fetch_data``
+  or at validation, and changes nothing); training windows are still calendar weeks, as the
+  DAG reads them. Said in the notes;
+* rows without a label are left out (the replay scores every week on its labels; the DAG's
+  validation would fail a week holding them). Said in the notes.
+
+Validation (Great Expectations) is not replayed: every week is taken as valid. Nothing here
+imports Airflow or touches object storage; the user's file is only read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from benchmarks.streams import Stream
+from include.retrainer import onboarding
+from include.retrainer.config import PARTITION_COLUMN, ModelSpecError, parse_spec
+
+__all__ = ["UserDataError", "load_user_stream"]
+
+
+class UserDataError(ValueError):
+    """The file or the model YAML cannot be replayed; the message names the problem."""
+
+
+def _spec_from_yaml(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UserDataError(f"{path}: cannot read the model YAML ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise UserDataError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:200]})") from None
+    if isinstance(raw, dict) and isinstance(raw.get("validation"), dict):
+        # The replay does not validate: a suite file need not exist where the YAML is read.
+        raw["validation"] = {k: v for k, v in raw["validation"].items() if k != "suite"}
+    try:
+        parse_spec(raw, path)
+    except ModelSpecError as exc:
+        raise UserDataError(str(exc)) from None
+    return raw
+
+
+def _spec_inferred(df: pd.DataFrame, name: str, timestamp: str | None, target: str | None, source: str) -> dict:
+    inf = onboarding.infer(df, name, timestamp=timestamp, target=target)
+    raw = yaml.safe_load(onboarding.render_spec(inf, "suites/replay.json", source_name=source))
+    # The replay does not validate (see the module docstring): no suite file is needed.
+    raw["validation"] = {k: v for k, v in (raw.get("validation") or {}).items() if k != "suite"}
+    return raw
+
+
+def _parse_day(value: str | None, flag: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UserDataError(f"{flag} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def load_user_stream(
+    data: str | Path,
+    spec: str | Path | None = None,
+    *,
+    name: str | None = None,
+    timestamp: str | None = None,
+    target: str | None = None,
+    first_day: str | None = None,
+    last_day: str | None = None,
+) -> tuple[Stream, list[str]]:
+    """The user's table as a :class:`Stream` (with the model YAML as its spec) and notes to print.
+
+    ``spec``: a model YAML; without it, the YAML ``make add-model`` would write for the file
+    (``timestamp``/``target`` are the same hints). ``first_day``/``last_day`` (ISO dates) keep
+    only the rows of those days. Raises :class:`UserDataError` (or onboarding's error) naming
+    the problem.
+    """
+    path = Path(data).expanduser()
+    try:
+        df = onboarding.read_table(path)
+    except onboarding.OnboardingError as exc:
+        raise UserDataError(str(exc)) from None
+    notes: list[str] = []
+    stem = re.sub(r"[^a-z0-9_]+", "_", path.stem.lower()).strip("_")
+    model_name = name or (stem if onboarding.NAME_RE.match(stem) else "replay")
+    if spec is not None:
+        spec_path: Path | None = Path(spec).expanduser()
+        raw = _spec_from_yaml(spec_path)
+        features = raw["features"]
+        ts_col = timestamp or features.get("timestamp")
+        if not ts_col:
+            raise UserDataError(
+                f"{spec_path}: features.timestamp is not set, so the rows cannot be cut into days; "
+                "pass --timestamp <column>"
+            )
+        needed = [
+            features["target"],
+            *features.get("numeric", []),
+            *features.get("categorical", []),
+            *features.get("attributes", []),
+            ts_col,
+        ]
+        missing = [c for c in needed if c not in df.columns]
+        if missing:
+            raise UserDataError(
+                f"{path}: column(s) the model YAML names are not in the file: {', '.join(missing)} "
+                f"(the file has: {', '.join(map(str, df.columns))})"
+            )
+        target_col = features["target"]
+        model_name = str(raw.get("name") or model_name)
+    else:
+        spec_path = None
+        try:
+            raw = _spec_inferred(df, model_name, timestamp, target, path.name)
+        except onboarding.OnboardingError as exc:
+            raise UserDataError(str(exc)) from None
+        ts_col, target_col = raw["features"]["timestamp"], raw["features"]["target"]
+        model_name = raw["name"]
+        notes.append(
+            f"model YAML inferred as make add-model would write it: target {target_col}, timestamp {ts_col}, "
+            f"{len(raw['features']['numeric'])} numeric and {len(raw['features']['categorical'])} categorical "
+            f"features, {raw['training']['estimator']}, primary metric {raw['comparison']['primary_metric']}"
+        )
+    times = onboarding.parse_times(df[ts_col])
+    if times is None:
+        sample = ", ".join(repr(str(v)) for v in df[ts_col].dropna().head(3))
+        raise UserDataError(f"timestamp column '{ts_col}' does not hold dates/times in every row (e.g. {sample})")
+    df = df.copy()
+    df[ts_col] = times.astype("datetime64[us, UTC]")
+    no_time = df[ts_col].isna()
+    unlabelled = df[target_col].isna()
+    if no_time.any():
+        notes.append(f"{int(no_time.sum())} row(s) without a timestamp left out")
+    if unlabelled.any():
+        notes.append(f"{int(unlabelled.sum())} row(s) without a label ({target_col}) left out")
+    df = df[~no_time & ~unlabelled]
+    first, last = _parse_day(first_day, "--from"), _parse_day(last_day, "--to")
+    day = df[ts_col].dt.date
+    if first is not None:
+        df, day = df[day >= first], day[day >= first]
+    if last is not None:
+        df, day = df[day <= last], day[day <= last]
+    if df.empty:
+        raise UserDataError(f"{path}: no labelled rows with a timestamp in the chosen days")
+    df = df.sort_values(ts_col, kind="stable")
+    day = df[ts_col].dt.date
+    df[PARTITION_COLUMN] = day.map(dt.date.isoformat).astype("str")
+    week = day.map(onboarding.week_start)
+    starts = sorted(week.unique())
+    frames = tuple(df[week == w].reset_index(drop=True) for w in starts)
+    calendar = (starts[-1] - starts[0]).days // 7 + 1
+    if calendar > len(starts):
+        have = set(starts)
+        every = [starts[0] + dt.timedelta(weeks=i) for i in range(calendar)]
+        gaps = [w for w in every if w not in have]
+        notes.append(
+            f"{len(gaps)} week(s) hold no labelled rows and are skipped (their DAG run would fail, at fetch_data "
+            f"or validation, and change nothing): {', '.join(d.isoformat() for d in gaps[:8])}"
+            f"{' ...' if len(gaps) > 8 else ''}"
+        )
+    if len(frames) < 3:
+        raise UserDataError(
+            f"{path}: labelled rows fall in only {len(frames)} week(s) ({starts[0]} .. {starts[-1]}); the replay "
+            "needs at least 3 (a first model, a decision, a week it serves)"
+        )
+    classes = tuple(sorted(pd.unique(df[target_col]).tolist()))
+    if len(classes) < 2:
+        raise UserDataError(
+            f"{path}: the target '{target_col}' holds a single class ({classes[0]!r}); nothing to learn"
+        )
+    counts = [len(f) for f in frames]
+    stream = Stream(
+        name=model_name,
+        description=f"{path.name}: {len(df):,} labelled rows, {min(day)} .. {max(day)}, {len(frames)} weeks with rows",
+        start=starts[0],
+        frames=frames,
+        changes=(),
+        spec=raw,
+        classes=classes,
+        rows_per_week=int(pd.Series(counts).median()),
+        multiclass=len(classes) > 2,
+        spec_path=None if spec_path is None else str(spec_path),
+        week_starts=tuple(starts),
+    )
+    return stream, notes

@@ -1,0 +1,228 @@
+"""Replaying the policy on a user's own file (scripts/replay_policy.py, benchmarks/user_data.py)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before sklearn loads (see tests/unit/test_replay.py)
+
+import datetime as dt
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import accuracy_score, log_loss
+
+from benchmarks.replay import score
+from benchmarks.user_data import UserDataError, load_user_stream
+from include.retrainer.config import PARTITION_COLUMN, parse_spec
+from scripts import replay_policy
+
+FIRST = dt.datetime(2026, 1, 7, 9, 30)  # a Wednesday: the first week is partial
+
+
+def _rows(weeks: int, per_day: int, flip_week: int | None, classes: int = 2, skip_week: int | None = None, seed=0):
+    """Labelled events over ``weeks`` weeks; the concept flips at ``flip_week``; ``skip_week`` holds no rows."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for day in range(weeks * 7):
+        when = FIRST + dt.timedelta(days=day)
+        week = (when.date() - dt.date(2026, 1, 4)).days // 7
+        if week == skip_week:
+            continue
+        a, b = rng.normal(size=per_day), rng.normal(size=per_day)
+        sign = -1.0 if flip_week is not None and week >= flip_week else 1.0
+        score_ = sign * 1.8 * a + 0.7 * b
+        if classes == 2:
+            y = (rng.random(per_day) < 1 / (1 + np.exp(-score_))).astype(int)
+        else:
+            y = np.digitize(score_ + rng.normal(0, 0.5, per_day), [-0.8, 0.8])
+            y = np.array(["low", "mid", "high"])[y]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "created_at": [
+                        (when + dt.timedelta(minutes=int(m))).isoformat() for m in rng.integers(0, 600, per_day)
+                    ],
+                    "a": a,
+                    "b": b,
+                    "shop": rng.choice(["n", "s"], per_day),
+                    "outcome": y,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def binary_file(tmp_path_factory):
+    df = _rows(8, 45, flip_week=5, skip_week=3)
+    df.loc[7, "outcome"] = None  # one unlabelled row
+    path = tmp_path_factory.mktemp("replay") / "orders.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_the_file_is_cut_into_the_weeks_the_dag_would_see(binary_file):
+    stream, notes = load_user_stream(binary_file)
+    assert stream.name == "orders" and stream.spec_path is None
+    starts = [stream.week_start(w) for w in range(stream.weeks)]
+    assert all(d.weekday() == 6 for d in starts)  # Sundays: @weekly data intervals
+    assert starts[0] == dt.date(2026, 1, 4) and dt.date(2026, 1, 25) not in starts  # week 3 has no rows
+    assert stream.weeks == 8 and stream.interval_end(2) == dt.datetime(2026, 1, 25, tzinfo=dt.UTC)
+    assert stream.interval_end(3) == dt.datetime(2026, 2, 8, tzinfo=dt.UTC)  # after the gap
+    # Training windows are calendar weeks, as the DAG reads them: the gap counts as a week.
+    assert len(stream.window(3, 2)) == len(stream.frames[3])
+    assert len(stream.window(4, 3)) == len(stream.frames[3]) + len(stream.frames[4])
+    assert len(stream.window(2, 3)) == sum(len(f) for f in stream.frames[:3])
+    assert any("1 week(s) hold no labelled rows" in n and "2026-01-25" in n for n in notes)
+    assert any("1 row(s) without a label (outcome) left out" in n for n in notes)
+    assert any("model YAML inferred" in n and "primary metric roc_auc" in n for n in notes)
+    for w, f in enumerate(stream.frames):  # every row sits in its week, with the fetch step's day column
+        days = pd.to_datetime(f[PARTITION_COLUMN]).dt.date
+        assert days.min() >= starts[w] and days.max() < starts[w] + dt.timedelta(days=7)
+        assert f["outcome"].notna().all()
+    assert sum(len(f) for f in stream.frames) == 8 * 7 * 45 - 7 * 45 - 1
+    assert stream.classes == (0.0, 1.0)
+    assert "validation" not in stream.spec or "suite" not in stream.spec["validation"]
+
+
+def test_replay_cli_reports_every_policy_against_the_optimum(binary_file, tmp_path, capsys):
+    out, js = tmp_path / "r.md", tmp_path / "r.json"
+    rc = replay_policy.main(["--data", str(binary_file), "--cost", "0.01", "--out", str(out), "--json", str(js)])
+    assert rc == 0
+    fig = json.loads(js.read_text())
+    assert set(fig["policies"]) == {"ours", "ours@0.01", "never", "always", "always_if_better"}
+    assert fig["primary_metric"] == "roc_auc" and len(fig["week_starts"]) == fig["weeks"] == 8
+    costs = fig["costs"]["0.01"]
+    assert costs["optimum"] <= min(v for k, v in costs.items() if k != "optimum") + 1e-9
+    q = np.array([[np.nan if v is None else v for v in row] for row in fig["quality"]])
+    start = fig["start"]
+    never = fig["policies"]["never"]
+    assert never["served_quality"] == pytest.approx(np.mean(q[start, start + 1 :]), abs=1e-4)
+    assert fig["policies"]["always"]["retrains"] == fig["weeks"] - 2 - start
+    ours = fig["policies"]["ours"]
+    assert [r["week"] for r in ours["records"]] == list(range(fig["weeks"] - 1))
+    assert all(r["reason"] for r in ours["records"])
+    # The concept flips in week 5 (the 5th week with rows): a model trained after it serves better.
+    assert np.nanmax(q[5:, 7]) > q[start, 7] + 0.2
+    assert ours["served_quality"] > never["served_quality"]
+    printed = capsys.readouterr().out
+    assert "| ours (your YAML) |" in printed and "| retrospective optimum |" in printed
+    assert "Week by week (your YAML):" in printed and "2026-02-08" in printed
+    report = out.read_text()
+    assert report.startswith("## Policy replay: orders")
+    weeks = [line for line in report.splitlines() if line.startswith("| ") and " | 2026-" in line]
+    assert len(weeks) == 7  # one row per decision week, 7 cells each: the reasons' "|" are escaped
+    assert all(len(re.split(r"(?<!\\)\|", line)) == 9 for line in weeks), weeks[0]
+
+
+def test_replay_uses_the_users_yaml_and_its_metric(tmp_path, capsys):
+    df = _rows(6, 40, flip_week=None, classes=3, seed=4)
+    data = tmp_path / "tickets.parquet"
+    df.to_parquet(data)
+    spec = {
+        "name": "tickets_triage",
+        "data": {"bucket": "raw-data", "prefix": "tickets"},
+        "features": {"target": "outcome", "timestamp": "created_at", "numeric": ["a", "b"], "categorical": ["shop"]},
+        "training": {
+            "params": {"max_iter": 30},
+            "window_weeks": 2,
+            "holdout_days": 2,
+            "min_train_rows": 50,
+            "min_holdout_rows": 40,
+        },
+        "comparison": {"primary_metric": "log_loss"},
+        # Validation is not replayed: a suite the YAML names need not exist where it is read.
+        "validation": {"suite": "suites/not_here.json"},
+    }
+    yml = tmp_path / "tickets_triage.yaml"
+    yml.write_text(yaml.safe_dump(spec))
+    js = tmp_path / "t.json"
+    assert replay_policy.main(["--data", str(data), "--spec", str(yml), "--cost", "0.04", "--json", str(js)]) == 0
+    fig = json.loads(js.read_text())
+    assert fig["stream"] == "tickets_triage" and fig["primary_metric"] == "log_loss"
+    q = np.array([[np.nan if v is None else v for v in row] for row in fig["quality"]])
+    assert (q[np.isfinite(q)] < 0).all()  # log loss is replayed negated: higher is better throughout
+    printed = capsys.readouterr().out
+    assert f"Model YAML: `{yml}`." in printed and "served log_loss" in printed
+    never = fig["policies"]["never"]["served_quality"]
+    assert f"| never retrain | {-never:.4f} |" in printed  # shown as the metric itself
+
+
+def test_a_week_of_one_class_fails_only_that_week(tmp_path):
+    """As in the DAG: the model of a week whose held-out rows hold one class cannot be trained,
+    and a week no model can be scored on counts for no policy; the replay goes on."""
+    df = _rows(6, 40, flip_week=None, seed=5)
+    week = (pd.to_datetime(df["created_at"]).dt.date - dt.date(2026, 1, 4)).map(lambda d: d.days // 7)
+    df.loc[week == 3, "outcome"] = 0
+    data = tmp_path / "events.csv"
+    df.to_csv(data, index=False)
+    js = tmp_path / "o.json"
+    assert replay_policy.main(["--data", str(data), "--cost", "0.01", "--json", str(js)]) == 0
+    fig = json.loads(js.read_text())
+    assert any("weeks [3]" in n and "undefined" in n for n in fig["notes"]), fig["notes"]
+    q = np.array([[np.nan if v is None else v for v in row] for row in fig["quality"]])
+    assert np.isnan(q[:, 3]).all() and np.isnan(q[3]).all()  # nothing scored on it, nothing trained at it
+    assert all(math.isfinite(v) for v in fig["costs"]["0.01"].values())
+
+
+def test_score_is_the_products_metric_oriented_higher_is_better():
+    df = _rows(2, 120, flip_week=None, classes=3, seed=9)
+    raw = {
+        "name": "m",
+        "data": {"bucket": "raw-data", "prefix": "p"},
+        "features": {"target": "outcome", "numeric": ["a", "b"]},
+        "comparison": {"primary_metric": "accuracy"},
+    }
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(df[["a", "b"]], df["outcome"])
+    classes = tuple(sorted(df["outcome"].unique()))
+    acc = score(model, df, parse_spec(raw, "m.yaml"), classes)
+    assert acc == pytest.approx(accuracy_score(df["outcome"], model.predict(df[["a", "b"]])))
+    raw["comparison"] = {"primary_metric": "log_loss"}
+    ll = score(model, df, parse_spec(raw, "m.yaml"), classes)
+    assert ll == pytest.approx(-log_loss(df["outcome"], model.predict_proba(df[["a", "b"]]), labels=model.classes_))
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "message"),
+    [
+        (lambda: _rows(1, 60, None), [], "labelled rows fall in only 2 week(s)"),
+        (lambda: _rows(4, 30, None), ["--from", "2026-13-01"], "--from '2026-13-01' is not a date"),
+        (lambda: _rows(4, 30, None).drop(columns=["created_at"]), [], "no timestamp column"),
+        (lambda: _rows(4, 30, None).assign(outcome=1), [], "single class"),
+        (
+            lambda: _rows(4, 30, None),
+            ["--spec", "MISSING_COLUMN"],
+            "column(s) the model YAML names are not in the file: c",
+        ),
+    ],
+)
+def test_bad_input_stops_with_one_line_naming_the_problem(tmp_path, capsys, make, args, message):
+    data = tmp_path / "events.csv"
+    make().to_csv(data, index=False)
+    if "MISSING_COLUMN" in args:
+        yml = tmp_path / "toy.yaml"
+        yml.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "toy",
+                    "data": {"bucket": "raw-data", "prefix": "p"},
+                    "features": {"target": "outcome", "timestamp": "created_at", "numeric": ["a", "c"]},
+                }
+            )
+        )
+        args = ["--spec", str(yml)]
+    assert replay_policy.main(["--data", str(data), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("replay_policy: ") and message in err[-1], err
+
+
+def test_a_missing_file_is_named():
+    with pytest.raises(UserDataError, match="nope.csv: no such file"):
+        load_user_stream("/tmp/nope.csv")
