@@ -64,12 +64,13 @@ class ModelState:
     trigger: tuple[str, ...] = ()
     #: What its promotion won over the champion it replaced, on the same held-out rows:
     #: ``{"effect", "se"}`` of the paired test of the primary metric (sign-adjusted; empty when
-    #: unknown, e.g. a cold start). A follow-up is worth making when this was a real gain.
+    #: unknown, e.g. a cold start). A follow-up is worth making when this was a real gain, or
+    #: when it left much of ``trigger_drop`` unanswered.
     gain: dict = field(default_factory=dict)
     #: The drop of the primary metric that asked for it (:func:`trigger_drop`: ``{"signal",
     #: "drop", "se"}``, sign-adjusted; empty when no deciding signal measured one, e.g. data
-    #: drift, age or a cold start). Under rule cost a follow-up is worth what its promotion did
-    #: not win back of this drop.
+    #: drift, age or a cold start). A follow-up is also worth what its promotion did not win
+    #: back of this drop.
     trigger_drop: dict = field(default_factory=dict)
     #: Its primary metric on each labelled batch it has served, oldest first:
     #: ``{"interval_end", "value", "se", "n", "metric"}`` (what :func:`assess` returned as
@@ -899,9 +900,9 @@ def follow_up_signal(
     when a challenger was already trained after the champion, or the champion was not
     trained on a change signal.
 
-    Worth it when its promotion measurably gained; under rule cost, when ``cost_horizon_weeks``
-    x the larger of that gain and what it did not win back of the drop that asked for it
-    (``champion.trigger_drop``), each shrunk by its noise, pays for the retrain.
+    Worth it when its promotion measurably gained, or it measurably did not win back the drop
+    that asked for it (``champion.trigger_drop``), each shrunk by its noise; under rule cost,
+    when ``cost_horizon_weeks`` x the larger of the two pays for the retrain.
     """
     from include.retrainer.gate import SignalResult
 
@@ -936,48 +937,46 @@ def follow_up_signal(
             details,
         )
     # Worth it if retraining on the change measurably helped: the gain its promotion won,
-    # shrunk by its own noise (as the cost signal treats a drop); under rule cost, that gain, or
-    # what it did not win back of the drop that asked for the champion, over cost_horizon_weeks
-    # must pay for the retrain (the rest alone can justify it: a first challenger that won back
-    # nothing of a large drop says the change is not learnt yet).
+    # shrunk by its own noise (as the cost signal treats a drop), or if its promotion left much
+    # of the drop that asked for it unanswered: a challenger trained right after a change holds
+    # mostly pre-change rows and wins back little of it, which says the change is not learnt
+    # yet, not that it cannot be (measured by the replay benchmark: a sudden change that cost
+    # 0.10 a week was won back by +0.02; valuing the follow-up by that +0.02 alone left the rest
+    # unanswered for a refresh interval). The rest is shrunk by its own noise. Drop and gain
+    # share rows (the held-out days end the week the drop was measured on) and their errors
+    # correlate positively, so the SE taken as if independent is larger than the true one:
+    # conservative. Bounded: a follow-up is not followed up, so a change that made the task
+    # harder for good costs one retrain. Under rule cost, cost_horizon_weeks x the larger of the
+    # two must pay for the retrain; otherwise either one above its noise is enough.
     g = spec.drift.gate
     effect, se = finite_or_none((champion.gain or {}).get("effect")), finite_or_none((champion.gain or {}).get("se"))
     expected = shrunk_drop(effect, se or 0.0) if effect is not None else None
     details.update({"promotion_gain": effect, "promotion_gain_se": se, "expected_gain": expected})
+    expected_rest, rest = 0.0, ""
+    asked = champion.trigger_drop or {}
+    drop = finite_or_none(asked.get("drop"))
+    if effect is not None and drop is not None:
+        drop_se = finite_or_none(asked.get("se")) or 0.0
+        rest_se = math.hypot(drop_se, se or 0.0)
+        expected_rest = shrunk_drop(drop - effect, rest_se)
+        details.update(
+            {
+                "asked_drop": drop,
+                "asked_drop_se": drop_se,
+                "remaining_drop": drop - effect,
+                "remaining_drop_se": rest_se,
+                "expected_remaining": expected_rest,
+            }
+        )
+        rest = (
+            f" of the {drop:+.4f} +/- {drop_se:.4f} drop that asked for it "
+            f"({asked.get('signal', 'a signal')}), leaving {drop - effect:+.4f} +/- {rest_se:.4f} "
+            f"(expected {expected_rest:.4f}/week)"
+        )
     if expected is None:
         worth, why = True, "gain of its promotion unknown"
     elif g.rule == "cost" and g.retrain_cost is not None and effect is not None:
-        # Or what its promotion did not win back of the drop that asked for it: a challenger
-        # trained right after a change holds mostly pre-change rows and wins back little of it,
-        # which says the change is not learnt yet, not that it cannot be (measured by the replay
-        # benchmark: a sudden change that cost 0.10 a week was won back by +0.02, and valuing
-        # the follow-up by that +0.02 alone left the rest unanswered for a refresh interval).
-        # The rest is shrunk by its own noise. Drop and gain share rows (the held-out days end the
-        # week the drop was measured on) and their errors correlate positively, so the SE taken
-        # as if independent is larger than the true one: conservative. Bounded: a follow-up is
-        # not followed up, so a change that made the task harder for good costs one retrain.
-        per_week, rest = expected, ""
-        asked = champion.trigger_drop or {}
-        drop = finite_or_none(asked.get("drop"))
-        if drop is not None:
-            drop_se = finite_or_none(asked.get("se")) or 0.0
-            rest_se = math.hypot(drop_se, se or 0.0)
-            expected_rest = shrunk_drop(drop - effect, rest_se)
-            details.update(
-                {
-                    "asked_drop": drop,
-                    "asked_drop_se": drop_se,
-                    "remaining_drop": drop - effect,
-                    "remaining_drop_se": rest_se,
-                    "expected_remaining": expected_rest,
-                }
-            )
-            per_week = max(expected, expected_rest)
-            rest = (
-                f" of the {drop:+.4f} +/- {drop_se:.4f} drop that asked for it "
-                f"({asked.get('signal', 'a signal')}), leaving {drop - effect:+.4f} +/- {rest_se:.4f} "
-                f"(expected {expected_rest:.4f}/week)"
-            )
+        per_week = max(expected, expected_rest)
         value = g.cost_horizon_weeks * per_week
         details["expected_value"] = value
         worth = value >= g.retrain_cost
@@ -986,8 +985,10 @@ def follow_up_signal(
             f"{g.cost_horizon_weeks} weeks {'>=' if worth else '<'} retrain cost {g.retrain_cost:g}"
         )
     else:
-        worth = expected > 0
-        why = f"its promotion gained {effect:+.4f} +/- {se or 0:.4f}" + ("" if worth else ", within its noise")
+        worth = expected > 0 or expected_rest > 0
+        why = f"its promotion gained {effect:+.4f} +/- {se or 0:.4f}{rest}" + (
+            "" if worth else ", both within their noise" if rest else ", within its noise"
+        )
     old_enough = age >= weeks - 1e-9
     fired = old_enough and worth
     if not old_enough:
@@ -1279,8 +1280,54 @@ class Reinstatement:
         }
 
 
+def own_level_signal(spec: ModelSpec, state: ModelState, rows: Any, interval_end: dt.datetime) -> Any:
+    """Has ``state`` fallen, on ``rows``, below the level it was promoted at?
+
+    Its metric on the rows against its baseline (its metric on its own held-out rows, recorded
+    on its model card), as the performance-decay signal tests a champion's first week: a
+    one-sided test at that signal's share of the gate's alpha, with ``drift.gate.min_decay``.
+    Fired = it has measurably fallen, so the rows are not a regime it knows. The weeks it
+    served are not pooled in: the last of them are typically the weeks it decayed and was
+    replaced, which would lower its level or, pooled with random effects, widen it until no
+    fall could be seen (measured: served weeks 0.83, 0.84, 0.54, 0.17, 0.18 made a batch at
+    0.15 "not below its level"). Insufficient when it cannot be measured (too few labelled
+    rows, no recorded baseline, a baseline of another metric); it raises when the model cannot
+    score the rows.
+    """
+    from include.retrainer import gate
+    from include.retrainer.compare import greater_is_better
+
+    g = spec.drift.gate
+    enabled = [n for n, on in (("data_drift", g.data_drift), ("prediction_drift", g.prediction_drift)) if on]
+    alpha = gate.allocate_alpha(spec.drift.alpha, [*enabled, "performance_decay"])["performance_decay"]
+    metric = spec.comparison.primary_metric
+    base = state.baseline or {}
+    if base.get("metric") not in (None, metric):
+        return _insufficient("performance_decay", f"its baseline is {base.get('metric')}, not {metric}")
+    current, why_not = _current_performance(spec, state, rows)
+    if current is None:
+        return _insufficient("performance_decay", why_not or "no estimate")
+    reference = {"value": base.get("value"), "se": base.get("se") or 0.0, "n": base.get("n") or 0}
+    now = {
+        "interval_end": interval_end.isoformat(),
+        "value": float(current.value),
+        "se": float(current.se),
+        "n": int(current.n),
+        "metric": metric,
+    }
+    return gate.served_decay_signal(
+        reference, [], now, greater_is_better(metric), alpha, g.min_decay, metric=metric, recent_weeks=1, pool="fixed"
+    )
+
+
 def reinstate_earlier_champion(
-    spec: ModelSpec, winner: ModelState, winner_role: str, candidates: Any, holdout: Any, rows: str = "held-out rows"
+    spec: ModelSpec,
+    winner: ModelState,
+    winner_role: str,
+    candidates: Any,
+    holdout: Any,
+    rows: str = "held-out rows",
+    interval_end: dt.datetime | None = None,
 ) -> Reinstatement:
     """Judge earlier champions against the week's winner on the same held-out rows.
 
@@ -1294,6 +1341,14 @@ def reinstate_earlier_champion(
     The passing candidate with the largest effect is chosen (``key`` None when none passes).
     A candidate that cannot be scored (e.g. trained on other feature columns) is reported and
     skipped, never an error.
+
+    ``interval_end`` given (the rows are the week's batch, judged instead of a retrain): a
+    candidate must also serve the rows at its own level (:func:`own_level_signal` quiet). One
+    that has measurably decayed on them is not a returning regime: it may still beat a
+    champion that decayed more, but a model trained on the new rows is the answer then, and the
+    check after training judges the earlier champions against it. Measured by the policy
+    replay: after a concept flip, a pre-change model that scored 0.44 (from 0.80) was brought
+    back instead of a retrain because the champion scored 0.40.
     """
     from include.retrainer import compare, training
 
@@ -1308,6 +1363,13 @@ def reinstate_earlier_champion(
     for key, state in candidates:
         entry: dict = {"key": key, "trained_through": state.trained_through.isoformat()}
         try:
+            if interval_end is not None:
+                level = own_level_signal(spec, state, holdout, interval_end)
+                entry["own_level"] = level.to_dict()
+                if level.status == "fired":
+                    entry.update(passed=False, reasons=[f"decayed on these rows: {level.summary}"])
+                    judged.append(entry)
+                    continue
             e_pred, e_proba = training.predict(state.model, holdout, spec)
             result = compare.compare_models(
                 y,

@@ -184,6 +184,9 @@ def test_when_the_gate_wants_a_retrain_an_earlier_champion_serving_the_batch_bet
     assert drift.reinstatement["reinstated"] == v1 and drift.reinstatement["judged_on"] == "batch"
     assert drift.reinstatement["champion_version"] == v2 and "age" in drift.reinstatement["trigger"]
     assert drift.reinstatement["candidates"][0]["ci_low"] > 0.1
+    # Judged on the batch, v1 also serves it at its own level (its model card's baseline is read).
+    level = drift.reinstatement["candidates"][0]["own_level"]
+    assert level["status"] == "quiet" and "held-out rows" in level["summary"], level
     trained = steps.train_challenger(store, mlflow_server, spec, ctx3)
     assert trained.challenger_version is None and trained.reinstated_version == v1
     assert registry.find_versions(client, spec.name, data_interval_end=ctx3.interval_end.isoformat()) == []

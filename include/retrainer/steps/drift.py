@@ -366,7 +366,9 @@ def _check_earlier_champions(
     )
     if not candidates:
         return None
-    found = loop.reinstate_earlier_champion(spec, state, "champion", candidates, labelled, loop.BATCH_ROWS)
+    found = loop.reinstate_earlier_champion(
+        spec, state, "champion", candidates, labelled, loop.BATCH_ROWS, interval_end=ctx.interval_end
+    )
     log.info(
         "before retraining, earlier champions %s judged on the batch: %s", [c[0] for c in candidates], found.reason
     )

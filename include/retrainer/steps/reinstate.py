@@ -78,6 +78,14 @@ def earlier_champion_states(
                 "earlier champion v%s could not be loaded (%s): not a candidate for reinstatement", version, exc
             )
             continue
+        # Its baseline (model card): whether it still serves new rows at the level it was
+        # promoted at is part of judging it on a batch (loop.own_level_signal).
+        card_uri = info.lineage_tag(client, "model_card_uri")
+        try:
+            card = store.get_json_or_none(card_uri) if card_uri else None
+        except Exception as exc:  # an unreadable card: judged without its level, as an older version
+            log.warning("model card of earlier champion v%s not read (%s): its level is not checked", version, exc)
+            card = None
         out.append(
             (
                 version,
@@ -86,7 +94,7 @@ def earlier_champion_states(
                     train=None,
                     holdout=None,
                     trained_through=through,
-                    baseline={},
+                    baseline=(card or {}).get("baseline") or {},
                     importance={},
                 ),
             )
