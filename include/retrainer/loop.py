@@ -220,9 +220,20 @@ def select_holdout(frame: Any, spec: ModelSpec) -> tuple[Any, Any, dict]:
     return train, holdout, info
 
 
-def _scorer(spec: ModelSpec, n_classes: int) -> str:
+def _scorer(spec: ModelSpec, classes: Any) -> Any:
+    """sklearn scoring for the primary metric, scored as ``compare.compute_metrics`` scores it.
+
+    Binary precision/recall/f1 take the positive class ``sorted(classes)[-1]`` (sklearn's
+    default ``pos_label=1`` fails on string labels such as "no"/"yes").
+    """
     metric = spec.comparison.primary_metric
-    multi = n_classes > 2
+    classes = sorted(classes)
+    multi = len(classes) > 2
+    if not multi and metric in ("f1", "precision", "recall") and classes:
+        from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
+
+        func = {"f1": f1_score, "precision": precision_score, "recall": recall_score}[metric]
+        return make_scorer(func, pos_label=classes[-1], zero_division=0)
     return {
         "roc_auc": "roc_auc_ovr" if multi else "roc_auc",
         "log_loss": "neg_log_loss",
@@ -261,7 +272,7 @@ def permutation_importance_shares(model: Any, frame: Any, spec: ModelSpec, seed:
             model,
             X,
             y,
-            scoring=_scorer(spec, len(getattr(model, "classes_", []))),
+            scoring=_scorer(spec, list(getattr(model, "classes_", []))),
             n_repeats=IMPORTANCE_REPEATS,
             random_state=seed,
             n_jobs=1,

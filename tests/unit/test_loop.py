@@ -112,6 +112,19 @@ def test_importance_shares_single_out_the_feature_that_matters():
     assert base["n"] == len(state.holdout)
 
 
+@pytest.mark.parametrize("metric", ["f1", "precision", "recall"])
+def test_importance_is_measured_for_string_labels_under_every_binary_metric(metric, caplog):
+    """sklearn's f1/precision/recall scorers default to pos_label=1, which "no"/"yes" labels lack:
+    the importance then fell back to equal weights. The positive class is the comparison's."""
+    spec = spec_for(comparison={"primary_metric": metric})
+    window = frame(14, 120, seed=1)
+    window["y"] = np.where(window["y"] == 1, "yes", "no")
+    with caplog.at_level("WARNING"):
+        state = loop.build_challenger(spec, window, START + dt.timedelta(days=14))
+    assert "permutation importance not computed" not in caplog.text
+    assert max(state.importance, key=state.importance.get) == "x1" and state.importance["x1"] > 0.5
+
+
 def test_single_class_window_is_a_clear_permanent_training_error():
     from include.retrainer.errors import PermanentError
     from include.retrainer.training import TrainingError
