@@ -82,10 +82,15 @@ def ours_at(ratio: float) -> str:
 
 
 def with_retrain_cost(spec: dict, ratio: float) -> dict:
-    """A copy of the model YAML (dict) stating ``drift.gate.retrain_cost: ratio`` (nothing else changes)."""
+    """A copy of the model YAML (dict) stating ``drift.gate.retrain_cost: ratio`` and ``rule: cost``.
+
+    The rule is the default one for a stated cost; it is set explicitly because a YAML that
+    names another rule (``make add-model`` writes ``rule: any``) would otherwise keep it and the
+    cost would decide nothing (found by a newcomer's replay: identical rows at every cost).
+    """
     out = dict(spec)
     drift = dict(out.get("drift") or {})
-    drift["gate"] = {**(drift.get("gate") or {}), "retrain_cost": float(ratio)}
+    drift["gate"] = {**(drift.get("gate") or {}), "retrain_cost": float(ratio), "rule": "cost"}
     out["drift"] = drift
     return out
 

@@ -150,8 +150,8 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
     if stated:
         lines += [
             "",
-            "`ours with retrain_cost R` = your YAML with `drift.gate.retrain_cost: R` (the gate then weighs the "
-            "expected loss against that cost); its regret at R is the figure to read.",
+            "`ours with retrain_cost R` = your YAML with `drift.gate.retrain_cost: R` and `rule: cost` (the gate "
+            "then weighs the expected loss against that cost); its regret at R is the figure to read.",
         ]
     lines += ["", "Week by week (your YAML):", "", "| week | starts | rows | champion | retrained | promoted | why |"]
     lines.append("|---|---|---|---|---|---|---|")

@@ -295,7 +295,7 @@ def test_report_judges_regret_on_ours_configured_with_the_ratio():
     assert ours_at(0.0025) == "ours@0.0025" and ours_at(0.04) == "ours@0.04"
     spec = st.make_spec("x")
     stated = with_retrain_cost(spec, 0.04)
-    assert stated["drift"]["gate"] == {"retrain_cost": 0.04} and "drift" not in spec  # a copy
+    assert stated["drift"]["gate"] == {"retrain_cost": 0.04, "rule": "cost"} and "drift" not in spec  # a copy
     assert parse_spec(stated, "bench/x.yaml").drift.gate.rule == "cost"
 
     class Run:

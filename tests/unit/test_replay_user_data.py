@@ -147,6 +147,12 @@ def test_replay_uses_the_users_yaml_and_its_metric(tmp_path, capsys):
     assert replay_policy.main(["--data", str(data), "--spec", str(yml), "--cost", "0.04", "--json", str(js)]) == 0
     fig = json.loads(js.read_text())
     assert fig["stream"] == "tickets_triage" and fig["primary_metric"] == "log_loss"
+    # A YAML naming a rule still gets rule cost with the stated cost (else the cost decides nothing).
+    from benchmarks.replay import with_retrain_cost
+
+    named = {**spec, "drift": {"gate": {"rule": "any"}}, "validation": {}}
+    assert parse_spec(with_retrain_cost(named, 0.04), "t.yaml").drift.gate.rule == "cost"
+    assert named["drift"]["gate"] == {"rule": "any"}  # the user's YAML dict is not changed
     q = np.array([[np.nan if v is None else v for v in row] for row in fig["quality"]])
     assert (q[np.isfinite(q)] < 0).all()  # log loss is replayed negated: higher is better throughout
     printed = capsys.readouterr().out
