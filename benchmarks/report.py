@@ -27,7 +27,7 @@ from benchmarks.optimum import COST_RATIOS
 from benchmarks.replay import COSTLY_CHANGE, POLICIES, StreamResult, load_loop, ours_at, replay_stream
 from benchmarks.streams import make_stream, stream_designs
 
-__all__ = ["TARGETS", "evaluate_targets", "render_markdown", "run"]
+__all__ = ["TARGETS", "evaluate_targets", "fmt", "render_markdown", "run"]
 
 TARGETS = {
     "regret": "regret share of ours (retrain_cost stated = the ratio) <= 0.25 at every cost ratio on every stream",
@@ -44,9 +44,10 @@ MAX_STATIONARY_RATIO = 0.5
 MAX_DELAY = 2
 
 
-def _fmt(x: Any, digits: int = 4) -> str:
+def fmt(x: Any, digits: int = 4, none: str = "never") -> str:
+    """A figure for a Markdown cell: ``none`` for None (a delay never reached), n/a, inf."""
     if x is None:
-        return "never"
+        return none
     if isinstance(x, float):
         if math.isinf(x):
             return "inf"
@@ -64,7 +65,7 @@ def evaluate_targets(results: list[StreamResult]) -> dict[str, dict]:
         for ratio, reg in r.regret.items():
             name = ours_at(ratio) if ours_at(ratio) in reg else "ours"
             if not reg[name] <= MAX_REGRET:
-                fails.append(f"{r.stream} @ {ratio}: {_fmt(reg[name], 2)}")
+                fails.append(f"{r.stream} @ {ratio}: {fmt(reg[name], 2)}")
     out["regret"] = {"met": not fails, "failures": fails}
 
     fails = []
@@ -106,11 +107,11 @@ def evaluate_targets(results: list[StreamResult]) -> dict[str, dict]:
                 and (delay is None or delay > MAX_DELAY)
             ):
                 after = (
-                    f"; {_fmt(clocked)} from week {c.get('clock_week')}, when it first cost {COSTLY_CHANGE:g}"
+                    f"; {fmt(clocked)} from week {c.get('clock_week')}, when it first cost {COSTLY_CHANGE:g}"
                     if c.get("clock_week") != c["week"]
                     else ""
                 )
-                fails.append(f"{r.stream} week {c['week']} (cost {cost:.3f}): delay {_fmt(delay)}{after}")
+                fails.append(f"{r.stream} week {c['week']} (cost {cost:.3f}): delay {fmt(delay)}{after}")
     out["detection"] = {"met": not fails, "failures": fails}
 
     fails = [
@@ -181,7 +182,7 @@ def render_markdown(fig: dict) -> str:
     for r in results:
         ch = (
             "; ".join(
-                f"{c['week']} {c['kind']}: {c['description']} ({c['oracle_cost']:.3f} / {_fmt(c['measured_cost'], 3)})"
+                f"{c['week']} {c['kind']}: {c['description']} ({c['oracle_cost']:.3f} / {fmt(c['measured_cost'], 3)})"
                 for c in r.changes
             )
             or "none"
@@ -208,7 +209,7 @@ def render_markdown(fig: dict) -> str:
             run_ = r.policies[p]
             delays = (
                 ", ".join(
-                    _fmt(d) if d == k else f"{_fmt(d)} ({_fmt(k)})"
+                    fmt(d) if d == k else f"{fmt(d)} ({fmt(k)})"
                     for d, k in zip(run_.detection_delays, run_.costly_delays or run_.detection_delays, strict=True)
                 )
                 or "-"
@@ -233,7 +234,7 @@ def render_markdown(fig: dict) -> str:
         for ratio in r.costs:
             c, g = r.costs[ratio], r.regret[ratio]
             names = [ours_at(ratio) if ours_at(ratio) in c else "ours", *POLICIES]
-            cells = " | ".join(f"{c[p]:.3f} ({_fmt(g[p], 2)})" for p in names)
+            cells = " | ".join(f"{c[p]:.3f} ({fmt(g[p], 2)})" for p in names)
             L.append(f"| {r.stream} | {ratio} | {c['optimum']:.3f} ({r.optimum_retrains[ratio]}) | {cells} |")
     notes = [f"{r.stream}: {n}" for r in results for n in (*r.notes, *r.cold_start_notes)]
     if notes:

@@ -80,15 +80,9 @@ def _orient(value: float, metric: str) -> float:
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        if math.isnan(x):
-            return "n/a"
-        if math.isinf(x):
-            return "inf"
-        return f"{x:.{digits}f}"
-    return str(x)
+    from benchmarks.report import fmt
+
+    return fmt(x, digits, none="-")
 
 
 def primary_metric(stream: Any) -> str:

@@ -485,15 +485,7 @@ def assess(
     from include.retrainer.drift import detect_drift
 
     g = spec.drift.gate
-    enabled = [
-        name
-        for name, on in (
-            ("data_drift", g.data_drift),
-            ("prediction_drift", g.prediction_drift),
-            ("performance_decay", g.performance_decay),
-        )
-        if on
-    ]
+    enabled = _test_signals(spec)
     alphas = gate.allocate_alpha(spec.drift.alpha, enabled)
     signals = []
     feats = spec.features
@@ -535,15 +527,7 @@ def assess(
     )
     higher = greater_is_better(spec.comparison.primary_metric)
     base = champion.baseline or {}
-    served_now = None
-    if current is not None:
-        served_now = {
-            "interval_end": interval_end.isoformat(),
-            "value": float(current.value),
-            "se": float(current.se),
-            "n": int(current.n),
-            "metric": spec.comparison.primary_metric,
-        }
+    served_now = None if current is None else _served_record(spec, current, interval_end)
     # The reference (the champion's metric on its held-out rows, or on the rejected challenger's,
     # whose days came later) and the weeks served after those rows and before this week: decay
     # and cost pool the very same numbers.
@@ -642,6 +626,31 @@ def assess(
         reference=reference_note,
         served=served_now,
     )
+
+
+def _test_signals(spec: ModelSpec) -> list[str]:
+    """The gate's enabled p-value signals, over which ``drift.alpha`` is split."""
+    g = spec.drift.gate
+    return [
+        name
+        for name, on in (
+            ("data_drift", g.data_drift),
+            ("prediction_drift", g.prediction_drift),
+            ("performance_decay", g.performance_decay),
+        )
+        if on
+    ]
+
+
+def _served_record(spec: ModelSpec, current: Any, interval_end: dt.datetime) -> dict:
+    """A model's metric on a week's batch, as the served history stores it."""
+    return {
+        "interval_end": interval_end.isoformat(),
+        "value": float(current.value),
+        "se": float(current.se),
+        "n": int(current.n),
+        "metric": spec.comparison.primary_metric,
+    }
 
 
 def served_history(served: Any, after: dt.datetime, before: dt.datetime, metric: str) -> list[dict]:
@@ -1309,8 +1318,7 @@ def own_level_signal(spec: ModelSpec, state: ModelState, rows: Any, interval_end
     from include.retrainer.compare import greater_is_better
 
     g = spec.drift.gate
-    enabled = [n for n, on in (("data_drift", g.data_drift), ("prediction_drift", g.prediction_drift)) if on]
-    alpha = gate.allocate_alpha(spec.drift.alpha, [*enabled, "performance_decay"])["performance_decay"]
+    alpha = gate.allocate_alpha(spec.drift.alpha, {*_test_signals(spec), "performance_decay"})["performance_decay"]
     metric = spec.comparison.primary_metric
     base = state.baseline or {}
     if base.get("metric") not in (None, metric):
@@ -1319,13 +1327,7 @@ def own_level_signal(spec: ModelSpec, state: ModelState, rows: Any, interval_end
     if current is None:
         return _insufficient("performance_decay", why_not or "no estimate")
     reference = {"value": base.get("value"), "se": base.get("se") or 0.0, "n": base.get("n") or 0}
-    now = {
-        "interval_end": interval_end.isoformat(),
-        "value": float(current.value),
-        "se": float(current.se),
-        "n": int(current.n),
-        "metric": metric,
-    }
+    now = _served_record(spec, current, interval_end)
     return gate.served_decay_signal(
         reference, [], now, greater_is_better(metric), alpha, g.min_decay, metric=metric, recent_weeks=1, pool="fixed"
     )
