@@ -107,8 +107,12 @@ def path_cost(
     retrains: int,
     retrain_cost: float,
     no_model: float | Sequence[float] = 0.5,
+    extra: np.ndarray | None = None,
 ) -> float:
     """Cost of serving ``serving[i]`` in week ``start + 1 + i``, plus the retrains.
+
+    ``extra``: quality rows of further models (a policy's own, e.g. trained on part of a
+    window), served as ``T + i``; the best available week by week stays that of ``q``.
 
     ``no_model``: the quality of a week served by no model (a policy that never got a first
     champion): a constant scorer's AUC, 0.5, by default; one value per week for other metrics.
@@ -127,6 +131,12 @@ def path_cost(
         if s is None or s < 0:
             # No model served (policy never got a champion).
             value = float(no_model) if isinstance(no_model, int | float) else float(no_model[t])
+        elif s >= T:
+            if extra is None or s - T >= len(extra):
+                raise ValueError(f"week {t} is served by model {s}, which has no quality row")
+            value = float(extra[s - T, t])
+            if not math.isfinite(value):
+                raise ValueError(f"week {t} is served by model {s}, which has no quality (trained after it)")
         else:
             if not s < t:
                 raise ValueError(f"week {t} is served by model {s}, which was trained after it")

@@ -154,9 +154,9 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
         if terminal and len(why) > REASON_CHARS:
             why = why[: REASON_CHARS - 3] + "..."
         why = why.replace("|", "\\|")  # the reasons' separators inside a Markdown cell
-        champ = "-" if rec.champion_after is None else f"week {rec.champion_after}"
+        champ = result.model_label(rec.champion_after)
         if rec.champion_after != rec.champion_before and rec.champion_before is not None:
-            champ = f"week {rec.champion_before} -> {champ}"
+            champ = f"{result.model_label(rec.champion_before)} -> {champ}"
         lines.append(
             f"| {rec.week} | {stream.week_start(rec.week)} | {len(stream.frames[rec.week]):,} | {champ} | "
             f"{'yes' if rec.retrained else ''} | {'yes' if rec.promoted else ''} | {rec.status}: {why} |"

@@ -303,18 +303,149 @@ def baseline_estimate(model: Any, frame: Any, spec: ModelSpec) -> dict:
     return est.to_dict()
 
 
-def build_challenger(spec: ModelSpec, window: Any, interval_end: dt.datetime) -> ModelState:
-    """Fit the pipeline on ``window`` (the training window's rows, with the partition column)."""
+def build_challenger(
+    spec: ModelSpec, window: Any, interval_end: dt.datetime, champion: ModelState | None = None
+) -> ModelState:
+    """Fit the pipeline on ``window`` (the training window's rows, with the partition column).
+
+    With a champion, possibly on the rows since a change of its errors (:func:`train_on_regime`).
+    """
     train, holdout, info = select_holdout(window, spec)
-    return fit_challenger(spec, train, holdout, info, interval_end)
+    train, info, model = train_on_regime(spec, champion, window, train, holdout, info)
+    return fit_challenger(spec, train, holdout, info, interval_end, model=model)
 
 
-def fit_challenger(spec: ModelSpec, train: Any, holdout: Any, info: dict, interval_end: dt.datetime) -> ModelState:
-    """Fit on ``train``; measure the baseline and the permutation importance on ``holdout``."""
+def regime_candidate(spec: ModelSpec, champion: ModelState | None, window: Any) -> dict:
+    """The first day of a new regime to try training from: ``{"from", "source", "detection"}``.
+
+    Two sources, the later day wins: a change of the champion's errors located in this window
+    (:mod:`regime`), and the day the champion's own training started for that reason
+    (``evaluation["regime"]["from"]``, while the window still reaches before it). ``{}`` when
+    nothing was tested (switched off, no champion); ``from`` None when there is no candidate.
+    """
+    if not spec.training.window_from_change or champion is None or champion.model is None or window is None:
+        return {}
+    from include.retrainer import regime
+
+    days = window[PARTITION_COLUMN].astype(str)
+    first = str(days.min()) if len(days) else None
+    inherited = ((champion.evaluation or {}).get("regime") or {}).get("from")
+    inherited = inherited if inherited and first and inherited > first else None
+    found = regime.locate_change(spec, champion.model, (champion.evaluation or {}).get("holdout_from"), window)
+    day, source = None, None
+    if found.found and found.day:
+        day, source = found.day, "detected"
+    if inherited and (day is None or inherited > day):
+        day, source = inherited, "champion"
+    return {"from": day, "source": source, "detection": found.to_dict()}
+
+
+def train_on_regime(
+    spec: ModelSpec,
+    champion: ModelState | None,
+    window: Any,
+    train: Any,
+    holdout: Any,
+    info: dict,
+    whole_model: Any | None = None,
+) -> tuple[Any, dict, Any | None]:
+    """The rows to train on, the evaluation info, and the fitted pipeline when one was fitted.
+
+    Given a candidate day (:func:`regime_candidate`), two pipelines are fitted: on the whole
+    window's training rows (``whole_model`` when the caller has it) and on those since the day.
+    Both predict the window's held-out rows; the rows since the day are kept only when their
+    model is *significantly* better (the comparison's paired test of the primary metric,
+    one-sided at ``comparison.alpha``): old rows that still help (a partial change) keep the whole
+    window, old rows that contradict the new regime (a reversed label) do not. Switching only on
+    a significant difference keeps the bias this choice adds to the later comparison on the same
+    rows small. ``info["regime"]`` records the candidate, the test and the outcome (``from``:
+    the first day trained on, None when the whole window was kept).
+    """
+    cand = regime_candidate(spec, champion, window)
+    if not cand:
+        return train, info, whole_model
+    if not cand.get("from"):
+        return train, {**info, "regime": cand}, whole_model
+    from include.retrainer import compare, training
+    from include.retrainer.metric_tests import paired_metric_test
+
+    day = str(cand["from"])
+    regime_info = {**cand, "from": None, "candidate_from": day}
+    since_rows = train[train[PARTITION_COLUMN].astype(str) >= day].reset_index(drop=True)
+    if len(since_rows) < spec.training.min_train_rows or len(since_rows) == len(train):
+        why = (
+            f"{len(since_rows)} training row(s) since {day} (training.min_train_rows={spec.training.min_train_rows})"
+            if len(since_rows) < spec.training.min_train_rows
+            else f"every training row is from {day} on"
+        )
+        return train, {**info, "regime": {**regime_info, "kept": f"whole window: {why}"}}, whole_model
+    c = spec.comparison
+    try:
+        whole = whole_model if whole_model is not None else training.fit_pipeline(spec, train)
+        since = training.fit_pipeline(spec, since_rows)
+        y = holdout[spec.features.target].to_numpy()
+        w_pred, w_proba = training.predict(whole, holdout, spec)
+        s_pred, s_proba = training.predict(since, holdout, spec)
+        yt, preds, probas, labels = compare.aligned_scores(
+            y,
+            {"whole": w_pred, "since": s_pred},
+            {"whole": w_proba, "since": s_proba},
+            {"whole": list(getattr(whole, "classes_", [])), "since": list(getattr(since, "classes_", []))},
+        )
+        test = paired_metric_test(
+            c.primary_metric,
+            yt,
+            preds["whole"],
+            preds["since"],
+            probas["whole"],
+            probas["since"],
+            labels,
+            alpha=c.alpha,
+            null_value=0.0,
+            bootstrap_resamples=c.bootstrap_resamples,
+            seed=c.seed,
+        )
+    except Exception as exc:  # e.g. a single class since the day: the whole window, said why
+        log.info("training since %s not measured: %s", day, exc)
+        return train, {**info, "regime": {**regime_info, "kept": f"whole window: {exc}"}}, whole_model
+    effect, p = finite_or_none(test.effect), finite_or_none(test.p_value)
+    chosen = effect is not None and effect > 0 and p is not None and p < c.alpha
+    summary = {
+        "metric": c.primary_metric,
+        "method": test.method,
+        "whole": finite_or_none(test.champion),
+        "since": finite_or_none(test.challenger),
+        "effect": effect,
+        "se": finite_or_none(test.se),
+        "p_value": p,
+        "alpha": c.alpha,
+        "rows_since": int(len(since_rows)),
+        "rows_whole": int(len(train)),
+    }
+    regime_info = {**regime_info, "test": summary}
+    if not chosen:
+        kept = (
+            f"whole window: the {len(since_rows)} rows since {day} trained {c.primary_metric} "
+            f"{summary['since']:.3f} vs {summary['whole']:.3f} for all {len(train)} on the held-out rows "
+            f"(effect {effect:+.3f}, p={p:.3g} >= {c.alpha})"
+            if effect is not None and p is not None and summary["since"] is not None and summary["whole"] is not None
+            else "whole window: the two models could not be compared on the held-out rows"
+        )
+        return train, {**info, "regime": {**regime_info, "kept": kept}}, whole
+    n_days = int(since_rows[PARTITION_COLUMN].astype(str).nunique()) + len(info.get("holdout_days") or [])
+    info = {**info, "data_from": day, "data_days": n_days, "train_rows": int(len(since_rows))}
+    return since_rows, {**info, "regime": {**regime_info, "from": day}}, since
+
+
+def fit_challenger(
+    spec: ModelSpec, train: Any, holdout: Any, info: dict, interval_end: dt.datetime, model: Any | None = None
+) -> ModelState:
+    """Fit on ``train`` (or take ``model``, already fitted on it); measure the baseline and the
+    permutation importance on ``holdout``."""
     from include.retrainer import training
 
     try:
-        model = training.fit_pipeline(spec, train)
+        model = model if model is not None else training.fit_pipeline(spec, train)
     except training.TrainingError as exc:
         # Too few rows is a property of the week that later weeks (more data) resolve: a named
         # "insufficient data" outcome. A single class in a whole training window is a data

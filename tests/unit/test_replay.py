@@ -235,6 +235,27 @@ def test_optimum_never_retrains_when_expensive_and_always_when_free():
     assert list(free.serving) == list(range(start, T - 1))
 
 
+def test_a_policys_own_models_are_costed_from_their_own_rows():
+    """Models trained on part of a window are served as T + i and costed from ``extra``; the best
+    available week by week stays that of the whole-window models."""
+    T, start = 5, 0
+    q = np.full((T, T), np.nan)
+    for s in range(T):
+        for t in range(s + 1, T):
+            q[s, t] = 0.6 + 0.01 * s
+    extra = np.full((1, T), np.nan)
+    extra[0, 2:] = 0.9  # trained at the end of week 1 on its rows since a change
+    serving = [0, T + 0, T + 0, 3]  # weeks 1..4
+    # By hand: week 1 serves model 0 (best 0.60), weeks 2-3 the partial model (0.90 vs 0.61 / 0.62),
+    # week 4 model 3 (0.63 = best); one retrain at 0.01.
+    expected = 0.01 * 1 + (0.60 - 0.60) + (0.61 - 0.90) + (0.62 - 0.90) + (0.63 - 0.63)
+    assert path_cost(q, start, serving, 1, 0.01, extra=extra) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="no quality row"):
+        path_cost(q, start, serving, 1, 0.01)
+    with pytest.raises(ValueError, match="no quality"):
+        path_cost(q, start, [T + 0, T + 0, T + 0, 3], 1, 0.01, extra=extra)  # week 1: not trained yet
+
+
 def test_regret_share():
     assert regret_share(1.0, 1.0, 2.0) == 0.0
     assert regret_share(2.0, 1.0, 2.0) == 1.0
@@ -286,6 +307,33 @@ def test_replay_six_weeks_with_the_real_loop():
     assert decided and all("retrain cost" in rec.reason for rec in decided), [rec.reason for rec in decided]
     assert all("retrain cost" not in rec.reason for rec in r.policies["ours"].records)
     r.to_dict()  # JSON-ready
+
+
+def test_a_mid_week_reversal_is_answered_by_a_model_of_the_new_regime():
+    """The product's challenger after a label reversal is trained on the rows since it (its own
+    quality row, labelled with its first day) and serves the new regime; always-retrain's
+    whole-window models lag behind."""
+    from benchmarks.replay import load_loop, replay_stream
+
+    loop, name = load_loop()
+
+    def regime(day: int) -> st.Regime:
+        return st.Regime(reversed=day >= 31)  # the Tuesday of week 4
+
+    design = st.StreamDesign(
+        "flip", "7 weeks, reversal in week 4", 7, 1000, False, regime, (st._ChangeDef(31, "reversal", "flip"),)
+    )
+    stream = st.make_stream(design)
+    r = replay_stream(stream, loop, name, cost_ratios=(0.01,))
+    ours = r.policies["ours"]
+    partial = [s for s in ours.serving if s is not None and s >= stream.weeks]
+    assert partial, [rec.reason for rec in ours.records]
+    week, since = r.partial_models[partial[0]]
+    assert week >= 4 and since >= stream.changes[0].day
+    assert r.model_label(partial[0]) == f"week {week} (since {since})"
+    assert ours.detection_delays == (0,)
+    assert ours.served_quality > r.policies["always"].served_quality
+    assert r.to_dict()["partial_models"][str(partial[0])] == {"week": week, "since": since}
 
 
 def test_report_judges_regret_on_ours_configured_with_the_ratio():

@@ -25,7 +25,7 @@ from include.retrainer.tasks import TaskId
 
 log = logging.getLogger(__name__)
 
-SUMMARY_SCHEMA_VERSION = 6
+SUMMARY_SCHEMA_VERSION = 7
 
 #: The fields of each step's result that the summary's sections carry (docs/run-summary.md).
 PARTITION_KEYS = ("days_found", "days_missing", "days_quarantined_skipped")
@@ -105,6 +105,29 @@ class RunResults:
         )
 
 
+def trained_since(trained: Any) -> str | None:
+    """One line when a new regime was tried for the challenger (trained on it, or not), else None."""
+    regime = ((getattr(trained, "evaluation", None) or {}).get("regime")) or {}
+    day = regime.get("candidate_from")
+    if not day:
+        return None
+    if regime.get("source") == "detected":
+        why = (regime.get("detection") or {}).get("reason") or "the champion's errors changed"
+    else:
+        why = "the champion was itself trained from that day, after a change"
+    if not regime.get("from"):
+        return f"new regime from {day} tried ({why}); kept the {regime.get('kept') or 'whole window'}"
+    t = regime.get("test") or {}
+    try:
+        scored = (
+            f"; on the held-out rows its {t['rows_since']} rows trained {t['metric']} {t['since']:.3f} vs "
+            f"{t['whole']:.3f} for all {t['rows_whole']} (effect {t['effect']:+.3f}, p={t['p_value']:.3g} < {t['alpha']})"
+        )
+    except (KeyError, TypeError, ValueError):
+        scored = ""
+    return f"trained on the window's rows since {day} ({why}){scored}"
+
+
 def _as_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return dict(value) if value else None
 
@@ -146,6 +169,9 @@ def build_summary(
         trained_one = trained is not None and trained.challenger_version is not None
         if branch is not None and branch.reason:
             reasons.append(f"{'retrained' if trained_one else 'retrain wanted, none trained'}: {branch.reason}")
+        tried = trained_since(trained)
+        if trained_one and tried:
+            reasons.append(tried)
         reasons += outcome.reasons
     else:
         decision = "failed"
@@ -196,6 +222,8 @@ def build_summary(
                 "start": trained.window_start,
                 "weeks": trained.window_weeks,
                 "forced": bool(trained.forced),
+                # The first day trained on when the window was cut at a change (else null).
+                "since": ((trained.evaluation or {}).get("regime") or {}).get("from"),
             },
             "approval": approval,
             "params": ctx.params,

@@ -24,6 +24,7 @@ from include.retrainer.steps.context import (
     excluded_days,
     experiment_name,
     idempotency_key,
+    interval_end_of,
 )
 from include.retrainer.storage import ObjectStore, interval_token, json_safe, parquet_bytes
 from include.retrainer.tasks import RunParam
@@ -100,6 +101,9 @@ def train_challenger(
     except loop.InsufficientData as exc:
         log.warning("not training: %s", exc)
         return TrainResult.insufficient(f"insufficient data: {exc}")
+    train, evaluation, prefit = _since_change(
+        store, tracking_uri, spec, client, window.frame, train, holdout, evaluation
+    )
     holdout_from = evaluation["holdout_from"]
     train_bytes = parquet_bytes(train)
     train_etag = store.put_bytes(files.train, train_bytes)
@@ -140,7 +144,7 @@ def train_challenger(
     from include.retrainer.compare import compute_metrics
 
     try:
-        state = loop.fit_challenger(spec, train, holdout, evaluation, ctx.interval_end)
+        state = loop.fit_challenger(spec, train, holdout, evaluation, ctx.interval_end, model=prefit)
     except loop.InsufficientData as exc:
         log.warning("not training: %s", exc)
         return TrainResult.insufficient(f"insufficient data: {exc}")
@@ -289,6 +293,60 @@ def _training_window(
                 raise loop.InsufficientData(f"{exc}{suffix}") from None
             log.info("window of %d week(s) too small (%s): widening to %d", weeks, exc, weeks + 1)
             weeks += 1
+
+
+def _since_change(
+    store: ObjectStore,
+    tracking_uri: str,
+    spec: ModelSpec,
+    client: Any,
+    frame: Any,
+    train: Any,
+    holdout: Any,
+    evaluation: dict,
+) -> tuple[Any, dict, Any | None]:
+    """(training rows, evaluation, fitted pipeline or None): ``loop.train_on_regime`` with the champion.
+
+    The champion as the regime search needs it: its model, and from its model card the first
+    held-out day and the day it was itself trained from. No champion,
+    ``training.window_from_change: false``, or a champion without such a card (the drift step
+    has reported its lineage): the whole window, unchanged.
+    """
+    from include.retrainer import loop, registry
+
+    if not spec.training.window_from_change:
+        return train, evaluation, None
+    champion = registry.get_alias(client, spec.name, registry.CHAMPION)
+    if champion is None:
+        return train, evaluation, None
+    card_uri = champion.lineage_tag(client, "model_card_uri")
+    card = store.get_json_or_none(card_uri) if card_uri else None
+    champion_eval = (card or {}).get("evaluation") or {}
+    if not champion_eval.get("holdout_from"):
+        log.info("champion v%s has no model card with its held-out days: the whole window", champion.version)
+        return train, evaluation, None
+    state = loop.ModelState(
+        model=registry.load_model(tracking_uri, spec.name, champion.version),
+        train=None,
+        holdout=None,
+        trained_through=interval_end_of(champion) or dt.datetime.min.replace(tzinfo=dt.UTC),
+        baseline={},
+        importance={},
+        evaluation=champion_eval,
+    )
+    rows, info, model = loop.train_on_regime(spec, state, frame, train, holdout, evaluation)
+    regime = info.get("regime") or {}
+    if regime:
+        info = {**info, "regime": {**regime, "champion_version": str(champion.version)}}
+    log.info(
+        "champion v%s: %s; %s",
+        champion.version,
+        (regime.get("detection") or {}).get("reason") or "no change tested",
+        f"training on the {len(rows)} rows since {regime['from']}"
+        if regime.get("from")
+        else regime.get("kept", "whole window"),
+    )
+    return rows, info, model
 
 
 def gate_trigger(store: ObjectStore, drift_uri: str) -> dict:
