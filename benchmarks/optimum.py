@@ -88,13 +88,33 @@ def scored_weeks(q: np.ndarray) -> np.ndarray:
     return np.array([t > 0 and bool(np.isfinite(q[:t, t]).any()) for t in range(T)], dtype=bool)
 
 
-def best_available(q: np.ndarray) -> np.ndarray:
-    """``best[t] = max_{s<t} q[s, t]`` (NaN when no earlier model exists)."""
+def _with_extra(
+    q: np.ndarray, extra: np.ndarray | None, extra_weeks: Sequence[int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every model's quality row and its training week: the T regular ones, then ``extra``."""
     q = np.asarray(q, dtype=float)
-    T = q.shape[0]
+    weeks = np.arange(q.shape[0])
+    if extra is None or len(extra) == 0:
+        return q, weeks
+    extra = np.asarray(extra, dtype=float)
+    if extra_weeks is None or len(extra_weeks) != len(extra):
+        raise ValueError(f"extra has {len(extra)} row(s) but {0 if extra_weeks is None else len(extra_weeks)} week(s)")
+    return np.vstack([q, extra]), np.concatenate([weeks, np.asarray(extra_weeks, dtype=int)])
+
+
+def best_available(
+    q: np.ndarray, extra: np.ndarray | None = None, extra_weeks: Sequence[int] | None = None
+) -> np.ndarray:
+    """``best[t] = max q[s, t]`` over models trained before week t (NaN when none exists).
+
+    ``extra``/``extra_weeks``: further models (e.g. a policy's own, trained on part of a window)
+    with the week each was trained at; they count like the regular ones.
+    """
+    Q, weeks = _with_extra(q, extra, extra_weeks)
+    T = Q.shape[1]
     best = np.full(T, np.nan)
     for t in range(1, T):
-        col = q[:t, t]
+        col = Q[weeks < t, t]
         if np.isfinite(col).any():
             best[t] = np.nanmax(col)
     return best
@@ -108,18 +128,20 @@ def path_cost(
     retrain_cost: float,
     no_model: float | Sequence[float] = 0.5,
     extra: np.ndarray | None = None,
+    extra_weeks: Sequence[int] | None = None,
 ) -> float:
     """Cost of serving ``serving[i]`` in week ``start + 1 + i``, plus the retrains.
 
     ``extra``: quality rows of further models (a policy's own, e.g. trained on part of a
-    window), served as ``T + i``; the best available week by week stays that of ``q``.
+    window; ``extra_weeks``: the week each was trained at), served as ``T + i``; they count
+    in the best available week by week too.
 
     ``no_model``: the quality of a week served by no model (a policy that never got a first
     champion): a constant scorer's AUC, 0.5, by default; one value per week for other metrics.
     Weeks no model could be scored on (:func:`scored_weeks`) are left out.
     """
     q = _check(q, start)
-    best = best_available(q)
+    best = best_available(q, extra, extra_weeks if extra is not None else None)
     T = q.shape[0]
     if len(serving) != T - start - 1:
         raise ValueError(f"serving has {len(serving)} entries, expected {T - start - 1} (weeks {start + 1}..{T - 1})")
@@ -147,45 +169,57 @@ def path_cost(
     return float(retrain_cost * retrains + lost)
 
 
-def optimal_path(q: np.ndarray, start: int, retrain_cost: float) -> OptimalPath:
-    """Retrospective optimum (see the module docstring)."""
+def optimal_path(
+    q: np.ndarray,
+    start: int,
+    retrain_cost: float,
+    extra: np.ndarray | None = None,
+    extra_weeks: Sequence[int] | None = None,
+) -> OptimalPath:
+    """Retrospective optimum (see the module docstring).
+
+    ``extra``/``extra_weeks``: further models trained at those weeks (e.g. a policy's own, on
+    part of a window), indexed ``T + i`` in ``serving``: a retrain at week t may install any
+    model trained at t, in hindsight the best for the weeks it then serves.
+    """
     q = _check(q, start)
     if retrain_cost < 0:
         raise ValueError("retrain_cost must be >= 0")
-    best = best_available(q)
+    Q, weeks = _with_extra(q, extra, extra_weeks)
+    best = best_available(q, extra, extra_weeks)
     T = q.shape[0]
+    M = Q.shape[0]
     if start >= T - 1:
         return OptimalPath(0.0, 0, (), ())
     # A week no model could be scored on costs nothing; a model exists if it scored any week.
-    lost = np.where(np.isfinite(best)[None, :], best[None, :] - q, 0.0)
-    exists = np.array([bool(np.isfinite(q[s, s + 1 :]).any()) for s in range(T)], dtype=bool)
+    lost = np.where(np.isfinite(best)[None, :], best[None, :] - Q, 0.0)
+    exists = np.array([bool(np.isfinite(Q[m, weeks[m] + 1 :]).any()) for m in range(M)], dtype=bool)
     INF = math.inf
-    # V[s]: min cost so far with model s serving the current week; back[t][s] = model serving t-1.
-    V = np.full(T, INF)
-    n_retrains = np.zeros(T, dtype=int)
+    # V[m]: min cost so far with model m serving the current week; back[t][m] = model serving t-1.
+    V = np.full(M, INF)
+    n_retrains = np.zeros(M, dtype=int)
     back: list[dict[int, int]] = [dict() for _ in range(T)]
     t = start + 1
     V[start] = lost[start, t]
     for t in range(start + 1, T - 1):
-        nxt = np.full(T, INF)
-        nxt_r = np.zeros(T, dtype=int)
-        for s in range(start, t):
-            if V[s] < INF:
-                nxt[s] = V[s] + lost[s, t + 1]
-                nxt_r[s] = n_retrains[s]
-                back[t + 1][s] = s
-        if exists[t]:
-            prev = int(np.argmin(V))
-            nxt[t] = V[prev] + retrain_cost + lost[t, t + 1]
-            nxt_r[t] = n_retrains[prev] + 1
-            back[t + 1][t] = prev
+        nxt = np.full(M, INF)
+        nxt_r = np.zeros(M, dtype=int)
+        for m in np.flatnonzero(V < INF):
+            nxt[m] = V[m] + lost[m, t + 1]
+            nxt_r[m] = n_retrains[m]
+            back[t + 1][int(m)] = int(m)
+        prev = int(np.argmin(V))
+        for m in np.flatnonzero((weeks == t) & exists):
+            nxt[m] = V[prev] + retrain_cost + lost[m, t + 1]
+            nxt_r[m] = n_retrains[prev] + 1
+            back[t + 1][int(m)] = prev
         V, n_retrains = nxt, nxt_r
     last = int(np.argmin(V))
     serving = [last]
     for t in range(T - 1, start + 1, -1):
         serving.append(back[t][serving[-1]])
     serving.reverse()
-    switches = tuple(sorted({s for s in serving if s != start}))
+    switches = tuple(sorted({int(weeks[m]) for m in serving if m != start}))
     return OptimalPath(float(V[last]), int(n_retrains[last]), tuple(serving), switches)
 
 

@@ -216,7 +216,8 @@ class ModelBank:
         if isinstance(base, str) or champion is None:
             return base, week
         window = self.stream.window(week, self._weeks[week])
-        cand = self.loop.regime_candidate(self.spec, champion, window)
+        train, holdout, info = self.loop.select_holdout(window, self.spec)
+        cand = self.loop.regime_candidate(self.spec, champion, window, info.get("holdout_from"))
         if not cand.get("from"):
             return base, week
         key = (week, str(cand["from"]))
@@ -224,9 +225,8 @@ class ModelBank:
             t0 = time.perf_counter()
             state = base
             try:
-                train, holdout, info = self.loop.select_holdout(window, self.spec)
                 rows, info, model = self.loop.train_on_regime(
-                    self.spec, champion, window, train, holdout, info, whole_model=base.model
+                    self.spec, champion, window, train, holdout, info, whole_model=base.model, candidate=cand
                 )
                 if (info.get("regime") or {}).get("from"):
                     state = self.loop.fit_challenger(
@@ -240,17 +240,20 @@ class ModelBank:
         idx, state = self._alt[key]
         return (state, idx) if state is not base else (base, week)
 
-    def quality_rows(self, classes: Sequence) -> np.ndarray:
-        """Rows of the quality matrix for the models of :meth:`get_for` (after the T regular ones)."""
+    def quality_rows(self, classes: Sequence) -> tuple[np.ndarray, list[int]]:
+        """Rows of the quality matrix for the models of :meth:`get_for` (after the T regular
+        ones), and the week each was trained at."""
         T = self.stream.weeks
         rows = np.full((len(self._alt), T), np.nan)
+        weeks = [0] * len(self._alt)
         for (week, _), (idx, state) in self._alt.items():
+            weeks[idx - T] = week
             for t in range(week + 1, T):
                 try:
                     rows[idx - T, t] = score(state.model, self.stream.frames[t], self.spec, classes)
                 except ValueError:
                     pass
-        return rows
+        return rows, weeks
 
 
 # ------------------------------------------------------------------------------- results
@@ -746,7 +749,9 @@ def replay_stream(
         bank.fit_seconds += bank_r.fit_seconds
     # The product's challengers trained on part of a window are scored like every week's model;
     # the baselines and the optimum keep the regular models (the issue's definitions).
-    extra = bank.quality_rows(stream.classes) if bank._alt else None
+    # The optimum and every policy's cost count them too: a retrain at their week could have
+    # installed them, and the best available model of a week may be one of them.
+    extra, extra_weeks = bank.quality_rows(stream.classes) if bank._alt else (None, None)
     for name, records in ours_records.items():
         runs[name] = _policy_run(name, records, q, start, stream, stationary, clocks, floor, extra)
     for p in POLICIES[1:]:
@@ -767,9 +772,11 @@ def replay_stream(
     opt_retrains: dict[float, int] = {}
     below: dict[str, list[str]] = {}  # policy -> "cost < optimum at ratio" (a note per stream)
     for ratio in cost_ratios:
-        opt = optimal_path(q, start, ratio)
+        opt = optimal_path(q, start, ratio, extra, extra_weeks)
         costs[ratio] = {
-            p: path_cost(q, start, [(-1 if s is None else s) for s in r.serving], r.retrains, ratio, floor, extra)
+            p: path_cost(
+                q, start, [(-1 if s is None else s) for s in r.serving], r.retrains, ratio, floor, extra, extra_weeks
+            )
             for p, r in runs.items()
         }
         costs[ratio]["optimum"] = opt.cost
@@ -782,16 +789,12 @@ def replay_stream(
             else:
                 regret[ratio][p] = regret_share(costs[ratio][p], opt.cost, costs[ratio]["never"])
     for p, cells in below.items():
-        # The optimum's paths keep a model or switch to the newest whole-window one; a policy can
-        # beat them by serving what they do not include.
-        partial = any(s is not None and s >= T for s in runs[p].serving)
-        how = (
-            "it served models trained on the rows since a change of its champion's errors "
-            "(training.window_from_change), which the optimum's whole-window models do not include"
-            if partial
-            else "it returned to an earlier model without a retrain, which the optimum's paths do not include"
+        # The optimum's paths keep a model or switch to one trained that week; a policy that
+        # returned to an earlier model without a retrain (a reinstatement) can beat them.
+        notes.append(
+            f"{p} costs less than the optimum ({'; '.join(cells)}): it returned to an earlier model without a "
+            "retrain, which the optimum's paths do not include; its regret share is reported as 0"
         )
-        notes.append(f"{p} costs less than the optimum ({'; '.join(cells)}): {how}; its regret share is reported as 0")
     return StreamResult(
         stream=stream.name,
         description=stream.description,

@@ -257,8 +257,8 @@ def render_markdown(fig: dict) -> str:
         "- q[s][t] = ROC AUC on week t of the model trained at the end of week s on its whole window; best "
         "available = max over s < t. The optimum is a dynamic programme over retrain weeks "
         "(`benchmarks/optimum.py`). A model `ours` trained on the rows since a change of its champion's errors "
-        "(`training.window_from_change`) is scored the same way on its own row; the optimum and the baselines "
-        "use the whole-window models, so such a policy can cost less than the optimum (a note says so)."
+        "(`training.window_from_change`) is scored the same way on its own row and counts like the others: in "
+        "the best available of a week and as a model the optimum may install when it retrains that week."
     )
     L.append(
         "- Retrain cost ratios 0.0025 / 0.01 / 0.04 metric-weeks: cheap unattended retrain / retrain with a "

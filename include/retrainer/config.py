@@ -345,10 +345,11 @@ class TrainingSpec(_Strict):
     #: Too few rows in the window: widen it week by week up to this many weeks (small models
     #: still get a first champion); still too few is a named "insufficient data" outcome.
     max_window_weeks: int | None = Field(None, ge=1, le=520)
-    #: After a change of the champion's errors inside the window (its excess Brier loss, tested at
-    #: drift.alpha over the window's day boundaries), also fit on the rows since that day and keep
-    #: them when their model is significantly better on the held-out rows (comparison.alpha); a
-    #: successor tries the same start until the window moves past it. False: the whole window.
+    #: After a change of the champion's errors inside the window (its excess Brier loss; the largest
+    #: t over day boundaries, p-value by permuting days, at drift.alpha), also fit on the rows since
+    #: that day and keep them when their model is significantly better on the held-out rows
+    #: (comparison.alpha); a successor tries the same start until the window moves past it.
+    #: False: the whole window.
     window_from_change: bool = True
 
     @field_validator("estimator")

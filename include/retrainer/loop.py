@@ -315,12 +315,13 @@ def build_challenger(
     return fit_challenger(spec, train, holdout, info, interval_end, model=model)
 
 
-def regime_candidate(spec: ModelSpec, champion: ModelState | None, window: Any) -> dict:
+def regime_candidate(spec: ModelSpec, champion: ModelState | None, window: Any, holdout_from: str | None) -> dict:
     """The first day of a new regime to try training from: ``{"from", "source", "detection"}``.
 
     Two sources, the later day wins: a change of the champion's errors located in this window
-    (:mod:`regime`), and the day the champion's own training started for that reason
-    (``evaluation["regime"]["from"]``, while the window still reaches before it). ``{}`` when
+    (:mod:`regime`, on the days after its training window), and the day the champion's own
+    training started for that reason (``evaluation["regime"]["from"]``, while it lies inside the
+    window's training days). ``holdout_from``: the window's first held-out day. ``{}`` when
     nothing was tested (switched off, no champion); ``from`` None when there is no candidate.
     """
     if not spec.training.window_from_change or champion is None or champion.model is None or window is None:
@@ -330,13 +331,16 @@ def regime_candidate(spec: ModelSpec, champion: ModelState | None, window: Any) 
     days = window[PARTITION_COLUMN].astype(str)
     first = str(days.min()) if len(days) else None
     inherited = ((champion.evaluation or {}).get("regime") or {}).get("from")
-    inherited = inherited if inherited and first and inherited > first else None
-    found = regime.locate_change(spec, champion.model, (champion.evaluation or {}).get("holdout_from"), window)
+    if not (inherited and first and first < str(inherited) and (holdout_from is None or str(inherited) < holdout_from)):
+        inherited = None
+    ended = champion.trained_through
+    after_day = ended.astimezone(dt.UTC).date().isoformat() if ended.tzinfo else ended.date().isoformat()
+    found = regime.locate_change(spec, champion.model, after_day, window, holdout_from)
     day, source = None, None
     if found.found and found.day:
         day, source = found.day, "detected"
     if inherited and (day is None or inherited > day):
-        day, source = inherited, "champion"
+        day, source = str(inherited), "champion"
     return {"from": day, "source": source, "detection": found.to_dict()}
 
 
@@ -348,6 +352,7 @@ def train_on_regime(
     holdout: Any,
     info: dict,
     whole_model: Any | None = None,
+    candidate: dict | None = None,
 ) -> tuple[Any, dict, Any | None]:
     """The rows to train on, the evaluation info, and the fitted pipeline when one was fitted.
 
@@ -359,9 +364,10 @@ def train_on_regime(
     window, old rows that contradict the new regime (a reversed label) do not. Switching only on
     a significant difference keeps the bias this choice adds to the later comparison on the same
     rows small. ``info["regime"]`` records the candidate, the test and the outcome (``from``:
-    the first day trained on, None when the whole window was kept).
+    the first day trained on, None when the whole window was kept). ``candidate``: the result of
+    :func:`regime_candidate` when the caller already has it.
     """
-    cand = regime_candidate(spec, champion, window)
+    cand = candidate if candidate is not None else regime_candidate(spec, champion, window, info.get("holdout_from"))
     if not cand:
         return train, info, whole_model
     if not cand.get("from"):
@@ -432,8 +438,9 @@ def train_on_regime(
             else "whole window: the two models could not be compared on the held-out rows"
         )
         return train, {**info, "regime": {**regime_info, "kept": kept}}, whole
-    n_days = int(since_rows[PARTITION_COLUMN].astype(str).nunique()) + len(info.get("holdout_days") or [])
-    info = {**info, "data_from": day, "data_days": n_days, "train_rows": int(len(since_rows))}
+    since_days = since_rows[PARTITION_COLUMN].astype(str)
+    n_days = int(since_days.nunique()) + len(info.get("holdout_days") or [])
+    info = {**info, "data_from": str(since_days.min()), "data_days": n_days, "train_rows": int(len(since_rows))}
     return since_rows, {**info, "regime": {**regime_info, "from": day}}, since
 
 

@@ -3,20 +3,23 @@
 A challenger trained right after a change of the label's relation to the inputs (concept
 change) learns mostly the old regime: its window holds weeks of pre-change rows and a few
 days of new ones, and it scores little better than the champion it should replace. This module
-finds the day the champion's errors changed and lets the train step fit on the rows since.
+finds the day the champion's errors changed, so that the train step can try the rows since.
 
 The signal is the champion's *excess Brier loss* per row: the observed Brier loss minus the
 loss its own probabilities expect, ``2 * (sum_k p_k^2 - p_true)`` (0 in expectation for a
 calibrated model, whatever the mix of inputs). So a covariate shift to inputs the champion
-still scores calibrated does not move it, while a change of P(y|x) does: the rows since such a
-change say something the earlier rows do not. A model without probabilities uses its 0/1
-error instead (which a harder population also raises).
+still scores calibrated does not move it, while a change of P(y|x) does. A model without
+probabilities uses its 0/1 error instead (which a harder population also raises). Labels are
+aligned to the model's classes as the comparison aligns them (a class it never saw: p = 0).
 
-Only rows the champion never trained on count (from its first held-out day on). Every day
-boundary that leaves enough rows after it to train and evaluate a model
-(``min_train_rows + min_holdout_rows``) is a candidate; the largest Welch t of (after - before)
-is tested at ``alpha / candidates`` (Bonferroni: conservative, since neighbouring splits are
-correlated). Pure: no Airflow, no I/O.
+Rows: only those of days after the champion's training window ended (its own held-out rows
+chose it, so its loss there is biased low). Every day boundary with >= 2 days before it that
+leaves ``min_train_rows`` rows between it and the window's held-out days (the rows a model
+since the boundary would train on) is a candidate; the statistic is the largest two-sample t of
+(after - before) over the candidates, and its p-value comes from permuting whole days
+(``drift.null_resamples`` permutations, seeded by ``drift.seed``): exact under exchangeable
+days, whatever the rows' distribution (0/1 errors included), with day-to-day variation and the
+choice among candidates accounted for. Pure: no Airflow, no I/O.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from include.retrainer.config import PARTITION_COLUMN, ModelSpec
+
+#: Fewest days before a boundary (a permutation test over fewer units cannot reach alpha).
+MIN_DAYS_BEFORE = 2
 
 
 @dataclass(frozen=True)
@@ -39,128 +45,159 @@ class RegimeChange:
     p_value: float | None = None
     alpha: float | None = None
     candidates: int = 0
+    permutations: int = 0
     before_mean: float | None = None
     after_mean: float | None = None
     rows_before: int = 0
     rows_after: int = 0
+    days: int = 0
+    dropped_rows: int = 0
     loss: str = "excess_brier"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def excess_loss(model: Any, frame: Any, spec: ModelSpec) -> Any:
-    """Per row: the champion's Brier loss minus what its probabilities expect (0/1 error without them).
+def excess_loss(model: Any, frame: Any, spec: ModelSpec) -> tuple[Any, str]:
+    """Per row: the model's Brier loss minus what its probabilities expect, and the loss's name.
 
-    ``2 * (sum_k p_k^2 - p_true)``, with ``p_true = 0`` for a label the model never saw.
+    ``2 * (sum_k p_k^2 - p_true)`` (``"excess_brier"``), or the 0/1 error (``"error_rate"``) for a
+    model without ``predict_proba``. Labels and probability columns are aligned as the comparison
+    aligns them (``compare.aligned_scores``); a label the model never saw has ``p_true = 0``.
+    Rows with a non-finite probability give NaN.
     """
     import numpy as np
 
-    from include.retrainer import training
+    from include.retrainer import compare, training
 
     y = frame[spec.features.target].to_numpy()
     pred, proba = training.predict(model, frame, spec)
-    if proba is None:
-        return (np.asarray(pred).astype(str) != y.astype(str)).astype(float)
-    proba = np.asarray(proba, dtype=float)
-    classes = [str(c) for c in getattr(model, "classes_", [])]
-    index = {c: j for j, c in enumerate(classes)}
-    cols = np.array([index.get(str(v), -1) for v in y])
-    p_true = np.where(cols >= 0, proba[np.arange(len(y)), np.maximum(cols, 0)], 0.0)
-    return 2.0 * ((proba**2).sum(axis=1) - p_true)
-
-
-def _welch(a: Any, b: Any) -> tuple[float, float]:
-    """One-sided Welch t of mean(b) > mean(a) and its p-value (normal tail beyond 30 df)."""
-    from scipy import stats
-
-    va, vb = float(a.var(ddof=1)) / len(a), float(b.var(ddof=1)) / len(b)
-    se = math.sqrt(va + vb)
-    diff = float(b.mean() - a.mean())
-    if se == 0.0:
-        return (math.inf if diff > 0 else 0.0), (0.0 if diff > 0 else 1.0)
-    t = diff / se
-    df = (
-        (va + vb) ** 2 / ((va**2) / (len(a) - 1) + (vb**2) / (len(b) - 1)) if va > 0 and vb > 0 else len(a) + len(b) - 2
+    yt, preds, probas, labels = compare.aligned_scores(
+        y, {"m": pred}, {"m": proba}, {"m": list(getattr(model, "classes_", []))}
     )
-    return t, float(stats.t.sf(t, df))
+    aligned = probas["m"]
+    if aligned is None:
+        return (np.asarray(preds["m"]) != yt).astype(float), "error_rate"
+    p = np.asarray(aligned, dtype=float)
+    index = {v: j for j, v in enumerate(labels.tolist())}
+    cols = np.array([index[v] for v in yt.tolist()])
+    p_true = p[np.arange(len(yt)), cols]
+    return 2.0 * ((p**2).sum(axis=1) - p_true), "excess_brier"
 
 
-def locate_change(spec: ModelSpec, model: Any, out_of_sample_from: str | None, window: Any) -> RegimeChange:
+def _max_t(sums: Any, sumsq: Any, counts: Any, cuts: Any) -> tuple[float, int]:
+    """Largest pooled-variance t of mean(after) - mean(before) over the cut positions, and its cut."""
+    import numpy as np
+
+    cs, cq, cn = np.cumsum(sums), np.cumsum(sumsq), np.cumsum(counts)
+    total_s, total_q, total_n = cs[-1], cq[-1], cn[-1]
+    nb = cn[cuts - 1]
+    na = total_n - nb
+    sb, sa = cs[cuts - 1], total_s - cs[cuts - 1]
+    mb, ma = sb / nb, sa / na
+    ssw = (total_q - sb * mb - sa * ma).clip(min=0.0)  # within-segment sum of squares
+    var = ssw / np.maximum(total_n - 2, 1)
+    se = np.sqrt(var * (1.0 / nb + 1.0 / na))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(se > 0, (ma - mb) / se, np.where(ma > mb, np.inf, 0.0))
+    k = int(np.argmax(t))
+    return float(t[k]), int(cuts[k])
+
+
+def locate_change(
+    spec: ModelSpec, model: Any, after_day: str | None, window: Any, holdout_from: str | None
+) -> RegimeChange:
     """The first day of a new regime of the champion's errors in ``window``, if there is one.
 
-    ``model``: the champion's fitted pipeline; ``out_of_sample_from``: its first held-out day
-    (ISO date; rows before it may be its training rows and are left out); ``window``: the
-    training window's rows with the partition column.
+    ``model``: the champion's fitted pipeline; ``after_day``: the first day after its training
+    window (ISO date; earlier rows may have trained or chosen it and are left out);
+    ``holdout_from``: the first held-out day of the window (as ``loop.select_holdout`` chose it,
+    widening included; a candidate must leave ``min_train_rows`` rows before it); ``window``: the training window's rows with the partition column.
     """
     import numpy as np
 
     t = spec.training
-    need_after = t.min_train_rows + t.min_holdout_rows
     alpha = spec.drift.alpha
     if window is None or len(window) == 0:
         return RegimeChange(False, "no rows in the window")
     days_all = window[PARTITION_COLUMN].astype(str)
-    rows = window[days_all >= out_of_sample_from] if out_of_sample_from else window
-    if len(rows) < need_after + 2:
+    rows = window[days_all >= after_day] if after_day else window
+    day = rows[PARTITION_COLUMN].astype(str).to_numpy()
+    n_days = len(np.unique(day)) if len(day) else 0
+    if n_days < MIN_DAYS_BEFORE + 1 or len(rows) < t.min_train_rows + 2:
         return RegimeChange(
             False,
-            f"{len(rows)} row(s) the champion did not train on; a new regime needs {need_after} "
-            "(training.min_train_rows + training.min_holdout_rows) after its first day",
+            f"{len(rows)} row(s) on {n_days} day(s) since the champion's training window; a new regime "
+            f"needs >= {MIN_DAYS_BEFORE} days before it and training.min_train_rows={t.min_train_rows} rows "
+            "since it before the held-out days",
+            days=n_days,
         )
-    day = rows[PARTITION_COLUMN].astype(str).to_numpy()
     try:
-        loss = excess_loss(model, rows, spec)
+        loss, loss_name = excess_loss(model, rows, spec)
     except Exception as exc:  # an unscorable window never blocks training: the whole window is used
         return RegimeChange(False, f"the champion could not score the window: {exc}")
+    finite = np.isfinite(loss)
+    dropped = int((~finite).sum())
+    day, loss = day[finite], loss[finite]
     order = np.argsort(day, kind="stable")
     day, loss = day[order], loss[order]
-    days, starts = np.unique(day, return_index=True)
-    # A candidate must leave a window the train step can split as usual: the last
-    # ``holdout_days`` days held out (>= min_holdout_rows) and >= min_train_rows before them.
-    n_held = min(t.holdout_days, len(days) - 1)
-    held_start = starts[len(days) - n_held] if n_held > 0 else len(day)
-    held_rows = len(day) - held_start
-    candidates = [
-        i
-        for i in range(1, len(days) - n_held)
-        if held_start - starts[i] >= t.min_train_rows and held_rows >= t.min_holdout_rows and starts[i] >= 2
-    ]
-    if not candidates:
+    days, starts, counts = np.unique(day, return_index=True, return_counts=True)
+    sums = np.add.reduceat(loss, starts) if len(loss) else np.zeros(0)
+    sumsq = np.add.reduceat(loss**2, starts) if len(loss) else np.zeros(0)
+    # A cut at position c: days[:c] before, days[c:] after (the new regime's first day is days[c]).
+    # The held-out days count as evidence (they are rows of the new regime too), but the rows a
+    # model since the cut would train on are those before them.
+    end = int(np.searchsorted(days, holdout_from)) if holdout_from else len(days)
+    end_row = int(starts[end]) if end < len(days) else len(day)
+    train_after = end_row - starts
+    cuts = np.array(
+        [c for c in range(MIN_DAYS_BEFORE, min(end, len(days))) if train_after[c] >= t.min_train_rows], dtype=int
+    )
+    dropped_note = f"; {dropped} row(s) without a finite score left out" if dropped else ""
+    if len(cuts) == 0:
         return RegimeChange(
             False,
-            f"no day boundary leaves training.min_train_rows={t.min_train_rows} rows before the last "
-            f"{n_held} held-out day(s) ({held_rows} rows; training.min_holdout_rows={t.min_holdout_rows}) "
-            f"and rows before it ({len(day)} rows the champion did not train on, {len(days)} day(s))",
+            f"no day boundary leaves training.min_train_rows={t.min_train_rows} rows before the held-out days "
+            f"with >= {MIN_DAYS_BEFORE} days before it ({len(day)} rows on {len(days)} day(s)){dropped_note}",
+            days=int(len(days)),
+            dropped_rows=dropped,
+            loss=loss_name,
         )
-    best = None
-    for i in candidates:
-        s = starts[i]
-        stat, p = _welch(loss[:s], loss[s:])
-        if best is None or stat > best[1]:
-            best = (i, stat, p)
-    assert best is not None
-    i, stat, p = best
-    s = starts[i]
-    level = alpha / len(candidates)
-    found = bool(p < level)
+    stat, cut = _max_t(sums, sumsq, counts, cuts)
+    # Null: the days are exchangeable. Permute whole days (sizes move with them) and take the
+    # same statistic over the same cut positions: the max handles the choice among candidates.
+    B = spec.drift.null_resamples
+    rng = np.random.default_rng(spec.drift.seed)
+    exceed = 0
+    for _ in range(B):
+        perm = rng.permutation(len(days))
+        s_b, _ = _max_t(sums[perm], sumsq[perm], counts[perm], cuts)
+        exceed += s_b >= stat - 1e-12
+    p = (exceed + 1) / (B + 1)
+    found = bool(p < alpha)
+    s = int(starts[cut])
     before, after = float(loss[:s].mean()), float(loss[s:].mean())
-    verdict = "changed" if found else "no change"
+    label = "excess loss" if loss_name == "excess_brier" else "error rate"
     reason = (
-        f"{verdict}: the champion's excess loss {before:+.3f} ({s} rows before {days[i]}) -> {after:+.3f} "
-        f"({len(day) - s} rows since), t={stat:.2f}, p={p:.3g} {'<' if found else '>='} {level:.3g} "
-        f"(alpha {alpha} / {len(candidates)} day boundaries)"
+        f"{'changed' if found else 'no change'}: the champion's {label} {before:+.3f} ({s} rows before "
+        f"{days[cut]}) -> {after:+.3f} ({len(day) - s} rows since), t={stat:.2f}, p={p:.3g} "
+        f"{'<' if found else '>='} {alpha} (max over {len(cuts)} day boundaries, {B} permutations of "
+        f"{len(days)} days){dropped_note}"
     )
     return RegimeChange(
         found=found,
         reason=reason,
-        day=str(days[i]) if found else None,
-        statistic=round(float(stat), 4) if math.isfinite(stat) else None,
+        day=str(days[cut]) if found else None,
+        statistic=round(stat, 4) if math.isfinite(stat) else None,
         p_value=float(p),
-        alpha=level,
-        candidates=len(candidates),
+        alpha=alpha,
+        candidates=int(len(cuts)),
+        permutations=B,
         before_mean=round(before, 5),
         after_mean=round(after, 5),
-        rows_before=int(s),
+        rows_before=s,
         rows_after=int(len(day) - s),
+        days=int(len(days)),
+        dropped_rows=dropped,
+        loss=loss_name,
     )

@@ -79,3 +79,34 @@ def test_the_window_is_cut_at_a_label_flip_and_the_successor_keeps_the_cut(
     assert not regime3["detection"]["found"]
     train3 = store.read_parquet(trained3.train_uri)
     assert str(train3[PARTITION_COLUMN].astype(str).min()) == FLIP.isoformat()
+
+
+def test_a_champion_that_cannot_be_loaded_leaves_the_whole_window(
+    mlflow_server, s3, store, churn_spec_factory, monkeypatch
+):
+    """Loading the champion is an optional refinement: a failure trains on the whole window and says why."""
+    from include.retrainer import registry
+
+    spec = churn_spec_factory(data__prefix="sincechange_unreadable", comparison__floor=None)
+    frames = demo_data.generate_churn(START.date(), days=14, rows_per_day=400)
+    for day, frame in frames.items():
+        if day >= FLIP:
+            frame["churned"] = 1 - frame["churned"]
+    demo_data.write_partitions(s3, "raw-data", "sincechange_unreadable", frames)
+    trained1, _ = _run_week(store, mlflow_server, spec, START, "w1")
+
+    def unreadable(*args, **kwargs):
+        raise OSError("artifact store unreachable")
+
+    monkeypatch.setattr(registry, "load_model", unreadable)
+    ctx = steps.RunContext(dag_id=spec.dag_id, run_id="w2", interval_start=START + WEEK, interval_end=START + 2 * WEEK)
+    trained2 = steps.train_challenger(store, mlflow_server, spec, ctx)
+    assert trained2.challenger_version and trained2.challenger_version != trained1.challenger_version
+    regime = trained2.evaluation["regime"]
+    assert regime["from"] is None
+    assert regime["kept"] == (
+        f"whole window: champion v{trained1.challenger_version} could not be read (OSError: artifact store unreachable)"
+    )
+    train = store.read_parquet(trained2.train_uri)
+    assert str(train[PARTITION_COLUMN].astype(str).min()) == START.date().isoformat()  # the whole window
+    assert trained_since(trained2) is None

@@ -76,6 +76,10 @@ def champion():
     return training.fit_pipeline(spec, days_frame(14, 150, seed=1))
 
 
+def _holdout_from(window, spec) -> str:
+    return loop.select_holdout(window, spec)[2]["holdout_from"]
+
+
 def test_excess_loss_is_observed_minus_expected_brier(champion):
     spec = spec_for()
     rows = days_frame(3, 100, seed=2)
@@ -84,7 +88,9 @@ def test_excess_loss_is_observed_minus_expected_brier(champion):
     onehot = np.eye(2)[y]
     observed = ((onehot - proba) ** 2).sum(axis=1)
     expected = (proba * (1 - proba)).sum(axis=1)
-    np.testing.assert_allclose(regime.excess_loss(champion, rows, spec), observed - expected, atol=1e-12)
+    loss, name = regime.excess_loss(champion, rows, spec)
+    assert name == "excess_brier"
+    np.testing.assert_allclose(loss, observed - expected, atol=1e-12)
 
 
 def test_excess_loss_gives_a_label_the_model_never_saw_probability_zero(champion):
@@ -95,37 +101,94 @@ def test_excess_loss_gives_a_label_the_model_never_saw_probability_zero(champion
     # Brier loss with the unseen class's one-hot column (p = 0) minus the expected loss.
     observed = (proba**2).sum(axis=1) + 1.0
     expected = (proba * (1 - proba)).sum(axis=1)
-    np.testing.assert_allclose(regime.excess_loss(champion, rows, spec), observed - expected, atol=1e-12)
+    np.testing.assert_allclose(regime.excess_loss(champion, rows, spec)[0], observed - expected, atol=1e-12)
+
+
+def test_labels_are_matched_to_classes_as_the_comparison_matches_them(champion):
+    """A label column read back as floats (1.0) is the class 1 the model was trained on."""
+    spec = spec_for()
+    rows = days_frame(2, 50, seed=18)
+    as_float = rows.assign(y=rows["y"].astype(float))
+    np.testing.assert_allclose(
+        regime.excess_loss(champion, as_float, spec)[0], regime.excess_loss(champion, rows, spec)[0]
+    )
 
 
 def test_a_model_without_probabilities_uses_its_errors():
-    from sklearn.svm import LinearSVC
-
     spec = spec_for(training={"estimator": "sklearn.svm.LinearSVC"})
     model = training.fit_pipeline(spec, days_frame(4, 100, seed=4))
-    assert not hasattr(model, "predict_proba") or not callable(getattr(LinearSVC, "predict_proba", None))
+    assert not hasattr(model, "predict_proba")
     rows = days_frame(2, 50, seed=5)
     expected = (model.predict(training.prepare_features(rows, spec)) != rows["y"].to_numpy()).astype(float)
-    np.testing.assert_array_equal(regime.excess_loss(model, rows, spec), expected)
+    loss, name = regime.excess_loss(model, rows, spec)
+    assert name == "error_rate"
+    np.testing.assert_array_equal(loss, expected)
 
 
 def test_a_reversal_is_located_on_its_day(champion):
     spec = spec_for()
     window = days_frame(14, 150, seed=6, first=14, flip_from=23)  # the champion's data ended on day 13
-    found = regime.locate_change(spec, champion, day(12), window)
+    found = regime.locate_change(spec, champion, day(14), window, _holdout_from(window, spec))
     assert found.found and found.day == day(23), found.reason
     assert found.after_mean > found.before_mean and found.p_value < found.alpha
-    assert found.rows_after == 5 * 150 and "changed" in found.reason
+    assert found.rows_after == 5 * 150 and "changed" in found.reason and found.loss == "excess_brier"
+    assert found.permutations == spec.drift.null_resamples
+
+
+def _false_alarms(spec, model, make_window, n: int = 200) -> float:
+    hits = 0
+    for i in range(n):
+        window = make_window(i)
+        hits += regime.locate_change(spec, model, day(14), window, _holdout_from(window, spec)).found
+    return hits / n
+
+
+def _at_most_alpha(rate: float, alpha: float, n: int) -> bool:
+    return rate <= alpha + 3 * (alpha * (1 - alpha) / n) ** 0.5
 
 
 def test_stationary_windows_find_a_change_at_most_alpha_of_the_time(champion):
     """Monte Carlo: 200 stationary windows; false alarms <= alpha + 3 standard errors."""
-    spec = spec_for(drift={"alpha": 0.05})
-    hits = sum(
-        regime.locate_change(spec, champion, day(14), days_frame(14, 60, seed=100 + i, first=14)).found
-        for i in range(200)
-    )
-    assert hits / 200 <= 0.05 + 3 * (0.05 * 0.95 / 200) ** 0.5
+    spec = spec_for(drift={"alpha": 0.05, "null_resamples": 199})
+    rate = _false_alarms(spec, champion, lambda i: days_frame(14, 60, seed=100 + i, first=14))
+    assert _at_most_alpha(rate, 0.05, 200), rate
+
+
+def test_days_that_differ_from_each_other_are_not_a_change(champion):
+    """Each day has its own level of difficulty (a random intercept of the logit, sd 1): rows
+    within a day are not independent, and a row-level test would see changes everywhere."""
+    spec = spec_for(drift={"alpha": 0.05, "null_resamples": 199})
+
+    def window(i):
+        w = days_frame(14, 400, seed=300 + i, first=14)
+        rng = np.random.default_rng(900 + i)
+        noise = {d: rng.normal(0, 1.0) for d in w[PARTITION_COLUMN].unique()}
+        # Redraw each label with the day's shifted logit: P(y|x) differs day by day, not by regime.
+        logit = 1.5 * w["x1"] - 1.0 * w["x2"] + w[PARTITION_COLUMN].map(noise)
+        w["y"] = (rng.random(len(w)) < 1 / (1 + np.exp(-logit))).astype(int)
+        return w
+
+    rate = _false_alarms(spec, champion, window, n=100)
+    assert _at_most_alpha(rate, 0.05, 100), rate
+
+
+def test_a_rarely_wrong_model_without_probabilities_has_no_excess_false_alarms():
+    """0/1 errors at a low rate: a day without errors has zero variance, which a row-level
+    Welch test mistook for certainty; the permutation of days does not."""
+    spec = spec_for(training={"estimator": "sklearn.svm.LinearSVC"}, drift={"alpha": 0.05, "null_resamples": 199})
+
+    def window(i):
+        w = days_frame(14, 60, seed=500 + i, first=14)
+        w["y"] = (1.5 * w["x1"] - 1.0 * w["x2"] > 0).astype(int)  # separable: errors are rare
+        flip = np.random.default_rng(700 + i).random(len(w)) < 0.005
+        w.loc[flip, "y"] = 1 - w.loc[flip, "y"]
+        return w
+
+    train = days_frame(14, 150, seed=1)
+    train["y"] = (1.5 * train["x1"] - 1.0 * train["x2"] > 0).astype(int)
+    model = training.fit_pipeline(spec, train)
+    rate = _false_alarms(spec, model, window, n=200)
+    assert _at_most_alpha(rate, 0.05, 200), rate
 
 
 def test_a_covariate_shift_alone_is_not_a_change_of_regime(champion):
@@ -133,34 +196,67 @@ def test_a_covariate_shift_alone_is_not_a_change_of_regime(champion):
     spec = spec_for()
     before = days_frame(7, 150, seed=7, first=14)
     after = days_frame(7, 150, seed=8, first=21, shift=1.5)
-    found = regime.locate_change(spec, champion, day(14), pd.concat([before, after], ignore_index=True))
+    window = pd.concat([before, after], ignore_index=True)
+    found = regime.locate_change(spec, champion, day(14), window, _holdout_from(window, spec))
     assert not found.found, found.reason
 
 
 def test_rows_the_champion_trained_on_are_left_out(champion):
     spec = spec_for()
     window = days_frame(14, 150, seed=9, first=14, flip_from=23)
-    found = regime.locate_change(spec, champion, day(24), window)  # only days 24-27 are out of sample
+    found = regime.locate_change(spec, champion, day(24), window, _holdout_from(window, spec))
     # Days 24-27 are all after the change: no boundary inside them can show it.
     assert not found.found
     assert found.rows_before + found.rows_after <= 4 * 150
 
 
+def test_a_widened_holdout_still_leaves_candidates(champion):
+    """holdout_days 1 widened to 2 days by min_holdout_rows: candidates are counted before the
+    held-out days select_holdout chose, and the change is found."""
+    spec = spec_for(training={"holdout_days": 1, "min_holdout_rows": 200})
+    window = days_frame(14, 150, seed=19, first=14, flip_from=22)
+    held = _holdout_from(window, spec)
+    assert held == day(26)  # widened from day 27
+    found = regime.locate_change(spec, champion, day(14), window, held)
+    assert found.found and found.day == day(22), found.reason
+
+
+def test_rows_without_a_finite_score_are_left_out_and_counted(champion):
+    import unittest.mock as mock
+
+    spec = spec_for()
+    window = days_frame(14, 150, seed=20, first=14, flip_from=23)
+    real = regime.excess_loss
+
+    def with_nan(model, frame, spec):
+        loss, name = real(model, frame, spec)
+        loss = loss.copy()
+        loss[:5] = np.nan
+        return loss, name
+
+    with mock.patch.object(regime, "excess_loss", with_nan):
+        found = regime.locate_change(spec, champion, day(14), window, _holdout_from(window, spec))
+    assert found.found and found.day == day(23) and found.dropped_rows == 5
+    assert "5 row(s) without a finite score left out" in found.reason
+
+
 def test_too_few_rows_after_any_boundary_is_a_named_outcome(champion):
     spec = spec_for(training={"min_train_rows": 5000})
-    found = regime.locate_change(spec, champion, day(14), days_frame(14, 50, seed=10, first=14))
-    assert not found.found and "training.min_train_rows" in found.reason and "5100" in found.reason
+    window = days_frame(14, 50, seed=10, first=14)
+    found = regime.locate_change(spec, champion, day(14), window, _holdout_from(window, spec_for()))
+    assert not found.found and "training.min_train_rows=5000" in found.reason
 
 
-def _state(model, holdout_from: str, regime_from: str | None = None) -> loop.ModelState:
+def _state(model, after_day: int = 14, regime_from: str | None = None) -> loop.ModelState:
+    """The champion: its training window ended at the start of day ``after_day``."""
     return loop.ModelState(
         model=model,
         train=None,
         holdout=None,
-        trained_through=START + dt.timedelta(days=14),
+        trained_through=START + dt.timedelta(days=after_day),
         baseline={},
         importance={},
-        evaluation={"holdout_from": holdout_from, **({"regime": {"from": regime_from}} if regime_from else {})},
+        evaluation={"holdout_from": day(after_day - 2), **({"regime": {"from": regime_from}} if regime_from else {})},
     )
 
 
@@ -168,7 +264,7 @@ def test_build_challenger_trains_on_the_new_regime_when_its_model_is_better(cham
     spec = spec_for()
     window = days_frame(14, 150, seed=11, first=14, flip_from=22)
     end = START + dt.timedelta(days=28)
-    state = loop.build_challenger(spec, window, end, champion=_state(champion, day(12)))
+    state = loop.build_challenger(spec, window, end, champion=_state(champion))
     info = state.evaluation["regime"]
     assert info["from"] == info["candidate_from"] == day(22) and info["source"] == "detected"
     assert state.evaluation["data_from"] == day(22)
@@ -202,7 +298,7 @@ def test_old_rows_that_still_help_keep_the_whole_window(champion):
     import unittest.mock as mock
 
     with mock.patch.object(loop, "regime_candidate", return_value=cand):
-        rows, out, model = loop.train_on_regime(spec, _state(champion, day(12)), rng_window, train, holdout, info)
+        rows, out, model = loop.train_on_regime(spec, _state(champion), rng_window, train, holdout, info)
     assert len(rows) == len(train) and out["regime"]["from"] is None
     assert out["regime"]["candidate_from"] == day(22) and out["regime"]["kept"].startswith("whole window")
     assert out["regime"]["test"]["p_value"] >= spec.comparison.alpha
@@ -212,11 +308,14 @@ def test_old_rows_that_still_help_keep_the_whole_window(champion):
 def test_a_successor_keeps_its_champions_start_until_the_window_passes_it(champion):
     spec = spec_for()
     window = days_frame(14, 150, seed=13, first=14)  # nothing changes inside it
-    cand = loop.regime_candidate(spec, _state(champion, day(26), regime_from=day(20)), window)
+    held = _holdout_from(window, spec)
+    cand = loop.regime_candidate(spec, _state(champion, 26, regime_from=day(20)), window, held)
     assert cand["from"] == day(20) and cand["source"] == "champion"
-    # Once the window starts after that day there is no candidate.
-    cand = loop.regime_candidate(spec, _state(champion, day(26), regime_from=day(10)), window)
-    assert cand["from"] is None and not cand["detection"]["found"]
+    # Once the window starts after that day there is no candidate, nor for a day in the held-out
+    # days or after the window (an older interval re-run under a later champion).
+    for late in (day(10), day(26), day(40)):
+        cand = loop.regime_candidate(spec, _state(champion, 26, regime_from=late), window, held)
+        assert cand["from"] is None and not cand["detection"]["found"], late
 
 
 def test_a_start_that_leaves_too_few_training_rows_keeps_the_whole_window(champion):
@@ -224,7 +323,7 @@ def test_a_start_that_leaves_too_few_training_rows_keeps_the_whole_window(champi
     window = days_frame(14, 150, seed=14, first=14)
     train, holdout, info = loop.select_holdout(window, spec)
     rows, out, model = loop.train_on_regime(
-        spec, _state(champion, day(26), regime_from=day(25)), window, train, holdout, info
+        spec, _state(champion, 26, regime_from=day(25)), window, train, holdout, info
     )
     assert len(rows) == len(train) and out["regime"]["from"] is None and model is None
     assert "training.min_train_rows=200" in out["regime"]["kept"]
@@ -233,7 +332,7 @@ def test_a_start_that_leaves_too_few_training_rows_keeps_the_whole_window(champi
 def test_switched_off_or_without_a_champion_nothing_is_tested(champion):
     window = days_frame(14, 150, seed=15, first=14, flip_from=22)
     off = spec_for(training={"window_from_change": False})
-    assert loop.regime_candidate(off, _state(champion, day(12)), window) == {}
-    assert loop.regime_candidate(spec_for(), None, window) == {}
+    assert loop.regime_candidate(off, _state(champion), window, None) == {}
+    assert loop.regime_candidate(spec_for(), None, window, None) == {}
     train, holdout, info = loop.select_holdout(window, off)
-    assert loop.train_on_regime(off, _state(champion, day(12)), window, train, holdout, info) == (train, info, None)
+    assert loop.train_on_regime(off, _state(champion), window, train, holdout, info) == (train, info, None)

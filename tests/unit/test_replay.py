@@ -236,8 +236,8 @@ def test_optimum_never_retrains_when_expensive_and_always_when_free():
 
 
 def test_a_policys_own_models_are_costed_from_their_own_rows():
-    """Models trained on part of a window are served as T + i and costed from ``extra``; the best
-    available week by week stays that of the whole-window models."""
+    """Models trained on part of a window are served as T + i and costed from ``extra``; they
+    count in the best available week by week too."""
     T, start = 5, 0
     q = np.full((T, T), np.nan)
     for s in range(T):
@@ -246,14 +246,65 @@ def test_a_policys_own_models_are_costed_from_their_own_rows():
     extra = np.full((1, T), np.nan)
     extra[0, 2:] = 0.9  # trained at the end of week 1 on its rows since a change
     serving = [0, T + 0, T + 0, 3]  # weeks 1..4
-    # By hand: week 1 serves model 0 (best 0.60), weeks 2-3 the partial model (0.90 vs 0.61 / 0.62),
-    # week 4 model 3 (0.63 = best); one retrain at 0.01.
-    expected = 0.01 * 1 + (0.60 - 0.60) + (0.61 - 0.90) + (0.62 - 0.90) + (0.63 - 0.63)
-    assert path_cost(q, start, serving, 1, 0.01, extra=extra) == pytest.approx(expected)
-    with pytest.raises(ValueError, match="no quality row"):
-        path_cost(q, start, serving, 1, 0.01)
+    # By hand: best = 0.60 in week 1, then 0.90 (the partial model); week 4 serves 0.63.
+    expected = 0.01 * 1 + (0.60 - 0.60) + 0 + 0 + (0.90 - 0.63)
+    assert path_cost(q, start, serving, 1, 0.01, extra=extra, extra_weeks=[1]) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="week"):
+        path_cost(q, start, serving, 1, 0.01, extra=extra)  # its week is needed
     with pytest.raises(ValueError, match="no quality"):
-        path_cost(q, start, [T + 0, T + 0, T + 0, 3], 1, 0.01, extra=extra)  # week 1: not trained yet
+        path_cost(q, start, [T + 0, T + 0, T + 0, 3], 1, 0.01, extra=extra, extra_weeks=[1])  # not trained yet
+    opt = optimal_path(q, start, 0.01, extra, [1])
+    assert opt.serving == (0, T, T, T) and opt.switch_weeks == (1,)
+    assert opt.cost == pytest.approx(0.01)
+
+
+def _brute_force_extra(Q: np.ndarray, weeks: np.ndarray, T: int, start: int, cost: float) -> float:
+    """Every serving path: keep the model, or install any model trained at the end of last week."""
+    best = np.array([np.nanmax(Q[weeks < t, t]) if np.isfinite(Q[weeks < t, t]).any() else np.nan for t in range(T)])
+    out = math.inf
+
+    def walk(t: int, m: int, acc: float, k: int) -> None:
+        nonlocal out
+        if t == T:
+            out = min(out, acc + cost * k)
+            return
+        walk(t + 1, m, acc + best[t] - Q[m, t], k)
+        for m2 in np.flatnonzero(weeks == t - 1):
+            if t - 1 > start and np.isfinite(Q[m2, t]):
+                walk(t + 1, int(m2), acc + best[t] - Q[m2, t], k + 1)
+
+    walk(start + 1, start, 0.0, 0)
+    return out
+
+
+def test_dp_with_extra_models_equals_brute_force():
+    rng = np.random.default_rng(11)
+    checked = 0
+    for _ in range(60):
+        T = int(rng.integers(3, 8))
+        q, start = _random_matrix(rng, T)
+        # Only matrices without untrainable weeks (the brute force installs any model of a week).
+        if start >= T - 1 or any(
+            not np.isfinite(q[s, s + 1 :]).all() for s in range(start, T - 1) if np.isfinite(q[s]).any()
+        ):
+            continue
+        k = int(rng.integers(1, 4))
+        extra_weeks = sorted(int(w) for w in rng.integers(start + 1, T - 1, k)) if T - 1 > start + 1 else []
+        if not extra_weeks:
+            continue
+        extra = np.full((len(extra_weeks), T), np.nan)
+        for i, w in enumerate(extra_weeks):
+            extra[i, w + 1 :] = 0.8 + rng.normal(0, 0.03, T - w - 1)
+        Q = np.vstack([q, extra])
+        weeks = np.concatenate([np.arange(T), extra_weeks])
+        for cost in (0.0, 0.01, 0.04):
+            opt = optimal_path(q, start, cost, extra, extra_weeks)
+            assert opt.cost == pytest.approx(_brute_force_extra(Q, weeks, T, start, cost), abs=1e-12)
+            assert path_cost(q, start, opt.serving, opt.retrains, cost, 0.5, extra, extra_weeks) == pytest.approx(
+                opt.cost, abs=1e-12
+            )
+        checked += 1
+    assert checked > 15
 
 
 def test_regret_share():

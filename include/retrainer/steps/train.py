@@ -204,6 +204,9 @@ def train_challenger(
             "window_end": window_end.isoformat(),
             "train_rows": len(train),
             "holdout_rows": len(holdout),
+            # The first day trained on when the window was cut at a change (README "Training on
+            # the new regime"); the window's first day otherwise.
+            "trained_from": evaluation.get("data_from") or window_start.date().isoformat(),
         },
         metrics={f"holdout_{k}": v for k, v in metrics.items()},
         run_tags=training_tags,
@@ -307,40 +310,48 @@ def _since_change(
 ) -> tuple[Any, dict, Any | None]:
     """(training rows, evaluation, fitted pipeline or None): ``loop.train_on_regime`` with the champion.
 
-    The champion as the regime search needs it: its model, and from its model card the first
-    held-out day and the day it was itself trained from. No champion,
-    ``training.window_from_change: false``, or a champion without such a card (the drift step
-    has reported its lineage): the whole window, unchanged.
+    The champion as the regime search needs it: its model, the end of its training window, and
+    from its model card the day it was itself trained from. No champion or
+    ``training.window_from_change: false``: the whole window, unchanged. A champion that cannot
+    be read (the drift step has reported why): the whole window, and ``evaluation.regime.kept``
+    says so. The rows chosen depend on the champion at training time; its version is recorded
+    (``evaluation.regime.champion_version``, in the lineage and on the model card).
     """
     from include.retrainer import loop, registry
 
     if not spec.training.window_from_change:
         return train, evaluation, None
-    champion = registry.get_alias(client, spec.name, registry.CHAMPION)
-    if champion is None:
-        return train, evaluation, None
-    card_uri = champion.lineage_tag(client, "model_card_uri")
-    card = store.get_json_or_none(card_uri) if card_uri else None
-    champion_eval = (card or {}).get("evaluation") or {}
-    if not champion_eval.get("holdout_from"):
-        log.info("champion v%s has no model card with its held-out days: the whole window", champion.version)
-        return train, evaluation, None
-    state = loop.ModelState(
-        model=registry.load_model(tracking_uri, spec.name, champion.version),
-        train=None,
-        holdout=None,
-        trained_through=interval_end_of(champion) or dt.datetime.min.replace(tzinfo=dt.UTC),
-        baseline={},
-        importance={},
-        evaluation=champion_eval,
-    )
+    version = None
+    try:
+        champion = registry.get_alias(client, spec.name, registry.CHAMPION)
+        if champion is None:
+            return train, evaluation, None
+        version = str(champion.version)
+        ended = interval_end_of(champion)
+        if ended is None:
+            raise ValueError("its data interval end is not recorded")
+        card_uri = champion.lineage_tag(client, "model_card_uri")
+        card = store.get_json_or_none(card_uri) if card_uri else None
+        state = loop.ModelState(
+            model=registry.load_model(tracking_uri, spec.name, champion.version),
+            train=None,
+            holdout=None,
+            trained_through=ended,
+            baseline={},
+            importance={},
+            evaluation=(card or {}).get("evaluation") or {},
+        )
+    except Exception as exc:  # an optional refinement never blocks training
+        why = f"whole window: champion v{version} could not be read ({type(exc).__name__}: {exc})"
+        log.warning("%s", why)
+        return train, {**evaluation, "regime": {"from": None, "source": None, "kept": why}}, None
     rows, info, model = loop.train_on_regime(spec, state, frame, train, holdout, evaluation)
     regime = info.get("regime") or {}
     if regime:
-        info = {**info, "regime": {**regime, "champion_version": str(champion.version)}}
+        info = {**info, "regime": {**regime, "champion_version": version}}
     log.info(
         "champion v%s: %s; %s",
-        champion.version,
+        version,
         (regime.get("detection") or {}).get("reason") or "no change tested",
         f"training on the {len(rows)} rows since {regime['from']}"
         if regime.get("from")
