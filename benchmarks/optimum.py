@@ -191,8 +191,10 @@ def optimal_path(
     M = Q.shape[0]
     if start >= T - 1:
         return OptimalPath(0.0, 0, (), ())
-    # A week no model could be scored on costs nothing; a model exists if it scored any week.
-    lost = np.where(np.isfinite(best)[None, :], best[None, :] - Q, 0.0)
+    # A week no model could be scored on costs nothing; a model exists if it scored any week. A
+    # model without a quality on a week some model scored cannot serve it (path_cost refuses it).
+    with np.errstate(invalid="ignore"):
+        lost = np.where(np.isfinite(best)[None, :], np.where(np.isfinite(Q), best[None, :] - Q, math.inf), 0.0)
     exists = np.array([bool(np.isfinite(Q[m, weeks[m] + 1 :]).any()) for m in range(M)], dtype=bool)
     INF = math.inf
     # V[m]: min cost so far with model m serving the current week; back[t][m] = model serving t-1.

@@ -747,8 +747,10 @@ def replay_stream(
         bank_r._models, bank_r._weeks, bank_r._alt = bank._models, bank._weeks, bank._alt
         ours_records[ours_at(ratio)] = _run_ours(loop, spec_r, stream, bank_r, last)
         bank.fit_seconds += bank_r.fit_seconds
-    # The product's challengers trained on part of a window are scored like every week's model;
-    # the baselines and the optimum keep the regular models (the definitions).
+    # The product's challengers trained on part of a window are scored like every week's model.
+    # The baselines train whole windows (the definitions); the optimum may also install a
+    # partial-window model of any run above at its week, and the best available of a week counts
+    # them, so the costs of every policy (baselines included) depend on the models ours built.
     # The optimum and every policy's cost count them too: a retrain at their week could have
     # installed them, and the best available model of a week may be one of them.
     extra, extra_weeks = bank.quality_rows(stream.classes) if bank._alt else (None, None)

@@ -319,7 +319,7 @@ def regime_candidate(spec: ModelSpec, champion: ModelState | None, window: Any, 
     """The first day of a new regime to try training from: ``{"from", "source", "detection"}``.
 
     Two sources, the later day wins: a change of the champion's errors located in this window
-    (:mod:`regime`, on the days after its training window), and the day the champion's own
+    (:mod:`regime`, on the days it was not fitted on: :func:`_first_unseen_day`), and the day the champion's own
     training started for that reason (``evaluation["regime"]["from"]``, while it lies inside the
     window's training days). ``holdout_from``: the window's first held-out day. ``{}`` when
     nothing was tested (switched off, no champion); ``from`` None when there is no candidate.
@@ -333,15 +333,38 @@ def regime_candidate(spec: ModelSpec, champion: ModelState | None, window: Any, 
     inherited = ((champion.evaluation or {}).get("regime") or {}).get("from")
     if not (inherited and first and first < str(inherited) and (holdout_from is None or str(inherited) < holdout_from)):
         inherited = None
-    ended = champion.trained_through
-    after_day = ended.astimezone(dt.UTC).date().isoformat() if ended.tzinfo else ended.date().isoformat()
-    found = regime.locate_change(spec, champion.model, after_day, window, holdout_from)
+    unseen = _first_unseen_day(champion)
+    found = (
+        regime.locate_change(spec, champion.model, unseen, window, holdout_from)
+        if unseen
+        else regime.RegimeChange(False, "the champion's training window is not known: no rows can be trusted unseen")
+    )
     day, source = None, None
     if found.found and found.day:
         day, source = found.day, "detected"
     if inherited and (day is None or inherited > day):
         day, source = str(inherited), "champion"
     return {"from": day, "source": source, "detection": found.to_dict()}
+
+
+def _first_unseen_day(champion: ModelState) -> str | None:
+    """The first day of rows the champion was not fitted on: its first held-out day when known.
+
+    Its held-out rows chose it (a promotion), so its loss there is a little optimistic; they are
+    still the only rows right before a change early in the week after its window, and a change
+    found is only acted on when a model since that day is significantly better
+    (:func:`train_on_regime`). Else the first day after its training window: partitions are UTC
+    days, and a day belongs to a window whose end is after its midnight (as ``fetch`` reads them).
+    """
+    held = (champion.evaluation or {}).get("holdout_from")
+    if held:
+        return str(held)
+    ended = champion.trained_through
+    if ended.tzinfo is not None:
+        ended = ended.astimezone(dt.UTC).replace(tzinfo=None)
+    if ended <= dt.datetime(1970, 1, 2):  # unknown (e.g. datetime.min): every row may be its own
+        return None
+    return ((ended - dt.timedelta(microseconds=1)).date() + dt.timedelta(days=1)).isoformat()
 
 
 def train_on_regime(

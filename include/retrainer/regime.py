@@ -12,8 +12,9 @@ still scores calibrated does not move it, while a change of P(y|x) does. A model
 probabilities uses its 0/1 error instead (which a harder population also raises). Labels are
 aligned to the model's classes as the comparison aligns them (a class it never saw: p = 0).
 
-Rows: only those of days after the champion's training window ended (its own held-out rows
-chose it, so its loss there is biased low). Every day boundary with >= 2 days before it that
+Rows: only those of days the champion was not fitted on (from its first held-out day; those
+rows chose it, so its loss there is a little optimistic, which the caller's second test, a model
+since the day significantly better than one on the whole window, guards). Every day boundary with >= 2 days before it that
 leaves ``min_train_rows`` rows between it and the window's held-out days (the rows a model
 since the boundary would train on) is a candidate; the statistic is the largest two-sample t of
 (after - before) over the candidates, and its p-value comes from permuting whole days
@@ -85,6 +86,16 @@ def excess_loss(model: Any, frame: Any, spec: ModelSpec) -> tuple[Any, str]:
     return 2.0 * ((p**2).sum(axis=1) - p_true), "excess_brier"
 
 
+def _cuts(counts: Any, end: int, min_rows: int) -> Any:
+    """Cut positions c (days[:c] before, days[c:] after) with >= MIN_DAYS_BEFORE days before and
+    >= ``min_rows`` rows on days c .. end - 1 (those before the held-out days)."""
+    import numpy as np
+
+    upto = np.concatenate([[0], np.cumsum(counts)])  # rows before position i
+    c = np.arange(MIN_DAYS_BEFORE, end)
+    return c[(upto[end] - upto[c]) >= min_rows] if len(c) else c
+
+
 def _max_t(sums: Any, sumsq: Any, counts: Any, cuts: Any) -> tuple[float, int]:
     """Largest pooled-variance t of mean(after) - mean(before) over the cut positions, and its cut."""
     import numpy as np
@@ -109,8 +120,8 @@ def locate_change(
 ) -> RegimeChange:
     """The first day of a new regime of the champion's errors in ``window``, if there is one.
 
-    ``model``: the champion's fitted pipeline; ``after_day``: the first day after its training
-    window (ISO date; earlier rows may have trained or chosen it and are left out);
+    ``model``: the champion's fitted pipeline; ``after_day``: the first day of rows it was not
+    fitted on (ISO date; earlier rows are left out);
     ``holdout_from``: the first held-out day of the window (as ``loop.select_holdout`` chose it,
     widening included; a candidate must leave ``min_train_rows`` rows before it); ``window``: the training window's rows with the partition column.
     """
@@ -142,17 +153,14 @@ def locate_change(
     order = np.argsort(day, kind="stable")
     day, loss = day[order], loss[order]
     days, starts, counts = np.unique(day, return_index=True, return_counts=True)
-    sums = np.add.reduceat(loss, starts) if len(loss) else np.zeros(0)
-    sumsq = np.add.reduceat(loss**2, starts) if len(loss) else np.zeros(0)
+    centred = loss - loss.mean() if len(loss) else loss  # t is shift-invariant; sums of squares stay exact
+    sums = np.add.reduceat(centred, starts) if len(loss) else np.zeros(0)
+    sumsq = np.add.reduceat(centred**2, starts) if len(loss) else np.zeros(0)
     # A cut at position c: days[:c] before, days[c:] after (the new regime's first day is days[c]).
     # The held-out days count as evidence (they are rows of the new regime too), but the rows a
     # model since the cut would train on are those before them.
     end = int(np.searchsorted(days, holdout_from)) if holdout_from else len(days)
-    end_row = int(starts[end]) if end < len(days) else len(day)
-    train_after = end_row - starts
-    cuts = np.array(
-        [c for c in range(MIN_DAYS_BEFORE, min(end, len(days))) if train_after[c] >= t.min_train_rows], dtype=int
-    )
+    cuts = _cuts(counts, end, t.min_train_rows)
     dropped_note = f"; {dropped} row(s) without a finite score left out" if dropped else ""
     if len(cuts) == 0:
         return RegimeChange(
@@ -164,15 +172,18 @@ def locate_change(
             loss=loss_name,
         )
     stat, cut = _max_t(sums, sumsq, counts, cuts)
-    # Null: the days are exchangeable. Permute whole days (sizes move with them) and take the
-    # same statistic over the same cut positions: the max handles the choice among candidates.
+    # Null: the days are exchangeable. Permute whole days (sizes move with them; the held-out
+    # days are permuted too, as evidence) and take the same statistic over the cuts eligible for
+    # that order: the max handles the choice among candidates.
     B = spec.drift.null_resamples
     rng = np.random.default_rng(spec.drift.seed)
     exceed = 0
     for _ in range(B):
         perm = rng.permutation(len(days))
-        s_b, _ = _max_t(sums[perm], sumsq[perm], counts[perm], cuts)
-        exceed += s_b >= stat - 1e-12
+        cuts_b = _cuts(counts[perm], end, t.min_train_rows)
+        if len(cuts_b):
+            s_b, _ = _max_t(sums[perm], sumsq[perm], counts[perm], cuts_b)
+            exceed += s_b >= stat - 1e-12
     p = (exceed + 1) / (B + 1)
     found = bool(p < alpha)
     s = int(starts[cut])

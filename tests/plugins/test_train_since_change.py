@@ -109,4 +109,4 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_whole_window(
     )
     train = store.read_parquet(trained2.train_uri)
     assert str(train[PARTITION_COLUMN].astype(str).min()) == START.date().isoformat()  # the whole window
-    assert trained_since(trained2) is None
+    assert trained_since(trained2) == f"new regime not looked for: {regime['kept']}"

@@ -9,6 +9,7 @@ label's relation to the inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -336,3 +337,23 @@ def test_switched_off_or_without_a_champion_nothing_is_tested(champion):
     assert loop.regime_candidate(spec_for(), None, window, None) == {}
     train, holdout, info = loop.select_holdout(window, off)
     assert loop.train_on_regime(off, _state(champion), window, train, holdout, info) == (train, info, None)
+
+
+def test_a_change_on_the_first_day_after_the_champions_window_is_found(champion):
+    """The champion's own held-out days (12-13) are the rows before a change on day 14."""
+    spec = spec_for()
+    window = days_frame(21, 150, seed=21, first=7, flip_from=14)  # days 7-27; the champion's: 0-13
+    cand = loop.regime_candidate(spec, _state(champion, 14), window, _holdout_from(window, spec))
+    assert cand["from"] == day(14) and cand["source"] == "detected", cand["detection"]["reason"]
+
+
+def test_the_first_unseen_day_follows_the_partitions_of_the_window():
+    state = _state(None, 14)
+    assert loop._first_unseen_day(state) == day(12)  # its held-out days, from the model card
+    bare = dataclasses.replace(state, evaluation={})
+    assert loop._first_unseen_day(bare) == day(14)  # interval end at midnight: the next day is unseen
+    six = dataclasses.replace(bare, trained_through=START + dt.timedelta(days=14, hours=6))
+    assert loop._first_unseen_day(six) == day(15)  # day 14 (before 06:00) was in its window
+    naive = dataclasses.replace(bare, trained_through=dt.datetime(2026, 3, 15))
+    assert loop._first_unseen_day(naive) == "2026-03-15"
+    assert loop._first_unseen_day(dataclasses.replace(bare, trained_through=dt.datetime.min)) is None

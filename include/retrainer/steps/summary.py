@@ -110,7 +110,9 @@ def trained_since(trained: Any) -> str | None:
     regime = ((getattr(trained, "evaluation", None) or {}).get("regime")) or {}
     day = regime.get("candidate_from")
     if not day:
-        return None
+        # Nothing tried; say so only when the champion could not even be asked.
+        kept = regime.get("kept")
+        return f"new regime not looked for: {kept}" if kept else None
     if regime.get("source") == "detected":
         why = (regime.get("detection") or {}).get("reason") or "the champion's errors changed"
     else:
