@@ -223,7 +223,7 @@ class ModelBank:
         key = (week, str(cand["from"]))
         if key not in self._alt:
             t0 = time.perf_counter()
-            state = base
+            entry: tuple[int, Any] = (week, base)
             try:
                 rows, info, model = self.loop.train_on_regime(
                     self.spec, champion, window, train, holdout, info, whole_model=base.model, candidate=cand
@@ -232,21 +232,26 @@ class ModelBank:
                     state = self.loop.fit_challenger(
                         self.spec, rows, holdout, info, self.stream.interval_end(week), model=model
                     )
+                    T = self.stream.weeks
+                    entry = (T + sum(1 for i, _ in self._alt.values() if i >= T), state)
+                else:  # the whole window kept: the regular model, with what was tried on its card
+                    regime = info.get("regime") or {}
+                    entry = (week, dataclasses.replace(base, evaluation={**base.evaluation, "regime": regime}))
             except Exception:  # as the train step: the whole window
-                state = base
+                entry = (week, base)
             self.fit_seconds += time.perf_counter() - t0
             self.builds += 1
-            self._alt[key] = (self.stream.weeks + len(self._alt), state)
-        idx, state = self._alt[key]
-        return (state, idx) if state is not base else (base, week)
+            self._alt[key] = entry
+        return self._alt[key][1], self._alt[key][0]
 
     def quality_rows(self, classes: Sequence) -> tuple[np.ndarray, list[int]]:
         """Rows of the quality matrix for the models of :meth:`get_for` (after the T regular
         ones), and the week each was trained at."""
         T = self.stream.weeks
-        rows = np.full((len(self._alt), T), np.nan)
-        weeks = [0] * len(self._alt)
-        for (week, _), (idx, state) in self._alt.items():
+        partial = {key: (idx, state) for key, (idx, state) in self._alt.items() if idx >= T}
+        rows = np.full((len(partial), T), np.nan)
+        weeks = [0] * len(partial)
+        for (week, _), (idx, state) in partial.items():
             weeks[idx - T] = week
             for t in range(week + 1, T):
                 try:
@@ -509,6 +514,8 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
             # As the DAG reads it back from the rejected version's model card: its trigger too.
             since = dataclasses.replace(challenger, trigger=outcome.trigger)
         status = "ok" if before is not None else "cold_start"
+        # As the run summary says it: the new regime tried for this challenger, if any.
+        tried = loop.regime_reason(challenger.evaluation) if champion is not None else None
         records.append(
             WeekRecord(
                 t,
@@ -517,7 +524,7 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
                 before is not None,
                 bool(judgement.promote),
                 status,
-                f"{outcome.reason} | " + "; ".join(map(str, judgement.reasons)),
+                f"{outcome.reason} | " + (f"{tried} | " if tried else "") + "; ".join(map(str, judgement.reasons)),
             )
         )
     return records
@@ -753,7 +760,9 @@ def replay_stream(
     # them, so the costs of every policy (baselines included) depend on the models ours built.
     # The optimum and every policy's cost count them too: a retrain at their week could have
     # installed them, and the best available model of a week may be one of them.
-    extra, extra_weeks = bank.quality_rows(stream.classes) if bank._alt else (None, None)
+    extra, extra_weeks = (
+        bank.quality_rows(stream.classes) if any(i >= T for i, _ in bank._alt.values()) else (None, None)
+    )
     for name, records in ours_records.items():
         runs[name] = _policy_run(name, records, q, start, stream, stationary, clocks, floor, extra)
     for p in POLICIES[1:]:
@@ -814,5 +823,5 @@ def replay_stream(
         seconds=time.perf_counter() - t_start,
         fit_seconds=bank.fit_seconds,
         notes=tuple(notes),
-        partial_models={idx: key for key, (idx, state) in bank._alt.items() if state is not bank.get(key[0])},
+        partial_models={idx: key for key, (idx, _) in bank._alt.items() if idx >= T},
     )

@@ -347,6 +347,34 @@ def regime_candidate(spec: ModelSpec, champion: ModelState | None, window: Any, 
     return {"from": day, "source": source, "detection": found.to_dict()}
 
 
+def regime_reason(evaluation: dict | None) -> str | None:
+    """One line on the new regime tried for a challenger (its ``evaluation["regime"]``), else None.
+
+    The run summary's reason and the replay's: trained since a day (and why), the whole window
+    kept (and why), or the champion could not be asked.
+    """
+    regime = ((evaluation or {}).get("regime")) or {}
+    day = regime.get("candidate_from")
+    if not day:
+        kept = regime.get("kept")
+        return f"new regime not looked for: {kept}" if kept else None
+    if regime.get("source") == "detected":
+        why = (regime.get("detection") or {}).get("reason") or "the champion's errors changed"
+    else:
+        why = "the champion was itself trained from that day, after a change"
+    if not regime.get("from"):
+        return f"new regime from {day} tried ({why}); kept the {regime.get('kept') or 'whole window'}"
+    t = regime.get("test") or {}
+    try:
+        scored = (
+            f"; on the held-out rows its {t['rows_since']} rows trained {t['metric']} {t['since']:.3f} vs "
+            f"{t['whole']:.3f} for all {t['rows_whole']} (effect {t['effect']:+.3f}, p={t['p_value']:.3g} < {t['alpha']})"
+        )
+    except (KeyError, TypeError, ValueError):
+        scored = ""
+    return f"trained on the window's rows since {day} ({why}){scored}"
+
+
 def _first_unseen_day(champion: ModelState) -> str | None:
     """The first day of rows the champion was not fitted on: its first held-out day when known.
 

@@ -189,9 +189,11 @@ def locate_change(
     s = int(starts[cut])
     before, after = float(loss[:s].mean()), float(loss[s:].mean())
     label = "excess loss" if loss_name == "excess_brier" else "error rate"
+    held = int(len(day) - (int(starts[end]) if end < len(days) else len(day)))
+    since = f"{len(day) - s} rows since, {held} of them held out" if held else f"{len(day) - s} rows since"
     reason = (
         f"{'changed' if found else 'no change'}: the champion's {label} {before:+.3f} ({s} rows before "
-        f"{days[cut]}) -> {after:+.3f} ({len(day) - s} rows since), t={stat:.2f}, p={p:.3g} "
+        f"{days[cut]}) -> {after:+.3f} ({since}), t={stat:.2f}, p={p:.3g} "
         f"{'<' if found else '>='} {alpha} (max over {len(cuts)} day boundaries, {B} permutations of "
         f"{len(days)} days){dropped_note}"
     )

@@ -385,6 +385,9 @@ def test_a_mid_week_reversal_is_answered_by_a_model_of_the_new_regime():
     assert ours.detection_delays == (0,)
     assert ours.served_quality > r.policies["always"].served_quality
     assert r.to_dict()["partial_models"][str(partial[0])] == {"week": week, "since": since}
+    # The week's reason says it as the run summary does.
+    said = [rec.reason for rec in ours.records if rec.champion_after == partial[0] and rec.week == week]
+    assert said and f"trained on the window's rows since {since} (changed: " in said[0], said
 
 
 def test_report_judges_regret_on_ours_configured_with_the_ratio():

@@ -106,28 +106,10 @@ class RunResults:
 
 
 def trained_since(trained: Any) -> str | None:
-    """One line when a new regime was tried for the challenger (trained on it, or not), else None."""
-    regime = ((getattr(trained, "evaluation", None) or {}).get("regime")) or {}
-    day = regime.get("candidate_from")
-    if not day:
-        # Nothing tried; say so only when the champion could not even be asked.
-        kept = regime.get("kept")
-        return f"new regime not looked for: {kept}" if kept else None
-    if regime.get("source") == "detected":
-        why = (regime.get("detection") or {}).get("reason") or "the champion's errors changed"
-    else:
-        why = "the champion was itself trained from that day, after a change"
-    if not regime.get("from"):
-        return f"new regime from {day} tried ({why}); kept the {regime.get('kept') or 'whole window'}"
-    t = regime.get("test") or {}
-    try:
-        scored = (
-            f"; on the held-out rows its {t['rows_since']} rows trained {t['metric']} {t['since']:.3f} vs "
-            f"{t['whole']:.3f} for all {t['rows_whole']} (effect {t['effect']:+.3f}, p={t['p_value']:.3g} < {t['alpha']})"
-        )
-    except (KeyError, TypeError, ValueError):
-        scored = ""
-    return f"trained on the window's rows since {day} ({why}){scored}"
+    """One line when a new regime was tried for the challenger (``loop.regime_reason``), else None."""
+    from include.retrainer.loop import regime_reason
+
+    return regime_reason(getattr(trained, "evaluation", None))
 
 
 def _as_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
