@@ -423,8 +423,7 @@ def train_on_regime(
         return train, info, whole_model
     if not cand.get("from"):
         return train, {**info, "regime": cand}, whole_model
-    from include.retrainer import compare, training
-    from include.retrainer.metric_tests import paired_metric_test
+    from include.retrainer import training
 
     day = str(cand["from"])
     regime_info = {**cand, "from": None, "candidate_from": day}
@@ -440,28 +439,7 @@ def train_on_regime(
     try:
         whole = whole_model if whole_model is not None else training.fit_pipeline(spec, train)
         since = training.fit_pipeline(spec, since_rows)
-        y = holdout[spec.features.target].to_numpy()
-        w_pred, w_proba = training.predict(whole, holdout, spec)
-        s_pred, s_proba = training.predict(since, holdout, spec)
-        yt, preds, probas, labels = compare.aligned_scores(
-            y,
-            {"whole": w_pred, "since": s_pred},
-            {"whole": w_proba, "since": s_proba},
-            {"whole": list(getattr(whole, "classes_", [])), "since": list(getattr(since, "classes_", []))},
-        )
-        test = paired_metric_test(
-            c.primary_metric,
-            yt,
-            preds["whole"],
-            preds["since"],
-            probas["whole"],
-            probas["since"],
-            labels,
-            alpha=c.alpha,
-            null_value=0.0,
-            bootstrap_resamples=c.bootstrap_resamples,
-            seed=c.seed,
-        )
+        test = paired_on_holdout(spec, whole, since, holdout)
     except Exception as exc:  # e.g. a single class since the day: the whole window, said why
         log.info("training since %s not measured: %s", day, exc)
         return train, {**info, "regime": {**regime_info, "kept": f"whole window: {exc}"}}, whole_model
@@ -533,6 +511,39 @@ def _may_grow(spec: ModelSpec, info: dict, interval_end: dt.datetime) -> bool:
     return span * growth <= spec.training.window_weeks * 7.0 + 1e-9
 
 
+def paired_on_holdout(spec: ModelSpec, base: Any, other: Any, holdout: Any) -> Any:
+    """The comparison's paired test of the primary metric, ``other`` vs ``base``, on ``holdout``.
+
+    Both fitted pipelines predict the rows; labels and probabilities are aligned as the
+    comparison aligns them; effect = other - base (sign-adjusted), null 0, ``comparison.alpha``.
+    """
+    from include.retrainer import compare, training
+    from include.retrainer.metric_tests import paired_metric_test
+
+    c = spec.comparison
+    b_pred, b_proba = training.predict(base, holdout, spec)
+    o_pred, o_proba = training.predict(other, holdout, spec)
+    yt, preds, probas, labels = compare.aligned_scores(
+        holdout[spec.features.target].to_numpy(),
+        {"base": b_pred, "other": o_pred},
+        {"base": b_proba, "other": o_proba},
+        {"base": list(getattr(base, "classes_", [])), "other": list(getattr(other, "classes_", []))},
+    )
+    return paired_metric_test(
+        c.primary_metric,
+        yt,
+        preds["base"],
+        preds["other"],
+        probas["base"],
+        probas["other"],
+        labels,
+        alpha=c.alpha,
+        null_value=0.0,
+        bootstrap_resamples=c.bootstrap_resamples,
+        seed=c.seed,
+    )
+
+
 def learning_gain(spec: ModelSpec, model: Any, train: Any, holdout: Any) -> dict | None:
     """What doubling the training data won: the model vs one fit on its most recent half.
 
@@ -542,8 +553,7 @@ def learning_gain(spec: ModelSpec, model: Any, train: Any, holdout: Any) -> dict
     flatten, so this bounds what the next doubling will win; the data-growth signal uses it to
     say whether waiting for more data is worth a retrain. None when it cannot be measured.
     """
-    from include.retrainer import compare, training
-    from include.retrainer.metric_tests import paired_metric_test
+    from include.retrainer import training
 
     days = sorted(str(d) for d in train[PARTITION_COLUMN].astype(str).unique())
     if len(days) < 2:
@@ -556,34 +566,12 @@ def learning_gain(spec: ModelSpec, model: Any, train: Any, holdout: Any) -> dict
         recent.append(day)
         rows += int(counts[day])
     half_rows = train[train[PARTITION_COLUMN].astype(str).isin(recent)]
-    y = holdout[spec.features.target].to_numpy()
-    c = spec.comparison
     # An optional measurement: whatever goes wrong on the smaller sample (an estimator that
     # needs more rows per class, a scorer undefined on these rows) leaves it unmeasured and
     # never fails the training of the model itself.
     try:
         half = training.fit_pipeline(spec, half_rows)
-        full_pred, full_proba = training.predict(model, holdout, spec)
-        half_pred, half_proba = training.predict(half, holdout, spec)
-        yt, preds, probas, labels = compare.aligned_scores(
-            y,
-            {"half": half_pred, "full": full_pred},
-            {"half": half_proba, "full": full_proba},
-            {"half": list(getattr(half, "classes_", [])), "full": list(getattr(model, "classes_", []))},
-        )
-        test = paired_metric_test(
-            c.primary_metric,
-            yt,
-            preds["half"],
-            preds["full"],
-            probas["half"],
-            probas["full"],
-            labels,
-            alpha=c.alpha,
-            null_value=0.0,
-            bootstrap_resamples=c.bootstrap_resamples,
-            seed=c.seed,
-        )
+        test = paired_on_holdout(spec, half, model, holdout)
     except Exception as exc:
         log.info("learning gain not measured: %s", exc)
         return None

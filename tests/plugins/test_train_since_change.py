@@ -27,6 +27,15 @@ FLIP = (START + dt.timedelta(days=10)).date()  # Wednesday of week 2
 pytestmark = pytest.mark.timeout(600)
 
 
+def _write_flipped(s3, prefix: str, days: int, rows_per_day: int) -> None:
+    """Demo churn partitions from START whose label is inverted from FLIP on."""
+    frames = demo_data.generate_churn(START.date(), days=days, rows_per_day=rows_per_day)
+    for day, frame in frames.items():
+        if day >= FLIP:
+            frame["churned"] = 1 - frame["churned"]
+    demo_data.write_partitions(s3, "raw-data", prefix, frames)
+
+
 def _run_week(store, tracking, spec, start: dt.datetime, run: str):
     ctx = steps.RunContext(dag_id=spec.dag_id, run_id=run, interval_start=start, interval_end=start + WEEK)
     fetched = steps.fetch_batch(store, spec, ctx)
@@ -44,11 +53,7 @@ def test_the_window_is_cut_at_a_label_flip_and_the_successor_keeps_the_cut(
     mlflow_server, s3, store, churn_spec_factory
 ):
     spec = churn_spec_factory(data__prefix="sincechange", comparison__floor=None)
-    frames = demo_data.generate_churn(START.date(), days=21, rows_per_day=800)
-    for day, frame in frames.items():
-        if day >= FLIP:
-            frame["churned"] = 1 - frame["churned"]
-    demo_data.write_partitions(s3, "raw-data", "sincechange", frames)
+    _write_flipped(s3, "sincechange", days=21, rows_per_day=800)
 
     trained1, _ = _run_week(store, mlflow_server, spec, START, "w1")
     assert trained1.challenger_version and "regime" not in (trained1.evaluation or {})  # no champion yet
@@ -88,11 +93,7 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_whole_window(
     from include.retrainer import registry
 
     spec = churn_spec_factory(data__prefix="sincechange_unreadable", comparison__floor=None)
-    frames = demo_data.generate_churn(START.date(), days=14, rows_per_day=400)
-    for day, frame in frames.items():
-        if day >= FLIP:
-            frame["churned"] = 1 - frame["churned"]
-    demo_data.write_partitions(s3, "raw-data", "sincechange_unreadable", frames)
+    _write_flipped(s3, "sincechange_unreadable", days=14, rows_per_day=400)
     trained1, _ = _run_week(store, mlflow_server, spec, START, "w1")
 
     def unreadable(*args, **kwargs):
