@@ -492,3 +492,44 @@ def test_a_champion_reinstated_after_a_change_counts_from_the_week_it_took_offic
     assert _policy_run("ours", base + quiet + kept, q, 0, stream, [], [5]).detection_delays == (None,)
     # The serving champion is the reinstated model itself (quality read from its row of q).
     assert run.serving[6] == 0
+
+
+# ----------------------------------------------------------------------------- seed spread
+def test_another_draw_changes_only_the_random_rows():
+    from benchmarks.seeds import design_with_seed
+
+    d = _design("small")
+    assert design_with_seed(d, 0) == d  # draw 0 is the benchmark's own draw
+    a, b = st.make_stream(d), st.make_stream(design_with_seed(d, 1))
+    assert [len(f) for f in a.frames] == [len(f) for f in b.frames]
+    assert [(c.week, c.day, c.kind) for c in a.changes] == [(c.week, c.day, c.kind) for c in b.changes]
+    assert not np.allclose(a.frames[0]["x0"].to_numpy(), b.frames[0]["x0"].to_numpy())
+
+
+def test_seed_spread_summarizes_each_cell_across_draws():
+    from benchmarks.seeds import render_markdown, summarize
+
+    def draw(i, ours_reg, gap, delay, cost=0.05):
+        return {
+            "stream": "s",
+            "draw": i,
+            "regret": {"0.04": {"ours@0.04": ours_reg, "ours": 0.5, "always": 1.0, "always_if_better": None}},
+            "served": {"ours": 0.8, "best_baseline": 0.8 - gap, "gap": gap},
+            "changes": [{"week": 10, "kind": "sudden", "measured_cost": cost, "delay": delay, "judged": cost >= 0.02}],
+        }
+
+    draws = [draw(1, 0.30, -0.002, 3), draw(0, 0.10, 0.001, 0), draw(2, 0.20, -0.010, None, cost=0.01)]
+    s = summarize(draws)["s"]
+    assert s["draws"] == [0, 1, 2]
+    cell = s["regret"]["0.04"]["ours@0.04"]
+    assert cell["values"] == [0.10, 0.30, 0.20]  # in draw order
+    assert cell["mean"] == pytest.approx(0.2) and cell["min"] == 0.10 and cell["max"] == 0.30
+    assert cell["se"] == pytest.approx(np.std([0.1, 0.3, 0.2], ddof=1) / math.sqrt(3))
+    assert cell["met"] == 2  # 0.10 and 0.20 <= 0.25
+    assert s["regret"]["0.04"]["always_if_better"]["n"] == 0  # no figure: not counted as met
+    assert s["served_gap"]["met"] == 2  # -0.010 misses the 0.005 slack
+    det = s["detection"][0]
+    assert det["delays"] == [0, 3, None] and det["judged_draws"] == 2 and det["met"] == 1
+    md = render_markdown({"quick": True, "seconds": 1.0, "summary": summarize(draws)})
+    assert "| s | 0.04 | 3 | 0.20 +/- 0.06 (0.10 to 0.30) | 2/3 |" in md
+    assert "0.100, 0.300, 0.200" in md and "week 10 sudden: 0, 3, never (1/2)" in md

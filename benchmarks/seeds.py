@@ -1,0 +1,190 @@
+"""Seed spread of the policy replay: how much of a cell is the draw of the stream.
+
+The policy replay judges every target on ONE seeded draw of each stream. A regret share of
+0.26 against a target of 0.25 says little until one knows how much the same policy's regret
+moves when only the random draw changes. This module replays chosen streams with other seeds
+(the same design: sizes, regimes, changes, models and spec; only the random rows differ) and
+reports, per cell, the spread across draws: mean, standard error of the mean, range, and how
+many draws meet the target; the baselines' cells beside ours for scale.
+
+It does not replace the targets' verdicts, which stay judged on the benchmark's own seed
+(draw 0 here is that draw, and reproduces the benchmark's figures exactly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks.optimum import COST_RATIOS
+from benchmarks.replay import COSTLY_CHANGE, POLICIES, StreamResult, load_loop, ours_at, replay_stream
+from benchmarks.report import MAX_DELAY, MAX_REGRET, QUALITY_SLACK, fmt
+from benchmarks.streams import StreamDesign, make_stream, stream_designs
+
+__all__ = ["design_with_seed", "draw_figures", "render_markdown", "replicate", "summarize"]
+
+#: Policies whose regret is shown beside ours@<ratio> in the spread table.
+_CONTEXT = ("ours", "always", "always_if_better")
+
+
+def design_with_seed(design: StreamDesign, draw: int) -> StreamDesign:
+    """The same design, its ``draw``-th random draw (draw 0 = the benchmark's own seed)."""
+    return dataclasses.replace(design, seed=design.seed + draw)
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def draw_figures(r: StreamResult, draw: int) -> dict:
+    """The figures of one draw that the targets are judged on (JSON-ready)."""
+    regret = {
+        f"{ratio:g}": {p: _num(reg.get(p)) for p in (ours_at(ratio), *_CONTEXT) if p in reg}
+        for ratio, reg in r.regret.items()
+    }
+    best = max(r.policies[p].served_quality for p in POLICIES if p != "ours")
+    ours = r.policies["ours"]
+    changes = [
+        {
+            "week": c["week"],
+            "kind": c["kind"],
+            "measured_cost": c["measured_cost"],
+            "delay": delay,
+            "judged": c["measured_cost"] is not None and c["measured_cost"] >= COSTLY_CHANGE,
+        }
+        for c, delay in zip(r.changes, ours.detection_delays, strict=True)
+    ]
+    return {
+        "stream": r.stream,
+        "draw": draw,
+        "regret": regret,
+        "served": {"ours": ours.served_quality, "best_baseline": best, "gap": ours.served_quality - best},
+        "changes": changes,
+        "seconds": round(r.seconds, 1),
+    }
+
+
+def _spread(values: Sequence[float | None], met: Any) -> dict:
+    xs = [v for v in values if v is not None]
+    n = len(xs)
+    out: dict[str, Any] = {"n": n, "values": list(values), "met": sum(1 for v in xs if met(v))}
+    if n:
+        out.update(mean=statistics.fmean(xs), min=min(xs), max=max(xs))
+        out["se"] = statistics.stdev(xs) / math.sqrt(n) if n > 1 else None
+    return out
+
+
+def summarize(draws: Sequence[dict]) -> dict:
+    """Per stream and cell: the spread of each figure across the draws (pure)."""
+    by_stream: dict[str, list[dict]] = {}
+    for d in draws:
+        by_stream.setdefault(d["stream"], []).append(d)
+    out: dict[str, dict] = {}
+    for stream, ds in by_stream.items():
+        ds = sorted(ds, key=lambda d: d["draw"])
+        cells: dict[str, dict] = {}
+        for ratio in ds[0]["regret"]:
+            cells[ratio] = {
+                p: _spread([d["regret"][ratio].get(p) for d in ds], lambda v: v <= MAX_REGRET)
+                for p in ds[0]["regret"][ratio]
+            }
+        served = _spread([d["served"]["gap"] for d in ds], lambda v: v >= -QUALITY_SLACK)
+        delays = []
+        for i, c in enumerate(ds[0]["changes"]):
+            judged = [d["changes"][i] for d in ds if d["changes"][i]["judged"]]
+            delays.append(
+                {
+                    "week": c["week"],
+                    "kind": c["kind"],
+                    "delays": [d["changes"][i]["delay"] for d in ds],
+                    "judged_draws": len(judged),
+                    "met": sum(1 for c_ in judged if c_["delay"] is not None and c_["delay"] <= MAX_DELAY),
+                }
+            )
+        out[stream] = {"draws": [d["draw"] for d in ds], "regret": cells, "served_gap": served, "detection": delays}
+    return out
+
+
+def replicate(names: Sequence[str], draws: int, quick: bool = False, progress: bool = False, first: int = 0) -> dict:
+    """Replay each named stream on draws ``first .. first + draws - 1``; every figure as a dict."""
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    t0 = time.perf_counter()
+    designs = {d.name: d for d in stream_designs(quick)}
+    unknown = [n for n in names if n not in designs]
+    if unknown:
+        raise ValueError(f"unknown stream(s) {unknown}; the streams are {sorted(designs)}")
+    loop, loop_name = load_loop()
+    figures = []
+    for name in names:
+        for draw in range(first, first + draws):
+            r = replay_stream(make_stream(design_with_seed(designs[name], draw)), loop, loop_name)
+            figures.append(draw_figures(r, draw))
+            if progress:
+                print(f"  {name} draw {draw}: {r.seconds:.0f} s", flush=True)
+    return {
+        "quick": quick,
+        "streams": list(names),
+        "draws": figures,
+        "summary": summarize(figures),
+        "cost_ratios": [f"{r:g}" for r in COST_RATIOS],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _cell(s: dict, digits: int = 2) -> str:
+    if not s["n"]:
+        return "n/a"
+    se = f" +/- {fmt(s['se'], digits)}" if s.get("se") is not None else ""
+    return f"{fmt(s['mean'], digits)}{se} ({fmt(s['min'], digits)} to {fmt(s['max'], digits)})"
+
+
+def render_markdown(fig: dict) -> str:
+    """The seed-spread tables (for docs/benchmarks.md)."""
+    L = [
+        "#### Seed spread (other draws of the same streams)",
+        "",
+        f"Generated by `python scripts/bench_policy.py --seeds N --streams ...`{' --quick' if fig['quick'] else ''} "
+        f"in {fig['seconds']:.0f} s. Draw 0 is the benchmark's own draw; each draw adds 1 to the "
+        "design's seed, nothing else changes. Cells: mean +/- standard error of the mean (min to max) "
+        f"over the draws, then how many draws meet the target (regret share <= {MAX_REGRET:g}). "
+        "The targets stay judged on draw 0.",
+        "",
+        "| stream | retrain cost | draws | ours@cost regret | meets | "
+        + " | ".join(f"{p} regret" for p in _CONTEXT)
+        + " | per draw (ours@cost) |",
+        "|---|---|---|---|---|" + "---|" * len(_CONTEXT) + "---|",
+    ]
+    for stream, s in fig["summary"].items():
+        for ratio, cell in s["regret"].items():
+            mine = cell[ours_at(float(ratio))]
+            per = ", ".join(fmt(v, 3, "n/a") for v in mine["values"])
+            ctx = " | ".join(_cell(cell[p]) if p in cell else "-" for p in _CONTEXT)
+            L.append(
+                f"| {stream} | {ratio} | {mine['n']} | {_cell(mine)} | {mine['met']}/{mine['n']} | {ctx} | {per} |"
+            )
+    L += [
+        "",
+        f"Served quality of ours minus the best baseline (target >= -{QUALITY_SLACK:g}) and detection "
+        f"delays of ours (target <= {MAX_DELAY} weeks for a change measured to cost >= {COSTLY_CHANGE:g}; "
+        "a draw where the change cost less is not judged):",
+        "",
+        "| stream | served gap: mean +/- se (min to max) | meets | changes: delays per draw (judged draws meeting) |",
+        "|---|---|---|---|",
+    ]
+    for stream, s in fig["summary"].items():
+        g = s["served_gap"]
+        det = (
+            "; ".join(
+                f"week {c['week']} {c['kind']}: {', '.join(fmt(x) for x in c['delays'])} "
+                f"({c['met']}/{c['judged_draws']})"
+                for c in s["detection"]
+            )
+            or "none"
+        )
+        L.append(f"| {stream} | {_cell(g, 4)} | {g['met']}/{g['n']} | {det} |")
+    return "\n".join(L) + "\n"
