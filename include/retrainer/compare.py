@@ -642,7 +642,8 @@ def _effect_reason(pt: PairedTest, settings: ComparisonSpec) -> tuple[bool, str]
         head = f"challenger {metric} {pt.effect:+.3f}{sign_note} ({interval})"
         if ok:
             return True, (
-                f"{head} >= {pt.null_value:+.3f}: expected to serve at least as well; promoted on the "
+                # Worded as this check's verdict only: the floor or the McNemar guard may still reject.
+                f"{head} >= {pt.null_value:+.3f}: expected to serve at least as well, on the point "
                 f"estimate (a significant improvement would need {pt.null_value + pt.mde:+.3f} with "
                 f"{pt.n} held-out rows) ({values})"
             )

@@ -480,6 +480,14 @@ def test_below_floor_is_rejected_even_if_significantly_better():
     assert result.checks["improvement"] and result.checks["mcnemar"]
 
 
+def test_expected_gain_below_the_floor_is_rejected_and_no_reason_says_promoted():
+    y, champ, chall = binary_preds(both_right=100, b=5, c=40, both_wrong=5)
+    result = compare_models(y, champ, chall, acc_settings(policy="expected_gain", floor=0.95))
+    assert result.decision == "reject" and result.checks["expected_gain"] is True
+    assert "expected to serve at least as well, on the point estimate" in result.reasons[1]
+    assert not any("promoted" in r for r in result.reasons)
+
+
 @pytest.mark.parametrize("policy", ["superiority", "non_inferiority"])
 def test_significantly_worse_challenger_is_rejected(policy):
     y, champ, chall = binary_preds(both_right=100, b=40, c=5, both_wrong=5)
