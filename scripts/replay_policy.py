@@ -161,6 +161,12 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
             f"| {rec.week} | {stream.week_start(rec.week)} | {len(stream.frames[rec.week]):,} | {champ} | "
             f"{'yes' if rec.retrained else ''} | {'yes' if rec.promoted else ''} | {rec.status}: {why} |"
         )
+    final = stream.weeks - 1
+    lines += [
+        "",
+        f"Week {final} (starting {stream.week_start(final)}, the last of your data) has no row: a decision at "
+        "its end would serve a week beyond the data. It is the last week served in the figures above.",
+    ]
     return "\n".join(lines) + "\n"
 
 

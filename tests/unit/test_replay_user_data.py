@@ -120,6 +120,7 @@ def test_replay_cli_reports_every_policy_against_the_optimum(binary_file, tmp_pa
     weeks = [line for line in report.splitlines() if line.startswith("| ") and " | 2026-" in line]
     assert len(weeks) == 7  # one row per decision week, 7 cells each: the reasons' "|" are escaped
     assert all(len(re.split(r"(?<!\\)\|", line)) == 9 for line in weeks), weeks[0]
+    assert "Week 7 (starting 2026-03-01, the last of your data) has no row" in report  # said, not silent
 
 
 def test_replay_uses_the_users_yaml_and_its_metric(tmp_path, capsys):
