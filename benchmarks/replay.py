@@ -417,7 +417,7 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
             )
             continue
         n_earlier = spec.comparison.reinstate_earlier if spec.promotion.approval != "required" else 0
-        if champion is not None and n_earlier > 0:
+        if champion is not None and n_earlier > 0 and loop.earlier_champions_before_training(outcome.trigger):
             # As the drift step does when the gate wants a retrain: an earlier champion that
             # serves this labelled batch better than the champion serves again, and nothing is trained.
             batch = stream.frames[t]

@@ -686,17 +686,33 @@ def test_a_challenger_rejected_on_rows_where_the_champion_fell_is_retried_once(t
     assert loop.retry_weeks(spec) == 1
     tried = _attempt_on_fallen_rows(spec, end, seed=50)
     batch = frame(7, 300, seed=51, start=end + dt.timedelta(days=7))
+    batch["y"] = 1 - batch["y"]  # the change persists into the week after the attempt
     week_after = end + dt.timedelta(days=14)
     outcome = loop.assess(spec, champion, batch, week_after, since=tried)
     retry = signal(outcome, "retry")
-    # Oracle: a one-sided z-test of the champion's baseline (no served weeks) against its metric on
-    # the attempt's held-out rows, at the performance-decay share of alpha (0.05 / 3).
-    on = loop.baseline_estimate(champion.model, tried.holdout, spec)
-    z = (champion.baseline["value"] - on["value"]) / np.hypot(champion.baseline["se"], on["se"])
-    assert retry["p_value"] == pytest.approx(float(norm.sf(z)), rel=1e-9)
+
+    # Oracle: a one-sided z-test of the champion's baseline (no served weeks) against its metric
+    # since the attempt: its held-out rows and this week's batch, pooled by inverse variance
+    # (fixed effects: fewer than 3 parts before), at the performance-decay share of alpha (0.05 / 3).
+    def since(*frames):
+        parts = [loop.baseline_estimate(champion.model, f, spec) for f in frames]
+        w = np.array([1 / p["se"] ** 2 for p in parts])
+        return float(np.dot(w, [p["value"] for p in parts]) / w.sum()), float(1 / np.sqrt(w.sum()))
+
+    def oracle_p(value, se):
+        return float(norm.sf((champion.baseline["value"] - value) / np.hypot(champion.baseline["se"], se)))
+
+    value, se = since(tried.holdout, batch)
+    assert retry["p_value"] == pytest.approx(oracle_p(value, se), rel=1e-9)
     assert retry["alpha"] == pytest.approx(0.05 / 3)
-    assert retry["details"]["on_attempt"] == pytest.approx(on["value"])
+    assert retry["details"]["on_attempt"] == pytest.approx(value)
+    assert retry["details"]["weeks_since_attempt"] == 1 and "held-out rows + 1 week(s) since" in retry["summary"]
     assert retry["status"] == "fired" and outcome.retrain, outcome.reason
+    # A fall the weeks since do not confirm (the batch serves at the old level) is weaker evidence.
+    clean = frame(7, 300, seed=51, start=end + dt.timedelta(days=7))
+    transient = signal(loop.assess(spec, champion, clean, week_after, since=tried), "retry")
+    assert transient["p_value"] == pytest.approx(oracle_p(*since(tried.holdout, clean)), rel=1e-9)
+    assert transient["p_value"] > oracle_p(*since(tried.holdout))
     assert "retry after a rejection" in outcome.reason and "fall" in retry["summary"]
     assert "retry" in outcome.trigger
     # Not before the attempt is retry_weeks old: waiting for newer data.
@@ -1088,3 +1104,15 @@ def test_the_mcnemar_guard_of_a_reinstatement_keeps_the_comparisons_alpha():
     assert any(
         r.startswith("McNemar: more often wrong than the champion (b=5 > c=0, p=0.03125") for r in entry["reasons"]
     )
+
+
+def test_earlier_champions_pre_empt_a_retrain_only_when_more_than_newer_data_asked_for_it():
+    before = loop.earlier_champions_before_training
+    # A change (a regime that may return) or the age (a weak champion): judged on the batch first.
+    for trigger in (("data_drift",), ("performance_decay",), ("retrain_cost",), ("age",), ("follow_up", "age")):
+        assert before(trigger), trigger
+    # Newer data is the reason: the retrain is made; earlier champions are judged after it.
+    for trigger in (("follow_up",), ("retry",), ("data_growth",), ("data_growth", "follow_up")):
+        assert not before(trigger), trigger
+    assert set(loop.FRESH_DATA_SIGNALS) == {"data_growth", "follow_up", "retry"}
+    assert before(())  # nothing named (as before this rule): judged

@@ -344,12 +344,16 @@ def _check_earlier_champions(
     Judged as after training (``loop.reinstate_earlier_champion``: superiority at alpha / N
     against the champion, McNemar guard, slice and fairness gates), on the whole batch, which
     neither the champion nor any earlier champion trained on. Not for a forced run (the user
-    asked for a new model) or when reinstatement is off (``reinstatement_allowed``).
+    asked for a new model), when reinstatement is off (``reinstatement_allowed``), or when only
+    signals asking for newer data decided (``loop.earlier_champions_before_training``).
     """
     from include.retrainer import loop, registry
     from include.retrainer.steps.reinstate import earlier_champion_states, first_day, reinstatement_allowed
 
     if not outcome.retrain or ctx.params.get(RunParam.FORCE_RETRAIN) or not reinstatement_allowed(spec):
+        return None
+    if not loop.earlier_champions_before_training(outcome.trigger):
+        log.info("retrain asked for newer data (%s): earlier champions are judged after training", outcome.trigger)
         return None
     newest = data_end_of_champion(champion)
     if newest is not None and ctx.interval_end <= newest:
