@@ -1292,8 +1292,11 @@ def retry_signal(
             "before_se": before["se"],
             "before_weeks_served": len(history),
             "between_weeks_sd": math.sqrt(tau2),
-            "on_attempt": now["value"],
-            "on_attempt_se": now["se"],
+            "on_attempt": float(on_attempt["value"]),
+            "on_attempt_se": float(on_attempt["se"]),
+            # What the fall is measured on: the held-out rows pooled with the weeks since.
+            "since_attempt": now["value"],
+            "since_attempt_se": now["se"],
             "weeks_since_attempt": len(after) - 1,
             "fall": fall,
             "fall_se": se,
