@@ -1118,3 +1118,19 @@ def test_earlier_champions_pre_empt_a_retrain_only_when_more_than_newer_data_ask
         assert not before(trigger), trigger
     assert set(loop.FRESH_DATA_SIGNALS) == {"data_growth", "follow_up", "retry"}
     assert before(())  # nothing named (as before this rule): judged
+
+
+def test_the_drift_step_does_not_judge_earlier_champions_when_only_newer_data_was_asked_for():
+    from types import SimpleNamespace
+
+    from include.retrainer.steps import drift as drift_step
+    from include.retrainer.steps.context import RunContext
+
+    spec = spec_for()
+    assert spec.comparison.reinstate_earlier > 0  # on: only the trigger keeps it from running
+    ctx = RunContext(dag_id="d", run_id="r", interval_start=START, interval_end=START + dt.timedelta(days=7))
+    for trigger in (("follow_up",), ("retry",), ("data_growth",)):
+        outcome = SimpleNamespace(retrain=True, trigger=trigger)
+        # Returns before any I/O: no store, registry, champion or batch is needed (all None here).
+        found = drift_step._check_earlier_champions(None, None, "", spec, ctx, None, None, None, "", outcome)
+        assert found is None, trigger
