@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -697,9 +697,11 @@ def assess(
     else:
         signals.append(_disabled("prediction_drift"))
 
+    # The retry pools this batch into its "since the attempt" side too.
+    retry_on = rebased_on_attempt and retry_weeks(spec) is not None
     current, why_not = (
         _current_performance(spec, champion, batch)
-        if ("performance_decay" in enabled or g.retrain_cost is not None)
+        if ("performance_decay" in enabled or g.retrain_cost is not None or retry_on)
         else (None, "disabled")
     )
     higher = greater_is_better(spec.comparison.primary_metric)
@@ -771,8 +773,16 @@ def assess(
             rebased if rebased_on_attempt else None,
             interval_end,
             alphas.get("performance_decay", spec.drift.alpha),
-            # The weeks served since the attempt and this batch: the same numbers decay pools.
-            since_attempt=[*history, served_now] if rebased_on_attempt and served_now is not None else (),
+            # The weeks served since the attempt and this batch (the numbers decay pools, read
+            # here whether or not decay is on; a batch too small to measure is left out).
+            since_attempt=(
+                [
+                    *served_history(own.served, since.trained_through, interval_end, spec.comparison.primary_metric),
+                    *([served_now] if served_now is not None else []),
+                ]
+                if retry_on and since is not None
+                else ()
+            ),
         )
     )
     if g.retrain_cost is not None:
@@ -1222,14 +1232,17 @@ def retry_signal(
     next refresh came a full refresh interval later (measured by the replay benchmark: a
     sudden change on a small stream waited 4 weeks). Fires once the attempt is
     ``retry_weeks`` old (half the window then holds data from after the fall) when the
-    champion's metric since the attempt fell significantly below its baseline before the
-    attempt. "Since" pools the attempt's held-out rows (``on_attempt``) with the weeks the
-    champion served after the attempt, this week included (``since_attempt``); "before" pools
-    its held-out rows with the weeks it served before the attempt. One-sided z-test at
-    ``alpha``, the performance-decay signal's share of the gate's alpha, so on stationary data
-    a rejected refresh is retried at most that often. Why the weeks since: on a small stream
-    the attempt's held-out rows alone (about 110 rows) left a fall of 0.13 untested for
-    weeks (replay benchmark, seed spread), while the weeks served since had measured it. A retry
+    champion had fallen on the attempt's held-out rows (``on_attempt``, point estimate) and its
+    metric since the attempt is significantly below its baseline before it. "Since" pools
+    those held-out rows with the weeks the champion served after the attempt up to the week
+    it is ``retry_weeks`` old (``since_attempt``, this week's batch included while it is in
+    that span); "before" pools its held-out rows with the weeks it served before the attempt.
+    One-sided z-test at ``alpha``, the performance-decay signal's share of the gate's alpha;
+    the weeks since stop at ``retry_weeks`` so that each attempt is tested once, and on
+    stationary data a rejected refresh is retried at most that often. Why the weeks since: on
+    a small stream the attempt's held-out rows alone (about 110 rows) measured a fall of
+    +0.062 +/- 0.059 (p=0.148, no retry), while with the two weeks served since it measured
+    +0.119 +/- 0.036 (replay benchmark, seed spread, draw 2 of ``small``). A retry
     that is rejected is not retried. Under rule cost the fall, shrunk by its own noise as the
     cost signal treats a drop, must also pay for the retrain over ``cost_horizon_weeks``.
     """
@@ -1279,7 +1292,11 @@ def retry_signal(
         )
     # As performance decay pools (drift.gate.decay_pool): the attempt's rows are one more week
     # whose level varies by the between-week spread of the weeks before it.
-    after = [on_attempt, *(e for e in since_attempt if gate.usable_estimate(e))]
+    # One look per attempt, as when only its held-out rows counted: the weeks since are those up to
+    # the week the attempt is retry_weeks old; later weeks are not added (each added week would
+    # be another test at alpha). Decay watches the weeks after that.
+    last_week = attempt.trained_through + dt.timedelta(weeks=weeks, microseconds=1)
+    after = [on_attempt, *(e for e in since_attempt if gate.usable_estimate(e) and _ends_by(e, last_week))]
     pooled = gate.pooled_comparison(parts, after, spec.drift.gate.decay_pool)
     before, now, se, tau2 = pooled["before"], pooled["recent"], pooled["se"], pooled["tau2"]
     sign = 1.0 if greater_is_better(metric) else -1.0
@@ -1310,7 +1327,13 @@ def retry_signal(
         + f", fall {fall:+.4f} +/- {se:.4f}, p={gate._fmt_p(p)}"
     )
     g = spec.drift.gate
-    if not p < alpha:
+    held_fall = sign * (before["value"] - float(on_attempt["value"]))
+    details["held_out_fall"] = held_fall
+    if not held_fall > 0:
+        # The retry answers an attempt rejected on rows where the champion had fallen; a fall
+        # that began after them is performance decay's to judge.
+        worth, why = False, f"{numbers}; no fall on the attempt's held-out rows ({held_fall:+.4f})"
+    elif not p < alpha:
         worth, why = False, f"{numbers} >= {alpha:.3g}: no significant fall"
     elif g.rule == "cost" and g.retrain_cost is not None:
         value = g.cost_horizon_weeks * expected
@@ -1333,6 +1356,15 @@ def retry_signal(
     return gate.SignalResult(
         "retry", "fired" if fired else "quiet", age, float(weeks), p, alpha, f"{when}: {why}; {state}", details
     )
+
+
+def _ends_by(week: Mapping[str, Any], limit: dt.datetime) -> bool:
+    """Whether a served-week record's interval ends before ``limit`` (unreadable ends: no)."""
+    try:
+        end = dt.datetime.fromisoformat(str(week.get("interval_end")))
+    except ValueError:
+        return False
+    return (end if end.tzinfo else end.replace(tzinfo=dt.UTC)) < limit
 
 
 def promotion_gain(comparison: dict | None) -> dict:

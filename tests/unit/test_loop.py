@@ -835,9 +835,37 @@ def test_a_challenger_rejected_on_ordinary_rows_is_not_retried_early(trained):
     batch = frame(7, 300, seed=53, start=end + dt.timedelta(days=7))
     outcome = loop.assess(spec, champion, batch, end + dt.timedelta(days=14), since=tried)
     retry = signal(outcome, "retry")
-    assert retry["status"] == "quiet" and "no significant fall" in retry["summary"], retry
-    assert retry["p_value"] >= retry["alpha"]
+    assert retry["status"] == "quiet", retry
+    # Either the champion did not fall on the attempt's held-out rows, or not significantly.
+    assert "no fall on the attempt's held-out rows" in retry["summary"] or "no significant fall" in retry["summary"]
+    assert retry["details"]["held_out_fall"] <= 0 or retry["p_value"] >= retry["alpha"]
     assert not outcome.retrain, outcome.reason
+
+
+def test_the_retry_looks_once_at_the_weeks_up_to_retry_weeks_and_only_after_a_fall_on_the_held_out_rows(trained):
+    import dataclasses
+
+    spec, champion, end = trained  # retry_weeks 1
+    tried = _attempt_on_fallen_rows(spec, end, seed=58)
+    week1 = tried.trained_through + dt.timedelta(days=7)
+    fallen = frame(7, 300, seed=59, start=week1 - dt.timedelta(days=7))
+    fallen["y"] = 1 - fallen["y"]
+    est = loop.baseline_estimate(champion.model, fallen, spec)
+    served = ({**est, "interval_end": week1.isoformat(), "metric": "roc_auc"},)
+    state = dataclasses.replace(champion, served=served)
+    # Two weeks after the attempt: the served week 1 is pooled, this week's batch (week 2) is not.
+    batch = frame(7, 300, seed=60, start=week1)
+    retry = signal(loop.assess(spec, state, batch, week1 + dt.timedelta(days=7), since=tried), "retry")
+    assert retry["details"]["weeks_since_attempt"] == 1, retry
+    assert retry["details"]["held_out_fall"] > 0 and retry["status"] == "fired", retry
+    # A champion that held up on the attempt's held-out rows and fell only later: decay's to judge.
+    ordinary = loop.build_challenger(
+        spec, frame(14, 300, seed=61, start=end - dt.timedelta(days=7)), end + dt.timedelta(days=7)
+    )
+    later = signal(loop.assess(spec, state, fallen, week1, since=ordinary), "retry")
+    assert later["details"]["held_out_fall"] <= 0, later  # this seed's held-out rows: no fall
+    assert later["status"] == "quiet" and "no fall on the attempt's held-out rows" in later["summary"]
+    assert later["details"]["since_attempt"] < later["details"]["on_attempt"]  # the fallen batch pooled
 
 
 def test_under_rule_cost_a_retry_must_pay_for_itself(trained):

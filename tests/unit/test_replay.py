@@ -533,3 +533,13 @@ def test_seed_spread_summarizes_each_cell_across_draws():
     md = render_markdown({"quick": True, "seconds": 1.0, "summary": summarize(draws)})
     assert "| s | 0.04 | 3 | 0.20 +/- 0.06 (0.10 to 0.30) | 2/3 |" in md
     assert "0.100, 0.300, 0.200" in md and "week 10 sudden: 0, 3, never (1/2)" in md
+    # An infinite share (paid more when never retraining was optimal) is a miss, not a gap.
+    from benchmarks.seeds import INF
+
+    draws[2]["regret"]["0.04"]["ours@0.04"] = INF
+    inf_cell = summarize(draws)["s"]["regret"]["0.04"]["ours@0.04"]
+    assert (inf_cell["n"], inf_cell["met"], inf_cell["infinite"]) == (3, 1, 1)
+    assert inf_cell["mean"] == pytest.approx(0.2)  # over the finite draws
+    assert "| 3 | 0.20 +/- 0.10 (0.10 to 0.30; 1 inf) | 1/3 |" in render_markdown(
+        {"quick": True, "seconds": 1.0, "summary": summarize(draws)}
+    )
