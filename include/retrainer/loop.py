@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1296,7 +1296,7 @@ def retry_signal(
     # the week the attempt is retry_weeks old; later weeks are not added (each added week would
     # be another test at alpha). Decay watches the weeks after that.
     last_week = attempt.trained_through + dt.timedelta(weeks=weeks, microseconds=1)
-    after = [on_attempt, *(e for e in since_attempt if gate.usable_estimate(e) and _ends_by(e, last_week))]
+    after = [on_attempt, *served_history(since_attempt, attempt.trained_through, last_week, metric)]
     pooled = gate.pooled_comparison(parts, after, spec.drift.gate.decay_pool)
     before, now, se, tau2 = pooled["before"], pooled["recent"], pooled["se"], pooled["tau2"]
     sign = 1.0 if greater_is_better(metric) else -1.0
@@ -1356,15 +1356,6 @@ def retry_signal(
     return gate.SignalResult(
         "retry", "fired" if fired else "quiet", age, float(weeks), p, alpha, f"{when}: {why}; {state}", details
     )
-
-
-def _ends_by(week: Mapping[str, Any], limit: dt.datetime) -> bool:
-    """Whether a served-week record's interval ends before ``limit`` (unreadable ends: no)."""
-    try:
-        end = dt.datetime.fromisoformat(str(week.get("interval_end")))
-    except ValueError:
-        return False
-    return (end if end.tzinfo else end.replace(tzinfo=dt.UTC)) < limit
 
 
 def promotion_gain(comparison: dict | None) -> dict:
