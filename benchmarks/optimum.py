@@ -28,7 +28,15 @@ programme's state is the week the serving model was trained:
     V[t+1][s] = V[t][s] + loss(s, t+1)                       (keep)
     V[t+1][t] = min_s V[t][s] + retrain_cost + loss(t, t+1)  (retrain at the end of week t)
 
-O(T^2) time. Regret share of a policy = ``(cost - cost_opt) / (cost_never - cost_opt)``: 0 is
+O(T^2) time.
+
+Periodic reference. What a blind schedule gets, with one piece of hindsight: retrain every
+``k`` weeks and always promote, ``k`` the period whose mean cost over its ``k`` phases (the
+week of the first retrain) is the lowest on this stream. No online rule sees which weeks'
+models happen to fit well, as the optimum does; this reference does not either, so it shows
+how much of a policy's regret any rule without that knowledge pays (``best_periodic``).
+
+Regret share of a policy = ``(cost - cost_opt) / (cost_never - cost_opt)``: 0 is
 the optimum, 1 is no better than never retraining. When never retraining is itself optimal
 the share is 0 for a policy at the optimum and infinite otherwise (``excess`` is reported too).
 """
@@ -44,7 +52,9 @@ import numpy as np
 __all__ = [
     "COST_RATIOS",
     "OptimalPath",
+    "PeriodicReference",
     "best_available",
+    "best_periodic",
     "optimal_path",
     "path_cost",
     "regret_share",
@@ -223,6 +233,63 @@ def optimal_path(
     serving.reverse()
     switches = tuple(sorted({int(weeks[m]) for m in serving if m != start}))
     return OptimalPath(float(V[last]), int(n_retrains[last]), tuple(serving), switches)
+
+
+@dataclass(frozen=True)
+class PeriodicReference:
+    period: int  # weeks between retrains, the best on this stream in hindsight
+    cost: float  # mean over the period's phases
+    phase_costs: tuple[float, ...]  # phase p: first retrain at the end of week start + 1 + p
+
+
+def periodic_serving(q: np.ndarray, start: int, period: int, phase: int) -> tuple[list[int], int]:
+    """Serving path and retrains of "retrain every ``period`` weeks, always promote".
+
+    Retrains at the end of weeks ``start + 1 + phase + i * period`` up to ``T - 2`` (a model
+    trained at the last week would serve nothing); a week whose model could not be trained
+    (no quality on any later week) is skipped and not counted.
+    """
+    q = _check(q, start)
+    if period < 1 or not 0 <= phase < period:
+        raise ValueError(f"need period >= 1 and 0 <= phase < period, got {period}, {phase}")
+    T = q.shape[0]
+    champion, serving, retrains = start, [], 0
+    for t in range(start + 1, T):
+        w = t - 1
+        if w > start and (w - start - 1 - phase) % period == 0 and np.isfinite(q[w, t:]).any():
+            champion, retrains = w, retrains + 1
+        serving.append(champion)
+    return serving, retrains
+
+
+def best_periodic(
+    q: np.ndarray,
+    start: int,
+    retrain_cost: float,
+    no_model: float | Sequence[float] = 0.5,
+    extra: np.ndarray | None = None,
+    extra_weeks: Sequence[int] | None = None,
+    max_period: int = 12,
+) -> PeriodicReference:
+    """The periodic schedule whose period is best in hindsight (see the module docstring).
+
+    Costs are :func:`path_cost`'s, against the same best available (``extra`` counted there,
+    as for every policy); periods 1 .. ``max_period`` (at most the number of decision weeks).
+    """
+    q = _check(q, start)
+    T = q.shape[0]
+    decisions = max(1, T - 2 - start)
+    best: PeriodicReference | None = None
+    for period in range(1, min(max_period, decisions) + 1):
+        costs = []
+        for phase in range(period):
+            serving, retrains = periodic_serving(q, start, period, phase)
+            costs.append(path_cost(q, start, serving, retrains, retrain_cost, no_model, extra, extra_weeks))
+        mean = float(np.mean(costs))
+        if best is None or mean < best.cost - 1e-12:
+            best = PeriodicReference(period, mean, tuple(costs))
+    assert best is not None
+    return best
 
 
 def regret_share(cost: float, cost_opt: float, cost_never: float, tol: float = 1e-9) -> float:

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.optimum import COST_RATIOS, optimal_path, path_cost, regret_share, scored_weeks
+from benchmarks.optimum import COST_RATIOS, best_periodic, optimal_path, path_cost, regret_share, scored_weeks
 from benchmarks.streams import Stream, auc_ovr_macro
 from include.retrainer.config import ModelSpec, parse_spec
 
@@ -325,6 +325,8 @@ class StreamResult:
     #: Models the product trained on part of a window (since a change of its champion's errors):
     #: their index in a policy's records and serving (after the T regular ones) -> (week, first day).
     partial_models: dict[int, tuple[int, str]] = field(default_factory=dict)
+    #: Retrain cost ratio -> period of the periodic reference (``costs``/``regret`` key "periodic").
+    periodic_weeks: dict[float, int] = field(default_factory=dict)
 
     def model_label(self, index: int | None) -> str:
         """``week 10`` for a regular model, ``week 10 (since 2025-03-13)`` for a partial one."""
@@ -360,6 +362,7 @@ class StreamResult:
             "fit_seconds": round(self.fit_seconds, 1),
             "notes": list(self.notes),
             "partial_models": {str(k): {"week": w, "since": d} for k, (w, d) in self.partial_models.items()},
+            "periodic_weeks": {str(r): k for r, k in self.periodic_weeks.items()},
         }
 
 
@@ -781,6 +784,7 @@ def replay_stream(
     costs: dict[float, dict[str, float]] = {}
     regret: dict[float, dict[str, float]] = {}
     opt_retrains: dict[float, int] = {}
+    periodic_weeks: dict[float, int] = {}
     below: dict[str, list[str]] = {}  # policy -> "cost < optimum at ratio" (a note per stream)
     for ratio in cost_ratios:
         opt = optimal_path(q, start, ratio, extra, extra_weeks)
@@ -799,6 +803,11 @@ def replay_stream(
                 regret[ratio][p] = 0.0
             else:
                 regret[ratio][p] = regret_share(costs[ratio][p], opt.cost, costs[ratio]["never"])
+        # Context, not a policy: retrain every k weeks, k the best period in hindsight.
+        periodic = best_periodic(q, start, ratio, floor, extra, extra_weeks)
+        costs[ratio]["periodic"] = periodic.cost
+        regret[ratio]["periodic"] = regret_share(periodic.cost, opt.cost, costs[ratio]["never"])
+        periodic_weeks[ratio] = periodic.period
     for p, cells in below.items():
         # The optimum's paths keep a model or switch to one trained that week; a policy that
         # returned to an earlier model without a retrain (a reinstatement) can beat them.
@@ -824,4 +833,5 @@ def replay_stream(
         fit_seconds=bank.fit_seconds,
         notes=tuple(notes),
         partial_models={idx: key for key, (idx, _) in bank._alt.items() if idx >= T},
+        periodic_weeks=periodic_weeks,
     )

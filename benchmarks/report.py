@@ -224,17 +224,28 @@ def render_markdown(fig: dict) -> str:
     L.append(
         "Cost = retrain cost x retrains + metric lost (best available that week - served), in metric-weeks. "
         "Regret share = (cost - optimum) / (never - optimum). ours@cost: the shipped rule with "
-        "`drift.gate.retrain_cost` set to the row's ratio (rule `cost`); ours: the defaults, no cost stated."
+        "`drift.gate.retrain_cost` set to the row's ratio (rule `cost`); ours: the defaults, no cost stated. "
+        "periodic (k): context, not a policy: retrain every k weeks and always promote, k the period with the "
+        "lowest mean cost over its phases on this stream (hindsight of the period only, not of which weeks' "
+        "models fit well)."
     )
     L.append("")
     cols = ["ours@cost", *POLICIES]
-    L.append("| stream | retrain cost | optimum (retrains) | " + " | ".join(f"{p} cost (regret)" for p in cols) + " |")
-    L.append("|---|---|---|" + "---|" * len(cols))
+    L.append(
+        "| stream | retrain cost | optimum (retrains) | "
+        + " | ".join(f"{p} cost (regret)" for p in cols)
+        + " | periodic (k) cost (regret) |"
+    )
+    L.append("|---|---|---|" + "---|" * (len(cols) + 1))
     for r in results:
         for ratio in r.costs:
             c, g = r.costs[ratio], r.regret[ratio]
             names = [ours_at(ratio) if ours_at(ratio) in c else "ours", *POLICIES]
             cells = " | ".join(f"{c[p]:.3f} ({fmt(g[p], 2)})" for p in names)
+            if "periodic" in c:
+                cells += f" | ({r.periodic_weeks[ratio]}) {c['periodic']:.3f} ({fmt(g['periodic'], 2)})"
+            else:
+                cells += " | -"
             L.append(f"| {r.stream} | {ratio} | {c['optimum']:.3f} ({r.optimum_retrains[ratio]}) | {cells} |")
     notes = [f"{r.stream}: {n}" for r in results for n in (*r.notes, *r.cold_start_notes)]
     if notes:

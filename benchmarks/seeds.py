@@ -27,8 +27,8 @@ from benchmarks.streams import StreamDesign, make_stream, stream_designs
 
 __all__ = ["design_with_seed", "draw_figures", "render_markdown", "replicate", "summarize"]
 
-#: Policies whose regret is shown beside ours@<ratio> in the spread table.
-_CONTEXT = ("ours", "always", "always_if_better")
+#: Policies (and the periodic reference) whose regret is shown beside ours@<ratio> in the spread table.
+_CONTEXT = ("ours", "always", "always_if_better", "periodic")
 
 
 def design_with_seed(design: StreamDesign, draw: int) -> StreamDesign:

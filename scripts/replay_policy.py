@@ -140,6 +140,13 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
         f"{_fmt(result.costs[r]['optimum'], 3)} ({result.optimum_retrains[r]} retrains)" for r in ratios
     ]
     lines.append("| " + " | ".join(opt) + " |")
+    if all("periodic" in result.costs[r] for r in ratios):
+        periodic = ["retrain every k weeks (k best in hindsight)", "", "", ""] + [
+            f"{_fmt(result.costs[r]['periodic'], 3)} ({_fmt(result.regret[r]['periodic'], 2)}; "
+            f"k={result.periodic_weeks[r]})"
+            for r in ratios
+        ]
+        lines.append("| " + " | ".join(periodic) + " |")
     stated = [r for r in ratios if ours_at(r) in result.policies]
     if stated:
         lines += [

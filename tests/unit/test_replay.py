@@ -18,7 +18,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from benchmarks import streams as st
-from benchmarks.optimum import best_available, optimal_path, path_cost, regret_share
+from benchmarks.optimum import best_available, best_periodic, optimal_path, path_cost, periodic_serving, regret_share
 from include.retrainer.config import PARTITION_COLUMN, parse_spec
 
 
@@ -318,6 +318,52 @@ def test_regret_share():
 
 
 # ----------------------------------------------------------------------------- replay
+def test_periodic_reference_is_the_best_period_by_its_mean_cost_over_phases():
+    # Hand-made: 8 weeks, cold start at 0; a model's quality falls 0.01 a week with its age, the
+    # model of week 3 is unusually good (+0.05) and week 5's could not be trained.
+    T = 8
+    q = np.full((T, T), np.nan)
+    for s in range(T):
+        for t in range(s + 1, T):
+            q[s, t] = 0.80 - 0.01 * (t - s) + (0.05 if s == 3 else 0.0)
+    q[5] = np.nan
+    serving, retrains = periodic_serving(q, 0, 2, 1)  # retrains at the end of weeks 2, 4, 6
+    assert serving == [0, 0, 2, 2, 4, 4, 6] and retrains == 3
+    serving, retrains = periodic_serving(q, 0, 2, 0)  # weeks 1, 3, 5 (untrainable: skipped, not paid)
+    assert serving == [0, 1, 1, 3, 3, 3, 3] and retrains == 2
+    for cost in (0.0, 0.01, 0.04, 1.0):
+        ref = best_periodic(q, 0, cost)
+        by_period = {}
+        for k in range(1, T - 1):  # 6 decision weeks (1..6)
+            phases = [path_cost(q, 0, *periodic_serving(q, 0, k, p), cost) for p in range(k)]
+            by_period[k] = sum(phases) / k
+        k_best = min(by_period, key=lambda k: (by_period[k], k))
+        assert ref.period == k_best and ref.cost == pytest.approx(by_period[k_best])
+        assert ref.cost >= optimal_path(q, 0, cost).cost - 1e-12  # the optimum also knows which weeks
+        assert len(ref.phase_costs) == ref.period
+    # The lucky week-3 model makes "every 2 weeks from week 1" (which keeps it) best even for free.
+    assert best_periodic(q, 0, 0.0).period == 2 and best_periodic(q, 0, 0.0).phase_costs[0] == pytest.approx(0.01)
+    aging = np.where(np.isfinite(q), 0.80 - 0.01 * (np.arange(T)[None, :] - np.arange(T)[:, None]), np.nan)
+    aging[5] = q[5]  # still untrainable
+    assert best_periodic(aging, 0, 0.0).period == 1  # free retrains, only aging: every week
+    assert best_periodic(q, 0, 1.0).period == 6  # dear: as rarely as the stream allows
+    with pytest.raises(ValueError, match="period"):
+        periodic_serving(q, 0, 2, 2)
+
+
+def test_periodic_reference_never_beats_the_optimum_on_random_matrices():
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        T = int(rng.integers(4, 12))
+        q, start = _random_matrix(rng, T)
+        if start >= T - 2:
+            continue
+        for cost in (0.0025, 0.04):
+            ref = best_periodic(q, start, cost)
+            assert ref.cost >= optimal_path(q, start, cost).cost - 1e-12
+            assert min(ref.phase_costs) <= ref.cost + 1e-12
+
+
 def test_replay_six_weeks_with_the_real_loop():
     pytest.importorskip("include.retrainer.gate", reason="the gate module is not merged yet")
     pytest.importorskip("include.retrainer.metric_tests", reason="metric_tests is not merged yet")

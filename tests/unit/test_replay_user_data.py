@@ -114,6 +114,7 @@ def test_replay_cli_reports_every_policy_against_the_optimum(binary_file, tmp_pa
     assert ours["served_quality"] > never["served_quality"]
     printed = capsys.readouterr().out
     assert "| ours (your YAML) |" in printed and "| retrospective optimum |" in printed
+    assert "| retrain every k weeks (k best in hindsight) |" in printed and "; k=" in printed
     assert "Week by week (your YAML):" in printed and "2026-02-08" in printed
     report = out.read_text()
     assert report.startswith("## Policy replay: orders")
