@@ -126,6 +126,16 @@ def _fmt_p(p: float | None) -> str:
     return "n/a" if p is None else f"{p:.3g}"
 
 
+def _decay_verdict(fired: bool, min_decay: float, p: float, alpha: float) -> str:
+    """``> 0, p=0.004 < 0.0167`` or ``not significantly > 0, p=0.0172 >= 0.0167``.
+
+    A drop that is positive but within noise must not read as "drop 0.060 not > 0".
+    """
+    if fired:
+        return f"> {min_decay:g}, p={_fmt_p(p)} < {alpha:.3g}"
+    return f"not significantly > {min_decay:g}, p={_fmt_p(p)} >= {alpha:.3g}"
+
+
 @dataclass(frozen=True)
 class SignalResult:
     """One signal's verdict.
@@ -451,8 +461,7 @@ def performance_decay_signal(
     half = float(norm.isf(alpha)) * se
     details.update(drop=drop, se=se, z=z, ci_level=1 - 2 * alpha, ci_low=drop - half, ci_high=drop + half)
     fired = p < alpha
-    op = ">" if fired else "not >"
-    summary = f"{metric} {b:.3f} -> {c:.3f}, drop {drop:.3f} {op} {md:g}, p={_fmt_p(p)}"
+    summary = f"{metric} {b:.3f} -> {c:.3f}, drop {drop:.3f} {_decay_verdict(fired, md, p, alpha)}"
     return SignalResult("performance_decay", "fired" if fired else "quiet", drop, md, p, alpha, summary, details)
 
 
@@ -703,11 +712,10 @@ def served_decay_signal(
     )
     if best["between_weeks_sd"] > 0:
         base_txt += f", between-week sd {best['between_weeks_sd']:.3f}"
-    op = ">" if fired else "not >"
     summary = (
         f"{metric} {best['baseline_value']:.3f} ({base_txt}, {best['baseline_rows']} rows) -> "
-        f"{best['recent_value']:.3f} ({span}), drop {best['drop']:.3f} {op} {md:g}, "
-        f"p={_fmt_p(p_adj)}" + (f" (Bonferroni over {k} windows)" if k > 1 else "")
+        f"{best['recent_value']:.3f} ({span}), drop {best['drop']:.3f} {_decay_verdict(fired, md, p_adj, alpha)}"
+        + (f" (Bonferroni over {k} windows)" if k > 1 else "")
     )
     return SignalResult(
         "performance_decay", "fired" if fired else "quiet", best["drop"], md, p_adj, alpha, summary, details

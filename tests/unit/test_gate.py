@@ -135,6 +135,11 @@ def test_performance_decay_z_test_against_formula():
     assert sig.details["ci_high"] == pytest.approx(drop + z * se)
     assert sig.details["ci_level"] == pytest.approx(0.9)
     assert sig.summary.startswith("roc_auc 0.842 -> 0.801, drop 0.041 > 0, p=")
+    assert sig.summary.endswith(" < 0.05")
+    # A positive drop within its noise says so (not "drop 0.010 not > 0").
+    within = performance_decay_signal(0.842, 0.010, 0.832, 0.012, True, 0.05, metric="roc_auc")
+    assert within.status == "quiet" and within.p_value > 0.05
+    assert within.summary == f"roc_auc 0.842 -> 0.832, drop 0.010 not significantly > 0, p={within.p_value:.3g} >= 0.05"
     # A loss (lower is better): the drop is current - baseline.
     loss = performance_decay_signal(0.30, 0.01, 0.36, 0.01, greater_is_better=False, alpha=0.05, min_decay=0.02)
     assert loss.statistic == pytest.approx(0.06)
@@ -245,7 +250,7 @@ def test_combine_reason_names_every_fired_signal_and_lists_others():
     decision = combine_signals([perf, drift, pred, age], rule="any")
     assert isinstance(decision, GateDecision) and decision.retrain
     assert decision.reason.startswith(
-        "retrain: performance decay (roc_auc 0.842 -> 0.801, drop 0.041 > 0, p=0.00434) "
+        "retrain: performance decay (roc_auc 0.842 -> 0.801, drop 0.041 > 0, p=0.00434 < 0.025) "
         "and data drift (2 of 8 features, 46% of importance)"
     )
     assert "not assessed: prediction drift (insufficient: 12 reference" in decision.reason
