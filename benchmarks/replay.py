@@ -325,8 +325,9 @@ class StreamResult:
     #: Models the product trained on part of a window (since a change of its champion's errors):
     #: their index in a policy's records and serving (after the T regular ones) -> (week, first day).
     partial_models: dict[int, tuple[int, str]] = field(default_factory=dict)
-    #: Retrain cost ratio -> period of the periodic reference (``costs``/``regret`` key "periodic").
-    periodic_weeks: dict[float, int] = field(default_factory=dict)
+    #: Retrain cost ratio -> period of the periodic reference (``costs``/``regret`` key "periodic");
+    #: None when never retraining was the best schedule.
+    periodic_weeks: dict[float, int | None] = field(default_factory=dict)
 
     def model_label(self, index: int | None) -> str:
         """``week 10`` for a regular model, ``week 10 (since 2025-03-13)`` for a partial one."""
@@ -784,7 +785,7 @@ def replay_stream(
     costs: dict[float, dict[str, float]] = {}
     regret: dict[float, dict[str, float]] = {}
     opt_retrains: dict[float, int] = {}
-    periodic_weeks: dict[float, int] = {}
+    periodic_weeks: dict[float, int | None] = {}
     below: dict[str, list[str]] = {}  # policy -> "cost < optimum at ratio" (a note per stream)
     for ratio in cost_ratios:
         opt = optimal_path(q, start, ratio, extra, extra_weeks)
@@ -807,7 +808,7 @@ def replay_stream(
         periodic = best_periodic(q, start, ratio, floor, extra, extra_weeks)
         costs[ratio]["periodic"] = periodic.cost
         regret[ratio]["periodic"] = regret_share(periodic.cost, opt.cost, costs[ratio]["never"])
-        periodic_weeks[ratio] = periodic.period
+        periodic_weeks[ratio] = periodic.period  # None: never retraining was the best
     for p, cells in below.items():
         # The optimum's paths keep a model or switch to one trained that week; a policy that
         # returned to an earlier model without a retrain (a reinstatement) can beat them.

@@ -143,7 +143,7 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
     if all("periodic" in result.costs[r] for r in ratios):
         periodic = ["retrain every k weeks (k best in hindsight)", "", "", ""] + [
             f"{_fmt(result.costs[r]['periodic'], 3)} ({_fmt(result.regret[r]['periodic'], 2)}; "
-            f"k={result.periodic_weeks[r]})"
+            f"k={'never' if result.periodic_weeks[r] is None else result.periodic_weeks[r]})"
             for r in ratios
         ]
         lines.append("| " + " | ".join(periodic) + " |")

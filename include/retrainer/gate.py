@@ -126,14 +126,19 @@ def _fmt_p(p: float | None) -> str:
     return "n/a" if p is None else f"{p:.3g}"
 
 
-def _decay_verdict(fired: bool, min_decay: float, p: float, alpha: float) -> str:
-    """``> 0, p=0.004 < 0.0167`` or ``not significantly > 0, p=0.0172 >= 0.0167``.
+def _decay_verdict(fired: bool, drop: float, min_decay: float, p: float, alpha: float) -> str:
+    """``> 0, p=0.004 < 0.0167``, ``not significantly > 0, p=0.0172 >= 0.0167`` or ``not > 0, p=0.98 ...``.
 
-    A drop that is positive but within noise must not read as "drop 0.060 not > 0".
+    A drop above ``min_decay`` but within its noise must not read as "drop 0.060 not > 0".
     """
+    digits = 3
+    while digits < 8 and f"{p:.{digits}g}" == f"{alpha:.{digits}g}" and p != alpha:
+        digits += 1  # e.g. p=0.01671 vs alpha 0.01667 would both print 0.0167
+    ps, al = f"{p:.{digits}g}", f"{alpha:.{digits}g}"
     if fired:
-        return f"> {min_decay:g}, p={_fmt_p(p)} < {alpha:.3g}"
-    return f"not significantly > {min_decay:g}, p={_fmt_p(p)} >= {alpha:.3g}"
+        return f"> {min_decay:g}, p={ps} < {al}"
+    said = "not significantly >" if drop > min_decay else "not >"
+    return f"{said} {min_decay:g}, p={ps} >= {al}"
 
 
 @dataclass(frozen=True)
@@ -461,7 +466,7 @@ def performance_decay_signal(
     half = float(norm.isf(alpha)) * se
     details.update(drop=drop, se=se, z=z, ci_level=1 - 2 * alpha, ci_low=drop - half, ci_high=drop + half)
     fired = p < alpha
-    summary = f"{metric} {b:.3f} -> {c:.3f}, drop {drop:.3f} {_decay_verdict(fired, md, p, alpha)}"
+    summary = f"{metric} {b:.3f} -> {c:.3f}, drop {drop:.3f} {_decay_verdict(fired, drop, md, p, alpha)}"
     return SignalResult("performance_decay", "fired" if fired else "quiet", drop, md, p, alpha, summary, details)
 
 
@@ -714,7 +719,7 @@ def served_decay_signal(
         base_txt += f", between-week sd {best['between_weeks_sd']:.3f}"
     summary = (
         f"{metric} {best['baseline_value']:.3f} ({base_txt}, {best['baseline_rows']} rows) -> "
-        f"{best['recent_value']:.3f} ({span}), drop {best['drop']:.3f} {_decay_verdict(fired, md, p_adj, alpha)}"
+        f"{best['recent_value']:.3f} ({span}), drop {best['drop']:.3f} {_decay_verdict(fired, best['drop'], md, p_adj, alpha)}"
         + (f" (Bonferroni over {k} windows)" if k > 1 else "")
     )
     return SignalResult(

@@ -140,6 +140,12 @@ def test_performance_decay_z_test_against_formula():
     within = performance_decay_signal(0.842, 0.010, 0.832, 0.012, True, 0.05, metric="roc_auc")
     assert within.status == "quiet" and within.p_value > 0.05
     assert within.summary == f"roc_auc 0.842 -> 0.832, drop 0.010 not significantly > 0, p={within.p_value:.3g} >= 0.05"
+    rise = performance_decay_signal(0.842, 0.010, 0.872, 0.012, True, 0.05, metric="roc_auc")
+    assert rise.summary == f"roc_auc 0.842 -> 0.872, drop -0.030 not > 0, p={rise.p_value:.3g} >= 0.05"
+    # A p-value that rounds like alpha gets more digits, so "p=0.0167 < 0.0167" is never printed.
+    from include.retrainer.gate import _decay_verdict
+
+    assert _decay_verdict(False, 0.05, 0.0, 0.01671, 0.05 / 3) == "not significantly > 0, p=0.01671 >= 0.01667"
     # A loss (lower is better): the drop is current - baseline.
     loss = performance_decay_signal(0.30, 0.01, 0.36, 0.01, greater_is_better=False, alpha=0.05, min_decay=0.02)
     assert loss.statistic == pytest.approx(0.06)

@@ -108,7 +108,16 @@ def test_a_gradual_drop_missed_against_the_held_out_rows_is_caught_by_the_pooled
     assert new.p_value == pytest.approx(min(1.0, 2 * two["p_value"])) and new.p_value < ALPHA
     assert d["ci_low"] > 0  # the (1 - 2 alpha/k) interval of the drop excludes 0
     assert "last 2 weeks (2400 rows)" in new.summary and "3 served week(s)" in new.summary
-    assert "Bonferroni over 2 windows" in new.summary
+    assert new.summary.endswith(f"p={new.p_value:.3g} < {ALPHA:.3g} (Bonferroni over 2 windows)")
+    assert old.summary == (
+        f"roc_auc 0.800 -> 0.765, drop 0.035 not significantly > 0, p={old.p_value:.3g} >= {ALPHA:.3g}"
+    )
+    # Quiet with 2 windows: the printed p is the Bonferroni-adjusted one, against alpha.
+    mild = gate.served_decay_signal(ref, served, _week(0.79), True, ALPHA, metric="roc_auc", recent_weeks=2)
+    assert mild.status == "quiet" and mild.details["tests_run"] == 2 and mild.p_value >= ALPHA
+    assert mild.summary.endswith(
+        f"not significantly > 0, p={mild.p_value:.3g} >= {ALPHA:.3g} (Bonferroni over 2 windows)"
+    )
 
 
 def test_a_rise_or_a_loss_metric_is_read_the_right_way_round():
