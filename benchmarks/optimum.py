@@ -56,6 +56,7 @@ __all__ = [
     "PeriodicReference",
     "best_available",
     "best_periodic",
+    "period_text",
     "optimal_path",
     "path_cost",
     "regret_share",
@@ -244,7 +245,12 @@ class PeriodicReference:
 
     @property
     def label(self) -> str:
-        return "never" if self.period is None else f"every {self.period} wk"
+        return "never" if self.period is None else f"every {period_text(self.period)} wk"
+
+
+def period_text(period: int | None) -> str:
+    """A periodic reference's period as the reports print it: ``6`` or ``never``."""
+    return "never" if period is None else str(period)
 
 
 def periodic_serving(q: np.ndarray, start: int, period: int, phase: int) -> tuple[list[int], int]:

@@ -23,7 +23,7 @@ import platform
 import time
 from typing import Any
 
-from benchmarks.optimum import COST_RATIOS
+from benchmarks.optimum import COST_RATIOS, period_text
 from benchmarks.replay import COSTLY_CHANGE, POLICIES, StreamResult, load_loop, ours_at, replay_stream
 from benchmarks.streams import make_stream, stream_designs
 
@@ -242,11 +242,7 @@ def render_markdown(fig: dict) -> str:
             c, g = r.costs[ratio], r.regret[ratio]
             names = [ours_at(ratio) if ours_at(ratio) in c else "ours", *POLICIES]
             cells = " | ".join(f"{c[p]:.3f} ({fmt(g[p], 2)})" for p in names)
-            if "periodic" in c:
-                k = r.periodic_weeks[ratio]
-                cells += f" | ({'never' if k is None else k}) {c['periodic']:.3f} ({fmt(g['periodic'], 2)})"
-            else:
-                cells += " | -"
+            cells += f" | ({period_text(r.periodic_weeks[ratio])}) {c['periodic']:.3f} ({fmt(g['periodic'], 2)})"
             L.append(f"| {r.stream} | {ratio} | {c['optimum']:.3f} ({r.optimum_retrains[ratio]}) | {cells} |")
     notes = [f"{r.stream}: {n}" for r in results for n in (*r.notes, *r.cold_start_notes)]
     if notes:

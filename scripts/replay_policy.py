@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.optimum import COST_RATIOS  # noqa: E402
+from benchmarks.optimum import COST_RATIOS, period_text  # noqa: E402
 
 #: Characters of a week's reason printed on the terminal (the Markdown and JSON keep it whole).
 REASON_CHARS = 220
@@ -140,13 +140,12 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
         f"{_fmt(result.costs[r]['optimum'], 3)} ({result.optimum_retrains[r]} retrains)" for r in ratios
     ]
     lines.append("| " + " | ".join(opt) + " |")
-    if all("periodic" in result.costs[r] for r in ratios):
-        periodic = ["retrain every k weeks (k best in hindsight)", "", "", ""] + [
-            f"{_fmt(result.costs[r]['periodic'], 3)} ({_fmt(result.regret[r]['periodic'], 2)}; "
-            f"k={'never' if result.periodic_weeks[r] is None else result.periodic_weeks[r]})"
-            for r in ratios
-        ]
-        lines.append("| " + " | ".join(periodic) + " |")
+    periodic = ["retrain every k weeks (k best in hindsight)", "", "", ""] + [
+        f"{_fmt(result.costs[r]['periodic'], 3)} ({_fmt(result.regret[r]['periodic'], 2)}; "
+        f"k={period_text(result.periodic_weeks[r])})"
+        for r in ratios
+    ]
+    lines.append("| " + " | ".join(periodic) + " |")
     stated = [r for r in ratios if ours_at(r) in result.policies]
     if stated:
         lines += [
