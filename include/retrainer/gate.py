@@ -764,6 +764,15 @@ def _join(parts: Sequence[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def vote_passes(rule: str, fired: int, assessed: int) -> bool:
+    """Whether ``fired`` of ``assessed`` signals (status fired or quiet) retrain under ``rule``."""
+    if rule == "any":
+        return fired > 0
+    if rule == "all":
+        return assessed > 0 and fired == assessed
+    return 2 * fired > assessed
+
+
 def combine_signals(signals: Iterable[SignalResult], rule: str = "any") -> GateDecision:
     """Decide retrain from the signals.
 
@@ -785,12 +794,7 @@ def combine_signals(signals: Iterable[SignalResult], rule: str = "any") -> GateD
     fired = [s for s in signals if s.status == "fired"]
     quiet = [s for s in signals if s.status == "quiet"]
     assessed = len(fired) + len(quiet)
-    if rule == "any":
-        retrain = bool(fired)
-    elif rule == "all":
-        retrain = assessed > 0 and len(fired) == assessed
-    else:
-        retrain = 2 * len(fired) > assessed
+    retrain = vote_passes(rule, len(fired), assessed)
     fired_text = _join([f"{s.label} ({s.summary})" for s in fired])
     quiet_text = _join([f"{s.label} ({s.summary})" for s in quiet])
     if retrain:

@@ -123,10 +123,25 @@ class GateOutcome:
 
 
 def deciding_signals(rule: str | None, signals: Any) -> tuple[str, ...]:
-    """Names of the fired signals that count under ``rule`` (under ``cost`` the others are advice)."""
-    fired = [str(s.get("name")) for s in signals or () if s.get("status") == "fired"]
+    """Names of the fired signals that count under ``rule``.
+
+    Under ``cost`` the others are advice. Under ``all``/``majority`` the drift, decay and age
+    signals count only when their vote passed: a life-cycle signal that retrained on its own
+    is the whole trigger, so a data-drift signal outvoted that week does not make the model
+    "change-driven" (which would give it a follow-up and let earlier champions pre-empt it).
+    """
+    signals = list(signals or ())
+    fired = [str(s.get("name")) for s in signals if s.get("status") == "fired"]
     if rule == "cost":
         fired = [name for name in fired if name in COST_RULE_SIGNALS]
+    elif rule in ("all", "majority"):
+        from include.retrainer.gate import vote_passes
+
+        voting = [s for s in signals if s.get("name") not in LIFE_CYCLE_SIGNALS]
+        votes = sum(1 for s in voting if s.get("status") == "fired")
+        assessed = sum(1 for s in voting if s.get("status") in ("fired", "quiet"))
+        if not vote_passes(rule, votes, assessed):
+            fired = [name for name in fired if name in LIFE_CYCLE_SIGNALS]
     return tuple(fired)
 
 

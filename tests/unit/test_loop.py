@@ -893,6 +893,33 @@ def test_a_model_records_only_the_signals_that_decided_as_its_trigger():
     assert loop.deciding_signals(None, []) == ()
 
 
+def test_under_a_vote_the_trigger_holds_only_the_side_that_retrained():
+    drift = {"name": "data_drift", "status": "fired"}
+    quiet = [{"name": n, "status": "quiet"} for n in ("prediction_drift", "performance_decay", "age")]
+    growth = {"name": "data_growth", "status": "fired"}
+    # Drift outvoted (1 of 4): data growth retrained on its own and is the whole trigger.
+    assert loop.deciding_signals("majority", [drift, *quiet, growth]) == ("data_growth",)
+    assert loop.deciding_signals("all", [drift, *quiet, growth]) == ("data_growth",)
+    # A vote that passes keeps its signals beside the life-cycle one.
+    decay = {"name": "performance_decay", "status": "fired"}
+    passed = [drift, decay, {"name": "prediction_drift", "status": "fired"}, {"name": "age", "status": "quiet"}]
+    assert loop.deciding_signals("majority", [*passed, growth]) == (
+        "data_drift",
+        "performance_decay",
+        "prediction_drift",
+        "data_growth",
+    )
+    assert loop.deciding_signals("all", [*passed, growth]) == ("data_growth",)  # 3 of 4 is not all
+    # Disabled and insufficient signals do not vote (as in gate.combine_signals).
+    off = {"name": "age", "status": "disabled"}
+    assert loop.deciding_signals("all", [drift, off, growth]) == ("data_drift", "data_growth")
+    # trigger_drop follows: an outvoted decay signal's drop is not what the model answers.
+    measured = {"name": "performance_decay", "status": "fired", "details": {"drop": 0.05, "se": 0.01}}
+    outvoted = [measured, *[{"name": n, "status": "quiet"} for n in ("data_drift", "prediction_drift", "age")]]
+    assert loop.trigger_drop("majority", [*outvoted, growth]) == {}
+    assert loop.trigger_drop("any", [*outvoted, growth])["drop"] == 0.05
+
+
 def test_gate_outcome_round_trips_to_a_dict_with_every_signal(trained):
     spec, champion, end = trained
     outcome = loop.assess(spec, champion, frame(7, 300, seed=36, start=end), end + dt.timedelta(days=7))
