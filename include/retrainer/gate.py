@@ -76,6 +76,7 @@ __all__ = [
     "pool_estimates",
     "prediction_drift_signal",
     "served_decay_signal",
+    "vote_passes",
 ]
 
 SIGNAL_STATUSES = ("fired", "quiet", "insufficient", "disabled")
@@ -766,6 +767,8 @@ def _join(parts: Sequence[str]) -> str:
 
 def vote_passes(rule: str, fired: int, assessed: int) -> bool:
     """Whether ``fired`` of ``assessed`` signals (status fired or quiet) retrain under ``rule``."""
+    if rule not in GATE_RULES:
+        raise ValueError(f"rule must be one of {', '.join(map(repr, GATE_RULES))}; got {rule!r}")
     if rule == "any":
         return fired > 0
     if rule == "all":

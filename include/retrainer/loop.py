@@ -59,7 +59,7 @@ class ModelState:
     #: How the held-out rows were chosen (days, rows, widening) and the first day with data
     #: in its window (``data_from``), for the summary and the data-growth signal.
     evaluation: dict = field(default_factory=dict)
-    #: The gate signals that fired for the retrain that produced it (e.g. ``("performance_decay",)``;
+    #: The gate signals that decided the retrain that produced it (e.g. ``("performance_decay",)``;
     #: empty for a cold start or a forced run): a change-driven champion gets one follow-up.
     trigger: tuple[str, ...] = ()
     #: What its promotion won over the champion it replaced, on the same held-out rows:

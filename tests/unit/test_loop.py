@@ -910,14 +910,46 @@ def test_under_a_vote_the_trigger_holds_only_the_side_that_retrained():
         "data_growth",
     )
     assert loop.deciding_signals("all", [*passed, growth]) == ("data_growth",)  # 3 of 4 is not all
-    # Disabled and insufficient signals do not vote (as in gate.combine_signals).
-    off = {"name": "age", "status": "disabled"}
-    assert loop.deciding_signals("all", [drift, off, growth]) == ("data_drift", "data_growth")
+    # Disabled and insufficient signals do not vote (as in gate.combine_signals); no vote at all fails.
+    off = [{"name": "age", "status": "disabled"}, {"name": "performance_decay", "status": "insufficient"}]
+    assert loop.deciding_signals("all", [drift, *off, growth]) == ("data_drift", "data_growth")
+    assert loop.deciding_signals("majority", [*off, growth]) == ("data_growth",)
     # trigger_drop follows: an outvoted decay signal's drop is not what the model answers.
     measured = {"name": "performance_decay", "status": "fired", "details": {"drop": 0.05, "se": 0.01}}
     outvoted = [measured, *[{"name": n, "status": "quiet"} for n in ("data_drift", "prediction_drift", "age")]]
     assert loop.trigger_drop("majority", [*outvoted, growth]) == {}
     assert loop.trigger_drop("any", [*outvoted, growth])["drop"] == 0.05
+
+
+@pytest.mark.parametrize("rule", ["all", "majority"])
+def test_the_trigger_is_the_side_of_the_gate_decision_that_retrained(rule):
+    """Every combination of statuses: the recorded trigger agrees with the gate's own decision."""
+    import itertools
+
+    from include.retrainer import gate
+
+    statuses = ("fired", "quiet", "disabled", "insufficient")
+    voting_names = ("data_drift", "performance_decay", "age")
+    for voting_st in itertools.product(statuses, repeat=len(voting_names)):
+        for growth_st in ("fired", "quiet", "disabled"):
+            signals = [gate.SignalResult(n, st, None, None, None, None, n) for n, st in zip(voting_names, voting_st)]
+            signals.append(gate.SignalResult("data_growth", growth_st, None, None, None, None, "growth"))
+            decision = loop._vote_then_life_cycle(gate, signals, rule)
+            trigger = loop.deciding_signals(rule, [s.to_dict() for s in signals])
+            vote = gate.combine_signals(signals[:-1], rule).retrain
+            assert bool(trigger) == decision.retrain, (voting_st, growth_st)
+            assert any(name in voting_names for name in trigger) == vote, (voting_st, growth_st)
+            assert ("data_growth" in trigger) == (growth_st == "fired")
+
+
+def test_vote_passes_names_an_unknown_rule():
+    from include.retrainer import gate
+
+    assert gate.vote_passes("any", 1, 5) and not gate.vote_passes("any", 0, 5)
+    assert gate.vote_passes("all", 2, 2) and not gate.vote_passes("all", 0, 0)
+    assert gate.vote_passes("majority", 2, 3) and not gate.vote_passes("majority", 1, 2)
+    with pytest.raises(ValueError, match="rule must be one of.*got 'cost'"):
+        gate.vote_passes("cost", 1, 1)
 
 
 def test_gate_outcome_round_trips_to_a_dict_with_every_signal(trained):
