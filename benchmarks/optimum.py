@@ -37,6 +37,15 @@ included as a candidate. Like an online rule, and unlike the optimum, it does no
 weeks' models happen to fit well. It is a reference, not a bound: a rule that reacts to what
 it measures (a retrain right after a change) can do better than any fixed period.
 
+Design reference (``design_optimal_switches``, used by the seed spread). The retrain weeks
+with the lowest total cost over OTHER random draws of the same stream (same changes, sizes
+and training; other rows), applied to this draw and always promoted. It knows the stream's
+design as well as those draws can show it, and nothing of this draw's own noise. Where even
+it misses the regret target, what the optimum wins on that draw lies in that noise: which
+weeks' models happened to fit the following weeks well. A rule that measures sees some of it
+(a challenger's held-out score, a champion's served weeks), so this too is a reference, not a
+bound.
+
 Regret share of a policy = ``(cost - cost_opt) / (cost_never - cost_opt)``: 0 is
 the optimum, 1 is no better than never retraining. When never retraining is itself optimal
 the share is 0 for a policy at the optimum and infinite otherwise (``excess`` is reported too).
@@ -56,10 +65,12 @@ __all__ = [
     "PeriodicReference",
     "best_available",
     "best_periodic",
+    "design_optimal_switches",
     "period_text",
     "optimal_path",
     "path_cost",
     "regret_share",
+    "schedule_serving",
     "scored_weeks",
 ]
 
@@ -301,6 +312,43 @@ def best_periodic(
         if mean < best.cost - 1e-12:
             best = PeriodicReference(period, mean, tuple(costs))
     return best
+
+
+def schedule_serving(q: np.ndarray, start: int, switch_weeks: Sequence[int]) -> tuple[list[int], int]:
+    """Serving path and retrains of "retrain at the end of these weeks, always promote".
+
+    A week whose model could not be trained on this matrix (no quality on any later week) is
+    skipped and not counted, as in :func:`periodic_serving`.
+    """
+    q = _check(q, start)
+    T = q.shape[0]
+    switches = set(int(w) for w in switch_weeks)
+    champion, serving, retrains = start, [], 0
+    for t in range(start + 1, T):
+        w = t - 1
+        if w > start and w in switches and np.isfinite(q[w, t:]).any():
+            champion, retrains = w, retrains + 1
+        serving.append(champion)
+    return serving, retrains
+
+
+def design_optimal_switches(matrices: Sequence[np.ndarray], start: int, retrain_cost: float) -> tuple[int, ...]:
+    """Retrain weeks with the lowest total cost over several quality matrices of one design.
+
+    The matrices are other random draws of the same stream (the same weeks, changes, sizes and
+    training; other rows). A schedule's total cost over them is ``n x retrain_cost x retrains``
+    plus each draw's metric lost; a week's best available model differs per draw, but that is a
+    constant of the week, not of the path, so the cheapest schedule is the retrospective optimum
+    of the summed matrix at ``n x retrain_cost`` (regular models only: a policy's own partial
+    ones are not part of the design). A model missing on one draw cannot be scheduled.
+    """
+    if not matrices:
+        raise ValueError("need at least one quality matrix")
+    shapes = {np.asarray(m).shape for m in matrices}
+    if len(shapes) != 1:
+        raise ValueError(f"the matrices differ in shape: {sorted(shapes)}")
+    total = np.sum([np.asarray(m, dtype=float) for m in matrices], axis=0)  # NaN anywhere stays NaN
+    return optimal_path(total, start, retrain_cost * len(matrices)).switch_weeks
 
 
 def regret_share(cost: float, cost_opt: float, cost_never: float, tol: float = 1e-9) -> float:

@@ -328,6 +328,10 @@ class StreamResult:
     #: Retrain cost ratio -> period of the periodic reference (``costs``/``regret`` key "periodic");
     #: None when never retraining was the best schedule.
     periodic_weeks: dict[float, int | None] = field(default_factory=dict)
+    #: Quality rows of the partial-window models (``partial_models``), indexed ``weeks + i``, and
+    #: the week each was trained at: every cost counts them in the best available model of a week.
+    extra_quality: tuple[tuple[float, ...], ...] = ()
+    extra_weeks: tuple[int, ...] = ()
 
     def model_label(self, index: int | None) -> str:
         """``week 10`` for a regular model, ``week 10 (since 2025-03-13)`` for a partial one."""
@@ -364,6 +368,8 @@ class StreamResult:
             "notes": list(self.notes),
             "partial_models": {str(k): {"week": w, "since": d} for k, (w, d) in self.partial_models.items()},
             "periodic_weeks": {str(r): k for r, k in self.periodic_weeks.items()},
+            "extra_quality": [[clean(v) for v in row] for row in self.extra_quality],
+            "extra_weeks": list(self.extra_weeks),
         }
 
 
@@ -835,4 +841,6 @@ def replay_stream(
         notes=tuple(notes),
         partial_models={idx: key for key, (idx, _) in bank._alt.items() if idx >= T},
         periodic_weeks=periodic_weeks,
+        extra_quality=() if extra is None else tuple(tuple(float(v) for v in row) for row in extra),
+        extra_weeks=() if extra_weeks is None else tuple(int(w) for w in extra_weeks),
     )

@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from benchmarks.optimum import COST_RATIOS
 from benchmarks.replay import COSTLY_CHANGE, POLICIES, StreamResult, load_loop, ours_at, replay_stream
 from benchmarks.report import MAX_DELAY, MAX_REGRET, QUALITY_SLACK, fmt
@@ -29,6 +31,8 @@ __all__ = ["design_with_seed", "draw_figures", "render_markdown", "replicate", "
 
 #: Policies (and the periodic reference) whose regret is shown beside ours@<ratio> in the spread table.
 _CONTEXT = ("ours", "always", "always_if_better", "periodic")
+#: Columns of the spread table beside ours@<ratio>: the context above and the design reference.
+_COLUMNS = (*_CONTEXT, "design")
 
 
 def design_with_seed(design: StreamDesign, draw: int) -> StreamDesign:
@@ -69,6 +73,15 @@ def draw_figures(r: StreamResult, draw: int) -> dict:
         "stream": r.stream,
         "draw": draw,
         "regret": regret,
+        # What the design reference (:func:`design_regret`) needs of this draw.
+        "matrix": {
+            "start": r.start,
+            "quality": [[_num(v) for v in row] for row in r.quality],
+            "extra": [[_num(v) for v in row] for row in r.extra_quality],
+            "extra_weeks": list(r.extra_weeks),
+            "optimum": {f"{ratio:g}": c["optimum"] for ratio, c in r.costs.items()},
+            "never": {f"{ratio:g}": c["never"] for ratio, c in r.costs.items()},
+        },
         "served": {"ours": ours.served_quality, "best_baseline": best, "gap": ours.served_quality - best},
         "changes": changes,
         "seconds": round(r.seconds, 1),
@@ -92,6 +105,46 @@ def _spread(values: Sequence[float | str | None], met: Any) -> dict:
     return out
 
 
+def _matrix(rows: Sequence[Sequence[float | None]]) -> np.ndarray:
+    return np.array([[math.nan if v is None else float(v) for v in row] for row in rows], dtype=float)
+
+
+def design_regret(ds: Sequence[dict], ratio: str) -> list[float | str | None]:
+    """Regret share, on each draw, of the schedule that is optimal on the OTHER draws (leave-one-out).
+
+    A reference that knows the stream's design (when its changes come, how large they are,
+    what a window of each size wins) as well as the other draws can show it, and nothing of
+    this draw's own rows: the retrain weeks with the lowest total cost over the other draws
+    (:func:`benchmarks.optimum.design_optimal_switches`), always promoted, scored on this draw
+    against its own optimum and never-retrain cost. Where this reference misses the regret
+    target too, what the optimum wins on that draw lies in the draw's own noise (which weeks'
+    models happened to fit the following weeks well); see ``benchmarks.optimum``.
+    None when fewer than 2 draws or the matrices differ in shape.
+    """
+    from benchmarks.optimum import design_optimal_switches, path_cost, regret_share, schedule_serving
+
+    if len(ds) < 2 or any("matrix" not in d for d in ds):
+        return [None] * len(ds)
+    mats = [_matrix(d["matrix"]["quality"]) for d in ds]
+    starts = {d["matrix"]["start"] for d in ds}
+    if len({m.shape for m in mats}) != 1 or len(starts) != 1:
+        return [None] * len(ds)
+    start = starts.pop()
+    out: list[float | str | None] = []
+    for k, d in enumerate(ds):
+        m = d["matrix"]
+        others = [mats[j] for j in range(len(ds)) if j != k]
+        switches = design_optimal_switches(others, start, float(ratio))
+        serving, retrains = schedule_serving(mats[k], start, switches)
+        extra = _matrix(m["extra"]) if m["extra"] else None
+        cost = path_cost(
+            mats[k], start, serving, retrains, float(ratio), 0.5, extra, m["extra_weeks"] if extra is not None else None
+        )
+        opt, never = m["optimum"][ratio], m["never"][ratio]
+        out.append(_num(0.0 if cost < opt - 1e-9 else regret_share(cost, opt, never)))
+    return out
+
+
 def summarize(draws: Sequence[dict]) -> dict:
     """Per stream and cell: the spread of each figure across the draws (pure)."""
     by_stream: dict[str, list[dict]] = {}
@@ -106,6 +159,7 @@ def summarize(draws: Sequence[dict]) -> dict:
                 p: _spread([d["regret"][ratio].get(p) for d in ds], lambda v: v <= MAX_REGRET)
                 for p in ds[0]["regret"][ratio]
             }
+            cells[ratio]["design"] = _spread(design_regret(ds, ratio), lambda v: v <= MAX_REGRET)
         served = _spread([d["served"]["gap"] for d in ds], lambda v: v >= -QUALITY_SLACK)
         delays = []
         for i, c in enumerate(ds[0]["changes"]):
@@ -174,17 +228,20 @@ def render_markdown(fig: dict) -> str:
         "The targets stay judged on draw 0.",
         "",
         "| stream | retrain cost | draws | ours@cost regret | meets | "
-        + " | ".join(f"{p} regret" for p in _CONTEXT)
-        + " | per draw (ours@cost) |",
-        "|---|---|---|---|---|" + "---|" * len(_CONTEXT) + "---|",
+        + " | ".join(f"{p} regret" for p in _COLUMNS)
+        + " | per draw (ours@cost) | per draw (design) |",
+        "|---|---|---|---|---|" + "---|" * len(_COLUMNS) + "---|---|",
     ]
     for stream, s in fig["summary"].items():
         for ratio, cell in s["regret"].items():
             mine = cell[ours_at(float(ratio))]
             per = ", ".join(v if v == INF else fmt(v, 3, "n/a") for v in mine["values"])
-            ctx = " | ".join(_cell(cell[p]) if p in cell else "-" for p in _CONTEXT)
+            ctx = " | ".join(_cell(cell[p]) if p in cell else "-" for p in _COLUMNS)
+            design = cell.get("design", {}).get("values") or []
+            per_design = ", ".join(v if v == INF else fmt(v, 3, "n/a") for v in design) or "-"
             L.append(
-                f"| {stream} | {ratio} | {mine['n']} | {_cell(mine)} | {mine['met']}/{mine['n']} | {ctx} | {per} |"
+                f"| {stream} | {ratio} | {mine['n']} | {_cell(mine)} | {mine['met']}/{mine['n']} | {ctx} | {per} "
+                f"| {per_design} |"
             )
     L += [
         "",

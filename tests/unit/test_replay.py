@@ -612,3 +612,98 @@ def test_seed_spread_summarizes_each_cell_across_draws():
     assert "| 3 | 0.20 +/- 0.10 (0.10 to 0.30; 1 inf) | 1/3 |" in render_markdown(
         {"quick": True, "seconds": 1.0, "summary": summarize(draws)}
     )
+
+
+def _draws_of_one_design(rng: np.random.Generator, T: int, n: int, start: int) -> list[np.ndarray]:
+    """n quality matrices of one design: every model exists on every draw (no holes)."""
+    out = []
+    for _ in range(n):
+        q = np.full((T, T), np.nan)
+        drift = np.cumsum(rng.normal(0, 0.02, T))
+        for s in range(start, T):
+            for t in range(s + 1, T):
+                q[s, t] = 0.8 - 0.03 * abs(drift[t] - drift[s]) * rng.uniform(0.5, 3) + rng.normal(0, 0.01)
+        out.append(q)
+    return out
+
+
+def test_design_schedule_is_the_cheapest_over_the_draws_by_brute_force():
+    from benchmarks.optimum import design_optimal_switches, schedule_serving
+
+    rng = np.random.default_rng(21)
+    for _ in range(40):
+        T, start = int(rng.integers(4, 10)), int(rng.integers(0, 2))
+        mats = _draws_of_one_design(rng, T, int(rng.integers(1, 4)), start)
+
+        def total(switches, mats=mats, start=start, cost=0.0):
+            return sum(path_cost(q, start, *schedule_serving(q, start, switches), cost) for q in mats)
+
+        for cost in (0.0, 0.0025, 0.04, 1.0):
+            found = design_optimal_switches(mats, start, cost)
+            candidates = range(start + 1, T - 1)
+            brute = min(
+                total(sw, cost=cost) for k in range(len(candidates) + 1) for sw in itertools.combinations(candidates, k)
+            )
+            assert total(found, cost=cost) == pytest.approx(brute, abs=1e-12)
+        # One draw: its own retrospective optimum.
+        assert design_optimal_switches(mats[:1], start, 0.01) == optimal_path(mats[0], start, 0.01).switch_weeks
+
+
+def test_schedule_serving_skips_a_week_whose_model_is_missing():
+    from benchmarks.optimum import schedule_serving
+
+    q = np.full((5, 5), np.nan)
+    for s in (0, 2, 3):
+        q[s, s + 1 :] = 0.8
+    serving, retrains = schedule_serving(q, 0, [1, 2])  # week 1's model was never trained
+    assert (serving, retrains) == ([0, 0, 2, 2], 1)
+    with pytest.raises(ValueError, match="differ in shape"):
+        from benchmarks.optimum import design_optimal_switches
+
+        design_optimal_switches([q, q[:4, :4]], 0, 0.01)
+
+
+def test_design_reference_scores_the_other_draws_schedule_on_each_draw():
+    from benchmarks.optimum import optimal_path as opt_path
+    from benchmarks.seeds import design_regret, render_markdown, summarize
+
+    rng = np.random.default_rng(3)
+    T, start, cost = 8, 0, 0.01
+    mats = _draws_of_one_design(rng, T, 3, start)
+
+    def draw(i, q):
+        never = path_cost(q, start, [start] * (T - start - 1), 0, cost)
+        return {
+            "stream": "s",
+            "draw": i,
+            "regret": {"0.01": {"ours@0.01": 0.1}},
+            "served": {"ours": 0.8, "best_baseline": 0.8, "gap": 0.0},
+            "changes": [],
+            "matrix": {
+                "start": start,
+                "quality": [[None if math.isnan(v) else v for v in row] for row in q],
+                "extra": [],
+                "extra_weeks": [],
+                "optimum": {"0.01": opt_path(q, start, cost).cost},
+                "never": {"0.01": never},
+            },
+        }
+
+    # The same matrix on every draw: the other draws' optimum is this draw's, regret 0.
+    same = [draw(i, mats[0]) for i in range(3)]
+    assert design_regret(same, "0.01") == [pytest.approx(0.0)] * 3
+    # Other draws: each draw is scored with the schedule of the other two, not its own.
+    ds = [draw(i, q) for i, q in enumerate(mats)]
+    got = design_regret(ds, "0.01")
+    from benchmarks.optimum import design_optimal_switches, regret_share, schedule_serving
+
+    for k, q in enumerate(mats):
+        sw = design_optimal_switches([m for j, m in enumerate(mats) if j != k], start, cost)
+        c = path_cost(q, start, *schedule_serving(q, start, sw), cost)
+        want = regret_share(c, ds[k]["matrix"]["optimum"]["0.01"], ds[k]["matrix"]["never"]["0.01"])
+        assert got[k] == pytest.approx(want)
+        assert got[k] >= 0.0
+    assert design_regret(ds[:1], "0.01") == [None]  # no other draw to learn the design from
+    cell = summarize(ds)["s"]["regret"]["0.01"]["design"]
+    assert cell["values"] == got
+    assert "design regret" in render_markdown({"quick": False, "seconds": 1.0, "summary": summarize(ds)})
