@@ -41,10 +41,13 @@ Design reference (``design_optimal_switches``, used by the seed spread). The ret
 with the lowest total cost over OTHER random draws of the same stream (same changes, sizes
 and training; other rows), applied to this draw and always promoted. It knows the stream's
 design as well as those draws can show it, and nothing of this draw's own noise. Where even
-it misses the regret target, what the optimum wins on that draw lies in that noise: which
-weeks' models happened to fit the following weeks well. A rule that measures sees some of it
-(a challenger's held-out score, a champion's served weeks), so this too is a reference, not a
-bound.
+it misses the regret target, the optimum's advantage on that draw comes mostly from that noise
+(which weeks' models happened to fit the following weeks well), from models it does not
+schedule (a policy's partial-window ones) or from the few draws it was fitted on. A rule that
+measures sees some of that noise (a challenger's held-out score, a champion's served weeks), so
+this too is a reference, not a bound. It schedules only models present on every other draw,
+and a week unscored on one of them drops out of the sum (it never happens on the replay's
+streams: their unscored weeks are the same on every draw).
 
 Regret share of a policy = ``(cost - cost_opt) / (cost_never - cost_opt)``: 0 is
 the optimum, 1 is no better than never retraining. When never retraining is itself optimal
@@ -338,9 +341,10 @@ def design_optimal_switches(matrices: Sequence[np.ndarray], start: int, retrain_
     The matrices are other random draws of the same stream (the same weeks, changes, sizes and
     training; other rows). A schedule's total cost over them is ``n x retrain_cost x retrains``
     plus each draw's metric lost; a week's best available model differs per draw, but that is a
-    constant of the week, not of the path, so the cheapest schedule is the retrospective optimum
-    of the summed matrix at ``n x retrain_cost`` (regular models only: a policy's own partial
-    ones are not part of the design). A model missing on one draw cannot be scheduled.
+    constant of the week, not of the path, so among schedules of models present on every draw the
+    cheapest is the retrospective optimum of the summed matrix at ``n x retrain_cost`` (regular
+    models only: a policy's own partial ones are not part of the design). A model missing on one
+    draw cannot be scheduled; a week unscored on one draw is left out for all of them.
     """
     if not matrices:
         raise ValueError("need at least one quality matrix")

@@ -117,9 +117,9 @@ def design_regret(ds: Sequence[dict], ratio: str) -> list[float | str | None]:
     this draw's own rows: the retrain weeks with the lowest total cost over the other draws
     (:func:`benchmarks.optimum.design_optimal_switches`), always promoted, scored on this draw
     against its own optimum and never-retrain cost. Where this reference misses the regret
-    target too, what the optimum wins on that draw lies in the draw's own noise (which weeks'
-    models happened to fit the following weeks well); see ``benchmarks.optimum``.
-    None when fewer than 2 draws or the matrices differ in shape.
+    target too, what the optimum wins on that draw comes mostly from the draw's own noise (which
+    weeks' models happened to fit the following weeks well); see ``benchmarks.optimum``. None
+    when fewer than 2 draws, or when the matrices differ in shape or cold-start week.
     """
     from benchmarks.optimum import design_optimal_switches, path_cost, regret_share, schedule_serving
 
