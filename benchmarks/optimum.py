@@ -277,14 +277,7 @@ def periodic_serving(q: np.ndarray, start: int, period: int, phase: int) -> tupl
     q = _check(q, start)
     if period < 1 or not 0 <= phase < period:
         raise ValueError(f"need period >= 1 and 0 <= phase < period, got {period}, {phase}")
-    T = q.shape[0]
-    champion, serving, retrains = start, [], 0
-    for t in range(start + 1, T):
-        w = t - 1
-        if w > start and (w - start - 1 - phase) % period == 0 and np.isfinite(q[w, t:]).any():
-            champion, retrains = w, retrains + 1
-        serving.append(champion)
-    return serving, retrains
+    return schedule_serving(q, start, range(start + 1 + phase, q.shape[0] - 1, period))
 
 
 def best_periodic(
@@ -321,7 +314,8 @@ def schedule_serving(q: np.ndarray, start: int, switch_weeks: Sequence[int]) -> 
     """Serving path and retrains of "retrain at the end of these weeks, always promote".
 
     A week whose model could not be trained on this matrix (no quality on any later week) is
-    skipped and not counted, as in :func:`periodic_serving`.
+    skipped and not counted; weeks at or before ``start`` and from ``T - 1`` on (a model
+    trained then would serve nothing) are ignored.
     """
     q = _check(q, start)
     T = q.shape[0]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.optimum import COST_RATIOS
+from benchmarks.optimum import COST_RATIOS, design_optimal_switches, path_cost, regret_share, schedule_serving
 from benchmarks.replay import COSTLY_CHANGE, POLICIES, StreamResult, load_loop, ours_at, replay_stream
 from benchmarks.report import MAX_DELAY, MAX_REGRET, QUALITY_SLACK, fmt
 from benchmarks.streams import StreamDesign, make_stream, stream_designs
@@ -121,8 +121,6 @@ def design_regret(ds: Sequence[dict], ratio: str) -> list[float | str | None]:
     weeks' models happened to fit the following weeks well); see ``benchmarks.optimum``. None
     when fewer than 2 draws, or when the matrices differ in shape or cold-start week.
     """
-    from benchmarks.optimum import design_optimal_switches, path_cost, regret_share, schedule_serving
-
     if len(ds) < 2 or any("matrix" not in d for d in ds):
         return [None] * len(ds)
     mats = [_matrix(d["matrix"]["quality"]) for d in ds]
@@ -214,6 +212,10 @@ def _cell(s: dict, digits: int = 2) -> str:
     return f"{fmt(s['mean'], digits)}{se} ({fmt(s['min'], digits)} to {fmt(s['max'], digits)}{inf})"
 
 
+def _per_draw(values: Sequence[float | str | None]) -> str:
+    return ", ".join(v if v == INF else fmt(v, 3, "n/a") for v in values)
+
+
 def render_markdown(fig: dict) -> str:
     """The seed-spread tables (for docs/benchmarks.md)."""
     L = [
@@ -235,10 +237,9 @@ def render_markdown(fig: dict) -> str:
     for stream, s in fig["summary"].items():
         for ratio, cell in s["regret"].items():
             mine = cell[ours_at(float(ratio))]
-            per = ", ".join(v if v == INF else fmt(v, 3, "n/a") for v in mine["values"])
+            per = _per_draw(mine["values"])
             ctx = " | ".join(_cell(cell[p]) if p in cell else "-" for p in _COLUMNS)
-            design = cell.get("design", {}).get("values") or []
-            per_design = ", ".join(v if v == INF else fmt(v, 3, "n/a") for v in design) or "-"
+            per_design = _per_draw(cell.get("design", {}).get("values") or []) or "-"
             L.append(
                 f"| {stream} | {ratio} | {mine['n']} | {_cell(mine)} | {mine['met']}/{mine['n']} | {ctx} | {per} "
                 f"| {per_design} |"
