@@ -45,9 +45,8 @@ it misses the regret target, the optimum's advantage on that draw comes mostly f
 (which weeks' models happened to fit the following weeks well), from models it does not
 schedule (a policy's partial-window ones) or from the few draws it was fitted on. A rule that
 measures sees some of that noise (a challenger's held-out score, a champion's served weeks), so
-this too is a reference, not a bound. It schedules only models present on every other draw,
-and a week unscored on one of them drops out of the sum (it never happens on the replay's
-streams: their unscored weeks are the same on every draw).
+this too is a reference, not a bound. It schedules only models present on every other draw;
+a week unscored on one of them costs nothing on that draw and still counts on the others.
 
 Regret share of a policy = ``(cost - cost_opt) / (cost_never - cost_opt)``: 0 is
 the optimum, 1 is no better than never retraining. When never retraining is itself optimal
@@ -338,15 +337,32 @@ def design_optimal_switches(matrices: Sequence[np.ndarray], start: int, retrain_
     constant of the week, not of the path, so among schedules of models present on every draw the
     cheapest is the retrospective optimum of the summed matrix at ``n x retrain_cost`` (regular
     models only: a policy's own partial ones are not part of the design). A model missing on one
-    draw cannot be scheduled; a week unscored on one draw is left out for all of them.
+    draw cannot be scheduled. A week no model could be scored on, on one draw, costs nothing on
+    that draw (as in :func:`path_cost`) and still counts on the others.
     """
     if not matrices:
         raise ValueError("need at least one quality matrix")
     shapes = {np.asarray(m).shape for m in matrices}
     if len(shapes) != 1:
         raise ValueError(f"the matrices differ in shape: {sorted(shapes)}")
-    total = np.sum([np.asarray(m, dtype=float) for m in matrices], axis=0)  # NaN anywhere stays NaN
+    # A model missing on any draw stays NaN in the sum (it cannot be scheduled).
+    total = np.sum([_unscored_weeks_as_zero(m) for m in matrices], axis=0)
     return optimal_path(total, start, retrain_cost * len(matrices)).switch_weeks
+
+
+def _unscored_weeks_as_zero(q: np.ndarray) -> np.ndarray:
+    """``q`` with the weeks no model scored set to 0 for every model that exists.
+
+    The same for every model that could serve such a week, so it adds the same to every path
+    in a sum over draws: the week costs nothing on this draw, whatever the schedule.
+    """
+    q = np.array(q, dtype=float)
+    T = q.shape[0]
+    exists = np.array([bool(np.isfinite(q[s, s + 1 :]).any()) for s in range(T)], dtype=bool)
+    for t in range(1, T):
+        if not np.isfinite(q[:t, t]).any():
+            q[:t, t][exists[:t]] = 0.0
+    return q
 
 
 def regret_share(cost: float, cost_opt: float, cost_never: float, tol: float = 1e-9) -> float:

@@ -51,6 +51,10 @@ def _num(x: float | None) -> float | str | None:
     return INF if math.isinf(x) else float(x)
 
 
+def _round(x: float) -> float:
+    return round(x, 6) if math.isfinite(x) else x
+
+
 def draw_figures(r: StreamResult, draw: int) -> dict:
     """The figures of one draw that the targets are judged on (JSON-ready)."""
     regret = {
@@ -76,8 +80,9 @@ def draw_figures(r: StreamResult, draw: int) -> dict:
         # What the design reference (:func:`design_regret`) needs of this draw.
         "matrix": {
             "start": r.start,
-            "quality": [[_num(v) for v in row] for row in r.quality],
-            "extra": [[_num(v) for v in row] for row in r.extra_quality],
+            # 6 decimals: far below any difference the schedules turn on, a fifth of the size.
+            "quality": [[_num(_round(v)) for v in row] for row in r.quality],
+            "extra": [[_num(_round(v)) for v in row] for row in r.extra_quality],
             "extra_weeks": list(r.extra_weeks),
             "optimum": {f"{ratio:g}": c["optimum"] for ratio, c in r.costs.items()},
             "never": {f"{ratio:g}": c["never"] for ratio, c in r.costs.items()},
@@ -148,6 +153,13 @@ def summarize(draws: Sequence[dict]) -> dict:
     by_stream: dict[str, list[dict]] = {}
     for d in draws:
         by_stream.setdefault(d["stream"], []).append(d)
+    for stream, ds in by_stream.items():
+        numbers = [d["draw"] for d in ds]
+        if len(set(numbers)) != len(numbers):
+            # E.g. two merged runs that replayed the same draw: it would count twice.
+            raise ValueError(
+                f"stream {stream}: draw(s) {sorted({n for n in numbers if numbers.count(n) > 1})} given twice"
+            )
     out: dict[str, dict] = {}
     for stream, ds in by_stream.items():
         ds = sorted(ds, key=lambda d: d["draw"])

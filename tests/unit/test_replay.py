@@ -427,6 +427,17 @@ def test_replay_six_weeks_with_the_real_loop():
     assert decided and all("retrain cost" in rec.reason for rec in decided), [rec.reason for rec in decided]
     assert all("retrain cost" not in rec.reason for rec in r.policies["ours"].records)
     r.to_dict()  # JSON-ready
+    # The seed spread's figures of this draw: JSON-ready, the matrix kept to 6 decimals.
+    import json
+
+    from benchmarks.seeds import draw_figures
+
+    f = json.loads(json.dumps(draw_figures(r, 0)))
+    kept = np.array([[np.nan if v is None else v for v in row] for row in f["matrix"]["quality"]])
+    assert np.array_equal(np.isnan(kept), np.isnan(q))
+    assert np.nanmax(np.abs(kept - q)) <= 5e-7
+    assert all(len(repr(v)) <= 8 for row in f["matrix"]["quality"] for v in row if v is not None)
+    assert f["regret"]["0.01"]["ours@0.01"] == pytest.approx(r.regret[0.01]["ours@0.01"])
 
 
 def test_a_mid_week_reversal_is_answered_by_a_model_of_the_new_regime():
@@ -649,6 +660,39 @@ def test_design_schedule_is_the_cheapest_over_the_draws_by_brute_force():
         assert design_optimal_switches(mats[:1], start, 0.01) == optimal_path(mats[0], start, 0.01).switch_weeks
 
 
+def test_design_schedule_counts_a_week_unscored_on_one_draw_on_the_others():
+    from benchmarks.optimum import design_optimal_switches, schedule_serving
+
+    rng = np.random.default_rng(5)
+    checked = 0
+    start = 0
+    for _ in range(40):
+        T = int(rng.integers(5, 10))
+        mats = _draws_of_one_design(rng, T, 2, start)
+        # Not the last week: the model trained the week before would exist on no draw's terms.
+        hole = int(rng.integers(start + 2, T - 1))
+        mats[1][:, hole] = np.nan  # e.g. a single class that week, on this draw only
+
+        def total(switches, mats=mats, cost=0.0):
+            return sum(path_cost(q, start, *schedule_serving(q, start, switches), cost) for q in mats)
+
+        for cost in (0.0, 0.0025, 0.04):
+            found = design_optimal_switches(mats, start, cost)
+            candidates = range(start + 1, T - 1)
+            costs = {
+                sw: total(sw, cost=cost)
+                for k in range(len(candidates) + 1)
+                for sw in itertools.combinations(candidates, k)
+            }
+            assert total(found, cost=cost) == pytest.approx(min(costs.values()), abs=1e-12)
+            # The week still decides on the draw that scored it: dropping it would change the choice.
+            without = [m.copy() for m in mats]
+            without[0][:, hole] = np.nan
+            if design_optimal_switches(without, start, cost) != found:
+                checked += 1
+    assert checked > 0  # the case occurred, so the assertion above could fail
+
+
 def test_schedule_serving_skips_a_week_whose_model_is_missing():
     from benchmarks.optimum import schedule_serving
 
@@ -704,6 +748,8 @@ def test_design_reference_scores_the_other_draws_schedule_on_each_draw():
         assert got[k] == pytest.approx(want)
         assert got[k] >= 0.0
     assert design_regret(ds[:1], "0.01") == [None]  # no other draw to learn the design from
+    with pytest.raises(ValueError, match=r"draw\(s\) \[1\] given twice"):
+        summarize([*ds, ds[1]])  # e.g. two merged runs that replayed the same draw
     cell = summarize(ds)["s"]["regret"]["0.01"]["design"]
     assert cell["values"] == got
     assert "design regret" in render_markdown({"quick": False, "seconds": 1.0, "summary": summarize(ds)})
