@@ -23,7 +23,8 @@ precision / recall -> seeded paired bootstrap.
   2. improvement: ``L > min_improvement`` -- the test rejects H0 ``effect <= min_improvement``
      at one-sided ``alpha``;
   3. McNemar guard: the challenger is NOT significantly more often wrong (rejected only if
-     ``b > c`` and McNemar ``p < alpha``).
+     ``b > c`` and McNemar ``p < alpha``), unless the paired test of the primary metric
+     shows it significantly better (``L > 0``; see "When the two tests disagree").
 * ``expected_gain`` (the YAML's default): promote iff the floor holds, the point estimate ``effect >=
   min_improvement`` (the challenger is expected to serve at least as well: the decision a
   risk-neutral user makes when retraining has already been paid for) and the same McNemar
@@ -53,6 +54,21 @@ The default is mid-p because McNemar is now a GUARD against harm: the exact test
 conservative (its real type I error is well below alpha), which would let a challenger
 that is more often wrong slip through; mid-p keeps the type I error close to alpha
 (Fagerland, Lydersen & Laake, BMC Med Res Methodol 2013). ``b + c = 0`` gives ``p = 1``.
+
+When the two tests disagree
+---------------------------
+McNemar counts errors at the predicted label (the argmax class, a 0.5 threshold for a
+binary model); the primary metric may measure something else (ROC AUC measures ranking,
+log loss calibration). Both can be significant in opposite directions: when a class
+appears that the champion never saw, a challenger trained on a week of it ranks that
+class (macro ROC AUC +0.053, 90% CI +0.030 to +0.076) while making more argmax errors on
+the rest (b=54 > c=32, mid-p 0.018; measured by the policy replay on its multi-class
+stream, where the veto left the champion 0.08 below the challenger for two weeks). Then the
+primary metric, the one the model YAML says to decide on, decides: the guard passes and its
+reason says that it was outvoted and by what. The guard still vetoes whenever the
+primary-metric gain is not significant at the same ``alpha`` (as under ``expected_gain`` on
+the point estimate, or a margin under ``non_inferiority``). For an accuracy-type primary
+metric the two tests measure the same errors and cannot disagree this way.
 
 Class sets and unseen classes
 -----------------------------
@@ -609,13 +625,20 @@ def _constant_reason(n: int) -> str:
     )
 
 
-def _mcnemar_reason(mc: McNemarResult, alpha: float) -> tuple[bool, str]:
+def _mcnemar_reason(mc: McNemarResult, alpha: float, pt: PairedTest | None = None) -> tuple[bool, str]:
+    """The guard's verdict; ``pt`` (the primary metric's paired test) may outvote it (module docstring)."""
     name = "McNemar (mid-p)" if mc.method == "midp" else "McNemar (exact)"
     if mc.method == "none":
         return True, (
             "McNemar: no held-out row where exactly one model is right (b=c=0), p=1: challenger not more often wrong"
         )
     worse = mc.p_value < alpha and mc.b > mc.c
+    if worse and pt is not None and pt.ci_low is not None and pt.ci_low > 0:
+        return True, (
+            f"{name} {_p(mc.p_value)} < alpha {alpha:g} with b={mc.b} > c={mc.c}: challenger more often "
+            f"wrong at its predicted labels, but significantly better on {pt.metric}, the primary metric "
+            f"({_pct(1.0 - alpha)} one-sided lower bound {pt.ci_low:+.3f} > 0): the primary metric decides"
+        )
     if worse:
         return False, (
             f"{name} {_p(mc.p_value)} < alpha {alpha:g} with b={mc.b} > c={mc.c}: "
@@ -808,6 +831,7 @@ def compare_models(
     ] = ok
     reasons.append(reason)
 
+    guard_ok, guard_reason = _mcnemar_reason(mc, settings.alpha, pt)
     checks["mcnemar"] = guard_ok
     reasons.append(guard_reason)
 

@@ -500,6 +500,54 @@ def test_significantly_worse_challenger_is_rejected(policy):
         assert result.checks["non_inferiority_margin"] is True
 
 
+def _ranking_vs_argmax(shift: float, challenger_noise: float, seed: int = 3):
+    """Binary held-out rows where the challenger's scores are shifted down by ``shift`` on the logit
+    scale (more argmax errors at 0.5) with noise ``challenger_noise`` around the true signal."""
+    rng = np.random.default_rng(seed)
+    n = 2000
+    y = rng.integers(0, 2, n)
+    signal = 2.0 * y - 1.0
+    champ = 1 / (1 + np.exp(-(signal + rng.normal(0, 1.6, n))))
+    chall_logit = (signal + rng.normal(0, challenger_noise, n)) if challenger_noise else np.log(champ / (1 - champ))
+    chall = 1 / (1 + np.exp(-(chall_logit - shift)))
+    return y, champ, chall
+
+
+@pytest.mark.parametrize("policy", ["expected_gain", "superiority", "non_inferiority"])
+def test_primary_metric_significantly_better_outvotes_the_mcnemar_guard(policy):
+    # Better ranking (ROC AUC) but shifted scores: more argmax errors. Both tests are significant
+    # in opposite directions; the primary metric the YAML decides on wins, and the reason says so.
+    y, champ, chall = _ranking_vs_argmax(shift=1.5, challenger_noise=0.8)
+    settings = cmp_settings(policy=policy, primary_metric="roc_auc")
+    cp, hp = (champ > 0.5).astype(int), (chall > 0.5).astype(int)
+    result = compare_models(y, cp, hp, settings, champion_proba=champ, challenger_proba=chall)
+    # Independent oracles: the McNemar veto would apply (scipy), the AUC gain is large (sklearn).
+    b = int(((cp == y) & (hp != y)).sum())
+    c = int(((cp != y) & (hp == y)).sum())
+    assert b > c and binomtest(c, b + c, 0.5).pvalue < settings.alpha
+    assert skm.roc_auc_score(y, chall) - skm.roc_auc_score(y, champ) > 0.05
+    assert result.paired_test.ci_low > 0
+    assert result.checks["mcnemar"] is True
+    assert result.decision == "promote"
+    guard = next(r for r in result.reasons if r.startswith("McNemar"))
+    assert f"b={b} > c={c}" in guard
+    assert "significantly better on roc_auc, the primary metric" in guard and "the primary metric decides" in guard
+
+
+def test_mcnemar_guard_still_vetoes_a_gain_that_is_not_significant():
+    # The same shift of the champion's own scores: identical ranking (AUC gain 0, promoted on the
+    # estimate under expected_gain), more argmax errors: the guard vetoes.
+    y, champ, chall = _ranking_vs_argmax(shift=1.5, challenger_noise=0.0)
+    settings = cmp_settings(policy="expected_gain", primary_metric="roc_auc")
+    cp, hp = (champ > 0.5).astype(int), (chall > 0.5).astype(int)
+    result = compare_models(y, cp, hp, settings, champion_proba=champ, challenger_proba=chall)
+    assert skm.roc_auc_score(y, chall) == pytest.approx(skm.roc_auc_score(y, champ), abs=1e-12)
+    assert result.checks["expected_gain"] is True
+    assert not result.paired_test.ci_low > 0
+    assert result.checks["mcnemar"] is False and result.decision == "reject"
+    assert any("challenger significantly more often wrong than the champion" in r for r in result.reasons)
+
+
 def test_mcnemar_guard_uses_the_configured_method():
     # b=11, c=3: exact p = 0.057 (not significant), mid-p = 0.035 (significant): the guard
     # fires only with mid-p. The margin is generous so only the guard decides.
