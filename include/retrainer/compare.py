@@ -23,8 +23,9 @@ precision / recall -> seeded paired bootstrap.
   2. improvement: ``L > min_improvement`` -- the test rejects H0 ``effect <= min_improvement``
      at one-sided ``alpha``;
   3. McNemar guard: the challenger is NOT significantly more often wrong (rejected only if
-     ``b > c`` and McNemar ``p < alpha``), unless the paired test of the primary metric
-     shows it significantly better (``L > 0``; see "When the two tests disagree").
+     ``b > c`` and McNemar ``p < alpha``), unless the primary metric is ``roc_auc`` or
+     ``log_loss`` and its paired test shows the challenger significantly better (``L > 0``;
+     see "When the two tests disagree").
 * ``expected_gain`` (the YAML's default): promote iff the floor holds, the point estimate ``effect >=
   min_improvement`` (the challenger is expected to serve at least as well: the decision a
   risk-neutral user makes when retraining has already been paid for) and the same McNemar
@@ -65,10 +66,16 @@ class (macro ROC AUC +0.053, 90% CI +0.030 to +0.076) while making more argmax e
 the rest (b=54 > c=32, mid-p 0.018; measured by the policy replay on its multi-class
 stream, where the veto left the champion 0.08 below the challenger for two weeks). Then the
 primary metric, the one the model YAML says to decide on, decides: the guard passes and its
-reason says that it was outvoted and by what. The guard still vetoes whenever the
-primary-metric gain is not significant at the same ``alpha`` (as under ``expected_gain`` on
-the point estimate, or a margin under ``non_inferiority``). For an accuracy-type primary
-metric the two tests measure the same errors and cannot disagree this way.
+reason says that it was outvoted and by what. This holds for the metrics of the
+probabilities, ``roc_auc`` and ``log_loss``, which no choice of predicted labels can game.
+The label metrics (``accuracy``, ``balanced_accuracy``, ``f1``, ``precision``, ``recall``)
+are computed from the same predicted labels McNemar counts, so a gain on them with
+significantly more errors is a trade between kinds of error (recall bought by labelling every
+row positive), and the guard keeps its veto. It also vetoes whenever the primary-metric gain
+is not significant at the same ``alpha`` (a positive point estimate under ``expected_gain``,
+a lower bound above ``-margin`` but not above 0 under ``non_inferiority``), and when the
+caller asks for a strict guard (``metric_outvotes_mcnemar=False``: reinstating an earlier
+champion).
 
 Class sets and unseen classes
 -----------------------------
@@ -626,14 +633,15 @@ def _constant_reason(n: int) -> str:
 
 
 def _mcnemar_reason(mc: McNemarResult, alpha: float, pt: PairedTest | None = None) -> tuple[bool, str]:
-    """The guard's verdict; ``pt`` (the primary metric's paired test) may outvote it (module docstring)."""
+    """The guard's verdict; ``pt``, the paired test of a probability metric, may outvote it (module docstring)."""
     name = "McNemar (mid-p)" if mc.method == "midp" else "McNemar (exact)"
     if mc.method == "none":
         return True, (
             "McNemar: no held-out row where exactly one model is right (b=c=0), p=1: challenger not more often wrong"
         )
     worse = mc.p_value < alpha and mc.b > mc.c
-    if worse and pt is not None and pt.ci_low is not None and pt.ci_low > 0:
+    # NaN-safe: a bound that is not a number never outvotes the guard.
+    if worse and pt is not None and pt.metric in _PROBA_METRICS and pt.ci_low > _TOLERANCE:
         return True, (
             f"{name} {_p(mc.p_value)} < alpha {alpha:g} with b={mc.b} > c={mc.c}: challenger more often "
             f"wrong at its predicted labels, but significantly better on {pt.metric}, the primary metric "
@@ -714,8 +722,13 @@ def compare_models(
     *,
     champion_classes: npt.ArrayLike | None = None,
     challenger_classes: npt.ArrayLike | None = None,
+    metric_outvotes_mcnemar: bool = True,
 ) -> ComparisonResult:
     """Decide whether the challenger replaces the champion (see module docstring).
+
+    ``metric_outvotes_mcnemar=False`` keeps the McNemar guard a veto even when a probability
+    metric shows the challenger significantly better (module docstring, "When the two tests
+    disagree").
 
     ``champion_classes``/``challenger_classes`` are the models' ``classes_`` aligned with
     their probability columns; ``classes`` is used for a model whose own classes are not
@@ -831,7 +844,7 @@ def compare_models(
     ] = ok
     reasons.append(reason)
 
-    guard_ok, guard_reason = _mcnemar_reason(mc, settings.alpha, pt)
+    guard_ok, guard_reason = _mcnemar_reason(mc, settings.alpha, pt if metric_outvotes_mcnemar else None)
     checks["mcnemar"] = guard_ok
     reasons.append(guard_reason)
 

@@ -1644,6 +1644,9 @@ def reinstate_earlier_champion(
                 challenger_proba=e_proba,
                 champion_classes=winner.classes,
                 challenger_classes=state.classes,
+                # A model from an earlier regime comes back only if it is not more often wrong
+                # as well: the primary metric does not outvote the guard here.
+                metric_outvotes_mcnemar=False,
             )
         except Exception as exc:  # an old model that cannot score today's rows is not a candidate
             entry.update(passed=False, error=f"{type(exc).__name__}: {exc}")
@@ -1659,10 +1662,7 @@ def reinstate_earlier_champion(
             {"champion": (w_pred, w_proba, winner.classes), "challenger": (e_pred, e_proba, state.classes)},
         )
         # The McNemar guard against harm keeps the comparison's own alpha: splitting it over the
-        # candidates (as for the gain) would make the guard weaker, not stricter. It stays a veto
-        # here even when the primary metric outvoted it (compare_models does that for a challenger
-        # trained on today's rows): a model from an earlier regime comes back only if it is not
-        # more often wrong as well.
+        # candidates (as for the gain) would make the guard weaker, not stricter.
         mc = out.get("mcnemar") or {}
         more_often_wrong = (mc.get("b") or 0) > (mc.get("c") or 0) and (
             finite_or_none(mc.get("p_value")) or 1.0

@@ -500,6 +500,10 @@ def test_significantly_worse_challenger_is_rejected(policy):
         assert result.checks["non_inferiority_margin"] is True
 
 
+#: A draw of :func:`_ranking_vs_argmax` (noise 1.5) whose ROC AUC gain is positive but not significant.
+SMALL_GAIN_SEED = 0
+
+
 def _ranking_vs_argmax(shift: float, challenger_noise: float, seed: int = 3):
     """Binary held-out rows where the challenger's scores are shifted down by ``shift`` on the logit
     scale (more argmax errors at 0.5) with noise ``challenger_noise`` around the true signal."""
@@ -546,6 +550,49 @@ def test_mcnemar_guard_still_vetoes_a_gain_that_is_not_significant():
     assert not result.paired_test.ci_low > 0
     assert result.checks["mcnemar"] is False and result.decision == "reject"
     assert any("challenger significantly more often wrong than the champion" in r for r in result.reasons)
+
+
+def test_mcnemar_guard_still_vetoes_a_positive_gain_whose_bound_is_not_above_zero():
+    # A slightly better ranking (positive estimate) with shifted scores: the estimate passes
+    # expected_gain and the bound passes a generous non-inferiority margin, but the gain is not
+    # significant, so McNemar's significant excess of errors still vetoes.
+    y, champ, chall = _ranking_vs_argmax(shift=1.5, challenger_noise=1.5, seed=SMALL_GAIN_SEED)
+    cp, hp = (champ > 0.5).astype(int), (chall > 0.5).astype(int)
+    assert skm.roc_auc_score(y, chall) > skm.roc_auc_score(y, champ)
+    for policy in ("expected_gain", "non_inferiority"):
+        settings = cmp_settings(policy=policy, primary_metric="roc_auc", non_inferiority_margin=0.05)
+        result = compare_models(y, cp, hp, settings, champion_proba=champ, challenger_proba=chall)
+        assert result.paired_test.effect > 0 and result.paired_test.ci_low <= 0
+        assert result.checks["expected_gain" if policy == "expected_gain" else "non_inferiority_margin"] is True
+        assert result.checks["mcnemar"] is False and result.decision == "reject"
+
+
+def test_a_label_metric_never_outvotes_the_mcnemar_guard():
+    # Recall bought by labelling every row positive: recall significantly better, far more
+    # errors. Label metrics are computed from the labels McNemar counts: the guard keeps its veto.
+    rng = np.random.default_rng(11)
+    n = 2000
+    y = (rng.random(n) < 0.1).astype(int)
+    champ = np.where(rng.random(n) < 0.9, y, 1 - y)
+    chall = np.ones(n, dtype=int)
+    for metric in ("recall", "balanced_accuracy", "f1"):
+        settings = cmp_settings(policy="expected_gain", primary_metric=metric)
+        result = compare_models(y, champ, chall, settings)
+        if metric == "recall":
+            assert result.paired_test.ci_low > 0  # the metric alone would promote it
+        assert result.checks["mcnemar"] is False and result.decision == "reject", metric
+    # The same rows with the override turned off by the caller (reinstatement): vetoed too.
+    y2, c2, h2 = _ranking_vs_argmax(shift=1.5, challenger_noise=0.8)
+    strict = compare_models(
+        y2,
+        (c2 > 0.5).astype(int),
+        (h2 > 0.5).astype(int),
+        cmp_settings(policy="expected_gain", primary_metric="roc_auc"),
+        champion_proba=c2,
+        challenger_proba=h2,
+        metric_outvotes_mcnemar=False,
+    )
+    assert strict.paired_test.ci_low > 0 and strict.checks["mcnemar"] is False and strict.decision == "reject"
 
 
 def test_mcnemar_guard_uses_the_configured_method():

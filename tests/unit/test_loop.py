@@ -1195,6 +1195,27 @@ def test_the_mcnemar_guard_of_a_reinstatement_keeps_the_comparisons_alpha():
     )
 
 
+def test_a_reinstatement_keeps_the_mcnemar_veto_when_the_metric_would_outvote_it():
+    """b = 12, c = 0 (mid-p 0.5**12, under alpha / 3) with a far better ranking: a challenger would
+    pass (the primary metric outvotes the guard), an earlier champion does not come back."""
+    spec = spec_for()
+    holdout = _segment_holdout()
+    winner = _state(_ScoreModel(noise=2.0, seed=1), holdout)
+    labels = winner.model.predict(holdout)
+    right = np.flatnonzero(labels == holdout["y"].to_numpy())[:12]
+    candidate = _RankWellLabelBadly(labels, right)
+    others = [(str(v), _state(_ScoreModel(noise=2.0, seed=30 + v), None)) for v in range(2)]
+    found = loop.reinstate_earlier_champion(
+        spec, winner, "champion", [("9", _state(candidate, None)), *others], holdout
+    )
+    entry = next(c for c in found.candidates if c["key"] == "9")
+    assert entry["effect"] > 0.1 and entry["ci_low"] > 0
+    assert found.key is None and entry["passed"] is False
+    # One verdict, told once: the guard's own veto, not "outvoted" followed by a veto.
+    assert any("McNemar (mid-p)" in r and "b=12 > c=0" in r and "more often wrong" in r for r in entry["reasons"])
+    assert not any("the primary metric decides" in r for r in entry["reasons"])
+
+
 def test_earlier_champions_pre_empt_a_retrain_only_when_more_than_newer_data_asked_for_it():
     before = loop.earlier_champions_before_training
     # A change (a regime that may return) or the age (a weak champion): judged on the batch first.
