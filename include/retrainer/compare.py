@@ -134,6 +134,7 @@ from include.retrainer.metric_tests import (
 
 __all__ = [
     "MCNEMAR_METHODS",
+    "MCNEMAR_VERDICTS",
     "METRICS",
     "OUTCOME_CODES",
     "ComparisonResult",
@@ -156,6 +157,10 @@ over the classes present in y_true.
 """
 
 MCNEMAR_METHODS: frozenset[str] = frozenset({"exact", "midp"})
+#: The McNemar guard's verdict: ``not_worse`` (passes), ``worse`` (the challenger is significantly
+#: more often wrong: a veto), ``outvoted`` (it is, but a significant gain on the probability
+#: metric that is the primary metric passes it; the reason says so).
+MCNEMAR_VERDICTS: frozenset[str] = frozenset({"not_worse", "worse", "outvoted"})
 OUTCOME_CODES: frozenset[str] = frozenset({"ok", "nan_scores", "single_class_holdout", "constant_scores"})
 
 _LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss"})
@@ -515,6 +520,8 @@ class ComparisonResult:
     ``outcome_code`` is ``"ok"`` or names a degenerate input (module docstring).
     ``paired_test`` is the primary-metric test (None for cold start or when it could not
     run); ``challenger_estimate`` is the challenger's metric with its interval (cold start).
+    ``mcnemar_verdict`` is the guard's verdict (``MCNEMAR_VERDICTS``; None without McNemar), so
+    a reader of ``mcnemar`` alone (b > c, p < alpha) can tell a veto from an outvoted guard.
     """
 
     decision: str
@@ -528,6 +535,7 @@ class ComparisonResult:
     paired_test: PairedTest | None = None
     outcome_code: str = "ok"
     challenger_estimate: MetricEstimate | None = None
+    mcnemar_verdict: str | None = None
 
     @property
     def promote(self) -> bool:
@@ -546,6 +554,7 @@ class ComparisonResult:
                 for role, values in self.metrics.items()
             },
             "mcnemar": None if self.mcnemar is None else self.mcnemar.to_dict(),
+            "mcnemar_verdict": self.mcnemar_verdict,
             "paired_test": None if self.paired_test is None else self.paired_test.to_dict(),
             "challenger_estimate": (None if self.challenger_estimate is None else self.challenger_estimate.to_dict()),
             "policy": self.policy,
@@ -632,27 +641,28 @@ def _constant_reason(n: int) -> str:
     )
 
 
-def _mcnemar_reason(mc: McNemarResult, alpha: float, pt: PairedTest | None = None) -> tuple[bool, str]:
-    """The guard's verdict; ``pt``, the paired test of a probability metric, may outvote it (module docstring)."""
+def _mcnemar_reason(mc: McNemarResult, alpha: float, pt: PairedTest | None = None) -> tuple[str, str]:
+    """The guard's verdict (a ``MCNEMAR_VERDICTS`` value) and its reason; ``pt``, the paired test of a
+    probability metric, may outvote it (module docstring)."""
     name = "McNemar (mid-p)" if mc.method == "midp" else "McNemar (exact)"
     if mc.method == "none":
-        return True, (
+        return "not_worse", (
             "McNemar: no held-out row where exactly one model is right (b=c=0), p=1: challenger not more often wrong"
         )
     worse = mc.p_value < alpha and mc.b > mc.c
     # NaN-safe: a bound that is not a number never outvotes the guard.
     if worse and pt is not None and pt.metric in _PROBA_METRICS and pt.ci_low > _TOLERANCE:
-        return True, (
+        return "outvoted", (
             f"{name} {_p(mc.p_value)} < alpha {alpha:g} with b={mc.b} > c={mc.c}: challenger more often "
             f"wrong at its predicted labels, but significantly better on {pt.metric}, the primary metric "
             f"({_pct(1.0 - alpha)} one-sided lower bound {pt.ci_low:+.3f} > 0): the primary metric decides"
         )
     if worse:
-        return False, (
+        return "worse", (
             f"{name} {_p(mc.p_value)} < alpha {alpha:g} with b={mc.b} > c={mc.c}: "
             "challenger significantly more often wrong than the champion"
         )
-    return True, (
+    return "not_worse", (
         f"{name} {_p(mc.p_value)} (b={mc.b} champion-only right, c={mc.c} challenger-only "
         f"right): challenger not significantly more often wrong at alpha {alpha:g}"
     )
@@ -799,7 +809,7 @@ def compare_models(
         "challenger": _metrics_aligned(yt, chall_pred, probas["challenger"], labels),
     }
     mc = mcnemar_test(champ_pred == yt, chall_pred == yt, settings.mcnemar_method)
-    guard_ok, guard_reason = _mcnemar_reason(mc, settings.alpha)
+    verdict, guard_reason = _mcnemar_reason(mc, settings.alpha)
 
     if metric == "roc_auc" and np.unique(yt).size < 2:
         return _result(
@@ -808,8 +818,9 @@ def compare_models(
             metrics=metrics,
             mcnemar=mc,
             cold_start=False,
-            checks={"primary_metric_defined": False, "mcnemar": guard_ok},
+            checks={"primary_metric_defined": False, "mcnemar": verdict != "worse"},
             outcome_code="single_class_holdout",
+            mcnemar_verdict=verdict,
         )
 
     pt = paired_metric_test(
@@ -844,8 +855,8 @@ def compare_models(
     ] = ok
     reasons.append(reason)
 
-    guard_ok, guard_reason = _mcnemar_reason(mc, settings.alpha, pt if metric_outvotes_mcnemar else None)
-    checks["mcnemar"] = guard_ok
+    verdict, guard_reason = _mcnemar_reason(mc, settings.alpha, pt if metric_outvotes_mcnemar else None)
+    checks["mcnemar"] = verdict != "worse"
     reasons.append(guard_reason)
 
     return _result(
@@ -857,6 +868,7 @@ def compare_models(
         checks=checks,
         paired_test=pt,
         outcome_code=outcome,
+        mcnemar_verdict=verdict,
     )
 
 

@@ -1669,6 +1669,7 @@ def reinstate_earlier_champion(
         ) < c.alpha
         if more_often_wrong and out.get("checks", {}).get("mcnemar", True):
             out.setdefault("checks", {})["mcnemar"] = False
+            out["mcnemar_verdict"] = "worse"
             passed = False
             reasons.append(
                 f"McNemar: more often wrong than the {winner_role} (b={mc.get('b')} > c={mc.get('c')}, "

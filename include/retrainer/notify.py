@@ -223,6 +223,15 @@ def outcome_label(summary: Mapping[str, Any]) -> str:
     return str(decision)
 
 
+def mcnemar_verdict_note(verdict: Any, metric: Any) -> str:
+    """A short note on the McNemar guard's verdict, so "b > c, p < alpha" beside "promoted" reads right."""
+    if verdict == "outvoted":
+        return f" (challenger more often wrong; outvoted by a significant gain on {metric or 'the primary metric'})"
+    if verdict == "worse":
+        return " (challenger significantly more often wrong: vetoed)"
+    return ""
+
+
 def key_numbers(summary: Mapping[str, Any]) -> dict[str, str]:
     """The handful of numbers that justify the decision, as display strings."""
     out: dict[str, str] = {}
@@ -258,7 +267,10 @@ def key_numbers(summary: Mapping[str, Any]) -> dict[str, str]:
         out[f"paired test p ({pt.get('method') or 'test'})"] = fmt_num(pt.get("p_value"))
     mc = summary.get("mcnemar") or {}
     if isinstance(mc, Mapping) and (mc.get("b") is not None or mc.get("p_value") is not None):
-        out["McNemar b/c, p"] = f"{fmt_num(mc.get('b'))}/{fmt_num(mc.get('c'))}, p={fmt_num(mc.get('p_value'))}"
+        out["McNemar b/c, p"] = (
+            f"{fmt_num(mc.get('b'))}/{fmt_num(mc.get('c'))}, p={fmt_num(mc.get('p_value'))}"
+            + mcnemar_verdict_note(get(summary, "comparison", "mcnemar_verdict"), metric)
+        )
     signals = get(summary, "drift", "signals")
     signals = signals if isinstance(signals, list) else []
     fired = [s.get("name") for s in signals if isinstance(s, Mapping) and s.get("status") == "fired"]

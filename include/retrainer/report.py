@@ -20,7 +20,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from include.retrainer.notify import fmt_num, get, key_numbers, outcome_label, week_label
+from include.retrainer.notify import fmt_num, get, key_numbers, mcnemar_verdict_note, outcome_label, week_label
 
 #: At most this many values per side go into a distribution plot (the caller samples).
 MAX_PLOT_VALUES = 5000
@@ -403,7 +403,8 @@ def _comparison_section(summary: Mapping[str, Any], comparison: Mapping[str, Any
             f"<tr><th>champion right</th><td class='num'>{cell(mc.get('both_right'))}</td><td class='num'>b = {cell(mc.get('b'))}</td></tr>"
             f"<tr><th>champion wrong</th><td class='num'>c = {cell(mc.get('c'))}</td><td class='num'>{cell(mc.get('both_wrong'))}</td></tr>"
             "</table>"
-            f"<p>method {_e(mc.get('method'))}, n = {cell(mc.get('n'))}, p = {cell(mc.get('p_value'))}</p>"
+            f"<p>method {_e(mc.get('method'))}, n = {cell(mc.get('n'))}, p = {cell(mc.get('p_value'))}"
+            f"{_e(mcnemar_verdict_note(comp.get('mcnemar_verdict') or (comparison or {}).get('mcnemar_verdict'), pt.get('metric')))}</p>"
         )
     checks = comp.get("checks") or (comparison or {}).get("checks") or {}
     if isinstance(checks, Mapping) and checks:

@@ -124,6 +124,8 @@ def test_weekly_story(churn, stack):
     # The guard vetoes a challenger significantly more often wrong unless its ROC AUC gain is
     # itself significant (one-sided lower bound > 0): then the primary metric decides.
     harm = p < 0.05 and b > c and not test["ci_low"] > 0
+    worse = p < 0.05 and b > c
+    assert s3["comparison"]["mcnemar_verdict"] == ("worse" if harm else "outvoted" if worse else "not_worse")
     # policy expected_gain: the estimate decides, with the floor and the McNemar guard.
     expected = "promoted" if (test["effect"] >= 0 and not harm and m["challenger"]["roc_auc"] >= 0.70) else "rejected"
     assert s3["decision"] == expected

@@ -60,6 +60,7 @@ def test_tickets_cold_start_then_non_inferior_retrain(stack, monkeypatch):
     assert test["null_value"] == pytest.approx(-0.02)
     # A label metric (accuracy here) never outvotes the McNemar guard: harm is a veto.
     harm = s2["mcnemar"]["p_value"] < 0.05 and s2["mcnemar"]["b"] > s2["mcnemar"]["c"]
+    assert s2["comparison"]["mcnemar_verdict"] == ("worse" if harm else "not_worse")
     expected = "promoted" if (chall >= 0.5 and test["ci_low"] > -0.02 and not harm) else "rejected"
     assert s2["decision"] == expected, s2["reasons"]
     after = str(client.get_model_version_by_alias("tickets", "champion").version)

@@ -531,7 +531,8 @@ def test_primary_metric_significantly_better_outvotes_the_mcnemar_guard(policy):
     assert b > c and binomtest(c, b + c, 0.5).pvalue < settings.alpha
     assert skm.roc_auc_score(y, chall) - skm.roc_auc_score(y, champ) > 0.05
     assert result.paired_test.ci_low > 0
-    assert result.checks["mcnemar"] is True
+    assert result.checks["mcnemar"] is True and result.mcnemar_verdict == "outvoted"
+    assert result.to_dict()["mcnemar_verdict"] == "outvoted"
     assert result.decision == "promote"
     guard = next(r for r in result.reasons if r.startswith("McNemar"))
     assert f"b={b} > c={c}" in guard
@@ -549,6 +550,7 @@ def test_mcnemar_guard_still_vetoes_a_gain_that_is_not_significant():
     assert result.checks["expected_gain"] is True
     assert not result.paired_test.ci_low > 0
     assert result.checks["mcnemar"] is False and result.decision == "reject"
+    assert result.mcnemar_verdict == "worse"
     assert any("challenger significantly more often wrong than the champion" in r for r in result.reasons)
 
 
@@ -593,6 +595,7 @@ def test_a_label_metric_never_outvotes_the_mcnemar_guard():
         metric_outvotes_mcnemar=False,
     )
     assert strict.paired_test.ci_low > 0 and strict.checks["mcnemar"] is False and strict.decision == "reject"
+    assert strict.mcnemar_verdict == "worse"
 
 
 def test_mcnemar_guard_uses_the_configured_method():

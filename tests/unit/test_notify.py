@@ -204,3 +204,23 @@ def test_a_reinstatement_is_named_in_the_message_the_descriptions_and_the_outcom
 
     page = render_report(summary)
     assert "<h2>Earlier champions</h2>" in page and "KeyError: &#x27;old_feature&#x27;" in page
+
+
+@pytest.mark.parametrize(
+    ("verdict", "note"),
+    [
+        ("outvoted", "40/22, p=0.03 (challenger more often wrong; outvoted by a significant gain on roc_auc)"),
+        ("worse", "40/22, p=0.03 (challenger significantly more often wrong: vetoed)"),
+        ("not_worse", "40/22, p=0.03"),
+        (None, "40/22, p=0.03"),
+    ],
+)
+def test_the_mcnemar_line_says_whether_the_guard_vetoed_or_was_outvoted(verdict, note):
+    # b > c with p < alpha beside "promoted" would read as a contradiction without the verdict.
+    summary = {
+        **FULL,
+        "decision": "promoted",
+        "comparison": {**FULL["comparison"], "mcnemar_verdict": verdict},
+    }
+    assert key_numbers(summary)["McNemar b/c, p"] == note
+    assert note in build_message(summary).text

@@ -259,3 +259,13 @@ def test_slice_and_fairness_sections_show_each_slice_and_group_with_the_verdict(
     # Without the gates the sections say so.
     bare = render_report(SUMMARY)
     assert "No slice gate configured" in bare and "No fairness gate configured" in bare
+
+
+def test_an_outvoted_mcnemar_guard_is_named_under_its_table():
+    summary = {**SUMMARY, "comparison": {**SUMMARY["comparison"], "mcnemar_verdict": "outvoted"}}
+    page = render_report(summary)
+    table = page.index("<h3>McNemar: per-row correctness</h3>")
+    note = page.index("outvoted by a significant gain on roc_auc", table)
+    assert note < page.index("<h3>Checks</h3>")
+    assert page.index("outvoted by a significant gain on roc_auc") < table  # the key numbers up top say it too
+    assert "outvoted" not in render_report(SUMMARY)

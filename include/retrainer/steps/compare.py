@@ -41,6 +41,9 @@ class ComparisonResult(StepResult):
     reinstatement: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     mcnemar: dict[str, Any] | None = None
+    #: The McNemar guard's verdict (``compare.MCNEMAR_VERDICTS``): ``outvoted`` when the
+    #: challenger was more often wrong but significantly better on the primary metric.
+    mcnemar_verdict: str | None = None
     paired_test: dict[str, Any] | None = None
     policy: str | None = None
     outcome_code: str | None = None

@@ -53,7 +53,7 @@ DRIFT_KEYS = (
     "features",
     "report_uri",
 )
-COMPARISON_KEYS = ("policy", "outcome_code", "paired_test", "checks", "holdout_rows", "stale")
+COMPARISON_KEYS = ("policy", "outcome_code", "paired_test", "mcnemar_verdict", "checks", "holdout_rows", "stale")
 
 
 @dataclass(frozen=True)
