@@ -117,6 +117,7 @@ imported lazily inside the functions that need them so importing the module stay
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,7 @@ __all__ = [
     "evaluate_cold_start",
     "greater_is_better",
     "mcnemar_test",
+    "mcnemar_verdict_of",
 ]
 
 METRICS: frozenset[str] = frozenset(
@@ -666,6 +668,26 @@ def _mcnemar_reason(mc: McNemarResult, alpha: float, pt: PairedTest | None = Non
         f"{name} {_p(mc.p_value)} (b={mc.b} champion-only right, c={mc.c} challenger-only "
         f"right): challenger not significantly more often wrong at alpha {alpha:g}"
     )
+
+
+def mcnemar_verdict_of(comparison: Mapping[str, Any], alpha: float) -> str | None:
+    """The McNemar guard's verdict of a stored comparison (``ComparisonResult.to_dict`` form).
+
+    Its ``mcnemar_verdict`` when it has one; one stored before the field existed gets it from its
+    ``mcnemar`` (b, c, p) and ``checks.mcnemar``: more often wrong at ``alpha`` and yet passed
+    means outvoted. None without a McNemar result.
+    """
+    if "mcnemar_verdict" in comparison:
+        return comparison["mcnemar_verdict"]
+    mc = comparison.get("mcnemar")
+    if not isinstance(mc, Mapping) or mc.get("b") is None or mc.get("c") is None:
+        return None
+    p = mc.get("p_value")
+    worse = mc.get("method") != "none" and mc["b"] > mc["c"] and isinstance(p, (int, float)) and p < alpha
+    if not worse:
+        return "not_worse"
+    passed = (comparison.get("checks") or {}).get("mcnemar")
+    return "outvoted" if passed is True else "worse"
 
 
 def _effect_reason(pt: PairedTest, settings: ComparisonSpec) -> tuple[bool, str]:

@@ -1664,20 +1664,25 @@ def reinstate_earlier_champion(
         # The McNemar guard against harm keeps the comparison's own alpha: splitting it over the
         # candidates (as for the gain) would make the guard weaker, not stricter.
         mc = out.get("mcnemar") or {}
-        more_often_wrong = (mc.get("b") or 0) > (mc.get("c") or 0) and (
-            finite_or_none(mc.get("p_value")) or 1.0
-        ) < c.alpha
+        mc_p = finite_or_none(mc.get("p_value"))
+        more_often_wrong = (mc.get("b") or 0) > (mc.get("c") or 0) and mc_p is not None and mc_p < c.alpha
         if more_often_wrong and out.get("checks", {}).get("mcnemar", True):
             out.setdefault("checks", {})["mcnemar"] = False
             out["mcnemar_verdict"] = "worse"
             passed = False
-            reasons.append(
+            veto = (
                 f"McNemar: more often wrong than the {winner_role} (b={mc.get('b')} > c={mc.get('c')}, "
-                f"p={mc.get('p_value'):.4g} < alpha {c.alpha:g})"
+                f"p={mc_p:.4g} < alpha {c.alpha:g})"
             )
+            # It replaces the guard's line at the split alpha ("not significantly more often
+            # wrong at alpha/k"), which this verdict contradicts: one verdict, told once.
+            reasons = [veto if r.startswith("McNemar (") else r for r in reasons]
+            if veto not in reasons:
+                reasons.append(veto)
         test = out.get("paired_test") or {}
         entry.update(
             passed=bool(passed),
+            mcnemar_verdict=out.get("mcnemar_verdict"),
             effect=test.get("effect"),
             ci_low=test.get("ci_low"),
             p_value=test.get("p_value"),

@@ -167,6 +167,8 @@ def test_rerun_same_interval_is_idempotent(churn, stack):
     assert again["decision"] == first["decision"] == "promoted"
     assert again["challenger_version"] == first["challenger_version"]
     assert again["champion_version_before"] == first["champion_version_before"]
+    # The stored comparison is reused, with the McNemar guard's verdict and numbers.
+    assert again["comparison"]["mcnemar_verdict"] == first["comparison"]["mcnemar_verdict"] is not None
     assert champion(client) == champ
     pages = stack["s3"].get_paginator("list_objects_v2").paginate(Bucket="retrain-artifacts", Prefix="runs/churn/")
     assert {o["Key"] for p in pages for o in p.get("Contents", [])} == keys_before

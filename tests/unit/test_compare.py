@@ -25,6 +25,7 @@ from include.retrainer.compare import (
     evaluate_cold_start,
     greater_is_better,
     mcnemar_test,
+    mcnemar_verdict_of,
 )
 from include.retrainer.config import ComparisonSpec
 
@@ -819,6 +820,7 @@ def test_nan_scores_reject_naming_the_model_and_rows():
         "challenger scores are finite on all 150 held-out rows",
     ]
     assert result.checks == {"champion_finite_scores": False, "challenger_finite_scores": True}
+    assert result.mcnemar is None and result.mcnemar_verdict is None
 
     chall_pred = chall.astype(float)
     chall_pred[0] = np.nan
@@ -846,6 +848,7 @@ def test_single_class_holdout_is_a_named_reject_for_roc_auc():
     result = compare_models(ones, pred, pred, cmp_settings(), proba, proba, classes=[0, 1])
     assert (result.decision, result.outcome_code) == ("reject", "single_class_holdout")
     assert result.checks == {"primary_metric_defined": False, "mcnemar": True}
+    assert result.mcnemar_verdict == "not_worse"  # identical predictions: b = c = 0
     assert "single class (1, 40 rows)" in result.reasons[0]
     assert result.paired_test is None
     cold = evaluate_cold_start(ones, pred, cmp_settings(), proba, classes=[0, 1])
@@ -911,6 +914,7 @@ def test_cold_start():
     ok = evaluate_cold_start(y, chall, cmp_settings(floor=0.7), chall_proba, classes=[0, 1])
     assert ok.decision == "promote" and ok.outcome_code == "ok"
     assert ok.cold_start is True and ok.mcnemar is None and ok.paired_test is None
+    assert ok.mcnemar_verdict is None and ok.to_dict()["mcnemar_verdict"] is None
     assert ok.metrics["champion"] == {}
     assert ok.reasons[0] == "cold start: no champion"
     auc = skm.roc_auc_score(y, chall_proba[:, 1])
@@ -1040,3 +1044,67 @@ def test_expected_gain_policy_decides_on_the_point_estimate_and_reports_the_inte
         y, (chall > 0.5).astype(int), (champ > 0.5).astype(int), settings, champion_proba=chall, challenger_proba=champ
     )
     assert swapped.checks["expected_gain"] is (effect <= 0)
+
+
+def test_a_single_class_holdout_keeps_the_mcnemar_veto_in_its_verdict():
+    # No paired test runs on one class, so nothing can outvote the guard.
+    ones = np.ones(60, dtype=int)
+    champ = np.ones(60, dtype=int)
+    chall = np.array([0] * 20 + [1] * 40)  # b = 20, c = 0
+    proba_c, proba_h = proba_from_correct(ones, champ, 0.9), proba_from_correct(ones, chall, 0.9)
+    result = compare_models(ones, champ, chall, cmp_settings(), proba_c, proba_h, classes=[0, 1])
+    assert result.outcome_code == "single_class_holdout" and (result.mcnemar.b, result.mcnemar.c) == (20, 0)
+    assert result.mcnemar_verdict == "worse" and result.checks["mcnemar"] is False
+
+
+@pytest.mark.parametrize(
+    ("stored", "verdict"),
+    [
+        ({"mcnemar": {"b": 54, "c": 32, "p_value": 0.018, "method": "midp"}, "checks": {"mcnemar": True}}, "outvoted"),
+        ({"mcnemar": {"b": 54, "c": 32, "p_value": 0.018, "method": "midp"}, "checks": {"mcnemar": False}}, "worse"),
+        ({"mcnemar": {"b": 54, "c": 32, "p_value": 0.2, "method": "midp"}, "checks": {"mcnemar": True}}, "not_worse"),
+        ({"mcnemar": {"b": 10, "c": 40, "p_value": 0.001, "method": "midp"}, "checks": {"mcnemar": True}}, "not_worse"),
+        ({"mcnemar": {"b": 0, "c": 0, "p_value": 1.0, "method": "none"}, "checks": {"mcnemar": True}}, "not_worse"),
+        ({"mcnemar": None, "checks": {}}, None),
+        ({"decision": "reinstate", "reasons": ["..."]}, None),
+        ({"mcnemar": {"b": 54, "c": 32, "p_value": 0.018}, "mcnemar_verdict": "worse"}, "worse"),
+    ],
+)
+def test_the_verdict_of_a_comparison_stored_before_the_field_existed(stored, verdict):
+    assert mcnemar_verdict_of(stored, 0.05) == verdict
+
+
+def test_the_derived_verdict_equals_the_computed_one():
+    # Oracle: compare_models' own verdict, on the three kinds of outcome.
+    y, champ, chall = _ranking_vs_argmax(shift=1.5, challenger_noise=0.8)
+    cases = [
+        compare_models(
+            y,
+            (champ > 0.5).astype(int),
+            (chall > 0.5).astype(int),
+            cmp_settings(),
+            champion_proba=champ,
+            challenger_proba=chall,
+        ),
+        compare_models(
+            y,
+            (champ > 0.5).astype(int),
+            (chall > 0.5).astype(int),
+            cmp_settings(),
+            champion_proba=champ,
+            challenger_proba=chall,
+            metric_outvotes_mcnemar=False,
+        ),
+        compare_models(
+            y,
+            (chall > 0.5).astype(int),
+            (champ > 0.5).astype(int),
+            cmp_settings(),
+            champion_proba=chall,
+            challenger_proba=champ,
+        ),
+    ]
+    assert [r.mcnemar_verdict for r in cases] == ["outvoted", "worse", "not_worse"]
+    for r in cases:
+        stored = {k: v for k, v in r.to_dict().items() if k != "mcnemar_verdict"}
+        assert mcnemar_verdict_of(stored, cmp_settings().alpha) == r.mcnemar_verdict

@@ -1193,6 +1193,10 @@ def test_the_mcnemar_guard_of_a_reinstatement_keeps_the_comparisons_alpha():
     assert any(
         r.startswith("McNemar: more often wrong than the champion (b=5 > c=0, p=0.03125") for r in entry["reasons"]
     )
+    # The guard's line at alpha / 3 ("not significantly more often wrong") is replaced, not contradicted.
+    assert not any("not significantly more often wrong" in r for r in entry["reasons"])
+    assert sum(r.startswith("McNemar") for r in entry["reasons"]) == 1
+    assert entry["mcnemar_verdict"] == "worse"
 
 
 def test_a_reinstatement_keeps_the_mcnemar_veto_when_the_metric_would_outvote_it():
@@ -1214,6 +1218,7 @@ def test_a_reinstatement_keeps_the_mcnemar_veto_when_the_metric_would_outvote_it
     # One verdict, told once: the guard's own veto, not "outvoted" followed by a veto.
     assert any("McNemar (mid-p)" in r and "b=12 > c=0" in r and "more often wrong" in r for r in entry["reasons"])
     assert not any("the primary metric decides" in r for r in entry["reasons"])
+    assert entry["mcnemar_verdict"] == "worse"
 
 
 def test_earlier_champions_pre_empt_a_retrain_only_when_more_than_newer_data_asked_for_it():

@@ -269,3 +269,13 @@ def test_an_outvoted_mcnemar_guard_is_named_under_its_table():
     assert note < page.index("<h3>Checks</h3>")
     assert page.index("outvoted by a significant gain on roc_auc") < table  # the key numbers up top say it too
     assert "outvoted" not in render_report(SUMMARY)
+
+
+def test_a_vetoing_guard_and_a_verdict_only_in_the_stored_comparison_are_shown():
+    comparison = {**SUMMARY["comparison"], "mcnemar_verdict": "worse"}
+    vetoed = render_report({**SUMMARY, "comparison": comparison})
+    assert "significantly more often wrong: vetoed" in vetoed
+    # A summary without the field (written before it existed) falls back to comparison.json's.
+    stored = {"mcnemar": SUMMARY["mcnemar"], "mcnemar_verdict": "outvoted"}
+    page = render_report(SUMMARY, comparison=stored)
+    assert "outvoted by a significant gain on roc_auc" in page[page.index("<h3>McNemar: per-row correctness</h3>") :]

@@ -59,6 +59,14 @@ class ComparisonResult(StepResult):
     predictions_uri: str | None = None
 
 
+def _with_verdict(stored: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """A stored comparison reused by a re-run, with the McNemar guard's verdict (one stored before
+    ``mcnemar_verdict`` existed gets it derived, so b > c beside "promoted" is still explained)."""
+    from include.retrainer.compare import mcnemar_verdict_of
+
+    return {**stored, "mcnemar_verdict": mcnemar_verdict_of(stored, spec.comparison.alpha)}
+
+
 def compare_models(
     store: ObjectStore, tracking_uri: str, spec: ModelSpec, ctx: RunContext, trained: TrainResult
 ) -> ComparisonResult:
@@ -118,7 +126,7 @@ def compare_models(
                 "champion_version": champion.tag("reinstated_replacing") or None,
                 "challenger_version": challenger_v,
             }
-        out = {**prior, "already_champion": True}
+        out = _with_verdict({**prior, "already_champion": True}, spec)
         store.put_json(paths.comparison, out)
         return ComparisonResult.of({**out, "report_uri": paths.comparison})
     if champion is not None and champion.version == challenger_v:
@@ -135,7 +143,7 @@ def compare_models(
         out = {**result, "champion_version": before, "challenger_version": challenger_v}
         prior = store.get_json_or_none(paths.comparison)
         if prior and prior.get("challenger_version") == challenger_v:
-            out = {**prior, "already_champion": True}
+            out = _with_verdict({**prior, "already_champion": True}, spec)
         store.put_json(paths.comparison, out)
         return ComparisonResult.of({**out, "report_uri": paths.comparison})
 
