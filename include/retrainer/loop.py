@@ -1056,6 +1056,25 @@ def _window_span_days(evaluation: dict | None, end: dt.datetime) -> float | None
     return max(1.0, (end - start).total_seconds() / 86400)
 
 
+def data_growth_value_weeks(spec: ModelSpec, available_days: float) -> tuple[float, bool]:
+    """How many weeks a data-growth retrain made now is worth, and whether another will follow.
+
+    ``cost_horizon_weeks``, unless the window can still grow ``min_data_growth`` times past the
+    ``available_days`` it holds now: then this signal asks again in ``available_days x
+    (min_data_growth - 1)`` days, whether a model is trained now or not, and that later model
+    (the same window either way) is what serves after it. So a retrain now is worth its gain
+    only until then: with the window 2 weeks into a 4-week one, 2 weeks, not the horizon (two
+    retrains paid against one, for a gain served 2 weeks).
+    """
+    g = spec.drift.gate
+    horizon = float(g.cost_horizon_weeks)
+    growth = g.min_data_growth
+    if growth is None or available_days * growth > spec.training.window_weeks * 7.0 + 1e-9:
+        return horizon, False
+    until = available_days * (growth - 1.0) / 7.0
+    return (until, True) if until < horizon else (horizon, False)
+
+
 def data_growth_signal(spec: ModelSpec, latest: ModelState, interval_end: dt.datetime, who: str = "champion") -> Any:
     """Fires when a window now spans ``min_data_growth`` times the days ``latest`` was trained on.
 
@@ -1089,10 +1108,10 @@ def data_growth_signal(spec: ModelSpec, latest: ModelState, interval_end: dt.dat
         f"{who} was trained on ({'>=' if grown else '<'} {growth:g}x)"
     )
     # What doubling its data won at training time (learning_gain) is reported; under rule cost
-    # it must pay for the retrain: cost_horizon_weeks x the gain. The point estimate is used,
-    # not shrunk towards 0 as a drop is: more data of the same kind rarely hurts, so "no
-    # gain" is not the right prior (a negative estimate counts as 0). Without a stated cost
-    # the retrain is made and the judge decides whether the bigger model serves.
+    # it must pay for the retrain: the gain x the weeks it is worth (data_growth_value_weeks).
+    # The point estimate is used, not shrunk towards 0 as a drop is: more data of the same kind
+    # rarely hurts, so "no gain" is not the right prior (a negative estimate counts as 0).
+    # Without a stated cost the retrain is made and the judge decides whether the bigger model serves.
     gain = (latest.evaluation or {}).get("data_gain")
     worth = True
     if grown and isinstance(gain, dict) and finite_or_none(gain.get("effect")) is not None:
@@ -1101,11 +1120,13 @@ def data_growth_signal(spec: ModelSpec, latest: ModelState, interval_end: dt.dat
         summary += f"; doubling its data gained {effect:+.4f} +/- {se:.4f}"
         g = spec.drift.gate
         if g.rule == "cost" and g.retrain_cost is not None:
-            value = g.cost_horizon_weeks * max(effect, 0.0)
+            weeks, again = data_growth_value_weeks(spec, available)
+            value = weeks * max(effect, 0.0)
             worth = value >= g.retrain_cost
-            details["expected_value"] = value
+            details.update(expected_value=value, value_weeks=weeks)
+            until = f" (until the window has grown {growth:g}x again, when this signal asks anyway)" if again else ""
             summary += (
-                f": {value:.4f} metric-weeks over {g.cost_horizon_weeks} weeks "
+                f": {value:.4f} metric-weeks over {weeks:.3g} weeks{until} "
                 f"{'>=' if worth else '<'} retrain cost {g.retrain_cost:g}"
             )
     fired = grown and worth

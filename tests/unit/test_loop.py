@@ -648,11 +648,41 @@ def test_a_short_window_records_what_doubling_its_data_won_and_growth_weighs_it(
     # Without a stated cost the retrain is made (the judge decides); the gain is reported.
     flat = growth(spec, -0.002, 0.01)
     assert flat["status"] == "fired" and "doubling its data gained -0.0020" in flat["summary"]
-    # Under rule cost the gain over the horizon must pay for the retrain.
+    # Under rule cost the gain must pay for the retrain, over the weeks it is worth: 14 days into
+    # a 28-day window the window doubles again in 2 weeks (when this signal asks anyway).
     cost = spec_for(training={"window_weeks": 4}, drift={"gate": {"retrain_cost": 0.2}})
-    assert growth(cost, 0.03, 0.01)["status"] == "quiet"  # 4 x 0.03 < 0.2
-    assert growth(cost, 0.06, 0.01)["status"] == "fired"  # 4 x 0.06 >= 0.2
+    assert growth(cost, 0.06, 0.01)["status"] == "quiet"  # 2 x 0.06 < 0.2
+    assert growth(cost, 0.11, 0.01)["status"] == "fired"  # 2 x 0.11 >= 0.2
+    assert growth(cost, 0.11, 0.01)["details"]["value_weeks"] == pytest.approx(2.0)
+    assert "until the window has grown 2x again" in growth(cost, 0.11, 0.01)["summary"]
     assert growth(cost, -0.06, 0.01)["status"] == "quiet"
+
+
+def test_a_growth_retrain_is_worth_its_gain_until_the_window_grows_again():
+    import dataclasses
+
+    spec = spec_for(training={"window_weeks": 4}, drift={"gate": {"retrain_cost": 0.2}})
+    assert spec.drift.gate.cost_horizon_weeks == 4
+    end = START + dt.timedelta(days=7)
+    first = loop.build_challenger(spec, frame(7, 300, seed=31), end)
+    state = dataclasses.replace(first, evaluation={**first.evaluation, "data_gain": {"effect": 0.06, "se": 0.01}})
+
+    def at(days):
+        batch = frame(7, 300, seed=33, start=end + dt.timedelta(days=days - 7))
+        return signal(loop.assess(spec, state, batch, end + dt.timedelta(days=days)), "data_growth")
+
+    # 21 days of 28 cannot double again: the horizon (4 x 0.06 >= 0.2) ...
+    later = at(14)
+    assert later["statistic"] == pytest.approx(3.0) and later["status"] == "fired"
+    assert later["details"]["value_weeks"] == pytest.approx(4.0) and "until the window" not in later["summary"]
+    # ... 14 days can: 2 weeks (2 x 0.06 < 0.2); the retrain waits for the fuller window.
+    assert at(7)["status"] == "quiet" and at(7)["details"]["value_weeks"] == pytest.approx(2.0)
+    # The weeks, by hand: min(horizon, days until min_data_growth x the days available now) / 7.
+    for available, growth, weeks in ((14, 2.0, 2.0), (7, 2.0, 1.0), (7, 3.0, 2.0), (10, 2.0, 10 / 7), (15, 2.0, 4.0)):
+        g = spec_for(training={"window_weeks": 4}, drift={"gate": {"retrain_cost": 0.2, "min_data_growth": growth}})
+        assert loop.data_growth_value_weeks(g, available)[0] == pytest.approx(weeks), (available, growth)
+    long_window = spec_for(training={"window_weeks": 12}, drift={"gate": {"retrain_cost": 0.2}})
+    assert loop.data_growth_value_weeks(long_window, 35) == (4.0, False)  # 5 weeks to go: beyond the horizon
 
 
 def test_after_a_rejected_refresh_the_age_counts_from_that_attempt(trained):
