@@ -653,8 +653,11 @@ def test_a_short_window_records_what_doubling_its_data_won_and_growth_weighs_it(
     cost = spec_for(training={"window_weeks": 4}, drift={"gate": {"retrain_cost": 0.2}})
     assert growth(cost, 0.06, 0.01)["status"] == "quiet"  # 2 x 0.06 < 0.2
     assert growth(cost, 0.11, 0.01)["status"] == "fired"  # 2 x 0.11 >= 0.2
-    assert growth(cost, 0.11, 0.01)["details"]["value_weeks"] == pytest.approx(2.0)
-    assert "until the window has grown 2x again" in growth(cost, 0.11, 0.01)["summary"]
+    fired = growth(cost, 0.11, 0.01)
+    assert fired["details"]["value_weeks"] == pytest.approx(2.0)
+    assert fired["details"]["expected_value"] == pytest.approx(2 * 0.11)
+    assert "0.2200 metric-weeks over 2 weeks" in fired["summary"]
+    assert "weighed for growth again once the window holds 28 days" in fired["summary"]
     assert growth(cost, -0.06, 0.01)["status"] == "quiet"
 
 
@@ -677,12 +680,29 @@ def test_a_growth_retrain_is_worth_its_gain_until_the_window_grows_again():
     assert later["details"]["value_weeks"] == pytest.approx(4.0) and "until the window" not in later["summary"]
     # ... 14 days can: 2 weeks (2 x 0.06 < 0.2); the retrain waits for the fuller window.
     assert at(7)["status"] == "quiet" and at(7)["details"]["value_weeks"] == pytest.approx(2.0)
-    # The weeks, by hand: min(horizon, days until min_data_growth x the days available now) / 7.
-    for available, growth, weeks in ((14, 2.0, 2.0), (7, 2.0, 1.0), (7, 3.0, 2.0), (10, 2.0, 10 / 7), (15, 2.0, 4.0)):
+    # The weeks, by hand: the days until the window holds min_data_growth x the days available
+    # now, in whole weeks (at least 1), capped by the horizon; the horizon when it never will.
+    for available, growth, weeks in (
+        (14, 2.0, 2.0),
+        (7, 2.0, 1.0),
+        (7, 3.0, 2.0),
+        (10, 2.0, 2.0),  # 10 days: the next weekly decision after it is 2 weeks on
+        (3, 1.5, 1.0),  # 1.5 days: a model serves a week at least
+        (15, 2.0, 4.0),
+    ):
         g = spec_for(training={"window_weeks": 4}, drift={"gate": {"retrain_cost": 0.2, "min_data_growth": growth}})
         assert loop.data_growth_value_weeks(g, available)[0] == pytest.approx(weeks), (available, growth)
     long_window = spec_for(training={"window_weeks": 12}, drift={"gate": {"retrain_cost": 0.2}})
     assert loop.data_growth_value_weeks(long_window, 35) == (4.0, False)  # 5 weeks to go: beyond the horizon
+    # A model trained on the rows since a change: a retrain now may keep the whole window and
+    # never be weighed for growth again, so the horizon applies.
+    assert loop.data_growth_value_weeks(spec, 14, regime_cut=True) == (4.0, False)
+    cut = dataclasses.replace(
+        state, evaluation={**state.evaluation, "regime": {"from": START.date().isoformat(), "source": "detected"}}
+    )
+    batch = frame(7, 300, seed=33, start=end)
+    cut_growth = signal(loop.assess(spec, cut, batch, end + dt.timedelta(days=7)), "data_growth")
+    assert cut_growth["details"]["value_weeks"] == pytest.approx(4.0) and cut_growth["status"] == "fired"
 
 
 def test_after_a_rejected_refresh_the_age_counts_from_that_attempt(trained):
