@@ -146,6 +146,7 @@ __all__ = [
     "greater_is_better",
     "mcnemar_test",
     "mcnemar_verdict_of",
+    "more_often_wrong",
 ]
 
 METRICS: frozenset[str] = frozenset(
@@ -670,6 +671,15 @@ def _mcnemar_reason(mc: McNemarResult, alpha: float, pt: PairedTest | None = Non
     )
 
 
+def more_often_wrong(mcnemar: Mapping[str, Any], alpha: float) -> bool:
+    """A stored McNemar result (``McNemarResult.to_dict``) says the challenger is significantly
+    more often wrong: b > c and a finite p below ``alpha`` (the guard's veto, before any outvote)."""
+    p = mcnemar.get("p_value")
+    if not (isinstance(p, (int, float)) and math.isfinite(p)):
+        return False
+    return (mcnemar.get("b") or 0) > (mcnemar.get("c") or 0) and p < alpha
+
+
 def mcnemar_verdict_of(comparison: Mapping[str, Any], alpha: float) -> str | None:
     """The McNemar guard's verdict of a stored comparison (``ComparisonResult.to_dict`` form).
 
@@ -682,9 +692,7 @@ def mcnemar_verdict_of(comparison: Mapping[str, Any], alpha: float) -> str | Non
     mc = comparison.get("mcnemar")
     if not isinstance(mc, Mapping) or mc.get("b") is None or mc.get("c") is None:
         return None
-    p = mc.get("p_value")
-    worse = mc.get("method") != "none" and mc["b"] > mc["c"] and isinstance(p, (int, float)) and p < alpha
-    if not worse:
+    if not more_often_wrong(mc, alpha):
         return "not_worse"
     passed = (comparison.get("checks") or {}).get("mcnemar")
     return "outvoted" if passed is True else "worse"

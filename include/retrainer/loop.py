@@ -1694,15 +1694,13 @@ def reinstate_earlier_champion(
         # The McNemar guard against harm keeps the comparison's own alpha: splitting it over the
         # candidates (as for the gain) would make the guard weaker, not stricter.
         mc = out.get("mcnemar") or {}
-        mc_p = finite_or_none(mc.get("p_value"))
-        more_often_wrong = (mc.get("b") or 0) > (mc.get("c") or 0) and mc_p is not None and mc_p < c.alpha
-        if more_often_wrong and out.get("checks", {}).get("mcnemar", True):
+        if compare.more_often_wrong(mc, c.alpha) and out.get("checks", {}).get("mcnemar", True):
             out.setdefault("checks", {})["mcnemar"] = False
             out["mcnemar_verdict"] = "worse"
             passed = False
             veto = (
                 f"McNemar: more often wrong than the {winner_role} (b={mc.get('b')} > c={mc.get('c')}, "
-                f"p={mc_p:.4g} < alpha {c.alpha:g})"
+                f"p={mc['p_value']:.4g} < alpha {c.alpha:g})"
             )
             # It replaces the guard's line at the split alpha ("not significantly more often
             # wrong at alpha/k"), which this verdict contradicts: one verdict, told once.

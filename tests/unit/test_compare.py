@@ -1077,33 +1077,19 @@ def test_the_verdict_of_a_comparison_stored_before_the_field_existed(stored, ver
 def test_the_derived_verdict_equals_the_computed_one():
     # Oracle: compare_models' own verdict, on the three kinds of outcome.
     y, champ, chall = _ranking_vs_argmax(shift=1.5, challenger_noise=0.8)
-    cases = [
-        compare_models(
+
+    def judged(champion, challenger, **kwargs):
+        return compare_models(
             y,
-            (champ > 0.5).astype(int),
-            (chall > 0.5).astype(int),
+            (champion > 0.5).astype(int),
+            (challenger > 0.5).astype(int),
             cmp_settings(),
-            champion_proba=champ,
-            challenger_proba=chall,
-        ),
-        compare_models(
-            y,
-            (champ > 0.5).astype(int),
-            (chall > 0.5).astype(int),
-            cmp_settings(),
-            champion_proba=champ,
-            challenger_proba=chall,
-            metric_outvotes_mcnemar=False,
-        ),
-        compare_models(
-            y,
-            (chall > 0.5).astype(int),
-            (champ > 0.5).astype(int),
-            cmp_settings(),
-            champion_proba=chall,
-            challenger_proba=champ,
-        ),
-    ]
+            champion_proba=champion,
+            challenger_proba=challenger,
+            **kwargs,
+        )
+
+    cases = [judged(champ, chall), judged(champ, chall, metric_outvotes_mcnemar=False), judged(chall, champ)]
     assert [r.mcnemar_verdict for r in cases] == ["outvoted", "worse", "not_worse"]
     for r in cases:
         stored = {k: v for k, v in r.to_dict().items() if k != "mcnemar_verdict"}
