@@ -38,10 +38,9 @@ from benchmarks.report import run as _run  # noqa: E402
 
 
 def run(quick: bool = False) -> dict:
-    """Every figure of the benchmark (JSON-ready: the StreamResult objects are left out)."""
-    fig = _run(quick)
-    fig.pop("_results", None)
-    return fig
+    """Every figure of the benchmark, with the StreamResult objects under ``_results``:
+    :func:`markdown` renders from them (pop it before writing the figures as JSON)."""
+    return _run(quick)
 
 
 def markdown(fig: dict) -> str:

@@ -67,3 +67,16 @@ def test_main_writes_machine_and_sections_and_survives_a_failing_one(
     assert "Broken one" not in out.read_text(encoding="utf-8")
     with pytest.raises(SystemExit):
         bench.main(["--only", "nope", "--out", str(out)])
+
+
+def test_the_policy_section_renders_from_what_its_run_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # make bench calls run() then markdown(result): the StreamResult objects the report is
+    # rendered from must survive run() (they were once dropped there, failing the section).
+    from scripts import bench_policy
+
+    sentinel = object()
+    monkeypatch.setattr(bench_policy, "_run", lambda quick: {"_results": [sentinel], "all_met": False})
+    seen = []
+    monkeypatch.setattr(bench_policy, "render_markdown", lambda fig: seen.append(fig["_results"]) or "md")
+    assert bench_policy.markdown(bench_policy.run(quick=True)) == "md"
+    assert seen == [[sentinel]]
