@@ -254,6 +254,16 @@ def render_markdown(fig: dict) -> str:
     L.append("### Definitions")
     L.append("")
     L.append(
+        "- Policies: `ours` = the product with the model YAML's defaults (no retrain cost stated: gate rule "
+        "`any`, promotion policy `expected_gain`); `ours@<ratio>` = the same product with "
+        '`drift.gate.retrain_cost: <ratio>` in the model YAML, so gate rule `cost` (README "How a run decides", *Retrain cost*). '
+        "The regret target is judged on `ours@<ratio>` at its own ratio (a user who states what a retrain "
+        "costs), the other targets on `ours`. Baselines: `never` (the cold-start model serves for ever), `always` "
+        "(retrain every week and promote), `always_if_better` (retrain every week, promote when the point "
+        "estimate on the held-out rows is better); `periodic (k)` retrains every k weeks and always promotes, "
+        "with the k that costs least on that stream (hindsight of the period only: a reference, not a bound)."
+    )
+    L.append(
         "- Streams: `benchmarks/streams.py` (seeded, 8 numeric + 3 categorical features of unequal importance; "
         "oracle cost = Bayes scorer of the new regime minus the pre-change Bayes scorer, on post-change rows). "
         "Measured cost = mean of q[t-1][t] - q[c-1][t] over the 4 weeks starting max(window, ramp) weeks after the change. "

@@ -1,8 +1,13 @@
 """Run every benchmark section, print it, and write docs/benchmarks.md (``make bench``).
 
-Usage: PYTHONPATH=. .venv/bin/python scripts/bench.py [--quick] [--only parse,validation] [--out FILE]
+Usage: PYTHONPATH=. .venv/bin/python scripts/bench.py [--quick] [--only parse,validation [--update]] [--out FILE]
 (``make bench`` / ``make bench QUICK=1``). A full run takes about two hours on 2 cores (an hour of it
-the 52-week backfill), --quick about 20 minutes.
+the 52-week backfill), --quick about 20 minutes. ``--only KEYS --update`` re-runs those sections and
+replaces them in docs/benchmarks.md (or ``--out``), keeping every other section as it is.
+
+Hand-written analysis lives in each section's notes block, ``<!-- notes:KEY -->`` ...
+``<!-- /notes:KEY -->``: a run regenerates the figures and carries the block over unchanged from
+the file it writes, so the measured history of a section is never lost to a rerun.
 
 Each section is a function ``(quick: bool) -> str`` registered in :data:`SECTIONS`: it prints
 its figures as it measures them and returns Markdown. Sections that depend on modules other
@@ -18,6 +23,7 @@ import importlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -182,6 +188,84 @@ def machine_markdown(started_load: str, finished_load: str) -> str:
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
 
 
+# -- the document: generated figures + hand-written notes ----------------------------
+
+
+class NotesError(ValueError):
+    """docs/benchmarks.md has a notes block that cannot be carried over safely."""
+
+
+_NOTES_MARK = re.compile(r"<!-- (/?)notes:([a-z_]+) -->")
+
+
+def kept_notes(text: str) -> dict[str, str]:
+    """Each section's hand-written notes block in ``text``, markers included, by section key.
+
+    Raises :class:`NotesError` for a block that is unclosed, closed without being opened,
+    nested or given twice: writing the file then would drop or garble hand-written text.
+    """
+    notes: dict[str, str] = {}
+    open_key, open_at = None, 0
+    for m in _NOTES_MARK.finditer(text):
+        closing, key = m.group(1) == "/", m.group(2)
+        if not closing:
+            if open_key is not None:
+                raise NotesError(f"notes block {open_key!r} is not closed before notes block {key!r} opens")
+            open_key, open_at = key, m.start()
+        else:
+            if open_key != key:
+                raise NotesError(f"notes block {key!r} is closed but was not opened (open: {open_key!r})")
+            if key in notes:
+                raise NotesError(f"notes block {key!r} appears twice")
+            notes[key] = text[open_at : m.end()]
+            open_key = None
+    if open_key is not None:
+        raise NotesError(f"notes block {open_key!r} is never closed (<!-- /notes:{open_key} -->)")
+    return notes
+
+
+def split_sections(text: str, titles: list[str]) -> tuple[str, dict[str, str]]:
+    """``text`` split at the ``## <title>`` lines of the known section titles: (head, {title: section}).
+
+    A section runs to the next known title (headings inside notes are ``###`` or deeper, and an
+    unknown ``## `` line stays inside the section before it). ``head`` is everything before the
+    first known section (title, provenance and the machine table).
+    """
+    marks = [m for m in re.finditer(r"^## (.+)$", text, flags=re.M) if m.group(1).strip() in titles]
+    if not marks:
+        return text, {}
+    sections = {}
+    for i, m in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        sections[m.group(1).strip()] = text[m.start() : end].rstrip() + "\n"
+    return text[: marks[0].start()], sections
+
+
+def render_section(title: str, body: str, seconds: float, notes: str | None, provenance: str = "") -> str:
+    """One section: its generated body, its wall time, then its hand-written notes (if any)."""
+    text = f"## {title}\n\n{provenance}{body.rstrip()}\n\n_Section wall time: {seconds:.0f} s._\n"
+    if notes:
+        text += f"\n{notes.strip()}\n"
+    return text
+
+
+#: Where notes go whose section the file no longer holds (not run this time, or removed).
+ORPHAN_NOTES = "Notes of sections not in this file"
+
+
+def assemble(head: str, sections: list[str], notes: dict[str, str]) -> str:
+    """The file: ``head``, the sections, then every notes block of ``notes`` they do not hold.
+
+    Nothing hand-written is dropped: a block whose section was not written (``--only`` into a
+    new file, or a section since removed) goes under :data:`ORPHAN_NOTES` at the end.
+    """
+    doc = head + "\n".join(sections)
+    lost = [k for k in notes if k not in kept_notes(doc)]
+    if lost:
+        doc = doc.rstrip() + f"\n\n## {ORPHAN_NOTES}\n\n" + "\n\n".join(notes[k] for k in lost) + "\n"
+    return doc
+
+
 # -- driver -------------------------------------------------------------------------
 
 
@@ -194,17 +278,32 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="Markdown file to write (default docs/benchmarks.md; with --only, nothing unless given)",
     )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="with --only: replace those sections in the file written (default docs/benchmarks.md), keep the rest",
+    )
     args = parser.parse_args(argv)
     wanted = {k.strip() for k in args.only.split(",") if k.strip()}
     unknown = wanted - {s.key for s in SECTIONS}
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}; known: {[s.key for s in SECTIONS]}")
+    if args.update and not wanted:
+        parser.error("--update needs --only (a full run rewrites every section anyway)")
+    # A partial run (--only) must not replace the full report unless asked to.
+    default_out = ROOT / "docs" / "benchmarks.md"
+    out = Path(args.out) if args.out else (default_out if (args.update or not wanted) else None)
+    existing = out.read_text(encoding="utf-8") if out is not None and out.exists() else ""
+    try:  # before measuring anything: a broken notes block must not cost a two-hour run
+        notes = kept_notes(existing)
+    except NotesError as exc:
+        parser.error(f"{out}: {exc}")
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     started = time.perf_counter()
     started_load = _load()
-    parts: list[str] = []
+    rendered: dict[str, str] = {}
     failed: list[str] = []
     for section in SECTIONS:
         if wanted and section.key not in wanted:
@@ -220,19 +319,36 @@ def main(argv: list[str] | None = None) -> int:
             body = f"_section failed:_\n\n```\n{tb.strip().splitlines()[-1]}\n```\n"
         seconds = time.perf_counter() - t0
         print(f"--- {section.title}: {seconds:.0f} s", flush=True)
-        parts.append(f"## {section.title}\n\n{body.rstrip()}\n\n_Section wall time: {seconds:.0f} s._\n")
+        provenance = ""
+        if args.update:  # the rest of the file comes from other runs: say where this one comes from
+            provenance = (
+                f"_This section was re-run on its own: `scripts/bench.py --only {section.key} --update"
+                f"{' --quick' if args.quick else ''}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+                f"{_cpu_model()}, load average {_load()} at its end; "
+                "the machine table at the top is that of the run named there._\n\n"
+            )
+        rendered[section.title] = render_section(section.title, body, seconds, notes.get(section.key), provenance)
 
     total = time.perf_counter() - started
     mode = "quick (`make bench QUICK=1`)" if args.quick else "full (`make bench`)"
-    doc = (
-        "# Benchmarks\n\n"
-        f"Written by `scripts/bench.py` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {mode} run, "
-        f"{total / 60:.1f} min. Figures are wall-clock times on the machine below, measured side by side in "
-        "one run; on a shared machine the load average matters, so it is recorded. Regenerate with `make bench`.\n\n"
-        "## Machine\n\n" + machine_markdown(started_load, _load()) + "\n" + "\n".join(parts)
-    )
-    # A partial run (--only) must not replace the full report unless asked to.
-    out = Path(args.out) if args.out else (None if wanted else ROOT / "docs" / "benchmarks.md")
+    if args.update and existing:
+        # The orphan notes' heading splits too, so that they do not stick to the last section;
+        # assemble() rebuilds that tail from what is still not placed.
+        head, old = split_sections(existing, [*(s.title for s in SECTIONS), ORPHAN_NOTES])
+        sections = [rendered.get(s.title) or old[s.title] for s in SECTIONS if s.title in rendered or s.title in old]
+    else:
+        head = (
+            "# Benchmarks\n\n"
+            f"Written by `scripts/bench.py` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {mode} run, "
+            f"{total / 60:.1f} min. Figures are wall-clock times on the machine below, measured side by side in "
+            "one run; on a shared machine the load average matters, so it is recorded. Regenerate with `make bench` "
+            "(one section: `scripts/bench.py --only KEY --update`). Each section's hand-written notes "
+            "(`<!-- notes:KEY -->` blocks) are carried over from the previous file; their figures are from the runs "
+            "they name.\n\n"
+            "## Machine\n\n" + machine_markdown(started_load, _load()) + "\n"
+        )
+        sections = list(rendered.values())
+    doc = assemble(head, sections, notes)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(doc, encoding="utf-8")

@@ -80,3 +80,100 @@ def test_the_policy_section_renders_from_what_its_run_returns(monkeypatch: pytes
     monkeypatch.setattr(bench_policy, "render_markdown", lambda fig: seen.append(fig["_results"]) or "md")
     assert bench_policy.markdown(bench_policy.run(quick=True)) == "md"
     assert seen == [[sentinel]]
+
+
+def _two_sections(monkeypatch: pytest.MonkeyPatch, figures: dict[str, str]) -> None:
+    monkeypatch.setattr(
+        bench,
+        "SECTIONS",
+        [
+            bench.Section("alpha", "Alpha", lambda quick: figures["alpha"]),
+            bench.Section("beta", "Beta", lambda quick: figures["beta"]),
+        ],
+    )
+
+
+NOTES_ALPHA = "<!-- notes:alpha -->\n### Notes\n\nTried and not kept: X (0.41 -> 0.43).\n<!-- /notes:alpha -->"
+NOTES_BETA = "<!-- notes:beta -->\nbeta history\n<!-- /notes:beta -->"
+
+
+def test_a_full_run_carries_each_sections_notes_over_and_refreshes_its_figures(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text(
+        "# Benchmarks\n\nold head\n\n## Alpha\n\n| old | 1 |\n\n"
+        + NOTES_ALPHA
+        + "\n\n## Beta\n\n| old | 2 |\n\n"
+        + NOTES_BETA,
+        encoding="utf-8",
+    )
+    _two_sections(monkeypatch, {"alpha": "| new | 10 |\n", "beta": "| new | 20 |\n"})
+    assert bench.main(["--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "| old |" not in text and "old head" not in text
+    assert "| new | 10 |" in text and "| new | 20 |" in text
+    assert bench.kept_notes(text) == {"alpha": NOTES_ALPHA, "beta": NOTES_BETA}
+    # each block stays with its own section, after the figures
+    alpha, beta = text.index("## Alpha"), text.index("## Beta")
+    assert alpha < text.index("| new | 10 |") < text.index(NOTES_ALPHA) < beta < text.index(NOTES_BETA)
+
+
+def test_update_replaces_only_the_sections_run_and_keeps_the_rest_verbatim(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.md"
+    beta_old = "## Beta\n\n_run at abc123_\n\n| old | 2 |\n\n" + NOTES_BETA + "\n"
+    out.write_text(
+        "# Benchmarks\n\nhead kept\n\n## Alpha\n\n| old | 1 |\n\n" + NOTES_ALPHA + "\n\n" + beta_old, encoding="utf-8"
+    )
+    _two_sections(monkeypatch, {"alpha": "| new | 10 |\n", "beta": "| must not run |\n"})
+    assert bench.main(["--only", "alpha", "--update", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks\n\nhead kept\n\n")
+    assert "| new | 10 |" in text and "| old | 1 |" not in text
+    assert "--only alpha --update" in text  # the re-run section says where it comes from
+    assert beta_old in text and "must not run" not in text
+    assert bench.kept_notes(text) == {"alpha": NOTES_ALPHA, "beta": NOTES_BETA}
+
+    with pytest.raises(SystemExit):  # --update without --only: a full run rewrites every section anyway
+        bench.main(["--update", "--out", str(out)])
+
+
+def test_notes_of_a_section_not_written_are_kept_at_the_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text("## Alpha\n\n" + NOTES_ALPHA + "\n\n## Gone\n\n" + NOTES_BETA.replace("beta", "gone") + "\n")
+    _two_sections(monkeypatch, {"alpha": "| a |\n", "beta": "| b |\n"})
+    assert bench.main(["--only", "alpha", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert f"## {bench.ORPHAN_NOTES}" in text and "gone history" in text
+    assert set(bench.kept_notes(text)) == {"alpha", "gone"}
+    # and an update later rebuilds that tail instead of copying it twice
+    assert bench.main(["--only", "beta", "--update", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.count("gone history") == 1 and text.count(bench.ORPHAN_NOTES) == 1
+    assert set(bench.kept_notes(text)) == {"alpha", "gone"}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("<!-- notes:a -->\nnever closed", "never closed"),
+        ("<!-- /notes:a -->", "not opened"),
+        ("<!-- notes:a -->\n<!-- notes:b -->\n<!-- /notes:b -->\n<!-- /notes:a -->", "not closed before"),
+        ("<!-- notes:a -->x<!-- /notes:a -->\n<!-- notes:a -->y<!-- /notes:a -->", "twice"),
+    ],
+)
+def test_a_broken_notes_block_stops_the_run_before_it_measures(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str, problem: str, capsys
+) -> None:
+    with pytest.raises(bench.NotesError, match=problem):
+        bench.kept_notes(text)
+    out = tmp_path / "bench.md"
+    out.write_text(text, encoding="utf-8")
+    ran: list[bool] = []
+    monkeypatch.setattr(bench, "SECTIONS", [bench.Section("a", "A", lambda quick: ran.append(quick) or "x")])
+    with pytest.raises(SystemExit):
+        bench.main(["--out", str(out)])
+    assert ran == [] and out.read_text(encoding="utf-8") == text
+    assert problem in capsys.readouterr().err
