@@ -7,7 +7,9 @@ replaces them in docs/benchmarks.md (or ``--out``), keeping every other section 
 
 Hand-written analysis lives in each section's notes block, ``<!-- notes:KEY -->`` ...
 ``<!-- /notes:KEY -->``: a run regenerates the figures and carries the block over unchanged from
-the file it writes, so the measured history of a section is never lost to a rerun.
+the file it writes, so the measured history of a section is never lost to a rerun. The file is
+read again when the sections have run, so notes edited meanwhile are the ones kept; a block
+broken meanwhile leaves that file alone (the run writes ``<file>.new``).
 
 Each section is a function ``(quick: bool) -> str`` registered in :data:`SECTIONS`: it prints
 its figures as it measures them and returns Markdown. Sections that depend on modules other
@@ -303,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     started = time.perf_counter()
     started_load = _load()
-    rendered: dict[str, str] = {}
+    generated: list[tuple[Section, str, float, str]] = []
     failed: list[str] = []
     for section in SECTIONS:
         if wanted and section.key not in wanted:
@@ -327,9 +329,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{_cpu_model()}, load average {_load()} at its end; "
                 "the machine table at the top is that of the run named there._\n\n"
             )
-        rendered[section.title] = render_section(section.title, body, seconds, notes.get(section.key), provenance)
+        generated.append((section, body, seconds, provenance))
 
     total = time.perf_counter() - started
+    if out is not None and out.exists():
+        # Read again: notes edited while the sections ran (a full run takes two hours) are kept.
+        now = out.read_text(encoding="utf-8")
+        try:
+            notes, existing = kept_notes(now), now
+        except NotesError as exc:  # broken during the run: keep the figures, leave that file alone
+            out = out.with_name(out.name + ".new")
+            print(f"notes changed during the run and cannot be carried over ({exc}); writing {out} instead")
+    rendered = {
+        section.title: render_section(section.title, body, seconds, notes.get(section.key), provenance)
+        for section, body, seconds, provenance in generated
+    }
     mode = "quick (`make bench QUICK=1`)" if args.quick else "full (`make bench`)"
     if args.update and existing:
         # The orphan notes' heading splits too, so that they do not stick to the last section;

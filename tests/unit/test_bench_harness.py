@@ -177,3 +177,30 @@ def test_a_broken_notes_block_stops_the_run_before_it_measures(
         bench.main(["--out", str(out)])
     assert ran == [] and out.read_text(encoding="utf-8") == text
     assert problem in capsys.readouterr().err
+
+
+def test_notes_edited_while_the_sections_run_are_the_ones_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text("## Alpha\n\n| old |\n\n" + NOTES_ALPHA + "\n", encoding="utf-8")
+    edited = NOTES_ALPHA.replace("Tried and not kept", "Tried again, still not kept")
+
+    def alpha(quick: bool) -> str:  # someone edits the notes during a two-hour run
+        out.write_text(out.read_text(encoding="utf-8").replace(NOTES_ALPHA, edited), encoding="utf-8")
+        return "| new |\n"
+
+    monkeypatch.setattr(bench, "SECTIONS", [bench.Section("alpha", "Alpha", alpha)])
+    assert bench.main(["--out", str(out)]) == 0
+    assert bench.kept_notes(out.read_text(encoding="utf-8")) == {"alpha": edited}
+
+    def breaks(quick: bool) -> str:  # ... and leaves a block broken: their file is left as it is
+        out.write_text("<!-- notes:alpha -->\nhalf-written", encoding="utf-8")
+        return "| newer |\n"
+
+    monkeypatch.setattr(bench, "SECTIONS", [bench.Section("alpha", "Alpha", breaks)])
+    assert bench.main(["--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == "<!-- notes:alpha -->\nhalf-written"
+    written = (tmp_path / "bench.md.new").read_text(encoding="utf-8")
+    assert "| newer |" in written and bench.kept_notes(written) == {"alpha": edited}
+    assert "bench.md.new" in capsys.readouterr().out
