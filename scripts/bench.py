@@ -7,9 +7,12 @@ replaces them in docs/benchmarks.md (or ``--out``), keeping every other section 
 
 Hand-written analysis lives in each section's notes block, ``<!-- notes:KEY -->`` ...
 ``<!-- /notes:KEY -->``: a run regenerates the figures and carries the block over unchanged from
-the file it writes, so the measured history of a section is never lost to a rerun. The file is
-read again when the sections have run, so notes edited meanwhile are the ones kept; a block
-broken meanwhile leaves that file alone (the run writes ``<file>.new``).
+the file it writes, so the measured history of a section is never lost to a rerun. Before
+measuring, the run refuses a file whose hand-written text it could not keep (a block broken,
+misplaced or written with other spacing; an unknown ``## `` heading in a section it would
+replace). The file is read again when the sections have run, so notes edited meanwhile are the
+ones kept; a file broken or emptied meanwhile is left alone (the run writes ``<file>.new``). A
+section that fails under ``--update`` keeps its previous figures.
 
 Each section is a function ``(quick: bool) -> str`` registered in :data:`SECTIONS`: it prints
 its figures as it measures them and returns Markdown. Sections that depend on modules other
@@ -198,14 +201,32 @@ class NotesError(ValueError):
 
 
 _NOTES_MARK = re.compile(r"<!-- (/?)notes:([a-z_]+) -->")
+#: Anything that looks like a notes marker; one that is not exactly a marker would be lost silently.
+_NOTES_LIKE = re.compile(r"<!--\s*/?\s*notes\b[^>]*-->", flags=re.I)
+
+
+def _headings(text: str) -> list[tuple[int, str]]:
+    """``(offset, title)`` of each ``## `` heading line outside fenced code blocks."""
+    found, offset, fenced = [], 0, False
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("## "):
+            found.append((offset, line[3:].strip()))
+        offset += len(line)
+    return found
 
 
 def kept_notes(text: str) -> dict[str, str]:
     """Each section's hand-written notes block in ``text``, markers included, by section key.
 
     Raises :class:`NotesError` for a block that is unclosed, closed without being opened,
-    nested or given twice: writing the file then would drop or garble hand-written text.
+    nested or given twice, and for a marker not written exactly ``<!-- notes:KEY -->``:
+    writing the file then would drop or garble hand-written text.
     """
+    bad = [m.group(0) for m in _NOTES_LIKE.finditer(text) if not _NOTES_MARK.fullmatch(m.group(0))]
+    if bad:
+        raise NotesError(f"notes marker(s) not written as <!-- notes:KEY --> / <!-- /notes:KEY -->: {bad}")
     notes: dict[str, str] = {}
     open_key, open_at = None, 0
     for m in _NOTES_MARK.finditer(text):
@@ -229,30 +250,79 @@ def kept_notes(text: str) -> dict[str, str]:
 def split_sections(text: str, titles: list[str]) -> tuple[str, dict[str, str]]:
     """``text`` split at the ``## <title>`` lines of the known section titles: (head, {title: section}).
 
-    A section runs to the next known title (headings inside notes are ``###`` or deeper, and an
-    unknown ``## `` line stays inside the section before it). ``head`` is everything before the
-    first known section (title, provenance and the machine table).
+    A section runs to the next known title; ``## `` lines inside fenced code do not count, and
+    an unknown ``## `` line stays inside the section before it (:func:`check_layout` refuses to
+    replace such a section). ``head`` is everything before the first known section (title,
+    provenance and the machine table).
     """
-    marks = [m for m in re.finditer(r"^## (.+)$", text, flags=re.M) if m.group(1).strip() in titles]
+    marks = [(at, title) for at, title in _headings(text) if title in titles]
     if not marks:
         return text, {}
     sections = {}
-    for i, m in enumerate(marks):
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-        sections[m.group(1).strip()] = text[m.start() : end].rstrip() + "\n"
-    return text[: marks[0].start()], sections
+    for i, (at, title) in enumerate(marks):
+        end = marks[i + 1][0] if i + 1 < len(marks) else len(text)
+        sections[title] = text[at:end].rstrip() + "\n"
+    return text[: marks[0][0]], sections
 
 
-def render_section(title: str, body: str, seconds: float, notes: str | None, provenance: str = "") -> str:
-    """One section: its generated body, its wall time, then its hand-written notes (if any)."""
-    text = f"## {title}\n\n{provenance}{body.rstrip()}\n\n_Section wall time: {seconds:.0f} s._\n"
-    if notes:
-        text += f"\n{notes.strip()}\n"
+def _outside_notes(text: str) -> str:
+    for block in kept_notes(text).values():
+        text = text.replace(block, "")
     return text
 
 
 #: Where notes go whose section the file no longer holds (not run this time, or removed).
 ORPHAN_NOTES = "Notes of sections not in this file"
+
+
+def check_layout(text: str, sections: list[Section], replaced: set[str]) -> None:
+    """Raise :class:`NotesError` when writing over ``text`` would drop or misplace hand-written text.
+
+    Every notes block must parse and sit in the section it is named for (or in the tail of
+    notes whose section is gone, :data:`ORPHAN_NOTES`); a section about to be replaced
+    (``replaced``: section keys) must not hold an unknown ``## `` heading outside its notes (a
+    hand-written appendix would go with the old figures). Run before measuring anything.
+    """
+    notes = kept_notes(text)
+    by_key = {s.key: s.title for s in sections}
+    _, parts = split_sections(text, [*(s.title for s in sections), ORPHAN_NOTES])
+    problems = []
+    for key, block in notes.items():
+        if key not in by_key:  # its section is gone: wherever it sits, assemble() keeps it in the tail
+            continue
+        home = next((title for title, part in parts.items() if block in part), None)
+        if home is None or home not in (by_key[key], ORPHAN_NOTES):
+            where = f"section {home!r}" if home else "the file's head"
+            problems.append(f"notes block {key!r} sits in {where}, not in its section {by_key[key]!r}")
+    for key in sorted(replaced):
+        part = parts.get(by_key.get(key, ""), "")
+        extra = [title for _, title in _headings(_outside_notes(part))[1:]]
+        if extra:
+            problems.append(
+                f"section {by_key[key]!r} holds heading(s) {extra} outside its notes block: move that text "
+                f"into <!-- notes:{key} --> or it would be replaced"
+            )
+    if problems:
+        raise NotesError("; ".join(problems))
+
+
+def render_section(title: str, body: str, seconds: float, notes: str | None, provenance: str = "") -> str:
+    """One section: its generated body, its wall time, then its hand-written notes (if any).
+
+    A body's own ``## `` headings (a helper that also writes a file of its own starts with
+    one) become ``### ``: only section titles are ``## `` here, which is how the file splits.
+    """
+    lines, fenced = [], False
+    for line in body.rstrip().splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("## "):
+            line = "#" + line
+        lines.append(line)
+    text = f"## {title}\n\n{provenance}" + "\n".join(lines) + f"\n\n_Section wall time: {seconds:.0f} s._\n"
+    if notes:
+        text += f"\n{notes.strip()}\n"
+    return text
 
 
 def assemble(head: str, sections: list[str], notes: dict[str, str]) -> str:
@@ -298,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     existing = out.read_text(encoding="utf-8") if out is not None and out.exists() else ""
     try:  # before measuring anything: a broken notes block must not cost a two-hour run
         notes = kept_notes(existing)
+        check_layout(existing, SECTIONS, wanted if args.update else set())
     except NotesError as exc:
         parser.error(f"{out}: {exc}")
 
@@ -332,23 +403,36 @@ def main(argv: list[str] | None = None) -> int:
         generated.append((section, body, seconds, provenance))
 
     total = time.perf_counter() - started
-    if out is not None and out.exists():
+    if out is not None and existing:
         # Read again: notes edited while the sections ran (a full run takes two hours) are kept.
-        now = out.read_text(encoding="utf-8")
+        # Broken, emptied or gone meanwhile (an editor mid-save): keep the figures, leave that file alone.
         try:
+            now = out.read_text(encoding="utf-8") if out.exists() else ""
+            if not now.strip():
+                raise NotesError("the file is empty or gone")
+            check_layout(now, SECTIONS, wanted if args.update else set())
             notes, existing = kept_notes(now), now
-        except NotesError as exc:  # broken during the run: keep the figures, leave that file alone
+        except NotesError as exc:
             out = out.with_name(out.name + ".new")
-            print(f"notes changed during the run and cannot be carried over ({exc}); writing {out} instead")
+            print(f"{out.name[:-4]} changed during the run and cannot be written over ({exc}); writing {out} instead")
     rendered = {
         section.title: render_section(section.title, body, seconds, notes.get(section.key), provenance)
         for section, body, seconds, provenance in generated
     }
-    mode = "quick (`make bench QUICK=1`)" if args.quick else "full (`make bench`)"
+    if args.quick:
+        mode = "quick (`make bench QUICK=1`)"
+    elif wanted:
+        mode = f"partial (`scripts/bench.py --only {','.join(sorted(wanted))}`)"
+    else:
+        mode = "full (`make bench`)"
     if args.update and existing:
         # The orphan notes' heading splits too, so that they do not stick to the last section;
         # assemble() rebuilds that tail from what is still not placed.
         head, old = split_sections(existing, [*(s.title for s in SECTIONS), ORPHAN_NOTES])
+        for section in SECTIONS:
+            if section.key in failed and section.title in old:  # keep the last good figures
+                print(f"section {section.key} failed: its previous figures are kept")
+                rendered[section.title] = old[section.title]
         sections = [rendered.get(s.title) or old[s.title] for s in SECTIONS if s.title in rendered or s.title in old]
     else:
         head = (
@@ -357,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{total / 60:.1f} min. Figures are wall-clock times on the machine below, measured side by side in "
             "one run; on a shared machine the load average matters, so it is recorded. Regenerate with `make bench` "
             "(one section: `scripts/bench.py --only KEY --update`). Each section's hand-written notes "
-            "(`<!-- notes:KEY -->` blocks) are carried over from the previous file; their figures are from the runs "
+            "(its `notes:KEY` comment block) are carried over from the previous file; their figures are from the runs "
             "they name.\n\n"
             "## Machine\n\n" + machine_markdown(started_load, _load()) + "\n"
         )

@@ -204,3 +204,84 @@ def test_notes_edited_while_the_sections_run_are_the_ones_written(
     written = (tmp_path / "bench.md.new").read_text(encoding="utf-8")
     assert "| newer |" in written and bench.kept_notes(written) == {"alpha": edited}
     assert "bench.md.new" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("layout", "problem"),
+    [
+        # alpha's notes pasted at the end of Beta: replacing Alpha would then write them twice
+        (
+            "## Alpha\n\n| a |\n\n## Beta\n\n| b |\n\n" + NOTES_BETA + "\n\n" + NOTES_ALPHA + "\n",
+            "sits in section 'Beta'",
+        ),
+        ("# Benchmarks\n\n" + NOTES_ALPHA + "\n\n## Alpha\n\n| a |\n\n## Beta\n\n| b |\n", "the file's head"),
+        # a hand-written appendix after the last section would go with its old figures
+        ("## Alpha\n\n| a |\n\n## Beta\n\n| b |\n\n## Appendix\n\nmy analysis\n", "'Appendix'"),
+        # a marker written without its spaces would not be recognised, so its text would be lost
+        ("## Alpha\n\n| a |\n\n## Beta\n\n| b |\n\n<!--notes:beta-->\nx\n<!--/notes:beta-->\n", "not written as"),
+    ],
+)
+def test_update_refuses_before_measuring_when_hand_written_text_would_be_lost(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, layout: str, problem: str, capsys
+) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text(layout, encoding="utf-8")
+    ran: list[bool] = []
+    monkeypatch.setattr(
+        bench,
+        "SECTIONS",
+        [
+            bench.Section("alpha", "Alpha", lambda quick: ran.append(quick) or "| new a |\n"),
+            bench.Section("beta", "Beta", lambda quick: ran.append(quick) or "| new b |\n"),
+        ],
+    )
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "alpha,beta", "--update", "--out", str(out)])
+    assert ran == [] and out.read_text(encoding="utf-8") == layout
+    assert problem in capsys.readouterr().err
+
+
+def test_update_keeps_the_last_good_figures_of_a_section_that_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text("## Alpha\n\n| good 1 |\n\n" + NOTES_ALPHA + "\n", encoding="utf-8")
+
+    def broken(quick: bool) -> str:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(bench, "SECTIONS", [bench.Section("alpha", "Alpha", broken)])
+    assert bench.main(["--only", "alpha", "--update", "--out", str(out)]) == 1
+    text = out.read_text(encoding="utf-8")
+    assert "| good 1 |" in text and "boom" not in text and bench.kept_notes(text) == {"alpha": NOTES_ALPHA}
+
+
+def test_heading_lines_in_code_blocks_and_in_a_body_do_not_split_sections(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    quoted = "<!-- notes:alpha -->\nThe old layout was:\n```\n## Beta\n```\n<!-- /notes:alpha -->"
+    out = tmp_path / "bench.md"
+    out.write_text("## Alpha\n\n| a |\n\n" + quoted + "\n\n## Beta\n\n| b |\n\n" + NOTES_BETA + "\n", encoding="utf-8")
+    # a helper's Markdown that starts with its own ## title (bench_policy's does)
+    _two_sections(monkeypatch, {"alpha": "| new a |\n", "beta": "## Policy replay benchmark\n\n| new b |\n"})
+    assert bench.main(["--only", "beta", "--update", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert bench.kept_notes(text) == {"alpha": quoted, "beta": NOTES_BETA}
+    assert "\n### Policy replay benchmark\n" in text and "| new b |" in text and "| a |" in text
+    assert bench.main(["--only", "beta", "--update", "--out", str(out)]) == 0  # and again: nothing doubles
+    assert out.read_text(encoding="utf-8").count("| new b |") == 1
+
+
+def test_a_file_emptied_during_the_run_is_not_written_over(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text("## Alpha\n\n| old |\n\n" + NOTES_ALPHA + "\n", encoding="utf-8")
+
+    def alpha(quick: bool) -> str:  # an editor truncates the file before saving it
+        out.write_text("", encoding="utf-8")
+        return "| new |\n"
+
+    monkeypatch.setattr(bench, "SECTIONS", [bench.Section("alpha", "Alpha", alpha)])
+    assert bench.main(["--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == ""
+    written = (tmp_path / "bench.md.new").read_text(encoding="utf-8")
+    assert "| new |" in written and bench.kept_notes(written) == {"alpha": NOTES_ALPHA}
