@@ -9,10 +9,12 @@ Hand-written analysis lives in each section's notes block, ``<!-- notes:KEY -->`
 ``<!-- /notes:KEY -->``: a run regenerates the figures and carries the block over unchanged from
 the file it writes, so the measured history of a section is never lost to a rerun. Before
 measuring, the run refuses a file whose hand-written text it could not keep (a block broken,
-misplaced or written with other spacing; an unknown ``## `` heading in a section it would
-replace). The file is read again when the sections have run, so notes edited meanwhile are the
-ones kept; a file broken or emptied meanwhile is left alone (the run writes ``<file>.new``). A
-section that fails under ``--update`` keeps its previous figures.
+misplaced, written with other spacing or leaving a code block open; an unknown ``## `` heading
+or text after the notes in a section it would replace; ``--only`` without ``--update`` into a
+file holding other sections). The file is read again when the sections have run, so notes
+edited meanwhile are the ones kept; a file broken or emptied meanwhile is left alone, and
+whatever fails after measuring, the figures go to ``<file>.new``. A section that fails keeps
+its previous figures.
 
 Each section is a function ``(quick: bool) -> str`` registered in :data:`SECTIONS`: it prints
 its figures as it measures them and returns Markdown. Sections that depend on modules other
@@ -200,7 +202,7 @@ class NotesError(ValueError):
     """docs/benchmarks.md has a notes block that cannot be carried over safely."""
 
 
-_NOTES_MARK = re.compile(r"<!-- (/?)notes:([a-z_]+) -->")
+_NOTES_MARK = re.compile(r"<!-- (/?)notes:([a-z0-9_]+) -->")
 #: Anything that looks like a notes marker; one that is not exactly a marker would be lost silently.
 _NOTES_LIKE = re.compile(r"<!--\s*/?\s*notes\b[^>]*-->", flags=re.I)
 
@@ -278,30 +280,43 @@ ORPHAN_NOTES = "Notes of sections not in this file"
 def check_layout(text: str, sections: list[Section], replaced: set[str]) -> None:
     """Raise :class:`NotesError` when writing over ``text`` would drop or misplace hand-written text.
 
-    Every notes block must parse and sit in the section it is named for (or in the tail of
-    notes whose section is gone, :data:`ORPHAN_NOTES`); a section about to be replaced
-    (``replaced``: section keys) must not hold an unknown ``## `` heading outside its notes (a
-    hand-written appendix would go with the old figures). Run before measuring anything.
+    Every notes block must parse, close the code blocks it opens, and sit in the section it is
+    named for (or in the tail of notes whose section is gone, :data:`ORPHAN_NOTES`, which must
+    hold nothing else: it is rebuilt). A section about to be replaced (``replaced``: section
+    keys) must hold no unknown ``## `` heading outside its notes (a hand-written appendix would
+    go with the old figures) and nothing after its notes block (generated text never follows
+    it). Run before measuring anything, and again before writing.
     """
     notes = kept_notes(text)
     by_key = {s.key: s.title for s in sections}
     _, parts = split_sections(text, [*(s.title for s in sections), ORPHAN_NOTES])
     problems = []
     for key, block in notes.items():
+        if sum(1 for line in block.splitlines() if line.lstrip().startswith("```")) % 2:
+            problems.append(f"notes block {key!r} opens a code block (```) it does not close")
         if key not in by_key:  # its section is gone: wherever it sits, assemble() keeps it in the tail
             continue
         home = next((title for title, part in parts.items() if block in part), None)
         if home is None or home not in (by_key[key], ORPHAN_NOTES):
             where = f"section {home!r}" if home else "the file's head"
             problems.append(f"notes block {key!r} sits in {where}, not in its section {by_key[key]!r}")
+    tail = parts.get(ORPHAN_NOTES)
+    if tail is not None and _outside_notes(tail).replace(f"## {ORPHAN_NOTES}", "", 1).strip():
+        problems.append(
+            f"text under '## {ORPHAN_NOTES}' outside a notes block (that tail is rebuilt): move it into one"
+        )
     for key in sorted(replaced):
-        part = parts.get(by_key.get(key, ""), "")
-        extra = [title for _, title in _headings(_outside_notes(part))[1:]]
+        title = by_key.get(key, "")
+        part = parts.get(title, "")
+        extra = [t for _, t in _headings(_outside_notes(part))[1:]]
         if extra:
             problems.append(
-                f"section {by_key[key]!r} holds heading(s) {extra} outside its notes block: move that text "
-                f"into <!-- notes:{key} --> or it would be replaced"
+                f"section {title!r} holds heading(s) {extra} outside its notes block: move that text "
+                f"into its notes block (notes:{key}) or it would be replaced"
             )
+        block = notes.get(key)
+        if block and block in part and part[part.index(block) + len(block) :].strip():
+            problems.append(f"section {title!r} has text after its notes block: move it into the block")
     if problems:
         raise NotesError("; ".join(problems))
 
@@ -341,6 +356,68 @@ def assemble(head: str, sections: list[str], notes: dict[str, str]) -> str:
 # -- driver -------------------------------------------------------------------------
 
 
+def titles_of(keys: set[str]) -> set[str]:
+    return {s.title for s in SECTIONS if s.key in keys}
+
+
+def _document(
+    args: argparse.Namespace,
+    wanted: set[str],
+    out: Path | None,
+    existing: str,
+    notes: dict[str, str],
+    generated: list[tuple[Section, str, float, str]],
+    failed: list[str],
+    total: float,
+    started_load: str,
+) -> tuple[Path | None, str]:
+    """The file to write and its text, once the sections have run (see :func:`main`)."""
+    if out is not None and existing:
+        # Read again: notes edited while the sections ran (a full run takes two hours) are kept.
+        # Broken, emptied or gone meanwhile (an editor mid-save): keep the figures, leave that file alone.
+        try:
+            now = out.read_text(encoding="utf-8") if out.exists() else ""
+            if not now.strip():
+                raise NotesError("the file is empty or gone")
+            check_layout(now, SECTIONS, wanted or {s.key for s in SECTIONS})
+            notes, existing = kept_notes(now), now
+        except (NotesError, OSError, UnicodeDecodeError) as exc:
+            out = out.with_name(out.name + ".new")
+            print(f"{out.name[:-4]} changed during the run and cannot be written over ({exc}); writing {out} instead")
+    rendered = {
+        section.title: render_section(section.title, body, seconds, notes.get(section.key), provenance)
+        for section, body, seconds, provenance in generated
+    }
+    # The orphan notes' heading splits too, so that they do not stick to the last section;
+    # assemble() rebuilds that tail from what is still not placed.
+    head, old = split_sections(existing, [*(s.title for s in SECTIONS), ORPHAN_NOTES]) if existing else ("", {})
+    for section in SECTIONS:
+        if section.key in failed and section.title in old:  # keep the last good figures
+            print(f"section {section.key} failed: its previous figures are kept")
+            rendered[section.title] = old[section.title]
+    if args.update and existing:
+        sections = [rendered.get(s.title) or old[s.title] for s in SECTIONS if s.title in rendered or s.title in old]
+    else:
+        if args.quick:
+            mode = "quick (`make bench QUICK=1`)"
+        elif wanted:
+            mode = f"partial (`scripts/bench.py --only {','.join(sorted(wanted))}`)"
+        else:
+            mode = "full (`make bench`)"
+        head = (
+            "# Benchmarks\n\n"
+            f"Written by `scripts/bench.py` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {mode} run, "
+            f"{total / 60:.1f} min. Figures are wall-clock times on the machine below, measured side by side in "
+            "one run; on a shared machine the load average matters, so it is recorded. Regenerate with `make bench` "
+            "(one section: `scripts/bench.py --only KEY --update`). Each section's hand-written notes "
+            "(its `notes:KEY` comment block) are carried over from the previous file; their figures are from the runs "
+            "they name.\n\n"
+            "## Machine\n\n" + machine_markdown(started_load, _load()) + "\n"
+        )
+        sections = list(rendered.values())
+    return out, assemble(head, sections, notes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (a few minutes)")
@@ -368,9 +445,16 @@ def main(argv: list[str] | None = None) -> int:
     existing = out.read_text(encoding="utf-8") if out is not None and out.exists() else ""
     try:  # before measuring anything: a broken notes block must not cost a two-hour run
         notes = kept_notes(existing)
-        check_layout(existing, SECTIONS, wanted if args.update else set())
+        check_layout(existing, SECTIONS, wanted or {s.key for s in SECTIONS})
     except NotesError as exc:
         parser.error(f"{out}: {exc}")
+    if existing and wanted and not args.update:
+        dropped = [t for t in split_sections(existing, [s.title for s in SECTIONS])[1] if t not in titles_of(wanted)]
+        if dropped:
+            parser.error(
+                f"{out} holds sections this run would drop ({', '.join(dropped)}): add --update to replace only "
+                "the sections run, or write to another file"
+            )
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -403,50 +487,19 @@ def main(argv: list[str] | None = None) -> int:
         generated.append((section, body, seconds, provenance))
 
     total = time.perf_counter() - started
-    if out is not None and existing:
-        # Read again: notes edited while the sections ran (a full run takes two hours) are kept.
-        # Broken, emptied or gone meanwhile (an editor mid-save): keep the figures, leave that file alone.
-        try:
-            now = out.read_text(encoding="utf-8") if out.exists() else ""
-            if not now.strip():
-                raise NotesError("the file is empty or gone")
-            check_layout(now, SECTIONS, wanted if args.update else set())
-            notes, existing = kept_notes(now), now
-        except NotesError as exc:
-            out = out.with_name(out.name + ".new")
-            print(f"{out.name[:-4]} changed during the run and cannot be written over ({exc}); writing {out} instead")
-    rendered = {
-        section.title: render_section(section.title, body, seconds, notes.get(section.key), provenance)
-        for section, body, seconds, provenance in generated
-    }
-    if args.quick:
-        mode = "quick (`make bench QUICK=1`)"
-    elif wanted:
-        mode = f"partial (`scripts/bench.py --only {','.join(sorted(wanted))}`)"
-    else:
-        mode = "full (`make bench`)"
-    if args.update and existing:
-        # The orphan notes' heading splits too, so that they do not stick to the last section;
-        # assemble() rebuilds that tail from what is still not placed.
-        head, old = split_sections(existing, [*(s.title for s in SECTIONS), ORPHAN_NOTES])
-        for section in SECTIONS:
-            if section.key in failed and section.title in old:  # keep the last good figures
-                print(f"section {section.key} failed: its previous figures are kept")
-                rendered[section.title] = old[section.title]
-        sections = [rendered.get(s.title) or old[s.title] for s in SECTIONS if s.title in rendered or s.title in old]
-    else:
-        head = (
-            "# Benchmarks\n\n"
-            f"Written by `scripts/bench.py` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {mode} run, "
-            f"{total / 60:.1f} min. Figures are wall-clock times on the machine below, measured side by side in "
-            "one run; on a shared machine the load average matters, so it is recorded. Regenerate with `make bench` "
-            "(one section: `scripts/bench.py --only KEY --update`). Each section's hand-written notes "
-            "(its `notes:KEY` comment block) are carried over from the previous file; their figures are from the runs "
-            "they name.\n\n"
-            "## Machine\n\n" + machine_markdown(started_load, _load()) + "\n"
+    # Nothing after this point may lose the figures just measured (a full run takes two hours):
+    # whatever goes wrong, they are written to <file>.new.
+    try:
+        out, doc = _document(args, wanted, out, existing, notes, generated, failed, total, started_load)
+    except Exception:
+        traceback.print_exc()
+        fallback = (out or default_out).with_name((out or default_out).name + ".new")
+        fallback.write_text(
+            "\n".join(render_section(s.title, body, sec, notes.get(s.key), prov) for s, body, sec, prov in generated),
+            encoding="utf-8",
         )
-        sections = list(rendered.values())
-    doc = assemble(head, sections, notes)
+        print(f"\nthe file could not be assembled (above); the figures are in {fallback}")
+        return 1
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(doc, encoding="utf-8")

@@ -63,8 +63,12 @@ def test_main_writes_machine_and_sections_and_survives_a_failing_one(
     assert "## Broken one" in text and "boom in section" in text
     assert "quick" in text
 
-    assert bench.main(["--only", "good", "--out", str(out)]) == 0
-    assert "Broken one" not in out.read_text(encoding="utf-8")
+    # --only into a file that holds other sections would drop them: refused, use --update
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "good", "--out", str(out)])
+    assert "## Broken one" in out.read_text(encoding="utf-8")
+    assert bench.main(["--only", "good", "--out", str(tmp_path / "good.md")]) == 0
+    assert "Broken one" not in (tmp_path / "good.md").read_text(encoding="utf-8")
     with pytest.raises(SystemExit):
         bench.main(["--only", "nope", "--out", str(out)])
 
@@ -140,11 +144,12 @@ def test_update_replaces_only_the_sections_run_and_keeps_the_rest_verbatim(
         bench.main(["--update", "--out", str(out)])
 
 
-def test_notes_of_a_section_not_written_are_kept_at_the_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_notes_of_a_section_no_longer_run_are_kept_at_the_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     out = tmp_path / "bench.md"
-    out.write_text("## Alpha\n\n" + NOTES_ALPHA + "\n\n## Gone\n\n" + NOTES_BETA.replace("beta", "gone") + "\n")
+    gone = NOTES_BETA.replace("beta", "gone")  # notes of a section since removed from SECTIONS
+    out.write_text("## Alpha\n\n" + gone + "\n\n| a |\n\n" + NOTES_ALPHA + "\n")
     _two_sections(monkeypatch, {"alpha": "| a |\n", "beta": "| b |\n"})
-    assert bench.main(["--only", "alpha", "--out", str(out)]) == 0
+    assert bench.main(["--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     assert f"## {bench.ORPHAN_NOTES}" in text and "gone history" in text
     assert set(bench.kept_notes(text)) == {"alpha", "gone"}
@@ -285,3 +290,74 @@ def test_a_file_emptied_during_the_run_is_not_written_over(monkeypatch: pytest.M
     assert out.read_text(encoding="utf-8") == ""
     written = (tmp_path / "bench.md.new").read_text(encoding="utf-8")
     assert "| new |" in written and bench.kept_notes(written) == {"alpha": NOTES_ALPHA}
+
+
+@pytest.mark.parametrize(
+    ("layout", "problem"),
+    [
+        ("## Alpha\n\n| a |\n\n## Beta\n\n| b |\n\n## Appendix\n\nmy analysis\n", "'Appendix'"),
+        (
+            "## Alpha\n\n| a |\n\n" + NOTES_ALPHA + "\n\nUpdate 12-05: reran\n\n## Beta\n\n| b |\n",
+            "after its notes block",
+        ),
+        ("## Alpha\n\n| a |\n\n## " + bench.ORPHAN_NOTES + "\n\nmy prose\n", "outside a notes block"),
+        ("## Alpha\n\n| a |\n\n<!-- notes:alpha -->\n```\n## Beta\n<!-- /notes:alpha -->\n", "does not close"),
+    ],
+)
+def test_a_full_run_refuses_before_measuring_when_hand_written_text_would_be_lost(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, layout: str, problem: str, capsys
+) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text(layout, encoding="utf-8")
+    ran: list[bool] = []
+    _two_sections(monkeypatch, {"alpha": "| new a |\n", "beta": "| new b |\n"})
+    monkeypatch.setattr(
+        bench, "SECTIONS", [bench.Section(s.key, s.title, lambda q: ran.append(q) or "x") for s in bench.SECTIONS]
+    )
+    with pytest.raises(SystemExit):
+        bench.main(["--out", str(out)])
+    assert ran == [] and out.read_text(encoding="utf-8") == layout
+    assert problem in capsys.readouterr().err
+
+
+def test_whatever_fails_after_measuring_the_figures_are_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text("## Alpha\n\n| old a |\n\n" + NOTES_ALPHA + "\n\n## Beta\n\n| old b |\n", encoding="utf-8")
+    # a generated body that looks like a notes marker cannot be assembled into the file
+    _two_sections(monkeypatch, {"alpha": "| new a |\n<!-- notes: see below -->\n", "beta": "| new b |\n"})
+    assert bench.main(["--out", str(out)]) == 1
+    assert "| old a |" in out.read_text(encoding="utf-8")  # left alone
+    written = (tmp_path / "bench.md.new").read_text(encoding="utf-8")
+    assert "| new a |" in written and "| new b |" in written and NOTES_ALPHA in written
+
+    def garbles(quick: bool) -> str:  # the file is rewritten as something that is not UTF-8
+        out.write_bytes(b"\xff\xfe broken")
+        return "| newer a |\n"
+
+    monkeypatch.setattr(bench, "SECTIONS", [bench.Section("alpha", "Alpha", garbles)])
+    (tmp_path / "bench.md").write_text("## Alpha\n\n| old a |\n\n" + NOTES_ALPHA + "\n", encoding="utf-8")
+    assert bench.main(["--out", str(out)]) == 0
+    assert out.read_bytes() == b"\xff\xfe broken"
+    assert "| newer a |" in (tmp_path / "bench.md.new").read_text(encoding="utf-8")
+
+
+def test_a_full_run_keeps_the_last_good_figures_of_a_section_that_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text("## Alpha\n\n| old a |\n\n## Beta\n\n| good b |\n\n" + NOTES_BETA + "\n", encoding="utf-8")
+
+    def broken(quick: bool) -> str:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(
+        bench,
+        "SECTIONS",
+        [bench.Section("alpha", "Alpha", lambda q: "| new a |\n"), bench.Section("beta", "Beta", broken)],
+    )
+    assert bench.main(["--out", str(out)]) == 1
+    text = out.read_text(encoding="utf-8")
+    assert "| new a |" in text and "| good b |" in text and "boom" not in text
+    assert bench.kept_notes(text) == {"beta": NOTES_BETA}
