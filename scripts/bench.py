@@ -327,14 +327,10 @@ def render_section(title: str, body: str, seconds: float, notes: str | None, pro
     A body's own ``## `` headings (a helper that also writes a file of its own starts with
     one) become ``### ``: only section titles are ``## `` here, which is how the file splits.
     """
-    lines, fenced = [], False
-    for line in body.rstrip().splitlines():
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif not fenced and line.startswith("## "):
-            line = "#" + line
-        lines.append(line)
-    text = f"## {title}\n\n{provenance}" + "\n".join(lines) + f"\n\n_Section wall time: {seconds:.0f} s._\n"
+    body = body.rstrip()
+    for at, _ in reversed(_headings(body)):
+        body = body[:at] + "#" + body[at:]
+    text = f"## {title}\n\n{provenance}{body}\n\n_Section wall time: {seconds:.0f} s._\n"
     if notes:
         text += f"\n{notes.strip()}\n"
     return text
@@ -354,10 +350,6 @@ def assemble(head: str, sections: list[str], notes: dict[str, str]) -> str:
 
 
 # -- driver -------------------------------------------------------------------------
-
-
-def titles_of(keys: set[str]) -> set[str]:
-    return {s.title for s in SECTIONS if s.key in keys}
 
 
 def _document(
@@ -449,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     except NotesError as exc:
         parser.error(f"{out}: {exc}")
     if existing and wanted and not args.update:
-        dropped = [t for t in split_sections(existing, [s.title for s in SECTIONS])[1] if t not in titles_of(wanted)]
+        run = {s.title for s in SECTIONS if s.key in wanted}
+        dropped = [t for t in split_sections(existing, [s.title for s in SECTIONS])[1] if t not in run]
         if dropped:
             parser.error(
                 f"{out} holds sections this run would drop ({', '.join(dropped)}): add --update to replace only "

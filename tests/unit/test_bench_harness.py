@@ -211,6 +211,25 @@ def test_notes_edited_while_the_sections_run_are_the_ones_written(
     assert "bench.md.new" in capsys.readouterr().out
 
 
+def _refused_before_measuring(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, layout: str, argv: list[str]) -> None:
+    """Run main(argv) over a file holding ``layout`` with sections Alpha and Beta: it must exit
+    before running either and leave the file as it was."""
+    out = tmp_path / "bench.md"
+    out.write_text(layout, encoding="utf-8")
+    ran: list[bool] = []
+    monkeypatch.setattr(
+        bench,
+        "SECTIONS",
+        [
+            bench.Section("alpha", "Alpha", lambda quick: ran.append(quick) or "| new a |\n"),
+            bench.Section("beta", "Beta", lambda quick: ran.append(quick) or "| new b |\n"),
+        ],
+    )
+    with pytest.raises(SystemExit):
+        bench.main([*argv, "--out", str(out)])
+    assert ran == [] and out.read_text(encoding="utf-8") == layout
+
+
 @pytest.mark.parametrize(
     ("layout", "problem"),
     [
@@ -229,20 +248,7 @@ def test_notes_edited_while_the_sections_run_are_the_ones_written(
 def test_update_refuses_before_measuring_when_hand_written_text_would_be_lost(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, layout: str, problem: str, capsys
 ) -> None:
-    out = tmp_path / "bench.md"
-    out.write_text(layout, encoding="utf-8")
-    ran: list[bool] = []
-    monkeypatch.setattr(
-        bench,
-        "SECTIONS",
-        [
-            bench.Section("alpha", "Alpha", lambda quick: ran.append(quick) or "| new a |\n"),
-            bench.Section("beta", "Beta", lambda quick: ran.append(quick) or "| new b |\n"),
-        ],
-    )
-    with pytest.raises(SystemExit):
-        bench.main(["--only", "alpha,beta", "--update", "--out", str(out)])
-    assert ran == [] and out.read_text(encoding="utf-8") == layout
+    _refused_before_measuring(monkeypatch, tmp_path, layout, ["--only", "alpha,beta", "--update"])
     assert problem in capsys.readouterr().err
 
 
@@ -307,16 +313,7 @@ def test_a_file_emptied_during_the_run_is_not_written_over(monkeypatch: pytest.M
 def test_a_full_run_refuses_before_measuring_when_hand_written_text_would_be_lost(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, layout: str, problem: str, capsys
 ) -> None:
-    out = tmp_path / "bench.md"
-    out.write_text(layout, encoding="utf-8")
-    ran: list[bool] = []
-    _two_sections(monkeypatch, {"alpha": "| new a |\n", "beta": "| new b |\n"})
-    monkeypatch.setattr(
-        bench, "SECTIONS", [bench.Section(s.key, s.title, lambda q: ran.append(q) or "x") for s in bench.SECTIONS]
-    )
-    with pytest.raises(SystemExit):
-        bench.main(["--out", str(out)])
-    assert ran == [] and out.read_text(encoding="utf-8") == layout
+    _refused_before_measuring(monkeypatch, tmp_path, layout, [])
     assert problem in capsys.readouterr().err
 
 
