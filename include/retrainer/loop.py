@@ -193,12 +193,15 @@ def select_holdout(frame: Any, spec: ModelSpec) -> tuple[Any, Any, dict]:
 
     The held-out days are the last ``training.holdout_days`` days that have rows (not
     calendar days: a week whose trailing days are empty still has an evaluation set), widened
-    one day at a time until they hold ``training.min_holdout_rows`` rows, but never more than
-    half the window's rows, so training keeps the majority of the data.
+    one day at a time until they hold ``training.min_holdout_rows`` rows and, under roc_auc
+    (undefined on one class), at least two classes; never more than half the window's rows, so
+    training keeps the majority of the data (when the last ``holdout_days`` days alone hold
+    more, fewer days are held out, at least one).
     """
     t = spec.training
-    days = sorted(str(d) for d in frame[PARTITION_COLUMN].astype(str).unique())
-    counts = frame[PARTITION_COLUMN].astype(str).value_counts()
+    part = frame[PARTITION_COLUMN].astype(str)
+    days = sorted(str(d) for d in part.unique())
+    counts = part.value_counts()
     total = int(len(frame))
     if len(days) < 2:
         raise InsufficientData(
@@ -206,8 +209,17 @@ def select_holdout(frame: Any, spec: ModelSpec) -> tuple[Any, Any, dict]:
         )
     n_days = min(t.holdout_days, len(days) - 1)
     rows = int(sum(counts[d] for d in days[-n_days:]))
+    while n_days > 1 and rows > total / 2:  # e.g. a few busy last days after quiet weeks
+        rows -= int(counts[days[-n_days]])
+        n_days -= 1
+    needs_two = spec.comparison.primary_metric == "roc_auc"
+    labels = frame[spec.features.target]
+
+    def one_class(k: int) -> bool:
+        return needs_two and labels[part.isin(days[-k:])].nunique(dropna=True) < 2
+
     widened = False
-    while rows < t.min_holdout_rows and n_days < len(days) - 1:
+    while (rows < t.min_holdout_rows or one_class(n_days)) and n_days < len(days) - 1:
         nxt = int(counts[days[-(n_days + 1)]])
         if rows + nxt > total / 2:
             break
@@ -316,6 +328,31 @@ def baseline_estimate(model: Any, frame: Any, spec: ModelSpec) -> dict:
         list(getattr(model, "classes_", [])),
     )
     return est.to_dict()
+
+
+def baseline_in_metric(state: ModelState, spec: ModelSpec) -> dict:
+    """``state.baseline`` when it is of the spec's primary metric, else measured now on its held-out rows.
+
+    A model card keeps the metric the model was trained under; after ``primary_metric`` changed
+    in the model YAML, a drop measured from that number would compare two metrics (a retrain
+    on a stationary week, or, for a lower-is-better metric, no drop ever). Empty when it cannot
+    be measured (no model or held-out rows, or the metric undefined there): no baseline.
+    """
+    base = state.baseline or {}
+    metric = spec.comparison.primary_metric
+    if base.get("metric") in (None, metric):
+        return base
+    if state.model is None or state.holdout is None:
+        return {}
+    try:
+        fresh = baseline_estimate(state.model, state.holdout, spec)
+    except ValueError as exc:
+        log.warning("the champion's %s baseline is not measurable on its held-out rows (%s)", metric, exc)
+        return {}
+    log.info(
+        "the champion's baseline is %s, the spec's metric %s: measured on its held-out rows", base.get("metric"), metric
+    )
+    return fresh
 
 
 def build_challenger(
@@ -511,10 +548,30 @@ def fit_challenger(
         train=train,
         holdout=holdout,
         trained_through=interval_end,
-        baseline=baseline_estimate(model, holdout, spec),
+        baseline=_baseline_or_undefined(model, holdout, spec),
         importance=permutation_importance_shares(model, holdout, spec),
         evaluation=info,
     )
+
+
+def _baseline_or_undefined(model: Any, holdout: Any, spec: ModelSpec) -> dict:
+    """:func:`baseline_estimate`, or ``value`` None with the reason when the metric is undefined there.
+
+    E.g. roc_auc on held-out rows of one class (rare positives, after :func:`select_holdout`
+    widened them as far as it may): the model is still judged (the comparison names the case,
+    ``single_class_holdout``) and the gate's decay and cost signals report "no baseline".
+    """
+    try:
+        return baseline_estimate(model, holdout, spec)
+    except ValueError as exc:
+        log.warning("baseline %s not measured on the held-out rows: %s", spec.comparison.primary_metric, exc)
+        return {
+            "metric": spec.comparison.primary_metric,
+            "value": None,
+            "se": None,
+            "n": int(len(holdout)),
+            "why": str(exc),
+        }
 
 
 def _may_grow(spec: ModelSpec, info: dict, interval_end: dt.datetime) -> bool:
@@ -720,7 +777,7 @@ def assess(
         else (None, "disabled")
     )
     higher = greater_is_better(spec.comparison.primary_metric)
-    base = champion.baseline or {}
+    base = baseline_in_metric(champion, spec)
     served_now = None if current is None else _served_record(spec, current, interval_end)
     # The reference (the champion's metric on its held-out rows, or on the rejected challenger's,
     # whose days came later) and the weeks served after those rows and before this week: decay
@@ -1322,7 +1379,7 @@ def retry_signal(
         except ValueError:
             log.warning("rejected challenger's holdout_from %r is not a date: served weeks up to its end", first_held)
     history = served_history(champion.served, champion.trained_through, cutoff, metric)
-    base = champion.baseline or {}
+    base = baseline_in_metric(champion, spec)
     parts = [e for e in ({**base, "n": base.get("n") or 0}, *history) if gate.usable_estimate(e)]
     if not parts or on_attempt is None or not gate.usable_estimate(on_attempt):
         return gate.SignalResult(

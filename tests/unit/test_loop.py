@@ -99,6 +99,46 @@ def test_too_few_rows_is_a_named_insufficient_data_outcome():
         loop.select_holdout(frame(1, 500), spec)
 
 
+def test_the_held_out_days_never_take_more_than_half_the_window():
+    spec = spec_for()  # holdout_days 2
+    quiet = frame(12, 40, seed=1)
+    busy = frame(2, 1000, seed=2, start=START + dt.timedelta(days=12))  # 2000 of 2480 rows
+    train, holdout, info = loop.select_holdout(pd.concat([quiet, busy], ignore_index=True), spec)
+    assert len(info["holdout_days"]) == 1 and len(holdout) == 1000 and len(train) == 1480
+
+
+def _one_class_last_days(days: int) -> pd.DataFrame:
+    window = frame(14, 40)
+    last = sorted(window[PARTITION_COLUMN].unique())[-days:]
+    window.loc[window[PARTITION_COLUMN].isin(last), "y"] = 0  # rare positives: none on those days
+    return window
+
+
+def test_under_roc_auc_the_held_out_days_widen_until_they_hold_two_classes():
+    spec = spec_for()
+    train, holdout, info = loop.select_holdout(_one_class_last_days(2), spec)
+    assert info["widened"] is True and len(info["holdout_days"]) == 3 and holdout["y"].nunique() == 2
+    # A label metric is defined on one class: nothing to widen for.
+    _, _, info = loop.select_holdout(_one_class_last_days(2), spec_for(comparison={"primary_metric": "accuracy"}))
+    assert len(info["holdout_days"]) == 2 and info["widened"] is False
+
+
+def test_a_held_out_set_of_one_class_is_a_named_outcome_not_a_crash():
+    spec = spec_for()
+    end = START + dt.timedelta(days=14)
+    # Half the window is as far as the held-out days may widen: still one class there.
+    state = loop.build_challenger(spec, _one_class_last_days(8), end)
+    assert state.baseline["value"] is None and "single class" in state.baseline["why"]
+    cold = loop.judge(spec, None, state)
+    assert not cold.promote and any("single class" in r for r in cold.reasons)
+    champion = loop.build_challenger(spec, frame(14, 40, seed=5), end)
+    judged = loop.judge(spec, champion, state)
+    assert not judged.promote and judged.to_dict()["outcome_code"] == "single_class_holdout"
+    # Later, as the champion of a cold start that was forced through, it is still assessed.
+    outcome = loop.assess(spec, state, frame(7, 40, seed=9, start=end), end + dt.timedelta(days=7))
+    assert signal(outcome, "performance_decay")["status"] == "insufficient"
+
+
 def test_importance_shares_single_out_the_feature_that_matters():
     spec = spec_for()
     state = loop.build_challenger(spec, frame(14, 120, seed=1), START + dt.timedelta(days=14))
@@ -254,6 +294,21 @@ def test_a_concept_change_trips_performance_decay(trained):
     assert decay["status"] == "fired" and decay["p_value"] < 0.05 / 3
     assert signal(outcome, "data_drift")["status"] == "quiet"
     assert outcome.retrain and "performance decay" in outcome.reason
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "log_loss"])
+def test_a_baseline_recorded_under_another_metric_is_measured_again_in_the_specs(trained, metric):
+    spec, champion, end = trained  # trained under roc_auc: its card holds a roc_auc baseline
+    now = spec_for(comparison={"primary_metric": metric})
+    stationary = loop.assess(now, champion, frame(7, 300, seed=12, start=end), end + dt.timedelta(days=7))
+    decay = signal(stationary, "performance_decay")
+    assert decay["status"] == "quiet", decay["summary"]
+    assert metric in decay["summary"]
+    flipped = frame(7, 300, seed=14, start=end)
+    some = flipped.sample(frac=0.25, random_state=0).index  # a quarter of the labels flipped:
+    flipped.loc[some, "y"] = 1 - flipped.loc[some, "y"]  # log loss ~0.75, under a roc_auc of ~0.85
+    changed = loop.assess(now, champion, flipped, end + dt.timedelta(days=7))
+    assert signal(changed, "performance_decay")["status"] == "fired"
 
 
 def test_an_old_champion_is_refreshed_without_drift(trained):
