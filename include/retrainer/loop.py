@@ -981,6 +981,14 @@ def shrunk_drop(drop: float, se: float) -> float:
     return float((drop * drop - se * se) / drop)
 
 
+def _se_or_floor(se: float, n: Any) -> float:
+    """``se``, or 0.5 / sqrt(n) (a proportion's largest SE) when it is 0 and the rows are known."""
+    if se > 0:
+        return se
+    rows = finite_or_none(n)
+    return 0.5 / math.sqrt(rows) if rows is not None and rows >= 1 else 0.0
+
+
 def cost_signal(
     baseline: dict,
     current: Any,
@@ -1043,7 +1051,9 @@ def cost_signal(
             between_weeks_sd=math.sqrt(pooled["tau2"]),
         )
     else:
-        se = math.hypot(base_se, cur_se)
+        # An SE of 0 (e.g. AUC 1.0 on few rows) reads as 0.5/sqrt(n), as the pooled branch and
+        # decay read it: a drop measured against no noise would be taken whole.
+        se = math.hypot(_se_or_floor(base_se, baseline.get("n")), _se_or_floor(cur_se, getattr(current, "n", None)))
     drop = base_value - float(current.value)
     if not higher_is_better:
         drop = -drop

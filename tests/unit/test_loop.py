@@ -481,6 +481,12 @@ def test_cost_signal_takes_the_drop_with_its_uncertainty():
     # log_loss: lower is better, the drop is current - baseline.
     ll = loop.cost_signal({"value": 0.40, "se": 0.01}, Est(0.60, 0.01), None, False, 0.01, 4, "log_loss")
     assert ll.details["drop"] == pytest.approx(0.2) and ll.status == "fired"
+    # An SE of 0 on both sides (AUC 1.0 on few rows) is read as 0.5/sqrt(n), as decay reads it:
+    # a drop of 0.01 on 400 rows is within that noise, not a whole 0.04 metric-weeks.
+    perfect = Est(0.99, 0.0)
+    perfect.n = 400
+    flat = loop.cost_signal({"value": 1.0, "se": 0.0, "n": 400}, perfect, None, True, 0.04, 4, "roc_auc")
+    assert flat.status == "quiet" and flat.details["drop_se"] == pytest.approx(np.hypot(0.025, 0.025))
 
 
 def test_stating_a_retrain_cost_makes_cost_the_default_rule_with_a_cost_optimal_refresh_age():
