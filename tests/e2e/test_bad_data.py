@@ -622,6 +622,26 @@ def test_summary_carries_validation_notes(world):
     assert any("duplicated row(s)" in n for n in summary["validation"].get("notes", []))
 
 
+def test_held_out_days_without_a_positive_widen_instead_of_failing_training(world):
+    """Rare positives: the week's last two days hold none (roc_auc undefined on them). Before,
+    the train task crashed measuring the baseline; the held-out days now widen until they
+    hold both classes, and the challenger is trained and judged."""
+    start = wk(21)  # last of this world's weeks: a promotion here moves no other test's champion
+
+    def seed(w: World, s: dt.date) -> None:
+        week = good_week(s)
+        for d in days_of(s)[-2:]:
+            week[d] = week[d].assign(churned=0)
+        w.write(week)
+
+    seed(world, start)
+    out = world.run(start, force_retrain=True)
+    assert out.tasks[TaskId.TRAIN_CHALLENGER] == "success", out.tasks
+    evaluation = out.summary["evaluation"]
+    assert evaluation["widened"] is True and len(evaluation["holdout_days"]) >= 3, evaluation
+    assert out.summary["comparison"]["outcome_code"] == "ok", out.summary["comparison"]
+
+
 # --------------------------------------------------------------------------------------
 # odd column names
 # --------------------------------------------------------------------------------------
