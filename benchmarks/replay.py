@@ -273,9 +273,11 @@ class WeekRecord:
     promoted: bool
     status: str  # ok | cold_start | waiting | unassessed | stuck
     reason: str = ""
+    #: The gate signals that decided a retrain (``GateOutcome.trigger``); empty for the baselines.
+    trigger: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "trigger": list(self.trigger)}
 
 
 @dataclass(frozen=True)
@@ -504,6 +506,7 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
                     True,
                     "ok",
                     f"{outcome.reason} | " + "; ".join(map(str, judgement.reasons)) + f" | {outcome_r.reason}",
+                    outcome.trigger,
                 )
             )
             continue
@@ -535,6 +538,7 @@ def _run_ours(loop: Any, spec: ModelSpec, stream: Stream, bank: ModelBank, last:
                 bool(judgement.promote),
                 status,
                 f"{outcome.reason} | " + (f"{tried} | " if tried else "") + "; ".join(map(str, judgement.reasons)),
+                outcome.trigger if before is not None else (),
             )
         )
     return records
@@ -645,6 +649,52 @@ def change_clocks(q: np.ndarray, start: int, stream: Stream) -> list[int]:
                 break
         clocks.append(clock)
     return clocks
+
+
+def retrain_values(result: StreamResult, policy: str, retrain_cost: float) -> list[dict]:
+    """What each retrain of ``policy`` was worth on this stream, in metric-weeks, after the fact.
+
+    For each week a challenger was trained (after the cold start): the signals that asked for it,
+    whether the champion changed, and the value it won = the sum, over the weeks the new champion
+    then served, of its quality minus that of the champion it replaced on the same weeks (q[s][t]
+    of the quality matrix, partial-window models included); 0 when the champion stayed. ``net``
+    = value - ``retrain_cost``. The counterfactual keeps the old champion for that tenure only
+    (later decisions depend on the path, so this is an attribution, not a replay without it).
+    """
+    rows = result.quality
+    extra = result.extra_quality
+    T = result.weeks
+
+    def q(index: int | None, t: int) -> float:
+        if index is None:
+            return math.nan
+        row = rows[index] if index < T else extra[index - T]
+        return row[t]
+
+    run = result.policies[policy]
+    serving = {r.week: r.champion_after for r in run.records}
+    out = []
+    for r in run.records:
+        if not r.retrained:
+            continue
+        value = 0.0
+        if r.champion_after != r.champion_before and r.champion_before is not None:
+            t = r.week + 1
+            while t < T and serving.get(t - 1) == r.champion_after:
+                d = q(r.champion_after, t) - q(r.champion_before, t)
+                if math.isfinite(d):
+                    value += d
+                t += 1
+        out.append(
+            {
+                "week": r.week,
+                "trigger": list(r.trigger),
+                "changed": r.champion_after != r.champion_before,
+                "value": value,
+                "net": value - retrain_cost,
+            }
+        )
+    return out
 
 
 def _policy_run(

@@ -24,10 +24,10 @@ import time
 from typing import Any
 
 from benchmarks.optimum import COST_RATIOS, period_text
-from benchmarks.replay import COSTLY_CHANGE, POLICIES, StreamResult, load_loop, ours_at, replay_stream
+from benchmarks.replay import COSTLY_CHANGE, POLICIES, StreamResult, load_loop, ours_at, replay_stream, retrain_values
 from benchmarks.streams import make_stream, stream_designs
 
-__all__ = ["TARGETS", "evaluate_targets", "fmt", "render_markdown", "run"]
+__all__ = ["TARGETS", "evaluate_targets", "fmt", "render_markdown", "retrain_audit", "run"]
 
 TARGETS = {
     "regret": "regret share of ours (retrain_cost stated = the ratio) <= 0.25 at every cost ratio on every stream",
@@ -124,6 +124,43 @@ def evaluate_targets(results: list[StreamResult]) -> dict[str, dict]:
     return out
 
 
+def _trigger_label(trigger: list[str] | tuple[str, ...]) -> str:
+    return " + ".join(trigger) if trigger else "(none recorded)"
+
+
+def retrain_audit(results: list[StreamResult]) -> list[dict]:
+    """What the retrains of ``ours@<ratio>`` were worth, by the signals that asked for them.
+
+    Pooled over the streams (:func:`benchmarks.replay.retrain_values` per stream): per cost
+    ratio and trigger, the retrains, how many changed the champion, the mean value won and the
+    median and total net of the cost (metric-weeks), and how many paid (net > 0).
+    """
+    out = []
+    for ratio in COST_RATIOS:
+        groups: dict[str, list[dict]] = {}
+        for r in results:
+            if ours_at(ratio) not in r.policies:
+                continue
+            for v in retrain_values(r, ours_at(ratio), ratio):
+                groups.setdefault(_trigger_label(v["trigger"]), []).append(v)
+        for label, vs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+            nets = sorted(v["net"] for v in vs)
+            mid = len(nets) // 2
+            out.append(
+                {
+                    "ratio": ratio,
+                    "trigger": label,
+                    "retrains": len(vs),
+                    "changed": sum(v["changed"] for v in vs),
+                    "mean_value": sum(v["value"] for v in vs) / len(vs),
+                    "median_net": nets[mid] if len(nets) % 2 else (nets[mid - 1] + nets[mid]) / 2,
+                    "total_net": sum(nets),
+                    "paid": sum(n > 0 for n in nets),
+                }
+            )
+    return out
+
+
 def run(quick: bool = False, progress: bool = False) -> dict:
     """Replay every stream; returns all figures (JSON-ready) plus the targets' verdicts."""
     t0 = time.perf_counter()
@@ -144,6 +181,7 @@ def run(quick: bool = False, progress: bool = False) -> dict:
         "streams": [r.to_dict() for r in results],
         "targets": {k: {**v, "target": TARGETS[k]} for k, v in targets.items()},
         "all_met": all(v["met"] is not False for v in targets.values()),
+        "retrain_audit": retrain_audit(results),
         "seconds": round(time.perf_counter() - t0, 1),
         "python": platform.python_version(),
         "_results": results,
@@ -244,6 +282,27 @@ def render_markdown(fig: dict) -> str:
             cells = " | ".join(f"{c[p]:.3f} ({fmt(g[p], 2)})" for p in names)
             cells += f" | ({period_text(r.periodic_weeks[ratio])}) {c['periodic']:.3f} ({fmt(g['periodic'], 2)})"
             L.append(f"| {r.stream} | {ratio} | {c['optimum']:.3f} ({r.optimum_retrains[ratio]}) | {cells} |")
+    audit = fig.get("retrain_audit") or retrain_audit(results)
+    if audit:
+        L.append("")
+        L.append("### What each retrain was worth, by the signal that asked for it")
+        L.append("")
+        L.append(
+            "`ours@<ratio>` on every stream, pooled. Value of a retrain = the sum, over the weeks the new "
+            "champion then served, of its quality minus that of the champion it replaced, on the same weeks "
+            "(0 when the challenger was rejected); net = value - the retrain cost (metric-weeks). An "
+            "attribution after the fact, not a replay without that retrain: later decisions depend on the path."
+        )
+        L.append("")
+        L.append(
+            "| retrain cost | signals that asked | retrains | champion changed | mean value | median net | total net | paid |"
+        )
+        L.append("|---|---|---|---|---|---|---|---|")
+        for a in audit:
+            L.append(
+                f"| {a['ratio']:g} | {a['trigger']} | {a['retrains']} | {a['changed']} | {a['mean_value']:+.4f} | "
+                f"{a['median_net']:+.4f} | {a['total_net']:+.3f} | {a['paid']}/{a['retrains']} |"
+            )
     notes = [f"{r.stream}: {n}" for r in results for n in (*r.notes, *r.cold_start_notes)]
     if notes:
         L.append("")

@@ -426,6 +426,12 @@ def test_replay_six_weeks_with_the_real_loop():
     decided = [rec for rec in costed.records if rec.status == "ok"]
     assert decided and all("retrain cost" in rec.reason for rec in decided), [rec.reason for rec in decided]
     assert all("retrain cost" not in rec.reason for rec in r.policies["ours"].records)
+    # Every retrain records the signals that asked for it, and the audit values each one.
+    from benchmarks.replay import retrain_values
+
+    retrained = [rec for rec in costed.records if rec.retrained]
+    assert all(rec.trigger for rec in retrained), [(rec.week, rec.reason) for rec in retrained]
+    assert len(retrain_values(r, "ours@0.01", 0.01)) == costed.retrains == len(retrained)
     r.to_dict()  # JSON-ready
     # The seed spread's figures of this draw: JSON-ready, the matrix kept to 6 decimals.
     import json
@@ -494,6 +500,46 @@ def test_report_judges_regret_on_ours_configured_with_the_ratio():
     assert evaluate_targets([Result()])["regret"]["met"] is True
     Result.regret = {0.01: {**Result.regret[0.01], "ours@0.01": 0.3}}
     assert evaluate_targets([Result()])["regret"]["failures"] == ["s @ 0.01: 0.30"]
+
+
+def test_a_retrain_is_worth_what_its_champion_served_over_the_one_it_replaced():
+    from types import SimpleNamespace
+
+    from benchmarks.replay import WeekRecord, retrain_values
+    from benchmarks.report import retrain_audit
+
+    T = 6
+    q = np.full((T, T), np.nan)
+    q[0, 1:] = [0.70, 0.70, 0.70, 0.70, 0.70]
+    q[1, 2:] = [0.75, 0.76, 0.74, 0.73]
+    q[3, 4:] = [0.80, 0.80]
+    extra = np.full((1, T), np.nan)
+    extra[0, 5] = 0.90  # a partial-window model trained at week 4 (index T + 0)
+    records = (
+        WeekRecord(0, None, 0, False, True, "cold_start"),
+        WeekRecord(1, 0, 1, True, True, "ok", trigger=("age",)),
+        WeekRecord(2, 1, 1, False, False, "ok"),
+        WeekRecord(3, 1, 1, True, False, "ok", trigger=("retrain_cost",)),  # rejected
+        WeekRecord(4, 1, T, True, True, "ok", trigger=("retrain_cost", "follow_up")),
+    )
+    result = SimpleNamespace(
+        weeks=T,
+        quality=q.tolist(),
+        extra_quality=extra.tolist(),
+        policies={"ours@0.04": SimpleNamespace(records=records)},
+    )
+    values = retrain_values(result, "ours@0.04", 0.04)
+    assert [v["week"] for v in values] == [1, 3, 4]  # the cold start is not a retrain
+    # Week 1's model served weeks 2-4 (until week 4's promotion): +0.05 +0.06 +0.04 over week 0's.
+    assert values[0]["value"] == pytest.approx(0.15) and values[0]["net"] == pytest.approx(0.11)
+    assert values[1] == {"week": 3, "trigger": ["retrain_cost"], "changed": False, "value": 0.0, "net": -0.04}
+    assert values[2]["value"] == pytest.approx(0.90 - 0.73) and values[2]["changed"] is True
+    result.policies = {f"ours@{r:g}": SimpleNamespace(records=records) for r in (0.0025, 0.01, 0.04)}
+    rows = [a for a in retrain_audit([result]) if a["ratio"] == 0.04]
+    by = {a["trigger"]: a for a in rows}
+    assert by["retrain_cost"]["paid"] == 0 and by["retrain_cost"]["total_net"] == pytest.approx(-0.04)
+    assert by["age"]["retrains"] == 1 and by["age"]["mean_value"] == pytest.approx(0.15)
+    assert by["retrain_cost + follow_up"]["changed"] == 1 and by["retrain_cost + follow_up"]["paid"] == 1
 
 
 def test_detection_counts_from_the_onset_and_reports_when_a_gradual_change_first_cost():
