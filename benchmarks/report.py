@@ -128,27 +128,30 @@ def _trigger_label(trigger: list[str] | tuple[str, ...]) -> str:
     return " + ".join(trigger) if trigger else "(none recorded)"
 
 
-def retrain_audit(results: list[StreamResult]) -> list[dict]:
-    """What the retrains of ``ours@<ratio>`` were worth, by the signals that asked for them.
+def retrain_audit(results: list[StreamResult], policies: list[tuple[str, float]] | None = None) -> list[dict]:
+    """What a policy's retrains were worth, by the signals that asked for them.
 
-    Pooled over the streams (:func:`benchmarks.replay.retrain_values` per stream): per cost
-    ratio and trigger, the retrains, how many changed the champion, the mean value won and the
-    median and total net of the cost (metric-weeks), and how many paid (net > 0).
+    ``policies``: (policy, retrain cost) pairs, by default ``ours@<ratio>`` at each of
+    ``COST_RATIOS``. Pooled over ``results`` (:func:`benchmarks.replay.retrain_values` per
+    stream): per policy and trigger, the retrains, how many changed the champion, the mean
+    value won and the median and total net of the cost (metric-weeks), and how many paid (net > 0).
     """
+    pairs = policies if policies is not None else [(ours_at(r), r) for r in COST_RATIOS]
     out = []
-    for ratio in COST_RATIOS:
+    for policy, cost in pairs:
         groups: dict[str, list[dict]] = {}
         for r in results:
-            if ours_at(ratio) not in r.policies:
+            if policy not in r.policies:
                 continue
-            for v in retrain_values(r, ours_at(ratio), ratio):
+            for v in retrain_values(r, policy, cost):
                 groups.setdefault(_trigger_label(v["trigger"]), []).append(v)
         for label, vs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             nets = sorted(v["net"] for v in vs)
             mid = len(nets) // 2
             out.append(
                 {
-                    "ratio": ratio,
+                    "policy": policy,
+                    "cost": cost,
                     "trigger": label,
                     "retrains": len(vs),
                     "changed": sum(v["changed"] for v in vs),
@@ -300,7 +303,7 @@ def render_markdown(fig: dict) -> str:
         L.append("|---|---|---|---|---|---|---|---|")
         for a in audit:
             L.append(
-                f"| {a['ratio']:g} | {a['trigger']} | {a['retrains']} | {a['changed']} | {a['mean_value']:+.4f} | "
+                f"| {a['cost']:g} | {a['trigger']} | {a['retrains']} | {a['changed']} | {a['mean_value']:+.4f} | "
                 f"{a['median_net']:+.4f} | {a['total_net']:+.3f} | {a['paid']}/{a['retrains']} |"
             )
     notes = [f"{r.stream}: {n}" for r in results for n in (*r.notes, *r.cold_start_notes)]

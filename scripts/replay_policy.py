@@ -93,7 +93,8 @@ def primary_metric(stream: Any) -> str:
 
 def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
     """The report: policies, costs against the optimum, and the YAML's week-by-week decisions."""
-    from benchmarks.replay import ours_at
+    from benchmarks.replay import ours_at, retrain_values
+    from benchmarks.report import retrain_audit
 
     metric = primary_metric(stream)
     ratios = list(result.costs)
@@ -153,8 +154,32 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
             "`ours with retrain_cost R` = your YAML with `drift.gate.retrain_cost: R` and `rule: cost` (the gate "
             "then weighs the expected loss against that cost); its regret at R is the figure to read.",
         ]
-    lines += ["", "Week by week (your YAML):", "", "| week | starts | rows | champion | retrained | promoted | why |"]
-    lines.append("|---|---|---|---|---|---|---|")
+    audit = retrain_audit([result], [("ours", 0.0), *((ours_at(r), r) for r in stated)])
+    if audit:
+        lines += [
+            "",
+            "What each retrain was worth, by the signals that asked for it: the sum, over the weeks the new "
+            f"champion then served, of its {metric} minus that of the champion it replaced on the same weeks "
+            "(0 when the challenger was rejected; higher is better), and that less the retrain cost. "
+            "After the fact, not a replay without the retrain.",
+            "",
+            "| policy | signals that asked | retrains | champion changed | mean worth | median net of cost | total net | paid |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for a in audit:
+            label = labels.get(a["policy"], a["policy"].replace("ours@", "ours with retrain_cost "))
+            lines.append(
+                f"| {label} | {a['trigger']} | {a['retrains']} | {a['changed']} | {a['mean_value']:+.4f} | "
+                f"{a['median_net']:+.4f} | {a['total_net']:+.3f} | {a['paid']}/{a['retrains']} |"
+            )
+    worth = {v["week"]: v["value"] for v in retrain_values(result, "ours", 0.0)}
+    lines += [
+        "",
+        "Week by week (your YAML; worth: what its retrain won, as above):",
+        "",
+        "| week | starts | rows | champion | retrained | promoted | worth | why |",
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|")
     for rec in result.policies["ours"].records:
         why = " ".join(str(rec.reason).split())
         if terminal and len(why) > REASON_CHARS:
@@ -165,7 +190,8 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
             champ = f"{result.model_label(rec.champion_before)} -> {champ}"
         lines.append(
             f"| {rec.week} | {stream.week_start(rec.week)} | {len(stream.frames[rec.week]):,} | {champ} | "
-            f"{'yes' if rec.retrained else ''} | {'yes' if rec.promoted else ''} | {rec.status}: {why} |"
+            f"{'yes' if rec.retrained else ''} | {'yes' if rec.promoted else ''} | "
+            f"{f'{worth[rec.week]:+.4f}' if rec.week in worth else ''} | {rec.status}: {why} |"
         )
     final = stream.weeks - 1
     lines += [

@@ -535,7 +535,7 @@ def test_a_retrain_is_worth_what_its_champion_served_over_the_one_it_replaced():
     assert values[1] == {"week": 3, "trigger": ["retrain_cost"], "changed": False, "value": 0.0, "net": -0.04}
     assert values[2]["value"] == pytest.approx(0.90 - 0.73) and values[2]["changed"] is True
     result.policies = {f"ours@{r:g}": SimpleNamespace(records=records) for r in (0.0025, 0.01, 0.04)}
-    rows = [a for a in retrain_audit([result]) if a["ratio"] == 0.04]
+    rows = [a for a in retrain_audit([result]) if a["policy"] == "ours@0.04" and a["cost"] == 0.04]
     by = {a["trigger"]: a for a in rows}
     assert by["retrain_cost"]["paid"] == 0 and by["retrain_cost"]["total_net"] == pytest.approx(-0.04)
     assert by["age"]["retrains"] == 1 and by["age"]["mean_value"] == pytest.approx(0.15)

@@ -115,12 +115,20 @@ def test_replay_cli_reports_every_policy_against_the_optimum(binary_file, tmp_pa
     printed = capsys.readouterr().out
     assert "| ours (your YAML) |" in printed and "| retrospective optimum |" in printed
     assert "| retrain every k weeks (k best in hindsight) |" in printed and "; k=" in printed
-    assert "Week by week (your YAML):" in printed and "2026-02-08" in printed
+    assert "Week by week (your YAML; worth" in printed and "2026-02-08" in printed
+    # What each retrain was worth, by the signals that asked: every retrain of ours is in one row.
+    audit = [line.split(" | ") for line in printed.splitlines() if line.startswith("| ours (your YAML) | ")]
+    audit = [cells for cells in audit if len(cells) == 8]
+    assert audit and sum(int(cells[2]) for cells in audit) == ours["retrains"], audit
     report = out.read_text()
     assert report.startswith("## Policy replay: orders")
     weeks = [line for line in report.splitlines() if line.startswith("| ") and " | 2026-" in line]
-    assert len(weeks) == 7  # one row per decision week, 7 cells each: the reasons' "|" are escaped
-    assert all(len(re.split(r"(?<!\\)\|", line)) == 9 for line in weeks), weeks[0]
+    assert len(weeks) == 7  # one row per decision week, 8 cells each: the reasons' "|" are escaped
+    assert all(len(re.split(r"(?<!\\)\|", line)) == 10 for line in weeks), weeks[0]
+    # A retrained week says what its retrain won; the others leave the cell empty.
+    for line in weeks:
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        assert (cells[6] != "") == (cells[4] == "yes"), cells
     assert "Week 7 (starting 2026-03-01, the last of your data) has no row" in report  # said, not silent
 
 
