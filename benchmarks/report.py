@@ -293,7 +293,8 @@ def render_markdown(fig: dict) -> str:
         L.append(
             "`ours@<ratio>` on every stream, pooled. Value of a retrain = the sum, over the weeks the new "
             "champion then served, of its quality minus that of the champion it replaced, on the same weeks "
-            "(0 when the challenger was rejected); net = value - the retrain cost (metric-weeks). An "
+            "(0 when the champion stayed: the challenger rejected and no earlier champion reinstated); net = value "
+            "- the retrain cost (metric-weeks). An "
             "attribution after the fact, not a replay without that retrain: later decisions depend on the path."
         )
         L.append("")

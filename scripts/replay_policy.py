@@ -154,13 +154,21 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
             "`ours with retrain_cost R` = your YAML with `drift.gate.retrain_cost: R` and `rule: cost` (the gate "
             "then weighs the expected loss against that cost); its regret at R is the figure to read.",
         ]
-    audit = retrain_audit([result], [("ours", 0.0), *((ours_at(r), r) for r in stated)])
+    # Your YAML's own retrain cost when it states one (its net is then of that cost), else 0.
+    own_cost = float(((stream.spec.get("drift") or {}).get("gate") or {}).get("retrain_cost") or 0.0)
+    audit = retrain_audit([result], [("ours", own_cost), *((ours_at(r), r) for r in stated)])
     if audit:
+        gained = (
+            f"its {metric} minus that of the champion it replaced"
+            if _orient(1.0, metric) > 0
+            else f"the {metric} of the champion it replaced minus its own"
+        )
         lines += [
             "",
             "What each retrain was worth, by the signals that asked for it: the sum, over the weeks the new "
-            f"champion then served, of its {metric} minus that of the champion it replaced on the same weeks "
-            "(0 when the challenger was rejected; higher is better), and that less the retrain cost. "
+            f"champion then served, of {gained} on the same weeks (positive = better; 0 when the champion "
+            "stayed: the challenger rejected and no earlier champion reinstated), and that less the retrain "
+            f"cost ({'your YAML states ' + format(own_cost, 'g') if own_cost else 'none stated for your YAML: 0'}). "
             "After the fact, not a replay without the retrain.",
             "",
             "| policy | signals that asked | retrains | champion changed | mean worth | median net of cost | total net | paid |",

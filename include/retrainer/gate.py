@@ -378,6 +378,21 @@ def _row_count(value: Any) -> int | None:
     return int(value)
 
 
+def se_or_floor(se: float, n: Any) -> float:
+    """``se``, or 0.5 / sqrt(n) (a proportion's largest SE) when it is 0 and ``n`` >= 1 rows are known.
+
+    A metric measured with no spread (e.g. AUC 1.0 on few rows) is not known exactly: pooling
+    and every drop read it with the noise its row count allows.
+    """
+    if se > 0:
+        return se
+    try:
+        rows = float(n)
+    except (TypeError, ValueError):
+        return se
+    return 0.5 / math.sqrt(rows) if math.isfinite(rows) and rows >= 1 else se
+
+
 def usable_estimate(e: Mapping[str, Any] | None) -> bool:
     """Whether ``e`` can pool (:func:`pool_estimates`): finite value, se >= 0, a row count
     (and n >= 1 when se is 0). Stored records that fail this are skipped, not fatal."""
@@ -495,10 +510,9 @@ def pool_estimates(estimates: Sequence[Mapping[str, Any]], tau2: float = 0.0) ->
         n = _row_count(e.get("n"))
         if value is None or se is None or se < 0 or n is None:
             raise ValueError(f"each estimate needs a finite value, se >= 0 and a row count; got {dict(e)!r}")
-        if se == 0:
-            if n < 1:
-                raise ValueError(f"an estimate with se 0 needs its row count n >= 1; got {dict(e)!r}")
-            se = 0.5 / math.sqrt(n)
+        if se == 0 and n < 1:
+            raise ValueError(f"an estimate with se 0 needs its row count n >= 1; got {dict(e)!r}")
+        se = se_or_floor(se, n)
         weights.append(1.0 / (se * se + tau2))
         values.append(value)
         rows += n

@@ -209,7 +209,9 @@ def select_holdout(frame: Any, spec: ModelSpec) -> tuple[Any, Any, dict]:
         )
     n_days = min(t.holdout_days, len(days) - 1)
     rows = int(sum(counts[d] for d in days[-n_days:]))
-    while n_days > 1 and rows > total / 2:  # e.g. a few busy last days after quiet weeks
+    # E.g. a few busy last days after quiet weeks; never below min_holdout_rows (those rows
+    # are needed, and the widening below could not add the day back).
+    while n_days > 1 and rows > total / 2 and rows - int(counts[days[-n_days]]) >= t.min_holdout_rows:
         rows -= int(counts[days[-n_days]])
         n_days -= 1
     needs_two = spec.comparison.primary_metric == "roc_auc"
@@ -981,14 +983,6 @@ def shrunk_drop(drop: float, se: float) -> float:
     return float((drop * drop - se * se) / drop)
 
 
-def _se_or_floor(se: float, n: Any) -> float:
-    """``se``, or 0.5 / sqrt(n) (a proportion's largest SE) when it is 0 and the rows are known."""
-    if se > 0:
-        return se
-    rows = finite_or_none(n)
-    return 0.5 / math.sqrt(rows) if rows is not None and rows >= 1 else 0.0
-
-
 def cost_signal(
     baseline: dict,
     current: Any,
@@ -1053,7 +1047,9 @@ def cost_signal(
     else:
         # An SE of 0 (e.g. AUC 1.0 on few rows) reads as 0.5/sqrt(n), as the pooled branch and
         # decay read it: a drop measured against no noise would be taken whole.
-        se = math.hypot(_se_or_floor(base_se, baseline.get("n")), _se_or_floor(cur_se, getattr(current, "n", None)))
+        se = math.hypot(
+            gate.se_or_floor(base_se, baseline.get("n")), gate.se_or_floor(cur_se, getattr(current, "n", None))
+        )
     drop = base_value - float(current.value)
     if not higher_is_better:
         drop = -drop

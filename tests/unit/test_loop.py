@@ -105,6 +105,12 @@ def test_the_held_out_days_never_take_more_than_half_the_window():
     busy = frame(2, 1000, seed=2, start=START + dt.timedelta(days=12))  # 2000 of 2480 rows
     train, holdout, info = loop.select_holdout(pd.concat([quiet, busy], ignore_index=True), spec)
     assert len(info["holdout_days"]) == 1 and len(holdout) == 1000 and len(train) == 1480
+    # ... unless fewer days would hold fewer than min_holdout_rows: then the days stay.
+    spec = spec_for(training={"min_holdout_rows": 40, "min_train_rows": 40})
+    quiet = frame(10, 5, seed=1)
+    busy = frame(2, 35, seed=2, start=START + dt.timedelta(days=10))  # 70 of 120 rows; one day is 35 < 40
+    train, holdout, info = loop.select_holdout(pd.concat([quiet, busy], ignore_index=True), spec)
+    assert len(info["holdout_days"]) == 2 and len(holdout) == 70 and len(train) == 50
 
 
 def _one_class_last_days(days: int) -> pd.DataFrame:
@@ -905,6 +911,17 @@ def test_the_retry_reads_a_lower_is_better_metric_the_right_way_round():
     # The log loss rose on the flipped rows: a fall of the model's quality, positive.
     assert retry["details"]["on_attempt"] > retry["details"]["before"]
     assert retry["details"]["fall"] > 0 and retry["status"] == "fired", retry["summary"]
+
+
+def test_the_retry_measures_a_baseline_of_another_metric_again_in_the_specs(trained):
+    spec, champion, end = trained  # its card holds a roc_auc baseline
+    now = spec_for(comparison={"primary_metric": "log_loss"})
+    tried = _attempt_on_fallen_rows(now, end, seed=59)
+    batch = frame(7, 300, seed=60, start=end + dt.timedelta(days=7))
+    retry = signal(loop.assess(now, champion, batch, end + dt.timedelta(days=14), since=tried), "retry")
+    own = loop.baseline_estimate(champion.model, champion.holdout, now)
+    assert retry["details"]["before"] == pytest.approx(own["value"])  # log loss, not the card's roc_auc
+    assert retry["status"] == "fired", retry["summary"]
 
 
 def test_the_retry_is_insufficient_when_the_attempts_rows_cannot_be_scored(trained):
