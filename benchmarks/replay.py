@@ -661,16 +661,11 @@ def retrain_values(result: StreamResult, policy: str, retrain_cost: float) -> li
     = value - ``retrain_cost``. The counterfactual keeps the old champion for that tenure only
     (later decisions depend on the path, so this is an attribution, not a replay without it).
     """
-    rows = result.quality
-    extra = result.extra_quality
     T = result.weeks
-
-    def q(index: int | None, t: int) -> float:
-        if index is None:
-            return math.nan
-        row = rows[index] if index < T else extra[index - T]
-        return row[t]
-
+    # Every model's row, the partial-window ones after the T regular ones (as _policy_run stacks them).
+    q = np.vstack(
+        [np.asarray(result.quality, dtype=float), np.asarray(result.extra_quality, dtype=float).reshape(-1, T)]
+    )
     run = result.policies[policy]
     serving = {r.week: r.champion_after for r in run.records}
     out = []
@@ -681,7 +676,7 @@ def retrain_values(result: StreamResult, policy: str, retrain_cost: float) -> li
         if r.champion_after != r.champion_before and r.champion_before is not None:
             t = r.week + 1
             while t < T and serving.get(t - 1) == r.champion_after:
-                d = q(r.champion_after, t) - q(r.champion_before, t)
+                d = q[r.champion_after, t] - q[r.champion_before, t]
                 if math.isfinite(d):
                     value += d
                 t += 1

@@ -27,7 +27,7 @@ from benchmarks.optimum import COST_RATIOS, period_text
 from benchmarks.replay import COSTLY_CHANGE, POLICIES, StreamResult, load_loop, ours_at, replay_stream, retrain_values
 from benchmarks.streams import make_stream, stream_designs
 
-__all__ = ["TARGETS", "evaluate_targets", "fmt", "render_markdown", "retrain_audit", "run"]
+__all__ = ["TARGETS", "audit_cells", "evaluate_targets", "fmt", "render_markdown", "retrain_audit", "run"]
 
 TARGETS = {
     "regret": "regret share of ours (retrain_cost stated = the ratio) <= 0.25 at every cost ratio on every stream",
@@ -162,6 +162,14 @@ def retrain_audit(results: list[StreamResult], policies: list[tuple[str, float]]
                 }
             )
     return out
+
+
+def audit_cells(a: dict) -> str:
+    """A :func:`retrain_audit` row's figures as Markdown cells, from its trigger on."""
+    return (
+        f"{a['trigger']} | {a['retrains']} | {a['changed']} | {a['mean_value']:+.4f} | "
+        f"{a['median_net']:+.4f} | {a['total_net']:+.3f} | {a['paid']}/{a['retrains']} |"
+    )
 
 
 def run(quick: bool = False, progress: bool = False) -> dict:
@@ -303,10 +311,7 @@ def render_markdown(fig: dict) -> str:
         )
         L.append("|---|---|---|---|---|---|---|---|")
         for a in audit:
-            L.append(
-                f"| {a['cost']:g} | {a['trigger']} | {a['retrains']} | {a['changed']} | {a['mean_value']:+.4f} | "
-                f"{a['median_net']:+.4f} | {a['total_net']:+.3f} | {a['paid']}/{a['retrains']} |"
-            )
+            L.append(f"| {a['cost']:g} | {audit_cells(a)}")
     notes = [f"{r.stream}: {n}" for r in results for n in (*r.notes, *r.cold_start_notes)]
     if notes:
         L.append("")

@@ -94,7 +94,8 @@ def primary_metric(stream: Any) -> str:
 def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
     """The report: policies, costs against the optimum, and the YAML's week-by-week decisions."""
     from benchmarks.replay import ours_at, retrain_values
-    from benchmarks.report import retrain_audit
+    from benchmarks.report import audit_cells, retrain_audit
+    from include.retrainer.compare import greater_is_better
 
     metric = primary_metric(stream)
     ratios = list(result.costs)
@@ -160,7 +161,7 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
     if audit:
         gained = (
             f"its {metric} minus that of the champion it replaced"
-            if _orient(1.0, metric) > 0
+            if greater_is_better(metric)
             else f"the {metric} of the champion it replaced minus its own"
         )
         lines += [
@@ -176,10 +177,7 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
         ]
         for a in audit:
             label = labels.get(a["policy"], a["policy"].replace("ours@", "ours with retrain_cost "))
-            lines.append(
-                f"| {label} | {a['trigger']} | {a['retrains']} | {a['changed']} | {a['mean_value']:+.4f} | "
-                f"{a['median_net']:+.4f} | {a['total_net']:+.3f} | {a['paid']}/{a['retrains']} |"
-            )
+            lines.append(f"| {label} | {audit_cells(a)}")
     worth = {v["week"]: v["value"] for v in retrain_values(result, "ours", 0.0)}
     lines += [
         "",
