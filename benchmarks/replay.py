@@ -42,6 +42,7 @@ but no challenger could be trained, or it still has no champion after the others
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import importlib
 import math
 import time
@@ -54,7 +55,7 @@ import pandas as pd
 
 from benchmarks.optimum import COST_RATIOS, best_periodic, optimal_path, path_cost, regret_share, scored_weeks
 from benchmarks.streams import Stream, auc_ovr_macro
-from include.retrainer.config import ModelSpec, parse_spec
+from include.retrainer.config import PARTITION_COLUMN, ModelSpec, parse_spec
 
 __all__ = [
     "POLICIES",
@@ -195,6 +196,15 @@ class ModelBank:
                 return self.loop.build_challenger(self.spec, window, self.stream.interval_end(week))
             except self.loop.InsufficientData as exc:
                 if weeks >= widest or weeks > week:  # widest reached, or the window already holds every week
+                    rows = len(window)
+                    if rows < self.spec.training.min_train_rows + self.spec.training.min_holdout_rows:
+                        from include.retrainer.training import widening_hint
+
+                        # As the train step measures it: over the weeks since the window's first day with rows.
+                        end = self.stream.interval_end(week).date()
+                        first = dt.date.fromisoformat(str(window[PARTITION_COLUMN].min())) if rows else end
+                        span = min(float(weeks), max(1, (end - first).days) / 7)
+                        return f"InsufficientData: {exc}; {widening_hint(rows, span, self.spec)}"
                     return f"InsufficientData: {exc}"
                 weeks += 1
             except (TrainingError, ValueError) as exc:

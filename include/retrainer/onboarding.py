@@ -503,6 +503,32 @@ def training_defaults(inf: Inference) -> tuple[int, int]:
     return weeks, holdout
 
 
+def widest_window(inf: Inference, window: int) -> tuple[int, str]:
+    """(max_window_weeks, its YAML comment) for the file's rate of rows.
+
+    12 weeks at least; wider when the file's rows come slowly enough that 12 weeks do not hold
+    the rows a model needs, so that a small model still gets a first champion by accumulating
+    weeks (measured on a real file of one row a day: 12 weeks hold 84 of the 300 rows).
+    """
+    from include.retrainer.config import TrainingSpec
+    from include.retrainer.training import WIDEST_WINDOW_WEEKS, window_weeks_for_rows
+
+    defaults = TrainingSpec()
+    needed = defaults.min_train_rows + defaults.min_holdout_rows
+    span_weeks = ((inf.last_day - inf.first_day).days + 1) / 7
+    wide = window_weeks_for_rows(inf.rows, span_weeks, needed) or window
+    widest = max(window, 12, min(wide, WIDEST_WINDOW_WEEKS))
+    comment = "too few rows: widen the window up to this many weeks"
+    if widest > 12:
+        comment = (
+            f"~{inf.rows / span_weeks:.1f} rows a week: a model needs {needed} "
+            f"(min_train_rows + min_holdout_rows), so the window widens up to {widest} weeks"
+        )
+        if wide > WIDEST_WINDOW_WEEKS:
+            comment += f" (they would take ~{wide}: lower training.min_train_rows/min_holdout_rows)"
+    return widest, comment
+
+
 def _yaml_list(items: Sequence[str]) -> str:
     return "[" + ", ".join(json.dumps(i) if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", i) else i for i in items) + "]"
 
@@ -510,6 +536,7 @@ def _yaml_list(items: Sequence[str]) -> str:
 def render_spec(inf: Inference, suite_relpath: str, source_name: str, bucket: str = "raw-data") -> str:
     """The commented model YAML, in the style of include/models/churn.yaml."""
     window, holdout = training_defaults(inf)
+    widest, widest_comment = widest_window(inf, window)
     metric = "roc_auc" if inf.is_binary else "accuracy"
     dropped = "".join(f"\n#   {d.column}: {d.reason}" for d in inf.dropped) or " none"
     classes = ", ".join(str(c) for c in inf.classes[:10]) + (" ..." if len(inf.classes) > 10 else "")
@@ -560,7 +587,7 @@ training:
   params: {{max_iter: 150, learning_rate: 0.1, random_state: 0}}
   window_weeks: {window}                 # weeks of data per training set (the file spans {(inf.last_day - inf.first_day).days + 1} days)
   holdout_days: {holdout}                # the last days with data are only used to compare models
-  max_window_weeks: {max(window, 12)}             # too few rows: widen the window up to this many weeks
+  max_window_weeks: {widest}             # {widest_comment}
 
 comparison:
   primary_metric: {metric}{"            # binary target" if inf.is_binary else "           # more than two classes"}

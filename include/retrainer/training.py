@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import inspect
+import math
 from typing import Any
 
 from include.retrainer.config import PARTITION_COLUMN, ModelSpec
@@ -25,6 +26,54 @@ class TrainingError(PermanentError, RuntimeError):
 def training_window(interval_end: dt.datetime, window_weeks: int) -> tuple[dt.datetime, dt.datetime]:
     """[end - window_weeks, end): a bounded window ending at the data interval's end."""
     return interval_end - dt.timedelta(weeks=window_weeks), interval_end
+
+
+#: How much wider than the rows' mean rate says a window must be, for weeks that vary.
+WIDEN_MARGIN = 1.25
+#: The widest window `training.max_window_weeks` allows (ten years of weeks).
+WIDEST_WINDOW_WEEKS = 520
+
+
+def window_weeks_for_rows(rows: int, weeks: float, needed: int) -> int | None:
+    """Weeks of data a window needs to hold ``needed`` rows at the rate of ``rows`` in ``weeks``.
+
+    With a margin for weeks that vary (:data:`WIDEN_MARGIN`); None when there are no rows to
+    measure a rate from. A model with a few rows a week can only get a first champion by
+    accumulating weeks, so this is how wide its window must be allowed to grow.
+    """
+    if rows <= 0 or weeks <= 0:
+        return None
+    per_week = rows / weeks
+    return max(1, math.ceil(WIDEN_MARGIN * needed / per_week))
+
+
+def widening_hint(rows: int, span_weeks: float, spec: ModelSpec) -> str:
+    """What to change when even the widest window has too few rows, in numbers.
+
+    ``span_weeks``: the weeks the window's rows span (from its first day with data to its end,
+    not its width: a new model's wide window is mostly weeks before its first data); when the
+    widest window will hold them at that rate, it says to wait. E.g. "at 84
+    rows over 12.0 weeks of data (~7.0 a week) the 300 rows a model needs
+    (training.min_train_rows 200 + min_holdout_rows 100) take ~43 weeks: set
+    training.max_window_weeks to at least 54 (a margin for weeks that vary), or lower those
+    minimums".
+    """
+    needed = spec.training.min_train_rows + spec.training.min_holdout_rows
+    wide = window_weeks_for_rows(rows, span_weeks, needed)
+    if wide is None:
+        return f"no rows over {span_weeks:.1f} week(s)"
+    rate = f"at {rows} rows over {span_weeks:.1f} weeks of data (~{rows / span_weeks:.1f} a week) the {needed} rows "
+    rate += f"a model needs (training.min_train_rows {spec.training.min_train_rows} + min_holdout_rows "
+    rate += f"{spec.training.min_holdout_rows}) take ~{math.ceil(needed * span_weeks / rows)} weeks"
+    if wide > WIDEST_WINDOW_WEEKS:
+        return f"{rate}: with a margin for weeks that vary, wider than any window may be ({WIDEST_WINDOW_WEEKS} weeks): lower those minimums"
+    if spec.training.max_window_weeks:
+        widest, up_to = spec.training.max_window_weeks, "the window widens up to training.max_window_weeks"
+    else:
+        widest, up_to = spec.training.window_weeks, "the window is training.window_weeks"
+    if wide <= widest:  # only too few weeks of data yet: the window will hold them
+        return f"{rate}; {up_to}={widest}: wait for more weeks"
+    return f"{rate}: set training.max_window_weeks to at least {wide} (a margin for weeks that vary), or lower those minimums"
 
 
 def holdout_start(interval_end: dt.datetime, holdout_days: int) -> dt.date:

@@ -52,6 +52,8 @@ def test_small_weeks_get_a_named_outcome_then_a_first_champion(stack, tmp_path, 
     assert (s1["decision"], s1["decision_code"]) == ("skipped", "insufficient_data"), s1["reasons"]
     assert "min_holdout_rows=100" in s1["reasons"][0] or "min_train_rows=200" in s1["reasons"][0]
     assert "widened to 4 weeks" in s1["reasons"][0]
+    # ~175 rows a week of data: 300 rows take 2 weeks, within the 4 the window may widen to.
+    assert "take ~2 weeks; the window widens up to training.max_window_weeks=4: wait for more weeks" in s1["reasons"][0]
     assert s1["challenger_version"] is None
     assert client.search_model_versions("name='tiny_churn'") == []
     assert s1["headline"].startswith("Skipped (insufficient data)")

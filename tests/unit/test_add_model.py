@@ -187,6 +187,7 @@ def test_add_model_uploads_daily_partitions_and_writes_valid_files(tmp_path, dir
     assert spec.comparison.primary_metric == "roc_auc" and spec.data.format == "parquet"
     assert spec.suite_path.resolve() == (suites / "orders.json").resolve()
     assert spec.start_date == dt.date(2026, 3, 1)  # Sunday before the first (Monday) day
+    assert spec.training.max_window_weeks == 12  # 600 rows over 15 days: the usual widening
     written = keys(s3)
     assert all(k.startswith("orders/dt=") and k.endswith("/part-000.parquet") for k in written)
     assert len(written) == df["created_at"].str[:10].nunique()
@@ -291,6 +292,28 @@ def test_multiclass_gets_accuracy_and_dry_run_writes_nothing(tmp_path, dirs):
     )
     assert result.dry_run and result.inference.classes == ("high", "low", "mid")
     assert list(models.iterdir()) == [] and list(suites.iterdir()) == []
+
+
+def test_a_file_of_few_rows_a_week_lets_the_window_widen_until_a_model_fits(tmp_path):
+    """Found on a real file (a city's daily weather, one row a day): 12 weeks held 84 of the 300
+    rows a model needs, so the DAG would have waited for ever. The YAML now lets the window widen
+    as far as the file's rate needs, with a margin, and says so."""
+    import yaml
+
+    from include.retrainer.config import parse_spec
+
+    inf = onboarding.infer(make_frame(days=140, per_day=1), "daily")
+    widest, comment = onboarding.widest_window(inf, 4)
+    assert widest == 54  # 300 rows at 7 a week take 43 weeks; x 1.25 for weeks that vary
+    assert comment.startswith("~7.0 rows a week: a model needs 300")
+    (tmp_path / "daily.json").write_text("{}")
+    text = onboarding.render_spec(inf, "daily.json", "daily.csv")
+    spec = parse_spec(yaml.safe_load(text), tmp_path / "daily.yaml")
+    assert spec.training.max_window_weeks == 54
+    # Rarer than one row in ten weeks: no window may grow that far; the comment says what to lower.
+    sparse = onboarding.infer(make_frame(days=2000, per_day=1).iloc[::100].reset_index(drop=True), "sparse")
+    widest, comment = onboarding.widest_window(sparse, 4)
+    assert widest == 520 and "lower training.min_train_rows/min_holdout_rows" in comment
 
 
 def test_help_matches_readme():

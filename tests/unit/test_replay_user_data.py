@@ -244,3 +244,21 @@ def test_bad_input_stops_with_one_line_naming_the_problem(tmp_path, capsys, make
 def test_a_missing_file_is_named():
     with pytest.raises(UserDataError, match="nope.csv: no such file"):
         load_user_stream("/tmp/nope.csv")
+
+
+def test_a_file_of_a_few_rows_a_week_gets_a_first_model_by_accumulating_weeks(tmp_path):
+    """Found on a real file (Seattle's daily weather, one row a day): 12 weeks held 84 of the 300
+    rows a model needs, so no week ever got a model. The inferred YAML now lets the window widen
+    as far as the file's rate needs, and the waiting weeks say how long that takes."""
+    df = _rows(50, 1, flip_week=None, seed=11)
+    data = tmp_path / "daily.csv"
+    df.to_csv(data, index=False)
+    js = tmp_path / "o.json"
+    assert replay_policy.main(["--data", str(data), "--cost", "0.04", "--json", str(js)]) == 0
+    fig = json.loads(js.read_text())
+    # 300 rows at 7 a week: 43 weeks (the first week is partial: from a Wednesday).
+    assert 42 <= fig["start"] <= 44, fig["start"]
+    waiting = fig["cold_start_notes"]
+    assert waiting and all("wait for more weeks" in n for n in waiting), waiting[:2]
+    assert "(~7.0 a week) the 300 rows a model needs" in waiting[-1] and "take ~43 weeks" in waiting[-1]
+    assert fig["policies"]["ours"]["served_quality"] > 0.6  # it then serves like any model
