@@ -46,7 +46,7 @@ import datetime as dt
 import importlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,29 +112,77 @@ def score(model: Any, frame: pd.DataFrame, spec: ModelSpec, classes: Sequence) -
     metric (log_loss) is returned negated. Raises ValueError when the metric is undefined on
     the rows (e.g. a single class for ROC AUC).
     """
+    value = score_weeks(model, [frame], spec, classes)[0]
+    if isinstance(value, ValueError):
+        raise value
+    return value
+
+
+def score_weeks(model: Any, frames: Sequence[pd.DataFrame], spec: ModelSpec, classes: Sequence) -> list[Any]:
+    """:func:`score` of ``model`` on each of ``frames``, from one prediction over all of them.
+
+    A float per frame, or the ValueError :func:`score` would raise on it. The model predicts row
+    by row, so this equals scoring each frame alone; one call instead of one per week matters
+    on a long file of small weeks (the quality matrix scores every model on every later week:
+    on a 209-week file of 7 rows a week, the per-call overhead was half of the replay's time).
+    """
     from include.retrainer.training import prepare_features
 
+    if not frames:
+        return []
     metric = spec.comparison.primary_metric
-    X = prepare_features(frame, spec)
-    y = frame[spec.features.target].to_numpy()
+    sizes = [len(f) for f in frames]
+    whole = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    X = prepare_features(whole, spec)
+    y_all = whole[spec.features.target].to_numpy()
+    bounds = np.cumsum([0, *sizes])
+    parts = list(zip(bounds[:-1], bounds[1:], strict=True))
+    out: list[Any] = []
     if metric != "roc_auc":
         from include.retrainer.compare import compute_metrics, greater_is_better
 
-        proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
-        values = compute_metrics(y, model.predict(X), proba, classes=getattr(model, "classes_", None))
-        if metric not in values:
-            raise ValueError(f"{metric} is undefined on these {len(frame)} rows")
-        return float(values[metric]) if greater_is_better(metric) else -float(values[metric])
+        proba_all = model.predict_proba(X) if hasattr(model, "predict_proba") else None
+        pred_all = model.predict(X)
+        for a, b in parts:
+            try:
+                values = compute_metrics(
+                    y_all[a:b],
+                    pred_all[a:b],
+                    None if proba_all is None else proba_all[a:b],
+                    classes=getattr(model, "classes_", None),
+                    only=(metric,),
+                )
+            except ValueError as exc:
+                out.append(exc)
+                continue
+            if metric not in values:
+                out.append(ValueError(f"{metric} is undefined on these {b - a} rows"))
+                continue
+            out.append(float(values[metric]) if greater_is_better(metric) else -float(values[metric]))
+        return out
     proba = np.asarray(model.predict_proba(X), dtype=float)
     model_classes = [c.item() if hasattr(c, "item") else c for c in model.classes_]
-    aligned = np.zeros((len(frame), len(classes)))
+    aligned = np.zeros((len(whole), len(classes)))
     for j, c in enumerate(model_classes):
         if c not in classes:
-            raise ValueError(f"model predicts class {c!r} that the stream does not have ({list(classes)})")
+            return [ValueError(f"model predicts class {c!r} that the stream does not have ({list(classes)})")] * len(
+                parts
+            )
         aligned[:, list(classes).index(c)] = proba[:, j]
-    if len(classes) == 2:
-        return auc_ovr_macro(y, aligned[:, 1], tuple(classes))
-    return auc_ovr_macro(y, aligned, tuple(classes))
+    for a, b in parts:
+        try:
+            if len(classes) == 2:
+                out.append(auc_ovr_macro(y_all[a:b], aligned[a:b, 1], tuple(classes)))
+            else:
+                out.append(auc_ovr_macro(y_all[a:b], aligned[a:b], tuple(classes)))
+        except ValueError as exc:
+            out.append(exc)
+    return out
+
+
+def _finite_scores(values: Sequence[Any]) -> list[float]:
+    """:func:`score_weeks`' values with every undefined one as NaN (left out for everyone)."""
+    return [np.nan if isinstance(v, Exception) else v for v in values]
 
 
 def no_model_quality(q: np.ndarray, metric: str) -> np.ndarray:
@@ -263,11 +311,9 @@ class ModelBank:
         weeks = [0] * len(partial)
         for (week, _), (idx, state) in partial.items():
             weeks[idx - T] = week
-            for t in range(week + 1, T):
-                try:
-                    rows[idx - T, t] = score(state.model, self.stream.frames[t], self.spec, classes)
-                except ValueError:
-                    pass
+            if week + 1 < T:
+                later = self.stream.frames[week + 1 : T]
+                rows[idx - T, week + 1 : T] = _finite_scores(score_weeks(state.model, later, self.spec, classes))
         return rows, weeks
 
 
@@ -761,9 +807,22 @@ def _policy_run(
 
 
 def replay_stream(
-    stream: Stream, loop: Any | None = None, loop_name: str | None = None, cost_ratios: Sequence[float] = COST_RATIOS
+    stream: Stream,
+    loop: Any | None = None,
+    loop_name: str | None = None,
+    cost_ratios: Sequence[float] = COST_RATIOS,
+    progress: Callable[[str], None] | None = None,
 ) -> StreamResult:
-    """Replay every policy on ``stream`` and compute all figures (see the module docstring)."""
+    """Replay every policy on ``stream`` and compute all figures (see the module docstring).
+
+    ``progress``: called with a line at each stage (every week's model trained and scored, then
+    each policy replayed), for a user waiting on a long file.
+    """
+
+    def say(line: str) -> None:
+        if progress is not None:
+            progress(f"[{time.perf_counter() - t_start:.0f} s] {line}")
+
     # Speed: on a shared, busy machine set OMP_NUM_THREADS=1 before sklearn loads (the
     # script and the tests do): HGB's OpenMP team otherwise spin-waits and runs many times
     # slower (measured: quick run 72 s with it, > 17 min without; threadpoolctl did not help).
@@ -778,15 +837,15 @@ def replay_stream(
     # Quality matrix: every week's model, scored on every later week.
     q = np.full((T, T), np.nan)
     notes: list[str] = []
+    step = max(1, (last + 1) // 10)
     for s in range(last + 1):
+        if s % step == 0 or s == last:
+            say(f"week models: training and scoring week {s} of {last}")
         m = bank.get(s)
         if isinstance(m, str):
             continue
-        for t in range(s + 1, T):
-            try:
-                q[s, t] = score(m.model, stream.frames[t], spec, stream.classes)
-            except ValueError:  # undefined on this week's rows (e.g. one class): left out for everyone
-                q[s, t] = np.nan
+        if s + 1 < T:  # undefined on a week's rows (e.g. one class): NaN, left out for everyone
+            q[s, s + 1 : T] = _finite_scores(score_weeks(m.model, stream.frames[s + 1 : T], spec, stream.classes))
     unscored = [t for t in range(1, T) if not scored_weeks(q)[t] and any(bank.has(s) for s in range(t))]
     if unscored:
         notes.append(
@@ -807,6 +866,7 @@ def replay_stream(
     clocks = change_clocks(q, start, stream)
     floor = no_model_quality(q, spec.comparison.primary_metric)
     runs: dict[str, PolicyRun] = {}
+    say(f"replaying the policy week by week: ours (your YAML), then at {len(cost_ratios)} retrain cost(s)")
     ours_records = {"ours": _run_ours(loop, spec, stream, bank, last)}
     # A user who states the retrain cost in the model YAML (drift.gate.retrain_cost): the same
     # product, configured with each cost ratio, replayed on the same models.
@@ -817,8 +877,10 @@ def replay_stream(
         bank_r = ModelBank(loop, spec_r, stream)
         # Same training settings: the very same models.
         bank_r._models, bank_r._weeks, bank_r._alt = bank._models, bank._weeks, bank._alt
+        say(f"replaying the policy with retrain_cost {ratio:g}")
         ours_records[ours_at(ratio)] = _run_ours(loop, spec_r, stream, bank_r, last)
         bank.fit_seconds += bank_r.fit_seconds
+    say("baselines, the retrospective optimum and the report")
     # The product's challengers trained on part of a window are scored like every week's model.
     # The baselines train whole windows (the issue's definitions); the optimum may also install a
     # partial-window model of any run above at its week, and the best available of a week counts

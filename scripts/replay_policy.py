@@ -79,6 +79,10 @@ def _orient(value: float, metric: str) -> float:
     return value if greater_is_better(metric) or not math.isfinite(value) else -value
 
 
+#: Below this many rows a week the report warns that the served figures are mostly noise.
+SMALL_WEEK_ROWS = 200
+
+
 def _fmt(x: Any, digits: int = 4) -> str:
     from benchmarks.report import fmt
 
@@ -114,9 +118,19 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
         ),
         f"Served {metric}: each week's champion scored on the week it serves (the week after its decision); "
         f"cost = retrain cost x retrains + the {metric} lost against the best model any policy could have "
-        "served that week; regret share 0 = the optimum, 1 = no better than never retraining.",
-        "",
+        "served that week; regret share 0 = the optimum, 1 = no better than never retraining. Promotions: "
+        "every change of champion, an earlier champion reinstated included (so they can outnumber retrains).",
     ]
+    per_week = stream.rows_per_week
+    if per_week < SMALL_WEEK_ROWS:
+        # On a few rows a week every served figure is mostly noise; say how much before anyone reads it.
+        lines.append(
+            f"Weeks of ~{per_week:,} rows: a week's {metric} moves by about +/-{0.5 / math.sqrt(max(per_week, 1)):.2f} "
+            "(0.5/sqrt(rows)) on noise alone, and the optimum picks its models on that noise, so read the "
+            "served figures, the regret and each retrain's worth as rough; a coarser period (or more rows "
+            "a week) gives figures to decide on."
+        )
+    lines.append("")
     head = ["policy", f"served {metric}", "retrains", "promotions"] + [f"cost @{r:g} (regret)" for r in ratios]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     names = ["ours"] + [p for p in result.policies if p != "ours"]
@@ -202,8 +216,9 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
     final = stream.weeks - 1
     lines += [
         "",
-        f"Week {final} (starting {stream.week_start(final)}, the last of your data) has no row: a decision at "
-        "its end would serve a week beyond the data. It is the last week served in the figures above.",
+        f"Week {final} (starting {stream.week_start(final)}, the last of your data) has no row in the table "
+        "above: a decision at its end would serve a week beyond the data. It is the last week served in the "
+        "figures above.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -243,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     loop, loop_name = load_loop()
     try:
-        result = replay_stream(stream, loop, loop_name, cost_ratios=ratios)
+        result = replay_stream(
+            stream, loop, loop_name, cost_ratios=ratios, progress=lambda line: print(line, file=sys.stderr, flush=True)
+        )
     except RuntimeError as exc:  # no model could be trained in any week
         print(f"replay_policy: {exc}", file=sys.stderr)
         return 2

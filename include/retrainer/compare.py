@@ -117,7 +117,7 @@ imported lazily inside the functions that need them so importing the module stay
 """
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -420,9 +420,13 @@ def _auc(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> float | N
 
 
 def _metrics_aligned(
-    y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, labels: np.ndarray
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    labels: np.ndarray,
+    only: Collection[str] | None = None,
 ) -> dict[str, float]:
-    """Every computable metric; ``proba`` already re-indexed to ``labels`` (sorted union)."""
+    """Every computable metric (or those in ``only``); ``proba`` already re-indexed to ``labels``."""
     import warnings
 
     from sklearn.metrics import (
@@ -433,26 +437,35 @@ def _metrics_aligned(
         recall_score,
     )
 
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
     metrics: dict[str, float] = {}
     with warnings.catch_warnings():
         # e.g. "y_pred contains classes not in y_true" from balanced_accuracy: expected on
         # small holdouts, and the returned value is still well defined.
         warnings.simplefilter("ignore")
-        metrics["accuracy"] = float(accuracy_score(y_true, y_pred))
-        metrics["balanced_accuracy"] = float(balanced_accuracy_score(y_true, y_pred))
+        if wanted("accuracy"):
+            metrics["accuracy"] = float(accuracy_score(y_true, y_pred))
+        if wanted("balanced_accuracy"):
+            metrics["balanced_accuracy"] = float(balanced_accuracy_score(y_true, y_pred))
         if labels.size == 2:
             kwargs: dict = {"average": "binary", "pos_label": _py(labels[-1])}
         else:
             kwargs = {"average": "macro"}
-        metrics["precision"] = float(precision_score(y_true, y_pred, zero_division=0, **kwargs))
-        metrics["recall"] = float(recall_score(y_true, y_pred, zero_division=0, **kwargs))
-        metrics["f1"] = float(f1_score(y_true, y_pred, zero_division=0, **kwargs))
+        if wanted("precision"):
+            metrics["precision"] = float(precision_score(y_true, y_pred, zero_division=0, **kwargs))
+        if wanted("recall"):
+            metrics["recall"] = float(recall_score(y_true, y_pred, zero_division=0, **kwargs))
+        if wanted("f1"):
+            metrics["f1"] = float(f1_score(y_true, y_pred, zero_division=0, **kwargs))
     if proba is not None:
-        auc = _auc(y_true, proba, labels)
+        auc = _auc(y_true, proba, labels) if wanted("roc_auc") else None
         if auc is not None:
             metrics["roc_auc"] = auc
-        y_idx = np.searchsorted(labels, y_true)
-        metrics["log_loss"] = float(per_row_log_loss(y_idx, proba).mean())
+        if wanted("log_loss"):
+            y_idx = np.searchsorted(labels, y_true)
+            metrics["log_loss"] = float(per_row_log_loss(y_idx, proba).mean())
     return {name: value for name, value in metrics.items() if math.isfinite(value)}
 
 
@@ -472,8 +485,9 @@ def compute_metrics(
     y_pred: npt.ArrayLike,
     proba: npt.ArrayLike | None = None,
     classes: npt.ArrayLike | None = None,
+    only: Collection[str] | None = None,
 ) -> dict[str, float]:
-    """Every metric in :data:`METRICS` that can be computed; never NaN.
+    """Every metric in :data:`METRICS` that can be computed (or those in ``only``); never NaN.
 
     ``classes`` is the model's label space (e.g. ``model.classes_``); if omitted it is
     inferred as the sorted union of ``y_true`` and ``y_pred``. ``proba`` has shape
@@ -501,7 +515,7 @@ def compute_metrics(
             model = (labels, None)
         aligned = _aligned_proba(proba, yt.size, model, labels, "proba")
         _check_pred_in_classes(yp, model, "proba")
-    return _metrics_aligned(yt, yp, aligned, labels)
+    return _metrics_aligned(yt, yp, aligned, labels, only)
 
 
 # --------------------------------------------------------------------------------------

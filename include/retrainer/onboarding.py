@@ -203,12 +203,14 @@ def find_timestamp(df: pd.DataFrame, hint: str | None) -> tuple[str, pd.Series]:
     if not found:
         raise OnboardingError(
             "no timestamp column: no column holds dates/times in every row. The retrainer needs one to cut "
-            f"the data into daily partitions; pass TIMESTAMP=<column> (columns: {', '.join(df.columns)})"
+            f"the data into daily partitions; pass TIMESTAMP=<column> (--timestamp) (columns: {', '.join(df.columns)})"
         )
     if len(found) > 1:
         preferred = [c for c in found if re.search(r"(^|_)(ts|time|timestamp|date|datetime|at)$", c.lower())]
         if len(preferred) != 1:
-            raise OnboardingError(f"several date/time columns ({', '.join(found)}): pass TIMESTAMP=<column>")
+            raise OnboardingError(
+                f"several date/time columns ({', '.join(found)}): pass TIMESTAMP=<column> (--timestamp)"
+            )
         return preferred[0], found[preferred[0]]
     ((name, parsed),) = found.items()
     return name, parsed
@@ -226,7 +228,7 @@ def find_target(df: pd.DataFrame, hint: str | None, timestamp: str) -> str:
         if name in lower:
             return lower[name]
     raise OnboardingError(
-        "no target column given and none is called target/label/class/y/...: pass TARGET=<column> "
+        "no target column given and none is called target/label/class/y/...: pass TARGET=<column> (--target) "
         f"(columns: {', '.join(c for c in df.columns if c != timestamp)})"
     )
 

@@ -129,7 +129,9 @@ def test_replay_cli_reports_every_policy_against_the_optimum(binary_file, tmp_pa
     for line in weeks:
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         assert (cells[6] != "") == (cells[4] == "yes"), cells
-    assert "Week 7 (starting 2026-03-01, the last of your data) has no row" in report  # said, not silent
+    assert "Week 7 (starting 2026-03-01, the last of your data) has no row in the table" in report  # said
+    assert "Promotions: every change of champion, an earlier champion reinstated included" in report
+    assert "on noise alone" not in report  # 45 rows a day: no small-week warning
 
 
 def test_replay_uses_the_users_yaml_and_its_metric(tmp_path, capsys):
@@ -207,6 +209,41 @@ def test_score_is_the_products_metric_oriented_higher_is_better():
     assert ll == pytest.approx(-log_loss(df["outcome"], model.predict_proba(df[["a", "b"]]), labels=model.classes_))
 
 
+@pytest.mark.parametrize("metric", ["roc_auc", "accuracy", "log_loss", "f1"])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_scoring_many_weeks_at_once_equals_scoring_each_alone(metric, classes):
+    """The quality matrix predicts once per model over all later weeks (speed on long files of
+    small weeks); each week's value must be what scoring that week alone gives, and a week the
+    metric is undefined on must stay undefined (a single class under roc_auc)."""
+    from benchmarks.replay import score_weeks
+
+    df = _rows(5, 40, flip_week=2, classes=classes, seed=4)
+    week = (pd.to_datetime(df["created_at"]).dt.date - dt.date(2026, 1, 4)).map(lambda d: d.days // 7)
+    frames = [df[week == w].reset_index(drop=True) for w in sorted(week.unique())]
+    frames.append(frames[-1].assign(outcome=frames[-1]["outcome"].iloc[0]))  # one class
+    raw = {
+        "name": "m",
+        "data": {"bucket": "raw-data", "prefix": "p"},
+        "features": {"target": "outcome", "numeric": ["a", "b"], "categorical": ["shop"]},
+        "comparison": {"primary_metric": metric},
+    }
+    spec = parse_spec(raw, "m.yaml")
+    from include.retrainer.training import fit_pipeline
+
+    model = fit_pipeline(spec, pd.concat(frames[:2], ignore_index=True))
+    labels = tuple(sorted(df["outcome"].unique()))
+    together = score_weeks(model, frames, spec, labels)
+    assert len(together) == len(frames)
+    for frame, value in zip(frames, together, strict=True):
+        try:
+            alone = score(model, frame, spec, labels)
+        except ValueError:
+            assert isinstance(value, ValueError)
+            continue
+        assert value == pytest.approx(alone, abs=1e-12)
+    assert isinstance(together[-1], ValueError) == (metric == "roc_auc")
+
+
 @pytest.mark.parametrize(
     ("make", "args", "message"),
     [
@@ -246,7 +283,7 @@ def test_a_missing_file_is_named():
         load_user_stream("/tmp/nope.csv")
 
 
-def test_a_file_of_a_few_rows_a_week_gets_a_first_model_by_accumulating_weeks(tmp_path):
+def test_a_file_of_a_few_rows_a_week_gets_a_first_model_by_accumulating_weeks(tmp_path, capsys):
     """Found on a real file (Seattle's daily weather, one row a day): 12 weeks held 84 of the 300
     rows a model needs, so no week ever got a model. The inferred YAML now lets the window widen
     as far as the file's rate needs, and the waiting weeks say how long that takes."""
@@ -262,3 +299,7 @@ def test_a_file_of_a_few_rows_a_week_gets_a_first_model_by_accumulating_weeks(tm
     assert waiting and all("wait for more weeks" in n for n in waiting), waiting[:2]
     assert "(~7.0 a week) the 300 rows a model needs" in waiting[-1] and "take ~43 weeks" in waiting[-1]
     assert fig["policies"]["ours"]["served_quality"] > 0.6  # it then serves like any model
+    captured = capsys.readouterr()
+    # Served figures on 7 rows a week are mostly noise, and the report says so before anyone reads them.
+    assert "Weeks of ~7 rows: a week's roc_auc moves by about +/-0.19" in captured.out
+    assert "week models: training and scoring week 0 of 49" in captured.err  # progress while it runs
