@@ -302,6 +302,16 @@ def test_metrics_without_proba_omit_proba_metrics():
     assert got.keys() == METRICS - {"roc_auc", "log_loss"}
 
 
+@pytest.mark.parametrize("name", sorted(METRICS))
+def test_only_computes_the_metric_asked_for_and_the_same_value(name):
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 60)
+    pred = np.where(rng.random(60) < 0.7, y, rng.integers(0, 3, 60))
+    proba = rng.dirichlet(np.ones(3), 60)
+    every = compute_metrics(y, pred, proba, classes=[0, 1, 2])
+    assert compute_metrics(y, pred, proba, classes=[0, 1, 2], only=(name,)) == {name: every[name]}
+
+
 def test_single_class_holdout_omits_roc_auc_and_never_nan():
     y = np.ones(6, dtype=int)
     pred = np.array([1, 1, 0, 1, 0, 1])
