@@ -16,7 +16,7 @@ EXECUTOR ?= local
 WORKERS  ?= 2
 STACK_ARGS = $(if $(filter celery,$(EXECUTOR)),--executor celery --workers $(WORKERS),--db $(DB))
 
-.PHONY: install run up stop purge status add-model replay test lint browser test-unit bench lock compose-check clean
+.PHONY: install run up stop purge status add-model replay replay-real test lint browser test-unit bench lock compose-check clean
 
 install: $(STAMP)
 
@@ -50,6 +50,13 @@ add-model: install
 replay: install
 	@test -n "$(DATA)" || { echo "usage: make replay DATA=path/to/file.csv|.parquet [SPEC=include/models/<name>.yaml] [TIMESTAMP=col] [TARGET=col] [OUT=report.md]"; exit 2; }
 	$(BIN)/python scripts/replay_policy.py --data "$(DATA)" $(if $(SPEC),--spec "$(SPEC)") $(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(TARGET),--target "$(TARGET)") $(if $(OUT),--out "$(OUT)")
+
+replay-real: install  ## replay the policy on two real public files (NYC flights 2013, Seattle weather) into docs/real-data/
+	@mkdir -p docs/real-data
+	@$(BIN)/python scripts/real_data.py --out .cache/real-data | while read -r name path label; do \
+		echo "== $$name"; \
+		OMP_NUM_THREADS=1 $(BIN)/python scripts/replay_policy.py --data "$$path" --target "$$label" --out "docs/real-data/$$name.md" > /dev/null || exit 1; \
+	done
 
 stop:                 ## stop every process the stack started
 	@test -x $(BIN)/python && $(BIN)/python scripts/stack.py down || echo "nothing to stop (no virtualenv)"

