@@ -52,11 +52,12 @@ replay: install
 	$(BIN)/python scripts/replay_policy.py --data "$(DATA)" $(if $(SPEC),--spec "$(SPEC)") $(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(TARGET),--target "$(TARGET)") $(if $(OUT),--out "$(OUT)")
 
 replay-real: install  ## replay the policy on two real public files (NYC flights 2013, Seattle weather) into docs/real-data/
-	@mkdir -p docs/real-data
-	@$(BIN)/python scripts/real_data.py --out .cache/real-data | while read -r name path label; do \
+	@mkdir -p docs/real-data .cache/real-data
+	$(BIN)/python scripts/real_data.py --out .cache/real-data > .cache/real-data/files.txt
+	@while read -r name path label; do \
 		echo "== $$name"; \
-		OMP_NUM_THREADS=1 $(BIN)/python scripts/replay_policy.py --data "$$path" --target "$$label" --out "docs/real-data/$$name.md" > /dev/null || exit 1; \
-	done
+		OMP_NUM_THREADS=1 $(BIN)/python scripts/replay_policy.py --data "$$path" --target "$$label" --out "docs/real-data/$$name.md" < /dev/null > /dev/null || exit 1; \
+	done < .cache/real-data/files.txt
 
 stop:                 ## stop every process the stack started
 	@test -x $(BIN)/python && $(BIN)/python scripts/stack.py down || echo "nothing to stop (no virtualenv)"

@@ -125,11 +125,31 @@ def score_weeks(model: Any, frames: Sequence[pd.DataFrame], spec: ModelSpec, cla
     by row, so this equals scoring each frame alone; one call instead of one per week matters
     on a long file of small weeks (the quality matrix scores every model on every later week:
     on a 209-week file of 7 rows a week, the per-call overhead was half of the replay's time).
+    A prediction that fails (e.g. on an infinite value in one week) falls back to scoring each
+    week alone, so only that week is undefined.
     """
-    from include.retrainer.training import prepare_features
-
     if not frames:
         return []
+    if len(frames) > 1:
+        try:
+            return _score_weeks_at_once(model, frames, spec, classes)
+        except ValueError:
+            # One week's rows the model cannot predict on (e.g. an infinite value) must fail that
+            # week only, as scoring each week alone does.
+            pass
+    out: list[Any] = []
+    for frame in frames:
+        try:
+            out.extend(_score_weeks_at_once(model, [frame], spec, classes))
+        except ValueError as exc:
+            out.append(exc)
+    return out
+
+
+def _score_weeks_at_once(model: Any, frames: Sequence[pd.DataFrame], spec: ModelSpec, classes: Sequence) -> list[Any]:
+    """:func:`score_weeks` from one prediction; a ValueError of the prediction itself propagates."""
+    from include.retrainer.training import prepare_features
+
     metric = spec.comparison.primary_metric
     sizes = [len(f) for f in frames]
     whole = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -243,7 +263,10 @@ class ModelBank:
             try:
                 return self.loop.build_challenger(self.spec, window, self.stream.interval_end(week))
             except self.loop.InsufficientData as exc:
-                if weeks >= widest or weeks > week:  # widest reached, or the window already holds every week
+                # Widest reached, or the window already reaches back to the first week of data (in
+                # calendar weeks: with weeks without rows skipped, their count is not the span).
+                holds_all = self.stream.week_start(week) - dt.timedelta(weeks=weeks - 1) <= self.stream.week_start(0)
+                if weeks >= widest or holds_all:
                     rows = len(window)
                     if rows < self.spec.training.min_train_rows + self.spec.training.min_holdout_rows:
                         from include.retrainer.training import widening_hint

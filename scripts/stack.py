@@ -1126,7 +1126,9 @@ def print_banner(results: list[dict], state: dict) -> None:
     print()
     print("=" * 78)
     print(f"Airflow UI   http://127.0.0.1:{AIRFLOW_PORT}   login: admin / {password}")
-    print(f"MLflow UI    http://127.0.0.1:{MLFLOW_PORT}   (registered models {', '.join(DEMO_MODELS)}; alias champion)")
+    # Name the demo's models only when the demo ran: `make up` (no demo) registers none.
+    models = f"registered models {', '.join(DEMO_MODELS)}; " if results else ""
+    print(f"MLflow UI    http://127.0.0.1:{MLFLOW_PORT}   ({models}alias champion)")
     if state.get("executor") == "celery":
         print(f"S3 (SeaweedFS, persistent) http://127.0.0.1:{S3_PORT}   data in {seaweed_dir()}")
         print(

@@ -515,6 +515,8 @@ def compute_metrics(
             model = (labels, None)
         aligned = _aligned_proba(proba, yt.size, model, labels, "proba")
         _check_pred_in_classes(yp, model, "proba")
+    if isinstance(only, str):  # one name, not its characters (or a substring match)
+        only = (only,)
     return _metrics_aligned(yt, yp, aligned, labels, only)
 
 

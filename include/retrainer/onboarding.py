@@ -76,6 +76,8 @@ class Inference:
     days_with_data: int
     naive_timestamps: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: Rows with a label (None: every row); only they train and score a model.
+    labelled_rows: int | None = None
 
     @property
     def is_binary(self) -> bool:
@@ -342,6 +344,7 @@ def infer(df: pd.DataFrame, name: str, timestamp: str | None = None, target: str
         categorical=tuple(categorical),
         dropped=tuple(dropped),
         rows=len(df),
+        labelled_rows=int(df[target_col].notna().sum()),
         first_day=min(days),
         last_day=max(days),
         days_with_data=int(days.nunique()),
@@ -518,12 +521,14 @@ def widest_window(inf: Inference, window: int) -> tuple[int, str]:
     defaults = TrainingSpec()
     needed = defaults.min_train_rows + defaults.min_holdout_rows
     span_weeks = ((inf.last_day - inf.first_day).days + 1) / 7
-    wide = window_weeks_for_rows(inf.rows, span_weeks, needed) or window
+    # Unlabelled rows neither train nor score a model: the rate is of labelled rows.
+    rows = inf.rows if inf.labelled_rows is None else inf.labelled_rows
+    wide = window_weeks_for_rows(rows, span_weeks, needed) or window
     widest = max(window, 12, min(wide, WIDEST_WINDOW_WEEKS))
     comment = "too few rows: widen the window up to this many weeks"
     if widest > 12:
         comment = (
-            f"~{inf.rows / span_weeks:.1f} rows a week: a model needs {needed} "
+            f"~{rows / span_weeks:.1f} labelled rows a week: a model needs {needed} "
             f"(min_train_rows + min_holdout_rows), so the window widens up to {widest} weeks"
         )
         if wide > WIDEST_WINDOW_WEEKS:

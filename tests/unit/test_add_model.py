@@ -305,7 +305,11 @@ def test_a_file_of_few_rows_a_week_lets_the_window_widen_until_a_model_fits(tmp_
     inf = onboarding.infer(make_frame(days=140, per_day=1), "daily")
     widest, comment = onboarding.widest_window(inf, 4)
     assert widest == 54  # 300 rows at 7 a week take 43 weeks; x 1.25 for weeks that vary
-    assert comment.startswith("~7.0 rows a week: a model needs 300")
+    assert comment.startswith("~7.0 labelled rows a week: a model needs 300")
+    # Half the rows without a label: the rate that counts is of the labelled ones.
+    half = make_frame(days=140, per_day=2)
+    half.loc[half.index % 2 == 1, "label"] = None
+    assert onboarding.widest_window(onboarding.infer(half, "half"), 4)[0] == 54
     (tmp_path / "daily.json").write_text("{}")
     text = onboarding.render_spec(inf, "daily.json", "daily.csv")
     spec = parse_spec(yaml.safe_load(text), tmp_path / "daily.yaml")

@@ -310,6 +310,9 @@ def test_only_computes_the_metric_asked_for_and_the_same_value(name):
     proba = rng.dirichlet(np.ones(3), 60)
     every = compute_metrics(y, pred, proba, classes=[0, 1, 2])
     assert compute_metrics(y, pred, proba, classes=[0, 1, 2], only=(name,)) == {name: every[name]}
+    assert compute_metrics(y, pred, proba, classes=[0, 1, 2], only=name) == {
+        name: every[name]
+    }  # a name, not a substring
 
 
 def test_single_class_holdout_omits_roc_auc_and_never_nan():
