@@ -95,6 +95,31 @@ def primary_metric(stream: Any) -> str:
     return parse_spec(stream.spec, stream.spec_path or f"{stream.name}.yaml").comparison.primary_metric
 
 
+def stating_advice(result: Any, ratios: list[float]) -> str:
+    """Whether stating each retrain cost in the YAML would have cost less on this file, in numbers.
+
+    The cost rule is the product's answer to weeks in which some signal always fires (on real
+    weekly batches of thousands of rows the drift tests reject most weeks: docs/real-data.md),
+    so the report says, per cost, what stating it would have changed.
+    """
+    from benchmarks.replay import ours_at
+
+    better, not_better = [], []
+    for r in ratios:
+        mine, stated = result.costs[r]["ours"], result.costs[r][ours_at(r)]
+        text = (
+            f"{r:g}: {_fmt(stated, 3)} instead of {_fmt(mine, 3)} (regret {_fmt(result.regret[r][ours_at(r)], 2)} "
+            f"instead of {_fmt(result.regret[r]['ours'], 2)})"
+        )
+        (better if stated < mine - 1e-9 else not_better).append(text)
+    parts = []
+    if better:
+        parts.append("Stating the retrain cost would have cost less on this file at " + "; ".join(better) + ".")
+    if not_better:
+        parts.append("It would not have at " + "; ".join(not_better) + ".")
+    return " ".join(parts)
+
+
 def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
     """The report: policies, costs against the optimum, and the YAML's week-by-week decisions."""
     from benchmarks.replay import ours_at, retrain_values
@@ -170,6 +195,7 @@ def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:
             "`ours with retrain_cost R` = your YAML with `drift.gate.retrain_cost: R` and `rule: cost` (the gate "
             "then weighs the expected loss against that cost); its regret at R is the figure to read.",
         ]
+        lines.append(stating_advice(result, stated))
     # Your YAML's own retrain cost when it states one (its net is then of that cost), else 0.
     own_cost = float(((stream.spec.get("drift") or {}).get("gate") or {}).get("retrain_cost") or 0.0)
     audit = retrain_audit([result], [("ours", own_cost), *((ours_at(r), r) for r in stated)])
