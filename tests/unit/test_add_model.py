@@ -315,7 +315,9 @@ def test_a_file_of_few_rows_a_week_lets_the_window_widen_until_a_model_fits(tmp_
     spec = parse_spec(yaml.safe_load(text), tmp_path / "daily.yaml")
     assert spec.training.max_window_weeks == 54
     # The retrain cost is offered, commented out: the YAML states none until its owner does.
-    assert "# retrain_cost: 0.01          # what one retrain costs you, in roc_auc-weeks; with it and `rule: cost`" in text
+    assert (
+        "# retrain_cost: 0.01          # what one retrain costs you, in roc_auc-weeks; with it and `rule: cost`" in text
+    )
     assert spec.drift.gate.retrain_cost is None and spec.drift.gate.rule == "any"
     # Rarer than one row in ten weeks: no window may grow that far; the comment says what to lower.
     sparse = onboarding.infer(make_frame(days=2000, per_day=1).iloc[::100].reset_index(drop=True), "sparse")
