@@ -112,12 +112,10 @@ def stating_advice(result: Any, ratios: list[float]) -> str:
             f"instead of {_fmt(result.regret[r]['ours'], 2)})"
         )
         (better if stated < mine - 1e-9 else not_better).append(text)
-    parts = []
-    if better:
-        parts.append("Stating the retrain cost would have cost less on this file at " + "; ".join(better) + ".")
-    if not_better:
-        parts.append("It would not have at " + "; ".join(not_better) + ".")
-    return " ".join(parts)
+    if not better:
+        return "Stating the retrain cost would not have cost less on this file at " + "; ".join(not_better) + "."
+    text = "Stating the retrain cost would have cost less on this file at " + "; ".join(better) + "."
+    return text + (" It would not have at " + "; ".join(not_better) + "." if not_better else "")
 
 
 def render(result: Any, stream: Any, notes: list[str], terminal: bool) -> str:

@@ -117,7 +117,7 @@ def test_replay_cli_reports_every_policy_against_the_optimum(binary_file, tmp_pa
     # What stating the retrain cost would have changed, with the figures of the table.
     cheaper = costs["ours@0.01"] < costs["ours"]
     said = f"0.01: {costs['ours@0.01']:.3f} instead of {costs['ours']:.3f}"
-    lead = "Stating the retrain cost would have cost less on this file at " if cheaper else "It would not have at "
+    lead = "Stating the retrain cost would " + ("" if cheaper else "not ") + "have cost less on this file at "
     assert lead + said in printed, printed[:3000]
     assert "| retrain every k weeks (k best in hindsight) |" in printed and "; k=" in printed
     assert "Week by week (your YAML; worth" in printed and "2026-02-08" in printed
