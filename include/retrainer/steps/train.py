@@ -284,7 +284,9 @@ def _training_window(
         rows, span_weeks = None, float(weeks)
         try:
             window = read_partitions(raw_store, spec.data, window_start, window_end, exclude_days=skip)
-            rows = len(window.frame)
+            target = spec.features.target
+            # Rows without a label neither train nor score a model: the rate is of labelled rows.
+            rows = int(window.frame[target].notna().sum()) if target in window.frame else len(window.frame)
             if window.days_found:  # the rate of rows is over the weeks that have data
                 first = dt.date.fromisoformat(min(window.days_found))
                 span_weeks = min(float(weeks), max(1, (window_end.date() - first).days) / 7)
