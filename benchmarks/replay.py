@@ -267,16 +267,12 @@ class ModelBank:
                 # calendar weeks: with weeks without rows skipped, their count is not the span).
                 holds_all = self.stream.week_start(week) - dt.timedelta(weeks=weeks - 1) <= self.stream.week_start(0)
                 if weeks >= widest or holds_all:
-                    rows = len(window)
-                    if rows < self.spec.training.min_train_rows + self.spec.training.min_holdout_rows:
-                        from include.retrainer.training import widening_hint
+                    from include.retrainer.training import short_of_rows_hint
 
-                        # As the train step measures it: over the weeks since the window's first day with rows.
-                        end = self.stream.interval_end(week).date()
-                        first = dt.date.fromisoformat(str(window[PARTITION_COLUMN].min())) if rows else end
-                        span = min(float(weeks), max(1, (end - first).days) / 7)
-                        return f"InsufficientData: {exc}; {widening_hint(rows, span, self.spec)}"
-                    return f"InsufficientData: {exc}"
+                    first = dt.date.fromisoformat(str(window[PARTITION_COLUMN].min())) if len(window) else None
+                    end = self.stream.interval_end(week).date()
+                    hint = short_of_rows_hint(len(window), first, end, weeks, self.spec)
+                    return f"InsufficientData: {exc}" + (f"; {hint}" if hint else "")
                 weeks += 1
             except (TrainingError, ValueError) as exc:
                 # E.g. one class in the window or in its held-out rows (a user's data): the DAG's

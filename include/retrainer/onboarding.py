@@ -516,10 +516,9 @@ def widest_window(inf: Inference, window: int) -> tuple[int, str]:
     weeks (measured on a real file of one row a day: 12 weeks hold 84 of the 300 rows).
     """
     from include.retrainer.config import TrainingSpec
-    from include.retrainer.training import WIDEST_WINDOW_WEEKS, window_weeks_for_rows
+    from include.retrainer.training import WIDEST_WINDOW_WEEKS, rows_needed, window_weeks_for_rows
 
-    defaults = TrainingSpec()
-    needed = defaults.min_train_rows + defaults.min_holdout_rows
+    needed = rows_needed(TrainingSpec())
     span_weeks = ((inf.last_day - inf.first_day).days + 1) / 7
     # Unlabelled rows neither train nor score a model: the rate is of labelled rows.
     rows = inf.rows if inf.labelled_rows is None else inf.labelled_rows

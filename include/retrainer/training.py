@@ -47,6 +47,26 @@ def window_weeks_for_rows(rows: int, weeks: float, needed: int) -> int | None:
     return max(1, math.ceil(WIDEN_MARGIN * needed / per_week))
 
 
+def rows_needed(training: Any) -> int:
+    """Rows a window must hold for a model: ``min_train_rows`` + ``min_holdout_rows`` of a TrainingSpec."""
+    return int(training.min_train_rows + training.min_holdout_rows)
+
+
+def short_of_rows_hint(
+    rows: int, first_day: dt.date | None, end_day: dt.date, window_weeks: int, spec: ModelSpec
+) -> str | None:
+    """:func:`widening_hint` for a window of ``window_weeks`` ending ``end_day`` whose labelled
+    ``rows`` begin on ``first_day``; None when the rows are enough (then they are badly spread,
+    not too few, and no rate says how long to wait). The rate is over the weeks since the first
+    day with rows, as the train step and the replay both measure it."""
+    if rows >= rows_needed(spec.training):
+        return None
+    span = (
+        float(window_weeks) if first_day is None else min(float(window_weeks), max(1, (end_day - first_day).days) / 7)
+    )
+    return widening_hint(rows, span, spec)
+
+
 def widening_hint(rows: int, span_weeks: float, spec: ModelSpec) -> str:
     """What to change when even the widest window has too few rows, in numbers.
 
@@ -58,7 +78,7 @@ def widening_hint(rows: int, span_weeks: float, spec: ModelSpec) -> str:
     training.max_window_weeks to at least 54 (a margin for weeks that vary), or lower those
     minimums".
     """
-    needed = spec.training.min_train_rows + spec.training.min_holdout_rows
+    needed = rows_needed(spec.training)
     wide = window_weeks_for_rows(rows, span_weeks, needed)
     if wide is None:
         return f"no rows over {span_weeks:.1f} week(s)"

@@ -281,15 +281,13 @@ def _training_window(
     skip = excluded_days(store, spec, ctx)
     while True:
         window_start, window_end = training.training_window(ctx.interval_end, weeks)
-        rows, span_weeks = None, float(weeks)
+        rows, first = None, None
         try:
             window = read_partitions(raw_store, spec.data, window_start, window_end, exclude_days=skip)
             target = spec.features.target
             # Rows without a label neither train nor score a model: the rate is of labelled rows.
             rows = int(window.frame[target].notna().sum()) if target in window.frame else len(window.frame)
-            if window.days_found:  # the rate of rows is over the weeks that have data
-                first = dt.date.fromisoformat(min(window.days_found))
-                span_weeks = min(float(weeks), max(1, (window_end.date() - first).days) / 7)
+            first = dt.date.fromisoformat(min(window.days_found)) if window.days_found else None
             return window, window_start, window_end, loop.select_holdout(window.frame, spec)
         except (loop.InsufficientData, NoPartitionsError) as exc:
             if weeks >= widest:
@@ -300,9 +298,12 @@ def _training_window(
                     if weeks > spec.training.window_weeks
                     else ""
                 )
-                if rows is not None and rows < spec.training.min_train_rows + spec.training.min_holdout_rows:
-                    # Too few rows at this rate, not badly spread ones: say how wide a window they need.
-                    suffix += f"; {training.widening_hint(rows, span_weeks, spec)}"
+                # Too few rows at this rate, not badly spread ones: say how wide a window they need.
+                hint = (
+                    None if rows is None else training.short_of_rows_hint(rows, first, window_end.date(), weeks, spec)
+                )
+                if hint:
+                    suffix += f"; {hint}"
                 raise loop.InsufficientData(f"{exc}{suffix}") from None
             log.info("window of %d week(s) too small (%s): widening to %d", weeks, exc, weeks + 1)
             weeks += 1
