@@ -24,6 +24,18 @@ Power: one numeric feature among 8 shifted by 0.1 / 0.25 / 0.5 sd at
 * (b) ``important``: the shifted feature carries 25% (>= 20%) of the
   importance, so detecting it trips the gate.
 
+Weeks (the default in the DAG: ``drift.week_variation``): the reference is
+``WEEKS`` full weeks of n rows each, with their days, and the batch one more
+week of n rows, n in {1k, 10k}.  Per method, the rate of "some feature drifted"
+judged against the weeks and, on the same frames, by the plain tests:
+
+* ``independent``: every week a sample of one distribution;
+* ``varying``: every week's numeric means move by N(0, 0.1^2) sd and its
+  category logits by N(0, 0.1^2): weeks that differ but do not drift (real
+  weeks do), where the plain tests raise false alarms and the weeks do not;
+* ``power``: independent weeks, the important feature of the batch shifted by
+  0.25 sd (gate verdict with 25% of the importance).
+
 The same generated frames serve every method of a repetition, and the power
 runs reuse the false-alarm frames with one column shifted.  ``run(quick)``
 returns everything as a dict (for docs/benchmarks.md); ``--quick`` uses
@@ -42,7 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.retrainer.config import DriftSpec
+from include.retrainer.config import PARTITION_COLUMN, DriftSpec
 from include.retrainer.drift import detect_drift
 
 ALPHA = 0.05
@@ -60,6 +72,12 @@ IMPORTANT_SHARE = 0.25
 # Repetitions per size: (false alarms, power).  Fewer at 1M rows (each call subsamples 1M -> 200k).
 REPS_FULL = {100: (300, 0), 1_000: (200, 60), 10_000: (100, 40), 1_000_000: (12, 4)}
 REPS_QUICK = {100: (40, 0), 1_000: (30, 12), 10_000: (12, 8), 1_000_000: (2, 1)}
+WEEKS = 4
+WEEK_SIZES = (1_000, 10_000)
+WEEK_SD = 0.1
+# Repetitions per rows a week: (false alarms, power).
+WEEK_REPS_FULL = {1_000: (80, 40), 10_000: (40, 30)}
+WEEK_REPS_QUICK = {1_000: (10, 6), 10_000: (6, 4)}
 
 NUMERIC = [f"x{j}" for j in range(N_FEATURES)]
 CATEGORICAL = [f"c{j}" for j in range(N_FEATURES)]
@@ -73,6 +91,84 @@ def _numeric_frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 def _categorical_frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
     return pd.DataFrame({c: rng.integers(0, k, size=n) for c, k in zip(CATEGORICAL, CARDINALITIES)})
+
+
+def _with_days(frame: pd.DataFrame, week: int, rng: np.random.Generator) -> pd.DataFrame:
+    start = pd.Timestamp("2026-01-05") + pd.Timedelta(days=7 * week)
+    days = pd.date_range(start, periods=7).strftime("%Y-%m-%d").to_numpy()
+    return frame.assign(**{PARTITION_COLUMN: days[rng.integers(0, 7, size=len(frame))]})
+
+
+def _week(rng: np.random.Generator, n: int, week_sd: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One week of numeric and categorical rows; its means and category logits moved by week_sd."""
+    numeric = pd.DataFrame(rng.standard_normal((n, N_FEATURES)) + rng.normal(0, week_sd, N_FEATURES), columns=NUMERIC)
+    categorical = {}
+    for c, k in zip(CATEGORICAL, CARDINALITIES):
+        logits = rng.normal(0, week_sd, k)
+        p = np.exp(logits) / np.exp(logits).sum()
+        categorical[c] = rng.choice(k, size=n, p=p)
+    return numeric, pd.DataFrame(categorical)
+
+
+def _weeks_stream(rng, n: int, week_sd: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    weeks = [_week(rng, n, week_sd) for _ in range(WEEKS + 1)]
+    ref_num = pd.concat([_with_days(w[0], i, rng) for i, w in enumerate(weeks[:-1])], ignore_index=True)
+    ref_cat = pd.concat([_with_days(w[1], i, rng) for i, w in enumerate(weeks[:-1])], ignore_index=True)
+    return ref_num, weeks[-1][0], ref_cat, weeks[-1][1]
+
+
+def run_weeks(quick: bool = False, log=print) -> dict[str, Any]:
+    """False alarms and power with references of ``WEEKS`` weeks, judged against their weeks and plainly."""
+    reps_table = WEEK_REPS_QUICK if quick else WEEK_REPS_FULL
+    methods = [f"numeric/{m}" for m in NUMERIC_METHODS] + [f"categorical/{m}" for m in CATEGORICAL_METHODS]
+    out: dict[str, Any] = {}
+    started = time.perf_counter()
+    for n in WEEK_SIZES:
+        fa_reps, power_reps = reps_table[n]
+        rng = np.random.default_rng(np.random.SeedSequence([20261205, n]))
+        hits = {
+            (m, scenario, judged): 0
+            for m in methods
+            for scenario in ("independent", "varying")
+            for judged in (True, False)
+        }
+        power = dict.fromkeys(NUMERIC_METHODS, 0)
+        for r in range(fa_reps):
+            for scenario, sd in (("independent", 0.0), ("varying", WEEK_SD)):
+                ref_num, cur_num, ref_cat, cur_cat = _weeks_stream(rng, n, sd)
+                for m in methods:
+                    kind, method = m.split("/")
+                    for judged in (True, False):
+                        settings = DriftSpec(alpha=ALPHA, seed=r, week_variation=judged).model_copy(
+                            update={f"{kind}_method": method}
+                        )
+                        if kind == "numeric":
+                            report = detect_drift(ref_num, cur_num, NUMERIC, [], settings)
+                        else:
+                            report = detect_drift(ref_cat, cur_cat, [], CATEGORICAL, settings)
+                        hits[(m, scenario, judged)] += bool(report.drifted)
+                if scenario == "independent" and r < power_reps:
+                    shifted = cur_num.assign(**{SHIFTED: cur_num[SHIFTED] + 0.25})
+                    for method in NUMERIC_METHODS:
+                        settings = DriftSpec(numeric_method=method, alpha=ALPHA, seed=r)
+                        power[method] += detect_drift(
+                            ref_num, shifted, NUMERIC, [], settings, importance=IMPORTANCE
+                        ).gate
+        out[str(n)] = {
+            "false_alarms": {
+                m: {
+                    scenario: {
+                        "weeks": _rate(hits[(m, scenario, True)], fa_reps),
+                        "plain": _rate(hits[(m, scenario, False)], fa_reps),
+                    }
+                    for scenario in ("independent", "varying")
+                }
+                for m in methods
+            },
+            "power_025": {m: _rate(h, power_reps) for m, h in power.items()},
+        }
+        log(f"  weeks, n={n:,} a week: {fa_reps} reps, {time.perf_counter() - started:.0f} s elapsed", file=sys.stderr)
+    return out
 
 
 def _rate(hits: int, reps: int) -> dict[str, float]:
@@ -155,6 +251,7 @@ def run(quick: bool = False, log=print) -> dict[str, Any]:
         },
         "false_alarms": false_alarms,
         "power": power,
+        "weeks": run_weeks(quick, log),
         "seconds": time.perf_counter() - started,
     }
 
@@ -191,6 +288,25 @@ def format_tables(result: dict[str, Any]) -> str:
                 lines.append(
                     f"{m:<14}{int(n):>11,}{s:>7}{_cell(cells['unweighted']):>22}"
                     f"{_cell(cells['found']):>22}{_cell(cells['important']):>22}"
+                )
+    if "weeks" in result:
+        lines += [
+            "",
+            f"References of {WEEKS} weeks with their days (n rows a week; the batch: one more week). Rate of 'some",
+            "feature drifted' judged against the weeks (drift.week_variation, the default) / by the plain tests;",
+            f"'varying': each week's means move by N(0, {WEEK_SD}^2) sd and its category logits by N(0, {WEEK_SD}^2),",
+            "weeks that differ but do not drift; power: independent weeks, the important feature shifted 0.25 sd",
+            "",
+            f"{'method':<22}{'n a week':>9}{'independent: weeks':>22}{'plain':>16}{'varying: weeks':>18}{'plain':>16}{'power 0.25 sd':>18}",
+        ]
+        for n, by in result["weeks"].items():
+            for m, cells in by["false_alarms"].items():
+                method = m.split("/")[1]
+                pw = by["power_025"].get(method) if m.startswith("numeric/") else None
+                lines.append(
+                    f"{m:<22}{int(n):>9,}{_cell(cells['independent']['weeks']):>22}{_cell(cells['independent']['plain']):>16}"
+                    f"{_cell(cells['varying']['weeks']):>18}{_cell(cells['varying']['plain']):>16}"
+                    f"{(_cell(pw) if pw else ''):>18}"
                 )
     lines.append(f"\n{result['seconds']:.0f} s")
     return "\n".join(lines)

@@ -144,6 +144,61 @@ the unit of the method's effect measure:
 * psi: PSI with ``n_eff * PSI`` the same non-centrality (K - 1 dof);
 * wasserstein: normalized W: permutation critical value + 0.8416 x null std.
 
+Week-to-week variation: what "no drift" means for real weeks
+------------------------------------------------------------
+The tests above ask whether the batch could be a sample of the reference's
+distribution.  Real weeks are not: weather, holidays and the mix of weekdays
+move every feature from one week to the next, so at thousands of rows a week
+the plain tests flag most weeks (on NYC's 2013 flights, 8 of 12 features in
+almost every week) and the gate no longer singles out the weeks that change.
+So when the reference frame carries its days (``WEEK_COLUMN``, the partition
+date every stored row has) and at least ``min_reference_weeks`` (default 3)
+full calendar weeks (:func:`week_blocks`, counted back from its last day),
+each feature is judged against the reference's **own week-to-week variation**
+(``drift.week_variation``, default true):
+
+1. every full week of the reference is compared with the rest of it (KS ``D``
+   for numeric columns, the uncorrected chi-square of the 2 x K table for
+   categorical ones); its ratio to the statistic's sampling-noise mean
+   (``n_eff D^2 / (pi^2/12)``, ``chi2 / dof``) is 1 on average for weeks that
+   are samples of one distribution and ``1 + n_eff * excess`` when weeks
+   vary: the method-of-moments estimate of ``excess`` (:class:`BlockVariation`)
+   is the between-week variance per row, truncated at 0;
+2. a batch of ``n_eff`` effective rows then has the **design effect**
+   ``deff = 1 + n_eff * excess * (weeks + 1) / weeks`` (Kish; for the
+   chi-square this is Rao and Scott's first-order correction for clustered
+   samples): it varies like ``n_eff / deff`` independent rows;
+3. the statistic is deflated (``D / sqrt(deff)``, ``chi2 / deff``, ``PSI /
+   deff``, ``W / sqrt(deff)``) and put on the ratio scale ``x`` (mean 1;
+   through its sampling null's quantile for KS and chi-square, through the
+   permutation null's moments for PSI and Wasserstein, whose p-values cannot
+   go below ``1 / (resamples + 1)``), and ``x`` is referred to an F
+   distribution: of its variance ``1 / deff`` is sampling noise with the
+   statistic's degrees of freedom ``nu`` (5 for KS: the chi-square with
+   ``K^2``'s first two moments; the table's dof for chi-square) and the rest
+   the week's own move, taken to have 1 degree of freedom (a move in one
+   direction, such as the mean's: the heaviest tail), which gives the
+   numerator's dof ``1 / (1/(deff nu) + 1 - 1/deff)``; the denominator's are
+   those of the estimate of ``excess`` (the same mixture over the reference's
+   weeks, times ``weeks - 1``).  Wasserstein, which sees a move of the mean
+   above all, is judged against the weeks' moves of the mean (``z^2`` of each
+   week's mean against the rest's) instead of KS's.
+
+On weeks that differ but do not drift the false-alarm rate is then <= alpha
+within Monte Carlo error (``scripts/bench_gate.py``, "References of 4
+weeks", and tests/unit/test_drift_weeks.py: weeks whose means move by 0.1 sd,
+where the plain tests flag almost every week); on independent weeks
+``excess`` is about 0 and the F reference costs some power at small n (a 0.25
+sd shift at 10k rows a week is still found every time).  A shift larger than
+the weeks' own moves is flagged.  ``effect`` reports ``design_effect`` and
+``reference_weeks``, the note says how many independent rows the batch counts
+as, and ``detectable_effect`` grows by ``sqrt(deff)`` (``deff`` for PSI; the
+F reference's extra width is left out).  The plain
+tests apply when the reference has no days, fewer full weeks, or
+``week_variation: false``.  What the design effect cannot see: a change that
+is slower than the reference's weeks (it is part of their variation) and a
+new value outside the reference's range (``D`` near 1 is flagged anyway).
+
 Measured (``scripts/bench_gate.py``, 8 features, alpha 0.05, Holm; rate of
 "some feature drifted" on stationary data, which bounds the verdict for any
 weights): 0.02-0.07 at 100, 1k and 10k rows per side for every method
@@ -211,7 +266,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.retrainer.config import DriftSpec
+from include.retrainer.config import PARTITION_COLUMN, DriftSpec
 
 __all__ = [
     "NULL_CATEGORY",
@@ -288,6 +343,8 @@ def settings_dict(settings: DriftSpec) -> dict[str, Any]:
         "seed": int(settings.seed),
         "null_resamples": int(settings.null_resamples),
         "null_max_rows": int(settings.null_max_rows),
+        "week_variation": bool(settings.week_variation),
+        "min_reference_weeks": int(settings.min_reference_weeks),
         "min_importance_share": float(settings.gate.min_importance_share),
         "critical_features": list(settings.gate.critical_features),
     }
@@ -1150,8 +1207,252 @@ def _numeric_reference(values: np.ndarray) -> NumericReference:
     return NumericReference(finite, n_inf, float(np.std(finite)) if finite.size else math.nan)
 
 
+# --------------------------------------------------------------------------
+# Week-to-week variation of the reference (design effect)
+# --------------------------------------------------------------------------
+
+#: E[K^2] of the Kolmogorov distribution (= sum (-1)^(k-1) / k^2): the mean of n_eff * D^2 under H0.
+_KOLMOGOROV_MEAN_SQUARE = math.pi**2 / 12
+#: Degrees of freedom of the scaled chi-square with K^2's first two moments (2 E[K^2]^2 / Var[K^2] ~ 5.0).
+_KS_DOF = 5
+#: Rows of a reference frame in this column carry their day (``YYYY-MM-DD``): it is split into weeks.
+WEEK_COLUMN = PARTITION_COLUMN
+
+
+@dataclass(frozen=True)
+class BlockVariation:
+    """How much a distribution moves from block to block (week to week, or day to day).
+
+    Measured on blocks of rows (for data drift the reference's full calendar weeks,
+    :func:`week_blocks`): each block is compared with the rest (KS for numeric values, the
+    uncorrected chi-square of the 2 x K table for categories), and the statistic's excess over
+    its sampling-noise mean (``E[n_eff D^2] = pi^2/12``; ``E[chi2] = dof``) estimates
+    ``excess``: the variance of one block's own move, per row, in the units where sampling
+    noise is ``1 / n_eff``.  A comparison of ``n_eff`` effective rows then varies as if it had
+    ``n_eff / design_effect(n_eff)`` independent rows (Kish's design effect; Rao and Scott's
+    first-order correction of the chi-square under cluster sampling).  ``dof`` sums the blocks'
+    sampling degrees of freedom (5 per block for KS, the table's dof for chi-square) and
+    ``rows`` is the blocks' mean ``n_eff``: together they give the degrees of freedom of the
+    estimate (:meth:`estimate_dof`), which the F reference of the test uses.
+    """
+
+    blocks: int
+    excess: float
+    dof: float
+    rows: float
+
+    def estimate_dof(self) -> float:
+        """Satterthwaite degrees of freedom of the excess estimate: each block's ratio mixes sampling
+        noise (``dof / blocks`` degrees of freedom) and the block's own move, taken to have 1 (a
+        move in one direction, e.g. of the mean: the heaviest tail, so the test stays calibrated)."""
+        own = 1.0 + self.rows * self.excess * self.blocks / (self.blocks - 1)
+        # Each block is compared with the rest: their deviations from the mean have blocks - 1.
+        return (self.blocks - 1) * _mixture_dof(own, self.dof / self.blocks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "blocks": int(self.blocks),
+            "excess": float(self.excess),
+            "dof": float(self.dof),
+            "rows": float(self.rows),
+        }
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> BlockVariation:
+        """Inverse of :meth:`to_dict`; ValueError for anything malformed."""
+        try:
+            variation = cls(int(item["blocks"]), float(item["excess"]), float(item["dof"]), float(item["rows"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed block variation {item!r}: {exc}") from None
+        ok = variation.blocks >= 2 and variation.excess >= 0 and variation.dof > 0 and variation.rows > 0
+        if not (
+            ok and math.isfinite(variation.excess) and math.isfinite(variation.dof) and math.isfinite(variation.rows)
+        ):
+            raise ValueError(f"malformed block variation {item!r}")
+        return variation
+
+    def design_effect(self, n_eff: float, blocks_a: float = 1.0, blocks_b: float | None = None) -> float:
+        """The variance of a statistic comparing ``blocks_a`` blocks with ``blocks_b`` (default: all
+        of this reference's), over its sampling-noise variance: ``1 + n_eff * excess * (1 /
+        blocks_a + 1 / blocks_b)``.  For a new week against the weeks it was measured on, ``(weeks +
+        1) / weeks``."""
+        b = self.blocks if blocks_b is None else blocks_b
+        return 1.0 + n_eff * self.excess * (1.0 / blocks_a + 1.0 / b)
+
+
+def _variations_from_json(
+    items: Sequence[Mapping[str, Any]], numeric: Mapping[str, Any], categorical: Mapping[str, Any]
+) -> dict[str, BlockVariation]:
+    out: dict[str, BlockVariation] = {}
+    for item in items:
+        name = str(item["name"])
+        if name not in numeric and name not in categorical:
+            raise ValueError(f"week variation of {name!r}, a column it does not summarise")
+        try:
+            out[name] = BlockVariation.from_dict(item)
+        except ValueError as exc:
+            raise ValueError(f"week variation of {name!r} is malformed: {exc}") from None
+    return out
+
+
+def week_blocks(days: Any) -> np.ndarray:
+    """Week number of every row from its day: 0 = the reference's last 7 calendar days, 1 = the 7
+    before, ...; -1 for rows of the first, incomplete week (and for missing days).
+
+    Weeks are counted back from the last day, so they are full weeks whatever weekday the
+    reference ends on; an incomplete week would differ by its mix of weekdays alone.
+    """
+    parsed = pd.to_datetime(pd.Series(np.asarray(days, dtype=object)).astype("string"), errors="coerce")
+    day = (parsed.dt.normalize() - pd.Timestamp("1970-01-01")).dt.days.to_numpy(dtype=np.float64, na_value=np.nan)
+    blocks = np.full(day.size, -1, dtype=np.int64)
+    ok = np.isfinite(day)
+    if not ok.any():
+        return blocks
+    last, first = day[ok].max(), day[ok].min()
+    full = int((last - first + 1) // 7)  # weeks wholly inside [first, last]
+    k = ((last - day[ok]) // 7).astype(np.int64)
+    blocks[ok] = np.where(k < full, k, -1)
+    return blocks
+
+
+def _mixture_dof(deff: float, nu: float) -> float:
+    """Degrees of freedom of a ratio whose variance is ``1 / deff`` sampling noise with ``nu`` degrees
+    of freedom and ``1 - 1 / deff`` a week's own move with 1 (Welch-Satterthwaite)."""
+    share = 1.0 / max(deff, 1.0)
+    return 1.0 / (share / nu + (1.0 - share))
+
+
+def _variation(ratios: list[float], n_effs: list[float], dofs: list[float]) -> BlockVariation | None:
+    """Moment estimate of the excess from per-week (statistic / its null mean) ratios."""
+    weeks = len(ratios)
+    if weeks < 2:
+        return None
+    r, ne = np.asarray(ratios), np.asarray(n_effs)
+    loo = max(0.0, float(np.sum(r - 1.0) / np.sum(ne)))  # one week vs the rest: weeks/(weeks-1) of the excess
+    return BlockVariation(weeks, loo * (weeks - 1) / weeks, float(sum(dofs)), float(np.mean(ne)))
+
+
+def _numeric_week_variation(values: np.ndarray, blocks: np.ndarray) -> BlockVariation | None:
+    ok = np.isfinite(values)  # rows of the incomplete first week stay in "the rest"
+    v, b = values[ok], blocks[ok]
+    ids = np.unique(b[b >= 0])
+    if ids.size < 2:
+        return None
+    order = np.argsort(v, kind="stable")
+    v, b = v[order], b[order]
+    ends = np.flatnonzero(np.r_[v[1:] != v[:-1], True])  # last value of each run of ties
+    total = v.size
+    at_end = ends + 1.0
+    ratios, n_effs = [], []
+    for w in ids:
+        mine = b == w
+        nw = int(np.count_nonzero(mine))
+        if nw == 0 or nw == total:
+            continue
+        cw = np.cumsum(mine)[ends]
+        d = float(np.max(np.abs(cw / nw - (at_end - cw) / (total - nw))))
+        ne = nw * (total - nw) / total
+        ratios.append(ne * d * d / _KOLMOGOROV_MEAN_SQUARE)
+        n_effs.append(ne)
+    return _variation(ratios, n_effs, [_KS_DOF] * len(ratios))
+
+
+def _location_week_variation(values: np.ndarray, blocks: np.ndarray) -> BlockVariation | None:
+    """Block-to-block variation of the mean: each block's mean against the rest's, as ``z^2`` with
+    the pooled variance (1 on average for blocks of one distribution; 1 degree of freedom)."""
+    ok = np.isfinite(values)
+    v, b = values[ok], blocks[ok]
+    ids = np.unique(b[b >= 0])
+    if ids.size < 2 or v.size < 3:
+        return None
+    var = float(np.var(v, ddof=1))
+    if not var > 0:
+        return None
+    total, whole = v.size, float(np.sum(v))
+    ratios, n_effs = [], []
+    for w in ids:
+        mine = b == w
+        nw = int(np.count_nonzero(mine))
+        if nw == 0 or nw == total:
+            continue
+        sw = float(np.sum(v[mine]))
+        diff = sw / nw - (whole - sw) / (total - nw)
+        ne = nw * (total - nw) / total
+        ratios.append(ne * diff * diff / var)
+        n_effs.append(ne)
+    return _variation(ratios, n_effs, [1.0] * len(ratios))
+
+
+def _categorical_week_variation(series: pd.Series, blocks: np.ndarray) -> BlockVariation | None:
+    ids = np.unique(blocks[blocks >= 0])
+    if ids.size < 2:
+        return None
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    codes = np.where(np.asarray(codes) < 0, len(uniques), codes)  # missing is its own category
+    k = len(uniques) + 1
+    totals = np.bincount(codes, minlength=k).astype(np.float64)
+    total = float(totals.sum())
+    ratios, n_effs, dofs = [], [], []
+    for w in ids:
+        mine = np.bincount(codes[blocks == w], minlength=k).astype(np.float64)
+        nw = float(mine.sum())
+        if nw == 0 or nw == total:
+            continue
+        table = np.vstack([mine, totals - mine])
+        table = table[:, table.sum(axis=0) > 0]
+        dof = table.shape[1] - 1
+        if dof == 0:
+            continue
+        expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
+        chi2 = float(np.sum((table - expected) ** 2 / expected))
+        ratios.append(chi2 / dof)
+        n_effs.append(nw * (total - nw) / total)
+        dofs.append(dof)
+    return _variation(ratios, n_effs, dofs)
+
+
+def _null_week_pvalue(null: _NullDraws, observed: float, power: int, variation: BlockVariation, deff: float) -> float:
+    """:func:`_week_corrected_pvalue` for a permutation statistic (PSI: ``power`` 1, Wasserstein: 2).
+
+    A permutation p-value cannot go below ``1 / (resamples + 1)``, which the F reference would
+    then widen past Holm's levels; so the statistic is put on the ratio scale by the null
+    draws' own moments instead: ``x = observed^power / deff / mean(null^power)`` with the
+    draws' moment-matched degrees of freedom ``2 mean^2 / var``.
+    """
+    from scipy import stats
+
+    draws = null.draws[np.isfinite(null.draws)] ** power
+    mean, var = float(np.mean(draws)) if draws.size else 0.0, float(np.var(draws)) if draws.size else 0.0
+    if not math.isfinite(observed):
+        return 0.0 if observed > 0 else 1.0
+    if mean <= 0 or var <= 0:
+        return null.p_value(observed)  # a degenerate null (e.g. one value): nothing to rescale
+    x = observed**power / deff / mean
+    nu = 2.0 * mean * mean / var
+    return float(stats.f.sf(x, _mixture_dof(deff, nu), variation.estimate_dof()))
+
+
+def _week_corrected_pvalue(p_deflated: float, nu: float, variation: BlockVariation, deff: float) -> float:
+    """The p-value of a statistic deflated by an *estimated* design effect ``deff``.
+
+    ``p_deflated`` is the test's p-value at ``statistic / deff``; its sampling null has the
+    shape of ``chi2(nu) / nu``, which maps it to the ratio ``x = chi2.isf(p, nu) / nu`` (mean
+    1).  Of that ratio's variance, ``1 / deff`` is sampling noise and the rest the week's own
+    move, so its degrees of freedom mix ``nu`` and 1 (:func:`_mixture_dof`), and the design
+    effect is an estimate (:meth:`BlockVariation.estimate_dof`): ``x`` is referred to
+    ``F(mixture dof, estimate dof)``.  Without variation between weeks this is the plain test
+    widened by the estimate's uncertainty.
+    """
+    from scipy import stats
+
+    if p_deflated >= 1.0:
+        return 1.0
+    x = float(stats.chi2.isf(p_deflated, nu)) / nu
+    return float(stats.f.sf(x, _mixture_dof(deff, nu), variation.estimate_dof()))
+
+
 _SUMMARY_FORMAT = "retrainer.drift.reference_summary"
-_SUMMARY_VERSION = 1
+_SUMMARY_VERSION = 2  # 2: per-column week-to-week variation
 
 
 def _label_to_json(label: Any) -> list[Any]:
@@ -1195,6 +1496,11 @@ class ReferenceSummary:
     seed: int
     numeric: Mapping[Any, NumericReference] = field(default_factory=dict)
     categorical: Mapping[Any, CategoryCounts] = field(default_factory=dict)
+    #: Per column, its week-to-week variation when the frame had days in ``WEEK_COLUMN`` and at
+    #: least two full weeks (:class:`BlockVariation`); ``detect_drift`` judges drift against it.
+    weeks: Mapping[Any, BlockVariation] = field(default_factory=dict)
+    #: Per numeric column, the week-to-week variation of its mean (what Wasserstein is judged against).
+    week_locations: Mapping[Any, BlockVariation] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[Any]:
@@ -1210,6 +1516,8 @@ class ReferenceSummary:
             self,
             numeric={c: self.numeric[c] for c in wanted if c in self.numeric},
             categorical={c: self.categorical[c] for c in wanted if c in self.categorical},
+            weeks={c: self.weeks[c] for c in wanted if c in self.weeks},
+            week_locations={c: self.week_locations[c] for c in wanted if c in self.week_locations},
         )
 
     def same_rows_as(self, settings: DriftSpec) -> bool:
@@ -1244,6 +1552,8 @@ class ReferenceSummary:
                 {"name": c, "n_null": int(r.n_null), "labels": [_label_to_json(x) for x in r.labels]}
                 for c, r in self.categorical.items()
             ],
+            "week_variation": [{"name": c, **v.to_dict()} for c, v in self.weeks.items()],
+            "week_location": [{"name": c, **v.to_dict()} for c, v in self.week_locations.items()],
         }
         arrays: dict[str, np.ndarray] = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
         for i, num in enumerate(self.numeric.values()):
@@ -1294,8 +1604,17 @@ class ReferenceSummary:
                 if entry.rows != rows:
                     raise ValueError(f"categorical column {item['name']!r}: counts sum to {entry.rows}, not {rows}")
                 categorical[str(item["name"])] = entry
+            weeks = _variations_from_json(header["week_variation"], numeric, categorical)
+            locations = _variations_from_json(header["week_location"], numeric, {})
             summary = cls(
-                int(header["total_rows"]), rows, int(header["max_rows"]), int(header["seed"]), numeric, categorical
+                int(header["total_rows"]),
+                rows,
+                int(header["max_rows"]),
+                int(header["seed"]),
+                numeric,
+                categorical,
+                weeks,
+                locations,
             )
         except ValueError as exc:
             raise ValueError(f"corrupt reference summary: {exc}") from exc
@@ -1315,6 +1634,10 @@ class _FrameReference:
         self.total_rows = len(frame)
         self.index = _row_index(len(frame), settings.max_rows, settings.seed, 0)
         self.rows = len(frame) if self.index is None else int(self.index.size)
+        self.blocks = (
+            week_blocks(_rows_of(frame[WEEK_COLUMN], self.index).to_numpy()) if WEEK_COLUMN in frame.columns else None
+        )
+        self._variation: dict[tuple[Any, bool], BlockVariation | None] = {}
 
     def numeric(self, col: Any) -> NumericReference:
         series = _rows_of(self.frame[col], self.index)
@@ -1323,12 +1646,32 @@ class _FrameReference:
     def categorical(self, col: Any) -> CategoryCounts:
         return _count_categories(_rows_of(self.frame[col], self.index))
 
+    def variation(self, col: Any, numeric: bool, location: bool = False) -> BlockVariation | None:
+        """The column's week-to-week variation, of its distribution or (``location``) of its mean;
+        None without days or two full weeks."""
+        if self.blocks is None:
+            return None
+        key = (col, location)
+        if key not in self._variation:
+            series = _rows_of(self.frame[col], self.index)
+            if not numeric:
+                found = _categorical_week_variation(series.reset_index(drop=True), self.blocks)
+            else:
+                values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+                found = (_location_week_variation if location else _numeric_week_variation)(values, self.blocks)
+            self._variation[key] = found
+        return self._variation[key]
+
 
 class _SummaryReference:
     def __init__(self, summary: ReferenceSummary):
         self.total_rows, self.rows = summary.total_rows, summary.rows
         self.numeric = summary.numeric.__getitem__
         self.categorical = summary.categorical.__getitem__
+        self.weeks, self.week_locations = summary.weeks, summary.week_locations
+
+    def variation(self, col: Any, numeric: bool, location: bool = False) -> BlockVariation | None:
+        return (self.week_locations if location else self.weeks).get(col)
 
 
 def summarize_reference(
@@ -1355,7 +1698,18 @@ def summarize_reference(
             _check_numeric_dtype(reference, col, "reference")
             num[col] = source.numeric(col)
     cat = {col: source.categorical(col) for col in categorical if col in reference.columns}
-    return ReferenceSummary(source.total_rows, source.rows, settings.max_rows, settings.seed, num, cat)
+    weeks = {col: source.variation(col, col in num) for col in [*num, *cat]}
+    locations = {col: source.variation(col, True, location=True) for col in num}
+    return ReferenceSummary(
+        source.total_rows,
+        source.rows,
+        settings.max_rows,
+        settings.seed,
+        num,
+        cat,
+        {col: v for col, v in weeks.items() if v is not None},
+        {col: v for col, v in locations.items() if v is not None},
+    )
 
 
 def _fmt_p(p: float) -> str:
@@ -1444,8 +1798,11 @@ def _numeric_features(
             w_norm = 0.0 if w == 0 else math.inf
             notes.append("reference is constant" + ("" if w == 0 else ": normalized Wasserstein is infinite"))
         entry["status"] = "tested"
+        weeks = _week_adjustment(ref, col, True, settings, n1, n2, entry)
         if method == "ks":
             d, p = _ks_pvalue(n1, n2, d)
+            if weeks is not None:
+                p = _week_corrected_pvalue(_ks_pvalue(n1, n2, d / math.sqrt(weeks[1]))[1], _KS_DOF, *weeks)
             entry.update(statistic=float(d), p_value=float(p))
         else:
             entry["statistic"] = float(psi) if method == "psi" else float(w_norm)
@@ -1456,8 +1813,38 @@ def _numeric_features(
         del cur_sorted, reference
     if null_inputs:
         for col, null in _numeric_nulls(null_inputs, method, settings, resamples, rng).items():
-            info[col].update(p_value=null.p_value(info[col]["statistic"]), null=null)
+            entry = info[col]
+            weeks = entry.get("weeks")
+            if weeks is None:
+                p = null.p_value(entry["statistic"])
+            else:  # n_eff * PSI and n_eff * W^2 are asymptotically chi-square-like: PSI and W^2 scale as 1 / n_eff
+                p = _null_week_pvalue(null, entry["statistic"], 1 if method == "psi" else 2, *weeks)
+            entry.update(p_value=p, null=null)
     return info
+
+
+def _week_adjustment(
+    ref: Any, col: Any, numeric: bool, settings: DriftSpec, n1: int, n2: int, entry: dict[str, Any]
+) -> tuple[BlockVariation, float] | None:
+    """The column's week variation and the batch's design effect, when drift is judged against
+    the reference's own weeks (``drift.week_variation`` and ``min_reference_weeks`` full weeks);
+    recorded in ``entry`` (``effect``, a note)."""
+    if not settings.week_variation:
+        return None
+    # Wasserstein sees a move of the mean most of all: judged against the weeks' moves of the mean.
+    variation = ref.variation(col, numeric, location=numeric and settings.numeric_method == "wasserstein")
+    if variation is None or variation.blocks < settings.min_reference_weeks:
+        return None
+    n_eff = n1 * n2 / (n1 + n2)
+    deff = variation.design_effect(n_eff)
+    entry["weeks"] = (variation, deff)
+    entry["effect"].update(design_effect=deff, reference_weeks=float(variation.blocks))
+    if deff > 1.0:
+        entry["notes"].append(
+            f"judged against the reference's own week-to-week variation over {variation.blocks} weeks: "
+            f"design effect {deff:.3g} (this batch varies like ~{max(n_eff / deff, 1.0):.0f} independent rows)"
+        )
+    return variation, deff
 
 
 def _describe_categories(labels: Sequence[Any]) -> str:
@@ -1524,16 +1911,22 @@ def _categorical_features(
                 f"({unseen_rows / n_cur_rows:.1%} of current rows): {_describe_categories(unseen)}"
             )
         entry.update(status="tested", dof=dof, n_table=int(table.counts.sum()))
+        rows = table.counts.sum(axis=1)
+        weeks = _week_adjustment(ref, col, False, settings, int(rows[0]), int(rows[1]), entry) if dof > 0 else None
+        deff = 1.0 if weeks is None else weeks[1]
         if method == "chi2":
             entry["statistic"] = chi2
-            chi2_values.append(chi2)
+            chi2_values.append(chi2 / deff)  # Rao-Scott: the chi-square over the design effect
             dofs.append(dof)
             computed.append(col)
         else:
             null = _categorical_psi_null(table.counts, resamples, rng)
-            entry.update(statistic=psi, p_value=null.p_value(psi), null=null)
+            p = null.p_value(psi) if weeks is None else _null_week_pvalue(null, psi, 1, *weeks)
+            entry.update(statistic=psi, p_value=p, null=null)
     for col, pj in zip(computed, _chi2_pvalues(chi2_values, dofs), strict=True):
-        info[col]["p_value"] = float(pj)
+        weeks = info[col].get("weeks")
+        p = float(pj) if weeks is None else _week_corrected_pvalue(float(pj), info[col]["dof"], *weeks)
+        info[col]["p_value"] = float(p)
     return info
 
 
@@ -1543,22 +1936,25 @@ def _detectable(entry: dict[str, Any], level: float) -> float | None:
         return None
     n1, n2 = int(entry["n_reference"]), int(entry["n_current"])
     method = entry["method"]
+    # Judged against the weeks, every statistic's noise is design-effect times larger (in
+    # variance); the F reference's extra width is left out (a slight underestimate).
+    deff = entry["weeks"][1] if entry.get("weeks") else 1.0
     if method == "ks":
-        value = _ks_detectable(n1, n2, level)
+        value = min(1.0, _ks_detectable(n1, n2, level) * math.sqrt(deff))
         entry["effect"]["detectable_shift_sd_if_normal"] = _shift_sd_if_normal(value)
         return value
     if method == "wasserstein":
-        return entry["null"].detectable(level)
+        return entry["null"].detectable(level) * math.sqrt(deff)
     if entry["kind"] == "numeric":  # psi on numeric bins
         dof = max(1, min(entry.get("psi_bins", 10), n1) - 1)
-        return _noncentrality_for_power(dof, level) / (n1 * n2 / (n1 + n2))
+        return deff * _noncentrality_for_power(dof, level) / (n1 * n2 / (n1 + n2))
     dof = int(entry["dof"])
     if dof == 0:
         return None  # one category: nothing can change but the appearance of a new one
     lam = _noncentrality_for_power(dof, level)
     if method == "chi2":
-        return math.sqrt(lam / entry["n_table"])
-    return lam / (n1 * n2 / (n1 + n2))
+        return math.sqrt(deff * lam / entry["n_table"])
+    return deff * lam / (n1 * n2 / (n1 + n2))
 
 
 def _importance_shares(

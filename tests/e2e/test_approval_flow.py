@@ -200,7 +200,7 @@ def test_approve_reject_and_a_stale_approval(world, api_server, stack, monkeypat
     assert (a1["outcome"], a1["decided_by"], a1["comment"]) == ("approved", "alice", "checked the holdout metrics")
     responded_at = dt.datetime.fromisoformat(alice.answer[1]["responded_at"].replace("Z", "+00:00"))
     assert abs(dt.datetime.fromisoformat(a1["decided_at"]) - responded_at) < dt.timedelta(seconds=1)
-    assert s1["schema_version"] == 7
+    assert s1["schema_version"] == 8
     move = [m for m in list_history(store, runner.spec) if m["to_version"] == v1][-1]
     assert move["approval"]["decided_by"] == "alice" and move["approval"]["comment"] == "checked the holdout metrics"
     mv = client.get_model_version(MODEL, v1)

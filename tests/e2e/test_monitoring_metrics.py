@@ -181,4 +181,4 @@ def test_run_metrics_arrive_per_model_and_a_down_backend_fails_nothing(stack, tm
         value, kind = got[f"step.{step}.duration"]
         assert kind == "ms" and value > 0
         assert value == pytest.approx(s2["durations"][step] * 1000, rel=1e-3)
-    assert s2["schema_version"] == 7
+    assert s2["schema_version"] == 8

@@ -91,7 +91,7 @@ def test_better_challenger_over_the_disparity_limit_is_not_promoted(mlflow_serve
     )
     summary = steps.summarize_run(store, mlflow_server, gated, ctx2, results, {})
 
-    assert summary["schema_version"] == 7
+    assert summary["schema_version"] == 8
     assert summary["decision"] == "rejected" and summary["champion_version_after"] == champion_v
     blocking = [r for r in summary["reasons"] if r.startswith("fairness on 'age_band'") and "not promoting" in r]
     assert len(blocking) == 1 and "> limit 0.050" in blocking[0], summary["reasons"]

@@ -141,3 +141,45 @@ def test_corrupt_missing_or_mismatched_summary_is_recomputed(s3, store, churn_sp
     reader = _Reader(store, train_uri)
     again = load_reference_summary(store, uri, feats.numeric, feats.categorical, settings, reader)
     assert again.source == "computed" and reader.calls == 1 and store.get_bytes(uri) == good
+
+
+def test_summary_measures_the_training_weeks_and_judges_the_batch_against_them(s3, store, churn_spec_factory):
+    # Training rows as the train step stores them: each with its day (PARTITION_COLUMN). Each
+    # week's mean of one feature moves by 0.3 sd; the batch moves as much: no drift against
+    # the weeks, drift against the rows taken as one sample.
+    from include.retrainer.config import PARTITION_COLUMN
+
+    spec = churn_spec_factory()
+    feats = spec.features
+    col = feats.numeric[0]
+    rng = np.random.default_rng(11)
+    weeks = []
+    for w in range(5):
+        part = _training_rows(spec, 1_500, seed=20 + w)
+        part[col] += rng.normal(0, 0.3)
+        part[PARTITION_COLUMN] = [
+            (pd.Timestamp("2026-03-02") + pd.Timedelta(days=7 * w + int(d))).strftime("%Y-%m-%d")
+            for d in rng.integers(0, 7, len(part))
+        ]
+        weeks.append(part)
+    frame = pd.concat(weeks, ignore_index=True)
+    train_uri = s3_uri(spec.artifacts.bucket, spec.artifacts.prefix, spec.name, "w5", "train.parquet")
+    store.put_bytes(train_uri, parquet_bytes(frame))
+
+    summary = steps.drift_reference(store, spec, "7", train_uri)
+    assert summary.weeks[col].blocks == 5 and summary.weeks[col].excess > 0
+    batch = _training_rows(spec, 1_500, seed=40)
+    batch[col] += frame[col].mean() + 0.35
+    judged = detect_drift(summary, batch, feats.numeric, feats.categorical, spec.drift).features[col]
+    plain = detect_drift(
+        summary, batch, feats.numeric, feats.categorical, spec.drift.model_copy(update={"week_variation": False})
+    ).features[col]
+    assert plain.drifted and not judged.drifted
+    assert judged.effect["reference_weeks"] == 5 and "week-to-week variation over 5 weeks" in judged.note
+    # The cached summary (read back, no training rows) carries the same variation.
+    reader = _Reader(store, train_uri)
+    (key,) = [k for k in _summary_keys(s3, spec) if "/v7/" in f"/{k}"]
+    again = load_reference_summary(
+        store, f"s3://{spec.artifacts.bucket}/{key}", feats.numeric, feats.categorical, spec.drift, reader
+    )
+    assert again.source == "cache" and reader.calls == 0 and again.summary.weeks == summary.weeks

@@ -325,7 +325,7 @@ def test_summary_records_the_human_decision_of_a_promotion():
         failed_tasks={},
         champion_after="7",
     )
-    assert summary["schema_version"] == 7 and summary["decision"] == "promoted"
+    assert summary["schema_version"] == 8 and summary["decision"] == "promoted"
     a = summary["approval"]
     assert (a["required"], a["outcome"], a["decided_by"], a["decided_at"], a["comment"], a["on_timeout"]) == (
         True,

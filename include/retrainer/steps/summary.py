@@ -25,7 +25,7 @@ from include.retrainer.tasks import TaskId
 
 log = logging.getLogger(__name__)
 
-SUMMARY_SCHEMA_VERSION = 7
+SUMMARY_SCHEMA_VERSION = 8
 
 #: The fields of each step's result that the summary's sections carry (docs/run-summary.md).
 PARTITION_KEYS = ("days_found", "days_missing", "days_quarantined_skipped")
