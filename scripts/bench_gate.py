@@ -24,7 +24,7 @@ Power: one numeric feature among 8 shifted by 0.1 / 0.25 / 0.5 sd at
 * (b) ``important``: the shifted feature carries 25% (>= 20%) of the
   importance, so detecting it trips the gate.
 
-Weeks (the default in the DAG: ``drift.week_variation``): the reference is
+Weeks (the default in the DAG: ``drift.natural_variation``): the reference is
 ``WEEKS`` full weeks of n rows each, with their days, and the batch one more
 week of n rows, n in {1k, 10k}.  Per method, the rate of "some feature drifted"
 judged against the weeks and, on the same frames, by the plain tests:
@@ -139,7 +139,7 @@ def run_weeks(quick: bool = False, log=print) -> dict[str, Any]:
                 for m in methods:
                     kind, method = m.split("/")
                     for judged in (True, False):
-                        settings = DriftSpec(alpha=ALPHA, seed=r, week_variation=judged).model_copy(
+                        settings = DriftSpec(alpha=ALPHA, seed=r, natural_variation=judged).model_copy(
                             update={f"{kind}_method": method}
                         )
                         if kind == "numeric":
@@ -293,7 +293,7 @@ def format_tables(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"References of {WEEKS} weeks with their days (n rows a week; the batch: one more week). Rate of 'some",
-            "feature drifted' judged against the weeks (drift.week_variation, the default) / by the plain tests;",
+            "feature drifted' judged against the weeks (drift.natural_variation, the default) / by the plain tests;",
             f"'varying': each week's means move by N(0, {WEEK_SD}^2) sd and its category logits by N(0, {WEEK_SD}^2),",
             "weeks that differ but do not drift; power: independent weeks, the important feature shifted 0.25 sd",
             "",

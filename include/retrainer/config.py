@@ -322,11 +322,12 @@ class DriftSpec(_Strict):
     null_resamples: int = Field(1_000, ge=99, strict=True)
     #: Cap on the pooled, thinned sample the permutation null relabels (PSI/Wasserstein only).
     null_max_rows: int = Field(1_000, ge=100, strict=True)
-    #: Judge each feature's drift against the reference's own week-to-week variation (its design
-    #: effect, measured on the champion's full training weeks): real weeks differ from each other by
-    #: more than sampling noise, so at thousands of rows a week the plain tests flag every week.
+    #: Judge drift against the training rows' own variation: each feature against the variation
+    #: between the champion's full training weeks, its scores against their day-to-day variation
+    #: on those rows (design effects): real weeks and days differ from each other by more than
+    #: sampling noise, so at thousands of rows a week the plain tests flag every week.
     #: False: the reference is one sample, a batch drifted when it differs beyond sampling noise.
-    week_variation: bool = True
+    natural_variation: bool = True
     #: Full weeks of reference data needed to measure that variation; fewer: the plain tests.
     min_reference_weeks: int = Field(3, ge=2, le=520, strict=True)
     gate: GateSpec = Field(default_factory=GateSpec)

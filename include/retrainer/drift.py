@@ -155,7 +155,7 @@ So when the reference frame carries its days (``WEEK_COLUMN``, the partition
 date every stored row has) and at least ``min_reference_weeks`` (default 3)
 full calendar weeks (:func:`week_blocks`, counted back from its last day),
 each feature is judged against the reference's **own week-to-week variation**
-(``drift.week_variation``, default true):
+(``drift.natural_variation``, default true):
 
 1. every full week of the reference is compared with the rest of it (KS ``D``
    for numeric columns, the uncorrected chi-square of the 2 x K table for
@@ -195,7 +195,7 @@ the weeks' own moves is flagged.  ``effect`` reports ``design_effect`` and
 as, and ``detectable_effect`` grows by ``sqrt(deff)`` (``deff`` for PSI; the
 F reference's extra width is left out).  The plain
 tests apply when the reference has no days, fewer full weeks, or
-``week_variation: false``.  What the design effect cannot see: a change that
+``natural_variation: false``.  What the design effect cannot see: a change that
 is slower than the reference's weeks (it is part of their variation) and a
 new value outside the reference's range (``D`` near 1 is flagged anyway).
 
@@ -343,7 +343,7 @@ def settings_dict(settings: DriftSpec) -> dict[str, Any]:
         "seed": int(settings.seed),
         "null_resamples": int(settings.null_resamples),
         "null_max_rows": int(settings.null_max_rows),
-        "week_variation": bool(settings.week_variation),
+        "natural_variation": bool(settings.natural_variation),
         "min_reference_weeks": int(settings.min_reference_weeks),
         "min_importance_share": float(settings.gate.min_importance_share),
         "critical_features": list(settings.gate.critical_features),
@@ -1411,6 +1411,41 @@ def _categorical_week_variation(series: pd.Series, blocks: np.ndarray) -> BlockV
     return _variation(ratios, n_effs, dofs)
 
 
+#: Fewest days of in-sample scores whose day-to-day variation prediction drift is judged against.
+MIN_SCORE_DAYS = 7
+
+
+def score_variation(scores: Any, days: Any, max_rows: int = 50_000, seed: int = 0) -> list[BlockVariation | None]:
+    """Day-to-day variation of a model's scores, one per score column (1-D: one).
+
+    ``scores`` are the model's scores on the rows it was trained on, ``days`` each row's day.
+    Each day's scores are compared with the rest's (KS), as :class:`BlockVariation` does for
+    weeks; prediction drift then judges a batch's days against the held-out rows' days with
+    it. In-sample scores are what a model has of many days; their spread by day follows the
+    inputs' (weather, mix, weekday), which is the variation asked for. None for a column when
+    there are fewer than ``MIN_SCORE_DAYS`` days. Rows are subsampled to ``max_rows`` (seeded).
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    values = values.reshape(-1, 1) if values.ndim == 1 else values
+    labels = pd.Series(np.asarray(days, dtype=object)).astype("string").to_numpy(dtype=object, na_value=None)
+    if len(labels) != values.shape[0]:
+        raise ValueError(f"{values.shape[0]} scores but {len(labels)} days")
+    index = _row_index(values.shape[0], max_rows, seed, 2)
+    if index is not None:
+        values, labels = values[index], labels[index]
+    codes, uniques = pd.factorize(pd.Series(labels), use_na_sentinel=True)
+    codes = np.asarray(codes, dtype=np.int64)  # missing days: -1, part of every "rest" only
+    if len(uniques) < MIN_SCORE_DAYS:
+        return [None] * values.shape[1]
+    return [_numeric_week_variation(values[:, j], codes) for j in range(values.shape[1])]
+
+
+def ks_pvalue_judged(n1: int, n2: int, d: float, variation: BlockVariation, deff: float) -> float:
+    """The two-sample KS p-value of ``d`` judged against a natural variation with design effect
+    ``deff`` (deflated ``D``, F reference: :func:`_week_corrected_pvalue`)."""
+    return _week_corrected_pvalue(_ks_pvalue(n1, n2, d / math.sqrt(deff))[1], _KS_DOF, variation, deff)
+
+
 def _null_week_pvalue(null: _NullDraws, observed: float, power: int, variation: BlockVariation, deff: float) -> float:
     """:func:`_week_corrected_pvalue` for a permutation statistic (PSI: ``power`` 1, Wasserstein: 2).
 
@@ -1827,9 +1862,9 @@ def _week_adjustment(
     ref: Any, col: Any, numeric: bool, settings: DriftSpec, n1: int, n2: int, entry: dict[str, Any]
 ) -> tuple[BlockVariation, float] | None:
     """The column's week variation and the batch's design effect, when drift is judged against
-    the reference's own weeks (``drift.week_variation`` and ``min_reference_weeks`` full weeks);
+    the reference's own weeks (``drift.natural_variation`` and ``min_reference_weeks`` full weeks);
     recorded in ``entry`` (``effect``, a note)."""
-    if not settings.week_variation:
+    if not settings.natural_variation:
         return None
     # Wasserstein sees a move of the mean most of all: judged against the weeks' moves of the mean.
     variation = ref.variation(col, numeric, location=numeric and settings.numeric_method == "wasserstein")

@@ -12,7 +12,14 @@ Signals (each returns a :class:`SignalResult`)
   KS of its scores on the new batch against its scores on its own held-out
   rows.  Binary: pass P(positive) as a 1-D array (one test); multi-class: a
   2-D (rows, classes) array, one KS per class column, Bonferroni over the
-  columns (conservative: the columns sum to 1).  Needs no labels.
+  columns (conservative: the columns sum to 1).  Needs no labels.  Given the
+  day-to-day variation of the champion's scores on its training rows
+  (:func:`include.retrainer.drift.score_variation`, recorded at training) and
+  the days on each side, each D is judged against it: a batch's days differ
+  from the held-out days by more than sampling noise (weather, weekday), so
+  the KS is deflated by the design effect ``1 + n_eff * excess * (1/days_ref +
+  1/days_cur)`` and read on an F distribution (drift.py, "Week-to-week
+  variation").
 * :func:`performance_decay_signal` - the champion's primary metric on the new
   labelled batch dropped: one-sided z test of ``drop > min_decay`` with
   ``drop = baseline - current`` (``current - baseline`` for losses) and
@@ -60,7 +67,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from include.retrainer.drift import DriftReport, adjust_pvalues, ks_2samp_columns
+from include.retrainer.drift import BlockVariation, DriftReport, adjust_pvalues, ks_2samp_columns, ks_pvalue_judged
 
 __all__ = [
     "GATE_RULES",
@@ -309,7 +316,12 @@ def _as_scores(values: Any, name: str) -> np.ndarray:
 
 
 def prediction_drift_signal(
-    reference_scores: Any, current_scores: Any, alpha: float, min_rows: int = DEFAULT_MIN_ROWS
+    reference_scores: Any,
+    current_scores: Any,
+    alpha: float,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    variation: Sequence[BlockVariation | None] | None = None,
+    days: tuple[int, int] | None = None,
 ) -> SignalResult:
     """KS test(s) of the champion's scores on the new batch vs on its own held-out rows.
 
@@ -320,7 +332,9 @@ def prediction_drift_signal(
     ``min_rows`` rows on a side, or any NaN/inf score, gives status
     ``"insufficient"`` naming the problem and its count (NaN scores mean the
     model or its inputs are broken: no test is run on them).  A column count
-    mismatch raises ``ValueError``.
+    mismatch raises ``ValueError``.  ``variation`` (one per score column, None where unknown)
+    and ``days`` (distinct days of the reference and current rows) judge each D against the
+    scores' day-to-day variation (module docstring); without them, the plain KS.
     """
     alpha = _check_alpha(alpha)
     if isinstance(min_rows, bool) or not isinstance(min_rows, (int, np.integer)) or min_rows < 1:
@@ -355,13 +369,32 @@ def prediction_drift_signal(
             {**base, "error": "too_few_rows", "min_rows": int(min_rows)},
         )
     d, p = ks_2samp_columns(ref, cur)
+    judged: list[float | None] = [None] * p.size
+    if variation is not None and days is not None and min(days) >= 1:
+        if len(variation) != p.size:
+            raise ValueError(f"variation has {len(variation)} entries for {p.size} score columns")
+        n1, n2 = ref.shape[0], cur.shape[0]
+        n_eff = n1 * n2 / (n1 + n2)
+        for k, v in enumerate(variation):
+            if v is not None:
+                deff = v.design_effect(n_eff, days[0], days[1])
+                judged[k] = deff
+                p[k] = ks_pvalue_judged(n1, n2, float(d[k]), v, deff)
     p_adj = adjust_pvalues(p, "bonferroni") if p.size > 1 else p
     j = int(np.argmin(p_adj))
     p_min = float(p_adj[j])
     fired = p_min < alpha
     where = "" if p.size == 1 else f" (class column {j}, Bonferroni over {p.size})"
-    summary = f"KS D={float(np.max(d)):.3f}, p={_fmt_p(p_min)}{where}"
+    against = ""
+    if judged[j] is not None and days is not None:
+        against = (
+            f"; judged against the day-to-day variation of its scores ({days[0]} vs {days[1]} days: "
+            f"design effect {judged[j]:.3g})"
+        )
+    summary = f"KS D={float(np.max(d)):.3f}, p={_fmt_p(p_min)}{where}{against}"
     details = {**base, "ks_d": d.tolist(), "p_values": p.tolist(), "p_values_adjusted": p_adj.tolist()}
+    if any(x is not None for x in judged) and days is not None:
+        details.update(design_effect=judged, reference_days=int(days[0]), current_days=int(days[1]))
     return SignalResult(
         "prediction_drift", "fired" if fired else "quiet", float(np.max(d)), alpha, p_min, alpha, summary, details
     )

@@ -25,7 +25,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from include.retrainer.config import PARTITION_COLUMN, ModelSpec
 from include.retrainer.errors import PermanentError
@@ -77,6 +77,10 @@ class ModelState:
     #: ``GateOutcome.served`` each week; the DAG stores them per version). Performance decay
     #: pools them into its baseline.
     served: tuple[dict, ...] = ()
+    #: Day-to-day variation of its scores on its training rows, one per score column
+    #: (:func:`training_score_variation`; empty when unknown, e.g. a card written before it was
+    #: recorded): prediction drift judges a batch against it.
+    score_variation: tuple = ()
 
     @property
     def classes(self) -> list:
@@ -546,6 +550,7 @@ def fit_challenger(
     if _may_grow(spec, info, interval_end):
         info = {**info, "data_gain": learning_gain(spec, model, train, holdout)}
     return ModelState(
+        score_variation=training_score_variation(model, train, spec),
         model=model,
         train=train,
         holdout=holdout,
@@ -675,6 +680,46 @@ def champion_age_weeks(champion: ModelState, interval_end: dt.datetime) -> float
     return max(0.0, (interval_end - champion.trained_through).total_seconds() / (7 * 86400))
 
 
+def training_score_variation(model: Any, train: Any, spec: ModelSpec) -> tuple:
+    """The day-to-day variation of ``model``'s scores on its training rows (``drift.score_variation``),
+    one per score column; empty when ``drift.natural_variation`` is off, the rows have no days,
+    or the model has no probabilities."""
+    from include.retrainer import drift
+
+    if not spec.drift.natural_variation or PARTITION_COLUMN not in train.columns:
+        return ()
+    rows = train
+    if len(rows) > spec.drift.max_rows:  # the same bound (and seed) as the drift statistics
+        rows = rows.sample(n=spec.drift.max_rows, random_state=spec.drift.seed)
+    scores = _scores(model, rows, spec)
+    if scores is None:
+        return ()
+    return tuple(drift.score_variation(scores, rows[PARTITION_COLUMN].to_numpy(), spec.drift.max_rows, spec.drift.seed))
+
+
+def score_variation_to_json(variation: tuple) -> list:
+    return [None if v is None else v.to_dict() for v in variation]
+
+
+def score_variation_from_json(items: Any) -> tuple:
+    """The model card's ``score_variation``; empty for anything unreadable (the plain KS then)."""
+    from include.retrainer.drift import BlockVariation
+
+    if not isinstance(items, list):
+        return ()
+    try:
+        return tuple(None if item is None else BlockVariation.from_dict(item) for item in items)
+    except (ValueError, TypeError, AttributeError):
+        log.warning("model card's score_variation is unreadable (%r): prediction drift uses the plain KS", items)
+        return ()
+
+
+def _distinct_days(frame: Any) -> int | None:
+    if not hasattr(frame, "columns") or PARTITION_COLUMN not in frame.columns:
+        return None
+    return int(frame[PARTITION_COLUMN].nunique())
+
+
 def _scores(model: Any, frame: Any, spec: ModelSpec) -> Any:
     """The champion's scores: P(positive class) for binary, the probability matrix otherwise."""
     from include.retrainer import training
@@ -771,8 +816,17 @@ def assess(
         if ref_scores is None:
             signals.append(_insufficient("prediction_drift", "the champion has no predict_proba"))
         else:
+            days = (_distinct_days(champion.holdout), _distinct_days(batch))
+            judged = spec.drift.natural_variation and own.score_variation and None not in days
             signals.append(
-                gate.prediction_drift_signal(ref_scores, cur_scores, alphas["prediction_drift"], spec.drift.min_rows)
+                gate.prediction_drift_signal(
+                    ref_scores,
+                    cur_scores,
+                    alphas["prediction_drift"],
+                    spec.drift.min_rows,
+                    variation=own.score_variation if judged else None,
+                    days=cast(tuple[int, int], days) if judged else None,
+                )
             )
     else:
         signals.append(_disabled("prediction_drift"))

@@ -583,6 +583,7 @@ drift:
   categorical_method: chi2
   alpha: 0.05
   correction: holm
+  natural_variation: true         # drift means more than the training weeks (and days) differ among themselves
   gate:
     rule: any                     # retrain when any signal fires (data drift, prediction drift, performance decay, age)
     min_importance_share: 0.2     # data drift counts when drifted features carry >= 20% of the importance

@@ -172,7 +172,7 @@ def test_summary_measures_the_training_weeks_and_judges_the_batch_against_them(s
     batch[col] += frame[col].mean() + 0.35
     judged = detect_drift(summary, batch, feats.numeric, feats.categorical, spec.drift).features[col]
     plain = detect_drift(
-        summary, batch, feats.numeric, feats.categorical, spec.drift.model_copy(update={"week_variation": False})
+        summary, batch, feats.numeric, feats.categorical, spec.drift.model_copy(update={"natural_variation": False})
     ).features[col]
     assert plain.drifted and not judged.drifted
     assert judged.effect["reference_weeks"] == 5 and "week-to-week variation over 5 weeks" in judged.note

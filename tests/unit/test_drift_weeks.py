@@ -139,7 +139,7 @@ def test_design_effect_and_the_f_reference():
 def _gate_rate(rng, reps, week_variation, **stream) -> tuple[float, float]:
     """Rates at which x and c are flagged (drifted after Holm over both)."""
     hits = np.zeros(2)
-    settings = DriftSpec(week_variation=week_variation)
+    settings = DriftSpec(natural_variation=week_variation)
     for _ in range(reps):
         reference, current = _stream(rng, **stream)
         report = detect_drift(reference, current, ["x"], ["c"], settings)
@@ -188,7 +188,7 @@ def test_report_explains_the_design_effect_and_widens_the_detectable_effect():
     rng = np.random.default_rng(6)
     reference, current = _stream(rng, weeks=5, rows=3000, week_sd=0.2)
     judged = detect_drift(reference, current, ["x"], ["c"], DriftSpec()).features["x"]
-    plain = detect_drift(reference, current, ["x"], ["c"], DriftSpec(week_variation=False)).features["x"]
+    plain = detect_drift(reference, current, ["x"], ["c"], DriftSpec(natural_variation=False)).features["x"]
     deff = judged.effect["design_effect"]
     assert deff > 10
     assert "week-to-week variation over 5 weeks" in judged.note and f"design effect {deff:.3g}" in judged.note
@@ -207,7 +207,7 @@ def test_permutation_methods_are_judged_against_the_weeks_too(method):
         current,
         ["x"],
         ["c"],
-        DriftSpec(numeric_method=method, categorical_method="psi", week_variation=False),
+        DriftSpec(numeric_method=method, categorical_method="psi", natural_variation=False),
     )
     for col in ("x", "c"):
         assert judged.features[col].effect["design_effect"] > 1
@@ -221,7 +221,7 @@ def test_too_few_weeks_or_no_days_fall_back_to_the_plain_tests():
     assert "design_effect" not in two.features["x"].effect
     reference, current = _stream(rng, weeks=4, rows=2000, week_sd=0.2)
     no_days = detect_drift(reference.drop(columns=PARTITION_COLUMN), current, ["x"], ["c"], DriftSpec())
-    off = detect_drift(reference, current, ["x"], ["c"], DriftSpec(week_variation=False))
+    off = detect_drift(reference, current, ["x"], ["c"], DriftSpec(natural_variation=False))
     assert no_days.to_dict()["features"] == off.to_dict()["features"]
     fewer = detect_drift(reference, current, ["x"], ["c"], DriftSpec(min_reference_weeks=5))
     assert "design_effect" not in fewer.features["x"].effect
@@ -266,3 +266,66 @@ def test_summaries_of_the_earlier_format_are_refused_so_they_get_recomputed():
 
     with pytest.raises(ValueError, match="week variation of 'x' is malformed"):
         ReferenceSummary.from_bytes(_with_header(data, one_week))
+
+
+# --------------------------------------------------------------------------
+# Prediction drift: the champion's scores judged against their day-to-day variation
+# --------------------------------------------------------------------------
+
+
+def _day_scores(rng, days: int, rows: int, day_sd: float, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (a logistic of a day-level move + row noise) and their days."""
+    logit = np.concatenate([rng.normal(rng.normal(0.0, day_sd) + shift, 1.0, rows) for _ in range(days)])
+    labels = np.repeat([(START + pd.Timedelta(days=d)).strftime("%Y-%m-%d") for d in range(days)], rows)
+    return 1.0 / (1.0 + np.exp(-logit)), labels
+
+
+def test_score_variation_equals_per_day_ks_oracle():
+    rng = np.random.default_rng(12)
+    scores, days = _day_scores(rng, days=9, rows=300, day_sd=0.3)
+    (got,) = drift_mod.score_variation(scores, days)
+    ratios, n_effs = [], []
+    for day in np.unique(days):
+        mine, rest = scores[days == day], scores[days != day]
+        d = stats.ks_2samp(mine, rest).statistic
+        n_eff = mine.size * rest.size / (mine.size + rest.size)
+        ratios.append(n_eff * d * d / (math.pi**2 / 12))
+        n_effs.append(n_eff)
+    assert got.blocks == 9 and got.excess == pytest.approx(_oracle_excess(ratios, n_effs), rel=1e-9)
+    # Multi-class: one per score column; too few days: None.
+    two = drift_mod.score_variation(np.column_stack([scores, 1 - scores]), days)
+    assert len(two) == 2 and two[0] == got
+    assert drift_mod.score_variation(scores[days < "2026-01-10"], days[days < "2026-01-10"]) == [None]
+    with pytest.raises(ValueError, match="scores but"):
+        drift_mod.score_variation(scores, days[:-1])
+
+
+def test_prediction_drift_judged_against_the_days_is_calibrated_and_keeps_its_power():
+    from include.retrainer.gate import prediction_drift_signal
+
+    rng = np.random.default_rng(13)
+    reps, fired_plain, fired_judged, found = 150, 0, 0, 0
+    for r in range(reps):
+        train, train_days = _day_scores(rng, days=26, rows=250, day_sd=0.25)
+        variation = drift_mod.score_variation(train, train_days)
+        held, _ = _day_scores(rng, days=2, rows=250, day_sd=0.25)
+        batch, _ = _day_scores(rng, days=7, rows=250, day_sd=0.25)
+        fired_plain += prediction_drift_signal(held, batch, 0.05).status == "fired"
+        judged = prediction_drift_signal(held, batch, 0.05, variation=variation, days=(2, 7))
+        fired_judged += judged.status == "fired"
+        if r < 40:
+            moved, _ = _day_scores(rng, days=7, rows=250, day_sd=0.25, shift=1.5)
+            found += prediction_drift_signal(held, moved, 0.05, variation=variation, days=(2, 7)).status == "fired"
+    assert fired_plain / reps > 0.5
+    assert fired_judged / reps <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
+    assert found / 40 >= 0.8
+    assert judged.details["design_effect"][0] > 1 and judged.details["reference_days"] == 2
+    assert "day-to-day variation of its scores (2 vs 7 days" in judged.summary
+    with pytest.raises(ValueError, match="variation has 1 entries for 2 score columns"):
+        prediction_drift_signal(
+            np.column_stack([held, 1 - held]),
+            np.column_stack([batch, 1 - batch]),
+            0.05,
+            variation=variation,
+            days=(2, 7),
+        )

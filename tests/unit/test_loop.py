@@ -1375,3 +1375,18 @@ def test_the_drift_step_does_not_judge_earlier_champions_when_only_newer_data_wa
         # Returns before any I/O: no store, registry, champion or batch is needed (all None here).
         found = drift_step._check_earlier_champions(None, None, "", spec, ctx, None, None, None, "", outcome)
         assert found is None, trigger
+
+
+def test_a_champion_records_its_scores_day_to_day_variation_and_prediction_drift_is_judged_against_it(trained):
+    spec, champion, end = trained
+    # 12 training days (14 in the window, 2 held out): one per day, for the one score column.
+    (variation,) = champion.score_variation
+    assert variation is not None and variation.blocks == 12
+    assert loop.score_variation_from_json(loop.score_variation_to_json(champion.score_variation)) == (variation,)
+    assert loop.score_variation_from_json([{"blocks": 1}]) == () and loop.score_variation_from_json(None) == ()
+    batch = frame(7, 300, seed=15, start=end)
+    details = signal(loop.assess(spec, champion, batch, end + dt.timedelta(days=7)), "prediction_drift")["details"]
+    assert details["reference_days"] == 2 and details["current_days"] == 7 and details["design_effect"][0] >= 1
+    # Switched off: no variation recorded, the plain KS.
+    off = spec_for(drift={"natural_variation": False})
+    assert loop.build_challenger(off, frame(14, 300, seed=11), end).score_variation == ()

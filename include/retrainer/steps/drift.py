@@ -147,6 +147,7 @@ def load_champion_state(
         baseline=card.get("baseline") or {},
         importance=card.get("importance") or {},
         evaluation=card.get("evaluation") or {},
+        score_variation=loop.score_variation_from_json(card.get("score_variation")),
         trigger=trigger,
         trigger_drop=asked if isinstance(asked, dict) else {},
         gain=loop.promotion_gain(_comparison_of(store, spec, champion)),

@@ -159,6 +159,8 @@ def train_challenger(
         "importance": state.importance,
         "evaluation": state.evaluation,  # incl. data_from and, for a short window, data_gain
         "classes": [str(c) for c in state.classes],
+        # Day-to-day variation of its scores on its training rows: prediction drift's yardstick.
+        "score_variation": loop.score_variation_to_json(state.score_variation),
         # The gate signals that asked for this model and the metric drop they measured (the
         # follow-up signal reads both).
         **({"trigger": [], "trigger_drop": {}} if forced else gate_trigger(store, paths.drift)),
