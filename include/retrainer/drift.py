@@ -1240,6 +1240,16 @@ class BlockVariation:
     excess: float
     dof: float
     rows: float
+    #: Lag-1 autocorrelation of consecutive blocks' own moves (days: weather lasts days), 0 for weeks.
+    lag1: float = 0.0
+
+    def effective_blocks(self, k: float) -> float:
+        """How many independent blocks a run of ``k`` consecutive ones is worth (AR(1) with ``lag1``:
+        ``k / (1 + 2 sum_j (1 - j/k) lag1^j)``)."""
+        if self.lag1 <= 0 or k <= 1:
+            return float(k)
+        j = np.arange(1, math.ceil(k))
+        return float(k / (1.0 + 2.0 * np.sum((1.0 - j / k) * self.lag1**j)))
 
     def estimate_dof(self) -> float:
         """Satterthwaite degrees of freedom of the excess estimate: each block's ratio mixes sampling
@@ -1255,16 +1265,24 @@ class BlockVariation:
             "excess": float(self.excess),
             "dof": float(self.dof),
             "rows": float(self.rows),
+            "lag1": float(self.lag1),
         }
 
     @classmethod
     def from_dict(cls, item: Mapping[str, Any]) -> BlockVariation:
         """Inverse of :meth:`to_dict`; ValueError for anything malformed."""
         try:
-            variation = cls(int(item["blocks"]), float(item["excess"]), float(item["dof"]), float(item["rows"]))
+            variation = cls(
+                int(item["blocks"]),
+                float(item["excess"]),
+                float(item["dof"]),
+                float(item["rows"]),
+                float(item.get("lag1", 0.0)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed block variation {item!r}: {exc}") from None
         ok = variation.blocks >= 2 and variation.excess >= 0 and variation.dof > 0 and variation.rows > 0
+        ok = ok and 0.0 <= variation.lag1 < 1.0
         if not (
             ok and math.isfinite(variation.excess) and math.isfinite(variation.dof) and math.isfinite(variation.rows)
         ):
@@ -1277,19 +1295,20 @@ class BlockVariation:
         blocks_a + 1 / blocks_b)``.  For a new week against the weeks it was measured on, ``(weeks +
         1) / weeks``."""
         b = self.blocks if blocks_b is None else blocks_b
-        return 1.0 + n_eff * self.excess * (1.0 / blocks_a + 1.0 / b)
+        return 1.0 + n_eff * self.excess * (1.0 / self.effective_blocks(blocks_a) + 1.0 / self.effective_blocks(b))
 
 
 def _variations_from_json(
     items: Sequence[Mapping[str, Any]], numeric: Mapping[str, Any], categorical: Mapping[str, Any]
-) -> dict[str, BlockVariation]:
-    out: dict[str, BlockVariation] = {}
+) -> dict[str, dict[str, BlockVariation]]:
+    out: dict[str, dict[str, BlockVariation]] = {}
     for item in items:
-        name = str(item["name"])
-        if name not in numeric and name not in categorical:
-            raise ValueError(f"week variation of {name!r}, a column it does not summarise")
+        name, method = str(item["name"]), str(item.get("method"))
+        allowed = NUMERIC_VARIATION_METHODS if name in numeric else ("chi2",) if name in categorical else ()
+        if method not in allowed:
+            raise ValueError(f"week variation of {name!r} ({method}), a column or method it does not summarise")
         try:
-            out[name] = BlockVariation.from_dict(item)
+            out.setdefault(name, {})[method] = BlockVariation.from_dict(item)
         except ValueError as exc:
             raise ValueError(f"week variation of {name!r} is malformed: {exc}") from None
     return out
@@ -1332,55 +1351,76 @@ def _variation(ratios: list[float], n_effs: list[float], dofs: list[float]) -> B
     return BlockVariation(weeks, loo * (weeks - 1) / weeks, float(sum(dofs)), float(np.mean(ne)))
 
 
-def _numeric_week_variation(values: np.ndarray, blocks: np.ndarray) -> BlockVariation | None:
-    ok = np.isfinite(values)  # rows of the incomplete first week stay in "the rest"
-    v, b = values[ok], blocks[ok]
-    ids = np.unique(b[b >= 0])
-    if ids.size < 2:
-        return None
-    order = np.argsort(v, kind="stable")
-    v, b = v[order], b[order]
-    ends = np.flatnonzero(np.r_[v[1:] != v[:-1], True])  # last value of each run of ties
-    total = v.size
-    at_end = ends + 1.0
-    ratios, n_effs = [], []
-    for w in ids:
-        mine = b == w
-        nw = int(np.count_nonzero(mine))
-        if nw == 0 or nw == total:
-            continue
-        cw = np.cumsum(mine)[ends]
-        d = float(np.max(np.abs(cw / nw - (at_end - cw) / (total - nw))))
-        ne = nw * (total - nw) / total
-        ratios.append(ne * d * d / _KOLMOGOROV_MEAN_SQUARE)
-        n_effs.append(ne)
-    return _variation(ratios, n_effs, [_KS_DOF] * len(ratios))
+#: Permuted block statistics pooled for the null mean of each method's block statistic.
+_BLOCK_NULL_DRAWS = 64
+#: The numeric methods whose block-to-block variation is measured (each judged by its own).
+NUMERIC_VARIATION_METHODS = ("ks", "psi", "wasserstein")
 
 
-def _location_week_variation(values: np.ndarray, blocks: np.ndarray) -> BlockVariation | None:
-    """Block-to-block variation of the mean: each block's mean against the rest's, as ``z^2`` with
-    the pooled variance (1 on average for blocks of one distribution; 1 degree of freedom)."""
+def _numeric_week_variations(
+    values: np.ndarray, blocks: np.ndarray, bins: int = 10, seed: int = 0
+) -> dict[str, BlockVariation]:
+    """Block-to-block variation of a numeric column for KS (``D^2``), PSI and Wasserstein (``W^2``).
+
+    Each block is compared with the rest by the method's own statistic.  Its null mean (what
+    the statistic is on average when blocks are samples of one distribution) comes from
+    permuting the block labels (``_BLOCK_NULL_DRAWS`` block statistics pooled, seeded), as
+    ``c / n_eff`` with ``c`` the mean of ``n_eff * statistic`` over the draws: so ties (counts,
+    rounded values, a tree model's scores) and each method's own sensitivity are accounted for,
+    where ``pi^2/12`` holds for continuous values only.  The draws' moment-matched degrees of
+    freedom (``2 c^2 / var``) are each block's sampling dof.  Rows in blocks < 0 stay in "the
+    rest"; non-finite values are left out.
+    """
     ok = np.isfinite(values)
     v, b = values[ok], blocks[ok]
     ids = np.unique(b[b >= 0])
-    if ids.size < 2 or v.size < 3:
-        return None
-    var = float(np.var(v, ddof=1))
-    if not var > 0:
-        return None
-    total, whole = v.size, float(np.sum(v))
-    ratios, n_effs = [], []
-    for w in ids:
-        mine = b == w
+    if ids.size < 2:
+        return {}
+    order = np.argsort(v, kind="stable")
+    v, b = v[order], b[order]
+    ends = np.flatnonzero(np.r_[v[1:] != v[:-1], True])  # last value of each run of ties
+    if ends.size < 2:
+        return {}  # a constant column: nothing can vary
+    total = v.size
+    at_end = ends + 1.0
+    gaps = np.diff(v[ends])
+    edges = np.unique(np.quantile(v, np.arange(1, bins) / bins))
+    bin_of = np.searchsorted(edges, v, side="left")  # bins right-closed, as the PSI test's
+    bin_totals = np.bincount(bin_of, minlength=edges.size + 1).astype(np.float64)
+
+    def statistics(labels: np.ndarray, w: Any) -> tuple[float, float, float, float] | None:
+        mine = labels == w
         nw = int(np.count_nonzero(mine))
         if nw == 0 or nw == total:
+            return None
+        cw = np.cumsum(mine)[ends]
+        diff = np.abs(cw / nw - (at_end - cw) / (total - nw))
+        counts = np.bincount(bin_of[mine], minlength=edges.size + 1).astype(np.float64)
+        psi = _psi_from_proportions(counts / nw, (bin_totals - counts) / (total - nw))
+        wass = float(np.sum(diff[:-1] * gaps))
+        return nw * (total - nw) / total, float(diff.max()) ** 2, psi, wass * wass
+
+    observed = [x for x in (statistics(b, w) for w in ids) if x is not None]
+    if len(observed) < 2:
+        return {}
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+    null: list[tuple[float, float, float, float]] = []
+    for _ in range(math.ceil(_BLOCK_NULL_DRAWS / ids.size)):
+        shuffled = rng.permutation(b)
+        null.extend(x for x in (statistics(shuffled, w) for w in ids) if x is not None)
+    n_effs = [o[0] for o in observed]
+    null_ne = np.array([x[0] for x in null])
+    out: dict[str, BlockVariation] = {}
+    for k, method in enumerate(NUMERIC_VARIATION_METHODS, start=1):
+        draws = null_ne * np.array([x[k] for x in null])
+        c, var = float(np.mean(draws)), float(np.var(draws))
+        if not c > 0 or not var > 0:
             continue
-        sw = float(np.sum(v[mine]))
-        diff = sw / nw - (whole - sw) / (total - nw)
-        ne = nw * (total - nw) / total
-        ratios.append(ne * diff * diff / var)
-        n_effs.append(ne)
-    return _variation(ratios, n_effs, [1.0] * len(ratios))
+        ratios = [o[0] * o[k] / c for o in observed]
+        found = _variation(ratios, n_effs, [2.0 * c * c / var] * len(ratios))
+        if found is not None:
+            out[method] = found
+    return out
 
 
 def _categorical_week_variation(series: pd.Series, blocks: np.ndarray) -> BlockVariation | None:
@@ -1433,11 +1473,35 @@ def score_variation(scores: Any, days: Any, max_rows: int = 50_000, seed: int = 
     index = _row_index(values.shape[0], max_rows, seed, 2)
     if index is not None:
         values, labels = values[index], labels[index]
-    codes, uniques = pd.factorize(pd.Series(labels), use_na_sentinel=True)
+    codes, uniques = pd.factorize(pd.Series(labels), use_na_sentinel=True, sort=True)
     codes = np.asarray(codes, dtype=np.int64)  # missing days: -1, part of every "rest" only
     if len(uniques) < MIN_SCORE_DAYS:
         return [None] * values.shape[1]
-    return [_numeric_week_variation(values[:, j], codes) for j in range(values.shape[1])]
+    out: list[BlockVariation | None] = []
+    for j in range(values.shape[1]):
+        found = _numeric_week_variations(values[:, j], codes, seed=seed).get("ks")
+        out.append(None if found is None else dataclasses.replace(found, lag1=_day_lag1(values[:, j], codes)))
+    return out
+
+
+def _day_lag1(values: np.ndarray, codes: np.ndarray) -> float:
+    """Lag-1 autocorrelation of the days' own moves (days in calendar order): the day means' lag-1
+    covariance over their variance less its sampling part, in [0, 0.95] (weather lasts days)."""
+    ok = np.isfinite(values) & (codes >= 0)
+    v, c = values[ok], codes[ok]
+    days = np.unique(c)
+    if days.size < 3:
+        return 0.0
+    n = np.bincount(c, minlength=days.max() + 1)[days].astype(np.float64)
+    sums = np.bincount(c, weights=v, minlength=days.max() + 1)[days]
+    means = sums / n
+    within = float(np.var(v - means[np.searchsorted(days, c)]))
+    centred = means - np.average(means, weights=n)
+    between = float(np.mean(centred**2) - np.mean(within / n))
+    if not between > 0:
+        return 0.0
+    lag1 = float(np.mean(centred[1:] * centred[:-1])) / between
+    return min(max(lag1, 0.0), 0.95)
 
 
 def ks_pvalue_judged(n1: int, n2: int, d: float, variation: BlockVariation, deff: float) -> float:
@@ -1531,11 +1595,10 @@ class ReferenceSummary:
     seed: int
     numeric: Mapping[Any, NumericReference] = field(default_factory=dict)
     categorical: Mapping[Any, CategoryCounts] = field(default_factory=dict)
-    #: Per column, its week-to-week variation when the frame had days in ``WEEK_COLUMN`` and at
-    #: least two full weeks (:class:`BlockVariation`); ``detect_drift`` judges drift against it.
-    weeks: Mapping[Any, BlockVariation] = field(default_factory=dict)
-    #: Per numeric column, the week-to-week variation of its mean (what Wasserstein is judged against).
-    week_locations: Mapping[Any, BlockVariation] = field(default_factory=dict)
+    #: Per column and method (``ks``, ``psi``, ``wasserstein``; ``chi2`` for categories), its
+    #: week-to-week variation when the frame had days in ``WEEK_COLUMN`` and at least two full
+    #: weeks (:class:`BlockVariation`); ``detect_drift`` judges drift against it.
+    weeks: Mapping[Any, Mapping[str, BlockVariation]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[Any]:
@@ -1552,7 +1615,6 @@ class ReferenceSummary:
             numeric={c: self.numeric[c] for c in wanted if c in self.numeric},
             categorical={c: self.categorical[c] for c in wanted if c in self.categorical},
             weeks={c: self.weeks[c] for c in wanted if c in self.weeks},
-            week_locations={c: self.week_locations[c] for c in wanted if c in self.week_locations},
         )
 
     def same_rows_as(self, settings: DriftSpec) -> bool:
@@ -1587,8 +1649,9 @@ class ReferenceSummary:
                 {"name": c, "n_null": int(r.n_null), "labels": [_label_to_json(x) for x in r.labels]}
                 for c, r in self.categorical.items()
             ],
-            "week_variation": [{"name": c, **v.to_dict()} for c, v in self.weeks.items()],
-            "week_location": [{"name": c, **v.to_dict()} for c, v in self.week_locations.items()],
+            "week_variation": [
+                {"name": c, "method": m, **v.to_dict()} for c, by in self.weeks.items() for m, v in by.items()
+            ],
         }
         arrays: dict[str, np.ndarray] = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
         for i, num in enumerate(self.numeric.values()):
@@ -1640,7 +1703,6 @@ class ReferenceSummary:
                     raise ValueError(f"categorical column {item['name']!r}: counts sum to {entry.rows}, not {rows}")
                 categorical[str(item["name"])] = entry
             weeks = _variations_from_json(header["week_variation"], numeric, categorical)
-            locations = _variations_from_json(header["week_location"], numeric, {})
             summary = cls(
                 int(header["total_rows"]),
                 rows,
@@ -1649,7 +1711,6 @@ class ReferenceSummary:
                 numeric,
                 categorical,
                 weeks,
-                locations,
             )
         except ValueError as exc:
             raise ValueError(f"corrupt reference summary: {exc}") from exc
@@ -1672,7 +1733,8 @@ class _FrameReference:
         self.blocks = (
             week_blocks(_rows_of(frame[WEEK_COLUMN], self.index).to_numpy()) if WEEK_COLUMN in frame.columns else None
         )
-        self._variation: dict[tuple[Any, bool], BlockVariation | None] = {}
+        self._variation: dict[Any, dict[str, BlockVariation]] = {}
+        self.bins, self.seed = settings.psi_bins, settings.seed
 
     def numeric(self, col: Any) -> NumericReference:
         series = _rows_of(self.frame[col], self.index)
@@ -1681,21 +1743,19 @@ class _FrameReference:
     def categorical(self, col: Any) -> CategoryCounts:
         return _count_categories(_rows_of(self.frame[col], self.index))
 
-    def variation(self, col: Any, numeric: bool, location: bool = False) -> BlockVariation | None:
-        """The column's week-to-week variation, of its distribution or (``location``) of its mean;
-        None without days or two full weeks."""
+    def variations(self, col: Any, numeric: bool) -> dict[str, BlockVariation]:
+        """The column's week-to-week variation per method (empty without days or two full weeks)."""
         if self.blocks is None:
-            return None
-        key = (col, location)
-        if key not in self._variation:
+            return {}
+        if col not in self._variation:
             series = _rows_of(self.frame[col], self.index)
             if not numeric:
                 found = _categorical_week_variation(series.reset_index(drop=True), self.blocks)
+                self._variation[col] = {} if found is None else {"chi2": found}
             else:
                 values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-                found = (_location_week_variation if location else _numeric_week_variation)(values, self.blocks)
-            self._variation[key] = found
-        return self._variation[key]
+                self._variation[col] = _numeric_week_variations(values, self.blocks, self.bins, self.seed)
+        return self._variation[col]
 
 
 class _SummaryReference:
@@ -1703,10 +1763,10 @@ class _SummaryReference:
         self.total_rows, self.rows = summary.total_rows, summary.rows
         self.numeric = summary.numeric.__getitem__
         self.categorical = summary.categorical.__getitem__
-        self.weeks, self.week_locations = summary.weeks, summary.week_locations
+        self.weeks = summary.weeks
 
-    def variation(self, col: Any, numeric: bool, location: bool = False) -> BlockVariation | None:
-        return (self.week_locations if location else self.weeks).get(col)
+    def variations(self, col: Any, numeric: bool) -> Mapping[str, BlockVariation]:
+        return self.weeks.get(col, {})
 
 
 def summarize_reference(
@@ -1733,8 +1793,7 @@ def summarize_reference(
             _check_numeric_dtype(reference, col, "reference")
             num[col] = source.numeric(col)
     cat = {col: source.categorical(col) for col in categorical if col in reference.columns}
-    weeks = {col: source.variation(col, col in num) for col in [*num, *cat]}
-    locations = {col: source.variation(col, True, location=True) for col in num}
+    weeks = {col: source.variations(col, col in num) for col in [*num, *cat]}
     return ReferenceSummary(
         source.total_rows,
         source.rows,
@@ -1742,8 +1801,7 @@ def summarize_reference(
         settings.seed,
         num,
         cat,
-        {col: v for col, v in weeks.items() if v is not None},
-        {col: v for col, v in locations.items() if v is not None},
+        {col: dict(v) for col, v in weeks.items() if v},
     )
 
 
@@ -1785,6 +1843,7 @@ def _numeric_features(
     settings: DriftSpec,
     resamples: int,
     rng: np.random.Generator,
+    batch_weeks: float = 1.0,
 ) -> dict[Any, dict[str, Any]]:
     """Statistics and p-values for numeric columns, as raw per-column entries for detect_drift.
 
@@ -1833,7 +1892,7 @@ def _numeric_features(
             w_norm = 0.0 if w == 0 else math.inf
             notes.append("reference is constant" + ("" if w == 0 else ": normalized Wasserstein is infinite"))
         entry["status"] = "tested"
-        weeks = _week_adjustment(ref, col, True, settings, n1, n2, entry)
+        weeks = _week_adjustment(ref, col, True, settings, n1, n2, entry, batch_weeks)
         if method == "ks":
             d, p = _ks_pvalue(n1, n2, d)
             if weeks is not None:
@@ -1859,19 +1918,27 @@ def _numeric_features(
 
 
 def _week_adjustment(
-    ref: Any, col: Any, numeric: bool, settings: DriftSpec, n1: int, n2: int, entry: dict[str, Any]
+    ref: Any,
+    col: Any,
+    numeric: bool,
+    settings: DriftSpec,
+    n1: int,
+    n2: int,
+    entry: dict[str, Any],
+    batch_weeks: float = 1.0,
 ) -> tuple[BlockVariation, float] | None:
     """The column's week variation and the batch's design effect, when drift is judged against
     the reference's own weeks (``drift.natural_variation`` and ``min_reference_weeks`` full weeks);
     recorded in ``entry`` (``effect``, a note)."""
     if not settings.natural_variation:
         return None
-    # Wasserstein sees a move of the mean most of all: judged against the weeks' moves of the mean.
-    variation = ref.variation(col, numeric, location=numeric and settings.numeric_method == "wasserstein")
+    # Each method against its own statistic's week-to-week variation (categorical PSI: chi-square's).
+    variation = ref.variations(col, numeric).get(settings.numeric_method if numeric else "chi2")
     if variation is None or variation.blocks < settings.min_reference_weeks:
         return None
     n_eff = n1 * n2 / (n1 + n2)
-    deff = variation.design_effect(n_eff)
+    # The batch is a week unless its days say otherwise (a daily batch varies as one day does).
+    deff = variation.design_effect(n_eff, batch_weeks)
     entry["weeks"] = (variation, deff)
     entry["effect"].update(design_effect=deff, reference_weeks=float(variation.blocks))
     if deff > 1.0:
@@ -1896,6 +1963,7 @@ def _categorical_features(
     settings: DriftSpec,
     resamples: int,
     rng: np.random.Generator,
+    batch_weeks: float = 1.0,
 ) -> dict[Any, dict[str, Any]]:
     info: dict[Any, dict[str, Any]] = {}
     chi2_values: list[float] = []
@@ -1947,7 +2015,11 @@ def _categorical_features(
             )
         entry.update(status="tested", dof=dof, n_table=int(table.counts.sum()))
         rows = table.counts.sum(axis=1)
-        weeks = _week_adjustment(ref, col, False, settings, int(rows[0]), int(rows[1]), entry) if dof > 0 else None
+        weeks = (
+            _week_adjustment(ref, col, False, settings, int(rows[0]), int(rows[1]), entry, batch_weeks)
+            if dof > 0
+            else None
+        )
         deff = 1.0 if weeks is None else weeks[1]
         if method == "chi2":
             entry["statistic"] = chi2
@@ -1972,8 +2044,8 @@ def _detectable(entry: dict[str, Any], level: float) -> float | None:
     n1, n2 = int(entry["n_reference"]), int(entry["n_current"])
     method = entry["method"]
     # Judged against the weeks, every statistic's noise is design-effect times larger (in
-    # variance); the F reference's extra width is left out (a slight underestimate).
-    deff = entry["weeks"][1] if entry.get("weeks") else 1.0
+    # variance), and its critical value is the F reference's, not the sampling null's.
+    deff = _judged_widening(entry, level) if entry.get("weeks") else 1.0
     if method == "ks":
         value = min(1.0, _ks_detectable(n1, n2, level) * math.sqrt(deff))
         entry["effect"]["detectable_shift_sd_if_normal"] = _shift_sd_if_normal(value)
@@ -1990,6 +2062,24 @@ def _detectable(entry: dict[str, Any], level: float) -> float | None:
     if method == "chi2":
         return math.sqrt(deff * lam / entry["n_table"])
     return deff * lam / (n1 * n2 / (n1 + n2))
+
+
+def _judged_widening(entry: dict[str, Any], level: float) -> float:
+    """How much larger (in the variance scale) a statistic judged against the weeks must be to be
+    flagged at ``level`` than a plain one: the design effect times the F reference's critical
+    ratio over the sampling null's (chi-square with the statistic's dof)."""
+    from scipy import stats
+
+    variation, deff = entry["weeks"]
+    if entry["method"] == "chi2" or (entry["kind"] == "categorical" and entry["method"] == "psi"):
+        nu = float(max(int(entry.get("dof") or 1), 1))
+    elif entry["method"] == "psi":
+        nu = float(max(entry.get("psi_bins", 10) - 1, 1))
+    else:
+        nu = float(_KS_DOF)
+    plain = float(stats.chi2.isf(level, nu)) / nu
+    judged = float(stats.f.isf(level, _mixture_dof(deff, nu), variation.estimate_dof()))
+    return deff * max(judged / plain, 1.0)
 
 
 def _importance_shares(
@@ -2147,12 +2237,17 @@ def detect_drift(
     resamples = _resamples_for(settings, len(present))
     rng = _null_rng(settings.seed)
     info: dict[Any, dict[str, Any]] = {}
+    # The batch's days, when it carries them: a batch of other than 7 days varies as its days do.
+    batch_days = int(current[WEEK_COLUMN].nunique()) if WEEK_COLUMN in current.columns else 7
+    batch_weeks = max(batch_days, 1) / 7
     info.update(
-        _numeric_features(ref, current, cur_index, [c for c in numeric if c not in absent], settings, resamples, rng)
+        _numeric_features(
+            ref, current, cur_index, [c for c in numeric if c not in absent], settings, resamples, rng, batch_weeks
+        )
     )
     info.update(
         _categorical_features(
-            ref, current, cur_index, [c for c in categorical if c not in absent], settings, resamples, rng
+            ref, current, cur_index, [c for c in categorical if c not in absent], settings, resamples, rng, batch_weeks
         )
     )
     for col, status in absent.items():

@@ -799,7 +799,7 @@ def assess(
         )
         report = detect_drift(
             champion.train[ref_columns],
-            batch[feats.feature_columns],
+            batch[feats.feature_columns + ([PARTITION_COLUMN] if PARTITION_COLUMN in batch.columns else [])],
             feats.numeric,
             feats.categorical,
             settings,

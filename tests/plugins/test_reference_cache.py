@@ -167,7 +167,7 @@ def test_summary_measures_the_training_weeks_and_judges_the_batch_against_them(s
     store.put_bytes(train_uri, parquet_bytes(frame))
 
     summary = steps.drift_reference(store, spec, "7", train_uri)
-    assert summary.weeks[col].blocks == 5 and summary.weeks[col].excess > 0
+    assert summary.weeks[col]["ks"].blocks == 5 and summary.weeks[col]["ks"].excess > 0
     batch = _training_rows(spec, 1_500, seed=40)
     batch[col] += frame[col].mean() + 0.35
     judged = detect_drift(summary, batch, feats.numeric, feats.categorical, spec.drift).features[col]
