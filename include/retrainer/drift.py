@@ -157,17 +157,23 @@ full calendar weeks (:func:`week_blocks`, counted back from its last day),
 each feature is judged against the reference's **own week-to-week variation**
 (``drift.natural_variation``, default true):
 
-1. every full week of the reference is compared with the rest of it (KS ``D``
-   for numeric columns, the uncorrected chi-square of the 2 x K table for
-   categorical ones); its ratio to the statistic's sampling-noise mean
-   (``n_eff D^2 / (pi^2/12)``, ``chi2 / dof``) is 1 on average for weeks that
-   are samples of one distribution and ``1 + n_eff * excess`` when weeks
-   vary: the method-of-moments estimate of ``excess`` (:class:`BlockVariation`)
-   is the between-week variance per row, truncated at 0;
+1. every full week of the reference is compared with the rest of it by the
+   method's own statistic (``D^2`` for KS, PSI, ``W^2`` for Wasserstein;
+   the uncorrected chi-square of the 2 x K table for categories, which PSI on
+   categories also uses); its ratio to the statistic's null mean is 1 on
+   average for weeks that are samples of one distribution and
+   ``1 + n_eff * excess`` when weeks vary.  The null mean of a numeric
+   statistic comes from permuting the week labels (64 block statistics
+   pooled, seeded; ``n_eff * statistic`` is about constant), so ties (counts,
+   0/1 columns, rounded values) and each method's own sensitivity to a move of
+   the mean or of the spread are accounted for; the chi-square's is its dof.
+   The method-of-moments estimate of ``excess`` (:class:`BlockVariation`) is
+   the between-week variance per row, truncated at 0;
 2. a batch of ``n_eff`` effective rows then has the **design effect**
-   ``deff = 1 + n_eff * excess * (weeks + 1) / weeks`` (Kish; for the
+   ``deff = 1 + n_eff * excess * (1 / batch_weeks + 1 / weeks)`` (Kish; for the
    chi-square this is Rao and Scott's first-order correction for clustered
-   samples): it varies like ``n_eff / deff`` independent rows;
+   samples), ``batch_weeks`` = the batch's days / 7 when it carries its days
+   (1 otherwise): it varies like ``n_eff / deff`` independent rows;
 3. the statistic is deflated (``D / sqrt(deff)``, ``chi2 / deff``, ``PSI /
    deff``, ``W / sqrt(deff)``) and put on the ratio scale ``x`` (mean 1;
    through its sampling null's quantile for KS and chi-square, through the
@@ -180,24 +186,36 @@ each feature is judged against the reference's **own week-to-week variation**
    direction, such as the mean's: the heaviest tail), which gives the
    numerator's dof ``1 / (1/(deff nu) + 1 - 1/deff)``; the denominator's are
    those of the estimate of ``excess`` (the same mixture over the reference's
-   weeks, times ``weeks - 1``).  Wasserstein, which sees a move of the mean
-   above all, is judged against the weeks' moves of the mean (``z^2`` of each
-   week's mean against the rest's) instead of KS's.
+   weeks, with the permutation null's moment-matched dof, times ``weeks - 1``).
 
 On weeks that differ but do not drift the false-alarm rate is then <= alpha
 within Monte Carlo error (``scripts/bench_gate.py``, "References of 4
-weeks", and tests/unit/test_drift_weeks.py: weeks whose means move by 0.1 sd,
-where the plain tests flag almost every week); on independent weeks
-``excess`` is about 0 and the F reference costs some power at small n (a 0.25
-sd shift at 10k rows a week is still found every time).  A shift larger than
-the weeks' own moves is flagged.  ``effect`` reports ``design_effect`` and
-``reference_weeks``, the note says how many independent rows the batch counts
-as, and ``detectable_effect`` grows by ``sqrt(deff)`` (``deff`` for PSI; the
-F reference's extra width is left out).  The plain
-tests apply when the reference has no days, fewer full weeks, or
-``natural_variation: false``.  What the design effect cannot see: a change that
-is slower than the reference's weeks (it is part of their variation) and a
-new value outside the reference's range (``D`` near 1 is flagged anyway).
+weeks"; tests/unit/test_drift_weeks.py: weeks whose means move by 0.1 sd,
+whose spread moves by 10% (KS, PSI and Wasserstein), a 0/1 column whose rate
+moves by 2 points; the plain tests flag most of those weeks).  On independent
+weeks ``excess`` is about 0 and the F reference costs power at small n: with
+3 weeks its critical value at Holm's first level is about twice the plain
+one (a 0.25 sd shift at 10k rows a week is still found every time).  A shift
+larger than the weeks' own moves is flagged.  ``effect`` reports
+``design_effect`` and ``reference_weeks``, the note says how many independent
+rows the batch counts as, and ``detectable_effect`` grows by the design
+effect and the F reference's wider critical value (square roots for KS,
+Wasserstein and Cramer's V).  The plain tests apply when the reference has no
+days, fewer full weeks, or ``natural_variation: false``; so also after an
+earlier champion was reinstated, whose reference is then the one batch it was
+reinstated on (a single week).  What the design effect cannot see: a change
+that is slower than the reference's weeks (it is part of their variation) and
+a new value outside the reference's range (``D`` near 1 is flagged anyway).
+
+Prediction drift (:func:`score_variation`, ``include/retrainer/gate.py``)
+judges the champion's scores the same way, with days as the blocks: the day
+to day variation of its scores on its training rows (each day against the
+rest, KS with the permutation null), recorded at training; since weather and
+the like last days, the lag-1 autocorrelation of the days' own moves
+(``lag1``, from the day means less their sampling variance) makes a run of
+``k`` consecutive days worth ``k / (1 + 2 sum_j (1 - j/k) lag1^j)``
+independent days (AR(1)), and the held-out days and the batch's days are such
+runs.
 
 Measured (``scripts/bench_gate.py``, 8 features, alpha 0.05, Holm; rate of
 "some feature drifted" on stationary data, which bounds the verdict for any
@@ -1353,8 +1371,9 @@ def _variation(ratios: list[float], n_effs: list[float], dofs: list[float]) -> B
 
 #: Permuted block statistics pooled for the null mean of each method's block statistic.
 _BLOCK_NULL_DRAWS = 64
-#: The numeric methods whose block-to-block variation is measured (each judged by its own).
-NUMERIC_VARIATION_METHODS = ("ks", "psi", "wasserstein")
+#: The numeric statistics whose block-to-block variation is measured: each method's own, and the
+#: mean's ("location"), which Wasserstein is also judged against (see _week_adjustment).
+NUMERIC_VARIATION_METHODS = ("ks", "psi", "wasserstein", "location")
 
 
 def _numeric_week_variations(
@@ -1388,7 +1407,9 @@ def _numeric_week_variations(
     bin_of = np.searchsorted(edges, v, side="left")  # bins right-closed, as the PSI test's
     bin_totals = np.bincount(bin_of, minlength=edges.size + 1).astype(np.float64)
 
-    def statistics(labels: np.ndarray, w: Any) -> tuple[float, float, float, float] | None:
+    cum_values = np.cumsum(v)
+
+    def statistics(labels: np.ndarray, w: Any) -> tuple[float, float, float, float, float] | None:
         mine = labels == w
         nw = int(np.count_nonzero(mine))
         if nw == 0 or nw == total:
@@ -1398,13 +1419,15 @@ def _numeric_week_variations(
         counts = np.bincount(bin_of[mine], minlength=edges.size + 1).astype(np.float64)
         psi = _psi_from_proportions(counts / nw, (bin_totals - counts) / (total - nw))
         wass = float(np.sum(diff[:-1] * gaps))
-        return nw * (total - nw) / total, float(diff.max()) ** 2, psi, wass * wass
+        mine_sum = float(np.sum(v[mine]))
+        mean_diff = mine_sum / nw - (float(cum_values[-1]) - mine_sum) / (total - nw)
+        return nw * (total - nw) / total, float(diff.max()) ** 2, psi, wass * wass, mean_diff * mean_diff
 
     observed = [x for x in (statistics(b, w) for w in ids) if x is not None]
     if len(observed) < 2:
         return {}
     rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
-    null: list[tuple[float, float, float, float]] = []
+    null: list[tuple[float, float, float, float, float]] = []
     for _ in range(math.ceil(_BLOCK_NULL_DRAWS / ids.size)):
         shuffled = rng.permutation(b)
         null.extend(x for x in (statistics(shuffled, w) for w in ids) if x is not None)
@@ -1933,12 +1956,20 @@ def _week_adjustment(
     if not settings.natural_variation:
         return None
     # Each method against its own statistic's week-to-week variation (categorical PSI: chi-square's).
-    variation = ref.variations(col, numeric).get(settings.numeric_method if numeric else "chi2")
+    found = ref.variations(col, numeric)
+    variation = found.get(settings.numeric_method if numeric else "chi2")
     if variation is None or variation.blocks < settings.min_reference_weeks:
         return None
     n_eff = n1 * n2 / (n1 + n2)
     # The batch is a week unless its days say otherwise (a daily batch varies as one day does).
     deff = variation.design_effect(n_eff, batch_weeks)
+    location = found.get("location")
+    if numeric and settings.numeric_method == "wasserstein" and location is not None:
+        # W of two samples that differ by a move of the mean is about that move, not the move plus
+        # W's own noise, so its week-to-week excess reads low for moves of the mean: the larger of
+        # its own and the mean's design effect (measured: calibrated for moves of mean and spread).
+        if location.design_effect(n_eff, batch_weeks) > deff:
+            variation, deff = location, location.design_effect(n_eff, batch_weeks)
     entry["weeks"] = (variation, deff)
     entry["effect"].update(design_effect=deff, reference_weeks=float(variation.blocks))
     if deff > 1.0:
