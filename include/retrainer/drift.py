@@ -204,8 +204,10 @@ Wasserstein and Cramer's V).  The plain tests apply when the reference has no
 days, fewer full weeks, or ``natural_variation: false``; so also after an
 earlier champion was reinstated, whose reference is then the one batch it was
 reinstated on (a single week).  What the design effect cannot see: a change
-that is slower than the reference's weeks (it is part of their variation) and
-a new value outside the reference's range (``D`` near 1 is flagged anyway).
+that is slower than the reference's weeks (it is part of their variation).
+And with few weeks that vary a lot the F reference is wide (about F(1,
+weeks - 1)): then even a batch outside the reference's range (``D`` near 1)
+is flagged only when the weeks' own moves were small next to it.
 
 Prediction drift (:func:`score_variation`, ``include/retrainer/gate.py``)
 judges the champion's scores the same way, with days as the blocks: the day
