@@ -1231,8 +1231,6 @@ def _numeric_reference(values: np.ndarray) -> NumericReference:
 # Week-to-week variation of the reference (design effect)
 # --------------------------------------------------------------------------
 
-#: E[K^2] of the Kolmogorov distribution (= sum (-1)^(k-1) / k^2): the mean of n_eff * D^2 under H0.
-_KOLMOGOROV_MEAN_SQUARE = math.pi**2 / 12
 #: Degrees of freedom of the scaled chi-square with K^2's first two moments (2 E[K^2]^2 / Var[K^2] ~ 5.0).
 _KS_DOF = 5
 #: Rows of a reference frame in this column carry their day (``YYYY-MM-DD``): it is split into weeks.
@@ -1246,12 +1244,12 @@ class BlockVariation:
     Measured on blocks of rows (for data drift the reference's full calendar weeks,
     :func:`week_blocks`): each block is compared with the rest (KS for numeric values, the
     uncorrected chi-square of the 2 x K table for categories), and the statistic's excess over
-    its sampling-noise mean (``E[n_eff D^2] = pi^2/12``; ``E[chi2] = dof``) estimates
+    its sampling-noise mean (from permuting the block labels; ``E[chi2] = dof``) estimates
     ``excess``: the variance of one block's own move, per row, in the units where sampling
     noise is ``1 / n_eff``.  A comparison of ``n_eff`` effective rows then varies as if it had
     ``n_eff / design_effect(n_eff)`` independent rows (Kish's design effect; Rao and Scott's
     first-order correction of the chi-square under cluster sampling).  ``dof`` sums the blocks'
-    sampling degrees of freedom (5 per block for KS, the table's dof for chi-square) and
+    sampling degrees of freedom (about 5 per block for KS, the table's dof for chi-square) and
     ``rows`` is the blocks' mean ``n_eff``: together they give the degrees of freedom of the
     estimate (:meth:`estimate_dof`), which the F reference of the test uses.
     """
@@ -1543,17 +1541,13 @@ def _null_week_pvalue(null: _NullDraws, observed: float, power: int, variation: 
     draws' own moments instead: ``x = observed^power / deff / mean(null^power)`` with the
     draws' moment-matched degrees of freedom ``2 mean^2 / var``.
     """
-    from scipy import stats
-
     draws = null.draws[np.isfinite(null.draws)] ** power
     mean, var = float(np.mean(draws)) if draws.size else 0.0, float(np.var(draws)) if draws.size else 0.0
     if not math.isfinite(observed):
         return 0.0 if observed > 0 else 1.0
     if mean <= 0 or var <= 0:
         return null.p_value(observed)  # a degenerate null (e.g. one value): nothing to rescale
-    x = observed**power / deff / mean
-    nu = 2.0 * mean * mean / var
-    return float(stats.f.sf(x, _mixture_dof(deff, nu), variation.estimate_dof()))
+    return _judged_f_pvalue(observed**power / deff / mean, 2.0 * mean * mean / var, variation, deff)
 
 
 def _week_corrected_pvalue(p_deflated: float, nu: float, variation: BlockVariation, deff: float) -> float:
@@ -1571,7 +1565,14 @@ def _week_corrected_pvalue(p_deflated: float, nu: float, variation: BlockVariati
 
     if p_deflated >= 1.0:
         return 1.0
-    x = float(stats.chi2.isf(p_deflated, nu)) / nu
+    return _judged_f_pvalue(float(stats.chi2.isf(p_deflated, nu)) / nu, nu, variation, deff)
+
+
+def _judged_f_pvalue(x: float, nu: float, variation: BlockVariation, deff: float) -> float:
+    """``F.sf(x, mixture dof, estimate dof)``: the ratio ``x`` (mean 1) of a statistic deflated by
+    ``deff``, whose sampling part has ``nu`` degrees of freedom."""
+    from scipy import stats
+
     return float(stats.f.sf(x, _mixture_dof(deff, nu), variation.estimate_dof()))
 
 
@@ -1921,7 +1922,7 @@ def _numeric_features(
         if method == "ks":
             d, p = _ks_pvalue(n1, n2, d)
             if weeks is not None:
-                p = _week_corrected_pvalue(_ks_pvalue(n1, n2, d / math.sqrt(weeks[1]))[1], _KS_DOF, *weeks)
+                p = ks_pvalue_judged(n1, n2, d, *weeks)
             entry.update(statistic=float(d), p_value=float(p))
         else:
             entry["statistic"] = float(psi) if method == "psi" else float(w_norm)

@@ -792,11 +792,7 @@ def assess(
         a = alphas["data_drift"]
         settings = spec.drift if a == spec.drift.alpha else spec.drift.model_copy(update={"alpha": a})
         # The reference's days (when it has them) let the test measure its week-to-week variation.
-        ref_columns = feats.feature_columns + (
-            [PARTITION_COLUMN]
-            if hasattr(champion.train, "columns") and PARTITION_COLUMN in champion.train.columns
-            else []
-        )
+        ref_columns = feats.feature_columns + ([PARTITION_COLUMN] if PARTITION_COLUMN in champion.train.columns else [])
         report = detect_drift(
             champion.train[ref_columns],
             batch[feats.feature_columns + ([PARTITION_COLUMN] if PARTITION_COLUMN in batch.columns else [])],
