@@ -1535,10 +1535,10 @@ def promotion_gain(comparison: dict | None) -> dict:
 LIFE_CYCLE_SIGNALS = ("data_growth", "follow_up", "retry")
 
 
-#: Life-cycle signals whose reason is newer data itself: more data of the same kind, the
-#: follow-up once a window holds mostly post-change rows, the retry on newer data after a
-#: rejection on fallen rows.
-FRESH_DATA_SIGNALS = LIFE_CYCLE_SIGNALS
+#: Signals whose reason is newer data itself: more data of the same kind, the follow-up once a
+#: window holds mostly post-change rows, the retry on newer data after a rejection on fallen
+#: rows, and the champion's age (fresh data has value without drift).
+FRESH_DATA_SIGNALS = (*LIFE_CYCLE_SIGNALS, "age")
 
 
 def earlier_champions_before_training(trigger: Sequence[str]) -> bool:
@@ -1549,10 +1549,14 @@ def earlier_champions_before_training(trigger: Sequence[str]) -> bool:
     not that an older model beats one trained on those rows. Found on the replay's small
     stream: a follow-up two weeks after a sudden change was pre-empted by the pre-change model
     (+0.058 on 150 rows, lower bound +0.002), which then served four weeks at 0.68-0.74 while
-    models trained since served 0.74-0.83. A change signal (drift, decay, cost) or the age
-    signal still lets an earlier champion serve instead (a regime that returns, a weak
-    champion replaced at no training cost). Earlier champions are judged after training in
-    every case, against the week's winner on the held-out rows.
+    models trained since served 0.74-0.83. A change signal (drift, decay, cost) still lets an
+    earlier champion serve instead (a regime that returns, a weak champion replaced at no
+    training cost). The age signal asks for newer data, which an earlier champion never holds:
+    found on NYC flights, where an age refresh of a reinstated
+    February model brought back an April one instead of training on May's weeks (served ROC AUC
+    under rule ``any`` 0.6545 -> 0.6637 once age no longer pre-empts; README "Reinstating an
+    earlier champion"). Earlier champions are judged after training in every case, against the
+    week's winner on the held-out rows.
     """
     return not trigger or any(name not in FRESH_DATA_SIGNALS for name in trigger)
 

@@ -1351,13 +1351,21 @@ def test_a_reinstatement_keeps_the_mcnemar_veto_when_the_metric_would_outvote_it
 
 def test_earlier_champions_pre_empt_a_retrain_only_when_more_than_newer_data_asked_for_it():
     before = loop.earlier_champions_before_training
-    # A change (a regime that may return) or the age (a weak champion): judged on the batch first.
-    for trigger in (("data_drift",), ("performance_decay",), ("retrain_cost",), ("age",), ("follow_up", "age")):
+    # A change (a regime that may return, a weak champion): judged on the batch first.
+    for trigger in (("data_drift",), ("performance_decay",), ("retrain_cost",), ("age", "performance_decay")):
         assert before(trigger), trigger
-    # Newer data is the reason: the retrain is made; earlier champions are judged after it.
-    for trigger in (("follow_up",), ("retry",), ("data_growth",), ("data_growth", "follow_up")):
+    # Newer data is the reason (the age included: no earlier champion is fresher than the
+    # champion's own data): the retrain is made; earlier champions are judged after it.
+    for trigger in (
+        ("follow_up",),
+        ("retry",),
+        ("data_growth",),
+        ("data_growth", "follow_up"),
+        ("age",),
+        ("follow_up", "age"),
+    ):
         assert not before(trigger), trigger
-    assert set(loop.FRESH_DATA_SIGNALS) == {"data_growth", "follow_up", "retry"}
+    assert set(loop.FRESH_DATA_SIGNALS) == {"data_growth", "follow_up", "retry", "age"}
     assert before(())  # nothing named (as before this rule): judged
 
 
@@ -1370,7 +1378,7 @@ def test_the_drift_step_does_not_judge_earlier_champions_when_only_newer_data_wa
     spec = spec_for()
     assert spec.comparison.reinstate_earlier > 0  # on: only the trigger keeps it from running
     ctx = RunContext(dag_id="d", run_id="r", interval_start=START, interval_end=START + dt.timedelta(days=7))
-    for trigger in (("follow_up",), ("retry",), ("data_growth",)):
+    for trigger in (("follow_up",), ("retry",), ("data_growth",), ("age",)):
         outcome = SimpleNamespace(retrain=True, trigger=trigger)
         # Returns before any I/O: no store, registry, champion or batch is needed (all None here).
         found = drift_step._check_earlier_champions(None, None, "", spec, ctx, None, None, None, "", outcome)
