@@ -48,6 +48,14 @@ def markdown(fig: dict) -> str:
     return render_markdown(fig)
 
 
+def _numpy_scalar(value: object) -> object:
+    """numpy integers and floats in the figures (week numbers, counts) as Python numbers."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="4 shorter streams (~2 minutes)")
@@ -71,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out}")
     if args.json:
         fig.pop("_results", None)
-        args.json.write_text(json.dumps(fig, indent=1, allow_nan=False), encoding="utf-8")
+        args.json.write_text(json.dumps(fig, indent=1, allow_nan=False, default=_numpy_scalar), encoding="utf-8")
         print(f"wrote {args.json}")
     print("all targets met" if fig["all_met"] else "targets NOT all met")
     return 0
@@ -95,7 +103,7 @@ def _seed_spread(args: argparse.Namespace) -> int:
         args.out.write_text(md, encoding="utf-8")
         print(f"wrote {args.out}")
     if args.json:
-        args.json.write_text(json.dumps(fig, indent=1, allow_nan=False), encoding="utf-8")
+        args.json.write_text(json.dumps(fig, indent=1, allow_nan=False, default=_numpy_scalar), encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
 
