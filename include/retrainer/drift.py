@@ -201,9 +201,13 @@ larger than the weeks' own moves is flagged.  ``effect`` reports
 rows the batch counts as, and ``detectable_effect`` grows by the design
 effect and the F reference's wider critical value (square roots for KS,
 Wasserstein and Cramer's V).  The plain tests apply when the reference has no
-days, fewer full weeks, or ``natural_variation: false``; so also after an
-earlier champion was reinstated, whose reference is then the one batch it was
-reinstated on (a single week).  What the design effect cannot see: a change
+days, fewer full weeks, or ``natural_variation: false``.  A reference too
+short to show its own variation can borrow another's (``variation_source``:
+after an earlier champion was reinstated, its reference is the one batch it
+was reinstated on, and the champion's training weeks lend their variation);
+the design effect then counts the reference as the weeks it spans itself
+(``1 / batch_weeks + 1 / own weeks``; ``effect`` adds
+``borrowed_variation_weeks``).  What the design effect cannot see: a change
 that is slower than the reference's weeks (it is part of their variation).
 And with few weeks that vary a lot the F reference is wide (about F(1,
 weeks - 1)): then even a batch outside the reference's range (``D`` near 1)
@@ -1761,6 +1765,18 @@ class _FrameReference:
         )
         self._variation: dict[Any, dict[str, BlockVariation]] = {}
         self.bins, self.seed = settings.psi_bins, settings.seed
+        #: (another reference, this one's length in weeks) when its own weeks are too few (detect_drift).
+        self.borrowed: tuple[Any, float] | None = None
+
+    def own_weeks(self) -> float:
+        """How many weeks this reference spans: its full weeks, else its days / 7 (1 without days)."""
+        if self.blocks is None:
+            return 1.0
+        full = int(self.blocks.max()) + 1 if self.blocks.size else 0
+        if full >= 1:
+            return float(full)
+        days = _rows_of(self.frame[WEEK_COLUMN], self.index).nunique()
+        return max(float(days), 1.0) / 7
 
     def numeric(self, col: Any) -> NumericReference:
         series = _rows_of(self.frame[col], self.index)
@@ -1790,9 +1806,16 @@ class _SummaryReference:
         self.numeric = summary.numeric.__getitem__
         self.categorical = summary.categorical.__getitem__
         self.weeks = summary.weeks
+        self.borrowed: tuple[Any, float] | None = None
 
     def variations(self, col: Any, numeric: bool) -> Mapping[str, BlockVariation]:
         return self.weeks.get(col, {})
+
+    def own_weeks(self) -> float:
+        """How many full weeks the summarised rows span, as far as the summary tells (1 when it
+        kept no variation: it then had fewer than two full weeks, and one is the shorter choice,
+        which makes the design effect larger, not smaller)."""
+        return float(max((v.blocks for col in self.weeks.values() for v in col.values()), default=1))
 
 
 def summarize_reference(
@@ -1959,25 +1982,42 @@ def _week_adjustment(
     if not settings.natural_variation:
         return None
     # Each method against its own statistic's week-to-week variation (categorical PSI: chi-square's).
+    key = settings.numeric_method if numeric else "chi2"
     found = ref.variations(col, numeric)
-    variation = found.get(settings.numeric_method if numeric else "chi2")
+    variation = found.get(key)
+    # The reference's own weeks in the design effect; None = the weeks the variation was measured on.
+    ref_weeks: float | None = None
+    if (variation is None or variation.blocks < settings.min_reference_weeks) and ref.borrowed is not None:
+        # Too short to show its own variation (e.g. the one batch an earlier champion was
+        # reinstated on): judged against the variation of the weeks the source holds, the
+        # reference counting as the weeks it spans itself.
+        source, ref_weeks = ref.borrowed
+        found = source.variations(col, numeric)
+        variation = found.get(key)
     if variation is None or variation.blocks < settings.min_reference_weeks:
         return None
     n_eff = n1 * n2 / (n1 + n2)
     # The batch is a week unless its days say otherwise (a daily batch varies as one day does).
-    deff = variation.design_effect(n_eff, batch_weeks)
+    deff = variation.design_effect(n_eff, batch_weeks, ref_weeks)
     location = found.get("location")
     if numeric and settings.numeric_method == "wasserstein" and location is not None:
         # W of two samples that differ by a move of the mean is about that move, not the move plus
         # W's own noise, so its week-to-week excess reads low for moves of the mean: the larger of
         # its own and the mean's design effect (measured: calibrated for moves of mean and spread).
-        if location.design_effect(n_eff, batch_weeks) > deff:
-            variation, deff = location, location.design_effect(n_eff, batch_weeks)
+        if location.design_effect(n_eff, batch_weeks, ref_weeks) > deff:
+            variation, deff = location, location.design_effect(n_eff, batch_weeks, ref_weeks)
     entry["weeks"] = (variation, deff)
     entry["effect"].update(design_effect=deff, reference_weeks=float(variation.blocks))
+    if ref_weeks is not None:
+        entry["effect"]["borrowed_variation_weeks"] = ref_weeks
     if deff > 1.0:
+        whose = (
+            "the reference's own week-to-week variation"
+            if ref_weeks is None
+            else f"the week-to-week variation of the champion's training rows (this reference spans {ref_weeks:.3g} week(s))"
+        )
         entry["notes"].append(
-            f"judged against the reference's own week-to-week variation over {variation.blocks} weeks: "
+            f"judged against {whose} over {variation.blocks} weeks: "
             f"design effect {deff:.3g} (this batch varies like ~{max(n_eff / deff, 1.0):.0f} independent rows)"
         )
     return variation, deff
@@ -2184,6 +2224,7 @@ def detect_drift(
     categorical: Sequence[str],
     settings: DriftSpec | None = None,
     importance: Mapping[str, float] | None = None,
+    variation_source: pd.DataFrame | ReferenceSummary | None = None,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` feature by feature and decide the data-drift gate.
 
@@ -2195,6 +2236,10 @@ def detect_drift(
     (e.g. the champion's feature importances) for the gate's
     ``min_importance_share`` rule; None means equal weights.  See the module
     docstring for the tests, their calibration, the outcomes and the gate.
+    ``variation_source`` (a frame with days, or a summary): where a column's week-to-week
+    variation is read when ``reference`` itself spans fewer than ``min_reference_weeks`` full
+    weeks (the champion's training rows, when the reference is the one batch it was reinstated
+    on); the reference then counts as the weeks it spans in the design effect.
 
     Raises ``ValueError`` for a column listed twice or as both kinds, a
     non-numeric column listed as numeric, a critical feature that is not
@@ -2211,6 +2256,10 @@ def detect_drift(
         raise ValueError(f"reference must be a pandas DataFrame or a ReferenceSummary; got {type(reference).__name__}")
     if not isinstance(current, pd.DataFrame):
         raise ValueError(f"current must be a pandas DataFrame; got {type(current).__name__}")
+    if variation_source is not None and not isinstance(variation_source, (pd.DataFrame, ReferenceSummary)):
+        raise ValueError(
+            f"variation_source must be a pandas DataFrame or a ReferenceSummary; got {type(variation_source).__name__}"
+        )
     numeric = list(numeric)
     categorical = list(categorical)
     all_columns = numeric + categorical
@@ -2267,6 +2316,13 @@ def detect_drift(
 
     present = [c for c in all_columns if c not in absent]
     ref = _SummaryReference(summary) if summary is not None else _FrameReference(reference, settings)
+    if variation_source is not None and settings.natural_variation:
+        lender = (
+            _SummaryReference(variation_source)
+            if isinstance(variation_source, ReferenceSummary)
+            else _FrameReference(variation_source, settings)
+        )
+        ref.borrowed = (lender, ref.own_weeks())
     cur_index = _row_index(n_cur_total, settings.max_rows, settings.seed, 1)
     resamples = _resamples_for(settings, len(present))
     rng = _null_rng(settings.seed)

@@ -791,15 +791,21 @@ def assess(
         # The drift statistics take the drift block itself, at the gate's share of its alpha.
         a = alphas["data_drift"]
         settings = spec.drift if a == spec.drift.alpha else spec.drift.model_copy(update={"alpha": a})
+
         # The reference's days (when it has them) let the test measure its week-to-week variation.
-        ref_columns = feats.feature_columns + ([PARTITION_COLUMN] if PARTITION_COLUMN in champion.train.columns else [])
+        def with_days(frame: Any) -> Any:
+            return frame[feats.feature_columns + ([PARTITION_COLUMN] if PARTITION_COLUMN in frame.columns else [])]
+
         report = detect_drift(
-            champion.train[ref_columns],
-            batch[feats.feature_columns + ([PARTITION_COLUMN] if PARTITION_COLUMN in batch.columns else [])],
+            with_days(champion.train),
+            with_days(batch),
             feats.numeric,
             feats.categorical,
             settings,
             importance=champion.importance,
+            # A reference too short to show its weeks' variation (the one batch an earlier
+            # champion was reinstated on) is judged against the champion's own training weeks'.
+            variation_source=with_days(own.train) if own.train is not champion.train else None,
         )
         report_dict = report.to_dict()
         signals.append(gate.data_drift_signal(report, alphas["data_drift"]))

@@ -234,6 +234,71 @@ def test_too_few_weeks_or_no_days_fall_back_to_the_plain_tests():
     assert "design_effect" not in fewer.features["x"].effect
 
 
+def _one_week_reference(rng, shift=0.0):
+    """The champion's 4 training weeks, one later week (the batch it was reinstated on), and a batch."""
+    weeks, current = _stream(rng, weeks=5, rows=3000, week_sd=0.1, shift=shift, cat_week_sd=0.2)
+    last = weeks[PARTITION_COLUMN] >= (START + pd.Timedelta(days=28)).strftime("%Y-%m-%d")
+    return weeks[~last].reset_index(drop=True), weeks[last].reset_index(drop=True), current
+
+
+def test_a_one_week_reference_is_judged_against_the_champions_training_weeks():
+    # After an earlier champion is reinstated on a batch, that one week is the reference: it
+    # cannot show its own variation, so the champion's training weeks lend theirs, the
+    # reference counting as one week in the design effect (1 / 1 + 1 / 1 instead of 1 + 1 / 4).
+    reps = 120
+    rng = np.random.default_rng(31)
+    plain_hits, borrowed_hits = np.zeros(2), np.zeros(2)
+    for _ in range(reps):
+        training, one_week, current = _one_week_reference(rng)
+        plain = detect_drift(one_week, current, ["x"], ["c"], DriftSpec())
+        borrowed = detect_drift(one_week, current, ["x"], ["c"], DriftSpec(), variation_source=training)
+        assert "design_effect" not in plain.features["x"].effect
+        plain_hits += [plain.features["x"].drifted, plain.features["c"].drifted]
+        borrowed_hits += [borrowed.features["x"].drifted, borrowed.features["c"].drifted]
+    assert min(plain_hits / reps) > 0.5
+    assert max(borrowed_hits / reps) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
+
+    training, one_week, current = _one_week_reference(np.random.default_rng(32))
+    report = detect_drift(one_week, current, ["x"], ["c"], DriftSpec(), variation_source=training)
+    x = report.features["x"]
+    variation = drift_mod._FrameReference(training, DriftSpec()).variations("x", True)["ks"]
+    n_eff = x.n_reference * x.n_current / (x.n_reference + x.n_current)
+    assert x.effect["reference_weeks"] == 4 and x.effect["borrowed_variation_weeks"] == 1
+    assert x.effect["design_effect"] == pytest.approx(variation.design_effect(n_eff, 1.0, 1.0))
+    assert x.effect["design_effect"] > variation.design_effect(n_eff, 1.0)  # a week, not 4, on that side
+    assert "champion's training rows (this reference spans 1 week(s)) over 4 weeks" in x.note
+    assert report.to_dict()["importance_source"] == "equal" and "(equal weights)" in report.reason
+    # From the training rows' summary (as the DAG reads them): the identical report.
+    summary = summarize_reference(training, ["x"], ["c"], DriftSpec())
+    again = detect_drift(one_week, current, ["x"], ["c"], DriftSpec(), variation_source=summary)
+    assert again.to_dict()["features"] == report.to_dict()["features"]
+    # A reference with weeks of its own keeps them; natural_variation off ignores the source.
+    own = detect_drift(training, current, ["x"], ["c"], DriftSpec(), variation_source=one_week)
+    assert (
+        "borrowed_variation_weeks" not in own.features["x"].effect and own.features["x"].effect["reference_weeks"] == 4
+    )
+    off = DriftSpec(natural_variation=False)
+    assert (
+        detect_drift(one_week, current, ["x"], ["c"], off, variation_source=training).to_dict()["features"]
+        == detect_drift(one_week, current, ["x"], ["c"], off).to_dict()["features"]
+    )
+    with pytest.raises(ValueError, match="variation_source must be a pandas DataFrame or a ReferenceSummary"):
+        detect_drift(one_week, current, ["x"], ["c"], DriftSpec(), variation_source={"x": [1.0]})
+
+
+def test_a_shift_beyond_the_weeks_variation_is_flagged_on_a_one_week_reference():
+    # Two weeks that each move by 0.1 sd differ by ~0.14 sd; 1.2 sd is ~8 of those, read on
+    # F(1, ~3) from 4 training weeks (0.8 sd is found about 70% of the time).
+    rng = np.random.default_rng(33)
+    hits = 0
+    for _ in range(30):
+        training, one_week, current = _one_week_reference(rng, shift=1.2)
+        hits += (
+            detect_drift(one_week, current, ["x"], ["c"], DriftSpec(), variation_source=training).features["x"].drifted
+        )
+    assert hits / 30 >= 0.9
+
+
 def test_summary_keeps_the_week_variation_and_gives_the_identical_report():
     rng = np.random.default_rng(9)
     reference, current = _stream(rng, weeks=5, rows=2000, week_sd=0.2, cat_week_sd=0.3)

@@ -1398,3 +1398,32 @@ def test_a_champion_records_its_scores_day_to_day_variation_and_prediction_drift
     # Switched off: no variation recorded, the plain KS.
     off = spec_for(drift={"natural_variation": False})
     assert loop.build_challenger(off, frame(14, 300, seed=11), end).score_variation == ()
+
+
+def test_the_week_after_a_reinstatement_is_judged_against_the_champions_training_weeks():
+    # After an earlier champion serves again instead of a retrain, the gate measures change
+    # since that batch: a one-week reference, too short to show its own variation, so the
+    # reinstated champion's training weeks (3 full weeks here) lend theirs.
+    spec = spec_for()
+    end = START + dt.timedelta(days=28)
+    champion = loop.build_challenger(spec, frame(28, 200, seed=41), end)
+    reinstated_on = frame(7, 300, seed=42, start=end + dt.timedelta(days=7))
+    since = loop.ModelState(
+        model=None,
+        train=reinstated_on,
+        holdout=reinstated_on,
+        trained_through=end + dt.timedelta(days=14),
+        baseline={},
+        importance={},
+        evaluation={"since": loop.REINSTATED_ON},
+    )
+    batch = frame(7, 300, seed=43, start=end + dt.timedelta(days=14))
+    outcome = loop.assess(spec, champion, batch, end + dt.timedelta(days=21), since=since)
+    assert "reinstated instead of a retrain" in outcome.reference
+    x1 = outcome.drift_report["features"]["x1"]
+    assert x1["effect"]["borrowed_variation_weeks"] == 1 and x1["effect"]["reference_weeks"] == 3
+    assert "the champion's training rows (this reference spans 1 week(s))" in x1["note"]
+    # Without a rejected challenger or a reinstatement, the champion's own weeks: nothing borrowed.
+    own = loop.assess(spec, champion, batch, end + dt.timedelta(days=21))
+    assert "borrowed_variation_weeks" not in own.drift_report["features"]["x1"]["effect"]
+    assert own.drift_report["features"]["x1"]["effect"]["reference_weeks"] == 3
