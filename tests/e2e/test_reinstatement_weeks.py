@@ -1,10 +1,12 @@
 """An earlier champion comes back through the whole DAG, instead of a retrain.
 
-Week 1 is clean: v1 is the first champion. Week 2's labels are shuffled: v2, trained on them,
-ends up champion (put there by hand if the comparison on those noisy rows did not promote it,
-standing in for a season the model was trained for). Week 3 is clean again and the 1-week age
-limit asks for a retrain: ``detect_drift`` judges v1 against v2 on the labelled batch, v1 serves
-it far better, so ``train_challenger`` trains nothing, ``compare_models`` decides "reinstate",
+Week 1 is clean: v1 is the first champion. Week 2 is the other "season" (the demo's drift
+event: charges jump by +40..60 and high charges raise churn): v2, trained on it, ends up
+champion (put there by hand if the comparison did not promote it). Week 3 is the first season
+again: its charges drifted back from v2's training rows, so the gate wants a retrain (a change,
+not the age: an age refresh asks for newer data, which no earlier champion holds), and
+``detect_drift`` judges v1 against v2 on the labelled batch; v1 serves it better, so
+``train_challenger`` trains nothing, ``compare_models`` decides "reinstate",
 ``decide_promotion`` follows ``promote_challenger``, the alias moves back to v1 and the grid's
 ``mark_promoted`` row is green with decision code ``reinstated``.
 """
@@ -41,14 +43,15 @@ def test_an_earlier_champion_returns_instead_of_a_retrain(stack, tmp_path, monke
             "numeric": ["tenure_months", "monthly_charges", "support_calls", "usage_hours"],
             "categorical": ["contract", "payment_method", "region"],
         },
-        "drift": {"gate": {"max_champion_age_weeks": 1}},
         "training": {"params": {"max_iter": 50}, "window_weeks": 1, "max_window_weeks": 1, "holdout_days": 2},
         "comparison": {"primary_metric": "roc_auc"},
     }
     (models / "seasonal_churn.yaml").write_text(yaml.safe_dump(spec))
     monkeypatch.setenv("RETRAIN_MODELS_DIR", str(models))
-    shuffled = [W2 + dt.timedelta(days=d) for d in range(7)]
-    frames = demo_data.generate_churn(W1, days=21, rows_per_day=400, seed=5, shuffle_label_days=shuffled)
+    frames = demo_data.generate_churn(W1, days=21, rows_per_day=400, seed=5)
+    for d in range(7):  # week 2: the other season
+        day = W2 + dt.timedelta(days=d)
+        frames[day] = demo_data.generate_churn_day(day, 400, 5, drifted=True)
     demo_data.write_partitions(stack["s3"], "raw-data", "seasonal_churn", frames)
     runner = DagRunner(models / "seasonal_churn.yaml", stack["s3"])
     client = MlflowClient(stack["mlflow"])
@@ -75,6 +78,7 @@ def test_an_earlier_champion_returns_instead_of_a_retrain(stack, tmp_path, monke
     assert (s3["champion_version_before"], s3["champion_version_after"]) == (v2, v1)
     assert s3["reinstated_version"] == v1 and s3["challenger_version"] is None
     assert s3["drift"]["reinstatement"]["reinstated"] == v1
+    assert "data_drift" in s3["drift"]["reinstatement"]["trigger"], s3["drift"]["reinstatement"]["trigger"]
     assert s3["headline"].startswith("Reinstated an earlier champion (signals): earlier champion")
     assert client.get_model_version_by_alias("seasonal_churn", "champion").version == v1
     assert len(client.search_model_versions("name='seasonal_churn'")) == 2  # nothing trained in week 3
