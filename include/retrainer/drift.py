@@ -206,8 +206,9 @@ short to show its own variation can borrow another's (``variation_source``:
 after an earlier champion was reinstated, its reference is the one batch it
 was reinstated on, and the champion's training weeks lend their variation);
 the design effect then counts the reference as the weeks it spans itself
-(``1 / batch_weeks + 1 / own weeks``; ``effect`` adds
-``borrowed_variation_weeks``).  What the design effect cannot see: a change
+(``1 / batch_weeks + 1 / (its days / 7)``; ``effect`` adds
+``variation_borrowed`` and ``reference_span_weeks``); so also a rejected
+challenger's rows since a change, when they are a few days.  What the design effect cannot see: a change
 that is slower than the reference's weeks (it is part of their variation).
 And with few weeks that vary a lot the F reference is wide (about F(1,
 weeks - 1)): then even a batch outside the reference's range (``D`` near 1)
@@ -1581,7 +1582,7 @@ def _judged_f_pvalue(x: float, nu: float, variation: BlockVariation, deff: float
 
 
 _SUMMARY_FORMAT = "retrainer.drift.reference_summary"
-_SUMMARY_VERSION = 2  # 2: per-column week-to-week variation
+_SUMMARY_VERSION = 3  # 2: per-column week-to-week variation; 3: the span in weeks
 
 
 def _label_to_json(label: Any) -> list[Any]:
@@ -1629,6 +1630,9 @@ class ReferenceSummary:
     #: week-to-week variation when the frame had days in ``WEEK_COLUMN`` and at least two full
     #: weeks (:class:`BlockVariation`); ``detect_drift`` judges drift against it.
     weeks: Mapping[Any, Mapping[str, BlockVariation]] = field(default_factory=dict)
+    #: How many weeks the summarised rows span (their distinct days / 7; 1 without days), which
+    #: counts when the reference borrows another's variation (``detect_drift``'s ``variation_source``).
+    span_weeks: float = 1.0
 
     @property
     def columns(self) -> list[Any]:
@@ -1674,6 +1678,7 @@ class ReferenceSummary:
             "rows": int(self.rows),
             "max_rows": int(self.max_rows),
             "seed": int(self.seed),
+            "span_weeks": float(self.span_weeks),
             "numeric": [{"name": c, "n_inf": int(r.n_inf), "std": _json_float(r.std)} for c, r in self.numeric.items()],
             "categorical": [
                 {"name": c, "n_null": int(r.n_null), "labels": [_label_to_json(x) for x in r.labels]}
@@ -1741,7 +1746,10 @@ class ReferenceSummary:
                 numeric,
                 categorical,
                 weeks,
+                float(header["span_weeks"]),
             )
+            if not (math.isfinite(summary.span_weeks) and summary.span_weeks > 0):
+                raise ValueError(f"span of {summary.span_weeks!r} weeks")
         except ValueError as exc:
             raise ValueError(f"corrupt reference summary: {exc}") from exc
         except (KeyError, TypeError, IndexError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
@@ -1769,14 +1777,12 @@ class _FrameReference:
         self.borrowed: tuple[Any, float] | None = None
 
     def own_weeks(self) -> float:
-        """How many weeks this reference spans: its full weeks, else its days / 7 (1 without days)."""
-        if self.blocks is None:
+        """How many weeks this reference spans: its distinct days / 7, as a batch's are counted
+        (1 without days: the reference is taken to be a week)."""
+        if WEEK_COLUMN not in self.frame.columns:
             return 1.0
-        full = int(self.blocks.max()) + 1 if self.blocks.size else 0
-        if full >= 1:
-            return float(full)
-        days = _rows_of(self.frame[WEEK_COLUMN], self.index).nunique()
-        return max(float(days), 1.0) / 7
+        days = int(_rows_of(self.frame[WEEK_COLUMN], self.index).nunique())
+        return 1.0 if days == 0 else days / 7
 
     def numeric(self, col: Any) -> NumericReference:
         series = _rows_of(self.frame[col], self.index)
@@ -1806,16 +1812,15 @@ class _SummaryReference:
         self.numeric = summary.numeric.__getitem__
         self.categorical = summary.categorical.__getitem__
         self.weeks = summary.weeks
+        self.span = float(summary.span_weeks)
         self.borrowed: tuple[Any, float] | None = None
 
     def variations(self, col: Any, numeric: bool) -> Mapping[str, BlockVariation]:
         return self.weeks.get(col, {})
 
     def own_weeks(self) -> float:
-        """How many full weeks the summarised rows span, as far as the summary tells (1 when it
-        kept no variation: it then had fewer than two full weeks, and one is the shorter choice,
-        which makes the design effect larger, not smaller)."""
-        return float(max((v.blocks for col in self.weeks.values() for v in col.values()), default=1))
+        """How many weeks the summarised rows span (recorded from the frame's days)."""
+        return self.span
 
 
 def summarize_reference(
@@ -1851,6 +1856,7 @@ def summarize_reference(
         num,
         cat,
         {col: dict(v) for col, v in weeks.items() if v},
+        source.own_weeks(),
     )
 
 
@@ -1987,10 +1993,10 @@ def _week_adjustment(
     variation = found.get(key)
     # The reference's own weeks in the design effect; None = the weeks the variation was measured on.
     ref_weeks: float | None = None
-    if (variation is None or variation.blocks < settings.min_reference_weeks) and ref.borrowed is not None:
-        # Too short to show its own variation (e.g. the one batch an earlier champion was
-        # reinstated on): judged against the variation of the weeks the source holds, the
-        # reference counting as the weeks it spans itself.
+    if ref.borrowed is not None:
+        # Too short to show its own variation (the one batch an earlier champion was reinstated
+        # on; a rejected challenger's few days since a change): judged against the variation of
+        # the weeks the source holds, the reference counting as the weeks it spans itself.
         source, ref_weeks = ref.borrowed
         found = source.variations(col, numeric)
         variation = found.get(key)
@@ -2009,7 +2015,7 @@ def _week_adjustment(
     entry["weeks"] = (variation, deff)
     entry["effect"].update(design_effect=deff, reference_weeks=float(variation.blocks))
     if ref_weeks is not None:
-        entry["effect"]["borrowed_variation_weeks"] = ref_weeks
+        entry["effect"].update(variation_borrowed=True, reference_span_weeks=ref_weeks)
     if deff > 1.0:
         whose = (
             "the reference's own week-to-week variation"
@@ -2236,10 +2242,11 @@ def detect_drift(
     (e.g. the champion's feature importances) for the gate's
     ``min_importance_share`` rule; None means equal weights.  See the module
     docstring for the tests, their calibration, the outcomes and the gate.
-    ``variation_source`` (a frame with days, or a summary): where a column's week-to-week
-    variation is read when ``reference`` itself spans fewer than ``min_reference_weeks`` full
-    weeks (the champion's training rows, when the reference is the one batch it was reinstated
-    on); the reference then counts as the weeks it spans in the design effect.
+    ``variation_source`` (a frame with days, or a summary): where every column's week-to-week
+    variation is read when ``reference`` itself spans fewer than ``min_reference_weeks`` weeks
+    (its distinct days / 7): the champion's training rows, when the reference is the one batch
+    it was reinstated on or a rejected challenger's few days since a change; the reference then
+    counts as the weeks it spans in the design effect.
 
     Raises ``ValueError`` for a column listed twice or as both kinds, a
     non-numeric column listed as numeric, a critical feature that is not
@@ -2316,7 +2323,7 @@ def detect_drift(
 
     present = [c for c in all_columns if c not in absent]
     ref = _SummaryReference(summary) if summary is not None else _FrameReference(reference, settings)
-    if variation_source is not None and settings.natural_variation:
+    if variation_source is not None and settings.natural_variation and ref.own_weeks() < settings.min_reference_weeks:
         lender = (
             _SummaryReference(variation_source)
             if isinstance(variation_source, ReferenceSummary)

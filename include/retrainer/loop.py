@@ -804,7 +804,8 @@ def assess(
             settings,
             importance=champion.importance,
             # A reference too short to show its weeks' variation (the one batch an earlier
-            # champion was reinstated on) is judged against the champion's own training weeks'.
+            # champion was reinstated on, a rejected challenger's few days since a change) is
+            # judged against the champion's own training weeks'.
             variation_source=with_days(own.train) if own.train is not champion.train else None,
         )
         report_dict = report.to_dict()
@@ -1558,11 +1559,10 @@ def earlier_champions_before_training(trigger: Sequence[str]) -> bool:
     models trained since served 0.74-0.83. A change signal (drift, decay, cost) still lets an
     earlier champion serve instead (a regime that returns, a weak champion replaced at no
     training cost). The age signal asks for newer data, which an earlier champion never holds:
-    found on NYC flights, where an age refresh of a reinstated
-    February model brought back an April one instead of training on May's weeks (served ROC AUC
-    under rule ``any`` 0.6545 -> 0.6637 once age no longer pre-empts; README "Reinstating an
-    earlier champion"). Earlier champions are judged after training in every case, against the
-    week's winner on the held-out rows.
+    found on NYC flights, where an age refresh of a reinstated February model brought back an
+    April one instead of training on May's weeks (served ROC AUC under rule ``any`` 0.6545 ->
+    0.6637 once age no longer pre-empts; docs/real-data.md). Earlier champions are judged after
+    training in every case, against the week's winner on the held-out rows.
     """
     return not trigger or any(name not in FRESH_DATA_SIGNALS for name in trigger)
 

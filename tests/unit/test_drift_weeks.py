@@ -263,7 +263,7 @@ def test_a_one_week_reference_is_judged_against_the_champions_training_weeks():
     x = report.features["x"]
     variation = drift_mod._FrameReference(training, DriftSpec()).variations("x", True)["ks"]
     n_eff = x.n_reference * x.n_current / (x.n_reference + x.n_current)
-    assert x.effect["reference_weeks"] == 4 and x.effect["borrowed_variation_weeks"] == 1
+    assert x.effect["reference_weeks"] == 4 and x.effect["reference_span_weeks"] == 1 and x.effect["variation_borrowed"]
     assert x.effect["design_effect"] == pytest.approx(variation.design_effect(n_eff, 1.0, 1.0))
     assert x.effect["design_effect"] > variation.design_effect(n_eff, 1.0)  # a week, not 4, on that side
     assert "champion's training rows (this reference spans 1 week(s)) over 4 weeks" in x.note
@@ -274,9 +274,7 @@ def test_a_one_week_reference_is_judged_against_the_champions_training_weeks():
     assert again.to_dict()["features"] == report.to_dict()["features"]
     # A reference with weeks of its own keeps them; natural_variation off ignores the source.
     own = detect_drift(training, current, ["x"], ["c"], DriftSpec(), variation_source=one_week)
-    assert (
-        "borrowed_variation_weeks" not in own.features["x"].effect and own.features["x"].effect["reference_weeks"] == 4
-    )
+    assert "variation_borrowed" not in own.features["x"].effect and own.features["x"].effect["reference_weeks"] == 4
     off = DriftSpec(natural_variation=False)
     assert (
         detect_drift(one_week, current, ["x"], ["c"], off, variation_source=training).to_dict()["features"]
@@ -284,6 +282,30 @@ def test_a_one_week_reference_is_judged_against_the_champions_training_weeks():
     )
     with pytest.raises(ValueError, match="variation_source must be a pandas DataFrame or a ReferenceSummary"):
         detect_drift(one_week, current, ["x"], ["c"], DriftSpec(), variation_source={"x": [1.0]})
+
+
+def test_a_reference_of_a_few_days_counts_its_days_the_same_as_a_frame_and_as_a_summary():
+    training, one_week, current = _one_week_reference(np.random.default_rng(34))
+    days = sorted(one_week[PARTITION_COLUMN].unique())
+    five = one_week[one_week[PARTITION_COLUMN].isin(days[:5])].reset_index(drop=True)
+    spec = DriftSpec()
+    from_frame = detect_drift(five, current, ["x"], ["c"], spec, variation_source=training)
+    summary = summarize_reference(five, ["x"], ["c"], spec)
+    assert summary.span_weeks == pytest.approx(5 / 7)
+    assert ReferenceSummary.from_bytes(summary.to_bytes()).span_weeks == pytest.approx(5 / 7)
+    from_summary = detect_drift(summary, current, ["x"], ["c"], spec, variation_source=training)
+    assert from_summary.to_dict()["features"] == from_frame.to_dict()["features"]
+    x = from_frame.features["x"]
+    variation = drift_mod._FrameReference(training, spec).variations("x", True)["ks"]
+    n_eff = x.n_reference * x.n_current / (x.n_reference + x.n_current)
+    assert x.effect["reference_span_weeks"] == pytest.approx(5 / 7)
+    assert x.effect["design_effect"] == pytest.approx(variation.design_effect(n_eff, 1.0, 5 / 7))
+    # A day column with no day in it, or none at all: taken to be a week, as a frame and as a summary.
+    no_days = one_week.assign(**{PARTITION_COLUMN: None})
+    for frame in (no_days, one_week.drop(columns=PARTITION_COLUMN)):
+        report = detect_drift(frame, current, ["x"], ["c"], spec, variation_source=training)
+        assert report.features["x"].effect["reference_span_weeks"] == 1
+        assert summarize_reference(frame, ["x"], ["c"], spec).span_weeks == 1
 
 
 def test_a_shift_beyond_the_weeks_variation_is_flagged_on_a_one_week_reference():
@@ -330,8 +352,11 @@ def test_summaries_of_the_earlier_format_are_refused_so_they_get_recomputed():
     reference, _ = _stream(rng, weeks=4, rows=500, week_sd=0.0)
     data = summarize_reference(reference, ["x"], ["c"], DriftSpec()).to_bytes()
     assert ReferenceSummary.from_bytes(_with_header(data, lambda h: None)).weeks["x"]["ks"].blocks == 4
-    with pytest.raises(ValueError, match="version 1"):
-        ReferenceSummary.from_bytes(_with_header(data, lambda h: h.update(version=1)))
+    for old in (1, 2):  # 2: before the summary recorded its span in weeks
+        with pytest.raises(ValueError, match=f"version {old}"):
+            ReferenceSummary.from_bytes(_with_header(data, lambda h, old=old: h.update(version=old)))
+    with pytest.raises(ValueError, match="span of 0.0 weeks"):
+        ReferenceSummary.from_bytes(_with_header(data, lambda h: h.update(span_weeks=0.0)))
 
     def one_week(header):
         header["week_variation"][0]["blocks"] = 1

@@ -1421,9 +1421,9 @@ def test_the_week_after_a_reinstatement_is_judged_against_the_champions_training
     outcome = loop.assess(spec, champion, batch, end + dt.timedelta(days=21), since=since)
     assert "reinstated instead of a retrain" in outcome.reference
     x1 = outcome.drift_report["features"]["x1"]
-    assert x1["effect"]["borrowed_variation_weeks"] == 1 and x1["effect"]["reference_weeks"] == 3
+    assert x1["effect"]["reference_span_weeks"] == 1 and x1["effect"]["reference_weeks"] == 3
     assert "the champion's training rows (this reference spans 1 week(s))" in x1["note"]
     # Without a rejected challenger or a reinstatement, the champion's own weeks: nothing borrowed.
     own = loop.assess(spec, champion, batch, end + dt.timedelta(days=21))
-    assert "borrowed_variation_weeks" not in own.drift_report["features"]["x1"]["effect"]
+    assert "variation_borrowed" not in own.drift_report["features"]["x1"]["effect"]
     assert own.drift_report["features"]["x1"]["effect"]["reference_weeks"] == 3
