@@ -208,8 +208,8 @@ was reinstated on, and the champion's training weeks lend their variation);
 the design effect then counts the reference as the weeks it spans itself
 (``1 / batch_weeks + 1 / (its days / 7)``; ``effect`` adds
 ``variation_borrowed`` and ``reference_span_weeks``); so also a rejected
-challenger's rows since a change, when they are a few days.  What the design effect cannot see: a change
-that is slower than the reference's weeks (it is part of their variation).
+challenger's rows since a change, when they are a few days.  What the design
+effect cannot see: a change that is slower than the reference's weeks (it is part of their variation).
 And with few weeks that vary a lot the F reference is wide (about F(1,
 weeks - 1)): then even a batch outside the reference's range (``D`` near 1)
 is flagged only when the weeks' own moves were small next to it.
@@ -1988,18 +1988,12 @@ def _week_adjustment(
     if not settings.natural_variation:
         return None
     # Each method against its own statistic's week-to-week variation (categorical PSI: chi-square's).
-    key = settings.numeric_method if numeric else "chi2"
-    found = ref.variations(col, numeric)
-    variation = found.get(key)
-    # The reference's own weeks in the design effect; None = the weeks the variation was measured on.
-    ref_weeks: float | None = None
-    if ref.borrowed is not None:
-        # Too short to show its own variation (the one batch an earlier champion was reinstated
-        # on; a rejected challenger's few days since a change): judged against the variation of
-        # the weeks the source holds, the reference counting as the weeks it spans itself.
-        source, ref_weeks = ref.borrowed
-        found = source.variations(col, numeric)
-        variation = found.get(key)
+    # Too short to show its own variation (the one batch an earlier champion was reinstated on; a
+    # rejected challenger's few days since a change), the reference borrows its lender's and counts
+    # as the weeks it spans itself; ref_weeks None = the weeks the variation was measured on.
+    source, ref_weeks = ref.borrowed if ref.borrowed is not None else (ref, None)
+    found = source.variations(col, numeric)
+    variation = found.get(settings.numeric_method if numeric else "chi2")
     if variation is None or variation.blocks < settings.min_reference_weeks:
         return None
     n_eff = n1 * n2 / (n1 + n2)
@@ -2323,13 +2317,14 @@ def detect_drift(
 
     present = [c for c in all_columns if c not in absent]
     ref = _SummaryReference(summary) if summary is not None else _FrameReference(reference, settings)
-    if variation_source is not None and settings.natural_variation and ref.own_weeks() < settings.min_reference_weeks:
+    span = ref.own_weeks() if variation_source is not None and settings.natural_variation else None
+    if span is not None and span < settings.min_reference_weeks:
         lender = (
             _SummaryReference(variation_source)
             if isinstance(variation_source, ReferenceSummary)
             else _FrameReference(variation_source, settings)
         )
-        ref.borrowed = (lender, ref.own_weeks())
+        ref.borrowed = (lender, span)
     cur_index = _row_index(n_cur_total, settings.max_rows, settings.seed, 1)
     resamples = _resamples_for(settings, len(present))
     rng = _null_rng(settings.seed)
