@@ -99,7 +99,7 @@ def flights_delayed(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFram
         {
             "time_hour": df["time_hour"],
             "month": df["month"],
-            "dow": local_day.dt.dayofweek,
+            "dow": local_day.dt.day_of_week,
             "hour": df["hour"],
             "carrier": df["carrier"],
             "origin": df["origin"],
