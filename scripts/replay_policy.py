@@ -98,9 +98,9 @@ def primary_metric(stream: Any) -> str:
 def stating_advice(result: Any, ratios: list[float]) -> str:
     """Whether stating each retrain cost in the YAML would have cost less on this file, in numbers.
 
-    The cost rule is the product's answer to weeks in which some signal always fires (on real
-    weekly batches of thousands of rows the drift tests reject most weeks: docs/real-data.md),
-    so the report says, per cost, what stating it would have changed.
+    The cost rule weighs what keeping the champion is expected to lose against what a retrain
+    costs; without a stated cost the gate has no way to weigh fresh data that pays a little every
+    week (docs/real-data.md), so the report says, per cost, what stating it would have changed.
     """
     from benchmarks.replay import ours_at
 

@@ -589,9 +589,10 @@ drift:
     min_importance_share: 0.2     # data drift counts when drifted features carry >= 20% of the importance
     max_champion_age_weeks: 4     # refresh an older champion even without drift
     # retrain_cost: 0.01          # what one retrain costs you, in {metric}-weeks; with it and `rule: cost` the gate
-    #                             # retrains only when keeping the champion is expected to lose more. On weekly batches of
-    #                             # thousands of rows the drift tests reject most weeks (docs/real-data.md);
-    #                             # `make replay DATA=...` shows what stating it would have cost on your file.
+    #                             # retrains only when keeping the champion is expected to lose more. Without it,
+    #                             # fresh data that pays every week is only weighed through the age above
+    #                             # (docs/real-data.md); `make replay DATA=...` shows what stating it would have cost
+    #                             # on your file.
 
 training:
   estimator: sklearn.ensemble.HistGradientBoostingClassifier
