@@ -78,6 +78,9 @@ def test_an_earlier_champion_returns_instead_of_a_retrain(stack, tmp_path, monke
     assert (s3["champion_version_before"], s3["champion_version_after"]) == (v2, v1)
     assert s3["reinstated_version"] == v1 and s3["challenger_version"] is None
     assert s3["drift"]["reinstatement"]["reinstated"] == v1
+    # Its lead held between the batch's 7 days (400 rows each), not only row by row.
+    won = {c["key"]: c for c in s3["drift"]["reinstatement"]["candidates"]}[v1]
+    assert won["days"]["passed"] and won["days"]["days"] == 7, won
     assert "data_drift" in s3["drift"]["reinstatement"]["trigger"], s3["drift"]["reinstatement"]["trigger"]
     assert s3["headline"].startswith("Reinstated an earlier champion (signals): earlier champion")
     assert client.get_model_version_by_alias("seasonal_churn", "champion").version == v1

@@ -1263,6 +1263,98 @@ def test_no_earlier_champion_is_reinstated_on_noise():
     assert all(c["passed"] is False and "effect" in c for c in found.candidates)
 
 
+def _days_frame(days=7, per_day=600, seed=12):
+    """Labelled rows over ``days`` days, with per-row noise columns the models below read."""
+    rng = np.random.default_rng(seed)
+    n = days * per_day
+    x1, x2 = rng.normal(0, 1, n), rng.normal(0, 1, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2.0 * x1 + 0.5 * x2)))).astype(int)
+    day = np.repeat([(START + dt.timedelta(days=d)).date().isoformat() for d in range(days)], per_day)
+    # c names the day, so the models (which see only the features) can tell the days apart.
+    return pd.DataFrame(
+        {"x1": x1, "x2": x2, "noise": 0.0, "c": day, "y": y, "e1": rng.normal(0, 1, n), "e2": rng.normal(0, 1, n)}
+    ).assign(**{PARTITION_COLUMN: day})
+
+
+class _RowNoiseModel:
+    """P(y=1) = sigmoid(2 x1 + 0.5 x2 + noise), the noise read from the rows (the same on any subset).
+
+    ``noise``: scale of column e1; ``own``: scale of column e2; ``sharp_day``: on that day the
+    model scores with e2 at scale 0.2 only (much better there, like the winner elsewhere).
+    """
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self, noise: float, own: float = 0.0, sharp_day: str | None = None):
+        self.noise, self.own, self.sharp_day = noise, own, sharp_day
+
+    def predict_proba(self, X):
+        score = 2.0 * X["x1"].to_numpy() + 0.5 * X["x2"].to_numpy()
+        noisy = self.noise * X["e1"].to_numpy() + self.own * X["e2"].to_numpy()
+        if self.sharp_day is not None:
+            sharp = X["c"].to_numpy() == self.sharp_day
+            noisy = np.where(sharp, 0.2 * X["e2"].to_numpy(), noisy)
+        p = 1 / (1 + np.exp(-(score + noisy)))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X):
+        return (self.predict_proba(X)[:, 1] > 0.5).astype(int)
+
+
+def test_a_lead_that_is_one_days_does_not_bring_an_earlier_champion_back():
+    """Rows of one day share the day: the lead must hold against how it varies between days."""
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    from include.retrainer.metric_tests import paired_metric_test
+
+    features = {"numeric": ["x1", "x2", "noise", "e1", "e2"]}
+    spec = spec_for(features=features)
+    rows = _days_frame()
+    winner = _state(_RowNoiseModel(noise=2.0), rows)
+    sharp_day = rows[PARTITION_COLUMN].iloc[0]
+    one_day = _state(_RowNoiseModel(noise=2.0, own=1.0, sharp_day=sharp_day), None, START - dt.timedelta(days=56))
+    steady = _state(_RowNoiseModel(noise=1.4), None, START - dt.timedelta(days=63))
+
+    found = loop.reinstate_earlier_champion(spec, winner, "champion", [("5", one_day)], rows, loop.BATCH_ROWS)
+    entry = found.candidates[0]
+    # Row by row, the one-day lead clears the superiority test at alpha ...
+    assert entry["ci_low"] > 0 and entry["effect"] > 0
+    # ... but it varies between the days far more than their own noise: refused.
+    days = entry["days"]
+    assert found.key is None and entry["passed"] is False and days["passed"] is False
+    assert days["days"] == 7 and days["design_effect"] > 4 and days["p_value"] >= 0.05
+    assert any(r.startswith(f"its lead {entry['effect']:+.4f} varies between the 7 days") for r in entry["reasons"])
+    # The numbers: tau^2 is DerSimonian-Laird's over the per-day paired tests (statsmodels'
+    # oracle), the SE the row-level one scaled by SE_random / SE_fixed of pooling the days.
+    tests = []
+    for _day, part in rows.groupby(PARTITION_COLUMN, sort=True):
+        w, o = winner.model.predict_proba(part), one_day.model.predict_proba(part)
+        tests.append(
+            paired_metric_test("roc_auc", part["y"].to_numpy(), None, None, w, o, [0, 1], alpha=0.05, null_value=0.0)
+        )
+    oracle = combine_effects(np.array([t.effect for t in tests]), np.array([t.se for t in tests]) ** 2, method_re="dl")
+    assert days["tau2"] == pytest.approx(oracle.tau2, rel=1e-9)
+    ratio = (oracle.sd_eff_w_re / oracle.sd_eff_w_fe) ** 2
+    assert days["design_effect"] == pytest.approx(ratio, rel=1e-9)
+
+    # A lead that every day shows passes (here the days vary a little more than their noise:
+    # Cochran's Q 19.5 on 6 df, a 1% draw; over 300 draws of these days Q averages 5.8).
+    found = loop.reinstate_earlier_champion(spec, winner, "champion", [("6", steady)], rows, loop.BATCH_ROWS)
+    entry = found.candidates[0]
+    assert found.key == "6" and entry["days"]["passed"] is True and entry["days"]["p_value"] < 0.05
+
+    # Days under drift.min_rows cannot be measured one by one: the row-level test alone decides.
+    small = spec_for(features=features, drift={"min_rows": 700})
+    found = loop.reinstate_earlier_champion(small, winner, "champion", [("5", one_day)], rows, loop.BATCH_ROWS)
+    assert found.key == "5" and "days" not in found.candidates[0]
+    # So do rows without their day (and the 1-day held-out rows of the tests above).
+    no_days = rows.drop(columns=[PARTITION_COLUMN])
+    winner_nd = _state(_RowNoiseModel(noise=2.0), no_days)
+    steady_nd = _state(_RowNoiseModel(noise=1.4), None, START - dt.timedelta(days=63))
+    found = loop.reinstate_earlier_champion(spec, winner_nd, "champion", [("6", steady_nd)], no_days)
+    assert found.key == "6" and "days" not in found.candidates[0]
+
+
 def test_earlier_champions_are_the_latest_tenures_without_those_a_person_rolled_back_from():
     from include.retrainer.champion import earlier_champions
 
