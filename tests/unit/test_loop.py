@@ -1303,6 +1303,7 @@ class _RowNoiseModel:
 
 def test_a_lead_that_is_one_days_does_not_bring_an_earlier_champion_back():
     """Rows of one day share the day: the lead must hold against how it varies between days."""
+    from scipy.stats import t as student_t
     from statsmodels.stats.meta_analysis import combine_effects
 
     from include.retrainer.metric_tests import paired_metric_test
@@ -1336,6 +1337,24 @@ def test_a_lead_that_is_one_days_does_not_bring_an_earlier_champion_back():
     assert days["tau2"] == pytest.approx(oracle.tau2, rel=1e-9)
     ratio = (oracle.sd_eff_w_re / oracle.sd_eff_w_fe) ** 2
     assert days["design_effect"] == pytest.approx(ratio, rel=1e-9)
+    # The row-level SE scaled by its square root, read on t with the Welch-Satterthwaite df of
+    # tau^2 estimated from 7 - 1 degrees of freedom: df = 6 (V_random / (V_random - V_fixed))^2.
+    row = paired_metric_test(
+        "roc_auc",
+        rows["y"].to_numpy(),
+        None,
+        None,
+        winner.model.predict_proba(rows),
+        one_day.model.predict_proba(rows),
+        [0, 1],
+        alpha=0.05,
+        null_value=0.0,
+    )
+    v_re, v_fe = oracle.sd_eff_w_re**2, oracle.sd_eff_w_fe**2
+    df = 6 * (v_re / (v_re - v_fe)) ** 2
+    assert days["se"] == pytest.approx(row.se * ratio**0.5, rel=1e-9)
+    assert days["df"] == pytest.approx(df, rel=1e-9)
+    assert days["p_value"] == pytest.approx(student_t.sf(row.effect / (row.se * ratio**0.5), df), rel=1e-9)
 
     # A lead that every day shows passes (here the days vary a little more than their noise:
     # Cochran's Q 19.5 on 6 df, a 1% draw; over 300 draws of these days Q averages 5.8).
@@ -1343,16 +1362,36 @@ def test_a_lead_that_is_one_days_does_not_bring_an_earlier_champion_back():
     entry = found.candidates[0]
     assert found.key == "6" and entry["days"]["passed"] is True and entry["days"]["p_value"] < 0.05
 
+    # Days that agree (tau^2 = 0; another draw of the rows): the row-level verdict stands as it was.
+    agree = _days_frame(seed=13)
+    found = loop.reinstate_earlier_champion(
+        spec, _state(_RowNoiseModel(noise=2.0), agree), "champion", [("6", steady)], agree, loop.BATCH_ROWS
+    )
+    entry = found.candidates[0]
+    assert found.key == "6" and entry["days"]["tau2"] == 0 and entry["days"]["design_effect"] == 1
+    assert entry["days"]["p_value"] == entry["p_value"] and entry["days"]["se"] > 0
+
     # Days under drift.min_rows cannot be measured one by one: the row-level test alone decides.
     small = spec_for(features=features, drift={"min_rows": 700})
     found = loop.reinstate_earlier_champion(small, winner, "champion", [("5", one_day)], rows, loop.BATCH_ROWS)
-    assert found.key == "5" and "days" not in found.candidates[0]
-    # So do rows without their day (and the 1-day held-out rows of the tests above).
+    assert found.key == "5" and found.candidates[0]["days"] is None
+    # So do rows without their day.
     no_days = rows.drop(columns=[PARTITION_COLUMN])
     winner_nd = _state(_RowNoiseModel(noise=2.0), no_days)
     steady_nd = _state(_RowNoiseModel(noise=1.4), None, START - dt.timedelta(days=63))
     found = loop.reinstate_earlier_champion(spec, winner_nd, "champion", [("6", steady_nd)], no_days)
-    assert found.key == "6" and "days" not in found.candidates[0]
+    assert found.key == "6" and found.candidates[0]["days"] is None
+
+    # A model that scores the whole batch but fails on a day's rows: those days are left out, never an error.
+    class _FailsOnSmallRows(_RowNoiseModel):
+        def predict_proba(self, X):
+            if len(X) < 1000:
+                raise IndexError("index 3 is out of bounds for axis 0 with size 3")
+            return super().predict_proba(X)
+
+    picky = _state(_FailsOnSmallRows(noise=1.4), None, START - dt.timedelta(days=63))
+    found = loop.reinstate_earlier_champion(spec, winner, "champion", [("6", picky)], rows, loop.BATCH_ROWS)
+    assert found.key == "6" and found.candidates[0]["days"] is None
 
 
 def test_earlier_champions_are_the_latest_tenures_without_those_a_person_rolled_back_from():
