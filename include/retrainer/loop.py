@@ -1923,7 +1923,7 @@ def reinstate_earlier_champion(
             entry["days"] = days
             if days is not None and days.get("passed") is False:
                 passed = False
-                reasons = [*reasons, days["summary"]]
+                reasons = [days["summary"], *reasons]  # the deciding reason first (reports cut long lists)
         entry.update(
             passed=bool(passed),
             mcnemar_verdict=out.get("mcnemar_verdict"),
