@@ -276,7 +276,7 @@ def test_existing_spec_name_is_refused(tmp_path, dirs, s3):
     assert keys(s3) == []
 
 
-def test_multiclass_gets_accuracy_and_dry_run_writes_nothing(tmp_path, dirs):
+def test_multiclass_gets_macro_roc_auc_and_dry_run_writes_nothing(tmp_path, dirs):
     models, suites = dirs
     df = make_frame().assign(
         label=lambda d: pd.cut(d["amount"], [-1, 30, 90, 1e9], labels=["low", "mid", "high"]).astype(str)
@@ -292,6 +292,16 @@ def test_multiclass_gets_accuracy_and_dry_run_writes_nothing(tmp_path, dirs):
     )
     assert result.dry_run and result.inference.classes == ("high", "low", "mid")
     assert list(models.iterdir()) == [] and list(suites.iterdir()) == []
+    # Every class ranks alike (one-vs-rest macro ROC AUC), not accuracy, which a rare class barely moves.
+    import yaml
+
+    from include.retrainer.config import parse_spec
+
+    text = onboarding.render_spec(result.inference, "include/expectations/orders.json", source_name="orders.csv")
+    raw = yaml.safe_load(text)
+    raw["validation"].pop("suite")  # not written by a dry run
+    assert parse_spec(raw, "orders.yaml").comparison.primary_metric == "roc_auc"
+    assert "primary_metric: roc_auc            # 3 classes: one-vs-rest macro" in text
 
 
 def test_a_file_of_few_rows_a_week_lets_the_window_widen_until_a_model_fits(tmp_path):
