@@ -1751,8 +1751,8 @@ def lead_across_days(
     The paired test (``test``, the comparison's ``paired_test`` of ``state`` against
     ``winner`` on ``rows``) treats the rows as independent. Rows of one day are not: they share
     its weather, its holiday, its outage, so a lead can be one day's. Per day with at least
-    ``drift.min_rows`` rows and a defined metric, the same paired test gives an effect and its
-    SE; the DerSimonian-Laird variance of the effect between the days (tau^2, as performance
+    ``drift.min_rows`` rows, every class the rows hold and a defined metric, the same paired
+    test gives an effect and its SE; the DerSimonian-Laird variance of the effect between the days (tau^2, as performance
     decay estimates it between weeks) gives the design effect ``deff = SE_random^2 /
     SE_fixed^2`` of pooling the days with and without it (>= 1). The row-level SE is scaled by
     ``sqrt(deff)`` and the lead read on Student's t with the Welch-Satterthwaite degrees of
@@ -1774,10 +1774,16 @@ def lead_across_days(
     null = finite_or_none(test.get("null_value")) or 0.0
     if PARTITION_COLUMN not in rows.columns or effect is None or se is None:
         return None
+    target = spec.features.target
+    classes = set(rows[target].dropna().unique()) if target in rows.columns else set()
     parts = []
     for _day, idx in rows.groupby(PARTITION_COLUMN, sort=True).indices.items():
         day = rows.iloc[idx]
         if len(day) < spec.drift.min_rows:
+            continue
+        if target in day.columns and set(day[target].dropna().unique()) != classes:
+            # A day without one of the rows' classes measures another quantity (a macro AUC
+            # over fewer classes; one class: none at all): it would pass for between-day variation.
             continue
         try:
             t = paired_on_holdout(spec, winner.model, state.model, day)

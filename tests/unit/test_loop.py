@@ -1394,6 +1394,35 @@ def test_a_lead_that_is_one_days_does_not_bring_an_earlier_champion_back():
     assert found.key == "6" and found.candidates[0]["days"] is None
 
 
+class _ThreeClassRowNoiseModel(_RowNoiseModel):
+    """Class 2 when x2 is high, else the binary model's 0/1 ranking."""
+
+    classes_ = np.array([0, 1, 2])
+
+    def predict_proba(self, X):
+        two = 1 / (1 + np.exp(-(3.0 * (X["x2"].to_numpy() - 1.5) + 0.3 * self.noise * X["e1"].to_numpy())))
+        p = super().predict_proba(X) * (1 - two)[:, None]
+        return np.column_stack([p, two])
+
+    def predict(self, X):
+        return self.predict_proba(X).argmax(axis=1)
+
+
+def test_the_days_check_measures_only_days_that_hold_every_class():
+    """A day without a class measures a macro AUC over fewer classes: another quantity, left out."""
+    features = {"numeric": ["x1", "x2", "noise", "e1", "e2"]}
+    spec = spec_for(features=features)
+    rows = _days_frame()
+    rows.loc[rows["x2"] > 1.5, "y"] = 2
+    first = rows[PARTITION_COLUMN] == rows[PARTITION_COLUMN].iloc[0]
+    rows = rows[~(first & (rows["y"] == 2))]  # the first day holds no row of class 2
+    winner = _state(_ThreeClassRowNoiseModel(noise=2.0), rows)
+    steady = _state(_ThreeClassRowNoiseModel(noise=1.2), None, START - dt.timedelta(days=63))
+    found = loop.reinstate_earlier_champion(spec, winner, "champion", [("6", steady)], rows, loop.BATCH_ROWS)
+    entry = found.candidates[0]
+    assert entry["passed"] and entry["days"]["days"] == 6, entry
+
+
 def test_earlier_champions_are_the_latest_tenures_without_those_a_person_rolled_back_from():
     from include.retrainer.champion import earlier_champions
 
