@@ -852,6 +852,8 @@ def replay_stream(
     T = stream.weeks
     last = T - 2  # the decision at the end of the last week would serve a week beyond the data
     bank = ModelBank(loop, spec, stream)
+    if stream.trained is not None:  # trained by the staleness measurement with the same settings
+        bank._models, bank._weeks = dict(stream.trained[0]), dict(stream.trained[1])
 
     # Quality matrix: every week's model, scored on every later week.
     q = np.full((T, T), np.nan)

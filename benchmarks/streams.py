@@ -162,6 +162,10 @@ class Stream:
     #: First day of each week, when weeks are not consecutive (a user's data with weeks
     #: that hold no rows, which the replay skips); None = consecutive weeks from ``start``.
     week_starts: tuple[dt.date, ...] | None = None
+    #: Week models already trained on this stream with its spec's training settings (by the
+    #: staleness measurement of a user's file), reused by the replay: ``(models, window weeks)``
+    #: keyed by week, as ``replay.ModelBank`` keeps them.
+    trained: tuple[dict, dict] | None = field(default=None, repr=False, compare=False)
 
     @property
     def weeks(self) -> int:

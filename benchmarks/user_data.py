@@ -20,18 +20,23 @@ imports Airflow or touches object storage; the user's file is only read.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from benchmarks.streams import Stream
 from include.retrainer import onboarding
 from include.retrainer.config import PARTITION_COLUMN, ModelSpecError, parse_spec
+from include.retrainer.staleness import StalenessEstimate, estimate_staleness
 
-__all__ = ["UserDataError", "load_user_stream"]
+__all__ = ["UserDataError", "load_user_stream", "measure_staleness"]
 
 
 class UserDataError(ValueError):
@@ -55,12 +60,55 @@ def _spec_from_yaml(path: Path) -> dict:
     return raw
 
 
-def _spec_inferred(df: pd.DataFrame, name: str, timestamp: str | None, target: str | None, source: str) -> dict:
-    inf = onboarding.infer(df, name, timestamp=timestamp, target=target)
-    raw = yaml.safe_load(onboarding.render_spec(inf, "suites/replay.json", source_name=source))
+def _render_inferred(inf: onboarding.Inference, source: str, staleness: StalenessEstimate | None = None) -> dict:
+    raw = yaml.safe_load(onboarding.render_spec(inf, "suites/replay.json", source_name=source, staleness=staleness))
     # The replay does not validate (see the module docstring): no suite file is needed.
     raw["validation"] = {k: v for k, v in (raw.get("validation") or {}).items() if k != "suite"}
     return raw
+
+
+def measure_staleness(
+    stream: Stream,
+    *,
+    max_age: int = 4,
+    loop: Any = None,
+    progress: Callable[[str], None] | None = None,
+    bank: Any = None,
+) -> StalenessEstimate:
+    """How fast a model goes stale on ``stream`` (``include/retrainer/staleness.py``).
+
+    Trains the model of every week as the DAG's train step would (the replay's ``ModelBank``:
+    the YAML's window, widened while the rows are too few) and scores it on the ``max_age``
+    weeks after it. Two models are compared only when the older one's window is at least as
+    long as the fresher one's and lies wholly inside the data, so the start of the file (less
+    data, a learning curve) does not read as staleness. ``bank``: a ``replay.ModelBank`` to
+    train into (the replay then reuses its models).
+    """
+    from benchmarks.replay import ModelBank, _finite_scores, load_loop, score_weeks
+
+    if loop is None:
+        loop, _ = load_loop()
+    spec = parse_spec(stream.spec, stream.spec_path or f"{stream.name}.yaml")
+    bank = bank if bank is not None else ModelBank(loop, spec, stream)
+    T = stream.weeks
+    q = np.full((T, T), np.nan)
+    step = max(1, T // 10)
+    for s in range(T - 1):
+        if progress is not None and (s % step == 0 or s == T - 2):
+            progress(f"staleness: training and scoring the model of week {s} of {T - 2}")
+        model = bank.get(s)
+        if isinstance(model, str):
+            continue
+        later = stream.frames[s + 1 : min(T, s + 1 + max_age)]
+        q[s, s + 1 : s + 1 + len(later)] = _finite_scores(score_weeks(model.model, later, spec, stream.classes))
+    weeks = {s: bank._weeks[s] for s in range(T - 1) if bank.has(s)}
+    inside = {s: stream.week_start(s) - dt.timedelta(weeks=w - 1) >= stream.week_start(0) for s, w in weeks.items()}
+    comparable = np.zeros((T, T), dtype=bool)
+    for old, w_old in weeks.items():
+        for fresh in range(old + 1, min(T, old + max_age)):
+            if fresh in weeks and inside[old] and inside[fresh] and w_old >= weeks[fresh]:
+                comparable[old, fresh] = True
+    return estimate_staleness(q, comparable, max_age=max_age, prior=spec.drift.gate.staleness_rate)
 
 
 def _parse_day(value: str | None, flag: str) -> dt.date | None:
@@ -81,13 +129,16 @@ def load_user_stream(
     target: str | None = None,
     first_day: str | None = None,
     last_day: str | None = None,
+    staleness: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Stream, list[str]]:
     """The user's table as a :class:`Stream` (with the model YAML as its spec) and notes to print.
 
     ``spec``: a model YAML; without it, the YAML ``make add-model`` would write for the file
-    (``timestamp``/``target`` are the same hints). ``first_day``/``last_day`` (ISO dates) keep
-    only the rows of those days. Raises :class:`UserDataError` (or onboarding's error) naming
-    the problem.
+    (``timestamp``/``target`` are the same hints), staleness measured on the replayed rows as
+    ``make add-model`` measures it on the file's (``staleness=False``: the prior, as
+    ``make add-model --no-staleness``). ``first_day``/``last_day`` (ISO dates) keep only the rows
+    of those days. Raises :class:`UserDataError` (or onboarding's error) naming the problem.
     """
     path = Path(data).expanduser()
     try:
@@ -125,9 +176,10 @@ def load_user_stream(
     else:
         spec_path = None
         try:
-            raw = _spec_inferred(df, model_name, timestamp, target, path.name)
+            inf = onboarding.infer(df, model_name, timestamp=timestamp, target=target)
         except onboarding.OnboardingError as exc:
             raise UserDataError(str(exc)) from None
+        raw = _render_inferred(inf, path.name)
         ts_col, target_col = raw["features"]["timestamp"], raw["features"]["target"]
         model_name = raw["name"]
         notes.append(
@@ -196,4 +248,17 @@ def load_user_stream(
         spec_path=None if spec_path is None else str(spec_path),
         week_starts=tuple(starts),
     )
+    if spec_path is None and staleness:
+        from benchmarks.replay import ModelBank, load_loop
+
+        loop, _ = load_loop()
+        bank = ModelBank(loop, parse_spec(raw, f"{model_name}.yaml"), stream)
+        estimate = measure_staleness(stream, loop=loop, progress=progress, bank=bank)
+        # The age limit changes, not the training settings: the replay reuses these models.
+        stream = dataclasses.replace(
+            stream, spec=_render_inferred(inf, path.name, estimate), trained=(bank._models, bank._weeks)
+        )
+        notes.append(
+            f"{estimate.summary(raw['comparison']['primary_metric'])}; age limit {estimate.refresh_weeks} weeks"
+        )
     return stream, notes

@@ -9,7 +9,10 @@ What it does, in this order (nothing is left half-written if a step fails):
 1. reads the file and infers the timestamp, the target and the numeric/categorical features
    (rules in include/retrainer/onboarding.py; the decisions are printed);
 2. builds a starter validation suite (GX JSON: columns, types, ranges, allowed sets, null
-   rates with slack) and a commented model YAML, and validates both;
+   rates with slack) and a commented model YAML, and validates both. The YAML's age limit
+   comes from how fast a model goes stale on the file: the model of every week, trained as
+   the DAG would, is scored on the 4 weeks after it (include/retrainer/staleness.py;
+   ``--no-staleness`` keeps the default of 4 weeks);
 3. uploads the rows as daily partitions ``s3://raw-data/<name>/dt=YYYY-MM-DD/part-000.parquet``
    into the object store of the running stack: first under a staging prefix, then copied into
    place; on any failure everything it wrote is deleted. It refuses to run if
@@ -83,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--suites-dir",
         default=str(_PROJECT_ROOT / "include" / "suites"),
         help="where the suite JSON goes (default include/suites)",
+    )
+    p.add_argument(
+        "--no-staleness",
+        action="store_true",
+        help="keep the default age limit (4 weeks) instead of measuring how fast a model goes stale on the file",
     )
     p.add_argument("--dry-run", action="store_true", help="infer and print; write and upload nothing")
     return p
@@ -169,6 +177,23 @@ def _validate(spec_text: str, suite_tmp: Path, spec_final: Path) -> None:
         raise RuntimeError(f"generated files do not validate: {exc}") from exc
 
 
+def measure_staleness(data: Path, inf: onboarding.Inference, say=print) -> Any:
+    """How fast a model goes stale on the file (``include/retrainer/staleness.py``), or the prior."""
+    from benchmarks.user_data import UserDataError, load_user_stream
+    from benchmarks.user_data import measure_staleness as measure
+    from include.retrainer.staleness import prior_only
+
+    say("  staleness  training the model of every week as the DAG would and scoring it on the 4 weeks after it")
+    try:
+        stream, _ = load_user_stream(data, name=inf.name, timestamp=inf.timestamp, target=inf.target, staleness=False)
+    except UserDataError as exc:
+        estimate = prior_only(str(exc))
+    else:
+        estimate = measure(stream, progress=lambda line: say(f"             {line}"))
+    say(f"  staleness  {estimate.summary('roc_auc')}; age limit {estimate.refresh_weeks} weeks")
+    return estimate
+
+
 def add_model(
     name: str,
     data: Path,
@@ -180,6 +205,7 @@ def add_model(
     models_dir: Path,
     suites_dir: Path,
     dry_run: bool = False,
+    staleness: bool = True,
     say=print,
 ) -> AddModelResult:
     """Infer, validate, upload and install one model (see the module docstring)."""
@@ -196,7 +222,6 @@ def add_model(
     parts = onboarding.daily_partitions(df, inf)
     suite = onboarding.build_suite(df, inf, parts)
     suite_rel = os.path.relpath(suite_final, models_dir)
-    spec_text = onboarding.render_spec(inf, suite_rel, source_name=data.name, bucket=bucket)
 
     say(
         f"read {data}: {inf.rows} rows, {len(df.columns)} columns, {inf.first_day} .. {inf.last_day} "
@@ -211,6 +236,8 @@ def add_model(
     for note in inf.notes:
         say(f"  note       {note}")
     say(f"  suite      {len(suite['expectations'])} expectations (types, ranges, allowed sets, null rates)")
+    estimate = measure_staleness(data, inf, say) if staleness else None
+    spec_text = onboarding.render_spec(inf, suite_rel, source_name=data.name, bucket=bucket, staleness=estimate)
 
     models_dir.mkdir(parents=True, exist_ok=True)
     suites_dir.mkdir(parents=True, exist_ok=True)
@@ -313,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             models_dir=Path(args.models_dir),
             suites_dir=Path(args.suites_dir),
             dry_run=args.dry_run,
+            staleness=not args.no_staleness,
         )
     except OnboardingError as exc:
         print(f"error: {exc}", file=sys.stderr)

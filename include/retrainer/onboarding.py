@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from include.retrainer.config import NAME_RE, RESERVED_COLUMNS
+from include.retrainer.staleness import StalenessEstimate
 
 #: Target names tried, in order, when no target is given.
 TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "churned", "churn", "is_fraud", "fraud")
@@ -539,8 +540,38 @@ def _yaml_list(items: Sequence[str]) -> str:
     return "[" + ", ".join(json.dumps(i) if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", i) else i for i in items) + "]"
 
 
-def render_spec(inf: Inference, suite_relpath: str, source_name: str, bucket: str = "raw-data") -> str:
-    """The commented model YAML, in the style of include/models/churn.yaml."""
+def _age_lines(metric: str, staleness: StalenessEstimate | None) -> str:
+    """The gate's age limit (and the staleness rate it rests on) as YAML lines."""
+    if staleness is None:
+        return "    max_champion_age_weeks: 4     # refresh an older champion even without drift\n"
+    if staleness.measured is None:
+        return (
+            f"    max_champion_age_weeks: {staleness.refresh_weeks}     # refresh an older champion even without drift\n"
+            f"    # make add-model: {staleness.summary(metric)}.\n"
+        )
+    leads = ", ".join(f"{k} weeks {lead:+.4f}" for k, lead in staleness.lead_by_age)
+    return (
+        f"    max_champion_age_weeks: {staleness.refresh_weeks}     # refresh an older champion even without drift: about "
+        f"0.01 behind a fresh model by then\n"
+        f"    staleness_rate: {staleness.rate:.2g}        # measured by make add-model on this file's weeks (rule `cost` "
+        "prices the refresh with it):\n"
+        f"    #   {staleness.summary(metric)}.\n"
+        f"    #   Mean lead of a 1-week-old model over older ones: {leads}.\n"
+    )
+
+
+def render_spec(
+    inf: Inference,
+    suite_relpath: str,
+    source_name: str,
+    bucket: str = "raw-data",
+    staleness: StalenessEstimate | None = None,
+) -> str:
+    """The commented model YAML, in the style of include/models/churn.yaml.
+
+    ``staleness``: how fast a model goes stale on the file (``include/retrainer/staleness.py``),
+    which sets the age limit; None keeps the default of 4 weeks.
+    """
     window, holdout = training_defaults(inf)
     widest, widest_comment = widest_window(inf, window)
     # Multi-class too: one-vs-rest macro ROC AUC ranks every class, a rare one as much as a common
@@ -590,8 +621,7 @@ drift:
   gate:
     rule: any                     # retrain when any signal fires (data drift, prediction drift, performance decay, age)
     min_importance_share: 0.2     # data drift counts when drifted features carry >= 20% of the importance
-    max_champion_age_weeks: 4     # refresh an older champion even without drift
-    # retrain_cost: 0.01          # what one retrain costs you, in {metric}-weeks; with it and `rule: cost` the gate
+{_age_lines(metric, staleness)}    # retrain_cost: 0.01          # what one retrain costs you, in {metric}-weeks; with it and `rule: cost` the gate
     #                             # retrains only when keeping the champion is expected to lose more. Without it,
     #                             # fresh data that pays every week is only weighed through the age above
     #                             # (docs/real-data.md); `make replay DATA=...` shows what stating it would have cost

@@ -341,3 +341,69 @@ def test_help_matches_readme():
     for flag in ("--name", "--data", "--timestamp", "--target", "--s3-endpoint", "--dry-run"):
         assert flag in help_text
     assert "make add-model NAME=" in readme and "scripts/add_model.py --help" in readme
+
+
+# --------------------------------------------------------------------------- staleness
+def rotating_frame(weeks: int, turn: float, per_day: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Events whose label depends on a direction that turns by ``turn`` radians a week."""
+    rng = np.random.default_rng(seed)
+    n = weeks * 7 * per_day
+    start = pd.Timestamp("2026-01-04")  # a Sunday
+    seconds = np.sort(rng.integers(0, weeks * 7 * 86400, n))
+    angle = turn * (seconds / (7 * 86400))
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    logit = 3.0 * (np.cos(angle) * a + np.sin(angle) * b)
+    return pd.DataFrame(
+        {
+            "created_at": (start + pd.to_timedelta(seconds, unit="s")).strftime("%Y-%m-%d %H:%M:%S"),
+            "a": a,
+            "b": b,
+            "label": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
+        }
+    )
+
+
+def _dry_run_yaml(tmp_path, dirs, df, **kwargs) -> tuple[dict, str, list[str]]:
+    import yaml
+
+    models, suites = dirs
+    lines: list[str] = []
+    cli.add_model(
+        "orders",
+        write_csv(tmp_path, df),
+        s3_client=None,
+        models_dir=models,
+        suites_dir=suites,
+        dry_run=True,
+        say=lines.append,
+        **kwargs,
+    )
+    text = "\n".join(lines).split("---- model YAML ----\n", 1)[1]
+    return yaml.safe_load(text)["drift"]["gate"], text, lines
+
+
+def test_the_age_limit_follows_how_fast_a_model_goes_stale_on_the_file(tmp_path, dirs):
+    """A model of a concept that turns every week falls behind fast; one of a fixed concept does
+    not: add-model measures it on the file (include/retrainer/staleness.py) and the YAML's age
+    limit follows, with the figures in its comment."""
+    from include.retrainer.config import GateSpec
+
+    turning, text, lines = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.3))
+    assert turning["max_champion_age_weeks"] <= 2
+    assert turning["staleness_rate"] > 0.0025
+    assert "a model falls +0." in text and "Mean lead of a 1-week-old model over older ones: 2 weeks +" in text
+    assert any(line.startswith("  staleness  on this file a model falls") for line in lines)
+    GateSpec(**turning)  # the values validate
+
+    fixed, _, _ = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.0, seed=1))
+    assert fixed["max_champion_age_weeks"] >= 5
+    assert fixed["staleness_rate"] < 0.0025
+
+
+def test_no_staleness_or_a_short_file_keeps_the_default_age_limit(tmp_path, dirs):
+    skipped, text, _ = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.3), staleness=False)
+    assert skipped["max_champion_age_weeks"] == 4 and "staleness_rate" not in skipped
+    assert "make add-model" not in text.split("gate:", 1)[1].split("training:", 1)[0]
+    short, text, _ = _dry_run_yaml(tmp_path, dirs, make_frame(days=15))
+    assert short["max_champion_age_weeks"] == 4 and "staleness_rate" not in short
+    assert "# make add-model: staleness not measured (" in text and "the prior 0.0025 a week is kept" in text

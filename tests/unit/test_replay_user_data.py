@@ -362,3 +362,36 @@ def test_one_week_the_model_cannot_predict_on_is_undefined_and_the_others_are_sc
     assert isinstance(values[2], ValueError)
     others = [(v, f) for i, (v, f) in enumerate(zip(values, frames, strict=True)) if i != 2]
     assert len(others) == len(frames) - 1 and all(v == pytest.approx(score(model, f, spec, (0, 1))) for v, f in others)
+
+
+def test_the_inferred_yaml_measures_staleness_and_the_replay_reuses_its_models(tmp_path, monkeypatch):
+    """Without --spec the YAML is add-model's, whose age limit is measured on the rows
+    (include/retrainer/staleness.py); the replay then trains no week model a second time."""
+    from benchmarks.replay import ModelBank, load_loop, replay_stream
+
+    data = tmp_path / "turning.csv"
+    _rows(16, 60, flip_week=None, seed=5).to_csv(data, index=False)
+    stream, notes = load_user_stream(data)
+    gate = stream.spec["drift"]["gate"]
+    assert any(n.startswith("on this file a model falls") and "age limit" in n for n in notes), notes
+    assert "staleness_rate" in gate and 1 <= gate["max_champion_age_weeks"] <= 12
+    assert stream.trained is not None and len(stream.trained[0]) == stream.weeks - 1
+    plain, plain_notes = load_user_stream(data, staleness=False)
+    assert (
+        plain.spec["drift"]["gate"]["max_champion_age_weeks"] == 4
+        and "staleness_rate" not in plain.spec["drift"]["gate"]
+    )
+    assert plain.trained is None and not any("falls" in n for n in plain_notes)
+    # The replay starts from the measurement's models: none is built again for the quality matrix.
+    builds: list[int] = []
+    original = ModelBank._build
+
+    def counting(self, week):
+        builds.append(week)
+        return original(self, week)
+
+    monkeypatch.setattr(ModelBank, "_build", counting)
+    replay_stream(stream, *load_loop(), cost_ratios=(0.01,))
+    assert builds == []
+    replay_stream(plain, *load_loop(), cost_ratios=(0.01,))
+    assert len(builds) == stream.weeks - 1  # the counter counts: without the measurement, each week is built
