@@ -96,6 +96,20 @@ def with_retrain_cost(spec: dict, ratio: float) -> dict:
     return out
 
 
+#: Gate fields that decide when to retrain, never how a model is trained.
+AGE_FIELDS = ("max_champion_age_weeks", "staleness_rate")
+
+
+def training_key(spec: dict) -> str:
+    """The spec as canonical JSON without the gate's age fields: week models trained under one
+    key are the models of any spec with that key (the staleness measurement changes only those)."""
+    import json
+
+    drift = dict(spec.get("drift") or {})
+    drift["gate"] = {k: v for k, v in (drift.get("gate") or {}).items() if k not in AGE_FIELDS}
+    return json.dumps({**spec, "drift": drift}, sort_keys=True, default=str)
+
+
 def load_loop() -> tuple[Any, str]:
     """The product's decision loop, ``include.retrainer.loop``, and its name for the report."""
     return importlib.import_module("include.retrainer.loop"), "include.retrainer.loop"
@@ -852,8 +866,11 @@ def replay_stream(
     T = stream.weeks
     last = T - 2  # the decision at the end of the last week would serve a week beyond the data
     bank = ModelBank(loop, spec, stream)
-    if stream.trained is not None:  # trained by the staleness measurement with the same settings
-        bank._models, bank._weeks = dict(stream.trained[0]), dict(stream.trained[1])
+    trained = stream.trained
+    if trained is not None and trained.training_key == training_key(stream.spec):
+        # Trained by the staleness measurement under the same settings: not trained again.
+        bank._models, bank._weeks = dict(trained.models), dict(trained.window_weeks)
+        bank.fit_seconds, bank.builds = trained.fit_seconds, trained.builds
 
     # Quality matrix: every week's model, scored on every later week.
     q = np.full((T, T), np.nan)

@@ -144,6 +144,18 @@ class StreamDesign:
 
 
 @dataclass(frozen=True)
+class TrainedWeeks:
+    """Week models trained on a stream, keyed by week as ``replay.ModelBank`` keeps them."""
+
+    models: dict
+    window_weeks: dict
+    #: ``replay.training_key`` of the spec they were trained under.
+    training_key: str
+    fit_seconds: float
+    builds: int
+
+
+@dataclass(frozen=True)
 class Stream:
     """A generated stream: one DataFrame per week plus what the benchmark needs to know."""
 
@@ -162,10 +174,9 @@ class Stream:
     #: First day of each week, when weeks are not consecutive (a user's data with weeks
     #: that hold no rows, which the replay skips); None = consecutive weeks from ``start``.
     week_starts: tuple[dt.date, ...] | None = None
-    #: Week models already trained on this stream with its spec's training settings (by the
-    #: staleness measurement of a user's file), reused by the replay: ``(models, window weeks)``
-    #: keyed by week, as ``replay.ModelBank`` keeps them.
-    trained: tuple[dict, dict] | None = field(default=None, repr=False, compare=False)
+    #: Week models already trained on this stream (by the staleness measurement of a user's
+    #: file), reused by the replay while the spec's training-relevant part is unchanged.
+    trained: TrainedWeeks | None = field(default=None, repr=False, compare=False)
 
     @property
     def weeks(self) -> int:

@@ -31,12 +31,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from benchmarks.streams import Stream
+from benchmarks.streams import Stream, TrainedWeeks
 from include.retrainer import onboarding
 from include.retrainer.config import PARTITION_COLUMN, ModelSpecError, parse_spec
-from include.retrainer.staleness import StalenessEstimate, estimate_staleness
+from include.retrainer.staleness import StalenessEstimate, estimate_staleness, prior_only
 
-__all__ = ["UserDataError", "load_user_stream", "measure_staleness"]
+__all__ = ["UserDataError", "age_grid", "load_user_stream", "measure_staleness"]
 
 
 class UserDataError(ValueError):
@@ -78,20 +78,48 @@ def measure_staleness(
     """How fast a model goes stale on ``stream`` (``include/retrainer/staleness.py``).
 
     Trains the model of every week as the DAG's train step would (the replay's ``ModelBank``:
-    the YAML's window, widened while the rows are too few) and scores it on the ``max_age``
-    weeks after it. Two models are compared only when the older one's window is at least as
-    long as the fresher one's and lies wholly inside the data, so the start of the file (less
-    data, a learning curve) does not read as staleness. ``bank``: a ``replay.ModelBank`` to
-    train into (the replay then reuses its models).
+    the YAML's window, widened while the rows are too few) and scores it on the weeks up to
+    ``max_age`` calendar weeks after it (:func:`age_grid`). ``bank``: a ``replay.ModelBank`` to
+    train into (the replay then reuses its models). The prior and the 0.01 tolerance are in
+    ROC AUC units: another primary metric keeps the prior.
     """
-    from benchmarks.replay import ModelBank, _finite_scores, load_loop, score_weeks
+    from benchmarks.replay import ModelBank, load_loop
 
+    spec = parse_spec(stream.spec, stream.spec_path or f"{stream.name}.yaml")
+    prior = spec.drift.gate.staleness_rate
+    if spec.comparison.primary_metric != "roc_auc":
+        return prior_only(
+            f"the primary metric is {spec.comparison.primary_metric}; the prior and the tolerance are in ROC AUC",
+            prior=prior,
+            max_age=max_age,
+        )
     if loop is None:
         loop, _ = load_loop()
-    spec = parse_spec(stream.spec, stream.spec_path or f"{stream.name}.yaml")
     bank = bank if bank is not None else ModelBank(loop, spec, stream)
+    q, comparable = age_grid(stream, bank, max_age, progress)
+    return estimate_staleness(q, comparable, max_age=max_age, prior=prior)
+
+
+def age_grid(
+    stream: Stream, bank: Any, max_age: int, progress: Callable[[str], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(quality, comparable)`` for :func:`include.retrainer.staleness.estimate_staleness`.
+
+    Indexed by calendar week since the stream's first (a week without rows is a gap of NaN, so
+    a model's age is the calendar weeks a champion would have served, as the gate counts it).
+    ``quality[a][b]``: the model trained at the end of calendar week ``a`` scored on week ``b``,
+    for ``b - a`` = 1 .. ``max_age``. ``comparable[a][b]``: the model of week ``a`` may be
+    compared with the fresher one of week ``b``: both trained, the older one's window at least
+    as many weeks as the fresher one's, and both windows wholly inside the data (starting on or
+    after the first day with rows, so a partial first week does not count as a full one): the
+    start of a file (less data, a learning curve) does not read as staleness.
+    """
+    from benchmarks.replay import _finite_scores, score_weeks
+
     T = stream.weeks
-    q = np.full((T, T), np.nan)
+    cal = [(stream.week_start(i) - stream.week_start(0)).days // 7 for i in range(T)]
+    C = cal[-1] + 1
+    q = np.full((C, C), np.nan)
     step = max(1, T // 10)
     for s in range(T - 1):
         if progress is not None and (s % step == 0 or s == T - 2):
@@ -99,16 +127,19 @@ def measure_staleness(
         model = bank.get(s)
         if isinstance(model, str):
             continue
-        later = stream.frames[s + 1 : min(T, s + 1 + max_age)]
-        q[s, s + 1 : s + 1 + len(later)] = _finite_scores(score_weeks(model.model, later, spec, stream.classes))
+        later = [j for j in range(s + 1, T) if cal[j] - cal[s] <= max_age]
+        scores = _finite_scores(score_weeks(model.model, [stream.frames[j] for j in later], bank.spec, stream.classes))
+        for j, value in zip(later, scores, strict=True):
+            q[cal[s], cal[j]] = value
+    first_day = dt.date.fromisoformat(str(stream.frames[0][PARTITION_COLUMN].min()))
     weeks = {s: bank._weeks[s] for s in range(T - 1) if bank.has(s)}
-    inside = {s: stream.week_start(s) - dt.timedelta(weeks=w - 1) >= stream.week_start(0) for s, w in weeks.items()}
-    comparable = np.zeros((T, T), dtype=bool)
+    inside = {s: stream.week_start(s) - dt.timedelta(weeks=w - 1) >= first_day for s, w in weeks.items()}
+    comparable = np.zeros((C, C), dtype=bool)
     for old, w_old in weeks.items():
-        for fresh in range(old + 1, min(T, old + max_age)):
-            if fresh in weeks and inside[old] and inside[fresh] and w_old >= weeks[fresh]:
-                comparable[old, fresh] = True
-    return estimate_staleness(q, comparable, max_age=max_age, prior=spec.drift.gate.staleness_rate)
+        for fresh, w_fresh in weeks.items():
+            if 1 <= cal[fresh] - cal[old] < max_age and inside[old] and inside[fresh] and w_old >= w_fresh:
+                comparable[cal[old], cal[fresh]] = True
+    return q, comparable
 
 
 def _parse_day(value: str | None, flag: str) -> dt.date | None:
@@ -249,14 +280,24 @@ def load_user_stream(
         week_starts=tuple(starts),
     )
     if spec_path is None and staleness:
-        from benchmarks.replay import ModelBank, load_loop
+        from benchmarks.replay import ModelBank, load_loop, training_key
 
         loop, _ = load_loop()
         bank = ModelBank(loop, parse_spec(raw, f"{model_name}.yaml"), stream)
         estimate = measure_staleness(stream, loop=loop, progress=progress, bank=bank)
-        # The age limit changes, not the training settings: the replay reuses these models.
+        # The age limit changes, not the training settings: the replay reuses these models
+        # (only while the spec's training-relevant part is the one they were trained under).
+        spec_measured = _render_inferred(inf, path.name, estimate)
         stream = dataclasses.replace(
-            stream, spec=_render_inferred(inf, path.name, estimate), trained=(bank._models, bank._weeks)
+            stream,
+            spec=spec_measured,
+            trained=TrainedWeeks(
+                models=bank._models,
+                window_weeks=bank._weeks,
+                training_key=training_key(raw),
+                fit_seconds=bank.fit_seconds,
+                builds=bank.builds,
+            ),
         )
         notes.append(
             f"{estimate.summary(raw['comparison']['primary_metric'])}; age limit {estimate.refresh_weeks} weeks"

@@ -549,14 +549,23 @@ def _age_lines(metric: str, staleness: StalenessEstimate | None) -> str:
             f"    max_champion_age_weeks: {staleness.refresh_weeks}     # refresh an older champion even without drift\n"
             f"    # make add-model: {staleness.summary(metric)}.\n"
         )
-    leads = ", ".join(f"{k} weeks {lead:+.4f}" for k, lead in staleness.lead_by_age)
+    weeks = staleness.refresh_weeks
+    behind = 0.01 / staleness.rate
+    if weeks == 1 and behind < 1:
+        why = "the shortest: a model falls more than 0.01 behind a fresh one within a week"
+    elif weeks == 12 and behind >= 13:
+        why = f"the longest: at this rate a model falls {12 * staleness.rate:.3f} behind a fresh one in 12 weeks"
+    else:
+        why = "about 0.01 behind a fresh model by then"
+    # Plain decimals: YAML 1.1 reads an exponent without a dot (5e-05) as a string.
+    rate = f"{float(f'{staleness.rate:.2g}'):.8f}".rstrip("0")
+    leads = ", ".join(f"{k} weeks old {lead:+.4f}" for k, lead in staleness.lead_by_age)
     return (
-        f"    max_champion_age_weeks: {staleness.refresh_weeks}     # refresh an older champion even without drift: about "
-        f"0.01 behind a fresh model by then\n"
-        f"    staleness_rate: {staleness.rate:.2g}        # measured by make add-model on this file's weeks (rule `cost` "
+        f"    max_champion_age_weeks: {weeks}     # refresh an older champion even without drift: {why}\n"
+        f"    staleness_rate: {rate}        # measured by make add-model on this file's weeks (rule `cost` "
         "prices the refresh with it):\n"
         f"    #   {staleness.summary(metric)}.\n"
-        f"    #   Mean lead of a 1-week-old model over older ones: {leads}.\n"
+        f"    #   Mean lead of a 1-week-old model over one {leads}.\n"
     )
 
 

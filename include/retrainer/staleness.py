@@ -23,18 +23,27 @@ trained at the end of week ``s`` on week ``t``):
 * the rate is the mean over weeks, with a Newey-West standard error (Bartlett kernel, lag
   ``max_age - 1``: neighbouring weeks share models, so their slopes are correlated);
 * the rate used is the posterior mean of the rate given that mean and its standard error
-  (a normal likelihood) under a log-normal prior: mean 0.0025, log-sd 1 (rates an order of
-  magnitude apart are both plausible a priori, as the real files show). A precise
-  measurement decides on its own, however far from 0.0025; a noisy one stays near the prior;
-  one at or below zero backs off toward rates a few times smaller. A file too short to
-  measure keeps the prior;
+  under a log-normal prior: mean 0.0025, log-sd 1 (rates an order of magnitude apart are
+  both plausible a priori, as the real files show). The likelihood is Student's t with one
+  degree of freedom per ``max_age`` weeks (a model enters that many weeks' slopes, and a
+  Newey-West error from a few weeks is itself noisy). A precise measurement decides on its
+  own, however far from 0.0025; a noisy one stays near the prior; a precise one at or below
+  zero backs off to rates many times smaller (the age limit then reaches its longest). A
+  file too short to measure keeps the prior: at least ``MIN_WEEKS`` weeks whose oldest
+  model's window lies inside the data, i.e. about ``window + max_age + MIN_WEEKS - 1``
+  weeks with rows (15 for a 4-week window);
 * the refresh age is the number of weeks after which a champion is expected to be
-  ``tolerance`` (0.01) behind a fresh model, ``tolerance / rate`` rounded, between 1 and
-  ``longest_refresh_weeks`` (at the prior: 4 weeks, today's default).
+  at most ``tolerance`` (0.01) behind a fresh model, ``floor(tolerance / rate)``, between 1 and
+  ``longest_refresh_weeks`` (at the prior: 4 weeks, today's default). Under rule ``any`` (no
+  retrain cost stated) this keeps a champion's expected lag behind a fresh model, averaged
+  over its life, near ``tolerance / 2``: the 0.005 the policy benchmark holds served quality
+  to. Rule ``cost`` prices the refresh with the rate instead (``config.GateSpec``).
+
+Ages are calendar weeks (``measure_staleness`` lays weeks without rows out as gaps).
 
 The measurement reads the same history the user then backfills, so a replay of that file
 (``make replay``) judges it in-sample in this one respect; ``docs/real-data.md`` also reports
-it measured on the first half of each file only.
+the real files replayed with the rate measured on their first half only.
 """
 
 from __future__ import annotations
@@ -120,24 +129,29 @@ def newey_west_mean(values: Sequence[float], lags: int) -> tuple[float, float]:
 
 
 def refresh_weeks_for(rate: float, tolerance: float = 0.01, longest: int = 12) -> int:
-    """Weeks until a champion is expected to be ``tolerance`` behind a fresh model."""
-    return int(min(longest, max(1, math.floor(tolerance / rate + 0.5))))
+    """Whole weeks until a champion is expected to be ``tolerance`` behind a fresh model."""
+    # The last whole week at which the expected lag is still within the tolerance (quality
+    # first: rule any states no cost); 1e-9 so that 0.01 / 0.0025 is 4, not 3.999...
+    return int(min(longest, max(1, math.floor(tolerance / rate + 1e-9))))
 
 
 #: Log-sd of the prior on the rate (a factor e per sd).
 PRIOR_LOG_SD = 1.0
 
 
-def posterior_rate(measured: float, se: float, prior: float = DEFAULT_STALENESS_RATE) -> float:
+def posterior_rate(measured: float, se: float, prior: float = DEFAULT_STALENESS_RATE, df: float | None = None) -> float:
     """Posterior mean of the rate: log-normal prior (mean ``prior``, log-sd ``PRIOR_LOG_SD``),
-    normal likelihood of the measured mean with standard error ``se`` (a grid over log rate)."""
+    likelihood of the measured mean with standard error ``se``: Student's t with ``df`` degrees
+    of freedom (None: the normal), on a grid over log rate."""
     # Median below ``prior`` so that the prior's mean is ``prior``: a measurement that says
     # nothing returns the default rate, hence the default age limit.
     centre = math.log(prior) - PRIOR_LOG_SD**2 / 2
     log_r = np.linspace(centre - 6 * PRIOR_LOG_SD, centre + 6 * PRIOR_LOG_SD, 4001)
     r = np.exp(log_r)
     log_w = -0.5 * ((log_r - centre) / PRIOR_LOG_SD) ** 2
-    if se > 0.0:
+    if se > 0.0 and df is not None:
+        log_w = log_w - (df + 1.0) / 2.0 * np.log1p(((measured - r) / se) ** 2 / df)
+    elif se > 0.0:
         log_w = log_w - 0.5 * ((measured - r) / se) ** 2
     else:  # identical slopes every week: the measurement is exact (the grid's nearest rate)
         log_w = np.where(np.abs(r - measured) == np.abs(r - measured).min(), 0.0, -np.inf)
@@ -196,7 +210,9 @@ def estimate_staleness(
         )
         return StalenessEstimate(None, None, len(slopes), max_age, lead_by_age, prior, prior, keep, why)
     mean, se = newey_west_mean(slopes, lags=max_age - 1)
-    rate = posterior_rate(mean, se, prior)
+    # Each model enters max_age consecutive weeks' slopes: about n / max_age independent blocks.
+    # Student's t on them keeps a short file's standard error (itself noisy) from reading as precise.
+    rate = posterior_rate(mean, se, prior, df=max(1, len(slopes) // max_age))
     return StalenessEstimate(
         measured=mean,
         se=se,

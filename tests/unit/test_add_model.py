@@ -391,7 +391,7 @@ def test_the_age_limit_follows_how_fast_a_model_goes_stale_on_the_file(tmp_path,
     turning, text, lines = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.3))
     assert turning["max_champion_age_weeks"] <= 2
     assert turning["staleness_rate"] > 0.0025
-    assert "a model falls +0." in text and "Mean lead of a 1-week-old model over older ones: 2 weeks +" in text
+    assert "a model falls +0." in text and "Mean lead of a 1-week-old model over one 2 weeks old +" in text
     assert any(line.startswith("  staleness  on this file a model falls") for line in lines)
     GateSpec(**turning)  # the values validate
 
@@ -407,3 +407,30 @@ def test_no_staleness_or_a_short_file_keeps_the_default_age_limit(tmp_path, dirs
     short, text, _ = _dry_run_yaml(tmp_path, dirs, make_frame(days=15))
     assert short["max_champion_age_weeks"] == 4 and "staleness_rate" not in short
     assert "# make add-model: staleness not measured (" in text and "the prior 0.0025 a week is kept" in text
+
+
+def test_a_measurement_that_fails_keeps_the_default_and_onboarding_goes_on(tmp_path, dirs, monkeypatch):
+    import benchmarks.user_data as user_data
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("scoring blew up\non a week")
+
+    monkeypatch.setattr(user_data, "measure_staleness", broken)
+    gate, text, _ = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.3))
+    assert gate["max_champion_age_weeks"] == 4 and "staleness_rate" not in gate
+    assert "staleness not measured (the measurement failed: RuntimeError: scoring blew up on a week)" in text
+
+
+def test_a_tiny_rate_is_written_as_a_plain_decimal():
+    """YAML 1.1 reads 5e-05 as a string; the YAML writes 0.00005."""
+    import yaml
+
+    from include.retrainer.staleness import StalenessEstimate
+
+    inf = onboarding.infer(make_frame(days=140, per_day=5), "orders")
+    est = StalenessEstimate(-0.002, 0.0001, 40, 4, ((2, -0.002),), 0.0025, 0.00005, 12)
+    gate = yaml.safe_load(onboarding.render_spec(inf, "x.json", "orders.csv", staleness=est))["drift"]["gate"]
+    assert gate["staleness_rate"] == 0.00005 and isinstance(gate["staleness_rate"], float)
+    assert gate["max_champion_age_weeks"] == 12
+    text = onboarding.render_spec(inf, "x.json", "orders.csv", staleness=est)
+    assert "the longest: at this rate a model falls 0.001 behind a fresh one in 12 weeks" in text
