@@ -237,16 +237,19 @@ class GateSpec(_Strict):
     decay_pool: Literal["random", "fixed"] = "random"
     #: A champion this old (weeks since the end of its training window) is retrained anyway.
     #: Under rule ``cost`` the refresh age is the cost-optimal interval (see ``staleness_rate``),
-    #: capped by this value only when it is set explicitly.
+    #: capped by this value only when it is set explicitly. Under the other rules, when it is not
+    #: set but ``staleness_rate`` is (``make add-model`` measures it), the age follows the rate:
+    #: the whole weeks until a champion is expected to be 0.01 behind a fresh model (1-12).
     max_champion_age_weeks: int | None = Field(4, ge=1, le=520)
     #: Cost of one retrain in metric-weeks (e.g. 0.01 = one week at 0.01 lower AUC). Stating it
     #: makes ``cost`` the default rule: retrain when the champion's forecast loss over
     #: ``cost_horizon_weeks`` (its measured drop, shrunk by its own noise) exceeds it.
     retrain_cost: float | None = Field(None, gt=0)
     cost_horizon_weeks: int = Field(4, ge=1, le=104)
-    #: Rule ``cost``: how fast a champion falls behind a fresh model when nothing measurable
-    #: happens, in metric per week of age per week served (0.0025: 0.01 behind after 4 weeks).
-    #: Refresh age = sqrt(2 * retrain_cost / staleness_rate) weeks (renewal-cost optimum).
+    #: How fast a champion falls behind a fresh model when nothing measurable happens, in metric
+    #: per week of age per week served (0.0025: 0.01 behind after 4 weeks). Rule ``cost``: refresh
+    #: age = sqrt(2 * retrain_cost / staleness_rate) weeks (renewal-cost optimum). Other rules,
+    #: when set and ``max_champion_age_weeks`` is not: floor(0.01 / staleness_rate) weeks.
     staleness_rate: float = Field(0.0025, gt=0, le=1)
     #: A champion trained on a short window (a cold start, or data that began recently) is
     #: retrained once the span of data a window now holds is at least this many times the span
@@ -269,16 +272,30 @@ class GateSpec(_Strict):
             object.__setattr__(self, "rule", "cost" if self.retrain_cost is not None else "any")
         return self
 
+    def age_from_staleness(self) -> bool:
+        """The age limit of rules any/all/majority follows ``staleness_rate`` (set, and the
+        age limit not)."""
+        return "staleness_rate" in self.model_fields_set and "max_champion_age_weeks" not in self.model_fields_set
+
     def refresh_age_weeks(self) -> float | None:
         """Age at which the champion is retrained anyway (the age signal's threshold).
 
-        Rules any/all/majority: ``max_champion_age_weeks``. Rule cost: the interval that
-        minimises the average cost per week ``retrain_cost / A + staleness_rate * A / 2`` of
-        refreshing every A weeks, i.e. ``sqrt(2 * retrain_cost / staleness_rate)`` (at least
-        1 week), capped by ``max_champion_age_weeks`` when that field is set explicitly.
+        Rules any/all/majority: ``max_champion_age_weeks``, or, when only ``staleness_rate`` is
+        set, the whole weeks until a champion is expected to be 0.01 behind a fresh model
+        (:func:`include.retrainer.staleness.refresh_weeks_for`: 4 at the default rate). Rule
+        cost: the interval that minimises the average cost per week ``retrain_cost / A +
+        staleness_rate * A / 2`` of refreshing every A weeks, i.e. ``sqrt(2 * retrain_cost /
+        staleness_rate)`` (at least 1 week), capped by ``max_champion_age_weeks`` when that
+        field is set explicitly.
         """
         if self.rule != "cost" or self.retrain_cost is None:
-            return None if self.max_champion_age_weeks is None else float(self.max_champion_age_weeks)
+            if self.max_champion_age_weeks is None:
+                return None
+            if self.age_from_staleness():
+                from include.retrainer.staleness import refresh_weeks_for
+
+                return float(refresh_weeks_for(self.staleness_rate))
+            return float(self.max_champion_age_weeks)
         optimum = max(1.0, (2.0 * self.retrain_cost / self.staleness_rate) ** 0.5)
         if "max_champion_age_weeks" in self.model_fields_set:
             if self.max_champion_age_weeks is None:

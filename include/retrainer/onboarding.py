@@ -560,12 +560,15 @@ def _age_lines(metric: str, staleness: StalenessEstimate | None) -> str:
     # Plain decimals: YAML 1.1 reads an exponent without a dot (5e-05) as a string.
     rate = f"{float(f'{staleness.rate:.2g}'):.8f}".rstrip("0")
     leads = ", ".join(f"{k} weeks old {lead:+.4f}" for k, lead in staleness.lead_by_age)
+    # The age limit is not written: it follows the rate (config.GateSpec.refresh_age_weeks), so a
+    # retrain cost stated later prices the refresh at the cost-optimal interval, uncapped.
     return (
-        f"    max_champion_age_weeks: {weeks}     # refresh an older champion even without drift: {why}\n"
-        f"    staleness_rate: {rate}        # measured by make add-model on this file's weeks (rule `cost` "
-        "prices the refresh with it):\n"
+        f"    staleness_rate: {rate}        # measured by make add-model on this file's weeks; the age limit follows it:\n"
+        f"    #   rule any: a champion {weeks} week{'s' if weeks != 1 else ''} old is refreshed even without drift ({why});\n"
+        f"    #   rule cost (retrain_cost stated): at the cost-optimal sqrt(2 x retrain_cost / {rate}) weeks.\n"
         f"    #   {staleness.summary(metric)}.\n"
         f"    #   Mean lead of a 1-week-old model over one {leads}.\n"
+        f"    # max_champion_age_weeks: {weeks}   # set it to fix the age limit instead (it then also caps rule cost's)\n"
     )
 
 

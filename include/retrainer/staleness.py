@@ -24,9 +24,10 @@ trained at the end of week ``s`` on week ``t``):
   ``max_age - 1``: neighbouring weeks share models, so their slopes are correlated);
 * the rate used is the posterior mean of the rate given that mean and its standard error
   under a log-normal prior: mean 0.0025, log-sd 1 (rates an order of magnitude apart are
-  both plausible a priori, as the real files show). The likelihood is Student's t with one
-  degree of freedom per ``max_age`` weeks (a model enters that many weeks' slopes, and a
-  Newey-West error from a few weeks is itself noisy). A precise measurement decides on its
+  both plausible a priori, as the real files show). The likelihood is Student's t with
+  ``n - max_age`` degrees of freedom and the standard error inflated by ``sqrt(n / (n -
+  max_age))`` (a Newey-West error from a few correlated weeks is biased low and itself
+  noisy; on a long file both vanish). A precise measurement decides on its
   own, however far from 0.0025; a noisy one stays near the prior; a precise one at or below
   zero backs off to rates many times smaller (the age limit then reaches its longest). A
   file too short to measure keeps the prior: at least ``MIN_WEEKS`` weeks whose oldest
@@ -210,9 +211,12 @@ def estimate_staleness(
         )
         return StalenessEstimate(None, None, len(slopes), max_age, lead_by_age, prior, prior, keep, why)
     mean, se = newey_west_mean(slopes, lags=max_age - 1)
-    # Each model enters max_age consecutive weeks' slopes: about n / max_age independent blocks.
-    # Student's t on them keeps a short file's standard error (itself noisy) from reading as precise.
-    rate = posterior_rate(mean, se, prior, df=max(1, len(slopes) // max_age))
+    # A Newey-West error from a few correlated weeks is biased low and itself noisy: inflated by
+    # n / (n - max_age) in variance and read on Student's t with n - max_age degrees of freedom
+    # (n >= MIN_WEEKS > max_age). A long file's measurement is then as good as the normal's.
+    n = len(slopes)
+    dof = max(1, n - max_age)
+    rate = posterior_rate(mean, se * math.sqrt(n / dof), prior, df=dof)
     return StalenessEstimate(
         measured=mean,
         se=se,

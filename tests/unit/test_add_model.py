@@ -384,20 +384,29 @@ def _dry_run_yaml(tmp_path, dirs, df, **kwargs) -> tuple[dict, str, list[str]]:
 
 def test_the_age_limit_follows_how_fast_a_model_goes_stale_on_the_file(tmp_path, dirs):
     """A model of a concept that turns every week falls behind fast; one of a fixed concept does
-    not: add-model measures it on the file (include/retrainer/staleness.py) and the YAML's age
-    limit follows, with the figures in its comment."""
+    not: add-model measures it on the file (include/retrainer/staleness.py), writes the rate,
+    and the age limit follows it (config.GateSpec.refresh_age_weeks), with the figures in the
+    comment. The age limit itself is not written, so a retrain cost stated later prices the
+    refresh at the cost-optimal interval, uncapped."""
     from include.retrainer.config import GateSpec
 
     turning, text, lines = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.3))
-    assert turning["max_champion_age_weeks"] <= 2
-    assert turning["staleness_rate"] > 0.0025
+    assert "max_champion_age_weeks" not in turning and turning["staleness_rate"] > 0.02
+    assert GateSpec(**turning).refresh_age_weeks() == 1
     assert "a model falls +0." in text and "Mean lead of a 1-week-old model over one 2 weeks old +" in text
+    assert "#   rule any: a champion 1 week old is refreshed even without drift" in text
+    assert "# max_champion_age_weeks: 1   # set it to fix the age limit instead" in text
     assert any(line.startswith("  staleness  on this file a model falls") for line in lines)
-    GateSpec(**turning)  # the values validate
+    # Stating a cost: the cost-optimal interval at the measured rate, not capped by the rule-any age.
+    priced = GateSpec(
+        **{**turning, "rule": "cost", "retrain_cost": 0.5}
+    )  # as uncommenting retrain_cost with rule: cost
+    assert priced.refresh_age_weeks() == pytest.approx((2 * 0.5 / turning["staleness_rate"]) ** 0.5)
+    assert priced.refresh_age_weeks() > 2
 
     fixed, _, _ = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.0, seed=1))
-    assert fixed["max_champion_age_weeks"] >= 5
     assert fixed["staleness_rate"] < 0.0025
+    assert GateSpec(**fixed).refresh_age_weeks() >= 5
 
 
 def test_no_staleness_or_a_short_file_keeps_the_default_age_limit(tmp_path, dirs):
@@ -431,6 +440,8 @@ def test_a_tiny_rate_is_written_as_a_plain_decimal():
     est = StalenessEstimate(-0.002, 0.0001, 40, 4, ((2, -0.002),), 0.0025, 0.00005, 12)
     gate = yaml.safe_load(onboarding.render_spec(inf, "x.json", "orders.csv", staleness=est))["drift"]["gate"]
     assert gate["staleness_rate"] == 0.00005 and isinstance(gate["staleness_rate"], float)
-    assert gate["max_champion_age_weeks"] == 12
+    from include.retrainer.config import GateSpec
+
+    assert "max_champion_age_weeks" not in gate and GateSpec(**gate).refresh_age_weeks() == 12
     text = onboarding.render_spec(inf, "x.json", "orders.csv", staleness=est)
     assert "the longest: at this rate a model falls 0.001 behind a fresh one in 12 weeks" in text

@@ -512,6 +512,21 @@ def test_stating_a_retrain_cost_makes_cost_the_default_rule_with_a_cost_optimal_
     assert anyrule.rule == "any" and anyrule.refresh_age_weeks() == 4.0
 
 
+def test_a_stated_staleness_rate_sets_the_age_limit_of_rule_any_unless_the_limit_is_set():
+    """make add-model writes the measured rate, not the age: rule any refreshes once a champion
+    is expected to be 0.01 behind (floor(0.01 / rate), 1-12 weeks); an explicit age wins."""
+    for rate, weeks in ((0.0025, 4.0), (0.0039, 2.0), (0.011, 1.0), (0.0001, 12.0)):
+        g = spec_for(drift={"gate": {"staleness_rate": rate}}).drift.gate
+        assert g.rule == "any" and g.age_from_staleness() and g.refresh_age_weeks() == weeks
+    fixed = spec_for(drift={"gate": {"staleness_rate": 0.011, "max_champion_age_weeks": 6}}).drift.gate
+    assert not fixed.age_from_staleness() and fixed.refresh_age_weeks() == 6.0
+    off = spec_for(drift={"gate": {"staleness_rate": 0.011, "max_champion_age_weeks": None}}).drift.gate
+    assert off.refresh_age_weeks() is None
+    # Under rule cost the rate prices the refresh; no age limit was set, so nothing caps it.
+    cost = spec_for(drift={"gate": {"staleness_rate": 0.0039, "retrain_cost": 0.04}}).drift.gate
+    assert cost.refresh_age_weeks() == pytest.approx((2 * 0.04 / 0.0039) ** 0.5)
+
+
 def test_cost_rule_refreshes_at_the_cost_optimal_age(trained):
     spec, champion, end = trained
     cheap = spec_for(drift={"gate": {"retrain_cost": 0.0025}})  # refresh after sqrt(2) weeks
