@@ -886,7 +886,12 @@ def assess(
             f"{g.staleness_rate:g})"
         )
     elif g.rule != "cost" and refresh is not None and g.age_from_staleness():
-        basis = f"the age at which a champion is expected to be 0.01 behind a fresh model at staleness rate {g.staleness_rate:g}"
+        from include.retrainer.staleness import TOLERANCE
+
+        basis = (
+            f"the age at which a champion is expected to be {TOLERANCE:g} behind a fresh model at staleness rate "
+            f"{g.staleness_rate:g}"
+        )
     if attempt is not None:
         # A refresh was already tried on newer data and rejected: the age counts from that
         # attempt, so a champion that keeps beating fresh models is not retrained every week

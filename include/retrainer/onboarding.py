@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from include.retrainer.config import NAME_RE, RESERVED_COLUMNS
-from include.retrainer.staleness import StalenessEstimate
+from include.retrainer.staleness import LONGEST_REFRESH_WEEKS, TOLERANCE, StalenessEstimate
 
 #: Target names tried, in order, when no target is given.
 TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "churned", "churn", "is_fraud", "fraud")
@@ -550,13 +550,16 @@ def _age_lines(metric: str, staleness: StalenessEstimate | None) -> str:
             f"    # make add-model: {staleness.summary(metric)}.\n"
         )
     weeks = staleness.refresh_weeks
-    behind = 0.01 / staleness.rate
-    if weeks == 1 and behind < 1:
-        why = "the shortest: a model falls more than 0.01 behind a fresh one within a week"
-    elif weeks == 12 and behind >= 13:
-        why = f"the longest: at this rate a model falls {12 * staleness.rate:.3f} behind a fresh one in 12 weeks"
+    behind = TOLERANCE / staleness.rate  # weeks until the tolerance, before clamping
+    if behind < 1:
+        why = f"the shortest: a model falls more than {TOLERANCE:g} behind a fresh one within a week"
+    elif behind >= LONGEST_REFRESH_WEEKS + 1:
+        why = (
+            f"the longest: at this rate a model falls {LONGEST_REFRESH_WEEKS * staleness.rate:.3f} behind a fresh "
+            f"one in {LONGEST_REFRESH_WEEKS} weeks"
+        )
     else:
-        why = "about 0.01 behind a fresh model by then"
+        why = f"about {TOLERANCE:g} behind a fresh model by then"
     # Plain decimals: YAML 1.1 reads an exponent without a dot (5e-05) as a string.
     rate = f"{float(f'{staleness.rate:.2g}'):.8f}".rstrip("0")
     leads = ", ".join(f"{k} weeks old {lead:+.4f}" for k, lead in staleness.lead_by_age)

@@ -57,6 +57,8 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_STALENESS_RATE",
+    "LONGEST_REFRESH_WEEKS",
+    "TOLERANCE",
     "StalenessEstimate",
     "estimate_staleness",
     "newey_west_mean",
@@ -69,11 +71,15 @@ __all__ = [
 DEFAULT_STALENESS_RATE = 0.0025
 #: Fewest weeks whose slopes measure the rate; fewer keep the prior.
 MIN_WEEKS = 8
+#: Rule any refreshes a champion once it is expected to be this far behind a fresh model.
+TOLERANCE = 0.01
+#: Longest age limit the rate can set (weeks).
+LONGEST_REFRESH_WEEKS = 12
 
 
 @dataclass(frozen=True)
 class StalenessEstimate:
-    """What the file says about staleness, and the two YAML values that follow from it."""
+    """What the file says about staleness: the rate the YAML states, and the age limit it sets."""
 
     #: Mean slope (metric per week of age), or None when the file could not measure it.
     measured: float | None
@@ -88,7 +94,7 @@ class StalenessEstimate:
     prior: float
     #: The rate the YAML states (``drift.gate.staleness_rate``): measured, shrunk to the prior.
     rate: float
-    #: ``drift.gate.max_champion_age_weeks``.
+    #: The age limit of rule any that follows from ``rate`` (``config.GateSpec.refresh_age_weeks``).
     refresh_weeks: int
     #: Why the prior was kept (None when measured).
     why_not: str | None = None
@@ -98,15 +104,12 @@ class StalenessEstimate:
         if self.measured is None:
             return f"staleness not measured ({self.why_not}): the prior {self.prior:g} a week is kept"
         if self.measured <= 0.0:
-            return (
-                f"on this file an older model did not fall behind a fresh one ({self.measured:+.4f} {metric} a week "
-                f"+/- {self.se:.4f}, {self.weeks} weeks, ages 1-{self.max_age}); weighed with the prior "
-                f"{self.prior:g}: {self.rate:.4f}"
-            )
+            found = f"an older model did not fall behind a fresh one ({self.measured:+.4f} {metric} a week "
+        else:
+            found = f"a model falls {self.measured:+.4f} {metric} a week behind a fresh one ("
         return (
-            f"on this file a model falls {self.measured:+.4f} {metric} a week behind a fresh one "
-            f"(+/- {self.se:.4f}, {self.weeks} weeks, ages 1-{self.max_age}); weighed with the prior "
-            f"{self.prior:g}: {self.rate:.4f}"
+            f"on this file {found}+/- {self.se:.4f}, {self.weeks} weeks, ages 1-{self.max_age}); weighed with the "
+            f"prior {self.prior:g}: {self.rate:.4f}"
         )
 
 
@@ -129,7 +132,7 @@ def newey_west_mean(values: Sequence[float], lags: int) -> tuple[float, float]:
     return m, math.sqrt(max(s, 0.0) / n)
 
 
-def refresh_weeks_for(rate: float, tolerance: float = 0.01, longest: int = 12) -> int:
+def refresh_weeks_for(rate: float, tolerance: float = TOLERANCE, longest: int = LONGEST_REFRESH_WEEKS) -> int:
     """Whole weeks until a champion is expected to be ``tolerance`` behind a fresh model."""
     # The last whole week at which the expected lag is still within the tolerance (quality
     # first: rule any states no cost); 1e-9 so that 0.01 / 0.0025 is 4, not 3.999...
@@ -171,8 +174,8 @@ def estimate_staleness(
     *,
     max_age: int = 4,
     prior: float = DEFAULT_STALENESS_RATE,
-    tolerance: float = 0.01,
-    longest_refresh_weeks: int = 12,
+    tolerance: float = TOLERANCE,
+    longest_refresh_weeks: int = LONGEST_REFRESH_WEEKS,
 ) -> StalenessEstimate:
     """The staleness rate of a file from its models' quality by age (module docstring).
 
