@@ -100,6 +100,9 @@ NUMERIC_TYPE_LIST: tuple[str, ...] = (
     "UInt64Dtype",
     "Float32Dtype",
     "Float64Dtype",
+    # make add-model takes True/False columns as numeric features (training reads them as 0/1).
+    "bool",
+    "BooleanDtype",
 )
 
 #: Default ``mostly`` for built-in categorical value-set checks: a rare new category
@@ -423,10 +426,12 @@ def _examples(values: Any, limit: int = 3) -> str:
     """A few distinct offending values, for one-line messages: ``2, 'n/a'``."""
     if not isinstance(values, (list, tuple)) or not values:
         return ""
+    import pandas as pd  # loaded by now: a batch was validated
+
     distinct: list[Any] = []
     for v in values:
-        if v is None or v != v:  # nulls say nothing a "not null" failure did not say
-            continue
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
+            continue  # nulls say nothing a "not null" failure did not say (pd.NA != pd.NA is not a bool)
         if v not in distinct:
             distinct.append(v)
     shown = ", ".join(repr(v) for v in distinct[:limit])

@@ -566,11 +566,14 @@ def test_numeric_type_check_across_dtypes():
             "object_mixed": pd.Series([1, "abc", *([2] * (n - 2))], dtype=object),
             "category": pd.Categorical(["a", "b"] * (n // 2)),
             "bool": [True, False] * (n // 2),
+            "boolean": pd.array([*([True, False] * (n // 2 - 1)), True, None], dtype="boolean"),
             "datetime": pd.date_range("2024-01-01", periods=n),
         }
     )
+    # True/False columns are numeric features (make add-model takes them so; training reads 0/1).
     numeric_ok = ["int64", "int32", "uint8", "float64", "float32", "Int64", "Float64", "object_numbers", "arrow_int"]
-    numeric_bad = ["str_abc", "str_digits", "object_mixed", "category", "bool", "datetime"]
+    numeric_ok += ["bool", "boolean"]
+    numeric_bad = ["str_abc", "str_digits", "object_mixed", "category", "datetime"]
     assert str(df["str_abc"].dtype) == "str"  # the pandas-3 behaviour this guards against
     exps = schema_expectations(numeric_ok + numeric_bad, [], "int64")
     report = validate_batch(df, exps, "dtype_matrix")
@@ -709,3 +712,12 @@ def test_module_import_does_not_import_gx_or_pandas():
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+def test_offending_values_shown_skip_every_kind_of_null():
+    """A nullable Int64/boolean column's pd.NA, like NaN and None, is no example of a bad value
+    (pd.NA != pd.NA raises instead of being True: it crashed the report of a Parquet file)."""
+    from include.retrainer.validation import _examples
+
+    shown = _examples([pd.NA, 3, None, float("nan"), pd.NaT, "x", 3])
+    assert "3" in shown and "'x'" in shown and "NA" not in shown and "nan" not in shown
