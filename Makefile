@@ -43,15 +43,15 @@ up: install           ## the stack without the demo
 
 # Bring your own data: make add-model NAME=mymodel DATA=path.csv|parquet [TIMESTAMP=col TARGET=col]
 add-model: install
-	@test -n "$(NAME)" -a -n "$(DATA)" || { echo "usage: make add-model NAME=mymodel DATA=path/to/file.csv|.parquet [TIMESTAMP=col] [TARGET=col] [NO_STALENESS=1]"; exit 2; }
-	$(BIN)/python scripts/add_model.py --name "$(NAME)" --data "$(DATA)" $(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(TARGET),--target "$(TARGET)") $(if $(NO_STALENESS),--no-staleness)
+	@test -n "$(NAME)" -a -n "$(DATA)" || { echo "usage: make add-model NAME=mymodel DATA=path/to/file.csv|.parquet [TIMESTAMP=col] [TARGET=col] [NO_STALENESS=1] [NO_WINDOW=1]"; exit 2; }
+	$(BIN)/python scripts/add_model.py --name "$(NAME)" --data "$(DATA)" $(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(TARGET),--target "$(TARGET)") $(if $(NO_STALENESS),--no-staleness) $(if $(NO_WINDOW),--no-window)
 
 # Would the policy have done well on my data? make replay DATA=path.csv|parquet [SPEC=model.yaml] [TIMESTAMP=col TARGET=col]
 replay: install
-	@test -n "$(DATA)" || { echo "usage: make replay DATA=path/to/file.csv|.parquet [SPEC=include/models/<name>.yaml] [TIMESTAMP=col] [TARGET=col] [OUT=report.md] [NO_STALENESS=1]"; exit 2; }
-	$(BIN)/python scripts/replay_policy.py --data "$(DATA)" $(if $(SPEC),--spec "$(SPEC)") $(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(TARGET),--target "$(TARGET)") $(if $(OUT),--out "$(OUT)") $(if $(NO_STALENESS),--no-staleness)
+	@test -n "$(DATA)" || { echo "usage: make replay DATA=path/to/file.csv|.parquet [SPEC=include/models/<name>.yaml] [TIMESTAMP=col] [TARGET=col] [OUT=report.md] [NO_STALENESS=1] [NO_WINDOW=1]"; exit 2; }
+	$(BIN)/python scripts/replay_policy.py --data "$(DATA)" $(if $(SPEC),--spec "$(SPEC)") $(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(TARGET),--target "$(TARGET)") $(if $(OUT),--out "$(OUT)") $(if $(NO_STALENESS),--no-staleness) $(if $(NO_WINDOW),--no-window)
 
-replay-real: install  ## replay the policy on four real public files (NYC flights 2013: delayed, and on time / late / cancelled; Seattle weather; Washington DC bikeshare hours) into docs/real-data/
+replay-real: install  ## replay the policy on five real public files (NYC flights 2013: delayed, and on time / late / cancelled; Seattle weather; Washington DC bikeshare hours; Minneapolis police stops) into docs/real-data/
 	@mkdir -p docs/real-data .cache/real-data
 	$(BIN)/python scripts/real_data.py --out .cache/real-data > .cache/real-data/files.txt
 	@while read -r name path label; do \

@@ -35,8 +35,16 @@ from benchmarks.streams import Stream, TrainedWeeks
 from include.retrainer import onboarding
 from include.retrainer.config import PARTITION_COLUMN, ModelSpecError, parse_spec
 from include.retrainer.staleness import StalenessEstimate, estimate_staleness, prior_only
+from include.retrainer.window import CANDIDATE_WEEKS, WindowChoice, choose_window, kept_default
 
-__all__ = ["UserDataError", "age_grid", "load_user_stream", "measure_staleness"]
+__all__ = ["UserDataError", "age_grid", "load_user_stream", "measure_staleness", "measure_window", "with_window"]
+
+#: Weeks the window measurement compares on, at most (spread evenly over the file): each is a
+#: model fit per candidate window.
+MAX_COMPARED_WEEKS = 20
+#: A candidate window that would hold more labelled rows than this (at the file's median rows a
+#: week) is not tried: its fits would dominate onboarding, and the DAG's train step too.
+MAX_WINDOW_ROWS = 250_000
 
 
 class UserDataError(ValueError):
@@ -60,8 +68,15 @@ def _spec_from_yaml(path: Path) -> dict:
     return raw
 
 
-def _render_inferred(inf: onboarding.Inference, source: str, staleness: StalenessEstimate | None = None) -> dict:
-    raw = yaml.safe_load(onboarding.render_spec(inf, "suites/replay.json", source_name=source, staleness=staleness))
+def _render_inferred(
+    inf: onboarding.Inference,
+    source: str,
+    staleness: StalenessEstimate | None = None,
+    window: WindowChoice | None = None,
+) -> dict:
+    raw = yaml.safe_load(
+        onboarding.render_spec(inf, "suites/replay.json", source_name=source, staleness=staleness, window=window)
+    )
     # The replay does not validate (see the module docstring): no suite file is needed.
     raw["validation"] = {k: v for k, v in (raw.get("validation") or {}).items() if k != "suite"}
     return raw
@@ -98,6 +113,83 @@ def measure_staleness(
     bank = bank if bank is not None else ModelBank(loop, spec, stream)
     q, comparable = age_grid(stream, bank, max_age, progress)
     return estimate_staleness(q, comparable, max_age=max_age, prior=prior)
+
+
+def with_window(raw: dict, weeks: int) -> dict:
+    """``raw`` training on ``weeks`` weeks (the widest window at least that), as render_spec writes it."""
+    training = dict(raw["training"])
+    training["window_weeks"] = weeks
+    training["max_window_weeks"] = max(weeks, training.get("max_window_weeks") or weeks)
+    return {**raw, "training": training}
+
+
+def measure_window(
+    stream: Stream,
+    *,
+    loop: Any = None,
+    progress: Callable[[str], None] | None = None,
+    bank: Any = None,
+    candidates: tuple[int, ...] = CANDIDATE_WEEKS,
+    max_weeks: int = MAX_COMPARED_WEEKS,
+    max_rows: int = MAX_WINDOW_ROWS,
+) -> tuple[WindowChoice, dict[int, Any]]:
+    """Which training window serves best on ``stream`` (``include/retrainer/window.py``), and the
+    ``replay.ModelBank`` of each window tried (keyed by weeks; ``bank``: the YAML's own window's).
+
+    For up to ``max_weeks`` weeks spread over the file, the model of the week is trained on each
+    candidate window as the DAG's train step would and scored on the next calendar week, beside
+    the YAML's window's model of the same week. A week counts for a candidate only when both
+    windows lie wholly inside the data (a partial first week does not count as a full one) and
+    neither was widened for want of rows. ROC AUC only (higher is better); another primary
+    metric keeps the YAML's window.
+    """
+    from benchmarks.replay import ModelBank, _finite_scores, load_loop, score_weeks
+
+    spec = parse_spec(stream.spec, stream.spec_path or f"{stream.name}.yaml")
+    default = spec.training.window_weeks
+    if spec.comparison.primary_metric != "roc_auc":
+        why = f"the primary metric is {spec.comparison.primary_metric}; windows are compared on ROC AUC"
+        return kept_default(why, default), {}
+    if loop is None:
+        loop, _ = load_loop()
+    banks: dict[int, Any] = {default: bank if bank is not None else ModelBank(loop, spec, stream)}
+    rows_a_week = max(1, stream.rows_per_week)
+    tried = [w for w in candidates if w != default and w * rows_a_week <= max_rows]
+    for w in tried:
+        raw_w = with_window(stream.spec, w)
+        banks[w] = ModelBank(loop, parse_spec(raw_w, stream.spec_path or f"{stream.name}.yaml"), stream)
+    T = stream.weeks
+    first_day = dt.date.fromisoformat(str(stream.frames[0][PARTITION_COLUMN].min()))
+
+    def inside(s: int, w: int) -> bool:
+        return stream.week_start(s) - dt.timedelta(weeks=w - 1) >= first_day
+
+    diffs: dict[int, list[float]] = {w: [] for w in tried}
+    for w in tried:
+        longer = max(w, default)
+        weeks = [
+            s for s in range(T - 1) if inside(s, longer) and (stream.week_start(s + 1) - stream.week_start(s)).days == 7
+        ]
+        if len(weeks) > max_weeks:
+            weeks = [weeks[int(i)] for i in np.unique(np.linspace(0, len(weeks) - 1, max_weeks).round())]
+        for i, s in enumerate(weeks):
+            if progress is not None and i % 5 == 0:
+                progress(f"window: {w} weeks against {default}, week {s} ({i + 1} of {len(weeks)})")
+            pair = [banks[w].get(s), banks[default].get(s)]
+            if any(isinstance(m, str) for m in pair) or banks[w]._weeks[s] != w or banks[default]._weeks[s] != default:
+                continue
+            a, b = (
+                _finite_scores(score_weeks(m.model, [stream.frames[s + 1]], banks[x].spec, stream.classes))[0]
+                for m, x in zip(pair, (w, default), strict=True)
+            )
+            diffs[w].append(a - b)
+    skipped = [w for w in candidates if w != default and w not in tried]
+    choice = choose_window(diffs, default)
+    if skipped and not choice.leads:
+        choice = kept_default(
+            f"{', '.join(map(str, skipped))} weeks would hold more than {max_rows:,} rows: not tried", default
+        )
+    return choice, banks
 
 
 def age_grid(
@@ -161,6 +253,7 @@ def load_user_stream(
     first_day: str | None = None,
     last_day: str | None = None,
     staleness: bool = True,
+    window: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Stream, list[str]]:
     """The user's table as a :class:`Stream` (with the model YAML as its spec) and notes to print.
@@ -168,7 +261,8 @@ def load_user_stream(
     ``spec``: a model YAML; without it, the YAML ``make add-model`` would write for the file
     (``timestamp``/``target`` are the same hints), staleness measured on the replayed rows as
     ``make add-model`` measures it on the file's (``staleness=False``: the prior, as
-    ``make add-model --no-staleness``). ``first_day``/``last_day`` (ISO dates) keep only the rows
+    ``make add-model --no-staleness``), and the training window chosen on them as it chooses it
+    (``window=False``: the default, as ``--no-window``). ``first_day``/``last_day`` (ISO dates) keep only the rows
     of those days. Raises :class:`UserDataError` (or onboarding's error) naming the problem.
     """
     path = Path(data).expanduser()
@@ -279,15 +373,26 @@ def load_user_stream(
         spec_path=None if spec_path is None else str(spec_path),
         week_starts=tuple(starts),
     )
-    if spec_path is None and staleness:
+    if spec_path is None and (staleness or window):
         from benchmarks.replay import ModelBank, load_loop, training_key
 
         loop, _ = load_loop()
         bank = ModelBank(loop, parse_spec(raw, f"{model_name}.yaml"), stream)
-        estimate = measure_staleness(stream, loop=loop, progress=progress, bank=bank)
+        choice = None
+        if window:
+            choice, banks = measure_window(stream, loop=loop, progress=progress, bank=bank)
+            if choice.weeks != choice.default:
+                chosen = _render_inferred(inf, path.name, window=choice)
+                # The chosen window's models are reused only if they were trained under this spec.
+                same = training_key(with_window(raw, choice.weeks)) == training_key(chosen)
+                raw = chosen
+                stream = dataclasses.replace(stream, spec=raw)
+                bank = banks[choice.weeks] if same else ModelBank(loop, parse_spec(raw, f"{model_name}.yaml"), stream)
+            notes.append(f"training window: {choice.summary(raw['comparison']['primary_metric'])}")
+        estimate = measure_staleness(stream, loop=loop, progress=progress, bank=bank) if staleness else None
         # The age limit changes, not the training settings: the replay reuses these models
         # (only while the spec's training-relevant part is the one they were trained under).
-        spec_measured = _render_inferred(inf, path.name, estimate)
+        spec_measured = _render_inferred(inf, path.name, estimate, choice)
         stream = dataclasses.replace(
             stream,
             spec=spec_measured,
@@ -299,7 +404,8 @@ def load_user_stream(
                 builds=bank.builds,
             ),
         )
-        notes.append(
-            f"{estimate.summary(raw['comparison']['primary_metric'])}; age limit {estimate.refresh_weeks} weeks"
-        )
+        if estimate is not None:
+            notes.append(
+                f"{estimate.summary(raw['comparison']['primary_metric'])}; age limit {estimate.refresh_weeks} weeks"
+            )
     return stream, notes

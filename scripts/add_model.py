@@ -9,10 +9,12 @@ What it does, in this order (nothing is left half-written if a step fails):
 1. reads the file and infers the timestamp, the target and the numeric/categorical features
    (rules in include/retrainer/onboarding.py; the decisions are printed);
 2. builds a starter validation suite (GX JSON: columns, types, ranges, allowed sets, null
-   rates with slack) and a commented model YAML, and validates both. The YAML's age limit
-   comes from how fast a model goes stale on the file: the model of every week, trained as
-   the DAG would, is scored on the 4 weeks after it (include/retrainer/staleness.py;
-   ``--no-staleness`` keeps the default of 4 weeks);
+   rates with slack) and a commented model YAML, and validates both. The YAML's training
+   window is the one that served best on the file: each week's model, trained as the DAG would
+   on 2, 4, 8 and 16 weeks, is scored on the week after (include/retrainer/window.py;
+   ``--no-window`` keeps 4 weeks). Its age limit comes from how fast a model goes stale on the
+   file: the model of every week is scored on the 4 weeks after it
+   (include/retrainer/staleness.py; ``--no-staleness`` keeps the default of 4 weeks);
 3. uploads the rows as daily partitions ``s3://raw-data/<name>/dt=YYYY-MM-DD/part-000.parquet``
    into the object store of the running stack: first under a staging prefix, then copied into
    place; on any failure everything it wrote is deleted. It refuses to run if
@@ -30,6 +32,7 @@ Exit codes: 0 done, 2 bad input (file, columns, name taken), 3 storage error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import secrets
@@ -96,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-staleness",
         action="store_true",
         help="keep the default age limit (4 weeks) instead of measuring how fast a model goes stale on the file",
+    )
+    p.add_argument(
+        "--no-window",
+        action="store_true",
+        help="keep the default training window (4 weeks) instead of choosing it on the file",
     )
     p.add_argument("--dry-run", action="store_true", help="infer and print; write and upload nothing")
     return p
@@ -182,27 +190,60 @@ def _validate(spec_text: str, suite_tmp: Path, spec_final: Path) -> None:
         raise RuntimeError(f"generated files do not validate: {exc}") from exc
 
 
-def measure_staleness(data: Path, inf: onboarding.Inference, say=print) -> Any:
-    """How fast a model goes stale on the file (``include/retrainer/staleness.py``), or the prior.
+def measure(data: Path, inf: onboarding.Inference, say=print, *, staleness: bool = True, window: bool = True) -> Any:
+    """(training window, staleness estimate) measured on the file, as ``make replay`` measures them.
 
-    Optional by nature: whatever stops the measurement keeps the default age limit, with the
-    reason in the YAML's comment, and onboarding goes on.
+    The window (``include/retrainer/window.py``): each candidate window's model of a week, trained
+    as the DAG would, against the default window's on the week after. Staleness
+    (``include/retrainer/staleness.py``): the model of every week, on the chosen window, scored on
+    the 4 weeks after it. Optional by nature: whatever stops a measurement keeps its default
+    (4 weeks each), with the reason in the YAML's comment, and onboarding goes on. Either is None
+    when not asked for.
     """
-    from benchmarks.user_data import UserDataError, load_user_stream
-    from benchmarks.user_data import measure_staleness as measure
+    from benchmarks.replay import ModelBank, load_loop
+    from benchmarks.user_data import UserDataError, load_user_stream, measure_window, with_window
+    from benchmarks.user_data import measure_staleness as measure_rate
+    from include.retrainer.config import parse_spec
     from include.retrainer.staleness import prior_only
+    from include.retrainer.window import CANDIDATE_WEEKS, kept_default
 
-    say("  staleness  training the model of every week as the DAG would and scoring it on the 4 weeks after it")
+    def reason(exc: Exception) -> str:
+        if isinstance(exc, UserDataError):
+            # Its messages name the file first; the YAML comment need not carry a local path.
+            return str(exc).split(": ", 1)[-1] if str(exc).startswith(str(data)) else str(exc)
+        return f"the measurement failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+    progress = lambda line: say(f"             {line}")  # noqa: E731
+    choice = estimate = None
+    default = onboarding.training_defaults(inf)[0]  # a file shorter than 4 weeks gets a shorter one
     try:
-        stream, _ = load_user_stream(data, name=inf.name, timestamp=inf.timestamp, target=inf.target, staleness=False)
-        estimate = measure(stream, progress=lambda line: say(f"             {line}"))
-    except UserDataError as exc:
-        # Its messages name the file first; the YAML comment need not carry a local path.
-        estimate = prior_only(str(exc).split(": ", 1)[-1] if str(exc).startswith(str(data)) else str(exc))
+        stream, _ = load_user_stream(
+            data, name=inf.name, timestamp=inf.timestamp, target=inf.target, staleness=False, window=False
+        )
+        loop, _ = load_loop()
+        bank = ModelBank(loop, parse_spec(stream.spec, f"{inf.name}.yaml"), stream)
     except Exception as exc:  # a measurement that fails must not stop onboarding
-        estimate = prior_only(f"the measurement failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
-    say(f"  staleness  {estimate.summary('roc_auc')}; age limit {estimate.refresh_weeks} weeks")
-    return estimate
+        why = reason(exc)
+        return (kept_default(why, default) if window else None), (prior_only(why) if staleness else None)
+    if window:
+        tried = ", ".join(str(w) for w in sorted({default, *CANDIDATE_WEEKS}))
+        say(f"  window     training each week's model on {tried} weeks and scoring it on the week after")
+        try:
+            choice, banks = measure_window(stream, loop=loop, progress=progress, bank=bank)
+            if choice.weeks != choice.default:
+                stream = dataclasses.replace(stream, spec=with_window(stream.spec, choice.weeks))
+                bank = banks[choice.weeks]
+        except Exception as exc:
+            choice = kept_default(reason(exc), default)
+        say(f"  window     {choice.summary('roc_auc')}")
+    if staleness:
+        say("  staleness  training the model of every week as the DAG would and scoring it on the 4 weeks after it")
+        try:
+            estimate = measure_rate(stream, loop=loop, progress=progress, bank=bank)
+        except Exception as exc:
+            estimate = prior_only(reason(exc))
+        say(f"  staleness  {estimate.summary('roc_auc')}; age limit {estimate.refresh_weeks} weeks")
+    return choice, estimate
 
 
 def add_model(
@@ -217,6 +258,7 @@ def add_model(
     suites_dir: Path,
     dry_run: bool = False,
     staleness: bool = True,
+    window: bool = True,
     say=print,
 ) -> AddModelResult:
     """Infer, validate, upload and install one model (see the module docstring)."""
@@ -230,6 +272,8 @@ def add_model(
 
     df = onboarding.read_table(data)
     inf = onboarding.infer(df, name, timestamp=timestamp, target=target)
+    # Unlabelled rows would fail every week's validation (inf.notes says so): not uploaded.
+    df = df[df[inf.target].notna()].reset_index(drop=True)
     parts = onboarding.daily_partitions(df, inf)
     suite = onboarding.build_suite(df, inf, parts)
     suite_rel = os.path.relpath(suite_final, models_dir)
@@ -247,8 +291,12 @@ def add_model(
     for note in inf.notes:
         say(f"  note       {note}")
     say(f"  suite      {len(suite['expectations'])} expectations (types, ranges, allowed sets, null rates)")
-    estimate = measure_staleness(data, inf, say) if staleness else None
-    spec_text = onboarding.render_spec(inf, suite_rel, source_name=data.name, bucket=bucket, staleness=estimate)
+    choice, estimate = (
+        measure(data, inf, say, staleness=staleness, window=window) if staleness or window else (None, None)
+    )
+    spec_text = onboarding.render_spec(
+        inf, suite_rel, source_name=data.name, bucket=bucket, staleness=estimate, window=choice
+    )
 
     models_dir.mkdir(parents=True, exist_ok=True)
     suites_dir.mkdir(parents=True, exist_ok=True)
@@ -352,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             suites_dir=Path(args.suites_dir),
             dry_run=args.dry_run,
             staleness=not args.no_staleness,
+            window=not args.no_window,
         )
     except OnboardingError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -14,8 +14,9 @@ and promotions, and its total cost (retrain cost x retrains + the metric lost ea
 against the retrospective optimum (dynamic programming over retrain weeks, hindsight
 included) at several retrain costs; then every week's decision of your YAML with its reasons.
 
-Without ``--spec`` the YAML is the one ``make add-model`` would write for the file, its age
-limit measured on the replayed rows (``--no-staleness``: the default). Nothing is
+Without ``--spec`` the YAML is the one ``make add-model`` would write for the file, its
+training window chosen and its age limit measured on the replayed rows (``--no-window``,
+``--no-staleness``: the defaults). Nothing is
 uploaded or written except the optional ``--out``/``--json`` files; no stack is needed.
 Validation (Great Expectations) is not replayed. Exit codes: 0 done, 2 bad input (one line
 naming the problem).
@@ -73,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with the inferred YAML: keep the default age limit instead of measuring staleness on the rows "
         "(as make add-model --no-staleness)",
+    )
+    ap.add_argument(
+        "--no-window",
+        action="store_true",
+        help="with the inferred YAML: keep the default training window instead of choosing it on the rows "
+        "(as make add-model --no-window)",
     )
     ap.add_argument("--out", type=Path, help="also write the report as Markdown here")
     ap.add_argument("--json", type=Path, help="also write every figure (each week's decision included) as JSON here")
@@ -271,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             first_day=args.first_day,
             last_day=args.last_day,
             staleness=not args.no_staleness,
+            window=not args.no_window,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except UserDataError as exc:

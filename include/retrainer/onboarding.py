@@ -34,6 +34,7 @@ import pandas as pd
 
 from include.retrainer.config import NAME_RE, RESERVED_COLUMNS
 from include.retrainer.staleness import LONGEST_REFRESH_WEEKS, TOLERANCE, StalenessEstimate
+from include.retrainer.window import WindowChoice
 
 #: Target names tried, in order, when no target is given.
 TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "churned", "churn", "is_fraud", "fraud")
@@ -79,6 +80,8 @@ class Inference:
     notes: tuple[str, ...] = field(default_factory=tuple)
     #: Rows with a label (None: every row); only they train and score a model.
     labelled_rows: int | None = None
+    #: Dates written with the year last put the day first (read once, from the whole column).
+    day_first: bool = False
 
     @property
     def is_binary(self) -> bool:
@@ -110,9 +113,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise OnboardingError(
             f"{p}: cannot read it as {suffix.lstrip('.')}: {' '.join(str(exc).split())[:300]}"
         ) from None
+    # Rows with no value at all (the empty lines a spreadsheet export leaves at the end) are not data.
+    df = df.dropna(how="all").reset_index(drop=True)
     if len(df.columns) == 0 or len(df) == 0:
         raise OnboardingError(f"{p}: the file has no data rows")
-    df.columns = [str(c).strip() for c in df.columns]
+    # A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name.
+    df.columns = [str(c).lstrip("\ufeff").strip() for c in df.columns]
     dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
     if dupes:
         raise OnboardingError(f"{p}: column name(s) used more than once: {', '.join(dupes)}")
@@ -132,8 +138,13 @@ def _is_numeric(s: pd.Series) -> bool:
     ) and not pd.api.types.is_datetime64_any_dtype(s)
 
 
-def parse_times(s: pd.Series) -> pd.Series | None:
-    """UTC timestamps if every non-null value parses as a date/time, else None."""
+def parse_times(s: pd.Series, dayfirst: bool | None = None) -> pd.Series | None:
+    """UTC timestamps if every non-null value parses as a date/time, else None.
+
+    ``dayfirst``: how dates written with the year last (15/01/2017) order day and month; None
+    reads it from the column (:func:`date_order`). A column that writes both orders is no
+    timestamp (None; :func:`find_timestamp` names the problem when it was asked for).
+    """
     if pd.api.types.is_datetime64_any_dtype(s):
         return s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
     if not _is_text(s):
@@ -144,13 +155,61 @@ def parse_times(s: pd.Series) -> pd.Series | None:
     # Dates need a separator or a known month-ish shape: plain numbers are not timestamps.
     if not values.head(200).str.contains(r"\d{1,4}[-/.:]\d{1,2}", regex=True).all():
         return None
+    if dayfirst is None:
+        order = date_order(values)
+        if order == "both":
+            return None
+        dayfirst = order == "day"
+    text = s.where(s.isna(), s.astype(str))
+    year_last = text.str.match(_YEAR_LAST).astype("boolean").fillna(False).astype(bool)
     try:
-        parsed = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+        # Only dates written with the year last take the order: an ISO date stays year-month-day.
+        parsed = pd.to_datetime(text.where(~year_last), errors="coerce", utc=True, format="mixed")
+        if year_last.any():
+            parsed = parsed.where(
+                ~year_last,
+                pd.to_datetime(text.where(year_last), errors="coerce", utc=True, format="mixed", dayfirst=dayfirst),
+            )
     except (ValueError, TypeError):
         return None
     if parsed[s.notna()].isna().any():
         return None
     return parsed
+
+
+#: A date written with the year last: day and month in some order (15/01/2017, 1.15.2017 3:45 PM).
+_YEAR_LAST = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?:\D|$)")
+
+
+def date_order(values: pd.Series) -> str:
+    """How the column's dates written with the year last order day and month, read from all of them.
+
+    Each value parsed on its own reads 15/01 as 15 January but 05/01 as 5 May: a day-first
+    column would land a third of its rows on the wrong date (found with a European export).
+    ``"day"``: a first field above 12 somewhere (and no second one); ``"month"``: otherwise,
+    including when no day is above 12; ``"both"``: first fields above 12 in some values and
+    second fields above 12 in others (two orders, or not dates at all: a clock, a score).
+    """
+    fields = values.astype(str).str.extract(_YEAR_LAST).dropna()
+    if fields.empty:
+        return "month"
+    first, second = fields[0].astype(int), fields[1].astype(int)
+    if (first > 12).any() and (second > 12).any():
+        return "both"
+    return "day" if (first > 12).any() else "month"
+
+
+def _two_orders(column: str, values: pd.Series) -> str:
+    """The named problem of a column whose dates are written both day first and month first."""
+    fields = values.astype(str).str.extract(_YEAR_LAST).dropna().astype(int)
+    day = values[fields.index[(fields[0] > 12) & (fields[1] <= 12)]]
+    month = values[fields.index[(fields[1] > 12) & (fields[0] <= 12)]]
+    if day.empty or month.empty:
+        return ""
+    return (
+        f"; it writes dates both day first (e.g. {day.iloc[0]!r}) and month first (e.g. {month.iloc[0]!r}): "
+        "write them one way, best as ISO dates (2017-01-15 14:03)"
+    )
 
 
 def _naive(s: pd.Series) -> bool:
@@ -200,13 +259,26 @@ def find_timestamp(df: pd.DataFrame, hint: str | None) -> tuple[str, pd.Series]:
         parsed = parse_times(df[hint])
         if parsed is None:
             sample = ", ".join(repr(str(v)) for v in df[hint].dropna().head(3))
-            raise OnboardingError(f"timestamp column '{hint}' does not hold dates/times in every row (e.g. {sample})")
+            raise OnboardingError(
+                f"timestamp column '{hint}' does not hold dates/times in every row (e.g. {sample})"
+                + _two_orders(hint, df[hint].dropna())
+            )
         return hint, parsed
     found = {c: p for c in df.columns if (p := parse_times(df[c])) is not None}
     if not found:
+        # A column refused for writing dates in two orders is named: the fix is the user's.
+        orders = next(
+            (
+                f" Column '{c}'" + hint
+                for c in df.columns
+                if _is_text(df[c]) and (hint := _two_orders(c, df[c].dropna()))
+            ),
+            "",
+        )
         raise OnboardingError(
             "no timestamp column: no column holds dates/times in every row. The retrainer needs one to cut "
             f"the data into daily partitions; pass TIMESTAMP=<column> (--timestamp) (columns: {', '.join(df.columns)})"
+            + orders.replace("; it writes", " writes", 1)
         )
     if len(found) > 1:
         preferred = [c for c in found if re.search(r"(^|_)(ts|time|timestamp|date|datetime|at)$", c.lower())]
@@ -244,6 +316,18 @@ def check_target(df: pd.DataFrame, target: str) -> tuple[Any, ...]:
     if problem:
         raise OnboardingError(problem)
     classes = s.dropna().unique()
+    if _is_text(s) and len(classes) <= 10 * MAX_CLASSES:
+        # "Yes", "yes " and "YES" would train as three classes: an export's typing, not the labels.
+        spelled: dict[str, list[str]] = {}
+        for c in map(str, classes):
+            spelled.setdefault(c.strip().casefold(), []).append(c)
+        clashes = [sorted(v) for v in spelled.values() if len(v) > 1]
+        if clashes:
+            shown = "; ".join(" / ".join(repr(c) for c in group) for group in clashes[:3])
+            raise OnboardingError(
+                f"target column '{target}' spells one class several ways (case or spaces): {shown}; "
+                "write each class one way"
+            )
     if len(classes) < 2:
         raise OnboardingError(f"target column '{target}' has a single class ({_plain(classes[0])!r}): nothing to learn")
     if len(classes) > MAX_CLASSES:
@@ -320,6 +404,14 @@ def infer(df: pd.DataFrame, name: str, timestamp: str | None = None, target: str
     if len(df) == 0:
         raise OnboardingError("the file has no data rows")
     ts_col, parsed = find_timestamp(df, timestamp)
+    no_time = parsed.isna().to_numpy()
+    if no_time.any():
+        # Every row is filed under its day: a row without one would be lost without a word.
+        rows = ", ".join(str(i + 1) for i in np.flatnonzero(no_time)[:5])
+        raise OnboardingError(
+            f"{int(no_time.sum())} row(s) have no {ts_col} (data rows {rows}{' ...' if no_time.sum() > 5 else ''}): "
+            "every row is filed under its day; fill in their time or remove them"
+        )
     target_col = find_target(df, target, ts_col)
     classes = check_target(df, target_col)
     numeric, categorical, dropped = classify_columns(df, exclude=(ts_col, target_col))
@@ -333,8 +425,9 @@ def infer(df: pd.DataFrame, name: str, timestamp: str | None = None, target: str
     unlabeled = int(df[target_col].isna().sum())
     if unlabeled:
         notes.append(
-            f"{unlabeled} row(s) have no target value; validation fails any week containing them "
-            "(drop them before upload or relax the not-null check)"
+            f"{unlabeled} row(s) have no target value: left out (make add-model does not upload them, make replay "
+            "does not replay them). The DAG trains and scores on labelled rows, and its validation fails a week "
+            "that holds unlabelled ones; add them to their day's partition once labelled"
         )
     return Inference(
         name=name,
@@ -346,6 +439,7 @@ def infer(df: pd.DataFrame, name: str, timestamp: str | None = None, target: str
         dropped=tuple(dropped),
         rows=len(df),
         labelled_rows=int(df[target_col].notna().sum()),
+        day_first=_is_text(df[ts_col]) and date_order(df[ts_col].dropna()) == "day",
         first_day=min(days),
         last_day=max(days),
         days_with_data=int(days.nunique()),
@@ -360,7 +454,7 @@ def daily_partitions(df: pd.DataFrame, inf: Inference) -> dict[dt.date, pd.DataF
 
     The timestamp column is stored as UTC ``datetime64`` so every partition has the same
     schema whatever the source wrote (strings, naive or zoned times)."""
-    ts = parse_times(df[inf.timestamp])
+    ts = parse_times(df[inf.timestamp], dayfirst=inf.day_first)
     if ts is None:  # infer() already checked this; a different frame was passed
         raise OnboardingError(f"timestamp column '{inf.timestamp}' does not parse as dates/times")
     out = df.copy()
@@ -536,8 +630,18 @@ def widest_window(inf: Inference, window: int) -> tuple[int, str]:
     return widest, comment
 
 
+#: Words YAML 1.1 reads as booleans or null: a column called "on" or "No" must be quoted.
+_YAML_WORDS = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off", "null"})
+
+
+def _yaml_name(name: str) -> str:
+    """A column name as a YAML scalar: quoted unless a plain identifier ("Search #" would end at " #")."""
+    plain = re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) and name.lower() not in _YAML_WORDS
+    return name if plain else json.dumps(name)
+
+
 def _yaml_list(items: Sequence[str]) -> str:
-    return "[" + ", ".join(json.dumps(i) if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", i) else i for i in items) + "]"
+    return "[" + ", ".join(_yaml_name(i) for i in items) + "]"
 
 
 def _age_lines(metric: str, staleness: StalenessEstimate | None) -> str:
@@ -581,14 +685,22 @@ def render_spec(
     source_name: str,
     bucket: str = "raw-data",
     staleness: StalenessEstimate | None = None,
+    window: WindowChoice | None = None,
 ) -> str:
     """The commented model YAML, in the style of include/models/churn.yaml.
 
     ``staleness``: how fast a model goes stale on the file (``include/retrainer/staleness.py``),
-    which sets the age limit; None keeps the default of 4 weeks.
+    which sets the age limit; None keeps the default of 4 weeks. ``window``: the training window
+    measured on the file (``include/retrainer/window.py``); None keeps the default.
     """
-    window, holdout = training_defaults(inf)
-    widest, widest_comment = widest_window(inf, window)
+    weeks, holdout = training_defaults(inf)
+    window_comment = f"weeks of data per training set (the file spans {(inf.last_day - inf.first_day).days + 1} days)"
+    if window is not None and window.weeks != weeks:
+        weeks = window.weeks
+        window_comment = f"measured by make add-model on this file's weeks: {window.summary()}"
+    elif window is not None:
+        window_comment += f"; make add-model: {window.summary()}"
+    widest, widest_comment = widest_window(inf, weeks)
     # Multi-class too: one-vs-rest macro ROC AUC ranks every class, a rare one as much as a common
     # one; accuracy barely moves when a rare class is never predicted (a real file: flights'
     # on time / late / cancelled, where accuracy stayed near the on-time share, docs/real-data.md).
@@ -618,8 +730,8 @@ data:
   missing_data: fail
 
 features:
-  target: {inf.target}            # {len(inf.classes)} classes: {classes}
-  timestamp: {inf.timestamp}{"          # naive times in the file were taken as UTC" if inf.naive_timestamps else ""}
+  target: {_yaml_name(inf.target)}            # {len(inf.classes)} classes: {classes}
+  timestamp: {_yaml_name(inf.timestamp)}{"          # naive times in the file were taken as UTC" if inf.naive_timestamps else ""}
   numeric: {_yaml_list(inf.numeric)}
   categorical: {_yaml_list(inf.categorical)}
 
@@ -645,7 +757,7 @@ drift:
 training:
   estimator: sklearn.ensemble.HistGradientBoostingClassifier
   params: {{max_iter: 150, learning_rate: 0.1, random_state: 0}}
-  window_weeks: {window}                 # weeks of data per training set (the file spans {(inf.last_day - inf.first_day).days + 1} days)
+  window_weeks: {weeks}                 # {window_comment}
   holdout_days: {holdout}                # the last days with data are only used to compare models
   max_window_weeks: {widest}             # {widest_comment}
 

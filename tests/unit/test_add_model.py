@@ -18,6 +18,7 @@ from include.retrainer import onboarding
 from include.retrainer.config import load_spec
 from include.retrainer.onboarding import OnboardingError
 from scripts import add_model as cli
+from tests.user_file_helper import stationary_rows
 
 
 def make_frame(days: int = 15, per_day: int = 40, seed: int = 0) -> pd.DataFrame:
@@ -363,7 +364,8 @@ def rotating_frame(weeks: int, turn: float, per_day: int = 60, seed: int = 0) ->
     )
 
 
-def _dry_run_yaml(tmp_path, dirs, df, **kwargs) -> tuple[dict, str, list[str]]:
+def _dry_run_yaml(tmp_path, dirs, df, full: bool = False, **kwargs) -> tuple[dict, str, list[str]]:
+    """(the YAML's drift.gate, or with ``full`` the whole YAML; its text; the printed lines)."""
     import yaml
 
     models, suites = dirs
@@ -379,7 +381,8 @@ def _dry_run_yaml(tmp_path, dirs, df, **kwargs) -> tuple[dict, str, list[str]]:
         **kwargs,
     )
     text = "\n".join(lines).split("---- model YAML ----\n", 1)[1]
-    return yaml.safe_load(text)["drift"]["gate"], text, lines
+    spec = yaml.safe_load(text)
+    return (spec if full else spec["drift"]["gate"]), text, lines
 
 
 def test_the_age_limit_follows_how_fast_a_model_goes_stale_on_the_file(tmp_path, dirs):
@@ -390,7 +393,8 @@ def test_the_age_limit_follows_how_fast_a_model_goes_stale_on_the_file(tmp_path,
     refresh at the cost-optimal interval, uncapped."""
     from include.retrainer.config import GateSpec
 
-    turning, text, lines = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.3))
+    # window=False: the staleness measurement alone (the window's own test is below).
+    turning, text, lines = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.3), window=False)
     assert "max_champion_age_weeks" not in turning and turning["staleness_rate"] > 0.02
     assert GateSpec(**turning).refresh_age_weeks() == 1
     assert "a model falls +0." in text and "Mean lead of a 1-week-old model over one 2 weeks old +" in text
@@ -404,13 +408,13 @@ def test_the_age_limit_follows_how_fast_a_model_goes_stale_on_the_file(tmp_path,
     assert priced.refresh_age_weeks() == pytest.approx((2 * 0.5 / turning["staleness_rate"]) ** 0.5)
     assert priced.refresh_age_weeks() > 2
 
-    fixed, _, _ = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.0, seed=1))
+    fixed, _, _ = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.0, seed=1), window=False)
     assert fixed["staleness_rate"] < 0.0025
     assert GateSpec(**fixed).refresh_age_weeks() >= 5
 
 
 def test_no_staleness_or_a_short_file_keeps_the_default_age_limit(tmp_path, dirs):
-    skipped, text, _ = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.3), staleness=False)
+    skipped, text, _ = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.3), staleness=False, window=False)
     assert skipped["max_champion_age_weeks"] == 4 and "staleness_rate" not in skipped
     assert "make add-model" not in text.split("gate:", 1)[1].split("training:", 1)[0]
     short, text, _ = _dry_run_yaml(tmp_path, dirs, make_frame(days=15))
@@ -425,9 +429,27 @@ def test_a_measurement_that_fails_keeps_the_default_and_onboarding_goes_on(tmp_p
         raise RuntimeError("scoring blew up\non a week")
 
     monkeypatch.setattr(user_data, "measure_staleness", broken)
+    monkeypatch.setattr(user_data, "measure_window", broken)
     gate, text, _ = _dry_run_yaml(tmp_path, dirs, rotating_frame(18, 0.3))
     assert gate["max_champion_age_weeks"] == 4 and "staleness_rate" not in gate
     assert "staleness not measured (the measurement failed: RuntimeError: scoring blew up on a week)" in text
+    assert "window_weeks: 4" in text
+    assert "4 weeks, the default (the measurement failed: RuntimeError: scoring blew up on a week)" in text
+
+
+def test_the_window_is_the_one_that_served_best_on_the_file_and_no_window_keeps_four_weeks(tmp_path, dirs):
+    """include/retrainer/window.py: a stationary file with ~100 rows a week trains better models
+    on more weeks; the YAML says so in numbers, and the widest window is at least that."""
+    steady = stationary_rows(30, 15)
+    spec, text, lines = _dry_run_yaml(tmp_path, dirs, steady, staleness=False, full=True)
+    assert spec["training"]["window_weeks"] in (8, 16)
+    assert spec["training"]["max_window_weeks"] >= spec["training"]["window_weeks"]
+    assert "# measured by make add-model on this file's weeks: " in text
+    assert "(the highest lower confidence bound of the lead, above 0: roc_auc on the week after" in text
+    assert any(line.startswith(f"  window     {spec['training']['window_weeks']} weeks (") for line in lines)
+    kept, text, lines = _dry_run_yaml(tmp_path, dirs, steady, staleness=False, window=False, full=True)
+    assert kept["training"]["window_weeks"] == 4 and "make add-model" not in text.split("training:", 1)[1]
+    assert not any(line.startswith("  window") for line in lines)
 
 
 def test_a_tiny_rate_is_written_as_a_plain_decimal():
@@ -445,3 +467,73 @@ def test_a_tiny_rate_is_written_as_a_plain_decimal():
     assert "max_champion_age_weeks" not in gate and GateSpec(**gate).refresh_age_weeks() == 12
     text = onboarding.render_spec(inf, "x.json", "orders.csv", staleness=est)
     assert "the longest: at this rate a model falls 0.001 behind a fresh one in 12 weeks" in text
+
+
+# ------------------------------------------------------------ files as spreadsheets export them
+def test_day_first_dates_are_read_day_first_and_a_column_mixing_orders_is_named(tmp_path):
+    df = make_frame(days=20)
+    when = pd.to_datetime(df["created_at"])
+    df["created_at"] = when.dt.strftime("%d/%m/%Y %H:%M")  # 05/03/2026 is 5 March, not 3 May
+    inf = onboarding.infer(onboarding.read_table(write_csv(tmp_path, df)), "orders")
+    assert (inf.first_day, inf.last_day) == (when.min().date(), when.max().date())
+    parts = onboarding.daily_partitions(df, inf)
+    assert sorted(parts) == sorted(set(when.dt.date))
+    df.loc[0, "created_at"] = "03/25/2026 10:00"  # one value month first
+    mixed = onboarding.read_table(write_csv(tmp_path, df))
+    with pytest.raises(OnboardingError, match="writes dates both day first .* and month first .*'03/25/2026 10:00'"):
+        onboarding.infer(mixed, "orders")
+    with pytest.raises(OnboardingError, match="'created_at' does not hold dates/times .* both day first"):
+        onboarding.infer(mixed, "orders", timestamp="created_at")
+    # A column of clock times or scores is no date at all, whatever its fields: left out, no error.
+    clean = make_frame(days=20).assign(clock=lambda f: [f"{h}.{m}.00" for h, m in zip(f.index % 24, f.index % 60)])
+    assert onboarding.infer(clean, "orders").timestamp == "created_at"
+    # One decision for the whole column: the labelled rows alone (the upload) are read as the file was.
+    inf = onboarding.infer(df.iloc[1:], "orders")
+    assert inf.day_first and onboarding.daily_partitions(df.iloc[1:].head(3), inf).keys() <= set(when.dt.date)
+
+
+def test_rows_without_a_time_are_named_and_empty_lines_and_a_byte_order_mark_are_not_data(tmp_path):
+    df = make_frame(days=15)
+    path = tmp_path / "orders.csv"
+    # Excel's "CSV UTF-8": a byte-order mark before the first name, empty lines at the end.
+    path.write_bytes(b"\xef\xbb\xbf" + df.to_csv(index=False).encode() + b",,,,,\n,,,,,\n")
+    read = onboarding.read_table(path)
+    assert list(read.columns) == list(df.columns) and len(read) == len(df)
+    assert onboarding.infer(read, "orders").timestamp == "created_at"
+    read.loc[[3, 7], "created_at"] = None
+    with pytest.raises(OnboardingError, match=r"2 row\(s\) have no created_at \(data rows 4, 8\)"):
+        onboarding.infer(read, "orders")
+
+
+def test_a_class_spelled_several_ways_is_named_not_trained_as_several():
+    df = make_frame(days=15)
+    df.loc[[1, 4], "label"] = ["yes ", "NO"]  # besides "yes" and "no"
+    with pytest.raises(
+        OnboardingError, match="spells one class several ways .*'yes' / 'yes '; 'NO' / 'no'; write each class one way"
+    ):
+        onboarding.infer(df, "orders")
+
+
+def test_column_names_that_are_not_plain_words_survive_the_yaml(tmp_path, dirs):
+    names = {"created_at": "Created at #", "amount": "Amount (€)", "label": "Churned? #"}
+    df = make_frame(days=15).rename(columns=names)
+    spec, _, _ = _dry_run_yaml(tmp_path, dirs, df, full=True, staleness=False, window=False, target="Churned? #")
+    assert spec["features"]["timestamp"] == "Created at #" and spec["features"]["target"] == "Churned? #"
+    assert onboarding._yaml_name("on") == '"on"' and onboarding._yaml_name("No") == '"No"'  # YAML 1.1 booleans
+    assert "Amount (€)" in spec["features"]["numeric"]
+
+
+def test_unlabelled_rows_are_not_uploaded_and_the_note_says_why(tmp_path, dirs, s3):
+    models, suites = dirs
+    df = make_frame(days=15)
+    target = "label"
+    df.loc[df.index % 10 == 0, target] = None
+    lines: list[str] = []
+    cli.add_model(
+        "orders", write_csv(tmp_path, df), s3_client=s3, models_dir=models, suites_dir=suites, say=lines.append
+    )
+    back = pd.concat(
+        pd.read_parquet(io.BytesIO(s3.get_object(Bucket="raw-data", Key=k)["Body"].read())) for k in keys(s3)
+    )
+    assert len(back) == int(df[target].notna().sum()) and back[target].notna().all()
+    assert any("have no target value: left out (make add-model does not upload them" in line for line in lines)

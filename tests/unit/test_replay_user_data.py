@@ -24,6 +24,7 @@ from benchmarks.replay import score
 from benchmarks.user_data import UserDataError, load_user_stream
 from include.retrainer.config import PARTITION_COLUMN, parse_spec
 from scripts import replay_policy
+from tests.user_file_helper import stationary_rows
 
 FIRST = dt.datetime(2026, 1, 7, 9, 30)  # a Wednesday: the first week is partial
 
@@ -374,12 +375,12 @@ def test_the_inferred_yaml_measures_staleness_and_the_replay_reuses_its_models(t
 
     data = tmp_path / "turning.csv"
     _rows(16, 60, flip_week=None, seed=5).to_csv(data, index=False)
-    stream, notes = load_user_stream(data)
+    stream, notes = load_user_stream(data, window=False)
     gate = stream.spec["drift"]["gate"]
     assert any(n.startswith("on this file") and "age limit" in n for n in notes), notes
     assert "staleness_rate" in gate and "max_champion_age_weeks" not in gate  # the age follows the rate
     assert stream.trained is not None and len(stream.trained.models) == stream.weeks - 1
-    plain, plain_notes = load_user_stream(data, staleness=False)
+    plain, plain_notes = load_user_stream(data, staleness=False, window=False)
     assert plain.spec["drift"]["gate"]["max_champion_age_weeks"] == 4
     assert "staleness_rate" not in plain.spec["drift"]["gate"]
     assert plain.trained is None and not any(n.startswith("on this file") for n in plain_notes)
@@ -428,3 +429,28 @@ def test_staleness_ages_are_calendar_weeks_and_a_partial_first_week_is_no_full_w
     assert bank._weeks[3] == 4 and bank._weeks[4] == 4
     assert not comparable[3].any() and comparable[4, 5]
     assert not comparable[4, 8]  # 4 calendar weeks apart: beyond max_age - 1
+
+
+def test_the_inferred_yaml_trains_on_the_window_that_served_best_and_the_replay_reuses_its_models(tmp_path):
+    """include/retrainer/window.py: on a stationary file with ~100 rows a week, models trained on
+    more weeks score higher on the week after, so the YAML's window is a longer one; the
+    replay then reuses that window's models; with window=False the default stays."""
+    from benchmarks.replay import training_key
+
+    data = tmp_path / "steady.csv"
+    stationary_rows(30, 15).to_csv(data, index=False)
+    stream, notes = load_user_stream(data, staleness=False)
+    assert stream.spec["training"]["window_weeks"] in (8, 16), notes
+    assert stream.spec["training"]["max_window_weeks"] >= stream.spec["training"]["window_weeks"]
+    note = next(n for n in notes if n.startswith("training window: "))
+    assert (
+        "(the highest lower confidence bound of the lead, above 0: roc_auc on the week after, against 4 weeks: " in note
+    )
+    # 2 weeks hold ~210 rows, fewer than a model needs: widened, so never compared as 2 weeks.
+    assert "2 weeks: 0 paired weeks (< 8), not judged" in note and re.search(r"16 weeks \+0\.\d+ \+/- ", note)
+    assert stream.trained is not None and stream.trained.training_key == training_key(stream.spec)
+    chosen = stream.spec["training"]["window_weeks"]
+    assert stream.trained.models and set(stream.trained.window_weeks.values()) <= set(range(chosen, 53))
+    plain, plain_notes = load_user_stream(data, staleness=False, window=False)
+    assert plain.spec["training"]["window_weeks"] == 4 and plain.trained is None
+    assert not any(n.startswith("training window") for n in plain_notes)
