@@ -541,8 +541,11 @@ def _ks_wasserstein_sorted(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         tie_end[: gaps.size] = gaps != 0
         # Continuous data has no ties: every position is a tie end, no selection needed.
         at_ends = cdf_diff if tie_end.all() else cdf_diff[tie_end]
-        d_max = max(d_max, float(at_ends.max()))
-        d_min = min(d_min, float(at_ends.min()))
+        # A block wholly inside one tie group (a value repeated more than a block's length, e.g.
+        # a zero-inflated feature over a long reference) has no tie end: its group ends later.
+        if at_ends.size:
+            d_max = max(d_max, float(at_ends.max()))
+            d_min = min(d_min, float(at_ends.min()))
         w += float(np.dot(np.abs(cdf_diff[: gaps.size]), gaps))
     min_s = min(max(-d_min, 0.0), 1.0)
     return (min_s if min_s > d_max else d_max), w

@@ -181,6 +181,21 @@ def test_merge_in_several_column_blocks_gives_same_result(monkeypatch):
     np.testing.assert_allclose(wasserstein_columns(ref, cur), w_one, rtol=1e-12, atol=0)
 
 
+def test_a_tie_longer_than_a_merge_block_equals_scipy(monkeypatch):
+    """A value repeated over more than one merge block (a zero-inflated feature over a long
+    reference: NYC flights' precipitation over 16 weeks) leaves a block with no tie end; it
+    crashed the drift step (max of an empty array) instead of waiting for the group's end."""
+    from include.retrainer.drift import _ks_wasserstein_sorted
+
+    rng = np.random.default_rng(14)
+    ref = np.sort(np.concatenate([np.zeros(900), rng.exponential(size=150)]))
+    cur = np.sort(np.concatenate([np.zeros(500), rng.exponential(1.3, size=200)]))
+    monkeypatch.setattr(drift_mod, "_MERGE_BLOCK_ELEMENTS", 256)  # the zeros span several blocks
+    d, w = _ks_wasserstein_sorted(ref, cur)
+    assert d == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=TOL)
+    assert w == pytest.approx(stats.wasserstein_distance(ref, cur), abs=TOL)
+
+
 def test_one_dimensional_input_is_one_column():
     rng = np.random.default_rng(13)
     a, b = rng.normal(size=100), rng.normal(size=90)
