@@ -181,6 +181,11 @@ def parse_times(s: pd.Series, dayfirst: bool | None = None) -> pd.Series | None:
 _YEAR_LAST = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?:\D|$)")
 
 
+def _year_last_fields(values: pd.Series) -> pd.DataFrame:
+    """The first two fields (columns 0, 1) of the values written with the year last, as integers."""
+    return values.astype(str).str.extract(_YEAR_LAST).dropna().astype(int)
+
+
 def date_order(values: pd.Series) -> str:
     """How the column's dates written with the year last order day and month, read from all of them.
 
@@ -190,10 +195,10 @@ def date_order(values: pd.Series) -> str:
     including when no day is above 12; ``"both"``: first fields above 12 in some values and
     second fields above 12 in others (two orders, or not dates at all: a clock, a score).
     """
-    fields = values.astype(str).str.extract(_YEAR_LAST).dropna()
+    fields = _year_last_fields(values)
     if fields.empty:
         return "month"
-    first, second = fields[0].astype(int), fields[1].astype(int)
+    first, second = fields[0], fields[1]
     if (first > 12).any() and (second > 12).any():
         return "both"
     return "day" if (first > 12).any() else "month"
@@ -201,7 +206,7 @@ def date_order(values: pd.Series) -> str:
 
 def _two_orders(column: str, values: pd.Series) -> str:
     """The named problem of a column whose dates are written both day first and month first."""
-    fields = values.astype(str).str.extract(_YEAR_LAST).dropna().astype(int)
+    fields = _year_last_fields(values)
     day = values[fields.index[(fields[0] > 12) & (fields[1] <= 12)]]
     month = values[fields.index[(fields[1] > 12) & (fields[0] <= 12)]]
     if day.empty or month.empty:
